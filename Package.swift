@@ -1,0 +1,75 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+/// Settings shared by every Swift target: Swift 6 language mode comes from the tools version;
+/// these upcoming features keep imports (and so C types) from leaking across module boundaries.
+let settings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "EndpointRegistry",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "endpoint-registry", targets: ["EndpointRegistryCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // MARK: C adapters (the only places that see C types)
+        .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        // MARK: Build-time embedding of migrations/ and openapi.yaml
+        .executableTarget(name: "EmbedFilesTool", swiftSettings: settings),
+        .plugin(name: "EmbedFiles", capability: .buildTool(), dependencies: ["EmbedFilesTool"]),
+        .target(name: "RegistryResources", swiftSettings: settings, plugins: ["EmbedFiles"]),
+
+        // MARK: Libraries
+        .target(name: "RegistryCore", swiftSettings: settings),
+        .target(
+            name: "RegistryStorage",
+            dependencies: ["RegistryCore", "CSQLite", "RegistryResources", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: settings
+        ),
+        .target(name: "HTTPServer", dependencies: ["CMicroHTTPD"], swiftSettings: settings),
+        .target(
+            name: "RegistryAPI",
+            dependencies: [
+                "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: settings
+        ),
+        .executableTarget(
+            name: "EndpointRegistryCLI",
+            dependencies: [
+                "RegistryAPI", "RegistryCore", "RegistryStorage", "HTTPServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: settings
+        ),
+
+        // MARK: Tests
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: settings),
+        .testTarget(name: "RegistryCoreTests", dependencies: ["RegistryCore"], swiftSettings: settings),
+        .testTarget(name: "RegistryStorageTests", dependencies: ["RegistryStorage", "RegistryCore"], swiftSettings: settings),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"], swiftSettings: settings),
+        .testTarget(
+            name: "RegistryAPITests",
+            dependencies: [
+                "RegistryAPI", "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources", "TestSupport",
+                "EndpointRegistryCLI", .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: settings
+        ),
+    ]
+)

@@ -1,0 +1,105 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import RegistryAPI
+
+/// `endpoint-registry`: the registry server and its offline tools.
+@main
+struct EndpointRegistry: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "endpoint-registry",
+        abstract: "A registry of external services that renders and pushes their Kubernetes Service and Endpoints objects.",
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self)
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the REST API.",
+        discussion: """
+            Every option can also be set through the environment variable named after it \
+            (e.g. ENDPOINT_REGISTRY_PORT for --port); a flag wins over the environment.
+            """)
+
+    @Option(help: "Numeric IPv4 or IPv6 address to listen on (default 127.0.0.1). [ENDPOINT_REGISTRY_HOST]")
+    var host: String?
+    @Option(help: "TCP port; 0 picks a free one and logs it (default 8080). [ENDPOINT_REGISTRY_PORT]")
+    var port: Int?
+    @Option(help: "SQLite database file; its directory is created (default ./data/registry.sqlite). [ENDPOINT_REGISTRY_DATABASE]")
+    var database: String?
+    @Option(
+        help: """
+            full: fsync every commit (survives power loss); normal: fsync at checkpoints (survives a process crash or kill -9, \
+            may lose the last commits on power loss). Default full. [ENDPOINT_REGISTRY_DURABILITY]
+            """)
+    var durability: String?
+    @Option(help: "Worker threads answering requests (default 2 x cores, at least 4). [ENDPOINT_REGISTRY_THREADS]")
+    var threads: Int?
+    @Option(help: "Largest request body in bytes; larger ones get 413 (default 4194304). [ENDPOINT_REGISTRY_MAX_BODY_BYTES]")
+    var maxBodyBytes: Int?
+    @Option(help: "Most connections served at once (default 1000). [ENDPOINT_REGISTRY_CONNECTION_LIMIT]")
+    var connectionLimit: Int?
+    @Option(help: "Seconds before an idle or stalled connection is closed (default 30). [ENDPOINT_REGISTRY_CONNECTION_TIMEOUT]")
+    var connectionTimeout: Int?
+    @Option(help: "trace, debug, info, notice, warning, error or critical (default info). [ENDPOINT_REGISTRY_LOG_LEVEL]")
+    var logLevel: String?
+    @Option(help: "text or json (default text). Logs go to stderr, one line per request. [ENDPOINT_REGISTRY_LOG_FORMAT]")
+    var logFormat: String?
+    @Option(help: "PEM certificate file; with --tls-key serves HTTPS. [ENDPOINT_REGISTRY_TLS_CERT]")
+    var tlsCert: String?
+    @Option(help: "PEM private key file for --tls-cert. [ENDPOINT_REGISTRY_TLS_KEY]")
+    var tlsKey: String?
+
+    func run() throws {
+        var flags = ServerConfiguration.Flags()
+        flags.host = host
+        flags.port = port
+        flags.database = database
+        flags.durability = durability
+        flags.threads = threads
+        flags.maxBodyBytes = maxBodyBytes
+        flags.connectionLimit = connectionLimit
+        flags.connectionTimeout = connectionTimeout
+        flags.logLevel = logLevel
+        flags.logFormat = logFormat
+        flags.tlsCert = tlsCert
+        flags.tlsKey = tlsKey
+        let configuration: ServerConfiguration
+        do {
+            configuration = try ServerConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StderrLogHandler(label: label, format: configuration.logFormat)
+            handler.logLevel = configuration.logLevel
+            return handler
+        }
+        let logger = Logger(label: "endpoint-registry")
+        let service: RegistryService
+        do {
+            service = try RegistryService(configuration: configuration, logger: logger)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        waitForTerminationSignal()
+        service.shutdown()
+    }
+
+    /// Blocks until SIGTERM or SIGINT arrives.
+    private func waitForTerminationSignal() {
+        let received = DispatchSemaphore(value: 0)
+        var sources: [any DispatchSourceSignal] = []
+        for signalNumber in [SIGTERM, SIGINT] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { received.signal() }
+            source.resume()
+            sources.append(source)
+        }
+        received.wait()
+        sources.forEach { $0.cancel() }
+    }
+}

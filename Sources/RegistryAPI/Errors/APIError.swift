@@ -1,0 +1,15 @@
+public import RegistryCore
+
+/// Failures decided by the HTTP layer itself (as opposed to domain or storage errors).
+public enum APIError: Error, Sendable {
+    case malformedBody(String)
+    case badRequest(String, field: String? = nil)
+    case notFound(String)
+    case routeNotFound(path: String)
+    case methodNotAllowed(method: String, allowed: [String])
+    case unsupportedMediaType(got: String?, expected: String)
+    case payloadTooLarge(limit: Int)
+    case conflict(String, field: String? = nil)
+    case preconditionFailed(String)
+    case unavailable(String)
+}

@@ -1,0 +1,87 @@
+public import Foundation
+public import HTTPServer
+public import RegistryCore
+
+/// Checks shared by the handlers: media types, bodies, conditional headers, query parameters.
+enum RequestChecks {
+    /// The media type without parameters, lower-cased (`application/json; charset=utf-8` → `application/json`).
+    static func mediaType(_ header: String?) -> String? {
+        guard let header else { return nil }
+        let type = header.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        return type?.isEmpty == false ? type : nil
+    }
+
+    static func requireContentType(_ request: HTTPRequest, _ expected: String) throws(APIError) {
+        let type = mediaType(request.headers["Content-Type"])
+        guard type == expected else { throw .unsupportedMediaType(got: request.headers["Content-Type"], expected: expected) }
+    }
+
+    /// The body parsed as JSON after checking its media type.
+    static func jsonBody(_ request: HTTPRequest, mediaType: String = "application/json") throws -> JSONValue {
+        try requireContentType(request, mediaType)
+        guard !request.body.isEmpty else { throw APIError.malformedBody("the request needs a JSON body") }
+        return try JSONParser.parse(request.body)
+    }
+
+    /// Entity tags listed in a conditional header (`*` kept as is).
+    static func entityTags(_ header: String) -> [String] {
+        header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// `If-Match` / `If-None-Match` on a write: 412 when the current state does not satisfy them.
+    static func checkWritePreconditions(_ request: HTTPRequest, current: ServiceRecord?) throws(APIError) {
+        if let ifMatch = request.headers["If-Match"] {
+            let tags = entityTags(ifMatch)
+            guard let current else {
+                throw .preconditionFailed("If-Match is set but the service does not exist")
+            }
+            guard tags.contains("*") || tags.contains(current.etag) else {
+                throw .preconditionFailed("If-Match \(ifMatch) does not match the current ETag \(current.etag); fetch the service again")
+            }
+        }
+        if let ifNoneMatch = request.headers["If-None-Match"], let current {
+            let tags = entityTags(ifNoneMatch).map(weakened)
+            if tags.contains("*") || tags.contains(weakened(current.etag)) {
+                throw .preconditionFailed("If-None-Match \(ifNoneMatch) matches the current service (ETag \(current.etag))")
+            }
+        }
+    }
+
+    /// True when `If-None-Match` on a read matches `etag` (weak comparison).
+    static func notModified(_ request: HTTPRequest, etag: String) -> Bool {
+        guard let header = request.headers["If-None-Match"] else { return false }
+        let tags = entityTags(header).map(weakened)
+        return tags.contains("*") || tags.contains(weakened(etag))
+    }
+
+    private static func weakened(_ tag: String) -> String {
+        tag.hasPrefix("W/") ? String(tag.dropFirst(2)) : tag
+    }
+
+    /// 400 for query parameters the route does not define (typos are errors, not silently ignored).
+    static func checkQuery(_ request: HTTPRequest, allowed: Set<String>) throws(APIError) {
+        let unknown = Set(request.query.map(\.name)).subtracting(allowed).sorted()
+        guard unknown.isEmpty else {
+            let known = allowed.isEmpty ? "this route takes none" : "known: \(allowed.sorted().joined(separator: ", "))"
+            throw .badRequest("unknown query parameter\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")) (\(known))", field: unknown[0])
+        }
+    }
+}
+
+/// Opaque pagination tokens: base64url of the last item's position.
+enum ContinueToken {
+    static func encode(_ namespace: String, _ name: String) -> String {
+        let json = JSONWriter.bytes(.object(JSONObject([("ns", .string(namespace)), ("n", .string(name))])))
+        return Data(json).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decode(_ token: String) -> (namespace: String, name: String)? {
+        var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64), case .object(let object)? = try? JSONParser.parse(Array(data)),
+            case .string(let namespace)? = object["ns"], case .string(let name)? = object["n"]
+        else { return nil }
+        return (namespace, name)
+    }
+}

@@ -1,0 +1,215 @@
+public import HTTPServer
+public import RegistryCore
+public import RegistryStorage
+
+/// Handlers of `/v1/services…`, one per OpenAPI operationId.
+struct ServiceHandlers: Sendable {
+    let store: ServiceStore
+
+    static func location(_ namespace: String, _ name: String) -> String { "/v1/services/\(namespace)/\(name)" }
+
+    /// Decodes a body into a service, reporting every problem at once.
+    private func decodeService(_ json: JSONValue) throws(ValidationFailure) -> ServiceInput {
+        switch ServiceDecoder.decode(json) {
+        case .success(let input): return input
+        case .failure(let failure): throw failure
+        }
+    }
+
+    /// Applies the echoed server-managed fields as preconditions (like `metadata.resourceVersion`).
+    private func checkEchoedFields(_ input: ServiceInput, current: ServiceRecord) throws(APIError) {
+        if let uid = input.uid, uid != current.uid {
+            throw .conflict("uid \(uid) does not match the stored service (uid \(current.uid)): it was deleted and created again", field: "uid")
+        }
+        if let revision = input.revision, revision != current.revision {
+            throw .conflict(
+                "the service has been modified (revision \(current.revision), the request says \(revision)); fetch it again and retry",
+                field: "revision")
+        }
+    }
+
+    /// - Remark: HTTP `POST /v1/services`
+    func createService(_ context: RequestContext) throws -> HTTPResponse {
+        let input = try decodeService(try RequestChecks.jsonBody(context.request))
+        let (record, document) = try store.create(input.service)
+        return Responses.json(201, document, etag: record.etag, location: Self.location(record.service.namespace, record.service.name))
+    }
+
+    /// - Remark: HTTP `GET /v1/services`
+    func listServices(_ context: RequestContext) throws -> HTTPResponse {
+        let request = context.request
+        let namespace = request.queryValue("namespace").flatMap { $0.isEmpty ? nil : $0 }
+        if let namespace, let problem = KubernetesNames.dns1123Label(namespace).first {
+            throw APIError.badRequest("namespace \"\(namespace)\": \(problem)", field: "namespace")
+        }
+        let selector = try LabelSelector(parsing: request.queryValue("labelSelector") ?? "")
+        var limit: Int? = nil
+        if let text = request.queryValue("limit") {
+            guard let value = Int(text), (1...10_000).contains(value) else {
+                throw APIError.badRequest("limit must be an integer from 1 to 10000, not \"\(text)\"", field: "limit")
+            }
+            limit = value
+        }
+        var after: ServiceKey? = nil
+        if let token = request.queryValue("continue"), !token.isEmpty {
+            guard let position = ContinueToken.decode(token) else {
+                throw APIError.badRequest("continue token is not one this server issued", field: "continue")
+            }
+            after = ServiceKey(namespace: position.namespace, name: position.name)
+        }
+        let page = try store.list(namespace: namespace, selector: selector, after: after, limit: limit)
+        let token = page.next.map { ContinueToken.encode($0.namespace, $0.name) }
+        return Responses.json(200, Responses.list(page.documents, continueToken: token))
+    }
+
+    /// - Remark: HTTP `GET /v1/services/{namespace}/{name}`
+    func getService(_ context: RequestContext) throws -> HTTPResponse {
+        let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
+        guard let stored = try store.document(namespace: namespace, name: name) else {
+            throw StoreError.notFound(namespace: namespace, name: name)
+        }
+        if RequestChecks.notModified(context.request, etag: stored.etag) { return Responses.notModified(etag: stored.etag) }
+        return Responses.json(200, stored.document, etag: stored.etag)
+    }
+
+    /// - Remark: HTTP `PUT /v1/services/{namespace}/{name}`
+    func replaceService(_ context: RequestContext) throws -> HTTPResponse {
+        let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
+        guard case .object(var object) = try RequestChecks.jsonBody(context.request) else {
+            throw ValidationFailure([FieldViolation("", .wrongType, "the body must be a JSON object")])
+        }
+        for (key, value) in [("namespace", namespace), ("name", name)] {
+            switch object[key] {
+            case nil, .null?: object[key] = .string(value)
+            case .string(let given)? where given != value:
+                throw APIError.badRequest("\(key) \"\(given)\" in the body does not match \"\(value)\" in the URL", field: key)
+            default: break
+            }
+        }
+        let input = try decodeService(.object(object))
+        let result = try store.update(namespace: namespace, name: name) { current in
+            try RequestChecks.checkWritePreconditions(context.request, current: current)
+            if let current {
+                try checkEchoedFields(input, current: current)
+            } else if input.revision != nil || input.uid != nil {
+                throw StoreError.notFound(namespace: namespace, name: name)
+            }
+            return input.service
+        }
+        return Responses.json(
+            result.created ? 201 : 200, result.document, etag: result.record.etag,
+            location: result.created ? Self.location(namespace, name) : nil)
+    }
+
+    /// - Remark: HTTP `PATCH /v1/services/{namespace}/{name}`
+    func patchService(_ context: RequestContext) throws -> HTTPResponse {
+        let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
+        let patch = try RequestChecks.jsonBody(context.request, mediaType: "application/merge-patch+json")
+        let result = try store.update(namespace: namespace, name: name) { current in
+            try RequestChecks.checkWritePreconditions(context.request, current: current)
+            guard let current else { throw StoreError.notFound(namespace: namespace, name: name) }
+            let patched = MergePatch.apply(patch, to: ServiceEncoder.json(current))
+            if case .object(let object) = patched {
+                for (key, value) in [("namespace", namespace), ("name", name)] where object[key] != .string(value) {
+                    throw APIError.badRequest("\(key) cannot be changed by PATCH; create a new service instead", field: key)
+                }
+            }
+            let input = try decodeService(patched)
+            try checkEchoedFields(input, current: current)
+            return input.service
+        }
+        return Responses.json(200, result.document, etag: result.record.etag)
+    }
+
+    /// - Remark: HTTP `DELETE /v1/services/{namespace}/{name}`
+    func deleteService(_ context: RequestContext) throws -> HTTPResponse {
+        try store.delete(namespace: context.parameter("namespace"), name: context.parameter("name")) { current in
+            try RequestChecks.checkWritePreconditions(context.request, current: current)
+        }
+        return Responses.noContent()
+    }
+
+    // MARK: - Addresses
+
+    /// - Remark: HTTP `GET /v1/services/{namespace}/{name}/addresses`
+    func listAddresses(_ context: RequestContext) throws -> HTTPResponse {
+        let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
+        guard let record = try store.record(namespace: namespace, name: name) else {
+            throw StoreError.notFound(namespace: namespace, name: name)
+        }
+        let items = record.service.addresses.map { JSONWriter.bytes(ServiceEncoder.json($0)) }
+        return Responses.json(200, Responses.list(items), etag: record.etag)
+    }
+
+    /// - Remark: HTTP `POST /v1/services/{namespace}/{name}/addresses`
+    func addAddress(_ context: RequestContext) throws -> HTTPResponse {
+        let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
+        let body = try RequestChecks.jsonBody(context.request)
+        let result = try store.update(namespace: namespace, name: name) { current in
+            try RequestChecks.checkWritePreconditions(context.request, current: current)
+            guard let current else { throw StoreError.notFound(namespace: namespace, name: name) }
+            var service = current.service
+            if service.type == .externalName {
+                throw ValidationFailure([FieldViolation("", .forbidden, "an ExternalName service has no addresses")])
+            }
+            let address: EndpointAddress
+            switch ServiceDecoder.decodeAddress(body, for: service) {
+            case .success(let decoded): address = decoded
+            case .failure(let failure): throw failure
+            }
+            if service.addresses.contains(address) { return service }
+            let ports = address.backendPorts(for: service.ports)
+            if let index = service.addresses.firstIndex(where: { $0.ip == address.ip && $0.backendPorts(for: service.ports) == ports }) {
+                throw APIError.conflict(
+                    "addresses[\(index)] already has \(address.ip) with the same backend ports but other attributes; DELETE it first or PATCH the service",
+                    field: "ip")
+            }
+            service.addresses.append(address)
+            let violations = ServiceValidator.validate(service)
+            if !violations.isEmpty { throw ValidationFailure(violations) }
+            return service
+        }
+        return Responses.json(
+            result.changed ? 201 : 200, result.document, etag: result.record.etag,
+            location: result.changed ? Self.location(namespace, name) + "/addresses" : nil)
+    }
+
+    /// - Remark: HTTP `DELETE /v1/services/{namespace}/{name}/addresses/{ip}`
+    func deleteAddress(_ context: RequestContext) throws -> HTTPResponse {
+        let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
+        let rawIP = context.parameter("ip")
+        guard let ip = try? IPAddress(parsing: rawIP) else {
+            throw APIError.badRequest("\"\(rawIP)\" is not a valid IPv4 or IPv6 address", field: "ip")
+        }
+        var port: Int? = nil
+        if let text = context.request.queryValue("port") {
+            guard let value = Int(text), (1...65535).contains(value) else {
+                throw APIError.badRequest("port must be an integer from 1 to 65535, not \"\(text)\"", field: "port")
+            }
+            port = value
+        }
+        let result = try store.update(namespace: namespace, name: name) { current in
+            try RequestChecks.checkWritePreconditions(context.request, current: current)
+            guard let current else { throw StoreError.notFound(namespace: namespace, name: name) }
+            var service = current.service
+            let matches = service.addresses.indices.filter { index in
+                let address = service.addresses[index]
+                guard address.ip == ip.description else { return false }
+                return port.map { address.backendPorts(for: service.ports).contains($0) } ?? true
+            }
+            guard !matches.isEmpty else {
+                throw APIError.notFound(
+                    "service \(namespace)/\(name) has no address \(ip)" + (port.map { " with backend port \($0)" } ?? ""))
+            }
+            guard matches.count == 1 else {
+                let ports = matches.map { service.addresses[$0].backendPorts(for: service.ports).map(String.init).joined(separator: "/") }
+                throw APIError.badRequest(
+                    "\(ip) is registered \(matches.count) times (backend ports \(ports.joined(separator: ", "))); add ?port= to choose one",
+                    field: "port")
+            }
+            service.addresses.remove(at: matches[0])
+            return service
+        }
+        return Responses.json(200, result.document, etag: result.record.etag)
+    }
+}

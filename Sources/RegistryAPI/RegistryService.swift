@@ -1,0 +1,47 @@
+public import Foundation
+public import HTTPServer
+public import Logging
+import RegistryResources
+public import RegistryStorage
+
+/// A running registry: the opened store and the listening HTTP server. This is the composition
+/// root used by `endpoint-registry serve` and by the end-to-end tests alike.
+public final class RegistryService: Sendable {
+    public let store: ServiceStore
+    public let server: HTTPServer
+    public let application: RegistryApplication
+    private let logger: Logger
+    private let configuration: ServerConfiguration
+
+    /// Opens the database (creating its directory), migrates it, and starts listening.
+    public init(configuration: ServerConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        let directory = URL(fileURLWithPath: configuration.databasePath).deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        store = try ServiceStore(
+            path: configuration.databasePath, durability: configuration.durability,
+            migrations: try Migration.parse(RegistryResources.migrations))
+        application = RegistryApplication(store: store, logger: logger)
+        server = try HTTPServer(configuration: configuration.http, handler: application)
+        let host = configuration.http.host.contains(":") ? "[\(configuration.http.host)]" : configuration.http.host
+        logger.notice(
+            "listening on \(configuration.http.tlsCertificatePEM == nil ? "http" : "https")://\(host):\(server.port)",
+            metadata: [
+                "port": "\(server.port)", "database": "\(configuration.databasePath)", "durability": "\(configuration.durability.rawValue)",
+                "threads": "\(configuration.http.threads)",
+            ])
+    }
+
+    /// Stops accepting, lets in-flight requests finish, then checkpoints the database.
+    public func shutdown() {
+        logger.notice("shutting down", metadata: ["inFlight": "\(server.requestsInFlight)"])
+        server.shutdown(deadline: .seconds(configuration.shutdownGraceSeconds))
+        do {
+            try store.checkpoint()
+        } catch {
+            logger.error("checkpoint at shutdown failed", metadata: ["error": "\(error)"])
+        }
+        logger.notice("stopped")
+    }
+}

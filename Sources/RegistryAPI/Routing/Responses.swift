@@ -1,0 +1,43 @@
+public import HTTPServer
+public import RegistryCore
+
+/// Builders for the responses the handlers send.
+enum Responses {
+    static let jsonType = "application/json"
+
+    static func json(_ status: Int, _ body: [UInt8], etag: String? = nil, location: String? = nil) -> HTTPResponse {
+        var headers = HTTPHeaders([("Content-Type", jsonType)])
+        if let etag { headers.add("ETag", etag) }
+        if let location { headers.add("Location", location) }
+        return HTTPResponse(status: status, headers: headers, body: body)
+    }
+
+    static func json(_ status: Int, _ value: JSONValue) -> HTTPResponse {
+        json(status, JSONWriter.bytes(value))
+    }
+
+    static func notModified(etag: String) -> HTTPResponse {
+        HTTPResponse(status: 304, headers: HTTPHeaders([("ETag", etag)]))
+    }
+
+    static func noContent() -> HTTPResponse {
+        HTTPResponse(status: 204)
+    }
+
+    /// `{"items":[…]}` (plus `continue` when set) from already-encoded items.
+    static func list(_ items: [[UInt8]], continueToken: String? = nil) -> [UInt8] {
+        var body: [UInt8] = Array(#"{"items":["#.utf8)
+        body.reserveCapacity(items.reduce(64) { $0 + $1.count + 1 })
+        for (index, item) in items.enumerated() {
+            if index > 0 { body.append(UInt8(ascii: ",")) }
+            body += item
+        }
+        body.append(UInt8(ascii: "]"))
+        if let continueToken {
+            body += Array(#","continue":"#.utf8)
+            JSONWriter.writeString(continueToken, into: &body)
+        }
+        body.append(UInt8(ascii: "}"))
+        return body
+    }
+}

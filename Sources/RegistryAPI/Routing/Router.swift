@@ -1,0 +1,77 @@
+public import HTTPServer
+
+/// What a handler gets: the request, the path parameters and the request id.
+public struct RequestContext: Sendable {
+    public var request: HTTPRequest
+    public var parameters: [String: String]
+    public var requestID: String
+
+    public func parameter(_ name: String) -> String { parameters[name] ?? "" }
+}
+
+/// A route: method, path template with `{parameter}` segments, the OpenAPI operationId, the
+/// query parameters it accepts, and its handler.
+public struct Route: Sendable {
+    public var method: String
+    public var template: String
+    public var operationID: String
+    public var queryParameters: Set<String>
+    let handler: @Sendable (RequestContext) throws -> HTTPResponse
+    let segments: [Segment]
+
+    enum Segment: Sendable, Equatable {
+        case literal(String)
+        case parameter(String)
+    }
+
+    init(
+        _ method: String, _ template: String, _ operationID: String, query: Set<String> = [],
+        handler: @escaping @Sendable (RequestContext) throws -> HTTPResponse
+    ) {
+        self.method = method
+        self.template = template
+        self.operationID = operationID
+        self.queryParameters = query
+        self.handler = handler
+        self.segments = template.split(separator: "/").map { part in
+            part.hasPrefix("{") && part.hasSuffix("}") ? .parameter(String(part.dropFirst().dropLast())) : .literal(String(part))
+        }
+    }
+
+    func match(_ pathSegments: [Substring]) -> [String: String]? {
+        guard pathSegments.count == segments.count else { return nil }
+        var parameters: [String: String] = [:]
+        for (segment, value) in zip(segments, pathSegments) {
+            switch segment {
+            case .literal(let literal): if literal != value { return nil }
+            case .parameter(let name): parameters[name] = String(value)
+            }
+        }
+        return parameters
+    }
+}
+
+/// Matches requests to routes: 404 when no path matches, 405 (with the allowed methods) when the
+/// path matches under other methods, 400 for query parameters the route does not define.
+public struct Router: Sendable {
+    public let routes: [Route]
+
+    public enum Match {
+        case found(Route, [String: String])
+        case notFound
+        case methodNotAllowed([String])
+    }
+
+    public func match(method: String, path: String) -> Match {
+        let pathSegments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        let segments = Array(pathSegments)
+        guard path.hasPrefix("/"), !segments.contains(where: \.isEmpty) else { return .notFound }
+        var allowed: [String] = []
+        for route in routes {
+            guard let parameters = route.match(segments) else { continue }
+            if route.method == method { return .found(route, parameters) }
+            allowed.append(route.method)
+        }
+        return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed)
+    }
+}

@@ -1,0 +1,115 @@
+public import Foundation
+public import HTTPServer
+public import Logging
+public import RegistryStorage
+
+/// Everything `endpoint-registry serve` can be told, resolved once from flags, then environment
+/// variables (`ENDPOINT_REGISTRY_*`), then defaults.
+public struct ServerConfiguration: Sendable {
+    public var http = HTTPServerConfiguration()
+    public var databasePath = "./data/registry.sqlite"
+    public var durability: Durability = .full
+    public var logLevel: Logger.Level = .info
+    public var logFormat: LogFormat = .text
+    /// How long shutdown waits for in-flight requests.
+    public var shutdownGraceSeconds = 10
+
+    public init() {
+        http.threads = max(4, ProcessInfo.processInfo.activeProcessorCount * 2)
+    }
+
+    /// A setting that could not be used, naming the flag and the environment variable.
+    public struct Invalid: Error, CustomStringConvertible {
+        public var setting: String
+        public var message: String
+        public var description: String { "\(setting): \(message)" }
+    }
+
+    /// Values given on the command line; nil means "not given".
+    public struct Flags: Sendable {
+        public var host: String?
+        public var port: Int?
+        public var database: String?
+        public var durability: String?
+        public var threads: Int?
+        public var maxBodyBytes: Int?
+        public var connectionLimit: Int?
+        public var connectionTimeout: Int?
+        public var logLevel: String?
+        public var logFormat: String?
+        public var tlsCert: String?
+        public var tlsKey: String?
+
+        public init() {}
+    }
+
+    /// Environment variable of each setting.
+    public static let environmentNames: [String: String] = [
+        "host": "ENDPOINT_REGISTRY_HOST", "port": "ENDPOINT_REGISTRY_PORT", "database": "ENDPOINT_REGISTRY_DATABASE",
+        "durability": "ENDPOINT_REGISTRY_DURABILITY", "threads": "ENDPOINT_REGISTRY_THREADS",
+        "max-body-bytes": "ENDPOINT_REGISTRY_MAX_BODY_BYTES", "connection-limit": "ENDPOINT_REGISTRY_CONNECTION_LIMIT",
+        "connection-timeout": "ENDPOINT_REGISTRY_CONNECTION_TIMEOUT", "log-level": "ENDPOINT_REGISTRY_LOG_LEVEL",
+        "log-format": "ENDPOINT_REGISTRY_LOG_FORMAT", "tls-cert": "ENDPOINT_REGISTRY_TLS_CERT", "tls-key": "ENDPOINT_REGISTRY_TLS_KEY",
+    ]
+
+    public static func resolve(flags: Flags, environment: [String: String]) throws(Invalid) -> ServerConfiguration {
+        var configuration = ServerConfiguration()
+        func text(_ name: String, _ flag: String?) -> String? {
+            flag ?? environment[environmentNames[name]!].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        func integer(_ name: String, _ flag: Int?, in range: ClosedRange<Int>) throws(Invalid) -> Int? {
+            let value: Int
+            if let flag {
+                value = flag
+            } else if let raw = text(name, nil) {
+                guard let parsed = Int(raw) else {
+                    throw Invalid(setting: "--\(name) / \(environmentNames[name]!)", message: "\"\(raw)\" is not an integer")
+                }
+                value = parsed
+            } else {
+                return nil
+            }
+            guard range.contains(value) else {
+                throw Invalid(setting: "--\(name) / \(environmentNames[name]!)", message: "\(value) is outside \(range.lowerBound)…\(range.upperBound)")
+            }
+            return value
+        }
+        func choice<T: RawRepresentable & CaseIterable>(_ name: String, _ flag: String?, _ type: T.Type) throws(Invalid) -> T?
+        where T.RawValue == String {
+            guard let raw = text(name, flag) else { return nil }
+            guard let value = T(rawValue: raw.lowercased()) else {
+                throw Invalid(
+                    setting: "--\(name) / \(environmentNames[name]!)",
+                    message: "\"\(raw)\" is not one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return value
+        }
+
+        if let host = text("host", flags.host) { configuration.http.host = host }
+        if let port = try integer("port", flags.port, in: 0...65535) { configuration.http.port = UInt16(port) }
+        if let database = text("database", flags.database) { configuration.databasePath = database }
+        if let durability = try choice("durability", flags.durability, Durability.self) { configuration.durability = durability }
+        if let threads = try integer("threads", flags.threads, in: 1...256) { configuration.http.threads = threads }
+        if let limit = try integer("max-body-bytes", flags.maxBodyBytes, in: 1024...(1 << 30)) { configuration.http.maxBodyBytes = limit }
+        if let limit = try integer("connection-limit", flags.connectionLimit, in: 1...100_000) { configuration.http.connectionLimit = limit }
+        if let timeout = try integer("connection-timeout", flags.connectionTimeout, in: 1...3600) {
+            configuration.http.connectionTimeoutSeconds = timeout
+        }
+        if let level = try choice("log-level", flags.logLevel, Logger.Level.self) { configuration.logLevel = level }
+        if let format = try choice("log-format", flags.logFormat, LogFormat.self) { configuration.logFormat = format }
+        let certificate = text("tls-cert", flags.tlsCert)
+        let key = text("tls-key", flags.tlsKey)
+        if (certificate == nil) != (key == nil) {
+            throw Invalid(setting: "--tls-cert / --tls-key", message: "give both the certificate and the key, or neither")
+        }
+        if let certificate, let key {
+            do {
+                configuration.http.tlsCertificatePEM = try String(contentsOfFile: certificate, encoding: .utf8)
+                configuration.http.tlsKeyPEM = try String(contentsOfFile: key, encoding: .utf8)
+            } catch {
+                throw Invalid(setting: "--tls-cert / --tls-key", message: "cannot read: \(error.localizedDescription)")
+            }
+        }
+        return configuration
+    }
+}

@@ -1,0 +1,64 @@
+/// A JSON document as parsed: object members keep their order, numbers keep their literal text
+/// (so no precision is lost and integers are told apart from fractions exactly).
+public enum JSONValue: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    /// The number's literal text, as validated by the parser (e.g. `8080`, `-1.5e3`).
+    case number(String)
+    case string(String)
+    case array([JSONValue])
+    case object(JSONObject)
+
+    /// A number value from an integer.
+    public static func integer(_ value: Int) -> JSONValue { .number(String(value)) }
+
+    /// The JSON type name used in error messages.
+    public var typeName: String {
+        switch self {
+        case .null: "null"
+        case .bool: "boolean"
+        case .number: "number"
+        case .string: "string"
+        case .array: "array"
+        case .object: "object"
+        }
+    }
+
+    /// The value as an exact integer, if it is a number without fraction or exponent that fits.
+    public var intValue: Int? {
+        guard case .number(let text) = self else { return nil }
+        return Int(text)
+    }
+}
+
+/// An ordered JSON object. Lookups are linear: the objects of this API are small.
+public struct JSONObject: Sendable, Equatable, Sequence {
+    public private(set) var members: [(key: String, value: JSONValue)]
+
+    public init(_ members: [(key: String, value: JSONValue)] = []) {
+        self.members = members
+    }
+
+    public subscript(key: String) -> JSONValue? {
+        get { members.first(where: { $0.key == key })?.value }
+        set {
+            if let index = members.firstIndex(where: { $0.key == key }) {
+                if let newValue { members[index].value = newValue } else { members.remove(at: index) }
+            } else if let newValue {
+                members.append((key, newValue))
+            }
+        }
+    }
+
+    public var keys: [String] { members.map(\.key) }
+    public var isEmpty: Bool { members.isEmpty }
+
+    public func makeIterator() -> IndexingIterator<[(key: String, value: JSONValue)]> {
+        members.makeIterator()
+    }
+
+    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
+        lhs.members.count == rhs.members.count
+            && lhs.members.allSatisfy { member in rhs[member.key] == member.value }
+    }
+}

@@ -1,0 +1,123 @@
+/// How the service is exposed inside the cluster.
+public enum ServiceType: String, Sendable, CaseIterable {
+    /// A virtual IP that kube-proxy balances over the addresses.
+    case clusterIP = "ClusterIP"
+    /// No virtual IP (`clusterIP: None`): DNS returns the addresses themselves.
+    case headless = "Headless"
+    /// A DNS CNAME to `externalName`; no addresses.
+    case externalName = "ExternalName"
+}
+
+/// Transport protocol of a port.
+public enum PortProtocol: String, Sendable, CaseIterable {
+    case tcp = "TCP"
+    case udp = "UDP"
+    case sctp = "SCTP"
+}
+
+/// A port of the Service. `targetPort` is the backend port used for addresses that do not
+/// override it.
+public struct ServicePort: Sendable, Equatable {
+    public var name: String?
+    public var `protocol`: PortProtocol
+    public var port: Int
+    public var targetPort: Int
+    public var appProtocol: String?
+
+    public init(name: String? = nil, protocol: PortProtocol = .tcp, port: Int, targetPort: Int? = nil, appProtocol: String? = nil) {
+        self.name = name
+        self.protocol = `protocol`
+        self.port = port
+        self.targetPort = targetPort ?? port
+        self.appProtocol = appProtocol
+    }
+}
+
+/// One backend of the service: an IP, optionally with its own backend port(s).
+public struct EndpointAddress: Sendable, Equatable {
+    /// Canonical text form (see `IPAddress`).
+    public var ip: String
+    /// Backend port for a single-port service, overriding the port's `targetPort`.
+    public var port: Int?
+    /// Backend port per service port name, for multi-port services.
+    public var ports: [String: Int]?
+    public var hostname: String?
+    public var zone: String?
+    /// `false` keeps the address registered but drained (not-ready).
+    public var ready: Bool
+
+    public init(
+        ip: String, port: Int? = nil, ports: [String: Int]? = nil, hostname: String? = nil, zone: String? = nil,
+        ready: Bool = true
+    ) {
+        self.ip = ip
+        self.port = port
+        self.ports = ports
+        self.hostname = hostname
+        self.zone = zone
+        self.ready = ready
+    }
+
+    /// The backend port this address serves for each of `servicePorts`, in their order.
+    public func backendPorts(for servicePorts: [ServicePort]) -> [Int] {
+        servicePorts.map { servicePort in
+            if servicePorts.count == 1, let port { return port }
+            if let name = servicePort.name, let override = ports?[name] { return override }
+            return servicePort.targetPort
+        }
+    }
+}
+
+/// The user-supplied description of an external service, identified by namespace and name.
+public struct ExternalService: Sendable, Equatable {
+    public static let defaultNamespace = "default"
+
+    public var namespace: String
+    public var name: String
+    public var description: String?
+    public var labels: [String: String]
+    public var annotations: [String: String]
+    public var type: ServiceType
+    public var externalName: String?
+    public var ports: [ServicePort]
+    public var addresses: [EndpointAddress]
+
+    public init(
+        namespace: String = ExternalService.defaultNamespace, name: String, description: String? = nil,
+        labels: [String: String] = [:], annotations: [String: String] = [:], type: ServiceType = .clusterIP,
+        externalName: String? = nil, ports: [ServicePort] = [], addresses: [EndpointAddress] = []
+    ) {
+        self.namespace = namespace
+        self.name = name
+        self.description = description
+        self.labels = labels
+        self.annotations = annotations
+        self.type = type
+        self.externalName = externalName
+        self.ports = ports
+        self.addresses = addresses
+    }
+}
+
+/// A stored service with the fields the server manages.
+public struct ServiceRecord: Sendable, Equatable {
+    public var service: ExternalService
+    /// Stable identity of this registration (a new one after delete and re-create).
+    public var uid: String
+    /// 1 on creation, +1 on every change.
+    public var revision: Int
+    /// RFC 3339 UTC timestamps.
+    public var createdAt: String
+    public var updatedAt: String
+
+    public init(service: ExternalService, uid: String, revision: Int, createdAt: String, updatedAt: String) {
+        self.service = service
+        self.uid = uid
+        self.revision = revision
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
+    /// Strong entity tag of this revision: changes with every write and across re-creation.
+    public var etag: String { "\"\(revision)-\(uid.prefix(8))\"" }
+}

@@ -1,0 +1,228 @@
+/// A decoded request body: the service plus the server-managed fields the client echoed back,
+/// which act as preconditions on update (`uid`, `revision`) or are ignored (timestamps).
+public struct ServiceInput: Sendable, Equatable {
+    public var service: ExternalService
+    public var uid: String?
+    public var revision: Int?
+}
+
+/// A request body that cannot be accepted, with every problem found.
+public struct ValidationFailure: Error, Sendable, Equatable {
+    public var violations: [FieldViolation]
+
+    public init(_ violations: [FieldViolation]) {
+        self.violations = violations
+    }
+
+    /// Unknown fields are a malformed request (400) rather than invalid values (422).
+    public var hasUnknownFields: Bool { violations.contains { $0.kind == .unknownField } }
+}
+
+/// Turns JSON into an `ExternalService`, applying defaults, collecting unknown fields and type
+/// errors, then running `ServiceValidator`: all problems are reported together.
+public enum ServiceDecoder {
+    public static func decode(_ json: JSONValue) -> Result<ServiceInput, ValidationFailure> {
+        let reader = Reader()
+        guard case .object(let object) = json else {
+            return .failure(ValidationFailure([FieldViolation("", .wrongType, "the body must be a JSON object, not \(json.typeName)")]))
+        }
+        let input = reader.service(object)
+        var violations = reader.violations
+        violations += ServiceValidator.validate(input.service, skippingTypeErrorsAt: reader.typeErrorPaths)
+        return violations.isEmpty ? .success(input) : .failure(ValidationFailure(violations))
+    }
+
+    /// Decodes a single address object, as posted to the addresses sub-resource.
+    public static func decodeAddress(_ json: JSONValue, for service: ExternalService) -> Result<EndpointAddress, ValidationFailure> {
+        let reader = Reader()
+        guard case .object(let object) = json else {
+            return .failure(ValidationFailure([FieldViolation("", .wrongType, "the body must be a JSON object, not \(json.typeName)")]))
+        }
+        let address = reader.address(object, path: "")
+        var violations = reader.violations
+        violations += ServiceValidator.validateAddress(address, path: "", in: service, skipping: reader.typeErrorPaths)
+        return violations.isEmpty ? .success(address) : .failure(ValidationFailure(violations))
+    }
+}
+
+/// Reads typed fields out of JSON objects, remembering what went wrong and where.
+private final class Reader {
+    var violations: [FieldViolation] = []
+    /// Fields whose type was wrong; validation skips them so each problem is reported once.
+    var typeErrorPaths: Set<String> = []
+
+    func join(_ base: String, _ key: String) -> String { base.isEmpty ? key : "\(base).\(key)" }
+
+    func typeError(_ path: String, expected: String, got value: JSONValue) {
+        typeErrorPaths.insert(path)
+        violations.append(FieldViolation(path, .wrongType, "must be \(expected), not \(value.typeName)"))
+    }
+
+    func checkKnown(_ object: JSONObject, path: String, known: Set<String>) {
+        for key in object.keys where !known.contains(key) {
+            violations.append(FieldViolation(join(path, key), .unknownField, "unknown field \"\(key)\""))
+        }
+    }
+
+    func string(_ object: JSONObject, _ key: String, path: String) -> String? {
+        switch object[key] {
+        case nil, .null?: return nil
+        case .string(let text)?: return text
+        case let other?: typeError(join(path, key), expected: "a string", got: other); return nil
+        }
+    }
+
+    func integer(_ value: JSONValue?, path: String) -> Int? {
+        switch value {
+        case nil, .null?: return nil
+        case .number?:
+            if let int = value?.intValue { return int }
+            typeErrorPaths.insert(path)
+            violations.append(FieldViolation(path, .wrongType, "must be an integer"))
+            return nil
+        case let other?: typeError(path, expected: "an integer", got: other); return nil
+        }
+    }
+
+    func bool(_ object: JSONObject, _ key: String, path: String) -> Bool? {
+        switch object[key] {
+        case nil, .null?: return nil
+        case .bool(let flag)?: return flag
+        case let other?: typeError(join(path, key), expected: "a boolean", got: other); return nil
+        }
+    }
+
+    func stringMap(_ object: JSONObject, _ key: String, path: String) -> [String: String] {
+        let fieldPath = join(path, key)
+        switch object[key] {
+        case nil, .null?: return [:]
+        case .object(let map)?:
+            var result: [String: String] = [:]
+            for member in map {
+                if case .string(let text) = member.value {
+                    result[member.key] = text
+                } else {
+                    typeError("\(fieldPath)[\(member.key)]", expected: "a string", got: member.value)
+                }
+            }
+            return result
+        case let other?: typeError(fieldPath, expected: "an object of strings", got: other); return [:]
+        }
+    }
+
+    func objects(_ object: JSONObject, _ key: String, path: String) -> [(JSONObject, String)] {
+        let fieldPath = join(path, key)
+        switch object[key] {
+        case nil, .null?: return []
+        case .array(let elements)?:
+            var result: [(JSONObject, String)] = []
+            for (index, element) in elements.enumerated() {
+                let elementPath = "\(fieldPath)[\(index)]"
+                if case .object(let item) = element {
+                    result.append((item, elementPath))
+                } else {
+                    typeError(elementPath, expected: "an object", got: element)
+                }
+            }
+            return result
+        case let other?: typeError(fieldPath, expected: "an array", got: other); return []
+        }
+    }
+
+    func enumeration<E: RawRepresentable & CaseIterable>(_ object: JSONObject, _ key: String, path: String, default value: E) -> E
+    where E.RawValue == String {
+        guard let text = string(object, key, path: path) else { return value }
+        if let parsed = E(rawValue: text) { return parsed }
+        let supported = E.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+        typeErrorPaths.insert(join(path, key))
+        violations.append(FieldViolation(join(path, key), .notSupported, "unsupported value \"\(text)\": supported values: \(supported)"))
+        return value
+    }
+
+    static let serviceFields: Set<String> = [
+        "namespace", "name", "description", "labels", "annotations", "type", "externalName", "ports", "addresses",
+        "uid", "revision", "createdAt", "updatedAt",
+    ]
+
+    func service(_ object: JSONObject) -> ServiceInput {
+        checkKnown(object, path: "", known: Reader.serviceFields)
+        let namespace = string(object, "namespace", path: "") ?? ExternalService.defaultNamespace
+        let name = string(object, "name", path: "") ?? ""
+        if object["name"] == nil || object["name"] == .null {
+            typeErrorPaths.insert("name")
+            violations.append(FieldViolation("name", .required, "is required"))
+        }
+        let service = ExternalService(
+            namespace: namespace,
+            name: name,
+            description: string(object, "description", path: ""),
+            labels: stringMap(object, "labels", path: ""),
+            annotations: stringMap(object, "annotations", path: ""),
+            type: enumeration(object, "type", path: "", default: ServiceType.clusterIP),
+            externalName: string(object, "externalName", path: ""),
+            ports: objects(object, "ports", path: "").map { port($0.0, path: $0.1) },
+            addresses: objects(object, "addresses", path: "").map { address($0.0, path: $0.1) })
+        _ = string(object, "createdAt", path: "")
+        _ = string(object, "updatedAt", path: "")
+        return ServiceInput(
+            service: service, uid: string(object, "uid", path: ""), revision: integer(object["revision"], path: "revision"))
+    }
+
+    func port(_ object: JSONObject, path: String) -> ServicePort {
+        checkKnown(object, path: path, known: ["name", "protocol", "port", "targetPort", "appProtocol"])
+        let number = integer(object["port"], path: join(path, "port"))
+        if number == nil && !typeErrorPaths.contains(join(path, "port")) {
+            typeErrorPaths.insert(join(path, "port"))
+            violations.append(FieldViolation(join(path, "port"), .required, "is required"))
+        }
+        let name = string(object, "name", path: path)
+        return ServicePort(
+            name: name?.isEmpty == true ? nil : name,
+            protocol: enumeration(object, "protocol", path: path, default: PortProtocol.tcp),
+            port: number ?? 0,
+            targetPort: integer(object["targetPort"], path: join(path, "targetPort")),
+            appProtocol: string(object, "appProtocol", path: path))
+    }
+
+    func address(_ object: JSONObject, path: String) -> EndpointAddress {
+        checkKnown(object, path: path, known: ["ip", "port", "ports", "hostname", "zone", "ready"])
+        let rawIP = string(object, "ip", path: path)
+        if rawIP == nil && !typeErrorPaths.contains(join(path, "ip")) {
+            typeErrorPaths.insert(join(path, "ip"))
+            violations.append(FieldViolation(join(path, "ip"), .required, "is required"))
+        }
+        var ports: [String: Int]? = nil
+        let portsPath = join(path, "ports")
+        switch object["ports"] {
+        case nil, .null?: break
+        case .object(let map)?:
+            var result: [String: Int] = [:]
+            for member in map {
+                if let value = integer(member.value, path: "\(portsPath).\(member.key)") { result[member.key] = value }
+            }
+            ports = result
+        case let other?: typeError(portsPath, expected: "an object mapping port names to port numbers", got: other)
+        }
+        let canonical = rawIP.flatMap { try? IPAddress(parsing: $0) }.map(\.description)
+        return EndpointAddress(
+            ip: canonical ?? rawIP ?? "",
+            port: integer(object["port"], path: join(path, "port")),
+            ports: ports,
+            hostname: string(object, "hostname", path: path),
+            zone: string(object, "zone", path: path),
+            ready: bool(object, "ready", path: path) ?? true)
+    }
+}
+
+extension ServiceDecoder {
+    /// Reads back a document written by `ServiceEncoder`, without re-validating it (rules may
+    /// have tightened since it was stored; stored data must stay readable).
+    public static func storedRecord(_ json: JSONValue) -> ServiceRecord? {
+        guard case .object(let object) = json else { return nil }
+        let input = Reader().service(object)
+        guard case .string(let uid)? = object["uid"], let revision = object["revision"]?.intValue,
+            case .string(let createdAt)? = object["createdAt"], case .string(let updatedAt)? = object["updatedAt"]
+        else { return nil }
+        return ServiceRecord(service: input.service, uid: uid, revision: revision, createdAt: createdAt, updatedAt: updatedAt)
+    }
+}

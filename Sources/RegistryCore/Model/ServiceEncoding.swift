@@ -1,0 +1,54 @@
+/// The API's JSON form of services, with a fixed member order so that output is byte-for-byte
+/// stable. Defaults are written out (`protocol`, `targetPort`, `ready`) so that what is read
+/// back can be sent again unchanged.
+public enum ServiceEncoder {
+    public static func json(_ record: ServiceRecord) -> JSONValue {
+        var object = JSONObject()
+        let service = record.service
+        object["namespace"] = .string(service.namespace)
+        object["name"] = .string(service.name)
+        object["uid"] = .string(record.uid)
+        object["revision"] = .integer(record.revision)
+        object["createdAt"] = .string(record.createdAt)
+        object["updatedAt"] = .string(record.updatedAt)
+        if let description = service.description { object["description"] = .string(description) }
+        object["type"] = .string(service.type.rawValue)
+        if let externalName = service.externalName { object["externalName"] = .string(externalName) }
+        object["labels"] = stringMap(service.labels)
+        object["annotations"] = stringMap(service.annotations)
+        object["ports"] = .array(service.ports.map(json))
+        object["addresses"] = .array(service.addresses.map(json))
+        return .object(object)
+    }
+
+    public static func bytes(_ record: ServiceRecord) -> [UInt8] {
+        JSONWriter.bytes(json(record))
+    }
+
+    public static func json(_ port: ServicePort) -> JSONValue {
+        var object = JSONObject()
+        if let name = port.name { object["name"] = .string(name) }
+        object["protocol"] = .string(port.protocol.rawValue)
+        object["port"] = .integer(port.port)
+        object["targetPort"] = .integer(port.targetPort)
+        if let appProtocol = port.appProtocol { object["appProtocol"] = .string(appProtocol) }
+        return .object(object)
+    }
+
+    public static func json(_ address: EndpointAddress) -> JSONValue {
+        var object = JSONObject()
+        object["ip"] = .string(address.ip)
+        if let port = address.port { object["port"] = .integer(port) }
+        if let ports = address.ports {
+            object["ports"] = .object(JSONObject(ports.keys.sorted().map { ($0, .integer(ports[$0]!)) }))
+        }
+        if let hostname = address.hostname { object["hostname"] = .string(hostname) }
+        if let zone = address.zone { object["zone"] = .string(zone) }
+        object["ready"] = .bool(address.ready)
+        return .object(object)
+    }
+
+    static func stringMap(_ map: [String: String]) -> JSONValue {
+        .object(JSONObject(map.keys.sorted().map { ($0, .string(map[$0]!)) }))
+    }
+}

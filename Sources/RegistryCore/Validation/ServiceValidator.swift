@@ -1,0 +1,199 @@
+/// The rules an external service must satisfy: the API server's rules for the objects it will
+/// become (see `shared/reference/kubernetes-api.md` §2), plus the registry's own consistency rules.
+public enum ServiceValidator {
+    public static let maxPorts = 100
+    public static let maxDescriptionBytes = 4096
+    public static let maxAnnotationBytes = 256 * 1024
+
+    /// Every violation in `service`. Paths in `skipping` already have a (type) error reported.
+    public static func validate(_ service: ExternalService, skippingTypeErrorsAt skipping: Set<String> = []) -> [FieldViolation] {
+        var violations: [FieldViolation] = []
+        func add(_ field: String, _ kind: FieldViolation.Kind, _ messages: [String]) {
+            violations += messages.map { FieldViolation(field, kind, $0) }
+        }
+        if !skipping.contains("namespace") {
+            add("namespace", .invalid, KubernetesNames.dns1123Label(service.namespace).map { "\"\(service.namespace)\": \($0)" })
+        }
+        if !skipping.contains("name") {
+            add("name", .invalid, KubernetesNames.dns1035Label(service.name).map { "\"\(service.name)\": \($0)" })
+        }
+        if let description = service.description, description.utf8.count > maxDescriptionBytes {
+            add("description", .tooLong, ["must be no more than \(maxDescriptionBytes) bytes"])
+        }
+        for key in service.labels.keys.sorted() {
+            add("labels[\(key)]", .invalid, KubernetesNames.qualifiedName(key).map { "key \"\(key)\": \($0)" })
+            add("labels[\(key)]", .invalid, KubernetesNames.labelValue(service.labels[key]!).map { "value \"\(service.labels[key]!)\": \($0)" })
+        }
+        var annotationBytes = 0
+        for key in service.annotations.keys.sorted() {
+            add("annotations[\(key)]", .invalid, KubernetesNames.qualifiedName(key.lowercased()).map { "key \"\(key)\": \($0)" })
+            annotationBytes += key.utf8.count + service.annotations[key]!.utf8.count
+        }
+        if annotationBytes > maxAnnotationBytes {
+            add("annotations", .tooLong, ["may not be more than \(maxAnnotationBytes) bytes in total (keys and values), got \(annotationBytes)"])
+        }
+        violations += validateExternalName(service)
+        violations += validatePorts(service, skipping: skipping)
+        violations += validateAddresses(service, skipping: skipping)
+        return violations
+    }
+
+    private static func validateExternalName(_ service: ExternalService) -> [FieldViolation] {
+        guard service.type == .externalName else {
+            if service.externalName != nil {
+                return [FieldViolation("externalName", .forbidden, "may only be set when type is \"ExternalName\"")]
+            }
+            return []
+        }
+        guard let externalName = service.externalName, !externalName.isEmpty else {
+            return [FieldViolation("externalName", .required, "is required when type is \"ExternalName\"")]
+        }
+        if (try? IPAddress(parsing: externalName)) != nil {
+            return [
+                FieldViolation(
+                    "externalName", .invalid,
+                    "\"\(externalName)\": must be a DNS name, not an IP address; register the IP as an address of a ClusterIP or Headless service instead")
+            ]
+        }
+        let name = externalName.hasSuffix(".") ? String(externalName.dropLast()) : externalName
+        return KubernetesNames.dns1123Subdomain(name).map { FieldViolation("externalName", .invalid, "\"\(externalName)\": \($0)") }
+    }
+
+    private static func validatePorts(_ service: ExternalService, skipping: Set<String>) -> [FieldViolation] {
+        var violations: [FieldViolation] = []
+        let ports = service.ports
+        if ports.isEmpty && service.type == .clusterIP {
+            violations.append(FieldViolation("ports", .required, "at least one port is required for type \"ClusterIP\""))
+        }
+        if ports.count > maxPorts {
+            violations.append(FieldViolation("ports", .tooMany, "must have at most \(maxPorts) ports, got \(ports.count)"))
+        }
+        var names: [String: Int] = [:]
+        var numbers: [String: Int] = [:]
+        for (index, port) in ports.enumerated() {
+            let path = "ports[\(index)]"
+            if let name = port.name {
+                violations += KubernetesNames.dns1123Label(name).map { FieldViolation("\(path).name", .invalid, "\"\(name)\": \($0)") }
+                if let first = names[name] {
+                    violations.append(FieldViolation("\(path).name", .duplicate, "\"\(name)\" is already the name of ports[\(first)]"))
+                } else {
+                    names[name] = index
+                }
+            } else if ports.count > 1 {
+                violations.append(FieldViolation("\(path).name", .required, "is required when the service has more than one port"))
+            }
+            if !skipping.contains("\(path).port") {
+                if !(1...65535).contains(port.port) {
+                    violations.append(FieldViolation("\(path).port", .invalid, "\(port.port): must be between 1 and 65535, inclusive"))
+                } else {
+                    let key = "\(port.protocol.rawValue)/\(port.port)"
+                    if let first = numbers[key] {
+                        violations.append(
+                            FieldViolation("\(path).port", .duplicate, "\(port.port)/\(port.protocol.rawValue) is already used by ports[\(first)]"))
+                    } else {
+                        numbers[key] = index
+                    }
+                }
+            }
+            if !skipping.contains("\(path).targetPort"), port.targetPort != port.port || skipping.contains("\(path).port"),
+                !(1...65535).contains(port.targetPort)
+            {
+                violations.append(FieldViolation("\(path).targetPort", .invalid, "\(port.targetPort): must be between 1 and 65535, inclusive"))
+            }
+            if let appProtocol = port.appProtocol {
+                violations += KubernetesNames.qualifiedName(appProtocol).map {
+                    FieldViolation("\(path).appProtocol", .invalid, "\"\(appProtocol)\": \($0)")
+                }
+            }
+        }
+        return violations
+    }
+
+    private static func validateAddresses(_ service: ExternalService, skipping: Set<String>) -> [FieldViolation] {
+        if service.type == .externalName && !service.addresses.isEmpty {
+            return [FieldViolation("addresses", .forbidden, "must be empty when type is \"ExternalName\" (DNS answers with a CNAME)")]
+        }
+        var violations: [FieldViolation] = []
+        var seen: [AddressKey: Int] = [:]
+        for (index, address) in service.addresses.enumerated() {
+            let path = "addresses[\(index)]"
+            let problems = validateAddress(address, path: path, in: service, skipping: skipping)
+            violations += problems
+            guard problems.isEmpty else { continue }
+            let key = AddressKey(ip: address.ip, ports: address.backendPorts(for: service.ports))
+            if let first = seen[key] {
+                violations.append(
+                    FieldViolation(path, .duplicate, "\(address.ip) with the same backend ports is already addresses[\(first)]"))
+            } else {
+                seen[key] = index
+            }
+        }
+        return violations
+    }
+
+    /// The identity of an address: the same IP may appear again only with other backend ports.
+    struct AddressKey: Hashable {
+        var ip: String
+        var ports: [Int]
+    }
+
+    /// Violations of one address within `service` (duplicates aside).
+    public static func validateAddress(_ address: EndpointAddress, path: String, in service: ExternalService, skipping: Set<String> = [])
+        -> [FieldViolation]
+    {
+        func field(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
+        var violations: [FieldViolation] = []
+        if !skipping.contains(field("ip")) {
+            do {
+                let parsed = try IPAddress(parsing: address.ip)
+                if let reason = parsed.specialUseReason {
+                    violations.append(FieldViolation(field("ip"), .invalid, "\"\(address.ip)\": may not be a \(reason)"))
+                }
+            } catch {
+                let detail =
+                    switch error {
+                    case .leadingZeros: "IPv4 octets may not have leading zeros (ambiguous: octal or decimal)"
+                    case .ipv4Mapped: "IPv4-mapped IPv6 addresses are not allowed; use the plain IPv4 address"
+                    case .zone: "zone identifiers (%…) are not allowed"
+                    case .syntax: "must be a valid IPv4 or IPv6 address"
+                    }
+                violations.append(FieldViolation(field("ip"), .invalid, "\"\(address.ip)\": \(detail)"))
+            }
+        }
+        if let port = address.port, !skipping.contains(field("port")) {
+            if address.ports != nil {
+                violations.append(FieldViolation(field("port"), .forbidden, "may not be combined with \"ports\""))
+            } else if service.ports.count != 1 {
+                violations.append(
+                    FieldViolation(
+                        field("port"), .forbidden,
+                        "only for services with exactly one port (this one has \(service.ports.count)); use \"ports\" to map port names to backend ports"))
+            } else if !(1...65535).contains(port) {
+                violations.append(FieldViolation(field("port"), .invalid, "\(port): must be between 1 and 65535, inclusive"))
+            }
+        }
+        if let ports = address.ports {
+            let names = Set(service.ports.compactMap(\.name))
+            for name in ports.keys.sorted() {
+                let portPath = "\(field("ports")).\(name)"
+                if !names.contains(name) {
+                    let known = names.isEmpty ? "the service has no named ports" : "known: \(names.sorted().joined(separator: ", "))"
+                    violations.append(FieldViolation(portPath, .invalid, "no service port is named \"\(name)\" (\(known))"))
+                } else if !(1...65535).contains(ports[name]!) {
+                    violations.append(FieldViolation(portPath, .invalid, "\(ports[name]!): must be between 1 and 65535, inclusive"))
+                }
+            }
+        }
+        if let hostname = address.hostname {
+            violations += KubernetesNames.dns1123Label(hostname).map { FieldViolation(field("hostname"), .invalid, "\"\(hostname)\": \($0)") }
+        }
+        if let zone = address.zone {
+            if zone.isEmpty {
+                violations.append(FieldViolation(field("zone"), .invalid, "must not be empty when given"))
+            } else {
+                violations += KubernetesNames.labelValue(zone).map { FieldViolation(field("zone"), .invalid, "\"\(zone)\": \($0)") }
+            }
+        }
+        return violations
+    }
+}

@@ -1,0 +1,304 @@
+public import Foundation
+public import RegistryCore
+import Synchronization
+
+/// Errors of the service store that callers branch on.
+public enum StoreError: Error, Sendable, CustomStringConvertible {
+    case notFound(namespace: String, name: String)
+    case alreadyExists(namespace: String, name: String)
+    /// A stored document could not be read back (written by an incompatible build).
+    case unreadable(namespace: String, name: String)
+    case database(SQLiteError)
+    case migration(MigrationError)
+
+    public var description: String {
+        switch self {
+        case .notFound(let namespace, let name): "service \(namespace)/\(name) not found"
+        case .alreadyExists(let namespace, let name): "service \(namespace)/\(name) already exists"
+        case .unreadable(let namespace, let name): "stored service \(namespace)/\(name) could not be decoded"
+        case .database(let error): error.description
+        case .migration(let error): error.description
+        }
+    }
+}
+
+/// How hard a commit is pushed to disk before it is acknowledged. Both keep every acknowledged
+/// write across a crash of the process (`kill -9`), since the WAL is in the OS's page cache.
+public enum Durability: String, Sendable, CaseIterable {
+    /// `synchronous=FULL`: the WAL is fsynced on every commit; also survives power loss.
+    case full
+    /// `synchronous=NORMAL`: fsync at checkpoints only; the last commits may be lost on power loss.
+    case normal
+}
+
+/// A service as stored: its API document (served as is) and the values needed to answer
+/// conditional requests without decoding it.
+public struct StoredDocument: Sendable {
+    public var document: [UInt8]
+    public var etag: String
+    public var revision: Int
+}
+
+/// One page of a listing, in (namespace, name) order.
+public struct ServicePage: Sendable {
+    public var documents: [[UInt8]]
+    /// Position of the last item, when more items follow.
+    public var next: ServiceKey?
+}
+
+/// A position in the (namespace, name) order.
+public struct ServiceKey: Sendable, Equatable, Hashable {
+    public var namespace: String
+    public var name: String
+
+    public init(namespace: String, name: String) {
+        self.namespace = namespace
+        self.name = name
+    }
+}
+
+/// What an update decided.
+public struct UpdateResult: Sendable {
+    public var record: ServiceRecord
+    public var document: [UInt8]
+    /// False when the update changed nothing (the revision was not bumped).
+    public var changed: Bool
+    /// True when the service did not exist and was created.
+    public var created: Bool
+}
+
+/// Durable storage of external services in SQLite (WAL mode): one writer connection behind a
+/// lock, so writers never contend for SQLite's lock, and a pool of read connections.
+public final class ServiceStore: Sendable {
+    private let writer: Mutex<ConnectionBox>
+    private let readers: ConnectionPool
+    private let now: @Sendable () -> Date
+
+    /// Opens (creating if needed) the database at `path`, applies pending migrations and
+    /// refuses a database this binary cannot handle.
+    public init(
+        path: String, durability: Durability = .full, migrations: [Migration],
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) throws(StoreError) {
+        self.now = now
+        let connection: SQLiteConnection
+        do {
+            connection = try SQLiteConnection(path: path)
+            try connection.execute(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=\(durability == .full ? "FULL" : "NORMAL"); PRAGMA foreign_keys=ON;")
+        } catch {
+            throw .database(error)
+        }
+        do {
+            try Migrator(migrations: migrations).migrate(connection, now: ServiceStore.timestamp(now()))
+        } catch {
+            throw .migration(error)
+        }
+        writer = Mutex(ConnectionBox(connection))
+        readers = ConnectionPool { () throws(SQLiteError) in
+            let reader = try SQLiteConnection(path: path, readOnly: true)
+            try reader.execute("PRAGMA query_only=ON")
+            return reader
+        }
+    }
+
+    /// RFC 3339 in UTC with seconds, as the Kubernetes API writes timestamps.
+    static func timestamp(_ date: Date) -> String {
+        date.formatted(.iso8601)
+    }
+
+    private func read<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws(StoreError) -> T {
+        do {
+            return try readers.with(body)
+        } catch let error as StoreError {
+            throw error
+        } catch let error as SQLiteError {
+            throw .database(error)
+        } catch {
+            throw .database(SQLiteError(code: 1, message: "\(error)", sql: nil))
+        }
+    }
+
+    private func write<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        do {
+            return try writer.withLock { box in try box.connection.transaction { try body(box.connection) } }
+        } catch let error as SQLiteError {
+            throw StoreError.database(error)
+        }
+    }
+
+    // MARK: - Reads
+
+    /// Checks that the database answers a query.
+    public func ping() throws(StoreError) {
+        try read { connection in _ = try connection.prepare("SELECT count(*) FROM schema_migrations").step() }
+    }
+
+    /// The stored document of one service, if it exists.
+    public func document(namespace: String, name: String) throws(StoreError) -> StoredDocument? {
+        try read { connection in
+            let statement = try connection.prepare("SELECT document, revision, uid FROM services WHERE namespace = ? AND name = ?")
+            try statement.bind(.text(namespace), .text(name))
+            guard try statement.step() else { return nil }
+            let revision = statement.int(1)
+            return StoredDocument(document: statement.blob(0), etag: etag(revision: revision, uid: statement.text(2)), revision: revision)
+        }
+    }
+
+    private func etag(revision: Int, uid: String) -> String { "\"\(revision)-\(uid.prefix(8))\"" }
+
+    /// One service, decoded.
+    public func record(namespace: String, name: String) throws(StoreError) -> ServiceRecord? {
+        guard let stored = try document(namespace: namespace, name: name) else { return nil }
+        return try decode(stored.document, namespace: namespace, name: name)
+    }
+
+    private func decode(_ document: [UInt8], namespace: String, name: String) throws(StoreError) -> ServiceRecord {
+        guard let json = try? JSONParser.parse(document), let record = ServiceDecoder.storedRecord(json) else {
+            throw .unreadable(namespace: namespace, name: name)
+        }
+        return record
+    }
+
+    /// Services in (namespace, name) order after `after`, filtered by namespace and selector.
+    /// At most `limit` items (all when nil); `next` is set when more match.
+    public func list(namespace: String?, selector: LabelSelector, after: ServiceKey?, limit: Int?) throws(StoreError) -> ServicePage {
+        try read { connection in
+            var documents: [[UInt8]] = []
+            var lastKey: ServiceKey? = after
+            var position = after ?? ServiceKey(namespace: "", name: "")
+            let batch = min(max((limit ?? 500) + 1, 64), 1000)
+            while true {
+                let statement = try connection.prepare(
+                    """
+                    SELECT namespace, name, labels, document FROM services
+                    WHERE (?1 IS NULL OR namespace = ?1) AND (namespace, name) > (?2, ?3)
+                    ORDER BY namespace, name LIMIT ?4
+                    """)
+                try statement.bind(
+                    namespace.map { .text($0) } ?? .null, .text(position.namespace), .text(position.name), .integer(batch))
+                var rows = 0
+                while try statement.step() {
+                    rows += 1
+                    position = ServiceKey(namespace: statement.text(0), name: statement.text(1))
+                    if !selector.requirements.isEmpty {
+                        let labels = ServiceStore.labels(fromJSON: statement.text(2))
+                        guard selector.matches(labels) else { continue }
+                    }
+                    if let limit, documents.count == limit {
+                        return ServicePage(documents: documents, next: lastKey)
+                    }
+                    documents.append(statement.blob(3))
+                    lastKey = position
+                }
+                if rows < batch { return ServicePage(documents: documents, next: nil) }
+            }
+        }
+    }
+
+    static func labels(fromJSON text: String) -> [String: String] {
+        guard case .object(let object)? = try? JSONParser.parse(Array(text.utf8)) else { return [:] }
+        var labels: [String: String] = [:]
+        for member in object {
+            if case .string(let value) = member.value { labels[member.key] = value }
+        }
+        return labels
+    }
+
+    /// Number of stored services.
+    public func count() throws(StoreError) -> Int {
+        try read { connection in
+            let statement = try connection.prepare("SELECT count(*) FROM services")
+            _ = try statement.step()
+            return statement.int(0)
+        }
+    }
+
+    // MARK: - Writes
+
+    /// Stores a new service with revision 1.
+    public func create(_ service: ExternalService) throws -> (record: ServiceRecord, document: [UInt8]) {
+        try write { connection in
+            if try existing(connection, namespace: service.namespace, name: service.name) != nil {
+                throw StoreError.alreadyExists(namespace: service.namespace, name: service.name)
+            }
+            return try insert(service, at: ServiceStore.timestamp(now()), into: connection)
+        }
+    }
+
+    /// Reads the current record (nil if absent) and stores what `transform` returns, all in one
+    /// transaction under the write lock. The revision is bumped only if the service changed.
+    /// `transform` may throw to abort (nothing is written).
+    public func update(
+        namespace: String, name: String, _ transform: (ServiceRecord?) throws -> ExternalService
+    ) throws -> UpdateResult {
+        try write { connection in
+            let current = try existing(connection, namespace: namespace, name: name)
+            let service = try transform(current)
+            let time = ServiceStore.timestamp(now())
+            if let current {
+                if service == current.service {
+                    return UpdateResult(record: current, document: ServiceEncoder.bytes(current), changed: false, created: false)
+                }
+                var record = current
+                record.service = service
+                record.revision += 1
+                record.updatedAt = time
+                let document = ServiceEncoder.bytes(record)
+                try connection.prepare(
+                    "UPDATE services SET revision = ?, updated_at = ?, labels = ?, document = ? WHERE namespace = ? AND name = ?"
+                ).bind(
+                    .integer(record.revision), .text(time), .text(ServiceStore.labelsJSON(service.labels)), .blob(document),
+                    .text(namespace), .text(name)
+                ).run()
+                return UpdateResult(record: record, document: document, changed: true, created: false)
+            }
+            let (record, document) = try insert(service, at: time, into: connection)
+            return UpdateResult(record: record, document: document, changed: true, created: true)
+        }
+    }
+
+    /// Deletes a service after `check` accepts its current record (it may throw to refuse).
+    public func delete(namespace: String, name: String, _ check: (ServiceRecord) throws -> Void = { _ in }) throws {
+        try write { connection in
+            guard let current = try existing(connection, namespace: namespace, name: name) else {
+                throw StoreError.notFound(namespace: namespace, name: name)
+            }
+            try check(current)
+            try connection.prepare("DELETE FROM services WHERE namespace = ? AND name = ?").bind(.text(namespace), .text(name)).run()
+        }
+    }
+
+    private func insert(_ service: ExternalService, at time: String, into connection: SQLiteConnection) throws
+        -> (record: ServiceRecord, document: [UInt8])
+    {
+        let record = ServiceRecord(service: service, uid: UUID().uuidString.lowercased(), revision: 1, createdAt: time, updatedAt: time)
+        let document = ServiceEncoder.bytes(record)
+        try connection.prepare(
+            """
+            INSERT INTO services (namespace, name, uid, revision, created_at, updated_at, labels, document)
+            VALUES (?, ?, ?, 1, ?, ?, ?, ?)
+            """
+        ).bind(
+            .text(service.namespace), .text(service.name), .text(record.uid), .text(time), .text(time),
+            .text(ServiceStore.labelsJSON(service.labels)), .blob(document)
+        ).run()
+        return (record, document)
+    }
+
+    /// Copies the WAL into the database file and truncates it (used at shutdown).
+    public func checkpoint() throws {
+        try writer.withLock { box in try box.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+    }
+
+    private func existing(_ connection: SQLiteConnection, namespace: String, name: String) throws -> ServiceRecord? {
+        let statement = try connection.prepare("SELECT document FROM services WHERE namespace = ? AND name = ?")
+        try statement.bind(.text(namespace), .text(name))
+        guard try statement.step() else { return nil }
+        return try decode(statement.blob(0), namespace: namespace, name: name)
+    }
+
+    static func labelsJSON(_ labels: [String: String]) -> String {
+        JSONWriter.string(.object(JSONObject(labels.keys.sorted().map { ($0, .string(labels[$0]!)) })))
+    }
+}
