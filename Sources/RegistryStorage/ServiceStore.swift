@@ -71,6 +71,7 @@ public struct UpdateResult: Sendable {
 /// lock, so writers never contend for SQLite's lock, and a pool of read connections.
 public final class ServiceStore: Sendable {
     private let writer: Mutex<ConnectionBox>
+    private let queue = Mutex<[PendingWrite]>([])
     private let readers: ConnectionPool
     private let now: @Sendable () -> Date
 
@@ -85,7 +86,9 @@ public final class ServiceStore: Sendable {
         do {
             connection = try SQLiteConnection(path: path)
             try connection.execute(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=\(durability == .full ? "FULL" : "NORMAL"); PRAGMA foreign_keys=ON;")
+                """
+                PRAGMA journal_mode=WAL; PRAGMA synchronous=\(durability == .full ? "FULL" : "NORMAL"); PRAGMA foreign_keys=ON;
+                """)
         } catch {
             throw .database(error)
         }
@@ -119,11 +122,56 @@ public final class ServiceStore: Sendable {
         }
     }
 
-    private func write<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+    /// Runs `body` inside a write transaction and returns once it is committed.
+    ///
+    /// Group commit: callers queue their work, and whoever holds the writer lock runs everything
+    /// queued in one transaction, each piece inside its own savepoint (so one failing piece rolls
+    /// back alone). With `synchronous=FULL` one fsync then covers a whole batch of writes.
+    private func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) throws -> T {
+        let pending = PendingWrite { connection in try body(connection) }
+        queue.withLock { $0.append(pending) }
+        writer.withLock { box in
+            let batch = queue.withLock { queued in
+                defer { queued.removeAll() }
+                return queued
+            }
+            guard !batch.isEmpty else { return }
+            ServiceStore.commit(batch, on: box.connection)
+        }
+        switch pending.result {
+        case .success(let value)?: return value as! T
+        case .failure(let error as SQLiteError)?: throw StoreError.database(error)
+        case .failure(let error)?: throw error
+        case nil: throw StoreError.database(SQLiteError(code: 1, message: "write was not executed", sql: nil))
+        }
+    }
+
+    private static func commit(_ batch: [PendingWrite], on connection: SQLiteConnection) {
         do {
-            return try writer.withLock { box in try box.connection.transaction { try body(box.connection) } }
-        } catch let error as SQLiteError {
-            throw StoreError.database(error)
+            try connection.execute("BEGIN IMMEDIATE")
+        } catch {
+            batch.forEach { $0.result = .failure(error) }
+            return
+        }
+        for pending in batch {
+            do {
+                try connection.execute("SAVEPOINT write")
+                let value = try pending.body(connection)
+                connection.resetStatements()
+                try connection.execute("RELEASE write")
+                pending.result = .success(value)
+            } catch {
+                connection.resetStatements()
+                try? connection.execute("ROLLBACK TO write")
+                try? connection.execute("RELEASE write")
+                pending.result = .failure(error)
+            }
+        }
+        do {
+            try connection.execute("COMMIT")
+        } catch {
+            try? connection.execute("ROLLBACK")
+            for pending in batch where (try? pending.result?.get()) != nil { pending.result = .failure(error) }
         }
     }
 
@@ -150,10 +198,10 @@ public final class ServiceStore: Sendable {
     /// One service, decoded.
     public func record(namespace: String, name: String) throws(StoreError) -> ServiceRecord? {
         guard let stored = try document(namespace: namespace, name: name) else { return nil }
-        return try decode(stored.document, namespace: namespace, name: name)
+        return try ServiceStore.decode(stored.document, namespace: namespace, name: name)
     }
 
-    private func decode(_ document: [UInt8], namespace: String, name: String) throws(StoreError) -> ServiceRecord {
+    private static func decode(_ document: [UInt8], namespace: String, name: String) throws(StoreError) -> ServiceRecord {
         guard let json = try? JSONParser.parse(document), let record = ServiceDecoder.storedRecord(json) else {
             throw .unreadable(namespace: namespace, name: name)
         }
@@ -218,11 +266,15 @@ public final class ServiceStore: Sendable {
 
     /// Stores a new service with revision 1.
     public func create(_ service: ExternalService) throws -> (record: ServiceRecord, document: [UInt8]) {
-        try write { connection in
-            if try existing(connection, namespace: service.namespace, name: service.name) != nil {
-                throw StoreError.alreadyExists(namespace: service.namespace, name: service.name)
-            }
-            return try insert(service, at: ServiceStore.timestamp(now()), into: connection)
+        let time = ServiceStore.timestamp(now())
+        let record = ServiceRecord(service: service, uid: UUID().uuidString.lowercased(), revision: 1, createdAt: time, updatedAt: time)
+        let document = ServiceEncoder.bytes(record)
+        return try write { connection in
+            let exists = try connection.prepare("SELECT 1 FROM services WHERE namespace = ? AND name = ?")
+            try exists.bind(.text(service.namespace), .text(service.name))
+            if try exists.step() { throw StoreError.alreadyExists(namespace: service.namespace, name: service.name) }
+            try ServiceStore.insert(record, document: document, into: connection)
+            return (record, document)
         }
     }
 
@@ -230,12 +282,12 @@ public final class ServiceStore: Sendable {
     /// transaction under the write lock. The revision is bumped only if the service changed.
     /// `transform` may throw to abort (nothing is written).
     public func update(
-        namespace: String, name: String, _ transform: (ServiceRecord?) throws -> ExternalService
+        namespace: String, name: String, _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService
     ) throws -> UpdateResult {
-        try write { connection in
-            let current = try existing(connection, namespace: namespace, name: name)
+        let time = ServiceStore.timestamp(now())
+        return try write { connection in
+            let current = try ServiceStore.existing(connection, namespace: namespace, name: name)
             let service = try transform(current)
-            let time = ServiceStore.timestamp(now())
             if let current {
                 if service == current.service {
                     return UpdateResult(record: current, document: ServiceEncoder.bytes(current), changed: false, created: false)
@@ -253,15 +305,17 @@ public final class ServiceStore: Sendable {
                 ).run()
                 return UpdateResult(record: record, document: document, changed: true, created: false)
             }
-            let (record, document) = try insert(service, at: time, into: connection)
+            let record = ServiceRecord(service: service, uid: UUID().uuidString.lowercased(), revision: 1, createdAt: time, updatedAt: time)
+            let document = ServiceEncoder.bytes(record)
+            try ServiceStore.insert(record, document: document, into: connection)
             return UpdateResult(record: record, document: document, changed: true, created: true)
         }
     }
 
     /// Deletes a service after `check` accepts its current record (it may throw to refuse).
-    public func delete(namespace: String, name: String, _ check: (ServiceRecord) throws -> Void = { _ in }) throws {
+    public func delete(namespace: String, name: String, _ check: @escaping @Sendable (ServiceRecord) throws -> Void = { _ in }) throws {
         try write { connection in
-            guard let current = try existing(connection, namespace: namespace, name: name) else {
+            guard let current = try ServiceStore.existing(connection, namespace: namespace, name: name) else {
                 throw StoreError.notFound(namespace: namespace, name: name)
             }
             try check(current)
@@ -269,21 +323,17 @@ public final class ServiceStore: Sendable {
         }
     }
 
-    private func insert(_ service: ExternalService, at time: String, into connection: SQLiteConnection) throws
-        -> (record: ServiceRecord, document: [UInt8])
-    {
-        let record = ServiceRecord(service: service, uid: UUID().uuidString.lowercased(), revision: 1, createdAt: time, updatedAt: time)
-        let document = ServiceEncoder.bytes(record)
+    private static func insert(_ record: ServiceRecord, document: [UInt8], into connection: SQLiteConnection) throws {
+        let service = record.service
         try connection.prepare(
             """
             INSERT INTO services (namespace, name, uid, revision, created_at, updated_at, labels, document)
             VALUES (?, ?, ?, 1, ?, ?, ?, ?)
             """
         ).bind(
-            .text(service.namespace), .text(service.name), .text(record.uid), .text(time), .text(time),
-            .text(ServiceStore.labelsJSON(service.labels)), .blob(document)
+            .text(service.namespace), .text(service.name), .text(record.uid), .text(record.createdAt), .text(record.updatedAt),
+            .text(labelsJSON(service.labels)), .blob(document)
         ).run()
-        return (record, document)
     }
 
     /// Copies the WAL into the database file and truncates it (used at shutdown).
@@ -291,7 +341,17 @@ public final class ServiceStore: Sendable {
         try writer.withLock { box in try box.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
     }
 
-    private func existing(_ connection: SQLiteConnection, namespace: String, name: String) throws -> ServiceRecord? {
+    /// SQLite's `PRAGMA integrity_check`: `["ok"]` when the file is sound.
+    public func integrityCheck() throws(StoreError) -> [String] {
+        try read { connection in
+            let statement = try connection.prepare("PRAGMA integrity_check")
+            var lines: [String] = []
+            while try statement.step() { lines.append(statement.text(0)) }
+            return lines
+        }
+    }
+
+    private static func existing(_ connection: SQLiteConnection, namespace: String, name: String) throws -> ServiceRecord? {
         let statement = try connection.prepare("SELECT document FROM services WHERE namespace = ? AND name = ?")
         try statement.bind(.text(namespace), .text(name))
         guard try statement.step() else { return nil }
@@ -302,3 +362,16 @@ public final class ServiceStore: Sendable {
         JSONWriter.string(.object(JSONObject(labels.keys.sorted().map { ($0, .string(labels[$0]!)) })))
     }
 }
+
+/// One queued write of the group commit. Why @unchecked Sendable is safe: `result` is written
+/// only by the thread holding the writer lock, and read by the owner only after it has taken
+/// that same lock itself, which orders the two accesses.
+private final class PendingWrite: @unchecked Sendable {
+    let body: @Sendable (SQLiteConnection) throws -> any Sendable
+    var result: Result<any Sendable, any Error>?
+
+    init(body: @escaping @Sendable (SQLiteConnection) throws -> any Sendable) {
+        self.body = body
+    }
+}
+

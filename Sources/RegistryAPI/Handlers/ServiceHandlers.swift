@@ -181,12 +181,11 @@ struct ServiceHandlers: Sendable {
         guard let ip = try? IPAddress(parsing: rawIP) else {
             throw APIError.badRequest("\"\(rawIP)\" is not a valid IPv4 or IPv6 address", field: "ip")
         }
-        var port: Int? = nil
-        if let text = context.request.queryValue("port") {
+        let port = try context.request.queryValue("port").map { text throws(APIError) in
             guard let value = Int(text), (1...65535).contains(value) else {
                 throw APIError.badRequest("port must be an integer from 1 to 65535, not \"\(text)\"", field: "port")
             }
-            port = value
+            return value
         }
         let result = try store.update(namespace: namespace, name: name) { current in
             try RequestChecks.checkWritePreconditions(context.request, current: current)

@@ -148,6 +148,7 @@ public struct LabelSelector: Sendable, Equatable {
                 if consume(")") { break }
                 guard consume(",") else { throw ParseError(message: "expected ',' or ')' in the value list of \"\(key)\"") }
             }
+            if values == [""] { throw ParseError(message: "the value set of \"\(key) \(word)\" must not be empty") }
             return Requirement(key: key, op: op, values: values)
         }
     }

@@ -95,7 +95,7 @@ public enum ServiceValidator {
                     }
                 }
             }
-            if !skipping.contains("\(path).targetPort"), port.targetPort != port.port || skipping.contains("\(path).port"),
+            if !skipping.contains("\(path).targetPort"), port.targetPort != port.port,
                 !(1...65535).contains(port.targetPort)
             {
                 violations.append(FieldViolation("\(path).targetPort", .invalid, "\(port.targetPort): must be between 1 and 65535, inclusive"))

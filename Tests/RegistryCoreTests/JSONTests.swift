@@ -1,0 +1,94 @@
+import Testing
+
+@testable import RegistryCore
+
+@Suite struct JSONParserTests {
+    @Test func parsesEveryValueKindAndKeepsMemberOrder() throws {
+        let value = try JSONParser.parse(Array(#" {"b": [1, -2.5e3, true, false, null], "a": "x\u00e9\n\"", "c": {}} "#.utf8))
+        guard case .object(let object) = value else { Issue.record("not an object"); return }
+        #expect(object.keys == ["b", "a", "c"])
+        #expect(object["b"] == .array([.number("1"), .number("-2.5e3"), .bool(true), .bool(false), .null]))
+        #expect(object["a"] == .string("xé\n\""))
+        #expect(object["b"].flatMap { if case .array(let items) = $0 { items[0].intValue } else { nil } } == 1)
+    }
+
+    @Test func decodesSurrogatePairs() throws {
+        #expect(try JSONParser.parse(Array(#""\ud83d\ude00""#.utf8)) == .string("😀"))
+    }
+
+    @Test(arguments: [
+        ("{\"a\":1,}", "expected a member name"),
+        ("[1,]", "unexpected character"),
+        ("{\"a\":1,\"a\":2}", "duplicate member name"),
+        ("01", "leading zero"),
+        ("\"a\u{01}\"", "control character"),
+        ("tru", "invalid literal"),
+        ("{\"a\" 1}", "expected ':'"),
+        ("[1] x", "unexpected content"),
+        ("\"\\x\"", "invalid escape"),
+        ("\"\\ud800\"", "unpaired UTF-16 surrogate"),
+        ("", "unexpected end of input"),
+        ("{", "expected a member name"),
+    ])
+    func rejectsInvalidDocuments(input: String, message: String) {
+        #expect {
+            _ = try JSONParser.parse(Array(input.utf8))
+        } throws: { error in
+            (error as? JSONSyntaxError)?.message.contains(message) == true
+        }
+    }
+
+    @Test func rejectsInvalidUTF8() {
+        #expect(throws: JSONSyntaxError.self) { _ = try JSONParser.parse([0x22, 0xFF, 0x22]) }
+    }
+
+    @Test func limitsNestingDepth() {
+        let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        #expect { _ = try JSONParser.parse(Array(deep.utf8)) } throws: { error in
+            (error as? JSONSyntaxError)?.message.contains("nesting deeper") == true
+        }
+        let fine = String(repeating: "[", count: 30) + String(repeating: "]", count: 30)
+        #expect(throws: Never.self) { _ = try JSONParser.parse(Array(fine.utf8)) }
+    }
+
+    @Test func reportsLineAndColumn() {
+        #expect {
+            _ = try JSONParser.parse(Array("{\n  \"a\": x\n}".utf8))
+        } throws: { error in
+            let syntax = error as? JSONSyntaxError
+            return syntax?.line == 2 && syntax?.column == 8
+        }
+    }
+
+    @Test func writerRoundTripsAndEscapes() throws {
+        let text = #"{"k":"tab\tquote\"back\\ctl\u0001","n":[1,2.5,null,true],"o":{}}"#
+        let value = try JSONParser.parse(Array(text.utf8))
+        #expect(JSONWriter.string(value) == text)
+        #expect(try JSONParser.parse(JSONWriter.bytes(value)) == value)
+    }
+}
+
+@Suite struct MergePatchTests {
+    /// The examples of RFC 7386, appendix A.
+    @Test(arguments: [
+        (#"{"a":"b"}"#, #"{"a":"c"}"#, #"{"a":"c"}"#),
+        (#"{"a":"b"}"#, #"{"b":"c"}"#, #"{"a":"b","b":"c"}"#),
+        (#"{"a":"b"}"#, #"{"a":null}"#, #"{}"#),
+        (#"{"a":"b","b":"c"}"#, #"{"a":null}"#, #"{"b":"c"}"#),
+        (#"{"a":["b"]}"#, #"{"a":"c"}"#, #"{"a":"c"}"#),
+        (#"{"a":"c"}"#, #"{"a":["b"]}"#, #"{"a":["b"]}"#),
+        (#"{"a":{"b":"c"}}"#, #"{"a":{"b":"d","c":null}}"#, #"{"a":{"b":"d"}}"#),
+        (#"{"a":[{"b":"c"}]}"#, #"{"a":[1]}"#, #"{"a":[1]}"#),
+        (#"["a","b"]"#, #"["c","d"]"#, #"["c","d"]"#),
+        (#"{"a":"b"}"#, #"["c"]"#, #"["c"]"#),
+        (#"{"a":"foo"}"#, #"null"#, #"null"#),
+        (#"{"a":"foo"}"#, #""bar""#, #""bar""#),
+        (#"{"e":null}"#, #"{"a":1}"#, #"{"e":null,"a":1}"#),
+        (#"[1,2]"#, #"{"a":"b","c":null}"#, #"{"a":"b"}"#),
+        (#"{}"#, #"{"a":{"bb":{"ccc":null}}}"#, #"{"a":{"bb":{}}}"#),
+    ])
+    func appliesRFC7386Examples(target: String, patch: String, expected: String) throws {
+        let result = MergePatch.apply(try JSONParser.parse(Array(patch.utf8)), to: try JSONParser.parse(Array(target.utf8)))
+        #expect(result == (try JSONParser.parse(Array(expected.utf8))))
+    }
+}

@@ -1,0 +1,70 @@
+import Testing
+
+@testable import RegistryCore
+
+@Suite struct KubernetesNamesTests {
+    @Test(arguments: [
+        ("default", true), ("a", true), ("0abc", true), ("my-ns", true), ("-a", false), ("a-", false), ("A", false),
+        ("a_b", false), ("a.b", false), ("", false), (String(repeating: "a", count: 63), true), (String(repeating: "a", count: 64), false),
+    ])
+    func dns1123Labels(value: String, valid: Bool) {
+        #expect(KubernetesNames.dns1123Label(value).isEmpty == valid)
+    }
+
+    @Test(arguments: [
+        ("etcd", true), ("ocs-external-rgw-lb", true), ("1abc", false), ("abc-", false), ("Abc", false), ("", false),
+        (String(repeating: "a", count: 64), false),
+    ])
+    func dns1035Labels(value: String, valid: Bool) {
+        #expect(KubernetesNames.dns1035Label(value).isEmpty == valid)
+    }
+
+    @Test(arguments: [
+        ("rtfm.co.ua", true), ("a", true), ("a..b", false), (".a", false), ("a.", false), ("A.com", false), ("a_b.com", false),
+        (String(repeating: "a.", count: 126) + "a", true), (String(repeating: "a.", count: 127) + "a", false),
+    ])
+    func dns1123Subdomains(value: String, valid: Bool) {
+        #expect(KubernetesNames.dns1123Subdomain(value).isEmpty == valid)
+    }
+
+    @Test(arguments: [
+        ("app", true), ("app.kubernetes.io/name", true), ("MyKey", true), ("a_b.c-d", true), ("/a", false), ("a/", false),
+        ("a/b/c", false), ("Example.com/a", false), ("-a", false), ("a b", false), (String(repeating: "a", count: 64), false),
+        ("example.com/" + String(repeating: "a", count: 63), true), ("", false),
+    ])
+    func qualifiedNames(value: String, valid: Bool) {
+        #expect(KubernetesNames.qualifiedName(value).isEmpty == valid)
+    }
+
+    @Test(arguments: [
+        ("", true), ("true", true), ("0123", true), ("a.b_c-d", true), ("a/b", false), ("-a", false), ("a ", false),
+        (String(repeating: "v", count: 63), true), (String(repeating: "v", count: 64), false),
+    ])
+    func labelValues(value: String, valid: Bool) {
+        #expect(KubernetesNames.labelValue(value).isEmpty == valid)
+    }
+}
+
+@Suite struct LabelSelectorTests {
+    let labels = ["app": "rgw", "tier": "storage", "zone": "a", "weight": "10"]
+
+    @Test(arguments: [
+        ("", true), ("app=rgw", true), ("app==rgw", true), ("app!=rgw", false), ("app=etcd", false),
+        ("tier in (storage, db)", true), ("tier notin (storage)", false), ("app", true), ("!app", false), ("!missing", true),
+        ("missing", false), ("missing!=x", true), ("app=rgw,tier=storage", true), ("app=rgw, tier=db", false),
+        ("weight>5", true), ("weight<5", false), ("app in (rgw)", true), (" app = rgw ", true),
+    ])
+    func matches(selector: String, expected: Bool) throws {
+        #expect(try LabelSelector(parsing: selector).matches(labels) == expected)
+    }
+
+    @Test(arguments: ["app=", "=x", "app in rgw", "app in (a", "app=a/b", "app notin ()", "app=x,,b=y", "app ~ x", "weight>x", "a b"])
+    func rejectsMalformedSelectors(selector: String) {
+        if selector == "app=" {
+            // An empty value is a valid label value, as in kubectl.
+            #expect(throws: Never.self) { _ = try LabelSelector(parsing: selector) }
+            return
+        }
+        #expect(throws: LabelSelector.ParseError.self) { _ = try LabelSelector(parsing: selector) }
+    }
+}
