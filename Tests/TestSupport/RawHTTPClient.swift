@@ -94,7 +94,7 @@ public final class RawHTTPClient {
         return try readResponse(method: method)
     }
 
-    public func request(_ method: String, _ target: String, json: String, headers: [String: String] = [:]) throws -> ClientResponse {
+    public func request(_ method: String, _ target: String, headers: [String: String] = [:], json: String) throws -> ClientResponse {
         try request(method, target, headers: headers, body: Array(json.utf8))
     }
 

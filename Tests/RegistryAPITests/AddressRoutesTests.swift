@@ -1,0 +1,85 @@
+import Foundation
+import TestSupport
+import Testing
+
+@Suite struct AddressRoutesTests {
+    let server: TestServer
+    let client: RawHTTPClient
+
+    init() throws {
+        server = try TestServer()
+        client = try server.client()
+        let body = #"{"name":"rgw","ports":[{"port":80}],"addresses":[{"ip":"192.168.7.50","port":8080},{"ip":"192.168.7.50","port":8081}]}"#
+        _ = try client.request("POST", "/v1/services", json: body)
+    }
+
+    private func addresses() throws -> [[String: Any]] {
+        (try client.request("GET", "/v1/services/default/rgw/addresses").json?["items"] as? [[String: Any]]) ?? []
+    }
+
+    @Test func addsAnAddressAtomicallyAndIdempotently() throws {
+        let added = try client.request("POST", "/v1/services/default/rgw/addresses", json: #"{"ip":"192.168.7.51","port":8080}"#)
+        #expect(added.status == 201)
+        #expect(added.json?["revision"] as? Int == 2)
+        let again = try client.request("POST", "/v1/services/default/rgw/addresses", json: #"{"ip":"192.168.7.51","port":8080,"ready":true}"#)
+        #expect(again.status == 200)
+        #expect(again.json?["revision"] as? Int == 2)
+        #expect(try addresses().count == 3)
+        let conflicting = try client.request("POST", "/v1/services/default/rgw/addresses", json: #"{"ip":"192.168.7.51","port":8080,"ready":false}"#)
+        #expect(conflicting.status == 409)
+    }
+
+    @Test func canonicalizesAndValidatesTheAddress() throws {
+        let ipv6 = try client.request("POST", "/v1/services/default/rgw/addresses", json: #"{"ip":"2001:DB8:0::1"}"#)
+        #expect(ipv6.status == 201)
+        #expect(try addresses().last?["ip"] as? String == "2001:db8::1")
+        let invalid = try client.request("POST", "/v1/services/default/rgw/addresses", json: #"{"ip":"fe80::1","hostname":"A_B"}"#)
+        #expect(invalid.status == 422)
+        #expect(invalid.problemFields == ["ip", "hostname"])
+        let unknown = try client.request("POST", "/v1/services/default/rgw/addresses", json: #"{"ip":"10.0.0.1","weight":3}"#)
+        #expect(unknown.status == 400)
+        let missing = try client.request("POST", "/v1/services/default/none/addresses", json: #"{"ip":"10.0.0.1"}"#)
+        #expect(missing.status == 404)
+    }
+
+    @Test func removesOneAddressChoosingByPort() throws {
+        let ambiguous = try client.request("DELETE", "/v1/services/default/rgw/addresses/192.168.7.50")
+        #expect(ambiguous.status == 400)
+        #expect(ambiguous.problemFields == ["port"])
+        let removed = try client.request("DELETE", "/v1/services/default/rgw/addresses/192.168.7.50?port=8081")
+        #expect(removed.status == 200)
+        #expect(removed.json?["revision"] as? Int == 2)
+        #expect(try addresses().map { $0["port"] as? Int } == [8080])
+        #expect(try client.request("DELETE", "/v1/services/default/rgw/addresses/192.168.7.50?port=8081").status == 404)
+        #expect(try client.request("DELETE", "/v1/services/default/rgw/addresses/192.168.7.50").status == 200)
+        #expect(try addresses().isEmpty)
+        #expect(try client.request("DELETE", "/v1/services/default/rgw/addresses/not-an-ip").status == 400)
+        #expect(try client.request("DELETE", "/v1/services/default/rgw/addresses/10.0.0.1?port=99999").status == 400)
+    }
+
+    @Test func honoursIfMatchOnAddressWrites() throws {
+        let etag = try #require(try client.request("GET", "/v1/services/default/rgw").header("ETag"))
+        #expect(try client.request("POST", "/v1/services/default/rgw/addresses", headers: ["If-Match": "\"7-x\""], json: #"{"ip":"10.0.0.9"}"#).status == 412)
+        #expect(try client.request("POST", "/v1/services/default/rgw/addresses", headers: ["If-Match": etag], json: #"{"ip":"10.0.0.9"}"#).status == 201)
+    }
+
+    @Test func concurrentAddsAllLand() async throws {
+        let port = server.port
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<4 {
+                group.addTask {
+                    let client = try RawHTTPClient(port: port)
+                    for index in 1...25 {
+                        let response = try client.request(
+                            "POST", "/v1/services/default/rgw/addresses", json: #"{"ip":"10.\#(worker).0.\#(index)"}"#)
+                        guard response.status == 201 else { throw ClientError.malformed("status \(response.status)") }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let service = try client.request("GET", "/v1/services/default/rgw").json
+        #expect((service?["addresses"] as? [Any])?.count == 102)
+        #expect(service?["revision"] as? Int == 101)
+    }
+}

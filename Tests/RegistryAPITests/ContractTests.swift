@@ -1,0 +1,54 @@
+import Foundation
+import HTTPServer
+import Logging
+import RegistryAPI
+import RegistryResources
+import TestSupport
+import Testing
+import Yams
+
+/// `openapi.yaml`, the router and the served document agree.
+@Suite struct ContractTests {
+    private func documentedOperations() throws -> Set<String> {
+        let text = try String(contentsOf: Paths.openAPI, encoding: .utf8)
+        let document = try #require(try Yams.load(yaml: text) as? [String: Any])
+        let paths = try #require(document["paths"] as? [String: Any])
+        var operations = Set<String>()
+        for (path, item) in paths {
+            for (method, operation) in (item as? [String: Any]) ?? [:] where ["get", "put", "post", "patch", "delete", "head", "options"].contains(method) {
+                let operationID = (operation as? [String: Any])?["operationId"] as? String ?? "?"
+                operations.insert("\(method.uppercased()) \(path) \(operationID)")
+            }
+        }
+        return operations
+    }
+
+    @Test func everyDocumentedOperationIsRoutedAndEveryRouteIsDocumented() throws {
+        let server = try TestServer()
+        let routed = Set(server.service.application.router.routes.map { "\($0.method) \($0.template) \($0.operationID)" })
+        let documented = try documentedOperations()
+        #expect(documented.subtracting(routed).isEmpty, "documented but not routed: \(documented.subtracting(routed).sorted())")
+        #expect(routed.subtracting(documented).isEmpty, "routed but not documented: \(routed.subtracting(documented).sorted())")
+    }
+
+    @Test func servesTheDocumentOfTheRepository() throws {
+        let server = try TestServer()
+        let response = try server.client().request("GET", "/openapi.yaml")
+        #expect(response.status == 200)
+        #expect(response.header("Content-Type") == "application/yaml")
+        #expect(response.text == (try String(contentsOf: Paths.openAPI, encoding: .utf8)))
+    }
+
+    @Test func everyDocumentedQueryParameterIsAccepted() throws {
+        let server = try TestServer()
+        let text = try String(contentsOf: Paths.openAPI, encoding: .utf8)
+        let document = try #require(try Yams.load(yaml: text) as? [String: Any])
+        let paths = try #require(document["paths"] as? [String: Any])
+        for route in server.service.application.router.routes {
+            let operation = ((paths[route.template] as? [String: Any])?[route.method.lowercased()] as? [String: Any]) ?? [:]
+            let parameters = (operation["parameters"] as? [[String: Any]]) ?? []
+            let query = Set(parameters.filter { $0["in"] as? String == "query" }.compactMap { $0["name"] as? String })
+            #expect(query == route.queryParameters, "\(route.method) \(route.template)")
+        }
+    }
+}

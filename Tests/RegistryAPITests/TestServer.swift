@@ -1,0 +1,57 @@
+import Foundation
+import HTTPServer
+import RegistryStorage
+import Logging
+import RegistryAPI
+import TestSupport
+
+/// A real registry on an ephemeral loopback port with a fresh database.
+final class TestServer {
+    let service: RegistryService
+    var port: UInt16 { service.server.port }
+    let databasePath: String
+
+    init(maxBodyBytes: Int = 1 << 20) throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "registry-api-\(UUID().uuidString)")
+        databasePath = directory.appending(path: "registry.sqlite").path()
+        var configuration = ServerConfiguration()
+        configuration.databasePath = databasePath
+        configuration.http.port = 0
+        configuration.http.threads = 4
+        configuration.http.maxBodyBytes = maxBodyBytes
+        configuration.durability = .normal
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        service = try RegistryService(configuration: configuration, logger: logger)
+    }
+
+    func client() throws -> RawHTTPClient { try RawHTTPClient(port: port) }
+
+    deinit { service.shutdown() }
+}
+
+/// Repository paths used by the tests.
+enum Paths {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let openAPI = root.appending(path: "openapi.yaml")
+    static let shared = root.deletingLastPathComponent().appending(path: "shared")
+
+    /// The `endpoint-registry` binary built next to the test bundle.
+    static var binary: URL {
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var directory = executable.deletingLastPathComponent()
+        while directory.path() != "/" {
+            let candidate = directory.appending(path: "endpoint-registry")
+            if FileManager.default.isExecutableFile(atPath: candidate.path()) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        return root.appending(path: ".build/debug/endpoint-registry")
+    }
+}
+
+extension ClientResponse {
+    /// The field paths listed in a problem document's `errors`.
+    var problemFields: [String] {
+        ((json?["errors"] as? [[String: Any]]) ?? []).compactMap { $0["field"] as? String }
+    }
+}

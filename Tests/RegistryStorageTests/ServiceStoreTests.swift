@@ -1,0 +1,225 @@
+import Foundation
+import RegistryCore
+import Testing
+
+@testable import RegistryStorage
+
+/// A fresh database file in its own temporary directory.
+func temporaryDatabase() -> String {
+    let directory = FileManager.default.temporaryDirectory.appending(path: "registry-tests-\(UUID().uuidString)")
+    try! FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    return directory.appending(path: "registry.sqlite").path()
+}
+
+/// The project's real migrations, read from the top-level folder.
+func projectMigrations() throws -> [Migration] {
+    let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appending(path: "migrations")
+    let files = try FileManager.default.contentsOfDirectory(atPath: folder.path()).filter { $0.hasSuffix(".sql") }.sorted()
+    return try Migration.parse(files.map { ($0, try String(contentsOf: folder.appending(path: $0), encoding: .utf8)) })
+}
+
+func sample(_ name: String, namespace: String = "default", labels: [String: String] = [:]) -> ExternalService {
+    ExternalService(
+        namespace: namespace, name: name, labels: labels, ports: [ServicePort(port: 80)],
+        addresses: [EndpointAddress(ip: "10.0.0.1"), EndpointAddress(ip: "10.0.0.2", port: 8080)])
+}
+
+@Suite struct MigrationTests {
+    @Test(arguments: [Durability.full, .normal])
+    func migratesAFreshDatabaseThenReopensIt(durability: Durability) throws {
+        let path = temporaryDatabase()
+        let store = try ServiceStore(path: path, durability: durability, migrations: try projectMigrations())
+        _ = try store.create(sample("a"))
+        let reopened = try ServiceStore(path: path, durability: durability, migrations: try projectMigrations())
+        #expect(try reopened.record(namespace: "default", name: "a")?.revision == 1)
+    }
+
+    @Test func appliesOnlyPendingMigrationsInOrder() throws {
+        let path = temporaryDatabase()
+        var migrations = try projectMigrations()
+        _ = try ServiceStore(path: path, migrations: migrations)
+        migrations.append(Migration(version: 9000, name: "9000_add_table.sql", sql: "CREATE TABLE extra (id INTEGER);"))
+        let store = try ServiceStore(path: path, migrations: migrations)
+        #expect(try store.count() == 0)
+    }
+
+    @Test func refusesAnEditedMigration() throws {
+        let path = temporaryDatabase()
+        var migrations = try projectMigrations()
+        _ = try ServiceStore(path: path, migrations: migrations)
+        migrations[0].sql += "\n-- edited"
+        #expect {
+            _ = try ServiceStore(path: path, migrations: migrations)
+        } throws: { error in
+            guard case StoreError.migration(.edited(let name, _, _)) = error else { return false }
+            return name == migrations[0].name
+        }
+    }
+
+    @Test func refusesADatabaseNewerThanTheBinary() throws {
+        let path = temporaryDatabase()
+        var migrations = try projectMigrations()
+        migrations.append(Migration(version: 9001, name: "9001_future.sql", sql: "CREATE TABLE future (id INTEGER);"))
+        _ = try ServiceStore(path: path, migrations: migrations)
+        #expect {
+            _ = try ServiceStore(path: path, migrations: try projectMigrations())
+        } throws: { error in
+            guard case StoreError.migration(.databaseNewerThanBinary(let database, _)) = error else { return false }
+            return database == 9001
+        }
+    }
+
+    @Test func rollsBackAFailingMigration() throws {
+        let path = temporaryDatabase()
+        var migrations = try projectMigrations()
+        migrations.append(Migration(version: 9002, name: "9002_broken.sql", sql: "CREATE TABLE half (id INTEGER); SELECT * FROM missing;"))
+        #expect(throws: StoreError.self) { _ = try ServiceStore(path: path, migrations: migrations) }
+        migrations.removeLast()
+        migrations.append(Migration(version: 9002, name: "9002_fixed.sql", sql: "CREATE TABLE half (id INTEGER);"))
+        #expect(throws: Never.self) { _ = try ServiceStore(path: path, migrations: migrations) }
+    }
+
+    @Test(arguments: ["0001.sql", "abc_x.sql", "0001_a.txt"])
+    func rejectsBadMigrationFileNames(name: String) {
+        #expect(throws: MigrationError.self) { _ = try Migration.parse([(name, "SELECT 1;")]) }
+    }
+}
+
+@Suite struct ServiceStoreTests {
+    let store: ServiceStore
+
+    init() throws {
+        store = try ServiceStore(path: temporaryDatabase(), migrations: try projectMigrations())
+    }
+
+    @Test func createsReadsAndRefusesDuplicates() throws {
+        let (record, document) = try store.create(sample("rgw"))
+        #expect(record.revision == 1)
+        let stored = try #require(try store.document(namespace: "default", name: "rgw"))
+        #expect(stored.document == document)
+        #expect(stored.etag == record.etag)
+        #expect(try store.record(namespace: "default", name: "rgw") == record)
+        #expect(throws: StoreError.self) { _ = try store.create(sample("rgw")) }
+        #expect(try store.document(namespace: "other", name: "rgw") == nil)
+    }
+
+    @Test func bumpsTheRevisionOnlyOnChange() throws {
+        _ = try store.create(sample("rgw"))
+        let same = try store.update(namespace: "default", name: "rgw") { $0!.service }
+        #expect(!same.changed && same.record.revision == 1)
+        let changed = try store.update(namespace: "default", name: "rgw") { current in
+            var service = current!.service
+            service.description = "now described"
+            return service
+        }
+        #expect(changed.changed && changed.record.revision == 2)
+        #expect(try store.record(namespace: "default", name: "rgw")?.service.description == "now described")
+    }
+
+    @Test func updateCreatesWhenAbsentAndAbortsWithoutWriting() throws {
+        let created = try store.update(namespace: "default", name: "new") { current in
+            #expect(current == nil)
+            return sample("new")
+        }
+        #expect(created.created)
+        struct Refused: Error {}
+        #expect(throws: Refused.self) {
+            _ = try store.update(namespace: "default", name: "new") { _ in throw Refused() }
+        }
+        #expect(try store.record(namespace: "default", name: "new")?.revision == 1)
+    }
+
+    @Test func deletes() throws {
+        _ = try store.create(sample("gone"))
+        try store.delete(namespace: "default", name: "gone")
+        #expect(try store.document(namespace: "default", name: "gone") == nil)
+        #expect(throws: StoreError.self) { try store.delete(namespace: "default", name: "gone") }
+    }
+
+    @Test func listsInStableOrderWithPagesNamespacesAndSelectors() throws {
+        for namespace in ["b", "a"] {
+            for index in [3, 1, 2] {
+                _ = try store.create(sample("s\(index)", namespace: namespace, labels: ["tier": index == 2 ? "db" : "web"]))
+            }
+        }
+        func names(_ page: ServicePage) throws -> [String] {
+            try page.documents.map { document in
+                let record = try #require(ServiceDecoder.storedRecord(try JSONParser.parse(document)))
+                return "\(record.service.namespace)/\(record.service.name)"
+            }
+        }
+        let all = try store.list(namespace: nil, selector: .everything, after: nil, limit: nil)
+        #expect(try names(all) == ["a/s1", "a/s2", "a/s3", "b/s1", "b/s2", "b/s3"])
+        #expect(all.next == nil)
+        let first = try store.list(namespace: nil, selector: .everything, after: nil, limit: 4)
+        #expect(try names(first) == ["a/s1", "a/s2", "a/s3", "b/s1"])
+        let second = try store.list(namespace: nil, selector: .everything, after: first.next, limit: 4)
+        #expect(try names(second) == ["b/s2", "b/s3"])
+        #expect(second.next == nil)
+        let exact = try store.list(namespace: nil, selector: .everything, after: nil, limit: 6)
+        #expect(exact.next == nil)
+        #expect(try names(try store.list(namespace: "b", selector: .everything, after: nil, limit: nil)) == ["b/s1", "b/s2", "b/s3"])
+        let web = try LabelSelector(parsing: "tier=web")
+        let webPage = try store.list(namespace: nil, selector: web, after: nil, limit: 3)
+        #expect(try names(webPage) == ["a/s1", "a/s3", "b/s1"])
+        #expect(try names(try store.list(namespace: nil, selector: web, after: webPage.next, limit: 3)) == ["b/s3"])
+    }
+
+    @Test func readsSeeCommittedWritesImmediately() throws {
+        _ = try store.create(sample("fresh"))
+        for revision in 2...20 {
+            _ = try store.update(namespace: "default", name: "fresh") { current in
+                var service = current!.service
+                service.description = "r\(revision)"
+                return service
+            }
+            #expect(try store.document(namespace: "default", name: "fresh")?.revision == revision)
+        }
+    }
+
+    @Test func concurrentWritersLoseNothing() async throws {
+        let store = self.store
+        _ = try store.create(sample("counter"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    for index in 0..<25 {
+                        _ = try store.create(sample("w\(worker)-\(index)"))
+                        _ = try store.update(namespace: "default", name: "counter") { current in
+                            var service = current!.service
+                            service.addresses.append(EndpointAddress(ip: "10.9.\(worker).\(index + 1)"))
+                            return service
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try store.count() == 201)
+        let counter = try #require(try store.record(namespace: "default", name: "counter"))
+        #expect(counter.revision == 201)
+        #expect(counter.service.addresses.count == 202)
+        #expect(try store.integrityCheck() == ["ok"])
+    }
+
+    @Test func oneFailingWriteInABatchDoesNotUndoTheOthers() async throws {
+        let store = self.store
+        _ = try store.create(sample("taken"))
+        let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<40 {
+                group.addTask {
+                    do {
+                        _ = try store.create(sample(index.isMultiple(of: 2) ? "taken" : "free-\(index)"))
+                        return true
+                    } catch StoreError.alreadyExists {
+                        return false
+                    }
+                }
+            }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 }.count == 20)
+        #expect(try store.count() == 21)
+    }
+}
