@@ -1,24 +1,23 @@
-public import Foundation
+import Foundation
 public import Logging
-public import RegistryCore
+import RegistryCore
 
 /// How log lines are written to stderr.
 public enum LogFormat: String, Sendable, CaseIterable {
-    /// `2026-11-28T12:00:00Z info GET /v1/services 200 method=GET …`
+    /// `2026-11-28T12:00:00.123Z info GET /v1/services 200 durationMs=0.3 …`
     case text
     /// One JSON object per line: `{"time":…,"level":…,"message":…, metadata…}`.
     case json
 }
 
-/// A log handler writing one line per event to stderr, as text or JSON.
+/// A log handler writing one line per event to stderr, as text or JSON. It is on the hot path
+/// (one line per request), so it formats time with `gmtime_r` and writes with one `write(2)`.
 public struct StderrLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
-    private let label: String
     private let format: LogFormat
 
     public init(label: String, format: LogFormat) {
-        self.label = label
         self.format = format
     }
 
@@ -28,20 +27,45 @@ public struct StderrLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        let all = metadata.merging(event.metadata ?? [:]) { $1 }
-        let time = Date().formatted(.iso8601)
-        var line: String
+        var all = metadata
+        if let extra = event.metadata { all.merge(extra) { $1 } }
+        let keys = all.keys.sorted()
+        var line: [UInt8]
         switch format {
         case .text:
-            line = "\(time) \(event.level) \(event.message)"
-            for key in all.keys.sorted() { line += " \(key)=\(all[key]!)" }
+            var text = "\(Self.timestamp()) \(event.level) \(event.message)"
+            for key in keys { text += " \(key)=\(all[key]!)" }
+            line = Array(text.utf8)
         case .json:
-            var object = JSONObject([("time", .string(time)), ("level", .string("\(event.level)")), ("message", .string("\(event.message)"))])
-            for key in all.keys.sorted() { object[key] = .string("\(all[key]!)") }
-            line = JSONWriter.string(.object(object))
+            var object = JSONObject([
+                ("time", .string(Self.timestamp())), ("level", .string(event.level.rawValue)), ("message", .string("\(event.message)")),
+            ])
+            for key in keys { object[key] = .string("\(all[key]!)") }
+            line = JSONWriter.bytes(.object(object))
         }
-        line += "\n"
-        FileHandle.standardError.write(Data(line.utf8))
+        line.append(UInt8(ascii: "\n"))
+        line.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = write(2, bytes.baseAddress! + offset, bytes.count - offset)
+                if written <= 0 { return }
+                offset += written
+            }
+        }
     }
 
+    /// RFC 3339 UTC time with milliseconds.
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var parts = tm()
+        var seconds = now.tv_sec
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T\(pad(parts.tm_hour, 2)):"
+            + "\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
+    }
 }

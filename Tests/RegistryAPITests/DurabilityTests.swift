@@ -1,0 +1,80 @@
+import Foundation
+import RegistryResources
+import RegistryStorage
+import TestSupport
+import Testing
+
+/// Kills the real server process with SIGKILL in the middle of a stream of writes, then checks
+/// that every acknowledged write is in the database and that the file is sound.
+@Suite(.serialized) struct DurabilityTests {
+    /// Starts `endpoint-registry serve` on an ephemeral port and returns it with its port.
+    private func startServer(database: String, durability: String) throws -> (Process, UInt16) {
+        let log = URL(fileURLWithPath: database + ".log")
+        FileManager.default.createFile(atPath: log.path(), contents: nil)
+        let process = Process()
+        process.executableURL = Paths.binary
+        process.arguments = ["serve", "--port", "0", "--database", database, "--durability", durability, "--log-level", "notice"]
+        process.standardError = try FileHandle(forWritingTo: log)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            if let range = text.range(of: "port="), let port = UInt16(text[range.upperBound...].prefix { $0.isNumber }) {
+                return (process, port)
+            }
+            guard process.isRunning else { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        process.terminate()
+        throw ClientError.malformed("server did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+    }
+
+    @Test(arguments: ["full", "normal"])
+    func everyAcknowledgedWriteSurvivesKill9(durability: String) throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "registry-kill-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let database = directory.appending(path: "registry.sqlite").path()
+        let (process, port) = try startServer(database: database, durability: durability)
+
+        // Blocking writers run on threads of their own (not the 2-thread cooperative pool).
+        let results = Results()
+        let finished = DispatchGroup()
+        for writer in 0..<4 {
+            finished.enter()
+            Thread.detachNewThread {
+                defer { finished.leave() }
+                guard let client = try? RawHTTPClient(port: port, timeoutSeconds: 5) else { return }
+                for index in 0..<1_000_000 {
+                    let name = "w\(writer)-\(index)"
+                    let body = #"{"name":"\#(name)","ports":[{"port":80}],"addresses":[{"ip":"10.0.\#(writer).1"},{"ip":"10.0.\#(writer).2"}]}"#
+                    guard let response = try? client.request("POST", "/v1/services", json: body), response.status == 201 else { return }
+                    results.append(name)
+                }
+            }
+        }
+        Thread.sleep(forTimeInterval: 1.5)
+        kill(process.processIdentifier, SIGKILL)
+        finished.wait()
+        let acknowledged = results.names
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal)
+        #expect(acknowledged.count > 50, "too few writes were acknowledged to test anything")
+
+        let store = try ServiceStore(path: database, migrations: try Migration.parse(RegistryResources.migrations))
+        #expect(try store.integrityCheck() == ["ok"])
+        let missing = try acknowledged.filter { try store.document(namespace: "default", name: $0) == nil }
+        #expect(missing.isEmpty, "acknowledged but lost: \(missing.prefix(10))")
+        #expect(try store.count() >= acknowledged.count)
+    }
+}
+
+/// Names acknowledged by the server, collected from several threads.
+private final class Results: @unchecked Sendable {
+    // Why @unchecked Sendable is safe: every access goes through `lock`.
+    private let lock = NSLock()
+    private var collected: [String] = []
+
+    func append(_ name: String) { lock.withLock { collected.append(name) } }
+    var names: [String] { lock.withLock { collected } }
+}
