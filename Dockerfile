@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1
+# Build stage: Swift 6 toolchain plus the C libraries' development files.
+FROM swift:6.1-bookworm AS build
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        pkg-config libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# Resolve dependencies in their own layer so that source edits do not refetch them.
+COPY Package.swift ./
+RUN swift package resolve
+COPY . .
+RUN swift build -c release --static-swift-stdlib --product endpoint-registry \
+ && mkdir -p /staging \
+ && cp "$(swift build -c release --show-bin-path)/endpoint-registry" /staging/
+
+# Run stage: only the runtime libraries, as a non-root user.
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        libmicrohttpd12 libsqlite3-0 libcurl4 ca-certificates tzdata curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin registry \
+ && mkdir -p /data && chown registry /data
+COPY --from=build /staging/endpoint-registry /usr/local/bin/endpoint-registry
+USER 10001
+WORKDIR /data
+VOLUME /data
+ENV ENDPOINT_REGISTRY_HOST=0.0.0.0 \
+    ENDPOINT_REGISTRY_PORT=8080 \
+    ENDPOINT_REGISTRY_DATABASE=/data/registry.sqlite
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+    CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+ENTRYPOINT ["endpoint-registry"]
+CMD ["serve"]
