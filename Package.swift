@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "RegistryResources", swiftSettings: settings, plugins: ["EmbedFiles"]),
 
         // MARK: Libraries
-        .target(name: "RegistryCore", swiftSettings: settings),
+        .target(name: "RegistryCore", dependencies: [.product(name: "Yams", package: "Yams")], swiftSettings: settings),
         .target(
             name: "RegistryStorage",
             dependencies: ["RegistryCore", "CSQLite", "RegistryResources", .product(name: "Crypto", package: "swift-crypto")],

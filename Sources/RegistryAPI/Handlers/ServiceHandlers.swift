@@ -167,6 +167,7 @@ struct ServiceHandlers: Sendable {
             service.addresses.append(address)
             let violations = ServiceValidator.validate(service)
             if !violations.isEmpty { throw ValidationFailure(violations) }
+            service.normalize()
             return service
         }
         return Responses.json(

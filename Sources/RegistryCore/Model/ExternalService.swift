@@ -8,6 +8,16 @@ public enum ServiceType: String, Sendable, CaseIterable {
     case externalName = "ExternalName"
 }
 
+/// Which endpoint objects a service renders to.
+public enum EndpointsMode: String, Sendable, CaseIterable {
+    /// A `v1 Endpoints` object (deprecated since Kubernetes 1.33; mirrored to slices by the cluster).
+    case endpoints
+    /// `discovery.k8s.io/v1 EndpointSlice`s, what kube-proxy reads.
+    case endpointslices
+    /// Both; the Endpoints carries `endpointslice.kubernetes.io/skip-mirror: "true"`.
+    case both
+}
+
 /// Transport protocol of a port.
 public enum PortProtocol: String, Sendable, CaseIterable {
     case tcp = "TCP"
@@ -58,6 +68,21 @@ public struct EndpointAddress: Sendable, Equatable {
         self.ready = ready
     }
 
+    /// The same address without overrides that repeat the default (`targetPort`): the stored
+    /// form, so that equal meanings have one spelling and imports round-trip exactly.
+    public func normalized(for servicePorts: [ServicePort]) -> EndpointAddress {
+        var address = self
+        guard port == nil || ports == nil else { return address }  // invalid: left for validation to report
+        if servicePorts.count == 1, address.port == servicePorts[0].targetPort { address.port = nil }
+        if var ports = address.ports {
+            for servicePort in servicePorts {
+                if let name = servicePort.name, ports[name] == servicePort.targetPort { ports[name] = nil }
+            }
+            address.ports = ports.isEmpty ? nil : ports
+        }
+        return address
+    }
+
     /// The backend port this address serves for each of `servicePorts`, in their order.
     public func backendPorts(for servicePorts: [ServicePort]) -> [Int] {
         servicePorts.map { servicePort in
@@ -81,11 +106,13 @@ public struct ExternalService: Sendable, Equatable {
     public var externalName: String?
     public var ports: [ServicePort]
     public var addresses: [EndpointAddress]
+    public var endpointsMode: EndpointsMode
 
     public init(
         namespace: String = ExternalService.defaultNamespace, name: String, description: String? = nil,
         labels: [String: String] = [:], annotations: [String: String] = [:], type: ServiceType = .clusterIP,
-        externalName: String? = nil, ports: [ServicePort] = [], addresses: [EndpointAddress] = []
+        externalName: String? = nil, ports: [ServicePort] = [], addresses: [EndpointAddress] = [],
+        endpointsMode: EndpointsMode = .both
     ) {
         self.namespace = namespace
         self.name = name
@@ -96,6 +123,28 @@ public struct ExternalService: Sendable, Equatable {
         self.externalName = externalName
         self.ports = ports
         self.addresses = addresses
+        self.endpointsMode = endpointsMode
+    }
+}
+
+extension ExternalService {
+    /// Brings the service to its stored form: address overrides equal to the default dropped,
+    /// addresses in (IP, backend ports) order, and the endpoints mode of an ExternalName
+    /// service (which has no endpoints) at its default. Equal meanings get one spelling, so
+    /// that rendering and importing again gives back the same registration.
+    public mutating func normalize() {
+        let ports = self.ports
+        addresses = addresses.map { $0.normalized(for: ports) }
+        let keyed = addresses.map { (ip: try? IPAddress(parsing: $0.ip), ports: $0.backendPorts(for: ports), address: $0) }
+        addresses = keyed.sorted { lhs, rhs in
+            switch (lhs.ip, rhs.ip) {
+            case let (left?, right?) where left != right: return left < right
+            case (nil, _?): return false
+            case (_?, nil): return true
+            default: return lhs.ports.lexicographicallyPrecedes(rhs.ports)
+            }
+        }.map(\.address)
+        if type == .externalName { endpointsMode = .both }
     }
 }
 

@@ -26,10 +26,15 @@ public enum ServiceDecoder {
         guard case .object(let object) = json else {
             return .failure(ValidationFailure([FieldViolation("", .wrongType, "the body must be a JSON object, not \(json.typeName)")]))
         }
-        let input = reader.service(object)
+        var input = reader.service(object)
+        let ports = input.service.ports
+        input.service.addresses = input.service.addresses.map { $0.normalized(for: ports) }
         var violations = reader.violations
         violations += ServiceValidator.validate(input.service, skippingTypeErrorsAt: reader.typeErrorPaths)
-        return violations.isEmpty ? .success(input) : .failure(ValidationFailure(violations))
+        guard violations.isEmpty else { return .failure(ValidationFailure(violations)) }
+        // Reordered only now, so that the paths of violations name the fields as sent.
+        input.service.normalize()
+        return .success(input)
     }
 
     /// Decodes a single address object, as posted to the addresses sub-resource.
@@ -38,7 +43,7 @@ public enum ServiceDecoder {
         guard case .object(let object) = json else {
             return .failure(ValidationFailure([FieldViolation("", .wrongType, "the body must be a JSON object, not \(json.typeName)")]))
         }
-        let address = reader.address(object, path: "")
+        let address = reader.address(object, path: "").normalized(for: service.ports)
         var violations = reader.violations
         violations += ServiceValidator.validateAddress(address, path: "", in: service, skipping: reader.typeErrorPaths)
         return violations.isEmpty ? .success(address) : .failure(ValidationFailure(violations))
@@ -141,7 +146,7 @@ private final class Reader {
 
     static let serviceFields: Set<String> = [
         "namespace", "name", "description", "labels", "annotations", "type", "externalName", "ports", "addresses",
-        "uid", "revision", "createdAt", "updatedAt",
+        "endpointsMode", "uid", "revision", "createdAt", "updatedAt",
     ]
 
     func service(_ object: JSONObject) -> ServiceInput {
@@ -161,7 +166,8 @@ private final class Reader {
             type: enumeration(object, "type", path: "", default: ServiceType.clusterIP),
             externalName: string(object, "externalName", path: ""),
             ports: objects(object, "ports", path: "").map { port($0.0, path: $0.1) },
-            addresses: objects(object, "addresses", path: "").map { address($0.0, path: $0.1) })
+            addresses: objects(object, "addresses", path: "").map { address($0.0, path: $0.1) },
+            endpointsMode: enumeration(object, "endpointsMode", path: "", default: EndpointsMode.both))
         _ = string(object, "createdAt", path: "")
         _ = string(object, "updatedAt", path: "")
         return ServiceInput(

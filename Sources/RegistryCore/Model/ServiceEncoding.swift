@@ -14,6 +14,7 @@ public enum ServiceEncoder {
         if let description = service.description { object["description"] = .string(description) }
         object["type"] = .string(service.type.rawValue)
         if let externalName = service.externalName { object["externalName"] = .string(externalName) }
+        object["endpointsMode"] = .string(service.endpointsMode.rawValue)
         object["labels"] = stringMap(service.labels)
         object["annotations"] = stringMap(service.annotations)
         object["ports"] = .array(service.ports.map(json))

@@ -5,6 +5,16 @@ public enum ServiceValidator {
     public static let maxDescriptionBytes = 4096
     public static let maxAnnotationBytes = 256 * 1024
 
+    /// Labels the renderer sets itself, or that would hide the objects from kube-proxy.
+    public static let reservedLabels: [String: String] = [
+        "app.kubernetes.io/managed-by": "marks the objects this registry owns",
+        "kubernetes.io/service-name": "links EndpointSlices to their Service",
+        "endpointslice.kubernetes.io/managed-by": "names the EndpointSlices' manager",
+        "endpointslice.kubernetes.io/skip-mirror": "controls the mirroring controller",
+        "service.kubernetes.io/headless": "set for Headless services; on others it hides them from kube-proxy",
+        "service.kubernetes.io/service-proxy-name": "hides the service from kube-proxy",
+    ]
+
     /// Every violation in `service`. Paths in `skipping` already have a (type) error reported.
     public static func validate(_ service: ExternalService, skippingTypeErrorsAt skipping: Set<String> = []) -> [FieldViolation] {
         var violations: [FieldViolation] = []
@@ -21,11 +31,17 @@ public enum ServiceValidator {
             add("description", .tooLong, ["must be no more than \(maxDescriptionBytes) bytes"])
         }
         for key in service.labels.keys.sorted() {
+            if let reason = reservedLabels[key] {
+                add("labels[\(key)]", .forbidden, ["is set by the registry (\(reason)) and may not be given"])
+            }
             add("labels[\(key)]", .invalid, KubernetesNames.qualifiedName(key).map { "key \"\(key)\": \($0)" })
             add("labels[\(key)]", .invalid, KubernetesNames.labelValue(service.labels[key]!).map { "value \"\(service.labels[key]!)\": \($0)" })
         }
         var annotationBytes = 0
         for key in service.annotations.keys.sorted() {
+            if key == ManifestRenderer.descriptionAnnotation {
+                add("annotations[\(key)]", .forbidden, ["is set by the registry from \"description\"; set that field instead"])
+            }
             add("annotations[\(key)]", .invalid, KubernetesNames.qualifiedName(key.lowercased()).map { "key \"\(key)\": \($0)" })
             annotationBytes += key.utf8.count + service.annotations[key]!.utf8.count
         }

@@ -1,0 +1,77 @@
+import Yams
+
+/// Reads Kubernetes manifests: a multi-document YAML stream, or JSON (one object or a `List`).
+public enum ManifestDocuments {
+    /// One object of the input with where it came from (`documents[2]`, `documents[0].items[3]`).
+    public struct Object: Sendable {
+        public var path: String
+        public var value: JSONValue
+    }
+
+    /// Parses YAML (JSON is YAML too) into JSON values; empty documents are skipped.
+    public static func parseYAML(_ text: String) throws(ValidationFailure) -> [JSONValue] {
+        do {
+            var documents: [JSONValue] = []
+            // Parser.nextRoot() throws on a syntax error; compose_all's lazy sequence would stop silently.
+            let parser = try Parser(yaml: text)
+            while let node = try parser.nextRoot() {
+                let value = try jsonValue(node, path: "documents[\(documents.count)]")
+                if value != .null { documents.append(value) }
+            }
+            return documents
+        } catch let failure as ValidationFailure {
+            throw failure
+        } catch {
+            throw ValidationFailure([FieldViolation("body", .invalid, "not valid YAML: \(error)")])
+        }
+    }
+
+    static func jsonValue(_ node: Node, path: String) throws(ValidationFailure) -> JSONValue {
+        switch node {
+        case .scalar(let scalar):
+            switch String(describing: node.tag) {
+            case "tag:yaml.org,2002:null": return .null
+            case "tag:yaml.org,2002:bool": return node.bool.map(JSONValue.bool) ?? .string(scalar.string)
+            case "tag:yaml.org,2002:int": return node.int.map(JSONValue.integer) ?? .string(scalar.string)
+            case "tag:yaml.org,2002:float":
+                guard let number = node.float, number.isFinite else { return .string(scalar.string) }
+                return .number(number == number.rounded() && abs(number) < 1e15 ? String(Int(number)) : String(number))
+            default: return .string(scalar.string)
+            }
+        case .sequence(let sequence):
+            var items: [JSONValue] = []
+            for (index, item) in sequence.enumerated() { items.append(try jsonValue(item, path: "\(path)[\(index)]")) }
+            return .array(items)
+        case .mapping(let mapping):
+            var object = JSONObject()
+            for (key, value) in mapping {
+                guard case .scalar(let keyScalar) = key else {
+                    throw ValidationFailure([FieldViolation(path, .invalid, "mapping keys must be scalars")])
+                }
+                guard object[keyScalar.string] == nil else {
+                    throw ValidationFailure([FieldViolation("\(path).\(keyScalar.string)", .duplicate, "duplicate key \"\(keyScalar.string)\"")])
+                }
+                object[keyScalar.string] = try jsonValue(value, path: "\(path).\(keyScalar.string)")
+            }
+            return .object(object)
+        case .alias:
+            throw ValidationFailure([FieldViolation(path, .forbidden, "YAML aliases are not accepted")])
+        }
+    }
+
+    /// The objects of the documents, with `List`s flattened into their items.
+    public static func objects(_ documents: [JSONValue]) -> [Object] {
+        var objects: [Object] = []
+        for (index, document) in documents.enumerated() {
+            let path = "documents[\(index)]"
+            if case .object(let object) = document, case .string(let kind)? = object["kind"], kind.hasSuffix("List"),
+                case .array(let items)? = object["items"]
+            {
+                for (itemIndex, item) in items.enumerated() { objects.append(Object(path: "\(path).items[\(itemIndex)]", value: item)) }
+            } else {
+                objects.append(Object(path: path, value: document))
+            }
+        }
+        return objects
+    }
+}

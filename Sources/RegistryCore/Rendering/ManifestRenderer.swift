@@ -1,0 +1,217 @@
+/// The Kubernetes objects of one service, in apply order, with what the user should know.
+public struct Rendering: Sendable, Equatable {
+    public var objects: [JSONValue]
+    /// Facts the cluster would not tell: e.g. an Endpoints object too large to be mirrored.
+    public var warnings: [String]
+}
+
+/// Renders a registered service into the objects an expert would write by hand: a Service
+/// without selector, then its Endpoints and/or EndpointSlices. A pure, deterministic function:
+/// the same service always gives the same bytes.
+///
+/// Rules (see `shared/reference/kubernetes-api.md`): Endpoints and Service share name and
+/// namespace; port names match the Service's exactly; one EndpointSlice per address family and
+/// port set, at most `maxEndpointsPerSlice` endpoints each, named deterministically; slices carry
+/// `kubernetes.io/service-name` and our `endpointslice.kubernetes.io/managed-by`.
+public enum ManifestRenderer {
+    public static let managerName = "endpoint-registry"
+    /// The EndpointSlice controller's default size.
+    public static let maxEndpointsPerSlice = 100
+    /// Beyond this many addresses an Endpoints object is truncated when mirrored (and is
+    /// unsupported by the API documentation).
+    public static let maxEndpointsAddresses = 1000
+    /// Annotation carrying the registration's description on the Service (so imports round-trip).
+    public static let descriptionAnnotation = "endpoint-registry/description"
+
+    public static func render(_ service: ExternalService, mode: EndpointsMode? = nil) -> Rendering {
+        var objects = [self.service(service)]
+        var warnings: [String] = []
+        guard service.type != .externalName else { return Rendering(objects: objects, warnings: warnings) }
+        let mode = mode ?? service.endpointsMode
+        let groups = portGroups(service)
+        if mode == .endpoints || mode == .both {
+            objects.append(endpoints(service, groups: groups, skipMirror: mode == .both))
+            if mode == .endpoints, service.addresses.contains(where: { $0.zone != nil }) {
+                warnings.append("zones are only expressible in EndpointSlices; the Endpoints of \(service.namespace)/\(service.name) omits them")
+            }
+            if service.addresses.count > maxEndpointsAddresses {
+                warnings.append(
+                    "Endpoints \(service.namespace)/\(service.name) holds \(service.addresses.count) addresses; "
+                        + "Kubernetes does not support more than \(maxEndpointsAddresses) in one Endpoints object and the mirroring controller "
+                        + "drops the excess. Render EndpointSlices instead (endpointsMode=endpointslices).")
+            }
+        }
+        if mode == .endpointslices || mode == .both {
+            objects += endpointSlices(service, groups: groups)
+        }
+        return Rendering(objects: objects, warnings: warnings)
+    }
+
+    // MARK: - Service
+
+    static func metadata(name: String, namespace: String, labels: [String: String], annotations: [String: String] = [:]) -> JSONValue {
+        var object = JSONObject([("name", .string(name)), ("namespace", .string(namespace))])
+        object["labels"] = sortedStrings(labels)
+        if !annotations.isEmpty { object["annotations"] = sortedStrings(annotations) }
+        return .object(object)
+    }
+
+    static func sortedStrings(_ map: [String: String]) -> JSONValue {
+        .object(JSONObject(map.keys.sorted().map { ($0, .string(map[$0]!)) }))
+    }
+
+    static func ownLabels(_ service: ExternalService) -> [String: String] {
+        service.labels.merging(["app.kubernetes.io/managed-by": managerName]) { $1 }
+    }
+
+    static func service(_ service: ExternalService) -> JSONValue {
+        var annotations = service.annotations
+        if let description = service.description { annotations[descriptionAnnotation] = description }
+        var spec = JSONObject()
+        switch service.type {
+        case .clusterIP:
+            spec["type"] = .string("ClusterIP")
+        case .headless:
+            spec["type"] = .string("ClusterIP")
+            spec["clusterIP"] = .string("None")
+        case .externalName:
+            spec["type"] = .string("ExternalName")
+            spec["externalName"] = .string(service.externalName ?? "")
+        }
+        if !service.ports.isEmpty {
+            spec["ports"] = .array(
+                service.ports.map { port in
+                    var object = JSONObject()
+                    if let name = port.name { object["name"] = .string(name) }
+                    object["protocol"] = .string(port.protocol.rawValue)
+                    object["port"] = .integer(port.port)
+                    object["targetPort"] = .integer(port.targetPort)
+                    if let appProtocol = port.appProtocol { object["appProtocol"] = .string(appProtocol) }
+                    return .object(object)
+                })
+        }
+        return .object(
+            JSONObject([
+                ("apiVersion", .string("v1")), ("kind", .string("Service")),
+                ("metadata", metadata(name: service.name, namespace: service.namespace, labels: ownLabels(service), annotations: annotations)),
+                ("spec", .object(spec)),
+            ]))
+    }
+
+    // MARK: - Grouping
+
+    /// Addresses that share the same backend port for every service port.
+    struct PortGroup {
+        var backendPorts: [Int]
+        var addresses: [(ip: IPAddress, address: EndpointAddress)]
+    }
+
+    static func portGroups(_ service: ExternalService) -> [PortGroup] {
+        var groups: [[Int]: PortGroup] = [:]
+        for address in service.addresses {
+            guard let ip = try? IPAddress(parsing: address.ip) else { continue }
+            let ports = address.backendPorts(for: service.ports)
+            groups[ports, default: PortGroup(backendPorts: ports, addresses: [])].addresses.append((ip, address))
+        }
+        return groups.values
+            .map { group in
+                var sorted = group
+                sorted.addresses.sort { $0.ip < $1.ip }
+                return sorted
+            }
+            .sorted { $0.backendPorts.lexicographicallyPrecedes($1.backendPorts) }
+    }
+
+    /// The endpoint ports of a group: names and protocols exactly as the Service's ports.
+    static func endpointPorts(_ service: ExternalService, backendPorts: [Int]) -> [JSONValue] {
+        zip(service.ports, backendPorts).map { servicePort, backend in
+            var object = JSONObject()
+            if let name = servicePort.name { object["name"] = .string(name) }
+            object["port"] = .integer(backend)
+            object["protocol"] = .string(servicePort.protocol.rawValue)
+            if let appProtocol = servicePort.appProtocol { object["appProtocol"] = .string(appProtocol) }
+            return .object(object)
+        }
+    }
+
+    // MARK: - Endpoints
+
+    static func endpoints(_ service: ExternalService, groups: [PortGroup], skipMirror: Bool) -> JSONValue {
+        var labels = ownLabels(service)
+        if skipMirror { labels["endpointslice.kubernetes.io/skip-mirror"] = "true" }
+        let subsets: [JSONValue] = groups.map { group in
+            func entry(_ address: EndpointAddress) -> JSONValue {
+                var object = JSONObject([("ip", .string(address.ip))])
+                if let hostname = address.hostname { object["hostname"] = .string(hostname) }
+                return .object(object)
+            }
+            var subset = JSONObject()
+            let ready = group.addresses.filter(\.address.ready).map { entry($0.address) }
+            let notReady = group.addresses.filter { !$0.address.ready }.map { entry($0.address) }
+            if !ready.isEmpty { subset["addresses"] = .array(ready) }
+            if !notReady.isEmpty { subset["notReadyAddresses"] = .array(notReady) }
+            let ports = endpointPorts(service, backendPorts: group.backendPorts)
+            if !ports.isEmpty { subset["ports"] = .array(ports) }
+            return .object(subset)
+        }
+        return .object(
+            JSONObject([
+                ("apiVersion", .string("v1")), ("kind", .string("Endpoints")),
+                ("metadata", metadata(name: service.name, namespace: service.namespace, labels: labels)),
+                ("subsets", .array(subsets)),
+            ]))
+    }
+
+    // MARK: - EndpointSlices
+
+    static func endpointSlices(_ service: ExternalService, groups: [PortGroup]) -> [JSONValue] {
+        var labels = ownLabels(service)
+        labels["kubernetes.io/service-name"] = service.name
+        labels["endpointslice.kubernetes.io/managed-by"] = managerName
+        if service.type == .headless { labels["service.kubernetes.io/headless"] = "" }
+        var slices: [JSONValue] = []
+        // Like the EndpointSlice controller, a service without addresses gets one empty slice.
+        let placeholder = PortGroup(backendPorts: service.ports.map(\.targetPort), addresses: [])
+        for family in [IPAddress.Family.ipv4, .ipv6] {
+            for group in groups.isEmpty && family == .ipv4 ? [placeholder] : groups {
+                let members = group.addresses.filter { $0.ip.family == family }
+                guard !members.isEmpty || groups.isEmpty else { continue }
+                let base = sliceBaseName(service: service.name, family: family, backendPorts: group.backendPorts)
+                for (chunkIndex, start) in stride(from: 0, to: max(members.count, 1), by: maxEndpointsPerSlice).enumerated() {
+                    let chunk = members[start..<min(start + maxEndpointsPerSlice, members.count)]
+                    let name = chunkIndex == 0 ? base : "\(base)-\(chunkIndex)"
+                    let endpoints: [JSONValue] = chunk.map { member in
+                        var endpoint = JSONObject([
+                            ("addresses", .array([.string(member.address.ip)])),
+                            ("conditions", .object(JSONObject([("ready", .bool(member.address.ready)), ("serving", .bool(member.address.ready))]))),
+                        ])
+                        if let hostname = member.address.hostname { endpoint["hostname"] = .string(hostname) }
+                        if let zone = member.address.zone { endpoint["zone"] = .string(zone) }
+                        return .object(endpoint)
+                    }
+                    slices.append(
+                        .object(
+                            JSONObject([
+                                ("apiVersion", .string("discovery.k8s.io/v1")), ("kind", .string("EndpointSlice")),
+                                ("metadata", metadata(name: name, namespace: service.namespace, labels: labels)),
+                                ("addressType", .string(family.rawValue)),
+                                ("endpoints", .array(endpoints)),
+                                ("ports", .array(endpointPorts(service, backendPorts: group.backendPorts))),
+                            ])))
+                }
+            }
+        }
+        return slices
+    }
+
+    /// `<service>-ipv4-<hash of the backend ports>`: stable while addresses come and go, distinct
+    /// per family and port set. At most 63 + 14 characters, within the 253 a slice name allows.
+    static func sliceBaseName(service: String, family: IPAddress.Family, backendPorts: [Int]) -> String {
+        var hash: UInt32 = 0x811C_9DC5
+        for byte in backendPorts.map(String.init).joined(separator: ",").utf8 {
+            hash = (hash ^ UInt32(byte)) &* 0x0100_0193
+        }
+        let hex = String(hash, radix: 16)
+        return "\(service)-\(family.rawValue.lowercased())-\(String(repeating: "0", count: 8 - hex.count))\(hex)"
+    }
+}

@@ -1,0 +1,152 @@
+import Testing
+
+@testable import RegistryCore
+
+/// A small deterministic generator (SplitMix64), so that property runs are reproducible.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// A random valid registration: any type, 0–3 ports, 0–150 addresses of both families, with
+/// overrides, hostnames, zones, drained addresses, labels and annotations.
+func randomService(_ random: inout SeededGenerator, index: Int) -> ExternalService {
+    let type = [ServiceType.clusterIP, .clusterIP, .headless, .externalName].randomElement(using: &random)!
+    var service = ExternalService(namespace: "ns\(index % 3)", name: "svc-\(index)", type: type)
+    if Bool.random(using: &random) { service.description = "service #\(index): \"quoted\" and 'single'" }
+    service.labels = ["team": ["a", "true", "0123", ""].randomElement(using: &random)!]
+    if Bool.random(using: &random) { service.annotations = ["example.com/note": "line one\nline two", "n": "8080"] }
+    let portCount = type == .clusterIP ? Int.random(in: 1...3, using: &random) : Int.random(in: 0...3, using: &random)
+    let protocols: [PortProtocol] = [.tcp, .udp, .sctp]
+    service.ports = (0..<portCount).map { number in
+        ServicePort(
+            name: portCount > 1 || Bool.random(using: &random) ? "p\(number)" : nil, protocol: protocols.randomElement(using: &random)!,
+            port: 80 + number, targetPort: Bool.random(using: &random) ? nil : 8000 + number,
+            appProtocol: Bool.random(using: &random) ? "kubernetes.io/h2c" : nil)
+    }
+    if type == .externalName {
+        service.externalName = "db\(index).example.com"
+        return service
+    }
+    service.endpointsMode = EndpointsMode.allCases.randomElement(using: &random)!
+    let count = [0, 1, 3, 12, 150].randomElement(using: &random)!
+    for number in 0..<count {
+        let ip = Bool.random(using: &random) ? "10.\(index % 200).\(number / 200).\(number % 200 + 1)" : "fd00::\(index):\(number + 1)"
+        var address = EndpointAddress(ip: ip, ready: Int.random(in: 0..<5, using: &random) != 0)
+        if service.ports.count == 1, Bool.random(using: &random) { address.port = 9000 + Int.random(in: 0..<3, using: &random) }
+        if service.ports.count > 1, Bool.random(using: &random), let name = service.ports[0].name { address.ports = [name: 7000] }
+        if Bool.random(using: &random) { address.hostname = "host-\(number)" }
+        if service.endpointsMode != .endpoints, Bool.random(using: &random) { address.zone = "zone-\(number % 3)" }
+        service.addresses.append(address)
+    }
+    return service
+}
+
+@Suite struct ImportTests {
+    @Test func importingARenderingGivesBackTheSameRegistration() throws {
+        var random = SeededGenerator(state: 20261128)
+        for index in 0..<150 {
+            var service = randomService(&random, index: index)
+            #expect(ServiceValidator.validate(service) == [], "generated service \(index) is invalid")
+            service.normalize()
+            for format in ManifestFormat.allCases {
+                let bytes = format.serialize(ManifestRenderer.render(service).objects)
+                let documents = try ManifestDocuments.parseYAML(String(decoding: bytes, as: UTF8.self))
+                let plan = try ManifestImporter.plan(ManifestDocuments.objects(documents)).get()
+                #expect(plan.refused.isEmpty)
+                #expect(plan.services == [service], "service \(index) (\(format))")
+            }
+        }
+    }
+
+    private func plan(_ yaml: String) throws -> Result<ImportPlan, ValidationFailure> {
+        ManifestImporter.plan(ManifestDocuments.objects(try ManifestDocuments.parseYAML(yaml)), defaultNamespace: "team")
+    }
+
+    @Test func refusesObjectsThatAreNotExternalWithReasons() throws {
+        let refusals = try plan(
+            """
+            apiVersion: v1
+            kind: ConfigMap
+            metadata: {name: cfg}
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata: {name: lb}
+            spec: {type: LoadBalancer, ports: [{port: 80}]}
+            ---
+            apiVersion: v1
+            kind: Endpoints
+            metadata: {name: orphan}
+            subsets: []
+            ---
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata: {name: unlabelled}
+            addressType: IPv4
+            endpoints: []
+            """
+        ).get()
+        #expect(refusals.services.isEmpty)
+        #expect(refusals.refused.map(\.path) == ["documents[0]", "documents[1]", "documents[2]", "documents[3]"])
+        #expect(refusals.refused.allSatisfy { !$0.reason.isEmpty })
+    }
+
+    @Test func usesTheDefaultNamespaceAndFlattensLists() throws {
+        let json = #"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Service","metadata":{"name":"a"},"spec":{"ports":[{"port":80}]}},{"apiVersion":"v1","kind":"Endpoints","metadata":{"name":"a"},"subsets":[{"addresses":[{"ip":"10.0.0.1"}],"ports":[{"port":80}]}]}]}"#
+        let result = try plan(json).get()
+        #expect(result.services.map(\.namespace) == ["team"])
+        #expect(result.services.first?.addresses.map(\.ip) == ["10.0.0.1"])
+    }
+
+    @Test(arguments: [
+        // Endpoints port name that no Service port has.
+        ("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{name: web, port: 80}]}\n---\napiVersion: v1\nkind: Endpoints\nmetadata: {name: a}\nsubsets: [{addresses: [{ip: 10.0.0.1}], ports: [{name: http, port: 80}]}]",
+            "documents[1].subsets[0].ports[0].name"),
+        // Named targetPort.
+        ("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80, targetPort: http}]}", "documents[0].spec.ports[0].targetPort"),
+        // Invalid IP in Endpoints.
+        ("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80}]}\n---\napiVersion: v1\nkind: Endpoints\nmetadata: {name: a}\nsubsets: [{addresses: [{ip: 127.0.0.1}], ports: [{port: 80}]}]",
+            "documents[0] (Service default/a): addresses[0].ip"),
+        // Not an object.
+        ("- just\n- a list", "documents[0]"),
+        // No name.
+        ("apiVersion: v1\nkind: Service\nmetadata: {}\nspec: {}", "documents[0].metadata.name"),
+    ])
+    func failsTheWholeImportNamingDocumentAndField(yaml: String, field: String) throws {
+        let defaulted = yaml.replacingOccurrences(of: "(Service default/a)", with: "(Service team/a)")
+        switch try plan(defaulted) {
+        case .success: Issue.record("import should fail")
+        case .failure(let failure):
+            let expected = field.replacingOccurrences(of: "default/a", with: "team/a")
+            #expect(failure.violations.map(\.field).contains(expected), "\(failure.violations)")
+        }
+    }
+
+    @Test func rejectsBrokenYAML() {
+        #expect(throws: ValidationFailure.self) { _ = try ManifestDocuments.parseYAML("a: 'unterminated\nb: [1\n") }
+    }
+}
+
+extension String {
+    fileprivate func replacingOccurrences(of target: String, with replacement: String) -> String {
+        components(separatedBy: target).joined(separator: replacement)
+    }
+
+    private func components(separatedBy separator: String) -> [String] {
+        var parts: [String] = []
+        var rest = Substring(self)
+        while let range = rest.firstRange(of: separator) {
+            parts.append(String(rest[..<range.lowerBound]))
+            rest = rest[range.upperBound...]
+        }
+        parts.append(String(rest))
+        return parts
+    }
+}
