@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Logging
 import RegistryAPI
+import RegistryCore
 
 /// `endpoint-registry`: the registry server and its offline tools.
 @main
@@ -10,7 +11,7 @@ struct EndpointRegistry: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "endpoint-registry",
         abstract: "A registry of external services that renders and pushes their Kubernetes Service and Endpoints objects.",
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Render.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -101,5 +102,71 @@ struct Serve: ParsableCommand {
         }
         received.wait()
         sources.forEach { $0.cancel() }
+    }
+}
+
+/// Renders registration files to manifests with no server and no database.
+struct Render: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Render registration files (JSON or YAML in the API's format) to Kubernetes manifests on stdout.",
+        discussion: """
+            A file holds one registration, several YAML documents, or {"items": [...]}. Invalid \
+            registrations are reported on stderr with their field paths and nothing is printed.
+            Example: endpoint-registry render etcd.yaml | kubectl apply -f -
+            """)
+
+    @Argument(help: "Registration files; - reads standard input.")
+    var files: [String]
+    @Option(help: "yaml (default) or json (a v1 List).")
+    var format: String = "yaml"
+    @Option(help: "Override every service's endpointsMode: endpoints, endpointslices or both.")
+    var endpoints: String?
+
+    func run() throws {
+        guard let format = ManifestFormat(rawValue: format) else { throw ValidationError("--format must be yaml or json") }
+        let mode = try endpoints.map { text in
+            guard let mode = EndpointsMode(rawValue: text) else { throw ValidationError("--endpoints must be endpoints, endpointslices or both") }
+            return mode
+        }
+        var objects: [JSONValue] = []
+        var warnings: [String] = []
+        var failed = false
+        for file in files {
+            let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
+            guard let text = String(data: data, encoding: .utf8) else { throw ValidationError("\(file) is not UTF-8 text") }
+            let documents: [JSONValue]
+            do {
+                documents = try ManifestDocuments.parseYAML(text)
+            } catch {
+                report(file, error.violations)
+                failed = true
+                continue
+            }
+            for (index, document) in documents.enumerated() {
+                var registrations = [document]
+                if case .object(let object) = document, case .array(let items)? = object["items"] { registrations = items }
+                for (itemIndex, registration) in registrations.enumerated() {
+                    switch ServiceDecoder.decode(registration) {
+                    case .success(let input):
+                        let rendering = ManifestRenderer.render(input.service, mode: mode)
+                        objects += rendering.objects
+                        warnings += rendering.warnings
+                    case .failure(let failure):
+                        let place = registrations.count > 1 ? "\(file) document \(index) item \(itemIndex)" : "\(file) document \(index)"
+                        report(place, failure.violations)
+                        failed = true
+                    }
+                }
+            }
+        }
+        guard !failed else { throw ExitCode(1) }
+        for warning in warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+        FileHandle.standardOutput.write(Data(format.serialize(objects)))
+    }
+
+    private func report(_ place: String, _ violations: [FieldViolation]) {
+        for violation in violations {
+            FileHandle.standardError.write(Data("\(place): \(violation.field.isEmpty ? "" : violation.field + ": ")\(violation.message)\n".utf8))
+        }
     }
 }

@@ -15,10 +15,12 @@ public final class RegistryApplication: HTTPHandler {
     public init(store: ServiceStore, logger: Logger) {
         self.store = store
         self.logger = logger
-        self.router = Router(routes: RegistryApplication.routes(services: ServiceHandlers(store: store), store: store))
+        self.router = Router(
+            routes: RegistryApplication.routes(
+                services: ServiceHandlers(store: store), manifests: ManifestHandlers(store: store, cache: RenderCache()), store: store))
     }
 
-    static func routes(services: ServiceHandlers, store: ServiceStore) -> [Route] {
+    static func routes(services: ServiceHandlers, manifests: ManifestHandlers, store: ServiceStore) -> [Route] {
         [
             Route("GET", "/healthz", "getHealth") { _ in Responses.json(200, .object(JSONObject([("status", .string("ok"))]))) },
             Route("GET", "/readyz", "getReadiness") { _ in
@@ -43,6 +45,13 @@ public final class RegistryApplication: HTTPHandler {
             Route("GET", "/v1/services/{namespace}/{name}/addresses", "listAddresses", handler: services.listAddresses),
             Route("POST", "/v1/services/{namespace}/{name}/addresses", "addAddress", handler: services.addAddress),
             Route("DELETE", "/v1/services/{namespace}/{name}/addresses/{ip}", "deleteAddress", query: ["port"], handler: services.deleteAddress),
+            Route(
+                "GET", "/v1/services/{namespace}/{name}/manifests", "getServiceManifests", query: ["format", "endpoints"],
+                handler: manifests.getServiceManifests),
+            Route(
+                "GET", "/v1/manifests", "listManifests", query: ["namespace", "labelSelector", "format", "endpoints"],
+                handler: manifests.listManifests),
+            Route("POST", "/v1/import", "importManifests", query: ["dryRun", "onConflict", "namespace"], handler: manifests.importManifests),
         ]
     }
 

@@ -10,9 +10,14 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     case unreadable(namespace: String, name: String)
     case database(SQLiteError)
     case migration(MigrationError)
+    /// An import with `onConflict=fail` met services that exist with other content.
+    case importConflicts([ServiceKey])
 
     public var description: String {
         switch self {
+        case .importConflicts(let keys):
+            "\(keys.count) service\(keys.count == 1 ? "" : "s") already exist with other content: "
+                + keys.prefix(10).map { "\($0.namespace)/\($0.name)" }.joined(separator: ", ") + (keys.count > 10 ? ", …" : "")
         case .notFound(let namespace, let name): "service \(namespace)/\(name) not found"
         case .alreadyExists(let namespace, let name): "service \(namespace)/\(name) already exists"
         case .unreadable(let namespace, let name): "stored service \(namespace)/\(name) could not be decoded"
@@ -55,6 +60,33 @@ public struct ServiceKey: Sendable, Equatable, Hashable {
         self.namespace = namespace
         self.name = name
     }
+}
+
+/// The identity and revision of a stored service, enough to key caches of derived output.
+public struct ServiceVersion: Sendable, Hashable {
+    public var key: ServiceKey
+    public var uid: String
+    public var revision: Int
+
+    public init(key: ServiceKey, uid: String, revision: Int) {
+        self.key = key
+        self.uid = uid
+        self.revision = revision
+    }
+}
+
+/// What to do when an imported service already exists with other content.
+public enum ImportConflictPolicy: String, Sendable, CaseIterable {
+    case fail, skip, replace
+}
+
+/// What an import did (or, on a dry run, would do) to one service.
+public struct ImportOutcome: Sendable, Equatable {
+    public enum Action: String, Sendable { case created, updated, unchanged, skipped }
+    public var key: ServiceKey
+    public var action: Action
+    /// The revision after the import (the current one when unchanged or skipped).
+    public var revision: Int
 }
 
 /// What an update decided.
@@ -253,6 +285,32 @@ public final class ServiceStore: Sendable {
         return labels
     }
 
+    /// Identity and revision of one service, without reading its document.
+    public func version(namespace: String, name: String) throws(StoreError) -> ServiceVersion? {
+        try read { connection in
+            let statement = try connection.prepare("SELECT uid, revision FROM services WHERE namespace = ? AND name = ?")
+            try statement.bind(.text(namespace), .text(name))
+            guard try statement.step() else { return nil }
+            return ServiceVersion(key: ServiceKey(namespace: namespace, name: name), uid: statement.text(0), revision: statement.int(1))
+        }
+    }
+
+    /// Identity and revision of every service matching the filters, in (namespace, name) order.
+    public func versions(namespace: String?, selector: LabelSelector) throws(StoreError) -> [ServiceVersion] {
+        try read { connection in
+            let statement = try connection.prepare(
+                "SELECT namespace, name, uid, revision, labels FROM services WHERE (?1 IS NULL OR namespace = ?1) ORDER BY namespace, name")
+            try statement.bind(namespace.map { .text($0) } ?? .null)
+            var versions: [ServiceVersion] = []
+            while try statement.step() {
+                if !selector.requirements.isEmpty, !selector.matches(ServiceStore.labels(fromJSON: statement.text(4))) { continue }
+                versions.append(
+                    ServiceVersion(key: ServiceKey(namespace: statement.text(0), name: statement.text(1)), uid: statement.text(2), revision: statement.int(3)))
+            }
+            return versions
+        }
+    }
+
     /// Number of stored services.
     public func count() throws(StoreError) -> Int {
         try read { connection in
@@ -296,13 +354,7 @@ public final class ServiceStore: Sendable {
                 record.service = service
                 record.revision += 1
                 record.updatedAt = time
-                let document = ServiceEncoder.bytes(record)
-                try connection.prepare(
-                    "UPDATE services SET revision = ?, updated_at = ?, labels = ?, document = ? WHERE namespace = ? AND name = ?"
-                ).bind(
-                    .integer(record.revision), .text(time), .text(ServiceStore.labelsJSON(service.labels)), .blob(document),
-                    .text(namespace), .text(name)
-                ).run()
+                let document = try ServiceStore.replace(record, into: connection)
                 return UpdateResult(record: record, document: document, changed: true, created: false)
             }
             let record = ServiceRecord(service: service, uid: UUID().uuidString.lowercased(), revision: 1, createdAt: time, updatedAt: time)
@@ -310,6 +362,54 @@ public final class ServiceStore: Sendable {
             try ServiceStore.insert(record, document: document, into: connection)
             return UpdateResult(record: record, document: document, changed: true, created: true)
         }
+    }
+
+    /// Registers or updates `services` all together in one transaction: either every change is
+    /// committed or none. With `dryRun` the same decisions are made and then rolled back.
+    public func importServices(_ services: [ExternalService], onConflict: ImportConflictPolicy, dryRun: Bool) throws -> [ImportOutcome] {
+        let time = ServiceStore.timestamp(now())
+        do {
+            return try write { connection in
+                var outcomes: [ImportOutcome] = []
+                var conflicts: [ServiceKey] = []
+                for service in services {
+                    let key = ServiceKey(namespace: service.namespace, name: service.name)
+                    guard var current = try ServiceStore.existing(connection, namespace: key.namespace, name: key.name) else {
+                        let record = ServiceRecord(
+                            service: service, uid: UUID().uuidString.lowercased(), revision: 1, createdAt: time, updatedAt: time)
+                        try ServiceStore.insert(record, document: ServiceEncoder.bytes(record), into: connection)
+                        outcomes.append(ImportOutcome(key: key, action: .created, revision: 1))
+                        continue
+                    }
+                    if current.service == service {
+                        outcomes.append(ImportOutcome(key: key, action: .unchanged, revision: current.revision))
+                        continue
+                    }
+                    switch onConflict {
+                    case .fail:
+                        conflicts.append(key)
+                    case .skip:
+                        outcomes.append(ImportOutcome(key: key, action: .skipped, revision: current.revision))
+                    case .replace:
+                        current.service = service
+                        current.revision += 1
+                        current.updatedAt = time
+                        try ServiceStore.replace(current, into: connection)
+                        outcomes.append(ImportOutcome(key: key, action: .updated, revision: current.revision))
+                    }
+                }
+                if !conflicts.isEmpty { throw StoreError.importConflicts(conflicts) }
+                if dryRun { throw DryRun(outcomes: outcomes) }
+                return outcomes
+            }
+        } catch let dryRun as DryRun {
+            return dryRun.outcomes
+        }
+    }
+
+    /// Thrown to roll a dry run back while carrying its outcomes out.
+    private struct DryRun: Error {
+        var outcomes: [ImportOutcome]
     }
 
     /// Deletes a service after `check` accepts its current record (it may throw to refuse).
@@ -334,6 +434,19 @@ public final class ServiceStore: Sendable {
             .text(service.namespace), .text(service.name), .text(record.uid), .text(record.createdAt), .text(record.updatedAt),
             .text(labelsJSON(service.labels)), .blob(document)
         ).run()
+    }
+
+    /// Stores a new revision of an existing service; returns its document.
+    @discardableResult
+    private static func replace(_ record: ServiceRecord, into connection: SQLiteConnection) throws -> [UInt8] {
+        let document = ServiceEncoder.bytes(record)
+        try connection.prepare(
+            "UPDATE services SET revision = ?, updated_at = ?, labels = ?, document = ? WHERE namespace = ? AND name = ?"
+        ).bind(
+            .integer(record.revision), .text(record.updatedAt), .text(labelsJSON(record.service.labels)), .blob(document),
+            .text(record.service.namespace), .text(record.service.name)
+        ).run()
+        return document
     }
 
     /// Copies the WAL into the database file and truncates it (used at shutdown).

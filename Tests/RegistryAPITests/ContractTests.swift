@@ -44,9 +44,14 @@ import Yams
         let text = try String(contentsOf: Paths.openAPI, encoding: .utf8)
         let document = try #require(try Yams.load(yaml: text) as? [String: Any])
         let paths = try #require(document["paths"] as? [String: Any])
+        let shared = ((document["components"] as? [String: Any])?["parameters"] as? [String: Any]) ?? [:]
+        func resolve(_ parameter: [String: Any]) -> [String: Any] {
+            guard let reference = parameter["$ref"] as? String else { return parameter }
+            return (shared[String(reference.split(separator: "/").last ?? "")] as? [String: Any]) ?? [:]
+        }
         for route in server.service.application.router.routes {
             let operation = ((paths[route.template] as? [String: Any])?[route.method.lowercased()] as? [String: Any]) ?? [:]
-            let parameters = (operation["parameters"] as? [[String: Any]]) ?? []
+            let parameters = ((operation["parameters"] as? [[String: Any]]) ?? []).map(resolve)
             let query = Set(parameters.filter { $0["in"] as? String == "query" }.compactMap { $0["name"] as? String })
             #expect(query == route.queryParameters, "\(route.method) \(route.template)")
         }

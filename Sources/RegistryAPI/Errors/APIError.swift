@@ -8,6 +8,7 @@ public enum APIError: Error, Sendable {
     case routeNotFound(path: String)
     case methodNotAllowed(method: String, allowed: [String])
     case unsupportedMediaType(got: String?, expected: String)
+    case notAcceptable(String)
     case payloadTooLarge(limit: Int)
     case conflict(String, field: String? = nil)
     case preconditionFailed(String)

@@ -33,6 +33,10 @@ enum ErrorMapping {
             switch error {
             case .notFound(let namespace, let name):
                 return ProblemDetails(slug: "not-found", title: "Not found", status: 404, detail: "service \(namespace)/\(name) does not exist")
+            case .importConflicts:
+                return ProblemDetails(
+                    slug: "import-conflict", title: "Conflict", status: 409,
+                    detail: "\(error); nothing was imported. Use onConflict=skip or onConflict=replace")
             case .alreadyExists(let namespace, let name):
                 return ProblemDetails(
                     slug: "already-exists", title: "Already exists", status: 409,
@@ -76,6 +80,8 @@ enum ErrorMapping {
             return ProblemDetails(
                 slug: "unsupported-media-type", title: "Unsupported media type", status: 415,
                 detail: "Content-Type must be \(expected)" + (got.map { ", not \($0)" } ?? " (it is missing)"))
+        case .notAcceptable(let detail):
+            return ProblemDetails(slug: "not-acceptable", title: "Not acceptable", status: 406, detail: detail)
         case .payloadTooLarge(let limit):
             var problem = ProblemDetails(
                 slug: "payload-too-large", title: "Payload too large", status: 413,

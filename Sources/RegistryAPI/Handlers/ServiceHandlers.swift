@@ -35,13 +35,28 @@ struct ServiceHandlers: Sendable {
         return Responses.json(201, document, etag: record.etag, location: Self.location(record.service.namespace, record.service.name))
     }
 
+    /// The `namespace` query parameter, checked; nil when absent or empty.
+    static func namespaceFilter(_ request: HTTPRequest) throws(APIError) -> String? {
+        let namespace = request.queryValue("namespace").flatMap { $0.isEmpty ? nil : $0 }
+        if let namespace, let problem = KubernetesNames.dns1123Label(namespace).first {
+            throw .badRequest("namespace \"\(namespace)\": \(problem)", field: "namespace")
+        }
+        return namespace
+    }
+
+    /// A boolean query flag: absent, `false` → false; bare, `true` → true; anything else is 400.
+    static func flag(_ request: HTTPRequest, _ name: String) throws(APIError) -> Bool {
+        switch request.queryValue(name) {
+        case nil, "false"?: return false
+        case ""?, "true"?: return true
+        case let other?: throw .badRequest("\(name) must be true or false, not \"\(other)\"", field: name)
+        }
+    }
+
     /// - Remark: HTTP `GET /v1/services`
     func listServices(_ context: RequestContext) throws -> HTTPResponse {
         let request = context.request
-        let namespace = request.queryValue("namespace").flatMap { $0.isEmpty ? nil : $0 }
-        if let namespace, let problem = KubernetesNames.dns1123Label(namespace).first {
-            throw APIError.badRequest("namespace \"\(namespace)\": \(problem)", field: "namespace")
-        }
+        let namespace = try Self.namespaceFilter(request)
         let selector = try LabelSelector(parsing: request.queryValue("labelSelector") ?? "")
         var limit: Int? = nil
         if let text = request.queryValue("limit") {

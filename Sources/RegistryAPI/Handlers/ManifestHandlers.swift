@@ -1,0 +1,154 @@
+import Foundation
+import HTTPServer
+import RegistryCore
+import RegistryStorage
+
+/// Handlers that render registrations to Kubernetes manifests and import manifests back.
+struct ManifestHandlers: Sendable {
+    let store: ServiceStore
+    let cache: RenderCache
+
+    /// The output format: `?format=` wins, then `Accept`; YAML by default. 406 when the client
+    /// accepts neither.
+    private func format(_ request: HTTPRequest) throws(APIError) -> ManifestFormat {
+        if let text = request.queryValue("format") {
+            guard let format = ManifestFormat(rawValue: text) else {
+                throw .badRequest("format must be yaml or json, not \"\(text)\"", field: "format")
+            }
+            return format
+        }
+        guard let accept = request.headers["Accept"] else { return .yaml }
+        let types = accept.split(separator: ",").compactMap { RequestChecks.mediaType(String($0)) }
+        for type in types {
+            switch type {
+            case "application/yaml", "application/x-yaml", "text/yaml", "*/*", "application/*", "text/*": return .yaml
+            case "application/json": return .json
+            default: continue
+            }
+        }
+        throw .notAcceptable("manifests are served as application/yaml or application/json, not \(accept)")
+    }
+
+    private func mode(_ request: HTTPRequest) throws(APIError) -> EndpointsMode? {
+        guard let text = request.queryValue("endpoints") else { return nil }
+        guard let mode = EndpointsMode(rawValue: text) else {
+            throw .badRequest("endpoints must be endpoints, endpointslices or both, not \"\(text)\"", field: "endpoints")
+        }
+        return mode
+    }
+
+    private func rendered(_ version: ServiceVersion, mode requested: EndpointsMode?) throws -> RenderedService? {
+        guard let record = try store.record(namespace: version.key.namespace, name: version.key.name) else { return nil }
+        let mode = requested ?? record.service.endpointsMode
+        let current = ServiceVersion(key: version.key, uid: record.uid, revision: record.revision)
+        return cache.rendered(RenderCache.Key(version: current, mode: mode)) { RenderCache.render(record.service, mode: mode) }
+    }
+
+    private func response(_ format: ManifestFormat, _ items: [RenderedService], etag: String?) -> HTTPResponse {
+        var body: [UInt8]
+        switch format {
+        case .yaml:
+            body = items.flatMap(\.yaml)
+        case .json:
+            body = Array(#"{"apiVersion":"v1","kind":"List","items":["#.utf8)
+            body.reserveCapacity(items.reduce(64) { $0 + $1.jsonItems.count + 1 })
+            var first = true
+            for item in items where !item.jsonItems.isEmpty {
+                if !first { body.append(UInt8(ascii: ",")) }
+                body += item.jsonItems
+                first = false
+            }
+            body += Array("]}\n".utf8)
+        }
+        var headers = HTTPHeaders([("Content-Type", format.mediaType)])
+        if let etag { headers.add("ETag", etag) }
+        for warning in items.flatMap(\.warnings) {
+            headers.add("Warning", "299 - \"\(warning.replacingOccurrences(of: "\"", with: "'"))\"")
+        }
+        return HTTPResponse(status: 200, headers: headers, body: body)
+    }
+
+    /// - Remark: HTTP `GET /v1/services/{namespace}/{name}/manifests`
+    func getServiceManifests(_ context: RequestContext) throws -> HTTPResponse {
+        let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
+        let format = try format(context.request)
+        let mode = try mode(context.request)
+        guard let version = try store.version(namespace: namespace, name: name),
+            let rendered = try rendered(version, mode: mode)
+        else { throw StoreError.notFound(namespace: namespace, name: name) }
+        let etag = "\"\(version.revision)-\(version.uid.prefix(8))-\(mode?.rawValue ?? "default")-\(format.rawValue)\""
+        if RequestChecks.notModified(context.request, etag: etag) { return Responses.notModified(etag: etag) }
+        return response(format, [rendered], etag: etag)
+    }
+
+    /// - Remark: HTTP `GET /v1/manifests`
+    func listManifests(_ context: RequestContext) throws -> HTTPResponse {
+        let request = context.request
+        let format = try format(request)
+        let mode = try mode(request)
+        let namespace = try ServiceHandlers.namespaceFilter(request)
+        let selector = try LabelSelector(parsing: request.queryValue("labelSelector") ?? "")
+        let items = try store.versions(namespace: namespace, selector: selector).compactMap { try rendered($0, mode: mode) }
+        return response(format, items, etag: nil)
+    }
+
+    /// - Remark: HTTP `POST /v1/import`
+    func importManifests(_ context: RequestContext) throws -> HTTPResponse {
+        let request = context.request
+        let dryRun = try ServiceHandlers.flag(request, "dryRun")
+        var policy = ImportConflictPolicy.fail
+        if let text = request.queryValue("onConflict") {
+            guard let parsed = ImportConflictPolicy(rawValue: text) else {
+                throw APIError.badRequest("onConflict must be fail, skip or replace, not \"\(text)\"", field: "onConflict")
+            }
+            policy = parsed
+        }
+        let defaultNamespace = try ServiceHandlers.namespaceFilter(request) ?? ExternalService.defaultNamespace
+        let type = RequestChecks.mediaType(request.headers["Content-Type"])
+        let documents: [JSONValue]
+        switch type {
+        case "application/json":
+            documents = [try JSONParser.parse(request.body)]
+        case "application/yaml", "application/x-yaml", "text/yaml":
+            guard let text = String(validating: request.body, as: UTF8.self) else {
+                throw APIError.malformedBody("the YAML body is not valid UTF-8")
+            }
+            documents = try ManifestDocuments.parseYAML(text)
+        default:
+            throw APIError.unsupportedMediaType(got: request.headers["Content-Type"], expected: "application/yaml or application/json")
+        }
+        let plan: ImportPlan
+        switch ManifestImporter.plan(ManifestDocuments.objects(documents), defaultNamespace: defaultNamespace) {
+        case .success(let value): plan = value
+        case .failure(let failure): throw failure
+        }
+        let outcomes = try store.importServices(plan.services, onConflict: policy, dryRun: dryRun)
+        let body = JSONValue.object(
+            JSONObject([
+                ("dryRun", .bool(dryRun)), ("onConflict", .string(policy.rawValue)),
+                (
+                    "services",
+                    .array(
+                        outcomes.map { outcome in
+                            .object(
+                                JSONObject([
+                                    ("namespace", .string(outcome.key.namespace)), ("name", .string(outcome.key.name)),
+                                    ("action", .string(outcome.action.rawValue)), ("revision", .integer(outcome.revision)),
+                                ]))
+                        })
+                ),
+                (
+                    "refused",
+                    .array(
+                        plan.refused.map { refused in
+                            var object = JSONObject([("document", .string(refused.path)), ("kind", .string(refused.kind))])
+                            if let namespace = refused.namespace { object["namespace"] = .string(namespace) }
+                            if let name = refused.name { object["name"] = .string(name) }
+                            object["reason"] = .string(refused.reason)
+                            return .object(object)
+                        })
+                ),
+            ]))
+        return Responses.json(200, body)
+    }
+}

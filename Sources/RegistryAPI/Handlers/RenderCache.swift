@@ -1,0 +1,67 @@
+import RegistryCore
+import RegistryStorage
+import Synchronization
+
+/// Rendered output of one service revision in one endpoints mode, in both formats.
+struct RenderedService: Sendable {
+    /// The YAML stream (warnings as leading comments).
+    var yaml: [UInt8]
+    /// The objects as comma-separated JSON, to be wrapped in a `List`.
+    var jsonItems: [UInt8]
+    var warnings: [String]
+}
+
+/// Remembers renderings by (uid, revision, mode): a stored revision never changes, so entries
+/// never go stale, and rendering (mostly YAML emission) is paid once per revision. Bounded by
+/// total bytes; the oldest entries go first.
+final class RenderCache: Sendable {
+    struct Key: Hashable, Sendable {
+        var version: ServiceVersion
+        var mode: EndpointsMode
+    }
+
+    private struct State {
+        var entries: [Key: RenderedService] = [:]
+        var order: [Key] = []
+        var bytes = 0
+    }
+
+    private let state = Mutex(State())
+    private let maxBytes: Int
+
+    init(maxBytes: Int = 64 << 20) {
+        self.maxBytes = maxBytes
+    }
+
+    func rendered(_ key: Key, render: () throws -> RenderedService) rethrows -> RenderedService {
+        if let hit = state.withLock({ $0.entries[key] }) { return hit }
+        let value = try render()
+        let size = value.yaml.count + value.jsonItems.count
+        guard size <= maxBytes / 4 else { return value }
+        state.withLock { state in
+            guard state.entries[key] == nil else { return }
+            state.entries[key] = value
+            state.order.append(key)
+            state.bytes += size
+            while state.bytes > maxBytes, !state.order.isEmpty {
+                let oldest = state.order.removeFirst()
+                if let evicted = state.entries.removeValue(forKey: oldest) {
+                    state.bytes -= evicted.yaml.count + evicted.jsonItems.count
+                }
+            }
+        }
+        return value
+    }
+
+    static func render(_ service: ExternalService, mode: EndpointsMode) -> RenderedService {
+        let rendering = ManifestRenderer.render(service, mode: mode)
+        var items: [UInt8] = []
+        for (index, object) in rendering.objects.enumerated() {
+            if index > 0 { items.append(UInt8(ascii: ",")) }
+            JSONWriter.write(object, into: &items)
+        }
+        return RenderedService(
+            yaml: ManifestFormat.yaml.serialize(rendering.objects, warnings: rendering.warnings), jsonItems: items,
+            warnings: rendering.warnings)
+    }
+}
