@@ -37,25 +37,31 @@ struct ManifestHandlers: Sendable {
         return mode
     }
 
-    private func rendered(_ version: ServiceVersion, mode requested: EndpointsMode?) throws -> RenderedService? {
+    /// The rendering of `version`, from the cache or rendered now; nil if the service is gone.
+    private func rendered(_ version: ServiceVersion, mode: EndpointsMode?, format: ManifestFormat) throws -> RenderedService? {
+        let key = RenderCache.Key(version: version, mode: mode, format: format)
+        if let hit = cache.cached(key) { return hit }
         guard let record = try store.record(namespace: version.key.namespace, name: version.key.name) else { return nil }
-        let mode = requested ?? record.service.endpointsMode
         let current = ServiceVersion(key: version.key, uid: record.uid, revision: record.revision)
-        return cache.rendered(RenderCache.Key(version: current, mode: mode)) { RenderCache.render(record.service, mode: mode) }
+        return cache.rendered(RenderCache.Key(version: current, mode: mode, format: format)) {
+            RenderCache.render(record.service, mode: mode, format: format)
+        }
     }
 
     private func response(_ format: ManifestFormat, _ items: [RenderedService], etag: String?) -> HTTPResponse {
         var body: [UInt8]
         switch format {
         case .yaml:
-            body = items.flatMap(\.yaml)
+            body = []
+            body.reserveCapacity(items.reduce(0) { $0 + $1.bytes.count })
+            for item in items { body += item.bytes }
         case .json:
             body = Array(#"{"apiVersion":"v1","kind":"List","items":["#.utf8)
-            body.reserveCapacity(items.reduce(64) { $0 + $1.jsonItems.count + 1 })
+            body.reserveCapacity(items.reduce(64) { $0 + $1.bytes.count + 1 })
             var first = true
-            for item in items where !item.jsonItems.isEmpty {
+            for item in items where !item.bytes.isEmpty {
                 if !first { body.append(UInt8(ascii: ",")) }
-                body += item.jsonItems
+                body += item.bytes
                 first = false
             }
             body += Array("]}\n".utf8)
@@ -74,7 +80,7 @@ struct ManifestHandlers: Sendable {
         let format = try format(context.request)
         let mode = try mode(context.request)
         guard let version = try store.version(namespace: namespace, name: name),
-            let rendered = try rendered(version, mode: mode)
+            let rendered = try rendered(version, mode: mode, format: format)
         else { throw StoreError.notFound(namespace: namespace, name: name) }
         let etag = "\"\(version.revision)-\(version.uid.prefix(8))-\(mode?.rawValue ?? "default")-\(format.rawValue)\""
         if RequestChecks.notModified(context.request, etag: etag) { return Responses.notModified(etag: etag) }
@@ -88,7 +94,7 @@ struct ManifestHandlers: Sendable {
         let mode = try mode(request)
         let namespace = try ServiceHandlers.namespaceFilter(request)
         let selector = try LabelSelector(parsing: request.queryValue("labelSelector") ?? "")
-        let items = try store.versions(namespace: namespace, selector: selector).compactMap { try rendered($0, mode: mode) }
+        let items = try store.versions(namespace: namespace, selector: selector).compactMap { try rendered($0, mode: mode, format: format) }
         return response(format, items, etag: nil)
     }
 

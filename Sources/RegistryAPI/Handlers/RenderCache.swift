@@ -2,22 +2,23 @@ import RegistryCore
 import RegistryStorage
 import Synchronization
 
-/// Rendered output of one service revision in one endpoints mode, in both formats.
+/// Rendered output of one service revision in one endpoints mode and one format.
 struct RenderedService: Sendable {
-    /// The YAML stream (warnings as leading comments).
-    var yaml: [UInt8]
-    /// The objects as comma-separated JSON, to be wrapped in a `List`.
-    var jsonItems: [UInt8]
+    /// The YAML stream (warnings as leading comments), or the objects as comma-separated JSON
+    /// to be wrapped in a `List`.
+    var bytes: [UInt8]
     var warnings: [String]
 }
 
-/// Remembers renderings by (uid, revision, mode): a stored revision never changes, so entries
+/// Remembers renderings by (uid, revision, mode, format): a stored revision never changes, so entries
 /// never go stale, and rendering (mostly YAML emission) is paid once per revision. Bounded by
 /// total bytes; the oldest entries go first.
 final class RenderCache: Sendable {
     struct Key: Hashable, Sendable {
         var version: ServiceVersion
-        var mode: EndpointsMode
+        /// nil: the service's own endpointsMode (part of the revision's content).
+        var mode: EndpointsMode?
+        var format: ManifestFormat
     }
 
     private struct State {
@@ -33,10 +34,14 @@ final class RenderCache: Sendable {
         self.maxBytes = maxBytes
     }
 
+    func cached(_ key: Key) -> RenderedService? {
+        state.withLock { $0.entries[key] }
+    }
+
     func rendered(_ key: Key, render: () throws -> RenderedService) rethrows -> RenderedService {
-        if let hit = state.withLock({ $0.entries[key] }) { return hit }
+        if let hit = cached(key) { return hit }
         let value = try render()
-        let size = value.yaml.count + value.jsonItems.count
+        let size = value.bytes.count
         guard size <= maxBytes / 4 else { return value }
         state.withLock { state in
             guard state.entries[key] == nil else { return }
@@ -46,22 +51,25 @@ final class RenderCache: Sendable {
             while state.bytes > maxBytes, !state.order.isEmpty {
                 let oldest = state.order.removeFirst()
                 if let evicted = state.entries.removeValue(forKey: oldest) {
-                    state.bytes -= evicted.yaml.count + evicted.jsonItems.count
+                    state.bytes -= evicted.bytes.count
                 }
             }
         }
         return value
     }
 
-    static func render(_ service: ExternalService, mode: EndpointsMode) -> RenderedService {
+    static func render(_ service: ExternalService, mode: EndpointsMode?, format: ManifestFormat) -> RenderedService {
         let rendering = ManifestRenderer.render(service, mode: mode)
-        var items: [UInt8] = []
-        for (index, object) in rendering.objects.enumerated() {
-            if index > 0 { items.append(UInt8(ascii: ",")) }
-            JSONWriter.write(object, into: &items)
+        switch format {
+        case .yaml:
+            return RenderedService(bytes: ManifestFormat.yaml.serialize(rendering.objects, warnings: rendering.warnings), warnings: rendering.warnings)
+        case .json:
+            var items: [UInt8] = []
+            for (index, object) in rendering.objects.enumerated() {
+                if index > 0 { items.append(UInt8(ascii: ",")) }
+                JSONWriter.write(object, into: &items)
+            }
+            return RenderedService(bytes: items, warnings: rendering.warnings)
         }
-        return RenderedService(
-            yaml: ManifestFormat.yaml.serialize(rendering.objects, warnings: rendering.warnings), jsonItems: items,
-            warnings: rendering.warnings)
     }
 }

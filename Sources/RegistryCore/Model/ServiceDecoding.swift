@@ -149,6 +149,9 @@ private final class Reader {
         "endpointsMode", "uid", "revision", "createdAt", "updatedAt",
     ]
 
+    static let portFields: Set<String> = ["name", "protocol", "port", "targetPort", "appProtocol"]
+    static let addressFields: Set<String> = ["ip", "port", "ports", "hostname", "zone", "ready"]
+
     func service(_ object: JSONObject) -> ServiceInput {
         checkKnown(object, path: "", known: Reader.serviceFields)
         let namespace = string(object, "namespace", path: "") ?? ExternalService.defaultNamespace
@@ -175,7 +178,7 @@ private final class Reader {
     }
 
     func port(_ object: JSONObject, path: String) -> ServicePort {
-        checkKnown(object, path: path, known: ["name", "protocol", "port", "targetPort", "appProtocol"])
+        checkKnown(object, path: path, known: Reader.portFields)
         let number = integer(object["port"], path: join(path, "port"))
         if number == nil && !typeErrorPaths.contains(join(path, "port")) {
             typeErrorPaths.insert(join(path, "port"))
@@ -191,7 +194,7 @@ private final class Reader {
     }
 
     func address(_ object: JSONObject, path: String) -> EndpointAddress {
-        checkKnown(object, path: path, known: ["ip", "port", "ports", "hostname", "zone", "ready"])
+        checkKnown(object, path: path, known: Reader.addressFields)
         let rawIP = string(object, "ip", path: path)
         if rawIP == nil && !typeErrorPaths.contains(join(path, "ip")) {
             typeErrorPaths.insert(join(path, "ip"))

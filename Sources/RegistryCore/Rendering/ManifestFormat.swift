@@ -25,20 +25,33 @@ public enum ManifestFormat: String, Sendable, CaseIterable {
             var text = warnings.map { "# WARNING: \($0)\n" }.joined()
             if !objects.isEmpty {
                 // Yams only fails on invalid nodes, which `yamlNode` never builds.
-                text += (try? Yams.serialize(nodes: objects.map(ManifestFormat.yamlNode), width: -1, explicitStart: true)) ?? ""
+                let tags = Tags()
+                text += (try? Yams.serialize(nodes: objects.map { ManifestFormat.yamlNode($0, tags) }, width: -1, explicitStart: true)) ?? ""
             }
             return Array(text.utf8)
         }
     }
 
-    static func yamlNode(_ value: JSONValue) -> Node {
+    /// The tags of one serialization, built once: creating a `Tag` consults Yams' default
+    /// constructor, which dominated the cost of emitting large manifests when done per node.
+    /// (`Tag` is a non-Sendable class, so they are not shared across calls.)
+    struct Tags {
+        let null = Tag(.null)
+        let bool = Tag(.bool)
+        let int = Tag(.int)
+        let float = Tag(.float)
+        let string = Tag(.str)
+    }
+
+    static func yamlNode(_ value: JSONValue, _ tags: Tags = Tags()) -> Node {
         switch value {
-        case .null: return Node("null", Tag(.null))
-        case .bool(let flag): return Node(flag ? "true" : "false", Tag(.bool))
-        case .number(let text): return Node(text, Tag(Int(text) != nil ? .int : .float))
-        case .string(let text): return stringNode(text)
-        case .array(let items): return .sequence(Node.Sequence(items.map(yamlNode)))
-        case .object(let object): return .mapping(Node.Mapping(object.members.map { (stringNode($0.key), yamlNode($0.value)) }))
+        case .null: return Node("null", tags.null)
+        case .bool(let flag): return Node(flag ? "true" : "false", tags.bool)
+        case .number(let text): return Node(text, Int(text) != nil ? tags.int : tags.float)
+        case .string(let text): return stringNode(text, tags)
+        case .array(let items): return .sequence(Node.Sequence(items.map { yamlNode($0, tags) }))
+        case .object(let object):
+            return .mapping(Node.Mapping(object.members.map { (stringNode($0.key, tags), yamlNode($0.value, tags)) }))
         }
     }
 
@@ -46,8 +59,8 @@ public enum ManifestFormat: String, Sendable, CaseIterable {
     /// PyYAML, libyaml) could read its plain form as something else: booleans in every spelling
     /// (`yes`, `on`, …), null, numbers of any base or form, dates, the empty string. Dotted IPv4
     /// addresses stay plain: no resolver reads them as numbers.
-    static func stringNode(_ text: String) -> Node {
-        Node(text, Tag(.str), needsQuotes(text) ? .doubleQuoted : .any)
+    static func stringNode(_ text: String, _ tags: Tags) -> Node {
+        Node(text, tags.string, needsQuotes(text) ? .doubleQuoted : .any)
     }
 
     static func needsQuotes(_ text: String) -> Bool {
