@@ -17,7 +17,7 @@ public struct HTTPServerConfiguration: Sendable {
     /// Seconds an idle or stalled connection is kept.
     public var connectionTimeoutSeconds: Int = 30
     /// Per-connection memory for headers and buffers (libmicrohttpd's pool), in bytes.
-    public var connectionMemoryLimit: Int = 64 << 10
+    public var connectionMemoryLimit: Int = 32 << 10
     /// PEM certificate and key; both set turns TLS on.
     public var tlsCertificatePEM: String?
     public var tlsKeyPEM: String?

@@ -1,7 +1,8 @@
-public import Foundation
+import Foundation
+import Synchronization
 public import HTTPServer
 public import Logging
-public import RegistryCore
+import RegistryCore
 import RegistryResources
 public import RegistryStorage
 
@@ -97,15 +98,20 @@ public final class RegistryApplication: HTTPHandler {
             body: JSONWriter.bytes(problem.json(instance: request.path, requestID: requestID)))
     }
 
-    /// The client's `X-Request-Id` when it is short printable ASCII, otherwise a new one.
+    /// The client's `X-Request-Id` when it is short printable ASCII, otherwise a new one:
+    /// a random per-process prefix and a counter (unique, and cheaper than a UUID per request).
     static func requestID(from request: HTTPRequest) -> String {
         if let given = request.headers["X-Request-Id"], (1...128).contains(given.utf8.count),
             given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
         {
             return given
         }
-        return UUID().uuidString.lowercased()
+        let number = requestCounter.add(1, ordering: .relaxed).newValue
+        return requestIDPrefix + String(number, radix: 16)
     }
+
+    private static let requestIDPrefix = String(UInt64.random(in: 1 << 40..<1 << 44), radix: 16) + "-"
+    private static let requestCounter = Atomic<Int>(0)
 
     private func log(_ request: HTTPRequest, response: HTTPResponse, operation: String, requestID: String, started: ContinuousClock.Instant) {
         guard logger.logLevel <= .info else { return }
@@ -114,7 +120,6 @@ public final class RegistryApplication: HTTPHandler {
         logger.info(
             "\(request.method) \(request.path) \(response.status)",
             metadata: [
-                "method": "\(request.method)", "path": "\(request.path)", "status": "\(response.status)",
                 "durationMs": "\((milliseconds * 1000).rounded() / 1000)", "operation": "\(operation)", "requestId": "\(requestID)",
             ])
     }

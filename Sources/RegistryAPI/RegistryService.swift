@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import HTTPServer
 public import Logging
 import RegistryResources
