@@ -51,6 +51,18 @@ struct Serve: ParsableCommand {
     var tlsCert: String?
     @Option(help: "PEM private key file for --tls-cert. [ENDPOINT_REGISTRY_TLS_KEY]")
     var tlsKey: String?
+    @Option(
+        help: """
+            YAML or JSON file of bearer tokens (name, role, namespaces, sha256); reloaded on SIGHUP. Without it every caller \
+            is anonymous with full rights and the server binds to loopback only. [ENDPOINT_REGISTRY_TOKENS_FILE]
+            """)
+    var tokensFile: String?
+    @Flag(help: "Allow running without --tokens-file on a non-loopback address. [ENDPOINT_REGISTRY_INSECURE_ALLOW_ANONYMOUS]")
+    var insecureAllowAnonymous = false
+    @Option(help: "true: /metrics needs no token (default false). [ENDPOINT_REGISTRY_PUBLIC_METRICS]")
+    var publicMetrics: Bool?
+    @Option(help: "false: /openapi.yaml needs a token (default true). [ENDPOINT_REGISTRY_PUBLIC_OPENAPI]")
+    var publicOpenAPI: Bool?
 
     func run() throws {
         var flags = ServerConfiguration.Flags()
@@ -66,6 +78,10 @@ struct Serve: ParsableCommand {
         flags.logFormat = logFormat
         flags.tlsCert = tlsCert
         flags.tlsKey = tlsKey
+        flags.tokensFile = tokensFile
+        flags.insecureAllowAnonymous = insecureAllowAnonymous ? true : nil
+        flags.publicMetrics = publicMetrics
+        flags.publicOpenAPI = publicOpenAPI
         let configuration: ServerConfiguration
         do {
             configuration = try ServerConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
@@ -85,7 +101,12 @@ struct Serve: ParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)
         }
+        signal(SIGHUP, SIG_IGN)
+        let reload = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        reload.setEventHandler { service.reloadTokens() }
+        reload.resume()
         waitForTerminationSignal()
+        reload.cancel()
         service.shutdown()
     }
 

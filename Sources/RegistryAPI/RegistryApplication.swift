@@ -12,19 +12,36 @@ public final class RegistryApplication: HTTPHandler {
     public let router: Router
     private let store: ServiceStore
     private let logger: Logger
+    /// nil: no tokens file, every caller is `anonymous` (the server then binds to loopback only).
+    private let authenticator: TokenAuthenticator?
+    private let metrics: RegistryMetrics
 
-    public init(store: ServiceStore, logger: Logger) {
-        self.store = store
-        self.logger = logger
-        self.router = Router(
-            routes: RegistryApplication.routes(
-                services: ServiceHandlers(store: store), manifests: ManifestHandlers(store: store, cache: RenderCache()), store: store))
+    /// Which otherwise protected documents are open to callers without a token.
+    public struct Openness: Sendable {
+        public var openAPI = true
+        public var metrics = false
+        public init() {}
     }
 
-    static func routes(services: ServiceHandlers, manifests: ManifestHandlers, store: ServiceStore) -> [Route] {
+    public init(store: ServiceStore, logger: Logger, authenticator: TokenAuthenticator? = nil, openness: Openness = Openness()) {
+        self.store = store
+        self.logger = logger
+        self.authenticator = authenticator
+        let metrics = RegistryMetrics()
+        self.metrics = metrics
+        self.router = Router(
+            routes: RegistryApplication.routes(
+                services: ServiceHandlers(store: store), manifests: ManifestHandlers(store: store, cache: RenderCache()),
+                audit: AuditHandlers(store: store), metrics: metrics, store: store, openness: openness))
+    }
+
+    static func routes(
+        services: ServiceHandlers, manifests: ManifestHandlers, audit: AuditHandlers, metrics: RegistryMetrics, store: ServiceStore,
+        openness: Openness
+    ) -> [Route] {
         [
-            Route("GET", "/healthz", "getHealth") { _ in Responses.json(200, .object(JSONObject([("status", .string("ok"))]))) },
-            Route("GET", "/readyz", "getReadiness") { _ in
+            Route("GET", "/healthz", "getHealth", permission: nil) { _ in Responses.json(200, .object(JSONObject([("status", .string("ok"))]))) },
+            Route("GET", "/readyz", "getReadiness", permission: nil) { _ in
                 do {
                     try store.ping()
                 } catch {
@@ -32,27 +49,36 @@ public final class RegistryApplication: HTTPHandler {
                 }
                 return Responses.json(200, .object(JSONObject([("status", .string("ready"))])))
             },
-            Route("GET", "/openapi.yaml", "getOpenAPIDocument") { _ in
+            Route("GET", "/openapi.yaml", "getOpenAPIDocument", permission: openness.openAPI ? nil : .read) { _ in
                 HTTPResponse(
                     status: 200, headers: HTTPHeaders([("Content-Type", "application/yaml")]),
                     body: Array(RegistryResources.openAPIDocument.utf8))
             },
-            Route("POST", "/v1/services", "createService", handler: services.createService),
+            Route("GET", "/metrics", "getMetrics", permission: openness.metrics ? nil : .read) { _ in
+                HTTPResponse(
+                    status: 200, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
+                    body: metrics.exposition(store: store))
+            },
+            Route("POST", "/v1/services", "createService", permission: .write, handler: services.createService),
             Route("GET", "/v1/services", "listServices", query: ["namespace", "labelSelector", "limit", "continue"], handler: services.listServices),
             Route("GET", "/v1/services/{namespace}/{name}", "getService", handler: services.getService),
-            Route("PUT", "/v1/services/{namespace}/{name}", "replaceService", handler: services.replaceService),
-            Route("PATCH", "/v1/services/{namespace}/{name}", "patchService", handler: services.patchService),
-            Route("DELETE", "/v1/services/{namespace}/{name}", "deleteService", handler: services.deleteService),
+            Route("PUT", "/v1/services/{namespace}/{name}", "replaceService", permission: .write, handler: services.replaceService),
+            Route("PATCH", "/v1/services/{namespace}/{name}", "patchService", permission: .write, handler: services.patchService),
+            Route("DELETE", "/v1/services/{namespace}/{name}", "deleteService", permission: .write, handler: services.deleteService),
             Route("GET", "/v1/services/{namespace}/{name}/addresses", "listAddresses", handler: services.listAddresses),
-            Route("POST", "/v1/services/{namespace}/{name}/addresses", "addAddress", handler: services.addAddress),
-            Route("DELETE", "/v1/services/{namespace}/{name}/addresses/{ip}", "deleteAddress", query: ["port"], handler: services.deleteAddress),
+            Route("POST", "/v1/services/{namespace}/{name}/addresses", "addAddress", permission: .write, handler: services.addAddress),
+            Route("DELETE", "/v1/services/{namespace}/{name}/addresses/{ip}", "deleteAddress", query: ["port"], permission: .write, handler: services.deleteAddress),
             Route(
                 "GET", "/v1/services/{namespace}/{name}/manifests", "getServiceManifests", query: ["format", "endpoints"],
                 handler: manifests.getServiceManifests),
             Route(
                 "GET", "/v1/manifests", "listManifests", query: ["namespace", "labelSelector", "format", "endpoints"],
                 handler: manifests.listManifests),
-            Route("POST", "/v1/import", "importManifests", query: ["dryRun", "onConflict", "namespace"], handler: manifests.importManifests),
+            Route("GET", "/v1/services/{namespace}/{name}/history", "getServiceHistory", handler: audit.getServiceHistory),
+            Route(
+                "GET", "/v1/audit", "listAudit", query: ["namespace", "name", "actor", "action", "since", "limit", "continue"], permission: .audit,
+                handler: audit.listAudit),
+            Route("POST", "/v1/import", "importManifests", query: ["dryRun", "onConflict", "namespace"], permission: .write, handler: manifests.importManifests),
         ]
     }
 
@@ -61,12 +87,16 @@ public final class RegistryApplication: HTTPHandler {
         let requestID = RegistryApplication.requestID(from: request)
         var response: HTTPResponse
         var operation = "-"
+        var matched: (route: Route, parameters: [String: String])? = nil
         do {
             switch router.match(method: request.method, path: request.path) {
             case .found(let route, let parameters):
                 operation = route.operationID
+                matched = (route, parameters)
+                let principal = try authorize(request, route: route, parameters: parameters)
                 try RequestChecks.checkQuery(request, allowed: route.queryParameters)
-                response = try route.handler(RequestContext(request: request, parameters: parameters, requestID: requestID))
+                response = try route.handler(
+                    RequestContext(request: request, parameters: parameters, requestID: requestID, principal: principal, operationID: route.operationID))
             case .methodNotAllowed(let allowed):
                 throw APIError.methodNotAllowed(method: request.method, allowed: allowed)
             case .notFound:
@@ -77,10 +107,72 @@ public final class RegistryApplication: HTTPHandler {
             if case APIError.methodNotAllowed(_, let allowed) = error {
                 response.headers.add("Allow", allowed.joined(separator: ", "))
             }
+            if case APIError.unauthorized(_, let invalidToken) = error {
+                response.headers.add(
+                    "WWW-Authenticate", invalidToken ? #"Bearer realm="endpoint-registry", error="invalid_token""# : #"Bearer realm="endpoint-registry""#)
+            }
         }
         response.headers.add("X-Request-Id", requestID)
-        log(request, response: response, operation: operation, requestID: requestID, started: started)
+        auditFailure(request, response: response, matched: matched, requestID: requestID)
+        let elapsed = ContinuousClock.now - started
+        metrics.recordRequest(
+            operation: matched == nil ? "unmatched" : operation, method: matched == nil ? "other" : request.method, status: response.status,
+            duration: elapsed)
+        log(request, response: response, operation: operation, requestID: requestID, elapsed: elapsed)
         return response
+    }
+
+    /// Records refused requests, and failed writes, in the audit log. Successful writes are
+    /// recorded by the store in the transaction of the change itself.
+    private func auditFailure(
+        _ request: HTTPRequest, response: HTTPResponse, matched: (route: Route, parameters: [String: String])?, requestID: String
+    ) {
+        let denied = response.status == 401 || response.status == 403
+        let failedWrite = response.status >= 400 && [.write, .push].contains(matched?.route.permission)
+        guard denied || failedWrite else { return }
+        var actor = "anonymous"
+        if let header = request.headers["Authorization"], let authenticator,
+            let principal = authenticator.principal(forToken: String(header.split(separator: " ", maxSplits: 1).last ?? ""))
+        {
+            actor = principal.name
+        }
+        let detail = (try? JSONParser.parse(response.body)).flatMap { value -> String? in
+            if case .object(let object) = value, case .string(let text)? = object["detail"] { return text }
+            return nil
+        }
+        let entry = AuditEntry(
+            actor: actor, action: matched?.route.operationID ?? "\(request.method) \(request.path)",
+            namespace: matched?.parameters["namespace"], name: matched?.parameters["name"], revisionBefore: nil, revisionAfter: nil,
+            outcome: denied ? .denied : .failure, status: response.status, requestID: requestID, detail: detail)
+        do {
+            try store.appendAudit(entry)
+        } catch {
+            logger.error("could not write the audit log", metadata: ["error": "\(error)", "requestId": "\(requestID)"])
+        }
+    }
+
+    /// Who is asking, and whether they may: 401 without a known token, 403 when the role lacks
+    /// the route's permission or the token's namespaces exclude the one in the path.
+    private func authorize(_ request: HTTPRequest, route: Route, parameters: [String: String]) throws(APIError) -> Principal {
+        guard let permission = route.permission else { return .anonymous }
+        guard let authenticator else { return .anonymous }
+        guard let header = request.headers["Authorization"] else {
+            throw .unauthorized("this route needs a bearer token (Authorization: Bearer …)", invalidToken: false)
+        }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer",
+            let principal = authenticator.principal(forToken: parts[1].trimmingCharacters(in: .whitespaces))
+        else {
+            throw .unauthorized("the bearer token is not valid", invalidToken: true)
+        }
+        guard principal.allows(permission) else {
+            throw .forbidden(
+                "token \"\(principal.name)\" (role \(principal.role.rawValue)) lacks the \(permission.rawValue) permission", missing: "permission:\(permission.rawValue)")
+        }
+        if let namespace = parameters["namespace"], !principal.scope.allows(namespace) {
+            throw .forbidden("token \"\(principal.name)\" may not access namespace \(namespace)", missing: "namespace:\(namespace)")
+        }
+        return principal
     }
 
     public func bodyTooLarge(_ request: HTTPRequest, limit: Int) -> HTTPResponse {
@@ -88,7 +180,7 @@ public final class RegistryApplication: HTTPHandler {
         var response = problemResponse(ErrorMapping.problem(for: APIError.payloadTooLarge(limit: limit)), request: request, requestID: requestID)
         response.headers.add("X-Request-Id", requestID)
         response.headers.add("Connection", "close")
-        log(request, response: response, operation: "-", requestID: requestID, started: .now)
+        log(request, response: response, operation: "-", requestID: requestID, elapsed: .zero)
         return response
     }
 
@@ -113,9 +205,8 @@ public final class RegistryApplication: HTTPHandler {
     private static let requestIDPrefix = String(UInt64.random(in: 1 << 40..<1 << 44), radix: 16) + "-"
     private static let requestCounter = Atomic<Int>(0)
 
-    private func log(_ request: HTTPRequest, response: HTTPResponse, operation: String, requestID: String, started: ContinuousClock.Instant) {
+    private func log(_ request: HTTPRequest, response: HTTPResponse, operation: String, requestID: String, elapsed: Duration) {
         guard logger.logLevel <= .info else { return }
-        let elapsed = ContinuousClock.now - started
         let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         logger.info(
             "\(request.method) \(request.path) \(response.status)",

@@ -10,6 +10,7 @@ public final class RegistryService: Sendable {
     public let store: ServiceStore
     public let server: HTTPServer
     public let application: RegistryApplication
+    private let authenticator: TokenAuthenticator?
     private let logger: Logger
     private let configuration: ServerConfiguration
 
@@ -22,7 +23,15 @@ public final class RegistryService: Sendable {
         store = try ServiceStore(
             path: configuration.databasePath, durability: configuration.durability,
             migrations: try Migration.parse(RegistryResources.migrations))
-        application = RegistryApplication(store: store, logger: logger)
+        if let tokensFile = configuration.tokensFile {
+            authenticator = try TokenAuthenticator(path: tokensFile)
+            logger.notice("bearer tokens required", metadata: ["tokensFile": "\(tokensFile)", "tokens": "\(authenticator!.count)"])
+        } else {
+            authenticator = nil
+            logger.warning(
+                "no --tokens-file: every caller is anonymous with full rights\(configuration.bindsLoopbackOnly ? "; listening on loopback only" : " (--insecure-allow-anonymous)")")
+        }
+        application = RegistryApplication(store: store, logger: logger, authenticator: authenticator, openness: configuration.openness)
         server = try HTTPServer(configuration: configuration.http, handler: application)
         let host = configuration.http.host.contains(":") ? "[\(configuration.http.host)]" : configuration.http.host
         logger.notice(
@@ -31,6 +40,17 @@ public final class RegistryService: Sendable {
                 "port": "\(server.port)", "database": "\(configuration.databasePath)", "durability": "\(configuration.durability.rawValue)",
                 "threads": "\(configuration.http.threads)",
             ])
+    }
+
+    /// Re-reads the tokens file (on SIGHUP); on error the previous tokens stay in force.
+    public func reloadTokens() {
+        guard let authenticator else { return }
+        do {
+            let count = try authenticator.reload()
+            logger.notice("tokens reloaded", metadata: ["tokens": "\(count)"])
+        } catch {
+            logger.error("tokens not reloaded, the previous ones stay in force: \(error)")
+        }
     }
 
     /// Stops accepting, lets in-flight requests finish, then checkpoints the database.

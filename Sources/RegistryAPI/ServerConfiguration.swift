@@ -13,6 +13,17 @@ public struct ServerConfiguration: Sendable {
     public var logFormat: LogFormat = .text
     /// How long shutdown waits for in-flight requests.
     public var shutdownGraceSeconds = 10
+    /// Bearer tokens; nil means anonymous access, allowed on loopback only unless
+    /// `allowAnonymousOnAnyAddress`.
+    public var tokensFile: String?
+    public var allowAnonymousOnAnyAddress = false
+    public var openness = RegistryApplication.Openness()
+
+    /// True for 127.0.0.0/8 and ::1.
+    public var bindsLoopbackOnly: Bool {
+        let host = http.host
+        return host == "::1" || (host.hasPrefix("127.") && host.split(separator: ".").count == 4)
+    }
 
     public init() {
         http.threads = max(4, ProcessInfo.processInfo.activeProcessorCount * 2)
@@ -39,6 +50,10 @@ public struct ServerConfiguration: Sendable {
         public var logFormat: String?
         public var tlsCert: String?
         public var tlsKey: String?
+        public var tokensFile: String?
+        public var insecureAllowAnonymous: Bool?
+        public var publicMetrics: Bool?
+        public var publicOpenAPI: Bool?
 
         public init() {}
     }
@@ -50,6 +65,8 @@ public struct ServerConfiguration: Sendable {
         "max-body-bytes": "ENDPOINT_REGISTRY_MAX_BODY_BYTES", "connection-limit": "ENDPOINT_REGISTRY_CONNECTION_LIMIT",
         "connection-timeout": "ENDPOINT_REGISTRY_CONNECTION_TIMEOUT", "log-level": "ENDPOINT_REGISTRY_LOG_LEVEL",
         "log-format": "ENDPOINT_REGISTRY_LOG_FORMAT", "tls-cert": "ENDPOINT_REGISTRY_TLS_CERT", "tls-key": "ENDPOINT_REGISTRY_TLS_KEY",
+        "tokens-file": "ENDPOINT_REGISTRY_TOKENS_FILE", "insecure-allow-anonymous": "ENDPOINT_REGISTRY_INSECURE_ALLOW_ANONYMOUS",
+        "public-metrics": "ENDPOINT_REGISTRY_PUBLIC_METRICS", "public-openapi": "ENDPOINT_REGISTRY_PUBLIC_OPENAPI",
     ]
 
     public static func resolve(flags: Flags, environment: [String: String]) throws(Invalid) -> ServerConfiguration {
@@ -85,6 +102,19 @@ public struct ServerConfiguration: Sendable {
             return value
         }
 
+        func boolean(_ name: String, _ flag: Bool?) throws(Invalid) -> Bool? {
+            if let flag { return flag }
+            guard let raw = text(name, nil) else { return nil }
+            switch raw.lowercased() {
+            case "true", "1", "yes": return true
+            case "false", "0", "no": return false
+            default: throw Invalid(setting: "--\(name) / \(environmentNames[name]!)", message: "\"\(raw)\" is not true or false")
+            }
+        }
+        configuration.tokensFile = text("tokens-file", flags.tokensFile)
+        if let value = try boolean("insecure-allow-anonymous", flags.insecureAllowAnonymous) { configuration.allowAnonymousOnAnyAddress = value }
+        if let value = try boolean("public-metrics", flags.publicMetrics) { configuration.openness.metrics = value }
+        if let value = try boolean("public-openapi", flags.publicOpenAPI) { configuration.openness.openAPI = value }
         if let host = text("host", flags.host) { configuration.http.host = host }
         if let port = try integer("port", flags.port, in: 0...65535) { configuration.http.port = UInt16(port) }
         if let database = text("database", flags.database) { configuration.databasePath = database }
@@ -109,6 +139,12 @@ public struct ServerConfiguration: Sendable {
             } catch {
                 throw Invalid(setting: "--tls-cert / --tls-key", message: "cannot read: \(error.localizedDescription)")
             }
+        }
+        if configuration.tokensFile == nil && !configuration.bindsLoopbackOnly && !configuration.allowAnonymousOnAnyAddress {
+            throw Invalid(
+                setting: "--host / ENDPOINT_REGISTRY_HOST",
+                message:
+                    "without --tokens-file anyone could change the registry, so the server only binds to loopback; give a tokens file, or --insecure-allow-anonymous to accept the risk")
         }
         return configuration
     }

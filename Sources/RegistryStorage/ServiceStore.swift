@@ -103,6 +103,8 @@ public struct UpdateResult: Sendable {
 /// lock, so writers never contend for SQLite's lock, and a pool of read connections.
 public final class ServiceStore: Sendable {
     private let writer: Mutex<ConnectionBox>
+    /// The database file.
+    public let path: String
     private let queue = Mutex<[PendingWrite]>([])
     private let readers: ConnectionPool
     private let now: @Sendable () -> Date
@@ -114,6 +116,7 @@ public final class ServiceStore: Sendable {
         now: @escaping @Sendable () -> Date = { Date() }
     ) throws(StoreError) {
         self.now = now
+        self.path = path
         let connection: SQLiteConnection
         do {
             connection = try SQLiteConnection(path: path)
@@ -142,7 +145,7 @@ public final class ServiceStore: Sendable {
         date.formatted(.iso8601)
     }
 
-    private func read<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws(StoreError) -> T {
+    func read<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws(StoreError) -> T {
         do {
             return try readers.with(body)
         } catch let error as StoreError {
@@ -159,7 +162,7 @@ public final class ServiceStore: Sendable {
     /// Group commit: callers queue their work, and whoever holds the writer lock runs everything
     /// queued in one transaction, each piece inside its own savepoint (so one failing piece rolls
     /// back alone). With `synchronous=FULL` one fsync then covers a whole batch of writes.
-    private func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) throws -> T {
+    func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) throws -> T {
         let pending = PendingWrite { connection in try body(connection) }
         queue.withLock { $0.append(pending) }
         writer.withLock { box in
@@ -242,7 +245,9 @@ public final class ServiceStore: Sendable {
 
     /// Services in (namespace, name) order after `after`, filtered by namespace and selector.
     /// At most `limit` items (all when nil); `next` is set when more match.
-    public func list(namespace: String?, selector: LabelSelector, after: ServiceKey?, limit: Int?) throws(StoreError) -> ServicePage {
+    public func list(
+        namespace: String?, selector: LabelSelector, after: ServiceKey?, limit: Int?, allowed: (String) -> Bool = { _ in true }
+    ) throws(StoreError) -> ServicePage {
         try read { connection in
             var documents: [[UInt8]] = []
             var lastKey: ServiceKey? = after
@@ -261,6 +266,7 @@ public final class ServiceStore: Sendable {
                 while try statement.step() {
                     rows += 1
                     position = ServiceKey(namespace: statement.text(0), name: statement.text(1))
+                    guard allowed(position.namespace) else { continue }
                     if !selector.requirements.isEmpty {
                         let labels = ServiceStore.labels(fromJSON: statement.text(2))
                         guard selector.matches(labels) else { continue }
@@ -296,18 +302,33 @@ public final class ServiceStore: Sendable {
     }
 
     /// Identity and revision of every service matching the filters, in (namespace, name) order.
-    public func versions(namespace: String?, selector: LabelSelector) throws(StoreError) -> [ServiceVersion] {
+    public func versions(namespace: String?, selector: LabelSelector, allowed: (String) -> Bool = { _ in true }) throws(StoreError)
+        -> [ServiceVersion]
+    {
         try read { connection in
             let statement = try connection.prepare(
                 "SELECT namespace, name, uid, revision, labels FROM services WHERE (?1 IS NULL OR namespace = ?1) ORDER BY namespace, name")
             try statement.bind(namespace.map { .text($0) } ?? .null)
             var versions: [ServiceVersion] = []
             while try statement.step() {
+                guard allowed(statement.text(0)) else { continue }
                 if !selector.requirements.isEmpty, !selector.matches(ServiceStore.labels(fromJSON: statement.text(4))) { continue }
                 versions.append(
                     ServiceVersion(key: ServiceKey(namespace: statement.text(0), name: statement.text(1)), uid: statement.text(2), revision: statement.int(3)))
             }
             return versions
+        }
+    }
+
+    /// Sizes for monitoring: services, addresses, and the database file in bytes (WAL included).
+    public func statistics() throws(StoreError) -> (services: Int, addresses: Int, databaseBytes: Int) {
+        try read { connection in
+            let counts = try connection.prepare("SELECT count(*), coalesce(sum(address_count), 0) FROM services")
+            _ = try counts.step()
+            let size = try connection.prepare("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+            _ = try size.step()
+            let wal = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
+            return (counts.int(0), counts.int(1), size.int(0) + (wal ?? 0))
         }
     }
 
@@ -323,7 +344,7 @@ public final class ServiceStore: Sendable {
     // MARK: - Writes
 
     /// Stores a new service with revision 1.
-    public func create(_ service: ExternalService) throws -> (record: ServiceRecord, document: [UInt8]) {
+    public func create(_ service: ExternalService, audit: AuditContext = .unattributed) throws -> (record: ServiceRecord, document: [UInt8]) {
         let time = ServiceStore.timestamp(now())
         let record = ServiceRecord(service: service, uid: UUID().uuidString.lowercased(), revision: 1, createdAt: time, updatedAt: time)
         let document = ServiceEncoder.bytes(record)
@@ -332,6 +353,9 @@ public final class ServiceStore: Sendable {
             try exists.bind(.text(service.namespace), .text(service.name))
             if try exists.step() { throw StoreError.alreadyExists(namespace: service.namespace, name: service.name) }
             try ServiceStore.insert(record, document: document, into: connection)
+            try ServiceStore.recordChange(
+                audit, key: ServiceKey(namespace: service.namespace, name: service.name), uid: record.uid, before: nil, after: 1, document: document,
+                status: 201, at: time, into: connection)
             return (record, document)
         }
     }
@@ -340,14 +364,19 @@ public final class ServiceStore: Sendable {
     /// transaction under the write lock. The revision is bumped only if the service changed.
     /// `transform` may throw to abort (nothing is written).
     public func update(
-        namespace: String, name: String, _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService
+        namespace: String, name: String, audit: AuditContext = .unattributed,
+        _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService
     ) throws -> UpdateResult {
+        let key = ServiceKey(namespace: namespace, name: name)
         let time = ServiceStore.timestamp(now())
         return try write { connection in
             let current = try ServiceStore.existing(connection, namespace: namespace, name: name)
             let service = try transform(current)
             if let current {
                 if service == current.service {
+                    try ServiceStore.recordChange(
+                        audit, key: key, uid: current.uid, before: current.revision, after: current.revision, document: nil, status: 200, at: time,
+                        into: connection)
                     return UpdateResult(record: current, document: ServiceEncoder.bytes(current), changed: false, created: false)
                 }
                 var record = current
@@ -355,18 +384,25 @@ public final class ServiceStore: Sendable {
                 record.revision += 1
                 record.updatedAt = time
                 let document = try ServiceStore.replace(record, into: connection)
+                try ServiceStore.recordChange(
+                    audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: document, status: 200, at: time,
+                    into: connection)
                 return UpdateResult(record: record, document: document, changed: true, created: false)
             }
             let record = ServiceRecord(service: service, uid: UUID().uuidString.lowercased(), revision: 1, createdAt: time, updatedAt: time)
             let document = ServiceEncoder.bytes(record)
             try ServiceStore.insert(record, document: document, into: connection)
+            try ServiceStore.recordChange(
+                audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: 201, at: time, into: connection)
             return UpdateResult(record: record, document: document, changed: true, created: true)
         }
     }
 
     /// Registers or updates `services` all together in one transaction: either every change is
     /// committed or none. With `dryRun` the same decisions are made and then rolled back.
-    public func importServices(_ services: [ExternalService], onConflict: ImportConflictPolicy, dryRun: Bool) throws -> [ImportOutcome] {
+    public func importServices(
+        _ services: [ExternalService], onConflict: ImportConflictPolicy, dryRun: Bool, audit: AuditContext = .unattributed
+    ) throws -> [ImportOutcome] {
         let time = ServiceStore.timestamp(now())
         do {
             return try write { connection in
@@ -377,7 +413,10 @@ public final class ServiceStore: Sendable {
                     guard var current = try ServiceStore.existing(connection, namespace: key.namespace, name: key.name) else {
                         let record = ServiceRecord(
                             service: service, uid: UUID().uuidString.lowercased(), revision: 1, createdAt: time, updatedAt: time)
-                        try ServiceStore.insert(record, document: ServiceEncoder.bytes(record), into: connection)
+                        let document = ServiceEncoder.bytes(record)
+                        try ServiceStore.insert(record, document: document, into: connection)
+                        try ServiceStore.recordChange(
+                            audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: 200, at: time, into: connection)
                         outcomes.append(ImportOutcome(key: key, action: .created, revision: 1))
                         continue
                     }
@@ -394,7 +433,10 @@ public final class ServiceStore: Sendable {
                         current.service = service
                         current.revision += 1
                         current.updatedAt = time
-                        try ServiceStore.replace(current, into: connection)
+                        let document = try ServiceStore.replace(current, into: connection)
+                        try ServiceStore.recordChange(
+                            audit, key: key, uid: current.uid, before: current.revision - 1, after: current.revision, document: document,
+                            status: 200, at: time, into: connection)
                         outcomes.append(ImportOutcome(key: key, action: .updated, revision: current.revision))
                     }
                 }
@@ -413,13 +455,19 @@ public final class ServiceStore: Sendable {
     }
 
     /// Deletes a service after `check` accepts its current record (it may throw to refuse).
-    public func delete(namespace: String, name: String, _ check: @escaping @Sendable (ServiceRecord) throws -> Void = { _ in }) throws {
+    public func delete(
+        namespace: String, name: String, audit: AuditContext = .unattributed, _ check: @escaping @Sendable (ServiceRecord) throws -> Void = { _ in }
+    ) throws {
+        let time = ServiceStore.timestamp(now())
         try write { connection in
             guard let current = try ServiceStore.existing(connection, namespace: namespace, name: name) else {
                 throw StoreError.notFound(namespace: namespace, name: name)
             }
             try check(current)
             try connection.prepare("DELETE FROM services WHERE namespace = ? AND name = ?").bind(.text(namespace), .text(name)).run()
+            try ServiceStore.recordChange(
+                audit, key: ServiceKey(namespace: namespace, name: name), uid: current.uid, before: current.revision, after: nil, document: nil,
+                status: 204, at: time, into: connection)
         }
     }
 
@@ -427,12 +475,12 @@ public final class ServiceStore: Sendable {
         let service = record.service
         try connection.prepare(
             """
-            INSERT INTO services (namespace, name, uid, revision, created_at, updated_at, labels, document)
-            VALUES (?, ?, ?, 1, ?, ?, ?, ?)
+            INSERT INTO services (namespace, name, uid, revision, created_at, updated_at, labels, document, address_count)
+            VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)
             """
         ).bind(
             .text(service.namespace), .text(service.name), .text(record.uid), .text(record.createdAt), .text(record.updatedAt),
-            .text(labelsJSON(service.labels)), .blob(document)
+            .text(labelsJSON(service.labels)), .blob(document), .integer(service.addresses.count)
         ).run()
     }
 
@@ -441,10 +489,10 @@ public final class ServiceStore: Sendable {
     private static func replace(_ record: ServiceRecord, into connection: SQLiteConnection) throws -> [UInt8] {
         let document = ServiceEncoder.bytes(record)
         try connection.prepare(
-            "UPDATE services SET revision = ?, updated_at = ?, labels = ?, document = ? WHERE namespace = ? AND name = ?"
+            "UPDATE services SET revision = ?, updated_at = ?, labels = ?, document = ?, address_count = ? WHERE namespace = ? AND name = ?"
         ).bind(
             .integer(record.revision), .text(record.updatedAt), .text(labelsJSON(record.service.labels)), .blob(document),
-            .text(record.service.namespace), .text(record.service.name)
+            .integer(record.service.addresses.count), .text(record.service.namespace), .text(record.service.name)
         ).run()
         return document
     }

@@ -12,5 +12,9 @@ public enum APIError: Error, Sendable {
     case payloadTooLarge(limit: Int)
     case conflict(String, field: String? = nil)
     case preconditionFailed(String)
+    /// No or an unknown bearer token.
+    case unauthorized(String, invalidToken: Bool)
+    /// The token is known but may not do this; `missing` names the permission or namespace.
+    case forbidden(String, missing: String)
     case unavailable(String)
 }

@@ -94,6 +94,12 @@ enum ErrorMapping {
                 violations: field.map { [FieldViolation($0, .invalid, detail)] } ?? [])
         case .preconditionFailed(let detail):
             return ProblemDetails(slug: "precondition-failed", title: "Precondition failed", status: 412, detail: detail)
+        case .unauthorized(let detail, _):
+            return ProblemDetails(slug: "unauthorized", title: "Unauthorized", status: 401, detail: detail)
+        case .forbidden(let detail, let missing):
+            var problem = ProblemDetails(slug: "forbidden", title: "Forbidden", status: 403, detail: detail)
+            problem.extensions = [("missing", .string(missing))]
+            return problem
         case .unavailable(let detail):
             return ProblemDetails(slug: "unavailable", title: "Service unavailable", status: 503, detail: detail)
         }

@@ -92,9 +92,10 @@ struct ManifestHandlers: Sendable {
         let request = context.request
         let format = try format(request)
         let mode = try mode(request)
-        let namespace = try ServiceHandlers.namespaceFilter(request)
+        let namespace = try ServiceHandlers.namespaceFilter(context)
         let selector = try LabelSelector(parsing: request.queryValue("labelSelector") ?? "")
-        let items = try store.versions(namespace: namespace, selector: selector).compactMap { try rendered($0, mode: mode, format: format) }
+        let scope = context.principal.scope
+        let items = try store.versions(namespace: namespace, selector: selector, allowed: scope.allows).compactMap { try rendered($0, mode: mode, format: format) }
         return response(format, items, etag: nil)
     }
 
@@ -109,7 +110,7 @@ struct ManifestHandlers: Sendable {
             }
             policy = parsed
         }
-        let defaultNamespace = try ServiceHandlers.namespaceFilter(request) ?? ExternalService.defaultNamespace
+        let defaultNamespace = try ServiceHandlers.namespaceFilter(context) ?? ExternalService.defaultNamespace
         let type = RequestChecks.mediaType(request.headers["Content-Type"])
         let documents: [JSONValue]
         switch type {
@@ -128,7 +129,8 @@ struct ManifestHandlers: Sendable {
         case .success(let value): plan = value
         case .failure(let failure): throw failure
         }
-        let outcomes = try store.importServices(plan.services, onConflict: policy, dryRun: dryRun)
+        for service in plan.services { try ServiceHandlers.checkScope(context.principal, service.namespace) }
+        let outcomes = try store.importServices(plan.services, onConflict: policy, dryRun: dryRun, audit: context.audit)
         let body = JSONValue.object(
             JSONObject([
                 ("dryRun", .bool(dryRun)), ("onConflict", .string(policy.rawValue)),

@@ -31,17 +31,26 @@ struct ServiceHandlers: Sendable {
     /// - Remark: HTTP `POST /v1/services`
     func createService(_ context: RequestContext) throws -> HTTPResponse {
         let input = try decodeService(try RequestChecks.jsonBody(context.request))
-        let (record, document) = try store.create(input.service)
+        try Self.checkScope(context.principal, input.service.namespace)
+        let (record, document) = try store.create(input.service, audit: context.audit)
         return Responses.json(201, document, etag: record.etag, location: Self.location(record.service.namespace, record.service.name))
     }
 
-    /// The `namespace` query parameter, checked; nil when absent or empty.
-    static func namespaceFilter(_ request: HTTPRequest) throws(APIError) -> String? {
-        let namespace = request.queryValue("namespace").flatMap { $0.isEmpty ? nil : $0 }
+    /// The `namespace` query parameter, checked (syntax, and the caller's scope); nil when absent or empty.
+    static func namespaceFilter(_ context: RequestContext) throws(APIError) -> String? {
+        let namespace = context.request.queryValue("namespace").flatMap { $0.isEmpty ? nil : $0 }
         if let namespace, let problem = KubernetesNames.dns1123Label(namespace).first {
             throw .badRequest("namespace \"\(namespace)\": \(problem)", field: "namespace")
         }
+        if let namespace { try checkScope(context.principal, namespace) }
         return namespace
+    }
+
+    /// 403 when the caller's token does not cover `namespace`.
+    static func checkScope(_ principal: Principal, _ namespace: String) throws(APIError) {
+        guard principal.scope.allows(namespace) else {
+            throw .forbidden("token \"\(principal.name)\" may not access namespace \(namespace)", missing: "namespace:\(namespace)")
+        }
     }
 
     /// A boolean query flag: absent, `false` → false; bare, `true` → true; anything else is 400.
@@ -56,7 +65,7 @@ struct ServiceHandlers: Sendable {
     /// - Remark: HTTP `GET /v1/services`
     func listServices(_ context: RequestContext) throws -> HTTPResponse {
         let request = context.request
-        let namespace = try Self.namespaceFilter(request)
+        let namespace = try Self.namespaceFilter(context)
         let selector = try LabelSelector(parsing: request.queryValue("labelSelector") ?? "")
         var limit: Int? = nil
         if let text = request.queryValue("limit") {
@@ -72,7 +81,8 @@ struct ServiceHandlers: Sendable {
             }
             after = ServiceKey(namespace: position.namespace, name: position.name)
         }
-        let page = try store.list(namespace: namespace, selector: selector, after: after, limit: limit)
+        let scope = context.principal.scope
+        let page = try store.list(namespace: namespace, selector: selector, after: after, limit: limit, allowed: scope.allows)
         let token = page.next.map { ContinueToken.encode($0.namespace, $0.name) }
         return Responses.json(200, Responses.list(page.documents, continueToken: token))
     }
@@ -102,7 +112,7 @@ struct ServiceHandlers: Sendable {
             }
         }
         let input = try decodeService(.object(object))
-        let result = try store.update(namespace: namespace, name: name) { current in
+        let result = try store.update(namespace: namespace, name: name, audit: context.audit) { current in
             try RequestChecks.checkWritePreconditions(context.request, current: current)
             if let current {
                 try checkEchoedFields(input, current: current)
@@ -120,7 +130,7 @@ struct ServiceHandlers: Sendable {
     func patchService(_ context: RequestContext) throws -> HTTPResponse {
         let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
         let patch = try RequestChecks.jsonBody(context.request, mediaType: "application/merge-patch+json")
-        let result = try store.update(namespace: namespace, name: name) { current in
+        let result = try store.update(namespace: namespace, name: name, audit: context.audit) { current in
             try RequestChecks.checkWritePreconditions(context.request, current: current)
             guard let current else { throw StoreError.notFound(namespace: namespace, name: name) }
             let patched = MergePatch.apply(patch, to: ServiceEncoder.json(current))
@@ -138,7 +148,7 @@ struct ServiceHandlers: Sendable {
 
     /// - Remark: HTTP `DELETE /v1/services/{namespace}/{name}`
     func deleteService(_ context: RequestContext) throws -> HTTPResponse {
-        try store.delete(namespace: context.parameter("namespace"), name: context.parameter("name")) { current in
+        try store.delete(namespace: context.parameter("namespace"), name: context.parameter("name"), audit: context.audit) { current in
             try RequestChecks.checkWritePreconditions(context.request, current: current)
         }
         return Responses.noContent()
@@ -160,7 +170,7 @@ struct ServiceHandlers: Sendable {
     func addAddress(_ context: RequestContext) throws -> HTTPResponse {
         let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
         let body = try RequestChecks.jsonBody(context.request)
-        let result = try store.update(namespace: namespace, name: name) { current in
+        let result = try store.update(namespace: namespace, name: name, audit: context.audit) { current in
             try RequestChecks.checkWritePreconditions(context.request, current: current)
             guard let current else { throw StoreError.notFound(namespace: namespace, name: name) }
             var service = current.service
@@ -203,7 +213,7 @@ struct ServiceHandlers: Sendable {
             }
             return value
         }
-        let result = try store.update(namespace: namespace, name: name) { current in
+        let result = try store.update(namespace: namespace, name: name, audit: context.audit) { current in
             try RequestChecks.checkWritePreconditions(context.request, current: current)
             guard let current else { throw StoreError.notFound(namespace: namespace, name: name) }
             var service = current.service

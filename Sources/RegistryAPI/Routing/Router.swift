@@ -1,10 +1,16 @@
 public import HTTPServer
+import RegistryStorage
 
-/// What a handler gets: the request, the path parameters and the request id.
+/// What a handler gets: the request, the path parameters, the request id and who is asking.
 public struct RequestContext: Sendable {
     public var request: HTTPRequest
     public var parameters: [String: String]
     public var requestID: String
+    public var principal: Principal
+    public var operationID: String
+
+    /// Attribution of the changes this request makes, for the audit log.
+    var audit: AuditContext { AuditContext(actor: principal.name, requestID: requestID, action: operationID) }
 
     public func parameter(_ name: String) -> String { parameters[name] ?? "" }
 }
@@ -16,6 +22,8 @@ public struct Route: Sendable {
     public var template: String
     public var operationID: String
     public var queryParameters: Set<String>
+    /// What the caller needs; nil for routes open to everyone.
+    public var permission: Permission?
     let handler: @Sendable (RequestContext) throws -> HTTPResponse
     let segments: [Segment]
 
@@ -25,9 +33,10 @@ public struct Route: Sendable {
     }
 
     init(
-        _ method: String, _ template: String, _ operationID: String, query: Set<String> = [],
+        _ method: String, _ template: String, _ operationID: String, query: Set<String> = [], permission: Permission? = .read,
         handler: @escaping @Sendable (RequestContext) throws -> HTTPResponse
     ) {
+        self.permission = permission
         self.method = method
         self.template = template
         self.operationID = operationID

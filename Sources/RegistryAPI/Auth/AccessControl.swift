@@ -1,0 +1,80 @@
+/// What a request needs to be allowed.
+public enum Permission: String, Sendable, CaseIterable {
+    /// Read registrations and render manifests.
+    case read
+    /// Create, change, delete and import registrations.
+    case write
+    /// Push, prune and cascade-delete in clusters.
+    case push
+    /// Read the audit log.
+    case audit
+}
+
+/// A token's role; each includes the permissions of the ones before it.
+public enum Role: String, Sendable, CaseIterable {
+    case viewer, editor, pusher, admin
+
+    public var permissions: Set<Permission> {
+        switch self {
+        case .viewer: [.read]
+        case .editor: [.read, .write]
+        case .pusher: [.read, .write, .push]
+        case .admin: Set(Permission.allCases)
+        }
+    }
+}
+
+/// Namespace patterns of a token: exact names or globs (`*` any run, `?` one character).
+public struct NamespaceScope: Sendable, Equatable {
+    public var patterns: [String]
+
+    public init(_ patterns: [String]) {
+        self.patterns = patterns
+    }
+
+    public static let all = NamespaceScope(["*"])
+
+    public var isUnrestricted: Bool { patterns.contains("*") }
+
+    public func allows(_ namespace: String) -> Bool {
+        patterns.contains { NamespaceScope.glob($0, matches: namespace) }
+    }
+
+    static func glob(_ pattern: String, matches text: String) -> Bool {
+        let pattern = Array(pattern.unicodeScalars)
+        let text = Array(text.unicodeScalars)
+        var p = 0
+        var t = 0
+        var star: Int? = nil
+        var resume = 0
+        while t < text.count {
+            if p < pattern.count, pattern[p] == "?" || pattern[p] == text[t] {
+                p += 1
+                t += 1
+            } else if p < pattern.count, pattern[p] == "*" {
+                star = p
+                resume = t
+                p += 1
+            } else if let star {
+                p = star + 1
+                resume += 1
+                t = resume
+            } else {
+                return false
+            }
+        }
+        while p < pattern.count, pattern[p] == "*" { p += 1 }
+        return p == pattern.count
+    }
+}
+
+/// Who is asking: a named token, or `anonymous` when the server runs without tokens.
+public struct Principal: Sendable, Equatable {
+    public var name: String
+    public var role: Role
+    public var scope: NamespaceScope
+
+    public static let anonymous = Principal(name: "anonymous", role: .admin, scope: .all)
+
+    public func allows(_ permission: Permission) -> Bool { role.permissions.contains(permission) }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import HTTPServer
+import RegistryCore
+import RegistryStorage
+
+/// The audit log and per-service history.
+struct AuditHandlers: Sendable {
+    let store: ServiceStore
+
+    /// - Remark: HTTP `GET /v1/audit`
+    func listAudit(_ context: RequestContext) throws -> HTTPResponse {
+        let request = context.request
+        var query = AuditQuery()
+        query.namespace = try ServiceHandlers.namespaceFilter(context)
+        query.name = request.queryValue("name").flatMap { $0.isEmpty ? nil : $0 }
+        query.actor = request.queryValue("actor").flatMap { $0.isEmpty ? nil : $0 }
+        query.action = request.queryValue("action").flatMap { $0.isEmpty ? nil : $0 }
+        if let since = request.queryValue("since") {
+            guard let date = try? Date(since, strategy: .iso8601) else {
+                throw APIError.badRequest("since must be an RFC 3339 time such as 2026-11-28T12:00:00Z, not \"\(since)\"", field: "since")
+            }
+            query.since = date.formatted(.iso8601)
+        }
+        if let text = request.queryValue("limit") {
+            guard let limit = Int(text), (1...1000).contains(limit) else {
+                throw APIError.badRequest("limit must be an integer from 1 to 1000, not \"\(text)\"", field: "limit")
+            }
+            query.limit = limit
+        }
+        if let token = request.queryValue("continue"), !token.isEmpty {
+            guard let after = Int(token), after >= 0 else { throw APIError.badRequest("continue token is not one this server issued", field: "continue") }
+            query.afterID = after
+        }
+        query.limit += 1
+        let scope = context.principal.scope
+        var entries = try store.audit(query, allowed: scope.allows, includeUnscoped: scope.isUnrestricted)
+        var next: String? = nil
+        if entries.count == query.limit {
+            entries.removeLast()
+            next = entries.last.map { String($0.id) }
+        }
+        let items = entries.map { JSONWriter.bytes(Self.json($0)) }
+        return Responses.json(200, Responses.list(items, continueToken: next))
+    }
+
+    static func json(_ entry: AuditEntry) -> JSONValue {
+        var object = JSONObject([
+            ("id", .integer(entry.id)), ("time", .string(entry.time)), ("actor", .string(entry.actor)), ("action", .string(entry.action)),
+        ])
+        if let namespace = entry.namespace { object["namespace"] = .string(namespace) }
+        if let name = entry.name { object["name"] = .string(name) }
+        if let before = entry.revisionBefore { object["revisionBefore"] = .integer(before) }
+        if let after = entry.revisionAfter { object["revisionAfter"] = .integer(after) }
+        object["outcome"] = .string(entry.outcome.rawValue)
+        object["status"] = .integer(entry.status)
+        object["requestId"] = .string(entry.requestID)
+        if let detail = entry.detail { object["detail"] = .string(detail) }
+        return .object(object)
+    }
+
+    /// - Remark: HTTP `GET /v1/services/{namespace}/{name}/history`
+    func getServiceHistory(_ context: RequestContext) throws -> HTTPResponse {
+        let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
+        let revisions = try store.revisions(namespace: namespace, name: name)
+        guard !revisions.isEmpty else { throw StoreError.notFound(namespace: namespace, name: name) }
+        var previous: (uid: String, object: JSONObject)? = nil
+        var items: [[UInt8]] = []
+        for revision in revisions {
+            var item = JSONObject([
+                ("uid", .string(revision.uid)), ("revision", .integer(revision.revision)), ("time", .string(revision.time)),
+                ("actor", .string(revision.actor)), ("action", .string(revision.action)), ("requestId", .string(revision.requestID)),
+            ])
+            let current: JSONObject? = revision.document.flatMap { bytes in
+                if case .object(let object)? = try? JSONParser.parse(bytes) { return object }
+                return nil
+            }
+            if current == nil {
+                item["change"] = .string("deleted")
+            } else if let previous, previous.uid == revision.uid, let current {
+                item["change"] = .string("updated")
+                item["changes"] = .array(Self.changes(from: previous.object, to: current))
+            } else {
+                item["change"] = .string("created")
+            }
+            items.append(JSONWriter.bytes(.object(item)))
+            previous = current.map { (revision.uid, $0) }
+        }
+        return Responses.json(200, Responses.list(items))
+    }
+
+    /// What changed between two documents of one service: for each changed member its old and
+    /// new value, and for `addresses` the addresses added and removed.
+    static func changes(from old: JSONObject, to new: JSONObject) -> [JSONValue] {
+        var changes: [JSONValue] = []
+        let ignored: Set<String> = ["revision", "updatedAt"]
+        for key in Set(old.keys).union(new.keys).subtracting(ignored).sorted() where old[key] != new[key] {
+            if key == "addresses" {
+                let before = addresses(old[key])
+                let after = addresses(new[key])
+                changes.append(
+                    .object(
+                        JSONObject([
+                            ("field", .string(key)), ("added", .array(after.filter { !before.contains($0) })),
+                            ("removed", .array(before.filter { !after.contains($0) })),
+                        ])))
+            } else {
+                changes.append(.object(JSONObject([("field", .string(key)), ("from", old[key] ?? .null), ("to", new[key] ?? .null)])))
+            }
+        }
+        return changes
+    }
+
+    private static func addresses(_ value: JSONValue?) -> [JSONValue] {
+        if case .array(let items)? = value { return items }
+        return []
+    }
+}

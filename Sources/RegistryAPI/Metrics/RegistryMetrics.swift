@@ -1,0 +1,59 @@
+import CoreMetrics
+import Prometheus
+import RegistryStorage
+import Synchronization
+
+/// The service's metrics, through swift-metrics onto a Prometheus registry of its own (no global
+/// bootstrap, so several servers can live in one process): requests by route, method and
+/// status; latency histograms by route and method; and, read at scrape time, the number of
+/// services and addresses and the size of the database.
+final class RegistryMetrics: Sendable {
+    private let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+    private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let timers = Mutex<[String: CoreMetrics.Timer]>([:])
+
+    init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500), .milliseconds(5),
+            .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+            .seconds(1), .milliseconds(2500), .seconds(5),
+        ]
+        self.factory = factory
+    }
+
+    func recordRequest(operation: String, method: String, status: Int, duration: Duration) {
+        let counterKey = "\(operation) \(method) \(status)"
+        let counter = counters.withLock { cache in
+            if let existing = cache[counterKey] { return existing }
+            let created = CoreMetrics.Counter(
+                label: "http_requests_total", dimensions: [("route", operation), ("method", method), ("status", String(status))],
+                factory: factory)
+            cache[counterKey] = created
+            return created
+        }
+        counter.increment()
+        let timerKey = "\(operation) \(method)"
+        let timer = timers.withLock { cache in
+            if let existing = cache[timerKey] { return existing }
+            let created = CoreMetrics.Timer(
+                label: "http_request_duration_seconds", dimensions: [("route", operation), ("method", method)], factory: factory)
+            cache[timerKey] = created
+            return created
+        }
+        timer.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+    }
+
+    /// The Prometheus text exposition, with the store's gauges refreshed.
+    func exposition(store: ServiceStore) -> [UInt8] {
+        if let statistics = try? store.statistics() {
+            CoreMetrics.Gauge(label: "endpoint_registry_services", factory: factory).record(statistics.services)
+            CoreMetrics.Gauge(label: "endpoint_registry_addresses", factory: factory).record(statistics.addresses)
+            CoreMetrics.Gauge(label: "endpoint_registry_database_bytes", factory: factory).record(statistics.databaseBytes)
+        }
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}
