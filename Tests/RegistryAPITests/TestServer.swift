@@ -11,7 +11,7 @@ final class TestServer {
     var port: UInt16 { service.server.port }
     let databasePath: String
 
-    init(maxBodyBytes: Int = 1 << 20) throws {
+    init(maxBodyBytes: Int = 1 << 20, configure: (inout ServerConfiguration) -> Void = { _ in }) throws {
         let directory = FileManager.default.temporaryDirectory.appending(path: "registry-api-\(UUID().uuidString)")
         databasePath = directory.appending(path: "registry.sqlite").path()
         var configuration = ServerConfiguration()
@@ -20,6 +20,7 @@ final class TestServer {
         configuration.http.threads = 4
         configuration.http.maxBodyBytes = maxBodyBytes
         configuration.durability = .normal
+        configure(&configuration)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         service = try RegistryService(configuration: configuration, logger: logger)
