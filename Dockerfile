@@ -20,10 +20,11 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libmicrohttpd12 libsqlite3-0 libcurl4 ca-certificates tzdata curl \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin registry \
+ && groupadd --system --gid 10001 registry \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /data --shell /usr/sbin/nologin registry \
  && mkdir -p /data && chown registry /data
 COPY --from=build /staging/endpoint-registry /usr/local/bin/endpoint-registry
-USER 10001
+USER 10001:10001
 WORKDIR /data
 VOLUME /data
 ENV ENDPOINT_REGISTRY_HOST=0.0.0.0 \
