@@ -27,6 +27,7 @@ let package = Package(
         // MARK: C adapters (the only places that see C types)
         .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // MARK: Build-time embedding of migrations/ and openapi.yaml
         .executableTarget(name: "EmbedFilesTool", swiftSettings: settings),
@@ -42,9 +43,12 @@ let package = Package(
         ),
         .target(name: "HTTPServer", dependencies: ["CMicroHTTPD"], swiftSettings: settings),
         .target(
+            name: "KubernetesClient", dependencies: ["CCurl", "RegistryCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: settings),
+        .target(
             name: "RegistryAPI",
             dependencies: [
-                "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources",
+                "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources", "KubernetesClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
@@ -72,7 +76,7 @@ let package = Package(
             name: "RegistryAPITests",
             dependencies: [
                 "RegistryAPI", "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources", "TestSupport",
-                "EndpointRegistryCLI", .product(name: "Yams", package: "Yams"),
+                "EndpointRegistryCLI", "KubernetesClient", .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings

@@ -59,6 +59,8 @@ struct Serve: ParsableCommand {
     var tokensFile: String?
     @Flag(help: "Allow running without --tokens-file on a non-loopback address. [ENDPOINT_REGISTRY_INSECURE_ALLOW_ANONYMOUS]")
     var insecureAllowAnonymous = false
+    @Option(help: "Kubeconfig files (colon-separated, merged as kubectl does) naming the clusters to push to. Default ~/.kube/config. [KUBECONFIG]")
+    var kubeconfig: String?
     @Option(help: "true: /metrics needs no token (default false). [ENDPOINT_REGISTRY_PUBLIC_METRICS]")
     var publicMetrics: Bool?
     @Option(help: "false: /openapi.yaml needs a token (default true). [ENDPOINT_REGISTRY_PUBLIC_OPENAPI]")
@@ -82,6 +84,7 @@ struct Serve: ParsableCommand {
         flags.insecureAllowAnonymous = insecureAllowAnonymous ? true : nil
         flags.publicMetrics = publicMetrics
         flags.publicOpenAPI = publicOpenAPI
+        flags.kubeconfig = kubeconfig
         let configuration: ServerConfiguration
         do {
             configuration = try ServerConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)

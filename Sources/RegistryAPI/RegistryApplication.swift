@@ -23,21 +23,25 @@ public final class RegistryApplication: HTTPHandler {
         public init() {}
     }
 
-    public init(store: ServiceStore, logger: Logger, authenticator: TokenAuthenticator? = nil, openness: Openness = Openness()) {
+    public init(
+        store: ServiceStore, logger: Logger, authenticator: TokenAuthenticator? = nil, openness: Openness = Openness(),
+        clusters: Clusters = .none
+    ) {
         self.store = store
         self.logger = logger
         self.authenticator = authenticator
         let metrics = RegistryMetrics()
         self.metrics = metrics
+        let push = PushHandlers(engine: PushEngine(clusters: clusters, store: store), store: store)
         self.router = Router(
             routes: RegistryApplication.routes(
-                services: ServiceHandlers(store: store), manifests: ManifestHandlers(store: store, cache: RenderCache()),
-                audit: AuditHandlers(store: store), metrics: metrics, store: store, openness: openness))
+                services: ServiceHandlers(store: store, push: push), manifests: ManifestHandlers(store: store, cache: RenderCache()),
+                audit: AuditHandlers(store: store), push: push, metrics: metrics, store: store, openness: openness))
     }
 
     static func routes(
-        services: ServiceHandlers, manifests: ManifestHandlers, audit: AuditHandlers, metrics: RegistryMetrics, store: ServiceStore,
-        openness: Openness
+        services: ServiceHandlers, manifests: ManifestHandlers, audit: AuditHandlers, push: PushHandlers, metrics: RegistryMetrics,
+        store: ServiceStore, openness: Openness
     ) -> [Route] {
         [
             Route("GET", "/healthz", "getHealth", permission: nil) { _ in Responses.json(200, .object(JSONObject([("status", .string("ok"))]))) },
@@ -64,7 +68,7 @@ public final class RegistryApplication: HTTPHandler {
             Route("GET", "/v1/services/{namespace}/{name}", "getService", handler: services.getService),
             Route("PUT", "/v1/services/{namespace}/{name}", "replaceService", permission: .write, handler: services.replaceService),
             Route("PATCH", "/v1/services/{namespace}/{name}", "patchService", permission: .write, handler: services.patchService),
-            Route("DELETE", "/v1/services/{namespace}/{name}", "deleteService", permission: .write, handler: services.deleteService),
+            Route("DELETE", "/v1/services/{namespace}/{name}", "deleteService", query: ["cascade"], permission: .write, handler: services.deleteService),
             Route("GET", "/v1/services/{namespace}/{name}/addresses", "listAddresses", handler: services.listAddresses),
             Route("POST", "/v1/services/{namespace}/{name}/addresses", "addAddress", permission: .write, handler: services.addAddress),
             Route("DELETE", "/v1/services/{namespace}/{name}/addresses/{ip}", "deleteAddress", query: ["port"], permission: .write, handler: services.deleteAddress),
@@ -75,6 +79,11 @@ public final class RegistryApplication: HTTPHandler {
                 "GET", "/v1/manifests", "listManifests", query: ["namespace", "labelSelector", "format", "endpoints"],
                 handler: manifests.listManifests),
             Route("GET", "/v1/services/{namespace}/{name}/history", "getServiceHistory", handler: audit.getServiceHistory),
+            Route("GET", "/v1/clusters", "listClusters", query: ["probe"], handler: push.listClusters),
+            Route("POST", "/v1/services/{namespace}/{name}/push", "pushService", permission: .push, handler: push.pushService),
+            Route("POST", "/v1/push", "pushServices", query: ["namespace", "labelSelector"], permission: .push, handler: push.pushMany),
+            Route("GET", "/v1/services/{namespace}/{name}/status", "getPushStatus", handler: push.getPushStatus),
+            Route("GET", "/v1/services/{namespace}/{name}/diff", "getServiceDiff", query: ["cluster"], handler: push.getDiff),
             Route(
                 "GET", "/v1/audit", "listAudit", query: ["namespace", "name", "actor", "action", "since", "limit", "continue"], permission: .audit,
                 handler: audit.listAudit),

@@ -1,5 +1,6 @@
 import Foundation
 public import HTTPServer
+import KubernetesClient
 public import Logging
 import RegistryResources
 public import RegistryStorage
@@ -31,7 +32,19 @@ public final class RegistryService: Sendable {
             logger.warning(
                 "no --tokens-file: every caller is anonymous with full rights\(configuration.bindsLoopbackOnly ? "; listening on loopback only" : " (--insecure-allow-anonymous)")")
         }
-        application = RegistryApplication(store: store, logger: logger, authenticator: authenticator, openness: configuration.openness)
+        var targets = try KubeConfigLoader.load(paths: configuration.kubeconfigPaths)
+        if configuration.inCluster, let inCluster = KubeConfigLoader.inCluster(environment: ProcessInfo.processInfo.environment) {
+            targets.append(inCluster)
+        }
+        for target in targets {
+            if let reason = target.unusableReason {
+                logger.warning("cluster \(target.name) is not usable: \(reason)")
+            } else if target.tls.insecureSkipVerify {
+                logger.warning("cluster \(target.name): insecure-skip-tls-verify is set, the API server's certificate is NOT verified")
+            }
+        }
+        application = RegistryApplication(
+            store: store, logger: logger, authenticator: authenticator, openness: configuration.openness, clusters: Clusters(targets: targets))
         server = try HTTPServer(configuration: configuration.http, handler: application)
         let host = configuration.http.host.contains(":") ? "[\(configuration.http.host)]" : configuration.http.host
         logger.notice(

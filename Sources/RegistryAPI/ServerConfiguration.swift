@@ -18,6 +18,10 @@ public struct ServerConfiguration: Sendable {
     public var tokensFile: String?
     public var allowAnonymousOnAnyAddress = false
     public var openness = RegistryApplication.Openness()
+    /// Kubeconfig files to read clusters from (kubectl's merge rules).
+    public var kubeconfigPaths: [String] = []
+    /// Whether to add the pod's own cluster (`in-cluster`) when running in Kubernetes.
+    public var inCluster = true
 
     /// True for 127.0.0.0/8 and ::1.
     public var bindsLoopbackOnly: Bool {
@@ -54,6 +58,7 @@ public struct ServerConfiguration: Sendable {
         public var insecureAllowAnonymous: Bool?
         public var publicMetrics: Bool?
         public var publicOpenAPI: Bool?
+        public var kubeconfig: String?
 
         public init() {}
     }
@@ -67,6 +72,7 @@ public struct ServerConfiguration: Sendable {
         "log-format": "ENDPOINT_REGISTRY_LOG_FORMAT", "tls-cert": "ENDPOINT_REGISTRY_TLS_CERT", "tls-key": "ENDPOINT_REGISTRY_TLS_KEY",
         "tokens-file": "ENDPOINT_REGISTRY_TOKENS_FILE", "insecure-allow-anonymous": "ENDPOINT_REGISTRY_INSECURE_ALLOW_ANONYMOUS",
         "public-metrics": "ENDPOINT_REGISTRY_PUBLIC_METRICS", "public-openapi": "ENDPOINT_REGISTRY_PUBLIC_OPENAPI",
+        "kubeconfig": "KUBECONFIG",
     ]
 
     public static func resolve(flags: Flags, environment: [String: String]) throws(Invalid) -> ServerConfiguration {
@@ -112,6 +118,11 @@ public struct ServerConfiguration: Sendable {
             }
         }
         configuration.tokensFile = text("tokens-file", flags.tokensFile)
+        if let list = text("kubeconfig", flags.kubeconfig) {
+            configuration.kubeconfigPaths = list.split(separator: ":").map(String.init)
+        } else if let home = environment["HOME"] {
+            configuration.kubeconfigPaths = ["\(home)/.kube/config"]
+        }
         if let value = try boolean("insecure-allow-anonymous", flags.insecureAllowAnonymous) { configuration.allowAnonymousOnAnyAddress = value }
         if let value = try boolean("public-metrics", flags.publicMetrics) { configuration.openness.metrics = value }
         if let value = try boolean("public-openapi", flags.publicOpenAPI) { configuration.openness.openAPI = value }

@@ -17,4 +17,6 @@ public enum APIError: Error, Sendable {
     /// The token is known but may not do this; `missing` names the permission or namespace.
     case forbidden(String, missing: String)
     case unavailable(String)
+    /// A cluster's API server failed the request.
+    case badGateway(String)
 }

@@ -100,6 +100,8 @@ enum ErrorMapping {
             var problem = ProblemDetails(slug: "forbidden", title: "Forbidden", status: 403, detail: detail)
             problem.extensions = [("missing", .string(missing))]
             return problem
+        case .badGateway(let detail):
+            return ProblemDetails(slug: "cluster-error", title: "Cluster error", status: 502, detail: detail)
         case .unavailable(let detail):
             return ProblemDetails(slug: "unavailable", title: "Service unavailable", status: 503, detail: detail)
         }

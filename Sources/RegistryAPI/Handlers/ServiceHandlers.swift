@@ -5,6 +5,7 @@ public import RegistryStorage
 /// Handlers of `/v1/services…`, one per OpenAPI operationId.
 struct ServiceHandlers: Sendable {
     let store: ServiceStore
+    let push: PushHandlers
 
     static func location(_ namespace: String, _ name: String) -> String { "/v1/services/\(namespace)/\(name)" }
 
@@ -147,7 +148,26 @@ struct ServiceHandlers: Sendable {
     }
 
     /// - Remark: HTTP `DELETE /v1/services/{namespace}/{name}`
+    ///
+    /// With `?cascade=true` (needs the push permission) the service's objects are first deleted
+    /// from every cluster it was pushed to; if that fails anywhere the registration stays (502).
     func deleteService(_ context: RequestContext) throws -> HTTPResponse {
+        if try Self.flag(context.request, "cascade") {
+            guard context.principal.allows(.push) else {
+                throw APIError.forbidden(
+                    "token \"\(context.principal.name)\" (role \(context.principal.role.rawValue)) lacks the push permission that cascade needs",
+                    missing: "permission:push")
+            }
+            let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
+            guard let current = try store.record(namespace: namespace, name: name) else { throw StoreError.notFound(namespace: namespace, name: name) }
+            try RequestChecks.checkWritePreconditions(context.request, current: current)
+            let failures = try push.cascade(namespace: namespace, name: name, context: context)
+            guard failures.isEmpty else {
+                throw APIError.badGateway(
+                    "the service's objects could not be deleted from every cluster, so the registration was kept: "
+                        + failures.map { "\($0.cluster): \($0.error ?? $0.objects.compactMap(\.error).joined(separator: "; "))" }.joined(separator: "; "))
+            }
+        }
         try store.delete(namespace: context.parameter("namespace"), name: context.parameter("name"), audit: context.audit) { current in
             try RequestChecks.checkWritePreconditions(context.request, current: current)
         }

@@ -1,0 +1,254 @@
+import Foundation
+public import RegistryCore
+
+/// The kinds the registry writes, with their REST paths.
+public enum ResourceKind: String, Sendable, CaseIterable {
+    case service = "Service"
+    case endpoints = "Endpoints"
+    case endpointSlice = "EndpointSlice"
+
+    var collection: String {
+        switch self {
+        case .service: "/api/v1/namespaces/%@/services"
+        case .endpoints: "/api/v1/namespaces/%@/endpoints"
+        case .endpointSlice: "/apis/discovery.k8s.io/v1/namespaces/%@/endpointslices"
+        }
+    }
+
+    public init?(kind: String) {
+        self.init(rawValue: kind)
+    }
+
+    func path(namespace: String, name: String? = nil) -> String {
+        let base = String(format: collection, namespace.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? namespace)
+        guard let name else { return base }
+        return base + "/" + (name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? name)
+    }
+}
+
+/// A decoded Kubernetes `Status` (the body of API errors).
+public struct KubeStatus: Sendable, Equatable {
+    public struct Cause: Sendable, Equatable {
+        public var reason: String
+        public var message: String
+        public var field: String
+    }
+
+    public var code: Int
+    public var reason: String
+    public var message: String
+    public var causes: [Cause]
+    public var retryAfterSeconds: Int?
+
+    static func decode(_ body: [UInt8], status: Int) -> KubeStatus {
+        guard case .object(let object)? = try? JSONParser.parse(body), object["kind"] == .string("Status") else {
+            let text = String(decoding: body.prefix(300), as: UTF8.self)
+            return KubeStatus(code: status, reason: "", message: text.isEmpty ? "HTTP \(status)" : text, causes: [], retryAfterSeconds: nil)
+        }
+        func string(_ value: JSONValue?) -> String { if case .string(let text)? = value { return text } else { return "" } }
+        var causes: [Cause] = []
+        var retryAfter: Int? = nil
+        if case .object(let details)? = object["details"] {
+            if case .array(let items)? = details["causes"] {
+                for case .object(let cause) in items {
+                    causes.append(Cause(reason: string(cause["reason"]), message: string(cause["message"]), field: string(cause["field"])))
+                }
+            }
+            retryAfter = details["retryAfterSeconds"]?.intValue
+        }
+        return KubeStatus(
+            code: object["code"]?.intValue ?? status, reason: string(object["reason"]), message: string(object["message"]), causes: causes,
+            retryAfterSeconds: retryAfter)
+    }
+}
+
+/// A failed call, always naming the object (`Kind/namespace/name`) and the cluster first.
+public struct KubernetesError: Error, Sendable, CustomStringConvertible {
+    public enum Cause: Sendable {
+        case status(KubeStatus)
+        case transport(TransportError)
+        case invalidResponse(String)
+        case unusable(String)
+    }
+
+    public var object: String
+    public var cluster: String
+    public var cause: Cause
+
+    public var httpStatus: Int? {
+        if case .status(let status) = cause { return status.code }
+        return nil
+    }
+
+    public var description: String {
+        let prefix = "\(object) on cluster \(cluster): "
+        switch cause {
+        case .status(let status):
+            var text = prefix + (status.reason.isEmpty ? "" : "\(status.reason): ") + status.message
+            if !status.causes.isEmpty {
+                text += " (" + status.causes.map { "\($0.field.isEmpty ? "" : $0.field + ": ")\($0.message)" }.joined(separator: "; ") + ")"
+            }
+            return text
+        case .transport(let error): return prefix + error.description
+        case .invalidResponse(let message): return prefix + message
+        case .unusable(let reason): return prefix + reason
+        }
+    }
+}
+
+/// The result of a server-side apply.
+public struct ApplyResult: Sendable {
+    public var object: JSONValue
+    /// 201: the apply created the object.
+    public var created: Bool
+    /// `Warning` headers (code 299) the API server sent.
+    public var warnings: [String]
+}
+
+/// How often and how long to retry: only 429 (honouring Retry-After), 5xx and connection errors.
+public struct RetryPolicy: Sendable {
+    public var attempts = 4
+    public var initialBackoff = Duration.milliseconds(200)
+    public var maxBackoff = Duration.seconds(5)
+    public var timeout = Duration.seconds(10)
+
+    public init() {}
+}
+
+/// A client of one API server: server-side apply with a fixed field manager, get, list, delete.
+public final class KubernetesAPI: Sendable {
+    public static let fieldManager = "endpoint-registry"
+    public let target: ClusterTarget
+    private let transport: any HTTPTransport
+    private let retry: RetryPolicy
+
+    public init(target: ClusterTarget, transport: any HTTPTransport = CurlTransport(), retry: RetryPolicy = RetryPolicy()) {
+        self.target = target
+        self.transport = transport
+        self.retry = retry
+    }
+
+    /// Server-side apply: `PATCH` with `application/apply-patch+yaml` (JSON is YAML), the field
+    /// manager `endpoint-registry` and `force=true`, so the registry takes over fields it owns.
+    public func apply(_ object: JSONValue, dryRun: Bool) throws(KubernetesError) -> ApplyResult {
+        let (kind, namespace, name) = try identity(object)
+        var query = "fieldManager=\(KubernetesAPI.fieldManager)&force=true&fieldValidation=Strict"
+        if dryRun { query += "&dryRun=All" }
+        let response = try call(
+            "PATCH", kind.path(namespace: namespace, name: name) + "?" + query, object: "\(kind.rawValue)/\(namespace)/\(name)",
+            body: JSONWriter.bytes(object), contentType: "application/apply-patch+yaml")
+        guard let parsed = try? JSONParser.parse(response.body) else {
+            throw KubernetesError(object: "\(kind.rawValue)/\(namespace)/\(name)", cluster: target.name, cause: .invalidResponse("the answer is not JSON"))
+        }
+        return ApplyResult(object: parsed, created: response.status == 201, warnings: KubernetesAPI.warnings(response))
+    }
+
+    /// The object, or nil when it does not exist.
+    public func get(_ kind: ResourceKind, namespace: String, name: String) throws(KubernetesError) -> (object: JSONValue, warnings: [String])? {
+        do {
+            let response = try call("GET", kind.path(namespace: namespace, name: name), object: "\(kind.rawValue)/\(namespace)/\(name)")
+            return ((try? JSONParser.parse(response.body)) ?? .null, KubernetesAPI.warnings(response))
+        } catch where error.httpStatus == 404 {
+            return nil
+        }
+    }
+
+    /// Objects of a kind in a namespace matching a label selector.
+    public func list(_ kind: ResourceKind, namespace: String, labelSelector: String) throws(KubernetesError) -> [JSONValue] {
+        let selector = labelSelector.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? labelSelector
+        let response = try call("GET", kind.path(namespace: namespace) + "?labelSelector=" + selector, object: "\(kind.rawValue)/\(namespace)/*")
+        guard case .object(let list)? = try? JSONParser.parse(response.body), case .array(let items)? = list["items"] else { return [] }
+        return items
+    }
+
+    /// Deletes an object; a missing one counts as deleted. Returns the warnings.
+    @discardableResult
+    public func delete(_ kind: ResourceKind, namespace: String, name: String, dryRun: Bool) throws(KubernetesError) -> [String] {
+        do {
+            let response = try call(
+                "DELETE", kind.path(namespace: namespace, name: name) + (dryRun ? "?dryRun=All" : ""), object: "\(kind.rawValue)/\(namespace)/\(name)")
+            return KubernetesAPI.warnings(response)
+        } catch where error.httpStatus == 404 {
+            return []
+        }
+    }
+
+    /// The server's version (`gitVersion` of `GET /version`).
+    public func version() throws(KubernetesError) -> String {
+        let response = try call("GET", "/version", object: "version")
+        if case .object(let object)? = try? JSONParser.parse(response.body), case .string(let version)? = object["gitVersion"] { return version }
+        return "unknown"
+    }
+
+    private func identity(_ object: JSONValue) throws(KubernetesError) -> (ResourceKind, String, String) {
+        guard case .object(let root) = object, case .string(let kindName)? = root["kind"], let kind = ResourceKind(kind: kindName),
+            case .object(let metadata)? = root["metadata"], case .string(let name)? = metadata["name"],
+            case .string(let namespace)? = metadata["namespace"]
+        else {
+            throw KubernetesError(object: "?", cluster: target.name, cause: .invalidResponse("not a Service, Endpoints or EndpointSlice with name and namespace"))
+        }
+        return (kind, namespace, name)
+    }
+
+    /// Warning headers of code 299, their quoted text unquoted.
+    static func warnings(_ response: KubeResponse) -> [String] {
+        response.headerValues("Warning").compactMap { header in
+            guard header.hasPrefix("299 ") else { return nil }
+            guard let first = header.firstIndex(of: "\""), let last = header.lastIndex(of: "\""), first < last else { return header }
+            return String(header[header.index(after: first)..<last]).replacingOccurrences(of: "\\\"", with: "\"")
+        }
+    }
+
+    /// One call with authentication, timeouts and bounded retries.
+    private func call(_ method: String, _ path: String, object: String, body: [UInt8] = [], contentType: String? = nil) throws(KubernetesError)
+        -> KubeResponse
+    {
+        if let reason = target.unusableReason { throw KubernetesError(object: object, cluster: target.name, cause: .unusable(reason)) }
+        var backoff = retry.initialBackoff
+        var reloadedToken = false
+        var attempt = 0
+        while true {
+            attempt += 1
+            var headers: [(String, String)] = [("Accept", "application/json"), ("User-Agent", "endpoint-registry")]
+            if let contentType { headers.append(("Content-Type", contentType)) }
+            switch target.auth {
+            case .token(let token): headers.append(("Authorization", "Bearer \(token)"))
+            case .tokenFile(let path):
+                if let token = TokenFileCache.shared.token(at: path, forceReload: reloadedToken) { headers.append(("Authorization", "Bearer \(token)")) }
+            case .none, .clientCertificate: break
+            }
+            let request = KubeRequest(method: method, url: target.server + path, headers: headers, body: body, timeout: retry.timeout)
+            let response: KubeResponse
+            do {
+                response = try transport.send(request, tls: target.tls)
+            } catch {
+                if attempt < retry.attempts {
+                    Thread.sleep(forTimeInterval: seconds(backoff))
+                    backoff = min(backoff * 2, retry.maxBackoff)
+                    continue
+                }
+                throw KubernetesError(object: object, cluster: target.name, cause: .transport(error))
+            }
+            if (200..<300).contains(response.status) { return response }
+            if response.status == 401, case .tokenFile = target.auth, !reloadedToken {
+                reloadedToken = true
+                continue
+            }
+            let retryable = response.status == 429 || (500..<600).contains(response.status)
+            if retryable && attempt < retry.attempts {
+                var wait = backoff
+                if let header = response.headerValues("Retry-After").first, let secondsValue = Int(header) {
+                    wait = min(.seconds(secondsValue), retry.maxBackoff)
+                }
+                Thread.sleep(forTimeInterval: seconds(wait))
+                backoff = min(backoff * 2, retry.maxBackoff)
+                continue
+            }
+            throw KubernetesError(object: object, cluster: target.name, cause: .status(KubeStatus.decode(response.body, status: response.status)))
+        }
+    }
+
+    private func seconds(_ duration: Duration) -> TimeInterval {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
