@@ -32,7 +32,7 @@ public final class RegistryApplication: HTTPHandler {
         self.authenticator = authenticator
         let metrics = RegistryMetrics()
         self.metrics = metrics
-        let push = PushHandlers(engine: PushEngine(clusters: clusters, store: store), store: store)
+        let push = PushHandlers(engine: PushEngine(clusters: clusters, store: store), store: store, metrics: metrics)
         self.router = Router(
             routes: RegistryApplication.routes(
                 services: ServiceHandlers(store: store, push: push), manifests: ManifestHandlers(store: store, cache: RenderCache()),

@@ -24,6 +24,18 @@ ROUTE = re.compile(r"^/(api/v1|apis/discovery\.k8s\.io/v1)/namespaces/([^/]+)/(s
 KINDS = {"services": ("v1", "Service"), "endpoints": ("v1", "Endpoints"), "endpointslices": ("discovery.k8s.io/v1", "EndpointSlice")}
 FIELDS = {"Service": {"apiVersion", "kind", "metadata", "spec", "status"}, "Endpoints": {"apiVersion", "kind", "metadata", "subsets"},
           "EndpointSlice": {"apiVersion", "kind", "metadata", "addressType", "endpoints", "ports"}}
+VERBS = ["create", "delete", "get", "list", "patch", "update"]
+# Enough discovery for kubectl (apply --server-side --validate=false) to find the three kinds.
+DISCOVERY = {
+    "/api": {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]},
+    "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": [{"name": "discovery.k8s.io", "versions": [{"groupVersion": "discovery.k8s.io/v1", "version": "v1"}],
+              "preferredVersion": {"groupVersion": "discovery.k8s.io/v1", "version": "v1"}}]},
+    "/api/v1": {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+        {"name": "services", "singularName": "service", "namespaced": True, "kind": "Service", "verbs": VERBS, "shortNames": ["svc"]},
+        {"name": "endpoints", "singularName": "endpoints", "namespaced": True, "kind": "Endpoints", "verbs": VERBS, "shortNames": ["ep"]}]},
+    "/apis/discovery.k8s.io/v1": {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "discovery.k8s.io/v1", "resources": [
+        {"name": "endpointslices", "singularName": "endpointslice", "namespaced": True, "kind": "EndpointSlice", "verbs": VERBS}]},
+}
 DEPRECATION = '299 - "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"'
 
 
@@ -228,6 +240,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(*status(401, "Unauthorized", "Unauthorized"))
         if url.path == "/version":
             return self.reply(200, {"major": "1", "minor": "37", "gitVersion": "v1.37.0-fake"})
+        if url.path in DISCOVERY:
+            return self.reply(200, DISCOVERY[url.path])
         match = ROUTE.match(url.path)
         if not match:
             self.body()

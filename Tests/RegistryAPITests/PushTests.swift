@@ -82,6 +82,9 @@ private func actions(_ response: ClientResponse, cluster: Int = 0) -> [String] {
 
         let second = try push()
         #expect(actions(second).allSatisfy { $0.hasSuffix(":unchanged") }, "\(actions(second))")
+        let metrics = try client.request("GET", "/metrics").text
+        #expect(metrics.contains(#"endpoint_registry_push_objects_total{cluster="token",action="created"} 4"#))
+        #expect(metrics.contains(#"endpoint_registry_push_objects_total{cluster="token",action="unchanged"} 4"#))
     }
 
     @Test func prunesWhatNoLongerRendersAndReportsStatus() throws {

@@ -45,6 +45,19 @@ final class RegistryMetrics: Sendable {
         timer.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
     }
 
+    /// Counts pushed objects by cluster and action (created, configured, unchanged, deleted, failed, conflict).
+    func recordPush(cluster: String, action: String) {
+        let key = "push \(cluster) \(action)"
+        let counter = counters.withLock { cache in
+            if let existing = cache[key] { return existing }
+            let created = CoreMetrics.Counter(
+                label: "endpoint_registry_push_objects_total", dimensions: [("cluster", cluster), ("action", action)], factory: factory)
+            cache[key] = created
+            return created
+        }
+        counter.increment()
+    }
+
     /// The Prometheus text exposition, with the store's gauges refreshed.
     func exposition(store: ServiceStore) -> [UInt8] {
         if let statistics = try? store.statistics() {

@@ -19,7 +19,8 @@ struct ObjectOutcome: Sendable {
             object["error"] = .object(
                 JSONObject([
                     ("type", .string("urn:problem-type:endpoint-registry:\(action == .conflict ? "conflict" : "kubernetes-error")")),
-                    ("title", .string(action == .conflict ? "Conflict" : "Kubernetes API error")), ("detail", .string(error)),
+                    ("title", .string(action == .conflict ? "Conflict" : "Kubernetes API error")),
+                    ("status", .integer(action == .conflict ? 409 : 502)), ("detail", .string(error)),
                 ]))
         }
         return .object(object)

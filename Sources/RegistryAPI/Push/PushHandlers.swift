@@ -10,6 +10,7 @@ import Synchronization
 struct PushHandlers: Sendable {
     let engine: PushEngine
     let store: ServiceStore
+    let metrics: RegistryMetrics
     var clusters: Clusters { engine.clusters }
     /// Pushes of a bulk request run at most this many at a time.
     static let bulkConcurrency = 8
@@ -104,6 +105,8 @@ struct PushHandlers: Sendable {
     private func push(_ record: ServiceRecord, options: PushOptions, context: RequestContext) -> [ClusterOutcome] {
         options.targets.map { target in
             let outcome = engine.push(record, to: target, dryRun: options.dryRun, adopt: options.adopt)
+            for object in outcome.objects { metrics.recordPush(cluster: target.name, action: object.action.rawValue) }
+            if outcome.error != nil { metrics.recordPush(cluster: target.name, action: "failed") }
             if !options.dryRun {
                 let written = outcome.objects.filter { [.created, .configured, .unchanged].contains($0.action) }.map {
                     PushedObject(kind: $0.kind, name: $0.name)
