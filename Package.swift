@@ -72,6 +72,7 @@ let package = Package(
         .testTarget(name: "RegistryCoreTests", dependencies: ["RegistryCore"], swiftSettings: settings),
         .testTarget(name: "RegistryStorageTests", dependencies: ["RegistryStorage", "RegistryCore"], swiftSettings: settings),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"], swiftSettings: settings),
+        .testTarget(name: "KubernetesClientTests", dependencies: ["KubernetesClient", "RegistryCore", "TestSupport"], swiftSettings: settings),
         .testTarget(
             name: "RegistryAPITests",
             dependencies: [

@@ -43,22 +43,6 @@ final class ServerProcess {
     }
 }
 
-/// Runs curl and returns (status, body).
-func curl(_ arguments: [String]) throws -> (status: Int, body: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-    process.arguments = ["-s", "-o", "-", "-w", "\n%{http_code}"] + arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    let text = String(decoding: data, as: UTF8.self)
-    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-    return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
-}
-
 @Suite(.serialized) struct OperationsTests {
     @Test func shutsDownGracefullyOnSIGTERM() throws {
         let server = try ServerProcess(["--durability", "normal"])

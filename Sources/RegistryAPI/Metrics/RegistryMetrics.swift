@@ -23,17 +23,20 @@ final class RegistryMetrics: Sendable {
         self.factory = factory
     }
 
-    func recordRequest(operation: String, method: String, status: Int, duration: Duration) {
-        let counterKey = "\(operation) \(method) \(status)"
-        let counter = counters.withLock { cache in
-            if let existing = cache[counterKey] { return existing }
-            let created = CoreMetrics.Counter(
-                label: "http_requests_total", dimensions: [("route", operation), ("method", method), ("status", String(status))],
-                factory: factory)
-            cache[counterKey] = created
+    /// The counter of `label` with `dimensions`, made once and then reused (the registry lookup
+    /// is too slow for every request).
+    private func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
+        let key = label + dimensions.map { "|\($0.1)" }.joined()
+        return counters.withLock { cache in
+            if let existing = cache[key] { return existing }
+            let created = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
+            cache[key] = created
             return created
         }
-        counter.increment()
+    }
+
+    func recordRequest(operation: String, method: String, status: Int, duration: Duration) {
+        counter("http_requests_total", [("route", operation), ("method", method), ("status", String(status))]).increment()
         let timerKey = "\(operation) \(method)"
         let timer = timers.withLock { cache in
             if let existing = cache[timerKey] { return existing }
@@ -47,15 +50,7 @@ final class RegistryMetrics: Sendable {
 
     /// Counts pushed objects by cluster and action (created, configured, unchanged, deleted, failed, conflict).
     func recordPush(cluster: String, action: String) {
-        let key = "push \(cluster) \(action)"
-        let counter = counters.withLock { cache in
-            if let existing = cache[key] { return existing }
-            let created = CoreMetrics.Counter(
-                label: "endpoint_registry_push_objects_total", dimensions: [("cluster", cluster), ("action", action)], factory: factory)
-            cache[key] = created
-            return created
-        }
-        counter.increment()
+        counter("endpoint_registry_push_objects_total", [("cluster", cluster), ("action", action)]).increment()
     }
 
     /// The Prometheus text exposition, with the store's gauges refreshed.

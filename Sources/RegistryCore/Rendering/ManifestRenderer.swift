@@ -79,16 +79,8 @@ public enum ManifestRenderer {
             spec["externalName"] = .string(service.externalName ?? "")
         }
         if !service.ports.isEmpty {
-            spec["ports"] = .array(
-                service.ports.map { port in
-                    var object = JSONObject()
-                    if let name = port.name { object["name"] = .string(name) }
-                    object["protocol"] = .string(port.protocol.rawValue)
-                    object["port"] = .integer(port.port)
-                    object["targetPort"] = .integer(port.targetPort)
-                    if let appProtocol = port.appProtocol { object["appProtocol"] = .string(appProtocol) }
-                    return .object(object)
-                })
+            // The Service's ports exactly as the API spells them (same fields, same order).
+            spec["ports"] = .array(service.ports.map(ServiceEncoder.json))
         }
         return .object(
             JSONObject([

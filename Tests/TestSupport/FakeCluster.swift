@@ -1,19 +1,18 @@
-import Foundation
-import TestSupport
+public import Foundation
 
 /// The fake Kubernetes API server (Tests/FakeAPIServer/fake_apiserver.py) on loopback HTTPS,
 /// with a CA, server and client certificates made for the test, and a kubeconfig naming it in
 /// several ways: `token`, `cert` (client certificate), `readonly` (a user without write
 /// rights), `tokenfile`, `exec` (a plugin: unusable) and `untrusted` (wrong CA).
-final class FakeCluster {
-    let directory: URL
+public final class FakeCluster {
+    public let directory: URL
     let process = Process()
-    private(set) var port: UInt16 = 0
-    let kubeconfig: String
-    var server: String { "https://127.0.0.1:\(port)" }
-    let tokenFile: URL
+    public private(set) var port: UInt16 = 0
+    public let kubeconfig: String
+    public var server: String { "https://127.0.0.1:\(port)" }
+    public let tokenFile: URL
 
-    init() throws {
+    public init() throws {
         directory = FileManager.default.temporaryDirectory.appending(path: "fake-cluster-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let script = """
@@ -39,7 +38,7 @@ final class FakeCluster {
         let pipe = Pipe()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [
-            "python3", Paths.root.appending(path: "Tests/FakeAPIServer/fake_apiserver.py").path(), "--cert", directory.appending(path: "server.crt").path(),
+            "python3", RepositoryPaths.root.appending(path: "Tests/FakeAPIServer/fake_apiserver.py").path(), "--cert", directory.appending(path: "server.crt").path(),
             "--key", directory.appending(path: "server.key").path(), "--client-ca", directory.appending(path: "ca.crt").path(),
             "--token", "admin-token=admin", "--token", "readonly-token=viewer", "--token", "file-token-1=filer", "--readonly", "viewer",
         ]
@@ -110,19 +109,19 @@ final class FakeCluster {
 
     /// A control or API call to the fake with curl (admin token).
     @discardableResult
-    func call(_ method: String, _ path: String, json: String? = nil, contentType: String = "application/json") throws -> (status: Int, body: String) {
+    public func call(_ method: String, _ path: String, json: String? = nil, contentType: String = "application/json") throws -> (status: Int, body: String) {
         var arguments = ["-X", method, "--cacert", directory.appending(path: "ca.crt").path(), "-H", "Authorization: Bearer admin-token"]
         if let json { arguments += ["-H", "Content-Type: \(contentType)", "--data-binary", json] }
         return try curl(arguments + [server + path])
     }
 
     /// Every object the fake stores.
-    func objects() throws -> [[String: Any]] {
+    public func objects() throws -> [[String: Any]] {
         let body = try call("GET", "/_fake/objects").body
         return ((try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["items"] as? [[String: Any]]) ?? []
     }
 
-    func object(_ kind: String, _ name: String) throws -> [String: Any]? {
+    public func object(_ kind: String, _ name: String) throws -> [String: Any]? {
         try objects().first { $0["kind"] as? String == kind && ($0["metadata"] as? [String: Any])?["name"] as? String == name }
     }
 
@@ -130,4 +129,25 @@ final class FakeCluster {
         // SIGKILL and no waitUntilExit: the interpreter may sit behind a pyenv shim.
         kill(process.processIdentifier, SIGKILL)
     }
+}
+
+/// Paths of the repository, for test helpers.
+public enum RepositoryPaths {
+    public static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+}
+
+/// Runs curl and returns (status, body); status 0 when no HTTP answer came.
+public func curl(_ arguments: [String]) throws -> (status: Int, body: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+    process.arguments = ["-s", "-o", "-", "-w", "\n%{http_code}"] + arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    let text = String(decoding: data, as: UTF8.self)
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
 }
