@@ -62,18 +62,22 @@ public protocol HTTPTransport: Sendable {
 }
 
 /// HTTP over libcurl (the only importer of CCurl): CA bundles, client certificates and keys
-/// from memory, and a timeout on every call.
+/// from memory, and a timeout on every call. Easy handles are pooled, so that their open
+/// (TLS) connections are reused by later requests instead of handshaking every time.
 public struct CurlTransport: HTTPTransport {
     /// curl_global_init must run once before any other call.
     private static let initialized: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
+    private let pool = HandlePool()
 
     public init() {
         _ = CurlTransport.initialized
     }
 
     public func send(_ request: KubeRequest, tls: TLSSettings) throws(TransportError) -> KubeResponse {
-        guard let handle = curl_easy_init() else { throw .connection("libcurl could not create a handle") }
-        defer { curl_easy_cleanup(handle) }
+        guard let handle = pool.checkOut() else { throw .connection("libcurl could not create a handle") }
+        var healthy = false
+        defer { pool.checkIn(handle, keep: healthy) }
+        curl_easy_reset(handle)
         let sink = ResponseSink()
         let context = Unmanaged.passUnretained(sink).toOpaque()
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
@@ -137,7 +141,39 @@ public struct CurlTransport: HTTPTransport {
             default: throw .connection(message)
             }
         }
+        healthy = true
         return KubeResponse(status: CCurl_responseCode(handle), headers: sink.headers, body: sink.body)
+    }
+}
+
+/// Idle curl easy handles. A checked-out handle belongs to one caller until it is checked in.
+private final class HandlePool: Sendable {
+    /// Why @unchecked Sendable is safe: a handle is only ever used by the one caller that
+    /// checked it out, or kept inside `idle`'s lock.
+    struct Handle: @unchecked Sendable {
+        let pointer: UnsafeMutableRawPointer
+    }
+
+    private let idle = Mutex<[Handle]>([])
+    private static let maxIdle = 16
+
+    func checkOut() -> UnsafeMutableRawPointer? {
+        idle.withLock { $0.popLast() }?.pointer ?? curl_easy_init()
+    }
+
+    /// Returns a handle for reuse; one that failed (or one too many) is closed instead.
+    func checkIn(_ pointer: UnsafeMutableRawPointer, keep: Bool) {
+        let handle = Handle(pointer: pointer)
+        let kept = keep && idle.withLock { handles in
+            guard handles.count < HandlePool.maxIdle else { return false }
+            handles.append(handle)
+            return true
+        }
+        if !kept { curl_easy_cleanup(pointer) }
+    }
+
+    deinit {
+        for handle in idle.withLock({ $0 }) { curl_easy_cleanup(handle.pointer) }
     }
 }
 
