@@ -11,7 +11,15 @@ final class RegistryMetrics: Sendable {
     private let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
     private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
-    private let timers = Mutex<[String: CoreMetrics.Timer]>([:])
+    /// Per (route, method, status): the request counter and the route's latency timer, found with
+    /// one lock and one lookup on the hot path.
+    private let requestMetrics = Mutex<[RequestKey: (counter: CoreMetrics.Counter, timer: CoreMetrics.Timer)]>([:])
+
+    private struct RequestKey: Hashable {
+        var operation: String
+        var method: String
+        var status: Int
+    }
 
     init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -36,16 +44,23 @@ final class RegistryMetrics: Sendable {
     }
 
     func recordRequest(operation: String, method: String, status: Int, duration: Duration) {
-        counter("http_requests_total", [("route", operation), ("method", method), ("status", String(status))]).increment()
-        let timerKey = "\(operation) \(method)"
-        let timer = timers.withLock { cache in
-            if let existing = cache[timerKey] { return existing }
-            let created = CoreMetrics.Timer(
-                label: "http_request_duration_seconds", dimensions: [("route", operation), ("method", method)], factory: factory)
-            cache[timerKey] = created
+        let key = RequestKey(operation: operation, method: method, status: status)
+        let metrics = requestMetrics.withLock { cache in
+            if let existing = cache[key] { return existing }
+            let timer =
+                cache.first { $0.key.operation == operation && $0.key.method == method }?.value.timer
+                ?? CoreMetrics.Timer(label: "http_request_duration_seconds", dimensions: [("route", operation), ("method", method)], factory: factory)
+            let created = (
+                counter: CoreMetrics.Counter(
+                    label: "http_requests_total", dimensions: [("route", operation), ("method", method), ("status", String(status))],
+                    factory: factory),
+                timer: timer
+            )
+            cache[key] = created
             return created
         }
-        timer.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        metrics.counter.increment()
+        metrics.timer.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
     }
 
     /// Counts pushed objects by cluster and action (created, configured, unchanged, deleted, failed, conflict).
