@@ -92,3 +92,23 @@ import Testing
         #expect(ipv4?.server == "https://10.96.0.1:443")
     }
 }
+
+@Suite struct KubernetesTimeoutTests {
+    @Test func timesOutAndRetriesABoundedNumberOfTimes() throws {
+        let cluster = try FakeCluster()
+        try cluster.call("POST", "/_fake/faults", json: #"[{"method":"GET","path":"/version","delay":3,"times":5}]"#)
+        let target = try #require(try KubeConfigLoader.load(paths: [cluster.kubeconfig]).first { $0.name == "token" })
+        var retry = RetryPolicy()
+        retry.attempts = 2
+        retry.timeout = .seconds(1)
+        retry.initialBackoff = .milliseconds(10)
+        let started = Date()
+        #expect {
+            _ = try KubernetesAPI(target: target, retry: retry).version()
+        } throws: { error in
+            guard let error = error as? KubernetesError, case .transport(.timeout) = error.cause else { return false }
+            return error.description.hasPrefix("version on cluster token: timed out")
+        }
+        #expect(Date().timeIntervalSince(started) < 5)
+    }
+}
