@@ -224,11 +224,10 @@ public final class ServiceStore: Sendable {
             try statement.bind(.text(namespace), .text(name))
             guard try statement.step() else { return nil }
             let revision = statement.int(1)
-            return StoredDocument(document: statement.blob(0), etag: etag(revision: revision, uid: statement.text(2)), revision: revision)
+            return StoredDocument(
+                document: statement.blob(0), etag: ServiceRecord.etag(revision: revision, uid: statement.text(2)), revision: revision)
         }
     }
-
-    private func etag(revision: Int, uid: String) -> String { "\"\(revision)-\(uid.prefix(8))\"" }
 
     /// One service, decoded.
     public func record(namespace: String, name: String) throws(StoreError) -> ServiceRecord? {

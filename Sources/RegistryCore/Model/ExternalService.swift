@@ -168,5 +168,8 @@ public struct ServiceRecord: Sendable, Equatable {
     }
 
     /// Strong entity tag of this revision: changes with every write and across re-creation.
-    public var etag: String { "\"\(revision)-\(uid.prefix(8))\"" }
+    public var etag: String { ServiceRecord.etag(revision: revision, uid: uid) }
+
+    /// The entity tag of a revision of a registration, without decoding it.
+    public static func etag(revision: Int, uid: String) -> String { "\"\(revision)-\(uid.prefix(8))\"" }
 }
