@@ -150,3 +150,17 @@ extension String {
         return parts
     }
 }
+
+@Suite struct HostileYAMLTests {
+    @Test func boundsAliasExpansion() {
+        var yaml = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for level in 1...8 {
+            yaml += "a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]\n"
+        }
+        #expect {
+            _ = try ManifestDocuments.parseYAML(yaml)
+        } throws: { error in
+            (error as? ValidationFailure)?.violations.first?.kind == .tooMany
+        }
+    }
+}

@@ -14,8 +14,9 @@ public enum ManifestDocuments {
             var documents: [JSONValue] = []
             // Parser.nextRoot() throws on a syntax error; compose_all's lazy sequence would stop silently.
             let parser = try Parser(yaml: text)
+            var budget = maxNodes
             while let node = try parser.nextRoot() {
-                let value = try jsonValue(node, path: "documents[\(documents.count)]")
+                let value = try jsonValue(node, path: "documents[\(documents.count)]", budget: &budget)
                 if value != .null { documents.append(value) }
             }
             return documents
@@ -26,7 +27,15 @@ public enum ManifestDocuments {
         }
     }
 
-    static func jsonValue(_ node: Node, path: String) throws(ValidationFailure) -> JSONValue {
+    /// Most nodes a request may expand to. Aliases are resolved by reference while parsing, so a
+    /// small document can stand for billions of nodes ("billion laughs"); converting is bounded.
+    public static let maxNodes = 2_000_000
+
+    static func jsonValue(_ node: Node, path: String, budget: inout Int) throws(ValidationFailure) -> JSONValue {
+        budget -= 1
+        guard budget >= 0 else {
+            throw ValidationFailure([FieldViolation(path, .tooMany, "the YAML expands to more than \(maxNodes) nodes (aliases included)")])
+        }
         switch node {
         case .scalar(let scalar):
             switch String(describing: node.tag) {
@@ -40,7 +49,7 @@ public enum ManifestDocuments {
             }
         case .sequence(let sequence):
             var items: [JSONValue] = []
-            for (index, item) in sequence.enumerated() { items.append(try jsonValue(item, path: "\(path)[\(index)]")) }
+            for (index, item) in sequence.enumerated() { items.append(try jsonValue(item, path: "\(path)[\(index)]", budget: &budget)) }
             return .array(items)
         case .mapping(let mapping):
             var object = JSONObject()
@@ -51,7 +60,7 @@ public enum ManifestDocuments {
                 guard object[keyScalar.string] == nil else {
                     throw ValidationFailure([FieldViolation("\(path).\(keyScalar.string)", .duplicate, "duplicate key \"\(keyScalar.string)\"")])
                 }
-                object[keyScalar.string] = try jsonValue(value, path: "\(path).\(keyScalar.string)")
+                object[keyScalar.string] = try jsonValue(value, path: "\(path).\(keyScalar.string)", budget: &budget)
             }
             return .object(object)
         case .alias:
