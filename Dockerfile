@@ -6,11 +6,11 @@ RUN apt-get update \
         pkg-config libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# Resolve dependencies in their own layer so that source edits do not refetch them.
-COPY Package.swift ./
-RUN swift package resolve
+# The whole tree is needed even to resolve: the manifest names target folders (Tests/TestSupport,
+# Plugins/EmbedFiles) and the build plugin embeds migrations/ and openapi.yaml.
 COPY . .
-RUN swift build -c release --static-swift-stdlib --product endpoint-registry \
+RUN swift package resolve \
+ && swift build -c release --static-swift-stdlib --product endpoint-registry \
  && mkdir -p /staging \
  && cp "$(swift build -c release --show-bin-path)/endpoint-registry" /staging/
 
