@@ -18,7 +18,7 @@ RUN swift package resolve \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libmicrohttpd12 libsqlite3-0 libcurl4 ca-certificates tzdata curl \
+        libmicrohttpd12 libsqlite3-0 libcurl4 libstdc++6 ca-certificates tzdata curl \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 registry \
  && useradd --system --uid 10001 --gid 10001 --home-dir /data --shell /usr/sbin/nologin registry \
