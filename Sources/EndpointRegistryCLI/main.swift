@@ -43,6 +43,10 @@ struct Serve: ParsableCommand {
     var connectionLimit: Int?
     @Option(help: "Seconds before an idle or stalled connection is closed (default 30). [ENDPOINT_REGISTRY_CONNECTION_TIMEOUT]")
     var connectionTimeout: Int?
+    @Option(
+        help: "Bytes of memory per connection for the request line, headers and buffers; larger headers get 431 (default 32768). [ENDPOINT_REGISTRY_CONNECTION_MEMORY]"
+    )
+    var connectionMemory: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical (default info). [ENDPOINT_REGISTRY_LOG_LEVEL]")
     var logLevel: String?
     @Option(help: "text or json (default text). Logs go to stderr, one line per request. [ENDPOINT_REGISTRY_LOG_FORMAT]")
@@ -76,6 +80,7 @@ struct Serve: ParsableCommand {
         flags.maxBodyBytes = maxBodyBytes
         flags.connectionLimit = connectionLimit
         flags.connectionTimeout = connectionTimeout
+        flags.connectionMemory = connectionMemory
         flags.logLevel = logLevel
         flags.logFormat = logFormat
         flags.tlsCert = tlsCert

@@ -50,6 +50,7 @@ public struct ServerConfiguration: Sendable {
         public var maxBodyBytes: Int?
         public var connectionLimit: Int?
         public var connectionTimeout: Int?
+        public var connectionMemory: Int?
         public var logLevel: String?
         public var logFormat: String?
         public var tlsCert: String?
@@ -68,7 +69,7 @@ public struct ServerConfiguration: Sendable {
         "host": "ENDPOINT_REGISTRY_HOST", "port": "ENDPOINT_REGISTRY_PORT", "database": "ENDPOINT_REGISTRY_DATABASE",
         "durability": "ENDPOINT_REGISTRY_DURABILITY", "threads": "ENDPOINT_REGISTRY_THREADS",
         "max-body-bytes": "ENDPOINT_REGISTRY_MAX_BODY_BYTES", "connection-limit": "ENDPOINT_REGISTRY_CONNECTION_LIMIT",
-        "connection-timeout": "ENDPOINT_REGISTRY_CONNECTION_TIMEOUT", "log-level": "ENDPOINT_REGISTRY_LOG_LEVEL",
+        "connection-timeout": "ENDPOINT_REGISTRY_CONNECTION_TIMEOUT", "connection-memory": "ENDPOINT_REGISTRY_CONNECTION_MEMORY", "log-level": "ENDPOINT_REGISTRY_LOG_LEVEL",
         "log-format": "ENDPOINT_REGISTRY_LOG_FORMAT", "tls-cert": "ENDPOINT_REGISTRY_TLS_CERT", "tls-key": "ENDPOINT_REGISTRY_TLS_KEY",
         "tokens-file": "ENDPOINT_REGISTRY_TOKENS_FILE", "insecure-allow-anonymous": "ENDPOINT_REGISTRY_INSECURE_ALLOW_ANONYMOUS",
         "public-metrics": "ENDPOINT_REGISTRY_PUBLIC_METRICS", "public-openapi": "ENDPOINT_REGISTRY_PUBLIC_OPENAPI",
@@ -135,6 +136,9 @@ public struct ServerConfiguration: Sendable {
         if let limit = try integer("connection-limit", flags.connectionLimit, in: 1...100_000) { configuration.http.connectionLimit = limit }
         if let timeout = try integer("connection-timeout", flags.connectionTimeout, in: 1...3600) {
             configuration.http.connectionTimeoutSeconds = timeout
+        }
+        if let memory = try integer("connection-memory", flags.connectionMemory, in: 8192...(16 << 20)) {
+            configuration.http.connectionMemoryLimit = memory
         }
         if let level = try choice("log-level", flags.logLevel, Logger.Level.self) { configuration.logLevel = level }
         if let format = try choice("log-format", flags.logFormat, LogFormat.self) { configuration.logFormat = format }

@@ -261,5 +261,8 @@ private func bearer(_ token: String) -> [String: String] { ["Authorization": "Be
         #expect(configuration.openness.metrics)
         #expect(throws: ServerConfiguration.Invalid.self) { _ = try ServerConfiguration.resolve(flags: .init(), environment: ["ENDPOINT_REGISTRY_PORT": "http"]) }
         #expect(throws: ServerConfiguration.Invalid.self) { _ = try ServerConfiguration.resolve(flags: .init(), environment: ["ENDPOINT_REGISTRY_DURABILITY": "maybe"]) }
+        let memory = try ServerConfiguration.resolve(flags: .init(), environment: ["ENDPOINT_REGISTRY_CONNECTION_MEMORY": "65536"])
+        #expect(memory.http.connectionMemoryLimit == 65536)
+        #expect(throws: ServerConfiguration.Invalid.self) { _ = try ServerConfiguration.resolve(flags: .init(), environment: ["ENDPOINT_REGISTRY_CONNECTION_MEMORY": "10"]) }
     }
 }
