@@ -97,12 +97,15 @@ public final class RegistryApplication: HTTPHandler {
         var response: HTTPResponse
         var operation = "-"
         var matched: (route: Route, parameters: [String: String])? = nil
+        var caller: Principal? = nil
         do {
             switch router.match(method: request.method, path: request.path) {
             case .found(let route, let parameters):
                 operation = route.operationID
                 matched = (route, parameters)
-                let principal = try authorize(request, route: route, parameters: parameters)
+                let principal = try authenticate(request, route: route)
+                caller = principal
+                try authorize(principal, route: route, parameters: parameters)
                 try RequestChecks.checkQuery(request, allowed: route.queryParameters)
                 response = try route.handler(
                     RequestContext(request: request, parameters: parameters, requestID: requestID, principal: principal, operationID: route.operationID))
@@ -122,7 +125,7 @@ public final class RegistryApplication: HTTPHandler {
             }
         }
         response.headers.add("X-Request-Id", requestID)
-        auditFailure(request, response: response, matched: matched, requestID: requestID)
+        auditFailure(request, response: response, matched: matched, actor: caller?.name ?? "anonymous", requestID: requestID)
         let elapsed = ContinuousClock.now - started
         metrics.recordRequest(
             operation: matched == nil ? "unmatched" : operation, method: matched == nil ? "other" : request.method, status: response.status,
@@ -134,17 +137,12 @@ public final class RegistryApplication: HTTPHandler {
     /// Records refused requests, and failed writes, in the audit log. Successful writes are
     /// recorded by the store in the transaction of the change itself.
     private func auditFailure(
-        _ request: HTTPRequest, response: HTTPResponse, matched: (route: Route, parameters: [String: String])?, requestID: String
+        _ request: HTTPRequest, response: HTTPResponse, matched: (route: Route, parameters: [String: String])?, actor: String,
+        requestID: String
     ) {
         let denied = response.status == 401 || response.status == 403
         let failedWrite = response.status >= 400 && [.write, .push].contains(matched?.route.permission)
         guard denied || failedWrite else { return }
-        var actor = "anonymous"
-        if let header = request.headers["Authorization"], let authenticator,
-            let principal = authenticator.principal(forToken: String(header.split(separator: " ", maxSplits: 1).last ?? ""))
-        {
-            actor = principal.name
-        }
         let detail = (try? JSONParser.parse(response.body)).flatMap { value -> String? in
             if case .object(let object) = value, case .string(let text)? = object["detail"] { return text }
             return nil
@@ -160,11 +158,10 @@ public final class RegistryApplication: HTTPHandler {
         }
     }
 
-    /// Who is asking, and whether they may: 401 without a known token, 403 when the role lacks
-    /// the route's permission or the token's namespaces exclude the one in the path.
-    private func authorize(_ request: HTTPRequest, route: Route, parameters: [String: String]) throws(APIError) -> Principal {
-        guard let permission = route.permission else { return .anonymous }
-        guard let authenticator else { return .anonymous }
+    /// Who is asking: `anonymous` on open routes or without a tokens file, else the token's
+    /// principal (401 without a known bearer token).
+    private func authenticate(_ request: HTTPRequest, route: Route) throws(APIError) -> Principal {
+        guard route.permission != nil, let authenticator else { return .anonymous }
         guard let header = request.headers["Authorization"] else {
             throw .unauthorized("this route needs a bearer token (Authorization: Bearer …)", invalidToken: false)
         }
@@ -174,6 +171,13 @@ public final class RegistryApplication: HTTPHandler {
         else {
             throw .unauthorized("the bearer token is not valid", invalidToken: true)
         }
+        return principal
+    }
+
+    /// Whether the caller may: 403 when the role lacks the route's permission or the token's
+    /// namespaces exclude the one in the path.
+    private func authorize(_ principal: Principal, route: Route, parameters: [String: String]) throws(APIError) {
+        guard let permission = route.permission else { return }
         guard principal.allows(permission) else {
             throw .forbidden(
                 "token \"\(principal.name)\" (role \(principal.role.rawValue)) lacks the \(permission.rawValue) permission", missing: "permission:\(permission.rawValue)")
@@ -181,7 +185,6 @@ public final class RegistryApplication: HTTPHandler {
         if let namespace = parameters["namespace"], !principal.scope.allows(namespace) {
             throw .forbidden("token \"\(principal.name)\" may not access namespace \(namespace)", missing: "namespace:\(namespace)")
         }
-        return principal
     }
 
     public func bodyTooLarge(_ request: HTTPRequest, limit: Int) -> HTTPResponse {
