@@ -369,14 +369,15 @@ public final class ServiceStore: Sendable {
         let key = ServiceKey(namespace: namespace, name: name)
         let time = ServiceStore.timestamp(now())
         return try write { connection in
-            let current = try ServiceStore.existing(connection, namespace: namespace, name: name)
+            let stored = try ServiceStore.stored(connection, namespace: namespace, name: name)
+            let current = stored?.record
             let service = try transform(current)
-            if let current {
+            if let (current, document) = stored {
                 if service == current.service {
                     try ServiceStore.recordChange(
                         audit, key: key, uid: current.uid, before: current.revision, after: current.revision, document: nil, status: 200, at: time,
                         into: connection)
-                    return UpdateResult(record: current, document: ServiceEncoder.bytes(current), changed: false, created: false)
+                    return UpdateResult(record: current, document: document, changed: false, created: false)
                 }
                 var record = current
                 record.service = service
@@ -512,10 +513,18 @@ public final class ServiceStore: Sendable {
     }
 
     private static func existing(_ connection: SQLiteConnection, namespace: String, name: String) throws -> ServiceRecord? {
+        try stored(connection, namespace: namespace, name: name)?.record
+    }
+
+    /// The current record with its stored document (served as is when nothing changes).
+    private static func stored(_ connection: SQLiteConnection, namespace: String, name: String) throws
+        -> (record: ServiceRecord, document: [UInt8])?
+    {
         let statement = try connection.prepare("SELECT document FROM services WHERE namespace = ? AND name = ?")
         try statement.bind(.text(namespace), .text(name))
         guard try statement.step() else { return nil }
-        return try decode(statement.blob(0), namespace: namespace, name: name)
+        let document = statement.blob(0)
+        return (try decode(document, namespace: namespace, name: name), document)
     }
 
     static func labelsJSON(_ labels: [String: String]) -> String {
