@@ -69,7 +69,7 @@ let package = Package(
 
         // MARK: Tests
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: settings),
-        .testTarget(name: "RegistryCoreTests", dependencies: ["RegistryCore"], swiftSettings: settings),
+        .testTarget(name: "RegistryCoreTests", dependencies: ["RegistryCore"], exclude: ["Golden"], swiftSettings: settings),
         .testTarget(name: "RegistryStorageTests", dependencies: ["RegistryStorage", "RegistryCore"], swiftSettings: settings),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"], swiftSettings: settings),
         .testTarget(name: "KubernetesClientTests", dependencies: ["KubernetesClient", "RegistryCore", "TestSupport"], swiftSettings: settings),

@@ -326,9 +326,14 @@ public final class ServiceStore: Sendable {
             _ = try counts.step()
             let size = try connection.prepare("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
             _ = try size.step()
-            let wal = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
-            return (counts.int(0), counts.int(1), size.int(0) + (wal ?? 0))
+            return (counts.int(0), counts.int(1), size.int(0) + ServiceStore.fileSize(path + "-wal"))
         }
+    }
+
+    /// Size of a file in bytes; 0 when it does not exist (a database without a WAL file yet).
+    static func fileSize(_ path: String) -> Int {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return 0 }
+        return (attributes[.size] as? NSNumber)?.intValue ?? 0
     }
 
     /// Number of stored services.

@@ -10,7 +10,7 @@ import Testing
     /// Starts `endpoint-registry serve` on an ephemeral port and returns it with its port.
     private func startServer(database: String, durability: String) throws -> (Process, UInt16) {
         let log = URL(fileURLWithPath: database + ".log")
-        FileManager.default.createFile(atPath: log.path(), contents: nil)
+        #expect(FileManager.default.createFile(atPath: log.path(), contents: nil))
         let process = Process()
         process.executableURL = Paths.binary
         process.arguments = ["serve", "--port", "0", "--database", database, "--durability", durability, "--log-level", "notice"]

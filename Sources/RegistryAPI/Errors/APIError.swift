@@ -1,4 +1,4 @@
-public import RegistryCore
+import RegistryCore
 
 /// Failures decided by the HTTP layer itself (as opposed to domain or storage errors).
 public enum APIError: Error, Sendable {

@@ -1,7 +1,7 @@
-public import HTTPServer
-public import Logging
-public import RegistryCore
-public import RegistryStorage
+import HTTPServer
+import Logging
+import RegistryCore
+import RegistryStorage
 
 /// The one place where errors become HTTP responses. Anything not recognised is a 500 with a
 /// generic detail; the real error is logged, never sent.

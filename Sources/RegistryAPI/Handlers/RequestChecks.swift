@@ -1,6 +1,6 @@
-public import Foundation
-public import HTTPServer
-public import RegistryCore
+import Foundation
+import HTTPServer
+import RegistryCore
 
 /// Checks shared by the handlers: media types, bodies, conditional headers, query parameters.
 enum RequestChecks {

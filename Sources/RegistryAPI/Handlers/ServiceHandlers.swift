@@ -1,6 +1,6 @@
-public import HTTPServer
-public import RegistryCore
-public import RegistryStorage
+import HTTPServer
+import RegistryCore
+import RegistryStorage
 
 /// Handlers of `/v1/services…`, one per OpenAPI operationId.
 struct ServiceHandlers: Sendable {

@@ -209,7 +209,7 @@ struct PushHandlers: Sendable {
         let drift: [JSONValue]
         do {
             drift = try DriftDetector.drift(record.service, api: clusters.api(target))
-        } catch let error as KubernetesError {
+        } catch {
             throw APIError.badGateway(error.description)
         }
         return Responses.json(

@@ -1,5 +1,5 @@
-public import HTTPServer
-public import RegistryCore
+import HTTPServer
+import RegistryCore
 
 /// Builders for the responses the handlers send.
 enum Responses {
