@@ -60,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "EndpointRegistryCLI",
             dependencies: [
-                "RegistryAPI", "RegistryCore", "RegistryStorage", "HTTPServer",
+                "RegistryAPI", "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -4,95 +4,47 @@ import Foundation
 import Logging
 import RegistryAPI
 import RegistryCore
+import RegistryResources
 
-/// `endpoint-registry`: the registry server and its offline tools.
+/// `endpoint-registry`: the registry server and its offline tools. Without a subcommand it
+/// prints its help (serving is `endpoint-registry serve`).
 @main
 struct EndpointRegistry: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "endpoint-registry",
         abstract: "A registry of external services that renders and pushes their Kubernetes Service and Endpoints objects.",
-        subcommands: [Serve.self, Render.self],
-        defaultSubcommand: Serve.self)
+        version: BuildInfo.line,
+        subcommands: [Serve.self, Render.self, Version.self])
+}
+
+/// The version and the commit of this build.
+enum BuildInfo {
+    static var line: String { "endpoint-registry \(RegistryResources.version) (commit \(RegistryResources.commit))" }
+}
+
+/// `endpoint-registry version`: the same line as `--version`.
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version and the git commit this binary was built from.")
+
+    func run() {
+        print(BuildInfo.line)
+    }
 }
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve the REST API.",
-        discussion: """
-            Every option can also be set through the environment variable named after it \
-            (e.g. ENDPOINT_REGISTRY_PORT for --port); a flag wins over the environment.
-            """)
+        discussion: ServerSettings.helpText)
 
-    @Option(help: "Numeric IPv4 or IPv6 address to listen on (default 127.0.0.1). [ENDPOINT_REGISTRY_HOST]")
-    var host: String?
-    @Option(help: "TCP port; 0 picks a free one and logs it (default 8080). [ENDPOINT_REGISTRY_PORT]")
-    var port: Int?
-    @Option(help: "SQLite database file; its directory is created (default ./data/registry.sqlite). [ENDPOINT_REGISTRY_DATABASE]")
-    var database: String?
-    @Option(
-        help: """
-            full: fsync every commit (survives power loss); normal: fsync at checkpoints (survives a process crash or kill -9, \
-            may lose the last commits on power loss). Default full. [ENDPOINT_REGISTRY_DURABILITY]
-            """)
-    var durability: String?
-    @Option(help: "Worker threads answering requests (default 2 x cores, at least 4). [ENDPOINT_REGISTRY_THREADS]")
-    var threads: Int?
-    @Option(help: "Largest request body in bytes; larger ones get 413 (default 4194304). [ENDPOINT_REGISTRY_MAX_BODY_BYTES]")
-    var maxBodyBytes: Int?
-    @Option(help: "Most connections served at once (default 1000). [ENDPOINT_REGISTRY_CONNECTION_LIMIT]")
-    var connectionLimit: Int?
-    @Option(help: "Seconds before an idle or stalled connection is closed (default 30). [ENDPOINT_REGISTRY_CONNECTION_TIMEOUT]")
-    var connectionTimeout: Int?
-    @Option(
-        help: "Bytes of memory per connection for the request line, headers and buffers; larger headers get 431 (default 32768). [ENDPOINT_REGISTRY_CONNECTION_MEMORY]"
-    )
-    var connectionMemory: Int?
-    @Option(help: "trace, debug, info, notice, warning, error or critical (default info). [ENDPOINT_REGISTRY_LOG_LEVEL]")
-    var logLevel: String?
-    @Option(help: "text or json (default text). Logs go to stderr, one line per request. [ENDPOINT_REGISTRY_LOG_FORMAT]")
-    var logFormat: String?
-    @Option(help: "PEM certificate file; with --tls-key serves HTTPS. [ENDPOINT_REGISTRY_TLS_CERT]")
-    var tlsCert: String?
-    @Option(help: "PEM private key file for --tls-cert. [ENDPOINT_REGISTRY_TLS_KEY]")
-    var tlsKey: String?
-    @Option(
-        help: """
-            YAML or JSON file of bearer tokens (name, role, namespaces, sha256); reloaded on SIGHUP. Without it every caller \
-            is anonymous with full rights and the server binds to loopback only. [ENDPOINT_REGISTRY_TOKENS_FILE]
-            """)
-    var tokensFile: String?
-    @Flag(help: "Allow running without --tokens-file on a non-loopback address. [ENDPOINT_REGISTRY_INSECURE_ALLOW_ANONYMOUS]")
-    var insecureAllowAnonymous = false
-    @Option(help: "Kubeconfig files (colon-separated, merged as kubectl does) naming the clusters to push to. Default ~/.kube/config. [KUBECONFIG]")
-    var kubeconfig: String?
-    @Option(help: "true: /metrics needs no token (default false). [ENDPOINT_REGISTRY_PUBLIC_METRICS]")
-    var publicMetrics: Bool?
-    @Option(help: "false: /openapi.yaml needs a token (default true). [ENDPOINT_REGISTRY_PUBLIC_OPENAPI]")
-    var publicOpenAPI: Bool?
+    /// Every option of the settings table (`ServerSettings.table`), parsed by it rather than by
+    /// ArgumentParser so that each setting is declared once.
+    @Argument(parsing: .allUnrecognized, help: ArgumentHelp(visibility: .hidden))
+    var options: [String] = []
 
     func run() throws {
-        var flags = ServerConfiguration.Flags()
-        flags.host = host
-        flags.port = port
-        flags.database = database
-        flags.durability = durability
-        flags.threads = threads
-        flags.maxBodyBytes = maxBodyBytes
-        flags.connectionLimit = connectionLimit
-        flags.connectionTimeout = connectionTimeout
-        flags.connectionMemory = connectionMemory
-        flags.logLevel = logLevel
-        flags.logFormat = logFormat
-        flags.tlsCert = tlsCert
-        flags.tlsKey = tlsKey
-        flags.tokensFile = tokensFile
-        flags.insecureAllowAnonymous = insecureAllowAnonymous ? true : nil
-        flags.publicMetrics = publicMetrics
-        flags.publicOpenAPI = publicOpenAPI
-        flags.kubeconfig = kubeconfig
         let configuration: ServerConfiguration
         do {
-            configuration = try ServerConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
+            configuration = try ServerSettings.resolve(arguments: options, environment: ProcessInfo.processInfo.environment)
         } catch {
             throw ValidationError(error.description)
         }
@@ -161,8 +113,7 @@ struct Render: ParsableCommand {
         var warnings: [String] = []
         var failed = false
         for file in files {
-            let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
-            guard let text = String(data: data, encoding: .utf8) else { throw ValidationError("\(file) is not UTF-8 text") }
+            let text = try Self.readText(file)
             let documents: [JSONValue]
             do {
                 documents = try ManifestDocuments.parseYAML(text)
@@ -175,13 +126,21 @@ struct Render: ParsableCommand {
                 var registrations = [document]
                 if case .object(let object) = document, case .array(let items)? = object["items"] { registrations = items }
                 for (itemIndex, registration) in registrations.enumerated() {
+                    let place = registrations.count > 1 ? "\(file) document \(index) item \(itemIndex)" : "\(file) document \(index)"
+                    if case .object(let object) = registration, case .string(let kind)? = object["kind"], object["apiVersion"] != nil {
+                        FileHandle.standardError.write(
+                            Data(
+                                "\(place) is a Kubernetes \(kind) manifest, not a registration; import manifests into a registry with POST /v1/import (see README.md, \"Importing existing manifests\")\n"
+                                    .utf8))
+                        failed = true
+                        continue
+                    }
                     switch ServiceDecoder.decode(registration) {
                     case .success(let input):
                         let rendering = ManifestRenderer.render(input.service, mode: mode)
                         objects += rendering.objects
                         warnings += rendering.warnings
                     case .failure(let failure):
-                        let place = registrations.count > 1 ? "\(file) document \(index) item \(itemIndex)" : "\(file) document \(index)"
                         report(place, failure.violations)
                         failed = true
                     }
@@ -191,6 +150,26 @@ struct Render: ParsableCommand {
         guard !failed else { throw ExitCode(1) }
         for warning in warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
         FileHandle.standardOutput.write(Data(format.serialize(objects)))
+    }
+
+    /// The UTF-8 text of a file (`-`: standard input), or an error sentence naming it.
+    private static func readText(_ file: String) throws(ValidationError) -> String {
+        let data: Data
+        if file == "-" {
+            data = FileHandle.standardInput.readDataToEndOfFile()
+        } else {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) else {
+                throw ValidationError("\(file) does not exist")
+            }
+            guard !isDirectory.boolValue else { throw ValidationError("\(file) is a directory; name the registration files in it") }
+            guard let contents = FileManager.default.contents(atPath: file) else {
+                throw ValidationError("\(file) cannot be read (check its permissions)")
+            }
+            data = contents
+        }
+        guard let text = String(data: data, encoding: .utf8) else { throw ValidationError("\(file) is not UTF-8 text") }
+        return text
     }
 
     private func report(_ place: String, _ violations: [FieldViolation]) {

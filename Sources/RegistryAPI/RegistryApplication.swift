@@ -46,10 +46,8 @@ public final class RegistryApplication: HTTPHandler {
         [
             Route("GET", "/healthz", "getHealth", permission: nil) { _ in Responses.json(200, .object(JSONObject([("status", .string("ok"))]))) },
             Route("GET", "/readyz", "getReadiness", permission: nil) { _ in
-                do {
-                    try store.ping()
-                } catch {
-                    throw APIError.unavailable("the database is not usable: \(error)")
+                if let fault = store.readiness() {
+                    throw APIError.unavailable("not ready: \(fault.summary)")
                 }
                 return Responses.json(200, .object(JSONObject([("status", .string("ready"))])))
             },
@@ -197,9 +195,9 @@ public final class RegistryApplication: HTTPHandler {
     }
 
     private func problemResponse(_ problem: ProblemDetails, request: HTTPRequest, requestID: String) -> HTTPResponse {
-        HTTPResponse(
-            status: problem.status, headers: HTTPHeaders([("Content-Type", ProblemDetails.mediaType)]),
-            body: JSONWriter.bytes(problem.json(instance: request.path, requestID: requestID)))
+        var headers = HTTPHeaders([("Content-Type", ProblemDetails.mediaType)])
+        if let seconds = problem.retryAfterSeconds { headers.add("Retry-After", String(seconds)) }
+        return HTTPResponse(status: problem.status, headers: headers, body: JSONWriter.bytes(problem.json(instance: request.path, requestID: requestID)))
     }
 
     /// The client's `X-Request-Id` when it is short printable ASCII, otherwise a new one:

@@ -16,23 +16,46 @@ public final class RegistryService: Sendable {
     private let configuration: ServerConfiguration
 
     /// Opens the database (creating its directory), migrates it, and starts listening.
-    public init(configuration: ServerConfiguration, logger: Logger) throws {
+    ///
+    /// - Throws: `StartupError`, a sentence naming what could not be used and why.
+    public init(configuration: ServerConfiguration, logger: Logger) throws(StartupError) {
         self.configuration = configuration
         self.logger = logger
-        let directory = URL(fileURLWithPath: configuration.databasePath).deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        store = try ServiceStore(
-            path: configuration.databasePath, durability: configuration.durability,
-            migrations: try Migration.parse(RegistryResources.migrations))
+        try StartupError.createDirectory(for: configuration.databasePath)
+        do {
+            store = try ServiceStore(
+                path: configuration.databasePath, durability: configuration.durability,
+                migrations: try Migration.parse(RegistryResources.migrations),
+                quickCheckTimeout: configuration.checkDatabaseAtStart ? .seconds(30) : nil)
+        } catch {
+            throw .database(path: configuration.databasePath, error)
+        }
+        if let fault = store.readiness() {
+            logger.error("the database cannot be used for writes: \(fault.summary); writes answer 503 and /readyz is false until it is fixed")
+        }
         if let tokensFile = configuration.tokensFile {
-            authenticator = try TokenAuthenticator(path: tokensFile)
+            do {
+                authenticator = try TokenAuthenticator(path: tokensFile)
+            } catch {
+                throw .tokens(error.description)
+            }
             logger.notice("bearer tokens required", metadata: ["tokensFile": "\(tokensFile)", "tokens": "\(authenticator!.count)"])
         } else {
             authenticator = nil
             logger.warning(
                 "no --tokens-file: every caller is anonymous with full rights\(configuration.bindsLoopbackOnly ? "; listening on loopback only" : " (--insecure-allow-anonymous)")")
         }
-        var targets = try KubeConfigLoader.load(paths: configuration.kubeconfigPaths)
+        if configuration.kubeconfigExplicit {
+            for path in configuration.kubeconfigPaths where !path.isEmpty && !FileManager.default.fileExists(atPath: path) {
+                throw .kubeconfig("--kubeconfig / KUBECONFIG names \(path), which does not exist (kubectl refuses it too); fix the path or leave the setting out")
+            }
+        }
+        var targets: [ClusterTarget]
+        do {
+            targets = try KubeConfigLoader.load(paths: configuration.kubeconfigPaths)
+        } catch {
+            throw .kubeconfig(error.description)
+        }
         if configuration.inCluster, let inCluster = KubeConfigLoader.inCluster(environment: ProcessInfo.processInfo.environment) {
             targets.append(inCluster)
         }
@@ -45,7 +68,11 @@ public final class RegistryService: Sendable {
         }
         application = RegistryApplication(
             store: store, logger: logger, authenticator: authenticator, openness: configuration.openness, clusters: Clusters(targets: targets))
-        server = try HTTPServer(configuration: configuration.http, handler: application)
+        do {
+            server = try HTTPServer(configuration: configuration.http, handler: application)
+        } catch {
+            throw .listen(error.description)
+        }
         let host = configuration.http.host.contains(":") ? "[\(configuration.http.host)]" : configuration.http.host
         logger.notice(
             "listening on \(configuration.http.tlsCertificatePEM == nil ? "http" : "https")://\(host):\(server.port)",

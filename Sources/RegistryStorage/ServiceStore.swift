@@ -8,7 +8,8 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     case alreadyExists(namespace: String, name: String)
     /// A stored document could not be read back (written by an incompatible build).
     case unreadable(namespace: String, name: String)
-    case database(SQLiteError)
+    /// The database itself failed (disk full, read-only, I/O error, damage, lock).
+    case fault(StorageFault)
     case migration(MigrationError)
     /// An import with `onConflict=fail` met services that exist with other content.
     case importConflicts([ServiceKey])
@@ -21,7 +22,7 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
         case .notFound(let namespace, let name): "service \(namespace)/\(name) not found"
         case .alreadyExists(let namespace, let name): "service \(namespace)/\(name) already exists"
         case .unreadable(let namespace, let name): "stored service \(namespace)/\(name) could not be decoded"
-        case .database(let error): error.description
+        case .fault(let fault): fault.description
         case .migration(let error): error.description
         }
     }
@@ -111,8 +112,13 @@ public final class ServiceStore: Sendable {
 
     /// Opens (creating if needed) the database at `path`, applies pending migrations and
     /// refuses a database this binary cannot handle.
+    ///
+    /// - Parameter quickCheckTimeout: when set, runs `PRAGMA quick_check` first (abandoned after
+    ///   that long) and refuses a damaged file.
+    /// - Throws: `StoreError.fault` when the file cannot be opened or is damaged,
+    ///   `StoreError.migration` when its schema cannot be brought up to date.
     public init(
-        path: String, durability: Durability = .full, migrations: [Migration],
+        path: String, durability: Durability = .full, migrations: [Migration], quickCheckTimeout: Duration? = nil,
         now: @escaping @Sendable () -> Date = { Date() }
     ) throws(StoreError) {
         self.now = now
@@ -120,16 +126,39 @@ public final class ServiceStore: Sendable {
         let connection: SQLiteConnection
         do {
             connection = try SQLiteConnection(path: path)
+            if let quickCheckTimeout {
+                let advice = "restore a backup, or start with --skip-db-check to serve what can still be read"
+                let problems: [String]?
+                do {
+                    problems = try connection.quickCheck(timeout: quickCheckTimeout)
+                } catch {
+                    guard StorageFault(error).reason == .corrupt else { throw error }
+                    throw StoreError.fault(StorageFault(reason: .corrupt, message: "PRAGMA quick_check failed: \(error.message); \(advice)"))
+                }
+                if let problems, problems != ["ok"] {
+                    throw StoreError.fault(
+                        StorageFault(
+                            reason: .corrupt,
+                            message:
+                                "PRAGMA quick_check found \(problems.count) problem\(problems.count == 1 ? "" : "s"): \(problems.prefix(3).joined(separator: "; ")); \(advice)"
+                        ))
+                }
+            }
             try connection.execute(
                 """
                 PRAGMA journal_mode=WAL; PRAGMA synchronous=\(durability == .full ? "FULL" : "NORMAL"); PRAGMA foreign_keys=ON;
                 """)
+        } catch let error as StoreError {
+            throw error
+        } catch let error as SQLiteError {
+            throw .fault(StorageFault(error))
         } catch {
-            throw .database(error)
+            throw .fault(StorageFault(reason: .internal, message: "\(error)"))
         }
         do {
             try Migrator(migrations: migrations).migrate(connection, now: ServiceStore.timestamp(now()))
         } catch {
+            if case .failed(_, let sqlite) = error, StorageFault(sqlite).isCondition { throw .fault(StorageFault(sqlite)) }
             throw .migration(error)
         }
         writer = Mutex(ConnectionBox(connection))
@@ -151,9 +180,9 @@ public final class ServiceStore: Sendable {
         } catch let error as StoreError {
             throw error
         } catch let error as SQLiteError {
-            throw .database(error)
+            throw .fault(StorageFault(error))
         } catch {
-            throw .database(SQLiteError(code: 1, message: "\(error)", sql: nil))
+            throw .fault(StorageFault(reason: .internal, message: "\(error)"))
         }
     }
 
@@ -161,7 +190,10 @@ public final class ServiceStore: Sendable {
     ///
     /// Group commit: callers queue their work, and whoever holds the writer lock runs everything
     /// queued in one transaction, each piece inside its own savepoint (so one failing piece rolls
-    /// back alone). With `synchronous=FULL` one fsync then covers a whole batch of writes.
+    /// back alone). With `synchronous=FULL` one fsync then covers a whole batch of writes. When
+    /// the database itself fails (disk full, I/O error, read-only) every write of the batch gets
+    /// that fault, since SQLite may have rolled the whole transaction back, and the next batch
+    /// starts clean.
     func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) throws -> T {
         let pending = PendingWrite { connection in try body(connection) }
         queue.withLock { $0.append(pending) }
@@ -174,21 +206,26 @@ public final class ServiceStore: Sendable {
             ServiceStore.commit(batch, on: box.connection)
         }
         switch pending.result {
-        case .success(let value)?: return value as! T
-        case .failure(let error as SQLiteError)?: throw StoreError.database(error)
+        case .success(let value)?:
+            guard let value = value as? T else { throw StoreError.fault(StorageFault(reason: .internal, message: "a write returned \(type(of: value))")) }
+            return value
+        case .failure(let error as SQLiteError)?: throw StoreError.fault(StorageFault(error))
         case .failure(let error)?: throw error
-        case nil: throw StoreError.database(SQLiteError(code: 1, message: "write was not executed", sql: nil))
+        case nil: throw StoreError.fault(StorageFault(reason: .internal, message: "the write was not executed"))
         }
     }
 
-    private static func commit(_ batch: [PendingWrite], on connection: SQLiteConnection) {
+    /// Commits a batch; returns the fault of the database when one made the whole batch fail.
+    @discardableResult
+    private static func commit(_ batch: [PendingWrite], on connection: SQLiteConnection) -> StorageFault? {
+        if connection.isInTransaction { try? connection.execute("ROLLBACK") }
         do {
             try connection.execute("BEGIN IMMEDIATE")
         } catch {
             batch.forEach { $0.result = .failure(error) }
-            return
+            return StorageFault(error)
         }
-        for pending in batch {
+        for (index, pending) in batch.enumerated() {
             do {
                 try connection.execute("SAVEPOINT write")
                 let value = try pending.body(connection)
@@ -197,17 +234,67 @@ public final class ServiceStore: Sendable {
                 pending.result = .success(value)
             } catch {
                 connection.resetStatements()
-                try? connection.execute("ROLLBACK TO write")
-                try? connection.execute("RELEASE write")
+                let fault = (error as? SQLiteError).map(StorageFault.init)
+                if !connection.isInTransaction || fault?.isCondition == true {
+                    // The transaction is gone (SQLite rolled it back) or the database cannot
+                    // take writes: nothing of this batch is committed, so every write fails.
+                    if connection.isInTransaction { try? connection.execute("ROLLBACK") }
+                    let cause = fault ?? StorageFault(reason: .internal, message: "the transaction was rolled back: \(error)")
+                    for other in batch[..<index] { other.result = .failure(StoreError.fault(cause)) }
+                    for other in batch[index...] { other.result = .failure(StoreError.fault(cause)) }
+                    return cause
+                }
+                do {
+                    try connection.execute("ROLLBACK TO write")
+                    try connection.execute("RELEASE write")
+                } catch let rollback {
+                    try? connection.execute("ROLLBACK")
+                    let cause = StorageFault(rollback)
+                    for other in batch { other.result = .failure(StoreError.fault(cause)) }
+                    return cause
+                }
                 pending.result = .failure(error)
             }
         }
         do {
             try connection.execute("COMMIT")
         } catch {
-            try? connection.execute("ROLLBACK")
-            for pending in batch where (try? pending.result?.get()) != nil { pending.result = .failure(error) }
+            if connection.isInTransaction { try? connection.execute("ROLLBACK") }
+            for pending in batch { pending.result = .failure(StoreError.fault(StorageFault(error))) }
+            return StorageFault(error)
         }
+        return nil
+    }
+
+    /// The last readiness verdict and when it was made, so that `/readyz` probes cost at most
+    /// one write a second.
+    private let readinessCache = Mutex<(StorageFault?, ContinuousClock.Instant)?>(nil)
+
+    /// Whether the database can be read and written now: nil when it can, else the fault.
+    /// Reads a row and rewrites the header's `user_version` with its own value (a real write
+    /// through the WAL, so a full disk, a read-only file or an I/O error shows); the verdict is
+    /// reused for one second.
+    public func readiness() -> StorageFault? {
+        let now = ContinuousClock.now
+        if let (verdict, at) = readinessCache.withLock({ $0 }), now - at < .seconds(1) { return verdict }
+        let verdict: StorageFault?
+        do {
+            try ping()
+            try write { connection in
+                let version = try connection.prepare("PRAGMA user_version")
+                _ = try version.step()
+                let value = version.int(0)
+                connection.resetStatements()
+                try connection.execute("PRAGMA user_version = \(value)")
+            }
+            verdict = nil
+        } catch StoreError.fault(let fault) {
+            verdict = fault
+        } catch {
+            verdict = StorageFault(reason: .internal, message: "\(error)")
+        }
+        readinessCache.withLock { $0 = (verdict, now) }
+        return verdict
     }
 
     // MARK: - Reads

@@ -237,32 +237,3 @@ private func bearer(_ token: String) -> [String: String] { ["Authorization": "Be
         #expect(NamespaceScope([pattern]).allows(namespace) == expected)
     }
 }
-
-@Suite struct SecureDefaultsTests {
-    @Test func refusesAnonymousAccessOffLoopback() {
-        var flags = ServerConfiguration.Flags()
-        flags.host = "0.0.0.0"
-        #expect(throws: ServerConfiguration.Invalid.self) { _ = try ServerConfiguration.resolve(flags: flags, environment: [:]) }
-        flags.insecureAllowAnonymous = true
-        #expect(throws: Never.self) { _ = try ServerConfiguration.resolve(flags: flags, environment: [:]) }
-        flags.insecureAllowAnonymous = nil
-        flags.tokensFile = "/etc/registry/tokens.yaml"
-        #expect(throws: Never.self) { _ = try ServerConfiguration.resolve(flags: flags, environment: [:]) }
-        #expect(throws: Never.self) { _ = try ServerConfiguration.resolve(flags: ServerConfiguration.Flags(), environment: ["ENDPOINT_REGISTRY_HOST": "::1"]) }
-    }
-
-    @Test func readsSettingsFromTheEnvironmentWithFlagsWinning() throws {
-        var flags = ServerConfiguration.Flags()
-        flags.port = 9000
-        let configuration = try ServerConfiguration.resolve(
-            flags: flags,
-            environment: ["ENDPOINT_REGISTRY_PORT": "7000", "ENDPOINT_REGISTRY_THREADS": "3", "ENDPOINT_REGISTRY_LOG_FORMAT": "json", "ENDPOINT_REGISTRY_PUBLIC_METRICS": "true"])
-        #expect(configuration.http.port == 9000 && configuration.http.threads == 3 && configuration.logFormat == .json)
-        #expect(configuration.openness.metrics)
-        #expect(throws: ServerConfiguration.Invalid.self) { _ = try ServerConfiguration.resolve(flags: .init(), environment: ["ENDPOINT_REGISTRY_PORT": "http"]) }
-        #expect(throws: ServerConfiguration.Invalid.self) { _ = try ServerConfiguration.resolve(flags: .init(), environment: ["ENDPOINT_REGISTRY_DURABILITY": "maybe"]) }
-        let memory = try ServerConfiguration.resolve(flags: .init(), environment: ["ENDPOINT_REGISTRY_CONNECTION_MEMORY": "65536"])
-        #expect(memory.http.connectionMemoryLimit == 65536)
-        #expect(throws: ServerConfiguration.Invalid.self) { _ = try ServerConfiguration.resolve(flags: .init(), environment: ["ENDPOINT_REGISTRY_CONNECTION_MEMORY": "10"]) }
-    }
-}

@@ -12,13 +12,22 @@ final class ServerProcess {
     let directory: URL
     private(set) var port: UInt16 = 0
 
-    init(_ arguments: [String], expectStart: Bool = true) throws {
+    /// Starts `serve --port 0 --database DATABASE ARGUMENTS…` (a fresh database in a temporary
+    /// directory unless `database` is given), run through `wrapper` when given (e.g. `setpriv`
+    /// to drop privileges), and waits for it to listen unless `expectStart` is false.
+    init(_ arguments: [String], expectStart: Bool = true, database: String? = nil, wrapper: [String] = []) throws {
         directory = FileManager.default.temporaryDirectory.appending(path: "registry-process-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         log = directory.appending(path: "server.log")
-        _ = FileManager.default.createFile(atPath: log.path(), contents: nil)
-        process.executableURL = Paths.binary
-        process.arguments = ["serve", "--port", "0", "--database", directory.appending(path: "db.sqlite").path()] + arguments
+        #expect(FileManager.default.createFile(atPath: log.path(), contents: nil))
+        let serve = ["serve", "--port", "0", "--database", database ?? directory.appending(path: "db.sqlite").path()] + arguments
+        if let command = wrapper.first {
+            process.executableURL = URL(fileURLWithPath: command)
+            process.arguments = Array(wrapper.dropFirst()) + [Paths.binary.path()] + serve
+        } else {
+            process.executableURL = Paths.binary
+            process.arguments = serve
+        }
         process.standardError = try FileHandle(forWritingTo: log)
         process.standardOutput = FileHandle.nullDevice
         try process.run()

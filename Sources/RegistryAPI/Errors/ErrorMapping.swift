@@ -29,6 +29,8 @@ enum ErrorMapping {
             return ProblemDetails(
                 slug: "invalid-query", title: "Invalid query parameter", status: 400, detail: "labelSelector: \(error.message)",
                 violations: [FieldViolation("labelSelector", .invalid, error.message)])
+        case let fault as StorageFault:
+            return problem(for: fault, logger: logger)
         case let error as StoreError:
             switch error {
             case .notFound(let namespace, let name):
@@ -41,18 +43,46 @@ enum ErrorMapping {
                 return ProblemDetails(
                     slug: "already-exists", title: "Already exists", status: 409,
                     detail: "service \(namespace)/\(name) already exists; use PUT or PATCH on /v1/services/\(namespace)/\(name) to change it")
-            case .database(let sqlite) where sqlite.primaryCode == 5 || sqlite.primaryCode == 6:
-                logger.warning("database busy", metadata: ["error": "\(sqlite)"])
-                return ProblemDetails(slug: "unavailable", title: "Service unavailable", status: 503, detail: "the database is busy; retry shortly")
-            case .database(let sqlite) where sqlite.primaryCode == 13:
-                logger.error("database full", metadata: ["error": "\(sqlite)"])
-                return ProblemDetails(slug: "unavailable", title: "Service unavailable", status: 503, detail: "the disk holding the database is full")
-            default:
+            case .unreadable:
+                logger.error("storage failure", metadata: ["error": "\(error)"])
+                return internalError
+            case .fault(let fault):
+                return problem(for: fault, logger: logger)
+            case .migration:
                 logger.error("storage failure", metadata: ["error": "\(error)"])
                 return internalError
             }
         default:
             logger.error("unexpected error", metadata: ["error": "\(String(reflecting: error))"])
+            return internalError
+        }
+    }
+
+    /// A database fault: 507 when the disk is full (RFC 4918 §11.5), 503 with `Retry-After`
+    /// for a passing lock or a condition someone must fix, 500 for anything else.
+    static func problem(for fault: StorageFault, logger: Logger) -> ProblemDetails {
+        switch fault.reason {
+        case .busy:
+            logger.warning("database busy", metadata: ["error": "\(fault.message)"])
+            var problem = ProblemDetails(slug: "unavailable", title: "Service unavailable", status: 503, detail: "the database is busy; retry shortly")
+            problem.retryAfterSeconds = 1
+            return problem
+        case .diskFull:
+            logger.error("database write failed: disk full", metadata: ["error": "\(fault.message)"])
+            var problem = ProblemDetails(
+                slug: "insufficient-storage", title: "Insufficient storage", status: 507,
+                detail: "\(fault.summary); nothing was written. Retry once space has been freed")
+            problem.retryAfterSeconds = 30
+            return problem
+        case .readOnly, .ioError, .corrupt, .cannotOpen:
+            logger.error("database unusable", metadata: ["reason": "\(fault.reason.rawValue)", "error": "\(fault.message)"])
+            var problem = ProblemDetails(
+                slug: "storage-unavailable", title: "Service unavailable", status: 503, detail: "\(fault.summary); nothing was written")
+            problem.extensions = [("reason", .string(fault.reason.rawValue))]
+            problem.retryAfterSeconds = 30
+            return problem
+        case .internal:
+            logger.error("storage failure", metadata: ["error": "\(fault.message)"])
             return internalError
         }
     }

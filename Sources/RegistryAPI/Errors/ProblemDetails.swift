@@ -12,6 +12,8 @@ public struct ProblemDetails: Sendable {
     public var violations: [FieldViolation] = []
     /// Extra members (e.g. `limit` for 413).
     public var extensions: [(String, JSONValue)] = []
+    /// Seconds a client should wait before retrying (sent as `Retry-After`), for 503s.
+    public var retryAfterSeconds: Int?
 
     public init(slug: String, title: String, status: Int, detail: String, violations: [FieldViolation] = []) {
         self.slug = slug

@@ -97,6 +97,46 @@ final class SQLiteConnection {
 
     /// Rows changed by the last INSERT, UPDATE or DELETE.
     var changes: Int { Int(sqlite3_changes(handle)) }
+
+    /// True while a transaction is open. SQLite rolls a whole transaction back by itself after
+    /// some errors (SQLITE_FULL, SQLITE_IOERR, SQLITE_BUSY, SQLITE_NOMEM; see
+    /// https://sqlite.org/lang_transaction.html, "Response To Errors Within A Transaction").
+    var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
+
+    /// True when SQLite opened the main database read-only (the file or its directory is not
+    /// writable).
+    var isReadOnly: Bool { sqlite3_db_readonly(handle, "main") == 1 }
+
+    /// `PRAGMA quick_check`, abandoned after `timeout`: the problems found (`["ok"]` for a sound
+    /// file), or nil when the check did not finish in time.
+    func quickCheck(timeout: Duration) throws(SQLiteError) -> [String]? {
+        let deadline = ProgressDeadline(ContinuousClock.now.advanced(by: timeout))
+        let context = Unmanaged.passRetained(deadline)
+        sqlite3_progress_handler(
+            handle, 10_000,
+            { pointer in
+                guard let pointer else { return 0 }
+                return ContinuousClock.now > Unmanaged<ProgressDeadline>.fromOpaque(pointer).takeUnretainedValue().instant ? 1 : 0
+            }, context.toOpaque())
+        defer {
+            sqlite3_progress_handler(handle, 0, nil, nil)
+            context.release()
+        }
+        var lines: [String] = []
+        do {
+            let statement = try prepare("PRAGMA quick_check")
+            while try statement.step() { lines.append(statement.text(0)) }
+        } catch where error.primaryCode == SQLITE_INTERRUPT {
+            return nil
+        }
+        return lines
+    }
+}
+
+/// The instant after which `quickCheck`'s progress handler interrupts SQLite.
+private final class ProgressDeadline {
+    let instant: ContinuousClock.Instant
+    init(_ instant: ContinuousClock.Instant) { self.instant = instant }
 }
 
 @available(*, unavailable)

@@ -1,0 +1,57 @@
+import Foundation
+public import HTTPServer
+public import Logging
+import RegistryCore
+public import RegistryStorage
+
+/// Everything `endpoint-registry serve` can be told, as plain values. It is filled from
+/// `ServerSettings.table` (defaults, then `ENDPOINT_REGISTRY_*` environment variables, then
+/// command-line flags) by `ServerSettings.resolve(arguments:environment:)`; tests build one
+/// directly.
+public struct ServerConfiguration: Sendable {
+    public var http = HTTPServerConfiguration()
+    public var databasePath = "./data/registry.sqlite"
+    public var durability: Durability = .full
+    /// Whether start-up runs `PRAGMA quick_check` on the database (`--skip-db-check` turns it off).
+    public var checkDatabaseAtStart = true
+    public var logLevel: Logger.Level = .info
+    public var logFormat: LogFormat = .text
+    /// How long shutdown waits for in-flight requests.
+    public var shutdownGraceSeconds = 10
+    /// Bearer tokens; nil means anonymous access, allowed on loopback only unless
+    /// `allowAnonymousOnAnyAddress`.
+    public var tokensFile: String?
+    public var allowAnonymousOnAnyAddress = false
+    public var openness = RegistryApplication.Openness()
+    /// Kubeconfig files to read clusters from (kubectl's merge rules).
+    public var kubeconfigPaths: [String] = []
+    /// True when the paths were given explicitly (`--kubeconfig` or `KUBECONFIG`): a missing file
+    /// is then an error at start-up, as with kubectl; the default `~/.kube/config` may be absent.
+    public var kubeconfigExplicit = false
+    /// Whether to add the pod's own cluster (`in-cluster`) when running in Kubernetes.
+    public var inCluster = true
+
+    /// True for 127.0.0.0/8 and ::1.
+    public var bindsLoopbackOnly: Bool {
+        guard let address = try? IPAddress(parsing: http.host) else { return false }
+        return address.family == .ipv4 ? address.bytes[0] == 127 : address.bytes == Array(repeating: 0, count: 15) + [1]
+    }
+
+    public init() {
+        http.threads = max(4, ProcessInfo.processInfo.activeProcessorCount * 2)
+    }
+}
+
+/// A setting that could not be used: which one (flag and environment variable) and why, as a
+/// sentence a person can act on.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public var setting: String
+    public var message: String
+
+    public init(setting: String, message: String) {
+        self.setting = setting
+        self.message = message
+    }
+
+    public var description: String { setting.isEmpty ? message : "\(setting): \(message)" }
+}
