@@ -1,13 +1,18 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+/// `ENDPOINT_REGISTRY_STRICT=1` (set by `scripts/test`, so by CI) makes every warning in the
+/// project's own targets an error; dependencies are not affected.
+let strict = Context.environment["ENDPOINT_REGISTRY_STRICT"] == "1"
+
 /// Settings shared by every Swift target: Swift 6 language mode comes from the tools version;
 /// these upcoming features keep imports (and so C types) from leaking across module boundaries.
-let settings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
-    .enableUpcomingFeature("InternalImportsByDefault"),
-    .enableUpcomingFeature("MemberImportVisibility"),
-]
+let settings: [SwiftSetting] =
+    [
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("InternalImportsByDefault"),
+        .enableUpcomingFeature("MemberImportVisibility"),
+    ] + (strict ? [.unsafeFlags(["-warnings-as-errors"])] : [])
 
 let package = Package(
     name: "EndpointRegistry",
