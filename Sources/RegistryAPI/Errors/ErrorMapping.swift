@@ -17,12 +17,15 @@ enum ErrorMapping {
                     detail: "the request has fields this API does not define: \(unknown.joined(separator: ", "))",
                     violations: failure.violations)
             }
-            let count = failure.violations.count
-            return ProblemDetails(
+            let count = failure.violations.count + failure.omitted
+            var problem = ProblemDetails(
                 slug: "invalid-fields", title: "Invalid fields", status: 422,
                 detail: "\(count) field\(count == 1 ? " is" : "s are") invalid: "
-                    + failure.violations.prefix(3).map(\.description).joined(separator: "; ") + (count > 3 ? "; …" : ""),
+                    + failure.violations.prefix(3).map(\.description).joined(separator: "; ") + (count > 3 ? "; …" : "")
+                    + (failure.omitted > 0 ? " (the first \(failure.violations.count) are listed, and \(failure.omitted) more)" : ""),
                 violations: failure.violations)
+            if failure.omitted > 0 { problem.extensions = [("omittedErrors", .integer(failure.omitted))] }
+            return problem
         case let error as JSONSyntaxError:
             return ProblemDetails(slug: "malformed-json", title: "Malformed JSON", status: 400, detail: "the body is not valid JSON: \(error)")
         case let error as LabelSelector.ParseError:

@@ -41,10 +41,10 @@ public enum ManifestDocuments {
             switch String(describing: node.tag) {
             case "tag:yaml.org,2002:null": return .null
             case "tag:yaml.org,2002:bool": return node.bool.map(JSONValue.bool) ?? .string(scalar.string)
-            case "tag:yaml.org,2002:int": return node.int.map(JSONValue.integer) ?? .string(scalar.string)
-            case "tag:yaml.org,2002:float":
-                guard let number = node.float, number.isFinite else { return .string(scalar.string) }
-                return .number(number == number.rounded() && abs(number) < 1e15 ? String(Int(number)) : String(number))
+            // Numbers keep their literal text: `80.0`, `1e2`, `0x50` or `8_0` stay what they were
+            // written as, so a field that needs an integer refuses them (`JSONValue.intValue`)
+            // exactly as the JSON API does, instead of silently becoming 80 or 100.
+            case "tag:yaml.org,2002:int", "tag:yaml.org,2002:float": return .number(scalar.string)
             default: return .string(scalar.string)
             }
         case .sequence(let sequence):

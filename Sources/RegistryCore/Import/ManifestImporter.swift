@@ -22,6 +22,15 @@ public enum ManifestImporter {
     public static func plan(_ objects: [ManifestDocuments.Object], defaultNamespace: String = ExternalService.defaultNamespace)
         -> Result<ImportPlan, ValidationFailure>
     {
+        // Types first: a value of the wrong JSON type is the root cause of whatever else would
+        // go wrong with its object, so it is reported alone (every one of them, at once).
+        var typeErrors: [FieldViolation] = []
+        for object in objects where typeErrors.count <= ValidationFailure.maxReported {
+            guard case .object(let fields) = object.value else { continue }
+            let kind: String? = if case .string(let kind)? = fields["kind"] { kind } else { nil }
+            typeErrors += KubernetesType.of(kind: kind).violations(of: object.value, at: object.path)
+        }
+        guard typeErrors.isEmpty else { return .failure(ValidationFailure(typeErrors)) }
         var builder = Builder(defaultNamespace: defaultNamespace)
         for object in objects { builder.classify(object) }
         return builder.finish()
@@ -55,7 +64,14 @@ private struct Builder {
         self.defaultNamespace = defaultNamespace
     }
 
+    /// Violations beyond `ValidationFailure.maxReported`, counted but not kept.
+    var omitted = 0
+
     mutating func fail(_ path: String, _ message: String, kind: FieldViolation.Kind = .invalid) {
+        guard violations.count < ValidationFailure.maxReported else {
+            omitted += 1
+            return
+        }
         violations.append(FieldViolation(path, kind, message))
     }
 
@@ -155,7 +171,8 @@ private struct Builder {
         }
         func position(_ path: String) -> [Int] { path.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) } }
         refused.sort { position($0.path).lexicographicallyPrecedes(position($1.path)) }
-        return violations.isEmpty ? .success(ImportPlan(services: registrations, refused: refused)) : .failure(ValidationFailure(violations))
+        return violations.isEmpty
+            ? .success(ImportPlan(services: registrations, refused: refused)) : .failure(ValidationFailure(violations, omitted: omitted))
     }
 
     /// The registration JSON of one Service, decoded and validated like an API request.
@@ -230,7 +247,10 @@ private struct Builder {
         switch ServiceDecoder.decode(.object(json)) {
         case .success(let input): return input.service
         case .failure(let failure):
-            violations += failure.violations.map { FieldViolation("\(path) (Service \(key.namespace)/\(key.name)): \($0.field)", $0.kind, $0.message) }
+            for violation in failure.violations {
+                fail("\(path) (Service \(key.namespace)/\(key.name)): \(violation.field)", violation.message, kind: violation.kind)
+            }
+            omitted += failure.omitted
             return nil
         }
     }

@@ -24,9 +24,15 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 
-    /// The value as an exact integer, if it is a number without fraction or exponent that fits.
+    /// The value as an exact integer: a number written as JSON writes integers (`-?(0|[1-9][0-9]*)`,
+    /// so not `80.0`, `1e2`, `+2`, `0x50` or `8_0`, which YAML could produce) that fits in `Int`.
+    /// Every route reads integers through this, so they are parsed the same way everywhere.
     public var intValue: Int? {
         guard case .number(let text) = self else { return nil }
+        let digits = text.utf8.first == UInt8(ascii: "-") ? text.utf8.dropFirst() : text.utf8[...]
+        guard let first = digits.first, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+            first != UInt8(ascii: "0") || digits.count == 1
+        else { return nil }
         return Int(text)
     }
 }

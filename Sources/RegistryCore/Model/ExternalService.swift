@@ -45,8 +45,14 @@ public struct ServicePort: Sendable, Equatable {
 
 /// One backend of the service: an IP, optionally with its own backend port(s).
 public struct EndpointAddress: Sendable, Equatable {
-    /// Canonical text form (see `IPAddress`).
-    public var ip: String
+    /// Canonical text form (see `IPAddress`) when the address parses; the text as given
+    /// otherwise (validation then reports it). Setting it parses it again.
+    public var ip: String {
+        didSet { parsedIP = Result { () throws(IPAddress.ParseError) in try IPAddress(parsing: ip) } }
+    }
+    /// The address parsed once, when the value is made (or `ip` set), so that validation,
+    /// ordering and rendering never parse it again.
+    public private(set) var parsedIP: Result<IPAddress, IPAddress.ParseError>
     /// Backend port for a single-port service, overriding the port's `targetPort`.
     public var port: Int?
     /// Backend port per service port name, for multi-port services.
@@ -60,7 +66,9 @@ public struct EndpointAddress: Sendable, Equatable {
         ip: String, port: Int? = nil, ports: [String: Int]? = nil, hostname: String? = nil, zone: String? = nil,
         ready: Bool = true
     ) {
-        self.ip = ip
+        let parsed = Result { () throws(IPAddress.ParseError) in try IPAddress(parsing: ip) }
+        self.parsedIP = parsed
+        self.ip = (try? parsed.get())?.description ?? ip
         self.port = port
         self.ports = ports
         self.hostname = hostname
@@ -135,7 +143,7 @@ extension ExternalService {
     public mutating func normalize() {
         let ports = self.ports
         addresses = addresses.map { $0.normalized(for: ports) }
-        let keyed = addresses.map { (ip: try? IPAddress(parsing: $0.ip), ports: $0.backendPorts(for: ports), address: $0) }
+        let keyed = addresses.map { (ip: try? $0.parsedIP.get(), ports: $0.backendPorts(for: ports), address: $0) }
         addresses = keyed.sorted { lhs, rhs in
             switch (lhs.ip, rhs.ip) {
             case let (left?, right?) where left != right: return left < right

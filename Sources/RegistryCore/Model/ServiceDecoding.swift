@@ -6,12 +6,20 @@ public struct ServiceInput: Sendable, Equatable {
     public var revision: Int?
 }
 
-/// A request body that cannot be accepted, with every problem found.
+/// A request body that cannot be accepted, with the problems found: all of them up to
+/// `maxReported`, then only their number, so that a hostile body cannot make the answer (or the
+/// memory behind it) grow with its size.
 public struct ValidationFailure: Error, Sendable, Equatable {
-    public var violations: [FieldViolation]
+    /// Most violations kept and reported; the rest are counted in `omitted`.
+    public static let maxReported = 100
 
-    public init(_ violations: [FieldViolation]) {
-        self.violations = violations
+    public var violations: [FieldViolation]
+    /// How many more violations were found than are listed.
+    public var omitted: Int
+
+    public init(_ violations: [FieldViolation], omitted: Int = 0) {
+        self.violations = Array(violations.prefix(Self.maxReported))
+        self.omitted = omitted + max(0, violations.count - Self.maxReported)
     }
 
     /// Unknown fields are a malformed request (400) rather than invalid values (422).
@@ -103,6 +111,12 @@ private final class Reader {
         case nil, .null?: return [:]
         case .object(let map)?:
             var result: [String: String] = [:]
+            if map.members.count > ServiceValidator.maxLabels {
+                typeErrorPaths.insert(fieldPath)
+                violations.append(
+                    FieldViolation(fieldPath, .tooMany, "must have at most \(ServiceValidator.maxLabels) entries, got \(map.members.count)"))
+                return [:]
+            }
             for member in map {
                 if case .string(let text) = member.value {
                     result[member.key] = text
@@ -115,13 +129,18 @@ private final class Reader {
         }
     }
 
-    func objects(_ object: JSONObject, _ key: String, path: String) -> [(JSONObject, String)] {
+    /// The objects of an array field; at most `limit` of them are read (more is reported once,
+    /// before anything is decoded, so an oversized list costs no more than a valid one).
+    func objects(_ object: JSONObject, _ key: String, path: String, limit: Int) -> [(JSONObject, String)] {
         let fieldPath = join(path, key)
         switch object[key] {
         case nil, .null?: return []
         case .array(let elements)?:
             var result: [(JSONObject, String)] = []
-            for (index, element) in elements.enumerated() {
+            if elements.count > limit {
+                violations.append(FieldViolation(fieldPath, .tooMany, "must have at most \(limit) items, got \(elements.count)"))
+            }
+            for (index, element) in elements.prefix(limit).enumerated() {
                 let elementPath = "\(fieldPath)[\(index)]"
                 if case .object(let item) = element {
                     result.append((item, elementPath))
@@ -168,8 +187,8 @@ private final class Reader {
             annotations: stringMap(object, "annotations", path: ""),
             type: enumeration(object, "type", path: "", default: ServiceType.clusterIP),
             externalName: string(object, "externalName", path: ""),
-            ports: objects(object, "ports", path: "").map { port($0.0, path: $0.1) },
-            addresses: objects(object, "addresses", path: "").map { address($0.0, path: $0.1) },
+            ports: objects(object, "ports", path: "", limit: ServiceValidator.maxPorts).map { port($0.0, path: $0.1) },
+            addresses: objects(object, "addresses", path: "", limit: ServiceValidator.maxAddresses).map { address($0.0, path: $0.1) },
             endpointsMode: enumeration(object, "endpointsMode", path: "", default: EndpointsMode.both))
         _ = string(object, "createdAt", path: "")
         _ = string(object, "updatedAt", path: "")
@@ -212,9 +231,8 @@ private final class Reader {
             ports = result
         case let other?: typeError(portsPath, expected: "an object mapping port names to port numbers", got: other)
         }
-        let canonical = rawIP.flatMap { try? IPAddress(parsing: $0) }.map(\.description)
         return EndpointAddress(
-            ip: canonical ?? rawIP ?? "",
+            ip: rawIP ?? "",
             port: integer(object["port"], path: join(path, "port")),
             ports: ports,
             hostname: string(object, "hostname", path: path),

@@ -101,7 +101,7 @@ public enum ManifestRenderer {
     static func portGroups(_ service: ExternalService) -> [PortGroup] {
         var groups: [[Int]: PortGroup] = [:]
         for address in service.addresses {
-            guard let ip = try? IPAddress(parsing: address.ip) else { continue }
+            guard case .success(let ip) = address.parsedIP else { continue }
             let ports = address.backendPorts(for: service.ports)
             groups[ports, default: PortGroup(backendPorts: ports, addresses: [])].addresses.append((ip, address))
         }

@@ -1,7 +1,16 @@
 /// The rules an external service must satisfy: the API server's rules for the objects it will
 /// become (see `shared/reference/kubernetes-api.md` §2), plus the registry's own consistency rules.
 public enum ServiceValidator {
+    /// Most ports: an EndpointSlice holds at most 100 (`maxPorts` in Kubernetes'
+    /// `pkg/apis/discovery/validation`), so a service with more could not be rendered.
     public static let maxPorts = 100
+    /// Most addresses of one service. The largest real selectorless services we know of have a
+    /// few thousand backends; 10,000 renders to 100 EndpointSlices and fits the 4 MiB body limit
+    /// several times over. Checked before the addresses are decoded, so a larger list costs nothing.
+    public static let maxAddresses = 10_000
+    /// Most labels, and most annotations, of one service (Kubernetes sets no count, only the
+    /// 256 KiB total for annotations; real objects carry a few dozen at most).
+    public static let maxLabels = 100
     public static let maxDescriptionBytes = 4096
     public static let maxAnnotationBytes = 256 * 1024
 
@@ -160,12 +169,12 @@ public enum ServiceValidator {
         func field(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
         var violations: [FieldViolation] = []
         if !skipping.contains(field("ip")) {
-            do {
-                let parsed = try IPAddress(parsing: address.ip)
+            switch address.parsedIP {
+            case .success(let parsed):
                 if let reason = parsed.specialUseReason {
                     violations.append(FieldViolation(field("ip"), .invalid, "\"\(address.ip)\": may not be a \(reason)"))
                 }
-            } catch {
+            case .failure(let error):
                 let detail =
                     switch error {
                     case .leadingZeros: "IPv4 octets may not have leading zeros (ambiguous: octal or decimal)"
