@@ -6,8 +6,9 @@ import Testing
 /// Golden files live in `Golden/`; run with `UPDATE_GOLDEN=1` to rewrite them after a reviewed change.
 enum Golden {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appending(path: "Golden")
+    /// The seed manifests of `Tests/Fixtures/`.
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appending(path: "shared/fixtures")
+        .appending(path: "Fixtures")
 
     static func check(_ name: String, _ rendering: Rendering) throws {
         let text = String(decoding: ManifestFormat.yaml.serialize(rendering.objects, warnings: rendering.warnings), as: UTF8.self)

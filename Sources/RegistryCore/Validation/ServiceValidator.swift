@@ -1,5 +1,7 @@
 /// The rules an external service must satisfy: the API server's rules for the objects it will
-/// become (see `shared/reference/kubernetes-api.md` §2), plus the registry's own consistency rules.
+/// become (kubernetes/kubernetes `pkg/apis/core/validation` `ValidateService` and
+/// `ValidateEndpoints`, `pkg/apis/discovery/validation` for EndpointSlices), plus the registry's
+/// own consistency rules.
 public enum ServiceValidator {
     public static let maxPorts = 100
     public static let maxDescriptionBytes = 4096
