@@ -12,7 +12,9 @@ final class ServerProcess {
     let directory: URL
     private(set) var port: UInt16 = 0
 
-    init(_ arguments: [String], expectStart: Bool = true) throws {
+    /// Starts `endpoint-registry serve --port 0` on a fresh database with `arguments`, in
+    /// `currentDirectory` (relative paths in the arguments are read from there).
+    init(_ arguments: [String], expectStart: Bool = true, currentDirectory: URL? = nil) throws {
         directory = FileManager.default.temporaryDirectory.appending(path: "registry-process-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         log = directory.appending(path: "server.log")
@@ -21,6 +23,7 @@ final class ServerProcess {
         process.arguments = ["serve", "--port", "0", "--database", directory.appending(path: "db.sqlite").path()] + arguments
         process.standardError = try FileHandle(forWritingTo: log)
         process.standardOutput = FileHandle.nullDevice
+        if let currentDirectory { process.currentDirectoryURL = currentDirectory }
         try process.run()
         guard expectStart else { return }
         let deadline = Date().addingTimeInterval(30)
