@@ -443,3 +443,30 @@ extension FileManager {
         #expect(ReadmeExamplesTests.backends(seed) == ReadmeExamplesTests.backends(example))
     }
 }
+
+/// A clone with nothing beside it passes its tests: no test, script or build file names a path
+/// outside the repository (the seed fixtures live in `Tests/Fixtures/`).
+@Suite struct SelfContainedRepositoryTests {
+    @Test func nothingReadsBesideTheCheckout() throws {
+        // Built from pieces so that this file does not match itself.
+        let outside = try Regex("(\\.\\./|/work/)" + "shared\\b|\\bshared/(fixtures|reference|seeds|bench|hooks)|\"" + "shared[\"/]")
+        var checked = 0
+        var offenders: [String] = []
+        for folder in ["Sources", "Tests", "scripts", "Plugins", ".ci"] {
+            let root = Paths.root.appending(path: folder)
+            guard let files = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil) else { continue }
+            for case let file as URL in files {
+                guard let text = try? String(contentsOf: file, encoding: .utf8) else { continue }  // folders and binary files
+                checked += 1
+                if text.contains(outside) { offenders.append(file.path()) }
+            }
+        }
+        for file in ["Package.swift", "Makefile", "Dockerfile"] {
+            let text = try String(contentsOf: Paths.root.appending(path: file), encoding: .utf8)
+            checked += 1
+            if text.contains(outside) { offenders.append(file) }
+        }
+        #expect(checked > 50, "the repository's files were read")
+        #expect(offenders.isEmpty, "files that read beside the checkout: \(offenders)")
+    }
+}
