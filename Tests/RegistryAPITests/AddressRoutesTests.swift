@@ -13,8 +13,11 @@ import Testing
         _ = try client.request("POST", "/v1/services", json: body)
     }
 
+    /// The service's addresses; fails the test when the route does not answer a list.
     private func addresses() throws -> [[String: Any]] {
-        (try client.request("GET", "/v1/services/default/rgw/addresses").json?["items"] as? [[String: Any]]) ?? []
+        let response = try client.request("GET", "/v1/services/default/rgw/addresses")
+        try #require(response.status == 200, "\(response.status) \(response.text)")
+        return try #require(response.json?["items"] as? [[String: Any]], "\(response.text)")
     }
 
     @Test func addsAnAddressAtomicallyAndIdempotently() throws {

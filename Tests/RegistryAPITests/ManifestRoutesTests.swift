@@ -13,7 +13,7 @@ import Yams
     }
 
     private func fixture(_ name: String) throws -> [UInt8] {
-        Array(try String(contentsOf: Paths.shared.appending(path: "fixtures/\(name)"), encoding: .utf8).utf8)
+        Array(try String(contentsOf: Paths.fixtures.appending(path: name), encoding: .utf8).utf8)
     }
 
     private func importYAML(_ body: [UInt8], query: String = "") throws -> ClientResponse {

@@ -13,9 +13,12 @@ final class ServerProcess {
     private(set) var port: UInt16 = 0
 
     /// Starts `serve --port 0 --database DATABASE ARGUMENTS…` (a fresh database in a temporary
-    /// directory unless `database` is given), run through `wrapper` when given (e.g. `setpriv`
-    /// to drop privileges), and waits for it to listen unless `expectStart` is false.
-    init(_ arguments: [String], expectStart: Bool = true, database: String? = nil, wrapper: [String] = []) throws {
+    /// directory unless `database` is given) in `currentDirectory` (relative paths in the
+    /// arguments are read from there), run through `wrapper` when given (e.g. `setpriv` to drop
+    /// privileges), and waits for it to listen unless `expectStart` is false.
+    init(
+        _ arguments: [String], expectStart: Bool = true, database: String? = nil, wrapper: [String] = [], currentDirectory: URL? = nil
+    ) throws {
         directory = FileManager.default.temporaryDirectory.appending(path: "registry-process-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         log = directory.appending(path: "server.log")
@@ -30,6 +33,7 @@ final class ServerProcess {
         }
         process.standardError = try FileHandle(forWritingTo: log)
         process.standardOutput = FileHandle.nullDevice
+        if let currentDirectory { process.currentDirectoryURL = currentDirectory }
         try process.run()
         guard expectStart else { return }
         let deadline = Date().addingTimeInterval(30)

@@ -2,7 +2,7 @@ import Foundation
 import TestSupport
 import Testing
 
-/// The seed cases of `shared/fixtures/`, registered through the API as their authors meant them.
+/// The seed cases of `Tests/Fixtures/`, registered through the API as their authors meant them.
 @Suite struct SeedCaseTests {
     let server: TestServer
     let client: RawHTTPClient
@@ -22,9 +22,26 @@ import Testing
         #expect(created.status == 201)
         let stored = try #require(try client.request("GET", "/v1/services/default/ocs-external-rgw-lb").json)
         let storedAddresses = try #require(stored["addresses"] as? [[String: Any]])
+        func backends(_ addresses: [[String: Any]]) -> [String] { addresses.map { "\($0["ip"] ?? "-"):\($0["port"] ?? "-")" } }
         #expect(storedAddresses.count == 12)
-        #expect(Set(storedAddresses.map { "\($0["ip"]!):\($0["port"]!)" }).count == 12)
-        #expect(try String(contentsOf: Paths.shared.appending(path: "fixtures/seed-001-ceph-rgw.yaml"), encoding: .utf8).contains("ocs-external-rgw-lb"))
+        #expect(Set(backends(storedAddresses)).count == 12)
+
+        // Rendered as the Endpoints a person would write: one subset per backend port, six hosts each.
+        let rendered = try client.request("GET", "/v1/services/default/ocs-external-rgw-lb/manifests?format=json&endpoints=endpoints")
+        let items = try #require(rendered.json?["items"] as? [[String: Any]])
+        #expect(items.map { $0["kind"] as? String } == ["Service", "Endpoints"])
+        let subsets = try #require(items.last?["subsets"] as? [[String: Any]])
+        #expect(subsets.map { ($0["addresses"] as? [Any])?.count } == [6, 6])
+        #expect(subsets.map { ($0["ports"] as? [[String: Any]])?.first?["port"] as? Int } == [8080, 8081])
+
+        // The article's manifest (one subset per ip and port), imported, means the same 12 backends.
+        let manifest = try String(contentsOf: Paths.fixtures.appending(path: "seed-001-ceph-rgw.yaml"), encoding: .utf8)
+        let imported = try client.request(
+            "POST", "/v1/import?namespace=article", headers: ["Content-Type": "application/yaml"], body: Array(manifest.utf8))
+        #expect(imported.status == 200, "\(imported.text)")
+        let importedAddresses = try #require(
+            try client.request("GET", "/v1/services/article/ocs-external-rgw-lb/addresses").json?["items"] as? [[String: Any]])
+        #expect(backends(importedAddresses) == backends(storedAddresses))
     }
 
     @Test func externalEtcd() throws {

@@ -35,7 +35,10 @@ final class TestServer {
 enum Paths {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let openAPI = root.appending(path: "openapi.yaml")
-    static let shared = root.deletingLastPathComponent().appending(path: "shared")
+    /// The seed manifests (`Tests/Fixtures/`).
+    static let fixtures = root.appending(path: "Tests/Fixtures")
+    /// The files the README uses (`examples/`).
+    static let examples = root.appending(path: "examples")
 
     /// The `endpoint-registry` binary built next to the test bundle.
     static var binary: URL {

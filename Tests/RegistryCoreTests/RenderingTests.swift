@@ -6,8 +6,9 @@ import Testing
 /// Golden files live in `Golden/`; run with `UPDATE_GOLDEN=1` to rewrite them after a reviewed change.
 enum Golden {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appending(path: "Golden")
+    /// The seed manifests of `Tests/Fixtures/`.
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appending(path: "shared/fixtures")
+        .appending(path: "Fixtures")
 
     static func check(_ name: String, _ rendering: Rendering) throws {
         let text = String(decoding: ManifestFormat.yaml.serialize(rendering.objects, warnings: rendering.warnings), as: UTF8.self)
@@ -53,7 +54,10 @@ func objects(_ rendering: Rendering, kind: String) -> [JSONObject] {
         guard case .array(let subsets)? = endpoints["subsets"] else { Issue.record("no subsets"); return }
         #expect(subsets.count == 2)
         for (subset, port) in zip(subsets, [8080, 8081]) {
-            guard case .object(let object) = subset, case .array(let addresses)? = object["addresses"] else { continue }
+            guard case .object(let object) = subset, case .array(let addresses)? = object["addresses"] else {
+                Issue.record("subset for port \(port) has no addresses: \(subset)")
+                continue
+            }
             #expect(addresses.count == 6)
             #expect(object["ports"] == .array([.object(JSONObject([("port", .integer(port)), ("protocol", .string("TCP"))]))]))
         }
@@ -72,10 +76,22 @@ func objects(_ rendering: Rendering, kind: String) -> [JSONObject] {
         let service = try #require(try Golden.importFixture("seed-003-external-svc.yaml").services.first)
         #expect(service.ports.first?.name == "web")
         let rendering = ManifestRenderer.render(service, mode: .both)
-        for slice in objects(rendering, kind: "EndpointSlice") {
-            guard case .array(let ports)? = slice["ports"], case .object(let port)? = ports.first else { continue }
-            #expect(port["name"] == .string("web"))
+        let slices = objects(rendering, kind: "EndpointSlice")
+        #expect(slices.count == 1)
+        let endpoints = try #require(objects(rendering, kind: "Endpoints").first)
+        // The port name of every EndpointSlice and Endpoints subset must be the Service's.
+        var portNames: [JSONValue?] = []
+        for slice in slices {
+            guard case .array(let ports)? = slice["ports"] else { continue }
+            for case .object(let port) in ports { portNames.append(port["name"]) }
         }
+        if case .array(let subsets)? = endpoints["subsets"] {
+            for case .object(let subset) in subsets {
+                guard case .array(let ports)? = subset["ports"] else { continue }
+                for case .object(let port) in ports { portNames.append(port["name"]) }
+            }
+        }
+        #expect(portNames == [.string("web"), .string("web")])
         try Golden.check("seed-003-external-svc", rendering)
     }
 

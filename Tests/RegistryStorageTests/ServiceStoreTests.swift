@@ -5,9 +5,9 @@ import Testing
 @testable import RegistryStorage
 
 /// A fresh database file in its own temporary directory.
-func temporaryDatabase() -> String {
+func temporaryDatabase() throws -> String {
     let directory = FileManager.default.temporaryDirectory.appending(path: "registry-tests-\(UUID().uuidString)")
-    try! FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     return directory.appending(path: "registry.sqlite").path()
 }
 
@@ -28,7 +28,7 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
 @Suite struct MigrationTests {
     @Test(arguments: [Durability.full, .normal])
     func migratesAFreshDatabaseThenReopensIt(durability: Durability) throws {
-        let path = temporaryDatabase()
+        let path = try temporaryDatabase()
         let store = try ServiceStore(path: path, durability: durability, migrations: try projectMigrations())
         _ = try store.create(sample("a"))
         let reopened = try ServiceStore(path: path, durability: durability, migrations: try projectMigrations())
@@ -36,7 +36,7 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
     }
 
     @Test func appliesOnlyPendingMigrationsInOrder() throws {
-        let path = temporaryDatabase()
+        let path = try temporaryDatabase()
         var migrations = try projectMigrations()
         _ = try ServiceStore(path: path, migrations: migrations)
         migrations.append(Migration(version: 9000, name: "9000_add_table.sql", sql: "CREATE TABLE extra (id INTEGER);"))
@@ -45,7 +45,7 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
     }
 
     @Test func refusesAnEditedMigration() throws {
-        let path = temporaryDatabase()
+        let path = try temporaryDatabase()
         var migrations = try projectMigrations()
         _ = try ServiceStore(path: path, migrations: migrations)
         migrations[0].sql += "\n-- edited"
@@ -58,7 +58,7 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
     }
 
     @Test func refusesADatabaseNewerThanTheBinary() throws {
-        let path = temporaryDatabase()
+        let path = try temporaryDatabase()
         var migrations = try projectMigrations()
         migrations.append(Migration(version: 9001, name: "9001_future.sql", sql: "CREATE TABLE future (id INTEGER);"))
         _ = try ServiceStore(path: path, migrations: migrations)
@@ -71,7 +71,7 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
     }
 
     @Test func rollsBackAFailingMigration() throws {
-        let path = temporaryDatabase()
+        let path = try temporaryDatabase()
         var migrations = try projectMigrations()
         migrations.append(Migration(version: 9002, name: "9002_broken.sql", sql: "CREATE TABLE half (id INTEGER); SELECT * FROM missing;"))
         #expect(throws: StoreError.self) { _ = try ServiceStore(path: path, migrations: migrations) }
@@ -90,7 +90,7 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
     let store: ServiceStore
 
     init() throws {
-        store = try ServiceStore(path: temporaryDatabase(), migrations: try projectMigrations())
+        store = try ServiceStore(path: try temporaryDatabase(), migrations: try projectMigrations())
     }
 
     @Test func createsReadsAndRefusesDuplicates() throws {

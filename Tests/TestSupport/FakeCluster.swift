@@ -115,10 +115,16 @@ public final class FakeCluster {
         return try curl(arguments + [server + path])
     }
 
-    /// Every object the fake stores.
+    /// Every object the fake stores; throws when the fake does not answer a list (so that an
+    /// empty answer always means "no objects").
     public func objects() throws -> [[String: Any]] {
-        let body = try call("GET", "/_fake/objects").body
-        return ((try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["items"] as? [[String: Any]]) ?? []
+        let response = try call("GET", "/_fake/objects")
+        guard response.status == 200,
+            let items = (try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any])?["items"] as? [[String: Any]]
+        else {
+            throw ClientError.malformed("GET /_fake/objects answered \(response.status): \(response.body.prefix(300))")
+        }
+        return items
     }
 
     public func object(_ kind: String, _ name: String) throws -> [String: Any]? {

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPServer
+import KubernetesClient
 import Logging
 import RegistryCore
 import RegistryStorage
@@ -130,7 +131,7 @@ public enum ServerSettings {
     ///   setting that cannot be used, an unknown flag, or a combination that is refused.
     public static func resolve(arguments: [String], environment: [String: String]) throws(ConfigurationError) -> ServerConfiguration {
         var configuration = ServerConfiguration()
-        if let home = environment["HOME"] { configuration.kubeconfigPaths = ["\(home)/.kube/config"] }
+        configuration.kubeconfigPaths = KubeConfigLoader.defaultPaths(environment: [:].merging(environment.filter { $0.key == "HOME" }) { $1 })
         for setting in table {
             guard let raw = environment[setting.environment], !raw.isEmpty else { continue }
             try apply(setting, raw, to: &configuration)

@@ -9,7 +9,8 @@ public struct Rendering: Sendable, Equatable {
 /// without selector, then its Endpoints and/or EndpointSlices. A pure, deterministic function:
 /// the same service always gives the same bytes.
 ///
-/// Rules (see `shared/reference/kubernetes-api.md`): Endpoints and Service share name and
+/// Rules (Kubernetes documentation, "Services without selectors" and "EndpointSlices";
+/// kubernetes/kubernetes `pkg/controller/endpointslice`): Endpoints and Service share name and
 /// namespace; port names match the Service's exactly; one EndpointSlice per address family and
 /// port set, at most `maxEndpointsPerSlice` endpoints each, named deterministically; slices carry
 /// `kubernetes.io/service-name` and our `endpointslice.kubernetes.io/managed-by`.

@@ -1,5 +1,7 @@
 /// The rules an external service must satisfy: the API server's rules for the objects it will
-/// become (see `shared/reference/kubernetes-api.md` §2), plus the registry's own consistency rules.
+/// become (kubernetes/kubernetes `pkg/apis/core/validation` `ValidateService` and
+/// `ValidateEndpoints`, `pkg/apis/discovery/validation` for EndpointSlices), plus the registry's
+/// own consistency rules.
 public enum ServiceValidator {
     /// Most ports: an EndpointSlice holds at most 100 (`maxPorts` in Kubernetes'
     /// `pkg/apis/discovery/validation`), so a service with more could not be rendered.
