@@ -124,10 +124,10 @@ struct Render: ParsableCommand {
             }
             for (index, document) in documents.enumerated() {
                 var registrations = [document]
-                if case .object(let object) = document, case .array(let items)? = object["items"] { registrations = items }
+                if let items = document["items"]?.arrayValue { registrations = items }
                 for (itemIndex, registration) in registrations.enumerated() {
                     let place = registrations.count > 1 ? "\(file) document \(index) item \(itemIndex)" : "\(file) document \(index)"
-                    if case .object(let object) = registration, case .string(let kind)? = object["kind"], object["apiVersion"] != nil {
+                    if let kind = registration["kind"]?.stringValue, registration["apiVersion"] != nil {
                         FileHandle.standardError.write(
                             Data(
                                 "\(place) is a Kubernetes \(kind) manifest, not a registration; import manifests into a registry with POST /v1/import (see README.md, \"Importing existing manifests\")\n"

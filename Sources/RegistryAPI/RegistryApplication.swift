@@ -141,10 +141,8 @@ public final class RegistryApplication: HTTPHandler {
         let denied = response.status == 401 || response.status == 403
         let failedWrite = response.status >= 400 && [.write, .push].contains(matched?.route.permission)
         guard denied || failedWrite else { return }
-        let detail = (try? JSONParser.parse(response.body)).flatMap { value -> String? in
-            if case .object(let object) = value, case .string(let text)? = object["detail"] { return text }
-            return nil
-        }
+        // The body is the problem document built just above; only its detail is kept.
+        let detail = (try? JSONParser.parse(response.body))?["detail"]?.stringValue
         let entry = AuditEntry(
             actor: actor, action: matched?.route.operationID ?? "\(request.method) \(request.path)",
             namespace: matched?.parameters["namespace"], name: matched?.parameters["name"], revisionBefore: nil, revisionAfter: nil,

@@ -77,11 +77,10 @@ extension ServiceStore {
             var records: [PushRecord] = []
             while try statement.step() {
                 var objects: [PushedObject] = []
-                if case .array(let items)? = try? JSONParser.parse(Array(statement.text(5).utf8)) {
-                    for case .object(let item) in items {
-                        if case .string(let kind)? = item["kind"], case .string(let objectName)? = item["name"] {
-                            objects.append(PushedObject(kind: kind, name: objectName))
-                        }
+                // Written by this store as a JSON array; a row that does not parse lists no objects.
+                for item in (try? JSONParser.parse(Array(statement.text(5).utf8)))?.arrayValue ?? [] {
+                    if let kind = item["kind"]?.stringValue, let objectName = item["name"]?.stringValue {
+                        objects.append(PushedObject(kind: kind, name: objectName))
                     }
                 }
                 records.append(

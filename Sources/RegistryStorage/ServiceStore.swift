@@ -369,12 +369,8 @@ public final class ServiceStore: Sendable {
     }
 
     static func labels(fromJSON text: String) -> [String: String] {
-        guard case .object(let object)? = try? JSONParser.parse(Array(text.utf8)) else { return [:] }
-        var labels: [String: String] = [:]
-        for member in object {
-            if case .string(let value) = member.value { labels[member.key] = value }
-        }
-        return labels
+        // Written by this store from a validated label map, so it always parses.
+        (try? JSONParser.parse(Array(text.utf8)))?.stringMapValue ?? [:]
     }
 
     /// Identity and revision of one service, without reading its document.

@@ -70,10 +70,8 @@ struct AuditHandlers: Sendable {
                 ("uid", .string(revision.uid)), ("revision", .integer(revision.revision)), ("time", .string(revision.time)),
                 ("actor", .string(revision.actor)), ("action", .string(revision.action)), ("requestId", .string(revision.requestID)),
             ])
-            let current: JSONObject? = revision.document.flatMap { bytes in
-                if case .object(let object)? = try? JSONParser.parse(bytes) { return object }
-                return nil
-            }
+            // Revisions are documents this server wrote; one that does not parse shows no diff.
+            let current = revision.document.flatMap { try? JSONParser.parse($0) }?.objectValue
             if current == nil {
                 item["change"] = .string("deleted")
             } else if let previous, previous.uid == revision.uid, let current {
@@ -111,7 +109,6 @@ struct AuditHandlers: Sendable {
     }
 
     private static func addresses(_ value: JSONValue?) -> [JSONValue] {
-        if case .array(let items)? = value { return items }
-        return []
+        value?.arrayValue ?? []
     }
 }

@@ -79,8 +79,9 @@ enum ContinueToken {
     static func decode(_ token: String) -> (namespace: String, name: String)? {
         var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        guard let data = Data(base64Encoded: base64), case .object(let object)? = try? JSONParser.parse(Array(data)),
-            case .string(let namespace)? = object["ns"], case .string(let name)? = object["n"]
+        // A token that does not decode is reported by the caller as an invalid `continue`.
+        guard let data = Data(base64Encoded: base64), let object = try? JSONParser.parse(Array(data)),
+            let namespace = object["ns"]?.stringValue, let name = object["n"]?.stringValue
         else { return nil }
         return (namespace, name)
     }

@@ -73,9 +73,7 @@ public enum ManifestDocuments {
         var objects: [Object] = []
         for (index, document) in documents.enumerated() {
             let path = "documents[\(index)]"
-            if case .object(let object) = document, case .string(let kind)? = object["kind"], kind.hasSuffix("List"),
-                case .array(let items)? = object["items"]
-            {
+            if let kind = document["kind"]?.stringValue, kind.hasSuffix("List"), let items = document["items"]?.arrayValue {
                 for (itemIndex, item) in items.enumerated() { objects.append(Object(path: "\(path).items[\(itemIndex)]", value: item)) }
             } else {
                 objects.append(Object(path: path, value: document))

@@ -27,8 +27,7 @@ public enum ManifestImporter {
         var typeErrors: [FieldViolation] = []
         for object in objects where typeErrors.count <= ValidationFailure.maxReported {
             guard case .object(let fields) = object.value else { continue }
-            let kind: String? = if case .string(let kind)? = fields["kind"] { kind } else { nil }
-            typeErrors += KubernetesType.of(kind: kind).violations(of: object.value, at: object.path)
+            typeErrors += KubernetesType.of(kind: fields["kind"]?.stringValue).violations(of: object.value, at: object.path)
         }
         guard typeErrors.isEmpty else { return .failure(ValidationFailure(typeErrors)) }
         var builder = Builder(defaultNamespace: defaultNamespace)
@@ -75,52 +74,29 @@ private struct Builder {
         violations.append(FieldViolation(path, kind, message))
     }
 
-    static func string(_ value: JSONValue?) -> String? {
-        if case .string(let text)? = value { return text }
-        return nil
-    }
-
-    static func object(_ value: JSONValue?) -> JSONObject? {
-        if case .object(let object)? = value { return object }
-        return nil
-    }
-
-    static func array(_ value: JSONValue?) -> [JSONValue] {
-        if case .array(let items)? = value { return items }
-        return []
-    }
-
-    static func strings(_ value: JSONValue?) -> [String: String] {
-        var map: [String: String] = [:]
-        for member in object(value) ?? JSONObject() {
-            if case .string(let text) = member.value { map[member.key] = text }
-        }
-        return map
-    }
-
     mutating func classify(_ item: ManifestDocuments.Object) {
-        guard case .object(let object) = item.value, let apiVersion = Builder.string(object["apiVersion"]),
-            let kind = Builder.string(object["kind"])
+        guard case .object(let object) = item.value, let apiVersion = object["apiVersion"]?.stringValue,
+            let kind = object["kind"]?.stringValue
         else {
             fail(item.path, "not a Kubernetes object: apiVersion and kind are required")
             return
         }
-        let metadata = Builder.object(object["metadata"]) ?? JSONObject()
-        guard let name = Builder.string(metadata["name"]), !name.isEmpty else {
+        let metadata = object["metadata"]?.objectValue ?? JSONObject()
+        guard let name = metadata["name"]?.stringValue, !name.isEmpty else {
             fail("\(item.path).metadata.name", "is required", kind: .required)
             return
         }
-        let namespace = Builder.string(metadata["namespace"]) ?? defaultNamespace
+        let namespace = metadata["namespace"]?.stringValue ?? defaultNamespace
         let key = Key(namespace: namespace, name: name)
         func refuse(_ reason: String) {
             refused.append(RefusedObject(path: item.path, kind: kind, namespace: namespace, name: name, reason: reason))
         }
         switch (apiVersion, kind) {
         case ("v1", "Service"):
-            let spec = Builder.object(object["spec"]) ?? JSONObject()
-            if let selector = Builder.object(spec["selector"]), !selector.isEmpty {
+            let spec = object["spec"]?.objectValue ?? JSONObject()
+            if let selector = spec["selector"]?.objectValue, !selector.isEmpty {
                 refuse("it has a selector: Kubernetes manages its endpoints from pods, so it is not an external service")
-            } else if let type = Builder.string(spec["type"]), type == "NodePort" || type == "LoadBalancer" {
+            } else if let type = spec["type"]?.stringValue, type == "NodePort" || type == "LoadBalancer" {
                 refuse("type \(type) is not registered; external services are ClusterIP, headless or ExternalName")
             } else if services[key] != nil {
                 fail(item.path, "Service \(namespace)/\(name) appears twice in this import", kind: .duplicate)
@@ -134,12 +110,12 @@ private struct Builder {
                 endpoints[key] = (item.path, object)
             }
         case ("discovery.k8s.io/v1", "EndpointSlice"):
-            let labels = Builder.strings(metadata["labels"])
+            let labels = metadata["labels"]?.stringMapValue ?? [:]
             guard let serviceName = labels["kubernetes.io/service-name"] else {
                 refuse("it has no kubernetes.io/service-name label, so no Service uses it")
                 return
             }
-            if Builder.string(object["addressType"]) == "FQDN" {
+            if object["addressType"]?.stringValue == "FQDN" {
                 refuse("addressType FQDN is deprecated and ignored by kube-proxy")
                 return
             }
@@ -158,7 +134,7 @@ private struct Builder {
         }
         for (key, list) in slices where services[key] == nil {
             for slice in list {
-                let name = Builder.string(Builder.object(slice.object["metadata"])?["name"])
+                let name = slice.object["metadata"]?["name"]?.stringValue
                 refused.append(
                     RefusedObject(
                         path: slice.path, kind: "EndpointSlice", namespace: key.namespace, name: name,
@@ -178,27 +154,27 @@ private struct Builder {
     /// The registration JSON of one Service, decoded and validated like an API request.
     mutating func registration(_ key: Key) -> ExternalService? {
         let (path, object) = services[key]!
-        let metadata = Builder.object(object["metadata"]) ?? JSONObject()
-        let spec = Builder.object(object["spec"]) ?? JSONObject()
+        let metadata = object["metadata"]?.objectValue ?? JSONObject()
+        let spec = object["spec"]?.objectValue ?? JSONObject()
         var json = JSONObject([("namespace", .string(key.namespace)), ("name", .string(key.name))])
-        var annotations = Builder.strings(metadata["annotations"])
+        var annotations = metadata["annotations"]?.stringMapValue ?? [:]
         if let description = annotations.removeValue(forKey: ManifestRenderer.descriptionAnnotation) {
             json["description"] = .string(description)
         }
         annotations["kubectl.kubernetes.io/last-applied-configuration"] = nil
-        let labels = Builder.strings(metadata["labels"]).filter { ServiceValidator.reservedLabels[$0.key] == nil }
+        let labels = (metadata["labels"]?.stringMapValue ?? [:]).filter { ServiceValidator.reservedLabels[$0.key] == nil }
         json["labels"] = ManifestRenderer.sortedStrings(labels)
         json["annotations"] = ManifestRenderer.sortedStrings(annotations)
-        let type = Builder.string(spec["type"]) ?? "ClusterIP"
+        let type = spec["type"]?.stringValue ?? "ClusterIP"
         if type == "ExternalName" {
             json["type"] = .string("ExternalName")
             json["externalName"] = spec["externalName"] ?? .null
         } else {
-            json["type"] = .string(Builder.string(spec["clusterIP"]) == "None" ? "Headless" : "ClusterIP")
+            json["type"] = .string(spec["clusterIP"]?.stringValue == "None" ? "Headless" : "ClusterIP")
         }
         var ports: [(name: String?, protocol: String, port: Int, targetPort: Int?)] = []
         var portsJSON: [JSONValue] = []
-        for (index, item) in Builder.array(spec["ports"]).enumerated() {
+        for (index, item) in (spec["ports"]?.arrayValue ?? []).enumerated() {
             let portPath = "\(path).spec.ports[\(index)]"
             guard case .object(var port) = item else {
                 fail(portPath, "must be an object", kind: .wrongType)
@@ -209,8 +185,8 @@ private struct Builder {
                 continue
             }
             port["nodePort"] = nil
-            let name = Builder.string(port["name"]).flatMap { $0.isEmpty ? nil : $0 }
-            ports.append((name, Builder.string(port["protocol"]) ?? "TCP", port["port"]?.intValue ?? 0, port["targetPort"]?.intValue))
+            let name = port["name"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+            ports.append((name, port["protocol"]?.stringValue ?? "TCP", port["port"]?.intValue ?? 0, port["targetPort"]?.intValue))
             portsJSON.append(.object(port))
         }
         if !portsJSON.isEmpty { json["ports"] = .array(portsJSON) }
@@ -224,7 +200,7 @@ private struct Builder {
             mode = endpointsObject == nil ? .endpointslices : .both
         } else if let endpointsObject {
             backends = endpointsBackends(endpointsObject.object, path: endpointsObject.path, ports: ports)
-            let labels = Builder.strings(Builder.object(endpointsObject.object["metadata"])?["labels"])
+            let labels = endpointsObject.object["metadata"]?["labels"]?.stringMapValue ?? [:]
             mode = labels["endpointslice.kubernetes.io/skip-mirror"] == "true" ? .both : .endpoints
         }
         if type != "ExternalName" { json["endpointsMode"] = .string(mode.rawValue) }
@@ -263,9 +239,9 @@ private struct Builder {
         var found: [Int?] = Array(repeating: nil, count: ports.count)
         for (index, item) in items.enumerated() {
             let itemPath = "\(path)[\(index)]"
-            let object = Builder.object(item) ?? JSONObject()
-            let name = Builder.string(object["name"]).flatMap { $0.isEmpty ? nil : $0 }
-            let proto = Builder.string(object["protocol"]) ?? "TCP"
+            let object = item.objectValue ?? JSONObject()
+            let name = object["name"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+            let proto = object["protocol"]?.stringValue ?? "TCP"
             guard let number = object["port"]?.intValue else {
                 fail("\(itemPath).port", "is required", kind: .required)
                 return nil
@@ -290,18 +266,18 @@ private struct Builder {
         -> [Backend]
     {
         var backends: [Backend] = []
-        for (index, subsetValue) in Builder.array(object["subsets"]).enumerated() {
+        for (index, subsetValue) in (object["subsets"]?.arrayValue ?? []).enumerated() {
             let subsetPath = "\(path).subsets[\(index)]"
-            let subset = Builder.object(subsetValue) ?? JSONObject()
-            guard let backendPorts = backendPorts(Builder.array(subset["ports"]), path: "\(subsetPath).ports", ports: ports) else { continue }
+            let subset = subsetValue.objectValue ?? JSONObject()
+            guard let backendPorts = backendPorts((subset["ports"]?.arrayValue ?? []), path: "\(subsetPath).ports", ports: ports) else { continue }
             for (field, ready) in [("addresses", true), ("notReadyAddresses", false)] {
-                for (addressIndex, entry) in Builder.array(subset[field]).enumerated() {
-                    let address = Builder.object(entry) ?? JSONObject()
-                    guard let ip = Builder.string(address["ip"]) else {
+                for (addressIndex, entry) in (subset[field]?.arrayValue ?? []).enumerated() {
+                    let address = entry.objectValue ?? JSONObject()
+                    guard let ip = address["ip"]?.stringValue else {
                         fail("\(subsetPath).\(field)[\(addressIndex)].ip", "is required", kind: .required)
                         continue
                     }
-                    backends.append(Backend(ip: ip, hostname: Builder.string(address["hostname"]), zone: nil, ready: ready, ports: backendPorts))
+                    backends.append(Backend(ip: ip, hostname: address["hostname"]?.stringValue, zone: nil, ready: ready, ports: backendPorts))
                 }
             }
         }
@@ -309,14 +285,13 @@ private struct Builder {
     }
 
     mutating func sliceBackends(_ object: JSONObject, path: String, ports: [(name: String?, protocol: String, port: Int, targetPort: Int?)]) -> [Backend] {
-        guard let backendPorts = backendPorts(Builder.array(object["ports"]), path: "\(path).ports", ports: ports) else { return [] }
+        guard let backendPorts = backendPorts((object["ports"]?.arrayValue ?? []), path: "\(path).ports", ports: ports) else { return [] }
         var backends: [Backend] = []
-        for (index, entry) in Builder.array(object["endpoints"]).enumerated() {
-            let endpoint = Builder.object(entry) ?? JSONObject()
-            let conditions = Builder.object(endpoint["conditions"]) ?? JSONObject()
-            let ready: Bool
-            if case .bool(let flag)? = conditions["ready"] { ready = flag } else { ready = true }
-            let addresses = Builder.array(endpoint["addresses"]).compactMap(Builder.string)
+        for (index, entry) in (object["endpoints"]?.arrayValue ?? []).enumerated() {
+            let endpoint = entry.objectValue ?? JSONObject()
+            let conditions = endpoint["conditions"]?.objectValue ?? JSONObject()
+            let ready = conditions["ready"]?.boolValue ?? true
+            let addresses = (endpoint["addresses"]?.arrayValue ?? []).compactMap(\.stringValue)
             guard !addresses.isEmpty else {
                 fail("\(path).endpoints[\(index)].addresses", "at least one address is required", kind: .required)
                 continue
@@ -324,7 +299,7 @@ private struct Builder {
             for ip in addresses {
                 backends.append(
                     Backend(
-                        ip: ip, hostname: Builder.string(endpoint["hostname"]), zone: Builder.string(endpoint["zone"]), ready: ready,
+                        ip: ip, hostname: endpoint["hostname"]?.stringValue, zone: endpoint["zone"]?.stringValue, ready: ready,
                         ports: backendPorts))
             }
         }
