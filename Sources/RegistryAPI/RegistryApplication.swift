@@ -15,6 +15,8 @@ public final class RegistryApplication: HTTPHandler {
     /// nil: no tokens file, every caller is `anonymous` (the server then binds to loopback only).
     private let authenticator: TokenAuthenticator?
     private let metrics: RegistryMetrics
+    /// Refused and failed requests, counted and written to the audit log in aggregate.
+    let refusals: RefusalAggregator
 
     /// Which otherwise protected documents are open to callers without a token.
     public struct Openness: Sendable {
@@ -32,11 +34,13 @@ public final class RegistryApplication: HTTPHandler {
         self.authenticator = authenticator
         let metrics = RegistryMetrics()
         self.metrics = metrics
+        let refusals = RefusalAggregator(store: store, logger: logger)
+        self.refusals = refusals
         let push = PushHandlers(engine: PushEngine(clusters: clusters, store: store), store: store, metrics: metrics)
         self.router = Router(
             routes: RegistryApplication.routes(
                 services: ServiceHandlers(store: store, push: push), manifests: ManifestHandlers(store: store, cache: RenderCache()),
-                audit: AuditHandlers(store: store), push: push, metrics: metrics, store: store, openness: openness))
+                audit: AuditHandlers(store: store, refusals: refusals), push: push, metrics: metrics, store: store, openness: openness))
     }
 
     static func routes(
@@ -76,7 +80,7 @@ public final class RegistryApplication: HTTPHandler {
             Route(
                 "GET", "/v1/manifests", "listManifests", query: ["namespace", "labelSelector", "format", "endpoints"],
                 handler: manifests.listManifests),
-            Route("GET", "/v1/services/{namespace}/{name}/history", "getServiceHistory", handler: audit.getServiceHistory),
+            Route("GET", "/v1/services/{namespace}/{name}/history", "getServiceHistory", query: ["limit", "continue"], handler: audit.getServiceHistory),
             Route("GET", "/v1/clusters", "listClusters", query: ["probe"], handler: push.listClusters),
             Route("POST", "/v1/services/{namespace}/{name}/push", "pushService", permission: .push, handler: push.pushService),
             Route("POST", "/v1/push", "pushServices", query: ["namespace", "labelSelector"], permission: .push, handler: push.pushMany),
@@ -132,8 +136,9 @@ public final class RegistryApplication: HTTPHandler {
         return response
     }
 
-    /// Records refused requests, and failed writes, in the audit log. Successful writes are
-    /// recorded by the store in the transaction of the change itself.
+    /// Counts refused requests, and failed writes, for the audit log (written in aggregate by
+    /// `RefusalAggregator`: no durable write per request). Successful writes are recorded by the
+    /// store in the transaction of the change itself.
     private func auditFailure(
         _ request: HTTPRequest, response: HTTPResponse, matched: (route: Route, parameters: [String: String])?, actor: String,
         requestID: String
@@ -147,11 +152,7 @@ public final class RegistryApplication: HTTPHandler {
             actor: actor, action: matched?.route.operationID ?? "\(request.method) \(request.path)",
             namespace: matched?.parameters["namespace"], name: matched?.parameters["name"], revisionBefore: nil, revisionAfter: nil,
             outcome: denied ? .denied : .failure, status: response.status, requestID: requestID, detail: detail)
-        do {
-            try store.appendAudit(entry)
-        } catch {
-            logger.error("could not write the audit log", metadata: ["error": "\(error)", "requestId": "\(requestID)"])
-        }
+        refusals.record(entry)
     }
 
     /// Who is asking: `anonymous` on open routes or without a tokens file, else the token's

@@ -14,6 +14,7 @@ public final class RegistryService: Sendable {
     private let authenticator: TokenAuthenticator?
     private let logger: Logger
     private let configuration: ServerConfiguration
+    private let retention: Retention
 
     /// Opens the database (creating its directory), migrates it, and starts listening.
     ///
@@ -68,9 +69,14 @@ public final class RegistryService: Sendable {
         }
         application = RegistryApplication(
             store: store, logger: logger, authenticator: authenticator, openness: configuration.openness, clusters: Clusters(targets: targets))
+        retention = Retention(
+            store: store, policy: Retention.Policy(auditRetentionDays: configuration.auditRetentionDays, historyLimit: configuration.historyLimit),
+            aggregator: application.refusals, logger: logger)
+        retention.start()
         do {
             server = try HTTPServer(configuration: configuration.http, handler: application)
         } catch {
+            retention.stop()
             throw .listen(error.description)
         }
         let host = configuration.http.host.contains(":") ? "[\(configuration.http.host)]" : configuration.http.host
@@ -97,6 +103,7 @@ public final class RegistryService: Sendable {
     public func shutdown() {
         logger.notice("shutting down", metadata: ["inFlight": "\(server.requestsInFlight)"])
         server.shutdown(deadline: .seconds(configuration.shutdownGraceSeconds))
+        retention.stop()
         do {
             try store.checkpoint()
         } catch {

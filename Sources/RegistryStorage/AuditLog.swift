@@ -31,12 +31,16 @@ public struct AuditEntry: Sendable, Equatable {
     public var revisionAfter: Int?
     public var outcome: Outcome
     public var status: Int
+    /// The request id (for an aggregated line, of the last request counted).
     public var requestID: String
     public var detail: String?
+    /// How many requests the line stands for: 1 for a change; for refused and failed requests,
+    /// how many of them there were in that minute (see `RefusalAggregator`).
+    public var count: Int
 
     public init(
         id: Int = 0, time: String = "", actor: String, action: String, namespace: String?, name: String?, revisionBefore: Int?,
-        revisionAfter: Int?, outcome: Outcome, status: Int, requestID: String, detail: String?
+        revisionAfter: Int?, outcome: Outcome, status: Int, requestID: String, detail: String?, count: Int = 1
     ) {
         self.id = id
         self.time = time
@@ -50,6 +54,7 @@ public struct AuditEntry: Sendable, Equatable {
         self.status = status
         self.requestID = requestID
         self.detail = detail
+        self.count = count
     }
 }
 
@@ -81,6 +86,8 @@ public struct AuditQuery: Sendable {
 
 /// One stored revision of a service (`document` nil for a deletion).
 public struct RevisionEntry: Sendable {
+    /// Position in the history table (pagination).
+    public var id: Int
     public var uid: String
     public var revision: Int
     public var time: String
@@ -94,14 +101,14 @@ extension ServiceStore {
     static func insertAudit(_ entry: AuditEntry, at time: String, into connection: SQLiteConnection) throws {
         try connection.prepare(
             """
-            INSERT INTO audit_log (time, actor, action, namespace, name, revision_before, revision_after, outcome, status, request_id, detail)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO audit_log (time, actor, action, namespace, name, revision_before, revision_after, outcome, status, request_id, detail, count)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """
         ).bind(
             .text(time), .text(entry.actor), .text(entry.action), entry.namespace.map { .text($0) } ?? .null,
             entry.name.map { .text($0) } ?? .null, entry.revisionBefore.map { .integer($0) } ?? .null,
             entry.revisionAfter.map { .integer($0) } ?? .null, .text(entry.outcome.rawValue), .integer(entry.status),
-            .text(entry.requestID), entry.detail.map { .text($0) } ?? .null
+            .text(entry.requestID), entry.detail.map { .text($0) } ?? .null, .integer(entry.count)
         ).run()
     }
 
@@ -127,10 +134,40 @@ extension ServiceStore {
         ).run()
     }
 
-    /// Appends an audit line on its own (a refused or failed request: nothing else changes).
-    public func appendAudit(_ entry: AuditEntry) throws {
-        let time = ServiceStore.timestamp(Date())
-        try write { connection in try ServiceStore.insertAudit(entry, at: time, into: connection) }
+    /// Appends audit lines on their own (refused or failed requests, aggregated: nothing else
+    /// changes), in one transaction. An entry without a `time` is stamped now.
+    public func appendAudit(_ entries: [AuditEntry]) throws {
+        guard !entries.isEmpty else { return }
+        let now = ServiceStore.timestamp(Date())
+        try write { connection in
+            for entry in entries { try ServiceStore.insertAudit(entry, at: entry.time.isEmpty ? now : entry.time, into: connection) }
+        }
+    }
+
+    /// Deletes at most `batch` audit lines older than `cutoff` (RFC 3339), oldest first; returns
+    /// how many. Called repeatedly in the background, so each call holds the writer briefly.
+    public func pruneAudit(olderThan cutoff: String, batch: Int) throws -> Int {
+        try write { connection in
+            try connection.prepare("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE time < ? ORDER BY time, id LIMIT ?)")
+                .bind(.text(cutoff), .integer(batch)).run()
+            return connection.changes
+        }
+    }
+
+    /// Deletes at most `batch` history revisions beyond the newest `keep` of each service name;
+    /// returns how many.
+    public func pruneHistory(keep: Int, batch: Int) throws -> Int {
+        try write { connection in
+            try connection.prepare(
+                """
+                DELETE FROM service_revisions WHERE id IN (
+                  SELECT id FROM (
+                    SELECT id, row_number() OVER (PARTITION BY namespace, name ORDER BY id DESC) AS position FROM service_revisions
+                  ) WHERE position > ? LIMIT ?)
+                """
+            ).bind(.integer(keep), .integer(batch)).run()
+            return connection.changes
+        }
     }
 
     /// Audit lines matching `query`, oldest first; `allowed` filters by namespace (lines without
@@ -142,7 +179,7 @@ extension ServiceStore {
             let statement = try connection.prepare(
                 """
                 SELECT id, time, actor, action, namespace, name, revision_before, revision_after, outcome, status, request_id, detail,
-                       revision_before IS NULL, revision_after IS NULL
+                       revision_before IS NULL, revision_after IS NULL, count
                 FROM audit_log
                 WHERE id > ?1 AND (?2 IS NULL OR namespace = ?2) AND (?3 IS NULL OR name = ?3) AND (?4 IS NULL OR actor = ?4)
                   AND (?5 IS NULL OR action = ?5) AND (?6 IS NULL OR time >= ?6)
@@ -162,29 +199,42 @@ extension ServiceStore {
                         namespace: scoped ? namespace : nil, name: scoped ? statement.text(5) : nil,
                         revisionBefore: statement.int(12) == 1 ? nil : statement.int(6), revisionAfter: statement.int(13) == 1 ? nil : statement.int(7),
                         outcome: AuditEntry.Outcome(rawValue: statement.text(8)) ?? .failure, status: statement.int(9),
-                        requestID: statement.text(10), detail: statement.text(11).isEmpty ? nil : statement.text(11)))
+                        requestID: statement.text(10), detail: statement.text(11).isEmpty ? nil : statement.text(11), count: statement.int(14)))
             }
             return entries
         }
     }
 
-    /// Every stored revision of a service name (across re-creations), oldest first.
-    public func revisions(namespace: String, name: String) throws(StoreError) -> [RevisionEntry] {
+    /// Stored revisions of a service name (across re-creations), oldest first: at most `limit`
+    /// after the one with id `afterID`, and the revision just before the first returned (for
+    /// showing what the first one changed), if any.
+    public func revisions(namespace: String, name: String, afterID: Int = 0, limit: Int = Int.max) throws(StoreError)
+        -> (entries: [RevisionEntry], previous: RevisionEntry?)
+    {
         try read { connection in
-            let statement = try connection.prepare(
-                """
-                SELECT uid, revision, time, actor, action, request_id, document, document IS NULL
-                FROM service_revisions WHERE namespace = ? AND name = ? ORDER BY id
-                """)
-            try statement.bind(.text(namespace), .text(name))
-            var entries: [RevisionEntry] = []
-            while try statement.step() {
-                entries.append(
-                    RevisionEntry(
-                        uid: statement.text(0), revision: statement.int(1), time: statement.text(2), actor: statement.text(3),
-                        action: statement.text(4), requestID: statement.text(5), document: statement.int(7) == 1 ? nil : statement.blob(6)))
+            func entries(_ sql: String, _ values: SQLiteValue...) throws -> [RevisionEntry] {
+                let statement = try connection.prepare(sql)
+                for (index, value) in values.enumerated() { try statement.bind(at: Int32(index + 1), value) }
+                var entries: [RevisionEntry] = []
+                while try statement.step() {
+                    entries.append(
+                        RevisionEntry(
+                            id: statement.int(8), uid: statement.text(0), revision: statement.int(1), time: statement.text(2), actor: statement.text(3),
+                            action: statement.text(4), requestID: statement.text(5), document: statement.int(7) == 1 ? nil : statement.blob(6)))
+                }
+                return entries
             }
-            return entries
+            let columns = "uid, revision, time, actor, action, request_id, document, document IS NULL, id"
+            let page = try entries(
+                "SELECT \(columns) FROM service_revisions WHERE namespace = ? AND name = ? AND id > ? ORDER BY id LIMIT ?", .text(namespace),
+                .text(name), .integer(afterID), .integer(min(limit, 1 << 30)))
+            let previous =
+                afterID > 0
+                ? try entries(
+                    "SELECT \(columns) FROM service_revisions WHERE namespace = ? AND name = ? AND id <= ? ORDER BY id DESC LIMIT 1",
+                    .text(namespace), .text(name), .integer(afterID)
+                ).first : nil
+            return (page, previous)
         }
     }
 }

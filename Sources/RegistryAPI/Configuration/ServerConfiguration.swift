@@ -16,6 +16,10 @@ public struct ServerConfiguration: Sendable {
     public var checkDatabaseAtStart = true
     public var logLevel: Logger.Level = .info
     public var logFormat: LogFormat = .text
+    /// Audit lines older than this many days are deleted in the background.
+    public var auditRetentionDays = 90
+    /// Revisions kept in each service's history (older ones are deleted in the background).
+    public var historyLimit = 100
     /// How long shutdown waits for in-flight requests.
     public var shutdownGraceSeconds = 10
     /// Bearer tokens; nil means anonymous access, allowed on loopback only unless

@@ -64,6 +64,14 @@ public enum ServerSettings {
             "Skip the start-up check of the database file (PRAGMA quick_check, at most 30 s).") { raw, configuration throws(SettingValueError) in
             configuration.checkDatabaseAtStart = !(try boolean(raw))
         },
+        setting("audit-retention-days", "ENDPOINT_REGISTRY_AUDIT_RETENTION_DAYS", .value(placeholder: "days"), "90",
+            "Audit lines older than this are deleted in the background.") { raw, configuration throws(SettingValueError) in
+            configuration.auditRetentionDays = try integer(raw, in: 1...36_500)
+        },
+        setting("history-limit", "ENDPOINT_REGISTRY_HISTORY_LIMIT", .value(placeholder: "revisions"), "100",
+            "Revisions kept in each service's history; older ones are deleted in the background.") { raw, configuration throws(SettingValueError) in
+            configuration.historyLimit = try integer(raw, in: 1...100_000)
+        },
         setting("threads", "ENDPOINT_REGISTRY_THREADS", .value(placeholder: "count"), "2 x cores, at least 4", "Worker threads answering requests.") { raw, configuration throws(SettingValueError) in
             configuration.http.threads = try integer(raw, in: 1...256)
         },

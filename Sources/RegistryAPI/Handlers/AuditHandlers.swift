@@ -6,6 +6,8 @@ import RegistryStorage
 /// The audit log and per-service history.
 struct AuditHandlers: Sendable {
     let store: ServiceStore
+    /// Flushed before the audit log is read, so that refusals counted so far are visible.
+    let refusals: RefusalAggregator
 
     /// - Remark: HTTP `GET /v1/audit`
     func listAudit(_ context: RequestContext) throws -> HTTPResponse {
@@ -21,17 +23,13 @@ struct AuditHandlers: Sendable {
             }
             query.since = date.formatted(.iso8601)
         }
-        if let text = request.queryValue("limit") {
-            guard let limit = Int(text), (1...1000).contains(limit) else {
-                throw APIError.badRequest("limit must be an integer from 1 to 1000, not \"\(text)\"", field: "limit")
-            }
-            query.limit = limit
-        }
+        query.limit = try Self.pageSize(request, default: Self.defaultPageSize)
         if let token = request.queryValue("continue"), !token.isEmpty {
             guard let after = Int(token), after >= 0 else { throw APIError.badRequest("continue token is not one this server issued", field: "continue") }
             query.afterID = after
         }
         query.limit += 1
+        refusals.flush()
         let scope = context.principal.scope
         var entries = try store.audit(query, allowed: scope.allows, includeUnscoped: scope.isUnrestricted)
         var next: String? = nil
@@ -41,6 +39,20 @@ struct AuditHandlers: Sendable {
         }
         let items = entries.map { JSONWriter.bytes(Self.json($0)) }
         return Responses.json(200, Responses.list(items, continueToken: next))
+    }
+
+    /// Page sizes of the audit log and of a history: 100 unless `limit` says otherwise, at most
+    /// 1000.
+    static let defaultPageSize = 100
+    static let maxPageSize = 1000
+
+    /// The `limit` query parameter, checked against `maxPageSize`.
+    static func pageSize(_ request: HTTPRequest, default value: Int) throws(APIError) -> Int {
+        guard let text = request.queryValue("limit") else { return value }
+        guard let limit = Int(text), (1...maxPageSize).contains(limit) else {
+            throw .badRequest("limit must be an integer from 1 to \(maxPageSize), not \"\(text)\"", field: "limit")
+        }
+        return limit
     }
 
     static func json(_ entry: AuditEntry) -> JSONValue {
@@ -55,22 +67,36 @@ struct AuditHandlers: Sendable {
         object["status"] = .integer(entry.status)
         object["requestId"] = .string(entry.requestID)
         if let detail = entry.detail { object["detail"] = .string(detail) }
+        if entry.count != 1 { object["count"] = .integer(entry.count) }
         return .object(object)
     }
 
     /// - Remark: HTTP `GET /v1/services/{namespace}/{name}/history`
     func getServiceHistory(_ context: RequestContext) throws -> HTTPResponse {
         let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
-        let revisions = try store.revisions(namespace: namespace, name: name)
-        guard !revisions.isEmpty else { throw StoreError.notFound(namespace: namespace, name: name) }
-        var previous: (uid: String, object: JSONObject)? = nil
+        let limit = try Self.pageSize(context.request, default: Self.defaultPageSize)
+        var afterID = 0
+        if let token = context.request.queryValue("continue"), !token.isEmpty {
+            guard let after = Int(token), after > 0 else { throw APIError.badRequest("continue token is not one this server issued", field: "continue") }
+            afterID = after
+        }
+        var (revisions, before) = try store.revisions(namespace: namespace, name: name, afterID: afterID, limit: limit + 1)
+        guard !revisions.isEmpty || afterID > 0 else { throw StoreError.notFound(namespace: namespace, name: name) }
+        var next: String? = nil
+        if revisions.count > limit {
+            revisions.removeLast()
+            next = revisions.last.map { String($0.id) }
+        }
+        // Revisions are documents this server wrote; one that does not parse shows no diff.
+        var previous: (uid: String, object: JSONObject)? = before.flatMap { entry in
+            entry.document.flatMap { try? JSONParser.parse($0) }?.objectValue.map { (entry.uid, $0) }
+        }
         var items: [[UInt8]] = []
         for revision in revisions {
             var item = JSONObject([
                 ("uid", .string(revision.uid)), ("revision", .integer(revision.revision)), ("time", .string(revision.time)),
                 ("actor", .string(revision.actor)), ("action", .string(revision.action)), ("requestId", .string(revision.requestID)),
             ])
-            // Revisions are documents this server wrote; one that does not parse shows no diff.
             let current = revision.document.flatMap { try? JSONParser.parse($0) }?.objectValue
             if current == nil {
                 item["change"] = .string("deleted")
@@ -83,7 +109,7 @@ struct AuditHandlers: Sendable {
             items.append(JSONWriter.bytes(.object(item)))
             previous = current.map { (revision.uid, $0) }
         }
-        return Responses.json(200, Responses.list(items))
+        return Responses.json(200, Responses.list(items, continueToken: next))
     }
 
     /// What changed between two documents of one service: for each changed member its old and

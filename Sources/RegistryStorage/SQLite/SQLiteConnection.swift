@@ -164,19 +164,21 @@ final class SQLiteStatement {
     /// Binds parameters 1…n in order.
     @discardableResult
     func bind(_ values: SQLiteValue...) throws(SQLiteError) -> SQLiteStatement {
-        for (offset, value) in values.enumerated() {
-            let index = Int32(offset + 1)
-            let rc: Int32
-            switch value {
-            case .null: rc = sqlite3_bind_null(handle, index)
-            case .integer(let number): rc = sqlite3_bind_int64(handle, index, Int64(number))
-            case .text(let text): rc = sqlite3_bind_text(handle, index, text, -1, CSQLite_transient())
-            case .blob(let bytes):
-                rc = bytes.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), CSQLite_transient()) }
-            }
-            try connection.check(rc, sql: sql)
-        }
+        for (offset, value) in values.enumerated() { try bind(at: Int32(offset + 1), value) }
         return self
+    }
+
+    /// Binds one parameter (1-based `index`).
+    func bind(at index: Int32, _ value: SQLiteValue) throws(SQLiteError) {
+        let rc: Int32
+        switch value {
+        case .null: rc = sqlite3_bind_null(handle, index)
+        case .integer(let number): rc = sqlite3_bind_int64(handle, index, Int64(number))
+        case .text(let text): rc = sqlite3_bind_text(handle, index, text, -1, CSQLite_transient())
+        case .blob(let bytes):
+            rc = bytes.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), CSQLite_transient()) }
+        }
+        try connection.check(rc, sql: sql)
     }
 
     /// Advances to the next row; false when done.

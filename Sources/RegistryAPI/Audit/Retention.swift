@@ -1,0 +1,97 @@
+import Foundation
+import Logging
+import RegistryStorage
+import Synchronization
+
+/// Keeps the audit log and the service histories within their bounds: audit lines older than
+/// `auditRetentionDays` and history revisions beyond the newest `historyLimit` per service are
+/// deleted in the background, in batches of `batchSize` so that a writer never waits long, and
+/// the refusal aggregator is flushed. Runs on a thread of its own; `stop()` ends it.
+final class Retention: Sendable {
+    struct Policy: Sendable {
+        var auditRetentionDays: Int
+        var historyLimit: Int
+        var batchSize = 500
+        /// Seconds between two passes.
+        var interval: Duration = .seconds(60)
+        /// Seconds between two flushes of the refusal aggregator.
+        var flushInterval: Duration = .seconds(5)
+    }
+
+    private let store: ServiceStore
+    private let policy: Policy
+    private let aggregator: RefusalAggregator
+    private let logger: Logger
+    private enum State { case idle, running, stopped }
+    private let state = Mutex(State.idle)
+    private let finished = DispatchSemaphore(value: 0)
+    private var isStopped: Bool { state.withLock { $0 == .stopped } }
+
+    init(store: ServiceStore, policy: Policy, aggregator: RefusalAggregator, logger: Logger) {
+        self.store = store
+        self.policy = policy
+        self.aggregator = aggregator
+        self.logger = logger
+    }
+
+    func start() {
+        guard state.withLock({ state in
+            defer { if state == .idle { state = .running } }
+            return state == .idle
+        }) else { return }
+        Thread.detachNewThread { [self] in
+            var lastPass = ContinuousClock.now - policy.interval
+            while !isStopped {
+                aggregator.flush()
+                if ContinuousClock.now - lastPass >= policy.interval {
+                    lastPass = ContinuousClock.now
+                    runOnce()
+                }
+                sleep(policy.flushInterval)
+            }
+            aggregator.flush()
+            finished.signal()
+        }
+    }
+
+    /// One full pass: prunes until nothing is left to prune. Returns the lines and revisions deleted.
+    @discardableResult
+    func runOnce(now: Date = Date()) -> (audit: Int, history: Int) {
+        let cutoff = now.addingTimeInterval(-Double(policy.auditRetentionDays) * 86_400).formatted(.iso8601)
+        var deleted = (audit: 0, history: 0)
+        do {
+            while !isStopped {
+                let count = try store.pruneAudit(olderThan: cutoff, batch: policy.batchSize)
+                deleted.audit += count
+                if count < policy.batchSize { break }
+            }
+            while !isStopped {
+                let count = try store.pruneHistory(keep: policy.historyLimit, batch: policy.batchSize)
+                deleted.history += count
+                if count < policy.batchSize { break }
+            }
+        } catch {
+            logger.error("retention pass failed; it is tried again in the next pass", metadata: ["error": "\(error)"])
+        }
+        if deleted.audit > 0 || deleted.history > 0 {
+            logger.info("retention", metadata: ["auditLinesDeleted": "\(deleted.audit)", "revisionsDeleted": "\(deleted.history)"])
+        }
+        return deleted
+    }
+
+    /// Ends the thread after its current step and a last flush of the aggregator.
+    func stop() {
+        let wasRunning = state.withLock { state in
+            defer { state = .stopped }
+            return state == .running
+        }
+        if wasRunning { finished.wait() }
+    }
+
+    private func sleep(_ duration: Duration) {
+        let end = ContinuousClock.now + duration
+        while !isStopped, ContinuousClock.now < end {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import HTTPServer
+import RegistryAPI
+import TestSupport
+import Testing
+
+/// Refused requests cost no durable write each: a flood of them leaves a handful of aggregated
+/// audit lines and a database that does not grow with the flood.
+@Suite(.serialized) struct AuditBoundsTests {
+    @Test func aFloodOfRefusedRequestsLeavesABoundedAuditLog() throws {
+        let tokens = try writeTokensFile([("root", "admin", #"["*"]"#, "admin-token-01234567890")])
+        let server = try TestServer { $0.tokensFile = tokens }
+        let admin = ["Authorization": "Bearer admin-token-01234567890"]
+        let client = try server.client()
+        let sizeBefore = try databaseBytes(server.databasePath)
+        let flood = 10_000
+        var refused = 0
+        for index in 0..<flood {
+            let response = try client.request(
+                "POST", "/v1/services", headers: index % 2 == 0 ? [:] : ["Authorization": "Bearer wrong-token-0123456789"],
+                json: #"{"name":"x","ports":[{"port":80}]}"#)
+            if response.status == 401 { refused += 1 }
+        }
+        #expect(refused == flood)
+        let log = try client.request("GET", "/v1/audit?limit=1000", headers: admin)
+        #expect(log.status == 200)
+        let items = try #require(log.json?["items"] as? [[String: Any]])
+        let denied = items.filter { ($0["outcome"] as? String) == "denied" }
+        // One line per actor, action, status and minute: the flood may straddle a minute.
+        #expect((1...4).contains(denied.count), "\(denied.count) lines")
+        #expect(denied.reduce(0) { $0 + (($1["count"] as? Int) ?? 1) } == flood)
+        let growth = try databaseBytes(server.databasePath) - sizeBefore
+        #expect(growth < 256 * 1024, "the database grew by \(growth) bytes for \(flood) refused requests")
+    }
+
+    @Test func historyIsPaged() throws {
+        let server = try TestServer()
+        let client = try server.client()
+        #expect(try client.request("POST", "/v1/services", json: #"{"name":"h","ports":[{"port":80}]}"#).status == 201)
+        for index in 0..<4 {
+            let patch = try client.request(
+                "PATCH", "/v1/services/default/h", headers: ["Content-Type": "application/merge-patch+json"], body: Array(#"{"description":"d\#(index)"}"#.utf8),
+                contentType: nil)
+            #expect(patch.status == 200)
+        }
+        var revisions: [Int] = []
+        var target = "/v1/services/default/h/history?limit=2"
+        var pages = 0
+        while pages < 10 {
+            pages += 1
+            let page = try client.request("GET", target)
+            #expect(page.status == 200)
+            let items = try #require(page.json?["items"] as? [[String: Any]])
+            revisions += items.compactMap { $0["revision"] as? Int }
+            #expect(items.dropFirst(pages == 1 ? 1 : 0).allSatisfy { ($0["change"] as? String) == "updated" })
+            guard let next = page.json?["continue"] as? String else { break }
+            target = "/v1/services/default/h/history?limit=2&continue=\(next)"
+        }
+        #expect(revisions == [1, 2, 3, 4, 5])
+        #expect(pages == 3)
+        #expect(try client.request("GET", "/v1/services/default/h/history?limit=5000").status == 400)
+    }
+
+    @Test func retentionRunsInTheBackgroundFromStartUp() throws {
+        let database: String
+        do {
+            let server = try TestServer()
+            database = server.databasePath
+            let client = try server.client()
+            #expect(try client.request("POST", "/v1/services", json: #"{"name":"r","ports":[{"port":80}]}"#).status == 201)
+            for index in 0..<5 {
+                let body = Array(#"{"description":"d\#(index)"}"#.utf8)
+                #expect(
+                    try client.request("PATCH", "/v1/services/default/r", headers: ["Content-Type": "application/merge-patch+json"], body: body, contentType: nil)
+                        .status == 200)
+            }
+        }
+        let server = try TestServer {
+            $0.databasePath = database
+            $0.historyLimit = 2
+        }
+        let client = try server.client()
+        var revisions: [Int] = []
+        let deadline = Date().addingTimeInterval(10)
+        repeat {
+            let items = (try client.request("GET", "/v1/services/default/r/history").json?["items"] as? [[String: Any]]) ?? []
+            revisions = items.compactMap { $0["revision"] as? Int }
+            if revisions.count == 2 { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        } while Date() < deadline
+        #expect(revisions == [5, 6])
+    }
+
+    private func databaseBytes(_ path: String) throws -> Int {
+        var total = 0
+        for suffix in ["", "-wal"] {
+            if let attributes = try? FileManager.default.attributesOfItem(atPath: path + suffix), let size = attributes[.size] as? NSNumber {
+                total += size.intValue
+            }
+        }
+        return total
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import RegistryCore
+import Testing
+
+@testable import RegistryStorage
+
+/// The audit log and histories stay within their bounds; history pages through `afterID`.
+@Suite struct StoreRetentionTests {
+    private func store(now: @escaping @Sendable () -> Date = { Date() }) throws -> ServiceStore {
+        try ServiceStore(path: try temporaryDatabase(), migrations: try projectMigrations(), now: now)
+    }
+
+    private func refused(_ time: String, count: Int = 1) -> AuditEntry {
+        AuditEntry(
+            time: time, actor: "anonymous", action: "createService", namespace: nil, name: nil, revisionBefore: nil, revisionAfter: nil,
+            outcome: .denied, status: 401, requestID: "r", detail: nil, count: count)
+    }
+
+    @Test func auditLinesOlderThanTheCutoffAreDeletedInBatches() throws {
+        let store = try store()
+        try store.appendAudit((0..<25).map { refused("2020-01-01T00:00:\(String(format: "%02d", $0))Z") } + [refused("2030-01-01T00:00:00Z", count: 7)])
+        #expect(try store.pruneAudit(olderThan: "2025-01-01T00:00:00Z", batch: 10) == 10)
+        #expect(try store.pruneAudit(olderThan: "2025-01-01T00:00:00Z", batch: 10) == 10)
+        #expect(try store.pruneAudit(olderThan: "2025-01-01T00:00:00Z", batch: 10) == 5)
+        #expect(try store.pruneAudit(olderThan: "2025-01-01T00:00:00Z", batch: 10) == 0)
+        let left = try store.audit(AuditQuery(limit: 100))
+        #expect(left.map(\.time) == ["2030-01-01T00:00:00Z"])
+        #expect(left.first?.count == 7)
+    }
+
+    @Test func historyKeepsTheNewestRevisionsOfEachService() throws {
+        let store = try store()
+        for name in ["a", "b"] {
+            _ = try store.create(sample(name))
+            for index in 0..<9 {
+                _ = try store.update(namespace: "default", name: name) { current in
+                    var service = try #require(current).service
+                    service.description = "revision \(index + 2)"
+                    return service
+                }
+            }
+        }
+        #expect(try store.revisions(namespace: "default", name: "a").entries.count == 10)
+        var deleted = 0
+        while case let count = try store.pruneHistory(keep: 3, batch: 4), count > 0 { deleted += count }
+        #expect(deleted == 14)
+        for name in ["a", "b"] {
+            #expect(try store.revisions(namespace: "default", name: name).entries.map(\.revision) == [8, 9, 10])
+        }
+        #expect(try store.pruneHistory(keep: 3, batch: 4) == 0)
+    }
+
+    @Test func historyPagesCarryTheRevisionBeforeThem() throws {
+        let store = try store()
+        _ = try store.create(sample("a"))
+        for index in 0..<4 {
+            _ = try store.update(namespace: "default", name: "a") { current in
+                var service = try #require(current).service
+                service.description = "d\(index)"
+                return service
+            }
+        }
+        let first = try store.revisions(namespace: "default", name: "a", limit: 2)
+        #expect(first.entries.map(\.revision) == [1, 2])
+        #expect(first.previous == nil)
+        let second = try store.revisions(namespace: "default", name: "a", afterID: try #require(first.entries.last).id, limit: 2)
+        #expect(second.entries.map(\.revision) == [3, 4])
+        #expect(second.previous?.revision == 2)
+        let last = try store.revisions(namespace: "default", name: "a", afterID: try #require(second.entries.last).id, limit: 2)
+        #expect(last.entries.map(\.revision) == [5])
+    }
+}
