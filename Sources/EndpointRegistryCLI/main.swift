@@ -47,6 +47,22 @@ struct Serve: ParsableCommand {
         help: "Bytes of memory per connection for the request line, headers and buffers; larger headers get 431 (default 32768). [ENDPOINT_REGISTRY_CONNECTION_MEMORY]"
     )
     var connectionMemory: Int?
+    @Option(
+        help: "Connections one client address may have open; more get 503 and are closed. 0: no limit (default 100). [ENDPOINT_REGISTRY_CONNECTION_LIMIT_PER_CLIENT]"
+    )
+    var connectionLimitPerClient: Int?
+    @Option(
+        help: "Seconds to receive a request line and headers, from the accept or the previous response; trickling bytes do not extend it (default 10). [ENDPOINT_REGISTRY_HEADER_TIMEOUT]"
+    )
+    var headerTimeout: Int?
+    @Option(help: "Seconds to receive a whole request body, from the end of its headers (default 60). [ENDPOINT_REGISTRY_BODY_TIMEOUT]")
+    var bodyTimeout: Int?
+    @Option(help: "Seconds to send a whole response; slower readers are disconnected (default 60). [ENDPOINT_REGISTRY_WRITE_TIMEOUT]")
+    var writeTimeout: Int?
+    @Option(
+        help: "Request-body bytes buffered across all connections at once; beyond it 503 with Retry-After (default 67108864, at least --max-body-bytes). [ENDPOINT_REGISTRY_REQUEST_BODY_BUDGET_BYTES]"
+    )
+    var requestBodyBudgetBytes: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical (default info). [ENDPOINT_REGISTRY_LOG_LEVEL]")
     var logLevel: String?
     @Option(help: "text or json (default text). Logs go to stderr, one line per request. [ENDPOINT_REGISTRY_LOG_FORMAT]")
@@ -81,6 +97,11 @@ struct Serve: ParsableCommand {
         flags.connectionLimit = connectionLimit
         flags.connectionTimeout = connectionTimeout
         flags.connectionMemory = connectionMemory
+        flags.connectionLimitPerClient = connectionLimitPerClient
+        flags.headerTimeout = headerTimeout
+        flags.bodyTimeout = bodyTimeout
+        flags.writeTimeout = writeTimeout
+        flags.requestBodyBudgetBytes = requestBodyBudgetBytes
         flags.logLevel = logLevel
         flags.logFormat = logFormat
         flags.tlsCert = tlsCert

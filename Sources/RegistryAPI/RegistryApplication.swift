@@ -115,15 +115,17 @@ public final class RegistryApplication: HTTPHandler {
                 throw APIError.routeNotFound(path: request.path)
             }
         } catch {
-            response = problemResponse(ErrorMapping.problem(for: error, logger: logger), request: request, requestID: requestID)
-            if case APIError.methodNotAllowed(_, let allowed) = error {
-                response.headers.add("Allow", allowed.joined(separator: ", "))
-            }
-            if case APIError.unauthorized(_, let invalidToken) = error {
-                response.headers.add(
-                    "WWW-Authenticate", invalidToken ? #"Bearer realm="endpoint-registry", error="invalid_token""# : #"Bearer realm="endpoint-registry""#)
-            }
+            response = errorResponse(error, request: request, requestID: requestID)
         }
+        return finish(response, request: request, requestID: requestID, matched: matched, caller: caller, operation: operation, started: started)
+    }
+
+    /// Stamps the request id, audits refusals and failed writes, counts and logs the request.
+    private func finish(
+        _ response: HTTPResponse, request: HTTPRequest, requestID: String, matched: (route: Route, parameters: [String: String])?,
+        caller: Principal?, operation: String, started: ContinuousClock.Instant
+    ) -> HTTPResponse {
+        var response = response
         response.headers.add("X-Request-Id", requestID)
         auditFailure(request, response: response, matched: matched, actor: caller?.name ?? "anonymous", requestID: requestID)
         let elapsed = ContinuousClock.now - started
@@ -132,6 +134,52 @@ public final class RegistryApplication: HTTPHandler {
             duration: elapsed)
         log(request, response: response, operation: operation, requestID: requestID, elapsed: elapsed)
         return response
+    }
+
+    /// The problem+json answer for an error, with the headers its status calls for.
+    private func errorResponse(_ error: any Error, request: HTTPRequest, requestID: String) -> HTTPResponse {
+        var response = problemResponse(ErrorMapping.problem(for: error, logger: logger), request: request, requestID: requestID)
+        if case APIError.methodNotAllowed(_, let allowed) = error {
+            response.headers.add("Allow", allowed.joined(separator: ", "))
+        }
+        if case APIError.unauthorized(_, let invalidToken) = error {
+            response.headers.add(
+                "WWW-Authenticate", invalidToken ? #"Bearer realm="endpoint-registry", error="invalid_token""# : #"Bearer realm="endpoint-registry""#)
+        }
+        if let rejection = error as? HTTPRejection, let seconds = rejection.retryAfterSeconds {
+            response.headers.add("Retry-After", String(seconds))
+        }
+        return response
+    }
+
+    /// Before a body is read: refuses a request to a protected route without a valid token
+    /// (401), or whose token may not use the route or the namespace in its path (403), so that
+    /// no unauthenticated body is ever buffered. Other problems wait for the whole request.
+    public func admit(_ request: HTTPRequest) -> HTTPResponse? {
+        guard case .found(let route, let parameters) = router.match(method: request.method, path: request.path), route.permission != nil else {
+            return nil
+        }
+        let started = ContinuousClock.now
+        var caller: Principal? = nil
+        do {
+            let principal = try authenticate(request, route: route)
+            caller = principal
+            try authorize(principal, route: route, parameters: parameters)
+            return nil
+        } catch {
+            let requestID = RegistryApplication.requestID(from: request)
+            return finish(
+                errorResponse(error, request: request, requestID: requestID), request: request, requestID: requestID,
+                matched: (route, parameters), caller: caller, operation: route.operationID, started: started)
+        }
+    }
+
+    /// Renders a request the transport refused (malformed framing, limits) as problem+json.
+    public func reject(_ request: HTTPRequest, reason: HTTPRejection) -> HTTPResponse {
+        let requestID = RegistryApplication.requestID(from: request)
+        return finish(
+            errorResponse(reason, request: request, requestID: requestID), request: request, requestID: requestID, matched: nil, caller: nil,
+            operation: "-", started: .now)
     }
 
     /// Records refused requests, and failed writes, in the audit log. Successful writes are

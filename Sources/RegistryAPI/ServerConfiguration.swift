@@ -51,6 +51,11 @@ public struct ServerConfiguration: Sendable {
         public var connectionLimit: Int?
         public var connectionTimeout: Int?
         public var connectionMemory: Int?
+        public var connectionLimitPerClient: Int?
+        public var headerTimeout: Int?
+        public var bodyTimeout: Int?
+        public var writeTimeout: Int?
+        public var requestBodyBudgetBytes: Int?
         public var logLevel: String?
         public var logFormat: String?
         public var tlsCert: String?
@@ -74,6 +79,9 @@ public struct ServerConfiguration: Sendable {
         "tokens-file": "ENDPOINT_REGISTRY_TOKENS_FILE", "insecure-allow-anonymous": "ENDPOINT_REGISTRY_INSECURE_ALLOW_ANONYMOUS",
         "public-metrics": "ENDPOINT_REGISTRY_PUBLIC_METRICS", "public-openapi": "ENDPOINT_REGISTRY_PUBLIC_OPENAPI",
         "kubeconfig": "KUBECONFIG",
+        "connection-limit-per-client": "ENDPOINT_REGISTRY_CONNECTION_LIMIT_PER_CLIENT", "header-timeout": "ENDPOINT_REGISTRY_HEADER_TIMEOUT",
+        "body-timeout": "ENDPOINT_REGISTRY_BODY_TIMEOUT", "write-timeout": "ENDPOINT_REGISTRY_WRITE_TIMEOUT",
+        "request-body-budget-bytes": "ENDPOINT_REGISTRY_REQUEST_BODY_BUDGET_BYTES",
     ]
 
     public static func resolve(flags: Flags, environment: [String: String]) throws(Invalid) -> ServerConfiguration {
@@ -139,6 +147,20 @@ public struct ServerConfiguration: Sendable {
         }
         if let memory = try integer("connection-memory", flags.connectionMemory, in: 8192...(16 << 20)) {
             configuration.http.connectionMemoryLimit = memory
+        }
+        if let limit = try integer("connection-limit-per-client", flags.connectionLimitPerClient, in: 0...100_000) {
+            configuration.http.connectionLimitPerClient = limit
+        }
+        if let timeout = try integer("header-timeout", flags.headerTimeout, in: 1...3600) { configuration.http.headerTimeoutSeconds = timeout }
+        if let timeout = try integer("body-timeout", flags.bodyTimeout, in: 1...3600) { configuration.http.bodyTimeoutSeconds = timeout }
+        if let timeout = try integer("write-timeout", flags.writeTimeout, in: 1...3600) { configuration.http.writeTimeoutSeconds = timeout }
+        if let budget = try integer("request-body-budget-bytes", flags.requestBodyBudgetBytes, in: 1024...(1 << 40)) {
+            configuration.http.requestBodyBudgetBytes = budget
+        }
+        if configuration.http.requestBodyBudgetBytes < configuration.http.maxBodyBytes {
+            throw Invalid(
+                setting: "--request-body-budget-bytes / \(environmentNames["request-body-budget-bytes"]!)",
+                message: "\(configuration.http.requestBodyBudgetBytes) is smaller than --max-body-bytes (\(configuration.http.maxBodyBytes))")
         }
         if let level = try choice("log-level", flags.logLevel, Logger.Level.self) { configuration.logLevel = level }
         if let format = try choice("log-format", flags.logFormat, LogFormat.self) { configuration.logFormat = format }

@@ -23,6 +23,8 @@ enum ErrorMapping {
                 detail: "\(count) field\(count == 1 ? " is" : "s are") invalid: "
                     + failure.violations.prefix(3).map(\.description).joined(separator: "; ") + (count > 3 ? "; …" : ""),
                 violations: failure.violations)
+        case let rejection as HTTPRejection:
+            return problem(for: rejection)
         case let error as JSONSyntaxError:
             return ProblemDetails(slug: "malformed-json", title: "Malformed JSON", status: 400, detail: "the body is not valid JSON: \(error)")
         case let error as LabelSelector.ParseError:
@@ -54,6 +56,23 @@ enum ErrorMapping {
         default:
             logger.error("unexpected error", metadata: ["error": "\(String(reflecting: error))"])
             return internalError
+        }
+    }
+
+    /// Requests the transport refused before routing (RFC 9112 framing, connection limits).
+    static func problem(for rejection: HTTPRejection) -> ProblemDetails {
+        switch rejection {
+        case .malformed:
+            return ProblemDetails(slug: "malformed-request", title: "Malformed request", status: 400, detail: rejection.detail)
+        case .unsupportedTransferCoding:
+            return ProblemDetails(slug: "unsupported-transfer-coding", title: "Not implemented", status: 501, detail: rejection.detail)
+        case .headerSectionTooLarge(let limit):
+            var problem = ProblemDetails(
+                slug: "headers-too-large", title: "Request header fields too large", status: 431, detail: rejection.detail)
+            problem.extensions = [("limit", .integer(limit))]
+            return problem
+        case .serverFull, .clientConnectionLimit, .bodyBudgetExhausted:
+            return ProblemDetails(slug: "unavailable", title: "Service unavailable", status: 503, detail: rejection.detail)
         }
     }
 
