@@ -351,12 +351,14 @@ private func intake(
     case .none:
         tracked?.enter(.handling)
         return .YES
-    case .length(let length) where length > context.maxBodyBytes:
-        state.oversized = true
-        return queue(context.handler.bodyTooLarge(request, limit: context.maxBodyBytes), on: connection, tracked: tracked)
     case .length, .chunked:
+        // Who may send comes first (a stranger learns nothing of the limits), then the limits.
         if let early = tracked.map({ $0.worker.busy { context.handler.admit(request) } }) ?? context.handler.admit(request) {
             return queue(closing(early), on: connection, tracked: tracked)
+        }
+        if case .length(let length) = body, length > context.maxBodyBytes {
+            state.oversized = true
+            return queue(context.handler.bodyTooLarge(request, limit: context.maxBodyBytes), on: connection, tracked: tracked)
         }
         if case .length(let length) = body {
             guard context.budget.reserve(length) else { return refuse(.bodyBudgetExhausted(budget: context.budget.limit)) }

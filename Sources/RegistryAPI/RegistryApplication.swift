@@ -32,6 +32,7 @@ public final class RegistryApplication: HTTPHandler {
         self.authenticator = authenticator
         let metrics = RegistryMetrics()
         self.metrics = metrics
+        if authenticator != nil { metrics.recordTokensReload(success: true) }
         let push = PushHandlers(engine: PushEngine(clusters: clusters, store: store), store: store, metrics: metrics)
         self.router = Router(
             routes: RegistryApplication.routes(
@@ -206,6 +207,9 @@ public final class RegistryApplication: HTTPHandler {
         }
     }
 
+    /// Records the outcome of a tokens-file reload in the metrics.
+    public func recordTokensReload(success: Bool) { metrics.recordTokensReload(success: success) }
+
     /// Who is asking: `anonymous` on open routes or without a tokens file, else the token's
     /// principal (401 without a known bearer token).
     private func authenticate(_ request: HTTPRequest, route: Route) throws(APIError) -> Principal {
@@ -213,13 +217,25 @@ public final class RegistryApplication: HTTPHandler {
         guard let header = request.headers["Authorization"] else {
             throw .unauthorized("this route needs a bearer token (Authorization: Bearer …)", invalidToken: false)
         }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer",
-            let principal = authenticator.principal(forToken: parts[1].trimmingCharacters(in: .whitespaces))
-        else {
+        guard let token = RegistryApplication.bearerToken(header), let principal = authenticator.principal(forToken: token) else {
             throw .unauthorized("the bearer token is not valid", invalidToken: true)
         }
         return principal
+    }
+
+    /// The token of an `Authorization: Bearer <token>` value (RFC 6750 §2.1: the scheme, one or
+    /// more spaces, the token), or nil when the scheme is another one or the token is empty or
+    /// holds anything but visible ASCII (so that `Bearer` followed by spaces, a tab or a
+    /// non-breaking space never yields a token at all).
+    static func bearerToken(_ header: String) -> String? {
+        let bytes = Array(header.utf8)
+        let scheme = Array("bearer".utf8)
+        guard bytes.count > scheme.count, bytes.prefix(scheme.count).map({ $0 | 0x20 }) == scheme, bytes[scheme.count] == 0x20 else {
+            return nil
+        }
+        let token = bytes.dropFirst(scheme.count).drop { $0 == 0x20 }
+        guard !token.isEmpty, token.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
+        return String(decoding: token, as: UTF8.self)
     }
 
     /// Whether the caller may: 403 when the role lacks the route's permission or the token's
@@ -269,7 +285,7 @@ public final class RegistryApplication: HTTPHandler {
         guard logger.logLevel <= .info else { return }
         let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         logger.info(
-            "\(request.method) \(request.path) \(response.status)",
+            "\(LogEscaping.path(request.method)) \(LogEscaping.path(request.path)) \(response.status)",
             metadata: [
                 "durationMs": "\((milliseconds * 1000).rounded() / 1000)", "operation": "\(operation)", "requestId": "\(requestID)",
             ])
