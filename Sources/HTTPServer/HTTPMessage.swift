@@ -67,13 +67,30 @@ public struct HTTPRequest: Sendable {
 public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: HTTPHeaders
-    public var body: [UInt8]
+    /// The body as consecutive parts. A large body made of buffers kept elsewhere (a cache) is
+    /// sent from those buffers, not copied per response or per connection.
+    public var segments: [[UInt8]]
 
     public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
         self.status = status
         self.headers = headers
-        self.body = body
+        self.segments = [body]
     }
+
+    public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), segments: [[UInt8]]) {
+        self.status = status
+        self.headers = headers
+        self.segments = segments
+    }
+
+    /// The whole body (joined when it has several segments).
+    public var body: [UInt8] {
+        get { segments.count == 1 ? segments[0] : Array(segments.joined()) }
+        set { segments = [newValue] }
+    }
+
+    /// Length of the body in bytes.
+    public var bodyCount: Int { segments.reduce(0) { $0 + $1.count } }
 }
 
 /// Why the transport refused a request without handing it to `HTTPHandler.handle`. The handler

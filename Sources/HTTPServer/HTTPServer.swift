@@ -393,9 +393,10 @@ private let streamingThreshold = 16 << 10
 
 private func queue(_ response: HTTPResponse, on connection: OpaquePointer, tracked: TrackedConnection?) -> MHD_Result {
     let created: OpaquePointer?
-    if response.body.count > streamingThreshold {
-        let box = Unmanaged.passRetained(ResponseBody(response.body)).toOpaque()
-        created = MHD_create_response_from_callback(UInt64(response.body.count), 32 << 10, readResponseBody, box, releaseResponseBody)
+    let size = response.bodyCount
+    if size > streamingThreshold || response.segments.count > 1 {
+        let box = Unmanaged.passRetained(ResponseBody(response.segments)).toOpaque()
+        created = MHD_create_response_from_callback(UInt64(size), 32 << 10, readResponseBody, box, releaseResponseBody)
         if created == nil { Unmanaged<ResponseBody>.fromOpaque(box).release() }
     } else {
         created = response.body.withUnsafeBytes { bytes in
@@ -412,10 +413,22 @@ private func queue(_ response: HTTPResponse, on connection: OpaquePointer, track
     return result
 }
 
-/// A response body shared by reference with the handler's result (no copy per connection).
+/// A response body shared by reference with the handler's result (no copy per connection),
+/// read by libmicrohttpd in order; `start` is where each segment begins in the body.
 private final class ResponseBody {
-    let bytes: [UInt8]
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    let segments: [[UInt8]]
+    let starts: [Int]
+    /// The segment holding the last position read (reads are sequential).
+    var current = 0
+
+    init(_ segments: [[UInt8]]) {
+        self.segments = segments
+        var offset = 0
+        starts = segments.map { segment in
+            defer { offset += segment.count }
+            return offset
+        }
+    }
 }
 
 @available(*, unavailable)
@@ -425,10 +438,16 @@ private let readResponseBody: MHD_ContentReaderCallback = { cls, position, buffe
     guard let cls, let buffer else { return -2 }
     let body = Unmanaged<ResponseBody>.fromOpaque(cls).takeUnretainedValue()
     let offset = Int(position)
-    guard offset < body.bytes.count else { return -1 }
-    let count = min(max, body.bytes.count - offset)
-    body.bytes.withUnsafeBytes { bytes in
-        UnsafeMutableRawPointer(buffer).copyMemory(from: bytes.baseAddress! + offset, byteCount: count)
+    if body.current >= body.segments.count || offset < body.starts[body.current] { body.current = 0 }
+    while body.current < body.segments.count && offset >= body.starts[body.current] + body.segments[body.current].count {
+        body.current += 1
+    }
+    guard body.current < body.segments.count else { return -1 }
+    let segment = body.segments[body.current]
+    let inSegment = offset - body.starts[body.current]
+    let count = min(max, segment.count - inSegment)
+    segment.withUnsafeBytes { bytes in
+        UnsafeMutableRawPointer(buffer).copyMemory(from: bytes.baseAddress! + inSegment, byteCount: count)
     }
     return count
 }

@@ -213,6 +213,34 @@ private func send(_ port: UInt16, _ raw: String) throws -> (response: ClientResp
         #expect(resident > 0 && resident < ceiling, "resident \(resident) bytes")
     }
 
+    /// 60 clients ask for the same 9 MB of manifests and never read them: the process holds the
+    /// rendering once (streamed to each through its bounded buffer), not once per client, and
+    /// disconnects them at the write deadline.
+    @Test(.timeLimit(.minutes(2)))
+    func clientsThatNeverReadShareOneCopy() throws {
+        let server = try ServerProcess(["--durability", "normal", "--write-timeout", "3", "--connection-limit-per-client", "0"])
+        let addresses = (0..<4000).map { #"{"ip":"10.\#($0 / 250).\#($0 % 250).1","ports":{"p":\#(1000 + $0 % 50)}}"# }
+        for index in 0..<24 {
+            let body = #"{"name":"big-\#(index)","ports":[{"name":"p","port":80}],"endpointsMode":"both","addresses":[\#(addresses.joined(separator: ","))]}"#
+            let created = try RawHTTPClient(port: server.port).request("POST", "/v1/services", json: body)
+            try #require(created.status == 201, "\(created.text.prefix(300))")
+        }
+        let manifests = try RawHTTPClient(port: server.port).request("GET", "/v1/manifests")
+        #expect(manifests.status == 200)
+        let size = manifests.body.count
+        #expect(size > 8 << 20)
+        let before = residentBytes(server.process.processIdentifier)
+        let readers = try (0..<60).map { _ in try RawHTTPClient(port: server.port, timeoutSeconds: 10, receiveBufferBytes: 4096) }
+        for reader in readers { try reader.send(Array("GET /v1/manifests HTTP/1.1\r\nHost: x\r\n\r\n".utf8)) }
+        Thread.sleep(forTimeInterval: 1.5)
+        let during = residentBytes(server.process.processIdentifier)
+        #expect(during - before < size + (16 << 20), "manifests of \(size) bytes; resident \(before) -> \(during)")
+        #expect(try RawHTTPClient(port: server.port, source: "127.0.0.2").request("GET", "/healthz").status == 200)
+        // Past the write deadline the non-readers are gone (reading ends before the whole body).
+        Thread.sleep(forTimeInterval: 3)
+        #expect(readers.prefix(5).allSatisfy { $0.readToEnd().count < size }, "\(size)")
+    }
+
     @Test func logsEscapeWhatClientsSend() throws {
         let server = try ServerProcess(["--durability", "normal"])
         let client = try RawHTTPClient(port: server.port)
