@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <sys/ioctl.h>
 #include <microhttpd.h>
 
 /// Transport settings passed to `CMicroHTTPD_start` (one struct instead of a long argument list).
@@ -115,6 +116,22 @@ static inline size_t CMicroHTTPD_headerSize(struct MHD_Connection *connection)
 {
     const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
     return info == NULL ? 0 : info->header_size;
+}
+
+/// Why this exists: `ioctl` is variadic. Bytes received on `socket` that the server has not read
+/// yet, or -1 when unknown.
+static inline int CMicroHTTPD_unreadBytes(int socket)
+{
+    int count = 0;
+    return ioctl(socket, FIONREAD, &count) == 0 ? count : -1;
+}
+
+/// Bytes written to `socket` that the peer has not acknowledged yet (still in the kernel's send
+/// queue), or -1 when unknown.
+static inline int CMicroHTTPD_unsentBytes(int socket)
+{
+    int count = 0;
+    return ioctl(socket, TIOCOUTQ, &count) == 0 ? count : -1;
 }
 
 /// The client's address as text (numeric IPv4 or IPv6) into `buffer`; empty when unknown.

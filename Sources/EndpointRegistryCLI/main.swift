@@ -52,7 +52,7 @@ struct Serve: ParsableCommand {
     )
     var connectionLimitPerClient: Int?
     @Option(
-        help: "Seconds to receive a request line and headers, from the accept or the previous response; trickling bytes do not extend it (default 10). [ENDPOINT_REGISTRY_HEADER_TIMEOUT]"
+        help: "Seconds to receive a request line and headers, from the accept (or, kept alive, the request line); trickling bytes do not extend it (default 10). [ENDPOINT_REGISTRY_HEADER_TIMEOUT]"
     )
     var headerTimeout: Int?
     @Option(help: "Seconds to receive a whole request body, from the end of its headers (default 60). [ENDPOINT_REGISTRY_BODY_TIMEOUT]")

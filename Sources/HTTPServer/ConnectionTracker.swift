@@ -1,3 +1,4 @@
+internal import CMicroHTTPD
 import Foundation
 import Synchronization
 
@@ -7,9 +8,10 @@ import Synchronization
 /// trickling bytes do not extend (libmicrohttpd's own timeout restarts on every byte).
 ///
 /// A deadline measures the client, not the server: each worker thread serves its connections
-/// one event at a time, so while it runs a handler, its other connections wait through no fault
-/// of their own. A connection's phase therefore counts from the later of its start and the end
-/// of its worker's last handler call, and not at all while that worker is in a handler.
+/// one event at a time, so while it runs a handler (or is not scheduled), its other connections
+/// wait through no fault of their own. A connection is therefore not ended while the kernel holds
+/// bytes it sent that the server has not read yet (receiving phases), or while the server has
+/// nothing waiting in the kernel for it to read (sending phase).
 ///
 /// A watchdog thread checks the deadlines a few times a second and ends an overdue connection
 /// with `shutdown(2)`; libmicrohttpd then sees the socket closed and frees the connection. The
@@ -19,6 +21,8 @@ final class ConnectionTracker: Sendable {
     struct Limits: Sendable {
         var connections: Int
         var perClient: Int
+        /// Between requests on a kept-alive connection, until the next request line.
+        var idleTimeout: Duration
         var headerTimeout: Duration
         var bodyTimeout: Duration
         var writeTimeout: Duration
@@ -31,7 +35,6 @@ final class ConnectionTracker: Sendable {
     private struct Registry {
         var connections: [ObjectIdentifier: TrackedConnection] = [:]
         var perAddress: [String: Int] = [:]
-        var workers: [UInt: WorkerClock] = [:]
     }
 
     init(limits: Limits) {
@@ -50,12 +53,8 @@ final class ConnectionTracker: Sendable {
     func stop() { stopped.store(true, ordering: .relaxed) }
 
     /// Records a new connection and decides whether it is admitted.
-    /// Called on the worker thread that accepted the connection (and serves it from then on).
     func opened(socket: Int32, address: String) -> TrackedConnection {
-        let thread = UInt(pthread_self())
-        return state.withLock { registry in
-            let worker = registry.workers[thread] ?? WorkerClock()
-            registry.workers[thread] = worker
+        state.withLock { registry in
             let total = registry.connections.count + 1
             let fromAddress = registry.perAddress[address, default: 0] + 1
             let admission: TrackedConnection.Admission =
@@ -63,7 +62,7 @@ final class ConnectionTracker: Sendable {
                 ? .refused(.serverFull(limit: limits.connections))
                 : (limits.perClient > 0 && fromAddress > limits.perClient)
                     ? .refused(.clientConnectionLimit(limit: limits.perClient)) : .admitted
-            let connection = TrackedConnection(socket: socket, address: address, admission: admission, worker: worker)
+            let connection = TrackedConnection(socket: socket, address: address, admission: admission)
             registry.connections[ObjectIdentifier(connection)] = connection
             registry.perAddress[address] = fromAddress
             return connection
@@ -85,18 +84,26 @@ final class ConnectionTracker: Sendable {
     private func enforceDeadlines(now: ContinuousClock.Instant) {
         state.withLock { registry in
             for connection in registry.connections.values {
-                let (phase, phaseStart) = connection.phase.withLock { $0 }
-                let (busy, lastBusyEnd) = connection.worker.state.withLock { $0 }
-                if busy { continue }
-                let since = max(phaseStart, lastBusyEnd)
+                let (phase, since) = connection.phase.withLock { $0 }
                 let limit: Duration? =
                     switch phase {
+                    case .idle: limits.idleTimeout
                     case .awaitingHeaders: limits.headerTimeout
                     case .receivingBody: limits.bodyTimeout
                     case .sending: limits.writeTimeout
                     case .handling, .ending: nil
                     }
                 guard let limit, now - since > limit else { continue }
+                switch phase {
+                case .idle, .awaitingHeaders, .receivingBody:
+                    // The client has sent what the server has not read: the server is behind.
+                    if CMicroHTTPD_unreadBytes(connection.socket) > 0 { continue }
+                case .sending:
+                    // Nothing waits for the client to read: the server is behind.
+                    if CMicroHTTPD_unsentBytes(connection.socket) == 0 { continue }
+                case .handling, .ending:
+                    continue
+                }
                 connection.phase.withLock { $0 = (.ending, now) }
                 _ = shutdown(connection.socket, Int32(SHUT_RDWR))
             }
@@ -113,7 +120,9 @@ final class TrackedConnection: Sendable {
     }
 
     enum Phase: Sendable {
-        /// From the accept, or the end of the previous response, until the header section is in.
+        /// After a response on a kept-alive connection, until the next request line.
+        case idle
+        /// From the accept, or the next request line, until the header section is in.
         case awaitingHeaders
         case receivingBody
         /// The handler is working; no deadline (it holds a worker thread, not a slot of the client's).
@@ -126,14 +135,12 @@ final class TrackedConnection: Sendable {
     let socket: Int32
     let address: String
     let admission: Admission
-    let worker: WorkerClock
     let phase: Mutex<(Phase, ContinuousClock.Instant)>
 
-    init(socket: Int32, address: String, admission: Admission, worker: WorkerClock) {
+    init(socket: Int32, address: String, admission: Admission) {
         self.socket = socket
         self.address = address
         self.admission = admission
-        self.worker = worker
         phase = Mutex((.awaitingHeaders, .now))
     }
 
@@ -143,17 +150,12 @@ final class TrackedConnection: Sendable {
             current = (next, .now)
         }
     }
-}
 
-/// Whether a worker thread is in a handler, and when it last left one.
-final class WorkerClock: Sendable {
-    let state = Mutex<(busy: Bool, lastBusyEnd: ContinuousClock.Instant)>((false, .now))
-
-    /// Runs `body` (a handler call) marked as busy.
-    func busy<T>(_ body: () -> T) -> T {
-        state.withLock { $0.busy = true }
-        defer { state.withLock { $0 = (false, .now) } }
-        return body()
+    /// A request line arrived: a kept-alive connection starts its header deadline now.
+    func requestLineReceived() {
+        phase.withLock { current in
+            if case .idle = current.0 { current = (.awaitingHeaders, .now) }
+        }
     }
 }
 

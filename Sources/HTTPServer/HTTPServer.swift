@@ -17,10 +17,11 @@ public struct HTTPServerConfiguration: Sendable {
     public var connectionLimit: Int = 1000
     /// Connections one client address may have open; beyond it, 503 and close. 0: no limit.
     public var connectionLimitPerClient: Int = 100
-    /// Seconds an idle or stalled connection is kept (restarts on every byte received or sent).
+    /// Seconds an idle or stalled connection is kept (restarts on every byte received or sent);
+    /// also the most a kept-alive connection waits for its next request line, bytes or not.
     public var connectionTimeoutSeconds: Int = 30
-    /// Seconds from the accept (or the end of the previous response) to a complete request line
-    /// and header section; not extended by trickling bytes.
+    /// Seconds from the accept (on a kept-alive connection, from the request line) to a complete
+    /// header section; not extended by trickling bytes.
     public var headerTimeoutSeconds: Int = 10
     /// Seconds to receive a whole request body, from the end of the header section.
     public var bodyTimeoutSeconds: Int = 60
@@ -78,7 +79,7 @@ public final class HTTPServer: Sendable {
         let tracker = ConnectionTracker(
             limits: ConnectionTracker.Limits(
                 connections: max(1, configuration.connectionLimit), perClient: max(0, configuration.connectionLimitPerClient),
-                headerTimeout: .seconds(max(1, configuration.headerTimeoutSeconds)), bodyTimeout: .seconds(max(1, configuration.bodyTimeoutSeconds)),
+                idleTimeout: .seconds(max(1, configuration.connectionTimeoutSeconds)), headerTimeout: .seconds(max(1, configuration.headerTimeoutSeconds)), bodyTimeout: .seconds(max(1, configuration.bodyTimeoutSeconds)),
                 writeTimeout: .seconds(max(1, configuration.writeTimeoutSeconds))))
         let context = ServerContext(
             handler: handler, maxBodyBytes: configuration.maxBodyBytes, maxHeaderBytes: configuration.maxHeaderBytes, tracker: tracker,
@@ -224,8 +225,9 @@ extension RequestState: Sendable {}
 /// Records the raw target of each request (libmicrohttpd's URI log callback) and creates the
 /// request's state.
 private let targetRecorder: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, OpaquePointer?) -> UnsafeMutableRawPointer? = {
-    _, uri, _ in
+    _, uri, connection in
     let raw = uri.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? []
+    if let connection { trackedConnection(connection)?.requestLineReceived() }
     return Unmanaged.passRetained(RequestState(rawTarget: raw)).toOpaque()
 }
 
@@ -307,7 +309,7 @@ private let accessHandler: MHD_AccessHandlerCallback = {
         }
         return context.handler.handle(state.request)
     }
-    let response = tracked.map { $0.worker.busy(respond) } ?? respond()
+    let response = respond()
     return queue(response, on: connection, tracked: tracked)
 }
 
@@ -353,7 +355,7 @@ private func intake(
         return .YES
     case .length, .chunked:
         // Who may send comes first (a stranger learns nothing of the limits), then the limits.
-        if let early = tracked.map({ $0.worker.busy { context.handler.admit(request) } }) ?? context.handler.admit(request) {
+        if let early = context.handler.admit(request) {
             return queue(closing(early), on: connection, tracked: tracked)
         }
         if case .length(let length) = body, length > context.maxBodyBytes {
@@ -384,7 +386,7 @@ private let completedHandler: MHD_RequestCompletedCallback = { cls, connection, 
     if state.takeUnretainedValue().counted { context.inFlight.withLock { $0 -= 1 } }
     state.release()
     requestSlot.pointee = nil
-    if let connection { trackedConnection(connection)?.enter(.awaitingHeaders) }
+    if let connection { trackedConnection(connection)?.enter(.idle) }
 }
 
 /// Bodies up to this size are copied into libmicrohttpd's response; larger ones are streamed
