@@ -13,7 +13,7 @@ public struct HTTPServerConfiguration: Sendable {
     /// Largest request body accepted, in bytes.
     public var maxBodyBytes: Int = 4 << 20
     /// Connections served at once; a connection beyond it is answered 503 and closed (up to a
-    /// reserve of `connectionReserve`, beyond which libmicrohttpd closes new connections at once).
+    /// reserve of `connectionReserve`, beyond which libmicrohttpd stops accepting until a slot frees).
     public var connectionLimit: Int = 1000
     /// Connections one client address may have open; beyond it, 503 and close. 0: no limit.
     public var connectionLimitPerClient: Int = 100

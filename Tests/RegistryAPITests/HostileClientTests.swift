@@ -18,6 +18,31 @@ private func send(_ port: UInt16, _ raw: String) throws -> (response: ClientResp
 
 /// The registry under the attacks of issue 9, scaled down (see scripts/bench for full size).
 @Suite struct HostileClientTests {
+    @Test func resolvesTheLimitSettings() throws {
+        var flags = ServerConfiguration.Flags()
+        flags.connectionLimitPerClient = 0
+        flags.headerTimeout = 5
+        let configuration = try ServerConfiguration.resolve(
+            flags: flags,
+            environment: [
+                "ENDPOINT_REGISTRY_CONNECTION_LIMIT_PER_CLIENT": "7", "ENDPOINT_REGISTRY_BODY_TIMEOUT": "20", "ENDPOINT_REGISTRY_WRITE_TIMEOUT": "30",
+                "ENDPOINT_REGISTRY_REQUEST_BODY_BUDGET_BYTES": "\(32 << 20)", "ENDPOINT_REGISTRY_HEADER_TIMEOUT": "9",
+            ])
+        #expect(configuration.http.connectionLimitPerClient == 0 && configuration.http.headerTimeoutSeconds == 5)
+        #expect(configuration.http.bodyTimeoutSeconds == 20 && configuration.http.writeTimeoutSeconds == 30)
+        #expect(configuration.http.requestBodyBudgetBytes == 32 << 20)
+        let defaults = try ServerConfiguration.resolve(flags: .init(), environment: [:])
+        #expect(defaults.http.connectionLimitPerClient == 100 && defaults.http.headerTimeoutSeconds == 10)
+        #expect(defaults.http.requestBodyBudgetBytes == 64 << 20 && defaults.http.maxHeaderBytes == 8192)
+        // A budget smaller than one body could never admit the largest body.
+        #expect(throws: ServerConfiguration.Invalid.self) {
+            _ = try ServerConfiguration.resolve(flags: .init(), environment: ["ENDPOINT_REGISTRY_REQUEST_BODY_BUDGET_BYTES": "1048576"])
+        }
+        #expect(throws: ServerConfiguration.Invalid.self) {
+            _ = try ServerConfiguration.resolve(flags: .init(), environment: ["ENDPOINT_REGISTRY_HEADER_TIMEOUT": "0"])
+        }
+    }
+
     @Test func refusedFramingIsProblemJSONWithARequestID() throws {
         let server = try TestServer()
         for (raw, status, type) in [
