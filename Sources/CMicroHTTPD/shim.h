@@ -7,19 +7,43 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <sys/ioctl.h>
 #include <microhttpd.h>
+
+/// Transport settings passed to `CMicroHTTPD_start` (one struct instead of a long argument list).
+struct CMicroHTTPD_Settings {
+    const char *host;
+    uint16_t port;
+    unsigned int threadPoolSize;
+    /// libmicrohttpd's hard connection limit (the server's own limit plus a reserve, see HTTPServer).
+    unsigned int connectionLimit;
+    /// libmicrohttpd's hard per-address limit; 0: none.
+    unsigned int perAddressConnectionLimit;
+    unsigned int connectionTimeoutSeconds;
+    size_t connectionMemoryLimit;
+    MHD_AccessHandlerCallback handler;
+    MHD_RequestCompletedCallback completed;
+    MHD_NotifyConnectionCallback notifyConnection;
+    /// Called with the raw request target as received (before percent-decoding and before the
+    /// query is split off); its result becomes the request's `con_cls`.
+    void *(*uriLog)(void *cls, const char *uri, struct MHD_Connection *connection);
+    void *context;
+    const char *tlsCertificatePEM;
+    const char *tlsKeyPEM;
+};
 
 /// Why this exists: `MHD_start_daemon` is variadic, which Swift cannot call. This fixed-arity
 /// wrapper binds a numeric IPv4/IPv6 `host` and starts an epoll daemon with an internal polling
 /// thread and a worker pool (`MHD_USE_ITC` so that `MHD_quiesce_daemon` works). TLS is enabled
 /// when both PEM strings are given. Returns NULL when `host` is not a numeric address or the
 /// daemon cannot start (the reason is printed by libmicrohttpd's error log).
-static inline struct MHD_Daemon *CMicroHTTPD_start(
-    const char *host, uint16_t port, unsigned int threadPoolSize, unsigned int connectionLimit,
-    unsigned int connectionTimeoutSeconds, size_t connectionMemoryLimit,
-    MHD_AccessHandlerCallback handler, void *handlerContext,
-    MHD_RequestCompletedCallback completed, void *completedContext,
-    const char *tlsCertificatePEM, const char *tlsKeyPEM)
+///
+/// `MHD_OPTION_STRICT_FOR_CLIENT` is set to 0 on purpose: in libmicrohttpd 0.9.75 level 1 only adds
+/// a missing-`Host` check, answered with the status line written twice (the error response is
+/// queued while parsing headers and built again afterwards), and refuses a space in the target by
+/// closing the connection without any answer. HTTPServer makes both checks itself and answers them
+/// properly; level -1 would relax parsing further.
+static inline struct MHD_Daemon *CMicroHTTPD_start(const struct CMicroHTTPD_Settings *settings)
 {
     struct sockaddr_in v4;
     struct sockaddr_in6 v6;
@@ -27,33 +51,37 @@ static inline struct MHD_Daemon *CMicroHTTPD_start(
     unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     memset(&v4, 0, sizeof v4);
     memset(&v6, 0, sizeof v6);
-    if (inet_pton(AF_INET, host, &v4.sin_addr) == 1) {
+    if (inet_pton(AF_INET, settings->host, &v4.sin_addr) == 1) {
         v4.sin_family = AF_INET;
-        v4.sin_port = htons(port);
+        v4.sin_port = htons(settings->port);
         address = (const struct sockaddr *)&v4;
-    } else if (inet_pton(AF_INET6, host, &v6.sin6_addr) == 1) {
+    } else if (inet_pton(AF_INET6, settings->host, &v6.sin6_addr) == 1) {
         v6.sin6_family = AF_INET6;
-        v6.sin6_port = htons(port);
+        v6.sin6_port = htons(settings->port);
         address = (const struct sockaddr *)&v6;
         flags |= MHD_USE_IPv6;
     } else {
         return NULL;
     }
-    struct MHD_OptionItem options[8];
+    struct MHD_OptionItem options[16];
     int n = 0;
     options[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, (void *)address };
-    options[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threadPoolSize, NULL };
-    options[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)connectionLimit, NULL };
-    options[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)connectionTimeoutSeconds, NULL };
-    options[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)connectionMemoryLimit, NULL };
-    if (tlsCertificatePEM != NULL && tlsKeyPEM != NULL) {
+    options[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)settings->threadPoolSize, NULL };
+    options[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)settings->connectionLimit, NULL };
+    options[n++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)settings->perAddressConnectionLimit, NULL };
+    options[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)settings->connectionTimeoutSeconds, NULL };
+    options[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)settings->connectionMemoryLimit, NULL };
+    options[n++] = (struct MHD_OptionItem){ MHD_OPTION_STRICT_FOR_CLIENT, 0, NULL };
+    options[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)settings->completed, settings->context };
+    options[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)settings->notifyConnection, settings->context };
+    options[n++] = (struct MHD_OptionItem){ MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)settings->uriLog, settings->context };
+    if (settings->tlsCertificatePEM != NULL && settings->tlsKeyPEM != NULL) {
         flags |= MHD_USE_TLS;
-        options[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)tlsCertificatePEM };
-        options[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)tlsKeyPEM };
+        options[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)settings->tlsCertificatePEM };
+        options[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)settings->tlsKeyPEM };
     }
     options[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
-    return MHD_start_daemon(flags, port, NULL, NULL, handler, handlerContext,
-                            MHD_OPTION_NOTIFY_COMPLETED, completed, completedContext,
+    return MHD_start_daemon(flags, settings->port, NULL, NULL, settings->handler, settings->context,
                             MHD_OPTION_ARRAY, options,
                             MHD_OPTION_END);
 }
@@ -64,6 +92,60 @@ static inline uint16_t CMicroHTTPD_boundPort(struct MHD_Daemon *daemon)
 {
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
     return info == NULL ? 0 : info->port;
+}
+
+/// Why this exists: `MHD_get_connection_info` is variadic. The connection's socket context slot
+/// (set through `MHD_OPTION_NOTIFY_CONNECTION`), or NULL.
+static inline void *CMicroHTTPD_socketContext(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info == NULL ? NULL : info->socket_context;
+}
+
+/// The connection's socket, or -1.
+static inline int CMicroHTTPD_socket(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return info == NULL ? -1 : info->connect_fd;
+}
+
+/// Bytes of the request line and header section as received (terminators included), or 0 when
+/// not known yet. libmicrohttpd parses them in place: the section starts at the `method` pointer
+/// the access handler receives.
+static inline size_t CMicroHTTPD_headerSize(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    return info == NULL ? 0 : info->header_size;
+}
+
+/// Why this exists: `ioctl` is variadic. Bytes received on `socket` that the server has not read
+/// yet, or -1 when unknown.
+static inline int CMicroHTTPD_unreadBytes(int socket)
+{
+    int count = 0;
+    return ioctl(socket, FIONREAD, &count) == 0 ? count : -1;
+}
+
+/// Bytes written to `socket` that the peer has not acknowledged yet (still in the kernel's send
+/// queue), or -1 when unknown.
+static inline int CMicroHTTPD_unsentBytes(int socket)
+{
+    int count = 0;
+    return ioctl(socket, TIOCOUTQ, &count) == 0 ? count : -1;
+}
+
+/// The client's address as text (numeric IPv4 or IPv6) into `buffer`; empty when unknown.
+static inline void CMicroHTTPD_clientAddress(struct MHD_Connection *connection, char *buffer, size_t size)
+{
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    buffer[0] = 0;
+    if (info == NULL || info->client_addr == NULL) return;
+    const struct sockaddr *address = info->client_addr;
+    if (address->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)address)->sin_addr, buffer, (socklen_t)size);
+    } else if (address->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)address)->sin6_addr, buffer, (socklen_t)size);
+    }
 }
 
 #endif

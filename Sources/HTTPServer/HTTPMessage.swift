@@ -39,16 +39,19 @@ extension String {
 public struct HTTPRequest: Sendable {
     public var method: String
     public var path: String
+    /// The protocol version of the request line (`HTTP/1.1`, `HTTP/1.0`).
+    public var version: String
     public var query: [(name: String, value: String?)]
     public var headers: HTTPHeaders
     public var body: [UInt8]
 
     public init(
-        method: String, path: String, query: [(name: String, value: String?)] = [],
+        method: String, path: String, version: String = "HTTP/1.1", query: [(name: String, value: String?)] = [],
         headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []
     ) {
         self.method = method
         self.path = path
+        self.version = version
         self.query = query
         self.headers = headers
         self.body = body
@@ -64,12 +67,81 @@ public struct HTTPRequest: Sendable {
 public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: HTTPHeaders
-    public var body: [UInt8]
+    /// The body as consecutive parts. A large body made of buffers kept elsewhere (a cache) is
+    /// sent from those buffers, not copied per response or per connection.
+    public var segments: [[UInt8]]
 
     public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
         self.status = status
         self.headers = headers
-        self.body = body
+        self.segments = [body]
+    }
+
+    public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), segments: [[UInt8]]) {
+        self.status = status
+        self.headers = headers
+        self.segments = segments
+    }
+
+    /// The whole body (joined when it has several segments).
+    public var body: [UInt8] {
+        get { segments.count == 1 ? segments[0] : Array(segments.joined()) }
+        set { segments = [newValue] }
+    }
+
+    /// Length of the body in bytes.
+    public var bodyCount: Int { segments.reduce(0) { $0 + $1.count } }
+}
+
+/// Why the transport refused a request without handing it to `HTTPHandler.handle`. The handler
+/// renders it (`HTTPHandler.reject`); the transport closes the connection after the answer.
+public enum HTTPRejection: Error, Sendable, Equatable {
+    /// 400: the request line or header section breaks HTTP/1.1's message syntax (RFC 9112) in a
+    /// way that could make the server and an intermediary read different requests (framing,
+    /// line endings, `Host`, control characters, a percent-encoded NUL in the target).
+    case malformed(String)
+    /// 501: a transfer coding other than `chunked` (RFC 9112 §6.1: "A server that receives a
+    /// request message with a transfer coding it does not understand SHOULD respond with 501").
+    case unsupportedTransferCoding(String)
+    /// 431: the request line and header section are larger than `limit` bytes.
+    case headerSectionTooLarge(limit: Int)
+    /// 503: every one of the `limit` connection slots is taken.
+    case serverFull(limit: Int)
+    /// 503: the client's address already has `limit` connections open.
+    case clientConnectionLimit(limit: Int)
+    /// 503: the bodies being received use up the budget of `budget` bytes.
+    case bodyBudgetExhausted(budget: Int)
+
+    /// The HTTP status the rejection is answered with.
+    public var status: Int {
+        switch self {
+        case .malformed: 400
+        case .unsupportedTransferCoding: 501
+        case .headerSectionTooLarge: 431
+        case .serverFull, .clientConnectionLimit, .bodyBudgetExhausted: 503
+        }
+    }
+
+    /// Seconds a client should wait before retrying (`Retry-After`), for temporary conditions.
+    public var retryAfterSeconds: Int? {
+        switch self {
+        case .serverFull, .clientConnectionLimit, .bodyBudgetExhausted: 1
+        default: nil
+        }
+    }
+
+    /// One sentence saying what was wrong, for the problem's `detail`.
+    public var detail: String {
+        switch self {
+        case .malformed(let reason): reason
+        case .unsupportedTransferCoding(let coding):
+            "Transfer-Encoding \"\(coding)\" is not supported; send the body with Content-Length or Transfer-Encoding: chunked"
+        case .headerSectionTooLarge(let limit): "the request line and headers are larger than the limit of \(limit) bytes"
+        case .serverFull(let limit): "the server is serving its limit of \(limit) connections; retry shortly"
+        case .clientConnectionLimit(let limit): "this client address already has its limit of \(limit) connections open; retry on one of them"
+        case .bodyBudgetExhausted(let budget):
+            "the server is receiving too many request bodies at once (budget \(budget) bytes); retry shortly"
+        }
     }
 }
 
@@ -80,4 +152,22 @@ public protocol HTTPHandler: Sendable {
     func handle(_ request: HTTPRequest) -> HTTPResponse
     /// Answers a request whose body is larger than `limit` bytes; `request.body` is empty.
     func bodyTooLarge(_ request: HTTPRequest, limit: Int) -> HTTPResponse
+    /// Called with the headers of a request that announces a body, before any body byte is
+    /// read: a response answers now (the body is never read and the connection closes), nil
+    /// lets the body be received. Used to refuse unauthenticated or unauthorized uploads early.
+    func admit(_ request: HTTPRequest) -> HTTPResponse?
+    /// Renders a request the transport refused. The transport adds `Connection: close`.
+    func reject(_ request: HTTPRequest, reason: HTTPRejection) -> HTTPResponse
+}
+
+extension HTTPHandler {
+    /// Default: every request that passed the transport's checks may send its body.
+    public func admit(_ request: HTTPRequest) -> HTTPResponse? { nil }
+
+    /// Default: a plain-text answer with the rejection's status and detail.
+    public func reject(_ request: HTTPRequest, reason: HTTPRejection) -> HTTPResponse {
+        var headers = HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")])
+        if let seconds = reason.retryAfterSeconds { headers.add("Retry-After", String(seconds)) }
+        return HTTPResponse(status: reason.status, headers: headers, body: Array((reason.detail + "\n").utf8))
+    }
 }

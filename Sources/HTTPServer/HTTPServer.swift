@@ -12,17 +12,38 @@ public struct HTTPServerConfiguration: Sendable {
     public var threads: Int = 4
     /// Largest request body accepted, in bytes.
     public var maxBodyBytes: Int = 4 << 20
-    /// Connections served at once; further ones are refused by the kernel backlog.
+    /// Connections served at once; a connection beyond it is answered 503 and closed (up to a
+    /// reserve of `connectionReserve`, beyond which libmicrohttpd stops accepting until a slot frees).
     public var connectionLimit: Int = 1000
-    /// Seconds an idle or stalled connection is kept.
+    /// Connections one client address may have open; beyond it, 503 and close. 0: no limit.
+    public var connectionLimitPerClient: Int = 100
+    /// Seconds an idle or stalled connection is kept (restarts on every byte received or sent);
+    /// also the most a kept-alive connection waits for its next request line, bytes or not.
     public var connectionTimeoutSeconds: Int = 30
-    /// Per-connection memory for headers and buffers (libmicrohttpd's pool), in bytes.
+    /// Seconds from the accept (on a kept-alive connection, from the request line) to a complete
+    /// header section; not extended by trickling bytes.
+    public var headerTimeoutSeconds: Int = 10
+    /// Seconds to receive a whole request body, from the end of the header section.
+    public var bodyTimeoutSeconds: Int = 60
+    /// Seconds to send a whole response; a client that reads slower is disconnected.
+    public var writeTimeoutSeconds: Int = 60
+    /// Per-connection memory for headers and buffers (libmicrohttpd's pool), in bytes. The
+    /// request line and headers may use a quarter of it (`maxHeaderBytes`).
     public var connectionMemoryLimit: Int = 32 << 10
+    /// Request-body bytes buffered across all connections at once; a body that does not fit
+    /// is answered 503 with `Retry-After`.
+    public var requestBodyBudgetBytes: Int = 64 << 20
     /// PEM certificate and key; both set turns TLS on.
     public var tlsCertificatePEM: String?
     public var tlsKeyPEM: String?
 
     public init() {}
+
+    /// Largest request line plus header section accepted (431 beyond).
+    public var maxHeaderBytes: Int { max(8 << 10, connectionMemoryLimit) / 4 }
+
+    /// Connections over `connectionLimit` that are still accepted to be answered 503.
+    var connectionReserve: Int { max(16, connectionLimit / 10) }
 }
 
 /// Errors starting the server.
@@ -41,8 +62,13 @@ public enum HTTPServerError: Error, CustomStringConvertible {
 
 /// An HTTP/1.1 server on libmicrohttpd: epoll, an internal polling thread and a worker pool.
 ///
-/// Bodies are accumulated up to `maxBodyBytes`; beyond that the rest is discarded as it arrives
-/// and the handler's `bodyTooLarge` answers, so an oversized upload never sits in memory.
+/// Every request's line and headers are checked first (`RequestFraming`, `HeaderSection`);
+/// refused ones are answered through the handler's `reject` and the connection is closed. A
+/// request that announces a body is shown to the handler's `admit` before any body byte is read,
+/// and its body must fit the global `BodyBudget`. Bodies are accumulated up to `maxBodyBytes`;
+/// beyond that the rest is discarded as it arrives and the handler's `bodyTooLarge` answers, so
+/// an oversized upload never sits in memory. Connection admission and the header, body and write
+/// deadlines are kept by `ConnectionTracker`.
 public final class HTTPServer: Sendable {
     private let daemon: Daemon
     private let context: ServerContext
@@ -50,9 +76,17 @@ public final class HTTPServer: Sendable {
     public let port: UInt16
 
     public init(configuration: HTTPServerConfiguration, handler: any HTTPHandler) throws(HTTPServerError) {
-        let context = ServerContext(handler: handler, maxBodyBytes: configuration.maxBodyBytes)
+        let tracker = ConnectionTracker(
+            limits: ConnectionTracker.Limits(
+                connections: max(1, configuration.connectionLimit), perClient: max(0, configuration.connectionLimitPerClient),
+                idleTimeout: .seconds(max(1, configuration.connectionTimeoutSeconds)), headerTimeout: .seconds(max(1, configuration.headerTimeoutSeconds)), bodyTimeout: .seconds(max(1, configuration.bodyTimeoutSeconds)),
+                writeTimeout: .seconds(max(1, configuration.writeTimeoutSeconds))))
+        let context = ServerContext(
+            handler: handler, maxBodyBytes: configuration.maxBodyBytes, maxHeaderBytes: configuration.maxHeaderBytes, tracker: tracker,
+            budget: BodyBudget(limit: max(configuration.maxBodyBytes, configuration.requestBodyBudgetBytes)))
         let unmanaged = Unmanaged.passRetained(context)
         let pointer = unmanaged.toOpaque()
+        let perClient = max(0, configuration.connectionLimitPerClient)
         let started: OpaquePointer? = configuration.host.withCString { host in
             let cert = configuration.tlsCertificatePEM.map { strdup($0) } ?? nil
             let key = configuration.tlsKeyPEM.map { strdup($0) } ?? nil
@@ -60,13 +94,18 @@ public final class HTTPServer: Sendable {
                 free(cert)
                 free(key)
             }
-            return CMicroHTTPD_start(
-                host, configuration.port, UInt32(max(1, configuration.threads)),
-                UInt32(max(1, configuration.connectionLimit)), UInt32(max(0, configuration.connectionTimeoutSeconds)),
-                max(8 << 10, configuration.connectionMemoryLimit),
-                accessHandler, pointer, completedHandler, pointer, cert, key)
+            var settings = CMicroHTTPD_Settings(
+                host: host, port: configuration.port, threadPoolSize: UInt32(max(1, configuration.threads)),
+                connectionLimit: UInt32(max(1, configuration.connectionLimit) + configuration.connectionReserve),
+                perAddressConnectionLimit: UInt32(perClient == 0 ? 0 : perClient + max(8, perClient / 4)),
+                connectionTimeoutSeconds: UInt32(max(0, configuration.connectionTimeoutSeconds)),
+                connectionMemoryLimit: max(8 << 10, configuration.connectionMemoryLimit),
+                handler: accessHandler, completed: completedHandler, notifyConnection: connectionNotifier, uriLog: targetRecorder,
+                context: pointer, tlsCertificatePEM: UnsafePointer(cert), tlsKeyPEM: UnsafePointer(key))
+            return CMicroHTTPD_start(&settings)
         }
         guard let started else {
+            tracker.stop()
             unmanaged.release()
             if !isNumericAddress(configuration.host) {
                 throw .invalidHost(configuration.host)
@@ -81,6 +120,12 @@ public final class HTTPServer: Sendable {
     /// Requests that have started and not yet completed.
     public var requestsInFlight: Int { context.inFlight.withLock { $0 } }
 
+    /// Open connections.
+    public var connections: Int { context.tracker.count }
+
+    /// Request-body bytes currently reserved from the budget.
+    public var bufferedBodyBytes: Int { context.budget.inUse }
+
     /// Stops accepting connections, lets in-flight requests finish for up to `deadline`,
     /// then closes every connection and joins the worker threads.
     public func shutdown(deadline: Duration = .seconds(10)) {
@@ -91,10 +136,12 @@ public final class HTTPServer: Sendable {
                 Thread.sleep(forTimeInterval: 0.01)
             }
         }
+        context.tracker.stop()
     }
 
     deinit {
         daemon.quiesceAndStop {}
+        context.tracker.stop()
         Unmanaged.passUnretained(context).release()
     }
 }
@@ -137,92 +184,279 @@ private struct OpaquePointerBox: @unchecked Sendable {
 private final class ServerContext: Sendable {
     let handler: any HTTPHandler
     let maxBodyBytes: Int
+    let maxHeaderBytes: Int
+    let tracker: ConnectionTracker
+    let budget: BodyBudget
     let inFlight = Mutex(0)
 
-    init(handler: any HTTPHandler, maxBodyBytes: Int) {
+    init(handler: any HTTPHandler, maxBodyBytes: Int, maxHeaderBytes: Int, tracker: ConnectionTracker, budget: BodyBudget) {
         self.handler = handler
         self.maxBodyBytes = maxBodyBytes
+        self.maxHeaderBytes = maxHeaderBytes
+        self.tracker = tracker
+        self.budget = budget
     }
 }
 
-/// Per-request state kept in libmicrohttpd's `con_cls` slot between the calls of one request.
-/// libmicrohttpd serves one connection on one thread at a time, so it is never shared.
+/// Per-request state kept in libmicrohttpd's `con_cls` slot between the calls of one request,
+/// created when the request line arrives (`targetRecorder`). libmicrohttpd serves one
+/// connection on one thread at a time, so it is never shared.
 private final class RequestState {
-    var request: HTTPRequest
+    /// The request target exactly as received.
+    let rawTarget: [UInt8]
+    var request = HTTPRequest(method: "", path: "/")
+    /// Set by the first access-handler call (headers complete).
+    var started = false
+    var counted = false
     var bodyBytesSeen = 0
     var oversized = false
+    /// Body bytes taken from the budget, given back when the request completes.
+    var reserved = 0
+    var overBudget = false
 
-    init(request: HTTPRequest) {
-        self.request = request
+    init(rawTarget: [UInt8]) {
+        self.rawTarget = rawTarget
     }
 }
 
 @available(*, unavailable)
 extension RequestState: Sendable {}
 
+/// Records the raw target of each request (libmicrohttpd's URI log callback) and creates the
+/// request's state.
+private let targetRecorder: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, OpaquePointer?) -> UnsafeMutableRawPointer? = {
+    _, uri, connection in
+    let raw = uri.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? []
+    if let connection { trackedConnection(connection)?.requestLineReceived() }
+    return Unmanaged.passRetained(RequestState(rawTarget: raw)).toOpaque()
+}
+
+private let connectionNotifier: MHD_NotifyConnectionCallback = { cls, connection, socketContext, event in
+    guard let cls, let connection, let socketContext else { return }
+    let context = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
+    switch event {
+    case .CONNECTION_NOTIFY_STARTED:
+        var address = [CChar](repeating: 0, count: 64)
+        CMicroHTTPD_clientAddress(connection, &address, address.count)
+        let tracked = context.tracker.opened(
+            socket: CMicroHTTPD_socket(connection), address: String(decoding: address.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        socketContext.pointee = Unmanaged.passRetained(tracked).toOpaque()
+    default:
+        guard let slot = socketContext.pointee else { return }
+        let tracked = Unmanaged<TrackedConnection>.fromOpaque(slot)
+        context.tracker.closed(tracked.takeUnretainedValue())
+        tracked.release()
+        socketContext.pointee = nil
+    }
+}
+
+private func trackedConnection(_ connection: OpaquePointer) -> TrackedConnection? {
+    CMicroHTTPD_socketContext(connection).map { Unmanaged<TrackedConnection>.fromOpaque($0).takeUnretainedValue() }
+}
+
 private let accessHandler: MHD_AccessHandlerCallback = {
-    cls, connection, url, method, _, uploadData, uploadDataSize, requestSlot in
+    cls, connection, url, method, version, uploadData, uploadDataSize, requestSlot in
     guard let cls, let connection, let requestSlot, let uploadDataSize else { return .NO }
     let context = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
+    if requestSlot.pointee == nil {
+        requestSlot.pointee = Unmanaged.passRetained(RequestState(rawTarget: [])).toOpaque()
+    }
+    guard let slot = requestSlot.pointee else { return .NO }
+    let state = Unmanaged<RequestState>.fromOpaque(slot).takeUnretainedValue()
+    let tracked = trackedConnection(connection)
 
-    guard let slot = requestSlot.pointee else {
-        // First call: headers only. Answering now would force `Connection: close`, so only
-        // record the request, except when the declared body is already too large.
-        let request = HTTPRequest(
-            method: method.map { String(cString: $0) } ?? "",
-            path: url.map { String(cString: $0) } ?? "/",
-            query: collectQuery(connection),
-            headers: collectHeaders(connection))
-        let state = RequestState(request: request)
-        requestSlot.pointee = Unmanaged.passRetained(state).toOpaque()
+    guard state.started else {
+        // First call: request line and headers only. Answering now closes the connection, so
+        // only refusals answer here; everything else waits for the final call.
+        state.started = true
+        state.counted = true
         context.inFlight.withLock { $0 += 1 }
-        if let length = request.headers["Content-Length"].flatMap(Int.init), length > context.maxBodyBytes {
-            state.oversized = true
-            return queue(context.handler.bodyTooLarge(request, limit: context.maxBodyBytes), on: connection)
-        }
-        return .YES
+        return intake(state, connection: connection, url: url, method: method, version: version, context: context, tracked: tracked)
     }
 
-    let state = Unmanaged<RequestState>.fromOpaque(slot).takeUnretainedValue()
     let size = uploadDataSize.pointee
     if size > 0 {
         state.bodyBytesSeen += size
         if state.bodyBytesSeen > context.maxBodyBytes {
             state.oversized = true
             state.request.body = []
-        } else if let uploadData {
-            uploadData.withMemoryRebound(to: UInt8.self, capacity: size) { bytes in
-                state.request.body.append(contentsOf: UnsafeBufferPointer(start: bytes, count: size))
+        } else if !state.overBudget, let uploadData {
+            // A chunked body's size is unknown up front: take budget as it arrives.
+            let needed = state.bodyBytesSeen - state.reserved
+            if needed > 0 {
+                if context.budget.reserve(needed) {
+                    state.reserved += needed
+                } else {
+                    state.overBudget = true
+                    state.request.body = []
+                }
+            }
+            if !state.overBudget {
+                uploadData.withMemoryRebound(to: UInt8.self, capacity: size) { bytes in
+                    state.request.body.append(contentsOf: UnsafeBufferPointer(start: bytes, count: size))
+                }
             }
         }
         uploadDataSize.pointee = 0
         return .YES
     }
 
-    let response =
-        state.oversized
-        ? context.handler.bodyTooLarge(state.request, limit: context.maxBodyBytes)
-        : context.handler.handle(state.request)
-    return queue(response, on: connection)
+    tracked?.enter(.handling)
+    let respond = {
+        if state.oversized { return context.handler.bodyTooLarge(state.request, limit: context.maxBodyBytes) }
+        if state.overBudget {
+            return closing(context.handler.reject(state.request, reason: .bodyBudgetExhausted(budget: context.budget.limit)))
+        }
+        return context.handler.handle(state.request)
+    }
+    let response = respond()
+    return queue(response, on: connection, tracked: tracked)
 }
 
-private let completedHandler: MHD_RequestCompletedCallback = { cls, _, requestSlot, _ in
+/// The first call of a request: builds it, makes the transport's checks, and answers refusals.
+private func intake(
+    _ state: RequestState, connection: OpaquePointer, url: UnsafePointer<CChar>?, method: UnsafePointer<CChar>?,
+    version: UnsafePointer<CChar>?, context: ServerContext, tracked: TrackedConnection?
+) -> MHD_Result {
+    let versionText = version.map { String(cString: $0) } ?? ""
+    var request = HTTPRequest(
+        method: method.map { String(cString: $0) } ?? "",
+        path: url.map { String(cString: $0) } ?? "/",
+        version: versionText,
+        query: collectQuery(connection),
+        headers: collectHeaders(connection))
+    let rejection: HTTPRejection?
+    switch RequestFraming.target(state.rawTarget) {
+    case .failure(let reason):
+        rejection = reason
+    case .success(let target):
+        if case .absolute(let encodedPath) = target { request.path = RequestFraming.percentDecoded(encodedPath) }
+        rejection = nil
+    }
+    state.request = request
+    func refuse(_ reason: HTTPRejection) -> MHD_Result {
+        queue(closing(context.handler.reject(request, reason: reason)), on: connection, tracked: tracked)
+    }
+    if let rejection { return refuse(rejection) }
+    let headerSize = CMicroHTTPD_headerSize(connection)
+    if headerSize > context.maxHeaderBytes { return refuse(.headerSectionTooLarge(limit: context.maxHeaderBytes)) }
+    if let method, let version, let problem = HeaderSection.check(connection, start: method, size: headerSize, version: version) {
+        return refuse(problem)
+    }
+    let body: RequestFraming.Body
+    switch RequestFraming.body(version: versionText, headers: request.headers) {
+    case .failure(let reason): return refuse(reason)
+    case .success(let framing): body = framing
+    }
+    if case .refused(let reason)? = tracked?.admission { return refuse(reason) }
+    switch body {
+    case .none:
+        tracked?.enter(.handling)
+        return .YES
+    case .length, .chunked:
+        // Who may send comes first (a stranger learns nothing of the limits), then the limits.
+        if let early = context.handler.admit(request) {
+            return queue(closing(early), on: connection, tracked: tracked)
+        }
+        if case .length(let length) = body, length > context.maxBodyBytes {
+            state.oversized = true
+            return queue(context.handler.bodyTooLarge(request, limit: context.maxBodyBytes), on: connection, tracked: tracked)
+        }
+        if case .length(let length) = body {
+            guard context.budget.reserve(length) else { return refuse(.bodyBudgetExhausted(budget: context.budget.limit)) }
+            state.reserved = length
+        }
+        tracked?.enter(.receivingBody)
+        return .YES
+    }
+}
+
+/// Adds `Connection: close` unless present (libmicrohttpd closes after an early answer anyway).
+private func closing(_ response: HTTPResponse) -> HTTPResponse {
+    var response = response
+    if response.headers["Connection"] == nil { response.headers.add("Connection", "close") }
+    return response
+}
+
+private let completedHandler: MHD_RequestCompletedCallback = { cls, connection, requestSlot, _ in
     guard let cls, let requestSlot, let slot = requestSlot.pointee else { return }
-    Unmanaged<RequestState>.fromOpaque(slot).release()
+    let context = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
+    let state = Unmanaged<RequestState>.fromOpaque(slot)
+    context.budget.release(state.takeUnretainedValue().reserved)
+    if state.takeUnretainedValue().counted { context.inFlight.withLock { $0 -= 1 } }
+    state.release()
     requestSlot.pointee = nil
-    Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue().inFlight.withLock { $0 -= 1 }
+    if let connection { trackedConnection(connection)?.enter(.idle) }
 }
 
-private func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
-    let created = response.body.withUnsafeBytes { bytes in
-        MHD_create_response_from_buffer(bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress), .RESPMEM_MUST_COPY)
+/// Bodies up to this size are copied into libmicrohttpd's response; larger ones are streamed
+/// from the one shared buffer, through the connection's own bounded write buffer.
+private let streamingThreshold = 16 << 10
+
+private func queue(_ response: HTTPResponse, on connection: OpaquePointer, tracked: TrackedConnection?) -> MHD_Result {
+    let created: OpaquePointer?
+    let size = response.bodyCount
+    if size > streamingThreshold || response.segments.count > 1 {
+        let box = Unmanaged.passRetained(ResponseBody(response.segments)).toOpaque()
+        created = MHD_create_response_from_callback(UInt64(size), 32 << 10, readResponseBody, box, releaseResponseBody)
+        if created == nil { Unmanaged<ResponseBody>.fromOpaque(box).release() }
+    } else {
+        created = response.body.withUnsafeBytes { bytes in
+            MHD_create_response_from_buffer(bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress), .RESPMEM_MUST_COPY)
+        }
     }
     guard let created else { return .NO }
     defer { MHD_destroy_response(created) }
     for (name, value) in response.headers {
         _ = MHD_add_response_header(created, name, value)
     }
-    return MHD_queue_response(connection, UInt32(response.status), created)
+    let result = MHD_queue_response(connection, UInt32(response.status), created)
+    tracked?.enter(.sending)
+    return result
+}
+
+/// A response body shared by reference with the handler's result (no copy per connection),
+/// read by libmicrohttpd in order; `start` is where each segment begins in the body.
+private final class ResponseBody {
+    let segments: [[UInt8]]
+    let starts: [Int]
+    /// The segment holding the last position read (reads are sequential).
+    var current = 0
+
+    init(_ segments: [[UInt8]]) {
+        self.segments = segments
+        var offset = 0
+        starts = segments.map { segment in
+            defer { offset += segment.count }
+            return offset
+        }
+    }
+}
+
+@available(*, unavailable)
+extension ResponseBody: Sendable {}
+
+private let readResponseBody: MHD_ContentReaderCallback = { cls, position, buffer, max in
+    guard let cls, let buffer else { return -2 }
+    let body = Unmanaged<ResponseBody>.fromOpaque(cls).takeUnretainedValue()
+    let offset = Int(position)
+    if body.current >= body.segments.count || offset < body.starts[body.current] { body.current = 0 }
+    while body.current < body.segments.count && offset >= body.starts[body.current] + body.segments[body.current].count {
+        body.current += 1
+    }
+    guard body.current < body.segments.count else { return -1 }
+    let segment = body.segments[body.current]
+    let inSegment = offset - body.starts[body.current]
+    let count = min(max, segment.count - inSegment)
+    segment.withUnsafeBytes { bytes in
+        UnsafeMutableRawPointer(buffer).copyMemory(from: bytes.baseAddress! + inSegment, byteCount: count)
+    }
+    return count
+}
+
+private let releaseResponseBody: MHD_ContentReaderFreeCallback = { cls in
+    guard let cls else { return }
+    Unmanaged<ResponseBody>.fromOpaque(cls).release()
 }
 
 /// Collects values of one kind through `MHD_get_connection_values`' iterator.

@@ -36,6 +36,7 @@ public final class RegistryApplication: HTTPHandler {
         self.metrics = metrics
         let refusals = RefusalAggregator(store: store, logger: logger)
         self.refusals = refusals
+        if authenticator != nil { metrics.recordTokensReload(success: true) }
         let push = PushHandlers(engine: PushEngine(clusters: clusters, store: store), store: store, metrics: metrics)
         self.router = Router(
             routes: RegistryApplication.routes(
@@ -117,15 +118,17 @@ public final class RegistryApplication: HTTPHandler {
                 throw APIError.routeNotFound(path: request.path)
             }
         } catch {
-            response = problemResponse(ErrorMapping.problem(for: error, logger: logger), request: request, requestID: requestID)
-            if case APIError.methodNotAllowed(_, let allowed) = error {
-                response.headers.add("Allow", allowed.joined(separator: ", "))
-            }
-            if case APIError.unauthorized(_, let invalidToken) = error {
-                response.headers.add(
-                    "WWW-Authenticate", invalidToken ? #"Bearer realm="endpoint-registry", error="invalid_token""# : #"Bearer realm="endpoint-registry""#)
-            }
+            response = errorResponse(error, request: request, requestID: requestID)
         }
+        return finish(response, request: request, requestID: requestID, matched: matched, caller: caller, operation: operation, started: started)
+    }
+
+    /// Stamps the request id, audits refusals and failed writes, counts and logs the request.
+    private func finish(
+        _ response: HTTPResponse, request: HTTPRequest, requestID: String, matched: (route: Route, parameters: [String: String])?,
+        caller: Principal?, operation: String, started: ContinuousClock.Instant
+    ) -> HTTPResponse {
+        var response = response
         response.headers.add("X-Request-Id", requestID)
         auditFailure(request, response: response, matched: matched, actor: caller?.name ?? "anonymous", requestID: requestID)
         let elapsed = ContinuousClock.now - started
@@ -134,6 +137,52 @@ public final class RegistryApplication: HTTPHandler {
             duration: elapsed)
         log(request, response: response, operation: operation, requestID: requestID, elapsed: elapsed)
         return response
+    }
+
+    /// The problem+json answer for an error, with the headers its status calls for.
+    private func errorResponse(_ error: any Error, request: HTTPRequest, requestID: String) -> HTTPResponse {
+        var response = problemResponse(ErrorMapping.problem(for: error, logger: logger), request: request, requestID: requestID)
+        if case APIError.methodNotAllowed(_, let allowed) = error {
+            response.headers.add("Allow", allowed.joined(separator: ", "))
+        }
+        if case APIError.unauthorized(_, let invalidToken) = error {
+            response.headers.add(
+                "WWW-Authenticate", invalidToken ? #"Bearer realm="endpoint-registry", error="invalid_token""# : #"Bearer realm="endpoint-registry""#)
+        }
+        if let rejection = error as? HTTPRejection, let seconds = rejection.retryAfterSeconds {
+            response.headers.add("Retry-After", String(seconds))
+        }
+        return response
+    }
+
+    /// Before a body is read: refuses a request to a protected route without a valid token
+    /// (401), or whose token may not use the route or the namespace in its path (403), so that
+    /// no unauthenticated body is ever buffered. Other problems wait for the whole request.
+    public func admit(_ request: HTTPRequest) -> HTTPResponse? {
+        guard case .found(let route, let parameters) = router.match(method: request.method, path: request.path), route.permission != nil else {
+            return nil
+        }
+        let started = ContinuousClock.now
+        var caller: Principal? = nil
+        do {
+            let principal = try authenticate(request, route: route)
+            caller = principal
+            try authorize(principal, route: route, parameters: parameters)
+            return nil
+        } catch {
+            let requestID = RegistryApplication.requestID(from: request)
+            return finish(
+                errorResponse(error, request: request, requestID: requestID), request: request, requestID: requestID,
+                matched: (route, parameters), caller: caller, operation: route.operationID, started: started)
+        }
+    }
+
+    /// Renders a request the transport refused (malformed framing, limits) as problem+json.
+    public func reject(_ request: HTTPRequest, reason: HTTPRejection) -> HTTPResponse {
+        let requestID = RegistryApplication.requestID(from: request)
+        return finish(
+            errorResponse(reason, request: request, requestID: requestID), request: request, requestID: requestID, matched: nil, caller: nil,
+            operation: "-", started: .now)
     }
 
     /// Counts refused requests, and failed writes, for the audit log (written in aggregate by
@@ -155,6 +204,9 @@ public final class RegistryApplication: HTTPHandler {
         refusals.record(entry)
     }
 
+    /// Records the outcome of a tokens-file reload in the metrics.
+    public func recordTokensReload(success: Bool) { metrics.recordTokensReload(success: success) }
+
     /// Who is asking: `anonymous` on open routes or without a tokens file, else the token's
     /// principal (401 without a known bearer token).
     private func authenticate(_ request: HTTPRequest, route: Route) throws(APIError) -> Principal {
@@ -162,13 +214,25 @@ public final class RegistryApplication: HTTPHandler {
         guard let header = request.headers["Authorization"] else {
             throw .unauthorized("this route needs a bearer token (Authorization: Bearer …)", invalidToken: false)
         }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer",
-            let principal = authenticator.principal(forToken: parts[1].trimmingCharacters(in: .whitespaces))
-        else {
+        guard let token = RegistryApplication.bearerToken(header), let principal = authenticator.principal(forToken: token) else {
             throw .unauthorized("the bearer token is not valid", invalidToken: true)
         }
         return principal
+    }
+
+    /// The token of an `Authorization: Bearer <token>` value (RFC 6750 §2.1: the scheme, one or
+    /// more spaces, the token), or nil when the scheme is another one or the token is empty or
+    /// holds anything but visible ASCII (so that `Bearer` followed by spaces, a tab or a
+    /// non-breaking space never yields a token at all).
+    static func bearerToken(_ header: String) -> String? {
+        let bytes = Array(header.utf8)
+        let scheme = Array("bearer".utf8)
+        guard bytes.count > scheme.count, bytes.prefix(scheme.count).map({ $0 | 0x20 }) == scheme, bytes[scheme.count] == 0x20 else {
+            return nil
+        }
+        let token = bytes.dropFirst(scheme.count).drop { $0 == 0x20 }
+        guard !token.isEmpty, token.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
+        return String(decoding: token, as: UTF8.self)
     }
 
     /// Whether the caller may: 403 when the role lacks the route's permission or the token's
@@ -218,7 +282,7 @@ public final class RegistryApplication: HTTPHandler {
         guard logger.logLevel <= .info else { return }
         let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         logger.info(
-            "\(request.method) \(request.path) \(response.status)",
+            "\(LogEscaping.path(request.method)) \(LogEscaping.path(request.path)) \(response.status)",
             metadata: [
                 "durationMs": "\((milliseconds * 1000).rounded() / 1000)", "operation": "\(operation)", "requestId": "\(requestID)",
             ])

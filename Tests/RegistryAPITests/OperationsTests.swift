@@ -143,7 +143,7 @@ final class ServerProcess {
     }
 
     @Test func servesManyIdleConnectionsAtOnce() throws {
-        let server = try TestServer()
+        let server = try TestServer { $0.http.connectionLimitPerClient = 0 }
         let idle = try (0..<300).map { _ in try RawHTTPClient(port: server.port) }
         let client = try server.client()
         #expect(try client.request("GET", "/readyz").status == 200)

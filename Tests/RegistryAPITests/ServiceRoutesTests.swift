@@ -80,7 +80,7 @@ private let rgw = #"{"name":"rgw","namespace":"storage","labels":{"app":"ceph-rg
         #expect(missing.header("Content-Type") == "application/problem+json")
         let method = try client.request("PUT", "/v1/services", json: "{}")
         #expect(method.status == 405)
-        #expect(method.header("Allow") == "POST, GET")
+        #expect(method.header("Allow") == "POST, GET, HEAD")
         #expect(try client.request("DELETE", "/healthz").status == 405)
         #expect(try client.request("GET", "/v1/services//x").status == 404)
     }

@@ -35,12 +35,30 @@ public final class RawHTTPClient {
     private let fd: Int32
     private var buffer: [UInt8] = []
 
-    public init(port: UInt16, host: String = "127.0.0.1", timeoutSeconds: Int = 30) throws {
+    /// Connects to `host:port`; `source` binds the local end to another loopback address
+    /// (e.g. `127.0.0.2`) so that one test can act as several clients.
+    public init(port: UInt16, host: String = "127.0.0.1", source: String? = nil, timeoutSeconds: Int = 30, receiveBufferBytes: Int? = nil) throws {
         let isIPv6 = host.contains(":")
         fd = socket(isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ClientError.connect(errno) }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        if var size = receiveBufferBytes.map(Int32.init) {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
+        if let source, !isIPv6 {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            inet_pton(AF_INET, source, &local.sin_addr)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else {
+                let error = errno
+                close(fd)
+                throw ClientError.connect(error)
+            }
+        }
         let result: Int32
         if isIPv6 {
             var address = sockaddr_in6()
@@ -96,6 +114,20 @@ public final class RawHTTPClient {
 
     public func request(_ method: String, _ target: String, headers: [String: String] = [:], json: String) throws -> ClientResponse {
         try request(method, target, headers: headers, body: Array(json.utf8))
+    }
+
+    /// Everything the server sends until it closes the connection (or the receive timeout).
+    public func readToEnd() -> [UInt8] {
+        while (try? fill()) != nil {}
+        defer { buffer = [] }
+        return buffer
+    }
+
+    /// Whether the server has closed the connection (reads end of stream within the timeout).
+    public func isClosedByServer() -> Bool {
+        _ = readToEnd()
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, Int32(MSG_DONTWAIT)) == 0
     }
 
     private func fill() throws {

@@ -43,6 +43,7 @@ public final class TokenAuthenticator: Sendable {
     /// The principal of a presented token, or nil. Every stored digest is compared, each in
     /// constant time, so timing says nothing about which token (or how much of one) matched.
     public func principal(forToken token: String) -> Principal? {
+        guard TokenAuthenticator.isUsable(token) else { return nil }
         let digest = Array(SHA256.hash(data: Array(token.utf8)))
         let current = entries.withLock { $0 }
         var found: Principal? = nil
@@ -93,10 +94,19 @@ public final class TokenAuthenticator: Sendable {
                 guard let bytes = hexBytes(hex), bytes.count == 32 else {
                     throw TokenFileError(message: "\(path): \(place).sha256 must be 64 hexadecimal characters")
                 }
+                if let secret = trivialSecrets[bytes] {
+                    throw TokenFileError(
+                        message:
+                            "\(path): \(place) (\(name)).sha256 is the digest of \(secret), which is no secret (was the variable empty when it was hashed?)")
+                }
                 digest = bytes
             case (nil, let plain as String):
                 guard plain.utf8.count >= 16 else {
-                    throw TokenFileError(message: "\(path): \(place).token must be at least 16 characters")
+                    throw TokenFileError(message: "\(path): \(place) (\(name)).token must be at least 16 characters")
+                }
+                guard isUsable(plain) else {
+                    throw TokenFileError(
+                        message: "\(path): \(place) (\(name)).token may hold only visible ASCII characters (no spaces), as a bearer token does")
                 }
                 digest = Array(SHA256.hash(data: Array(plain.utf8)))
             default:
@@ -106,6 +116,18 @@ public final class TokenAuthenticator: Sendable {
         }
         return entries
     }
+
+    /// Whether a token can be presented at all: not empty, visible ASCII only.
+    static func isUsable(_ token: String) -> Bool {
+        !token.isEmpty && token.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+    }
+
+    /// Digests of "secrets" a broken recipe produces (an empty or unset variable, `echo` of one),
+    /// refused in the file with what they are the digest of.
+    static let trivialSecrets: [[UInt8]: String] = Dictionary(
+        uniqueKeysWithValues: [("", "the empty string"), ("\n", "a lone newline"), (" ", "a space"), ("\r\n", "a lone CRLF")].map {
+            (Array(SHA256.hash(data: Array($0.0.utf8))), $0.1)
+        })
 
     static func hexBytes(_ hex: String) -> [UInt8]? {
         let digits = Array(hex.lowercased().utf8)

@@ -90,6 +90,26 @@ public enum ServerSettings {
             "Memory per connection for the request line, headers and buffers; larger headers get 431.") { raw, configuration throws(SettingValueError) in
             configuration.http.connectionMemoryLimit = try integer(raw, in: 8192...(16 << 20))
         },
+        setting("connection-limit-per-client", "ENDPOINT_REGISTRY_CONNECTION_LIMIT_PER_CLIENT", .value(placeholder: "count"), "100",
+            "Connections one client address may have open; more get 503 and are closed. 0: no limit.") { raw, configuration throws(SettingValueError) in
+            configuration.http.connectionLimitPerClient = try integer(raw, in: 0...100_000)
+        },
+        setting("header-timeout", "ENDPOINT_REGISTRY_HEADER_TIMEOUT", .value(placeholder: "seconds"), "10",
+            "Seconds to receive a request line and headers, from the accept (or, kept alive, the request line); trickling bytes do not extend it.") { raw, configuration throws(SettingValueError) in
+            configuration.http.headerTimeoutSeconds = try integer(raw, in: 1...3600)
+        },
+        setting("body-timeout", "ENDPOINT_REGISTRY_BODY_TIMEOUT", .value(placeholder: "seconds"), "60",
+            "Seconds to receive a whole request body, from the end of its headers.") { raw, configuration throws(SettingValueError) in
+            configuration.http.bodyTimeoutSeconds = try integer(raw, in: 1...3600)
+        },
+        setting("write-timeout", "ENDPOINT_REGISTRY_WRITE_TIMEOUT", .value(placeholder: "seconds"), "60",
+            "Seconds to send a whole response; slower readers are disconnected.") { raw, configuration throws(SettingValueError) in
+            configuration.http.writeTimeoutSeconds = try integer(raw, in: 1...3600)
+        },
+        setting("request-body-budget-bytes", "ENDPOINT_REGISTRY_REQUEST_BODY_BUDGET_BYTES", .value(placeholder: "bytes"), "67108864",
+            "Request-body bytes buffered across all connections at once; beyond it 503 with Retry-After. At least --max-body-bytes.") { raw, configuration throws(SettingValueError) in
+            configuration.http.requestBodyBudgetBytes = try integer(raw, in: 1024...(1 << 40))
+        },
         setting("log-level", "ENDPOINT_REGISTRY_LOG_LEVEL", .value(placeholder: "level"), "info",
             "trace, debug, info, notice, warning, error or critical; info logs one line per request.") { raw, configuration throws(SettingValueError) in
             configuration.logLevel = try choice(raw, Logger.Level.self)
@@ -212,6 +232,11 @@ public enum ServerSettings {
     }
 
     private static func checkCombinations(_ configuration: ServerConfiguration) throws(ConfigurationError) {
+        if configuration.http.requestBodyBudgetBytes < configuration.http.maxBodyBytes {
+            throw ConfigurationError(
+                setting: "--request-body-budget-bytes / ENDPOINT_REGISTRY_REQUEST_BODY_BUDGET_BYTES",
+                message: "\(configuration.http.requestBodyBudgetBytes) is smaller than --max-body-bytes (\(configuration.http.maxBodyBytes))")
+        }
         if (configuration.http.tlsCertificatePEM == nil) != (configuration.http.tlsKeyPEM == nil) {
             throw ConfigurationError(setting: "--tls-cert / --tls-key", message: "give both the certificate and the key, or neither")
         }

@@ -26,6 +26,8 @@ enum ErrorMapping {
                 violations: failure.violations)
             if failure.omitted > 0 { problem.extensions = [("omittedErrors", .integer(failure.omitted))] }
             return problem
+        case let rejection as HTTPRejection:
+            return problem(for: rejection)
         case let error as JSONSyntaxError:
             return ProblemDetails(slug: "malformed-json", title: "Malformed JSON", status: 400, detail: "the body is not valid JSON: \(error)")
         case let error as LabelSelector.ParseError:
@@ -87,6 +89,23 @@ enum ErrorMapping {
         case .internal:
             logger.error("storage failure", metadata: ["error": "\(fault.message)"])
             return internalError
+        }
+    }
+
+    /// Requests the transport refused before routing (RFC 9112 framing, connection limits).
+    static func problem(for rejection: HTTPRejection) -> ProblemDetails {
+        switch rejection {
+        case .malformed:
+            return ProblemDetails(slug: "malformed-request", title: "Malformed request", status: 400, detail: rejection.detail)
+        case .unsupportedTransferCoding:
+            return ProblemDetails(slug: "unsupported-transfer-coding", title: "Not implemented", status: 501, detail: rejection.detail)
+        case .headerSectionTooLarge(let limit):
+            var problem = ProblemDetails(
+                slug: "headers-too-large", title: "Request header fields too large", status: 431, detail: rejection.detail)
+            problem.extensions = [("limit", .integer(limit))]
+            return problem
+        case .serverFull, .clientConnectionLimit, .bodyBudgetExhausted:
+            return ProblemDetails(slug: "unavailable", title: "Service unavailable", status: 503, detail: rejection.detail)
         }
     }
 

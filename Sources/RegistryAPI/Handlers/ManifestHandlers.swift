@@ -48,30 +48,30 @@ struct ManifestHandlers: Sendable {
         }
     }
 
+    /// The body is sent from the cached renderings themselves (segments), so that many clients
+    /// reading the same large manifests share one copy of them.
     private func response(_ format: ManifestFormat, _ items: [RenderedService], etag: String?) -> HTTPResponse {
-        var body: [UInt8]
+        var segments: [[UInt8]]
         switch format {
         case .yaml:
-            body = []
-            body.reserveCapacity(items.reduce(0) { $0 + $1.bytes.count })
-            for item in items { body += item.bytes }
+            segments = items.map(\.bytes).filter { !$0.isEmpty }
         case .json:
-            body = Array(#"{"apiVersion":"v1","kind":"List","items":["#.utf8)
-            body.reserveCapacity(items.reduce(64) { $0 + $1.bytes.count + 1 })
+            segments = [Array(#"{"apiVersion":"v1","kind":"List","items":["#.utf8)]
             var first = true
             for item in items where !item.bytes.isEmpty {
-                if !first { body.append(UInt8(ascii: ",")) }
-                body += item.bytes
+                if !first { segments.append([UInt8(ascii: ",")]) }
+                segments.append(item.bytes)
                 first = false
             }
-            body += Array("]}\n".utf8)
+            segments.append(Array("]}\n".utf8))
         }
+        if segments.isEmpty { segments = [[]] }
         var headers = HTTPHeaders([("Content-Type", format.mediaType)])
         if let etag { headers.add("ETag", etag) }
         for warning in items.flatMap(\.warnings) {
             headers.add("Warning", "299 - \"\(warning.replacingOccurrences(of: "\"", with: "'"))\"")
         }
-        return HTTPResponse(status: 200, headers: headers, body: body)
+        return HTTPResponse(status: 200, headers: headers, segments: segments)
     }
 
     /// - Remark: HTTP `GET /v1/services/{namespace}/{name}/manifests`

@@ -33,8 +33,8 @@ public struct StderrLogHandler: LogHandler {
         var line: [UInt8]
         switch format {
         case .text:
-            var text = "\(Self.timestamp()) \(event.level) \(event.message)"
-            for key in keys { text += " \(key)=\(all[key]!)" }
+            var text = "\(Self.timestamp()) \(event.level) \(LogEscaping.escaped("\(event.message)"))"
+            for key in keys { text += " \(LogEscaping.escaped(key))=\(LogEscaping.textValue("\(all[key]!)"))" }
             line = Array(text.utf8)
         case .json:
             var object = JSONObject([
@@ -67,5 +67,54 @@ public struct StderrLogHandler: LogHandler {
         }
         return "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T\(pad(parts.tm_hour, 2)):"
             + "\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
+    }
+}
+
+/// Escaping of logged text, so that nothing a client sends (a path, a header, a name) can end a
+/// line, forge another one, or send terminal control sequences: control characters (C0, DEL,
+/// C1, and the Unicode line and paragraph separators) become `\n`, `\r`, `\t`, `\xNN` or
+/// `\u{NNNN}`, and a backslash becomes `\\`. In the text format a value that is empty or
+/// holds a space, `"` or `=` is written in double quotes, with `"` as `\"`.
+enum LogEscaping {
+    static func escaped(_ text: String, quote: Bool = false) -> String {
+        var result = ""
+        result.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar.value {
+            case 0x0A: result += "\\n"
+            case 0x0D: result += "\\r"
+            case 0x09: result += "\\t"
+            case 0x5C: result += "\\\\"
+            case 0x22 where quote: result += "\\\""
+            case 0x00..<0x20, 0x7F:
+                let hex = String(scalar.value, radix: 16, uppercase: true)
+                result += "\\x" + (hex.count == 1 ? "0" : "") + hex
+            case 0x80..<0xA0, 0x2028, 0x2029:
+                result += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result
+    }
+
+    /// A metadata value for the text format (`key=value` or `key="value with spaces"`).
+    static func textValue(_ text: String) -> String {
+        let needsQuotes = text.isEmpty || text.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" })
+        return needsQuotes ? "\"" + escaped(text, quote: true) + "\"" : escaped(text)
+    }
+
+    /// A request path for a log message: bytes that are not visible ASCII, and `"`, `%` and `\`,
+    /// percent-encoded again, so the path is one word and reads as it was requested.
+    static func path(_ path: String) -> String {
+        var result = ""
+        for byte in path.utf8 {
+            if byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "%") && byte != UInt8(ascii: "\\") {
+                result.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                let hex = String(byte, radix: 16, uppercase: true)
+                result += "%" + (hex.count == 1 ? "0" : "") + hex
+            }
+        }
+        return result
     }
 }

@@ -1,4 +1,5 @@
 import CoreMetrics
+import Foundation
 import Prometheus
 import RegistryStorage
 import Synchronization
@@ -66,6 +67,18 @@ final class RegistryMetrics: Sendable {
     /// Counts pushed objects by cluster and action (created, configured, unchanged, deleted, failed, conflict).
     func recordPush(cluster: String, action: String) {
         counter("endpoint_registry_push_objects_total", [("cluster", cluster), ("action", action)]).increment()
+    }
+
+    /// Records a load of the tokens file: `endpoint_registry_tokens_reload_success` is 1 after a
+    /// good load and 0 after a failed one (the previous tokens stay in force), and
+    /// `endpoint_registry_tokens_last_reload_success_timestamp_seconds` the Unix time of the last
+    /// good one, for an alert such as `endpoint_registry_tokens_reload_success == 0`.
+    func recordTokensReload(success: Bool, at time: Date = Date()) {
+        CoreMetrics.Gauge(label: "endpoint_registry_tokens_reload_success", factory: factory).record(success ? 1 : 0)
+        if success {
+            CoreMetrics.Gauge(label: "endpoint_registry_tokens_last_reload_success_timestamp_seconds", factory: factory)
+                .record(time.timeIntervalSince1970.rounded())
+        }
     }
 
     /// The Prometheus text exposition, with the store's gauges refreshed.

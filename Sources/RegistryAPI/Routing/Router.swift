@@ -61,7 +61,8 @@ public struct Route: Sendable {
 }
 
 /// Matches requests to routes: 404 when no path matches, 405 (with the allowed methods) when the
-/// path matches under other methods, 400 for query parameters the route does not define.
+/// path matches under other methods, 400 for query parameters the route does not define. HEAD
+/// matches every GET route.
 public struct Router: Sendable {
     public let routes: [Route]
 
@@ -75,11 +76,15 @@ public struct Router: Sendable {
         let pathSegments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         let segments = Array(pathSegments)
         guard path.hasPrefix("/"), !segments.contains(where: \.isEmpty) else { return .notFound }
+        // RFC 9110 §9.3.2: HEAD is served wherever GET is, with GET's headers and no body
+        // (the transport leaves the body out).
+        let lookup = method == "HEAD" ? "GET" : method
         var allowed: [String] = []
         for route in routes {
             guard let parameters = route.match(segments) else { continue }
-            if route.method == method { return .found(route, parameters) }
+            if route.method == lookup { return .found(route, parameters) }
             allowed.append(route.method)
+            if route.method == "GET" { allowed.append("HEAD") }
         }
         return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed)
     }

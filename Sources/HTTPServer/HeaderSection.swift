@@ -1,0 +1,68 @@
+internal import CMicroHTTPD
+import Foundation
+
+/// Checks the line endings of the request line and header section as received.
+///
+/// libmicrohttpd 0.9.75 accepts a bare LF as a line ending, reads a header value only up to an
+/// embedded NUL, and joins obsolete line folding, with no option to refuse any of them. It parses
+/// the section in place, in one contiguous buffer starting at the method: a CRLF becomes two
+/// NULs, a bare LF one, the colon after a field name one. So the section is well formed exactly
+/// when, walking it field by field, every line (the request line, each field line, the final
+/// empty line) ends in two NULs and the next line starts right after them, ending at the size
+/// libmicrohttpd reports.
+enum HeaderSection {
+    static func check(
+        _ connection: OpaquePointer, start: UnsafePointer<CChar>, size: Int, version: UnsafePointer<CChar>
+    ) -> HTTPRejection? {
+        guard size > 0 else { return nil }
+        let base = UnsafeRawPointer(start)
+        let end = base + size
+        let malformed = HTTPRejection.malformed(
+            "the request line and every header line must end in CRLF, with no NUL or line folding in a header value")
+        // Two NULs at `position` (a CRLF), within the section.
+        func endsLine(_ position: UnsafeRawPointer) -> Bool {
+            position >= base && position + 2 <= end && position.load(as: UInt8.self) == 0 && (position + 1).load(as: UInt8.self) == 0
+        }
+        let versionStart = UnsafeRawPointer(version)
+        guard versionStart >= base, versionStart < end else { return malformed }
+        let versionEnd = versionStart + strlen(version)
+        guard endsLine(versionEnd) else { return malformed }
+        var cursor = versionEnd + 2
+        for (name, value) in rawHeaders(connection) {
+            let nameStart = UnsafeRawPointer(name)
+            let valueStart = UnsafeRawPointer(value)
+            guard nameStart == cursor, valueStart > nameStart, valueStart < end else { return malformed }
+            let nameEnd = nameStart + strlen(name)
+            guard nameEnd < valueStart else { return malformed }
+            var between = nameEnd + 1
+            while between < valueStart {
+                let byte = between.load(as: UInt8.self)
+                guard byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") else { return malformed }
+                between += 1
+            }
+            let valueEnd = valueStart + strlen(value)
+            guard endsLine(valueEnd) else { return malformed }
+            cursor = valueEnd + 2
+        }
+        guard endsLine(cursor), cursor + 2 == end else { return malformed }
+        return nil
+    }
+
+    /// The header fields' name and value pointers into libmicrohttpd's buffer, in order.
+    private static func rawHeaders(_ connection: OpaquePointer) -> [(UnsafePointer<CChar>, UnsafePointer<CChar>)] {
+        let collector = PointerCollector()
+        let pointer = Unmanaged.passUnretained(collector).toOpaque()
+        _ = MHD_get_connection_values(
+            connection, .HEADER_KIND,
+            { cls, _, key, value in
+                guard let cls, let key, let value else { return .YES }
+                Unmanaged<PointerCollector>.fromOpaque(cls).takeUnretainedValue().pairs.append((key, value))
+                return .YES
+            }, pointer)
+        return withExtendedLifetime(collector) { collector.pairs }
+    }
+
+    private final class PointerCollector {
+        var pairs: [(UnsafePointer<CChar>, UnsafePointer<CChar>)] = []
+    }
+}

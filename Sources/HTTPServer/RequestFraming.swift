@@ -1,0 +1,151 @@
+/// The checks made on the request line and header section before a request is handed on: the
+/// places where libmicrohttpd 0.9.75 is more tolerant than RFC 9112 allows, and where tolerance
+/// lets a server and an intermediary disagree about where a request starts or ends
+/// ("request smuggling", RFC 9112 §11.2) or what it names.
+enum RequestFraming {
+    /// Where the request target says the resource is (RFC 9112 §3.2).
+    enum Target: Equatable {
+        /// `/path?query`: the path libmicrohttpd decoded is used.
+        case origin
+        /// `http://authority/path?query`: the path, still percent-encoded, without the query.
+        case absolute(encodedPath: String)
+        /// `*` (only meaningful for OPTIONS).
+        case asterisk
+    }
+
+    /// Classifies the raw request target, refusing control characters, spaces, a percent-encoded
+    /// NUL (which libmicrohttpd decodes into a C string, silently truncating the path or a query
+    /// value) and forms HTTP/1.1 does not define.
+    static func target(_ raw: [UInt8]) -> Result<Target, HTTPRejection> {
+        guard !raw.isEmpty else { return .failure(.malformed("the request line has no target")) }
+        if raw.contains(where: { $0 <= 0x20 || $0 == 0x7F }) {
+            return .failure(.malformed("the request target contains a space or a control character"))
+        }
+        for index in raw.indices.dropLast(2) where raw[index] == UInt8(ascii: "%") && raw[index + 1] == UInt8(ascii: "0")
+            && raw[index + 2] == UInt8(ascii: "0")
+        {
+            return .failure(.malformed("the request target contains a percent-encoded NUL (%00)"))
+        }
+        if raw.first == UInt8(ascii: "/") { return .success(.origin) }
+        if raw == [UInt8(ascii: "*")] { return .success(.asterisk) }
+        let text = String(decoding: raw, as: UTF8.self)
+        let lowered = text.lowercased()
+        for scheme in ["http://", "https://"] where lowered.hasPrefix(scheme) {
+            let rest = text.dropFirst(scheme.count)
+            let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+            guard authorityEnd > rest.startIndex else { return .failure(.malformed("the absolute-form target has no host")) }
+            var path = rest[authorityEnd...].prefix(while: { $0 != "?" })
+            if path.isEmpty { path = "/" }
+            return .success(.absolute(encodedPath: String(path)))
+        }
+        return .failure(.malformed("the request target must be a path starting with / or an absolute http(s) URI"))
+    }
+
+    /// Decodes `%XX` escapes of a path (an invalid escape stays as written).
+    static func percentDecoded(_ path: String) -> String {
+        let bytes = Array(path.utf8)
+        var decoded: [UInt8] = []
+        decoded.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count,
+                let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2])
+            {
+                decoded.append(high << 4 | low)
+                index += 3
+            } else {
+                decoded.append(bytes[index])
+                index += 1
+            }
+        }
+        return String(decoding: decoded, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// What the header section says about the body.
+    enum Body: Equatable {
+        case none
+        case length(Int)
+        case chunked
+    }
+
+    /// Checks the header fields (RFC 9112 §3.2, §5, §6): `Host` exactly once on HTTP/1.1 (at most
+    /// once on 1.0), field names are tokens, values hold no control characters, at most one
+    /// `Content-Length` made of digits, never together with `Transfer-Encoding`, and
+    /// `Transfer-Encoding` only as `chunked` (anything else: 501).
+    static func body(version: String, headers: HTTPHeaders) -> Result<Body, HTTPRejection> {
+        for (name, value) in headers {
+            guard !name.isEmpty, name.utf8.allSatisfy(isTokenCharacter) else {
+                return .failure(.malformed("the header name \"\(printable(name))\" is not a token"))
+            }
+            if value.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) {
+                return .failure(.malformed("the value of header \(name) contains a control character"))
+            }
+        }
+        let hosts = headers.values("Host")
+        if hosts.count > 1 { return .failure(.malformed("the request has \(hosts.count) Host headers; exactly one is allowed")) }
+        if version == "HTTP/1.1" && hosts.isEmpty { return .failure(.malformed("an HTTP/1.1 request needs a Host header")) }
+        let lengths = headers.values("Content-Length")
+        let codings = headers.values("Transfer-Encoding")
+        if !codings.isEmpty {
+            if !lengths.isEmpty {
+                return .failure(.malformed("the request has both Content-Length and Transfer-Encoding; send only one"))
+            }
+            if version != "HTTP/1.1" {
+                return .failure(.malformed("Transfer-Encoding is not defined for \(version) requests"))
+            }
+            let coding = codings.joined(separator: ", ").trimmingWhitespace
+            guard codings.count == 1, coding.lowercased() == "chunked" else {
+                return .failure(.unsupportedTransferCoding(printable(coding)))
+            }
+            return .success(.chunked)
+        }
+        guard let length = lengths.first else { return .success(.none) }
+        if lengths.count > 1 { return .failure(.malformed("the request has \(lengths.count) Content-Length headers; exactly one is allowed")) }
+        let digits = length.trimmingWhitespace
+        guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+            return .failure(.malformed("Content-Length \"\(printable(length))\" is not a decimal number of bytes"))
+        }
+        guard let value = Int(digits) else { return .failure(.malformed("Content-Length \(digits) is too large")) }
+        return .success(value == 0 ? .none : .length(value))
+    }
+
+    /// RFC 9110 §5.6.2 tchar.
+    static func isTokenCharacter(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+        default: Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
+        }
+    }
+
+    /// A value safe to quote in a message: control characters and non-ASCII as `\xNN`, at most 64 bytes.
+    static func printable(_ text: String) -> String {
+        var result = ""
+        for byte in text.utf8.prefix(64) {
+            if byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\\") && byte != UInt8(ascii: "\"") {
+                result.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                let hex = String(byte, radix: 16, uppercase: true)
+                result += "\\x" + (hex.count == 1 ? "0" + hex : hex)
+            }
+        }
+        return text.utf8.count > 64 ? result + "…" : result
+    }
+}
+
+extension String {
+    fileprivate var trimmingWhitespace: String {
+        var scalars = Substring(self)
+        while let first = scalars.first, first == " " || first == "\t" { scalars.removeFirst() }
+        while let last = scalars.last, last == " " || last == "\t" { scalars.removeLast() }
+        return String(scalars)
+    }
+}
