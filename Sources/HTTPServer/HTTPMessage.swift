@@ -44,6 +44,8 @@ public struct HTTPRequest: Sendable {
     public var query: [(name: String, value: String?)]
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// The client's IP address as the socket sees it (`127.0.0.1`, `::1`); empty when unknown.
+    public var remoteAddress = ""
 
     public init(
         method: String, path: String, version: String = "HTTP/1.1", query: [(name: String, value: String?)] = [],

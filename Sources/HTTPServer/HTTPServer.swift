@@ -325,6 +325,7 @@ private func intake(
         version: versionText,
         query: collectQuery(connection),
         headers: collectHeaders(connection))
+    request.remoteAddress = tracked?.address ?? ""
     let rejection: HTTPRejection?
     switch RequestFraming.target(state.rawTarget) {
     case .failure(let reason):

@@ -133,9 +133,9 @@ public final class RegistryApplication: HTTPHandler {
         auditFailure(request, response: response, matched: matched, actor: caller?.name ?? "anonymous", requestID: requestID)
         let elapsed = ContinuousClock.now - started
         metrics.recordRequest(
-            operation: matched == nil ? "unmatched" : operation, method: matched == nil ? "other" : request.method, status: response.status,
+            operation: matched?.route.template ?? "unmatched", method: matched == nil ? "other" : request.method, status: response.status,
             duration: elapsed)
-        log(request, response: response, operation: operation, requestID: requestID, elapsed: elapsed)
+        log(request, response: response, route: matched?.route.template, operation: operation, actor: caller?.name ?? "anonymous", requestID: requestID, elapsed: elapsed)
         return response
     }
 
@@ -253,7 +253,7 @@ public final class RegistryApplication: HTTPHandler {
         var response = problemResponse(ErrorMapping.problem(for: APIError.payloadTooLarge(limit: limit)), request: request, requestID: requestID)
         response.headers.add("X-Request-Id", requestID)
         response.headers.add("Connection", "close")
-        log(request, response: response, operation: "-", requestID: requestID, elapsed: .zero)
+        log(request, response: response, route: nil, operation: "-", actor: "-", requestID: requestID, elapsed: .zero)
         return response
     }
 
@@ -278,13 +278,22 @@ public final class RegistryApplication: HTTPHandler {
     private static let requestIDPrefix = String(UInt64.random(in: 1 << 40..<1 << 44), radix: 16) + "-"
     private static let requestCounter = Atomic<Int>(0)
 
-    private func log(_ request: HTTPRequest, response: HTTPResponse, operation: String, requestID: String, elapsed: Duration) {
+    /// One line per request: the message for people (`GET /v1/services 200`), typed fields for
+    /// machines (numbers stay numbers in the JSON format).
+    private func log(
+        _ request: HTTPRequest, response: HTTPResponse, route: String?, operation: String, actor: String, requestID: String, elapsed: Duration
+    ) {
         guard logger.logLevel <= .info else { return }
         let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-        logger.info(
-            "\(LogEscaping.path(request.method)) \(LogEscaping.path(request.path)) \(response.status)",
-            metadata: [
-                "durationMs": "\((milliseconds * 1000).rounded() / 1000)", "operation": "\(operation)", "requestId": "\(requestID)",
-            ])
+        var metadata: Logger.Metadata = [
+            "method": .string(request.method), "path": .string(request.path), "route": .string(route ?? "-"),
+            "status": .stringConvertible(response.status), "durationMs": .stringConvertible((milliseconds * 1000).rounded() / 1000),
+            "operation": .string(operation), "requestId": .string(requestID), "actor": .string(actor),
+            "bytes": .stringConvertible(response.bodyCount),
+        ]
+        if !request.remoteAddress.isEmpty { metadata["remoteAddress"] = .string(request.remoteAddress) }
+        if let agent = request.headers["User-Agent"] { metadata["userAgent"] = .string(agent) }
+        logger.info("\(LogEscaping.path(request.method)) \(LogEscaping.path(request.path)) \(response.status)", metadata: metadata)
     }
+
 }

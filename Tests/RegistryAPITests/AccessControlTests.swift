@@ -179,7 +179,7 @@ private func bearer(_ token: String) -> [String: String] { ["Authorization": "Be
         let metrics = try client.request("GET", "/metrics", headers: bearer("viewer-token-0123456789"))
         #expect(metrics.status == 200)
         #expect(metrics.header("Content-Type")?.hasPrefix("text/plain") == true)
-        #expect(metrics.text.contains(#"http_requests_total{route="getService",method="GET",status="200"}"#))
+        #expect(metrics.text.contains(#"http_requests_total{route="/v1/services/{namespace}/{name}",method="GET",status="200"}"#))
         #expect(metrics.text.contains("http_request_duration_seconds_bucket"))
         #expect(metrics.text.contains("endpoint_registry_services 2"))
         #expect(metrics.text.contains("endpoint_registry_addresses 2"))

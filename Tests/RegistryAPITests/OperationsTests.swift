@@ -38,7 +38,10 @@ final class ServerProcess {
         guard expectStart else { return }
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline, process.isRunning {
-            if let range = logText.range(of: "port="), let port = UInt16(logText[range.upperBound...].prefix { $0.isNumber }) {
+            // `port=N` in the text format, `"port":"N"` in the JSON one.
+            if let range = logText.range(of: "port=") ?? logText.range(of: #""port":""#),
+                let port = UInt16(logText[range.upperBound...].prefix { $0.isNumber })
+            {
                 self.port = port
                 return
             }

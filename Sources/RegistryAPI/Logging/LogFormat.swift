@@ -6,7 +6,9 @@ import RegistryCore
 public enum LogFormat: String, Sendable, CaseIterable {
     /// `2026-11-28T12:00:00.123Z info GET /v1/services 200 durationMs=0.3 …`
     case text
-    /// One JSON object per line: `{"time":…,"level":…,"message":…, metadata…}`.
+    /// One JSON object per line: `{"time":…,"level":…,"message":…, metadata…}`; a request line
+    /// carries `method`, `path`, `route`, `status` (number), `durationMs` (number), `requestId`,
+    /// `actor`, `remoteAddress`, `userAgent` and `bytes` (number).
     case json
 }
 
@@ -40,7 +42,7 @@ public struct StderrLogHandler: LogHandler {
             var object = JSONObject([
                 ("time", .string(Self.timestamp())), ("level", .string(event.level.rawValue)), ("message", .string("\(event.message)")),
             ])
-            for key in keys { object[key] = .string("\(all[key]!)") }
+            for key in keys { object[key] = Self.json(all[key]!) }
             line = JSONWriter.bytes(.object(object))
         }
         line.append(UInt8(ascii: "\n"))
@@ -51,6 +53,19 @@ public struct StderrLogHandler: LogHandler {
                 if written <= 0 { return }
                 offset += written
             }
+        }
+    }
+
+    /// A metadata value as JSON: numbers and booleans given as `.stringConvertible` stay numbers
+    /// and booleans (so a pipeline can filter `status >= 500`), everything else is a string.
+    static func json(_ value: Logger.Metadata.Value) -> JSONValue {
+        switch value {
+        case .stringConvertible(let number as Int): .integer(number)
+        case .stringConvertible(let number as Double) where number.isFinite: .number("\(number)")
+        case .stringConvertible(let flag as Bool): .bool(flag)
+        case .array(let items): .array(items.map(json))
+        case .dictionary(let members): .object(JSONObject(members.keys.sorted().map { ($0, json(members[$0]!)) }))
+        default: .string("\(value)")
         }
     }
 

@@ -90,6 +90,6 @@ final class RegistryMetrics: Sendable {
         }
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
-        return buffer
+        return MetricsExposition.annotated(buffer, help: MetricsExposition.help) + MetricsExposition.processMetrics()
     }
 }

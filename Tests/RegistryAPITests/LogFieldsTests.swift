@@ -1,0 +1,28 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// JSON log lines carry typed fields a pipeline can filter on.
+@Suite(.serialized) struct LogFieldsTests {
+    @Test func requestLinesHaveTypedFields() throws {
+        let server = try ServerProcess(["--log-format", "json"])
+        let client = try RawHTTPClient(port: server.port)
+        #expect(try client.request("GET", "/v1/services/default/missing", headers: ["User-Agent": "log-test/1"]).status == 404)
+        server.signal(SIGTERM)
+        server.process.waitUntilExit()
+        let lines = server.logText.split(separator: "\n").compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+        }
+        let request = try #require(lines.first { ($0["message"] as? String)?.hasPrefix("GET /v1/services/default/missing") == true })
+        #expect(request["status"] as? Int == 404)
+        #expect(request["durationMs"] is Double || request["durationMs"] is Int)
+        #expect(request["bytes"] as? Int ?? 0 > 0)
+        #expect(request["method"] as? String == "GET")
+        #expect(request["path"] as? String == "/v1/services/default/missing")
+        #expect(request["route"] as? String == "/v1/services/{namespace}/{name}")
+        #expect(request["remoteAddress"] as? String == "127.0.0.1")
+        #expect(request["userAgent"] as? String == "log-test/1")
+        #expect(request["actor"] as? String == "anonymous")
+        #expect((request["requestId"] as? String)?.isEmpty == false)
+    }
+}
