@@ -65,6 +65,12 @@ struct Serve: ParsableCommand {
     var insecureAllowAnonymous = false
     @Option(help: "Kubeconfig files (colon-separated, merged as kubectl does) naming the clusters to push to. Default ~/.kube/config. [KUBECONFIG]")
     var kubeconfig: String?
+    @Option(help: "Comma-separated cluster names bound to services created without \"clusters\" (default none). [ENDPOINT_REGISTRY_DEFAULT_CLUSTERS]")
+    var defaultClusters: String?
+    @Option(help: "Seconds between full resyncs that compare live objects with the registry and repair drift (default 300). [ENDPOINT_REGISTRY_RESYNC_INTERVAL]")
+    var resyncInterval: Int?
+    @Option(help: "Most services reconciled at once per cluster (default 4). [ENDPOINT_REGISTRY_CLUSTER_CONCURRENCY]")
+    var clusterConcurrency: Int?
     @Option(help: "true: /metrics needs no token (default false). [ENDPOINT_REGISTRY_PUBLIC_METRICS]")
     var publicMetrics: Bool?
     @Option(help: "false: /openapi.yaml needs a token (default true). [ENDPOINT_REGISTRY_PUBLIC_OPENAPI]")
@@ -90,6 +96,9 @@ struct Serve: ParsableCommand {
         flags.publicMetrics = publicMetrics
         flags.publicOpenAPI = publicOpenAPI
         flags.kubeconfig = kubeconfig
+        flags.defaultClusters = defaultClusters
+        flags.resyncInterval = resyncInterval
+        flags.clusterConcurrency = clusterConcurrency
         let configuration: ServerConfiguration
         do {
             configuration = try ServerConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)

@@ -25,7 +25,7 @@ public final class RegistryApplication: HTTPHandler {
 
     public init(
         store: ServiceStore, logger: Logger, authenticator: TokenAuthenticator? = nil, openness: Openness = Openness(),
-        clusters: Clusters = .none
+        clusters: Clusters = .none, defaultClusters: [String] = []
     ) {
         self.store = store
         self.logger = logger
@@ -35,7 +35,8 @@ public final class RegistryApplication: HTTPHandler {
         let push = PushHandlers(engine: PushEngine(clusters: clusters, store: store), store: store, metrics: metrics)
         self.router = Router(
             routes: RegistryApplication.routes(
-                services: ServiceHandlers(store: store, push: push), manifests: ManifestHandlers(store: store, cache: RenderCache()),
+                services: ServiceHandlers(store: store, push: push, defaultClusters: defaultClusters),
+                manifests: ManifestHandlers(store: store, cache: RenderCache(), defaultClusters: defaultClusters),
                 audit: AuditHandlers(store: store), push: push, metrics: metrics, store: store, openness: openness))
     }
 

@@ -43,8 +43,15 @@ public final class RegistryService: Sendable {
                 logger.warning("cluster \(target.name): insecure-skip-tls-verify is set, the API server's certificate is NOT verified")
             }
         }
+        let known = Set(targets.map(\.name))
+        for name in configuration.defaultClusters where !known.contains(name) {
+            throw ServerConfiguration.Invalid(
+                setting: "--default-clusters / ENDPOINT_REGISTRY_DEFAULT_CLUSTERS",
+                message: "no cluster named \"\(name)\" (known: \(known.isEmpty ? "none" : known.sorted().joined(separator: ", ")))")
+        }
         application = RegistryApplication(
-            store: store, logger: logger, authenticator: authenticator, openness: configuration.openness, clusters: Clusters(targets: targets))
+            store: store, logger: logger, authenticator: authenticator, openness: configuration.openness, clusters: Clusters(targets: targets),
+            defaultClusters: configuration.defaultClusters)
         server = try HTTPServer(configuration: configuration.http, handler: application)
         let host = configuration.http.host.contains(":") ? "[\(configuration.http.host)]" : configuration.http.host
         logger.notice(

@@ -22,6 +22,13 @@ public struct ServerConfiguration: Sendable {
     public var kubeconfigPaths: [String] = []
     /// Whether to add the pod's own cluster (`in-cluster`) when running in Kubernetes.
     public var inCluster = true
+    /// `clusters` of a service created (or replaced, or imported new) without the field.
+    public var defaultClusters: [String] = []
+    /// Seconds between full resyncs, which compare every bound service's live objects with its
+    /// rendering and repair differences.
+    public var resyncIntervalSeconds = 300
+    /// Most services reconciled at once in one cluster (the total is bounded too).
+    public var clusterConcurrency = 4
 
     /// True for 127.0.0.0/8 and ::1.
     public var bindsLoopbackOnly: Bool {
@@ -60,6 +67,9 @@ public struct ServerConfiguration: Sendable {
         public var publicMetrics: Bool?
         public var publicOpenAPI: Bool?
         public var kubeconfig: String?
+        public var defaultClusters: String?
+        public var resyncInterval: Int?
+        public var clusterConcurrency: Int?
 
         public init() {}
     }
@@ -73,7 +83,8 @@ public struct ServerConfiguration: Sendable {
         "log-format": "ENDPOINT_REGISTRY_LOG_FORMAT", "tls-cert": "ENDPOINT_REGISTRY_TLS_CERT", "tls-key": "ENDPOINT_REGISTRY_TLS_KEY",
         "tokens-file": "ENDPOINT_REGISTRY_TOKENS_FILE", "insecure-allow-anonymous": "ENDPOINT_REGISTRY_INSECURE_ALLOW_ANONYMOUS",
         "public-metrics": "ENDPOINT_REGISTRY_PUBLIC_METRICS", "public-openapi": "ENDPOINT_REGISTRY_PUBLIC_OPENAPI",
-        "kubeconfig": "KUBECONFIG",
+        "kubeconfig": "KUBECONFIG", "default-clusters": "ENDPOINT_REGISTRY_DEFAULT_CLUSTERS",
+        "resync-interval": "ENDPOINT_REGISTRY_RESYNC_INTERVAL", "cluster-concurrency": "ENDPOINT_REGISTRY_CLUSTER_CONCURRENCY",
     ]
 
     public static func resolve(flags: Flags, environment: [String: String]) throws(Invalid) -> ServerConfiguration {
@@ -140,6 +151,11 @@ public struct ServerConfiguration: Sendable {
         if let memory = try integer("connection-memory", flags.connectionMemory, in: 8192...(16 << 20)) {
             configuration.http.connectionMemoryLimit = memory
         }
+        if let list = text("default-clusters", flags.defaultClusters) {
+            configuration.defaultClusters = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        if let seconds = try integer("resync-interval", flags.resyncInterval, in: 1...86_400) { configuration.resyncIntervalSeconds = seconds }
+        if let count = try integer("cluster-concurrency", flags.clusterConcurrency, in: 1...64) { configuration.clusterConcurrency = count }
         if let level = try choice("log-level", flags.logLevel, Logger.Level.self) { configuration.logLevel = level }
         if let format = try choice("log-format", flags.logFormat, LogFormat.self) { configuration.logFormat = format }
         let certificate = text("tls-cert", flags.tlsCert)

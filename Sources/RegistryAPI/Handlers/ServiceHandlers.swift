@@ -6,6 +6,8 @@ public import RegistryStorage
 struct ServiceHandlers: Sendable {
     let store: ServiceStore
     let push: PushHandlers
+    /// `clusters` of a service created or replaced without the field (`--default-clusters`).
+    var defaultClusters: [String] = []
 
     static func location(_ namespace: String, _ name: String) -> String { "/v1/services/\(namespace)/\(name)" }
 
@@ -15,6 +17,24 @@ struct ServiceHandlers: Sendable {
         case .success(let input): return input
         case .failure(let failure): throw failure
         }
+    }
+
+    /// The service with its bindings settled: the default clusters when the body named none
+    /// (create and replace), and every newly named cluster one of those in `GET /v1/clusters`
+    /// (names already bound stay valid when a cluster leaves the configuration).
+    private func bound(_ input: ServiceInput, current: ServiceRecord?, defaulting: Bool) throws(ValidationFailure) -> ExternalService {
+        var service = input.service
+        if !input.clustersGiven && defaulting { service.clusters = defaultClusters }
+        let known = Set(push.clusters.targets.map(\.name))
+        let previous = Set(current?.service.clusters ?? [])
+        var violations: [FieldViolation] = []
+        for (index, cluster) in service.clusters.enumerated() where !known.contains(cluster) && !previous.contains(cluster) {
+            let names = known.sorted().joined(separator: ", ")
+            violations.append(
+                FieldViolation("clusters[\(index)]", .notSupported, "no cluster named \"\(cluster)\" (known: \(names.isEmpty ? "none" : names))"))
+        }
+        if !violations.isEmpty { throw ValidationFailure(violations) }
+        return service
     }
 
     /// Applies the echoed server-managed fields as preconditions (like `metadata.resourceVersion`).
@@ -33,7 +53,7 @@ struct ServiceHandlers: Sendable {
     func createService(_ context: RequestContext) throws -> HTTPResponse {
         let input = try decodeService(try RequestChecks.jsonBody(context.request))
         try Self.checkScope(context.principal, input.service.namespace)
-        let (record, document) = try store.create(input.service, audit: context.audit)
+        let (record, document) = try store.create(try bound(input, current: nil, defaulting: true), audit: context.audit)
         return Responses.json(201, document, etag: record.etag, location: Self.location(record.service.namespace, record.service.name))
     }
 
@@ -120,7 +140,7 @@ struct ServiceHandlers: Sendable {
             } else if input.revision != nil || input.uid != nil {
                 throw StoreError.notFound(namespace: namespace, name: name)
             }
-            return input.service
+            return try bound(input, current: current, defaulting: true)
         }
         return Responses.json(
             result.created ? 201 : 200, result.document, etag: result.record.etag,
@@ -142,7 +162,7 @@ struct ServiceHandlers: Sendable {
             }
             let input = try decodeService(patched)
             try checkEchoedFields(input, current: current)
-            return input.service
+            return try bound(input, current: current, defaulting: false)
         }
         return Responses.json(200, result.document, etag: result.record.etag)
     }

@@ -74,7 +74,9 @@ struct PushEngine: Sendable {
         return nil
     }
 
-    static func isOurs(_ object: JSONValue) -> Bool { labels(object)[managedBy] == ManifestRenderer.managerName }
+    /// Ours by the manager label of the object's kind (see `Ownership`): mirrored slices, which
+    /// copy the Endpoints' `app.kubernetes.io/managed-by`, are not.
+    static func isOurs(_ object: JSONValue) -> Bool { Ownership.isOurs(object) }
 
     /// Pushes one service to one cluster.
     func push(_ record: ServiceRecord, to target: ClusterTarget, dryRun: Bool, adopt: Bool) -> ClusterOutcome {
