@@ -65,6 +65,8 @@ public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// Set by `HTTPResponse.deferred(_:)`: the real response comes later (see `DeferredResponse`).
+    public var deferred: DeferredResponse? = nil
 
     public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
         self.status = status

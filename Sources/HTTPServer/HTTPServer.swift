@@ -90,11 +90,12 @@ public final class HTTPServer: Sendable {
             while context.inFlight.withLock({ $0 }) > 0, clock.now < end {
                 Thread.sleep(forTimeInterval: 0.01)
             }
+            context.resumeAllSuspended()
         }
     }
 
     deinit {
-        daemon.quiesceAndStop {}
+        daemon.quiesceAndStop { context.resumeAllSuspended() }
         Unmanaged.passUnretained(context).release()
     }
 }
@@ -128,7 +129,9 @@ private final class Daemon: Sendable {
 
 /// Wraps a C pointer so it can live inside a `Mutex`.
 private struct OpaquePointerBox: @unchecked Sendable {
-    // Why @unchecked Sendable is safe: only `Daemon` holds one, and only inside its Mutex.
+    // Why @unchecked Sendable is safe: the pointer is only used inside a Mutex: `Daemon`'s, or a
+    // `SuspendedConnection`'s for `MHD_resume_connection`, which libmicrohttpd allows from any
+    // thread ("It is safe to resume a suspended connection at any time").
     let pointer: OpaquePointer
     init(_ pointer: OpaquePointer) { self.pointer = pointer }
 }
@@ -138,10 +141,54 @@ private final class ServerContext: Sendable {
     let handler: any HTTPHandler
     let maxBodyBytes: Int
     let inFlight = Mutex(0)
+    /// Connections waiting for a deferred response.
+    let suspended = Mutex<[ObjectIdentifier: SuspendedConnection]>([:])
+
+    /// libmicrohttpd must not stop with suspended connections: answer them 503, then give
+    /// them a moment to be sent.
+    func resumeAllSuspended() {
+        let waiting = suspended.withLock { Array($0.values) }
+        guard !waiting.isEmpty else { return }
+        let unavailable = HTTPResponse(
+            status: 503, headers: HTTPHeaders([("Content-Type", "application/problem+json"), ("Connection", "close")]),
+            body: Array(#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"the server is shutting down"}"#.utf8))
+        for connection in waiting { _ = connection.resume(with: unavailable) }
+        let end = ContinuousClock.now.advanced(by: .seconds(1))
+        while !suspended.withLock({ $0.isEmpty }), ContinuousClock.now < end { Thread.sleep(forTimeInterval: 0.005) }
+    }
 
     init(handler: any HTTPHandler, maxBodyBytes: Int) {
         self.handler = handler
         self.maxBodyBytes = maxBodyBytes
+    }
+}
+
+/// A connection suspended until its deferred response arrives (from any thread).
+private final class SuspendedConnection: Sendable {
+    private let connection: OpaquePointerBox
+    private let state = Mutex<(resumed: Bool, response: HTTPResponse?)>((false, nil))
+
+    init(_ connection: OpaquePointer) {
+        self.connection = OpaquePointerBox(connection)
+    }
+
+    /// Resumes the connection once, with `response` to send; false if already resumed.
+    func resume(with response: HTTPResponse) -> Bool {
+        state.withLock { state in
+            guard !state.resumed else { return false }
+            state.resumed = true
+            state.response = response
+            MHD_resume_connection(connection.pointer)
+            return true
+        }
+    }
+
+    /// The response to send, once resumed.
+    func take() -> HTTPResponse? {
+        state.withLock { state in
+            defer { state.response = nil }
+            return state.response
+        }
     }
 }
 
@@ -151,6 +198,8 @@ private final class RequestState {
     var request: HTTPRequest
     var bodyBytesSeen = 0
     var oversized = false
+    /// Set while the connection waits for a deferred response.
+    var suspension: SuspendedConnection?
 
     init(request: HTTPRequest) {
         self.request = request
@@ -199,10 +248,26 @@ private let accessHandler: MHD_AccessHandlerCallback = {
         return .YES
     }
 
+    if let suspension = state.suspension {
+        // Resumed: the deferred response has arrived.
+        state.suspension = nil
+        context.suspended.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(suspension)) }
+        guard let response = suspension.take() else { return .NO }
+        return queue(response, on: connection)
+    }
     let response =
         state.oversized
         ? context.handler.bodyTooLarge(state.request, limit: context.maxBodyBytes)
         : context.handler.handle(state.request)
+    if let deferred = response.deferred {
+        // Free this worker thread: suspend until the response is there.
+        let suspension = SuspendedConnection(connection)
+        state.suspension = suspension
+        context.suspended.withLock { $0[ObjectIdentifier(suspension)] = suspension }
+        MHD_suspend_connection(connection)
+        deferred.whenComplete { final in _ = suspension.resume(with: final) }
+        return .YES
+    }
     return queue(response, on: connection)
 }
 

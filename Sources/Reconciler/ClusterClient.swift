@@ -21,15 +21,17 @@ public protocol ClusterClient: Sendable {
     func version() throws(KubernetesError) -> String
 }
 
-/// The real client: `KubernetesAPI` over libcurl, with a single attempt per call (the work
-/// queue does the backing off, so no thread ever sleeps inside a call).
+/// The real client: `KubernetesAPI` over libcurl, with one quick retry per call for a blip
+/// (200 ms); longer back-off is the work queue's, so no worker sleeps for long inside a call.
 public struct KubernetesClusterClient: ClusterClient {
     let api: KubernetesAPI
     public var name: String { api.target.name }
 
     public init(target: ClusterTarget, transport: any HTTPTransport = CurlTransport(), timeout: Duration = .seconds(10)) {
         var retry = RetryPolicy()
-        retry.attempts = 1
+        retry.attempts = 2
+        retry.initialBackoff = .milliseconds(200)
+        retry.maxBackoff = .milliseconds(500)
         retry.timeout = timeout
         api = KubernetesAPI(target: target, transport: transport, retry: retry)
     }

@@ -49,10 +49,14 @@ public final class Reconciler: Sendable {
         case push(dryRun: Bool, adopt: Bool, completion: @Sendable (SyncResult) -> Void)
         case diff(completion: @Sendable (Result<[FieldDifference], SyncError>) -> Void)
         case probe(completion: @Sendable (Result<String, SyncError>) -> Void)
+        /// Waits for the key's next processing to settle (synced, deleted, or a failure that
+        /// retrying will not fix).
+        case settle(completion: @Sendable (SyncResult) -> Void)
 
         func fail(_ error: SyncError, cluster: String) {
             switch self {
             case .push(let dryRun, _, let completion): completion(SyncResult(cluster: cluster, error: error, dryRun: dryRun))
+            case .settle(let completion): completion(SyncResult(cluster: cluster, error: error))
             case .diff(let completion): completion(.failure(error))
             case .probe(let completion): completion(.failure(error))
             }
@@ -162,6 +166,18 @@ public final class Reconciler: Sendable {
         namespace: String, name: String, cluster: String, completion: @escaping @Sendable (Result<[FieldDifference], SyncError>) -> Void
     ) {
         submit(ReconcileKey(namespace: namespace, name: name, cluster: cluster), .diff(completion: completion))
+    }
+
+    /// Calls `completion` once the service's objects in `cluster` have settled: after its next
+    /// processing (an apply, a deletion, or nothing to do), waiting across failures that a retry
+    /// may fix (429, 5xx, unreachable). Used to answer a cascading delete.
+    public func awaitSettled(namespace: String, name: String, cluster: String, completion: @escaping @Sendable (SyncResult) -> Void) {
+        submit(ReconcileKey(namespace: namespace, name: name, cluster: cluster), .settle(completion: completion))
+    }
+
+    /// The clusters where a service's objects are tracked (bound, pushed, or being deleted).
+    public func trackedClusters(namespace: String, name: String) throws(StoreError) -> [String] {
+        try store.reconcileStates(namespace: namespace, name: name).map(\.cluster).filter { clients[$0] != nil }
     }
 
     /// The cluster's version, read by a worker of that cluster.
@@ -340,7 +356,7 @@ public final class Reconciler: Sendable {
             return
         }
         // Read-only requests first: diffs and dry runs.
-        var realPushes: [(adopt: Bool, completion: @Sendable (SyncResult) -> Void)] = []
+        var waiters: [(adopt: Bool, real: Bool, completion: @Sendable (SyncResult) -> Void)] = []
         for job in pending {
             switch job {
             case .diff(let completion):
@@ -356,25 +372,38 @@ public final class Reconciler: Sendable {
                 }
                 completion(ClusterSync.ensure(record.service, client: client, adopt: adopt, dryRun: true))
             case .push(dryRun: false, adopt: let adopt, completion: let completion):
-                realPushes.append((adopt, completion))
+                waiters.append((adopt, true, completion))
+            case .settle(let completion):
+                waiters.append((false, false, completion))
             case .probe(let completion):
                 completion(.failure(.unknownCluster(key.cluster)))
             }
         }
+        let realPush = waiters.contains { $0.real }
         let bound = record?.service.clusters.contains(key.cluster) ?? false
-        if let record, bound || !realPushes.isEmpty {
+        let result: SyncResult
+        if let record, bound || realPush {
             let source: ReconcileState.Source = bound ? .binding : .push
-            let result = ClusterSync.ensure(record.service, client: client, adopt: realPushes.contains { $0.adopt }, dryRun: false)
+            result = ClusterSync.ensure(record.service, client: client, adopt: waiters.contains { $0.adopt }, dryRun: false)
             settle(key, record: record, previous: state, source: source, result: result)
-            realPushes.forEach { $0.completion(result) }
         } else if let record, let state, state.source == .push {
-            observe(key, record: record, state: state, client: client)
-            realPushes.forEach { $0.completion(SyncResult(cluster: key.cluster)) }
+            result = observe(key, record: record, state: state, client: client)
         } else if let state {
-            realPushes.forEach { $0.completion(SyncResult(cluster: key.cluster, error: .serviceGone("\(key.namespace)/\(key.name)"))) }
-            remove(key, state: state, client: client)
+            result = remove(key, state: state, client: client)
         } else {
-            realPushes.forEach { $0.completion(SyncResult(cluster: key.cluster, error: .serviceGone("\(key.namespace)/\(key.name)"))) }
+            result = SyncResult(cluster: key.cluster, error: record == nil && realPush ? .serviceGone("\(key.namespace)/\(key.name)") : nil)
+        }
+        // A failure that a retry may fix keeps the requests waiting for the retry (their own
+        // deadline answers them meanwhile); others get the result now.
+        if let error = result.error, error.retryable, !stopping.load(ordering: .sequentiallyConsistent) {
+            jobs.withLock { pending in
+                for waiter in waiters {
+                    pending[key, default: []].append(
+                        waiter.real ? .push(dryRun: false, adopt: waiter.adopt, completion: waiter.completion) : .settle(completion: waiter.completion))
+                }
+            }
+        } else {
+            waiters.forEach { $0.completion(result) }
         }
     }
 
@@ -423,24 +452,30 @@ public final class Reconciler: Sendable {
     }
 
     /// A service reached only by an explicit push: tell whether the cluster still matches.
-    private func observe(_ key: ReconcileKey, record: ServiceRecord, state: ReconcileState, client: any ClusterClient) {
+    private func observe(_ key: ReconcileKey, record: ServiceRecord, state: ReconcileState, client: any ClusterClient) -> SyncResult {
         var updated = state
+        var result = SyncResult(cluster: key.cluster)
         do {
             let differences = try ClusterSync.diff(record.service, client: client)
             if differences.isEmpty {
                 updated.state = .synced
                 updated.lastSyncTime = ServiceStore.rfc3339(Date())
+                updated.lastError = nil
+                updated.attempts = 0
+                updated.nextAttemptTime = nil
             } else {
                 updated.state = .drifted
             }
         } catch {
             updated.lastError = SyncError.kubernetes(error).problem
+            result.error = .kubernetes(error)
         }
         save(updated)
+        return result
     }
 
     /// Deletes our objects (service deleted, or cluster unbound); forgets the state when done.
-    private func remove(_ key: ReconcileKey, state: ReconcileState, client: any ClusterClient) {
+    private func remove(_ key: ReconcileKey, state: ReconcileState, client: any ClusterClient) -> SyncResult {
         var updated = state
         updated.state = .deleting
         let result = ClusterSync.remove(namespace: key.namespace, name: key.name, client: client)
@@ -453,12 +488,13 @@ public final class Reconciler: Sendable {
             queue.forget(key)
             observer?.reconciled(cluster: key.cluster, result: "deleted")
             logger.info("objects deleted", metadata: ["cluster": "\(key.cluster)", "service": "\(key.namespace)/\(key.name)"])
-            return
+            return result
         }
         let error = result.error ?? .conflict("could not delete")
         fail(key, state: &updated, error: error, object: result.objects.first { $0.error != nil }.map { "\($0.kind)/\(key.namespace)/\($0.name)" })
         observer?.reconciled(cluster: key.cluster, result: "failed")
         save(updated)
+        return result
     }
 
     private func save(_ state: ReconcileState) {

@@ -93,6 +93,16 @@ public enum SyncError: Error, Sendable, CustomStringConvertible {
         return description
     }
 
+    /// Whether trying again later may succeed: 429, 5xx, timeouts and connection failures.
+    public var retryable: Bool {
+        guard case .kubernetes(let error) = self else { return false }
+        switch error.cause {
+        case .status(let status): return status.code == 429 || status.code >= 500
+        case .transport: return true
+        case .invalidResponse, .unusable: return false
+        }
+    }
+
     /// `Retry-After` of a 429 (or `details.retryAfterSeconds`).
     public var retryAfter: Duration? {
         if case .kubernetes(let error) = self, let seconds = error.status?.retryAfterSeconds { return .seconds(seconds) }

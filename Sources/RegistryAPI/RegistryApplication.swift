@@ -1,7 +1,9 @@
 import Foundation
 import Synchronization
 public import HTTPServer
+import KubernetesClient
 public import Logging
+public import Reconciler
 import RegistryCore
 import RegistryResources
 public import RegistryStorage
@@ -15,6 +17,8 @@ public final class RegistryApplication: HTTPHandler {
     /// nil: no tokens file, every caller is `anonymous` (the server then binds to loopback only).
     private let authenticator: TokenAuthenticator?
     private let metrics: RegistryMetrics
+    /// Keeps bound services in their clusters; started by `RegistryService` (or the caller).
+    public let reconciler: Reconciler
 
     /// Which otherwise protected documents are open to callers without a token.
     public struct Openness: Sendable {
@@ -25,14 +29,19 @@ public final class RegistryApplication: HTTPHandler {
 
     public init(
         store: ServiceStore, logger: Logger, authenticator: TokenAuthenticator? = nil, openness: Openness = Openness(),
-        clusters: Clusters = .none, defaultClusters: [String] = []
+        clusters: Clusters = .none, defaultClusters: [String] = [], reconcilerConfiguration: Reconciler.Configuration = Reconciler.Configuration()
     ) {
         self.store = store
         self.logger = logger
         self.authenticator = authenticator
         let metrics = RegistryMetrics()
         self.metrics = metrics
-        let push = PushHandlers(engine: PushEngine(clusters: clusters, store: store), store: store, metrics: metrics)
+        let reconciler = Reconciler(
+            store: store, clients: clusters.targets.filter(\.usable).map { KubernetesClusterClient(target: $0, transport: clusters.transport) },
+            configuration: reconcilerConfiguration, logger: logger, observer: metrics)
+        self.reconciler = reconciler
+        metrics.reconciler = reconciler
+        let push = PushHandlers(clusters: clusters, reconciler: reconciler, store: store, metrics: metrics)
         self.router = Router(
             routes: RegistryApplication.routes(
                 services: ServiceHandlers(store: store, push: push, defaultClusters: defaultClusters),
@@ -69,7 +78,9 @@ public final class RegistryApplication: HTTPHandler {
             Route("GET", "/v1/services/{namespace}/{name}", "getService", handler: services.getService),
             Route("PUT", "/v1/services/{namespace}/{name}", "replaceService", permission: .write, handler: services.replaceService),
             Route("PATCH", "/v1/services/{namespace}/{name}", "patchService", permission: .write, handler: services.patchService),
-            Route("DELETE", "/v1/services/{namespace}/{name}", "deleteService", query: ["cascade"], permission: .write, handler: services.deleteService),
+            Route(
+                "DELETE", "/v1/services/{namespace}/{name}", "deleteService", query: ["cascade", "timeout"], permission: .write,
+                handler: services.deleteService),
             Route("GET", "/v1/services/{namespace}/{name}/addresses", "listAddresses", handler: services.listAddresses),
             Route("POST", "/v1/services/{namespace}/{name}/addresses", "addAddress", permission: .write, handler: services.addAddress),
             Route("DELETE", "/v1/services/{namespace}/{name}/addresses/{ip}", "deleteAddress", query: ["port"], permission: .write, handler: services.deleteAddress),
@@ -81,10 +92,11 @@ public final class RegistryApplication: HTTPHandler {
                 handler: manifests.listManifests),
             Route("GET", "/v1/services/{namespace}/{name}/history", "getServiceHistory", handler: audit.getServiceHistory),
             Route("GET", "/v1/clusters", "listClusters", query: ["probe"], handler: push.listClusters),
-            Route("POST", "/v1/services/{namespace}/{name}/push", "pushService", permission: .push, handler: push.pushService),
-            Route("POST", "/v1/push", "pushServices", query: ["namespace", "labelSelector"], permission: .push, handler: push.pushMany),
+            Route("GET", "/v1/clusters/{name}/status", "getClusterStatus", handler: push.getClusterStatus),
+            Route("POST", "/v1/services/{namespace}/{name}/push", "pushService", query: ["timeout"], permission: .push, handler: push.pushService),
+            Route("POST", "/v1/push", "pushServices", query: ["namespace", "labelSelector", "timeout"], permission: .push, handler: push.pushMany),
             Route("GET", "/v1/services/{namespace}/{name}/status", "getPushStatus", handler: push.getPushStatus),
-            Route("GET", "/v1/services/{namespace}/{name}/diff", "getServiceDiff", query: ["cluster"], handler: push.getDiff),
+            Route("GET", "/v1/services/{namespace}/{name}/diff", "getServiceDiff", query: ["cluster", "timeout"], handler: push.getDiff),
             Route(
                 "GET", "/v1/audit", "listAudit", query: ["namespace", "name", "actor", "action", "since", "limit", "continue"], permission: .audit,
                 handler: audit.listAudit),
@@ -124,6 +136,24 @@ public final class RegistryApplication: HTTPHandler {
                 response.headers.add(
                     "WWW-Authenticate", invalidToken ? #"Bearer realm="endpoint-registry", error="invalid_token""# : #"Bearer realm="endpoint-registry""#)
             }
+        }
+        if let inner = response.deferred {
+            // Answered later from another thread: finish the request's bookkeeping then.
+            let outer = DeferredResponse()
+            let actor = caller?.name ?? "anonymous"
+            let (matched, operation) = (matched, operation)
+            inner.whenComplete { [self] final in
+                var final = final
+                final.headers.add("X-Request-Id", requestID)
+                self.auditFailure(request, response: final, matched: matched, actor: actor, requestID: requestID)
+                let elapsed = ContinuousClock.now - started
+                self.metrics.recordRequest(
+                    operation: matched == nil ? "unmatched" : operation, method: matched == nil ? "other" : request.method, status: final.status,
+                    duration: elapsed)
+                self.log(request, response: final, operation: operation, requestID: requestID, elapsed: elapsed)
+                outer.complete(final)
+            }
+            return .deferred(outer)
         }
         response.headers.add("X-Request-Id", requestID)
         auditFailure(request, response: response, matched: matched, actor: caller?.name ?? "anonymous", requestID: requestID)

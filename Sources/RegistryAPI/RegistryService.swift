@@ -2,6 +2,7 @@ import Foundation
 public import HTTPServer
 import KubernetesClient
 public import Logging
+import Reconciler
 import RegistryResources
 public import RegistryStorage
 
@@ -49,9 +50,13 @@ public final class RegistryService: Sendable {
                 setting: "--default-clusters / ENDPOINT_REGISTRY_DEFAULT_CLUSTERS",
                 message: "no cluster named \"\(name)\" (known: \(known.isEmpty ? "none" : known.sorted().joined(separator: ", ")))")
         }
+        var reconcilerConfiguration = Reconciler.Configuration()
+        reconcilerConfiguration.resyncInterval = .seconds(configuration.resyncIntervalSeconds)
+        reconcilerConfiguration.clusterConcurrency = configuration.clusterConcurrency
         application = RegistryApplication(
             store: store, logger: logger, authenticator: authenticator, openness: configuration.openness, clusters: Clusters(targets: targets),
-            defaultClusters: configuration.defaultClusters)
+            defaultClusters: configuration.defaultClusters, reconcilerConfiguration: reconcilerConfiguration)
+        application.reconciler.start()
         server = try HTTPServer(configuration: configuration.http, handler: application)
         let host = configuration.http.host.contains(":") ? "[\(configuration.http.host)]" : configuration.http.host
         logger.notice(
@@ -73,9 +78,13 @@ public final class RegistryService: Sendable {
         }
     }
 
-    /// Stops accepting, lets in-flight requests finish, then checkpoints the database.
+    /// Stops taking work, lets in-flight applies and requests finish (within the grace period),
+    /// then checkpoints the database.
     public func shutdown() {
         logger.notice("shutting down", metadata: ["inFlight": "\(server.requestsInFlight)"])
+        if !application.reconciler.shutdown(deadline: .seconds(configuration.shutdownGraceSeconds)) {
+            logger.warning("some cluster applies were still running at the shutdown deadline")
+        }
         server.shutdown(deadline: .seconds(configuration.shutdownGraceSeconds))
         do {
             try store.checkpoint()
