@@ -202,6 +202,8 @@ public final class Reconciler: Sendable {
 
     /// After a commit: every cluster the services are bound to, or were bound to.
     private func changed(_ keys: [ServiceKey]) {
+        var updates: [ReconcileState] = []
+        var queued: [ReconcileKey] = []
         for serviceKey in keys {
             do {
                 let record = try store.record(namespace: serviceKey.namespace, name: serviceKey.name)
@@ -218,13 +220,21 @@ public final class Reconciler: Sendable {
                     } else {
                         state.state = .deleting
                     }
-                    try store.saveReconcileState(state)
-                    queue.forget(key)
-                    queue.add(key)
+                    updates.append(state)
+                    queued.append(key)
                 }
             } catch {
                 logger.error("could not queue the reconcile of a change", metadata: ["service": "\(serviceKey.namespace)/\(serviceKey.name)", "error": "\(error)"])
             }
+        }
+        do {
+            try store.saveReconcileStates(updates)
+        } catch {
+            logger.error("could not save reconcile state", metadata: ["error": "\(error)"])
+        }
+        for key in queued {
+            queue.forget(key)
+            queue.add(key)
         }
     }
 
@@ -239,15 +249,17 @@ public final class Reconciler: Sendable {
                 tracked.insert(key)
                 queue.add(key)
             }
+            var missing: [ReconcileState] = []
+            var bound: [ReconcileKey] = []
             for record in try store.allRecords() {
                 for cluster in record.service.clusters where clients[cluster] != nil {
                     let key = ReconcileKey(namespace: record.service.namespace, name: record.service.name, cluster: cluster)
-                    if !tracked.contains(key) {
-                        try store.saveReconcileState(ReconcileState(namespace: key.namespace, name: key.name, cluster: cluster, state: .pending))
-                    }
-                    queue.add(key)
+                    if !tracked.contains(key) { missing.append(ReconcileState(namespace: key.namespace, name: key.name, cluster: cluster, state: .pending)) }
+                    bound.append(key)
                 }
             }
+            try store.saveReconcileStates(missing)
+            bound.forEach(queue.add)
         } catch {
             logger.error("could not queue the start-up reconcile", metadata: ["error": "\(error)"])
         }

@@ -57,23 +57,31 @@ extension ServiceStore {
 
     /// Creates or replaces the state of one service in one cluster.
     public func saveReconcileState(_ state: ReconcileState) throws {
+        try saveReconcileStates([state])
+    }
+
+    /// Creates or replaces several states in one transaction.
+    public func saveReconcileStates(_ states: [ReconcileState]) throws {
+        guard !states.isEmpty else { return }
         let time = ServiceStore.timestamp(Date())
         try write { connection in
-            try connection.prepare(
-                """
-                INSERT INTO reconcile_state (namespace, name, cluster, source, state, uid, revision, last_sync_time, last_error, attempts,
-                    next_attempt_time, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (namespace, name, cluster) DO UPDATE SET source = excluded.source, state = excluded.state, uid = excluded.uid,
-                    revision = excluded.revision, last_sync_time = excluded.last_sync_time, last_error = excluded.last_error,
-                    attempts = excluded.attempts, next_attempt_time = excluded.next_attempt_time, updated_at = excluded.updated_at
-                """
-            ).bind(
-                .text(state.namespace), .text(state.name), .text(state.cluster), .text(state.source.rawValue), .text(state.state.rawValue),
-                .text(state.uid), .integer(state.revision), state.lastSyncTime.map { .text($0) } ?? .null,
-                state.lastError.map { .text(JSONWriter.string($0)) } ?? .null, .integer(state.attempts),
-                state.nextAttemptTime.map { .text($0) } ?? .null, .text(time)
-            ).run()
+            for state in states {
+                try connection.prepare(
+                    """
+                    INSERT INTO reconcile_state (namespace, name, cluster, source, state, uid, revision, last_sync_time, last_error, attempts,
+                        next_attempt_time, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (namespace, name, cluster) DO UPDATE SET source = excluded.source, state = excluded.state, uid = excluded.uid,
+                        revision = excluded.revision, last_sync_time = excluded.last_sync_time, last_error = excluded.last_error,
+                        attempts = excluded.attempts, next_attempt_time = excluded.next_attempt_time, updated_at = excluded.updated_at
+                    """
+                ).bind(
+                    .text(state.namespace), .text(state.name), .text(state.cluster), .text(state.source.rawValue), .text(state.state.rawValue),
+                    .text(state.uid), .integer(state.revision), state.lastSyncTime.map { .text($0) } ?? .null,
+                    state.lastError.map { .text(JSONWriter.string($0)) } ?? .null, .integer(state.attempts),
+                    state.nextAttemptTime.map { .text($0) } ?? .null, .text(time)
+                ).run()
+            }
         }
     }
 

@@ -324,6 +324,7 @@ func configuration(resync: Duration = .seconds(300)) -> Reconciler.Configuration
         _ = try first.create(service())
         #expect(try first.reconcileStates(namespace: "storage", name: "rgw").first?.state == .pending)
         // The process stops while its worker is stuck on the cluster.
+        #expect(eventually { !cluster.requests.isEmpty })
         #expect(!stopped.shutdown(deadline: .milliseconds(100)))
         // A new process on the same database picks the pending work up.
         let healthy = InMemoryCluster()
@@ -345,6 +346,8 @@ func configuration(resync: Duration = .seconds(300)) -> Reconciler.Configuration
         for _ in 0..<3 {
             reconciler.diff(namespace: "storage", name: "rgw", cluster: "test") { _ in answers.withLock { $0 += 1 } }
         }
+        // One worker is stuck in the cluster with the first request.
+        #expect(eventually { !cluster.requests.isEmpty })
         let drained = reconciler.shutdown(deadline: .milliseconds(200))
         #expect(!drained)
         cluster.setHang(false)
