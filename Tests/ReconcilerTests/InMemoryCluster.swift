@@ -15,6 +15,8 @@ final class InMemoryCluster: ClusterClient, Sendable {
         /// Fails every call with this status while set.
         var failure: KubeStatus? = nil
         var hang = false
+        /// Hangs only requests starting with this (e.g. "APPLY").
+        var hangPrefix: String? = nil
     }
 
     let name: String
@@ -28,9 +30,9 @@ final class InMemoryCluster: ClusterClient, Sendable {
     private func enter(_ request: String, object: String) throws(KubernetesError) {
         let (failure, hang) = state.withLock { state in
             state.requests.append(request)
-            return (state.failure, state.hang)
+            return (state.failure, state.hang || state.hangPrefix.map { request.hasPrefix($0) } == true)
         }
-        if hang { release.waitWhile { self.state.withLock { $0.hang } } }
+        if hang { release.waitWhile { self.state.withLock { $0.hang || $0.hangPrefix.map { request.hasPrefix($0) } == true } } }
         if let failure { throw KubernetesError(object: object, cluster: name, cause: .status(failure)) }
     }
 
@@ -49,6 +51,11 @@ final class InMemoryCluster: ClusterClient, Sendable {
     }
 
     func fail(_ status: KubeStatus?) { state.withLock { $0.failure = status } }
+
+    func hangRequests(startingWith prefix: String?) {
+        state.withLock { $0.hangPrefix = prefix }
+        release.broadcast()
+    }
 
     func setHang(_ hang: Bool) {
         state.withLock { $0.hang = hang }

@@ -158,6 +158,22 @@ func configuration(resync: Duration = .seconds(300)) -> Reconciler.Configuration
         #expect(try eventually { try state()?.state == .synced })
     }
 
+    @Test func aResyncMarksDriftThenTheRepairSyncs() throws {
+        let reconciler = reconciler()
+        reconciler.start()
+        defer { reconciler.shutdown(deadline: .seconds(5)) }
+        _ = try store.create(service())
+        #expect(try eventually { try state()?.state == .synced })
+        let slice = try #require(cluster.keys.first { $0.hasPrefix("EndpointSlice/") })
+        cluster.remove(.endpointSlice, "storage", String(slice.split(separator: "/")[2]))
+        cluster.hangRequests(startingWith: "APPLY")
+        reconciler.resync()
+        #expect(try state()?.state == .drifted)
+        cluster.hangRequests(startingWith: nil)
+        #expect(try eventually { try state()?.state == .synced })
+        #expect(cluster.keys.contains(slice))
+    }
+
     @Test func failingCarriesTheAPIServersReasonAndRecovers() throws {
         cluster.fail(KubeStatus(code: 403, reason: "Forbidden", message: "services is forbidden: User \"x\" cannot patch resource \"services\""))
         let reconciler = reconciler()

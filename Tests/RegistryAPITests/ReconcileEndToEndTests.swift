@@ -220,23 +220,25 @@ private let rgw = #"{"namespace":"storage","name":"rgw","description":"S3","labe
         let body = rgw.replacingOccurrences(of: #""endpointsMode":"endpointslices""#, with: #""endpointsMode":"both""#)
         #expect(try client.request("POST", "/v1/services", json: body).status == 201)
         #expect(try eventually { try state()?["state"] as? String == "synced" })
+        func kubectl(_ arguments: [String]) throws -> (status: Int32, output: String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/kubectl")
+            process.arguments = ["--kubeconfig", cluster.kubeconfig, "--context", "token"] + arguments
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, text)
+        }
         let manifests = try client.request("GET", "/v1/services/storage/rgw/manifests").text
         let file = cluster.directory.appending(path: "rgw.yaml")
         try manifests.write(to: file, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/kubectl")
-        process.arguments = [
-            "--kubeconfig", cluster.kubeconfig, "--context", "token", "apply", "--server-side", "--field-manager=gitops", "--validate=false", "-f",
-            file.path(),
-        ]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(text)")
-        #expect(!text.contains("conflict"), "\(text)")
+        // Server-side apply by another manager after the registry: no conflict.
+        let serverSide = try kubectl(["apply", "--server-side", "--field-manager=gitops", "--validate=false", "-f", file.path()])
+        #expect(serverSide.status == 0, "\(serverSide.output)")
+        #expect(!serverSide.output.contains("conflict"), "\(serverSide.output)")
         // And the registry, after kubectl, finds its objects unchanged.
         let again = try client.request("POST", "/v1/services/storage/rgw/push", json: "{}")
         #expect(again.status == 200, "\(again.text)")
@@ -244,6 +246,20 @@ private let rgw = #"{"namespace":"storage","name":"rgw","description":"S3","labe
         #expect(actions?.allSatisfy { $0 == "unchanged" } == true, "\(again.text)")
         let diff = try client.request("GET", "/v1/services/storage/rgw/diff?cluster=token")
         #expect(diff.json?["inSync"] as? Bool == true, "\(diff.text)")
+
+        // Client-side apply of a rendering, twice: the second finds nothing to change (the
+        // rendering spells the values the API server defaults).
+        let gitops = body.replacingOccurrences(of: #""namespace":"storage""#, with: #""namespace":"gitops""#)
+            .replacingOccurrences(of: #""clusters":["token"]"#, with: #""clusters":[]"#)
+        #expect(try client.request("POST", "/v1/services", json: gitops).status == 201)
+        let gitopsFile = cluster.directory.appending(path: "gitops.yaml")
+        try client.request("GET", "/v1/services/gitops/rgw/manifests").text.write(to: gitopsFile, atomically: true, encoding: .utf8)
+        let created = try kubectl(["apply", "--validate=false", "-f", gitopsFile.path()])
+        #expect(created.status == 0 && created.output.contains("created"), "\(created.output)")
+        let unchanged = try kubectl(["apply", "--validate=false", "-f", gitopsFile.path()])
+        #expect(unchanged.status == 0, "\(unchanged.output)")
+        let lines = unchanged.output.split(separator: "\n").filter { !$0.hasPrefix("Warning") }
+        #expect(!lines.isEmpty && lines.allSatisfy { $0.hasSuffix(" unchanged") }, "\(unchanged.output)")
     }
 }
 
