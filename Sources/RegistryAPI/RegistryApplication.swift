@@ -41,7 +41,7 @@ public final class RegistryApplication: HTTPHandler {
             configuration: reconcilerConfiguration, logger: logger, observer: metrics)
         self.reconciler = reconciler
         metrics.reconciler = reconciler
-        let push = PushHandlers(clusters: clusters, reconciler: reconciler, store: store, metrics: metrics)
+        let push = PushHandlers(clusters: clusters, reconciler: reconciler, store: store, metrics: metrics, logger: logger)
         self.router = Router(
             routes: RegistryApplication.routes(
                 services: ServiceHandlers(store: store, push: push, defaultClusters: defaultClusters),

@@ -30,6 +30,10 @@ import Testing
         #expect(wrongType.problemFields == ["clusters[0]"])
         let spaces = try client.request("POST", "/v1/services", json: #"{"name":"a","ports":[{"port":80}],"clusters":["a b"]}"#)
         #expect(spaces.problemFields.contains("clusters[0]"))
+        let unusable = try client.request("POST", "/v1/services", json: #"{"name":"a","ports":[{"port":80}],"clusters":["exec"]}"#)
+        #expect(unusable.status == 422)
+        #expect(unusable.problemFields == ["clusters[0]"])
+        #expect(unusable.text.contains("not usable"))
         let twice = try client.request("POST", "/v1/services", json: #"{"name":"a","ports":[{"port":80}],"clusters":["token","token"]}"#)
         #expect(twice.problemFields.contains("clusters[1]"))
     }

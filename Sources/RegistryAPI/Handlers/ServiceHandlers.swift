@@ -27,13 +27,18 @@ struct ServiceHandlers: Sendable {
     private func bound(_ input: ServiceInput, current: ServiceRecord?, defaulting: Bool) throws(ValidationFailure) -> ExternalService {
         var service = input.service
         if !input.clustersGiven && defaulting { service.clusters = defaultClusters }
-        let known = Set(push.clusters.targets.map(\.name))
         let previous = Set(current?.service.clusters ?? [])
         var violations: [FieldViolation] = []
-        for (index, cluster) in service.clusters.enumerated() where !known.contains(cluster) && !previous.contains(cluster) {
-            let names = known.sorted().joined(separator: ", ")
-            violations.append(
-                FieldViolation("clusters[\(index)]", .notSupported, "no cluster named \"\(cluster)\" (known: \(names.isEmpty ? "none" : names))"))
+        for (index, cluster) in service.clusters.enumerated() where !previous.contains(cluster) {
+            guard let target = push.clusters.target(named: cluster) else {
+                let names = push.clusters.targets.map(\.name).joined(separator: ", ")
+                violations.append(
+                    FieldViolation("clusters[\(index)]", .notSupported, "no cluster named \"\(cluster)\" (known: \(names.isEmpty ? "none" : names))"))
+                continue
+            }
+            if let reason = target.unusableReason {
+                violations.append(FieldViolation("clusters[\(index)]", .invalid, "cluster \"\(cluster)\" is not usable: \(reason)"))
+            }
         }
         if !violations.isEmpty { throw ValidationFailure(violations) }
         return service

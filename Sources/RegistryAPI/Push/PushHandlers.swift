@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import HTTPServer
 import KubernetesClient
+import Logging
 import Reconciler
 import RegistryCore
 import RegistryStorage
@@ -16,6 +17,7 @@ struct PushHandlers: Sendable {
     let reconciler: Reconciler
     let store: ServiceStore
     let metrics: RegistryMetrics
+    let logger: Logger
     /// Pushes of a bulk request the reconciler works on at once per cluster.
     static var bulkConcurrency: Int { 4 }
     /// How long a probe of `GET /v1/clusters?probe=true` may take.
@@ -169,7 +171,10 @@ struct PushHandlers: Sendable {
                 audit: context.audit, status: result.succeeded ? 200 : 502,
                 detail: result.succeeded ? nil : (result.error?.description ?? result.objects.compactMap(\.error).first))
         } catch {
-            // The push happened; only its audit line is missing. Reported in the status by the reconciler's state.
+            // The push happened (its outcome is in the reconcile state); only its audit line is missing.
+            logger.error(
+                "could not audit a push",
+                metadata: ["cluster": "\(result.cluster)", "service": "\(record.service.namespace)/\(record.service.name)", "error": "\(error)"])
         }
     }
 
