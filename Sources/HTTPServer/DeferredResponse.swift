@@ -20,14 +20,14 @@ public final class DeferredResponse: Sendable {
     /// Delivers the response; returns false when one was delivered already.
     @discardableResult
     public func complete(_ response: HTTPResponse) -> Bool {
-        let waiter: (@Sendable (HTTPResponse) -> Void)? = state.withLock { state in
-            guard state.response == nil else { return nil }
+        let (first, waiter): (Bool, (@Sendable (HTTPResponse) -> Void)?) = state.withLock { state in
+            guard state.response == nil else { return (false, nil) }
             state.response = response
             defer { state.waiter = nil }
-            return state.waiter
+            return (true, state.waiter)
         }
         waiter?(response)
-        return true
+        return first
     }
 
     /// Whether a response was delivered.

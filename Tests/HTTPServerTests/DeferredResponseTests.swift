@@ -32,6 +32,16 @@ final class DeferringHandler: HTTPHandler {
 }
 
 @Suite struct DeferredResponseTests {
+    @Test func theFirstCompletionWins() {
+        let deferred = DeferredResponse()
+        #expect(!deferred.isCompleted)
+        #expect(deferred.complete(HTTPResponse(status: 200)))
+        #expect(!deferred.complete(HTTPResponse(status: 500)))
+        let seen = Mutex<Int?>(nil)
+        deferred.whenComplete { response in seen.withLock { $0 = response.status } }
+        #expect(seen.withLock { $0 } == 200)
+    }
+
     @Test func suspendedRequestsHoldNoWorkerThread() throws {
         let handler = DeferringHandler()
         var configuration = HTTPServerConfiguration()
