@@ -305,3 +305,64 @@ private let rgw = #"{"namespace":"storage","name":"rgw","description":"S3","labe
         withExtendedLifetime(pushers) {}
     }
 }
+
+/// The reconcile state is durable: work left unfinished by a killed process is picked up by the
+/// next one on the same database, without any request.
+@Suite(.serialized) struct ReconcileRestartTests {
+    private func start(database: String, kubeconfig: String) throws -> (Process, UInt16) {
+        let log = URL(fileURLWithPath: database + ".\(UUID().uuidString).log")
+        _ = FileManager.default.createFile(atPath: log.path(), contents: nil)
+        let process = Process()
+        process.executableURL = Paths.binary
+        process.arguments = [
+            "serve", "--port", "0", "--database", database, "--kubeconfig", kubeconfig, "--default-clusters", "token", "--log-level", "notice",
+        ]
+        process.standardError = try FileHandle(forWritingTo: log)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            if let range = text.range(of: "port="), let port = UInt16(text[range.upperBound...].prefix { $0.isNumber }) {
+                return (process, port)
+            }
+            guard process.isRunning else { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        process.terminate()
+        throw ClientError.malformed("server did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+    }
+
+    @Test func aRestartResumesUnfinishedWork() throws {
+        let cluster = try FakeCluster()
+        let directory = FileManager.default.temporaryDirectory.appending(path: "registry-restart-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let database = directory.appending(path: "registry.sqlite").path()
+        // The cluster refuses every write while the first process runs.
+        try cluster.call("POST", "/_fake/faults", json: #"[{"method":"PATCH","path":"/namespaces/","status":503,"times":100000}]"#)
+        let (first, firstPort) = try start(database: database, kubeconfig: cluster.kubeconfig)
+        let client = try RawHTTPClient(port: firstPort)
+        #expect(try client.request("POST", "/v1/services", json: #"{"namespace":"storage","name":"rgw","ports":[{"port":80}],"addresses":[{"ip":"192.168.7.50"}]}"#).status == 201)
+        let failing = eventually {
+            let status = try? client.request("GET", "/v1/services/storage/rgw/status")
+            return ((status?.json?["items"] as? [[String: Any]])?.first?["state"] as? String) == "failing"
+        }
+        #expect(failing)
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        #expect(try cluster.object("Service", "rgw") == nil)
+        try cluster.call("POST", "/_fake/faults", json: "[]")
+
+        let (second, secondPort) = try start(database: database, kubeconfig: cluster.kubeconfig)
+        defer {
+            second.terminate()
+            second.waitUntilExit()
+        }
+        let again = try RawHTTPClient(port: secondPort)
+        #expect(try eventually { try cluster.object("Service", "rgw") != nil })
+        #expect(eventually {
+            let status = try? again.request("GET", "/v1/services/storage/rgw/status")
+            return ((status?.json?["items"] as? [[String: Any]])?.first?["state"] as? String) == "synced"
+        })
+    }
+}
