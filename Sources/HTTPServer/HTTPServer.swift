@@ -141,20 +141,24 @@ private final class ServerContext: Sendable {
     let handler: any HTTPHandler
     let maxBodyBytes: Int
     let inFlight = Mutex(0)
-    /// Connections waiting for a deferred response.
-    let suspended = Mutex<[ObjectIdentifier: SuspendedConnection]>([:])
+    /// Connections waiting for a deferred response; nil once stopping (no more suspensions).
+    let suspended = Mutex<[ObjectIdentifier: SuspendedConnection]?>([:])
 
-    /// libmicrohttpd must not stop with suspended connections: answer them 503, then give
-    /// them a moment to be sent.
+    static let unavailable = HTTPResponse(
+        status: 503, headers: HTTPHeaders([("Content-Type", "application/problem+json"), ("Connection", "close")]),
+        body: Array(#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"the server is shutting down"}"#.utf8))
+
+    /// libmicrohttpd must not stop with suspended connections: from now on deferred responses
+    /// are answered 503 at once, and the waiting ones get 503 and a moment to be sent.
     func resumeAllSuspended() {
-        let waiting = suspended.withLock { Array($0.values) }
+        let waiting = suspended.withLock { table -> [SuspendedConnection] in
+            defer { table = nil }
+            return Array((table ?? [:]).values)
+        }
+        for connection in waiting { _ = connection.resume(with: ServerContext.unavailable) }
         guard !waiting.isEmpty else { return }
-        let unavailable = HTTPResponse(
-            status: 503, headers: HTTPHeaders([("Content-Type", "application/problem+json"), ("Connection", "close")]),
-            body: Array(#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"the server is shutting down"}"#.utf8))
-        for connection in waiting { _ = connection.resume(with: unavailable) }
         let end = ContinuousClock.now.advanced(by: .seconds(1))
-        while !suspended.withLock({ $0.isEmpty }), ContinuousClock.now < end { Thread.sleep(forTimeInterval: 0.005) }
+        while waiting.contains(where: { !$0.sent }), ContinuousClock.now < end { Thread.sleep(forTimeInterval: 0.005) }
     }
 
     init(handler: any HTTPHandler, maxBodyBytes: Int) {
@@ -190,6 +194,9 @@ private final class SuspendedConnection: Sendable {
             return state.response
         }
     }
+
+    /// Resumed and its response handed to libmicrohttpd.
+    var sent: Bool { state.withLock { $0.resumed && $0.response == nil } }
 }
 
 /// Per-request state kept in libmicrohttpd's `con_cls` slot between the calls of one request.
@@ -251,7 +258,7 @@ private let accessHandler: MHD_AccessHandlerCallback = {
     if let suspension = state.suspension {
         // Resumed: the deferred response has arrived.
         state.suspension = nil
-        context.suspended.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(suspension)) }
+        context.suspended.withLock { _ = $0?.removeValue(forKey: ObjectIdentifier(suspension)) }
         guard let response = suspension.take() else { return .NO }
         return queue(response, on: connection)
     }
@@ -261,10 +268,20 @@ private let accessHandler: MHD_AccessHandlerCallback = {
         : context.handler.handle(state.request)
     if let deferred = response.deferred {
         // Free this worker thread: suspend until the response is there.
+        // Suspended before it is registered: only a suspended connection may be resumed.
         let suspension = SuspendedConnection(connection)
         state.suspension = suspension
-        context.suspended.withLock { $0[ObjectIdentifier(suspension)] = suspension }
         MHD_suspend_connection(connection)
+        let registered = context.suspended.withLock { table -> Bool in
+            guard table != nil else { return false }
+            table?[ObjectIdentifier(suspension)] = suspension
+            return true
+        }
+        guard registered else {
+            // Stopping: no new suspensions.
+            _ = suspension.resume(with: ServerContext.unavailable)
+            return .YES
+        }
         deferred.whenComplete { final in _ = suspension.resume(with: final) }
         return .YES
     }
