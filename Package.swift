@@ -51,9 +51,13 @@ let package = Package(
             name: "KubernetesClient", dependencies: ["CCurl", "RegistryCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: settings),
         .target(
+            name: "Reconciler",
+            dependencies: ["RegistryCore", "RegistryStorage", "KubernetesClient", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: settings),
+        .target(
             name: "RegistryAPI",
             dependencies: [
-                "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources", "KubernetesClient",
+                "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources", "KubernetesClient", "Reconciler",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
@@ -77,6 +81,13 @@ let package = Package(
         .testTarget(name: "RegistryCoreTests", dependencies: ["RegistryCore"], exclude: ["Golden"], swiftSettings: settings),
         .testTarget(name: "RegistryStorageTests", dependencies: ["RegistryStorage", "RegistryCore"], swiftSettings: settings),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"], swiftSettings: settings),
+        .testTarget(
+            name: "ReconcilerTests",
+            dependencies: [
+                "Reconciler", "RegistryCore", "RegistryStorage", "KubernetesClient", "RegistryResources",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: settings),
         .testTarget(name: "KubernetesClientTests", dependencies: ["KubernetesClient", "RegistryCore", "TestSupport"], swiftSettings: settings),
         .testTarget(
             name: "RegistryAPITests",

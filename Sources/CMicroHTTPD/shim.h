@@ -34,7 +34,8 @@ struct CMicroHTTPD_Settings {
 
 /// Why this exists: `MHD_start_daemon` is variadic, which Swift cannot call. This fixed-arity
 /// wrapper binds a numeric IPv4/IPv6 `host` and starts an epoll daemon with an internal polling
-/// thread and a worker pool (`MHD_USE_ITC` so that `MHD_quiesce_daemon` works). TLS is enabled
+/// thread and a worker pool (`MHD_USE_ITC` so that `MHD_quiesce_daemon` works;
+/// `MHD_ALLOW_SUSPEND_RESUME` for deferred responses). TLS is enabled
 /// when both PEM strings are given. Returns NULL when `host` is not a numeric address or the
 /// daemon cannot start (the reason is printed by libmicrohttpd's error log).
 ///
@@ -48,7 +49,7 @@ static inline struct MHD_Daemon *CMicroHTTPD_start(const struct CMicroHTTPD_Sett
     struct sockaddr_in v4;
     struct sockaddr_in6 v6;
     const struct sockaddr *address = NULL;
-    unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     memset(&v4, 0, sizeof v4);
     memset(&v6, 0, sizeof v6);
     if (inet_pton(AF_INET, settings->host, &v4.sin_addr) == 1) {

@@ -72,6 +72,8 @@ public struct HTTPResponse: Sendable {
     /// The body as consecutive parts. A large body made of buffers kept elsewhere (a cache) is
     /// sent from those buffers, not copied per response or per connection.
     public var segments: [[UInt8]]
+    /// Set by `HTTPResponse.deferred(_:)`: the real response comes later (see `DeferredResponse`).
+    public var deferred: DeferredResponse? = nil
 
     public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
         self.status = status

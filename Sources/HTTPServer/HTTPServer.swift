@@ -135,12 +135,13 @@ public final class HTTPServer: Sendable {
             while context.inFlight.withLock({ $0 }) > 0, clock.now < end {
                 Thread.sleep(forTimeInterval: 0.01)
             }
+            context.resumeAllSuspended()
         }
         context.tracker.stop()
     }
 
     deinit {
-        daemon.quiesceAndStop {}
+        daemon.quiesceAndStop { context.resumeAllSuspended() }
         context.tracker.stop()
         Unmanaged.passUnretained(context).release()
     }
@@ -175,7 +176,9 @@ private final class Daemon: Sendable {
 
 /// Wraps a C pointer so it can live inside a `Mutex`.
 private struct OpaquePointerBox: @unchecked Sendable {
-    // Why @unchecked Sendable is safe: only `Daemon` holds one, and only inside its Mutex.
+    // Why @unchecked Sendable is safe: the pointer is only used inside a Mutex: `Daemon`'s, or a
+    // `SuspendedConnection`'s for `MHD_resume_connection`, which libmicrohttpd allows from any
+    // thread ("It is safe to resume a suspended connection at any time").
     let pointer: OpaquePointer
     init(_ pointer: OpaquePointer) { self.pointer = pointer }
 }
@@ -188,6 +191,25 @@ private final class ServerContext: Sendable {
     let tracker: ConnectionTracker
     let budget: BodyBudget
     let inFlight = Mutex(0)
+    /// Connections waiting for a deferred response; nil once stopping (no more suspensions).
+    let suspended = Mutex<[ObjectIdentifier: SuspendedConnection]?>([:])
+
+    static let unavailable = HTTPResponse(
+        status: 503, headers: HTTPHeaders([("Content-Type", "application/problem+json"), ("Connection", "close")]),
+        body: Array(#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"the server is shutting down"}"#.utf8))
+
+    /// libmicrohttpd must not stop with suspended connections: from now on deferred responses
+    /// are answered 503 at once, and the waiting ones get 503 and a moment to be sent.
+    func resumeAllSuspended() {
+        let waiting = suspended.withLock { table -> [SuspendedConnection] in
+            defer { table = nil }
+            return Array((table ?? [:]).values)
+        }
+        for connection in waiting { _ = connection.resume(with: ServerContext.unavailable) }
+        guard !waiting.isEmpty else { return }
+        let end = ContinuousClock.now.advanced(by: .seconds(1))
+        while waiting.contains(where: { !$0.sent }), ContinuousClock.now < end { Thread.sleep(forTimeInterval: 0.005) }
+    }
 
     init(handler: any HTTPHandler, maxBodyBytes: Int, maxHeaderBytes: Int, tracker: ConnectionTracker, budget: BodyBudget) {
         self.handler = handler
@@ -196,6 +218,38 @@ private final class ServerContext: Sendable {
         self.tracker = tracker
         self.budget = budget
     }
+}
+
+/// A connection suspended until its deferred response arrives (from any thread).
+private final class SuspendedConnection: Sendable {
+    private let connection: OpaquePointerBox
+    private let state = Mutex<(resumed: Bool, response: HTTPResponse?)>((false, nil))
+
+    init(_ connection: OpaquePointer) {
+        self.connection = OpaquePointerBox(connection)
+    }
+
+    /// Resumes the connection once, with `response` to send; false if already resumed.
+    func resume(with response: HTTPResponse) -> Bool {
+        state.withLock { state in
+            guard !state.resumed else { return false }
+            state.resumed = true
+            state.response = response
+            MHD_resume_connection(connection.pointer)
+            return true
+        }
+    }
+
+    /// The response to send, once resumed.
+    func take() -> HTTPResponse? {
+        state.withLock { state in
+            defer { state.response = nil }
+            return state.response
+        }
+    }
+
+    /// Resumed and its response handed to libmicrohttpd.
+    var sent: Bool { state.withLock { $0.resumed && $0.response == nil } }
 }
 
 /// Per-request state kept in libmicrohttpd's `con_cls` slot between the calls of one request,
@@ -213,6 +267,8 @@ private final class RequestState {
     /// Body bytes taken from the budget, given back when the request completes.
     var reserved = 0
     var overBudget = false
+    /// Set while the connection waits for a deferred response.
+    var suspension: SuspendedConnection?
 
     init(rawTarget: [UInt8]) {
         self.rawTarget = rawTarget
@@ -301,6 +357,13 @@ private let accessHandler: MHD_AccessHandlerCallback = {
         return .YES
     }
 
+    if let suspension = state.suspension {
+        // Resumed: the deferred response has arrived.
+        state.suspension = nil
+        context.suspended.withLock { _ = $0?.removeValue(forKey: ObjectIdentifier(suspension)) }
+        guard let response = suspension.take() else { return .NO }
+        return queue(response, on: connection, tracked: tracked)
+    }
     tracked?.enter(.handling)
     let respond = {
         if state.oversized { return context.handler.bodyTooLarge(state.request, limit: context.maxBodyBytes) }
@@ -310,6 +373,25 @@ private let accessHandler: MHD_AccessHandlerCallback = {
         return context.handler.handle(state.request)
     }
     let response = respond()
+    if let deferred = response.deferred {
+        // Free this worker thread: suspend until the response is there.
+        // Suspended before it is registered: only a suspended connection may be resumed.
+        let suspension = SuspendedConnection(connection)
+        state.suspension = suspension
+        MHD_suspend_connection(connection)
+        let registered = context.suspended.withLock { table -> Bool in
+            guard table != nil else { return false }
+            table?[ObjectIdentifier(suspension)] = suspension
+            return true
+        }
+        guard registered else {
+            // Stopping: no new suspensions.
+            _ = suspension.resume(with: ServerContext.unavailable)
+            return .YES
+        }
+        deferred.whenComplete { final in _ = suspension.resume(with: final) }
+        return .YES
+    }
     return queue(response, on: connection, tracked: tracked)
 }
 

@@ -32,6 +32,12 @@ public struct KubeStatus: Sendable, Equatable {
         public var reason: String
         public var message: String
         public var field: String
+
+        public init(reason: String, message: String, field: String) {
+            self.reason = reason
+            self.message = message
+            self.field = field
+        }
     }
 
     public var code: Int
@@ -39,6 +45,14 @@ public struct KubeStatus: Sendable, Equatable {
     public var message: String
     public var causes: [Cause]
     public var retryAfterSeconds: Int?
+
+    public init(code: Int, reason: String, message: String, causes: [Cause] = [], retryAfterSeconds: Int? = nil) {
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.causes = causes
+        self.retryAfterSeconds = retryAfterSeconds
+    }
 
     static func decode(_ body: [UInt8], status: Int) -> KubeStatus {
         guard case .object(let object)? = try? JSONParser.parse(body), object["kind"] == .string("Status") else {
@@ -75,6 +89,18 @@ public struct KubernetesError: Error, Sendable, CustomStringConvertible {
     public var cluster: String
     public var cause: Cause
 
+    public init(object: String, cluster: String, cause: Cause) {
+        self.object = object
+        self.cluster = cluster
+        self.cause = cause
+    }
+
+    /// The API server's `Status`, when it answered with one.
+    public var status: KubeStatus? {
+        if case .status(let status) = cause { return status }
+        return nil
+    }
+
     public var httpStatus: Int? {
         if case .status(let status) = cause { return status.code }
         return nil
@@ -103,6 +129,12 @@ public struct ApplyResult: Sendable {
     public var created: Bool
     /// `Warning` headers (code 299) the API server sent.
     public var warnings: [String]
+
+    public init(object: JSONValue, created: Bool, warnings: [String] = []) {
+        self.object = object
+        self.created = created
+        self.warnings = warnings
+    }
 }
 
 /// How often and how long to retry: only 429 (honouring Retry-After), 5xx and connection errors.
@@ -159,6 +191,15 @@ public final class KubernetesAPI: Sendable {
         let response = try call("GET", kind.path(namespace: namespace) + "?labelSelector=" + selector, object: "\(kind.rawValue)/\(namespace)/*")
         guard case .object(let list)? = try? JSONParser.parse(response.body), case .array(let items)? = list["items"] else { return [] }
         return items
+    }
+
+    /// JSON merge patch (RFC 7396, `application/merge-patch+json`) of an existing object, e.g.
+    /// `{"spec": {"selector": null}}` to remove a field another manager owns. Returns the object.
+    public func mergePatch(_ kind: ResourceKind, namespace: String, name: String, patch: JSONValue) throws(KubernetesError) -> JSONValue {
+        let response = try call(
+            "PATCH", kind.path(namespace: namespace, name: name) + "?fieldManager=\(KubernetesAPI.fieldManager)",
+            object: "\(kind.rawValue)/\(namespace)/\(name)", body: JSONWriter.bytes(patch), contentType: "application/merge-patch+json")
+        return (try? JSONParser.parse(response.body)) ?? .null
     }
 
     /// Deletes an object; a missing one counts as deleted. Returns the warnings.
@@ -244,7 +285,9 @@ public final class KubernetesAPI: Sendable {
                 backoff = min(backoff * 2, retry.maxBackoff)
                 continue
             }
-            throw KubernetesError(object: object, cluster: target.name, cause: .status(KubeStatus.decode(response.body, status: response.status)))
+            var status = KubeStatus.decode(response.body, status: response.status)
+            if status.retryAfterSeconds == nil, let header = response.headerValues("Retry-After").first { status.retryAfterSeconds = Int(header) }
+            throw KubernetesError(object: object, cluster: target.name, cause: .status(status))
         }
     }
 

@@ -1,7 +1,9 @@
 import Foundation
 import Synchronization
 public import HTTPServer
+import KubernetesClient
 public import Logging
+public import Reconciler
 import RegistryCore
 import RegistryResources
 public import RegistryStorage
@@ -17,6 +19,8 @@ public final class RegistryApplication: HTTPHandler {
     private let metrics: RegistryMetrics
     /// Refused and failed requests, counted and written to the audit log in aggregate.
     let refusals: RefusalAggregator
+    /// Keeps bound services in their clusters; started by `RegistryService` (or the caller).
+    public let reconciler: Reconciler
 
     /// Which otherwise protected documents are open to callers without a token.
     public struct Openness: Sendable {
@@ -27,7 +31,7 @@ public final class RegistryApplication: HTTPHandler {
 
     public init(
         store: ServiceStore, logger: Logger, authenticator: TokenAuthenticator? = nil, openness: Openness = Openness(),
-        clusters: Clusters = .none
+        clusters: Clusters = .none, defaultClusters: [String] = [], reconcilerConfiguration: Reconciler.Configuration = Reconciler.Configuration()
     ) {
         self.store = store
         self.logger = logger
@@ -37,10 +41,16 @@ public final class RegistryApplication: HTTPHandler {
         let refusals = RefusalAggregator(store: store, logger: logger)
         self.refusals = refusals
         if authenticator != nil { metrics.recordTokensReload(success: true) }
-        let push = PushHandlers(engine: PushEngine(clusters: clusters, store: store), store: store, metrics: metrics)
+        let reconciler = Reconciler(
+            store: store, clients: clusters.targets.filter(\.usable).map { KubernetesClusterClient(target: $0, transport: clusters.transport) },
+            configuration: reconcilerConfiguration, logger: logger, observer: metrics)
+        self.reconciler = reconciler
+        metrics.reconciler = reconciler
+        let push = PushHandlers(clusters: clusters, reconciler: reconciler, store: store, metrics: metrics, logger: logger)
         self.router = Router(
             routes: RegistryApplication.routes(
-                services: ServiceHandlers(store: store, push: push), manifests: ManifestHandlers(store: store, cache: RenderCache()),
+                services: ServiceHandlers(store: store, push: push, defaultClusters: defaultClusters),
+                manifests: ManifestHandlers(store: store, cache: RenderCache(), defaultClusters: defaultClusters),
                 audit: AuditHandlers(store: store, refusals: refusals), push: push, metrics: metrics, store: store, openness: openness))
     }
 
@@ -71,7 +81,9 @@ public final class RegistryApplication: HTTPHandler {
             Route("GET", "/v1/services/{namespace}/{name}", "getService", handler: services.getService),
             Route("PUT", "/v1/services/{namespace}/{name}", "replaceService", permission: .write, handler: services.replaceService),
             Route("PATCH", "/v1/services/{namespace}/{name}", "patchService", permission: .write, handler: services.patchService),
-            Route("DELETE", "/v1/services/{namespace}/{name}", "deleteService", query: ["cascade"], permission: .write, handler: services.deleteService),
+            Route(
+                "DELETE", "/v1/services/{namespace}/{name}", "deleteService", query: ["cascade", "timeout"], permission: .write,
+                handler: services.deleteService),
             Route("GET", "/v1/services/{namespace}/{name}/addresses", "listAddresses", handler: services.listAddresses),
             Route("POST", "/v1/services/{namespace}/{name}/addresses", "addAddress", permission: .write, handler: services.addAddress),
             Route("DELETE", "/v1/services/{namespace}/{name}/addresses/{ip}", "deleteAddress", query: ["port"], permission: .write, handler: services.deleteAddress),
@@ -83,10 +95,11 @@ public final class RegistryApplication: HTTPHandler {
                 handler: manifests.listManifests),
             Route("GET", "/v1/services/{namespace}/{name}/history", "getServiceHistory", query: ["limit", "continue"], handler: audit.getServiceHistory),
             Route("GET", "/v1/clusters", "listClusters", query: ["probe"], handler: push.listClusters),
-            Route("POST", "/v1/services/{namespace}/{name}/push", "pushService", permission: .push, handler: push.pushService),
-            Route("POST", "/v1/push", "pushServices", query: ["namespace", "labelSelector"], permission: .push, handler: push.pushMany),
+            Route("GET", "/v1/clusters/{name}/status", "getClusterStatus", handler: push.getClusterStatus),
+            Route("POST", "/v1/services/{namespace}/{name}/push", "pushService", query: ["timeout"], permission: .push, handler: push.pushService),
+            Route("POST", "/v1/push", "pushServices", query: ["namespace", "labelSelector", "timeout"], permission: .push, handler: push.pushMany),
             Route("GET", "/v1/services/{namespace}/{name}/status", "getPushStatus", handler: push.getPushStatus),
-            Route("GET", "/v1/services/{namespace}/{name}/diff", "getServiceDiff", query: ["cluster"], handler: push.getDiff),
+            Route("GET", "/v1/services/{namespace}/{name}/diff", "getServiceDiff", query: ["cluster", "timeout"], handler: push.getDiff),
             Route(
                 "GET", "/v1/audit", "listAudit", query: ["namespace", "name", "actor", "action", "since", "limit", "continue"], permission: .audit,
                 handler: audit.listAudit),
@@ -119,6 +132,16 @@ public final class RegistryApplication: HTTPHandler {
             }
         } catch {
             response = errorResponse(error, request: request, requestID: requestID)
+        }
+        if let inner = response.deferred {
+            // Answered later from another thread: finish the request's bookkeeping then.
+            let outer = DeferredResponse()
+            let (matched, caller, operation) = (matched, caller, operation)
+            inner.whenComplete { [self] final in
+                outer.complete(
+                    self.finish(final, request: request, requestID: requestID, matched: matched, caller: caller, operation: operation, started: started))
+            }
+            return .deferred(outer)
         }
         return finish(response, request: request, requestID: requestID, matched: matched, caller: caller, operation: operation, started: started)
     }

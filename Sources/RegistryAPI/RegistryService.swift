@@ -2,6 +2,7 @@ import Foundation
 public import HTTPServer
 import KubernetesClient
 public import Logging
+import Reconciler
 import RegistryResources
 public import RegistryStorage
 
@@ -67,15 +68,28 @@ public final class RegistryService: Sendable {
                 logger.warning("cluster \(target.name): insecure-skip-tls-verify is set, the API server's certificate is NOT verified")
             }
         }
+        let known = Set(targets.map(\.name))
+        for name in configuration.defaultClusters where !known.contains(name) {
+            throw .configuration(
+                ConfigurationError(
+                    setting: "--default-clusters / ENDPOINT_REGISTRY_DEFAULT_CLUSTERS",
+                    message: "no cluster named \"\(name)\" (known: \(known.isEmpty ? "none" : known.sorted().joined(separator: ", ")))"))
+        }
+        var reconcilerConfiguration = Reconciler.Configuration()
+        reconcilerConfiguration.resyncInterval = .seconds(configuration.resyncIntervalSeconds)
+        reconcilerConfiguration.clusterConcurrency = configuration.clusterConcurrency
         application = RegistryApplication(
-            store: store, logger: logger, authenticator: authenticator, openness: configuration.openness, clusters: Clusters(targets: targets))
+            store: store, logger: logger, authenticator: authenticator, openness: configuration.openness, clusters: Clusters(targets: targets),
+            defaultClusters: configuration.defaultClusters, reconcilerConfiguration: reconcilerConfiguration)
         retention = Retention(
             store: store, policy: Retention.Policy(auditRetentionDays: configuration.auditRetentionDays, historyLimit: configuration.historyLimit),
             aggregator: application.refusals, logger: logger)
         retention.start()
+        application.reconciler.start()
         do {
             server = try HTTPServer(configuration: configuration.http, handler: application)
         } catch {
+            _ = application.reconciler.shutdown(deadline: .seconds(1))
             retention.stop()
             throw .listen(error.description)
         }
@@ -102,9 +116,13 @@ public final class RegistryService: Sendable {
         }
     }
 
-    /// Stops accepting, lets in-flight requests finish, then checkpoints the database.
+    /// Stops taking work, lets in-flight applies and requests finish (within the grace period),
+    /// then checkpoints the database.
     public func shutdown() {
         logger.notice("shutting down", metadata: ["inFlight": "\(server.requestsInFlight)"])
+        if !application.reconciler.shutdown(deadline: .seconds(configuration.shutdownGraceSeconds)) {
+            logger.warning("some cluster applies were still running at the shutdown deadline")
+        }
         server.shutdown(deadline: .seconds(configuration.shutdownGraceSeconds))
         retention.stop()
         do {

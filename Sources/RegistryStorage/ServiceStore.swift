@@ -109,6 +109,8 @@ public final class ServiceStore: Sendable {
     private let queue = Mutex<[PendingWrite]>([])
     private let readers: ConnectionPool
     private let now: @Sendable () -> Date
+    /// Called after every commit that changed, created or deleted services (see `onChange`).
+    private let changeObservers = Mutex<[@Sendable ([ServiceKey]) -> Void]>([])
 
     /// Opens (creating if needed) the database at `path`, applies pending migrations and
     /// refuses a database this binary cannot handle.
@@ -322,7 +324,7 @@ public final class ServiceStore: Sendable {
         return try ServiceStore.decode(stored.document, namespace: namespace, name: name)
     }
 
-    private static func decode(_ document: [UInt8], namespace: String, name: String) throws(StoreError) -> ServiceRecord {
+    static func decode(_ document: [UInt8], namespace: String, name: String) throws(StoreError) -> ServiceRecord {
         guard let json = try? JSONParser.parse(document), let record = ServiceDecoder.storedRecord(json) else {
             throw .unreadable(namespace: namespace, name: name)
         }
@@ -430,12 +432,23 @@ public final class ServiceStore: Sendable {
 
     // MARK: - Writes
 
+    /// Registers `observer` to be told, after each commit, which services it created, changed
+    /// or deleted (on the committing thread; keep it short, e.g. enqueue work).
+    public func onChange(_ observer: @escaping @Sendable ([ServiceKey]) -> Void) {
+        changeObservers.withLock { $0.append(observer) }
+    }
+
+    private func changed(_ keys: [ServiceKey]) {
+        guard !keys.isEmpty else { return }
+        for observer in changeObservers.withLock({ $0 }) { observer(keys) }
+    }
+
     /// Stores a new service with revision 1.
     public func create(_ service: ExternalService, audit: AuditContext = .unattributed) throws -> (record: ServiceRecord, document: [UInt8]) {
         let time = ServiceStore.timestamp(now())
         let record = ServiceRecord(service: service, uid: UUID().uuidString.lowercased(), revision: 1, createdAt: time, updatedAt: time)
         let document = ServiceEncoder.bytes(record)
-        return try write { connection in
+        let created = try write { connection in
             let exists = try connection.prepare("SELECT 1 FROM services WHERE namespace = ? AND name = ?")
             try exists.bind(.text(service.namespace), .text(service.name))
             if try exists.step() { throw StoreError.alreadyExists(namespace: service.namespace, name: service.name) }
@@ -445,6 +458,8 @@ public final class ServiceStore: Sendable {
                 status: 201, at: time, into: connection)
             return (record, document)
         }
+        changed([ServiceKey(namespace: service.namespace, name: service.name)])
+        return created
     }
 
     /// Reads the current record (nil if absent) and stores what `transform` returns, all in one
@@ -456,7 +471,7 @@ public final class ServiceStore: Sendable {
     ) throws -> UpdateResult {
         let key = ServiceKey(namespace: namespace, name: name)
         let time = ServiceStore.timestamp(now())
-        return try write { connection in
+        let result = try write { connection in
             let stored = try ServiceStore.stored(connection, namespace: namespace, name: name)
             let current = stored?.record
             let service = try transform(current)
@@ -484,21 +499,28 @@ public final class ServiceStore: Sendable {
                 audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: 201, at: time, into: connection)
             return UpdateResult(record: record, document: document, changed: true, created: true)
         }
+        if result.changed { changed([key]) }
+        return result
     }
 
     /// Registers or updates `services` all together in one transaction: either every change is
     /// committed or none. With `dryRun` the same decisions are made and then rolled back.
+    /// Manifests carry no bindings: a service imported without `clusters` keeps the clusters it
+    /// is bound to, or gets `defaultClusters` when new.
     public func importServices(
-        _ services: [ExternalService], onConflict: ImportConflictPolicy, dryRun: Bool, audit: AuditContext = .unattributed
+        _ services: [ExternalService], onConflict: ImportConflictPolicy, dryRun: Bool, audit: AuditContext = .unattributed,
+        defaultClusters: [String] = []
     ) throws -> [ImportOutcome] {
         let time = ServiceStore.timestamp(now())
         do {
-            return try write { connection in
+            let outcomes = try write { connection in
                 var outcomes: [ImportOutcome] = []
                 var conflicts: [ServiceKey] = []
-                for service in services {
+                for var service in services {
                     let key = ServiceKey(namespace: service.namespace, name: service.name)
-                    guard var current = try ServiceStore.existing(connection, namespace: key.namespace, name: key.name) else {
+                    let existing = try ServiceStore.existing(connection, namespace: key.namespace, name: key.name)
+                    if service.clusters.isEmpty { service.clusters = existing?.service.clusters ?? defaultClusters }
+                    guard var current = existing else {
                         let record = ServiceRecord(
                             service: service, uid: UUID().uuidString.lowercased(), revision: 1, createdAt: time, updatedAt: time)
                         let document = ServiceEncoder.bytes(record)
@@ -532,6 +554,8 @@ public final class ServiceStore: Sendable {
                 if dryRun { throw DryRun(outcomes: outcomes) }
                 return outcomes
             }
+            changed(outcomes.filter { $0.action == .created || $0.action == .updated }.map(\.key))
+            return outcomes
         } catch let dryRun as DryRun {
             return dryRun.outcomes
         }
@@ -543,8 +567,11 @@ public final class ServiceStore: Sendable {
     }
 
     /// Deletes a service after `check` accepts its current record (it may throw to refuse).
+    /// `keepClusterObjects` forgets its reconcile state in the same transaction, so that the
+    /// reconciler leaves its objects in the clusters (`?cascade=false`).
     public func delete(
-        namespace: String, name: String, audit: AuditContext = .unattributed, _ check: @escaping @Sendable (ServiceRecord) throws -> Void = { _ in }
+        namespace: String, name: String, audit: AuditContext = .unattributed, keepClusterObjects: Bool = false,
+        _ check: @escaping @Sendable (ServiceRecord) throws -> Void = { _ in }
     ) throws {
         let time = ServiceStore.timestamp(now())
         try write { connection in
@@ -553,10 +580,14 @@ public final class ServiceStore: Sendable {
             }
             try check(current)
             try connection.prepare("DELETE FROM services WHERE namespace = ? AND name = ?").bind(.text(namespace), .text(name)).run()
+            if keepClusterObjects {
+                try connection.prepare("DELETE FROM reconcile_state WHERE namespace = ? AND name = ?").bind(.text(namespace), .text(name)).run()
+            }
             try ServiceStore.recordChange(
                 audit, key: ServiceKey(namespace: namespace, name: name), uid: current.uid, before: current.revision, after: nil, document: nil,
                 status: 204, at: time, into: connection)
         }
+        changed([ServiceKey(namespace: namespace, name: name)])
     }
 
     private static func insert(_ record: ServiceRecord, document: [UInt8], into connection: SQLiteConnection) throws {

@@ -3,9 +3,27 @@
 
 HTTPS only, with bearer-token or client-certificate authentication (401/403), server-side apply
 (application/apply-patch+yaml, fieldManager required, force, field-manager conflicts as 409),
-dryRun=All, fieldValidation=Strict, the API server's validation for Services, Endpoints and
-EndpointSlices (422 with causes), the Endpoints deprecation warning, and injectable faults
-(status codes, Retry-After, delays, dropped connections) through /_fake/ control routes.
+JSON merge patch (application/merge-patch+json), create by POST, dryRun=All,
+fieldValidation=Strict, the API server's validation for Services, Endpoints and EndpointSlices
+(422 with causes), the Endpoints deprecation warning, LIST with equality label selectors, a log
+of every request (/_fake/requests), and injectable faults (status codes, Retry-After, delays,
+dropped connections, a black hole that accepts and never answers) through /_fake/ control routes.
+
+It behaves like a real cluster where the registry depends on it, each behaviour after the
+Kubernetes code named next to it:
+- defaulting on write: `defaulted` (pkg/apis/core/v1/defaults.go SetDefaults_Service,
+  SetDefaults_EndpointPort; pkg/apis/discovery/v1/defaults.go SetDefaults_EndpointPort) and
+  clusterIP allocation (pkg/registry/core/service/storage);
+- `spec.clusterIP` immutable on update (pkg/apis/core/validation ValidateServiceUpdate);
+- deleting a Service deletes its Endpoints (pkg/registry/core/service/storage `rs.endpoints.Delete`);
+- the endpoints controller (pkg/controller/endpoint/endpoints_controller.go syncService): a
+  Service with a selector gets controller-made Endpoints of the same name (no pods here, so no
+  addresses), labelled with the Service's labels and endpoints.kubernetes.io/managed-by;
+- the EndpointSlice mirroring controller (pkg/controller/endpointslicemirroring: shouldMirror,
+  newEndpointSlice): Endpoints whose Service exists without selector and that are not labelled
+  endpointslice.kubernetes.io/skip-mirror=true get slices with every label of the Endpoints,
+  kubernetes.io/service-name and endpointslice.kubernetes.io/managed-by=
+  endpointslicemirroring-controller.k8s.io; otherwise their mirrored slices are deleted.
 
 Usage: fake_apiserver.py --cert C --key K --client-ca CA [--token T=user ...] [--readonly user ...]
 Prints "PORT <n>" on stdout once listening on 127.0.0.1.
@@ -140,8 +158,15 @@ def defaulted(kind, obj, previous):
     if kind == "Service":
         spec = obj.setdefault("spec", {})
         spec.setdefault("type", "ClusterIP")
+        # SetDefaults_Service: sessionAffinity for every type; internalTrafficPolicy for
+        # ClusterIP, NodePort and LoadBalancer.
+        spec.setdefault("sessionAffinity", "None")
         if spec["type"] != "ExternalName":
-            spec.setdefault("sessionAffinity", "None")
+            spec.setdefault("internalTrafficPolicy", "Cluster")
+            # A selector another manager set survives an apply that does not mention it.
+            old_selector = ((previous or {}).get("spec") or {}).get("selector")
+            if old_selector and "selector" not in spec:
+                spec["selector"] = old_selector
             if "clusterIP" not in spec:
                 old = ((previous or {}).get("spec") or {}).get("clusterIP")
                 if not old:
@@ -155,7 +180,122 @@ def defaulted(kind, obj, previous):
         for port in obj.get("ports") or []:
             port.setdefault("protocol", "TCP")
             port.setdefault("name", "")
+    elif kind == "Endpoints":
+        for subset in obj.get("subsets") or []:
+            for port in subset.get("ports") or []:
+                port.setdefault("protocol", "TCP")
     return obj
+
+
+def immutable(kind, obj, previous):
+    """ValidateServiceUpdate: spec.clusterIP may not change (except to or from ExternalName)."""
+    if kind != "Service" or previous is None:
+        return None
+    old, new = previous.get("spec") or {}, obj.get("spec") or {}
+    if "ExternalName" in (old.get("type"), new.get("type")):
+        return None
+    if "clusterIP" in new and old.get("clusterIP") and new["clusterIP"] != old["clusterIP"]:
+        return [{"reason": "FieldValueInvalid", "message": "Invalid value: %r: field is immutable" % new["clusterIP"], "field": "spec.clusterIP"}]
+    return None
+
+
+def changed_paths(obj, previous):
+    """Leaf paths (".spec.ports", ".metadata.labels.app") where `obj` sets a value `previous` holds differently."""
+    paths = []
+
+    def walk(new, old, path):
+        if isinstance(new, dict) and isinstance(old, dict):
+            for key, value in new.items():
+                if path == "" and key in ("apiVersion", "kind", "status"):
+                    continue
+                if path == ".metadata" and key not in ("labels", "annotations"):
+                    continue
+                walk(value, old.get(key), path + "." + key)
+        elif new != old:
+            paths.append(path)
+
+    walk(obj, previous, "")
+    return paths
+
+
+def applied_fields(obj):
+    """managedFields.fieldsV1 of an apply: enough of the field set for metadata labels and annotations."""
+    meta = obj.get("metadata") or {}
+    fields = {"f:metadata": {}}
+    for field in ("labels", "annotations"):
+        if meta.get(field):
+            fields["f:metadata"]["f:" + field] = {"f:" + key: {} for key in meta[field]}
+    return fields
+
+
+def mirror_name(name, ports, family):
+    digest = 0
+    for char in json.dumps([ports, family], sort_keys=True):
+        digest = (digest * 31 + ord(char)) % 60466176
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"
+    suffix = ""
+    for _ in range(5):
+        suffix += alphabet[digest % len(alphabet)]
+        digest //= len(alphabet)
+    return "%s-%s" % (name, suffix)
+
+
+def run_controllers():
+    """The endpoints and mirroring controllers, run to completion after every write (LOCK held)."""
+    objects = STATE["objects"]
+    services = {(ns, name): o for (r, ns, name), o in objects.items() if r == "services"}
+    # Endpoints controller: Services with a selector own their Endpoints.
+    for (ns, name), svc in services.items():
+        spec = svc.get("spec") or {}
+        if spec.get("selector") and spec.get("type") != "ExternalName":
+            labels = dict((svc["metadata"].get("labels") or {}))
+            labels["endpoints.kubernetes.io/managed-by"] = "endpoint-controller"
+            current = objects.get(("endpoints", ns, name))
+            if current is None or current["metadata"].get("labels") != labels or current.get("subsets"):
+                STATE["version"] += 1
+                objects[("endpoints", ns, name)] = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {
+                    "name": name, "namespace": ns, "labels": labels, "uid": str(uuid.uuid4()), "resourceVersion": str(STATE["version"]),
+                    "managedFields": [{"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1"}]}}
+    # Mirroring controller.
+    wanted = {}
+    for (r, ns, name), ep in list(objects.items()):
+        if r != "endpoints":
+            continue
+        labels = ep["metadata"].get("labels") or {}
+        svc = services.get((ns, name))
+        if svc is None or (svc.get("spec") or {}).get("selector") or labels.get("endpointslice.kubernetes.io/skip-mirror") == "true" \
+                or "control-plane.alpha.kubernetes.io/leader" in (ep["metadata"].get("annotations") or {}):
+            continue
+        for subset in ep.get("subsets") or []:
+            ports = [{"name": p.get("name", ""), "port": p.get("port"), "protocol": p.get("protocol", "TCP")} for p in subset.get("ports") or []]
+            for family in ("IPv4", "IPv6"):
+                endpoints = []
+                for field, ready in (("addresses", True), ("notReadyAddresses", False)):
+                    for address in subset.get(field) or []:
+                        if (":" in address.get("ip", "")) == (family == "IPv6"):
+                            endpoints.append({"addresses": [address["ip"]], "conditions": {"ready": ready}})
+                if not endpoints:
+                    continue
+                slice_labels = dict(labels)
+                slice_labels["kubernetes.io/service-name"] = name
+                slice_labels["endpointslice.kubernetes.io/managed-by"] = "endpointslicemirroring-controller.k8s.io"
+                slice_name = mirror_name(name, ports, family)
+                wanted[("endpointslices", ns, slice_name)] = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {
+                    "name": slice_name, "namespace": ns, "labels": slice_labels,
+                    "ownerReferences": [{"apiVersion": "v1", "kind": "Endpoints", "name": name, "uid": ep["metadata"].get("uid", "")}]},
+                    "addressType": family, "endpoints": endpoints, "ports": ports}
+    for key, obj in list(objects.items()):
+        if key[0] == "endpointslices" and (obj["metadata"].get("labels") or {}).get("endpointslice.kubernetes.io/managed-by") == \
+                "endpointslicemirroring-controller.k8s.io" and key not in wanted:
+            del objects[key]
+    for key, obj in wanted.items():
+        current = objects.get(key)
+        if current is None or {k: v for k, v in current.items() if k != "metadata"} != {k: v for k, v in obj.items() if k != "metadata"} \
+                or current["metadata"].get("labels") != obj["metadata"]["labels"]:
+            STATE["version"] += 1
+            obj["metadata"]["uid"] = (current or {}).get("metadata", {}).get("uid") or str(uuid.uuid4())
+            obj["metadata"]["resourceVersion"] = str(STATE["version"])
+            objects[key] = obj
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -204,6 +344,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(200, {"ok": True})
             if path == "/_fake/objects":
                 return self.reply(200, {"items": list(STATE["objects"].values())})
+            if path == "/_fake/reset-requests" and method == "POST":
+                self.body()
+                STATE["requests"] = []
+                return self.reply(200, {"ok": True})
             if path == "/_fake/requests":
                 return self.reply(200, {"items": STATE["requests"]})
         return self.reply(404, {})
@@ -224,6 +368,10 @@ class Handler(BaseHTTPRequestHandler):
             STATE["requests"].append({"method": method, "path": url.path, "query": url.query})
         fault = self.fault(method, url.path)
         if fault:
+            if fault.get("blackhole"):
+                # Accepts the connection and never answers (until the process ends).
+                while True:
+                    time.sleep(60)
             if fault.get("delay"):
                 time.sleep(fault["delay"])
             if fault.get("drop"):
@@ -274,11 +422,18 @@ class Handler(BaseHTTPRequestHandler):
                     return self.reply(*status(404, "NotFound", '%s "%s" not found' % (resource, name), kind=resource, name=name))
                 if query.get("dryRun") != "All":
                     del STATE["objects"][key]
+                    if resource == "services":
+                        STATE["objects"].pop(("endpoints", namespace, name), None)
+                    run_controllers()
                 return self.reply(200, {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name, "kind": resource}}, warnings)
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        if method == "POST" and not name:
+            return self.create(kind, resource, namespace, api_version, query, warnings)
+        if method == "PATCH" and name and content_type == "application/merge-patch+json":
+            return self.merge_patch(kind, resource, namespace, name, query, warnings)
         if method != "PATCH" or not name:
             self.body()
             return self.reply(*status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"))
-        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
         raw = self.body()
         if content_type != "application/apply-patch+yaml":
             return self.reply(*status(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/apply-patch+yaml"))
@@ -303,12 +458,21 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(*status(422, "Invalid", message, causes, kind, name))
         with LOCK:
             previous = STATE["objects"].get(key)
+            causes = immutable(kind, obj, previous)
+            if causes:
+                message = '%s "%s" is invalid: ' % (kind, name) + ", ".join("%s: %s" % (c["field"], c["message"]) for c in causes)
+                return self.reply(*status(422, "Invalid", message, causes, kind, name))
             if previous is not None:
-                owners = {entry["manager"] for entry in previous["metadata"].get("managedFields", [])}
-                if owners and manager not in owners and query.get("force") != "true":
+                # Server-side apply conflicts only where the applier sets a field another manager
+                # owns to a different value; equal values become shared ownership
+                # (k8s.io/apimachinery pkg/util/managedfields/internal/conflict.go). Fields are
+                # compared leaf by leaf, lists (atomic here) as a whole.
+                owners = {entry["manager"] for entry in previous["metadata"].get("managedFields", [])} - {manager}
+                differing = changed_paths(defaulted(kind, obj, previous), previous)
+                if owners and differing and query.get("force") != "true":
                     other = sorted(owners)[0]
-                    return self.reply(*status(409, "Conflict", 'Apply failed with 1 conflict: conflict with "%s": .spec' % other,
-                                              [{"reason": "FieldManagerConflict", "message": 'conflict with "%s"' % other, "field": ".spec"}], kind, name))
+                    return self.reply(*status(409, "Conflict", 'Apply failed with %d conflict(s): conflict with "%s": %s' % (len(differing), other, ", ".join(differing)),
+                                              [{"reason": "FieldManagerConflict", "message": 'conflict with "%s"' % other, "field": field} for field in differing], kind, name))
             result = defaulted(kind, obj, previous)
             result["metadata"]["namespace"] = namespace
             content = {k: v for k, v in result.items() if k != "metadata"}
@@ -329,10 +493,78 @@ class Handler(BaseHTTPRequestHandler):
             if changed:
                 STATE["version"] += 1
                 result["metadata"]["resourceVersion"] = str(STATE["version"])
-            result["metadata"]["managedFields"] = [{"manager": manager, "operation": "Apply", "apiVersion": api_version}]
+            kept = [entry for entry in (previous or {}).get("metadata", {}).get("managedFields", []) if entry.get("manager") != manager]
+            result["metadata"]["managedFields"] = kept + [{"manager": manager, "operation": "Apply", "apiVersion": api_version,
+                                                           "fieldsType": "FieldsV1", "fieldsV1": applied_fields(obj)}]
             if query.get("dryRun") != "All":
                 STATE["objects"][key] = result
+                run_controllers()
+                result = STATE["objects"].get(key, result)
         return self.reply(201 if previous is None else 200, result, warnings)
+
+    def create(self, kind, resource, namespace, api_version, query, warnings):
+        """POST to the collection (kubectl's client-side apply creates this way)."""
+        try:
+            obj = json.loads(self.body())
+        except ValueError as error:
+            return self.reply(*status(400, "BadRequest", "error decoding: %s" % error))
+        name = (obj.get("metadata") or {}).get("name", "")
+        causes = validate(kind, obj)
+        if causes:
+            message = '%s "%s" is invalid: ' % (kind, name) + ", ".join("%s: %s" % (c["field"], c["message"]) for c in causes)
+            return self.reply(*status(422, "Invalid", message, causes, kind, name))
+        key = (resource, namespace, name)
+        with LOCK:
+            if key in STATE["objects"]:
+                return self.reply(*status(409, "AlreadyExists", '%s "%s" already exists' % (resource, name), kind=resource, name=name))
+            result = defaulted(kind, obj, None)
+            result.setdefault("apiVersion", api_version)
+            result.setdefault("kind", kind)
+            result["metadata"]["namespace"] = namespace
+            result["metadata"]["uid"] = str(uuid.uuid4())
+            STATE["version"] += 1
+            result["metadata"]["resourceVersion"] = str(STATE["version"])
+            result["metadata"]["managedFields"] = [{"manager": query.get("fieldManager", "kubectl-client-side-apply"), "operation": "Update", "apiVersion": api_version}]
+            if query.get("dryRun") != "All":
+                STATE["objects"][key] = result
+                run_controllers()
+        return self.reply(201, result, warnings)
+
+    def merge_patch(self, kind, resource, namespace, name, query, warnings):
+        """RFC 7386 JSON merge patch of an existing object."""
+        try:
+            patch = json.loads(self.body())
+        except ValueError as error:
+            return self.reply(*status(400, "BadRequest", "error decoding: %s" % error))
+
+        def merge(target, change):
+            if not isinstance(change, dict):
+                return change
+            target = dict(target) if isinstance(target, dict) else {}
+            for k, v in change.items():
+                if v is None:
+                    target.pop(k, None)
+                else:
+                    target[k] = merge(target.get(k), v)
+            return target
+
+        key = (resource, namespace, name)
+        with LOCK:
+            previous = STATE["objects"].get(key)
+            if previous is None:
+                return self.reply(*status(404, "NotFound", '%s "%s" not found' % (resource, name), kind=resource, name=name))
+            result = merge(previous, patch)
+            causes = validate(kind, result) or immutable(kind, result, previous)
+            if causes:
+                message = '%s "%s" is invalid: ' % (kind, name) + ", ".join("%s: %s" % (c["field"], c["message"]) for c in causes)
+                return self.reply(*status(422, "Invalid", message, causes, kind, name))
+            if result != previous:
+                STATE["version"] += 1
+                result["metadata"]["resourceVersion"] = str(STATE["version"])
+            if query.get("dryRun") != "All":
+                STATE["objects"][key] = result
+                run_controllers()
+        return self.reply(200, result, warnings)
 
     def do_GET(self): self.handle_any("GET")
     def do_POST(self): self.handle_any("POST")

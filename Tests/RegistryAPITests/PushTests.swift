@@ -175,10 +175,17 @@ private func actions(_ response: ClientResponse, cluster: Int = 0) -> [String] {
         try cluster.call("POST", "/_fake/faults", json: #"[{"method":"PATCH","path":"/services/","status":500,"times":2},{"method":"PATCH","path":"/endpoints/","status":429,"retryAfter":1,"times":1},{"method":"PATCH","path":"/endpointslices/","drop":true,"times":1}]"#)
         let response = try push()
         #expect(response.status == 200, "\(response.text)")
-        try cluster.call("POST", "/_fake/faults", json: #"[{"method":"GET","path":"/services/","status":503,"times":10}]"#)
-        let failing = try push()
-        #expect(failing.status == 207)
-        #expect((failing.json?["clusters"] as? [[String: Any]])?.first?["error"] as? String != nil)
+        // A cluster that keeps failing with 503: the push waits for the retries up to ?timeout=,
+        // then answers 202 pointing at the status, which names the API server's reason.
+        try cluster.call("POST", "/_fake/faults", json: #"[{"method":"GET","path":"/services/","status":503,"times":1000}]"#)
+        let failing = try client.request("POST", "/v1/services/default/ocs-external-rgw-lb/push?timeout=2", json: #"{"clusters":["token"]}"#)
+        #expect(failing.status == 202, "\(failing.text)")
+        #expect(failing.header("Location") == "/v1/services/default/ocs-external-rgw-lb/status")
+        let status = try client.request("GET", "/v1/services/default/ocs-external-rgw-lb/status")
+        let item = try #require((status.json?["items"] as? [[String: Any]])?.first)
+        #expect(item["state"] as? String == "failing", "\(status.text)")
+        #expect((item["lastError"] as? [String: Any])?["reason"] as? String == "InternalError")
+        try cluster.call("POST", "/_fake/faults", json: "[]")
     }
 
     @Test func diffsLiveObjectsByContent() throws {

@@ -34,6 +34,13 @@ public struct ServerConfiguration: Sendable {
     public var kubeconfigExplicit = false
     /// Whether to add the pod's own cluster (`in-cluster`) when running in Kubernetes.
     public var inCluster = true
+    /// `clusters` of a service created (or replaced, or imported new) without the field.
+    public var defaultClusters: [String] = []
+    /// Seconds between full resyncs, which compare every bound service's live objects with its
+    /// rendering and repair differences.
+    public var resyncIntervalSeconds = 300
+    /// Most services reconciled at once in one cluster (the total is bounded too).
+    public var clusterConcurrency = 4
 
     /// True for 127.0.0.0/8 and ::1.
     public var bindsLoopbackOnly: Bool {

@@ -143,6 +143,18 @@ public enum ServerSettings {
             configuration.kubeconfigPaths = raw.split(separator: ":").map(String.init)
             configuration.kubeconfigExplicit = true
         },
+        setting("default-clusters", "ENDPOINT_REGISTRY_DEFAULT_CLUSTERS", .value(placeholder: "names"), "none",
+            "Comma-separated cluster names bound to a service created without `clusters`.") { raw, configuration throws(SettingValueError) in
+            configuration.defaultClusters = raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        },
+        setting("resync-interval", "ENDPOINT_REGISTRY_RESYNC_INTERVAL", .value(placeholder: "seconds"), "300",
+            "Seconds between full resyncs, which compare every bound service's live objects with its rendering and repair drift.") { raw, configuration throws(SettingValueError) in
+            configuration.resyncIntervalSeconds = try integer(raw, in: 1...86_400)
+        },
+        setting("cluster-concurrency", "ENDPOINT_REGISTRY_CLUSTER_CONCURRENCY", .value(placeholder: "count"), "4",
+            "Most services reconciled at once in one cluster (16 at most in all).") { raw, configuration throws(SettingValueError) in
+            configuration.clusterConcurrency = try integer(raw, in: 1...64)
+        },
     ]
 
     private static func setting(

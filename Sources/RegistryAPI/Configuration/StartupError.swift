@@ -11,6 +11,8 @@ public enum StartupError: Error, Sendable, CustomStringConvertible {
     case kubeconfig(String)
     /// The listening socket could not be opened.
     case listen(String)
+    /// Settings that only make sense together with what was loaded (e.g. cluster names).
+    case configuration(ConfigurationError)
 
     public var description: String {
         switch self {
@@ -21,6 +23,7 @@ public enum StartupError: Error, Sendable, CustomStringConvertible {
         case .tokens(let message): message
         case .kubeconfig(let message): message
         case .listen(let message): message
+        case .configuration(let error): error.description
         }
     }
 

@@ -19,4 +19,6 @@ public enum APIError: Error, Sendable {
     case unavailable(String)
     /// A cluster's API server failed the request.
     case badGateway(String)
+    /// A cluster did not answer within the request's deadline.
+    case gatewayTimeout(String)
 }

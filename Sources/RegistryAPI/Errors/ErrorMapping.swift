@@ -154,6 +154,8 @@ enum ErrorMapping {
             return problem
         case .badGateway(let detail):
             return ProblemDetails(slug: "cluster-error", title: "Cluster error", status: 502, detail: detail)
+        case .gatewayTimeout(let detail):
+            return ProblemDetails(slug: "cluster-timeout", title: "Cluster timeout", status: 504, detail: detail)
         case .unavailable(let detail):
             return ProblemDetails(slug: "unavailable", title: "Service unavailable", status: 503, detail: detail)
         }

@@ -7,6 +7,8 @@ import RegistryStorage
 struct ManifestHandlers: Sendable {
     let store: ServiceStore
     let cache: RenderCache
+    /// `clusters` of services new to the registry on import (`--default-clusters`).
+    var defaultClusters: [String] = []
 
     /// The output format: `?format=` wins, then `Accept`; YAML by default. 406 when the client
     /// accepts neither.
@@ -130,7 +132,8 @@ struct ManifestHandlers: Sendable {
         case .failure(let failure): throw failure
         }
         for service in plan.services { try ServiceHandlers.checkScope(context.principal, service.namespace) }
-        let outcomes = try store.importServices(plan.services, onConflict: policy, dryRun: dryRun, audit: context.audit)
+        let outcomes = try store.importServices(
+            plan.services, onConflict: policy, dryRun: dryRun, audit: context.audit, defaultClusters: defaultClusters)
         let body = JSONValue.object(
             JSONObject([
                 ("dryRun", .bool(dryRun)), ("onConflict", .string(policy.rawValue)),

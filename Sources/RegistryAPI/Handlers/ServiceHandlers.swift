@@ -1,4 +1,6 @@
 import HTTPServer
+import KubernetesClient
+import Reconciler
 import RegistryCore
 import RegistryStorage
 
@@ -6,6 +8,8 @@ import RegistryStorage
 struct ServiceHandlers: Sendable {
     let store: ServiceStore
     let push: PushHandlers
+    /// `clusters` of a service created or replaced without the field (`--default-clusters`).
+    var defaultClusters: [String] = []
 
     static func location(_ namespace: String, _ name: String) -> String { "/v1/services/\(namespace)/\(name)" }
 
@@ -15,6 +19,29 @@ struct ServiceHandlers: Sendable {
         case .success(let input): return input
         case .failure(let failure): throw failure
         }
+    }
+
+    /// The service with its bindings settled: the default clusters when the body named none
+    /// (create and replace), and every newly named cluster one of those in `GET /v1/clusters`
+    /// (names already bound stay valid when a cluster leaves the configuration).
+    private func bound(_ input: ServiceInput, current: ServiceRecord?, defaulting: Bool) throws(ValidationFailure) -> ExternalService {
+        var service = input.service
+        if !input.clustersGiven && defaulting { service.clusters = defaultClusters }
+        let previous = Set(current?.service.clusters ?? [])
+        var violations: [FieldViolation] = []
+        for (index, cluster) in service.clusters.enumerated() where !previous.contains(cluster) {
+            guard let target = push.clusters.target(named: cluster) else {
+                let names = push.clusters.targets.map(\.name).joined(separator: ", ")
+                violations.append(
+                    FieldViolation("clusters[\(index)]", .notSupported, "no cluster named \"\(cluster)\" (known: \(names.isEmpty ? "none" : names))"))
+                continue
+            }
+            if let reason = target.unusableReason {
+                violations.append(FieldViolation("clusters[\(index)]", .invalid, "cluster \"\(cluster)\" is not usable: \(reason)"))
+            }
+        }
+        if !violations.isEmpty { throw ValidationFailure(violations) }
+        return service
     }
 
     /// Applies the echoed server-managed fields as preconditions (like `metadata.resourceVersion`).
@@ -33,7 +60,7 @@ struct ServiceHandlers: Sendable {
     func createService(_ context: RequestContext) throws -> HTTPResponse {
         let input = try decodeService(try RequestChecks.jsonBody(context.request))
         try Self.checkScope(context.principal, input.service.namespace)
-        let (record, document) = try store.create(input.service, audit: context.audit)
+        let (record, document) = try store.create(try bound(input, current: nil, defaulting: true), audit: context.audit)
         return Responses.json(201, document, etag: record.etag, location: Self.location(record.service.namespace, record.service.name))
     }
 
@@ -120,7 +147,7 @@ struct ServiceHandlers: Sendable {
             } else if input.revision != nil || input.uid != nil {
                 throw StoreError.notFound(namespace: namespace, name: name)
             }
-            return input.service
+            return try bound(input, current: current, defaulting: true)
         }
         return Responses.json(
             result.created ? 201 : 200, result.document, etag: result.record.etag,
@@ -142,36 +169,63 @@ struct ServiceHandlers: Sendable {
             }
             let input = try decodeService(patched)
             try checkEchoedFields(input, current: current)
-            return input.service
+            return try bound(input, current: current, defaulting: false)
         }
         return Responses.json(200, result.document, etag: result.record.etag)
     }
 
     /// - Remark: HTTP `DELETE /v1/services/{namespace}/{name}`
     ///
-    /// With `?cascade=true` (needs the push permission) the service's objects are first deleted
-    /// from every cluster it was pushed to; if that fails anywhere the registration stays (502).
+    /// Deletes the registration; the reconciler then deletes its objects from every cluster where
+    /// they are tracked (bound or pushed). The answer waits for that up to `?timeout=` seconds
+    /// (default 30): 204 when done, 202 with the clusters still being cleaned (and why) otherwise.
+    /// `?cascade=false` keeps the objects in the clusters and says so (200, `keptIn`).
     func deleteService(_ context: RequestContext) throws -> HTTPResponse {
-        if try Self.flag(context.request, "cascade") {
-            guard context.principal.allows(.push) else {
-                throw APIError.forbidden(
-                    "token \"\(context.principal.name)\" (role \(context.principal.role.rawValue)) lacks the push permission that cascade needs",
-                    missing: "permission:push")
-            }
-            let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
-            guard let current = try store.record(namespace: namespace, name: name) else { throw StoreError.notFound(namespace: namespace, name: name) }
-            try RequestChecks.checkWritePreconditions(context.request, current: current)
-            let failures = try push.cascade(namespace: namespace, name: name, context: context)
-            guard failures.isEmpty else {
-                throw APIError.badGateway(
-                    "the service's objects could not be deleted from every cluster, so the registration was kept: "
-                        + failures.map { "\($0.cluster): \($0.error ?? $0.objects.compactMap(\.error).joined(separator: "; "))" }.joined(separator: "; "))
-            }
-        }
-        try store.delete(namespace: context.parameter("namespace"), name: context.parameter("name"), audit: context.audit) { current in
+        let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
+        let cascade = context.request.queryValue("cascade") == nil ? true : try Self.flag(context.request, "cascade")
+        let timeout = try PushHandlers.timeout(context.request)
+        let reconciler = push.reconciler
+        let tracked = try reconciler.trackedClusters(namespace: namespace, name: name)
+        try store.delete(namespace: namespace, name: name, audit: context.audit, keepClusterObjects: !cascade) { current in
             try RequestChecks.checkWritePreconditions(context.request, current: current)
         }
-        return Responses.noContent()
+        if !cascade {
+            return Responses.json(
+                200,
+                .object(
+                    JSONObject([
+                        ("namespace", .string(namespace)), ("name", .string(name)), ("cascade", .bool(false)),
+                        ("keptIn", .array(tracked.map(JSONValue.string))),
+                        ("detail", .string(tracked.isEmpty ? "deleted" : "deleted; its objects were kept in \(tracked.joined(separator: ", "))")),
+                    ])))
+        }
+        guard !tracked.isEmpty else { return Responses.noContent() }
+        let gather = Gather<SyncResult>(expected: tracked.count) { results in
+            let failed = tracked.compactMap { results[$0] }.filter { !$0.succeeded }
+            guard failed.isEmpty else {
+                return Self.stillDeleting(namespace, name, clusters: failed.map(\.cluster), errors: failed.compactMap { $0.error?.description })
+            }
+            return Responses.noContent()
+        } late: {
+            Self.stillDeleting(namespace, name, clusters: tracked, errors: ["the clusters did not confirm within \(timeout.components.seconds) s"])
+        }
+        for cluster in tracked {
+            reconciler.awaitSettled(namespace: namespace, name: name, cluster: cluster) { result in gather.add(cluster, result) }
+        }
+        return gather.response(deadline: timeout)
+    }
+
+    /// 202: the registration is gone; the reconciler keeps deleting the objects in `clusters`
+    /// (see `GET /v1/clusters/{name}/status`).
+    static func stillDeleting(_ namespace: String, _ name: String, clusters: [String], errors: [String]) -> HTTPResponse {
+        Responses.json(
+            202,
+            JSONWriter.bytes(
+                .object(
+                    JSONObject([
+                        ("namespace", .string(namespace)), ("name", .string(name)), ("status", .string("deleting")),
+                        ("clusters", .array(clusters.map(JSONValue.string))), ("errors", .array(errors.map(JSONValue.string))),
+                    ]))), location: clusters.count == 1 ? "/v1/clusters/\(clusters[0])/status" : "/v1/clusters")
     }
 
     // MARK: - Addresses

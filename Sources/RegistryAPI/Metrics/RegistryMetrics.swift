@@ -1,6 +1,7 @@
 import CoreMetrics
 import Foundation
 import Prometheus
+import Reconciler
 import RegistryStorage
 import Synchronization
 
@@ -8,8 +9,14 @@ import Synchronization
 /// bootstrap, so several servers can live in one process): requests by route, method and
 /// status; latency histograms by route and method; and, read at scrape time, the number of
 /// services and addresses and the size of the database.
-final class RegistryMetrics: Sendable {
+final class RegistryMetrics: ReconcilerObserver, Sendable {
     private let registry = PrometheusCollectorRegistry()
+    private let reconcilerReference = Mutex<Reconciler?>(nil)
+    /// Read at scrape time for the queue depth and per-cluster gauges.
+    var reconciler: Reconciler? {
+        get { reconcilerReference.withLock { $0 } }
+        set { reconcilerReference.withLock { $0 = newValue } }
+    }
     private let factory: PrometheusMetricsFactory
     private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
     /// Per (route, method, status): the request counter and the route's latency timer, found with
@@ -81,8 +88,30 @@ final class RegistryMetrics: Sendable {
         }
     }
 
+    /// `endpoint_registry_reconciles_total{cluster, result}`: synced, applied, deleted, failed, conflict.
+    func reconciled(cluster: String, result: String) {
+        counter("endpoint_registry_reconciles_total", [("cluster", cluster), ("result", result)]).increment()
+    }
+
+    /// `endpoint_registry_reconcile_retries_total{cluster}`.
+    func retried(cluster: String) {
+        counter("endpoint_registry_reconcile_retries_total", [("cluster", cluster)]).increment()
+    }
+
     /// The Prometheus text exposition, with the store's gauges refreshed.
     func exposition(store: ServiceStore) -> [UInt8] {
+        if let reconciler {
+            CoreMetrics.Gauge(label: "endpoint_registry_reconcile_queue_depth", factory: factory).record(reconciler.queue.depth)
+            for cluster in reconciler.clusterNames {
+                guard let summary = try? reconciler.summary(cluster: cluster) else { continue }
+                CoreMetrics.Gauge(label: "endpoint_registry_services_not_synced", dimensions: [("cluster", cluster)], factory: factory)
+                    .record(summary.notSynced.count)
+                if let last = summary.lastSuccessfulSync {
+                    CoreMetrics.Gauge(label: "endpoint_registry_last_successful_sync_timestamp_seconds", dimensions: [("cluster", cluster)], factory: factory)
+                        .record(last.timeIntervalSince1970)
+                }
+            }
+        }
         if let statistics = try? store.statistics() {
             CoreMetrics.Gauge(label: "endpoint_registry_services", factory: factory).record(statistics.services)
             CoreMetrics.Gauge(label: "endpoint_registry_addresses", factory: factory).record(statistics.addresses)

@@ -115,12 +115,15 @@ public struct ExternalService: Sendable, Equatable {
     public var ports: [ServicePort]
     public var addresses: [EndpointAddress]
     public var endpointsMode: EndpointsMode
+    /// The clusters (names as in `GET /v1/clusters`) the reconciler keeps this service's
+    /// objects in; sorted, without duplicates. Empty: none.
+    public var clusters: [String]
 
     public init(
         namespace: String = ExternalService.defaultNamespace, name: String, description: String? = nil,
         labels: [String: String] = [:], annotations: [String: String] = [:], type: ServiceType = .clusterIP,
         externalName: String? = nil, ports: [ServicePort] = [], addresses: [EndpointAddress] = [],
-        endpointsMode: EndpointsMode = .both
+        endpointsMode: EndpointsMode = .both, clusters: [String] = []
     ) {
         self.namespace = namespace
         self.name = name
@@ -132,6 +135,7 @@ public struct ExternalService: Sendable, Equatable {
         self.ports = ports
         self.addresses = addresses
         self.endpointsMode = endpointsMode
+        self.clusters = clusters
     }
 }
 
@@ -153,6 +157,7 @@ extension ExternalService {
             }
         }.map(\.address)
         if type == .externalName { endpointsMode = .both }
+        clusters = Array(Set(clusters)).sorted()
     }
 }
 

@@ -4,6 +4,9 @@ public struct ServiceInput: Sendable, Equatable {
     public var service: ExternalService
     public var uid: String?
     public var revision: Int?
+    /// Whether the body named `clusters` (absent: the server's default clusters apply on create
+    /// and replace).
+    public var clustersGiven = false
 }
 
 /// A request body that cannot be accepted, with the problems found: all of them up to
@@ -129,6 +132,25 @@ private final class Reader {
         }
     }
 
+    func stringList(_ object: JSONObject, _ key: String, path: String) -> [String] {
+        let fieldPath = join(path, key)
+        switch object[key] {
+        case nil, .null?: return []
+        case .array(let elements)?:
+            var result: [String] = []
+            if elements.count > ServiceValidator.maxClusters {
+                typeErrorPaths.insert(fieldPath)
+                violations.append(FieldViolation(fieldPath, .tooMany, "must have at most \(ServiceValidator.maxClusters) items, got \(elements.count)"))
+                return []
+            }
+            for (index, element) in elements.enumerated() {
+                if case .string(let text) = element { result.append(text) } else { typeError("\(fieldPath)[\(index)]", expected: "a string", got: element) }
+            }
+            return result
+        case let other?: typeError(fieldPath, expected: "an array of strings", got: other); return []
+        }
+    }
+
     /// The objects of an array field; at most `limit` of them are read (more is reported once,
     /// before anything is decoded, so an oversized list costs no more than a valid one).
     func objects(_ object: JSONObject, _ key: String, path: String, limit: Int) -> [(JSONObject, String)] {
@@ -165,7 +187,7 @@ private final class Reader {
 
     static let serviceFields: Set<String> = [
         "namespace", "name", "description", "labels", "annotations", "type", "externalName", "ports", "addresses",
-        "endpointsMode", "uid", "revision", "createdAt", "updatedAt",
+        "endpointsMode", "clusters", "uid", "revision", "createdAt", "updatedAt",
     ]
 
     static let portFields: Set<String> = ["name", "protocol", "port", "targetPort", "appProtocol"]
@@ -189,11 +211,14 @@ private final class Reader {
             externalName: string(object, "externalName", path: ""),
             ports: objects(object, "ports", path: "", limit: ServiceValidator.maxPorts).map { port($0.0, path: $0.1) },
             addresses: objects(object, "addresses", path: "", limit: ServiceValidator.maxAddresses).map { address($0.0, path: $0.1) },
-            endpointsMode: enumeration(object, "endpointsMode", path: "", default: EndpointsMode.both))
+            endpointsMode: enumeration(object, "endpointsMode", path: "", default: EndpointsMode.both),
+            clusters: stringList(object, "clusters", path: ""))
         _ = string(object, "createdAt", path: "")
         _ = string(object, "updatedAt", path: "")
-        return ServiceInput(
+        var input = ServiceInput(
             service: service, uid: string(object, "uid", path: ""), revision: integer(object["revision"], path: "revision"))
+        input.clustersGiven = object["clusters"] != nil && object["clusters"] != .null
+        return input
     }
 
     func port(_ object: JSONObject, path: String) -> ServicePort {

@@ -15,6 +15,7 @@ public enum ServiceEncoder {
         object["type"] = .string(service.type.rawValue)
         if let externalName = service.externalName { object["externalName"] = .string(externalName) }
         object["endpointsMode"] = .string(service.endpointsMode.rawValue)
+        object["clusters"] = .array(service.clusters.map(JSONValue.string))
         object["labels"] = stringMap(service.labels)
         object["annotations"] = stringMap(service.annotations)
         object["ports"] = .array(service.ports.map(json))

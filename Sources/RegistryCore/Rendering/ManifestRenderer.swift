@@ -83,6 +83,12 @@ public enum ManifestRenderer {
             // The Service's ports exactly as the API spells them (same fields, same order).
             spec["ports"] = .array(service.ports.map(ServiceEncoder.json))
         }
+        // Values the API server would default, written out so that re-applying the rendering
+        // (kubectl apply, server-side apply) finds nothing to change. Source:
+        // kubernetes/kubernetes pkg/apis/core/v1/defaults.go `SetDefaults_Service`
+        // (sessionAffinity for every type; internalTrafficPolicy for ClusterIP, NodePort, LoadBalancer).
+        spec["sessionAffinity"] = .string("None")
+        if service.type != .externalName { spec["internalTrafficPolicy"] = .string("Cluster") }
         return .object(
             JSONObject([
                 ("apiVersion", .string("v1")), ("kind", .string("Service")),
@@ -116,10 +122,17 @@ public enum ManifestRenderer {
     }
 
     /// The endpoint ports of a group: names and protocols exactly as the Service's ports.
-    static func endpointPorts(_ service: ExternalService, backendPorts: [Int]) -> [JSONValue] {
+    /// EndpointSlice ports spell an unnamed port `name: ""`, as the API server defaults it
+    /// (kubernetes/kubernetes pkg/apis/discovery/v1/defaults.go `SetDefaults_EndpointPort`);
+    /// Endpoints ports omit it (`name` is `omitempty` in core/v1 and never defaulted).
+    static func endpointPorts(_ service: ExternalService, backendPorts: [Int], emptyName: Bool = false) -> [JSONValue] {
         zip(service.ports, backendPorts).map { servicePort, backend in
             var object = JSONObject()
-            if let name = servicePort.name { object["name"] = .string(name) }
+            if let name = servicePort.name {
+                object["name"] = .string(name)
+            } else if emptyName {
+                object["name"] = .string("")
+            }
             object["port"] = .integer(backend)
             object["protocol"] = .string(servicePort.protocol.rawValue)
             if let appProtocol = servicePort.appProtocol { object["appProtocol"] = .string(appProtocol) }
@@ -189,7 +202,7 @@ public enum ManifestRenderer {
                                 ("metadata", metadata(name: name, namespace: service.namespace, labels: labels)),
                                 ("addressType", .string(family.rawValue)),
                                 ("endpoints", .array(endpoints)),
-                                ("ports", .array(endpointPorts(service, backendPorts: group.backendPorts))),
+                                ("ports", .array(endpointPorts(service, backendPorts: group.backendPorts, emptyName: true))),
                             ])))
                 }
             }

@@ -14,6 +14,18 @@ public enum ServiceValidator {
     /// 256 KiB total for annotations; real objects carry a few dozen at most).
     public static let maxLabels = 100
     public static let maxDescriptionBytes = 4096
+    /// Most clusters one service may be bound to.
+    public static let maxClusters = 64
+
+    /// Problems with a cluster name: kubeconfig context names are free text, so the rule is
+    /// only 1–253 printable ASCII characters without spaces (what `GET /v1/clusters` can list
+    /// and a URL path segment can carry).
+    public static func clusterNameProblems(_ name: String) -> [String] {
+        if name.isEmpty { return ["must not be empty"] }
+        if name.utf8.count > 253 { return ["\"\(name.prefix(40))…\": must be no more than 253 characters"] }
+        if !name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) { return ["\"\(name)\": must be printable ASCII without spaces"] }
+        return []
+    }
     public static let maxAnnotationBytes = 256 * 1024
 
     /// Labels the renderer sets itself, or that would hide the objects from kube-proxy.
@@ -48,6 +60,12 @@ public enum ServiceValidator {
             add("labels[\(key)]", .invalid, KubernetesNames.qualifiedName(key).map { "key \"\(key)\": \($0)" })
             add("labels[\(key)]", .invalid, KubernetesNames.labelValue(service.labels[key]!).map { "value \"\(service.labels[key]!)\": \($0)" })
         }
+        var seenClusters = Set<String>()
+        for (index, cluster) in service.clusters.enumerated() where !skipping.contains("clusters[\(index)]") {
+            add("clusters[\(index)]", .invalid, clusterNameProblems(cluster))
+            if !seenClusters.insert(cluster).inserted { add("clusters[\(index)]", .duplicate, ["\"\(cluster)\" is named twice"]) }
+        }
+        if service.clusters.count > maxClusters { add("clusters", .tooMany, ["may name at most \(maxClusters) clusters"]) }
         var annotationBytes = 0
         for key in service.annotations.keys.sorted() {
             if key == ManifestRenderer.descriptionAnnotation {
