@@ -181,7 +181,11 @@ class Handler(BaseHTTPRequestHandler):
     def identity(self):
         auth = self.headers.get("Authorization", "")
         if auth.startswith("Bearer "):
-            return STATE["tokens"].get(auth[7:])
+            # A token maps to a user, or to {"user": u, "expires": unix seconds}: 401 once expired.
+            user = STATE["tokens"].get(auth[7:])
+            if isinstance(user, dict):
+                return user["user"] if time.time() < user.get("expires", float("inf")) else None
+            return user
         cert = self.connection.getpeercert()
         if cert:
             for field in cert.get("subject", ()):

@@ -20,10 +20,15 @@ struct PushHandlers: Sendable {
         let probe = try ServiceHandlers.flag(context.request, "probe")
         let items: [JSONValue] = clusters.targets.map { target in
             var object = JSONObject([
-                ("name", .string(target.name)), ("server", .string(target.server)), ("auth", .string(target.authKind)),
-                ("usable", .bool(target.usable)),
+                ("name", .string(target.name)), ("current", .bool(target.current)), ("server", .string(Redaction.url(target.server))),
+                ("auth", .string(target.authKind)), ("usable", .bool(target.usable)),
             ])
             if let reason = target.unusableReason { object["reason"] = .string(reason) }
+            if let proxy = target.proxyURL {
+                object["proxy"] = .string(Redaction.url(proxy))
+                object["proxySource"] = .string(target.proxyFromEnvironment ? "environment" : "kubeconfig")
+            }
+            if let name = target.tls.serverName { object["tlsServerName"] = .string(name) }
             if target.tls.insecureSkipVerify { object["insecureSkipTLSVerify"] = .bool(true) }
             if probe && target.usable {
                 do {
@@ -183,10 +188,11 @@ struct PushHandlers: Sendable {
     func getPushStatus(_ context: RequestContext) throws -> HTTPResponse {
         let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
         guard let version = try store.version(namespace: namespace, name: name) else { throw StoreError.notFound(namespace: namespace, name: name) }
+        let configured = Set(clusters.targets.map(\.name))
         let items: [JSONValue] = try store.pushRecords(namespace: namespace, name: name).map { record in
             .object(
                 JSONObject([
-                    ("cluster", .string(record.cluster)), ("revision", .integer(record.revision)), ("time", .string(record.time)),
+                    ("cluster", .string(record.cluster)), ("clusterConfigured", .bool(configured.contains(record.cluster))), ("revision", .integer(record.revision)), ("time", .string(record.time)),
                     ("outcome", .string(record.succeeded ? "success" : "failure")),
                     ("outOfDate", .bool(record.uid != version.uid || record.revision != version.revision || !record.succeeded)),
                     ("objects", .array(record.objects.map { .string("\($0.kind)/\($0.name)") })),
