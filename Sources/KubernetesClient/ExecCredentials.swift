@@ -183,7 +183,9 @@ enum ExecPluginRunner {
         let errors = PipeCollector(stderr.fileHandleForReading, limit: outputLimit)
         let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
         if exited.wait(timeout: .now() + seconds) == .timedOut {
-            kill(process.processIdentifier, SIGKILL)
+            let pid = process.processIdentifier
+            // Its children too, when it leads its own process group (never the server's group).
+            if getpgid(pid) == pid { kill(-pid, SIGKILL) } else { kill(pid, SIGKILL) }
             _ = exited.wait(timeout: .now() + 2)
             throw ExecPluginError(message: "exec plugin \(name) did not finish within \(format(seconds)) and was killed" + excerpt(errors.collected(wait: 0.2), config))
         }

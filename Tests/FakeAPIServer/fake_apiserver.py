@@ -6,6 +6,8 @@ HTTPS only, with bearer-token or client-certificate authentication (401/403), se
 dryRun=All, fieldValidation=Strict, the API server's validation for Services, Endpoints and
 EndpointSlices (422 with causes), the Endpoints deprecation warning, and injectable faults
 (status codes, Retry-After, delays, dropped connections) through /_fake/ control routes.
+POST /_fake/tokens replaces the bearer tokens: {"token": "user"} or, for a token that expires,
+{"token": {"user": "user", "expires": <unix seconds>}} (401 from then on).
 
 Usage: fake_apiserver.py --cert C --key K --client-ca CA [--token T=user ...] [--readonly user ...]
 Prints "PORT <n>" on stdout once listening on 127.0.0.1.

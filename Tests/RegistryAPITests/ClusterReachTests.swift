@@ -1,4 +1,6 @@
+import Dispatch
 import Foundation
+import Synchronization
 import KubernetesClient
 import RegistryAPI
 import TestSupport
@@ -75,7 +77,7 @@ private func kubeconfig(_ cluster: FakeCluster, proxy: String, extra: String = "
         for secret in secrets { #expect(!response.text.contains(secret), "GET /v1/clusters shows \(secret)") }
     }
 
-    @Test func workForARemovedClusterStops() async throws {
+    @Test func workForARemovedClusterStops() throws {
         let cluster = try FakeCluster()
         let path = cluster.directory.appending(path: "reach-kubeconfig").path()
         try kubeconfig(cluster, proxy: "1").write(toFile: path, atomically: true, encoding: .utf8)
@@ -87,12 +89,21 @@ private func kubeconfig(_ cluster: FakeCluster, proxy: String, extra: String = "
         let client = try server.client()
         #expect(try client.request("POST", "/v1/services", json: #"{"name":"web","ports":[{"port":80}],"addresses":[{"ip":"192.0.2.10"}]}"#).status == 201)
         try cluster.call("POST", "/_fake/faults", json: #"[{"method":"GET","path":"/services/web$","delay":2,"times":1}]"#)
+        // The push runs on its own thread (not the test's cooperative pool, which other suites may occupy).
         let port = server.port
-        let push = Task.detached { try RawHTTPClient(port: port).request("POST", "/v1/services/default/web/push", json: #"{"clusters":["current"]}"#) }
-        try await Task.sleep(for: .milliseconds(700))
+        let result = Mutex<ClientResponse?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            result.withLock { $0 = try? RawHTTPClient(port: port).request("POST", "/v1/services/default/web/push", json: #"{"clusters":["current"]}"#) }
+            done.signal()
+        }.start()
+        // Reload once the push waits on its first (delayed) call.
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, try cluster.call("GET", "/_fake/requests").body.contains("/services/web") == false { Thread.sleep(forTimeInterval: 0.05) }
         try kubeconfig(cluster, proxy: "1", without: "current").write(toFile: path, atomically: true, encoding: .utf8)
         server.service.reloadKubeconfig()
-        let response = try await push.value
+        #expect(done.wait(timeout: .now() + 30) == .success)
+        let response = try #require(result.withLock { $0 })
         #expect(response.status != 200)
         #expect(response.text.contains("cluster current was removed from the kubeconfig by a reload"), "\(response.text)")
         let status = try client.request("GET", "/v1/services/default/web/status")
