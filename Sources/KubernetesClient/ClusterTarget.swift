@@ -292,7 +292,11 @@ public enum KubeConfigLoader {
         guard FileManager.default.isReadableFile(atPath: "\(root)/token") else {
             return ClusterTarget(name: "in-cluster", server: server, auth: .none, unusableReason: "\(root)/token cannot be read", authKind: "tokenFile")
         }
-        return ClusterTarget(name: "in-cluster", server: server, auth: .tokenFile("\(root)/token"), tls: tls)
+        var target = ClusterTarget(name: "in-cluster", server: server, auth: .tokenFile("\(root)/token"), tls: tls)
+        // client-go's in-cluster transport also follows HTTPS_PROXY/NO_PROXY.
+        target.proxyURL = EnvironmentProxy.proxy(for: server, environment: environment)
+        target.proxyFromEnvironment = target.proxyURL != nil
+        return target
     }
 }
 

@@ -305,6 +305,17 @@ private func errorText(_ body: () throws -> Void) -> String {
         #expect(wrongScheme.unusableReason?.contains("is not an http, https or socks5 URL") == true && wrongScheme.unusableReason?.contains("proxy-secret") == false)
     }
 
+    @Test func inClusterFollowsTheEnvironmentProxy() throws {
+        let root = FileManager.default.temporaryDirectory.appending(path: "sa-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        try "ca".write(to: root.appending(path: "ca.crt"), atomically: true, encoding: .utf8)
+        try "token".write(to: root.appending(path: "token"), atomically: true, encoding: .utf8)
+        let pod = ["KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443", "HTTPS_PROXY": "http://proxy.example:3128"]
+        #expect(KubeConfigLoader.inCluster(environment: pod, root: root.path())?.proxyURL == "http://proxy.example:3128")
+        let exempt = pod.merging(["NO_PROXY": "10.96.0.0/12"]) { $1 }
+        #expect(KubeConfigLoader.inCluster(environment: exempt, root: root.path())?.proxyURL == nil)
+    }
+
     @Test func redactsUserInformationAndQueries() {
         #expect(Redaction.url("https://alice:secret@proxy.example:3128/path?token=x#frag") == "https://proxy.example:3128/path")
         #expect(Redaction.url("https://api.example:6443") == "https://api.example:6443")
