@@ -93,8 +93,10 @@ public struct ExecPluginError: Error, Sendable, CustomStringConvertible {
 
 /// Runs exec credential plugins as client-go does (`plugin/pkg/client/auth/exec/exec.go`) and
 /// caches what they return until `expirationTimestamp` (less `refreshMargin`), or until the API
-/// server answers 401. One plugin per configuration runs at a time; plugins of other clusters
-/// run independently. Never interactive: stdin is empty and `spec.interactive` is false.
+/// server answers 401. One plugin per configuration runs at a time, and callers that waited for a
+/// run that failed get its error instead of running (and waiting for) the plugin again; plugins
+/// of other clusters run independently. Never interactive: stdin is empty and
+/// `spec.interactive` is false.
 public final class ExecCredentialProvider: Sendable {
     public static let shared = ExecCredentialProvider()
     /// Refresh this long before `expirationTimestamp`.
@@ -102,9 +104,15 @@ public final class ExecCredentialProvider: Sendable {
     /// At most this much of the plugin's stderr is shown.
     static let stderrLimit = 400
 
-    /// One slot per configuration, holding its cached credential; a plugin runs inside its lock.
+    /// One slot per configuration, holding its cached credential and its last failure; a plugin
+    /// runs inside its lock.
     private final class Slot: Sendable {
-        let credential = Mutex<ExecCredential?>(nil)
+        struct State {
+            var credential: ExecCredential?
+            var failure: (error: ExecPluginError, at: ContinuousClock.Instant)?
+        }
+
+        let state = Mutex(State())
     }
 
     private let slots = Mutex<[String: Slot]>([:])
@@ -131,17 +139,22 @@ public final class ExecCredentialProvider: Sendable {
     /// server answered 401 to: it is dropped (if still cached) and the plugin runs again.
     public func credential(_ config: ExecConfig, timeout: Duration, rejected: ExecCredential? = nil) throws(ExecPluginError) -> ExecCredential {
         let slot = slot(for: config)
-        let result: Result<ExecCredential, ExecPluginError> = slot.credential.withLock { cached in
-            if let current = cached, current != rejected {
+        let asked = ContinuousClock.now
+        let result: Result<ExecCredential, ExecPluginError> = slot.state.withLock { state in
+            if let failure = state.failure, failure.at > asked { return .failure(failure.error) }
+            if let current = state.credential, current != rejected {
                 if let expiration = current.expiration {
                     if Date().addingTimeInterval(ExecCredentialProvider.refreshMargin) < expiration { return .success(current) }
                 } else {
                     return .success(current)
                 }
             }
-            cached = nil
+            state.credential = nil
             let fresh = Result { () throws(ExecPluginError) -> ExecCredential in try ExecPluginRunner.run(config, timeout: timeout) }
-            if case .success(let credential) = fresh { cached = credential }
+            switch fresh {
+            case .success(let credential): state = Slot.State(credential: credential, failure: nil)
+            case .failure(let error): state.failure = (error, ContinuousClock.now)
+            }
             return fresh
         }
         return try result.get()

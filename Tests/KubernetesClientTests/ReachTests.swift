@@ -223,6 +223,30 @@ private func errorText(_ body: () throws -> Void) -> String {
         #expect(blocked.withLock { $0 }.contains("did not finish"))
     }
 
+    @Test func callersWaitingForAFailedRunShareItsError() throws {
+        let cluster = try FakeCluster()
+        let directory = cluster.directory
+        let command = try plugin(directory, "hang", "#!/bin/sh\necho run >> \"$DIR/runs\"\nsleep 30\n")
+        let target = try targets(cluster, user: execUser(command, directory: directory))
+        guard case .exec(let config) = target.auth else {
+            Issue.record("not exec")
+            return
+        }
+        let provider = ExecCredentialProvider()
+        let errors = Mutex<[String]>([])
+        let done = DispatchSemaphore(value: 0)
+        for _ in 0..<3 {
+            Thread {
+                let text = errorText { _ = try provider.credential(config, timeout: .seconds(2)) }
+                errors.withLock { $0.append(text) }
+                done.signal()
+            }.start()
+        }
+        for _ in 0..<3 { #expect(done.wait(timeout: .now() + 30) == .success) }
+        #expect(errors.withLock { $0 }.allSatisfy { $0.contains("did not finish within 2s") })
+        #expect(runs(directory) == 1)
+    }
+
     @Test func execStanzasClientGoRefusesAreUnusable() throws {
         let cluster = try FakeCluster()
         func reason(_ stanza: [String]) throws -> String { try targets(cluster, user: ["exec:"] + stanza.map { "  " + $0 }).unusableReason ?? "usable" }
