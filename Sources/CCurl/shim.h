@@ -43,4 +43,27 @@ static inline long CCurl_responseCode(CURL *handle) {
     return code;
 }
 
+static inline long CCurl_infoLong(CURL *handle, CURLINFO info) {
+    long value = 0;
+    curl_easy_getinfo(handle, info, &value);
+    return value;
+}
+
+/// Copies the value of the first `name:value` entry of certificate `index`'s CURLINFO_CERTINFO
+/// (set CURLOPT_CERTINFO before the transfer) whose name is `name` into `out`; 1 if found.
+static inline int CCurl_certificateField(CURL *handle, int index, const char *name, char *out, size_t length) {
+    struct curl_certinfo *info = NULL;
+    if (length == 0 || curl_easy_getinfo(handle, CURLINFO_CERTINFO, &info) != CURLE_OK || info == NULL) return 0;
+    if (index < 0 || index >= info->num_of_certs) return 0;
+    size_t nameLength = strlen(name);
+    for (struct curl_slist *entry = info->certinfo[index]; entry != NULL; entry = entry->next) {
+        if (strncmp(entry->data, name, nameLength) == 0 && entry->data[nameLength] == ':') {
+            strncpy(out, entry->data + nameLength + 1, length - 1);
+            out[length - 1] = 0;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 #endif

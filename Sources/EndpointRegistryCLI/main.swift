@@ -63,7 +63,7 @@ struct Serve: ParsableCommand {
         }
         signal(SIGHUP, SIG_IGN)
         let reload = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-        reload.setEventHandler { service.reloadTokens() }
+        reload.setEventHandler { service.reload() }
         reload.resume()
         waitForTerminationSignal()
         reload.cancel()

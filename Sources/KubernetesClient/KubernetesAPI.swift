@@ -83,6 +83,8 @@ public struct KubernetesError: Error, Sendable, CustomStringConvertible {
         case transport(TransportError)
         case invalidResponse(String)
         case unusable(String)
+        /// The exec credential plugin gave no credential (failed, hung, printed something else).
+        case credentials(String)
     }
 
     public var object: String
@@ -118,6 +120,7 @@ public struct KubernetesError: Error, Sendable, CustomStringConvertible {
         case .transport(let error): return prefix + error.description
         case .invalidResponse(let message): return prefix + message
         case .unusable(let reason): return prefix + reason
+        case .credentials(let message): return prefix + "getting credentials: " + message
         }
     }
 }
@@ -143,6 +146,8 @@ public struct RetryPolicy: Sendable {
     public var initialBackoff = Duration.milliseconds(200)
     public var maxBackoff = Duration.seconds(5)
     public var timeout = Duration.seconds(10)
+    /// How long an exec credential plugin may run before it is killed.
+    public var execTimeout = Duration.seconds(30)
 
     public init() {}
 }
@@ -153,11 +158,20 @@ public final class KubernetesAPI: Sendable {
     public let target: ClusterTarget
     private let transport: any HTTPTransport
     private let retry: RetryPolicy
+    private let credentials: ExecCredentialProvider
+    private let withdrawn: (@Sendable () -> String?)?
 
-    public init(target: ClusterTarget, transport: any HTTPTransport = CurlTransport(), retry: RetryPolicy = RetryPolicy()) {
+    /// - Parameter withdrawn: asked before every attempt; a reason (e.g. the cluster was removed
+    ///   from the kubeconfig by a reload) stops the call with `Cause.unusable`.
+    public init(
+        target: ClusterTarget, transport: any HTTPTransport = CurlTransport(), retry: RetryPolicy = RetryPolicy(),
+        credentials: ExecCredentialProvider = .shared, withdrawn: (@Sendable () -> String?)? = nil
+    ) {
         self.target = target
         self.transport = transport
         self.retry = retry
+        self.credentials = credentials
+        self.withdrawn = withdrawn
     }
 
     /// Server-side apply: `PATCH` with `application/apply-patch+yaml` (JSON is YAML), the field
@@ -247,21 +261,39 @@ public final class KubernetesAPI: Sendable {
         if let reason = target.unusableReason { throw KubernetesError(object: object, cluster: target.name, cause: .unusable(reason)) }
         var backoff = retry.initialBackoff
         var reloadedToken = false
+        var rejected: ExecCredential? = nil
         var attempt = 0
         while true {
             attempt += 1
+            if let reason = withdrawn?() { throw KubernetesError(object: object, cluster: target.name, cause: .unusable(reason)) }
+            var tls = target.tls
             var headers: [(String, String)] = [("Accept", "application/json"), ("User-Agent", "endpoint-registry")]
             if let contentType { headers.append(("Content-Type", contentType)) }
             switch target.auth {
             case .token(let token): headers.append(("Authorization", "Bearer \(token)"))
             case .tokenFile(let path):
                 if let token = TokenFileCache.shared.token(at: path, forceReload: reloadedToken) { headers.append(("Authorization", "Bearer \(token)")) }
-            case .none, .clientCertificate: break
+            case .none, .clientCertificate, .exec: break
             }
-            let request = KubeRequest(method: method, url: target.server + path, headers: headers, body: body, timeout: retry.timeout)
+            var used: ExecCredential? = nil
+            if case .exec(let config) = target.auth {
+                do {
+                    used = try credentials.credential(config, timeout: retry.execTimeout, rejected: rejected)
+                } catch {
+                    throw KubernetesError(object: object, cluster: target.name, cause: .credentials(error.message))
+                }
+                switch used?.secret {
+                case .token(let token)?: headers.append(("Authorization", "Bearer \(token)"))
+                case .clientCertificate(let certificate, let key)?:
+                    tls.clientCertificatePEM = certificate
+                    tls.clientKeyPEM = key
+                case nil: break
+                }
+            }
+            let request = KubeRequest(method: method, url: target.server + path, headers: headers, body: body, timeout: retry.timeout, proxy: target.proxyURL)
             let response: KubeResponse
             do {
-                response = try transport.send(request, tls: target.tls)
+                response = try transport.send(request, tls: tls)
             } catch {
                 if attempt < retry.attempts {
                     Thread.sleep(forTimeInterval: seconds(backoff))
@@ -273,6 +305,11 @@ public final class KubernetesAPI: Sendable {
             if (200..<300).contains(response.status) { return response }
             if response.status == 401, case .tokenFile = target.auth, !reloadedToken {
                 reloadedToken = true
+                continue
+            }
+            // client-go's exec authenticator drops a credential the server rejected and runs the plugin again, once.
+            if response.status == 401, case .exec = target.auth, rejected == nil, let used {
+                rejected = used
                 continue
             }
             let retryable = response.status == 429 || (500..<600).contains(response.status)

@@ -9,13 +9,19 @@ public struct KubeRequest: Sendable {
     public var headers: [(String, String)]
     public var body: [UInt8]
     public var timeout: Duration
+    /// The proxy to go through (`http://`, `https://`, `socks5://`); nil: direct, whatever the
+    /// environment says (the caller already applied `HTTPS_PROXY`/`NO_PROXY`).
+    public var proxy: String?
 
-    public init(method: String, url: String, headers: [(String, String)] = [], body: [UInt8] = [], timeout: Duration = .seconds(10)) {
+    public init(
+        method: String, url: String, headers: [(String, String)] = [], body: [UInt8] = [], timeout: Duration = .seconds(10), proxy: String? = nil
+    ) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.timeout = timeout
+        self.proxy = proxy
     }
 }
 
@@ -36,6 +42,8 @@ public struct TLSSettings: Sendable, Equatable {
     public var clientCertificatePEM: [UInt8]?
     public var clientKeyPEM: [UInt8]?
     public var insecureSkipVerify = false
+    /// `tls-server-name`: the name verified in the server's certificate and sent as SNI, while
+    /// the connection still goes to the URL's host.
     public var serverName: String?
 
     public init() {}
@@ -46,12 +54,15 @@ public enum TransportError: Error, Sendable, CustomStringConvertible {
     case connection(String)
     case timeout(String)
     case tls(String)
+    /// The proxy could not be reached or refused the tunnel; the message names the proxy.
+    case proxy(String)
 
     public var description: String {
         switch self {
         case .connection(let message): "connection failed: \(message)"
         case .timeout(let message): "timed out: \(message)"
         case .tls(let message): "TLS failed: \(message)"
+        case .proxy(let message): "proxy failed: \(message)"
         }
     }
 }
@@ -80,16 +91,20 @@ public struct CurlTransport: HTTPTransport {
         curl_easy_reset(handle)
         let sink = ResponseSink()
         let context = Unmanaged.passUnretained(sink).toOpaque()
+        let route = Route(request: request, tls: tls)
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
         for (name, value) in request.headers { headerList = curl_slist_append(headerList, "\(name): \(value)") }
+        if let host = route.hostHeader, !request.headers.contains(where: { $0.0.lowercased() == "host" }) {
+            headerList = curl_slist_append(headerList, "Host: \(host)")
+        }
         headerList = curl_slist_append(headerList, "Expect:")
         defer { curl_slist_free_all(headerList) }
 
-        _ = CCurl_setString(handle, CURLOPT_URL, request.url)
+        let connectTo = route.connectTo.map { curl_slist_append(nil, $0) } ?? nil
+        defer { curl_slist_free_all(connectTo) }
+        CurlTransport.connect(handle, route: route, connectTo: connectTo, request: request, tls: tls)
         _ = CCurl_setString(handle, CURLOPT_CUSTOMREQUEST, request.method)
-        _ = CCurl_setLong(handle, CURLOPT_NOSIGNAL, 1)
-        _ = CCurl_setLong(handle, CURLOPT_TIMEOUT_MS, Int(request.timeout.components.seconds * 1000 + request.timeout.components.attoseconds / 1_000_000_000_000_000))
-        _ = CCurl_setLong(handle, CURLOPT_CONNECTTIMEOUT_MS, 5000)
+        _ = CCurl_setLong(handle, CURLOPT_TIMEOUT_MS, CurlTransport.milliseconds(request.timeout))
         _ = CCurl_setSlist(handle, CURLOPT_HTTPHEADER, headerList)
         _ = CCurl_setCallback(handle, CURLOPT_WRITEFUNCTION, { data, size, count, context in
             guard let data, let context else { return 0 }
@@ -112,6 +127,113 @@ public struct CurlTransport: HTTPTransport {
             return size * count
         })
         _ = CCurl_setPointer(handle, CURLOPT_HEADERDATA, context)
+        if let certificate = tls.clientCertificatePEM, let key = tls.clientKeyPEM {
+            _ = CCurl_setString(handle, CURLOPT_SSLCERTTYPE, "PEM")
+            _ = certificate.withUnsafeBytes { CCurl_setBlob(handle, CURLOPT_SSLCERT_BLOB, $0.baseAddress, $0.count) }
+            _ = CCurl_setString(handle, CURLOPT_SSLKEYTYPE, "PEM")
+            _ = key.withUnsafeBytes { CCurl_setBlob(handle, CURLOPT_SSLKEY_BLOB, $0.baseAddress, $0.count) }
+        }
+        var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        let result: CURLcode = errorBuffer.withUnsafeMutableBufferPointer { buffer in
+            _ = CCurl_setPointer(handle, CURLOPT_ERRORBUFFER, buffer.baseAddress)
+            return request.body.withUnsafeBytes { body in
+                if !request.body.isEmpty || ["POST", "PUT", "PATCH"].contains(request.method) {
+                    _ = CCurl_setLong(handle, CURLOPT_POSTFIELDSIZE, body.count)
+                    _ = CCurl_setPointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: body.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+                }
+                let result = curl_easy_perform(handle)
+                _ = CCurl_setPointer(handle, CURLOPT_ERRORBUFFER, nil)
+                return result
+            }
+        }
+        guard result == CURLE_OK else {
+            let detail = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            let message = detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail
+            if let proxy = request.proxy {
+                let connectCode = CCurl_infoLong(handle, CURLINFO_HTTP_CONNECTCODE)
+                let name = Redaction.url(proxy)
+                if connectCode >= 300 {
+                    throw .proxy("proxy \(name) refused the tunnel to \(route.connectAuthority) with HTTP \(connectCode)")
+                }
+                if [CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_PROXY, CURLE_PROXY].contains(result) {
+                    throw .proxy("proxy \(name) cannot be used: \(message)")
+                }
+            }
+            switch result {
+            case CURLE_OPERATION_TIMEDOUT: throw .timeout(message)
+            case CURLE_PEER_FAILED_VERIFICATION:
+                throw .tls(CurlTransport.diagnose(route: route, request: request, tls: tls, curlMessage: message))
+            case CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CACERT_BADFILE:
+                throw .tls(message)
+            default: throw .connection(message)
+            }
+        }
+        healthy = true
+        return KubeResponse(status: CCurl_responseCode(handle), headers: sink.headers, body: sink.body)
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int {
+        Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    /// Where a request goes: with `tls-server-name`, the URL names that host (so libcurl verifies
+    /// it and sends it as SNI) and CURLOPT_CONNECT_TO sends the connection to the real server.
+    struct Route {
+        var url: String
+        var connectTo: String?
+        var hostHeader: String?
+        /// `host:port` of the real server.
+        var connectAuthority: String
+
+        init(request: KubeRequest, tls: TLSSettings) {
+            url = request.url
+            connectTo = nil
+            hostHeader = nil
+            guard var components = URLComponents(string: request.url), let host = components.host else {
+                connectAuthority = request.url
+                return
+            }
+            let port = components.port ?? (components.scheme?.lowercased() == "http" ? 80 : 443)
+            let bracketed = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+            connectAuthority = "\(bracketed):\(port)"
+            guard let serverName = tls.serverName, !serverName.isEmpty, serverName != host, components.scheme?.lowercased() == "https" else { return }
+            hostHeader = components.port.map { "\(bracketed):\($0)" } ?? bracketed
+            components.host = serverName
+            components.port = port
+            if let rewritten = components.string {
+                url = rewritten
+                connectTo = "\(serverName):\(port):\(bracketed):\(port)"
+            } else {
+                hostHeader = nil
+            }
+        }
+    }
+
+    /// The options that decide where a handle connects and how it verifies the server: URL,
+    /// CONNECT_TO, proxy (none when the request names none, so libcurl's own reading of the
+    /// environment never applies), CA, verification.
+    /// `connectTo` is `route.connectTo` as an slist, which must outlive the transfer.
+    private static func connect(
+        _ handle: UnsafeMutableRawPointer, route: Route, connectTo: UnsafeMutablePointer<curl_slist>?, request: KubeRequest, tls: TLSSettings
+    ) {
+        _ = CCurl_setString(handle, CURLOPT_URL, route.url)
+        _ = CCurl_setLong(handle, CURLOPT_NOSIGNAL, 1)
+        _ = CCurl_setLong(handle, CURLOPT_CONNECTTIMEOUT_MS, 5000)
+        if let list = connectTo { _ = CCurl_setSlist(handle, CURLOPT_CONNECT_TO, list) }
+        if var proxy = request.proxy {
+            // Go's SOCKS5 dialer hands the host name to the proxy: libcurl's socks5h.
+            if proxy.lowercased().hasPrefix("socks5://") { proxy = "socks5h://" + proxy.dropFirst("socks5://".count) }
+            _ = CCurl_setString(handle, CURLOPT_PROXY, proxy)
+            if let ca = tls.certificateAuthorityPEM {
+                _ = ca.withUnsafeBytes { CCurl_setBlob(handle, CURLOPT_PROXY_CAINFO_BLOB, $0.baseAddress, $0.count) }
+            }
+            if tls.insecureSkipVerify {
+                _ = CCurl_setLong(handle, CURLOPT_PROXY_SSL_VERIFYPEER, 0)
+                _ = CCurl_setLong(handle, CURLOPT_PROXY_SSL_VERIFYHOST, 0)
+            }
+        } else {
+            _ = CCurl_setString(handle, CURLOPT_PROXY, "")
+        }
         if tls.insecureSkipVerify {
             _ = CCurl_setLong(handle, CURLOPT_SSL_VERIFYPEER, 0)
             _ = CCurl_setLong(handle, CURLOPT_SSL_VERIFYHOST, 0)
@@ -119,30 +241,94 @@ public struct CurlTransport: HTTPTransport {
         if let ca = tls.certificateAuthorityPEM {
             _ = ca.withUnsafeBytes { CCurl_setBlob(handle, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) }
         }
-        if let certificate = tls.clientCertificatePEM, let key = tls.clientKeyPEM {
-            _ = CCurl_setString(handle, CURLOPT_SSLCERTTYPE, "PEM")
-            _ = certificate.withUnsafeBytes { CCurl_setBlob(handle, CURLOPT_SSLCERT_BLOB, $0.baseAddress, $0.count) }
-            _ = CCurl_setString(handle, CURLOPT_SSLKEYTYPE, "PEM")
-            _ = key.withUnsafeBytes { CCurl_setBlob(handle, CURLOPT_SSLKEY_BLOB, $0.baseAddress, $0.count) }
-        }
-        let result: CURLcode = request.body.withUnsafeBytes { body in
-            if !request.body.isEmpty || ["POST", "PUT", "PATCH"].contains(request.method) {
-                _ = CCurl_setLong(handle, CURLOPT_POSTFIELDSIZE, body.count)
-                _ = CCurl_setPointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: body.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+    }
+
+    /// Says what failed in a certificate verification, in the words of Go's crypto/x509 (which
+    /// kubectl prints): unknown authority, expired, or the names the certificate is valid for.
+    /// The names and dates come from a second handshake that does not verify and sends nothing.
+    static func diagnose(route: Route, request: KubeRequest, tls: TLSSettings, curlMessage: String) -> String {
+        let lowered = curlMessage.lowercased()
+        let certificate = peerCertificate(route: route, request: request, tls: tls)
+        let verifiedName = tls.serverName.flatMap { $0.isEmpty ? nil : $0 } ?? URLComponents(string: request.url)?.host ?? "?"
+        if lowered.contains("expired") || lowered.contains("not yet valid") {
+            var text = "x509: certificate has expired or is not yet valid"
+            if let certificate {
+                text += ": the server's certificate is valid from \(certificate.notBefore) until \(certificate.notAfter)"
             }
-            return curl_easy_perform(handle)
+            return text
         }
-        guard result == CURLE_OK else {
-            let message = String(cString: curl_easy_strerror(result))
-            switch result {
-            case CURLE_OPERATION_TIMEDOUT: throw .timeout(message)
-            case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CACERT_BADFILE:
-                throw .tls(message)
-            default: throw .connection(message)
+        if lowered.contains("subject name") || lowered.contains("host name") || lowered.contains("hostname") {
+            guard let certificate else { return "x509: certificate is not valid for \(verifiedName) (\(curlMessage))" }
+            let names = certificate.names
+            var text: String
+            if names.isEmpty {
+                text = "x509: certificate is not valid for any names, but wanted to match \(verifiedName)"
+            } else if EnvironmentProxy.IPv4(verifiedName) != nil || EnvironmentProxy.IPv6(verifiedName.trimmingCharacters(in: ["[", "]"])) != nil,
+                !certificate.hasIPAddresses
+            {
+                text = "x509: cannot validate certificate for \(verifiedName) because it doesn't contain any IP SANs (it is valid for \(names.joined(separator: ", ")))"
+            } else {
+                text = "x509: certificate is valid for \(names.joined(separator: ", ")), not \(verifiedName)"
+            }
+            if tls.serverName == nil || tls.serverName?.isEmpty == true {
+                text += "; if the server is meant to be reached under one of those names, set the cluster's tls-server-name to it"
+            }
+            return text
+        }
+        if lowered.contains("issuer") || lowered.contains("self-signed") || lowered.contains("self signed") || lowered.contains("unknown ca")
+            || lowered.contains("unable to get")
+        {
+            var text = "x509: certificate signed by unknown authority"
+            if let certificate { text += " (issuer: \(certificate.issuer); not signed by the cluster's certificate-authority)" }
+            return text
+        }
+        return curlMessage
+    }
+
+    /// What the server's own certificate says.
+    struct PeerCertificate {
+        var names: [String]
+        var hasIPAddresses: Bool
+        var issuer: String
+        var notBefore: String
+        var notAfter: String
+    }
+
+    static func peerCertificate(route: Route, request: KubeRequest, tls: TLSSettings) -> PeerCertificate? {
+        guard let handle = curl_easy_init() else { return nil }
+        defer { curl_easy_cleanup(handle) }
+        var unverified = tls
+        unverified.insecureSkipVerify = true
+        unverified.certificateAuthorityPEM = nil
+        let connectTo = route.connectTo.map { curl_slist_append(nil, $0) } ?? nil
+        defer { curl_slist_free_all(connectTo) }
+        connect(handle, route: route, connectTo: connectTo, request: request, tls: unverified)
+        if request.proxy != nil, let ca = tls.certificateAuthorityPEM {
+            _ = ca.withUnsafeBytes { CCurl_setBlob(handle, CURLOPT_PROXY_CAINFO_BLOB, $0.baseAddress, $0.count) }
+        }
+        _ = CCurl_setLong(handle, CURLOPT_CERTINFO, 1)
+        _ = CCurl_setLong(handle, CURLOPT_CONNECT_ONLY, 1)
+        _ = CCurl_setLong(handle, CURLOPT_TIMEOUT_MS, min(CurlTransport.milliseconds(request.timeout), 5000))
+        let result = curl_easy_perform(handle)
+        guard result == CURLE_OK else { return nil }
+        func field(_ name: String) -> String? {
+            var buffer = [CChar](repeating: 0, count: 4096)
+            let found = buffer.withUnsafeMutableBufferPointer { CCurl_certificateField(handle, 0, name, $0.baseAddress, $0.count) }
+            return found == 1 ? buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) } : nil
+        }
+        var names: [String] = []
+        var hasIPAddresses = false
+        for entry in (field("X509v3 Subject Alternative Name") ?? "").split(separator: ",") {
+            let item = entry.trimmingCharacters(in: .whitespaces)
+            if item.hasPrefix("DNS:") {
+                names.append(String(item.dropFirst(4)))
+            } else if item.hasPrefix("IP Address:") {
+                names.append(String(item.dropFirst("IP Address:".count)))
+                hasIPAddresses = true
             }
         }
-        healthy = true
-        return KubeResponse(status: CCurl_responseCode(handle), headers: sink.headers, body: sink.body)
+        return PeerCertificate(
+            names: names, hasIPAddresses: hasIPAddresses, issuer: field("Issuer") ?? "?", notBefore: field("Start date") ?? "?", notAfter: field("Expire date") ?? "?")
     }
 }
 

@@ -27,13 +27,18 @@ public struct KubernetesClusterClient: ClusterClient {
     let api: KubernetesAPI
     public var name: String { api.target.name }
 
-    public init(target: ClusterTarget, transport: any HTTPTransport = CurlTransport(), timeout: Duration = .seconds(10)) {
+    /// - Parameter withdrawn: asked before every call; a reason (the cluster was removed by a
+    ///   kubeconfig reload) stops the work with that message.
+    public init(
+        target: ClusterTarget, transport: any HTTPTransport = CurlTransport(), timeout: Duration = .seconds(10),
+        withdrawn: (@Sendable () -> String?)? = nil
+    ) {
         var retry = RetryPolicy()
         retry.attempts = 2
         retry.initialBackoff = .milliseconds(200)
         retry.maxBackoff = .milliseconds(500)
         retry.timeout = timeout
-        api = KubernetesAPI(target: target, transport: transport, retry: retry)
+        api = KubernetesAPI(target: target, transport: transport, retry: retry, withdrawn: withdrawn)
     }
 
     public func get(_ kind: ResourceKind, namespace: String, name: String) throws(KubernetesError) -> JSONValue? {

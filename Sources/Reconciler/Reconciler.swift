@@ -64,7 +64,10 @@ public final class Reconciler: Sendable {
     }
 
     public let store: ServiceStore
-    private let clients: [String: any ClusterClient]
+    /// The clients by cluster name; replaced as a whole when the kubeconfig is reloaded.
+    private let clientTable: Mutex<[String: any ClusterClient]>
+    /// The clients now (a snapshot).
+    private var clients: [String: any ClusterClient] { clientTable.withLock { $0 } }
     private let configuration: Configuration
     private let logger: Logger
     private let observer: (any ReconcilerObserver)?
@@ -83,12 +86,22 @@ public final class Reconciler: Sendable {
         self.store = store
         var byName: [String: any ClusterClient] = [:]
         for client in clients { byName[client.name] = client }
-        self.clients = byName
+        self.clientTable = Mutex(byName)
         self.configuration = configuration
         self.logger = logger
         self.observer = observer
         self.queue = WorkQueue(
             limits: WorkQueue.Limits(perCluster: configuration.clusterConcurrency, baseDelay: configuration.baseBackoff, maxDelay: configuration.maxBackoff))
+    }
+
+    /// Replaces the clusters (a kubeconfig reload): every bound service and tracked state is
+    /// queued again, so added and changed clusters get their objects; keys of a removed cluster
+    /// find no client and stop with that status.
+    public func replaceClients(_ clients: [any ClusterClient]) {
+        var byName: [String: any ClusterClient] = [:]
+        for client in clients { byName[client.name] = client }
+        clientTable.withLock { $0 = byName }
+        if running.withLock({ $0 }) && !stopping.load(ordering: .sequentiallyConsistent) { enqueueEverything() }
     }
 
     /// The clusters it can reach, by name.

@@ -76,8 +76,10 @@ public enum SyncError: Error, Sendable, CustomStringConvertible {
             case .transport(.timeout): return "Timeout"
             case .transport(.tls): return "TLSFailed"
             case .transport(.connection): return "ConnectionFailed"
+            case .transport(.proxy): return "ProxyFailed"
             case .invalidResponse: return "InvalidResponse"
             case .unusable: return "ClusterUnusable"
+            case .credentials: return "CredentialsFailed"
             }
         case .conflict: return "Conflict"
         case .unknownCluster: return "UnknownCluster"
@@ -99,6 +101,8 @@ public enum SyncError: Error, Sendable, CustomStringConvertible {
         switch error.cause {
         case .status(let status): return status.code == 429 || status.code >= 500
         case .transport: return true
+        // An exec plugin that failed or hung may well succeed later (a token service back up).
+        case .credentials: return true
         case .invalidResponse, .unusable: return false
         }
     }

@@ -42,7 +42,7 @@ public final class RegistryApplication: HTTPHandler {
         self.refusals = refusals
         if authenticator != nil { metrics.recordTokensReload(success: true) }
         let reconciler = Reconciler(
-            store: store, clients: clusters.targets.filter(\.usable).map { KubernetesClusterClient(target: $0, transport: clusters.transport) },
+            store: store, clients: RegistryApplication.clusterClients(clusters),
             configuration: reconcilerConfiguration, logger: logger, observer: metrics)
         self.reconciler = reconciler
         metrics.reconciler = reconciler
@@ -53,6 +53,16 @@ public final class RegistryApplication: HTTPHandler {
                 manifests: ManifestHandlers(store: store, cache: RenderCache(), defaultClusters: defaultClusters),
                 audit: AuditHandlers(store: store, refusals: refusals), push: push, metrics: metrics, store: store, openness: openness))
     }
+
+    /// The reconciler's clients of the usable clusters of `clusters` (at start-up and after a
+    /// kubeconfig reload).
+    static func clusterClients(_ clusters: Clusters) -> [any ClusterClient] {
+        clusters.targets.filter(\.usable).map {
+            KubernetesClusterClient(target: $0, transport: clusters.transport, withdrawn: clusters.withdrawal(of: $0.name))
+        }
+    }
+
+    func clusterClients(_ clusters: Clusters) -> [any ClusterClient] { RegistryApplication.clusterClients(clusters) }
 
     static func routes(
         services: ServiceHandlers, manifests: ManifestHandlers, audit: AuditHandlers, push: PushHandlers, metrics: RegistryMetrics,

@@ -16,6 +16,8 @@ public final class RegistryService: Sendable {
     private let logger: Logger
     private let configuration: ServerConfiguration
     private let retention: Retention
+    /// The clusters the handlers push to, replaced by `reloadKubeconfig()`.
+    public let clusters: Clusters
 
     /// Opens the database (creating its directory), migrates it, and starts listening.
     ///
@@ -47,27 +49,13 @@ public final class RegistryService: Sendable {
             logger.warning(
                 "no --tokens-file: every caller is anonymous with full rights\(configuration.bindsLoopbackOnly ? "; listening on loopback only" : " (--insecure-allow-anonymous)")")
         }
-        if configuration.kubeconfigExplicit {
-            for path in configuration.kubeconfigPaths where !path.isEmpty && !FileManager.default.fileExists(atPath: path) {
-                throw .kubeconfig("--kubeconfig / KUBECONFIG names \(path), which does not exist (kubectl refuses it too); fix the path or leave the setting out")
-            }
-        }
-        var targets: [ClusterTarget]
+        let targets: [ClusterTarget]
         do {
-            targets = try KubeConfigLoader.load(paths: configuration.kubeconfigPaths)
+            targets = try RegistryService.readClusters(configuration)
         } catch {
             throw .kubeconfig(error.description)
         }
-        if configuration.inCluster, let inCluster = KubeConfigLoader.inCluster(environment: ProcessInfo.processInfo.environment) {
-            targets.append(inCluster)
-        }
-        for target in targets {
-            if let reason = target.unusableReason {
-                logger.warning("cluster \(target.name) is not usable: \(reason)")
-            } else if target.tls.insecureSkipVerify {
-                logger.warning("cluster \(target.name): insecure-skip-tls-verify is set, the API server's certificate is NOT verified")
-            }
-        }
+        for target in targets { RegistryService.warnAbout(target, logger: logger) }
         let known = Set(targets.map(\.name))
         for name in configuration.defaultClusters where !known.contains(name) {
             throw .configuration(
@@ -78,8 +66,9 @@ public final class RegistryService: Sendable {
         var reconcilerConfiguration = Reconciler.Configuration()
         reconcilerConfiguration.resyncInterval = .seconds(configuration.resyncIntervalSeconds)
         reconcilerConfiguration.clusterConcurrency = configuration.clusterConcurrency
+        clusters = Clusters(targets: targets)
         application = RegistryApplication(
-            store: store, logger: logger, authenticator: authenticator, openness: configuration.openness, clusters: Clusters(targets: targets),
+            store: store, logger: logger, authenticator: authenticator, openness: configuration.openness, clusters: clusters,
             defaultClusters: configuration.defaultClusters, reconcilerConfiguration: reconcilerConfiguration)
         retention = Retention(
             store: store, policy: Retention.Policy(auditRetentionDays: configuration.auditRetentionDays, historyLimit: configuration.historyLimit),
@@ -99,6 +88,62 @@ public final class RegistryService: Sendable {
             metadata: [
                 "port": "\(server.port)", "database": "\(configuration.databasePath)", "durability": "\(configuration.durability.rawValue)",
                 "threads": "\(configuration.http.threads)",
+            ])
+    }
+
+    /// The clusters of the kubeconfig files (and, when enabled, the pod's own cluster). An
+    /// explicit `--kubeconfig` / `KUBECONFIG` entry that does not exist is an error, as in kubectl.
+    static func readClusters(_ configuration: ServerConfiguration) throws(KubeConfigError) -> [ClusterTarget] {
+        if configuration.kubeconfigExplicit {
+            for path in configuration.kubeconfigPaths where !path.isEmpty && !FileManager.default.fileExists(atPath: path) {
+                throw KubeConfigError(
+                    message: "--kubeconfig / KUBECONFIG names \(path), which does not exist (kubectl refuses it too); fix the path or leave the setting out")
+            }
+        }
+        var targets = try KubeConfigLoader.load(paths: configuration.kubeconfigPaths)
+        if configuration.inCluster, let inCluster = KubeConfigLoader.inCluster(environment: ProcessInfo.processInfo.environment) {
+            targets.append(inCluster)
+        }
+        return targets
+    }
+
+    static func warnAbout(_ target: ClusterTarget, logger: Logger) {
+        if let reason = target.unusableReason {
+            logger.warning("cluster \(target.name) is not usable: \(reason)")
+        } else if target.tls.insecureSkipVerify {
+            logger.warning("cluster \(target.name): insecure-skip-tls-verify is set, the API server's certificate is NOT verified")
+        }
+    }
+
+    /// What SIGHUP does: re-reads the tokens file and the kubeconfig files.
+    public func reload() {
+        reloadTokens()
+        reloadKubeconfig()
+    }
+
+    /// Re-reads the kubeconfig files and swaps the cluster set, logging each added, changed and
+    /// removed cluster; on error the previous clusters stay in force and the log says why.
+    public func reloadKubeconfig() {
+        let targets: [ClusterTarget]
+        do {
+            targets = try RegistryService.readClusters(configuration)
+        } catch {
+            logger.error("kubeconfig not reloaded, the previous \(clusters.targets.count) clusters stay in force: \(error.description)")
+            return
+        }
+        let change = clusters.replace(with: targets)
+        application.reconciler.replaceClients(application.clusterClients(clusters))
+        for name in change.added { logger.notice("cluster \(name) added") }
+        for name in change.changed { logger.notice("cluster \(name) changed") }
+        for name in change.removed { logger.notice("cluster \(name) removed; work for it stops") }
+        for target in targets where change.added.contains(target.name) || change.changed.contains(target.name) {
+            RegistryService.warnAbout(target, logger: logger)
+        }
+        logger.notice(
+            "kubeconfig reloaded",
+            metadata: [
+                "clusters": "\(targets.count)", "added": "\(change.added.count)", "changed": "\(change.changed.count)",
+                "removed": "\(change.removed.count)",
             ])
     }
 

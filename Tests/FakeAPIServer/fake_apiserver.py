@@ -24,6 +24,8 @@ Kubernetes code named next to it:
   endpointslice.kubernetes.io/skip-mirror=true get slices with every label of the Endpoints,
   kubernetes.io/service-name and endpointslice.kubernetes.io/managed-by=
   endpointslicemirroring-controller.k8s.io; otherwise their mirrored slices are deleted.
+POST /_fake/tokens replaces the bearer tokens: {"token": "user"} or, for a token that expires,
+{"token": {"user": "user", "expires": <unix seconds>}} (401 from then on).
 
 Usage: fake_apiserver.py --cert C --key K --client-ca CA [--token T=user ...] [--readonly user ...]
 Prints "PORT <n>" on stdout once listening on 127.0.0.1.
@@ -321,7 +323,11 @@ class Handler(BaseHTTPRequestHandler):
     def identity(self):
         auth = self.headers.get("Authorization", "")
         if auth.startswith("Bearer "):
-            return STATE["tokens"].get(auth[7:])
+            # A token maps to a user, or to {"user": u, "expires": unix seconds}: 401 once expired.
+            user = STATE["tokens"].get(auth[7:])
+            if isinstance(user, dict):
+                return user["user"] if time.time() < user.get("expires", float("inf")) else None
+            return user
         cert = self.connection.getpeercert()
         if cert:
             for field in cert.get("subject", ()):

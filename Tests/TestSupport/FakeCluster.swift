@@ -3,24 +3,42 @@ public import Foundation
 /// The fake Kubernetes API server (Tests/FakeAPIServer/fake_apiserver.py) on loopback HTTPS,
 /// with a CA, server and client certificates made for the test, and a kubeconfig naming it in
 /// several ways: `token`, `cert` (client certificate), `readonly` (a user without write
-/// rights), `tokenfile`, `exec` (a plugin: unusable) and `untrusted` (wrong CA).
+/// rights), `tokenfile`, `exec` (a plugin with `interactiveMode: Always`: unusable) and
+/// `untrusted` (wrong CA).
 public final class FakeCluster {
+    /// The certificate the fake API server presents.
+    public enum ServerCertificate: Sendable {
+        /// For `IP:127.0.0.1` and `DNS:localhost`, signed by the fake CA.
+        case standard
+        /// For `DNS:kube.test` only: a client reaches 127.0.0.1 only with `tls-server-name: kube.test`
+        /// (or through a proxy that maps kube.test to loopback).
+        case dnsOnly
+        /// For `IP:127.0.0.1`, expired yesterday.
+        case expired
+    }
+
     public let directory: URL
     let process = Process()
     public private(set) var port: UInt16 = 0
     public let kubeconfig: String
     public var server: String { "https://127.0.0.1:\(port)" }
     public let tokenFile: URL
+    public let serverCertificate: ServerCertificate
 
-    public init() throws {
+    public convenience init() throws {
+        try self.init(serverCertificate: .standard)
+    }
+
+    public init(serverCertificate: ServerCertificate) throws {
+        self.serverCertificate = serverCertificate
         directory = FileManager.default.temporaryDirectory.appending(path: "fake-cluster-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let script = """
             set -e
             openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=fake-ca -keyout ca.key -out ca.crt 2>/dev/null
             openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server.key -out server.csr 2>/dev/null
-            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > server.ext
-            openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -extfile server.ext -out server.crt 2>/dev/null
+            printf 'subjectAltName=\(serverCertificate == .dnsOnly ? "DNS:kube.test" : "IP:127.0.0.1,DNS:localhost")\\n' > server.ext
+            openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days \(serverCertificate == .expired ? -1 : 1) -extfile server.ext -out server.crt 2>/dev/null
             openssl req -newkey rsa:2048 -nodes -subj /CN=cert-user -keyout client.key -out client.crt.csr 2>/dev/null
             openssl x509 -req -in client.crt.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -out client.crt 2>/dev/null
             openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other-ca -keyout other.key -out other.crt 2>/dev/null
@@ -88,7 +106,7 @@ public final class FakeCluster {
                 exec:
                   apiVersion: client.authentication.k8s.io/v1
                   command: aws
-                  interactiveMode: Never
+                  interactiveMode: Always
             contexts:
             - name: token
               context: {cluster: fake, user: admin}
@@ -112,7 +130,11 @@ public final class FakeCluster {
     public func call(_ method: String, _ path: String, json: String? = nil, contentType: String = "application/json") throws -> (status: Int, body: String) {
         var arguments = ["-X", method, "--cacert", directory.appending(path: "ca.crt").path(), "-H", "Authorization: Bearer admin-token"]
         if let json { arguments += ["-H", "Content-Type: \(contentType)", "--data-binary", json] }
-        return try curl(arguments + [server + path])
+        switch serverCertificate {
+        case .standard: return try curl(arguments + [server + path])
+        case .dnsOnly: return try curl(arguments + ["--resolve", "kube.test:\(port):127.0.0.1", "https://kube.test:\(port)" + path])
+        case .expired: return try curl(arguments + ["--insecure", server + path])
+        }
     }
 
     /// Every object the fake stores; throws when the fake does not answer a list (so that an

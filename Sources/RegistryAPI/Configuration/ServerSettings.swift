@@ -139,7 +139,7 @@ public enum ServerSettings {
             configuration.openness.openAPI = try boolean(raw)
         },
         setting("kubeconfig", "KUBECONFIG", .value(placeholder: "files"), "~/.kube/config",
-            "Kubeconfig files (colon-separated, merged as kubectl does) naming the clusters to push to; a file named here must exist.") { raw, configuration throws(SettingValueError) in
+            "Kubeconfig files (colon-separated, merged as kubectl does) naming the clusters to push to; a file named here must exist; reloaded on SIGHUP.") { raw, configuration throws(SettingValueError) in
             configuration.kubeconfigPaths = raw.split(separator: ":").map(String.init)
             configuration.kubeconfigExplicit = true
         },

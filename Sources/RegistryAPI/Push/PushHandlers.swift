@@ -28,10 +28,15 @@ struct PushHandlers: Sendable {
         let probe = try ServiceHandlers.flag(context.request, "probe")
         @Sendable func describe(_ target: ClusterTarget, probed: Result<String, SyncError>?) -> JSONValue {
             var object = JSONObject([
-                ("name", .string(target.name)), ("server", .string(target.server)), ("auth", .string(target.authKind)),
-                ("usable", .bool(target.usable)),
+                ("name", .string(target.name)), ("current", .bool(target.current)), ("server", .string(Redaction.url(target.server))),
+                ("auth", .string(target.authKind)), ("usable", .bool(target.usable)),
             ])
             if let reason = target.unusableReason { object["reason"] = .string(reason) }
+            if let proxy = target.proxyURL {
+                object["proxy"] = .string(Redaction.url(proxy))
+                object["proxySource"] = .string(target.proxyFromEnvironment ? "environment" : "kubeconfig")
+            }
+            if let name = target.tls.serverName { object["tlsServerName"] = .string(name) }
             if target.tls.insecureSkipVerify { object["insecureSkipTLSVerify"] = .bool(true) }
             switch probed {
             case .success(let version)?:
@@ -287,8 +292,15 @@ struct PushHandlers: Sendable {
     func getPushStatus(_ context: RequestContext) throws -> HTTPResponse {
         let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
         guard let version = try store.version(namespace: namespace, name: name) else { throw StoreError.notFound(namespace: namespace, name: name) }
+        let configured = Set(clusters.targets.map(\.name))
         let items: [JSONValue] = try store.reconcileStates(namespace: namespace, name: name).map { state in
-            PushHandlers.json(state, uid: version.uid, revision: version.revision)
+            var item = PushHandlers.json(state, uid: version.uid, revision: version.revision)
+            if case .object(var object) = item {
+                // False once a kubeconfig reload removed the cluster: its state is kept, nothing more happens there.
+                object["clusterConfigured"] = .bool(configured.contains(state.cluster))
+                item = .object(object)
+            }
+            return item
         }
         return Responses.json(200, .object(JSONObject([("revision", .integer(version.revision)), ("items", .array(items))])))
     }
