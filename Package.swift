@@ -51,6 +51,8 @@ let package = Package(
             name: "KubernetesClient", dependencies: ["CCurl", "RegistryCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: settings),
         .target(
+            name: "RegistryClient", dependencies: ["KubernetesClient", "RegistryCore"], swiftSettings: settings),
+        .target(
             name: "RegistryAPI",
             dependencies: [
                 "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources", "KubernetesClient",
@@ -65,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "EndpointRegistryCLI",
             dependencies: [
-                "RegistryAPI", "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources",
+                "RegistryAPI", "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources", "RegistryClient", "KubernetesClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -115,7 +115,7 @@ func jsonValues(in text: String) -> [Any] {
 ///
 /// What the test changes in a block before running it with `bash` (`set -euo pipefail`), in a
 /// temporary directory holding a copy of `examples/`:
-/// - `127.0.0.1:8080` becomes the address of the block's server;
+/// - `127.0.0.1:8478` becomes the address of the block's server;
 /// - `.build/release/endpoint-registry` becomes the binary built for the tests;
 /// - `curl` gets `--fail-with-body --show-error`, so that an HTTP error fails the block, unless
 ///   the command prints the status itself (`-w '%{http_code}…'`), which the checks then read.
@@ -358,7 +358,7 @@ func jsonValues(in text: String) -> [Any] {
     static func rewrite(_ block: String, port: UInt16) -> String {
         let binary = "'" + Paths.binary.path() + "'"
         let lines = block.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
-            var line = line.replacingOccurrences(of: "127.0.0.1:8080", with: "127.0.0.1:\(port)")
+            var line = line.replacingOccurrences(of: "127.0.0.1:8478", with: "127.0.0.1:\(port)")
                 .replacingOccurrences(of: ".build/release/endpoint-registry", with: binary)
             if line.hasPrefix("curl "), !line.contains("%{http_code}") {
                 line = "curl --fail-with-body --show-error " + line.dropFirst("curl ".count)

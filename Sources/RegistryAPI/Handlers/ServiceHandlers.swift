@@ -33,7 +33,8 @@ struct ServiceHandlers: Sendable {
     func createService(_ context: RequestContext) throws -> HTTPResponse {
         let input = try decodeService(try RequestChecks.jsonBody(context.request))
         try Self.checkScope(context.principal, input.service.namespace)
-        let (record, document) = try store.create(input.service, audit: context.audit)
+        let dryRun = try Self.flag(context.request, "dryRun")
+        let (record, document) = try store.create(input.service, audit: context.audit, dryRun: dryRun)
         return Responses.json(201, document, etag: record.etag, location: Self.location(record.service.namespace, record.service.name))
     }
 
@@ -85,7 +86,13 @@ struct ServiceHandlers: Sendable {
         let scope = context.principal.scope
         let page = try store.list(namespace: namespace, selector: selector, after: after, limit: limit, allowed: scope.allows)
         let token = page.next.map { ContinueToken.encode($0.namespace, $0.name) }
-        return Responses.json(200, Responses.list(page.documents, continueToken: token))
+        let body = Responses.list(page.documents, continueToken: token)
+        // The entity tag is a digest of the body: every stored document carries its uid and
+        // revision, so any write to a listed service, and any creation or deletion in the
+        // listed set, changes it.
+        let etag = Responses.digestETag(body)
+        if RequestChecks.notModified(request, etag: etag) { return Responses.notModified(etag: etag) }
+        return Responses.json(200, body, etag: etag)
     }
 
     /// - Remark: HTTP `GET /v1/services/{namespace}/{name}`
@@ -113,7 +120,8 @@ struct ServiceHandlers: Sendable {
             }
         }
         let input = try decodeService(.object(object))
-        let result = try store.update(namespace: namespace, name: name, audit: context.audit) { current in
+        let dryRun = try Self.flag(context.request, "dryRun")
+        let result = try store.update(namespace: namespace, name: name, audit: context.audit, dryRun: dryRun) { current in
             try RequestChecks.checkWritePreconditions(context.request, current: current)
             if let current {
                 try checkEchoedFields(input, current: current)
@@ -131,7 +139,8 @@ struct ServiceHandlers: Sendable {
     func patchService(_ context: RequestContext) throws -> HTTPResponse {
         let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
         let patch = try RequestChecks.jsonBody(context.request, mediaType: "application/merge-patch+json")
-        let result = try store.update(namespace: namespace, name: name, audit: context.audit) { current in
+        let dryRun = try Self.flag(context.request, "dryRun")
+        let result = try store.update(namespace: namespace, name: name, audit: context.audit, dryRun: dryRun) { current in
             try RequestChecks.checkWritePreconditions(context.request, current: current)
             guard let current else { throw StoreError.notFound(namespace: namespace, name: name) }
             let patched = MergePatch.apply(patch, to: ServiceEncoder.json(current))
@@ -151,7 +160,14 @@ struct ServiceHandlers: Sendable {
     ///
     /// With `?cascade=true` (needs the push permission) the service's objects are first deleted
     /// from every cluster it was pushed to; if that fails anywhere the registration stays (502).
+    ///
+    /// With `?dryRun=true` the preconditions are checked and nothing is deleted (204 all the
+    /// same); it cannot be combined with `cascade`, whose cluster deletions have no dry run.
     func deleteService(_ context: RequestContext) throws -> HTTPResponse {
+        let dryRun = try Self.flag(context.request, "dryRun")
+        if dryRun, try Self.flag(context.request, "cascade") {
+            throw APIError.badRequest("dryRun cannot be combined with cascade (deleting from clusters has no dry run)", field: "dryRun")
+        }
         if try Self.flag(context.request, "cascade") {
             guard context.principal.allows(.push) else {
                 throw APIError.forbidden(
@@ -168,7 +184,7 @@ struct ServiceHandlers: Sendable {
                         + failures.map { "\($0.cluster): \($0.error ?? $0.objects.compactMap(\.error).joined(separator: "; "))" }.joined(separator: "; "))
             }
         }
-        try store.delete(namespace: context.parameter("namespace"), name: context.parameter("name"), audit: context.audit) { current in
+        try store.delete(namespace: context.parameter("namespace"), name: context.parameter("name"), audit: context.audit, dryRun: dryRun) { current in
             try RequestChecks.checkWritePreconditions(context.request, current: current)
         }
         return Responses.noContent()
