@@ -201,7 +201,7 @@ func jsonValues(in text: String) -> [Any] {
     }
 
     /// The blocks that run, in README order (the checks of a block rely on those before it).
-    static let order = ["register-ceph", "register-etcd", "read-and-change", "manifests", "import", "render", "push", "tokens", "make-token"]
+    static let order = ["register-ceph", "register-etcd", "read-and-change", "manifests", "import", "render", "push", "cli", "tokens", "make-token"]
 
     struct Context {
         var output: String
@@ -331,6 +331,26 @@ func jsonValues(in text: String) -> [Any] {
             let left = objects.map { "\(($0["metadata"] as? [String: Any])?["namespace"] ?? "-")/\($0["kind"] ?? "-")/\(($0["metadata"] as? [String: Any])?["name"] ?? "-")" }
             #expect(left.sorted() == ["storage/Endpoints/ocs-external-rgw-lb", "storage/Service/ocs-external-rgw-lb"])
             #expect(try context.client.request("GET", "/v1/services/default/ocs-external-rgw-lb").status == 404)
+        },
+        "cli": { context in
+            let lines = context.output.split(separator: "\n").map(String.init)
+            #expect(Array(lines.prefix(6)) == [
+                "service/etcd configured", "service/postgres created", "service/warehouse created",
+                "service/etcd unchanged (server dry run)", "service/postgres unchanged (server dry run)", "service/warehouse unchanged (server dry run)",
+            ])
+            let table = lines.dropFirst(6).prefix { !$0.hasPrefix("service/") }.map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+            #expect(table.first == ["NAMESPACE", "NAME", "TYPE", "PORTS", "ADDRESSES", "CLUSTERS", "AGE"])
+            #expect(table.dropFirst().map { Array($0.prefix(6)) } == [
+                ["data", "postgres", "Headless", "5432/TCP,9187/TCP", "2/3", "<none>"],
+                ["data", "warehouse", "ExternalName", "5432/TCP", "<none>", "<none>"],
+                ["default", "etcd", "ClusterIP", "2379/TCP", "3/3", "<none>"],
+                ["storage", "ocs-external-rgw-lb", "ClusterIP", "80/TCP", "12/12", "1/1"],
+            ])
+            #expect(lines.last == "service/etcd unchanged")
+            let saved = try context.file("etcd.yaml")
+            #expect(saved.contains("hostname: etcd-0") && saved.contains("revision: 2"))
+            let etcd = try context.service("default/etcd")
+            #expect(etcd["description"] as? String == "the etcd cluster behind the control plane")
         },
         "tokens": { context in
             let created = try #require(context.json.first)
