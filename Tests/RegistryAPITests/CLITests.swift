@@ -259,6 +259,10 @@ private let twoServicesFile = """
         #expect(try runCLI(["healthcheck", "--port", String(server.port)]).status == 0)
         #expect(try runCLI(["healthcheck", "--ready", "--port", String(server.port)]).status == 0)
         #expect(try runCLI(["healthcheck", "--port", "1"]).status == 1)
+        // As in the container: a wildcard host is probed on loopback, and an anonymous
+        // configuration on it does not stop the probe.
+        let containerLike = ["ENDPOINT_REGISTRY_HOST": "0.0.0.0", "ENDPOINT_REGISTRY_PORT": String(server.port)]
+        #expect(try runCLI(["healthcheck"], environment: containerLike).status == 0)
         let completion = try runCLI(["--generate-completion-script", "bash"])
         #expect(completion.status == 0 && completion.stdout.contains("apply") && completion.stdout.contains("--prune-all"))
     }
