@@ -18,7 +18,7 @@ RUN swift package resolve \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libmicrohttpd12 libsqlite3-0 libcurl4 libstdc++6 ca-certificates tzdata curl \
+        libmicrohttpd12 libsqlite3-0 libcurl4 libstdc++6 ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 registry \
  && useradd --system --uid 10001 --gid 10001 --home-dir /data --shell /usr/sbin/nologin registry \
@@ -28,10 +28,12 @@ USER 10001:10001
 WORKDIR /data
 VOLUME /data
 ENV ENDPOINT_REGISTRY_HOST=0.0.0.0 \
-    ENDPOINT_REGISTRY_PORT=8080 \
+    ENDPOINT_REGISTRY_PORT=8478 \
     ENDPOINT_REGISTRY_DATABASE=/data/registry.sqlite
-EXPOSE 8080
-HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-    CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+EXPOSE 8478
+# `healthcheck` reads the same ENDPOINT_REGISTRY_* settings as `serve` (host, port, TLS), so the
+# check follows `docker run -e ENDPOINT_REGISTRY_PORT=… -e ENDPOINT_REGISTRY_TLS_CERT=…`.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["endpoint-registry", "healthcheck"]
 ENTRYPOINT ["endpoint-registry"]
 CMD ["serve"]

@@ -1,6 +1,6 @@
 .PHONY: run test bench build clean
 
-run:    ## serve on 127.0.0.1:8080 with ./data/registry.sqlite
+run:    ## serve on 127.0.0.1:8478 with ./data/registry.sqlite
 	scripts/run
 
 test:   ## every test

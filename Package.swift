@@ -55,6 +55,8 @@ let package = Package(
             dependencies: ["RegistryCore", "RegistryStorage", "KubernetesClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: settings),
         .target(
+            name: "RegistryClient", dependencies: ["KubernetesClient", "RegistryCore"], swiftSettings: settings),
+        .target(
             name: "RegistryAPI",
             dependencies: [
                 "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources", "KubernetesClient", "Reconciler",
@@ -69,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "EndpointRegistryCLI",
             dependencies: [
-                "RegistryAPI", "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources",
+                "RegistryAPI", "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources", "RegistryClient", "KubernetesClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

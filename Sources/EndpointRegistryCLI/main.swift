@@ -6,15 +6,30 @@ import RegistryAPI
 import RegistryCore
 import RegistryResources
 
-/// `endpoint-registry`: the registry server and its offline tools. Without a subcommand it
-/// prints its help (serving is `endpoint-registry serve`).
-@main
+// Installed as `kubectl-registry`, the binary is a kubectl plugin whose root is the client.
+if let first = CommandLine.arguments.first, KubectlRegistry.isPluginName(first) {
+    KubectlRegistry.main()
+} else {
+    EndpointRegistry.main()
+}
+
+/// `endpoint-registry`: the registry server, its offline tools and its client. Without a
+/// subcommand it prints its help (serving is `endpoint-registry serve`).
 struct EndpointRegistry: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "endpoint-registry",
         abstract: "A registry of external services that renders and pushes their Kubernetes Service and Endpoints objects.",
+        discussion: """
+            The client commands talk to the server given by --server or ENDPOINT_REGISTRY_URL \
+            (default http://127.0.0.1:8478) with the token of --token-file, \
+            ENDPOINT_REGISTRY_TOKEN_FILE or ENDPOINT_REGISTRY_TOKEN. Exit statuses: 0 success \
+            (diff: no differences), 1 diff found differences, 2 a request or an item failed or a \
+            file is invalid, 3 the server could not be reached, 4 not authenticated or not \
+            allowed, 64 wrong usage. Shell completion: endpoint-registry \
+            --generate-completion-script bash|zsh|fish.
+            """,
         version: BuildInfo.line,
-        subcommands: [Serve.self, Render.self, Version.self])
+        subcommands: [Serve.self, Render.self, Version.self, Healthcheck.self] + clientCommands)
 }
 
 /// The version and the commit of this build.

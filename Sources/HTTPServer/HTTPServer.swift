@@ -7,7 +7,7 @@ public struct HTTPServerConfiguration: Sendable {
     /// Numeric IPv4 or IPv6 address to bind (`127.0.0.1`, `0.0.0.0`, `::`).
     public var host: String = "127.0.0.1"
     /// TCP port; 0 lets the kernel pick one (see `HTTPServer.port`).
-    public var port: UInt16 = 8080
+    public var port: UInt16 = 8478
     /// Worker threads answering requests.
     public var threads: Int = 4
     /// Largest request body accepted, in bytes.

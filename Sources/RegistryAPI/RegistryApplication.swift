@@ -81,18 +81,18 @@ public final class RegistryApplication: HTTPHandler {
                     status: 200, headers: HTTPHeaders([("Content-Type", "application/yaml")]),
                     body: Array(RegistryResources.openAPIDocument.utf8))
             },
-            Route("GET", "/metrics", "getMetrics", permission: openness.metrics ? nil : .read) { _ in
+            Route("GET", "/metrics", "getMetrics", permission: openness.metrics ? nil : .metrics) { _ in
                 HTTPResponse(
                     status: 200, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
                     body: metrics.exposition(store: store))
             },
-            Route("POST", "/v1/services", "createService", permission: .write, handler: services.createService),
+            Route("POST", "/v1/services", "createService", query: ["dryRun"], permission: .write, handler: services.createService),
             Route("GET", "/v1/services", "listServices", query: ["namespace", "labelSelector", "limit", "continue"], handler: services.listServices),
             Route("GET", "/v1/services/{namespace}/{name}", "getService", handler: services.getService),
-            Route("PUT", "/v1/services/{namespace}/{name}", "replaceService", permission: .write, handler: services.replaceService),
-            Route("PATCH", "/v1/services/{namespace}/{name}", "patchService", permission: .write, handler: services.patchService),
+            Route("PUT", "/v1/services/{namespace}/{name}", "replaceService", query: ["dryRun"], permission: .write, handler: services.replaceService),
+            Route("PATCH", "/v1/services/{namespace}/{name}", "patchService", query: ["dryRun"], permission: .write, handler: services.patchService),
             Route(
-                "DELETE", "/v1/services/{namespace}/{name}", "deleteService", query: ["cascade", "timeout"], permission: .write,
+                "DELETE", "/v1/services/{namespace}/{name}", "deleteService", query: ["cascade", "timeout", "dryRun"], permission: .write,
                 handler: services.deleteService),
             Route("GET", "/v1/services/{namespace}/{name}/addresses", "listAddresses", handler: services.listAddresses),
             Route("POST", "/v1/services/{namespace}/{name}/addresses", "addAddress", permission: .write, handler: services.addAddress),

@@ -217,6 +217,22 @@ public final class ServiceStore: Sendable {
         }
     }
 
+    /// `write(_:)`, rolled back at the end when `dryRun` is set: the same reads, checks and
+    /// decisions (and the same errors), but nothing is kept. Returns what `body` returned.
+    func write<T: Sendable>(dryRun: Bool, _ body: @escaping @Sendable (SQLiteConnection) throws -> T) throws -> T {
+        guard dryRun else { return try write(body) }
+        do {
+            return try write { (connection) throws -> T in throw RolledBack(value: try body(connection)) }
+        } catch let rolledBack as RolledBack<T> {
+            return rolledBack.value
+        }
+    }
+
+    /// Thrown inside a dry-run write to roll its savepoint back while carrying the result out.
+    private struct RolledBack<T: Sendable>: Error {
+        var value: T
+    }
+
     /// Commits a batch; returns the fault of the database when one made the whole batch fail.
     @discardableResult
     private static func commit(_ batch: [PendingWrite], on connection: SQLiteConnection) -> StorageFault? {
@@ -443,12 +459,15 @@ public final class ServiceStore: Sendable {
         for observer in changeObservers.withLock({ $0 }) { observer(keys) }
     }
 
-    /// Stores a new service with revision 1.
-    public func create(_ service: ExternalService, audit: AuditContext = .unattributed) throws -> (record: ServiceRecord, document: [UInt8]) {
+    /// Stores a new service with revision 1. With `dryRun` everything is checked and nothing is
+    /// kept (the returned uid is then not the one a real create would assign).
+    public func create(_ service: ExternalService, audit: AuditContext = .unattributed, dryRun: Bool = false) throws -> (
+        record: ServiceRecord, document: [UInt8]
+    ) {
         let time = ServiceStore.timestamp(now())
         let record = ServiceRecord(service: service, uid: UUID().uuidString.lowercased(), revision: 1, createdAt: time, updatedAt: time)
         let document = ServiceEncoder.bytes(record)
-        let created = try write { connection in
+        let created = try write(dryRun: dryRun) { connection in
             let exists = try connection.prepare("SELECT 1 FROM services WHERE namespace = ? AND name = ?")
             try exists.bind(.text(service.namespace), .text(service.name))
             if try exists.step() { throw StoreError.alreadyExists(namespace: service.namespace, name: service.name) }
@@ -458,20 +477,21 @@ public final class ServiceStore: Sendable {
                 status: 201, at: time, into: connection)
             return (record, document)
         }
-        changed([ServiceKey(namespace: service.namespace, name: service.name)])
+        if !dryRun { changed([ServiceKey(namespace: service.namespace, name: service.name)]) }
         return created
     }
 
     /// Reads the current record (nil if absent) and stores what `transform` returns, all in one
     /// transaction under the write lock. The revision is bumped only if the service changed.
-    /// `transform` may throw to abort (nothing is written).
+    /// `transform` may throw to abort (nothing is written). With `dryRun` the same decision is
+    /// made and returned, and nothing is kept.
     public func update(
-        namespace: String, name: String, audit: AuditContext = .unattributed,
+        namespace: String, name: String, audit: AuditContext = .unattributed, dryRun: Bool = false,
         _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService
     ) throws -> UpdateResult {
         let key = ServiceKey(namespace: namespace, name: name)
         let time = ServiceStore.timestamp(now())
-        let result = try write { connection in
+        let result = try write(dryRun: dryRun) { connection in
             let stored = try ServiceStore.stored(connection, namespace: namespace, name: name)
             let current = stored?.record
             let service = try transform(current)
@@ -499,7 +519,7 @@ public final class ServiceStore: Sendable {
                 audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: 201, at: time, into: connection)
             return UpdateResult(record: record, document: document, changed: true, created: true)
         }
-        if result.changed { changed([key]) }
+        if result.changed && !dryRun { changed([key]) }
         return result
     }
 
@@ -568,13 +588,14 @@ public final class ServiceStore: Sendable {
 
     /// Deletes a service after `check` accepts its current record (it may throw to refuse).
     /// `keepClusterObjects` forgets its reconcile state in the same transaction, so that the
-    /// reconciler leaves its objects in the clusters (`?cascade=false`).
+    /// reconciler leaves its objects in the clusters (`?cascade=false`). With `dryRun` the same
+    /// checks run and nothing is deleted.
     public func delete(
-        namespace: String, name: String, audit: AuditContext = .unattributed, keepClusterObjects: Bool = false,
+        namespace: String, name: String, audit: AuditContext = .unattributed, keepClusterObjects: Bool = false, dryRun: Bool = false,
         _ check: @escaping @Sendable (ServiceRecord) throws -> Void = { _ in }
     ) throws {
         let time = ServiceStore.timestamp(now())
-        try write { connection in
+        try write(dryRun: dryRun) { connection in
             guard let current = try ServiceStore.existing(connection, namespace: namespace, name: name) else {
                 throw StoreError.notFound(namespace: namespace, name: name)
             }
@@ -587,7 +608,7 @@ public final class ServiceStore: Sendable {
                 audit, key: ServiceKey(namespace: namespace, name: name), uid: current.uid, before: current.revision, after: nil, document: nil,
                 status: 204, at: time, into: connection)
         }
-        changed([ServiceKey(namespace: namespace, name: name)])
+        if !dryRun { changed([ServiceKey(namespace: namespace, name: name)]) }
     }
 
     private static func insert(_ record: ServiceRecord, document: [UInt8], into connection: SQLiteConnection) throws {

@@ -123,6 +123,12 @@ final class ServerProcess {
         #expect(untrusted.status == 0)
         let plain = try curl(["http://127.0.0.1:\(server.port)/healthz"])
         #expect(plain.status != 200)
+        // `healthcheck` follows the same settings, here from the environment: HTTPS on this port.
+        let tlsEnvironment = [
+            "ENDPOINT_REGISTRY_PORT": String(server.port), "ENDPOINT_REGISTRY_TLS_CERT": certificate, "ENDPOINT_REGISTRY_TLS_KEY": key,
+        ]
+        #expect(try runCLI(["healthcheck", "--ready"], environment: tlsEnvironment).status == 0)
+        #expect(try runCLI(["healthcheck"], environment: ["ENDPOINT_REGISTRY_PORT": String(server.port)]).status == 1)
     }
 }
 

@@ -115,7 +115,7 @@ func jsonValues(in text: String) -> [Any] {
 ///
 /// What the test changes in a block before running it with `bash` (`set -euo pipefail`), in a
 /// temporary directory holding a copy of `examples/`:
-/// - `127.0.0.1:8080` becomes the address of the block's server;
+/// - `127.0.0.1:8478` becomes the address of the block's server;
 /// - `.build/release/endpoint-registry` becomes the binary built for the tests;
 /// - `curl` gets `--fail-with-body --show-error`, so that an HTTP error fails the block, unless
 ///   the command prints the status itself (`-w '%{http_code}…'`), which the checks then read.
@@ -201,7 +201,7 @@ func jsonValues(in text: String) -> [Any] {
     }
 
     /// The blocks that run, in README order (the checks of a block rely on those before it).
-    static let order = ["register-ceph", "register-etcd", "read-and-change", "manifests", "import", "render", "push", "tokens", "make-token"]
+    static let order = ["register-ceph", "register-etcd", "read-and-change", "manifests", "import", "render", "push", "cli", "tokens", "make-token"]
 
     struct Context {
         var output: String
@@ -340,6 +340,26 @@ func jsonValues(in text: String) -> [Any] {
                 }, "\(slices)")
             #expect(try context.client.request("GET", "/v1/services/default/ocs-external-rgw-lb").status == 404)
         },
+        "cli": { context in
+            let lines = context.output.split(separator: "\n").map(String.init)
+            #expect(Array(lines.prefix(6)) == [
+                "service/etcd configured", "service/postgres created", "service/warehouse created",
+                "service/etcd unchanged (server dry run)", "service/postgres unchanged (server dry run)", "service/warehouse unchanged (server dry run)",
+            ])
+            let table = lines.dropFirst(6).prefix { !$0.hasPrefix("service/") }.map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+            #expect(table.first == ["NAMESPACE", "NAME", "TYPE", "PORTS", "ADDRESSES", "CLUSTERS", "AGE"])
+            #expect(table.dropFirst().map { Array($0.prefix(6)) } == [
+                ["data", "postgres", "Headless", "5432/TCP,9187/TCP", "2/3", "<none>"],
+                ["data", "warehouse", "ExternalName", "5432/TCP", "<none>", "<none>"],
+                ["default", "etcd", "ClusterIP", "2379/TCP", "3/3", "<none>"],
+                ["storage", "ocs-external-rgw-lb", "ClusterIP", "80/TCP", "12/12", "1/1"],
+            ])
+            #expect(lines.last == "service/etcd unchanged")
+            let saved = try context.file("etcd.yaml")
+            #expect(saved.contains("hostname: etcd-0") && saved.contains("revision: 2"))
+            let etcd = try context.service("default/etcd")
+            #expect(etcd["description"] as? String == "the etcd cluster behind the control plane")
+        },
         "tokens": { context in
             let created = try #require(context.json.first)
             #expect(created["namespace"] as? String == "storage" && created["name"] as? String == "minio")
@@ -366,7 +386,7 @@ func jsonValues(in text: String) -> [Any] {
     static func rewrite(_ block: String, port: UInt16) -> String {
         let binary = "'" + Paths.binary.path() + "'"
         let lines = block.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
-            var line = line.replacingOccurrences(of: "127.0.0.1:8080", with: "127.0.0.1:\(port)")
+            var line = line.replacingOccurrences(of: "127.0.0.1:8478", with: "127.0.0.1:\(port)")
                 .replacingOccurrences(of: ".build/release/endpoint-registry", with: binary)
             if line.hasPrefix("curl "), !line.contains("%{http_code}") {
                 line = "curl --fail-with-body --show-error " + line.dropFirst("curl ".count)

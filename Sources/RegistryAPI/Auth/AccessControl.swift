@@ -8,18 +8,22 @@ public enum Permission: String, Sendable, CaseIterable {
     case push
     /// Read the audit log.
     case audit
+    /// Scrape `GET /metrics`.
+    case metrics
 }
 
-/// A token's role; each includes the permissions of the ones before it.
+/// A token's role; from `viewer` to `admin` each includes the permissions of the ones before it.
+/// `metrics` stands apart: it may scrape `/metrics` and nothing else (a token for Prometheus).
 public enum Role: String, Sendable, CaseIterable {
-    case viewer, editor, pusher, admin
+    case viewer, editor, pusher, admin, metrics
 
     public var permissions: Set<Permission> {
         switch self {
-        case .viewer: [.read]
-        case .editor: [.read, .write]
-        case .pusher: [.read, .write, .push]
+        case .viewer: [.read, .metrics]
+        case .editor: [.read, .write, .metrics]
+        case .pusher: [.read, .write, .push, .metrics]
         case .admin: Set(Permission.allCases)
+        case .metrics: [.metrics]
         }
     }
 }

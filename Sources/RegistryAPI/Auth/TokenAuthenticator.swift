@@ -12,7 +12,7 @@ public struct TokenFileError: Error, CustomStringConvertible {
 /// Bearer tokens from a file, kept only as SHA-256 digests and compared in constant time.
 ///
 /// The file (YAML or JSON) lists `tokens`, each with a `name`, a `role` (`viewer`, `editor`,
-/// `pusher`, `admin`), the `namespaces` it may touch (exact names or globs, `*` for all), and
+/// `pusher`, `admin`, or `metrics` for `/metrics` only), the `namespaces` it may touch (exact names or globs, `*` for all), and
 /// either `sha256` (hex digest of the token; preferred) or `token` (plain text, hashed on load).
 /// `reload()` re-reads it; on error the previous tokens stay in force.
 public final class TokenAuthenticator: Sendable {
@@ -83,7 +83,7 @@ public final class TokenAuthenticator: Sendable {
             }
             guard names.insert(name).inserted else { throw TokenFileError(message: "\(path): \(place).name \"\(name)\" is used twice") }
             guard let roleName = token["role"] as? String, let role = Role(rawValue: roleName) else {
-                throw TokenFileError(message: "\(path): \(place).role must be one of viewer, editor, pusher, admin")
+                throw TokenFileError(message: "\(path): \(place).role must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             guard let namespaces = token["namespaces"] as? [String], !namespaces.isEmpty else {
                 throw TokenFileError(message: "\(path): \(place).namespaces must list at least one namespace or glob (\"*\" for all)")

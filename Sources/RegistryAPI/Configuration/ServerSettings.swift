@@ -49,7 +49,7 @@ public enum ServerSettings {
             "Numeric IPv4 or IPv6 address to listen on (0.0.0.0 or :: for every interface); `localhost` means 127.0.0.1.") { raw, configuration throws(SettingValueError) in
             configuration.http.host = try numericHost(raw)
         },
-        setting("port", "ENDPOINT_REGISTRY_PORT", .value(placeholder: "port"), "8080", "TCP port; 0 picks a free one and logs it.") { raw, configuration throws(SettingValueError) in
+        setting("port", "ENDPOINT_REGISTRY_PORT", .value(placeholder: "port"), "8478", "TCP port; 0 picks a free one and logs it.") { raw, configuration throws(SettingValueError) in
             configuration.http.port = UInt16(try integer(raw, in: 0...65535))
         },
         setting("database", "ENDPOINT_REGISTRY_DATABASE", .value(placeholder: "path"), "./data/registry.sqlite",

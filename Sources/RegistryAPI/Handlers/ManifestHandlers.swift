@@ -97,8 +97,16 @@ struct ManifestHandlers: Sendable {
         let namespace = try ServiceHandlers.namespaceFilter(context)
         let selector = try LabelSelector(parsing: request.queryValue("labelSelector") ?? "")
         let scope = context.principal.scope
-        let items = try store.versions(namespace: namespace, selector: selector, allowed: scope.allows).compactMap { try rendered($0, mode: mode, format: format) }
-        return response(format, items, etag: nil)
+        let versions = try store.versions(namespace: namespace, selector: selector, allowed: scope.allows)
+        // The output is a function of the listed (uid, revision) pairs, the mode and the format
+        // (rendering is deterministic), so their digest is the entity tag: any write to a listed
+        // service, and any creation or deletion in the listed set, changes it.
+        var identity = "\(mode?.rawValue ?? "default") \(format.rawValue)\n"
+        for version in versions { identity += "\(version.key.namespace)/\(version.key.name) \(version.uid) \(version.revision)\n" }
+        let etag = Responses.digestETag(Array(identity.utf8))
+        if RequestChecks.notModified(request, etag: etag) { return Responses.notModified(etag: etag) }
+        let items = try versions.compactMap { try rendered($0, mode: mode, format: format) }
+        return response(format, items, etag: etag)
     }
 
     /// - Remark: HTTP `POST /v1/import`

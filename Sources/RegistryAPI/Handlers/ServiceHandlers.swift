@@ -60,7 +60,8 @@ struct ServiceHandlers: Sendable {
     func createService(_ context: RequestContext) throws -> HTTPResponse {
         let input = try decodeService(try RequestChecks.jsonBody(context.request))
         try Self.checkScope(context.principal, input.service.namespace)
-        let (record, document) = try store.create(try bound(input, current: nil, defaulting: true), audit: context.audit)
+        let dryRun = try Self.flag(context.request, "dryRun")
+        let (record, document) = try store.create(try bound(input, current: nil, defaulting: true), audit: context.audit, dryRun: dryRun)
         return Responses.json(201, document, etag: record.etag, location: Self.location(record.service.namespace, record.service.name))
     }
 
@@ -112,7 +113,13 @@ struct ServiceHandlers: Sendable {
         let scope = context.principal.scope
         let page = try store.list(namespace: namespace, selector: selector, after: after, limit: limit, allowed: scope.allows)
         let token = page.next.map { ContinueToken.encode($0.namespace, $0.name) }
-        return Responses.json(200, Responses.list(page.documents, continueToken: token))
+        let body = Responses.list(page.documents, continueToken: token)
+        // The entity tag is a digest of the body: every stored document carries its uid and
+        // revision, so any write to a listed service, and any creation or deletion in the
+        // listed set, changes it.
+        let etag = Responses.digestETag(body)
+        if RequestChecks.notModified(request, etag: etag) { return Responses.notModified(etag: etag) }
+        return Responses.json(200, body, etag: etag)
     }
 
     /// - Remark: HTTP `GET /v1/services/{namespace}/{name}`
@@ -140,7 +147,8 @@ struct ServiceHandlers: Sendable {
             }
         }
         let input = try decodeService(.object(object))
-        let result = try store.update(namespace: namespace, name: name, audit: context.audit) { current in
+        let dryRun = try Self.flag(context.request, "dryRun")
+        let result = try store.update(namespace: namespace, name: name, audit: context.audit, dryRun: dryRun) { current in
             try RequestChecks.checkWritePreconditions(context.request, current: current)
             if let current {
                 try checkEchoedFields(input, current: current)
@@ -158,7 +166,8 @@ struct ServiceHandlers: Sendable {
     func patchService(_ context: RequestContext) throws -> HTTPResponse {
         let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
         let patch = try RequestChecks.jsonBody(context.request, mediaType: "application/merge-patch+json")
-        let result = try store.update(namespace: namespace, name: name, audit: context.audit) { current in
+        let dryRun = try Self.flag(context.request, "dryRun")
+        let result = try store.update(namespace: namespace, name: name, audit: context.audit, dryRun: dryRun) { current in
             try RequestChecks.checkWritePreconditions(context.request, current: current)
             guard let current else { throw StoreError.notFound(namespace: namespace, name: name) }
             let patched = MergePatch.apply(patch, to: ServiceEncoder.json(current))
@@ -180,8 +189,17 @@ struct ServiceHandlers: Sendable {
     /// they are tracked (bound or pushed). The answer waits for that up to `?timeout=` seconds
     /// (default 30): 204 when done, 202 with the clusters still being cleaned (and why) otherwise.
     /// `?cascade=false` keeps the objects in the clusters and says so (200, `keptIn`).
+    ///
+    /// With `?dryRun=true` the preconditions are checked and nothing is deleted, in the registry
+    /// or in a cluster (204 all the same).
     func deleteService(_ context: RequestContext) throws -> HTTPResponse {
         let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
+        if try Self.flag(context.request, "dryRun") {
+            try store.delete(namespace: namespace, name: name, audit: context.audit, dryRun: true) { current in
+                try RequestChecks.checkWritePreconditions(context.request, current: current)
+            }
+            return Responses.noContent()
+        }
         let cascade = context.request.queryValue("cascade") == nil ? true : try Self.flag(context.request, "cascade")
         let timeout = try PushHandlers.timeout(context.request)
         let reconciler = push.reconciler

@@ -1,3 +1,4 @@
+import Crypto
 import HTTPServer
 import RegistryCore
 
@@ -14,6 +15,12 @@ enum Responses {
 
     static func json(_ status: Int, _ value: JSONValue) -> HTTPResponse {
         json(status, JSONWriter.bytes(value))
+    }
+
+    /// A strong entity tag from the SHA-256 of `bytes` (its first 128 bits, hex): `"3f9a…"`.
+    static func digestETag(_ bytes: [UInt8]) -> String {
+        let digest = SHA256.hash(data: bytes)
+        return "\"" + digest.prefix(16).map { byte in (byte < 16 ? "0" : "") + String(byte, radix: 16) }.joined() + "\""
     }
 
     static func notModified(etag: String) -> HTTPResponse {

@@ -1,0 +1,179 @@
+import Foundation
+public import KubernetesClient
+public import RegistryCore
+
+/// Where and how to reach a registry server.
+public struct ClientSettings: Sendable {
+    /// Base URL, e.g. `http://127.0.0.1:8478` or `https://registry.example.com` (no trailing `/`).
+    public var server: String
+    /// The bearer token, if any (read from a file or the environment, never from the command line).
+    public var token: String?
+    public var tls: TLSSettings
+    public var timeout: Duration
+
+    public init(server: String, token: String?, tls: TLSSettings = TLSSettings(), timeout: Duration = .seconds(30)) {
+        self.server = server.hasSuffix("/") ? String(server.dropLast()) : server
+        self.token = token
+        self.tls = tls
+        self.timeout = timeout
+    }
+}
+
+/// One RFC 9457 problem document as the server sends it, with its per-field errors.
+public struct Problem: Sendable, Equatable {
+    public struct FieldError: Sendable, Equatable {
+        public var field: String
+        public var message: String
+    }
+
+    public var status: Int
+    public var title: String
+    public var detail: String
+    /// The field a 400/409 names (`field`), when set.
+    public var field: String?
+    public var errors: [FieldError]
+
+    /// Decodes a problem+json body; a body that is not one gives a problem with the text as detail.
+    public static func decode(_ body: [UInt8], status: Int) -> Problem {
+        guard case .object(let object)? = try? JSONParser.parse(body) else {
+            let text = String(decoding: body.prefix(300), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            return Problem(status: status, title: "HTTP \(status)", detail: text, field: nil, errors: [])
+        }
+        func string(_ value: JSONValue?) -> String? { if case .string(let text)? = value { text } else { nil } }
+        var errors: [FieldError] = []
+        if case .array(let items)? = object["errors"] {
+            for case .object(let item) in items {
+                errors.append(FieldError(field: string(item["field"]) ?? "", message: string(item["message"]) ?? ""))
+            }
+        }
+        return Problem(
+            status: object["status"]?.intValue ?? status, title: string(object["title"]) ?? "HTTP \(status)",
+            detail: string(object["detail"]) ?? "", field: string(object["field"]), errors: errors)
+    }
+
+    /// One line per problem: `FIELD: MESSAGE` for each field error, otherwise the detail (with
+    /// its field when the server named one).
+    public var lines: [String] {
+        if !errors.isEmpty { return errors.map { $0.field.isEmpty ? $0.message : "\($0.field): \($0.message)" } }
+        let text = detail.isEmpty ? title : detail
+        return [field.map { "\($0): \(text)" } ?? text]
+    }
+}
+
+/// Why a call failed.
+public enum ClientError: Error, Sendable, CustomStringConvertible {
+    /// No HTTP answer: connection refused, TLS, timeout.
+    case transport(String)
+    /// The server answered with an error status (its problem document).
+    case problem(Problem)
+    /// The answer could not be understood (not JSON where JSON was expected).
+    case invalidResponse(String)
+
+    public var description: String {
+        switch self {
+        case .transport(let message): message
+        case .problem(let problem): problem.lines.joined(separator: "; ")
+        case .invalidResponse(let message): message
+        }
+    }
+}
+
+/// An answer of the registry.
+public struct ClientResponse: Sendable {
+    public var status: Int
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    public func header(_ name: String) -> String? {
+        headers.last { $0.name.lowercased() == name.lowercased() }?.value
+    }
+
+    /// The body parsed as JSON.
+    public func json() throws(ClientError) -> JSONValue {
+        do {
+            return try JSONParser.parse(body)
+        } catch {
+            throw .invalidResponse("the server's answer (HTTP \(status)) is not JSON: \(error)")
+        }
+    }
+}
+
+/// A client of the registry's REST API (`openapi.yaml`) over the project's libcurl transport.
+public struct RegistryClient: Sendable {
+    public let settings: ClientSettings
+    private let transport: any HTTPTransport
+
+    public init(settings: ClientSettings, transport: any HTTPTransport = CurlTransport()) {
+        self.settings = settings
+        self.transport = transport
+    }
+
+    /// Percent-encodes one path segment (a namespace, a name).
+    public static func segment(_ text: String) -> String {
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove(charactersIn: "/?#")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+
+    /// The path of one service: `/v1/services/NS/NAME`.
+    public static func servicePath(_ namespace: String, _ name: String) -> String {
+        "/v1/services/\(segment(namespace))/\(segment(name))"
+    }
+
+    /// Sends a request; answers with status ≥ 400 are thrown as `ClientError.problem`, except
+    /// the statuses listed in `accept` (e.g. 404 when absence is an expected answer).
+    public func send(
+        _ method: String, _ path: String, query: [(String, String)] = [], headers: [(String, String)] = [], body: [UInt8] = [],
+        accept: Set<Int> = []
+    ) throws(ClientError) -> ClientResponse {
+        var url = settings.server + path
+        if !query.isEmpty {
+            var allowed = CharacterSet.urlQueryAllowed
+            allowed.remove(charactersIn: "&=+;")
+            url += "?" + query.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0.1)" }.joined(separator: "&")
+        }
+        var allHeaders = headers
+        if let token = settings.token { allHeaders.append(("Authorization", "Bearer \(token)")) }
+        if !allHeaders.contains(where: { $0.0.lowercased() == "accept" }) { allHeaders.append(("Accept", "application/json")) }
+        allHeaders.append(("User-Agent", "endpoint-registry-cli"))
+        let response: KubeResponse
+        do {
+            response = try transport.send(
+                KubeRequest(method: method, url: url, headers: allHeaders, body: body, timeout: settings.timeout), tls: settings.tls)
+        } catch {
+            throw .transport("\(method) \(settings.server)\(path): \(error)")
+        }
+        let answer = ClientResponse(status: response.status, headers: response.headers, body: response.body)
+        if answer.status >= 400 && !accept.contains(answer.status) {
+            throw .problem(Problem.decode(answer.body, status: answer.status))
+        }
+        return answer
+    }
+
+    /// Sends a JSON body.
+    public func sendJSON(
+        _ method: String, _ path: String, _ value: JSONValue, query: [(String, String)] = [], headers: [(String, String)] = [],
+        contentType: String = "application/json", accept: Set<Int> = []
+    ) throws(ClientError) -> ClientResponse {
+        try send(method, path, query: query, headers: headers + [("Content-Type", contentType)], body: JSONWriter.bytes(value), accept: accept)
+    }
+
+    /// Every service matching the filters, following `continue` tokens.
+    public func listServices(namespace: String?, labelSelector: String?) throws(ClientError) -> [JSONValue] {
+        var items: [JSONValue] = []
+        var continueToken: String? = nil
+        repeat {
+            var query: [(String, String)] = [("limit", "500")]
+            if let namespace { query.append(("namespace", namespace)) }
+            if let labelSelector, !labelSelector.isEmpty { query.append(("labelSelector", labelSelector)) }
+            if let continueToken { query.append(("continue", continueToken)) }
+            let page = try send("GET", "/v1/services", query: query).json()
+            guard case .object(let object) = page, case .array(let pageItems)? = object["items"] else {
+                throw .invalidResponse("GET /v1/services did not answer a list")
+            }
+            items += pageItems
+            if case .string(let next)? = object["continue"], !next.isEmpty { continueToken = next } else { continueToken = nil }
+        } while continueToken != nil
+        return items
+    }
+}
