@@ -78,8 +78,8 @@ func randomService(_ random: inout SeededGenerator, index: Int) -> ExternalServi
             ---
             apiVersion: v1
             kind: Service
-            metadata: {name: lb}
-            spec: {type: LoadBalancer, ports: [{port: 80}]}
+            metadata: {name: kubernetes, namespace: default}
+            spec: {type: ClusterIP, ports: [{name: https, port: 443, targetPort: 6443}]}
             ---
             apiVersion: v1
             kind: Endpoints

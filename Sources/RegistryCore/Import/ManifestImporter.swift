@@ -7,10 +7,20 @@ public struct RefusedObject: Sendable, Equatable {
     public var reason: String
 }
 
+/// Something an imported object says that the registration does not (a field the registry
+/// cannot represent), or a choice the import made for the user; `path` names the document and field.
+public struct ImportWarning: Sendable, Equatable, CustomStringConvertible {
+    public var path: String
+    public var message: String
+    public var description: String { "\(path): \(message)" }
+}
+
 /// What an import would register, and what it leaves out.
 public struct ImportPlan: Sendable {
     public var services: [ExternalService]
     public var refused: [RefusedObject]
+    /// Per field: what is valid in Kubernetes but not kept, and choices made (see `ImportWarning`).
+    public var warnings: [ImportWarning] = []
 }
 
 /// Turns hand-written manifests back into registrations: Services without selector (ClusterIP,
@@ -34,19 +44,32 @@ private struct Key: Hashable, Comparable {
     static func < (lhs: Key, rhs: Key) -> Bool { (lhs.namespace, lhs.name) < (rhs.namespace, rhs.name) }
 }
 
-/// Backends collected for one service: (ip, hostname, zone, ready, backend port per service port).
+/// Backends collected for one service: (ip, hostname, zone, ready, backend port per service
+/// port, nil where the subset or slice does not list the port).
 private struct Backend {
     var ip: String
     var hostname: String?
     var zone: String?
     var ready: Bool
-    var ports: [Int]
+    var ports: [Int?]
+
+    /// Entries for the same endpoint split over several subsets or slices (one per port) merge
+    /// into one backend: same IP, hostname, zone and readiness, and no service port given twice.
+    func canMerge(_ other: Backend) -> Bool {
+        ip == other.ip && hostname == other.hostname && zone == other.zone && ready == other.ready
+            && !zip(ports, other.ports).contains { $0 != nil && $1 != nil }
+    }
+
+    mutating func merge(_ other: Backend) {
+        ports = zip(ports, other.ports).map { $0 ?? $1 }
+    }
 }
 
 private struct Builder {
     let defaultNamespace: String
     var violations: [FieldViolation] = []
     var refused: [RefusedObject] = []
+    var warnings: [ImportWarning] = []
     var services: [Key: (path: String, object: JSONObject)] = [:]
     var endpoints: [Key: (path: String, object: JSONObject)] = [:]
     var slices: [Key: [(path: String, object: JSONObject)]] = [:]
@@ -57,6 +80,14 @@ private struct Builder {
 
     mutating func fail(_ path: String, _ message: String, kind: FieldViolation.Kind = .invalid) {
         violations.append(FieldViolation(path, kind, message))
+    }
+
+    /// Managers of EndpointSlices that Kubernetes itself derives from Services and Endpoints
+    /// (kubernetes pkg/controller/endpointslice and endpointslicemirroring).
+    static let kubernetesControllers: Set<String> = ["endpointslice-controller.k8s.io", "endpointslicemirroring-controller.k8s.io"]
+
+    mutating func warn(_ path: String, _ message: String) {
+        warnings.append(ImportWarning(path: path, message: message))
     }
 
     static func string(_ value: JSONValue?) -> String? {
@@ -99,13 +130,20 @@ private struct Builder {
         func refuse(_ reason: String) {
             refused.append(RefusedObject(path: item.path, kind: kind, namespace: namespace, name: name, reason: reason))
         }
+        if namespace == "default" && name == "kubernetes" && (kind == "Service" || kind == "Endpoints") {
+            refuse("default/kubernetes is the cluster's own API server Service, maintained by the API server itself")
+            return
+        }
+        let labels = Builder.strings(metadata["labels"])
+        if let manager = labels["endpointslice.kubernetes.io/managed-by"], Builder.kubernetesControllers.contains(manager) {
+            refuse("it is managed by Kubernetes' \(manager) (label endpointslice.kubernetes.io/managed-by), which derives it from other objects")
+            return
+        }
         switch (apiVersion, kind) {
         case ("v1", "Service"):
             let spec = Builder.object(object["spec"]) ?? JSONObject()
             if let selector = Builder.object(spec["selector"]), !selector.isEmpty {
                 refuse("it has a selector: Kubernetes manages its endpoints from pods, so it is not an external service")
-            } else if let type = Builder.string(spec["type"]), type == "NodePort" || type == "LoadBalancer" {
-                refuse("type \(type) is not registered; external services are ClusterIP, headless or ExternalName")
             } else if services[key] != nil {
                 fail(item.path, "Service \(namespace)/\(name) appears twice in this import", kind: .duplicate)
             } else {
@@ -155,7 +193,8 @@ private struct Builder {
         }
         func position(_ path: String) -> [Int] { path.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) } }
         refused.sort { position($0.path).lexicographicallyPrecedes(position($1.path)) }
-        return violations.isEmpty ? .success(ImportPlan(services: registrations, refused: refused)) : .failure(ValidationFailure(violations))
+        return violations.isEmpty
+            ? .success(ImportPlan(services: registrations, refused: refused, warnings: warnings)) : .failure(ValidationFailure(violations))
     }
 
     /// The registration JSON of one Service, decoded and validated like an API request.
@@ -176,9 +215,12 @@ private struct Builder {
         if type == "ExternalName" {
             json["type"] = .string("ExternalName")
             json["externalName"] = spec["externalName"] ?? .null
+        } else if type == "NodePort" || type == "LoadBalancer" {
+            json["type"] = .string(type)
         } else {
             json["type"] = .string(Builder.string(spec["clusterIP"]) == "None" ? "Headless" : "ClusterIP")
         }
+        importSpecFields(spec, path: "\(path).spec", type: type, into: &json)
         var ports: [(name: String?, protocol: String, port: Int, targetPort: Int?)] = []
         var portsJSON: [JSONValue] = []
         for (index, item) in Builder.array(spec["ports"]).enumerated() {
@@ -191,7 +233,7 @@ private struct Builder {
                 fail("\(portPath).targetPort", "\"\(named)\" is a named port, which needs pods; give the backend port number")
                 continue
             }
-            port["nodePort"] = nil
+            if type != "NodePort" && type != "LoadBalancer" { port["nodePort"] = nil }
             let name = Builder.string(port["name"]).flatMap { $0.isEmpty ? nil : $0 }
             ports.append((name, Builder.string(port["protocol"]) ?? "TCP", port["port"]?.intValue ?? 0, port["targetPort"]?.intValue))
             portsJSON.append(.object(port))
@@ -210,15 +252,36 @@ private struct Builder {
             let labels = Builder.strings(Builder.object(endpointsObject.object["metadata"])?["labels"])
             mode = labels["endpointslice.kubernetes.io/skip-mirror"] == "true" ? .both : .endpoints
         }
+        var merged: [Backend] = []
+        for backend in backends {
+            if merged.contains(where: { $0.ip == backend.ip && $0.hostname == backend.hostname && $0.zone == backend.zone && $0.ready == backend.ready && $0.ports == backend.ports }) {
+                continue  // the same endpoint listed twice
+            }
+            if let index = merged.firstIndex(where: { $0.canMerge(backend) }) {
+                merged[index].merge(backend)
+            } else {
+                merged.append(backend)
+            }
+        }
+        if mode == .endpoints, let reason = ManifestRenderer.unmirrorableReason(
+            ips: merged.map { ($0.ip, $0.ports.map { $0 != nil }) }, portNames: ports.map(\.name))
+        {
+            mode = .both
+            warn(
+                endpointsObject?.path ?? path,
+                "endpointsMode \"both\" chosen instead of \"endpoints\": \(reason); with both, the registry writes the EndpointSlices itself")
+        }
         if type != "ExternalName" { json["endpointsMode"] = .string(mode.rawValue) }
-        var seen = Set<String>()
         var addresses: [JSONValue] = []
-        for backend in backends where seen.insert("\(backend.ip)/\(backend.ports)").inserted {
+        for backend in merged {
             var address = JSONObject([("ip", .string(backend.ip))])
-            if ports.count == 1 {
-                address["port"] = .integer(backend.ports[0])
+            if ports.count == 1, let port = backend.ports[0] {
+                address["port"] = .integer(port)
             } else if !ports.isEmpty {
-                address["ports"] = .object(JSONObject(zip(ports, backend.ports).map { ($0.name ?? "", .integer($1)) }))
+                address["ports"] = .object(JSONObject(zip(ports, backend.ports).compactMap { port, backend in backend.map { (port.name ?? "", .integer($0)) } }))
+                if backend.ports.contains(nil) {
+                    address["servedPorts"] = .array(zip(ports, backend.ports).compactMap { port, backend in backend == nil ? nil : .string(port.name ?? "") })
+                }
             }
             if let hostname = backend.hostname { address["hostname"] = .string(hostname) }
             if let zone = backend.zone { address["zone"] = .string(zone) }
@@ -235,11 +298,49 @@ private struct Builder {
         }
     }
 
-    /// Maps endpoint ports onto the Service's ports by name and protocol; nil (after recording
-    /// why) when they do not cover every Service port exactly once.
+    /// Spec fields of core/v1 `ServiceSpec` the registry represents; any other is a warning.
+    static let representedSpecFields: Set<String> = [
+        "type", "externalName", "ports", "selector", "clusterIP", "clusterIPs", "ipFamilyPolicy", "ipFamilies", "sessionAffinity",
+        "sessionAffinityConfig", "publishNotReadyAddresses", "internalTrafficPolicy", "trafficDistribution", "externalTrafficPolicy",
+        "loadBalancerClass", "loadBalancerSourceRanges", "allocateLoadBalancerNodePorts",
+    ]
+
+    /// Copies the issue-12 spec fields into the registration JSON (validated there like API
+    /// input); warns, per field, about what a registration cannot hold.
+    mutating func importSpecFields(_ spec: JSONObject, path: String, type: String, into json: inout JSONObject) {
+        for key in ["ipFamilyPolicy", "ipFamilies", "sessionAffinity", "publishNotReadyAddresses", "trafficDistribution", "loadBalancerClass", "loadBalancerSourceRanges"] {
+            if let value = spec[key], value != .null { json[key] = value }
+        }
+        if type != "ExternalName", let value = spec["internalTrafficPolicy"], value != .null { json["internalTrafficPolicy"] = value }
+        if type == "NodePort" || type == "LoadBalancer" {
+            if let value = spec["externalTrafficPolicy"], value != .null { json["externalTrafficPolicy"] = value }
+        } else if spec["externalTrafficPolicy"] != nil {
+            warn("\(path).externalTrafficPolicy", "ignored: only NodePort and LoadBalancer services have one")
+        }
+        if type == "LoadBalancer", let value = spec["allocateLoadBalancerNodePorts"], value != .null { json["allocateLoadBalancerNodePorts"] = value }
+        if case .object(let config)? = spec["sessionAffinityConfig"], case .object(let clientIP)? = config["clientIP"],
+            let timeout = clientIP["timeoutSeconds"], Builder.string(spec["sessionAffinity"]) == "ClientIP"
+        {
+            json["sessionAffinityTimeoutSeconds"] = timeout
+        }
+        if let clusterIP = Builder.string(spec["clusterIP"]), !clusterIP.isEmpty, clusterIP != "None" {
+            warn(
+                "\(path).clusterIP",
+                "\"\(clusterIP)\" is not kept: the registry lets each cluster allocate the cluster IP (an address chosen in one cluster is rarely free in another)")
+        } else if case .array(let ips)? = spec["clusterIPs"], ips.contains(where: { Builder.string($0) != "None" }) {
+            warn("\(path).clusterIPs", "not kept: the registry lets each cluster allocate the cluster IPs")
+        }
+        for key in spec.keys.sorted() where !Builder.representedSpecFields.contains(key) {
+            warn("\(path).\(key)", "not kept: the registry has no field for spec.\(key)")
+        }
+    }
+
+    /// Maps endpoint ports onto the Service's ports by name and protocol (a Service port not
+    /// listed: nil, the addresses do not serve it); nil (after recording why) when a port matches
+    /// no Service port or none is listed.
     mutating func backendPorts(
         _ items: [JSONValue], path: String, ports: [(name: String?, protocol: String, port: Int, targetPort: Int?)]
-    ) -> [Int]? {
+    ) -> [Int?]? {
         var found: [Int?] = Array(repeating: nil, count: ports.count)
         for (index, item) in items.enumerated() {
             let itemPath = "\(path)[\(index)]"
@@ -259,11 +360,11 @@ private struct Builder {
             }
             found[match] = number
         }
-        if let missing = found.firstIndex(where: { $0 == nil }) {
-            fail(path, "has no port for the Service's port \(ports[missing].name ?? "<unnamed>"); every backend must serve every port")
+        if !ports.isEmpty, found.allSatisfy({ $0 == nil }) {
+            fail(path, "lists no port of the Service, so its addresses serve nothing", kind: .required)
             return nil
         }
-        return found.map { $0! }
+        return found
     }
 
     mutating func endpointsBackends(_ object: JSONObject, path: String, ports: [(name: String?, protocol: String, port: Int, targetPort: Int?)])
@@ -280,6 +381,9 @@ private struct Builder {
                     guard let ip = Builder.string(address["ip"]) else {
                         fail("\(subsetPath).\(field)[\(addressIndex)].ip", "is required", kind: .required)
                         continue
+                    }
+                    for key in address.keys.sorted() where key != "ip" && key != "hostname" {
+                        warn("\(subsetPath).\(field)[\(addressIndex)].\(key)", "not kept: a registered address has no \(key)")
                     }
                     backends.append(Backend(ip: ip, hostname: Builder.string(address["hostname"]), zone: nil, ready: ready, ports: backendPorts))
                 }
@@ -300,6 +404,9 @@ private struct Builder {
             guard !addresses.isEmpty else {
                 fail("\(path).endpoints[\(index)].addresses", "at least one address is required", kind: .required)
                 continue
+            }
+            for key in endpoint.keys.sorted() where !["addresses", "conditions", "hostname", "zone"].contains(key) {
+                warn("\(path).endpoints[\(index)].\(key)", "not kept: a registered address has no \(key)")
             }
             for ip in addresses {
                 backends.append(
