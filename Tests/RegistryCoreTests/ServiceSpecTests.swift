@@ -335,6 +335,28 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
         #expect(plan.services.map(\.name) == ["web"])
     }
 
+    @Test func validButUselessIsAWarning() throws {
+        let plan = try importPlan(
+            """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: a}
+            spec: {ports: [{name: web, port: 80, targetPort: http}, {name: dns, port: 53, protocol: UDP}]}
+            ---
+            apiVersion: v1
+            kind: Endpoints
+            metadata: {name: a}
+            subsets: [{addresses: [{ip: 10.0.0.1}], ports: [{name: web, port: 8080}, {name: http, port: 80}, {name: dns, port: 53, protocol: TCP}]}]
+            """)
+        #expect(
+            plan.warnings.map(\.path) == [
+                "documents[0].spec.ports[0].targetPort", "documents[1].subsets[0].ports[1]", "documents[1].subsets[0].ports[2]",
+            ])
+        #expect(plan.warnings[2].message.contains("protocol TCP differs"))
+        let service = try #require(plan.services.first)
+        #expect(service.addresses.map(\.servedPorts) == [["web"]])
+    }
+
     @Test func loadBalancerImports() throws {
         let plan = try importPlan(
             """
@@ -345,5 +367,38 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
             """)
         let service = try #require(plan.services.first)
         #expect(service.type == .loadBalancer && service.ports[0].nodePort == 30080 && service.spec.loadBalancerClass == "metallb.io/l2")
+    }
+}
+
+/// The API server's rules for Endpoints and EndpointSlices (pkg/apis/core/validation
+/// `ValidateEndpoints`, pkg/apis/discovery/validation `ValidateEndpointSlice`), reported with the
+/// document and field, each root cause once.
+@Suite struct ImportKubernetesRuleTests {
+    static let service = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{name: web, port: 80}]}\n---\n"
+    static func slice(_ body: String) -> String {
+        service + "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: a-1, labels: {kubernetes.io/service-name: a}}\n" + body
+    }
+
+    @Test(arguments: [
+        (slice("endpoints: [{addresses: [10.0.0.1]}]\nports: [{name: web, port: 80}]"), "documents[1].addressType", "Required value"),
+        (slice("addressType: IPv5\nendpoints: []\nports: [{name: web, port: 80}]"), "documents[1].addressType", "Unsupported value"),
+        (slice("addressType: IPv4\nendpoints: [{addresses: ['fd00::1']}]\nports: [{name: web, port: 80}]"),
+            "documents[1].endpoints[0].addresses[0]", "must be a valid IPv4 address"),
+        (slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1]}]\nports: [{name: web, port: 80}, {name: web, port: 81}]"),
+            "documents[1].ports[1].name", "Duplicate value"),
+        (slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1]}]\nports: [{name: web, port: 80, protocol: HTTP}]"),
+            "documents[1].ports[0].protocol", "Unsupported value"),
+        (slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1]}]\nports: [{name: web, port: 70000}]"),
+            "documents[1].ports[0].port", "must be between 1 and 65535"),
+        (service + "apiVersion: v1\nkind: Endpoints\nmetadata: {name: a}\nsubsets: [{ports: [{name: web, port: 80}]}]",
+            "documents[1].subsets[0]", "must specify `addresses` or `notReadyAddresses`"),
+    ])
+    func rule(yaml: String, field: String, message: String) throws {
+        switch ManifestImporter.plan(ManifestDocuments.objects(try ManifestDocuments.parseYAML(yaml))) {
+        case .success: Issue.record("the API server refuses this; so must the import")
+        case .failure(let failure):
+            #expect(failure.violations.map(\.field) == [field], "\(failure.violations)")
+            #expect(failure.violations.first?.message.contains(message) == true, "\(failure.violations)")
+        }
     }
 }

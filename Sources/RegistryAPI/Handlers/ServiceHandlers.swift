@@ -56,7 +56,9 @@ struct ServiceHandlers: Sendable {
         let input = try decodeService(try RequestChecks.jsonBody(context.request))
         try Self.checkScope(context.principal, input.service.namespace)
         let (record, document) = try store.create(try bound(input, current: nil, defaulting: true), audit: context.audit)
-        return Responses.json(201, document, etag: record.etag, location: Self.location(record.service.namespace, record.service.name))
+        return Responses.withWarnings(
+            Responses.json(201, document, etag: record.etag, location: Self.location(record.service.namespace, record.service.name)),
+            ServiceAdvice.warnings(record.service))
     }
 
     /// The `namespace` query parameter, checked (syntax, and the caller's scope); nil when absent or empty.
@@ -144,9 +146,11 @@ struct ServiceHandlers: Sendable {
             }
             return try bound(input, current: current, defaulting: true)
         }
-        return Responses.json(
-            result.created ? 201 : 200, result.document, etag: result.record.etag,
-            location: result.created ? Self.location(namespace, name) : nil)
+        return Responses.withWarnings(
+            Responses.json(
+                result.created ? 201 : 200, result.document, etag: result.record.etag,
+                location: result.created ? Self.location(namespace, name) : nil),
+            ServiceAdvice.warnings(result.record.service))
     }
 
     /// - Remark: HTTP `PATCH /v1/services/{namespace}/{name}`
@@ -166,7 +170,7 @@ struct ServiceHandlers: Sendable {
             try checkEchoedFields(input, current: current)
             return try bound(input, current: current, defaulting: false)
         }
-        return Responses.json(200, result.document, etag: result.record.etag)
+        return Responses.withWarnings(Responses.json(200, result.document, etag: result.record.etag), ServiceAdvice.warnings(result.record.service))
     }
 
     /// - Remark: HTTP `DELETE /v1/services/{namespace}/{name}`
@@ -264,9 +268,11 @@ struct ServiceHandlers: Sendable {
             service.normalize()
             return service
         }
-        return Responses.json(
-            result.changed ? 201 : 200, result.document, etag: result.record.etag,
-            location: result.changed ? Self.location(namespace, name) + "/addresses" : nil)
+        return Responses.withWarnings(
+            Responses.json(
+                result.changed ? 201 : 200, result.document, etag: result.record.etag,
+                location: result.changed ? Self.location(namespace, name) + "/addresses" : nil),
+            ServiceAdvice.warnings(result.record.service))
     }
 
     /// - Remark: HTTP `DELETE /v1/services/{namespace}/{name}/addresses/{ip}`

@@ -12,6 +12,9 @@ public struct RefusedObject: Sendable, Equatable {
 public struct ImportWarning: Sendable, Equatable, CustomStringConvertible {
     public var path: String
     public var message: String
+    /// Something valid in Kubernetes that the registration does not keep (`?strict=true` makes
+    /// these a 422); false for advice and choices the import made.
+    public var notKept: Bool = true
     public var description: String { "\(path): \(message)" }
 }
 
@@ -86,8 +89,8 @@ private struct Builder {
     /// (kubernetes pkg/controller/endpointslice and endpointslicemirroring).
     static let kubernetesControllers: Set<String> = ["endpointslice-controller.k8s.io", "endpointslicemirroring-controller.k8s.io"]
 
-    mutating func warn(_ path: String, _ message: String) {
-        warnings.append(ImportWarning(path: path, message: message))
+    mutating func warn(_ path: String, _ message: String, notKept: Bool = true) {
+        warnings.append(ImportWarning(path: path, message: message, notKept: notKept))
     }
 
     static func string(_ value: JSONValue?) -> String? {
@@ -230,8 +233,12 @@ private struct Builder {
                 continue
             }
             if case .string(let named)? = port["targetPort"] {
-                fail("\(portPath).targetPort", "\"\(named)\" is a named port, which needs pods; give the backend port number")
-                continue
+                // Valid in Kubernetes, but a name is resolved in a selected pod's container ports:
+                // without a selector nothing resolves it, and only the endpoints' ports count.
+                warn(
+                    "\(portPath).targetPort",
+                    "\"\(named)\" is a named port, which only pods can resolve; a Service without selector takes its backend ports from its endpoints, so it is not kept (targetPort defaults to port)")
+                port["targetPort"] = nil
             }
             if type != "NodePort" && type != "LoadBalancer" { port["nodePort"] = nil }
             let name = Builder.string(port["name"]).flatMap { $0.isEmpty ? nil : $0 }
@@ -269,7 +276,8 @@ private struct Builder {
             mode = .both
             warn(
                 endpointsObject?.path ?? path,
-                "endpointsMode \"both\" chosen instead of \"endpoints\": \(reason); with both, the registry writes the EndpointSlices itself")
+                "endpointsMode \"both\" chosen instead of \"endpoints\": \(reason); with both, the registry writes the EndpointSlices itself",
+                notKept: false)
         }
         if type != "ExternalName" { json["endpointsMode"] = .string(mode.rawValue) }
         var addresses: [JSONValue] = []
@@ -291,7 +299,9 @@ private struct Builder {
         if !addresses.isEmpty { json["addresses"] = .array(addresses) }
 
         switch ServiceDecoder.decode(.object(json)) {
-        case .success(let input): return input.service
+        case .success(let input):
+            for advice in ServiceAdvice.warnings(input.service) { warn(path, advice, notKept: false) }
+            return input.service
         case .failure(let failure):
             violations += failure.violations.map { FieldViolation("\(path) (Service \(key.namespace)/\(key.name)): \($0.field)", $0.kind, $0.message) }
             return nil
@@ -342,9 +352,29 @@ private struct Builder {
         _ items: [JSONValue], path: String, ports: [(name: String?, protocol: String, port: Int, targetPort: Int?)]
     ) -> [Int?]? {
         var found: [Int?] = Array(repeating: nil, count: ports.count)
+        var names = Set<String>()
+        var valid = true
         for (index, item) in items.enumerated() {
+            // The API server's rules for endpoint ports: pkg/apis/core/validation `validateEndpointPort`
+            // and pkg/apis/discovery/validation `validateEndpointPorts` (name required when there are
+            // several in Endpoints, unique; a valid port number; a supported protocol).
             let itemPath = "\(path)[\(index)]"
             let object = Builder.object(item) ?? JSONObject()
+            let rawName = Builder.string(object["name"]) ?? ""
+            if !names.insert(rawName).inserted {
+                fail("\(itemPath).name", "Duplicate value: \"\(rawName)\"", kind: .duplicate)
+                valid = false
+            }
+            if let proto = Builder.string(object["protocol"]), !["TCP", "UDP", "SCTP"].contains(proto) {
+                fail("\(itemPath).protocol", "Unsupported value: \"\(proto)\": supported values: \"SCTP\", \"TCP\", \"UDP\"", kind: .notSupported)
+                valid = false
+                continue
+            }
+            if let number = object["port"]?.intValue, !(1...65535).contains(number) {
+                fail("\(itemPath).port", "Invalid value: \(number): must be between 1 and 65535, inclusive")
+                valid = false
+                continue
+            }
             let name = Builder.string(object["name"]).flatMap { $0.isEmpty ? nil : $0 }
             let proto = Builder.string(object["protocol"]) ?? "TCP"
             guard let number = object["port"]?.intValue else {
@@ -352,16 +382,22 @@ private struct Builder {
                 return nil
             }
             guard let match = ports.firstIndex(where: { $0.name == name && $0.protocol == proto }) else {
+                // Valid in Kubernetes, but kube-proxy matches endpoint ports to Service ports by name
+                // and protocol, so this port carries no traffic.
                 let known = ports.map { "\($0.name ?? "<unnamed>")/\($0.protocol)" }.joined(separator: ", ")
-                fail(
-                    "\(itemPath).name",
-                    "port \(name ?? "<unnamed>")/\(proto) matches no port of the Service by name and protocol (Service ports: \(known.isEmpty ? "none" : known))")
-                return nil
+                let detail =
+                    ports.contains(where: { $0.name == name })
+                    ? "its protocol \(proto) differs from the Service port of that name, so kube-proxy never uses it"
+                    : "it matches no port of the Service by name and protocol (Service ports: \(known.isEmpty ? "none" : known)), so nothing uses it"
+                warn(itemPath, "port \(name ?? "<unnamed>")/\(proto) is not kept: \(detail)")
+                continue
             }
             found[match] = number
         }
+        guard valid else { return nil }
         if !ports.isEmpty, found.allSatisfy({ $0 == nil }) {
-            fail(path, "lists no port of the Service, so its addresses serve nothing", kind: .required)
+            // Valid in Kubernetes; the cause (a port that matches nothing) is reported above when any.
+            warn(path, "its addresses are not kept: they serve no port of the Service", notKept: true)
             return nil
         }
         return found
@@ -374,6 +410,11 @@ private struct Builder {
         for (index, subsetValue) in Builder.array(object["subsets"]).enumerated() {
             let subsetPath = "\(path).subsets[\(index)]"
             let subset = Builder.object(subsetValue) ?? JSONObject()
+            // pkg/apis/core/validation `validateEndpointSubsets`.
+            if Builder.array(subset["addresses"]).isEmpty && Builder.array(subset["notReadyAddresses"]).isEmpty {
+                fail(subsetPath, "Required value: must specify `addresses` or `notReadyAddresses`", kind: .required)
+                continue
+            }
             guard let backendPorts = backendPorts(Builder.array(subset["ports"]), path: "\(subsetPath).ports", ports: ports) else { continue }
             for (field, ready) in [("addresses", true), ("notReadyAddresses", false)] {
                 for (addressIndex, entry) in Builder.array(subset[field]).enumerated() {
@@ -393,6 +434,41 @@ private struct Builder {
     }
 
     mutating func sliceBackends(_ object: JSONObject, path: String, ports: [(name: String?, protocol: String, port: Int, targetPort: Int?)]) -> [Backend] {
+        // pkg/apis/discovery/validation `ValidateEndpointSlice`: addressType required and
+        // supported; every address of the slice's family; at most 1000 endpoints, 100 ports.
+        let family: IPAddress.Family
+        switch Builder.string(object["addressType"]) {
+        case nil:
+            fail("\(path).addressType", "Required value", kind: .required)
+            return []
+        case "IPv4"?: family = .ipv4
+        case "IPv6"?: family = .ipv6
+        case let other?:
+            fail("\(path).addressType", "Unsupported value: \"\(other)\": supported values: \"FQDN\", \"IPv4\", \"IPv6\"", kind: .notSupported)
+            return []
+        }
+        let endpointCount = Builder.array(object["endpoints"]).count
+        if endpointCount > 1000 {
+            fail("\(path).endpoints", "Too many: \(endpointCount): must have at most 1000 items", kind: .tooMany)
+            return []
+        }
+        if Builder.array(object["ports"]).count > 100 {
+            fail("\(path).ports", "Too many: \(Builder.array(object["ports"]).count): must have at most 100 items", kind: .tooMany)
+            return []
+        }
+        var familyErrors = false
+        for (index, entry) in Builder.array(object["endpoints"]).enumerated() {
+            for (addressIndex, value) in Builder.array(Builder.object(entry)?["addresses"]).enumerated() {
+                guard let text = Builder.string(value), let ip = try? IPAddress(parsing: text), ip.family == family else {
+                    fail(
+                        "\(path).endpoints[\(index)].addresses[\(addressIndex)]",
+                        "Invalid value: \(Builder.string(value).map { "\"\($0)\"" } ?? "null"): must be a valid \(family.rawValue) address")
+                    familyErrors = true
+                    continue
+                }
+            }
+        }
+        if familyErrors { return [] }
         guard let backendPorts = backendPorts(Builder.array(object["ports"]), path: "\(path).ports", ports: ports) else { return [] }
         var backends: [Backend] = []
         for (index, entry) in Builder.array(object["endpoints"]).enumerated() {

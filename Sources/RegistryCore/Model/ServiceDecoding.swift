@@ -163,7 +163,7 @@ private final class Reader {
 
     static let serviceFields: Set<String> = Set([
         "namespace", "name", "description", "labels", "annotations", "type", "externalName", "ports", "addresses",
-        "endpointsMode", "clusters", "uid", "revision", "createdAt", "updatedAt",
+        "endpointsMode", "clusters", "uid", "revision", "createdAt", "updatedAt", "warnings",
     ]).union(specFieldNames)
     /// Issue 12's Service spec fields (ServiceSpecFields).
     static let specFieldNames: Set<String> = [
