@@ -357,6 +357,21 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
         #expect(service.addresses.map(\.servedPorts) == [["web"]])
     }
 
+    @Test func serviceErrorsNameTheManifestField() throws {
+        let yaml = """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: a}
+            spec: {type: NodePort, sessionAffinity: ClientIP, sessionAffinityConfig: {clientIP: {timeoutSeconds: 0}}, ports: [{name: Web, port: 80}]}
+            """
+        switch ManifestImporter.plan(ManifestDocuments.objects(try ManifestDocuments.parseYAML(yaml))) {
+        case .success: Issue.record("invalid")
+        case .failure(let failure):
+            #expect(
+                failure.violations.map(\.field) == ["documents[0].spec.ports[0].name", "documents[0].spec.sessionAffinityConfig.clientIP.timeoutSeconds"])
+        }
+    }
+
     @Test func loadBalancerImports() throws {
         let plan = try importPlan(
             """

@@ -303,8 +303,26 @@ private struct Builder {
             for advice in ServiceAdvice.warnings(input.service) { warn(path, advice, notKept: false) }
             return input.service
         case .failure(let failure):
-            violations += failure.violations.map { FieldViolation("\(path) (Service \(key.namespace)/\(key.name)): \($0.field)", $0.kind, $0.message) }
+            violations += failure.violations.map { violation in
+                if let field = Builder.manifestField(violation.field) { return FieldViolation("\(path).\(field)", violation.kind, violation.message) }
+                // Addresses are gathered from Endpoints and slices: named as in the registration.
+                return FieldViolation("\(path) (Service \(key.namespace)/\(key.name)): \(violation.field)", violation.kind, violation.message)
+            }
             return nil
+        }
+    }
+
+    /// The Service manifest's field for a registration field (`ports[1].name` → `spec.ports[1].name`,
+    /// `labels[x]` → `metadata.labels[x]`), or nil for what has none (addresses, the registry's own fields).
+    static func manifestField(_ field: String) -> String? {
+        let head = String(field.prefix { $0 != "." && $0 != "[" })
+        let rest = field.dropFirst(head.count)
+        switch head {
+        case "name", "namespace", "labels", "annotations": return "metadata.\(head)\(rest)"
+        case "description": return "metadata.annotations[\(ManifestRenderer.descriptionAnnotation)]"
+        case "sessionAffinityTimeoutSeconds": return "spec.sessionAffinityConfig.clientIP.timeoutSeconds"
+        case "type", "externalName", "ports": return "spec.\(head)\(rest)"
+        default: return ServiceSpecFields.fieldNames.contains(head) ? "spec.\(head)\(rest)" : nil
         }
     }
 

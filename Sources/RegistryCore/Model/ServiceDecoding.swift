@@ -165,12 +165,7 @@ private final class Reader {
         "namespace", "name", "description", "labels", "annotations", "type", "externalName", "ports", "addresses",
         "endpointsMode", "clusters", "uid", "revision", "createdAt", "updatedAt", "warnings",
     ]).union(specFieldNames)
-    /// Issue 12's Service spec fields (ServiceSpecFields).
-    static let specFieldNames: Set<String> = [
-        "ipFamilyPolicy", "ipFamilies", "sessionAffinity", "sessionAffinityTimeoutSeconds", "publishNotReadyAddresses",
-        "internalTrafficPolicy", "trafficDistribution", "externalTrafficPolicy", "loadBalancerClass", "loadBalancerSourceRanges",
-        "allocateLoadBalancerNodePorts",
-    ]
+    static let specFieldNames = ServiceSpecFields.fieldNames
 
     static let portFields: Set<String> = ["name", "protocol", "port", "targetPort", "appProtocol", "nodePort"]
     static let addressFields: Set<String> = ["ip", "port", "ports", "hostname", "zone", "ready", "servedPorts"]

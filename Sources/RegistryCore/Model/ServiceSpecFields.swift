@@ -55,6 +55,13 @@ public struct ServiceSpecFields: Sendable, Equatable {
 
     public init() {}
 
+    /// The registration's JSON names of these fields.
+    static let fieldNames: Set<String> = [
+        "ipFamilyPolicy", "ipFamilies", "sessionAffinity", "sessionAffinityTimeoutSeconds", "publishNotReadyAddresses",
+        "internalTrafficPolicy", "trafficDistribution", "externalTrafficPolicy", "loadBalancerClass", "loadBalancerSourceRanges",
+        "allocateLoadBalancerNodePorts",
+    ]
+
     /// The API server's default client-IP affinity timeout (core/v1 `DefaultClientIPServiceAffinitySeconds`).
     public static let defaultSessionAffinityTimeoutSeconds = 10800
     /// core `MaxClientIPServiceAffinitySeconds`.
