@@ -113,7 +113,7 @@ public final class RegistryApplication: HTTPHandler {
             Route(
                 "GET", "/v1/audit", "listAudit", query: ["namespace", "name", "actor", "action", "since", "limit", "continue"], permission: .audit,
                 handler: audit.listAudit),
-            Route("POST", "/v1/import", "importManifests", query: ["dryRun", "onConflict", "namespace"], permission: .write, handler: manifests.importManifests),
+            Route("POST", "/v1/import", "importManifests", query: ["dryRun", "onConflict", "namespace", "strict"], permission: .write, handler: manifests.importManifests),
         ]
     }
 

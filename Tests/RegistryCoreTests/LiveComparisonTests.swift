@@ -102,6 +102,29 @@ private func withLabels(_ object: JSONValue, _ change: (inout JSONObject) -> Voi
         #expect(LiveComparison.compare(rendering: rendering, live: live).isEmpty)
     }
 
+    /// A LoadBalancer rendered with one pinned nodePort: the cluster allocates the other, plus a
+    /// healthCheckNodePort (externalTrafficPolicy Local) and the IP families; none of it is drift,
+    /// but a changed pinned nodePort is.
+    @Test func allocatedNodePortsAreNotDrift() throws {
+        let service = try decoded(
+            #"{"name":"lb","type":"LoadBalancer","ports":[{"name":"a","port":80,"nodePort":30080},{"name":"b","port":443}],"externalTrafficPolicy":"Local","addresses":[{"ip":"192.0.2.1"}]}"#)
+        let rendered = objects(ManifestRenderer.render(service), kind: "Service")[0]
+        func live(pinned: Int) -> JSONValue {
+            var root = rendered
+            guard case .object(var spec)? = root["spec"] else { return .object(root) }
+            spec["ports"] = .array([
+                .object(JSONObject([("name", .string("a")), ("protocol", .string("TCP")), ("port", .integer(80)), ("targetPort", .integer(80)), ("nodePort", .integer(pinned))])),
+                .object(JSONObject([("name", .string("b")), ("protocol", .string("TCP")), ("port", .integer(443)), ("targetPort", .integer(443)), ("nodePort", .integer(31443))])),
+            ])
+            spec["healthCheckNodePort"] = .integer(32000)
+            spec["ipFamilyPolicy"] = .string("SingleStack")
+            root["spec"] = .object(spec)
+            return asServerWouldStore(.object(root))
+        }
+        #expect(LiveComparison.compare(rendered: .object(rendered), live: live(pinned: 30080)).isEmpty)
+        #expect(LiveComparison.compare(rendered: .object(rendered), live: live(pinned: 30081)).map(\.field) == ["spec.ports"])
+    }
+
     @Test func aRemovedUserLabelOrDescriptionIsDrift() {
         let rendering = ManifestRenderer.render(service).objects
         var live = rendering.map(asServerWouldStore)

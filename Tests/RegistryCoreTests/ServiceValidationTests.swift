@@ -53,7 +53,7 @@ private func violations(_ json: String) throws -> [String] {
         (#"{"name":"web","ports":[{"port":80}],"annotations":{"Example.COM/Key":"anything / goes"}}"#, []),
         (#"{"name":"web","ports":[{"port":80}],"annotations":{"bad key":"x"}}"#, ["annotations[bad key]"]),
         // type and externalName
-        (#"{"name":"web","type":"NodePort","ports":[{"port":80}]}"#, ["type"]),
+        (#"{"name":"web","type":"Nodeport","ports":[{"port":80}]}"#, ["type"]),
         (#"{"name":"web","type":"ExternalName"}"#, ["externalName"]),
         (#"{"name":"web","type":"ExternalName","externalName":"rtfm.co.ua."}"#, []),
         (#"{"name":"web","type":"ExternalName","externalName":"10.0.0.1"}"#, ["externalName"]),

@@ -120,6 +120,7 @@ struct ManifestHandlers: Sendable {
             }
             policy = parsed
         }
+        let strict = try ServiceHandlers.flag(request, "strict")
         let defaultNamespace = try ServiceHandlers.namespaceFilter(context) ?? ExternalService.defaultNamespace
         let type = RequestChecks.mediaType(request.headers["Content-Type"])
         let documents: [JSONValue]
@@ -138,6 +139,12 @@ struct ManifestHandlers: Sendable {
         switch ManifestImporter.plan(ManifestDocuments.objects(documents), defaultNamespace: defaultNamespace) {
         case .success(let value): plan = value
         case .failure(let failure): throw failure
+        }
+        if strict {
+            let dropped = plan.warnings.filter(\.notKept)
+            if !dropped.isEmpty {
+                throw ValidationFailure(dropped.map { FieldViolation($0.path, .forbidden, "?strict=true: \($0.message)") })
+            }
         }
         for service in plan.services { try ServiceHandlers.checkScope(context.principal, service.namespace) }
         let outcomes = try store.importServices(
@@ -167,7 +174,19 @@ struct ManifestHandlers: Sendable {
                             return .object(object)
                         })
                 ),
+                (
+                    "warnings",
+                    .array(
+                        plan.warnings.map { warning in
+                            .object(
+                                JSONObject([
+                                    ("field", .string(warning.path)), ("message", .string(warning.message)), ("notKept", .bool(warning.notKept)),
+                                ]))
+                        })
+                ),
             ]))
-        return Responses.json(200, body)
+        var response = Responses.json(200, body)
+        for warning in plan.warnings { response.headers.add("Warning", Responses.warningValue(warning.description)) }
+        return response
     }
 }

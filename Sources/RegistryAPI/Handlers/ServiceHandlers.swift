@@ -62,7 +62,9 @@ struct ServiceHandlers: Sendable {
         try Self.checkScope(context.principal, input.service.namespace)
         let dryRun = try Self.flag(context.request, "dryRun")
         let (record, document) = try store.create(try bound(input, current: nil, defaulting: true), audit: context.audit, dryRun: dryRun)
-        return Responses.json(201, document, etag: record.etag, location: Self.location(record.service.namespace, record.service.name))
+        return Responses.withWarnings(
+            Responses.json(201, document, etag: record.etag, location: Self.location(record.service.namespace, record.service.name)),
+            ServiceAdvice.warnings(record.service))
     }
 
     /// The `namespace` query parameter, checked (syntax, and the caller's scope); nil when absent or empty.
@@ -157,9 +159,11 @@ struct ServiceHandlers: Sendable {
             }
             return try bound(input, current: current, defaulting: true)
         }
-        return Responses.json(
-            result.created ? 201 : 200, result.document, etag: result.record.etag,
-            location: result.created ? Self.location(namespace, name) : nil)
+        return Responses.withWarnings(
+            Responses.json(
+                result.created ? 201 : 200, result.document, etag: result.record.etag,
+                location: result.created ? Self.location(namespace, name) : nil),
+            ServiceAdvice.warnings(result.record.service))
     }
 
     /// - Remark: HTTP `PATCH /v1/services/{namespace}/{name}`
@@ -180,7 +184,7 @@ struct ServiceHandlers: Sendable {
             try checkEchoedFields(input, current: current)
             return try bound(input, current: current, defaulting: false)
         }
-        return Responses.json(200, result.document, etag: result.record.etag)
+        return Responses.withWarnings(Responses.json(200, result.document, etag: result.record.etag), ServiceAdvice.warnings(result.record.service))
     }
 
     /// - Remark: HTTP `DELETE /v1/services/{namespace}/{name}`
@@ -287,9 +291,11 @@ struct ServiceHandlers: Sendable {
             service.normalize()
             return service
         }
-        return Responses.json(
-            result.changed ? 201 : 200, result.document, etag: result.record.etag,
-            location: result.changed ? Self.location(namespace, name) + "/addresses" : nil)
+        return Responses.withWarnings(
+            Responses.json(
+                result.changed ? 201 : 200, result.document, etag: result.record.etag,
+                location: result.changed ? Self.location(namespace, name) + "/addresses" : nil),
+            ServiceAdvice.warnings(result.record.service))
     }
 
     /// - Remark: HTTP `DELETE /v1/services/{namespace}/{name}/addresses/{ip}`
@@ -319,7 +325,7 @@ struct ServiceHandlers: Sendable {
                     "service \(namespace)/\(name) has no address \(ip)" + (port.map { " with backend port \($0)" } ?? ""))
             }
             guard matches.count == 1 else {
-                let ports = matches.map { service.addresses[$0].backendPorts(for: service.ports).map(String.init).joined(separator: "/") }
+                let ports = matches.map { service.addresses[$0].backendPorts(for: service.ports).compactMap { $0.map(String.init) }.joined(separator: "/") }
                 throw APIError.badRequest(
                     "\(ip) is registered \(matches.count) times (backend ports \(ports.joined(separator: ", "))); add ?port= to choose one",
                     field: "port")

@@ -13,6 +13,28 @@ enum Responses {
         return HTTPResponse(status: status, headers: headers, body: body)
     }
 
+    /// A write's response with `warnings`: each as a `Warning: 299 - "…"` header (RFC 9111
+    /// §5.5, as the Kubernetes API server sends them) and, when there are any, as a `warnings`
+    /// list added to the JSON object of the body.
+    static func withWarnings(_ response: HTTPResponse, _ warnings: [String]) -> HTTPResponse {
+        guard !warnings.isEmpty else { return response }
+        var response = response
+        for warning in warnings { response.headers.add("Warning", warningValue(warning)) }
+        // The body is the server's own JSON document; should it not parse, the headers still carry the warnings.
+        if case .object(var object)? = try? JSONParser.parse(response.body) {
+            object["warnings"] = .array(warnings.map(JSONValue.string))
+            response.body = JSONWriter.bytes(.object(object))
+        }
+        return response
+    }
+
+    /// A `Warning` header value: code 299, agent `-`, the text quoted (quotes and control
+    /// characters replaced, so that the header stays one valid quoted-string).
+    static func warningValue(_ text: String) -> String {
+        let cleaned = String(text.unicodeScalars.map { $0 == "\"" ? "'" : ($0.value < 0x20 || $0 == "\\" ? " " : Character($0)) })
+        return "299 - \"\(cleaned)\""
+    }
+
     static func json(_ status: Int, _ value: JSONValue) -> HTTPResponse {
         json(status, JSONWriter.bytes(value))
     }

@@ -6,6 +6,16 @@ public enum ServiceType: String, Sendable, CaseIterable {
     case headless = "Headless"
     /// A DNS CNAME to `externalName`; no addresses.
     case externalName = "ExternalName"
+    /// A cluster IP plus a port on every node (`nodePort`).
+    case nodePort = "NodePort"
+    /// A NodePort service that a load-balancer implementation (cloud, MetalLB) exposes.
+    case loadBalancer = "LoadBalancer"
+
+    /// NodePort and LoadBalancer: reachable from outside the cluster
+    /// (kubernetes pkg/api/service/util.go `ExternallyAccessible`).
+    public var isExternallyAccessible: Bool { self == .nodePort || self == .loadBalancer }
+    /// Types with a virtual IP that kube-proxy translates ports for.
+    public var hasClusterIP: Bool { self == .clusterIP || isExternallyAccessible }
 }
 
 /// Which endpoint objects a service renders to.
@@ -33,13 +43,18 @@ public struct ServicePort: Sendable, Equatable {
     public var port: Int
     public var targetPort: Int
     public var appProtocol: String?
+    /// NodePort and LoadBalancer only: the port on every node (nil: allocated by the cluster).
+    public var nodePort: Int?
 
-    public init(name: String? = nil, protocol: PortProtocol = .tcp, port: Int, targetPort: Int? = nil, appProtocol: String? = nil) {
+    public init(
+        name: String? = nil, protocol: PortProtocol = .tcp, port: Int, targetPort: Int? = nil, appProtocol: String? = nil, nodePort: Int? = nil
+    ) {
         self.name = name
         self.protocol = `protocol`
         self.port = port
         self.targetPort = targetPort ?? port
         self.appProtocol = appProtocol
+        self.nodePort = nodePort
     }
 }
 
@@ -61,10 +76,12 @@ public struct EndpointAddress: Sendable, Equatable {
     public var zone: String?
     /// `false` keeps the address registered but drained (not-ready).
     public var ready: Bool
+    /// The names of the service ports this address serves, in any order; nil: every port.
+    public var servedPorts: [String]?
 
     public init(
         ip: String, port: Int? = nil, ports: [String: Int]? = nil, hostname: String? = nil, zone: String? = nil,
-        ready: Bool = true
+        ready: Bool = true, servedPorts: [String]? = nil
     ) {
         let parsed = Result { () throws(IPAddress.ParseError) in try IPAddress(parsing: ip) }
         self.parsedIP = parsed
@@ -74,6 +91,13 @@ public struct EndpointAddress: Sendable, Equatable {
         self.hostname = hostname
         self.zone = zone
         self.ready = ready
+        self.servedPorts = servedPorts
+    }
+
+    /// Whether this address serves `servicePort`.
+    public func serves(_ servicePort: ServicePort) -> Bool {
+        guard let servedPorts else { return true }
+        return servicePort.name.map(servedPorts.contains) ?? false
     }
 
     /// The same address without overrides that repeat the default (`targetPort`): the stored
@@ -88,12 +112,18 @@ public struct EndpointAddress: Sendable, Equatable {
             }
             address.ports = ports.isEmpty ? nil : ports
         }
+        if let served = address.servedPorts {
+            let all = Set(servicePorts.compactMap(\.name))
+            address.servedPorts = Set(served) == all && served.count == all.count && all.count == servicePorts.count ? nil : served.sorted()
+        }
         return address
     }
 
-    /// The backend port this address serves for each of `servicePorts`, in their order.
-    public func backendPorts(for servicePorts: [ServicePort]) -> [Int] {
+    /// The backend port this address serves for each of `servicePorts`, in their order; nil for
+    /// a port it does not serve (`servedPorts`).
+    public func backendPorts(for servicePorts: [ServicePort]) -> [Int?] {
         servicePorts.map { servicePort in
+            guard serves(servicePort) else { return nil }
             if servicePorts.count == 1, let port { return port }
             if let name = servicePort.name, let override = ports?[name] { return override }
             return servicePort.targetPort
@@ -118,6 +148,8 @@ public struct ExternalService: Sendable, Equatable {
     /// The clusters (names as in `GET /v1/clusters`) the reconciler keeps this service's
     /// objects in; sorted, without duplicates. Empty: none.
     public var clusters: [String]
+    // MARK: Service spec fields (issue 12; see ServiceSpecFields.swift)
+    public var spec = ServiceSpecFields()
 
     public init(
         namespace: String = ExternalService.defaultNamespace, name: String, description: String? = nil,
@@ -153,11 +185,34 @@ extension ExternalService {
             case let (left?, right?) where left != right: return left < right
             case (nil, _?): return false
             case (_?, nil): return true
-            default: return lhs.ports.lexicographicallyPrecedes(rhs.ports)
+            default: return lhs.ports.map { $0 ?? 0 }.lexicographicallyPrecedes(rhs.ports.map { $0 ?? 0 })
             }
         }.map(\.address)
         if type == .externalName { endpointsMode = .both }
         clusters = Array(Set(clusters)).sorted()
+        normalizeSpecFields()
+    }
+
+    /// Issue-12 spec fields: values equal to the defaults are stored as absent, so that a
+    /// rendering (which writes the defaults out) imports back to the same registration. That
+    /// includes IP families equal to what would be chosen from the addresses.
+    mutating func normalizeSpecFields() {
+        if spec.internalTrafficPolicy == .cluster { spec.internalTrafficPolicy = nil }
+        if spec.externalTrafficPolicy == .cluster { spec.externalTrafficPolicy = nil }
+        if spec.allocateLoadBalancerNodePorts == true { spec.allocateLoadBalancerNodePorts = nil }
+        if spec.sessionAffinityTimeoutSeconds == ServiceSpecFields.defaultSessionAffinityTimeoutSeconds {
+            spec.sessionAffinityTimeoutSeconds = nil
+        }
+        if spec.ipFamilyPolicy != nil || !spec.ipFamilies.isEmpty {
+            var automatic = self
+            automatic.spec.ipFamilyPolicy = nil
+            automatic.spec.ipFamilies = []
+            let derived = ManifestRenderer.ipFamilies(automatic)
+            if derived.policy == spec.ipFamilyPolicy && derived.families == spec.ipFamilies {
+                spec.ipFamilyPolicy = nil
+                spec.ipFamilies = []
+            }
+        }
     }
 }
 

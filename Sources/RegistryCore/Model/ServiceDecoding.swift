@@ -185,13 +185,14 @@ private final class Reader {
         return value
     }
 
-    static let serviceFields: Set<String> = [
+    static let serviceFields: Set<String> = Set([
         "namespace", "name", "description", "labels", "annotations", "type", "externalName", "ports", "addresses",
-        "endpointsMode", "clusters", "uid", "revision", "createdAt", "updatedAt",
-    ]
+        "endpointsMode", "clusters", "uid", "revision", "createdAt", "updatedAt", "warnings",
+    ]).union(specFieldNames)
+    static let specFieldNames = ServiceSpecFields.fieldNames
 
-    static let portFields: Set<String> = ["name", "protocol", "port", "targetPort", "appProtocol"]
-    static let addressFields: Set<String> = ["ip", "port", "ports", "hostname", "zone", "ready"]
+    static let portFields: Set<String> = ["name", "protocol", "port", "targetPort", "appProtocol", "nodePort"]
+    static let addressFields: Set<String> = ["ip", "port", "ports", "hostname", "zone", "ready", "servedPorts"]
 
     func service(_ object: JSONObject) -> ServiceInput {
         checkKnown(object, path: "", known: Reader.serviceFields)
@@ -201,7 +202,7 @@ private final class Reader {
             typeErrorPaths.insert("name")
             violations.append(FieldViolation("name", .required, "is required"))
         }
-        let service = ExternalService(
+        var service = ExternalService(
             namespace: namespace,
             name: name,
             description: string(object, "description", path: ""),
@@ -213,6 +214,7 @@ private final class Reader {
             addresses: objects(object, "addresses", path: "", limit: ServiceValidator.maxAddresses).map { address($0.0, path: $0.1) },
             endpointsMode: enumeration(object, "endpointsMode", path: "", default: EndpointsMode.both),
             clusters: stringList(object, "clusters", path: ""))
+        service.spec = specFields(object)
         _ = string(object, "createdAt", path: "")
         _ = string(object, "updatedAt", path: "")
         var input = ServiceInput(
@@ -234,7 +236,48 @@ private final class Reader {
             protocol: enumeration(object, "protocol", path: path, default: PortProtocol.tcp),
             port: number ?? 0,
             targetPort: integer(object["targetPort"], path: join(path, "targetPort")),
-            appProtocol: string(object, "appProtocol", path: path))
+            appProtocol: string(object, "appProtocol", path: path),
+            nodePort: integer(object["nodePort"], path: join(path, "nodePort")))
+    }
+
+    func optionalEnumeration<E: RawRepresentable & CaseIterable>(_ object: JSONObject, _ key: String, path: String) -> E?
+    where E.RawValue == String {
+        guard let text = string(object, key, path: path) else { return nil }
+        if let parsed = E(rawValue: text) { return parsed }
+        let supported = E.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+        typeErrorPaths.insert(join(path, key))
+        violations.append(FieldViolation(join(path, key), .notSupported, "unsupported value \"\(text)\": supported values: \(supported)"))
+        return nil
+    }
+
+    func specFields(_ object: JSONObject) -> ServiceSpecFields {
+        var fields = ServiceSpecFields()
+        fields.ipFamilyPolicy = optionalEnumeration(object, "ipFamilyPolicy", path: "")
+        switch object["ipFamilies"] {
+        case nil, .null?: break
+        case .array(let items)?:
+            for (index, item) in items.enumerated() {
+                let path = "ipFamilies[\(index)]"
+                guard case .string(let text) = item else { typeError(path, expected: "a string", got: item); continue }
+                if let family = IPAddress.Family(rawValue: text) {
+                    fields.ipFamilies.append(family)
+                } else {
+                    typeErrorPaths.insert(path)
+                    violations.append(FieldViolation(path, .notSupported, "unsupported value \"\(text)\": supported values: \"IPv4\", \"IPv6\""))
+                }
+            }
+        case let other?: typeError("ipFamilies", expected: "an array of strings", got: other)
+        }
+        fields.sessionAffinity = enumeration(object, "sessionAffinity", path: "", default: SessionAffinity.none)
+        fields.sessionAffinityTimeoutSeconds = integer(object["sessionAffinityTimeoutSeconds"], path: "sessionAffinityTimeoutSeconds")
+        fields.publishNotReadyAddresses = bool(object, "publishNotReadyAddresses", path: "") ?? false
+        fields.internalTrafficPolicy = optionalEnumeration(object, "internalTrafficPolicy", path: "")
+        fields.trafficDistribution = optionalEnumeration(object, "trafficDistribution", path: "")
+        fields.externalTrafficPolicy = optionalEnumeration(object, "externalTrafficPolicy", path: "")
+        fields.loadBalancerClass = string(object, "loadBalancerClass", path: "")
+        fields.loadBalancerSourceRanges = stringList(object, "loadBalancerSourceRanges", path: "")
+        fields.allocateLoadBalancerNodePorts = bool(object, "allocateLoadBalancerNodePorts", path: "")
+        return fields
     }
 
     func address(_ object: JSONObject, path: String) -> EndpointAddress {
@@ -262,7 +305,8 @@ private final class Reader {
             ports: ports,
             hostname: string(object, "hostname", path: path),
             zone: string(object, "zone", path: path),
-            ready: bool(object, "ready", path: path) ?? true)
+            ready: bool(object, "ready", path: path) ?? true,
+            servedPorts: object["servedPorts"] == nil || object["servedPorts"] == .null ? nil : stringList(object, "servedPorts", path: path))
     }
 }
 
@@ -271,7 +315,9 @@ extension ServiceDecoder {
     /// have tightened since it was stored; stored data must stay readable).
     public static func storedRecord(_ json: JSONValue) -> ServiceRecord? {
         guard case .object(let object) = json else { return nil }
-        let input = Reader().service(object)
+        var input = Reader().service(object)
+        // Defaults written out by the encoder are stored as absent (see `normalizeSpecFields`).
+        input.service.normalizeSpecFields()
         guard case .string(let uid)? = object["uid"], let revision = object["revision"]?.intValue,
             case .string(let createdAt)? = object["createdAt"], case .string(let updatedAt)? = object["updatedAt"]
         else { return nil }

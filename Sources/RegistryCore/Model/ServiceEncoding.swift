@@ -16,6 +16,7 @@ public enum ServiceEncoder {
         if let externalName = service.externalName { object["externalName"] = .string(externalName) }
         object["endpointsMode"] = .string(service.endpointsMode.rawValue)
         object["clusters"] = .array(service.clusters.map(JSONValue.string))
+        specFields(service, into: &object)
         object["labels"] = stringMap(service.labels)
         object["annotations"] = stringMap(service.annotations)
         object["ports"] = .array(service.ports.map(json))
@@ -34,6 +35,7 @@ public enum ServiceEncoder {
         object["port"] = .integer(port.port)
         object["targetPort"] = .integer(port.targetPort)
         if let appProtocol = port.appProtocol { object["appProtocol"] = .string(appProtocol) }
+        if let nodePort = port.nodePort { object["nodePort"] = .integer(nodePort) }
         return .object(object)
     }
 
@@ -47,7 +49,34 @@ public enum ServiceEncoder {
         if let hostname = address.hostname { object["hostname"] = .string(hostname) }
         if let zone = address.zone { object["zone"] = .string(zone) }
         object["ready"] = .bool(address.ready)
+        if let servedPorts = address.servedPorts { object["servedPorts"] = .array(servedPorts.map(JSONValue.string)) }
         return .object(object)
+    }
+
+    /// The issue-12 spec fields: the defaults the API server would apply are written out
+    /// (`sessionAffinity`, the traffic policies, `allocateLoadBalancerNodePorts`), so that what
+    /// is read back states what is rendered; `ipFamilyPolicy`/`ipFamilies` only when given.
+    static func specFields(_ service: ExternalService, into object: inout JSONObject) {
+        let fields = service.spec
+        if let policy = fields.ipFamilyPolicy { object["ipFamilyPolicy"] = .string(policy.rawValue) }
+        if !fields.ipFamilies.isEmpty { object["ipFamilies"] = .array(fields.ipFamilies.map { .string($0.rawValue) }) }
+        object["sessionAffinity"] = .string(fields.sessionAffinity.rawValue)
+        if let timeout = fields.sessionAffinityTimeoutSeconds { object["sessionAffinityTimeoutSeconds"] = .integer(timeout) }
+        object["publishNotReadyAddresses"] = .bool(fields.publishNotReadyAddresses)
+        if service.type != .externalName {
+            object["internalTrafficPolicy"] = .string((fields.internalTrafficPolicy ?? .cluster).rawValue)
+        }
+        if let distribution = fields.trafficDistribution { object["trafficDistribution"] = .string(distribution.rawValue) }
+        if service.type.isExternallyAccessible {
+            object["externalTrafficPolicy"] = .string((fields.externalTrafficPolicy ?? .cluster).rawValue)
+        }
+        if let loadBalancerClass = fields.loadBalancerClass { object["loadBalancerClass"] = .string(loadBalancerClass) }
+        if !fields.loadBalancerSourceRanges.isEmpty {
+            object["loadBalancerSourceRanges"] = .array(fields.loadBalancerSourceRanges.map(JSONValue.string))
+        }
+        if service.type == .loadBalancer {
+            object["allocateLoadBalancerNodePorts"] = .bool(fields.allocateLoadBalancerNodePorts ?? true)
+        }
     }
 
     static func stringMap(_ map: [String: String]) -> JSONValue {

@@ -175,7 +175,7 @@ public enum LiveComparison {
                 for key in spec.keys.sorted() {
                     let want = spec[key] ?? .null
                     var have = LiveObject.member(actualSpec, key) ?? .null
-                    if key == "ports" { have = sortedArray(have) }
+                    if key == "ports" { have = sortedArray(withoutAllocatedNodePorts(have, rendered: want)) }
                     differ("spec.\(key)", key == "ports" ? sortedArray(want) : want, have)
                 }
                 // A ClusterIP Service that became headless (or the reverse) in the cluster.
@@ -196,6 +196,21 @@ public enum LiveComparison {
             break
         }
         return differences
+    }
+
+    /// Live Service ports without the `nodePort`s the cluster allocated for ports rendered
+    /// without one (NodePort and LoadBalancer services): allocation is not drift.
+    static func withoutAllocatedNodePorts(_ live: JSONValue, rendered: JSONValue) -> JSONValue {
+        guard case .array(let items) = live, case .array(let wanted) = rendered else { return live }
+        let pinned = Set(wanted.compactMap { port -> String? in
+            guard case .object(let object) = port, object["nodePort"] != nil else { return nil }
+            return "\(object["protocol"] ?? .null)/\(object["port"] ?? .null)"
+        })
+        return .array(items.map { port in
+            guard case .object(var object) = port, !pinned.contains("\(object["protocol"] ?? .null)/\(object["port"] ?? .null)") else { return port }
+            object["nodePort"] = nil
+            return .object(object)
+        })
     }
 
     /// `object` with the values the API server defaults, and with the meaning of absent

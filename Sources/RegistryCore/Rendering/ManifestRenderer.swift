@@ -35,6 +35,13 @@ public enum ManifestRenderer {
             if mode == .endpoints, service.addresses.contains(where: { $0.zone != nil }) {
                 warnings.append("zones are only expressible in EndpointSlices; the Endpoints of \(service.namespace)/\(service.name) omits them")
             }
+            if mode == .endpoints, let reason = unmirrorableReason(
+                ips: service.addresses.map { address in (address.ip, service.ports.map(address.serves)) }, portNames: service.ports.map(\.name))
+            {
+                warnings.append(
+                    "Endpoints \(service.namespace)/\(service.name) cannot be mirrored: \(reason). Use endpointsMode \"both\" "
+                        + "(the registry then writes the EndpointSlices itself).")
+            }
             if service.addresses.count > maxEndpointsAddresses {
                 warnings.append(
                     "Endpoints \(service.namespace)/\(service.name) holds \(service.addresses.count) addresses; "
@@ -70,8 +77,8 @@ public enum ManifestRenderer {
         if let description = service.description { annotations[descriptionAnnotation] = description }
         var spec = JSONObject()
         switch service.type {
-        case .clusterIP:
-            spec["type"] = .string("ClusterIP")
+        case .clusterIP, .nodePort, .loadBalancer:
+            spec["type"] = .string(service.type.rawValue)
         case .headless:
             spec["type"] = .string("ClusterIP")
             spec["clusterIP"] = .string("None")
@@ -83,12 +90,25 @@ public enum ManifestRenderer {
             // The Service's ports exactly as the API spells them (same fields, same order).
             spec["ports"] = .array(service.ports.map(ServiceEncoder.json))
         }
+        renderSpecFields(service, into: &spec)
         // Values the API server would default, written out so that re-applying the rendering
         // (kubectl apply, server-side apply) finds nothing to change. Source:
         // kubernetes/kubernetes pkg/apis/core/v1/defaults.go `SetDefaults_Service`
         // (sessionAffinity for every type; internalTrafficPolicy for ClusterIP, NodePort, LoadBalancer).
-        spec["sessionAffinity"] = .string("None")
-        if service.type != .externalName { spec["internalTrafficPolicy"] = .string("Cluster") }
+        spec["sessionAffinity"] = .string(service.spec.sessionAffinity.rawValue)
+        if service.spec.sessionAffinity == .clientIP {
+            let timeout = service.spec.sessionAffinityTimeoutSeconds ?? ServiceSpecFields.defaultSessionAffinityTimeoutSeconds
+            spec["sessionAffinityConfig"] = .object(JSONObject([("clientIP", .object(JSONObject([("timeoutSeconds", .integer(timeout))])))]))
+        }
+        if service.type != .externalName {
+            spec["internalTrafficPolicy"] = .string((service.spec.internalTrafficPolicy ?? .cluster).rawValue)
+        }
+        if service.type.isExternallyAccessible {
+            spec["externalTrafficPolicy"] = .string((service.spec.externalTrafficPolicy ?? .cluster).rawValue)
+        }
+        if service.type == .loadBalancer {
+            spec["allocateLoadBalancerNodePorts"] = .bool(service.spec.allocateLoadBalancerNodePorts ?? true)
+        }
         return .object(
             JSONObject([
                 ("apiVersion", .string("v1")), ("kind", .string("Service")),
@@ -97,16 +117,70 @@ public enum ManifestRenderer {
             ]))
     }
 
+    /// Why the EndpointSlice mirroring controller of Kubernetes ≥ 1.27 cannot mirror Endpoints
+    /// with these addresses (IP, whether it serves each service port), or nil. The controller
+    /// first repacks the subsets (kubernetes pkg/api/v1/endpoints `RepackSubsets`, PR 114155):
+    /// all ports of one IP end up in one subset, so an IP that serves the same service port on
+    /// two backend ports gives two ports of the same name, and the mirrored slice is refused
+    /// (pkg/apis/discovery/validation `validateEndpointPorts`: `ports[1].name: Duplicate value`).
+    public static func unmirrorableReason(ips: [(ip: String, serves: [Bool])], portNames: [String?]) -> String? {
+        var seen: [String: [Bool]] = [:]
+        for (ip, serves) in ips {
+            if let earlier = seen[ip], let port = serves.indices.first(where: { earlier.indices.contains($0) && earlier[$0] && serves[$0] }) {
+                let name = portNames[port].map { "\"\($0)\"" } ?? "<unnamed>"
+                return "the mirroring controller of Kubernetes 1.27 and later merges subsets that list the same addresses (RepackSubsets), "
+                    + "so \(ip) gets port \(name) twice, the mirrored EndpointSlice is refused (ports[1].name: Duplicate value) "
+                    + "and kube-proxy gets no endpoints for the Service"
+            }
+            seen[ip] = zip(seen[ip] ?? serves.map { _ in false }, serves).map { $0 || $1 }
+        }
+        return nil
+    }
+
+    // MARK: - Service spec fields (issue 12)
+
+    /// The IP families a Service renders with: what the user gave, else chosen from the
+    /// addresses for Services with a cluster IP: only IPv6 addresses give `SingleStack [IPv6]`
+    /// (the API server would otherwise give the cluster's primary family, IPv4 on most clusters,
+    /// and the IPv6 slices would be unreachable); both families give `PreferDualStack` (dual-stack
+    /// where the cluster is, its one family elsewhere: never refused). Only IPv4, none, Headless
+    /// and ExternalName: nothing (the API server's defaults; for a Headless Service without selector
+    /// that is `RequireDualStack` on a dual-stack cluster).
+    public static func ipFamilies(_ service: ExternalService) -> (policy: IPFamilyPolicy?, families: [IPAddress.Family]) {
+        if service.spec.ipFamilyPolicy != nil || !service.spec.ipFamilies.isEmpty {
+            return (service.spec.ipFamilyPolicy, service.spec.ipFamilies)
+        }
+        guard service.type.hasClusterIP else { return (nil, []) }
+        let families = Set(service.addresses.compactMap { try? IPAddress(parsing: $0.ip) }.map(\.family))
+        if families == [.ipv6] { return (.singleStack, [.ipv6]) }
+        if families.count == 2 { return (.preferDualStack, []) }
+        return (nil, [])
+    }
+
+    static func renderSpecFields(_ service: ExternalService, into spec: inout JSONObject) {
+        let fields = service.spec
+        let (policy, families) = ipFamilies(service)
+        if let policy { spec["ipFamilyPolicy"] = .string(policy.rawValue) }
+        if !families.isEmpty { spec["ipFamilies"] = .array(families.map { .string($0.rawValue) }) }
+        if fields.publishNotReadyAddresses { spec["publishNotReadyAddresses"] = .bool(true) }
+        if let distribution = fields.trafficDistribution { spec["trafficDistribution"] = .string(distribution.rawValue) }
+        if let loadBalancerClass = fields.loadBalancerClass { spec["loadBalancerClass"] = .string(loadBalancerClass) }
+        if !fields.loadBalancerSourceRanges.isEmpty {
+            spec["loadBalancerSourceRanges"] = .array(fields.loadBalancerSourceRanges.map(JSONValue.string))
+        }
+    }
+
     // MARK: - Grouping
 
     /// Addresses that share the same backend port for every service port.
     struct PortGroup {
-        var backendPorts: [Int]
+        /// Per service port, in order; nil where the group does not serve the port.
+        var backendPorts: [Int?]
         var addresses: [(ip: IPAddress, address: EndpointAddress)]
     }
 
     static func portGroups(_ service: ExternalService) -> [PortGroup] {
-        var groups: [[Int]: PortGroup] = [:]
+        var groups: [[Int?]: PortGroup] = [:]
         for address in service.addresses {
             guard case .success(let ip) = address.parsedIP else { continue }
             let ports = address.backendPorts(for: service.ports)
@@ -118,15 +192,16 @@ public enum ManifestRenderer {
                 sorted.addresses.sort { $0.ip < $1.ip }
                 return sorted
             }
-            .sorted { $0.backendPorts.lexicographicallyPrecedes($1.backendPorts) }
+            .sorted { $0.backendPorts.map { $0 ?? 0 }.lexicographicallyPrecedes($1.backendPorts.map { $0 ?? 0 }) }
     }
 
     /// The endpoint ports of a group: names and protocols exactly as the Service's ports.
     /// EndpointSlice ports spell an unnamed port `name: ""`, as the API server defaults it
     /// (kubernetes/kubernetes pkg/apis/discovery/v1/defaults.go `SetDefaults_EndpointPort`);
     /// Endpoints ports omit it (`name` is `omitempty` in core/v1 and never defaulted).
-    static func endpointPorts(_ service: ExternalService, backendPorts: [Int], emptyName: Bool = false) -> [JSONValue] {
-        zip(service.ports, backendPorts).map { servicePort, backend in
+    static func endpointPorts(_ service: ExternalService, backendPorts: [Int?], emptyName: Bool = false) -> [JSONValue] {
+        zip(service.ports, backendPorts).compactMap { servicePort, backend -> JSONValue? in
+            guard let backend else { return nil }
             var object = JSONObject()
             if let name = servicePort.name {
                 object["name"] = .string(name)
@@ -175,6 +250,7 @@ public enum ManifestRenderer {
         labels["kubernetes.io/service-name"] = service.name
         labels["endpointslice.kubernetes.io/managed-by"] = managerName
         if service.type == .headless { labels["service.kubernetes.io/headless"] = "" }
+        // A slice whose family the Service does not have is ignored by kube-proxy.
         var slices: [JSONValue] = []
         // Like the EndpointSlice controller, a service without addresses gets one empty slice.
         let placeholder = PortGroup(backendPorts: service.ports.map(\.targetPort), addresses: [])
@@ -212,9 +288,12 @@ public enum ManifestRenderer {
 
     /// `<service>-ipv4-<hash of the backend ports>`: stable while addresses come and go, distinct
     /// per family and port set. At most 63 + 14 characters, within the 253 a slice name allows.
-    static func sliceBaseName(service: String, family: IPAddress.Family, backendPorts: [Int]) -> String {
+    /// A port the group does not serve counts as `-`, so names of groups serving every port are
+    /// what they were before per-address port subsets existed.
+    static func sliceBaseName(service: String, family: IPAddress.Family, backendPorts: [Int?]) -> String {
         var hash: UInt32 = 0x811C_9DC5
-        for byte in backendPorts.map(String.init).joined(separator: ",").utf8 {
+        let text = backendPorts.map { $0.map(String.init) ?? "-" }.joined(separator: ",")
+        for byte in text.utf8 {
             hash = (hash ^ UInt32(byte)) &* 0x0100_0193
         }
         let hex = String(hash, radix: 16)

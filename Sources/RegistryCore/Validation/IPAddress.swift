@@ -2,7 +2,7 @@
 /// leading zeros, or RFC 5952 (lower case, longest run of two or more zero groups as `::`).
 /// This matches Go's `net.IP.String()`, which is what the Kubernetes API server compares against.
 public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
-    public enum Family: String, Sendable { case ipv4 = "IPv4", ipv6 = "IPv6" }
+    public enum Family: String, Sendable, CaseIterable { case ipv4 = "IPv4", ipv6 = "IPv6" }
 
     /// 4 bytes for IPv4, 16 for IPv6.
     public let bytes: [UInt8]

@@ -80,6 +80,7 @@ public enum ServiceValidator {
         violations += validateExternalName(service)
         violations += validatePorts(service, skipping: skipping)
         violations += validateAddresses(service, skipping: skipping)
+        violations += validateSpecFields(service, skipping: skipping)
         return violations
     }
 
@@ -107,8 +108,9 @@ public enum ServiceValidator {
     private static func validatePorts(_ service: ExternalService, skipping: Set<String>) -> [FieldViolation] {
         var violations: [FieldViolation] = []
         let ports = service.ports
-        if ports.isEmpty && service.type == .clusterIP {
-            violations.append(FieldViolation("ports", .required, "at least one port is required for type \"ClusterIP\""))
+        // ValidateService: ports are required unless headless or ExternalName.
+        if ports.isEmpty && service.type.hasClusterIP {
+            violations.append(FieldViolation("ports", .required, "at least one port is required for type \"\(service.type.rawValue)\""))
         }
         if ports.count > maxPorts {
             violations.append(FieldViolation("ports", .tooMany, "must have at most \(maxPorts) ports, got \(ports.count)"))
@@ -179,7 +181,7 @@ public enum ServiceValidator {
     /// The identity of an address: the same IP may appear again only with other backend ports.
     struct AddressKey: Hashable {
         var ip: String
-        var ports: [Int]
+        var ports: [Int?]
     }
 
     /// Violations of one address within `service` (duplicates aside).
@@ -229,6 +231,7 @@ public enum ServiceValidator {
                 }
             }
         }
+        violations += validateServedPorts(address, path: field("servedPorts"), in: service)
         if let hostname = address.hostname {
             violations += KubernetesNames.dns1123Label(hostname).map { FieldViolation(field("hostname"), .invalid, "\"\(hostname)\": \($0)") }
         }

@@ -1,0 +1,419 @@
+import Testing
+
+@testable import RegistryCore
+
+/// The violations of `json`, as (field, message).
+private func problems(_ json: String) throws -> [FieldViolation] {
+    switch ServiceDecoder.decode(try JSONParser.parse(Array(json.utf8))) {
+    case .success: return []
+    case .failure(let failure): return failure.violations
+    }
+}
+
+private func importPlan(_ yaml: String) throws -> ImportPlan {
+    try ManifestImporter.plan(ManifestDocuments.objects(ManifestDocuments.parseYAML(yaml))).get()
+}
+
+/// Issue 12's Service spec fields: the API server's rules (pkg/apis/core/validation
+/// `ValidateService`), one row per rule with the API server's message.
+@Suite struct ServiceSpecValidationTests {
+    static let twoPorts = #""ports":[{"name":"http","port":80},{"name":"https","port":443}]"#
+
+    @Test(arguments: [
+        // ipFamilyPolicy / ipFamilies
+        (#"{"name":"a","ports":[{"port":80}],"ipFamilyPolicy":"DualStack"}"#, "ipFamilyPolicy", "unsupported value \"DualStack\""),
+        (#"{"name":"a","ports":[{"port":80}],"ipFamilies":["IPv4","IPv4"]}"#, "ipFamilies[1]", "Duplicate value"),
+        (#"{"name":"a","ports":[{"port":80}],"ipFamilies":["IPv4","IPv6","IPv4"]}"#, "ipFamilies", "may specify no more than two IP families"),
+        (#"{"name":"a","ports":[{"port":80}],"ipFamilyPolicy":"SingleStack","ipFamilies":["IPv4","IPv6"]}"#, "ipFamilyPolicy",
+            "must be RequireDualStack or PreferDualStack when multiple 'ipFamilies' are specified"),
+        (#"{"name":"a","ports":[{"port":80}],"ipFamilies":["IPv5"]}"#, "ipFamilies[0]", "unsupported value \"IPv5\""),
+        (#"{"name":"a","type":"ExternalName","externalName":"x.example","ipFamilyPolicy":"SingleStack"}"#, "ipFamilyPolicy",
+            "must not be set for ExternalName services"),
+        (#"{"name":"a","type":"ExternalName","externalName":"x.example","ipFamilies":["IPv4"]}"#, "ipFamilies",
+            "must not be set for ExternalName services"),
+        // sessionAffinity (validateClientIPAffinityConfig)
+        (#"{"name":"a","ports":[{"port":80}],"sessionAffinity":"Sticky"}"#, "sessionAffinity", "unsupported value \"Sticky\""),
+        (#"{"name":"a","ports":[{"port":80}],"sessionAffinity":"ClientIP","sessionAffinityTimeoutSeconds":0}"#, "sessionAffinityTimeoutSeconds",
+            "must be greater than 0 and less than 86400"),
+        (#"{"name":"a","ports":[{"port":80}],"sessionAffinity":"ClientIP","sessionAffinityTimeoutSeconds":86401}"#, "sessionAffinityTimeoutSeconds",
+            "must be greater than 0 and less than 86400"),
+        (#"{"name":"a","ports":[{"port":80}],"sessionAffinityTimeoutSeconds":60}"#, "sessionAffinityTimeoutSeconds",
+            "must not be set when session affinity is None"),
+        // traffic policies
+        (#"{"name":"a","ports":[{"port":80}],"internalTrafficPolicy":"Node"}"#, "internalTrafficPolicy", "unsupported value \"Node\""),
+        (#"{"name":"a","ports":[{"port":80}],"externalTrafficPolicy":"Local"}"#, "externalTrafficPolicy",
+            "may only be set for externally-accessible services"),
+        (#"{"name":"a","ports":[{"port":80}],"trafficDistribution":"Anywhere"}"#, "trafficDistribution", "unsupported value \"Anywhere\""),
+        // NodePort / LoadBalancer
+        (#"{"name":"a","type":"NodePort"}"#, "ports", "at least one port is required"),
+        (#"{"name":"a","ports":[{"port":80,"nodePort":30080}]}"#, "ports[0].nodePort", "may not be used when `type` is 'ClusterIP'"),
+        (#"{"name":"a","type":"NodePort","ports":[{"name":"a","port":80,"nodePort":30080},{"name":"b","port":81,"nodePort":30080}]}"#,
+            "ports[1].nodePort", "is already the nodePort of ports[0]"),
+        (#"{"name":"a","type":"NodePort","ports":[{"port":80,"nodePort":70000}]}"#, "ports[0].nodePort", "must be between 1 and 65535"),
+        (#"{"name":"a","type":"NodePort","ports":[{"port":80}],"loadBalancerClass":"example.com/lb"}"#, "loadBalancerClass",
+            "may only be used when `type` is 'LoadBalancer'"),
+        (#"{"name":"a","type":"LoadBalancer","ports":[{"port":80}],"loadBalancerClass":"not a class"}"#, "loadBalancerClass",
+            "must consist of alphanumeric characters"),
+        (#"{"name":"a","ports":[{"port":80}],"loadBalancerSourceRanges":["10.0.0.0/8"]}"#, "loadBalancerSourceRanges",
+            "may only be used when `type` is 'LoadBalancer'"),
+        (#"{"name":"a","type":"LoadBalancer","ports":[{"port":80}],"loadBalancerSourceRanges":["10.0.0.0/33"]}"#, "loadBalancerSourceRanges[0]",
+            "must be a list of IP ranges. For example, 10.240.0.0/24,10.250.0.0/24"),
+        (#"{"name":"a","type":"NodePort","ports":[{"port":80}],"allocateLoadBalancerNodePorts":false}"#, "allocateLoadBalancerNodePorts",
+            "may only be used when `type` is 'LoadBalancer'"),
+        // servedPorts (the registry's rules)
+        (#"{"name":"a","ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1","servedPorts":["x"]}]}"#, "addresses[0].servedPorts",
+            "only for services with more than one port"),
+        (#"{"name":"a",\#(twoPorts),"addresses":[{"ip":"10.0.0.1","servedPorts":[]}]}"#, "addresses[0].servedPorts", "must name at least one"),
+        (#"{"name":"a",\#(twoPorts),"addresses":[{"ip":"10.0.0.1","servedPorts":["ftp"]}]}"#, "addresses[0].servedPorts[0]",
+            "no service port is named \"ftp\""),
+        (#"{"name":"a",\#(twoPorts),"addresses":[{"ip":"10.0.0.1","servedPorts":["http","http"]}]}"#, "addresses[0].servedPorts[1]", "named twice"),
+        (#"{"name":"a",\#(twoPorts),"addresses":[{"ip":"10.0.0.1","servedPorts":["http"],"ports":{"https":8443}}]}"#, "addresses[0].servedPorts",
+            "does not name \"https\""),
+    ])
+    func rule(json: String, field: String, message: String) throws {
+        let found = try problems(json)
+        #expect(found.map(\.field) == [field], "\(found)")
+        #expect(found.first?.message.contains(message) == true, "\(found)")
+    }
+
+    @Test(arguments: [
+        #"{"name":"a","type":"NodePort","ports":[{"port":80,"nodePort":30080}],"externalTrafficPolicy":"Local"}"#,
+        #"{"name":"a","type":"LoadBalancer","ports":[{"port":80}],"loadBalancerClass":"metallb.io/l2","loadBalancerSourceRanges":["10.0.0.0/8"," fd00::/64"],"allocateLoadBalancerNodePorts":false}"#,
+        #"{"name":"a","ports":[{"port":80}],"ipFamilyPolicy":"RequireDualStack","ipFamilies":["IPv6","IPv4"],"sessionAffinity":"ClientIP","sessionAffinityTimeoutSeconds":86400}"#,
+        #"{"name":"a","type":"Headless","publishNotReadyAddresses":true,"internalTrafficPolicy":"Local","trafficDistribution":"PreferClose"}"#,
+        #"{"name":"a","ports":[{"name":"http","port":80},{"name":"https","port":443}],"addresses":[{"ip":"10.0.0.1","servedPorts":["https"]}]}"#,
+    ])
+    func valid(json: String) throws {
+        #expect(try problems(json).isEmpty)
+    }
+
+    @Test func defaultsAreStoredAsAbsent() throws {
+        let service = try decoded(
+            #"{"name":"a","type":"LoadBalancer","ports":[{"port":80}],"internalTrafficPolicy":"Cluster","externalTrafficPolicy":"Cluster","allocateLoadBalancerNodePorts":true,"sessionAffinity":"ClientIP","sessionAffinityTimeoutSeconds":10800,"addresses":[{"ip":"fd00::1"}],"ipFamilyPolicy":"SingleStack","ipFamilies":["IPv6"]}"#)
+        #expect(service.spec.internalTrafficPolicy == nil && service.spec.externalTrafficPolicy == nil)
+        #expect(service.spec.allocateLoadBalancerNodePorts == nil && service.spec.sessionAffinityTimeoutSeconds == nil)
+        #expect(service.spec.ipFamilyPolicy == nil && service.spec.ipFamilies.isEmpty)
+        let record = ServiceRecord(service: service, uid: "u", revision: 1, createdAt: "t", updatedAt: "t")
+        #expect(ServiceDecoder.storedRecord(ServiceEncoder.json(record)) == record)
+    }
+
+    @Test func servedPortsNamingEveryPortMeanAll() throws {
+        let service = try decoded(
+            #"{"name":"a","ports":[{"name":"http","port":80},{"name":"https","port":443}],"addresses":[{"ip":"10.0.0.1","servedPorts":["https","http"]}]}"#)
+        #expect(service.addresses[0].servedPorts == nil)
+    }
+}
+
+/// Rendering of the new fields and shapes (golden files, validated against the 1.30 and 1.37
+/// schemas by scripts/validate-manifests).
+@Suite struct ServiceSpecRenderingTests {
+    @Test func ipv6OnlyGetsAnIPv6ServiceAndBothFamiliesPreferDualStack() throws {
+        let v6 = try decoded(#"{"name":"v6","ports":[{"port":443}],"addresses":[{"ip":"2001:db8::1"}]}"#)
+        let spec = try #require(objects(ManifestRenderer.render(v6), kind: "Service").first?["spec"])
+        guard case .object(let fields) = spec else { Issue.record("no spec"); return }
+        #expect(fields["ipFamilyPolicy"] == .string("SingleStack"))
+        #expect(fields["ipFamilies"] == .array([.string("IPv6")]))
+        try Golden.check("ipv6-only-clusterip", ManifestRenderer.render(v6, mode: .endpointslices))
+        let dual = try decoded(#"{"name":"dual","ports":[{"port":443}],"addresses":[{"ip":"2001:db8::1"},{"ip":"192.0.2.1"}]}"#)
+        guard case .object(let dualSpec)? = objects(ManifestRenderer.render(dual), kind: "Service").first?["spec"] else { return }
+        #expect(dualSpec["ipFamilyPolicy"] == .string("PreferDualStack") && dualSpec["ipFamilies"] == nil)
+        let v4 = try decoded(#"{"name":"v4","ports":[{"port":443}],"addresses":[{"ip":"192.0.2.1"}]}"#)
+        guard case .object(let v4Spec)? = objects(ManifestRenderer.render(v4), kind: "Service").first?["spec"] else { return }
+        #expect(v4Spec["ipFamilyPolicy"] == nil && v4Spec["ipFamilies"] == nil)
+    }
+
+    @Test func loadBalancerWithoutSelector() throws {
+        let service = try decoded(
+            #"{"name":"s3","namespace":"storage","type":"LoadBalancer","ports":[{"name":"http","port":80,"targetPort":8080,"nodePort":30080},{"name":"https","port":443,"targetPort":8443}],"loadBalancerClass":"metallb.io/l2","loadBalancerSourceRanges":["10.0.0.0/8"],"externalTrafficPolicy":"Local","allocateLoadBalancerNodePorts":false,"addresses":[{"ip":"192.0.2.10"},{"ip":"192.0.2.11"}]}"#)
+        try Golden.check("loadbalancer", ManifestRenderer.render(service))
+        let nodePort = try decoded(#"{"name":"np","type":"NodePort","ports":[{"port":80,"nodePort":30081}],"addresses":[{"ip":"192.0.2.10"}]}"#)
+        try Golden.check("nodeport", ManifestRenderer.render(nodePort, mode: .endpointslices))
+    }
+
+    @Test func sessionAffinityAndTrafficFields() throws {
+        let service = try decoded(
+            #"{"name":"sticky","ports":[{"port":80}],"sessionAffinity":"ClientIP","sessionAffinityTimeoutSeconds":600,"publishNotReadyAddresses":true,"internalTrafficPolicy":"Local","trafficDistribution":"PreferClose","addresses":[{"ip":"192.0.2.10"},{"ip":"192.0.2.11","ready":false}]}"#)
+        try Golden.check("session-affinity", ManifestRenderer.render(service))
+    }
+
+    @Test func addressesServingSomePortsGroupByPortSet() throws {
+        let service = try decoded(
+            #"{"name":"mail","ports":[{"name":"smtp","port":25},{"name":"imap","port":143}],"addresses":[{"ip":"192.0.2.1"},{"ip":"192.0.2.2","servedPorts":["smtp"]},{"ip":"192.0.2.3","servedPorts":["imap"],"ports":{"imap":1143}}]}"#)
+        let rendering = ManifestRenderer.render(service)
+        let endpoints = try #require(objects(rendering, kind: "Endpoints").first)
+        guard case .array(let subsets)? = endpoints["subsets"] else { Issue.record("no subsets"); return }
+        #expect(subsets.count == 3)
+        #expect(objects(rendering, kind: "EndpointSlice").count == 3)
+        try Golden.check("served-ports", rendering)
+    }
+
+    @Test func endpointsModeWarnsWhenTheMirroringControllerCannotMirror() throws {
+        let ceph = try decoded(
+            #"{"name":"rgw","endpointsMode":"endpoints","ports":[{"port":80}],"addresses":[{"ip":"192.0.2.1","port":8080},{"ip":"192.0.2.1","port":8081}]}"#)
+        #expect(ManifestRenderer.render(ceph).warnings.contains { $0.contains("RepackSubsets") && $0.contains("\"both\"") })
+        #expect(ManifestRenderer.render(ceph, mode: .both).warnings.isEmpty)
+        // Different hosts per backend port, or the same host on different named ports: mirrorable.
+        let fine = try decoded(
+            #"{"name":"rgw","endpointsMode":"endpoints","ports":[{"name":"a","port":80},{"name":"b","port":81}],"addresses":[{"ip":"192.0.2.1","servedPorts":["a"]},{"ip":"192.0.2.1","servedPorts":["b"],"ports":{"b":9000}}]}"#)
+        #expect(ManifestRenderer.render(fine).warnings.isEmpty)
+    }
+
+    /// Every rendering of a new shape imports back to the same registration.
+    @Test func renderingsImportBack() throws {
+        let inputs = [
+            #"{"name":"s3","namespace":"storage","type":"LoadBalancer","ports":[{"name":"http","port":80,"targetPort":8080,"nodePort":30080},{"name":"https","port":443}],"loadBalancerClass":"metallb.io/l2","loadBalancerSourceRanges":["10.0.0.0/8"],"externalTrafficPolicy":"Local","allocateLoadBalancerNodePorts":false,"addresses":[{"ip":"192.0.2.10"}]}"#,
+            #"{"name":"sticky","ports":[{"port":80}],"sessionAffinity":"ClientIP","sessionAffinityTimeoutSeconds":600,"publishNotReadyAddresses":true,"internalTrafficPolicy":"Local","trafficDistribution":"PreferClose","addresses":[{"ip":"192.0.2.11","ready":false}]}"#,
+            #"{"name":"v6","ports":[{"port":443}],"addresses":[{"ip":"2001:db8::1"}]}"#,
+            #"{"name":"pinned","ports":[{"port":443}],"ipFamilyPolicy":"RequireDualStack","addresses":[{"ip":"2001:db8::1"}]}"#,
+            #"{"name":"mail","ports":[{"name":"smtp","port":25},{"name":"imap","port":143}],"addresses":[{"ip":"192.0.2.1"},{"ip":"192.0.2.2","servedPorts":["smtp"]},{"ip":"192.0.2.3","servedPorts":["imap"],"ports":{"imap":1143}}]}"#,
+        ]
+        for json in inputs {
+            let service = try decoded(json)
+            for mode in EndpointsMode.allCases {
+                var expected = service
+                expected.endpointsMode = mode
+                let yaml = String(decoding: ManifestFormat.yaml.serialize(ManifestRenderer.render(expected).objects, warnings: []), as: UTF8.self)
+                let plan = try importPlan(yaml)
+                #expect(plan.services == [expected], "\(service.name) in \(mode)")
+                #expect(plan.warnings.isEmpty, "\(plan.warnings)")
+            }
+        }
+    }
+}
+
+/// The import: every shape of the same information gives the same registration; what cannot
+/// be kept is a warning per field; Kubernetes' own objects are refused.
+@Suite struct ImportShapeTests {
+    static let service = """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web, namespace: shop}
+        spec:
+          ports: [{name: http, port: 80, targetPort: 8080}, {name: https, port: 443, targetPort: 8443}]
+
+        """
+
+    static func expected() throws -> ExternalService {
+        try decoded(
+        #"{"name":"web","namespace":"shop","endpointsMode":"endpoints","ports":[{"name":"http","port":80,"targetPort":8080},{"name":"https","port":443,"targetPort":8443}],"addresses":[{"ip":"192.0.2.1"},{"ip":"192.0.2.2"},{"ip":"192.0.2.3","servedPorts":["https"]}]}"#)
+    }
+
+    @Test(arguments: [
+        // one subset per port set (what the registry renders)
+        """
+        subsets:
+        - addresses: [{ip: 192.0.2.1}, {ip: 192.0.2.2}]
+          ports: [{name: http, port: 8080}, {name: https, port: 8443}]
+        - addresses: [{ip: 192.0.2.3}]
+          ports: [{name: https, port: 8443}]
+        """,
+        // one subset per address
+        """
+        subsets:
+        - addresses: [{ip: 192.0.2.1}]
+          ports: [{name: http, port: 8080}, {name: https, port: 8443}]
+        - addresses: [{ip: 192.0.2.2}]
+          ports: [{name: https, port: 8443}, {name: http, port: 8080}]
+        - addresses: [{ip: 192.0.2.3}]
+          ports: [{name: https, port: 8443}]
+        """,
+        // one subset per port
+        """
+        subsets:
+        - addresses: [{ip: 192.0.2.1}, {ip: 192.0.2.2}]
+          ports: [{name: http, port: 8080}]
+        - addresses: [{ip: 192.0.2.1}, {ip: 192.0.2.2}, {ip: 192.0.2.3}]
+          ports: [{name: https, port: 8443}]
+        """,
+        // mixed
+        """
+        subsets:
+        - addresses: [{ip: 192.0.2.1}]
+          ports: [{name: http, port: 8080}, {name: https, port: 8443}]
+        - addresses: [{ip: 192.0.2.2}]
+          ports: [{name: http, port: 8080}]
+        - addresses: [{ip: 192.0.2.2}, {ip: 192.0.2.3}]
+          ports: [{name: https, port: 8443}]
+        """,
+    ])
+    func endpointsShapes(subsets: String) throws {
+        let yaml = Self.service + "---\napiVersion: v1\nkind: Endpoints\nmetadata: {name: web, namespace: shop}\n" + subsets
+        let plan = try importPlan(yaml)
+        #expect(plan.services == [try Self.expected()])
+        #expect(plan.warnings.isEmpty)
+    }
+
+    static func slice(_ name: String, _ ips: [String], _ ports: String) -> String {
+        """
+        ---
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata: {name: \(name), namespace: shop, labels: {kubernetes.io/service-name: web}}
+        addressType: IPv4
+        endpoints: [\(ips.map { "{addresses: [\($0)]}" }.joined(separator: ", "))]
+        ports: \(ports)
+
+        """
+    }
+
+    @Test func sliceShapes() throws {
+        var expected = try Self.expected()
+        expected.endpointsMode = .endpointslices
+        let http = "[{name: http, port: 8080}]"
+        let https = "[{name: https, port: 8443}]"
+        let both = "[{name: http, port: 8080}, {name: https, port: 8443}]"
+        let shapes = [
+            Self.slice("a", ["192.0.2.1", "192.0.2.2"], both) + Self.slice("b", ["192.0.2.3"], https),  // per port set
+            Self.slice("a", ["192.0.2.1", "192.0.2.2"], http) + Self.slice("b", ["192.0.2.1", "192.0.2.2", "192.0.2.3"], https),  // per port
+            Self.slice("a", ["192.0.2.1"], both) + Self.slice("b", ["192.0.2.2"], http)
+                + Self.slice("c", ["192.0.2.2", "192.0.2.3"], https),  // mixed
+        ]
+        for shape in shapes {
+            let plan = try importPlan(Self.service + shape)
+            #expect(plan.services == [expected])
+        }
+    }
+
+    @Test func fieldsTheRegistryCannotKeepAreWarnedPerField() throws {
+        let plan = try importPlan(
+            """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: db}
+            spec:
+              clusterIP: 10.96.0.50
+              externalIPs: [198.51.100.7]
+              ipFamilyPolicy: SingleStack
+              ipFamilies: [IPv4]
+              sessionAffinity: ClientIP
+              publishNotReadyAddresses: true
+              ports: [{port: 5432}]
+            ---
+            apiVersion: v1
+            kind: Endpoints
+            metadata: {name: db}
+            subsets:
+            - addresses: [{ip: 192.0.2.5, nodeName: node-1}]
+              ports: [{port: 5432}]
+            """)
+        let service = try #require(plan.services.first)
+        #expect(service.spec.ipFamilyPolicy == .singleStack && service.spec.ipFamilies == [.ipv4])
+        #expect(service.spec.sessionAffinity == .clientIP && service.spec.publishNotReadyAddresses)
+        #expect(
+            plan.warnings.map(\.path) == [
+                "documents[0].spec.clusterIP", "documents[0].spec.externalIPs", "documents[1].subsets[0].addresses[0].nodeName",
+            ])
+    }
+
+    @Test func kubernetesOwnObjectsAreRefused() throws {
+        let plan = try importPlan(
+            """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: kubernetes, namespace: default}
+            spec: {ports: [{name: https, port: 443, targetPort: 6443}]}
+            ---
+            apiVersion: v1
+            kind: Endpoints
+            metadata: {name: kubernetes, namespace: default}
+            subsets: [{addresses: [{ip: 192.0.2.9}], ports: [{name: https, port: 6443}]}]
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web}
+            spec: {ports: [{port: 80}]}
+            ---
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata: {name: web-abc, labels: {kubernetes.io/service-name: web, endpointslice.kubernetes.io/managed-by: endpointslicemirroring-controller.k8s.io}}
+            addressType: IPv4
+            endpoints: [{addresses: [192.0.2.1]}]
+            ports: [{port: 80}]
+            """)
+        #expect(plan.refused.map(\.path) == ["documents[0]", "documents[1]", "documents[3]"])
+        #expect(plan.refused[2].reason.contains("endpointslicemirroring-controller.k8s.io"))
+        #expect(plan.services.map(\.name) == ["web"])
+    }
+
+    @Test func validButUselessIsAWarning() throws {
+        let plan = try importPlan(
+            """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: a}
+            spec: {ports: [{name: web, port: 80, targetPort: http}, {name: dns, port: 53, protocol: UDP}]}
+            ---
+            apiVersion: v1
+            kind: Endpoints
+            metadata: {name: a}
+            subsets: [{addresses: [{ip: 10.0.0.1}], ports: [{name: web, port: 8080}, {name: http, port: 80}, {name: dns, port: 53, protocol: TCP}]}]
+            """)
+        #expect(
+            plan.warnings.map(\.path) == [
+                "documents[0].spec.ports[0].targetPort", "documents[1].subsets[0].ports[1]", "documents[1].subsets[0].ports[2]",
+            ])
+        #expect(plan.warnings[2].message.contains("protocol TCP differs"))
+        let service = try #require(plan.services.first)
+        #expect(service.addresses.map(\.servedPorts) == [["web"]])
+    }
+
+    @Test func serviceErrorsNameTheManifestField() throws {
+        let yaml = """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: a}
+            spec: {type: NodePort, sessionAffinity: ClientIP, sessionAffinityConfig: {clientIP: {timeoutSeconds: 0}}, ports: [{name: Web, port: 80}]}
+            """
+        switch ManifestImporter.plan(ManifestDocuments.objects(try ManifestDocuments.parseYAML(yaml))) {
+        case .success: Issue.record("invalid")
+        case .failure(let failure):
+            #expect(
+                failure.violations.map(\.field) == ["documents[0].spec.ports[0].name", "documents[0].spec.sessionAffinityConfig.clientIP.timeoutSeconds"])
+        }
+    }
+
+    @Test func loadBalancerImports() throws {
+        let plan = try importPlan(
+            """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: lb}
+            spec: {type: LoadBalancer, loadBalancerClass: metallb.io/l2, ports: [{port: 80, nodePort: 30080}]}
+            """)
+        let service = try #require(plan.services.first)
+        #expect(service.type == .loadBalancer && service.ports[0].nodePort == 30080 && service.spec.loadBalancerClass == "metallb.io/l2")
+    }
+}
+
+/// The API server's rules for Endpoints and EndpointSlices (pkg/apis/core/validation
+/// `ValidateEndpoints`, pkg/apis/discovery/validation `ValidateEndpointSlice`), reported with the
+/// document and field, each root cause once.
+@Suite struct ImportKubernetesRuleTests {
+    static let service = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{name: web, port: 80}]}\n---\n"
+    static func slice(_ body: String) -> String {
+        service + "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: a-1, labels: {kubernetes.io/service-name: a}}\n" + body
+    }
+
+    @Test(arguments: [
+        (slice("endpoints: [{addresses: [10.0.0.1]}]\nports: [{name: web, port: 80}]"), "documents[1].addressType", "Required value"),
+        (slice("addressType: IPv5\nendpoints: []\nports: [{name: web, port: 80}]"), "documents[1].addressType", "Unsupported value"),
+        (slice("addressType: IPv4\nendpoints: [{addresses: ['fd00::1']}]\nports: [{name: web, port: 80}]"),
+            "documents[1].endpoints[0].addresses[0]", "must be a valid IPv4 address"),
+        (slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1]}]\nports: [{name: web, port: 80}, {name: web, port: 81}]"),
+            "documents[1].ports[1].name", "Duplicate value"),
+        (slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1]}]\nports: [{name: web, port: 80, protocol: HTTP}]"),
+            "documents[1].ports[0].protocol", "Unsupported value"),
+        (slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1]}]\nports: [{name: web, port: 70000}]"),
+            "documents[1].ports[0].port", "must be between 1 and 65535"),
+        (service + "apiVersion: v1\nkind: Endpoints\nmetadata: {name: a}\nsubsets: [{ports: [{name: web, port: 80}]}]",
+            "documents[1].subsets[0]", "must specify `addresses` or `notReadyAddresses`"),
+    ])
+    func rule(yaml: String, field: String, message: String) throws {
+        switch ManifestImporter.plan(ManifestDocuments.objects(try ManifestDocuments.parseYAML(yaml))) {
+        case .success: Issue.record("the API server refuses this; so must the import")
+        case .failure(let failure):
+            #expect(failure.violations.map(\.field) == [field], "\(failure.violations)")
+            #expect(failure.violations.first?.message.contains(message) == true, "\(failure.violations)")
+        }
+    }
+}
