@@ -110,12 +110,14 @@ public struct ExternalService: Sendable, Equatable {
     /// The clusters (names as in `GET /v1/clusters`) the reconciler keeps this service's
     /// objects in; sorted, without duplicates. Empty: none.
     public var clusters: [String]
+    /// Liveness (issue 13): how each address is checked; `nil`: addresses are ready as registered.
+    public var healthCheck: HealthCheck?
 
     public init(
         namespace: String = ExternalService.defaultNamespace, name: String, description: String? = nil,
         labels: [String: String] = [:], annotations: [String: String] = [:], type: ServiceType = .clusterIP,
         externalName: String? = nil, ports: [ServicePort] = [], addresses: [EndpointAddress] = [],
-        endpointsMode: EndpointsMode = .both, clusters: [String] = []
+        endpointsMode: EndpointsMode = .both, clusters: [String] = [], healthCheck: HealthCheck? = nil
     ) {
         self.namespace = namespace
         self.name = name
@@ -128,6 +130,7 @@ public struct ExternalService: Sendable, Equatable {
         self.addresses = addresses
         self.endpointsMode = endpointsMode
         self.clusters = clusters
+        self.healthCheck = healthCheck
     }
 }
 
@@ -150,6 +153,11 @@ extension ExternalService {
         }.map(\.address)
         if type == .externalName { endpointsMode = .both }
         clusters = Array(Set(clusters)).sorted()
+        if var check = healthCheck, check.type != .tcp {
+            check.path = check.path ?? "/"
+            check.expectedStatuses = check.expectedStatuses ?? HealthCheck.defaultExpectedStatuses
+            healthCheck = check
+        }
     }
 }
 

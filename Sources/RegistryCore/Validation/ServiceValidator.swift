@@ -69,6 +69,7 @@ public enum ServiceValidator {
         violations += validateExternalName(service)
         violations += validatePorts(service, skipping: skipping)
         violations += validateAddresses(service, skipping: skipping)
+        violations += validateHealthCheck(service, skipping: skipping)
         return violations
     }
 
