@@ -71,6 +71,8 @@ struct Serve: ParsableCommand {
     var resyncInterval: Int?
     @Option(help: "Most services reconciled at once per cluster (default 4). [ENDPOINT_REGISTRY_CLUSTER_CONCURRENCY]")
     var clusterConcurrency: Int?
+    @Option(help: "Most health-check probes in flight at once (default 64, 1-1024). [ENDPOINT_REGISTRY_HEALTH_CHECK_CONCURRENCY]")
+    var healthCheckConcurrency: Int?
     @Option(help: "true: /metrics needs no token (default false). [ENDPOINT_REGISTRY_PUBLIC_METRICS]")
     var publicMetrics: Bool?
     @Option(help: "false: /openapi.yaml needs a token (default true). [ENDPOINT_REGISTRY_PUBLIC_OPENAPI]")
@@ -99,6 +101,7 @@ struct Serve: ParsableCommand {
         flags.defaultClusters = defaultClusters
         flags.resyncInterval = resyncInterval
         flags.clusterConcurrency = clusterConcurrency
+        flags.healthCheckConcurrency = healthCheckConcurrency
         let configuration: ServerConfiguration
         do {
             configuration = try ServerConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)

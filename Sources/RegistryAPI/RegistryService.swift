@@ -1,6 +1,7 @@
 import Foundation
 public import HTTPServer
 import KubernetesClient
+import Liveness
 public import Logging
 import Reconciler
 import RegistryResources
@@ -53,10 +54,14 @@ public final class RegistryService: Sendable {
         var reconcilerConfiguration = Reconciler.Configuration()
         reconcilerConfiguration.resyncInterval = .seconds(configuration.resyncIntervalSeconds)
         reconcilerConfiguration.clusterConcurrency = configuration.clusterConcurrency
+        var livenessConfiguration = HealthChecker.Configuration()
+        livenessConfiguration.maxInFlight = configuration.healthCheckConcurrency
         application = RegistryApplication(
             store: store, logger: logger, authenticator: authenticator, openness: configuration.openness, clusters: Clusters(targets: targets),
-            defaultClusters: configuration.defaultClusters, reconcilerConfiguration: reconcilerConfiguration)
+            defaultClusters: configuration.defaultClusters, reconcilerConfiguration: reconcilerConfiguration,
+            livenessConfiguration: livenessConfiguration)
         application.reconciler.start()
+        try application.startLiveness()
         server = try HTTPServer(configuration: configuration.http, handler: application)
         let host = configuration.http.host.contains(":") ? "[\(configuration.http.host)]" : configuration.http.host
         logger.notice(
@@ -82,6 +87,9 @@ public final class RegistryService: Sendable {
     /// then checkpoints the database.
     public func shutdown() {
         logger.notice("shutting down", metadata: ["inFlight": "\(server.requestsInFlight)"])
+        if !application.liveness.shutdown(deadline: .seconds(configuration.shutdownGraceSeconds)) {
+            logger.warning("some health-check probes were still running at the shutdown deadline")
+        }
         if !application.reconciler.shutdown(deadline: .seconds(configuration.shutdownGraceSeconds)) {
             logger.warning("some cluster applies were still running at the shutdown deadline")
         }

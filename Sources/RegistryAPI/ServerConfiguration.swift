@@ -29,6 +29,8 @@ public struct ServerConfiguration: Sendable {
     public var resyncIntervalSeconds = 300
     /// Most services reconciled at once in one cluster (the total is bounded too).
     public var clusterConcurrency = 4
+    /// Most health-check probes in flight at once (issue 13).
+    public var healthCheckConcurrency = 64
 
     /// True for 127.0.0.0/8 and ::1.
     public var bindsLoopbackOnly: Bool {
@@ -70,6 +72,7 @@ public struct ServerConfiguration: Sendable {
         public var defaultClusters: String?
         public var resyncInterval: Int?
         public var clusterConcurrency: Int?
+        public var healthCheckConcurrency: Int?
 
         public init() {}
     }
@@ -85,6 +88,7 @@ public struct ServerConfiguration: Sendable {
         "public-metrics": "ENDPOINT_REGISTRY_PUBLIC_METRICS", "public-openapi": "ENDPOINT_REGISTRY_PUBLIC_OPENAPI",
         "kubeconfig": "KUBECONFIG", "default-clusters": "ENDPOINT_REGISTRY_DEFAULT_CLUSTERS",
         "resync-interval": "ENDPOINT_REGISTRY_RESYNC_INTERVAL", "cluster-concurrency": "ENDPOINT_REGISTRY_CLUSTER_CONCURRENCY",
+        "health-check-concurrency": "ENDPOINT_REGISTRY_HEALTH_CHECK_CONCURRENCY",
     ]
 
     public static func resolve(flags: Flags, environment: [String: String]) throws(Invalid) -> ServerConfiguration {
@@ -156,6 +160,9 @@ public struct ServerConfiguration: Sendable {
         }
         if let seconds = try integer("resync-interval", flags.resyncInterval, in: 1...86_400) { configuration.resyncIntervalSeconds = seconds }
         if let count = try integer("cluster-concurrency", flags.clusterConcurrency, in: 1...64) { configuration.clusterConcurrency = count }
+        if let count = try integer("health-check-concurrency", flags.healthCheckConcurrency, in: 1...1024) {
+            configuration.healthCheckConcurrency = count
+        }
         if let level = try choice("log-level", flags.logLevel, Logger.Level.self) { configuration.logLevel = level }
         if let format = try choice("log-format", flags.logFormat, LogFormat.self) { configuration.logFormat = format }
         let certificate = text("tls-cert", flags.tlsCert)
