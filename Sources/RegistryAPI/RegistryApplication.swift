@@ -33,7 +33,7 @@ public final class RegistryApplication: HTTPHandler {
     public init(
         store: ServiceStore, logger: Logger, authenticator: TokenAuthenticator? = nil, openness: Openness = Openness(),
         clusters: Clusters = .none, defaultClusters: [String] = [], reconcilerConfiguration: Reconciler.Configuration = Reconciler.Configuration(),
-        livenessConfiguration: HealthChecker.Configuration = HealthChecker.Configuration(), prober: any Prober = CurlProber()
+        livenessConfiguration: HealthChecker.Configuration = HealthChecker.Configuration(), prober: any Prober = SocketProber()
     ) {
         self.store = store
         self.logger = logger

@@ -13,6 +13,7 @@ SVC=$API/v1/services/storage/rgw
 ip link set lo up
 ip addr add 192.0.2.10/32 dev lo
 ip addr add 192.0.2.11/32 dev lo
+ip addr add 192.0.2.12/32 dev lo
 
 PIDS=""
 cleanup() { for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -69,6 +70,20 @@ echo "ok: registered"
 ready_is "192.0.2.10,192.0.2.11" || { echo "FAIL: a new registration is not rendered ready"; exit 1; }
 echo "ok: unknown addresses rendered ready"
 waitfor 15 "both healthy" states_are "healthy,healthy"
+
+# A tcp check (plain nonblocking connect): the address with no listener is refused.
+curl -sf -X POST "$API/v1/services" -H 'Content-Type: application/json' -d '{
+  "namespace": "storage", "name": "tcp", "ports": [{"port": 8080}],
+  "addresses": [{"ip": "192.0.2.10"}, {"ip": "192.0.2.12"}],
+  "healthCheck": {"type": "tcp", "intervalSeconds": 2, "timeoutSeconds": 1, "healthyThreshold": 1, "unhealthyThreshold": 1}
+}' >/dev/null
+tcp_states() {
+    [ "$(curl -sf "$API/v1/services/storage/tcp/health" | python3 -c '
+import json, sys
+print(",".join(a["health"]["state"] for a in json.load(sys.stdin)["addresses"]))')" = "$1" ]
+}
+waitfor 15 "tcp check: listener healthy, no listener unhealthy" tcp_states "healthy,unhealthy"
+curl -sf -X DELETE "$API/v1/services/storage/tcp" >/dev/null
 
 kill "$B"; wait "$B" 2>/dev/null || true
 start=$(date +%s)
