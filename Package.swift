@@ -57,9 +57,13 @@ let package = Package(
         .target(
             name: "RegistryClient", dependencies: ["KubernetesClient", "RegistryCore"], swiftSettings: settings),
         .target(
+            name: "Liveness",
+            dependencies: ["RegistryCore", "RegistryStorage", "CCurl", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: settings),
+        .target(
             name: "RegistryAPI",
             dependencies: [
-                "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources", "KubernetesClient", "Reconciler",
+                "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources", "KubernetesClient", "Reconciler", "Liveness",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
@@ -89,6 +93,10 @@ let package = Package(
                 "Reconciler", "RegistryCore", "RegistryStorage", "KubernetesClient", "RegistryResources",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: settings),
+        .testTarget(
+            name: "LivenessTests",
+            dependencies: ["Liveness", "RegistryCore", "RegistryStorage", .product(name: "Logging", package: "swift-log")],
             swiftSettings: settings),
         .testTarget(name: "KubernetesClientTests", dependencies: ["KubernetesClient", "RegistryCore", "TestSupport"], swiftSettings: settings),
         .testTarget(

@@ -78,6 +78,7 @@ public final class Reconciler: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let resyncSignal = Condition()
     private let threads = Mutex<Int>(0)
+    private let view = Mutex<(@Sendable (ExternalService) -> ExternalService)?>(nil)
 
     public init(
         store: ServiceStore, clients: [any ClusterClient], configuration: Configuration = Configuration(), logger: Logger,
@@ -213,6 +214,35 @@ public final class Reconciler: Sendable {
 
     // MARK: - Triggers
 
+    /// Sets what the clusters are given for a registration instead of the registration itself:
+    /// Liveness replaces each address's `ready` with its effective readiness (issue 13).
+    public func setEffectiveView(_ transform: @escaping @Sendable (ExternalService) -> ExternalService) {
+        view.withLock { $0 = transform }
+    }
+
+    /// The service as rendered to clusters (see `setEffectiveView`).
+    func rendered(_ service: ExternalService) -> ExternalService {
+        guard let transform = view.withLock({ $0 }) else { return service }
+        return transform(service)
+    }
+
+    /// The effective rendering of these services changed without a new revision (an address's
+    /// health): queues them for every bound cluster. The reconcile states keep their phase; the
+    /// queue coalesces repeated triggers.
+    public func effectiveChanged(_ keys: [ServiceKey]) {
+        guard !stopping.load(ordering: .sequentiallyConsistent) else { return }
+        for serviceKey in keys {
+            do {
+                guard let record = try store.record(namespace: serviceKey.namespace, name: serviceKey.name) else { continue }
+                for cluster in record.service.clusters where clients[cluster] != nil {
+                    queue.add(ReconcileKey(namespace: serviceKey.namespace, name: serviceKey.name, cluster: cluster))
+                }
+            } catch {
+                logger.error("could not queue the reconcile of a health change", metadata: ["service": "\(serviceKey.namespace)/\(serviceKey.name)", "error": "\(error)"])
+            }
+        }
+    }
+
     /// After a commit: every cluster the services are bound to, or were bound to.
     private func changed(_ keys: [ServiceKey]) {
         var updates: [ReconcileState] = []
@@ -323,7 +353,7 @@ public final class Reconciler: Sendable {
                     let key = ReconcileKey(namespace: namespace, name: record.service.name, cluster: clusterName)
                     let state = stateByKey[key]
                     if queue.isWaiting(key) || state?.state == .failing { continue }
-                    let differences = LiveComparison.compare(rendering: ManifestRenderer.render(record.service).objects, live: live[record.service.name] ?? [])
+                    let differences = LiveComparison.compare(rendering: ManifestRenderer.render(rendered(record.service)).objects, live: live[record.service.name] ?? [])
                     if differences.isEmpty, let state, state.uid == record.uid, state.revision == record.revision {
                         insync.append(key)
                         continue
@@ -389,13 +419,13 @@ public final class Reconciler: Sendable {
                     completion(.failure(.serviceGone("\(key.namespace)/\(key.name)")))
                     continue
                 }
-                do { completion(.success(try ClusterSync.diff(record.service, client: client))) } catch { completion(.failure(.kubernetes(error))) }
+                do { completion(.success(try ClusterSync.diff(rendered(record.service), client: client))) } catch { completion(.failure(.kubernetes(error))) }
             case .push(dryRun: true, adopt: let adopt, completion: let completion):
                 guard let record else {
                     completion(SyncResult(cluster: key.cluster, error: .serviceGone("\(key.namespace)/\(key.name)"), dryRun: true))
                     continue
                 }
-                completion(ClusterSync.ensure(record.service, client: client, adopt: adopt, dryRun: true))
+                completion(ClusterSync.ensure(rendered(record.service), client: client, adopt: adopt, dryRun: true))
             case .push(dryRun: false, adopt: let adopt, completion: let completion):
                 waiters.append((adopt, true, completion))
             case .settle(let completion):
@@ -409,7 +439,7 @@ public final class Reconciler: Sendable {
         let result: SyncResult
         if let record, bound || realPush {
             let source: ReconcileState.Source = bound ? .binding : .push
-            result = ClusterSync.ensure(record.service, client: client, adopt: waiters.contains { $0.adopt }, dryRun: false)
+            result = ClusterSync.ensure(rendered(record.service), client: client, adopt: waiters.contains { $0.adopt }, dryRun: false)
             settle(key, record: record, previous: state, source: source, result: result)
         } else if let record, let state, state.source == .push {
             result = observe(key, record: record, state: state, client: client)
@@ -481,7 +511,7 @@ public final class Reconciler: Sendable {
         var updated = state
         var result = SyncResult(cluster: key.cluster)
         do {
-            let differences = try ClusterSync.diff(record.service, client: client)
+            let differences = try ClusterSync.diff(rendered(record.service), client: client)
             if differences.isEmpty {
                 updated.state = .synced
                 updated.lastSyncTime = ServiceStore.rfc3339(Date())

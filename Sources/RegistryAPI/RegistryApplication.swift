@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 public import HTTPServer
 import KubernetesClient
+public import Liveness
 public import Logging
 public import Reconciler
 import RegistryCore
@@ -21,6 +22,8 @@ public final class RegistryApplication: HTTPHandler {
     let refusals: RefusalAggregator
     /// Keeps bound services in their clusters; started by `RegistryService` (or the caller).
     public let reconciler: Reconciler
+    /// Probes the addresses of services with a `healthCheck`; started by `startLiveness()`.
+    public let liveness: HealthChecker
 
     /// Which otherwise protected documents are open to callers without a token.
     public struct Openness: Sendable {
@@ -31,7 +34,8 @@ public final class RegistryApplication: HTTPHandler {
 
     public init(
         store: ServiceStore, logger: Logger, authenticator: TokenAuthenticator? = nil, openness: Openness = Openness(),
-        clusters: Clusters = .none, defaultClusters: [String] = [], reconcilerConfiguration: Reconciler.Configuration = Reconciler.Configuration()
+        clusters: Clusters = .none, defaultClusters: [String] = [], reconcilerConfiguration: Reconciler.Configuration = Reconciler.Configuration(),
+        livenessConfiguration: HealthChecker.Configuration = HealthChecker.Configuration(), prober: any Prober = SocketProber()
     ) {
         self.store = store
         self.logger = logger
@@ -46,12 +50,48 @@ public final class RegistryApplication: HTTPHandler {
             configuration: reconcilerConfiguration, logger: logger, observer: metrics)
         self.reconciler = reconciler
         metrics.reconciler = reconciler
+        let liveness = HealthChecker(prober: prober, configuration: livenessConfiguration, logger: logger, observer: metrics)
+        self.liveness = liveness
+        metrics.liveness = liveness
+        reconciler.setEffectiveView { liveness.effective($0) }
+        liveness.onChange { [weak reconciler] keys in reconciler?.effectiveChanged(keys) }
         let push = PushHandlers(clusters: clusters, reconciler: reconciler, store: store, metrics: metrics, logger: logger)
         self.router = Router(
             routes: RegistryApplication.routes(
                 services: ServiceHandlers(store: store, push: push, defaultClusters: defaultClusters),
-                manifests: ManifestHandlers(store: store, cache: RenderCache(), defaultClusters: defaultClusters),
-                audit: AuditHandlers(store: store, refusals: refusals), push: push, metrics: metrics, store: store, openness: openness))
+                manifests: ManifestHandlers(store: store, cache: RenderCache(), defaultClusters: defaultClusters, liveness: liveness),
+                audit: AuditHandlers(store: store, refusals: refusals), push: push, metrics: metrics, store: store, openness: openness,
+                health: HealthHandlers(store: store, liveness: liveness)))
+    }
+
+    /// Loads every registration into the health checker, follows later commits, and starts its
+    /// probes (once per process).
+    public func startLiveness() throws(StoreError) {
+        let liveness = self.liveness
+        let store = self.store
+        let logger = self.logger
+        store.onChange { keys in
+            for key in keys {
+                do {
+                    liveness.update(namespace: key.namespace, name: key.name, service: try store.record(namespace: key.namespace, name: key.name)?.service)
+                } catch {
+                    logger.error("health checks not updated after a change", metadata: ["service": "\(key.namespace)/\(key.name)", "error": "\(error)"])
+                }
+            }
+        }
+        // Probes start even when the services cannot be read now (later commits add them).
+        defer { liveness.start() }
+        var after: ServiceKey? = nil
+        repeat {
+            let page = try store.list(namespace: nil, selector: .everything, after: after, limit: 500)
+            for document in page.documents {
+                guard let json = try? JSONParser.parse(document), let record = ServiceDecoder.storedRecord(json) else { continue }
+                if record.service.healthCheck != nil {
+                    liveness.update(namespace: record.service.namespace, name: record.service.name, service: record.service)
+                }
+            }
+            after = page.next
+        } while after != nil
     }
 
     /// The reconciler's clients of the usable clusters of `clusters` (at start-up and after a
@@ -66,7 +106,7 @@ public final class RegistryApplication: HTTPHandler {
 
     static func routes(
         services: ServiceHandlers, manifests: ManifestHandlers, audit: AuditHandlers, push: PushHandlers, metrics: RegistryMetrics,
-        store: ServiceStore, openness: Openness
+        store: ServiceStore, openness: Openness, health: HealthHandlers
     ) -> [Route] {
         [
             Route("GET", "/healthz", "getHealth", permission: nil) { _ in Responses.json(200, .object(JSONObject([("status", .string("ok"))]))) },
@@ -104,6 +144,7 @@ public final class RegistryApplication: HTTPHandler {
                 "GET", "/v1/manifests", "listManifests", query: ["namespace", "labelSelector", "format", "endpoints"],
                 handler: manifests.listManifests),
             Route("GET", "/v1/services/{namespace}/{name}/history", "getServiceHistory", query: ["limit", "continue"], handler: audit.getServiceHistory),
+            Route("GET", "/v1/services/{namespace}/{name}/health", "getServiceHealth", handler: health.getServiceHealth),
             Route("GET", "/v1/clusters", "listClusters", query: ["probe"], handler: push.listClusters),
             Route("GET", "/v1/clusters/{name}/status", "getClusterStatus", handler: push.getClusterStatus),
             Route("POST", "/v1/services/{namespace}/{name}/push", "pushService", query: ["timeout"], permission: .push, handler: push.pushService),

@@ -1,6 +1,7 @@
 import Foundation
 public import HTTPServer
 import KubernetesClient
+import Liveness
 public import Logging
 import Reconciler
 import RegistryResources
@@ -66,18 +67,29 @@ public final class RegistryService: Sendable {
         var reconcilerConfiguration = Reconciler.Configuration()
         reconcilerConfiguration.resyncInterval = .seconds(configuration.resyncIntervalSeconds)
         reconcilerConfiguration.clusterConcurrency = configuration.clusterConcurrency
+        var livenessConfiguration = HealthChecker.Configuration()
+        livenessConfiguration.maxInFlight = configuration.healthCheckConcurrency
         clusters = Clusters(targets: targets)
         application = RegistryApplication(
             store: store, logger: logger, authenticator: authenticator, openness: configuration.openness, clusters: clusters,
-            defaultClusters: configuration.defaultClusters, reconcilerConfiguration: reconcilerConfiguration)
+            defaultClusters: configuration.defaultClusters, reconcilerConfiguration: reconcilerConfiguration,
+            livenessConfiguration: livenessConfiguration)
         retention = Retention(
             store: store, policy: Retention.Policy(auditRetentionDays: configuration.auditRetentionDays, historyLimit: configuration.historyLimit),
             aggregator: application.refusals, logger: logger)
         retention.start()
         application.reconciler.start()
         do {
+            try application.startLiveness()
+        } catch {
+            // A database that cannot be read now answers 503 on every route; health checks start
+            // with the services as they are registered later.
+            logger.error("health checks could not load the registered services: \(error)")
+        }
+        do {
             server = try HTTPServer(configuration: configuration.http, handler: application)
         } catch {
+            _ = application.liveness.shutdown(deadline: .seconds(1))
             _ = application.reconciler.shutdown(deadline: .seconds(1))
             retention.stop()
             throw .listen(error.description)
@@ -165,6 +177,9 @@ public final class RegistryService: Sendable {
     /// then checkpoints the database.
     public func shutdown() {
         logger.notice("shutting down", metadata: ["inFlight": "\(server.requestsInFlight)"])
+        if !application.liveness.shutdown(deadline: .seconds(configuration.shutdownGraceSeconds)) {
+            logger.warning("some health-check probes were still running at the shutdown deadline")
+        }
         if !application.reconciler.shutdown(deadline: .seconds(configuration.shutdownGraceSeconds)) {
             logger.warning("some cluster applies were still running at the shutdown deadline")
         }

@@ -526,7 +526,7 @@ public final class ServiceStore: Sendable {
     /// Registers or updates `services` all together in one transaction: either every change is
     /// committed or none. With `dryRun` the same decisions are made and then rolled back.
     /// Manifests carry no bindings: a service imported without `clusters` keeps the clusters it
-    /// is bound to, or gets `defaultClusters` when new.
+    /// is bound to, or gets `defaultClusters` when new; one without `healthCheck` keeps its own.
     public func importServices(
         _ services: [ExternalService], onConflict: ImportConflictPolicy, dryRun: Bool, audit: AuditContext = .unattributed,
         defaultClusters: [String] = []
@@ -540,6 +540,8 @@ public final class ServiceStore: Sendable {
                     let key = ServiceKey(namespace: service.namespace, name: service.name)
                     let existing = try ServiceStore.existing(connection, namespace: key.namespace, name: key.name)
                     if service.clusters.isEmpty { service.clusters = existing?.service.clusters ?? defaultClusters }
+                    // Nor health checks: an existing service keeps its own.
+                    if service.healthCheck == nil { service.healthCheck = existing?.service.healthCheck }
                     guard var current = existing else {
                         let record = ServiceRecord(
                             service: service, uid: UUID().uuidString.lowercased(), revision: 1, createdAt: time, updatedAt: time)

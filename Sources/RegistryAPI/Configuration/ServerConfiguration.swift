@@ -41,6 +41,8 @@ public struct ServerConfiguration: Sendable {
     public var resyncIntervalSeconds = 300
     /// Most services reconciled at once in one cluster (the total is bounded too).
     public var clusterConcurrency = 4
+    /// Most health-check probes in flight at once.
+    public var healthCheckConcurrency = 64
 
     /// True for 127.0.0.0/8 and ::1.
     public var bindsLoopbackOnly: Bool {

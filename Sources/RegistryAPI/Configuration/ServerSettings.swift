@@ -155,6 +155,10 @@ public enum ServerSettings {
             "Most services reconciled at once in one cluster (16 at most in all).") { raw, configuration throws(SettingValueError) in
             configuration.clusterConcurrency = try integer(raw, in: 1...64)
         },
+        setting("health-check-concurrency", "ENDPOINT_REGISTRY_HEALTH_CHECK_CONCURRENCY", .value(placeholder: "count"), "64",
+            "Most health-check probes in flight at once.") { raw, configuration throws(SettingValueError) in
+            configuration.healthCheckConcurrency = try integer(raw, in: 1...1024)
+        },
     ]
 
     private static func setting(

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPServer
+import Liveness
 import RegistryCore
 import RegistryStorage
 
@@ -9,6 +10,8 @@ struct ManifestHandlers: Sendable {
     let cache: RenderCache
     /// `clusters` of services new to the registry on import (`--default-clusters`).
     var defaultClusters: [String] = []
+    /// Effective readiness of health-checked addresses (issue 13).
+    var liveness: HealthChecker? = nil
 
     /// The output format: `?format=` wins, then `Accept`; YAML by default. 406 when the client
     /// accepts neither.
@@ -41,13 +44,19 @@ struct ManifestHandlers: Sendable {
 
     /// The rendering of `version`, from the cache or rendered now; nil if the service is gone.
     private func rendered(_ version: ServiceVersion, mode: EndpointsMode?, format: ManifestFormat) throws -> RenderedService? {
-        let key = RenderCache.Key(version: version, mode: mode, format: format)
+        let epoch = healthEpoch(version.key)
+        let key = RenderCache.Key(version: version, mode: mode, format: format, healthEpoch: epoch)
         if let hit = cache.cached(key) { return hit }
         guard let record = try store.record(namespace: version.key.namespace, name: version.key.name) else { return nil }
         let current = ServiceVersion(key: version.key, uid: record.uid, revision: record.revision)
-        return cache.rendered(RenderCache.Key(version: current, mode: mode, format: format)) {
-            RenderCache.render(record.service, mode: mode, format: format)
+        return cache.rendered(RenderCache.Key(version: current, mode: mode, format: format, healthEpoch: epoch)) {
+            RenderCache.render(liveness?.effective(record.service) ?? record.service, mode: mode, format: format)
         }
+    }
+
+    /// Changes when health checks change what is rendered ready (0 without a health check).
+    private func healthEpoch(_ key: ServiceKey) -> Int {
+        liveness?.epoch(namespace: key.namespace, name: key.name) ?? 0
     }
 
     /// The body is sent from the cached renderings themselves (segments), so that many clients
@@ -84,7 +93,8 @@ struct ManifestHandlers: Sendable {
         guard let version = try store.version(namespace: namespace, name: name),
             let rendered = try rendered(version, mode: mode, format: format)
         else { throw StoreError.notFound(namespace: namespace, name: name) }
-        let etag = "\"\(version.revision)-\(version.uid.prefix(8))-\(mode?.rawValue ?? "default")-\(format.rawValue)\""
+        let epoch = healthEpoch(version.key)
+        let etag = "\"\(version.revision)-\(version.uid.prefix(8))-\(mode?.rawValue ?? "default")-\(format.rawValue)\(epoch == 0 ? "" : "-h\(epoch)")\""
         if RequestChecks.notModified(context.request, etag: etag) { return Responses.notModified(etag: etag) }
         return response(format, [rendered], etag: etag)
     }

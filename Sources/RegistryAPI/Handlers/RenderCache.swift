@@ -19,6 +19,8 @@ final class RenderCache: Sendable {
         /// nil: the service's own endpointsMode (part of the revision's content).
         var mode: EndpointsMode?
         var format: ManifestFormat
+        /// `HealthChecker.epoch` of the service: the effective readiness rendered.
+        var healthEpoch = 0
     }
 
     private struct State {

@@ -1,5 +1,6 @@
 import CoreMetrics
 import Foundation
+import Liveness
 import Prometheus
 import Reconciler
 import RegistryStorage
@@ -9,7 +10,7 @@ import Synchronization
 /// bootstrap, so several servers can live in one process): requests by route, method and
 /// status; latency histograms by route and method; and, read at scrape time, the number of
 /// services and addresses and the size of the database.
-final class RegistryMetrics: ReconcilerObserver, Sendable {
+final class RegistryMetrics: ReconcilerObserver, LivenessObserver, Sendable {
     private let registry = PrometheusCollectorRegistry()
     private let reconcilerReference = Mutex<Reconciler?>(nil)
     /// Read at scrape time for the queue depth and per-cluster gauges.
@@ -17,7 +18,13 @@ final class RegistryMetrics: ReconcilerObserver, Sendable {
         get { reconcilerReference.withLock { $0 } }
         set { reconcilerReference.withLock { $0 = newValue } }
     }
+    private let livenessReference = Mutex<HealthChecker?>(nil)
+    var liveness: HealthChecker? {
+        get { livenessReference.withLock { $0 } }
+        set { livenessReference.withLock { $0 = newValue } }
+    }
     private let factory: PrometheusMetricsFactory
+    private let probeTimer = Mutex<CoreMetrics.Timer?>(nil)
     private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
     /// Per (route, method, status): the request counter and the route's latency timer, found with
     /// one lock and one lookup on the hot path.
@@ -99,7 +106,36 @@ final class RegistryMetrics: ReconcilerObserver, Sendable {
     }
 
     /// The Prometheus text exposition, with the store's gauges refreshed.
+    /// `endpoint_registry_health_probe_duration_seconds` (histogram) and
+    /// `endpoint_registry_health_probe_failures_total{reason}` (refused, timeout, tls, status, other).
+    func probed(namespace: String, name: String, duration: Duration, failure: ProbeFailure?) {
+        let timer = probeTimer.withLock { timer in
+            if let timer { return timer }
+            let created = CoreMetrics.Timer(label: "endpoint_registry_health_probe_duration_seconds", factory: factory)
+            timer = created
+            return created
+        }
+        timer.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        if let failure { counter("endpoint_registry_health_probe_failures_total", [("reason", failure.reason)]).increment() }
+    }
+
+    /// `endpoint_registry_health_fail_open_total{namespace,service}`: times every address of a
+    /// service was unhealthy and all were rendered ready.
+    func failedOpen(namespace: String, name: String) {
+        counter("endpoint_registry_health_fail_open_total", [("namespace", namespace), ("service", name)]).increment()
+    }
+
     func exposition(store: ServiceStore) -> [UInt8] {
+        if let liveness {
+            for entry in liveness.counts() {
+                for (state, count) in [("healthy", entry.healthy), ("unhealthy", entry.unhealthy), ("unknown", entry.unknown)] {
+                    CoreMetrics.Gauge(
+                        label: "endpoint_registry_health_addresses",
+                        dimensions: [("namespace", entry.service.namespace), ("service", entry.service.name), ("state", state)], factory: factory
+                    ).record(count)
+                }
+            }
+        }
         if let reconciler {
             CoreMetrics.Gauge(label: "endpoint_registry_reconcile_queue_depth", factory: factory).record(reconciler.queue.depth)
             for cluster in reconciler.clusterNames {

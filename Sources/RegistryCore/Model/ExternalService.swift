@@ -150,12 +150,14 @@ public struct ExternalService: Sendable, Equatable {
     public var clusters: [String]
     // MARK: Service spec fields (issue 12; see ServiceSpecFields.swift)
     public var spec = ServiceSpecFields()
+    /// Liveness (issue 13): how each address is checked; `nil`: addresses are ready as registered.
+    public var healthCheck: HealthCheck?
 
     public init(
         namespace: String = ExternalService.defaultNamespace, name: String, description: String? = nil,
         labels: [String: String] = [:], annotations: [String: String] = [:], type: ServiceType = .clusterIP,
         externalName: String? = nil, ports: [ServicePort] = [], addresses: [EndpointAddress] = [],
-        endpointsMode: EndpointsMode = .both, clusters: [String] = []
+        endpointsMode: EndpointsMode = .both, clusters: [String] = [], healthCheck: HealthCheck? = nil
     ) {
         self.namespace = namespace
         self.name = name
@@ -168,6 +170,7 @@ public struct ExternalService: Sendable, Equatable {
         self.addresses = addresses
         self.endpointsMode = endpointsMode
         self.clusters = clusters
+        self.healthCheck = healthCheck
     }
 }
 
@@ -190,6 +193,11 @@ extension ExternalService {
         }.map(\.address)
         if type == .externalName { endpointsMode = .both }
         clusters = Array(Set(clusters)).sorted()
+        if var check = healthCheck, check.type != .tcp {
+            check.path = check.path ?? "/"
+            check.expectedStatuses = check.expectedStatuses ?? HealthCheck.defaultExpectedStatuses
+            healthCheck = check
+        }
         normalizeSpecFields()
     }
 

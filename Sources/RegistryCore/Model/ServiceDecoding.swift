@@ -187,7 +187,7 @@ private final class Reader {
 
     static let serviceFields: Set<String> = Set([
         "namespace", "name", "description", "labels", "annotations", "type", "externalName", "ports", "addresses",
-        "endpointsMode", "clusters", "uid", "revision", "createdAt", "updatedAt", "warnings",
+        "endpointsMode", "clusters", "healthCheck", "uid", "revision", "createdAt", "updatedAt", "warnings",
     ]).union(specFieldNames)
     static let specFieldNames = ServiceSpecFields.fieldNames
 
@@ -213,7 +213,8 @@ private final class Reader {
             ports: objects(object, "ports", path: "", limit: ServiceValidator.maxPorts).map { port($0.0, path: $0.1) },
             addresses: objects(object, "addresses", path: "", limit: ServiceValidator.maxAddresses).map { address($0.0, path: $0.1) },
             endpointsMode: enumeration(object, "endpointsMode", path: "", default: EndpointsMode.both),
-            clusters: stringList(object, "clusters", path: ""))
+            clusters: stringList(object, "clusters", path: ""),
+            healthCheck: healthCheck(object, "healthCheck"))
         service.spec = specFields(object)
         _ = string(object, "createdAt", path: "")
         _ = string(object, "updatedAt", path: "")
@@ -221,6 +222,75 @@ private final class Reader {
             service: service, uid: string(object, "uid", path: ""), revision: integer(object["revision"], path: "revision"))
         input.clustersGiven = object["clusters"] != nil && object["clusters"] != .null
         return input
+    }
+
+    static let healthCheckFields: Set<String> = [
+        "type", "port", "path", "host", "expectedStatuses", "tlsSkipVerify", "intervalSeconds", "timeoutSeconds",
+        "healthyThreshold", "unhealthyThreshold", "startUnhealthy", "failOpen",
+    ]
+
+    /// Liveness (issue 13): `healthCheck`, with its defaults.
+    func healthCheck(_ parent: JSONObject, _ key: String) -> HealthCheck? {
+        let path = key
+        switch parent[key] {
+        case nil, .null?: return nil
+        case .object(let object)?:
+            checkKnown(object, path: path, known: Reader.healthCheckFields)
+            if object["type"] == nil || object["type"] == .null {
+                typeErrorPaths.insert(join(path, "type"))
+                violations.append(FieldViolation(join(path, "type"), .required, "is required (supported values: \"tcp\", \"http\", \"https\")"))
+            }
+            var port: HealthCheck.Port?
+            switch object["port"] {
+            case nil, .null?: port = nil
+            case .string(let name)?: port = .name(name)
+            case .number?:
+                if let number = integer(object["port"], path: join(path, "port")) { port = .number(number) }
+            case let other?: typeError(join(path, "port"), expected: "an integer or a port name", got: other)
+            }
+            var statuses: [ClosedRange<Int>]?
+            let statusesPath = join(path, "expectedStatuses")
+            switch object["expectedStatuses"] {
+            case nil, .null?: statuses = nil
+            case .array(let elements)?:
+                var ranges: [ClosedRange<Int>] = []
+                for (index, element) in elements.enumerated() {
+                    let elementPath = "\(statusesPath)[\(index)]"
+                    switch element {
+                    case .string(let text):
+                        if let range = HealthCheck.statusRange(text) {
+                            ranges.append(range)
+                        } else {
+                            typeErrorPaths.insert(elementPath)
+                            violations.append(FieldViolation(elementPath, .invalid, "\"\(text)\": must be a status code or a range \"low-high\" (e.g. \"200-399\")"))
+                        }
+                    case .number:
+                        if let code = integer(element, path: elementPath) { ranges.append(code...code) }
+                    default: typeError(elementPath, expected: "a status code or a range \"low-high\"", got: element)
+                    }
+                }
+                if ranges.count < elements.count { typeErrorPaths.insert(statusesPath) }
+                statuses = ranges
+            case let other?: typeError(statusesPath, expected: "an array", got: other)
+            }
+            func int(_ name: String, _ value: Int) -> Int { integer(object[name], path: join(path, name)) ?? value }
+            return HealthCheck(
+                type: enumeration(object, "type", path: path, default: HealthCheck.Kind.tcp),
+                port: port,
+                path: string(object, "path", path: path),
+                host: string(object, "host", path: path),
+                expectedStatuses: statuses,
+                tlsSkipVerify: bool(object, "tlsSkipVerify", path: path) ?? false,
+                intervalSeconds: int("intervalSeconds", HealthCheck.defaultIntervalSeconds),
+                timeoutSeconds: int("timeoutSeconds", HealthCheck.defaultTimeoutSeconds),
+                healthyThreshold: int("healthyThreshold", HealthCheck.defaultHealthyThreshold),
+                unhealthyThreshold: int("unhealthyThreshold", HealthCheck.defaultUnhealthyThreshold),
+                startUnhealthy: bool(object, "startUnhealthy", path: path) ?? false,
+                failOpen: bool(object, "failOpen", path: path) ?? true)
+        case let other?:
+            typeError(path, expected: "an object", got: other)
+            return nil
+        }
     }
 
     func port(_ object: JSONObject, path: String) -> ServicePort {

@@ -21,6 +21,7 @@ public enum ServiceEncoder {
         object["annotations"] = stringMap(service.annotations)
         object["ports"] = .array(service.ports.map(json))
         object["addresses"] = .array(service.addresses.map(json))
+        if let healthCheck = service.healthCheck { object["healthCheck"] = json(healthCheck) }
         return .object(object)
     }
 
@@ -77,6 +78,30 @@ public enum ServiceEncoder {
         if service.type == .loadBalancer {
             object["allocateLoadBalancerNodePorts"] = .bool(fields.allocateLoadBalancerNodePorts ?? true)
         }
+    }
+
+    /// Liveness (issue 13): the health check with its defaults written out.
+    public static func json(_ check: HealthCheck) -> JSONValue {
+        var object = JSONObject()
+        object["type"] = .string(check.type.rawValue)
+        switch check.port {
+        case .number(let number)?: object["port"] = .integer(number)
+        case .name(let name)?: object["port"] = .string(name)
+        case nil: break
+        }
+        if check.type != .tcp {
+            object["path"] = .string(check.path ?? "/")
+            if let host = check.host { object["host"] = .string(host) }
+            object["expectedStatuses"] = .array(check.effectiveExpectedStatuses.map { .string(HealthCheck.text($0)) })
+        }
+        if check.type == .https { object["tlsSkipVerify"] = .bool(check.tlsSkipVerify) }
+        object["intervalSeconds"] = .integer(check.intervalSeconds)
+        object["timeoutSeconds"] = .integer(check.timeoutSeconds)
+        object["healthyThreshold"] = .integer(check.healthyThreshold)
+        object["unhealthyThreshold"] = .integer(check.unhealthyThreshold)
+        object["startUnhealthy"] = .bool(check.startUnhealthy)
+        object["failOpen"] = .bool(check.failOpen)
+        return .object(object)
     }
 
     static func stringMap(_ map: [String: String]) -> JSONValue {

@@ -81,6 +81,7 @@ public enum ServiceValidator {
         violations += validatePorts(service, skipping: skipping)
         violations += validateAddresses(service, skipping: skipping)
         violations += validateSpecFields(service, skipping: skipping)
+        violations += validateHealthCheck(service, skipping: skipping)
         return violations
     }
 

@@ -1,0 +1,522 @@
+public import Foundation
+public import Logging
+public import RegistryCore
+public import RegistryStorage
+import Synchronization
+
+/// Receives what the checker measures (metrics).
+public protocol LivenessObserver: Sendable {
+    /// One probe finished; `failure` is nil on success.
+    func probed(namespace: String, name: String, duration: Duration, failure: ProbeFailure?)
+    /// Every address of a service became unhealthy and `failOpen` renders them all ready.
+    func failedOpen(namespace: String, name: String)
+}
+
+/// The active health checker (issue 13): probes every address (IP and probed port) of every
+/// service that has a `healthCheck`, keeps each address's state machine, and tells its
+/// subscriber which services' effective readiness changed.
+///
+/// Threads: `maxInFlight` worker threads share one schedule (a min-heap of due times). At most
+/// one idle worker waits for the next due time; the others sleep until signalled, so idle
+/// workers cost nothing. Each address is first probed at a random point of its interval (so
+/// 10,000 new addresses do not fire at once), then every `intervalSeconds` with ±10 % jitter;
+/// when every worker is busy, due probes wait (at most `maxInFlight` in flight). Each probe is
+/// bounded by the check's `timeoutSeconds` (the prober enforces it). Nothing here runs on an
+/// HTTP thread.
+public final class HealthChecker: Sendable {
+    public struct Configuration: Sendable {
+        /// Most probes in flight at once (worker threads).
+        public var maxInFlight = 64
+        /// Health events kept per service (oldest dropped first).
+        public var maxEventsPerService = 100
+        /// Relative jitter applied to every interval, in [0, 0.5).
+        public var jitter = 0.1
+        public init() {}
+    }
+
+    /// One change of state of one address, or of the service's fail-open condition.
+    public struct Event: Sendable, Equatable {
+        public var time: Date
+        /// nil for a service-level event (the `allBackendsUnhealthy` condition).
+        public var target: ProbeTarget?
+        public var from: String
+        public var to: String
+        public var message: String?
+    }
+
+    /// The health of one probed address as the API shows it.
+    public struct AddressReport: Sendable, Equatable {
+        public var target: ProbeTarget
+        public var health: AddressHealth
+    }
+
+    /// The `allBackendsUnhealthy` condition of a service (Kubernetes condition shape).
+    public struct Condition: Sendable, Equatable {
+        public static let allBackendsUnhealthy = "allBackendsUnhealthy"
+        public var type: String
+        public var status: Bool
+        public var lastTransitionTime: Date
+        public var message: String
+    }
+
+    public struct ServiceReport: Sendable, Equatable {
+        public var addresses: [AddressReport]
+        public var conditions: [Condition]
+        /// Oldest first.
+        public var events: [Event]
+    }
+
+    struct EntryID: Hashable, Sendable {
+        var service: ServiceKey
+        var target: ProbeTarget
+    }
+
+    private struct Entry {
+        var check: HealthCheck
+        var health: AddressHealth
+        var due: ContinuousClock.Instant
+        var generation: Int
+        var inFlight = false
+    }
+
+    private struct ServiceState {
+        var check: HealthCheck
+        /// Probed targets, and whether at least one address on each is registered ready.
+        var targets: [ProbeTarget: Bool]
+        var events: [Event] = []
+        var allUnhealthy: Condition?
+        /// Bumped whenever the effective readiness may have changed.
+        var epoch = 0
+    }
+
+    private struct Due: Comparable {
+        var instant: ContinuousClock.Instant
+        var id: EntryID
+        var generation: Int
+        static func < (lhs: Due, rhs: Due) -> Bool { lhs.instant < rhs.instant }
+        static func == (lhs: Due, rhs: Due) -> Bool { lhs.instant == rhs.instant && lhs.generation == rhs.generation }
+    }
+
+    private struct State {
+        var entries: [EntryID: Entry] = [:]
+        var services: [ServiceKey: ServiceState] = [:]
+        var schedule = MinHeap<Due>()
+        var nextGeneration = 0
+        var timerWaiting = false
+        var stopping = false
+        var running = 0
+        var spawned = false
+        var inFlight = 0
+    }
+
+    private let prober: any Prober
+    private let configuration: Configuration
+    private let logger: Logger
+    private let observer: (any LivenessObserver)?
+    private let lock = ScheduleLock()
+    /// Only touched with `lock` held; the Mutex makes the shared state visibly Sendable.
+    private let state = Mutex(State())
+    private let subscribers = Mutex<[@Sendable ([ServiceKey]) -> Void]>([])
+    private let started = Atomic<Bool>(false)
+    private let now: @Sendable () -> Date
+
+    public init(
+        prober: any Prober, configuration: Configuration = Configuration(), logger: Logger, observer: (any LivenessObserver)? = nil,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.prober = prober
+        self.configuration = configuration
+        self.logger = logger
+        self.observer = observer
+        self.now = now
+    }
+
+    /// Called (off the lock, from a worker thread) with the services whose rendering may have
+    /// changed: an address crossed a threshold or the fail-open condition flipped.
+    public func onChange(_ subscriber: @escaping @Sendable ([ServiceKey]) -> Void) {
+        subscribers.withLock { $0.append(subscriber) }
+    }
+
+    // MARK: - Life cycle
+
+    /// Starts probing; a second call does nothing (one checker per process). The worker
+    /// threads are created when the first service with a health check is known.
+    public func start() {
+        guard !started.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        spawnWorkersIfNeeded()
+    }
+
+    private func spawnWorkersIfNeeded() {
+        guard started.load(ordering: .sequentiallyConsistent) else { return }
+        let workers = max(1, configuration.maxInFlight)
+        let spawn = lock.locked {
+            state.withLock { state in
+                guard !state.spawned, !state.stopping, !state.services.isEmpty else { return false }
+                state.spawned = true
+                state.running = workers
+                return true
+            }
+        }
+        guard spawn else { return }
+        for index in 0..<workers {
+            let thread = Thread { [self] in self.work() }
+            thread.name = "health-\(index)"
+            thread.stackSize = 256 << 10
+            thread.start()
+        }
+    }
+
+    /// Stops scheduling probes and waits (up to `deadline`) for the probes in flight, which are
+    /// bounded by their timeouts. Returns false if some were still running.
+    @discardableResult
+    public func shutdown(deadline: Duration) -> Bool {
+        let limit = ContinuousClock.now.advanced(by: deadline)
+        return lock.locked {
+            state.withLock { $0.stopping = true }
+            lock.broadcast()
+            while state.withLock({ $0.running }) > 0 {
+                if ContinuousClock.now >= limit { return false }
+                lock.wait(until: limit)
+            }
+            return true
+        }
+    }
+
+    // MARK: - Registrations
+
+    /// Brings the probed addresses of one service in line with its registration (`nil`:
+    /// deleted). Addresses that stay keep their state; a changed check starts them over.
+    public func update(namespace: String, name: String, service: ExternalService?) {
+        let key = ServiceKey(namespace: namespace, name: name)
+        var desired: [ProbeTarget: Bool] = [:]
+        if let service, let check = service.healthCheck {
+            for address in service.addresses {
+                guard let port = check.probePort(for: address, servicePorts: service.ports) else { continue }
+                let target = ProbeTarget(ip: address.ip, port: port)
+                desired[target] = (desired[target] ?? false) || address.ready
+            }
+        }
+        let changed: Bool = lock.locked {
+            state.withLock { state in
+                let previous = state.services[key]
+                let check = service?.healthCheck
+                for target in previous.map({ Array($0.targets.keys) }) ?? [] {
+                    let id = EntryID(service: key, target: target)
+                    if desired[target] == nil || previous?.check != check { state.entries[id] = nil }
+                }
+                guard let check, !desired.isEmpty else {
+                    state.services[key] = nil
+                    return previous != nil
+                }
+                let clock = ContinuousClock.now
+                let interval = Double(check.intervalSeconds)
+                for target in desired.keys {
+                    let id = EntryID(service: key, target: target)
+                    guard state.entries[id] == nil else { continue }
+                    state.nextGeneration += 1
+                    let due = clock.advanced(by: .seconds(Double.random(in: 0..<interval)))
+                    state.entries[id] = Entry(check: check, health: AddressHealth(since: now()), due: due, generation: state.nextGeneration)
+                    state.schedule.push(Due(instant: due, id: id, generation: state.nextGeneration))
+                }
+                var service = previous ?? ServiceState(check: check, targets: desired)
+                service.check = check
+                service.targets = desired
+                state.services[key] = service
+                lock.broadcast()
+                return previous?.targets != desired || previous?.check != check
+            }
+        }
+        if changed { evaluate(key) }
+        spawnWorkersIfNeeded()
+    }
+
+    /// Forgets every service not in `keep` (after a full reload).
+    public func retain(only keep: Set<ServiceKey>) {
+        let gone = lock.locked { state.withLock { Array($0.services.keys.filter { !keep.contains($0) }) } }
+        for key in gone { update(namespace: key.namespace, name: key.name, service: nil) }
+    }
+
+    // MARK: - Reading
+
+    /// `service` with each address's `ready` replaced by its effective readiness: registered
+    /// `ready` AND not unhealthy (an `unknown` address counts as ready unless `startUnhealthy`).
+    /// With `failOpen`, when every registered-ready address is unhealthy, they all stay ready.
+    public func effective(_ service: ExternalService) -> ExternalService {
+        guard let check = service.healthCheck else { return service }
+        let key = ServiceKey(namespace: service.namespace, name: service.name)
+        let healths: [ProbeTarget: AddressHealth] = lock.locked {
+            state.withLock { state in
+                var found: [ProbeTarget: AddressHealth] = [:]
+                for target in state.services[key].map({ Array($0.targets.keys) }) ?? [] {
+                    if let entry = state.entries[EntryID(service: key, target: target)], entry.check == check { found[target] = entry.health }
+                }
+                return found
+            }
+        }
+        var result = service
+        var candidates: [Int] = []
+        var unhealthy = 0
+        for (index, address) in service.addresses.enumerated() where address.ready {
+            guard let port = check.probePort(for: address, servicePorts: service.ports) else { continue }
+            candidates.append(index)
+            let health = healths[ProbeTarget(ip: address.ip, port: port)]
+            if health?.state == .unhealthy { unhealthy += 1 }
+            if !(health?.allowsReady(startUnhealthy: check.startUnhealthy) ?? !check.startUnhealthy) {
+                result.addresses[index].ready = false
+            }
+        }
+        if check.failOpen, !candidates.isEmpty, unhealthy == candidates.count {
+            for index in candidates { result.addresses[index].ready = true }
+        }
+        return result
+    }
+
+    /// The current state of every probed address of a service, its conditions and last
+    /// events; nil when the service has no health check (or is unknown).
+    public func report(namespace: String, name: String) -> ServiceReport? {
+        let key = ServiceKey(namespace: namespace, name: name)
+        return lock.locked {
+            state.withLock { state in
+                guard let service = state.services[key] else { return nil }
+                let addresses = service.targets.keys.compactMap { target in
+                    state.entries[EntryID(service: key, target: target)].map { AddressReport(target: target, health: $0.health) }
+                }.sorted { ($0.target.ip, $0.target.port) < ($1.target.ip, $1.target.port) }
+                return ServiceReport(addresses: addresses, conditions: service.allUnhealthy.map { [$0] } ?? [], events: service.events)
+            }
+        }
+    }
+
+    /// Addresses per state for every checked service (for metrics).
+    public func counts() -> [(service: ServiceKey, healthy: Int, unhealthy: Int, unknown: Int)] {
+        lock.locked {
+            state.withLock { state in
+                state.services.map { key, service in
+                    var counts = (healthy: 0, unhealthy: 0, unknown: 0)
+                    for target in service.targets.keys {
+                        switch state.entries[EntryID(service: key, target: target)]?.health.state {
+                        case .healthy?: counts.healthy += 1
+                        case .unhealthy?: counts.unhealthy += 1
+                        default: counts.unknown += 1
+                        }
+                    }
+                    return (key, counts.healthy, counts.unhealthy, counts.unknown)
+                }.sorted { ($0.service.namespace, $0.service.name) < ($1.service.namespace, $1.service.name) }
+            }
+        }
+    }
+
+    /// A number that changes whenever the service's effective readiness may have changed
+    /// (0 without a health check): part of cache keys and entity tags of renderings.
+    public func epoch(namespace: String, name: String) -> Int {
+        lock.locked { state.withLock { $0.services[ServiceKey(namespace: namespace, name: name)]?.epoch ?? 0 } }
+    }
+
+    /// Probes currently running (for tests and metrics).
+    public var inFlight: Int { lock.locked { state.withLock { $0.inFlight } } }
+
+    // MARK: - Workers
+
+    private func work() {
+        lock.lock()
+        defer {
+            state.withLock { $0.running -= 1 }
+            lock.broadcast()
+            lock.unlock()
+        }
+        while true {
+            let next: (id: EntryID, target: ProbeTarget, check: HealthCheck, generation: Int)? = state.withLock { state in
+                guard !state.stopping else { return nil }
+                while let top = state.schedule.peek() {
+                    guard let entry = state.entries[top.id], entry.generation == top.generation, !entry.inFlight else {
+                        _ = state.schedule.pop()
+                        continue
+                    }
+                    guard top.instant <= ContinuousClock.now else { return nil }
+                    _ = state.schedule.pop()
+                    state.entries[top.id]?.inFlight = true
+                    state.inFlight += 1
+                    return (top.id, top.id.target, entry.check, top.generation)
+                }
+                return nil
+            }
+            if state.withLock({ $0.stopping }) { return }
+            guard let next else {
+                // Nothing due: one worker waits for the next due time, the others until signalled.
+                let (deadline, asTimer) = state.withLock { state -> (ContinuousClock.Instant?, Bool) in
+                    guard let top = state.schedule.peek(), !state.timerWaiting else { return (nil, false) }
+                    state.timerWaiting = true
+                    return (top.instant, true)
+                }
+                lock.wait(until: deadline)
+                if asTimer { state.withLock { $0.timerWaiting = false } }
+                continue
+            }
+            // Another idle worker takes over waiting for the next due time.
+            lock.signal()
+            lock.unlock()
+            let started = ContinuousClock.now
+            let result = prober.probe(next.target, check: next.check)
+            let duration = ContinuousClock.now - started
+            observer?.probed(namespace: next.id.service.namespace, name: next.id.service.name, duration: duration, failure: result.failureValue)
+            let changed = record(next.id, generation: next.generation, result: result, started: started)
+            if changed { evaluate(next.id.service) }
+            lock.lock()
+        }
+    }
+
+    /// Applies one probe result (lock not held); true when the address changed state.
+    private func record(_ id: EntryID, generation: Int, result: Result<Void, ProbeFailure>, started: ContinuousClock.Instant) -> Bool {
+        let time = now()
+        let transition: (from: HealthState, to: HealthState, error: String?)? = lock.locked {
+            state.withLock { state in
+                state.inFlight -= 1
+                guard var entry = state.entries[id], entry.generation == generation else { return nil }
+                let error = result.failureValue.map { "\($0)" }
+                let previous = entry.health.record(
+                    success: result.failureValue == nil, error: error, at: time, healthyThreshold: entry.check.healthyThreshold,
+                    unhealthyThreshold: entry.check.unhealthyThreshold)
+                let interval = Double(entry.check.intervalSeconds)
+                let jitter = interval * min(max(configuration.jitter, 0), 0.49)
+                var due = entry.due.advanced(by: .seconds(interval + Double.random(in: -jitter...jitter)))
+                if due < ContinuousClock.now { due = ContinuousClock.now.advanced(by: .seconds(Double.random(in: 0...max(jitter, 0.001)))) }
+                state.nextGeneration += 1
+                entry.generation = state.nextGeneration
+                entry.due = due
+                entry.inFlight = false
+                state.entries[id] = entry
+                state.schedule.push(Due(instant: due, id: id, generation: entry.generation))
+                // Sooner than what the waiting worker waits for: wake it to look again.
+                if state.schedule.peek()?.generation == entry.generation { lock.broadcast() }
+                guard let previous else { return nil }
+                let event = Event(time: time, target: id.target, from: previous.rawValue, to: entry.health.state.rawValue, message: error)
+                append(event, to: id.service, in: &state)
+                return (previous, entry.health.state, error)
+            }
+        }
+        guard let transition else { return false }
+        logger.info(
+            "address \(transition.to == .healthy ? "is healthy" : "is unhealthy")",
+            metadata: [
+                "service": "\(id.service.namespace)/\(id.service.name)", "address": "\(id.target)", "from": "\(transition.from.rawValue)",
+                "error": "\(transition.error ?? "")",
+            ])
+        return true
+    }
+
+    private func append(_ event: Event, to key: ServiceKey, in state: inout State) {
+        guard state.services[key] != nil else { return }
+        state.services[key]!.events.append(event)
+        let excess = state.services[key]!.events.count - max(1, configuration.maxEventsPerService)
+        if excess > 0 { state.services[key]!.events.removeFirst(excess) }
+    }
+
+    /// Re-derives the fail-open condition of a service and tells the subscribers.
+    private func evaluate(_ key: ServiceKey) {
+        let time = now()
+        let flipped: Bool? = lock.locked {
+            state.withLock { state in
+                guard let service = state.services[key] else { return nil }
+                state.services[key]!.epoch += 1
+                let ready = service.targets.filter(\.value).map(\.key)
+                let allUnhealthy =
+                    !ready.isEmpty && ready.allSatisfy { state.entries[EntryID(service: key, target: $0)]?.health.state == .unhealthy }
+                let active = allUnhealthy && service.check.failOpen
+                let was = service.allUnhealthy?.status ?? false
+                guard active != was else { return nil }
+                let message =
+                    active
+                    ? "all \(ready.count) addresses are unhealthy; failOpen renders them all ready"
+                    : "at least one address is not unhealthy"
+                state.services[key]!.allUnhealthy =
+                    active ? Condition(type: Condition.allBackendsUnhealthy, status: true, lastTransitionTime: time, message: message) : nil
+                append(
+                    Event(time: time, target: nil, from: was ? Condition.allBackendsUnhealthy : "", to: active ? Condition.allBackendsUnhealthy : "", message: message),
+                    to: key, in: &state)
+                return active
+            }
+        }
+        if let flipped {
+            if flipped {
+                logger.warning("every address is unhealthy: failing open", metadata: ["service": "\(key.namespace)/\(key.name)"])
+                observer?.failedOpen(namespace: key.namespace, name: key.name)
+            } else {
+                logger.notice("fail-open ended", metadata: ["service": "\(key.namespace)/\(key.name)"])
+            }
+        }
+        for subscriber in subscribers.withLock({ $0 }) { subscriber([key]) }
+    }
+}
+
+extension Result where Failure == ProbeFailure {
+    var failureValue: ProbeFailure? {
+        if case .failure(let failure) = self { return failure }
+        return nil
+    }
+}
+
+/// NSCondition used as the schedule's lock and wake-up signal.
+final class ScheduleLock: @unchecked Sendable {
+    // Why @unchecked Sendable is safe: NSCondition is a thread-safe lock and condition variable.
+    private let condition = NSCondition()
+
+    func lock() { condition.lock() }
+    func unlock() { condition.unlock() }
+
+    func locked<T>(_ body: () throws -> T) rethrows -> T {
+        condition.lock()
+        defer { condition.unlock() }
+        return try body()
+    }
+
+    func signal() { condition.signal() }
+    func broadcast() { condition.broadcast() }
+
+    /// Waits (lock held) until signalled or `instant` (nil: no limit).
+    func wait(until instant: ContinuousClock.Instant?) {
+        guard let instant else {
+            condition.wait()
+            return
+        }
+        let remaining = ContinuousClock.now.duration(to: instant)
+        guard remaining > .zero else { return }
+        let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
+        _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))
+    }
+}
+
+/// A binary min-heap.
+struct MinHeap<Element: Comparable> {
+    private var items: [Element] = []
+
+    var count: Int { items.count }
+    func peek() -> Element? { items.first }
+
+    mutating func push(_ element: Element) {
+        items.append(element)
+        var child = items.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard items[child] < items[parent] else { break }
+            items.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func pop() -> Element? {
+        guard !items.isEmpty else { return nil }
+        items.swapAt(0, items.count - 1)
+        let top = items.removeLast()
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1
+            let right = left + 1
+            var smallest = parent
+            if left < items.count, items[left] < items[smallest] { smallest = left }
+            if right < items.count, items[right] < items[smallest] { smallest = right }
+            guard smallest != parent else { break }
+            items.swapAt(parent, smallest)
+            parent = smallest
+        }
+        return top
+    }
+}
