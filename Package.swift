@@ -18,7 +18,7 @@ let package = Package(
     name: "EndpointRegistry",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "endpoint-registry", targets: ["EndpointRegistryCLI"]),
+        .executable(name: "endpoint-registry", targets: ["EndpointRegistryCLI"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

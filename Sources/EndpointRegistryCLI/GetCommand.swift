@@ -88,10 +88,11 @@ struct Get: ParsableCommand {
                 ]
                 if allNamespaces { row.insert(item["namespace"]?.stringValue ?? "", at: 0) }
                 if output == .wide {
-                    let labels = (item["labels"].map { value -> [String] in
-                        guard case .object(let object) = value else { return [] }
-                        return object.members.map { "\($0.key)=\($0.value.stringValue ?? "")" }
-                    }) ?? []
+                    let labels =
+                        (item["labels"].map { value -> [String] in
+                            guard case .object(let object) = value else { return [] }
+                            return object.members.map { "\($0.key)=\($0.value.stringValue ?? "")" }
+                        }) ?? []
                     row += [
                         item["endpointsMode"]?.stringValue ?? "", item["externalName"]?.stringValue ?? "<none>",
                         labels.isEmpty ? "<none>" : labels.joined(separator: ","),

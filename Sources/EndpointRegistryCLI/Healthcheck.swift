@@ -42,7 +42,8 @@ struct Healthcheck: ParsableCommand {
         var settings = TLSSettings()
         settings.insecureSkipVerify = true
         let client = RegistryClient(
-            settings: ClientSettings(server: "\(tls ? "https" : "http")://\(host):\(configuration.http.port)", token: nil, tls: settings, timeout: .seconds(3)))
+            settings: ClientSettings(
+                server: "\(tls ? "https" : "http")://\(host):\(configuration.http.port)", token: nil, tls: settings, timeout: .seconds(3)))
         do {
             _ = try client.send("GET", ready ? "/readyz" : "/healthz")
         } catch {

@@ -49,7 +49,8 @@ enum RegistrationFiles {
                 var items = [document]
                 if case .object(let object) = document, case .array(let listed)? = object["items"], object["name"] == nil { items = listed }
                 for (itemIndex, item) in items.enumerated() {
-                    let place = items.count > 1 || items.first != document ? "\(file) document \(index) item \(itemIndex)" : "\(file) document \(index)"
+                    let place =
+                        items.count > 1 || items.first != document ? "\(file) document \(index) item \(itemIndex)" : "\(file) document \(index)"
                     guard case .object(var object) = item else {
                         problems.append("\(place): a registration must be an object, not \(item.typeName)")
                         continue

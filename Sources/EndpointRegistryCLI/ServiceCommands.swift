@@ -56,7 +56,9 @@ struct Push: ParsableCommand {
                         ])
                     }
                     if objects.isEmpty {
-                        rows.append([cluster["cluster"]?.stringValue ?? "", "", cluster["status"]?.stringValue ?? "", cluster["error"]?.stringValue ?? ""])
+                        rows.append([
+                            cluster["cluster"]?.stringValue ?? "", "", cluster["status"]?.stringValue ?? "", cluster["error"]?.stringValue ?? "",
+                        ])
                     }
                 }
                 return Output.table(["CLUSTER", "OBJECT", "ACTION", "ERROR"], rows)
@@ -183,7 +185,8 @@ enum ManifestOutput: String, ExpressibleByArgument, CaseIterable {
 /// `import -f FILE`.
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Register services from Kubernetes manifests (Services without selector with their Endpoints/EndpointSlices, ExternalName Services).")
+        abstract:
+            "Register services from Kubernetes manifests (Services without selector with their Endpoints/EndpointSlices, ExternalName Services).")
 
     @Option(name: [.customShort("f"), .customLong("filename")], help: "A YAML or JSON manifest file, or -.", completion: .file())
     var file: String

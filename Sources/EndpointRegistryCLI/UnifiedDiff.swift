@@ -19,7 +19,9 @@ enum UnifiedDiff {
         for edit in edits {
             positions.append((oldLine, newLine))
             switch edit {
-            case .same: oldLine += 1; newLine += 1
+            case .same:
+                oldLine += 1
+                newLine += 1
             case .removed: oldLine += 1
             case .added: newLine += 1
             }
@@ -81,11 +83,15 @@ enum UnifiedDiff {
         var j = 0
         while i < a.count && j < b.count {
             if a[i] == b[j] {
-                edits.append(.same(a[i])); i += 1; j += 1
+                edits.append(.same(a[i]))
+                i += 1
+                j += 1
             } else if table[i + 1][j] >= table[i][j + 1] {
-                edits.append(.removed(a[i])); i += 1
+                edits.append(.removed(a[i]))
+                i += 1
             } else {
-                edits.append(.added(b[j])); j += 1
+                edits.append(.added(b[j]))
+                j += 1
             }
         }
         edits += a[i...].map(Edit.removed) + b[j...].map(Edit.added)

@@ -79,7 +79,8 @@ public final class HTTPServer: Sendable {
         let tracker = ConnectionTracker(
             limits: ConnectionTracker.Limits(
                 connections: max(1, configuration.connectionLimit), perClient: max(0, configuration.connectionLimitPerClient),
-                idleTimeout: .seconds(max(1, configuration.connectionTimeoutSeconds)), headerTimeout: .seconds(max(1, configuration.headerTimeoutSeconds)), bodyTimeout: .seconds(max(1, configuration.bodyTimeoutSeconds)),
+                idleTimeout: .seconds(max(1, configuration.connectionTimeoutSeconds)),
+                headerTimeout: .seconds(max(1, configuration.headerTimeoutSeconds)), bodyTimeout: .seconds(max(1, configuration.bodyTimeoutSeconds)),
                 writeTimeout: .seconds(max(1, configuration.writeTimeoutSeconds))))
         let context = ServerContext(
             handler: handler, maxBodyBytes: configuration.maxBodyBytes, maxHeaderBytes: configuration.maxHeaderBytes, tracker: tracker,
@@ -295,7 +296,8 @@ private let connectionNotifier: MHD_NotifyConnectionCallback = { cls, connection
         var address = [CChar](repeating: 0, count: 64)
         CMicroHTTPD_clientAddress(connection, &address, address.count)
         let tracked = context.tracker.opened(
-            socket: CMicroHTTPD_socket(connection), address: String(decoding: address.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            socket: CMicroHTTPD_socket(connection), address: String(decoding: address.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        )
         socketContext.pointee = Unmanaged.passRetained(tracked).toOpaque()
     default:
         guard let slot = socketContext.pointee else { return }

@@ -21,7 +21,8 @@ enum RequestFraming {
         if raw.contains(where: { $0 <= 0x20 || $0 == 0x7F }) {
             return .failure(.malformed("the request target contains a space or a control character"))
         }
-        for index in raw.indices.dropLast(2) where raw[index] == UInt8(ascii: "%") && raw[index + 1] == UInt8(ascii: "0")
+        for index in raw.indices.dropLast(2)
+        where raw[index] == UInt8(ascii: "%") && raw[index + 1] == UInt8(ascii: "0")
             && raw[index + 2] == UInt8(ascii: "0")
         {
             return .failure(.malformed("the request target contains a percent-encoded NUL (%00)"))

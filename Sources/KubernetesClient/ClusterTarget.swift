@@ -47,7 +47,9 @@ public struct ClusterTarget: Sendable, Equatable {
 
     public var usable: Bool { unusableReason == nil }
 
-    public init(name: String, server: String, auth: ClusterAuth, tls: TLSSettings = TLSSettings(), unusableReason: String? = nil, authKind: String? = nil) {
+    public init(
+        name: String, server: String, auth: ClusterAuth, tls: TLSSettings = TLSSettings(), unusableReason: String? = nil, authKind: String? = nil
+    ) {
         self.name = name
         self.server = server
         self.auth = auth
@@ -189,7 +191,8 @@ public enum KubeConfigLoader {
         }
         if user.entry["exec"] != nil {
             let info = ExecClusterInfo(
-                server: server, tlsServerName: tls.serverName, insecureSkipTLSVerify: tls.insecureSkipVerify, certificateAuthorityData: tls.certificateAuthorityPEM,
+                server: server, tlsServerName: tls.serverName, insecureSkipTLSVerify: tls.insecureSkipVerify,
+                certificateAuthorityData: tls.certificateAuthorityPEM,
                 proxyURL: proxyURL, config: execExtension(cluster.entry))
             switch execConfig(user.entry["exec"], user: userName ?? "", directory: user.directory, cluster: info) {
             case .success(let config):
@@ -203,7 +206,8 @@ public enum KubeConfigLoader {
             }
         }
         if user.entry["auth-provider"] != nil {
-            return unusable(server, "user \(userName ?? "") uses a legacy auth-provider plugin, which this registry does not support", kind: "auth-provider")
+            return unusable(
+                server, "user \(userName ?? "") uses a legacy auth-provider plugin, which this registry does not support", kind: "auth-provider")
         }
         if user.entry["username"] != nil || user.entry["password"] != nil {
             return unusable(server, "user \(userName ?? "") uses basic authentication, which Kubernetes removed in 1.19", kind: "basic")
@@ -222,7 +226,9 @@ public enum KubeConfigLoader {
         case (.success(nil), .success(nil)):
             break
         default:
-            return unusable(server, "user \(userName ?? "") gives a client certificate without its key, or a key without its certificate", kind: "clientCertificate")
+            return unusable(
+                server, "user \(userName ?? "") gives a client certificate without its key, or a key without its certificate",
+                kind: "clientCertificate")
         }
         if let tokenFile = user.entry["tokenFile"] as? String {
             auth = .tokenFile(resolve(tokenFile, in: user.directory))
@@ -237,7 +243,9 @@ public enum KubeConfigLoader {
     /// A user's `exec` stanza, checked as client-go checks it: a supported `apiVersion`, a
     /// `command`, `interactiveMode` required in v1; `Always` needs a terminal the registry never has.
     static func execConfig(_ value: Any?, user: String, directory: String, cluster: ExecClusterInfo) -> Result<ExecConfig, KubeConfigError> {
-        func failure(_ message: String) -> Result<ExecConfig, KubeConfigError> { .failure(KubeConfigError(message: "user \(user): exec: \(message)")) }
+        func failure(_ message: String) -> Result<ExecConfig, KubeConfigError> {
+            .failure(KubeConfigError(message: "user \(user): exec: \(message)"))
+        }
         guard let entry = value as? [String: Any] else { return failure("must be a mapping") }
         guard let command = entry["command"] as? String, !command.isEmpty else { return failure("command is required") }
         let apiVersion = (entry["apiVersion"] as? String) ?? ""
@@ -253,7 +261,8 @@ public enum KubeConfigLoader {
         }
         if mode == "Always" {
             return failure(
-                "the exec plugin \(command) sets interactiveMode: Always, it needs a terminal, and the registry is never interactive; use a plugin configuration that runs without one")
+                "the exec plugin \(command) sets interactiveMode: Always, it needs a terminal, and the registry is never interactive; use a plugin configuration that runs without one"
+            )
         }
         var env: [ExecEnvVar] = []
         for item in (entry["env"] as? [[String: Any]]) ?? [] {
@@ -272,7 +281,9 @@ public enum KubeConfigLoader {
     /// The cluster's `extensions` entry `client.authentication.k8s.io/exec`, passed to plugins.
     static func execExtension(_ cluster: [String: Any]) -> JSONValue? {
         for item in (cluster["extensions"] as? [[String: Any]]) ?? [] where item["name"] as? String == "client.authentication.k8s.io/exec" {
-            guard let value = item["extension"], let data = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed]) else { return nil }
+            guard let value = item["extension"], let data = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed]) else {
+                return nil
+            }
             return try? JSONParser.parse(Array(data))
         }
         return nil
@@ -286,11 +297,13 @@ public enum KubeConfigLoader {
         let server = "https://" + (host.contains(":") ? "[\(host)]" : host) + ":" + port
         var tls = TLSSettings()
         guard let ca = FileManager.default.contents(atPath: "\(root)/ca.crt") else {
-            return ClusterTarget(name: "in-cluster", server: server, auth: .none, unusableReason: "\(root)/ca.crt cannot be read", authKind: "tokenFile")
+            return ClusterTarget(
+                name: "in-cluster", server: server, auth: .none, unusableReason: "\(root)/ca.crt cannot be read", authKind: "tokenFile")
         }
         tls.certificateAuthorityPEM = Array(ca)
         guard FileManager.default.isReadableFile(atPath: "\(root)/token") else {
-            return ClusterTarget(name: "in-cluster", server: server, auth: .none, unusableReason: "\(root)/token cannot be read", authKind: "tokenFile")
+            return ClusterTarget(
+                name: "in-cluster", server: server, auth: .none, unusableReason: "\(root)/token cannot be read", authKind: "tokenFile")
         }
         var target = ClusterTarget(name: "in-cluster", server: server, auth: .tokenFile("\(root)/token"), tls: tls)
         // client-go's in-cluster transport also follows HTTPS_PROXY/NO_PROXY.

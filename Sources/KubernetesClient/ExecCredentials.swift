@@ -200,7 +200,8 @@ enum ExecPluginRunner {
             // Its children too, when it leads its own process group (never the server's group).
             if getpgid(pid) == pid { kill(-pid, SIGKILL) } else { kill(pid, SIGKILL) }
             _ = exited.wait(timeout: .now() + 2)
-            throw ExecPluginError(message: "exec plugin \(name) did not finish within \(format(seconds)) and was killed" + excerpt(errors.collected(wait: 0.2), config))
+            throw ExecPluginError(
+                message: "exec plugin \(name) did not finish within \(format(seconds)) and was killed" + excerpt(errors.collected(wait: 0.2), config))
         }
         let stdoutBytes = output.collected(wait: 2)
         let stderrText = excerpt(errors.collected(wait: 0.5), config)
@@ -251,11 +252,14 @@ enum ExecPluginRunner {
             throw ExecPluginError(message: "exec plugin \(name) printed something that is not an ExecCredential (not JSON)" + stderr)
         }
         guard case .string(let kind)? = root["kind"], kind == "ExecCredential" else {
-            throw ExecPluginError(message: "exec plugin \(name) printed something that is not an ExecCredential (kind is not ExecCredential)" + stderr)
+            throw ExecPluginError(
+                message: "exec plugin \(name) printed something that is not an ExecCredential (kind is not ExecCredential)" + stderr)
         }
         guard case .string(let version)? = root["apiVersion"], version == config.apiVersion else {
             throw ExecPluginError(
-                message: "exec plugin \(name) is configured to use API version \(config.apiVersion), plugin returned version \(root["apiVersion"].flatMap { if case .string(let text) = $0 { text } else { nil } } ?? "none")")
+                message:
+                    "exec plugin \(name) is configured to use API version \(config.apiVersion), plugin returned version \(root["apiVersion"].flatMap { if case .string(let text) = $0 { text } else { nil } } ?? "none")"
+            )
         }
         guard case .object(let status)? = root["status"] else {
             throw ExecPluginError(message: "exec plugin \(name) didn't return a status field")
@@ -271,13 +275,15 @@ enum ExecPluginRunner {
         let certificate = string("clientCertificateData")
         let key = string("clientKeyData")
         if (certificate == nil) != (key == nil) {
-            throw ExecPluginError(message: "exec plugin \(name) returned only one of clientCertificateData and clientKeyData; it must return both or neither")
+            throw ExecPluginError(
+                message: "exec plugin \(name) returned only one of clientCertificateData and clientKeyData; it must return both or neither")
         }
         if let token = string("token") {
             return ExecCredential(secret: .token(token), expiration: expiration)
         }
         if let certificate, let key {
-            return ExecCredential(secret: .clientCertificate(certificatePEM: Array(certificate.utf8), keyPEM: Array(key.utf8)), expiration: expiration)
+            return ExecCredential(
+                secret: .clientCertificate(certificatePEM: Array(certificate.utf8), keyPEM: Array(key.utf8)), expiration: expiration)
         }
         throw ExecPluginError(message: "exec plugin \(name) didn't return a token or cert/key pair")
     }

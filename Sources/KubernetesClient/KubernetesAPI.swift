@@ -184,7 +184,8 @@ public final class KubernetesAPI: Sendable {
             "PATCH", kind.path(namespace: namespace, name: name) + "?" + query, object: "\(kind.rawValue)/\(namespace)/\(name)",
             body: JSONWriter.bytes(object), contentType: "application/apply-patch+yaml")
         guard let parsed = try? JSONParser.parse(response.body) else {
-            throw KubernetesError(object: "\(kind.rawValue)/\(namespace)/\(name)", cluster: target.name, cause: .invalidResponse("the answer is not JSON"))
+            throw KubernetesError(
+                object: "\(kind.rawValue)/\(namespace)/\(name)", cluster: target.name, cause: .invalidResponse("the answer is not JSON"))
         }
         return ApplyResult(object: parsed, created: response.status == 201, warnings: KubernetesAPI.warnings(response))
     }
@@ -194,7 +195,7 @@ public final class KubernetesAPI: Sendable {
         do {
             let response = try call("GET", kind.path(namespace: namespace, name: name), object: "\(kind.rawValue)/\(namespace)/\(name)")
             return ((try? JSONParser.parse(response.body)) ?? .null, KubernetesAPI.warnings(response))
-        } catch where error.httpStatus == 404 {
+        } catch  where error.httpStatus == 404 {
             return nil
         }
     }
@@ -221,9 +222,10 @@ public final class KubernetesAPI: Sendable {
     public func delete(_ kind: ResourceKind, namespace: String, name: String, dryRun: Bool) throws(KubernetesError) -> [String] {
         do {
             let response = try call(
-                "DELETE", kind.path(namespace: namespace, name: name) + (dryRun ? "?dryRun=All" : ""), object: "\(kind.rawValue)/\(namespace)/\(name)")
+                "DELETE", kind.path(namespace: namespace, name: name) + (dryRun ? "?dryRun=All" : ""), object: "\(kind.rawValue)/\(namespace)/\(name)"
+            )
             return KubernetesAPI.warnings(response)
-        } catch where error.httpStatus == 404 {
+        } catch  where error.httpStatus == 404 {
             return []
         }
     }
@@ -240,7 +242,8 @@ public final class KubernetesAPI: Sendable {
             case .object(let metadata)? = root["metadata"], case .string(let name)? = metadata["name"],
             case .string(let namespace)? = metadata["namespace"]
         else {
-            throw KubernetesError(object: "?", cluster: target.name, cause: .invalidResponse("not a Service, Endpoints or EndpointSlice with name and namespace"))
+            throw KubernetesError(
+                object: "?", cluster: target.name, cause: .invalidResponse("not a Service, Endpoints or EndpointSlice with name and namespace"))
         }
         return (kind, namespace, name)
     }
@@ -255,7 +258,9 @@ public final class KubernetesAPI: Sendable {
     }
 
     /// One call with authentication, timeouts and bounded retries.
-    private func call(_ method: String, _ path: String, object: String, body: [UInt8] = [], contentType: String? = nil) throws(KubernetesError)
+    private func call(
+        _ method: String, _ path: String, object: String, body: [UInt8] = [], contentType: String? = nil
+    ) throws(KubernetesError)
         -> KubeResponse
     {
         if let reason = target.unusableReason { throw KubernetesError(object: object, cluster: target.name, cause: .unusable(reason)) }
@@ -272,7 +277,9 @@ public final class KubernetesAPI: Sendable {
             switch target.auth {
             case .token(let token): headers.append(("Authorization", "Bearer \(token)"))
             case .tokenFile(let path):
-                if let token = TokenFileCache.shared.token(at: path, forceReload: reloadedToken) { headers.append(("Authorization", "Bearer \(token)")) }
+                if let token = TokenFileCache.shared.token(at: path, forceReload: reloadedToken) {
+                    headers.append(("Authorization", "Bearer \(token)"))
+                }
             case .none, .clientCertificate, .exec: break
             }
             var used: ExecCredential? = nil
@@ -290,7 +297,8 @@ public final class KubernetesAPI: Sendable {
                 case nil: break
                 }
             }
-            let request = KubeRequest(method: method, url: target.server + path, headers: headers, body: body, timeout: retry.timeout, proxy: target.proxyURL)
+            let request = KubeRequest(
+                method: method, url: target.server + path, headers: headers, body: body, timeout: retry.timeout, proxy: target.proxyURL)
             let response: KubeResponse
             do {
                 response = try transport.send(request, tls: tls)

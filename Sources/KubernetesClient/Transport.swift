@@ -106,26 +106,30 @@ public struct CurlTransport: HTTPTransport {
         _ = CCurl_setString(handle, CURLOPT_CUSTOMREQUEST, request.method)
         _ = CCurl_setLong(handle, CURLOPT_TIMEOUT_MS, CurlTransport.milliseconds(request.timeout))
         _ = CCurl_setSlist(handle, CURLOPT_HTTPHEADER, headerList)
-        _ = CCurl_setCallback(handle, CURLOPT_WRITEFUNCTION, { data, size, count, context in
-            guard let data, let context else { return 0 }
-            let sink = Unmanaged<ResponseSink>.fromOpaque(context).takeUnretainedValue()
-            sink.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: size * count))
-            return size * count
-        })
+        _ = CCurl_setCallback(
+            handle, CURLOPT_WRITEFUNCTION,
+            { data, size, count, context in
+                guard let data, let context else { return 0 }
+                let sink = Unmanaged<ResponseSink>.fromOpaque(context).takeUnretainedValue()
+                sink.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: size * count))
+                return size * count
+            })
         _ = CCurl_setPointer(handle, CURLOPT_WRITEDATA, context)
-        _ = CCurl_setCallback(handle, CURLOPT_HEADERFUNCTION, { data, size, count, context in
-            guard let data, let context else { return 0 }
-            let sink = Unmanaged<ResponseSink>.fromOpaque(context).takeUnretainedValue()
-            let line = String(decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
-            if line.hasPrefix("HTTP/") {
-                sink.headers = []
-            } else if let colon = line.firstIndex(of: ":") {
-                let name = String(line[..<colon])
-                let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
-                sink.headers.append((name, value))
-            }
-            return size * count
-        })
+        _ = CCurl_setCallback(
+            handle, CURLOPT_HEADERFUNCTION,
+            { data, size, count, context in
+                guard let data, let context else { return 0 }
+                let sink = Unmanaged<ResponseSink>.fromOpaque(context).takeUnretainedValue()
+                let line = String(decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
+                if line.hasPrefix("HTTP/") {
+                    sink.headers = []
+                } else if let colon = line.firstIndex(of: ":") {
+                    let name = String(line[..<colon])
+                    let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+                    sink.headers.append((name, value))
+                }
+                return size * count
+            })
         _ = CCurl_setPointer(handle, CURLOPT_HEADERDATA, context)
         if let certificate = tls.clientCertificatePEM, let key = tls.clientKeyPEM {
             _ = CCurl_setString(handle, CURLOPT_SSLCERTTYPE, "PEM")
@@ -139,7 +143,8 @@ public struct CurlTransport: HTTPTransport {
             return request.body.withUnsafeBytes { body in
                 if !request.body.isEmpty || ["POST", "PUT", "PATCH"].contains(request.method) {
                     _ = CCurl_setLong(handle, CURLOPT_POSTFIELDSIZE, body.count)
-                    _ = CCurl_setPointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: body.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+                    _ = CCurl_setPointer(
+                        handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: body.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
                 }
                 let result = curl_easy_perform(handle)
                 _ = CCurl_setPointer(handle, CURLOPT_ERRORBUFFER, nil)
@@ -266,7 +271,8 @@ public struct CurlTransport: HTTPTransport {
             } else if EnvironmentProxy.IPv4(verifiedName) != nil || EnvironmentProxy.IPv6(verifiedName.trimmingCharacters(in: ["[", "]"])) != nil,
                 !certificate.hasIPAddresses
             {
-                text = "x509: cannot validate certificate for \(verifiedName) because it doesn't contain any IP SANs (it is valid for \(names.joined(separator: ", ")))"
+                text =
+                    "x509: cannot validate certificate for \(verifiedName) because it doesn't contain any IP SANs (it is valid for \(names.joined(separator: ", ")))"
             } else {
                 text = "x509: certificate is valid for \(names.joined(separator: ", ")), not \(verifiedName)"
             }
@@ -328,7 +334,8 @@ public struct CurlTransport: HTTPTransport {
             }
         }
         return PeerCertificate(
-            names: names, hasIPAddresses: hasIPAddresses, issuer: field("Issuer") ?? "?", notBefore: field("Start date") ?? "?", notAfter: field("Expire date") ?? "?")
+            names: names, hasIPAddresses: hasIPAddresses, issuer: field("Issuer") ?? "?", notBefore: field("Start date") ?? "?",
+            notAfter: field("Expire date") ?? "?")
     }
 }
 
@@ -350,11 +357,13 @@ private final class HandlePool: Sendable {
     /// Returns a handle for reuse; one that failed (or one too many) is closed instead.
     func checkIn(_ pointer: UnsafeMutableRawPointer, keep: Bool) {
         let handle = Handle(pointer: pointer)
-        let kept = keep && idle.withLock { handles in
-            guard handles.count < HandlePool.maxIdle else { return false }
-            handles.append(handle)
-            return true
-        }
+        let kept =
+            keep
+            && idle.withLock { handles in
+                guard handles.count < HandlePool.maxIdle else { return false }
+                handles.append(handle)
+                return true
+            }
         if !kept { curl_easy_cleanup(pointer) }
     }
 

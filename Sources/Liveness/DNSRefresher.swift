@@ -182,7 +182,8 @@ public final class DNSRefresher: Sendable {
                 }
             }
             if case .failure(let failure) = result {
-                logger.warning("DNS resolution failed", metadata: ["service": "\(key.namespace)/\(key.name)", "host": "\(key.host)", "error": "\(failure)"])
+                logger.warning(
+                    "DNS resolution failed", metadata: ["service": "\(key.namespace)/\(key.name)", "host": "\(key.host)", "error": "\(failure)"])
             }
             if didChange, !changed.contains(where: { $0 == (key.namespace, key.name) }) { changed.append((key.namespace, key.name)) }
         }

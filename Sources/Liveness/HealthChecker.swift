@@ -430,7 +430,9 @@ public final class HealthChecker: Sendable {
                 state.services[key]!.allUnhealthy =
                     active ? Condition(type: Condition.allBackendsUnhealthy, status: true, lastTransitionTime: time, message: message) : nil
                 append(
-                    Event(time: time, target: nil, from: was ? Condition.allBackendsUnhealthy : "", to: active ? Condition.allBackendsUnhealthy : "", message: message),
+                    Event(
+                        time: time, target: nil, from: was ? Condition.allBackendsUnhealthy : "", to: active ? Condition.allBackendsUnhealthy : "",
+                        message: message),
                     to: key, in: &state)
                 return active
             }

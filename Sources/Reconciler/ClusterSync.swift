@@ -111,7 +111,8 @@ enum ClusterSync {
                     recreate && kind == "Service"
                     ? .recreated
                     : (result.created || before == nil ? .created : (LiveObject.resourceVersion(result.object) == before ? .unchanged : .configured))
-                objects.append(ObjectResult(kind: kind, name: name, action: action, warnings: (kind == "Service" ? serviceWarnings : []) + result.warnings))
+                objects.append(
+                    ObjectResult(kind: kind, name: name, action: action, warnings: (kind == "Service" ? serviceWarnings : []) + result.warnings))
             } catch {
                 objects.append(ObjectResult(kind: kind, name: name, action: .failed, error: error.description))
                 if firstError == nil { firstError = .kubernetes(error) }

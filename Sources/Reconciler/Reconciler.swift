@@ -92,7 +92,8 @@ public final class Reconciler: Sendable {
         self.logger = logger
         self.observer = observer
         self.queue = WorkQueue(
-            limits: WorkQueue.Limits(perCluster: configuration.clusterConcurrency, baseDelay: configuration.baseBackoff, maxDelay: configuration.maxBackoff))
+            limits: WorkQueue.Limits(
+                perCluster: configuration.clusterConcurrency, baseDelay: configuration.baseBackoff, maxDelay: configuration.maxBackoff))
     }
 
     /// Replaces the clusters (a kubeconfig reload): every bound service and tracked state is
@@ -169,7 +170,9 @@ public final class Reconciler: Sendable {
 
     /// Pushes one service to `clusters` (explicitly: an unbound cluster gets the objects once,
     /// without being kept afterwards). Each cluster's result arrives through `completion`.
-    public func push(namespace: String, name: String, clusters: [String], dryRun: Bool, adopt: Bool, completion: @escaping @Sendable (SyncResult) -> Void) {
+    public func push(
+        namespace: String, name: String, clusters: [String], dryRun: Bool, adopt: Bool, completion: @escaping @Sendable (SyncResult) -> Void
+    ) {
         for cluster in clusters {
             submit(ReconcileKey(namespace: namespace, name: name, cluster: cluster), .push(dryRun: dryRun, adopt: adopt, completion: completion))
         }
@@ -238,7 +241,9 @@ public final class Reconciler: Sendable {
                     queue.add(ReconcileKey(namespace: serviceKey.namespace, name: serviceKey.name, cluster: cluster))
                 }
             } catch {
-                logger.error("could not queue the reconcile of a health change", metadata: ["service": "\(serviceKey.namespace)/\(serviceKey.name)", "error": "\(error)"])
+                logger.error(
+                    "could not queue the reconcile of a health change",
+                    metadata: ["service": "\(serviceKey.namespace)/\(serviceKey.name)", "error": "\(error)"])
             }
         }
     }
@@ -256,7 +261,9 @@ public final class Reconciler: Sendable {
                 for state in states where record == nil || state.source == .binding { targets.insert(state.cluster) }
                 for cluster in targets.sorted() where clients[cluster] != nil {
                     let key = ReconcileKey(namespace: serviceKey.namespace, name: serviceKey.name, cluster: cluster)
-                    var state = states.first { $0.cluster == cluster } ?? ReconcileState(namespace: key.namespace, name: key.name, cluster: cluster, state: .pending)
+                    var state =
+                        states.first { $0.cluster == cluster }
+                        ?? ReconcileState(namespace: key.namespace, name: key.name, cluster: cluster, state: .pending)
                     if let record, bound.contains(cluster) {
                         state.source = .binding
                         if state.uid != record.uid || state.revision != record.revision { state.state = .pending }
@@ -267,7 +274,9 @@ public final class Reconciler: Sendable {
                     queued.append(key)
                 }
             } catch {
-                logger.error("could not queue the reconcile of a change", metadata: ["service": "\(serviceKey.namespace)/\(serviceKey.name)", "error": "\(error)"])
+                logger.error(
+                    "could not queue the reconcile of a change",
+                    metadata: ["service": "\(serviceKey.namespace)/\(serviceKey.name)", "error": "\(error)"])
             }
         }
         do {
@@ -297,7 +306,9 @@ public final class Reconciler: Sendable {
             for record in try store.allRecords() {
                 for cluster in record.service.clusters where clients[cluster] != nil {
                     let key = ReconcileKey(namespace: record.service.namespace, name: record.service.name, cluster: cluster)
-                    if !tracked.contains(key) { missing.append(ReconcileState(namespace: key.namespace, name: key.name, cluster: cluster, state: .pending)) }
+                    if !tracked.contains(key) {
+                        missing.append(ReconcileState(namespace: key.namespace, name: key.name, cluster: cluster, state: .pending))
+                    }
                     bound.append(key)
                 }
             }
@@ -339,21 +350,27 @@ public final class Reconciler: Sendable {
                 do {
                     for kind in [ResourceKind.service, .endpoints, .endpointSlice] {
                         for object in try client.list(kind, namespace: namespace, labelSelector: Ownership.selector(forKind: kind.rawValue)) {
-                            let owner = kind == .endpointSlice ? LiveObject.labels(object)["kubernetes.io/service-name"] ?? "" : LiveObject.name(object)
+                            let owner =
+                                kind == .endpointSlice ? LiveObject.labels(object)["kubernetes.io/service-name"] ?? "" : LiveObject.name(object)
                             live[owner, default: []].append(object)
                         }
                     }
                 } catch {
                     clusterFailed = true
                     logger.warning(
-                        "resync could not list objects", metadata: ["cluster": "\(clusterName)", "namespace": "\(namespace)", "reason": "\(SyncError.kubernetes(error).reason)", "error": "\(error)"])
+                        "resync could not list objects",
+                        metadata: [
+                            "cluster": "\(clusterName)", "namespace": "\(namespace)", "reason": "\(SyncError.kubernetes(error).reason)",
+                            "error": "\(error)",
+                        ])
                     continue
                 }
                 for record in bound where record.service.namespace == namespace {
                     let key = ReconcileKey(namespace: namespace, name: record.service.name, cluster: clusterName)
                     let state = stateByKey[key]
                     if queue.isWaiting(key) || state?.state == .failing { continue }
-                    let differences = LiveComparison.compare(rendering: ManifestRenderer.render(rendered(record.service)).objects, live: live[record.service.name] ?? [])
+                    let differences = LiveComparison.compare(
+                        rendering: ManifestRenderer.render(rendered(record.service)).objects, live: live[record.service.name] ?? [])
                     if differences.isEmpty, let state, state.uid == record.uid, state.revision == record.revision {
                         insync.append(key)
                         continue
@@ -362,12 +379,19 @@ public final class Reconciler: Sendable {
                     updated.state = updated.uid == record.uid && updated.revision == record.revision ? .drifted : .pending
                     if !differences.isEmpty {
                         logger.notice(
-                            "drift found", metadata: ["cluster": "\(clusterName)", "service": "\(namespace)/\(record.service.name)", "differences": "\(differences.count)", "first": "\(differences[0].object) \(differences[0].field)"])
+                            "drift found",
+                            metadata: [
+                                "cluster": "\(clusterName)", "service": "\(namespace)/\(record.service.name)", "differences": "\(differences.count)",
+                                "first": "\(differences[0].object) \(differences[0].field)",
+                            ])
                     }
-                    do { try store.saveReconcileState(updated) } catch { logger.error("could not save reconcile state", metadata: ["error": "\(error)"]) }
+                    do { try store.saveReconcileState(updated) } catch {
+                        logger.error("could not save reconcile state", metadata: ["error": "\(error)"])
+                    }
                     queue.add(key)
                 }
-                for state in states where state.cluster == clusterName && state.namespace == namespace && state.source == .binding
+                for state in states
+                where state.cluster == clusterName && state.namespace == namespace && state.source == .binding
                     && !boundNames.contains("\(state.namespace)/\(state.name)")
                 {
                     queue.add(ReconcileKey(namespace: state.namespace, name: state.name, cluster: clusterName))
@@ -419,14 +443,16 @@ public final class Reconciler: Sendable {
                     completion(.failure(.serviceGone("\(key.namespace)/\(key.name)")))
                     continue
                 }
-                do { completion(.success(try ClusterSync.diff(rendered(record.service), client: client))) } catch { completion(.failure(.kubernetes(error))) }
-            case .push(dryRun: true, adopt: let adopt, completion: let completion):
+                do { completion(.success(try ClusterSync.diff(rendered(record.service), client: client))) } catch {
+                    completion(.failure(.kubernetes(error)))
+                }
+            case .push(dryRun: true, let adopt, let completion):
                 guard let record else {
                     completion(SyncResult(cluster: key.cluster, error: .serviceGone("\(key.namespace)/\(key.name)"), dryRun: true))
                     continue
                 }
                 completion(ClusterSync.ensure(rendered(record.service), client: client, adopt: adopt, dryRun: true))
-            case .push(dryRun: false, adopt: let adopt, completion: let completion):
+            case .push(dryRun: false, let adopt, let completion):
                 waiters.append((adopt, true, completion))
             case .settle(let completion):
                 waiters.append((false, false, completion))
@@ -454,7 +480,8 @@ public final class Reconciler: Sendable {
             jobs.withLock { pending in
                 for waiter in waiters {
                     pending[key, default: []].append(
-                        waiter.real ? .push(dryRun: false, adopt: waiter.adopt, completion: waiter.completion) : .settle(completion: waiter.completion))
+                        waiter.real
+                            ? .push(dryRun: false, adopt: waiter.adopt, completion: waiter.completion) : .settle(completion: waiter.completion))
                 }
             }
         } else {
@@ -479,8 +506,12 @@ public final class Reconciler: Sendable {
             observer?.reconciled(cluster: key.cluster, result: result.changed ? "applied" : "synced")
             if result.changed {
                 logger.info(
-                    "reconciled", metadata: ["cluster": "\(key.cluster)", "service": "\(key.namespace)/\(key.name)", "revision": "\(record.revision)",
-                        "objects": "\(result.objects.filter { $0.action != .unchanged }.map { "\($0.kind)/\($0.name):\($0.action.rawValue)" }.joined(separator: ","))"])
+                    "reconciled",
+                    metadata: [
+                        "cluster": "\(key.cluster)", "service": "\(key.namespace)/\(key.name)", "revision": "\(record.revision)",
+                        "objects":
+                            "\(result.objects.filter { $0.action != .unchanged }.map { "\($0.kind)/\($0.name):\($0.action.rawValue)" }.joined(separator: ","))",
+                    ])
             }
         } else {
             let error = result.error ?? .conflict(result.objects.compactMap(\.error).joined(separator: "; "))
@@ -556,7 +587,9 @@ public final class Reconciler: Sendable {
         do {
             try store.saveReconcileState(state)
         } catch {
-            logger.error("could not save reconcile state", metadata: ["cluster": "\(state.cluster)", "service": "\(state.namespace)/\(state.name)", "error": "\(error)"])
+            logger.error(
+                "could not save reconcile state",
+                metadata: ["cluster": "\(state.cluster)", "service": "\(state.namespace)/\(state.name)", "error": "\(error)"])
         }
     }
 
@@ -577,6 +610,7 @@ public final class Reconciler: Sendable {
         for phase in ReconcileState.Phase.allCases { counts[phase] = 0 }
         for state in states { counts[state.state, default: 0] += 1 }
         return ClusterSummary(
-            cluster: cluster, counts: counts, notSynced: states.filter { $0.state != .synced }, lastSuccessfulSync: lastSuccess.withLock { $0[cluster] })
+            cluster: cluster, counts: counts, notSynced: states.filter { $0.state != .synced },
+            lastSuccessfulSync: lastSuccess.withLock { $0[cluster] })
     }
 }

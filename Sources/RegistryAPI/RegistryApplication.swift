@@ -73,9 +73,11 @@ public final class RegistryApplication: HTTPHandler {
         store.onChange { keys in
             for key in keys {
                 do {
-                    liveness.update(namespace: key.namespace, name: key.name, service: try store.record(namespace: key.namespace, name: key.name)?.service)
+                    liveness.update(
+                        namespace: key.namespace, name: key.name, service: try store.record(namespace: key.namespace, name: key.name)?.service)
                 } catch {
-                    logger.error("health checks not updated after a change", metadata: ["service": "\(key.namespace)/\(key.name)", "error": "\(error)"])
+                    logger.error(
+                        "health checks not updated after a change", metadata: ["service": "\(key.namespace)/\(key.name)", "error": "\(error)"])
                 }
             }
         }
@@ -129,21 +131,25 @@ public final class RegistryApplication: HTTPHandler {
             Route("POST", "/v1/services", "createService", query: ["dryRun"], permission: .write, handler: services.createService),
             Route("GET", "/v1/services", "listServices", query: ["namespace", "labelSelector", "limit", "continue"], handler: services.listServices),
             Route("GET", "/v1/services/{namespace}/{name}", "getService", handler: services.getService),
-            Route("PUT", "/v1/services/{namespace}/{name}", "replaceService", query: ["dryRun"], permission: .write, handler: services.replaceService),
+            Route(
+                "PUT", "/v1/services/{namespace}/{name}", "replaceService", query: ["dryRun"], permission: .write, handler: services.replaceService),
             Route("PATCH", "/v1/services/{namespace}/{name}", "patchService", query: ["dryRun"], permission: .write, handler: services.patchService),
             Route(
                 "DELETE", "/v1/services/{namespace}/{name}", "deleteService", query: ["cascade", "timeout", "dryRun"], permission: .write,
                 handler: services.deleteService),
             Route("GET", "/v1/services/{namespace}/{name}/addresses", "listAddresses", handler: services.listAddresses),
             Route("POST", "/v1/services/{namespace}/{name}/addresses", "addAddress", permission: .write, handler: services.addAddress),
-            Route("DELETE", "/v1/services/{namespace}/{name}/addresses/{ip}", "deleteAddress", query: ["port"], permission: .write, handler: services.deleteAddress),
+            Route(
+                "DELETE", "/v1/services/{namespace}/{name}/addresses/{ip}", "deleteAddress", query: ["port"], permission: .write,
+                handler: services.deleteAddress),
             Route(
                 "GET", "/v1/services/{namespace}/{name}/manifests", "getServiceManifests", query: ["format", "endpoints"],
                 handler: manifests.getServiceManifests),
             Route(
                 "GET", "/v1/manifests", "listManifests", query: ["namespace", "labelSelector", "format", "endpoints"],
                 handler: manifests.listManifests),
-            Route("GET", "/v1/services/{namespace}/{name}/history", "getServiceHistory", query: ["limit", "continue"], handler: audit.getServiceHistory),
+            Route(
+                "GET", "/v1/services/{namespace}/{name}/history", "getServiceHistory", query: ["limit", "continue"], handler: audit.getServiceHistory),
             Route("GET", "/v1/services/{namespace}/{name}/health", "getServiceHealth", handler: health.getServiceHealth),
             Route("GET", "/v1/clusters", "listClusters", query: ["probe"], handler: push.listClusters),
             Route("GET", "/v1/clusters/{name}/status", "getClusterStatus", handler: push.getClusterStatus),
@@ -154,7 +160,9 @@ public final class RegistryApplication: HTTPHandler {
             Route(
                 "GET", "/v1/audit", "listAudit", query: ["namespace", "name", "actor", "action", "since", "limit", "continue"], permission: .audit,
                 handler: audit.listAudit),
-            Route("POST", "/v1/import", "importManifests", query: ["dryRun", "onConflict", "namespace", "strict"], permission: .write, handler: manifests.importManifests),
+            Route(
+                "POST", "/v1/import", "importManifests", query: ["dryRun", "onConflict", "namespace", "strict"], permission: .write,
+                handler: manifests.importManifests),
         ]
     }
 
@@ -175,7 +183,8 @@ public final class RegistryApplication: HTTPHandler {
                 try authorize(principal, route: route, parameters: parameters)
                 try RequestChecks.checkQuery(request, allowed: route.queryParameters)
                 response = try route.handler(
-                    RequestContext(request: request, parameters: parameters, requestID: requestID, principal: principal, operationID: route.operationID))
+                    RequestContext(
+                        request: request, parameters: parameters, requestID: requestID, principal: principal, operationID: route.operationID))
             case .methodNotAllowed(let allowed):
                 throw APIError.methodNotAllowed(method: request.method, allowed: allowed)
             case .notFound:
@@ -190,7 +199,8 @@ public final class RegistryApplication: HTTPHandler {
             let (matched, caller, operation) = (matched, caller, operation)
             inner.whenComplete { [self] final in
                 outer.complete(
-                    self.finish(final, request: request, requestID: requestID, matched: matched, caller: caller, operation: operation, started: started))
+                    self.finish(
+                        final, request: request, requestID: requestID, matched: matched, caller: caller, operation: operation, started: started))
             }
             return .deferred(outer)
         }
@@ -209,7 +219,9 @@ public final class RegistryApplication: HTTPHandler {
         metrics.recordRequest(
             operation: matched?.route.template ?? "unmatched", method: matched == nil ? "other" : request.method, status: response.status,
             duration: elapsed)
-        log(request, response: response, route: matched?.route.template, operation: operation, actor: caller?.name ?? "anonymous", requestID: requestID, elapsed: elapsed)
+        log(
+            request, response: response, route: matched?.route.template, operation: operation, actor: caller?.name ?? "anonymous",
+            requestID: requestID, elapsed: elapsed)
         return response
     }
 
@@ -315,7 +327,8 @@ public final class RegistryApplication: HTTPHandler {
         guard let permission = route.permission else { return }
         guard principal.allows(permission) else {
             throw .forbidden(
-                "token \"\(principal.name)\" (role \(principal.role.rawValue)) lacks the \(permission.rawValue) permission", missing: "permission:\(permission.rawValue)")
+                "token \"\(principal.name)\" (role \(principal.role.rawValue)) lacks the \(permission.rawValue) permission",
+                missing: "permission:\(permission.rawValue)")
         }
         if let namespace = parameters["namespace"], !principal.scope.allows(namespace) {
             throw .forbidden("token \"\(principal.name)\" may not access namespace \(namespace)", missing: "namespace:\(namespace)")
@@ -334,7 +347,8 @@ public final class RegistryApplication: HTTPHandler {
     private func problemResponse(_ problem: ProblemDetails, request: HTTPRequest, requestID: String) -> HTTPResponse {
         var headers = HTTPHeaders([("Content-Type", ProblemDetails.mediaType)])
         if let seconds = problem.retryAfterSeconds { headers.add("Retry-After", String(seconds)) }
-        return HTTPResponse(status: problem.status, headers: headers, body: JSONWriter.bytes(problem.json(instance: request.path, requestID: requestID)))
+        return HTTPResponse(
+            status: problem.status, headers: headers, body: JSONWriter.bytes(problem.json(instance: request.path, requestID: requestID)))
     }
 
     /// The client's `X-Request-Id` when it is short printable ASCII, otherwise a new one:

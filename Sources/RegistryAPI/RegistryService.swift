@@ -48,7 +48,8 @@ public final class RegistryService: Sendable {
         } else {
             authenticator = nil
             logger.warning(
-                "no --tokens-file: every caller is anonymous with full rights\(configuration.bindsLoopbackOnly ? "; listening on loopback only" : " (--insecure-allow-anonymous)")")
+                "no --tokens-file: every caller is anonymous with full rights\(configuration.bindsLoopbackOnly ? "; listening on loopback only" : " (--insecure-allow-anonymous)")"
+            )
         }
         let targets: [ClusterTarget]
         do {
@@ -109,7 +110,9 @@ public final class RegistryService: Sendable {
         if configuration.kubeconfigExplicit {
             for path in configuration.kubeconfigPaths where !path.isEmpty && !FileManager.default.fileExists(atPath: path) {
                 throw KubeConfigError(
-                    message: "--kubeconfig / KUBECONFIG names \(path), which does not exist (kubectl refuses it too); fix the path or leave the setting out")
+                    message:
+                        "--kubeconfig / KUBECONFIG names \(path), which does not exist (kubectl refuses it too); fix the path or leave the setting out"
+                )
             }
         }
         var targets = try KubeConfigLoader.load(paths: configuration.kubeconfigPaths)

@@ -172,7 +172,9 @@ extension ServiceStore {
 
     /// Audit lines matching `query`, oldest first; `allowed` filters by namespace (lines without
     /// one pass only when `includeUnscoped`).
-    public func audit(_ query: AuditQuery, allowed: (String) -> Bool = { _ in true }, includeUnscoped: Bool = true) throws(StoreError)
+    public func audit(
+        _ query: AuditQuery, allowed: (String) -> Bool = { _ in true }, includeUnscoped: Bool = true
+    ) throws(StoreError)
         -> [AuditEntry]
     {
         try read { connection in
@@ -197,7 +199,8 @@ extension ServiceStore {
                     AuditEntry(
                         id: statement.int(0), time: statement.text(1), actor: statement.text(2), action: statement.text(3),
                         namespace: scoped ? namespace : nil, name: scoped ? statement.text(5) : nil,
-                        revisionBefore: statement.int(12) == 1 ? nil : statement.int(6), revisionAfter: statement.int(13) == 1 ? nil : statement.int(7),
+                        revisionBefore: statement.int(12) == 1 ? nil : statement.int(6),
+                        revisionAfter: statement.int(13) == 1 ? nil : statement.int(7),
                         outcome: AuditEntry.Outcome(rawValue: statement.text(8)) ?? .failure, status: statement.int(9),
                         requestID: statement.text(10), detail: statement.text(11).isEmpty ? nil : statement.text(11), count: statement.int(14)))
             }
@@ -208,7 +211,9 @@ extension ServiceStore {
     /// Stored revisions of a service name (across re-creations), oldest first: at most `limit`
     /// after the one with id `afterID`, and the revision just before the first returned (for
     /// showing what the first one changed), if any.
-    public func revisions(namespace: String, name: String, afterID: Int = 0, limit: Int = Int.max) throws(StoreError)
+    public func revisions(
+        namespace: String, name: String, afterID: Int = 0, limit: Int = Int.max
+    ) throws(StoreError)
         -> (entries: [RevisionEntry], previous: RevisionEntry?)
     {
         try read { connection in
@@ -219,7 +224,8 @@ extension ServiceStore {
                 while try statement.step() {
                     entries.append(
                         RevisionEntry(
-                            id: statement.int(8), uid: statement.text(0), revision: statement.int(1), time: statement.text(2), actor: statement.text(3),
+                            id: statement.int(8), uid: statement.text(0), revision: statement.int(1), time: statement.text(2),
+                            actor: statement.text(3),
                             action: statement.text(4), requestID: statement.text(5), document: statement.int(7) == 1 ? nil : statement.blob(6)))
                 }
                 return entries

@@ -209,7 +209,9 @@ public final class ServiceStore: Sendable {
         }
         switch pending.result {
         case .success(let value)?:
-            guard let value = value as? T else { throw StoreError.fault(StorageFault(reason: .internal, message: "a write returned \(type(of: value))")) }
+            guard let value = value as? T else {
+                throw StoreError.fault(StorageFault(reason: .internal, message: "a write returned \(type(of: value))"))
+            }
             return value
         case .failure(let error as SQLiteError)?: throw StoreError.fault(StorageFault(error))
         case .failure(let error)?: throw error
@@ -402,7 +404,9 @@ public final class ServiceStore: Sendable {
     }
 
     /// Identity and revision of every service matching the filters, in (namespace, name) order.
-    public func versions(namespace: String?, selector: LabelSelector, allowed: (String) -> Bool = { _ in true }) throws(StoreError)
+    public func versions(
+        namespace: String?, selector: LabelSelector, allowed: (String) -> Bool = { _ in true }
+    ) throws(StoreError)
         -> [ServiceVersion]
     {
         try read { connection in
@@ -414,7 +418,8 @@ public final class ServiceStore: Sendable {
                 guard allowed(statement.text(0)) else { continue }
                 if !selector.requirements.isEmpty, !selector.matches(ServiceStore.labels(fromJSON: statement.text(4))) { continue }
                 versions.append(
-                    ServiceVersion(key: ServiceKey(namespace: statement.text(0), name: statement.text(1)), uid: statement.text(2), revision: statement.int(3)))
+                    ServiceVersion(
+                        key: ServiceKey(namespace: statement.text(0), name: statement.text(1)), uid: statement.text(2), revision: statement.int(3)))
             }
             return versions
         }
@@ -461,7 +466,9 @@ public final class ServiceStore: Sendable {
 
     /// Stores a new service with revision 1. With `dryRun` everything is checked and nothing is
     /// kept (the returned uid is then not the one a real create would assign).
-    public func create(_ service: ExternalService, audit: AuditContext = .unattributed, dryRun: Bool = false) throws -> (
+    public func create(
+        _ service: ExternalService, audit: AuditContext = .unattributed, dryRun: Bool = false
+    ) throws -> (
         record: ServiceRecord, document: [UInt8]
     ) {
         let time = ServiceStore.timestamp(now())
@@ -659,7 +666,9 @@ public final class ServiceStore: Sendable {
     }
 
     /// The current record with its stored document (served as is when nothing changes).
-    private static func stored(_ connection: SQLiteConnection, namespace: String, name: String) throws
+    private static func stored(
+        _ connection: SQLiteConnection, namespace: String, name: String
+    ) throws
         -> (record: ServiceRecord, document: [UInt8])?
     {
         let statement = try connection.prepare("SELECT document FROM services WHERE namespace = ? AND name = ?")
@@ -685,4 +694,3 @@ private final class PendingWrite: @unchecked Sendable {
         self.body = body
     }
 }
-

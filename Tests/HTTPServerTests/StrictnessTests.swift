@@ -37,7 +37,11 @@ private func statusLines(_ text: String) -> [String] {
     /// Each shape that lets two HTTP parsers disagree about a request is refused once, with the
     /// connection closed, and nothing hidden after it is served.
     @Test(arguments: [
-        ("content-length and chunked", "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (
+            "content-length and chunked",
+            "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+            400
+        ),
         ("two content-lengths", "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 30\r\n\r\nhi", 400),
         ("repeated equal content-length", "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi", 400),
         ("bare LF", "GET /a HTTP/1.1\nHost: x\n\n", 400),
@@ -68,7 +72,8 @@ private func statusLines(_ text: String) -> [String] {
     @Test(arguments: ["-1", "+2", "0x2", "2, 2"])
     func aMalformedContentLengthNeverReachesTheHandler(value: String) throws {
         let server = try startServer()
-        let answer = try exchange(server.port, "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: \(value)\r\n\r\nhiGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
+        let answer = try exchange(
+            server.port, "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: \(value)\r\n\r\nhiGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(statusLines(answer).allSatisfy { $0.hasPrefix("HTTP/1.1 400") }, "\(answer)")
         #expect(!answer.contains("body="), "\(answer)")
     }

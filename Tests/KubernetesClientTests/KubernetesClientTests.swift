@@ -10,7 +10,9 @@ import Testing
         let target = try #require(try KubeConfigLoader.load(paths: [cluster.kubeconfig]).first { $0.name == "token" })
         let api = KubernetesAPI(target: target)
         let invalid = try JSONParser.parse(
-            Array(#"{"apiVersion":"v1","kind":"Endpoints","metadata":{"name":"x","namespace":"default"},"subsets":[{"addresses":[{"ip":"127.0.0.1"}]}]}"#.utf8))
+            Array(
+                #"{"apiVersion":"v1","kind":"Endpoints","metadata":{"name":"x","namespace":"default"},"subsets":[{"addresses":[{"ip":"127.0.0.1"}]}]}"#
+                    .utf8))
         #expect {
             _ = try api.apply(invalid, dryRun: false)
         } throws: { error in
@@ -26,45 +28,45 @@ import Testing
         let first = directory.appending(path: "first").path()
         let second = directory.appending(path: "second").path()
         try """
-            clusters:
-            - name: a
-              cluster: {server: "https://a.example:6443", insecure-skip-tls-verify: true}
-            users:
-            - name: u
-              user: {token: first}
-            contexts:
-            - name: one
-              context: {cluster: a, user: u}
-            """.write(toFile: first, atomically: true, encoding: .utf8)
+        clusters:
+        - name: a
+          cluster: {server: "https://a.example:6443", insecure-skip-tls-verify: true}
+        users:
+        - name: u
+          user: {token: first}
+        contexts:
+        - name: one
+          context: {cluster: a, user: u}
+        """.write(toFile: first, atomically: true, encoding: .utf8)
         try """
-            clusters:
-            - name: a
-              cluster: {server: "https://ignored.example"}
-            - name: b
-              cluster: {server: "https://b.example", certificate-authority: missing.crt}
-            - name: c
-              cluster: {server: "https://c.example", insecure-skip-tls-verify: true, certificate-authority-data: Zm9v}
-            users:
-            - name: u
-              user: {token: ignored}
-            - name: basic
-              user: {username: admin, password: secret}
-            - name: provider
-              user: {auth-provider: {name: gcp}}
-            contexts:
-            - name: one
-              context: {cluster: b, user: u}
-            - name: two
-              context: {cluster: b, user: u}
-            - name: three
-              context: {cluster: a, user: basic}
-            - name: four
-              context: {cluster: a, user: provider}
-            - name: five
-              context: {cluster: c, user: u}
-            - name: six
-              context: {cluster: nowhere, user: u}
-            """.write(toFile: second, atomically: true, encoding: .utf8)
+        clusters:
+        - name: a
+          cluster: {server: "https://ignored.example"}
+        - name: b
+          cluster: {server: "https://b.example", certificate-authority: missing.crt}
+        - name: c
+          cluster: {server: "https://c.example", insecure-skip-tls-verify: true, certificate-authority-data: Zm9v}
+        users:
+        - name: u
+          user: {token: ignored}
+        - name: basic
+          user: {username: admin, password: secret}
+        - name: provider
+          user: {auth-provider: {name: gcp}}
+        contexts:
+        - name: one
+          context: {cluster: b, user: u}
+        - name: two
+          context: {cluster: b, user: u}
+        - name: three
+          context: {cluster: a, user: basic}
+        - name: four
+          context: {cluster: a, user: provider}
+        - name: five
+          context: {cluster: c, user: u}
+        - name: six
+          context: {cluster: nowhere, user: u}
+        """.write(toFile: second, atomically: true, encoding: .utf8)
         let paths = KubeConfigLoader.defaultPaths(environment: ["KUBECONFIG": "\(first):\(second)"])
         #expect(paths == [first, second])
         let targets = try KubeConfigLoader.load(paths: paths)
@@ -86,9 +88,11 @@ import Testing
         try "ca".write(to: root.appending(path: "ca.crt"), atomically: true, encoding: .utf8)
         try "token".write(to: root.appending(path: "token"), atomically: true, encoding: .utf8)
         #expect(KubeConfigLoader.inCluster(environment: [:], root: root.path()) == nil)
-        let ipv6 = KubeConfigLoader.inCluster(environment: ["KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"], root: root.path())
+        let ipv6 = KubeConfigLoader.inCluster(
+            environment: ["KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"], root: root.path())
         #expect(ipv6?.server == "https://[fd00::1]:443" && ipv6?.name == "in-cluster" && ipv6?.authKind == "tokenFile" && ipv6?.usable == true)
-        let ipv4 = KubeConfigLoader.inCluster(environment: ["KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"], root: root.path())
+        let ipv4 = KubeConfigLoader.inCluster(
+            environment: ["KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"], root: root.path())
         #expect(ipv4?.server == "https://10.96.0.1:443")
     }
 }

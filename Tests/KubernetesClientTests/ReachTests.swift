@@ -121,7 +121,9 @@ private func errorText(_ body: () throws -> Void) -> String {
                               "status": {"clientCertificateData": open(d + "/client.crt").read(), "clientKeyData": open(d + "/client.key").read()}}))
             """)
         let target = try targets(cluster, user: execUser(command, directory: cluster.directory))
-        #expect(try KubernetesAPI(target: target, credentials: ExecCredentialProvider()).list(.service, namespace: "default", labelSelector: "a=b").isEmpty)
+        #expect(
+            try KubernetesAPI(target: target, credentials: ExecCredentialProvider()).list(.service, namespace: "default", labelSelector: "a=b")
+                .isEmpty)
     }
 
     @Test func refreshesBeforeExpiryAndCachesUntilThen() throws {
@@ -132,14 +134,18 @@ private func errorText(_ body: () throws -> Void) -> String {
         let formatter = ISO8601DateFormatter()
         // Valid for an hour: one run for several calls.
         let later = try targets(
-            cluster, user: execUser(command, directory: directory, extra: #","expirationTimestamp":"\#(formatter.string(from: Date().addingTimeInterval(3600)))""#))
+            cluster,
+            user: execUser(
+                command, directory: directory, extra: #","expirationTimestamp":"\#(formatter.string(from: Date().addingTimeInterval(3600)))""#))
         let provider = ExecCredentialProvider()
         _ = try KubernetesAPI(target: later, credentials: provider).version()
         _ = try KubernetesAPI(target: later, credentials: provider).version()
         #expect(runs(directory) == 1)
         // Expiring within the refresh margin: every call runs the plugin again.
         let soon = try targets(
-            cluster, user: execUser(command, directory: directory, extra: #","expirationTimestamp":"\#(formatter.string(from: Date().addingTimeInterval(5)))""#))
+            cluster,
+            user: execUser(
+                command, directory: directory, extra: #","expirationTimestamp":"\#(formatter.string(from: Date().addingTimeInterval(5)))""#))
         _ = try KubernetesAPI(target: soon, credentials: provider).version()
         _ = try KubernetesAPI(target: soon, credentials: provider).version()
         #expect(runs(directory) == 3)
@@ -183,7 +189,10 @@ private func errorText(_ body: () throws -> Void) -> String {
         let garbage = try failure("#!/bin/sh\necho 'token: garbage-secret'\n")
         #expect(garbage.contains("not an ExecCredential") && !garbage.contains("garbage-secret"), "\(garbage)")
         let noStatus = try failure("#!/bin/sh\necho '{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\"}'\n")
-        #expect(noStatus.contains("configured to use API version client.authentication.k8s.io/v1, plugin returned version client.authentication.k8s.io/v1beta1"), "\(noStatus)")
+        #expect(
+            noStatus.contains(
+                "configured to use API version client.authentication.k8s.io/v1, plugin returned version client.authentication.k8s.io/v1beta1"),
+            "\(noStatus)")
 
         let started = Date()
         let hung = try failure("#!/bin/sh\necho 'waiting for the browser' >&2\nsleep 30\n")
@@ -192,8 +201,11 @@ private func errorText(_ body: () throws -> Void) -> String {
 
         let missing = try targets(
             cluster,
-            user: ["exec:", "  apiVersion: client.authentication.k8s.io/v1", "  command: no-such-plugin-\(UUID().uuidString)", "  interactiveMode: IfAvailable",
-                "  installHint: 'install it with: apt-get install no-such-plugin'"])
+            user: [
+                "exec:", "  apiVersion: client.authentication.k8s.io/v1", "  command: no-such-plugin-\(UUID().uuidString)",
+                "  interactiveMode: IfAvailable",
+                "  installHint: 'install it with: apt-get install no-such-plugin'",
+            ])
         let notFound = errorText { _ = try KubernetesAPI(target: missing, credentials: ExecCredentialProvider()).version() }
         #expect(notFound.contains("not found") && notFound.contains("install it with: apt-get install no-such-plugin"), "\(notFound)")
     }
@@ -249,8 +261,12 @@ private func errorText(_ body: () throws -> Void) -> String {
 
     @Test func execStanzasClientGoRefusesAreUnusable() throws {
         let cluster = try FakeCluster()
-        func reason(_ stanza: [String]) throws -> String { try targets(cluster, user: ["exec:"] + stanza.map { "  " + $0 }).unusableReason ?? "usable" }
-        #expect(try reason(["apiVersion: client.authentication.k8s.io/v1", "command: aws", "interactiveMode: Always"]).contains("interactiveMode: Always"))
+        func reason(_ stanza: [String]) throws -> String {
+            try targets(cluster, user: ["exec:"] + stanza.map { "  " + $0 }).unusableReason ?? "usable"
+        }
+        #expect(
+            try reason(["apiVersion: client.authentication.k8s.io/v1", "command: aws", "interactiveMode: Always"]).contains("interactiveMode: Always")
+        )
         #expect(try reason(["apiVersion: client.authentication.k8s.io/v1", "command: aws"]).contains("interactiveMode must be specified"))
         #expect(try reason(["apiVersion: client.authentication.k8s.io/v1alpha1", "command: aws"]).contains("not supported"))
         #expect(try reason(["apiVersion: client.authentication.k8s.io/v1beta1", "command: aws"]) == "usable")
@@ -279,7 +295,8 @@ private func errorText(_ body: () throws -> Void) -> String {
         let cluster = try FakeCluster(serverCertificate: .dnsOnly)
         let proxy = try LoopbackProxy()
         let target = try targets(
-            cluster, server: "https://kube.test:\(cluster.port)", clusterFields: ["proxy-url: socks5://127.0.0.1:\(proxy.port)"], user: ["token: admin-token"])
+            cluster, server: "https://kube.test:\(cluster.port)", clusterFields: ["proxy-url: socks5://127.0.0.1:\(proxy.port)"],
+            user: ["token: admin-token"])
         #expect(try KubernetesAPI(target: target).version() == "v1.37.0-fake")
         #expect(proxy.targets == ["kube.test:\(cluster.port)"])
     }
@@ -288,17 +305,20 @@ private func errorText(_ body: () throws -> Void) -> String {
         let cluster = try FakeCluster(serverCertificate: .dnsOnly)
         let proxy = try LoopbackProxy()
         let server = "https://kube.test:\(cluster.port)"
-        let viaEnvironment = try targets(cluster, server: server, user: ["token: admin-token"], environment: ["HTTPS_PROXY": "127.0.0.1:\(proxy.port)"])
+        let viaEnvironment = try targets(
+            cluster, server: server, user: ["token: admin-token"], environment: ["HTTPS_PROXY": "127.0.0.1:\(proxy.port)"])
         #expect(viaEnvironment.proxyURL == "http://127.0.0.1:\(proxy.port)" && viaEnvironment.proxyFromEnvironment)
         #expect(try KubernetesAPI(target: viaEnvironment).version() == "v1.37.0-fake")
         #expect(proxy.targets == ["kube.test:\(cluster.port)"])
         // NO_PROXY, loopback servers and proxy-url's precedence.
         for noProxy in ["kube.test", ".test", "*", "kube.test:\(cluster.port)", "example.com,test"] {
-            let exempt = try targets(cluster, server: server, user: ["token: admin-token"], environment: ["https_proxy": proxy.url, "NO_PROXY": noProxy])
+            let exempt = try targets(
+                cluster, server: server, user: ["token: admin-token"], environment: ["https_proxy": proxy.url, "NO_PROXY": noProxy])
             #expect(exempt.proxyURL == nil, "NO_PROXY=\(noProxy)")
         }
         for noProxy in ["kube.test:1", "other.test", ".kube.test"] {
-            let kept = try targets(cluster, server: server, user: ["token: admin-token"], environment: ["HTTPS_PROXY": proxy.url, "NO_PROXY": noProxy])
+            let kept = try targets(
+                cluster, server: server, user: ["token: admin-token"], environment: ["HTTPS_PROXY": proxy.url, "NO_PROXY": noProxy])
             #expect(kept.proxyURL == proxy.url, "NO_PROXY=\(noProxy)")
         }
         let loopback = try targets(cluster, user: ["token: admin-token"], environment: ["HTTPS_PROXY": proxy.url])
@@ -306,9 +326,11 @@ private func errorText(_ body: () throws -> Void) -> String {
         let httpOnly = try targets(cluster, server: server, user: ["token: admin-token"], environment: ["HTTP_PROXY": proxy.url])
         #expect(httpOnly.proxyURL == nil)
         let explicit = try targets(
-            cluster, server: server, clusterFields: ["proxy-url: socks5://127.0.0.1:1"], user: ["token: admin-token"], environment: ["HTTPS_PROXY": proxy.url])
+            cluster, server: server, clusterFields: ["proxy-url: socks5://127.0.0.1:1"], user: ["token: admin-token"],
+            environment: ["HTTPS_PROXY": proxy.url])
         #expect(explicit.proxyURL == "socks5://127.0.0.1:1" && !explicit.proxyFromEnvironment)
-        let cidr = try targets(cluster, server: "https://10.1.2.3:6443", user: ["token: admin-token"], environment: ["HTTPS_PROXY": proxy.url, "NO_PROXY": "10.0.0.0/8"])
+        let cidr = try targets(
+            cluster, server: "https://10.1.2.3:6443", user: ["token: admin-token"], environment: ["HTTPS_PROXY": proxy.url, "NO_PROXY": "10.0.0.0/8"])
         #expect(cidr.proxyURL == nil)
     }
 
@@ -326,7 +348,9 @@ private func errorText(_ body: () throws -> Void) -> String {
         #expect(unreachable.contains("proxy failed: proxy http://127.0.0.1:1 cannot be used"), "\(unreachable)")
         #expect(!unreachable.contains("proxy-secret"))
         let wrongScheme = try targets(cluster, clusterFields: ["proxy-url: 'ftp://alice:proxy-secret@127.0.0.1:1'"], user: ["token: admin-token"])
-        #expect(wrongScheme.unusableReason?.contains("is not an http, https or socks5 URL") == true && wrongScheme.unusableReason?.contains("proxy-secret") == false)
+        #expect(
+            wrongScheme.unusableReason?.contains("is not an http, https or socks5 URL") == true
+                && wrongScheme.unusableReason?.contains("proxy-secret") == false)
     }
 
     @Test func inClusterFollowsTheEnvironmentProxy() throws {

@@ -96,7 +96,11 @@ func service(_ ips: [String], check: HealthCheck?, ready: [Bool]? = nil) -> Exte
         checker.start()
         defer { checker.shutdown(deadline: .seconds(5)) }
         checker.update(namespace: "default", name: "rgw", service: registered)
-        #expect(eventually { checker.effective(registered).addresses.map(\.ready) == [true, false, false] && checker.report(namespace: "default", name: "rgw")?.addresses.allSatisfy { $0.health.state != .unknown } == true })
+        #expect(
+            eventually {
+                checker.effective(registered).addresses.map(\.ready) == [true, false, false]
+                    && checker.report(namespace: "default", name: "rgw")?.addresses.allSatisfy { $0.health.state != .unknown } == true
+            })
         let report = try #require(checker.report(namespace: "default", name: "rgw"))
         #expect(report.addresses.map(\.health.state) == [.healthy, .unhealthy, .healthy])
         #expect(report.addresses[1].health.lastError == "connection refused: fake")

@@ -95,7 +95,9 @@ final class InMemoryCluster: ClusterClient, Sendable {
                             object: objectKey, cluster: name,
                             cause: .status(
                                 KubeStatus(
-                                    code: 422, reason: "Invalid", message: "Service \"\(LiveObject.name(object))\" is invalid: spec.clusterIP: Invalid value: \"\(wanted)\": field is immutable",
+                                    code: 422, reason: "Invalid",
+                                    message:
+                                        "Service \"\(LiveObject.name(object))\" is invalid: spec.clusterIP: Invalid value: \"\(wanted)\": field is immutable",
                                     causes: [KubeStatus.Cause(reason: "FieldValueInvalid", message: "field is immutable", field: "spec.clusterIP")])))
                     }
                     if spec["clusterIP"] == nil {

@@ -19,7 +19,9 @@ func quietLogger() -> Logger {
     return logger
 }
 
-func service(_ name: String = "rgw", clusters: [String] = ["test"], mode: EndpointsMode = .endpointslices, type: ServiceType = .clusterIP) -> ExternalService {
+func service(
+    _ name: String = "rgw", clusters: [String] = ["test"], mode: EndpointsMode = .endpointslices, type: ServiceType = .clusterIP
+) -> ExternalService {
     var service = ExternalService(
         namespace: "storage", name: name, description: "S3", labels: ["app": "ceph"], type: type, ports: [ServicePort(port: 80)],
         addresses: [EndpointAddress(ip: "192.0.2.10", port: 8080), EndpointAddress(ip: "192.0.2.11", port: 8080)], endpointsMode: mode,
@@ -145,16 +147,19 @@ func configuration(resync: Duration = .seconds(300)) -> Reconciler.Configuration
         #expect(eventually { cluster.object(.endpointSlice, "storage", sliceName) != nil })
         // Edited label on the Service.
         var edited = try #require(cluster.object(.service, "storage", "rgw"))
-        edited = MergePatch.apply(.object(JSONObject([("metadata", .object(JSONObject([("labels", .object(JSONObject([("app", .string("other"))])))])))])), to: edited)
+        edited = MergePatch.apply(
+            .object(JSONObject([("metadata", .object(JSONObject([("labels", .object(JSONObject([("app", .string("other"))])))])))])), to: edited)
         cluster.put(edited)
         #expect(eventually { LiveObject.labels(cluster.object(.service, "storage", "rgw")!)["app"] == "ceph" })
         // Edited address.
         let live = try #require(cluster.object(.endpointSlice, "storage", sliceName))
         cluster.put(MergePatch.apply(.object(JSONObject([("endpoints", .array([]))])), to: live))
-        #expect(eventually {
-            guard case .object(let root)? = cluster.object(.endpointSlice, "storage", sliceName), case .array(let endpoints)? = root["endpoints"] else { return false }
-            return endpoints.count == 2
-        })
+        #expect(
+            eventually {
+                guard case .object(let root)? = cluster.object(.endpointSlice, "storage", sliceName), case .array(let endpoints)? = root["endpoints"]
+                else { return false }
+                return endpoints.count == 2
+            })
         #expect(try eventually { try state()?.state == .synced })
     }
 
@@ -271,7 +276,9 @@ func configuration(resync: Duration = .seconds(300)) -> Reconciler.Configuration
         #expect(eventually { cluster.object(.service, "storage", "rgw") == nil })
         cluster.put(
             try JSONParser.parse(
-                Array(#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"rgw","namespace":"storage","labels":{"app.kubernetes.io/managed-by":"endpoint-registry"}},"spec":{"type":"ClusterIP","clusterIP":"None"}}"#.utf8)))
+                Array(
+                    #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"rgw","namespace":"storage","labels":{"app.kubernetes.io/managed-by":"endpoint-registry"}},"spec":{"type":"ClusterIP","clusterIP":"None"}}"#
+                        .utf8)))
         let results = Mutex<[SyncResult]>([])
         reconciler.push(namespace: "storage", name: "rgw", clusters: ["test"], dryRun: false, adopt: false) { result in
             results.withLock { $0.append(result) }
@@ -285,7 +292,9 @@ func configuration(resync: Duration = .seconds(300)) -> Reconciler.Configuration
     @Test func adoptingAServiceWithASelectorRemovesTheSelectorAndWithoutAdoptItIsAConflict() throws {
         cluster.put(
             try JSONParser.parse(
-                Array(#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"rgw","namespace":"storage"},"spec":{"type":"ClusterIP","clusterIP":"10.96.0.7","selector":{"app":"rgw"},"ports":[{"port":80}]}}"#.utf8)))
+                Array(
+                    #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"rgw","namespace":"storage"},"spec":{"type":"ClusterIP","clusterIP":"10.96.0.7","selector":{"app":"rgw"},"ports":[{"port":80}]}}"#
+                        .utf8)))
         let reconciler = reconciler()
         reconciler.start()
         defer { reconciler.shutdown(deadline: .seconds(5)) }
@@ -299,7 +308,9 @@ func configuration(resync: Duration = .seconds(300)) -> Reconciler.Configuration
         #expect(detail.contains("selector (app=rgw)"))
         #expect(detail.contains("endpoints controller"))
         let result = Mutex<SyncResult?>(nil)
-        reconciler.push(namespace: "storage", name: "rgw", clusters: ["test"], dryRun: false, adopt: true) { outcome in result.withLock { $0 = outcome } }
+        reconciler.push(namespace: "storage", name: "rgw", clusters: ["test"], dryRun: false, adopt: true) { outcome in
+            result.withLock { $0 = outcome }
+        }
         #expect(eventually { result.withLock { $0 != nil } })
         let adopted = try #require(result.withLock { $0 })
         #expect(adopted.succeeded)

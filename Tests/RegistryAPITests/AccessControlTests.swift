@@ -56,7 +56,10 @@ private func bearer(_ token: String) -> [String: String] { ["Authorization": "Be
         ("PATCH", "/v1/services/NS/svc", #"{"description":"x"}"#, "write"),
         ("POST", "/v1/services/NS/svc/addresses", #"{"ip":"10.0.0.9"}"#, "write"),
         ("DELETE", "/v1/services/NS/svc/addresses/10.0.0.1", nil, "write"),
-        ("POST", "/v1/import?namespace=NS", #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"imp"},"spec":{"ports":[{"port":80}]}}"#, "write"),
+        (
+            "POST", "/v1/import?namespace=NS", #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"imp"},"spec":{"ports":[{"port":80}]}}"#,
+            "write"
+        ),
         ("DELETE", "/v1/services/NS/svc", nil, "write"),
         ("GET", "/v1/audit", nil, "audit"),
     ]
@@ -103,7 +106,8 @@ private func bearer(_ token: String) -> [String: String] { ["Authorization": "Be
                 let namespaced = route.1.contains("NS") || (route.2?.contains("NS") ?? false)
                 let allowed = permissions[token.role]!.contains(route.3) && (!namespaced || scope(namespace))
                 if allowed {
-                    #expect(response.status < 400, "\(token.name) \(route.0) \(route.1) in \(namespace): \(response.status) \(response.text.prefix(300))")
+                    #expect(
+                        response.status < 400, "\(token.name) \(route.0) \(route.1) in \(namespace): \(response.status) \(response.text.prefix(300))")
                 } else {
                     #expect(response.status == 403, "\(token.name) \(route.0) \(route.1) in \(namespace): \(response.status)")
                     #expect(response.json?["missing"] as? String != nil)
@@ -137,9 +141,13 @@ private func bearer(_ token: String) -> [String: String] { ["Authorization": "Be
     }
 
     @Test func auditsWritesAndDenials() throws {
-        _ = try server.client().request("PATCH", "/v1/services/team-a/svc", headers: bearer("editor-token-0123456789").merging(["Content-Type": "application/merge-patch+json"]) { $1 }, json: #"{"description":"audited"}"#)
+        _ = try server.client().request(
+            "PATCH", "/v1/services/team-a/svc",
+            headers: bearer("editor-token-0123456789").merging(["Content-Type": "application/merge-patch+json"]) { $1 },
+            json: #"{"description":"audited"}"#)
         _ = try client.request("DELETE", "/v1/services/other/svc", headers: bearer("editor-token-0123456789"))
-        _ = try server.client().request("POST", "/v1/services", headers: bearer("editor-token-0123456789"), json: #"{"namespace":"team-a","name":"Bad"}"#)
+        _ = try server.client().request(
+            "POST", "/v1/services", headers: bearer("editor-token-0123456789"), json: #"{"namespace":"team-a","name":"Bad"}"#)
         let log = try client.request("GET", "/v1/audit?limit=1000", headers: bearer("admin-token-01234567890"))
         let entries = try #require(log.json?["items"] as? [[String: Any]])
         let patch = try #require(entries.first { $0["action"] as? String == "patchService" })
@@ -156,9 +164,13 @@ private func bearer(_ token: String) -> [String: String] { ["Authorization": "Be
         let paged = try client.request("GET", "/v1/audit?limit=1", headers: bearer("admin-token-01234567890"))
         let token = try #require(paged.json?["continue"] as? String)
         let next = try client.request("GET", "/v1/audit?limit=1&continue=\(token)", headers: bearer("admin-token-01234567890"))
-        #expect(((next.json?["items"] as? [[String: Any]])?.first?["id"] as? Int ?? 0) > ((paged.json?["items"] as? [[String: Any]])?.first?["id"] as? Int ?? 0))
+        #expect(
+            ((next.json?["items"] as? [[String: Any]])?.first?["id"] as? Int ?? 0)
+                > ((paged.json?["items"] as? [[String: Any]])?.first?["id"] as? Int ?? 0))
         #expect(try client.request("GET", "/v1/audit?since=yesterday", headers: bearer("admin-token-01234567890")).status == 400)
-        #expect((try client.request("GET", "/v1/audit?since=2100-01-01T00:00:00Z", headers: bearer("admin-token-01234567890")).json?["items"] as? [Any])?.isEmpty == true)
+        #expect(
+            (try client.request("GET", "/v1/audit?since=2100-01-01T00:00:00Z", headers: bearer("admin-token-01234567890")).json?["items"] as? [Any])?
+                .isEmpty == true)
     }
 
     @Test func historyShowsWhatChanged() throws {
@@ -213,7 +225,10 @@ private func bearer(_ token: String) -> [String: String] { ["Authorization": "Be
             "tokens:\n- name: a\n  role: viewer\n  namespaces: ['*']\n  token: aaaaaaaaaaaaaaaaaaaa\n- name: a\n  role: viewer\n  namespaces: ['*']\n  token: bbbbbbbbbbbbbbbbbbbb\n",
             "tokens[1].name \"a\" is used twice"
         ),
-        ("tokens:\n- name: a\n  role: viewer\n  namespaces: ['*']\n  token: aaaaaaaaaaaaaaaaaaaa\n  expires: never\n", "tokens[0] has unknown fields [\"expires\"]"),
+        (
+            "tokens:\n- name: a\n  role: viewer\n  namespaces: ['*']\n  token: aaaaaaaaaaaaaaaaaaaa\n  expires: never\n",
+            "tokens[0] has unknown fields [\"expires\"]"
+        ),
         ("[1, 2]", "must be an object with a \"tokens\" list"),
     ])
     func rejectsBadFilesWithAReason(text: String, reason: String) throws {
@@ -247,7 +262,10 @@ private func bearer(_ token: String) -> [String: String] { ["Authorization": "Be
         #expect(authenticator.principal(forToken: "correct-horse-battery-stapl") == nil)
     }
 
-    @Test(arguments: [("*", "x", true), ("team-*", "team-a", true), ("team-*", "team", false), ("t?am", "team", true), ("a*b*c", "aXbYc", true), ("a*b*c", "aXbY", false), ("prod", "prod", true), ("prod", "prod2", false)])
+    @Test(arguments: [
+        ("*", "x", true), ("team-*", "team-a", true), ("team-*", "team", false), ("t?am", "team", true), ("a*b*c", "aXbYc", true),
+        ("a*b*c", "aXbY", false), ("prod", "prod", true), ("prod", "prod2", false),
+    ])
     func globs(pattern: String, namespace: String, expected: Bool) {
         #expect(NamespaceScope([pattern]).allows(namespace) == expected)
     }

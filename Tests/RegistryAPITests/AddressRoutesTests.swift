@@ -62,8 +62,11 @@ import Testing
 
     @Test func honoursIfMatchOnAddressWrites() throws {
         let etag = try #require(try client.request("GET", "/v1/services/default/rgw").header("ETag"))
-        #expect(try client.request("POST", "/v1/services/default/rgw/addresses", headers: ["If-Match": "\"7-x\""], json: #"{"ip":"10.0.0.9"}"#).status == 412)
-        #expect(try client.request("POST", "/v1/services/default/rgw/addresses", headers: ["If-Match": etag], json: #"{"ip":"10.0.0.9"}"#).status == 201)
+        #expect(
+            try client.request("POST", "/v1/services/default/rgw/addresses", headers: ["If-Match": "\"7-x\""], json: #"{"ip":"10.0.0.9"}"#).status
+                == 412)
+        #expect(
+            try client.request("POST", "/v1/services/default/rgw/addresses", headers: ["If-Match": etag], json: #"{"ip":"10.0.0.9"}"#).status == 201)
     }
 
     @Test func concurrentAddsAllLand() async throws {

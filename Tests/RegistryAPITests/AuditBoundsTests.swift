@@ -39,7 +39,8 @@ import Testing
         #expect(try client.request("POST", "/v1/services", json: #"{"name":"h","ports":[{"port":80}]}"#).status == 201)
         for index in 0..<4 {
             let patch = try client.request(
-                "PATCH", "/v1/services/default/h", headers: ["Content-Type": "application/merge-patch+json"], body: Array(#"{"description":"d\#(index)"}"#.utf8),
+                "PATCH", "/v1/services/default/h", headers: ["Content-Type": "application/merge-patch+json"],
+                body: Array(#"{"description":"d\#(index)"}"#.utf8),
                 contentType: nil)
             #expect(patch.status == 200)
         }
@@ -71,8 +72,10 @@ import Testing
             for index in 0..<5 {
                 let body = Array(#"{"description":"d\#(index)"}"#.utf8)
                 #expect(
-                    try client.request("PATCH", "/v1/services/default/r", headers: ["Content-Type": "application/merge-patch+json"], body: body, contentType: nil)
-                        .status == 200)
+                    try client.request(
+                        "PATCH", "/v1/services/default/r", headers: ["Content-Type": "application/merge-patch+json"], body: body, contentType: nil
+                    )
+                    .status == 200)
             }
         }
         let server = try TestServer {

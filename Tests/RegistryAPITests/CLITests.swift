@@ -154,7 +154,8 @@ private let twoServicesFile = """
         // The server still validates: an invalid registration fails the dry run with its field.
         #expect(try runCLI(["apply", "-f", "-"], environment: environment, input: etcdFile).status == 0)
         let changed = try runCLI(
-            ["apply", "-f", "-", "--dry-run=server"], environment: environment, input: etcdFile.replacingOccurrences(of: "10.20.30.40", with: "10.20.30.50"))
+            ["apply", "-f", "-", "--dry-run=server"], environment: environment,
+            input: etcdFile.replacingOccurrences(of: "10.20.30.40", with: "10.20.30.50"))
         #expect(changed.stdout == "service/etcd configured (server dry run)\n")
         #expect(try client.request("GET", "/v1/services/default/etcd").json?["revision"] as? Int == 1)
         let deleted = try runCLI(["delete", "service", "etcd", "--dry-run=server"], environment: environment)
@@ -167,9 +168,11 @@ private let twoServicesFile = """
         let saved = try runCLI(["get", "service", "etcd", "-o", "yaml"], environment: environment).stdout
         let client = try server.client()
         let patch = try client.request(
-            "PATCH", "/v1/services/default/etcd", body: Array(#"{"description":"changed meanwhile"}"#.utf8), contentType: "application/merge-patch+json")
+            "PATCH", "/v1/services/default/etcd", body: Array(#"{"description":"changed meanwhile"}"#.utf8),
+            contentType: "application/merge-patch+json")
         #expect(patch.status == 200)
-        let stale = try runCLI(["apply", "-f", "-"], environment: environment, input: saved.replacingOccurrences(of: "ready: false", with: "ready: true"))
+        let stale = try runCLI(
+            ["apply", "-f", "-"], environment: environment, input: saved.replacingOccurrences(of: "ready: false", with: "ready: true"))
         #expect(stale.status == 2)
         #expect(stale.stderr.contains("error: service/etcd (- document 0): revision: the service has been modified"))
         #expect(try client.request("GET", "/v1/services/default/etcd").json?["description"] as? String == "changed meanwhile")
@@ -196,7 +199,10 @@ private let twoServicesFile = """
         let table = try runCLI(["get", "services"], environment: environment)
         let rows = table.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
         #expect(rows.first == ["NAME", "TYPE", "PORTS", "ADDRESSES", "CLUSTERS", "AGE"])
-        #expect(rows.dropFirst().map { Array($0.prefix(5)) } == [["etcd", "ClusterIP", "2379/TCP", "1/2", "<none>"], ["minio", "ClusterIP", "9000/TCP", "1/1", "<none>"]])
+        #expect(
+            rows.dropFirst().map { Array($0.prefix(5)) } == [
+                ["etcd", "ClusterIP", "2379/TCP", "1/2", "<none>"], ["minio", "ClusterIP", "9000/TCP", "1/1", "<none>"],
+            ])
         let all = try runCLI(["get", "services", "-A", "-o", "wide", "-l", "team=a"], environment: environment)
         let wide = all.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
         #expect(wide.first == ["NAMESPACE", "NAME", "TYPE", "PORTS", "ADDRESSES", "CLUSTERS", "AGE", "ENDPOINTS-MODE", "EXTERNAL-NAME", "LABELS"])
@@ -389,7 +395,10 @@ private let twoServicesFile = """
         }
         // A no-op write changes nothing, so the tag stays.
         let current = try #require(try client.request("GET", target).header("ETag"))
-        #expect(try client.request("PATCH", "/v1/services/default/a", body: Array(#"{"description":"d"}"#.utf8), contentType: "application/merge-patch+json").status == 200)
+        #expect(
+            try client.request(
+                "PATCH", "/v1/services/default/a", body: Array(#"{"description":"d"}"#.utf8), contentType: "application/merge-patch+json"
+            ).status == 200)
         #expect(try client.request("GET", target, headers: ["If-None-Match": current]).status == 304)
     }
 

@@ -15,9 +15,9 @@ private let secrets = ["admin-token", "url-secret", "query-secret", "proxy-secre
 private func kubeconfig(_ cluster: FakeCluster, proxy: String, extra: String = "", without: String? = nil) throws -> String {
     let pluginPath = cluster.directory.appending(path: "plugin").path()
     try """
-        #!/bin/sh
-        printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"admin-token"}}'
-        """.write(toFile: pluginPath, atomically: true, encoding: .utf8)
+    #!/bin/sh
+    printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"admin-token"}}'
+    """.write(toFile: pluginPath, atomically: true, encoding: .utf8)
     try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: pluginPath)
     let ca = try Data(contentsOf: cluster.directory.appending(path: "ca.crt")).base64EncodedString()
     var contexts = [
@@ -68,7 +68,9 @@ private func kubeconfig(_ cluster: FakeCluster, proxy: String, extra: String = "
         #expect(byName["current"]?["current"] as? Bool == true && byName["plugin"]?["current"] as? Bool == false)
         #expect(byName["plugin"]?["auth"] as? String == "exec" && byName["plugin"]?["usable"] as? Bool == true)
         #expect(byName["plugin"]?["reachable"] as? Bool == true, "\(byName["plugin"] ?? [:])")
-        #expect(byName["proxied"]?["proxy"] as? String == "http://127.0.0.1:\(proxy.port)" && byName["proxied"]?["proxySource"] as? String == "kubeconfig")
+        #expect(
+            byName["proxied"]?["proxy"] as? String == "http://127.0.0.1:\(proxy.port)" && byName["proxied"]?["proxySource"] as? String == "kubeconfig"
+        )
         #expect(byName["proxied"]?["reachable"] as? Bool == true)
         #expect(proxy.targets == ["127.0.0.1:\(cluster.port)"])
         #expect(byName["named"]?["tlsServerName"] as? String == "localhost" && byName["named"]?["reachable"] as? Bool == true)
@@ -87,19 +89,25 @@ private func kubeconfig(_ cluster: FakeCluster, proxy: String, extra: String = "
             configuration.inCluster = false
         }
         let client = try server.client()
-        #expect(try client.request("POST", "/v1/services", json: #"{"name":"web","ports":[{"port":80}],"addresses":[{"ip":"192.0.2.10"}]}"#).status == 201)
+        #expect(
+            try client.request("POST", "/v1/services", json: #"{"name":"web","ports":[{"port":80}],"addresses":[{"ip":"192.0.2.10"}]}"#).status == 201
+        )
         try cluster.call("POST", "/_fake/faults", json: #"[{"method":"GET","path":"/services/web$","delay":2,"times":1}]"#)
         // The push runs on its own thread (not the test's cooperative pool, which other suites may occupy).
         let port = server.port
         let result = Mutex<ClientResponse?>(nil)
         let done = DispatchSemaphore(value: 0)
         Thread {
-            result.withLock { $0 = try? RawHTTPClient(port: port).request("POST", "/v1/services/default/web/push", json: #"{"clusters":["current"]}"#) }
+            result.withLock {
+                $0 = try? RawHTTPClient(port: port).request("POST", "/v1/services/default/web/push", json: #"{"clusters":["current"]}"#)
+            }
             done.signal()
         }.start()
         // Reload once the push waits on its first (delayed) call.
         let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline, try cluster.call("GET", "/_fake/requests").body.contains("/services/web") == false { Thread.sleep(forTimeInterval: 0.05) }
+        while Date() < deadline, try cluster.call("GET", "/_fake/requests").body.contains("/services/web") == false {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
         try kubeconfig(cluster, proxy: "1", without: "current").write(toFile: path, atomically: true, encoding: .utf8)
         server.service.reloadKubeconfig()
         #expect(done.wait(timeout: .now() + 30) == .success)
@@ -154,7 +162,9 @@ private func kubeconfig(_ cluster: FakeCluster, proxy: String, extra: String = "
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         kill(process.processIdentifier, SIGHUP)
         #expect(waitFor("kubeconfig reloaded"))
-        #expect(logText().contains("cluster extra added") && logText().contains("cluster named changed") && logText().contains("cluster leaky removed"), "\(logText())")
+        #expect(
+            logText().contains("cluster extra added") && logText().contains("cluster named changed") && logText().contains("cluster leaky removed"),
+            "\(logText())")
         #expect(try names().sorted() == ["current", "extra", "named", "plugin", "proxied"])
         let listing = try client.request("GET", "/v1/clusters?probe=true")
         responses.append(listing.text)

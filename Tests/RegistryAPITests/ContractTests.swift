@@ -15,7 +15,8 @@ import Yams
         let paths = try #require(document["paths"] as? [String: Any])
         var operations = Set<String>()
         for (path, item) in paths {
-            for (method, operation) in (item as? [String: Any]) ?? [:] where ["get", "put", "post", "patch", "delete", "head", "options"].contains(method) {
+            for (method, operation) in (item as? [String: Any]) ?? [:]
+            where ["get", "put", "post", "patch", "delete", "head", "options"].contains(method) {
                 let operationID = (operation as? [String: Any])?["operationId"] as? String ?? "?"
                 operations.insert("\(method.uppercased()) \(path) \(operationID)")
             }

@@ -83,7 +83,8 @@ private func send(_ port: UInt16, _ raw: String) throws -> (response: ClientResp
     @Test func answersHEADOnEveryGETRoute() throws {
         let server = try TestServer()
         let client = try server.client()
-        #expect(try client.request("POST", "/v1/services", json: #"{"name":"web","ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1"}]}"#).status == 201)
+        #expect(
+            try client.request("POST", "/v1/services", json: #"{"name":"web","ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1"}]}"#).status == 201)
         for route in server.service.application.router.routes where route.method == "GET" {
             let path = route.template.replacingOccurrences(of: "{namespace}", with: "default").replacingOccurrences(of: "{name}", with: "web")
             let get = try client.request("GET", path)
@@ -134,7 +135,10 @@ private func send(_ port: UInt16, _ raw: String) throws -> (response: ClientResp
         #expect(allowed.status == 201)
     }
 
-    @Test(arguments: ["Bearer  ", "Bearer \u{A0}", "Bearer \u{A0}\u{A0}", "Bearer \t", "bearer", "Bearer", "Basic dmlld2VyOg==", "Bearer viewer-token-0123456789\u{A0}"])
+    @Test(arguments: [
+        "Bearer  ", "Bearer \u{A0}", "Bearer \u{A0}\u{A0}", "Bearer \t", "bearer", "Bearer", "Basic dmlld2VyOg==",
+        "Bearer viewer-token-0123456789\u{A0}",
+    ])
     func emptyAndOddTokensNeverAuthenticate(authorization: String) throws {
         // Even a file that held the empty string's digest could not be matched: such a file is refused.
         let path = try writeTokensFile(hostileTokens)
@@ -243,7 +247,8 @@ private func send(_ port: UInt16, _ raw: String) throws -> (response: ClientResp
         let server = try ServerProcess(["--durability", "normal", "--write-timeout", "3", "--connection-limit-per-client", "0"])
         let addresses = (0..<4000).map { #"{"ip":"10.\#($0 / 250).\#($0 % 250).1","ports":{"p":\#(1000 + $0 % 50)}}"# }
         for index in 0..<24 {
-            let body = #"{"name":"big-\#(index)","ports":[{"name":"p","port":80}],"endpointsMode":"both","addresses":[\#(addresses.joined(separator: ","))]}"#
+            let body =
+                #"{"name":"big-\#(index)","ports":[{"name":"p","port":80}],"endpointsMode":"both","addresses":[\#(addresses.joined(separator: ","))]}"#
             let created = try RawHTTPClient(port: server.port).request("POST", "/v1/services", json: body)
             try #require(created.status == 201, "\(created.text.prefix(300))")
         }

@@ -48,7 +48,8 @@ import Yams
         #expect(json.header("Content-Type") == "application/json")
         #expect(json.json?["kind"] as? String == "List")
         let query = try client.request("GET", "/v1/services/default/ocs-external-rgw-lb/manifests?format=json&endpoints=both")
-        #expect((query.json?["items"] as? [[String: Any]])?.map { $0["kind"] as? String } == ["Service", "Endpoints", "EndpointSlice", "EndpointSlice"])
+        #expect(
+            (query.json?["items"] as? [[String: Any]])?.map { $0["kind"] as? String } == ["Service", "Endpoints", "EndpointSlice", "EndpointSlice"])
         #expect(try client.request("GET", "/v1/services/default/ocs-external-rgw-lb/manifests", headers: ["Accept": "text/html"]).status == 406)
         #expect(try client.request("GET", "/v1/services/default/ocs-external-rgw-lb/manifests?format=xml").status == 400)
         #expect(try client.request("GET", "/v1/services/default/ocs-external-rgw-lb/manifests?endpoints=all").status == 400)
@@ -61,7 +62,8 @@ import Yams
         let second = try client.request("GET", "/v1/services/default/etcd-supporting-kubernetes/manifests")
         #expect(first.body == second.body)
         let etag = try #require(first.header("ETag"))
-        #expect(try client.request("GET", "/v1/services/default/etcd-supporting-kubernetes/manifests", headers: ["If-None-Match": etag]).status == 304)
+        #expect(
+            try client.request("GET", "/v1/services/default/etcd-supporting-kubernetes/manifests", headers: ["If-None-Match": etag]).status == 304)
         _ = try client.request("POST", "/v1/services/default/etcd-supporting-kubernetes/addresses", json: #"{"ip":"10.20.30.43"}"#)
         let changed = try client.request("GET", "/v1/services/default/etcd-supporting-kubernetes/manifests")
         #expect(changed.header("ETag") != etag)
@@ -69,7 +71,8 @@ import Yams
     }
 
     @Test func importingTheRenderingGivesTheSameRegistration() throws {
-        let body = #"{"namespace":"data","name":"pg","description":"primary","labels":{"tier":"db","flag":"true"},"endpointsMode":"endpointslices","ports":[{"name":"sql","port":5432},{"name":"metrics","port":9187,"targetPort":9000}],"addresses":[{"ip":"fd00::7","ports":{"sql":6432},"hostname":"pg-0","zone":"z1"},{"ip":"10.0.0.5","ready":false}]}"#
+        let body =
+            #"{"namespace":"data","name":"pg","description":"primary","labels":{"tier":"db","flag":"true"},"endpointsMode":"endpointslices","ports":[{"name":"sql","port":5432},{"name":"metrics","port":9187,"targetPort":9000}],"addresses":[{"ip":"fd00::7","ports":{"sql":6432},"hostname":"pg-0","zone":"z1"},{"ip":"10.0.0.5","ready":false}]}"#
         let created = try client.request("POST", "/v1/services", json: body)
         #expect(created.status == 201)
         let manifests = try client.request("GET", "/v1/services/data/pg/manifests")
@@ -79,7 +82,9 @@ import Yams
 
     @Test func listsManifestsOfManyServicesInOrder() throws {
         for (namespace, name) in [("b", "two"), ("a", "one"), ("a", "zero")] {
-            _ = try client.request("POST", "/v1/services", json: #"{"namespace":"\#(namespace)","name":"\#(name)","labels":{"x":"y"},"ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1"}]}"#)
+            _ = try client.request(
+                "POST", "/v1/services",
+                json: #"{"namespace":"\#(namespace)","name":"\#(name)","labels":{"x":"y"},"ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1"}]}"#)
         }
         let all = try client.request("GET", "/v1/manifests?format=json")
         let items = try #require(all.json?["items"] as? [[String: Any]])
@@ -87,7 +92,11 @@ import Yams
             let metadata = item["metadata"] as? [String: Any]
             return "\(metadata?["namespace"] ?? "")/\(item["kind"] ?? "")"
         }
-        #expect(keys == ["a/Service", "a/Endpoints", "a/EndpointSlice", "a/Service", "a/Endpoints", "a/EndpointSlice", "b/Service", "b/Endpoints", "b/EndpointSlice"])
+        #expect(
+            keys == [
+                "a/Service", "a/Endpoints", "a/EndpointSlice", "a/Service", "a/Endpoints", "a/EndpointSlice", "b/Service", "b/Endpoints",
+                "b/EndpointSlice",
+            ])
         let names = items.filter { $0["kind"] as? String == "Service" }.map { ($0["metadata"] as? [String: Any])?["name"] as? String }
         #expect(names == ["one", "zero", "two"])
         let filtered = try client.request("GET", "/v1/manifests?namespace=b&labelSelector=x%3Dy")
@@ -123,7 +132,9 @@ import Yams
     }
 
     @Test func anInvalidDocumentFailsTheWholeImport() throws {
-        let body = try fixture("seed-004-external-etcd.yaml") + Array("\n---\napiVersion: v1\nkind: Service\nmetadata: {name: Bad_Name}\nspec: {ports: [{port: 80}]}\n".utf8)
+        let body =
+            try fixture("seed-004-external-etcd.yaml")
+            + Array("\n---\napiVersion: v1\nkind: Service\nmetadata: {name: Bad_Name}\nspec: {ports: [{port: 80}]}\n".utf8)
         let response = try importYAML(body)
         #expect(response.status == 422)
         #expect(response.problemFields.contains { $0.hasPrefix("documents[2]") && $0.hasSuffix("name") })

@@ -86,7 +86,9 @@ import Testing
     @Test func loadBalancerRoundTripsThroughTheAPI() throws {
         let created = try client.request(
             "POST", "/v1/services",
-            json: #"{"name":"s3","type":"LoadBalancer","ports":[{"port":80,"nodePort":30080}],"loadBalancerClass":"metallb.io/l2","externalTrafficPolicy":"Local","addresses":[{"ip":"192.0.2.10"}]}"#)
+            json:
+                #"{"name":"s3","type":"LoadBalancer","ports":[{"port":80,"nodePort":30080}],"loadBalancerClass":"metallb.io/l2","externalTrafficPolicy":"Local","addresses":[{"ip":"192.0.2.10"}]}"#
+        )
         #expect(created.status == 201, "\(created.text)")
         #expect(created.json?["warnings"] == nil)
         #expect(created.json?["allocateLoadBalancerNodePorts"] as? Bool == true)

@@ -138,7 +138,8 @@ final class ServerProcess {
         var stalled: [RawHTTPClient] = []
         for _ in 0..<50 {
             let client = try RawHTTPClient(port: server.port)
-            try client.send(Array("POST /v1/services HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"na".utf8))
+            try client.send(
+                Array("POST /v1/services HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"na".utf8))
             stalled.append(client)
         }
         let started = Date()

@@ -22,9 +22,10 @@ import Yams
         let dockerfile = try Self.text("Dockerfile")
         #expect(dockerfile.contains("ENDPOINT_REGISTRY_PORT=\(port)") && dockerfile.contains("EXPOSE \(port)"))
         let deployment = try #require(try Self.documents("deploy/kubernetes/deployment.yaml").first)
-        let container = try #require(((deployment["spec"] as? [String: Any])?["template"] as? [String: Any]).flatMap {
-            (($0["spec"] as? [String: Any])?["containers"] as? [[String: Any]])?.first
-        })
+        let container = try #require(
+            ((deployment["spec"] as? [String: Any])?["template"] as? [String: Any]).flatMap {
+                (($0["spec"] as? [String: Any])?["containers"] as? [[String: Any]])?.first
+            })
         let env = (container["env"] as? [[String: Any]]) ?? []
         #expect(env.first { $0["name"] as? String == "ENDPOINT_REGISTRY_PORT" }?["value"] as? String == String(port))
         #expect((container["ports"] as? [[String: Any]])?.first?["containerPort"] as? Int == port)
@@ -42,9 +43,10 @@ import Yams
         #expect(dockerfile.contains(#"CMD ["endpoint-registry", "healthcheck"]"#))
         #expect(!dockerfile.contains("127.0.0.1:"))
         let deployment = try #require(try Self.documents("deploy/kubernetes/deployment.yaml").first)
-        let container = try #require(((deployment["spec"] as? [String: Any])?["template"] as? [String: Any]).flatMap {
-            (($0["spec"] as? [String: Any])?["containers"] as? [[String: Any]])?.first
-        })
+        let container = try #require(
+            ((deployment["spec"] as? [String: Any])?["template"] as? [String: Any]).flatMap {
+                (($0["spec"] as? [String: Any])?["containers"] as? [[String: Any]])?.first
+            })
         for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
             let command = ((container[probe] as? [String: Any])?["exec"] as? [String: Any])?["command"] as? [String]
             #expect(command?.prefix(2) == ["endpoint-registry", "healthcheck"], "\(probe)")

@@ -8,7 +8,8 @@ import Testing
 private let ceph: String = {
     var addresses: [String] = []
     for host in 50...55 { for port in [8080, 8081] { addresses.append(#"{"ip":"192.168.7.\#(host)","port":\#(port)}"#) } }
-    return #"{"name":"ocs-external-rgw-lb","ports":[{"protocol":"TCP","port":80,"targetPort":80}],"addresses":[\#(addresses.joined(separator: ","))]}"#
+    return
+        #"{"name":"ocs-external-rgw-lb","ports":[{"protocol":"TCP","port":80,"targetPort":80}],"addresses":[\#(addresses.joined(separator: ","))]}"#
 }()
 
 private func actions(_ response: ClientResponse, cluster: Int = 0) -> [String] {
@@ -69,7 +70,8 @@ private func actions(_ response: ClientResponse, cluster: Int = 0) -> [String] {
         #expect(spec["selector"] == nil)
         #expect((spec["ports"] as? [[String: Any]])?.first?["port"] as? Int == 80)
         #expect(((service["metadata"] as? [String: Any])?["labels"] as? [String: String])?["app.kubernetes.io/managed-by"] == "endpoint-registry")
-        #expect((((service["metadata"] as? [String: Any])?["managedFields"] as? [[String: Any]])?.first?["manager"] as? String) == "endpoint-registry")
+        #expect(
+            (((service["metadata"] as? [String: Any])?["managedFields"] as? [[String: Any]])?.first?["manager"] as? String) == "endpoint-registry")
         let endpoints = try #require(try cluster.object("Endpoints", "ocs-external-rgw-lb"))
         let subsets = try #require(endpoints["subsets"] as? [[String: Any]])
         #expect(subsets.count == 2)
@@ -160,8 +162,13 @@ private func actions(_ response: ClientResponse, cluster: Int = 0) -> [String] {
     }
 
     @Test func leavesOtherOwnersObjectsAloneUnlessAdopted() throws {
-        let foreign = #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"ocs-external-rgw-lb","namespace":"default"},"spec":{"ports":[{"port":80}]}}"#
-        #expect(try cluster.call("PATCH", "/api/v1/namespaces/default/services/ocs-external-rgw-lb?fieldManager=kubectl", json: foreign, contentType: "application/apply-patch+yaml").status == 201)
+        let foreign =
+            #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"ocs-external-rgw-lb","namespace":"default"},"spec":{"ports":[{"port":80}]}}"#
+        #expect(
+            try cluster.call(
+                "PATCH", "/api/v1/namespaces/default/services/ocs-external-rgw-lb?fieldManager=kubectl", json: foreign,
+                contentType: "application/apply-patch+yaml"
+            ).status == 201)
         let refused = try push()
         #expect(refused.status == 207)
         #expect(actions(refused).contains("Service/ocs-external-rgw-lb:conflict"))
@@ -172,7 +179,11 @@ private func actions(_ response: ClientResponse, cluster: Int = 0) -> [String] {
     }
 
     @Test func retriesServerErrorsRateLimitsAndDroppedConnections() throws {
-        try cluster.call("POST", "/_fake/faults", json: #"[{"method":"PATCH","path":"/services/","status":500,"times":2},{"method":"PATCH","path":"/endpoints/","status":429,"retryAfter":1,"times":1},{"method":"PATCH","path":"/endpointslices/","drop":true,"times":1}]"#)
+        try cluster.call(
+            "POST", "/_fake/faults",
+            json:
+                #"[{"method":"PATCH","path":"/services/","status":500,"times":2},{"method":"PATCH","path":"/endpoints/","status":429,"retryAfter":1,"times":1},{"method":"PATCH","path":"/endpointslices/","drop":true,"times":1}]"#
+        )
         let response = try push()
         #expect(response.status == 200, "\(response.text)")
         // A cluster that keeps failing with 503: the push waits for the retries up to ?timeout=,
@@ -193,8 +204,13 @@ private func actions(_ response: ClientResponse, cluster: Int = 0) -> [String] {
         let clean = try client.request("GET", "/v1/services/default/ocs-external-rgw-lb/diff?cluster=token")
         #expect(clean.json?["inSync"] as? Bool == true, "\(clean.text)")
         // Someone edits the Endpoints behind the registry's back.
-        let edited = #"{"apiVersion":"v1","kind":"Endpoints","metadata":{"name":"ocs-external-rgw-lb","namespace":"default","labels":{"app.kubernetes.io/managed-by":"endpoint-registry","endpointslice.kubernetes.io/skip-mirror":"true"}},"subsets":[{"addresses":[{"ip":"192.168.7.50"}],"ports":[{"port":8080}]}]}"#
-        #expect(try cluster.call("PATCH", "/api/v1/namespaces/default/endpoints/ocs-external-rgw-lb?fieldManager=kubectl&force=true", json: edited, contentType: "application/apply-patch+yaml").status == 200)
+        let edited =
+            #"{"apiVersion":"v1","kind":"Endpoints","metadata":{"name":"ocs-external-rgw-lb","namespace":"default","labels":{"app.kubernetes.io/managed-by":"endpoint-registry","endpointslice.kubernetes.io/skip-mirror":"true"}},"subsets":[{"addresses":[{"ip":"192.168.7.50"}],"ports":[{"port":8080}]}]}"#
+        #expect(
+            try cluster.call(
+                "PATCH", "/api/v1/namespaces/default/endpoints/ocs-external-rgw-lb?fieldManager=kubectl&force=true", json: edited,
+                contentType: "application/apply-patch+yaml"
+            ).status == 200)
         let drifted = try client.request("GET", "/v1/services/default/ocs-external-rgw-lb/diff?cluster=token")
         #expect(drifted.json?["inSync"] as? Bool == false)
         let fields = (drifted.json?["drift"] as? [[String: Any]])?.compactMap { $0["field"] as? String }
@@ -214,7 +230,9 @@ private func actions(_ response: ClientResponse, cluster: Int = 0) -> [String] {
 
     @Test func pushesManyServicesWithOneSummary() throws {
         for index in 0..<5 {
-            _ = try client.request("POST", "/v1/services", json: #"{"namespace":"bulk","name":"s\#(index)","ports":[{"port":80}],"addresses":[{"ip":"10.1.0.\#(index + 1)"}]}"#)
+            _ = try client.request(
+                "POST", "/v1/services",
+                json: #"{"namespace":"bulk","name":"s\#(index)","ports":[{"port":80}],"addresses":[{"ip":"10.1.0.\#(index + 1)"}]}"#)
         }
         let response = try client.request("POST", "/v1/push?namespace=bulk", json: #"{"clusters":["token"]}"#)
         #expect(response.status == 200, "\(response.text)")

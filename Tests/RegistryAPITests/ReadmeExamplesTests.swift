@@ -86,7 +86,13 @@ func jsonValues(in text: String) -> [Any] {
         scan: while end < bytes.count {
             let byte = bytes[end]
             if inString {
-                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
             } else {
                 switch byte {
                 case UInt8(ascii: "\""): inString = true
@@ -134,7 +140,8 @@ func jsonValues(in text: String) -> [Any] {
             switch block.marker {
             case .run, .skip: break
             case .file, .none:
-                Issue.record("README.md line \(block.line): a sh block needs <!-- readme-test: NAME --> or <!-- readme-skip: REASON --> on the line before")
+                Issue.record(
+                    "README.md line \(block.line): a sh block needs <!-- readme-test: NAME --> or <!-- readme-skip: REASON --> on the line before")
             }
         }
         let names = shell.compactMap { block -> String? in
@@ -289,7 +296,9 @@ func jsonValues(in text: String) -> [Any] {
             #expect(backends(imported) == twelveGateways)
             // Endpoints only, in a shape the ≥ 1.27 mirroring controller cannot mirror: `both`, with a warning.
             #expect(imported["endpointsMode"] as? String == "both")
-            #expect(((answers[1]["warnings"] as? [[String: Any]]) ?? []).contains { ($0["message"] as? String)?.contains("both") == true }, "\(answers[1])")
+            #expect(
+                ((answers[1]["warnings"] as? [[String: Any]]) ?? []).contains { ($0["message"] as? String)?.contains("both") == true },
+                "\(answers[1])")
             #expect(imported["labels"] as? [String: String] == ["app": "ceph-rgw"])
             #expect(try context.service("default/ocs-external-rgw-lb")["revision"] as? Int == 4, "skip leaves default alone")
         },
@@ -305,7 +314,8 @@ func jsonValues(in text: String) -> [Any] {
                 let service = (metadata?["labels"] as? [String: String])?["kubernetes.io/service-name"] ?? metadata?["name"] as? String ?? "-"
                 return "\(item["kind"] ?? "-")/\(service)"
             }
-            #expect(services == ["Service/postgres", "EndpointSlice/postgres", "EndpointSlice/postgres", "EndpointSlice/postgres", "Service/warehouse"])
+            #expect(
+                services == ["Service/postgres", "EndpointSlice/postgres", "EndpointSlice/postgres", "EndpointSlice/postgres", "Service/warehouse"])
             #expect((items.last?["spec"] as? [String: Any])?["type"] as? String == "ExternalName")
         },
         "push": { context in
@@ -330,7 +340,9 @@ func jsonValues(in text: String) -> [Any] {
             #expect(answers[7]["cluster"] as? String == "prod", "\(answers[7])")
             // What is left on the cluster: the storage gateways only (pushed once, in mode `both`).
             let objects = try context.cluster.objects()
-            let left = objects.map { "\(($0["metadata"] as? [String: Any])?["namespace"] ?? "-")/\($0["kind"] ?? "-")/\(($0["metadata"] as? [String: Any])?["name"] ?? "-")" }
+            let left = objects.map {
+                "\(($0["metadata"] as? [String: Any])?["namespace"] ?? "-")/\($0["kind"] ?? "-")/\(($0["metadata"] as? [String: Any])?["name"] ?? "-")"
+            }
             #expect(left.allSatisfy { $0.hasPrefix("storage/") }, "\(left)")
             #expect(left.contains("storage/Endpoints/ocs-external-rgw-lb") && left.contains("storage/Service/ocs-external-rgw-lb"), "\(left)")
             #expect(left.contains { $0.hasPrefix("storage/EndpointSlice/") }, "\(left)")
@@ -338,18 +350,23 @@ func jsonValues(in text: String) -> [Any] {
         },
         "cli": { context in
             let lines = context.output.split(separator: "\n").map(String.init)
-            #expect(Array(lines.prefix(6)) == [
-                "service/etcd configured", "service/postgres created", "service/warehouse created",
-                "service/etcd unchanged (server dry run)", "service/postgres unchanged (server dry run)", "service/warehouse unchanged (server dry run)",
-            ])
-            let table = lines.dropFirst(6).prefix { !$0.hasPrefix("service/") }.map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+            #expect(
+                Array(lines.prefix(6)) == [
+                    "service/etcd configured", "service/postgres created", "service/warehouse created",
+                    "service/etcd unchanged (server dry run)", "service/postgres unchanged (server dry run)",
+                    "service/warehouse unchanged (server dry run)",
+                ])
+            let table = lines.dropFirst(6).prefix { !$0.hasPrefix("service/") }.map {
+                $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            }
             #expect(table.first == ["NAMESPACE", "NAME", "TYPE", "PORTS", "ADDRESSES", "CLUSTERS", "AGE"])
-            #expect(table.dropFirst().map { Array($0.prefix(6)) } == [
-                ["data", "postgres", "Headless", "5432/TCP,9187/TCP", "2/3", "<none>"],
-                ["data", "warehouse", "ExternalName", "5432/TCP", "<none>", "<none>"],
-                ["default", "etcd", "ClusterIP", "2379/TCP", "3/3", "<none>"],
-                ["storage", "ocs-external-rgw-lb", "ClusterIP", "80/TCP", "12/12", "1/1"],
-            ])
+            #expect(
+                table.dropFirst().map { Array($0.prefix(6)) } == [
+                    ["data", "postgres", "Headless", "5432/TCP,9187/TCP", "2/3", "<none>"],
+                    ["data", "warehouse", "ExternalName", "5432/TCP", "<none>", "<none>"],
+                    ["default", "etcd", "ClusterIP", "2379/TCP", "3/3", "<none>"],
+                    ["storage", "ocs-external-rgw-lb", "ClusterIP", "80/TCP", "12/12", "1/1"],
+                ])
             #expect(lines.last == "service/etcd unchanged")
             let saved = try context.file("etcd.yaml")
             #expect(saved.contains("hostname: etcd-0") && saved.contains("revision: 2"))
@@ -369,7 +386,8 @@ func jsonValues(in text: String) -> [Any] {
             let listed = try #require(context.json.first { $0["items"] != nil })
             #expect(((listed["items"] as? [[String: Any]]) ?? []).map { $0["name"] as? String } == ["minio"])
             #expect(context.json.last?["status"] as? String == "ok")
-            let etcd = try context.client.request("GET", "/v1/services/default/etcd", headers: ["Authorization": "Bearer example-admin-token-not-secret"])
+            let etcd = try context.client.request(
+                "GET", "/v1/services/default/etcd", headers: ["Authorization": "Bearer example-admin-token-not-secret"])
             #expect(etcd.status == 404, "this server's database is its own: nothing but minio")
         },
         "make-token": { context in
@@ -411,7 +429,9 @@ func jsonValues(in text: String) -> [Any] {
         if process.isRunning {
             process.terminate()
             process.waitUntilExit()
-            return (-1, try String(contentsOf: output, encoding: .utf8), "timed out after 120 s\n" + (try String(contentsOf: errors, encoding: .utf8)))
+            return (
+                -1, try String(contentsOf: output, encoding: .utf8), "timed out after 120 s\n" + (try String(contentsOf: errors, encoding: .utf8))
+            )
         }
         return (process.terminationStatus, try String(contentsOf: output, encoding: .utf8), try String(contentsOf: errors, encoding: .utf8))
     }
@@ -455,7 +475,10 @@ extension FileManager {
     @Test func theImportExampleMeansTheSameGatewaysAsTheSeedManifest() throws {
         let server = try TestServer()
         let client = try server.client()
-        for (file, namespace) in [(Paths.examples.appending(path: "ceph-rgw-endpoints.yaml"), "example"), (Paths.fixtures.appending(path: "seed-001-ceph-rgw.yaml"), "seed")] {
+        for (file, namespace) in [
+            (Paths.examples.appending(path: "ceph-rgw-endpoints.yaml"), "example"),
+            (Paths.fixtures.appending(path: "seed-001-ceph-rgw.yaml"), "seed"),
+        ] {
             let response = try client.request(
                 "POST", "/v1/import?namespace=\(namespace)", headers: ["Content-Type": "application/yaml"],
                 body: Array(try String(contentsOf: file, encoding: .utf8).utf8))

@@ -14,7 +14,8 @@ private func eventually(_ seconds: Double = 15, _ condition: () throws -> Bool) 
     return try condition()
 }
 
-private let rgw = #"{"namespace":"storage","name":"rgw","description":"S3","labels":{"app":"ceph"},"ports":[{"port":80}],"addresses":[{"ip":"192.168.7.50","port":8080},{"ip":"192.168.7.51","port":8080}],"endpointsMode":"endpointslices","clusters":["token"]}"#
+private let rgw =
+    #"{"namespace":"storage","name":"rgw","description":"S3","labels":{"app":"ceph"},"ports":[{"port":80}],"addresses":[{"ip":"192.168.7.50","port":8080},{"ip":"192.168.7.51","port":8080}],"endpointsMode":"endpointslices","clusters":["token"]}"#
 
 /// The reconciler against the fake API server, through the real server: bound services appear,
 /// stay and are repaired without any push.
@@ -64,9 +65,10 @@ private let rgw = #"{"namespace":"storage","name":"rgw","description":"S3","labe
                 "PATCH", "/api/v1/namespaces/storage/services/rgw", json: #"{"metadata":{"labels":{"app":"other"}}}"#,
                 contentType: "application/merge-patch+json"
             ).status == 200)
-        #expect(try eventually {
-            ((try cluster.object("Service", "rgw")?["metadata"] as? [String: Any])?["labels"] as? [String: String])?["app"] == "ceph"
-        })
+        #expect(
+            try eventually {
+                ((try cluster.object("Service", "rgw")?["metadata"] as? [String: Any])?["labels"] as? [String: String])?["app"] == "ceph"
+            })
 
         // An address edited in the cluster is set back.
         #expect(
@@ -74,10 +76,11 @@ private let rgw = #"{"namespace":"storage","name":"rgw","description":"S3","labe
                 "PATCH", slicePath, json: #"{"endpoints":[{"addresses":["192.168.7.99"],"conditions":{"ready":true}}]}"#,
                 contentType: "application/merge-patch+json"
             ).status == 200)
-        #expect(try eventually {
-            let endpoints = (try cluster.object("EndpointSlice", sliceName)?["endpoints"] as? [[String: Any]]) ?? []
-            return endpoints.compactMap { ($0["addresses"] as? [String])?.first }.sorted() == ["192.168.7.50", "192.168.7.51"]
-        })
+        #expect(
+            try eventually {
+                let endpoints = (try cluster.object("EndpointSlice", sliceName)?["endpoints"] as? [[String: Any]]) ?? []
+                return endpoints.compactMap { ($0["addresses"] as? [String])?.first }.sorted() == ["192.168.7.50", "192.168.7.51"]
+            })
         #expect(try eventually { try state()?["state"] as? String == "synced" })
         let diff = try client.request("GET", "/v1/services/storage/rgw/diff?cluster=token")
         #expect(diff.json?["inSync"] as? Bool == true, "\(diff.text)")
@@ -92,10 +95,11 @@ private let rgw = #"{"namespace":"storage","name":"rgw","description":"S3","labe
 
         // An address change reaches the cluster without a push.
         #expect(try client.request("POST", "/v1/services/storage/rgw/addresses", json: #"{"ip":"192.168.7.52","port":8080}"#).status == 201)
-        #expect(try eventually {
-            let endpoints = (try cluster.object("EndpointSlice", sliceName)?["endpoints"] as? [[String: Any]]) ?? []
-            return endpoints.count == 3
-        })
+        #expect(
+            try eventually {
+                let endpoints = (try cluster.object("EndpointSlice", sliceName)?["endpoints"] as? [[String: Any]]) ?? []
+                return endpoints.count == 3
+            })
         #expect(try eventually { try state()?["revision"] as? Int == 2 && state()?["state"] as? String == "synced" })
 
         // Unbinding removes our objects there.
@@ -128,10 +132,11 @@ private let rgw = #"{"namespace":"storage","name":"rgw","description":"S3","labe
                 json: #"{"endpointsMode":"endpointslices"}"#
             ).status == 200)
         #expect(try eventually { try cluster.object("Endpoints", "rgw") == nil })
-        #expect(try eventually {
-            try slices().map { ((($0["metadata"] as? [String: Any])?["labels"] as? [String: String])?["endpointslice.kubernetes.io/managed-by"]) }
-                == ["endpoint-registry"]
-        })
+        #expect(
+            try eventually {
+                try slices().map { ((($0["metadata"] as? [String: Any])?["labels"] as? [String: String])?["endpointslice.kubernetes.io/managed-by"]) }
+                    == ["endpoint-registry"]
+            })
     }
 
     @Test func failingCarriesTheAPIServersReasonAndTheClusterStatusCountsIt() throws {
@@ -167,7 +172,8 @@ private let rgw = #"{"namespace":"storage","name":"rgw","description":"S3","labe
     }
 
     @Test func adoptingAServiceWithASelectorRemovesIt() throws {
-        let foreign = #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"rgw","namespace":"storage"},"spec":{"selector":{"app":"rgw"},"ports":[{"port":80}]}}"#
+        let foreign =
+            #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"rgw","namespace":"storage"},"spec":{"selector":{"app":"rgw"},"ports":[{"port":80}]}}"#
         #expect(
             try cluster.call(
                 "PATCH", "/api/v1/namespaces/storage/services/rgw?fieldManager=kubectl", json: foreign, contentType: "application/apply-patch+yaml"
@@ -285,7 +291,9 @@ private let rgw = #"{"namespace":"storage","name":"rgw","description":"S3","labe
             let pusher = try server.client()
             let body = #"{"clusters":["token"]}"#
             try pusher.send(
-                Array("POST /v1/services/dead/s\(index)/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8))
+                Array(
+                    "POST /v1/services/dead/s\(index)/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                        .utf8))
             pushers.append(pusher)
         }
         Thread.sleep(forTimeInterval: 0.5)
@@ -342,7 +350,10 @@ private let rgw = #"{"namespace":"storage","name":"rgw","description":"S3","labe
         try cluster.call("POST", "/_fake/faults", json: #"[{"method":"PATCH","path":"/namespaces/","status":503,"times":100000}]"#)
         let (first, firstPort) = try start(database: database, kubeconfig: cluster.kubeconfig)
         let client = try RawHTTPClient(port: firstPort)
-        #expect(try client.request("POST", "/v1/services", json: #"{"namespace":"storage","name":"rgw","ports":[{"port":80}],"addresses":[{"ip":"192.168.7.50"}]}"#).status == 201)
+        #expect(
+            try client.request(
+                "POST", "/v1/services", json: #"{"namespace":"storage","name":"rgw","ports":[{"port":80}],"addresses":[{"ip":"192.168.7.50"}]}"#
+            ).status == 201)
         let failing = eventually {
             let status = try? client.request("GET", "/v1/services/storage/rgw/status")
             return ((status?.json?["items"] as? [[String: Any]])?.first?["state"] as? String) == "failing"
@@ -360,9 +371,10 @@ private let rgw = #"{"namespace":"storage","name":"rgw","description":"S3","labe
         }
         let again = try RawHTTPClient(port: secondPort)
         #expect(try eventually { try cluster.object("Service", "rgw") != nil })
-        #expect(eventually {
-            let status = try? again.request("GET", "/v1/services/storage/rgw/status")
-            return ((status?.json?["items"] as? [[String: Any]])?.first?["state"] as? String) == "synced"
-        })
+        #expect(
+            eventually {
+                let status = try? again.request("GET", "/v1/services/storage/rgw/status")
+                return ((status?.json?["items"] as? [[String: Any]])?.first?["state"] as? String) == "synced"
+            })
     }
 }

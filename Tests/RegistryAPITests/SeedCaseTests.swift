@@ -17,7 +17,8 @@ import Testing
         for host in 50...55 {
             for port in [8080, 8081] { addresses.append(#"{"ip":"192.168.7.\#(host)","port":\#(port)}"#) }
         }
-        let body = #"{"name":"ocs-external-rgw-lb","ports":[{"protocol":"TCP","port":80,"targetPort":80}],"addresses":[\#(addresses.joined(separator: ","))]}"#
+        let body =
+            #"{"name":"ocs-external-rgw-lb","ports":[{"protocol":"TCP","port":80,"targetPort":80}],"addresses":[\#(addresses.joined(separator: ","))]}"#
         let created = try client.request("POST", "/v1/services", json: body)
         #expect(created.status == 201)
         let stored = try #require(try client.request("GET", "/v1/services/default/ocs-external-rgw-lb").json)
@@ -45,14 +46,16 @@ import Testing
     }
 
     @Test func externalEtcd() throws {
-        let body = #"{"namespace":"default","name":"etcd-supporting-kubernetes","type":"ClusterIP","ports":[{"protocol":"TCP","port":2379,"targetPort":2379}],"addresses":[{"ip":"10.20.30.40"},{"ip":"10.20.30.41"},{"ip":"10.20.30.42"}]}"#
+        let body =
+            #"{"namespace":"default","name":"etcd-supporting-kubernetes","type":"ClusterIP","ports":[{"protocol":"TCP","port":2379,"targetPort":2379}],"addresses":[{"ip":"10.20.30.40"},{"ip":"10.20.30.41"},{"ip":"10.20.30.42"}]}"#
         #expect(try client.request("POST", "/v1/services", json: body).status == 201)
         let addresses = try client.request("GET", "/v1/services/default/etcd-supporting-kubernetes/addresses").json?["items"] as? [[String: Any]]
         #expect(addresses?.map { $0["ip"] as? String } == ["10.20.30.40", "10.20.30.41", "10.20.30.42"])
     }
 
     @Test func externalWebSiteWithANamedPort() throws {
-        let body = #"{"name":"external-svc","ports":[{"name":"web","protocol":"TCP","port":80,"targetPort":80}],"addresses":[{"ip":"139.59.205.180"}]}"#
+        let body =
+            #"{"name":"external-svc","ports":[{"name":"web","protocol":"TCP","port":80,"targetPort":80}],"addresses":[{"ip":"139.59.205.180"}]}"#
         let created = try client.request("POST", "/v1/services", json: body)
         #expect(created.status == 201)
         #expect((created.json?["ports"] as? [[String: Any]])?.first?["name"] as? String == "web")

@@ -20,7 +20,10 @@ import Testing
     @Test func readsSettingsFromTheEnvironmentWithFlagsWinning() throws {
         let configuration = try resolve(
             ["--port", "9000"],
-            ["ENDPOINT_REGISTRY_PORT": "7000", "ENDPOINT_REGISTRY_THREADS": "3", "ENDPOINT_REGISTRY_LOG_FORMAT": "json", "ENDPOINT_REGISTRY_PUBLIC_METRICS": "true"])
+            [
+                "ENDPOINT_REGISTRY_PORT": "7000", "ENDPOINT_REGISTRY_THREADS": "3", "ENDPOINT_REGISTRY_LOG_FORMAT": "json",
+                "ENDPOINT_REGISTRY_PUBLIC_METRICS": "true",
+            ])
         #expect(configuration.http.port == 9000)
         #expect(configuration.http.threads == 3)
         #expect(configuration.logFormat == .json)
@@ -76,7 +79,9 @@ import Testing
         let variables = ServerSettings.table.map(\.environment)
         #expect(Set(variables).count == variables.count)
         for setting in ServerSettings.table {
-            #expect(setting.environment == "KUBECONFIG" || setting.environment == "ENDPOINT_REGISTRY_" + setting.name.uppercased().replacingOccurrences(of: "-", with: "_"))
+            #expect(
+                setting.environment == "KUBECONFIG"
+                    || setting.environment == "ENDPOINT_REGISTRY_" + setting.name.uppercased().replacingOccurrences(of: "-", with: "_"))
             #expect(!setting.help.isEmpty)
             #expect(ServerSettings.helpText.contains("--\(setting.name)"))
         }
@@ -114,7 +119,8 @@ import Testing
         let outputData = output.fileHandleForReading.readDataToEndOfFile()
         let errorData = error.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return Run(status: process.terminationStatus, output: String(decoding: outputData, as: UTF8.self), error: String(decoding: errorData, as: UTF8.self))
+        return Run(
+            status: process.terminationStatus, output: String(decoding: outputData, as: UTF8.self), error: String(decoding: errorData, as: UTF8.self))
     }
 
     @Test func versionNamesTheReleaseAndTheCommit() throws {
@@ -152,7 +158,9 @@ import Testing
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         var arguments = arguments
-        if arguments.first == "serve" && !arguments.contains("--database") { arguments += ["--database", directory.appending(path: "r.sqlite").path()] }
+        if arguments.first == "serve" && !arguments.contains("--database") {
+            arguments += ["--database", directory.appending(path: "r.sqlite").path()]
+        }
         let result = try run(arguments)
         #expect(result.status != 0)
         #expect(result.error.contains(expected), "\(result.error)")
@@ -161,10 +169,13 @@ import Testing
 
     @Test func renderRefusesAKubernetesManifestPointingToImport() throws {
         let file = FileManager.default.temporaryDirectory.appending(path: "manifest-\(UUID().uuidString).yaml")
-        try "apiVersion: v1\nkind: Service\nmetadata:\n  name: etcd\nspec:\n  ports:\n  - port: 2379\n".write(to: file, atomically: true, encoding: .utf8)
+        try "apiVersion: v1\nkind: Service\nmetadata:\n  name: etcd\nspec:\n  ports:\n  - port: 2379\n".write(
+            to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
         let result = try run(["render", file.path()])
         #expect(result.status != 0)
-        #expect(result.error.contains("is a Kubernetes Service manifest, not a registration") && result.error.contains("POST /v1/import"), "\(result.error)")
+        #expect(
+            result.error.contains("is a Kubernetes Service manifest, not a registration") && result.error.contains("POST /v1/import"),
+            "\(result.error)")
     }
 }

@@ -2,7 +2,8 @@ import Foundation
 import TestSupport
 import Testing
 
-private let rgw = #"{"name":"rgw","namespace":"storage","labels":{"app":"ceph-rgw","tier":"storage"},"ports":[{"port":80}],"addresses":[{"ip":"192.168.7.50","port":8080},{"ip":"192.168.7.50","port":8081}]}"#
+private let rgw =
+    #"{"name":"rgw","namespace":"storage","labels":{"app":"ceph-rgw","tier":"storage"},"ports":[{"port":80}],"addresses":[{"ip":"192.168.7.50","port":8080},{"ip":"192.168.7.50","port":8081}]}"#
 
 @Suite struct ServiceRoutesTests {
     let server: TestServer
@@ -107,7 +108,11 @@ private let rgw = #"{"name":"rgw","namespace":"storage","labels":{"app":"ceph-rg
             "PUT", "/v1/services/storage/rgw", body: try JSONSerialization.data(withJSONObject: body).map { $0 })
         #expect(staleRevision.status == 409)
         #expect(staleRevision.problemFields == ["revision"])
-        let unchanged = try client.request("PUT", "/v1/services/storage/rgw", json: #"{"description":"12 gateways","labels":{"app":"ceph-rgw","tier":"storage"},"ports":[{"port":80}],"addresses":[{"ip":"192.168.7.50","port":8080},{"ip":"192.168.7.50","port":8081}]}"#)
+        let unchanged = try client.request(
+            "PUT", "/v1/services/storage/rgw",
+            json:
+                #"{"description":"12 gateways","labels":{"app":"ceph-rgw","tier":"storage"},"ports":[{"port":80}],"addresses":[{"ip":"192.168.7.50","port":8080},{"ip":"192.168.7.50","port":8081}]}"#
+        )
         #expect(unchanged.status == 200)
         #expect(unchanged.json?["revision"] as? Int == 2)
     }

@@ -55,7 +55,8 @@ import Testing
                 for index in 0..<3000 where Date() < end {
                     let name = "w\(writer)-\(index)"
                     let addresses = (1...40).map { #"{"ip":"10.\#(writer).\#(index % 250).\#($0)"}"# }.joined(separator: ",")
-                    let body = #"{"name":"\#(name)","description":"\#(String(repeating: "x", count: 2000))","ports":[{"port":80}],"addresses":[\#(addresses)]}"#
+                    let body =
+                        #"{"name":"\#(name)","description":"\#(String(repeating: "x", count: 2000))","ports":[{"port":80}],"addresses":[\#(addresses)]}"#
                     guard let response = try? client.request("POST", "/v1/services", json: body) else { return }
                     statuses.record(name, response)
                     if response.status == 507 && statuses.fullCount > 20 { return }

@@ -15,7 +15,9 @@ private func fields(_ json: String) throws -> [String] {
 
 @Suite struct HealthCheckTests {
     @Test func appliesDefaultsAndRoundTrips() throws {
-        let input = try decode(#"{"name":"rgw","ports":[{"port":80,"targetPort":8080}],"addresses":[{"ip":"192.0.2.10"}],"healthCheck":{"type":"http"}}"#).get()
+        let input = try decode(
+            #"{"name":"rgw","ports":[{"port":80,"targetPort":8080}],"addresses":[{"ip":"192.0.2.10"}],"healthCheck":{"type":"http"}}"#
+        ).get()
         let check = try #require(input.service.healthCheck)
         #expect(check.type == .http)
         #expect(check.path == "/")
@@ -30,7 +32,8 @@ private func fields(_ json: String) throws -> [String] {
     }
 
     @Test func namedPortAndStatusList() throws {
-        let json = #"{"name":"db","ports":[{"name":"sql","port":5432},{"name":"admin","port":8008}],"addresses":[{"ip":"192.0.2.1","ports":{"admin":9000}}],"healthCheck":{"type":"https","port":"admin","expectedStatuses":[200,"300-302"],"tlsSkipVerify":true}}"#
+        let json =
+            #"{"name":"db","ports":[{"name":"sql","port":5432},{"name":"admin","port":8008}],"addresses":[{"ip":"192.0.2.1","ports":{"admin":9000}}],"healthCheck":{"type":"https","port":"admin","expectedStatuses":[200,"300-302"],"tlsSkipVerify":true}}"#
         let service = try decode(json).get().service
         let check = try #require(service.healthCheck)
         #expect(check.port == .name("admin"))
@@ -39,7 +42,8 @@ private func fields(_ json: String) throws -> [String] {
     }
 
     @Test func reportsEveryViolationAtOnce() throws {
-        let json = #"{"name":"a","ports":[{"port":80}],"healthCheck":{"type":"tcp","port":70000,"path":"/x","tlsSkipVerify":true,"intervalSeconds":5,"timeoutSeconds":5,"healthyThreshold":0,"unhealthyThreshold":11,"bogus":1}}"#
+        let json =
+            #"{"name":"a","ports":[{"port":80}],"healthCheck":{"type":"tcp","port":70000,"path":"/x","tlsSkipVerify":true,"intervalSeconds":5,"timeoutSeconds":5,"healthyThreshold":0,"unhealthyThreshold":11,"bogus":1}}"#
         let found = Set(try fields(json))
         #expect(
             found == [
@@ -71,6 +75,8 @@ private func fields(_ json: String) throws -> [String] {
         #expect(try fields(#"{"name":"a","ports":[{"port":53,"protocol":"UDP"}],"healthCheck":{"type":"tcp"}}"#) == ["healthCheck.port"])
         #expect(try fields(#"{"name":"a","ports":[{"port":53,"protocol":"UDP"}],"healthCheck":{"type":"tcp","port":53}}"#) == [])
         #expect(
-            try fields(#"{"name":"a","type":"ExternalName","externalName":"db.example.org","healthCheck":{"type":"tcp","port":5432}}"#) == ["healthCheck"])
+            try fields(#"{"name":"a","type":"ExternalName","externalName":"db.example.org","healthCheck":{"type":"tcp","port":5432}}"#) == [
+                "healthCheck"
+            ])
     }
 }

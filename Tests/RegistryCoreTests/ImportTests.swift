@@ -99,7 +99,8 @@ func randomService(_ random: inout SeededGenerator, index: Int) -> ExternalServi
     }
 
     @Test func usesTheDefaultNamespaceAndFlattensLists() throws {
-        let json = #"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Service","metadata":{"name":"a"},"spec":{"ports":[{"port":80}]}},{"apiVersion":"v1","kind":"Endpoints","metadata":{"name":"a"},"subsets":[{"addresses":[{"ip":"10.0.0.1"}],"ports":[{"port":80}]}]}]}"#
+        let json =
+            #"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Service","metadata":{"name":"a"},"spec":{"ports":[{"port":80}]}},{"apiVersion":"v1","kind":"Endpoints","metadata":{"name":"a"},"subsets":[{"addresses":[{"ip":"10.0.0.1"}],"ports":[{"port":80}]}]}]}"#
         let result = try plan(json).get()
         #expect(result.services.map(\.namespace) == ["team"])
         #expect(result.services.first?.addresses.map(\.ip) == ["10.0.0.1"])
@@ -109,8 +110,10 @@ func randomService(_ random: inout SeededGenerator, index: Int) -> ExternalServi
         // (An Endpoints port no Service port has and a named targetPort are valid in Kubernetes:
         // warnings, see ImportShapeTests.validButUselessIsAWarning.)
         // Invalid IP in Endpoints.
-        ("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80}]}\n---\napiVersion: v1\nkind: Endpoints\nmetadata: {name: a}\nsubsets: [{addresses: [{ip: 127.0.0.1}], ports: [{port: 80}]}]",
-            "documents[0] (Service default/a): addresses[0].ip"),
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80}]}\n---\napiVersion: v1\nkind: Endpoints\nmetadata: {name: a}\nsubsets: [{addresses: [{ip: 127.0.0.1}], ports: [{port: 80}]}]",
+            "documents[0] (Service default/a): addresses[0].ip"
+        ),
         // Not an object.
         ("- just\n- a list", "documents[0]"),
         // No name.

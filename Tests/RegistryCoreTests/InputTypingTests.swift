@@ -30,7 +30,10 @@ import Testing
     }
 
     @Test func aValidManifestImports() throws {
-        guard case .success(let plan) = try importing(manifest()) else { Issue.record("refused"); return }
+        guard case .success(let plan) = try importing(manifest()) else {
+            Issue.record("refused")
+            return
+        }
         #expect(plan.services.map(\.namespace) == ["storage"])
         #expect(plan.services.first?.ports.first?.port == 5432)
     }
@@ -48,7 +51,9 @@ import Testing
     ])
     func importRefusesWhatTheAPIServerCannotDecode(values: [String: String], field: String, message: String) throws {
         let result = try importing(
-            manifest(namespace: values["namespace"] ?? "storage", label: values["label"] ?? "a", type: values["type"] ?? "ClusterIP", port: values["port"] ?? "5432"))
+            manifest(
+                namespace: values["namespace"] ?? "storage", label: values["label"] ?? "a", type: values["type"] ?? "ClusterIP",
+                port: values["port"] ?? "5432"))
         guard case .failure(let failure) = result else {
             Issue.record("accepted \(values)")
             return
@@ -60,14 +65,15 @@ import Testing
     }
 
     @Test func everyTypeErrorOfAnImportIsReportedAtOnce() throws {
-        let yaml = manifest(namespace: "7", type: "5", port: "80.0") + "\n---\n" + """
-            apiVersion: discovery.k8s.io/v1
-            kind: EndpointSlice
-            metadata: {name: db-1, labels: {kubernetes.io/service-name: db}}
-            addressType: IPv4
-            ports: [{port: "5432"}]
-            endpoints: [{addresses: [10.0.0.1], conditions: {ready: "yes"}}]
-            """
+        let yaml =
+            manifest(namespace: "7", type: "5", port: "80.0") + "\n---\n" + """
+                apiVersion: discovery.k8s.io/v1
+                kind: EndpointSlice
+                metadata: {name: db-1, labels: {kubernetes.io/service-name: db}}
+                addressType: IPv4
+                ports: [{port: "5432"}]
+                endpoints: [{addresses: [10.0.0.1], conditions: {ready: "yes"}}]
+                """
         #expect(
             fields(try importing(yaml)).sorted() == [
                 "documents[0].metadata.namespace", "documents[0].spec.ports[0].port", "documents[0].spec.type",

@@ -5,7 +5,10 @@ import Testing
 @Suite struct JSONParserTests {
     @Test func parsesEveryValueKindAndKeepsMemberOrder() throws {
         let value = try JSONParser.parse(Array(#" {"b": [1, -2.5e3, true, false, null], "a": "x\u00e9\n\"", "c": {}} "#.utf8))
-        guard case .object(let object) = value else { Issue.record("not an object"); return }
+        guard case .object(let object) = value else {
+            Issue.record("not an object")
+            return
+        }
         #expect(object.keys == ["b", "a", "c"])
         #expect(object["b"] == .array([.number("1"), .number("-2.5e3"), .bool(true), .bool(false), .null]))
         #expect(object["a"] == .string("xé\n\""))

@@ -78,11 +78,17 @@ private func withLabels(_ object: JSONValue, _ change: (inout JSONObject) -> Voi
         let slices = objects(ManifestRenderer.render(service), kind: "EndpointSlice")
         #expect(!slices.isEmpty)
         for slice in slices {
-            guard case .array(let ports)? = slice["ports"] else { Issue.record("no ports"); continue }
+            guard case .array(let ports)? = slice["ports"] else {
+                Issue.record("no ports")
+                continue
+            }
             for case .object(let port) in ports { #expect(port["name"] == .string("")) }
         }
         let endpoints = objects(ManifestRenderer.render(service), kind: "Endpoints")
-        guard case .array(let subsets)? = endpoints.first?["subsets"] else { Issue.record("no subsets"); return }
+        guard case .array(let subsets)? = endpoints.first?["subsets"] else {
+            Issue.record("no subsets")
+            return
+        }
         for case .object(let subset) in subsets {
             guard case .array(let ports)? = subset["ports"] else { continue }
             for case .object(let port) in ports { #expect(port["name"] == nil) }
@@ -91,7 +97,10 @@ private func withLabels(_ object: JSONValue, _ change: (inout JSONObject) -> Voi
 
     @Test func serviceSpellsTheDefaultsOfTheAPIServer() {
         let rendered = objects(ManifestRenderer.render(service), kind: "Service")[0]
-        guard case .object(let spec)? = rendered["spec"] else { Issue.record("no spec"); return }
+        guard case .object(let spec)? = rendered["spec"] else {
+            Issue.record("no spec")
+            return
+        }
         #expect(spec["sessionAffinity"] == .string("None"))
         #expect(spec["internalTrafficPolicy"] == .string("Cluster"))
     }
@@ -107,14 +116,23 @@ private func withLabels(_ object: JSONValue, _ change: (inout JSONObject) -> Voi
     /// but a changed pinned nodePort is.
     @Test func allocatedNodePortsAreNotDrift() throws {
         let service = try decoded(
-            #"{"name":"lb","type":"LoadBalancer","ports":[{"name":"a","port":80,"nodePort":30080},{"name":"b","port":443}],"externalTrafficPolicy":"Local","addresses":[{"ip":"192.0.2.1"}]}"#)
+            #"{"name":"lb","type":"LoadBalancer","ports":[{"name":"a","port":80,"nodePort":30080},{"name":"b","port":443}],"externalTrafficPolicy":"Local","addresses":[{"ip":"192.0.2.1"}]}"#
+        )
         let rendered = objects(ManifestRenderer.render(service), kind: "Service")[0]
         func live(pinned: Int) -> JSONValue {
             var root = rendered
             guard case .object(var spec)? = root["spec"] else { return .object(root) }
             spec["ports"] = .array([
-                .object(JSONObject([("name", .string("a")), ("protocol", .string("TCP")), ("port", .integer(80)), ("targetPort", .integer(80)), ("nodePort", .integer(pinned))])),
-                .object(JSONObject([("name", .string("b")), ("protocol", .string("TCP")), ("port", .integer(443)), ("targetPort", .integer(443)), ("nodePort", .integer(31443))])),
+                .object(
+                    JSONObject([
+                        ("name", .string("a")), ("protocol", .string("TCP")), ("port", .integer(80)), ("targetPort", .integer(80)),
+                        ("nodePort", .integer(pinned)),
+                    ])),
+                .object(
+                    JSONObject([
+                        ("name", .string("b")), ("protocol", .string("TCP")), ("port", .integer(443)), ("targetPort", .integer(443)),
+                        ("nodePort", .integer(31443)),
+                    ])),
             ])
             spec["healthCheckNodePort"] = .integer(32000)
             spec["ipFamilyPolicy"] = .string("SingleStack")

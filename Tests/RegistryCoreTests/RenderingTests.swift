@@ -56,7 +56,10 @@ func objects(_ rendering: Rendering, kind: String) -> [JSONObject] {
         let rendering = ManifestRenderer.render(service, mode: .endpoints)
         #expect(rendering.warnings.contains { $0.contains("cannot be mirrored") && $0.contains("both") })
         let endpoints = try #require(objects(rendering, kind: "Endpoints").first)
-        guard case .array(let subsets)? = endpoints["subsets"] else { Issue.record("no subsets"); return }
+        guard case .array(let subsets)? = endpoints["subsets"] else {
+            Issue.record("no subsets")
+            return
+        }
         #expect(subsets.count == 2)
         for (subset, port) in zip(subsets, [8080, 8081]) {
             guard case .object(let object) = subset, case .array(let addresses)? = object["addresses"] else {
@@ -119,16 +122,20 @@ func objects(_ rendering: Rendering, kind: String) -> [JSONObject] {
 @Suite struct RenderingRuleTests {
     @Test func multiPortNamedWithOverrides() throws {
         let service = try decoded(
-            #"{"name":"pg","namespace":"data","ports":[{"name":"sql","port":5432,"appProtocol":"postgresql"},{"name":"metrics","port":9187}],"addresses":[{"ip":"10.0.0.2","ports":{"sql":6432}},{"ip":"10.0.0.1"},{"ip":"10.0.0.3","ports":{"metrics":9000}}]}"#)
+            #"{"name":"pg","namespace":"data","ports":[{"name":"sql","port":5432,"appProtocol":"postgresql"},{"name":"metrics","port":9187}],"addresses":[{"ip":"10.0.0.2","ports":{"sql":6432}},{"ip":"10.0.0.1"},{"ip":"10.0.0.3","ports":{"metrics":9000}}]}"#
+        )
         let rendering = ManifestRenderer.render(service)
         #expect(objects(rendering, kind: "EndpointSlice").count == 3)
         try Golden.check("multi-port-overrides", rendering)
     }
 
     @Test func ipv6AndDualStackGetOneSlicePerFamily() throws {
-        let ipv6 = try decoded(#"{"name":"v6","type":"Headless","ports":[{"name":"dns","port":53,"protocol":"UDP"}],"addresses":[{"ip":"2001:db8::10","hostname":"ns1"},{"ip":"2001:DB8::9"}]}"#)
+        let ipv6 = try decoded(
+            #"{"name":"v6","type":"Headless","ports":[{"name":"dns","port":53,"protocol":"UDP"}],"addresses":[{"ip":"2001:db8::10","hostname":"ns1"},{"ip":"2001:DB8::9"}]}"#
+        )
         try Golden.check("ipv6-headless", ManifestRenderer.render(ipv6))
-        let dual = try decoded(#"{"name":"dual","ports":[{"port":443}],"addresses":[{"ip":"fd00::1"},{"ip":"192.0.2.10","zone":"eu-1a"},{"ip":"192.0.2.9"}]}"#)
+        let dual = try decoded(
+            #"{"name":"dual","ports":[{"port":443}],"addresses":[{"ip":"fd00::1"},{"ip":"192.0.2.10","zone":"eu-1a"},{"ip":"192.0.2.9"}]}"#)
         let rendering = ManifestRenderer.render(dual, mode: .endpointslices)
         let families = objects(rendering, kind: "EndpointSlice").map { $0["addressType"] }
         #expect(families == [.string("IPv4"), .string("IPv6")])
@@ -179,10 +186,14 @@ func objects(_ rendering: Rendering, kind: String) -> [JSONObject] {
 
     @Test func labelsAndAnnotationsThatNeedQuotes() throws {
         let service = try decoded(
-            #"{"name":"quoted","labels":{"enabled":"true","build":"0123","nothing":"null","port":"8080","empty":"","answer":"yes","date":"2026-01-02","ratio":"1.5"},"annotations":{"example.com/note":"multi\nline: text","example.com/octal":"0o17","example.com/dash":"- item"},"description":"desc: with colon","ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1"}]}"#)
+            #"{"name":"quoted","labels":{"enabled":"true","build":"0123","nothing":"null","port":"8080","empty":"","answer":"yes","date":"2026-01-02","ratio":"1.5"},"annotations":{"example.com/note":"multi\nline: text","example.com/octal":"0o17","example.com/dash":"- item"},"description":"desc: with colon","ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1"}]}"#
+        )
         let rendering = ManifestRenderer.render(service)
         let text = String(decoding: ManifestFormat.yaml.serialize(rendering.objects), as: UTF8.self)
-        for fragment in [#"enabled: "true""#, #"build: "0123""#, #"nothing: "null""#, #"port: "8080""#, #"empty: """#, #"answer: "yes""#, #"date: "2026-01-02""#, #"ratio: "1.5""#] {
+        for fragment in [
+            #"enabled: "true""#, #"build: "0123""#, #"nothing: "null""#, #"port: "8080""#, #"empty: """#, #"answer: "yes""#, #"date: "2026-01-02""#,
+            #"ratio: "1.5""#,
+        ] {
             #expect(text.contains(fragment), "\(fragment)")
         }
         let reparsed = try ManifestDocuments.parseYAML(text)
@@ -193,7 +204,9 @@ func objects(_ rendering: Rendering, kind: String) -> [JSONObject] {
     @Test func deterministicOutputAndStableSliceNames() throws {
         let first = try decoded(#"{"name":"s","ports":[{"port":80}],"addresses":[{"ip":"10.0.0.2"},{"ip":"10.0.0.1"}]}"#)
         let reordered = try decoded(#"{"name":"s","ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1"},{"ip":"10.0.0.2"}]}"#)
-        #expect(ManifestFormat.yaml.serialize(ManifestRenderer.render(first).objects) == ManifestFormat.yaml.serialize(ManifestRenderer.render(reordered).objects))
+        #expect(
+            ManifestFormat.yaml.serialize(ManifestRenderer.render(first).objects)
+                == ManifestFormat.yaml.serialize(ManifestRenderer.render(reordered).objects))
         let grown = try decoded(#"{"name":"s","ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1"},{"ip":"10.0.0.2"},{"ip":"10.0.0.3"}]}"#)
         func sliceNames(_ service: ExternalService) -> [JSONValue?] {
             objects(ManifestRenderer.render(service), kind: "EndpointSlice").map { slice in
@@ -216,7 +229,10 @@ func objects(_ rendering: Rendering, kind: String) -> [JSONObject] {
     @Test func jsonIsAv1List() throws {
         let service = try decoded(#"{"name":"s","ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1"}]}"#)
         let json = try JSONParser.parse(ManifestFormat.json.serialize(ManifestRenderer.render(service).objects))
-        guard case .object(let list) = json, case .array(let items)? = list["items"] else { Issue.record("not a list"); return }
+        guard case .object(let list) = json, case .array(let items)? = list["items"] else {
+            Issue.record("not a list")
+            return
+        }
         #expect(list["kind"] == .string("List") && list["apiVersion"] == .string("v1"))
         #expect(items.count == 3)
     }

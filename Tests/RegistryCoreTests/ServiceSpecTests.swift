@@ -24,51 +24,84 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
         (#"{"name":"a","ports":[{"port":80}],"ipFamilyPolicy":"DualStack"}"#, "ipFamilyPolicy", "unsupported value \"DualStack\""),
         (#"{"name":"a","ports":[{"port":80}],"ipFamilies":["IPv4","IPv4"]}"#, "ipFamilies[1]", "Duplicate value"),
         (#"{"name":"a","ports":[{"port":80}],"ipFamilies":["IPv4","IPv6","IPv4"]}"#, "ipFamilies", "may specify no more than two IP families"),
-        (#"{"name":"a","ports":[{"port":80}],"ipFamilyPolicy":"SingleStack","ipFamilies":["IPv4","IPv6"]}"#, "ipFamilyPolicy",
-            "must be RequireDualStack or PreferDualStack when multiple 'ipFamilies' are specified"),
+        (
+            #"{"name":"a","ports":[{"port":80}],"ipFamilyPolicy":"SingleStack","ipFamilies":["IPv4","IPv6"]}"#, "ipFamilyPolicy",
+            "must be RequireDualStack or PreferDualStack when multiple 'ipFamilies' are specified"
+        ),
         (#"{"name":"a","ports":[{"port":80}],"ipFamilies":["IPv5"]}"#, "ipFamilies[0]", "unsupported value \"IPv5\""),
-        (#"{"name":"a","type":"ExternalName","externalName":"x.example","ipFamilyPolicy":"SingleStack"}"#, "ipFamilyPolicy",
-            "must not be set for ExternalName services"),
-        (#"{"name":"a","type":"ExternalName","externalName":"x.example","ipFamilies":["IPv4"]}"#, "ipFamilies",
-            "must not be set for ExternalName services"),
+        (
+            #"{"name":"a","type":"ExternalName","externalName":"x.example","ipFamilyPolicy":"SingleStack"}"#, "ipFamilyPolicy",
+            "must not be set for ExternalName services"
+        ),
+        (
+            #"{"name":"a","type":"ExternalName","externalName":"x.example","ipFamilies":["IPv4"]}"#, "ipFamilies",
+            "must not be set for ExternalName services"
+        ),
         // sessionAffinity (validateClientIPAffinityConfig)
         (#"{"name":"a","ports":[{"port":80}],"sessionAffinity":"Sticky"}"#, "sessionAffinity", "unsupported value \"Sticky\""),
-        (#"{"name":"a","ports":[{"port":80}],"sessionAffinity":"ClientIP","sessionAffinityTimeoutSeconds":0}"#, "sessionAffinityTimeoutSeconds",
-            "must be greater than 0 and less than 86400"),
-        (#"{"name":"a","ports":[{"port":80}],"sessionAffinity":"ClientIP","sessionAffinityTimeoutSeconds":86401}"#, "sessionAffinityTimeoutSeconds",
-            "must be greater than 0 and less than 86400"),
-        (#"{"name":"a","ports":[{"port":80}],"sessionAffinityTimeoutSeconds":60}"#, "sessionAffinityTimeoutSeconds",
-            "must not be set when session affinity is None"),
+        (
+            #"{"name":"a","ports":[{"port":80}],"sessionAffinity":"ClientIP","sessionAffinityTimeoutSeconds":0}"#, "sessionAffinityTimeoutSeconds",
+            "must be greater than 0 and less than 86400"
+        ),
+        (
+            #"{"name":"a","ports":[{"port":80}],"sessionAffinity":"ClientIP","sessionAffinityTimeoutSeconds":86401}"#,
+            "sessionAffinityTimeoutSeconds",
+            "must be greater than 0 and less than 86400"
+        ),
+        (
+            #"{"name":"a","ports":[{"port":80}],"sessionAffinityTimeoutSeconds":60}"#, "sessionAffinityTimeoutSeconds",
+            "must not be set when session affinity is None"
+        ),
         // traffic policies
         (#"{"name":"a","ports":[{"port":80}],"internalTrafficPolicy":"Node"}"#, "internalTrafficPolicy", "unsupported value \"Node\""),
-        (#"{"name":"a","ports":[{"port":80}],"externalTrafficPolicy":"Local"}"#, "externalTrafficPolicy",
-            "may only be set for externally-accessible services"),
+        (
+            #"{"name":"a","ports":[{"port":80}],"externalTrafficPolicy":"Local"}"#, "externalTrafficPolicy",
+            "may only be set for externally-accessible services"
+        ),
         (#"{"name":"a","ports":[{"port":80}],"trafficDistribution":"Anywhere"}"#, "trafficDistribution", "unsupported value \"Anywhere\""),
         // NodePort / LoadBalancer
         (#"{"name":"a","type":"NodePort"}"#, "ports", "at least one port is required"),
         (#"{"name":"a","ports":[{"port":80,"nodePort":30080}]}"#, "ports[0].nodePort", "may not be used when `type` is 'ClusterIP'"),
-        (#"{"name":"a","type":"NodePort","ports":[{"name":"a","port":80,"nodePort":30080},{"name":"b","port":81,"nodePort":30080}]}"#,
-            "ports[1].nodePort", "is already the nodePort of ports[0]"),
+        (
+            #"{"name":"a","type":"NodePort","ports":[{"name":"a","port":80,"nodePort":30080},{"name":"b","port":81,"nodePort":30080}]}"#,
+            "ports[1].nodePort", "is already the nodePort of ports[0]"
+        ),
         (#"{"name":"a","type":"NodePort","ports":[{"port":80,"nodePort":70000}]}"#, "ports[0].nodePort", "must be between 1 and 65535"),
-        (#"{"name":"a","type":"NodePort","ports":[{"port":80}],"loadBalancerClass":"example.com/lb"}"#, "loadBalancerClass",
-            "may only be used when `type` is 'LoadBalancer'"),
-        (#"{"name":"a","type":"LoadBalancer","ports":[{"port":80}],"loadBalancerClass":"not a class"}"#, "loadBalancerClass",
-            "must consist of alphanumeric characters"),
-        (#"{"name":"a","ports":[{"port":80}],"loadBalancerSourceRanges":["10.0.0.0/8"]}"#, "loadBalancerSourceRanges",
-            "may only be used when `type` is 'LoadBalancer'"),
-        (#"{"name":"a","type":"LoadBalancer","ports":[{"port":80}],"loadBalancerSourceRanges":["10.0.0.0/33"]}"#, "loadBalancerSourceRanges[0]",
-            "must be a list of IP ranges. For example, 10.240.0.0/24,10.250.0.0/24"),
-        (#"{"name":"a","type":"NodePort","ports":[{"port":80}],"allocateLoadBalancerNodePorts":false}"#, "allocateLoadBalancerNodePorts",
-            "may only be used when `type` is 'LoadBalancer'"),
+        (
+            #"{"name":"a","type":"NodePort","ports":[{"port":80}],"loadBalancerClass":"example.com/lb"}"#, "loadBalancerClass",
+            "may only be used when `type` is 'LoadBalancer'"
+        ),
+        (
+            #"{"name":"a","type":"LoadBalancer","ports":[{"port":80}],"loadBalancerClass":"not a class"}"#, "loadBalancerClass",
+            "must consist of alphanumeric characters"
+        ),
+        (
+            #"{"name":"a","ports":[{"port":80}],"loadBalancerSourceRanges":["10.0.0.0/8"]}"#, "loadBalancerSourceRanges",
+            "may only be used when `type` is 'LoadBalancer'"
+        ),
+        (
+            #"{"name":"a","type":"LoadBalancer","ports":[{"port":80}],"loadBalancerSourceRanges":["10.0.0.0/33"]}"#, "loadBalancerSourceRanges[0]",
+            "must be a list of IP ranges. For example, 10.240.0.0/24,10.250.0.0/24"
+        ),
+        (
+            #"{"name":"a","type":"NodePort","ports":[{"port":80}],"allocateLoadBalancerNodePorts":false}"#, "allocateLoadBalancerNodePorts",
+            "may only be used when `type` is 'LoadBalancer'"
+        ),
         // servedPorts (the registry's rules)
-        (#"{"name":"a","ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1","servedPorts":["x"]}]}"#, "addresses[0].servedPorts",
-            "only for services with more than one port"),
+        (
+            #"{"name":"a","ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1","servedPorts":["x"]}]}"#, "addresses[0].servedPorts",
+            "only for services with more than one port"
+        ),
         (#"{"name":"a",\#(twoPorts),"addresses":[{"ip":"10.0.0.1","servedPorts":[]}]}"#, "addresses[0].servedPorts", "must name at least one"),
-        (#"{"name":"a",\#(twoPorts),"addresses":[{"ip":"10.0.0.1","servedPorts":["ftp"]}]}"#, "addresses[0].servedPorts[0]",
-            "no service port is named \"ftp\""),
+        (
+            #"{"name":"a",\#(twoPorts),"addresses":[{"ip":"10.0.0.1","servedPorts":["ftp"]}]}"#, "addresses[0].servedPorts[0]",
+            "no service port is named \"ftp\""
+        ),
         (#"{"name":"a",\#(twoPorts),"addresses":[{"ip":"10.0.0.1","servedPorts":["http","http"]}]}"#, "addresses[0].servedPorts[1]", "named twice"),
-        (#"{"name":"a",\#(twoPorts),"addresses":[{"ip":"10.0.0.1","servedPorts":["http"],"ports":{"https":8443}}]}"#, "addresses[0].servedPorts",
-            "does not name \"https\""),
+        (
+            #"{"name":"a",\#(twoPorts),"addresses":[{"ip":"10.0.0.1","servedPorts":["http"],"ports":{"https":8443}}]}"#, "addresses[0].servedPorts",
+            "does not name \"https\""
+        ),
     ])
     func rule(json: String, field: String, message: String) throws {
         let found = try problems(json)
@@ -89,7 +122,8 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
 
     @Test func defaultsAreStoredAsAbsent() throws {
         let service = try decoded(
-            #"{"name":"a","type":"LoadBalancer","ports":[{"port":80}],"internalTrafficPolicy":"Cluster","externalTrafficPolicy":"Cluster","allocateLoadBalancerNodePorts":true,"sessionAffinity":"ClientIP","sessionAffinityTimeoutSeconds":10800,"addresses":[{"ip":"fd00::1"}],"ipFamilyPolicy":"SingleStack","ipFamilies":["IPv6"]}"#)
+            #"{"name":"a","type":"LoadBalancer","ports":[{"port":80}],"internalTrafficPolicy":"Cluster","externalTrafficPolicy":"Cluster","allocateLoadBalancerNodePorts":true,"sessionAffinity":"ClientIP","sessionAffinityTimeoutSeconds":10800,"addresses":[{"ip":"fd00::1"}],"ipFamilyPolicy":"SingleStack","ipFamilies":["IPv6"]}"#
+        )
         #expect(service.spec.internalTrafficPolicy == nil && service.spec.externalTrafficPolicy == nil)
         #expect(service.spec.allocateLoadBalancerNodePorts == nil && service.spec.sessionAffinityTimeoutSeconds == nil)
         #expect(service.spec.ipFamilyPolicy == nil && service.spec.ipFamilies.isEmpty)
@@ -99,7 +133,8 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
 
     @Test func servedPortsNamingEveryPortMeanAll() throws {
         let service = try decoded(
-            #"{"name":"a","ports":[{"name":"http","port":80},{"name":"https","port":443}],"addresses":[{"ip":"10.0.0.1","servedPorts":["https","http"]}]}"#)
+            #"{"name":"a","ports":[{"name":"http","port":80},{"name":"https","port":443}],"addresses":[{"ip":"10.0.0.1","servedPorts":["https","http"]}]}"#
+        )
         #expect(service.addresses[0].servedPorts == nil)
     }
 }
@@ -110,7 +145,10 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
     @Test func ipv6OnlyGetsAnIPv6ServiceAndBothFamiliesPreferDualStack() throws {
         let v6 = try decoded(#"{"name":"v6","ports":[{"port":443}],"addresses":[{"ip":"2001:db8::1"}]}"#)
         let spec = try #require(objects(ManifestRenderer.render(v6), kind: "Service").first?["spec"])
-        guard case .object(let fields) = spec else { Issue.record("no spec"); return }
+        guard case .object(let fields) = spec else {
+            Issue.record("no spec")
+            return
+        }
         #expect(fields["ipFamilyPolicy"] == .string("SingleStack"))
         #expect(fields["ipFamilies"] == .array([.string("IPv6")]))
         try Golden.check("ipv6-only-clusterip", ManifestRenderer.render(v6, mode: .endpointslices))
@@ -124,7 +162,8 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
 
     @Test func loadBalancerWithoutSelector() throws {
         let service = try decoded(
-            #"{"name":"s3","namespace":"storage","type":"LoadBalancer","ports":[{"name":"http","port":80,"targetPort":8080,"nodePort":30080},{"name":"https","port":443,"targetPort":8443}],"loadBalancerClass":"metallb.io/l2","loadBalancerSourceRanges":["10.0.0.0/8"],"externalTrafficPolicy":"Local","allocateLoadBalancerNodePorts":false,"addresses":[{"ip":"192.0.2.10"},{"ip":"192.0.2.11"}]}"#)
+            #"{"name":"s3","namespace":"storage","type":"LoadBalancer","ports":[{"name":"http","port":80,"targetPort":8080,"nodePort":30080},{"name":"https","port":443,"targetPort":8443}],"loadBalancerClass":"metallb.io/l2","loadBalancerSourceRanges":["10.0.0.0/8"],"externalTrafficPolicy":"Local","allocateLoadBalancerNodePorts":false,"addresses":[{"ip":"192.0.2.10"},{"ip":"192.0.2.11"}]}"#
+        )
         try Golden.check("loadbalancer", ManifestRenderer.render(service))
         let nodePort = try decoded(#"{"name":"np","type":"NodePort","ports":[{"port":80,"nodePort":30081}],"addresses":[{"ip":"192.0.2.10"}]}"#)
         try Golden.check("nodeport", ManifestRenderer.render(nodePort, mode: .endpointslices))
@@ -132,16 +171,21 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
 
     @Test func sessionAffinityAndTrafficFields() throws {
         let service = try decoded(
-            #"{"name":"sticky","ports":[{"port":80}],"sessionAffinity":"ClientIP","sessionAffinityTimeoutSeconds":600,"publishNotReadyAddresses":true,"internalTrafficPolicy":"Local","trafficDistribution":"PreferClose","addresses":[{"ip":"192.0.2.10"},{"ip":"192.0.2.11","ready":false}]}"#)
+            #"{"name":"sticky","ports":[{"port":80}],"sessionAffinity":"ClientIP","sessionAffinityTimeoutSeconds":600,"publishNotReadyAddresses":true,"internalTrafficPolicy":"Local","trafficDistribution":"PreferClose","addresses":[{"ip":"192.0.2.10"},{"ip":"192.0.2.11","ready":false}]}"#
+        )
         try Golden.check("session-affinity", ManifestRenderer.render(service))
     }
 
     @Test func addressesServingSomePortsGroupByPortSet() throws {
         let service = try decoded(
-            #"{"name":"mail","ports":[{"name":"smtp","port":25},{"name":"imap","port":143}],"addresses":[{"ip":"192.0.2.1"},{"ip":"192.0.2.2","servedPorts":["smtp"]},{"ip":"192.0.2.3","servedPorts":["imap"],"ports":{"imap":1143}}]}"#)
+            #"{"name":"mail","ports":[{"name":"smtp","port":25},{"name":"imap","port":143}],"addresses":[{"ip":"192.0.2.1"},{"ip":"192.0.2.2","servedPorts":["smtp"]},{"ip":"192.0.2.3","servedPorts":["imap"],"ports":{"imap":1143}}]}"#
+        )
         let rendering = ManifestRenderer.render(service)
         let endpoints = try #require(objects(rendering, kind: "Endpoints").first)
-        guard case .array(let subsets)? = endpoints["subsets"] else { Issue.record("no subsets"); return }
+        guard case .array(let subsets)? = endpoints["subsets"] else {
+            Issue.record("no subsets")
+            return
+        }
         #expect(subsets.count == 3)
         #expect(objects(rendering, kind: "EndpointSlice").count == 3)
         try Golden.check("served-ports", rendering)
@@ -149,12 +193,14 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
 
     @Test func endpointsModeWarnsWhenTheMirroringControllerCannotMirror() throws {
         let ceph = try decoded(
-            #"{"name":"rgw","endpointsMode":"endpoints","ports":[{"port":80}],"addresses":[{"ip":"192.0.2.1","port":8080},{"ip":"192.0.2.1","port":8081}]}"#)
+            #"{"name":"rgw","endpointsMode":"endpoints","ports":[{"port":80}],"addresses":[{"ip":"192.0.2.1","port":8080},{"ip":"192.0.2.1","port":8081}]}"#
+        )
         #expect(ManifestRenderer.render(ceph).warnings.contains { $0.contains("RepackSubsets") && $0.contains("\"both\"") })
         #expect(ManifestRenderer.render(ceph, mode: .both).warnings.isEmpty)
         // Different hosts per backend port, or the same host on different named ports: mirrorable.
         let fine = try decoded(
-            #"{"name":"rgw","endpointsMode":"endpoints","ports":[{"name":"a","port":80},{"name":"b","port":81}],"addresses":[{"ip":"192.0.2.1","servedPorts":["a"]},{"ip":"192.0.2.1","servedPorts":["b"],"ports":{"b":9000}}]}"#)
+            #"{"name":"rgw","endpointsMode":"endpoints","ports":[{"name":"a","port":80},{"name":"b","port":81}],"addresses":[{"ip":"192.0.2.1","servedPorts":["a"]},{"ip":"192.0.2.1","servedPorts":["b"],"ports":{"b":9000}}]}"#
+        )
         #expect(ManifestRenderer.render(fine).warnings.isEmpty)
     }
 
@@ -195,7 +241,8 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
 
     static func expected() throws -> ExternalService {
         try decoded(
-        #"{"name":"web","namespace":"shop","endpointsMode":"endpoints","ports":[{"name":"http","port":80,"targetPort":8080},{"name":"https","port":443,"targetPort":8443}],"addresses":[{"ip":"192.0.2.1"},{"ip":"192.0.2.2"},{"ip":"192.0.2.3","servedPorts":["https"]}]}"#)
+            #"{"name":"web","namespace":"shop","endpointsMode":"endpoints","ports":[{"name":"http","port":80,"targetPort":8080},{"name":"https","port":443,"targetPort":8443}],"addresses":[{"ip":"192.0.2.1"},{"ip":"192.0.2.2"},{"ip":"192.0.2.3","servedPorts":["https"]}]}"#
+        )
     }
 
     @Test(arguments: [
@@ -368,7 +415,9 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
         case .success: Issue.record("invalid")
         case .failure(let failure):
             #expect(
-                failure.violations.map(\.field) == ["documents[0].spec.ports[0].name", "documents[0].spec.sessionAffinityConfig.clientIP.timeoutSeconds"])
+                failure.violations.map(\.field) == [
+                    "documents[0].spec.ports[0].name", "documents[0].spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+                ])
         }
     }
 
@@ -397,16 +446,26 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
     @Test(arguments: [
         (slice("endpoints: [{addresses: [10.0.0.1]}]\nports: [{name: web, port: 80}]"), "documents[1].addressType", "Required value"),
         (slice("addressType: IPv5\nendpoints: []\nports: [{name: web, port: 80}]"), "documents[1].addressType", "Unsupported value"),
-        (slice("addressType: IPv4\nendpoints: [{addresses: ['fd00::1']}]\nports: [{name: web, port: 80}]"),
-            "documents[1].endpoints[0].addresses[0]", "must be a valid IPv4 address"),
-        (slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1]}]\nports: [{name: web, port: 80}, {name: web, port: 81}]"),
-            "documents[1].ports[1].name", "Duplicate value"),
-        (slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1]}]\nports: [{name: web, port: 80, protocol: HTTP}]"),
-            "documents[1].ports[0].protocol", "Unsupported value"),
-        (slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1]}]\nports: [{name: web, port: 70000}]"),
-            "documents[1].ports[0].port", "must be between 1 and 65535"),
-        (service + "apiVersion: v1\nkind: Endpoints\nmetadata: {name: a}\nsubsets: [{ports: [{name: web, port: 80}]}]",
-            "documents[1].subsets[0]", "must specify `addresses` or `notReadyAddresses`"),
+        (
+            slice("addressType: IPv4\nendpoints: [{addresses: ['fd00::1']}]\nports: [{name: web, port: 80}]"),
+            "documents[1].endpoints[0].addresses[0]", "must be a valid IPv4 address"
+        ),
+        (
+            slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1]}]\nports: [{name: web, port: 80}, {name: web, port: 81}]"),
+            "documents[1].ports[1].name", "Duplicate value"
+        ),
+        (
+            slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1]}]\nports: [{name: web, port: 80, protocol: HTTP}]"),
+            "documents[1].ports[0].protocol", "Unsupported value"
+        ),
+        (
+            slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1]}]\nports: [{name: web, port: 70000}]"),
+            "documents[1].ports[0].port", "must be between 1 and 65535"
+        ),
+        (
+            service + "apiVersion: v1\nkind: Endpoints\nmetadata: {name: a}\nsubsets: [{ports: [{name: web, port: 80}]}]",
+            "documents[1].subsets[0]", "must specify `addresses` or `notReadyAddresses`"
+        ),
     ])
     func rule(yaml: String, field: String, message: String) throws {
         switch ManifestImporter.plan(ManifestDocuments.objects(try ManifestDocuments.parseYAML(yaml))) {

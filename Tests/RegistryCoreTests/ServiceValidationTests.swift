@@ -34,7 +34,8 @@ private func violations(_ json: String) throws -> [String] {
         for host in 50...55 {
             for port in [8080, 8081] { addresses.append(#"{"ip":"192.168.7.\#(host)","port":\#(port)}"#) }
         }
-        let json = #"{"name":"ocs-external-rgw-lb","ports":[{"protocol":"TCP","port":80,"targetPort":80}],"addresses":[\#(addresses.joined(separator: ","))]}"#
+        let json =
+            #"{"name":"ocs-external-rgw-lb","ports":[{"protocol":"TCP","port":80,"targetPort":80}],"addresses":[\#(addresses.joined(separator: ","))]}"#
         #expect(try violations(json) == [])
     }
 
@@ -81,18 +82,26 @@ private func violations(_ json: String) throws -> [String] {
         // addresses
         (#"{"name":"web","ports":[{"port":80}],"addresses":[{}]}"#, ["addresses[0].ip"]),
         (#"{"name":"web","ports":[{"port":80}],"addresses":[{"ip":"300.1.1.1"}]}"#, ["addresses[0].ip"]),
-        (#"{"name":"web","ports":[{"port":80}],"addresses":[{"ip":"127.0.0.1"},{"ip":"::1"},{"ip":"169.254.0.1"},{"ip":"0.0.0.0"}]}"#,
-            ["addresses[0].ip", "addresses[1].ip", "addresses[2].ip", "addresses[3].ip"]),
+        (
+            #"{"name":"web","ports":[{"port":80}],"addresses":[{"ip":"127.0.0.1"},{"ip":"::1"},{"ip":"169.254.0.1"},{"ip":"0.0.0.0"}]}"#,
+            ["addresses[0].ip", "addresses[1].ip", "addresses[2].ip", "addresses[3].ip"]
+        ),
         (#"{"name":"web","ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1"},{"ip":"10.0.0.1"}]}"#, ["addresses[1]"]),
         (#"{"name":"web","ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1"},{"ip":"10.0.0.1","port":80}]}"#, ["addresses[1]"]),
         (#"{"name":"web","ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1","port":8080},{"ip":"10.0.0.1","port":8081}]}"#, []),
-        (#"{"name":"web","ports":[{"name":"a","port":80},{"name":"b","port":81}],"addresses":[{"ip":"10.0.0.1","port":8080}]}"#,
-            ["addresses[0].port"]),
-        (#"{"name":"web","ports":[{"name":"a","port":80},{"name":"b","port":81}],"addresses":[{"ip":"10.0.0.1","ports":{"a":8080,"c":1}}]}"#,
-            ["addresses[0].ports.c"]),
+        (
+            #"{"name":"web","ports":[{"name":"a","port":80},{"name":"b","port":81}],"addresses":[{"ip":"10.0.0.1","port":8080}]}"#,
+            ["addresses[0].port"]
+        ),
+        (
+            #"{"name":"web","ports":[{"name":"a","port":80},{"name":"b","port":81}],"addresses":[{"ip":"10.0.0.1","ports":{"a":8080,"c":1}}]}"#,
+            ["addresses[0].ports.c"]
+        ),
         (#"{"name":"web","ports":[{"name":"a","port":80}],"addresses":[{"ip":"10.0.0.1","ports":{"a":0}}]}"#, ["addresses[0].ports.a"]),
-        (#"{"name":"web","ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1","hostname":"Host_1","zone":"a/b"}]}"#,
-            ["addresses[0].hostname", "addresses[0].zone"]),
+        (
+            #"{"name":"web","ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1","hostname":"Host_1","zone":"a/b"}]}"#,
+            ["addresses[0].hostname", "addresses[0].zone"]
+        ),
         (#"{"name":"web","ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1","ready":"yes"}]}"#, ["addresses[0].ready"]),
         (#"{"name":"web","ports":[{"port":80}],"addresses":"10.0.0.1"}"#, ["addresses"]),
         (#"{"name":"web","ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1","port":8080,"ports":{}}]}"#, ["addresses[0].port"]),

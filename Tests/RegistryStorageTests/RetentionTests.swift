@@ -18,7 +18,8 @@ import Testing
 
     @Test func auditLinesOlderThanTheCutoffAreDeletedInBatches() throws {
         let store = try store()
-        try store.appendAudit((0..<25).map { refused("2020-01-01T00:00:\(String(format: "%02d", $0))Z") } + [refused("2030-01-01T00:00:00Z", count: 7)])
+        try store.appendAudit(
+            (0..<25).map { refused("2020-01-01T00:00:\(String(format: "%02d", $0))Z") } + [refused("2030-01-01T00:00:00Z", count: 7)])
         #expect(try store.pruneAudit(olderThan: "2025-01-01T00:00:00Z", batch: 10) == 10)
         #expect(try store.pruneAudit(olderThan: "2025-01-01T00:00:00Z", batch: 10) == 10)
         #expect(try store.pruneAudit(olderThan: "2025-01-01T00:00:00Z", batch: 10) == 5)

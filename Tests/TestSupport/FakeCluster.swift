@@ -56,7 +56,8 @@ public final class FakeCluster {
         let pipe = Pipe()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [
-            "python3", RepositoryPaths.root.appending(path: "Tests/FakeAPIServer/fake_apiserver.py").path(), "--cert", directory.appending(path: "server.crt").path(),
+            "python3", RepositoryPaths.root.appending(path: "Tests/FakeAPIServer/fake_apiserver.py").path(), "--cert",
+            directory.appending(path: "server.crt").path(),
             "--key", directory.appending(path: "server.key").path(), "--client-ca", directory.appending(path: "ca.crt").path(),
             "--token", "admin-token=admin", "--token", "readonly-token=viewer", "--token", "file-token-1=filer", "--readonly", "viewer",
         ]
@@ -127,7 +128,9 @@ public final class FakeCluster {
 
     /// A control or API call to the fake with curl (admin token).
     @discardableResult
-    public func call(_ method: String, _ path: String, json: String? = nil, contentType: String = "application/json") throws -> (status: Int, body: String) {
+    public func call(
+        _ method: String, _ path: String, json: String? = nil, contentType: String = "application/json"
+    ) throws -> (status: Int, body: String) {
         var arguments = ["-X", method, "--cacert", directory.appending(path: "ca.crt").path(), "-H", "Authorization: Bearer admin-token"]
         if let json { arguments += ["-H", "Content-Type: \(contentType)", "--data-binary", json] }
         switch serverCertificate {

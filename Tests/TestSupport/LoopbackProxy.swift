@@ -14,7 +14,8 @@ public final class LoopbackProxy {
         let pipe = Pipe()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments =
-            ["python3", RepositoryPaths.root.appending(path: "Tests/FakeAPIServer/connect_proxy.py").path(), "--log", logFile.path()] + (refuse ? ["--refuse"] : [])
+            ["python3", RepositoryPaths.root.appending(path: "Tests/FakeAPIServer/connect_proxy.py").path(), "--log", logFile.path()]
+            + (refuse ? ["--refuse"] : [])
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
         try process.run()

@@ -35,10 +35,12 @@ final class Retention: Sendable {
     }
 
     func start() {
-        guard state.withLock({ state in
-            defer { if state == .idle { state = .running } }
-            return state == .idle
-        }) else { return }
+        guard
+            state.withLock({ state in
+                defer { if state == .idle { state = .running } }
+                return state == .idle
+            })
+        else { return }
         Thread.detachNewThread { [self] in
             var lastPass = ContinuousClock.now - policy.interval
             while !isStopped {

@@ -97,7 +97,8 @@ public final class TokenAuthenticator: Sendable {
                 if let secret = trivialSecrets[bytes] {
                     throw TokenFileError(
                         message:
-                            "\(path): \(place) (\(name)).sha256 is the digest of \(secret), which is no secret (was the variable empty when it was hashed?)")
+                            "\(path): \(place) (\(name)).sha256 is the digest of \(secret), which is no secret (was the variable empty when it was hashed?)"
+                    )
                 }
                 digest = bytes
             case (nil, let plain as String):

@@ -45,118 +45,175 @@ struct SettingValueError: Error {
 /// `ServerConfiguration`.
 public enum ServerSettings {
     public static let table: [ServerSetting] = [
-        setting("host", "ENDPOINT_REGISTRY_HOST", .value(placeholder: "address"), "127.0.0.1",
-            "Numeric IPv4 or IPv6 address to listen on (0.0.0.0 or :: for every interface); `localhost` means 127.0.0.1.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "host", "ENDPOINT_REGISTRY_HOST", .value(placeholder: "address"), "127.0.0.1",
+            "Numeric IPv4 or IPv6 address to listen on (0.0.0.0 or :: for every interface); `localhost` means 127.0.0.1."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.http.host = try numericHost(raw)
         },
-        setting("port", "ENDPOINT_REGISTRY_PORT", .value(placeholder: "port"), "8478", "TCP port; 0 picks a free one and logs it.") { raw, configuration throws(SettingValueError) in
+        setting("port", "ENDPOINT_REGISTRY_PORT", .value(placeholder: "port"), "8478", "TCP port; 0 picks a free one and logs it.") {
+            raw, configuration throws(SettingValueError) in
             configuration.http.port = UInt16(try integer(raw, in: 0...65535))
         },
-        setting("database", "ENDPOINT_REGISTRY_DATABASE", .value(placeholder: "path"), "./data/registry.sqlite",
-            "SQLite database file; its directory is created.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "database", "ENDPOINT_REGISTRY_DATABASE", .value(placeholder: "path"), "./data/registry.sqlite",
+            "SQLite database file; its directory is created."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.databasePath = raw
         },
-        setting("durability", "ENDPOINT_REGISTRY_DURABILITY", .value(placeholder: "full|normal"), "full",
-            "full: fsync every commit (survives power loss); normal: fsync at checkpoints (survives kill -9, may lose the last commits on power loss).") { raw, configuration throws(SettingValueError) in
+        setting(
+            "durability", "ENDPOINT_REGISTRY_DURABILITY", .value(placeholder: "full|normal"), "full",
+            "full: fsync every commit (survives power loss); normal: fsync at checkpoints (survives kill -9, may lose the last commits on power loss)."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.durability = try choice(raw, Durability.self)
         },
-        setting("skip-db-check", "ENDPOINT_REGISTRY_SKIP_DB_CHECK", .toggle, "off",
-            "Skip the start-up check of the database file (PRAGMA quick_check, at most 30 s).") { raw, configuration throws(SettingValueError) in
+        setting(
+            "skip-db-check", "ENDPOINT_REGISTRY_SKIP_DB_CHECK", .toggle, "off",
+            "Skip the start-up check of the database file (PRAGMA quick_check, at most 30 s)."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.checkDatabaseAtStart = !(try boolean(raw))
         },
-        setting("audit-retention-days", "ENDPOINT_REGISTRY_AUDIT_RETENTION_DAYS", .value(placeholder: "days"), "90",
-            "Audit lines older than this are deleted in the background.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "audit-retention-days", "ENDPOINT_REGISTRY_AUDIT_RETENTION_DAYS", .value(placeholder: "days"), "90",
+            "Audit lines older than this are deleted in the background."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.auditRetentionDays = try integer(raw, in: 1...36_500)
         },
-        setting("history-limit", "ENDPOINT_REGISTRY_HISTORY_LIMIT", .value(placeholder: "revisions"), "100",
-            "Revisions kept in each service's history; older ones are deleted in the background.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "history-limit", "ENDPOINT_REGISTRY_HISTORY_LIMIT", .value(placeholder: "revisions"), "100",
+            "Revisions kept in each service's history; older ones are deleted in the background."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.historyLimit = try integer(raw, in: 1...100_000)
         },
-        setting("threads", "ENDPOINT_REGISTRY_THREADS", .value(placeholder: "count"), "2 x cores, at least 4", "Worker threads answering requests.") { raw, configuration throws(SettingValueError) in
+        setting("threads", "ENDPOINT_REGISTRY_THREADS", .value(placeholder: "count"), "2 x cores, at least 4", "Worker threads answering requests.") {
+            raw, configuration throws(SettingValueError) in
             configuration.http.threads = try integer(raw, in: 1...256)
         },
-        setting("max-body-bytes", "ENDPOINT_REGISTRY_MAX_BODY_BYTES", .value(placeholder: "bytes"), "4194304",
-            "Largest request body; larger ones get 413.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "max-body-bytes", "ENDPOINT_REGISTRY_MAX_BODY_BYTES", .value(placeholder: "bytes"), "4194304",
+            "Largest request body; larger ones get 413."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.http.maxBodyBytes = try integer(raw, in: 1024...(1 << 30))
         },
-        setting("connection-limit", "ENDPOINT_REGISTRY_CONNECTION_LIMIT", .value(placeholder: "count"), "1000", "Most connections served at once.") { raw, configuration throws(SettingValueError) in
+        setting("connection-limit", "ENDPOINT_REGISTRY_CONNECTION_LIMIT", .value(placeholder: "count"), "1000", "Most connections served at once.") {
+            raw, configuration throws(SettingValueError) in
             configuration.http.connectionLimit = try integer(raw, in: 1...100_000)
         },
-        setting("connection-timeout", "ENDPOINT_REGISTRY_CONNECTION_TIMEOUT", .value(placeholder: "seconds"), "30",
-            "Seconds before an idle or stalled connection is closed.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "connection-timeout", "ENDPOINT_REGISTRY_CONNECTION_TIMEOUT", .value(placeholder: "seconds"), "30",
+            "Seconds before an idle or stalled connection is closed."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.http.connectionTimeoutSeconds = try integer(raw, in: 1...3600)
         },
-        setting("connection-memory", "ENDPOINT_REGISTRY_CONNECTION_MEMORY", .value(placeholder: "bytes"), "32768",
-            "Memory per connection for the request line, headers and buffers; larger headers get 431.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "connection-memory", "ENDPOINT_REGISTRY_CONNECTION_MEMORY", .value(placeholder: "bytes"), "32768",
+            "Memory per connection for the request line, headers and buffers; larger headers get 431."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.http.connectionMemoryLimit = try integer(raw, in: 8192...(16 << 20))
         },
-        setting("connection-limit-per-client", "ENDPOINT_REGISTRY_CONNECTION_LIMIT_PER_CLIENT", .value(placeholder: "count"), "100",
-            "Connections one client address may have open; more get 503 and are closed. 0: no limit.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "connection-limit-per-client", "ENDPOINT_REGISTRY_CONNECTION_LIMIT_PER_CLIENT", .value(placeholder: "count"), "100",
+            "Connections one client address may have open; more get 503 and are closed. 0: no limit."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.http.connectionLimitPerClient = try integer(raw, in: 0...100_000)
         },
-        setting("header-timeout", "ENDPOINT_REGISTRY_HEADER_TIMEOUT", .value(placeholder: "seconds"), "10",
-            "Seconds to receive a request line and headers, from the accept (or, kept alive, the request line); trickling bytes do not extend it.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "header-timeout", "ENDPOINT_REGISTRY_HEADER_TIMEOUT", .value(placeholder: "seconds"), "10",
+            "Seconds to receive a request line and headers, from the accept (or, kept alive, the request line); trickling bytes do not extend it."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.http.headerTimeoutSeconds = try integer(raw, in: 1...3600)
         },
-        setting("body-timeout", "ENDPOINT_REGISTRY_BODY_TIMEOUT", .value(placeholder: "seconds"), "60",
-            "Seconds to receive a whole request body, from the end of its headers.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "body-timeout", "ENDPOINT_REGISTRY_BODY_TIMEOUT", .value(placeholder: "seconds"), "60",
+            "Seconds to receive a whole request body, from the end of its headers."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.http.bodyTimeoutSeconds = try integer(raw, in: 1...3600)
         },
-        setting("write-timeout", "ENDPOINT_REGISTRY_WRITE_TIMEOUT", .value(placeholder: "seconds"), "60",
-            "Seconds to send a whole response; slower readers are disconnected.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "write-timeout", "ENDPOINT_REGISTRY_WRITE_TIMEOUT", .value(placeholder: "seconds"), "60",
+            "Seconds to send a whole response; slower readers are disconnected."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.http.writeTimeoutSeconds = try integer(raw, in: 1...3600)
         },
-        setting("request-body-budget-bytes", "ENDPOINT_REGISTRY_REQUEST_BODY_BUDGET_BYTES", .value(placeholder: "bytes"), "67108864",
-            "Request-body bytes buffered across all connections at once; beyond it 503 with Retry-After. At least --max-body-bytes.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "request-body-budget-bytes", "ENDPOINT_REGISTRY_REQUEST_BODY_BUDGET_BYTES", .value(placeholder: "bytes"), "67108864",
+            "Request-body bytes buffered across all connections at once; beyond it 503 with Retry-After. At least --max-body-bytes."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.http.requestBodyBudgetBytes = try integer(raw, in: 1024...(1 << 40))
         },
-        setting("log-level", "ENDPOINT_REGISTRY_LOG_LEVEL", .value(placeholder: "level"), "info",
-            "trace, debug, info, notice, warning, error or critical; info logs one line per request.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "log-level", "ENDPOINT_REGISTRY_LOG_LEVEL", .value(placeholder: "level"), "info",
+            "trace, debug, info, notice, warning, error or critical; info logs one line per request."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.logLevel = try choice(raw, Logger.Level.self)
         },
-        setting("log-format", "ENDPOINT_REGISTRY_LOG_FORMAT", .value(placeholder: "text|json"), "text", "Logs go to stderr: text, or one JSON object per line.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "log-format", "ENDPOINT_REGISTRY_LOG_FORMAT", .value(placeholder: "text|json"), "text",
+            "Logs go to stderr: text, or one JSON object per line."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.logFormat = try choice(raw, LogFormat.self)
         },
-        setting("tls-cert", "ENDPOINT_REGISTRY_TLS_CERT", .value(placeholder: "file"), "off", "PEM certificate file; with --tls-key the server speaks HTTPS.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "tls-cert", "ENDPOINT_REGISTRY_TLS_CERT", .value(placeholder: "file"), "off",
+            "PEM certificate file; with --tls-key the server speaks HTTPS."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.http.tlsCertificatePEM = try readableFile(raw, what: "certificate")
         },
-        setting("tls-key", "ENDPOINT_REGISTRY_TLS_KEY", .value(placeholder: "file"), "off", "PEM private key file for --tls-cert.") { raw, configuration throws(SettingValueError) in
+        setting("tls-key", "ENDPOINT_REGISTRY_TLS_KEY", .value(placeholder: "file"), "off", "PEM private key file for --tls-cert.") {
+            raw, configuration throws(SettingValueError) in
             configuration.http.tlsKeyPEM = try readableFile(raw, what: "private key")
         },
-        setting("tokens-file", "ENDPOINT_REGISTRY_TOKENS_FILE", .value(placeholder: "file"), "none: anonymous, loopback only",
-            "YAML or JSON file of bearer tokens (name, role, namespaces, sha256); reloaded on SIGHUP. Without it every caller is anonymous with full rights and the server binds to loopback only.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "tokens-file", "ENDPOINT_REGISTRY_TOKENS_FILE", .value(placeholder: "file"), "none: anonymous, loopback only",
+            "YAML or JSON file of bearer tokens (name, role, namespaces, sha256); reloaded on SIGHUP. Without it every caller is anonymous with full rights and the server binds to loopback only."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.tokensFile = raw
         },
-        setting("insecure-allow-anonymous", "ENDPOINT_REGISTRY_INSECURE_ALLOW_ANONYMOUS", .toggle, "off",
-            "Allow running without --tokens-file on a non-loopback address.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "insecure-allow-anonymous", "ENDPOINT_REGISTRY_INSECURE_ALLOW_ANONYMOUS", .toggle, "off",
+            "Allow running without --tokens-file on a non-loopback address."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.allowAnonymousOnAnyAddress = try boolean(raw)
         },
-        setting("public-metrics", "ENDPOINT_REGISTRY_PUBLIC_METRICS", .value(placeholder: "true|false"), "false", "true: /metrics needs no token.") { raw, configuration throws(SettingValueError) in
+        setting("public-metrics", "ENDPOINT_REGISTRY_PUBLIC_METRICS", .value(placeholder: "true|false"), "false", "true: /metrics needs no token.") {
+            raw, configuration throws(SettingValueError) in
             configuration.openness.metrics = try boolean(raw)
         },
-        setting("public-openapi", "ENDPOINT_REGISTRY_PUBLIC_OPENAPI", .value(placeholder: "true|false"), "true", "false: /openapi.yaml needs a token.",
-            aliases: ["public-open-api"]) { raw, configuration throws(SettingValueError) in
+        setting(
+            "public-openapi", "ENDPOINT_REGISTRY_PUBLIC_OPENAPI", .value(placeholder: "true|false"), "true", "false: /openapi.yaml needs a token.",
+            aliases: ["public-open-api"]
+        ) { raw, configuration throws(SettingValueError) in
             configuration.openness.openAPI = try boolean(raw)
         },
-        setting("kubeconfig", "KUBECONFIG", .value(placeholder: "files"), "~/.kube/config",
-            "Kubeconfig files (colon-separated, merged as kubectl does) naming the clusters to push to; a file named here must exist; reloaded on SIGHUP.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "kubeconfig", "KUBECONFIG", .value(placeholder: "files"), "~/.kube/config",
+            "Kubeconfig files (colon-separated, merged as kubectl does) naming the clusters to push to; a file named here must exist; reloaded on SIGHUP."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.kubeconfigPaths = raw.split(separator: ":").map(String.init)
             configuration.kubeconfigExplicit = true
         },
-        setting("default-clusters", "ENDPOINT_REGISTRY_DEFAULT_CLUSTERS", .value(placeholder: "names"), "none",
-            "Comma-separated cluster names bound to a service created without `clusters`.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "default-clusters", "ENDPOINT_REGISTRY_DEFAULT_CLUSTERS", .value(placeholder: "names"), "none",
+            "Comma-separated cluster names bound to a service created without `clusters`."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.defaultClusters = raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         },
-        setting("resync-interval", "ENDPOINT_REGISTRY_RESYNC_INTERVAL", .value(placeholder: "seconds"), "300",
-            "Seconds between full resyncs, which compare every bound service's live objects with its rendering and repair drift.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "resync-interval", "ENDPOINT_REGISTRY_RESYNC_INTERVAL", .value(placeholder: "seconds"), "300",
+            "Seconds between full resyncs, which compare every bound service's live objects with its rendering and repair drift."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.resyncIntervalSeconds = try integer(raw, in: 1...86_400)
         },
-        setting("cluster-concurrency", "ENDPOINT_REGISTRY_CLUSTER_CONCURRENCY", .value(placeholder: "count"), "4",
-            "Most services reconciled at once in one cluster (16 at most in all).") { raw, configuration throws(SettingValueError) in
+        setting(
+            "cluster-concurrency", "ENDPOINT_REGISTRY_CLUSTER_CONCURRENCY", .value(placeholder: "count"), "4",
+            "Most services reconciled at once in one cluster (16 at most in all)."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.clusterConcurrency = try integer(raw, in: 1...64)
         },
-        setting("health-check-concurrency", "ENDPOINT_REGISTRY_HEALTH_CHECK_CONCURRENCY", .value(placeholder: "count"), "64",
-            "Most health-check probes in flight at once.") { raw, configuration throws(SettingValueError) in
+        setting(
+            "health-check-concurrency", "ENDPOINT_REGISTRY_HEALTH_CHECK_CONCURRENCY", .value(placeholder: "count"), "64",
+            "Most health-check probes in flight at once."
+        ) { raw, configuration throws(SettingValueError) in
             configuration.healthCheckConcurrency = try integer(raw, in: 1...1024)
         },
     ]
@@ -165,7 +222,8 @@ public enum ServerSettings {
         _ name: String, _ environment: String, _ kind: ServerSetting.Kind, _ defaultDescription: String, _ help: String,
         aliases: [String] = [], apply: @escaping @Sendable (String, inout ServerConfiguration) throws(SettingValueError) -> Void
     ) -> ServerSetting {
-        ServerSetting(name: name, aliases: aliases, environment: environment, kind: kind, defaultDescription: defaultDescription, help: help, apply: apply)
+        ServerSetting(
+            name: name, aliases: aliases, environment: environment, kind: kind, defaultDescription: defaultDescription, help: help, apply: apply)
     }
 
     /// Resolves `serve`'s command-line arguments and the environment into a configuration:
@@ -203,7 +261,8 @@ public enum ServerSettings {
             let argument = arguments[index]
             index += 1
             guard argument.hasPrefix("--"), argument.count > 2 else {
-                throw ConfigurationError(setting: "", message: "unexpected argument \"\(argument)\"; `serve` takes only options (see endpoint-registry serve --help)")
+                throw ConfigurationError(
+                    setting: "", message: "unexpected argument \"\(argument)\"; `serve` takes only options (see endpoint-registry serve --help)")
             }
             let body = argument.dropFirst(2)
             let name = body.split(separator: "=", maxSplits: 1).first.map(String.init) ?? ""

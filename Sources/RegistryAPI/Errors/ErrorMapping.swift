@@ -69,7 +69,8 @@ enum ErrorMapping {
         switch fault.reason {
         case .busy:
             logger.warning("database busy", metadata: ["error": "\(fault.message)"])
-            var problem = ProblemDetails(slug: "unavailable", title: "Service unavailable", status: 503, detail: "the database is busy; retry shortly")
+            var problem = ProblemDetails(
+                slug: "unavailable", title: "Service unavailable", status: 503, detail: "the database is busy; retry shortly")
             problem.retryAfterSeconds = 1
             return problem
         case .diskFull:

@@ -25,7 +25,9 @@ struct AuditHandlers: Sendable {
         }
         query.limit = try Self.pageSize(request, default: Self.defaultPageSize)
         if let token = request.queryValue("continue"), !token.isEmpty {
-            guard let after = Int(token), after >= 0 else { throw APIError.badRequest("continue token is not one this server issued", field: "continue") }
+            guard let after = Int(token), after >= 0 else {
+                throw APIError.badRequest("continue token is not one this server issued", field: "continue")
+            }
             query.afterID = after
         }
         query.limit += 1
@@ -77,7 +79,9 @@ struct AuditHandlers: Sendable {
         let limit = try Self.pageSize(context.request, default: Self.defaultPageSize)
         var afterID = 0
         if let token = context.request.queryValue("continue"), !token.isEmpty {
-            guard let after = Int(token), after > 0 else { throw APIError.badRequest("continue token is not one this server issued", field: "continue") }
+            guard let after = Int(token), after > 0 else {
+                throw APIError.badRequest("continue token is not one this server issued", field: "continue")
+            }
             afterID = after
         }
         var (revisions, before) = try store.revisions(namespace: namespace, name: name, afterID: afterID, limit: limit + 1)

@@ -94,7 +94,8 @@ struct ManifestHandlers: Sendable {
             let rendered = try rendered(version, mode: mode, format: format)
         else { throw StoreError.notFound(namespace: namespace, name: name) }
         let epoch = healthEpoch(version.key)
-        let etag = "\"\(version.revision)-\(version.uid.prefix(8))-\(mode?.rawValue ?? "default")-\(format.rawValue)\(epoch == 0 ? "" : "-h\(epoch)")\""
+        let etag =
+            "\"\(version.revision)-\(version.uid.prefix(8))-\(mode?.rawValue ?? "default")-\(format.rawValue)\(epoch == 0 ? "" : "-h\(epoch)")\""
         if RequestChecks.notModified(context.request, etag: etag) { return Responses.notModified(etag: etag) }
         return response(format, [rendered], etag: etag)
     }

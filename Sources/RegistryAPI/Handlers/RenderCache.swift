@@ -64,7 +64,8 @@ final class RenderCache: Sendable {
         let rendering = ManifestRenderer.render(service, mode: mode)
         switch format {
         case .yaml:
-            return RenderedService(bytes: ManifestFormat.yaml.serialize(rendering.objects, warnings: rendering.warnings), warnings: rendering.warnings)
+            return RenderedService(
+                bytes: ManifestFormat.yaml.serialize(rendering.objects, warnings: rendering.warnings), warnings: rendering.warnings)
         case .json:
             var items: [UInt8] = []
             for (index, object) in rendering.objects.enumerated() {

@@ -63,7 +63,8 @@ enum RequestChecks {
         let unknown = Set(request.query.map(\.name)).subtracting(allowed).sorted()
         guard unknown.isEmpty else {
             let known = allowed.isEmpty ? "this route takes none" : "known: \(allowed.sorted().joined(separator: ", "))"
-            throw .badRequest("unknown query parameter\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")) (\(known))", field: unknown[0])
+            throw .badRequest(
+                "unknown query parameter\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")) (\(known))", field: unknown[0])
         }
     }
 }

@@ -325,7 +325,9 @@ struct ServiceHandlers: Sendable {
                     "service \(namespace)/\(name) has no address \(ip)" + (port.map { " with backend port \($0)" } ?? ""))
             }
             guard matches.count == 1 else {
-                let ports = matches.map { service.addresses[$0].backendPorts(for: service.ports).compactMap { $0.map(String.init) }.joined(separator: "/") }
+                let ports = matches.map {
+                    service.addresses[$0].backendPorts(for: service.ports).compactMap { $0.map(String.init) }.joined(separator: "/")
+                }
                 throw APIError.badRequest(
                     "\(ip) is registered \(matches.count) times (backend ports \(ports.joined(separator: ", "))); add ?port= to choose one",
                     field: "port")

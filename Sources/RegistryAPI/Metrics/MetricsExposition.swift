@@ -15,14 +15,18 @@ enum MetricsExposition {
         "endpoint_registry_services": "Registered services.",
         "endpoint_registry_addresses": "Registered addresses, over all services.",
         "endpoint_registry_database_bytes": "Size of the database file and its write-ahead log, in bytes.",
-        "endpoint_registry_push_objects_total": "Kubernetes objects pushed, by cluster and action (created, configured, unchanged, deleted, failed, conflict).",
-        "endpoint_registry_tokens_reload_success": "1 when the last load of the tokens file succeeded, 0 when it failed (the previous tokens stay in force).",
+        "endpoint_registry_push_objects_total":
+            "Kubernetes objects pushed, by cluster and action (created, configured, unchanged, deleted, failed, conflict).",
+        "endpoint_registry_tokens_reload_success":
+            "1 when the last load of the tokens file succeeded, 0 when it failed (the previous tokens stay in force).",
         "endpoint_registry_tokens_last_reload_success_timestamp_seconds": "Unix time of the last successful load of the tokens file.",
-        "endpoint_registry_reconciles_total": "Reconciles of a service in a cluster, by cluster and result (synced, applied, deleted, failed, conflict).",
+        "endpoint_registry_reconciles_total":
+            "Reconciles of a service in a cluster, by cluster and result (synced, applied, deleted, failed, conflict).",
         "endpoint_registry_reconcile_retries_total": "Reconciles retried after a failure, by cluster.",
         "endpoint_registry_reconcile_queue_depth": "Keys (service and cluster) waiting in the reconciler's work queue.",
         "endpoint_registry_services_not_synced": "Bound services whose objects in the cluster are not (yet) equal to the rendering, by cluster.",
-        "endpoint_registry_last_successful_sync_timestamp_seconds": "Unix time of the last successful reconcile or resync of the cluster, for alerts such as 'no update for 10 minutes'.",
+        "endpoint_registry_last_successful_sync_timestamp_seconds":
+            "Unix time of the last successful reconcile or resync of the cluster, for alerts such as 'no update for 10 minutes'.",
     ]
 
     /// Inserts `# HELP` before each `# TYPE` line whose family has help text.
@@ -63,7 +67,8 @@ enum MetricsExposition {
             }
             if let virtual = field(23) { gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", "gauge", format(virtual)) }
             if let pages = field(24) {
-                gauge("process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", format(pages * Double(sysconf(Int32(_SC_PAGESIZE)))))
+                gauge(
+                    "process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", format(pages * Double(sysconf(Int32(_SC_PAGESIZE)))))
             }
             if let start = field(22), ticks > 0, let boot = bootTime() {
                 gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", "gauge", format(boot + start / ticks))

@@ -64,7 +64,8 @@ final class RegistryMetrics: ReconcilerObserver, LivenessObserver, Sendable {
             if let existing = cache[key] { return existing }
             let timer =
                 cache.first { $0.key.operation == operation && $0.key.method == method }?.value.timer
-                ?? CoreMetrics.Timer(label: "http_request_duration_seconds", dimensions: [("route", operation), ("method", method)], factory: factory)
+                ?? CoreMetrics.Timer(
+                    label: "http_request_duration_seconds", dimensions: [("route", operation), ("method", method)], factory: factory)
             let created = (
                 counter: CoreMetrics.Counter(
                     label: "http_requests_total", dimensions: [("route", operation), ("method", method), ("status", String(status))],
@@ -143,8 +144,10 @@ final class RegistryMetrics: ReconcilerObserver, LivenessObserver, Sendable {
                 CoreMetrics.Gauge(label: "endpoint_registry_services_not_synced", dimensions: [("cluster", cluster)], factory: factory)
                     .record(summary.notSynced.count)
                 if let last = summary.lastSuccessfulSync {
-                    CoreMetrics.Gauge(label: "endpoint_registry_last_successful_sync_timestamp_seconds", dimensions: [("cluster", cluster)], factory: factory)
-                        .record(last.timeIntervalSince1970)
+                    CoreMetrics.Gauge(
+                        label: "endpoint_registry_last_successful_sync_timestamp_seconds", dimensions: [("cluster", cluster)], factory: factory
+                    )
+                    .record(last.timeIntervalSince1970)
                 }
             }
         }

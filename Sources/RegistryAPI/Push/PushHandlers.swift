@@ -113,7 +113,9 @@ struct PushHandlers: Sendable {
                 }
                 guard let target = clusters.target(named: name) else {
                     let known = clusters.targets.map(\.name).joined(separator: ", ")
-                    violations.append(FieldViolation("clusters[\(index)]", .notSupported, "no cluster named \"\(name)\" (known: \(known.isEmpty ? "none" : known))"))
+                    violations.append(
+                        FieldViolation("clusters[\(index)]", .notSupported, "no cluster named \"\(name)\" (known: \(known.isEmpty ? "none" : known))")
+                    )
                     continue
                 }
                 if let reason = target.unusableReason {
@@ -123,7 +125,8 @@ struct PushHandlers: Sendable {
                 named.append(target)
             }
             if names.isEmpty {
-                violations.append(FieldViolation("clusters", .required, "name at least one cluster, or leave the field out for the service's bound clusters"))
+                violations.append(
+                    FieldViolation("clusters", .required, "name at least one cluster, or leave the field out for the service's bound clusters"))
             }
         case let other?:
             violations.append(FieldViolation("clusters", .wrongType, "must be an array of cluster names, not \(other.typeName)"))
@@ -172,7 +175,8 @@ struct PushHandlers: Sendable {
         do {
             try store.recordPush(
                 namespace: record.service.namespace, name: record.service.name,
-                record: PushRecord(cluster: result.cluster, uid: record.uid, revision: record.revision, succeeded: result.succeeded, objects: written),
+                record: PushRecord(
+                    cluster: result.cluster, uid: record.uid, revision: record.revision, succeeded: result.succeeded, objects: written),
                 audit: context.audit, status: result.succeeded ? 200 : 502,
                 detail: result.succeeded ? nil : (result.error?.description ?? result.objects.compactMap(\.error).first))
         } catch {
@@ -197,7 +201,8 @@ struct PushHandlers: Sendable {
     /// The 202 answer when the clusters did not answer in time: where to poll.
     private static func accepted(_ location: String, detail: String) -> HTTPResponse {
         Responses.json(
-            202, JSONWriter.bytes(.object(JSONObject([("status", .string("pending")), ("detail", .string(detail)), ("statusURL", .string(location))]))),
+            202,
+            JSONWriter.bytes(.object(JSONObject([("status", .string("pending")), ("detail", .string(detail)), ("statusURL", .string(location))]))),
             location: location)
     }
 
@@ -250,7 +255,8 @@ struct PushHandlers: Sendable {
             let known = clusters.targets.filter(\.usable).map(\.name).joined(separator: ", ")
             throw ValidationFailure([
                 FieldViolation(
-                    "clusters", .required, "none of the selected services is bound to a usable cluster: name the clusters (known: \(known.isEmpty ? "none" : known))")
+                    "clusters", .required,
+                    "none of the selected services is bound to a usable cluster: name the clusters (known: \(known.isEmpty ? "none" : known))")
             ])
         }
         let keys = work.flatMap { item in item.targets.map { "\(item.record.service.namespace)/\(item.record.service.name)@\($0)" } }
@@ -369,7 +375,8 @@ struct PushHandlers: Sendable {
             }
         } late: {
             PushHandlers.problem(
-                .gatewayTimeout("cluster \(clusterName) did not answer within \(timeout.components.seconds) s"), instance: instance, requestID: requestID)
+                .gatewayTimeout("cluster \(clusterName) did not answer within \(timeout.components.seconds) s"), instance: instance,
+                requestID: requestID)
         }
         reconciler.diff(namespace: namespace, name: name, cluster: clusterName) { result in gather.add(clusterName, result) }
         return gather.response(deadline: timeout)

@@ -32,7 +32,9 @@ public struct ImportPlan: Sendable {
 /// what kube-proxy reads. Objects that are not external services are refused with a reason; an
 /// object that is malformed fails the whole import, naming the document and field.
 public enum ManifestImporter {
-    public static func plan(_ objects: [ManifestDocuments.Object], defaultNamespace: String = ExternalService.defaultNamespace)
+    public static func plan(
+        _ objects: [ManifestDocuments.Object], defaultNamespace: String = ExternalService.defaultNamespace
+    )
         -> Result<ImportPlan, ValidationFailure>
     {
         // Types first: a value of the wrong JSON type is the root cause of whatever else would
@@ -212,7 +214,8 @@ private struct Builder {
         func position(_ path: String) -> [Int] { path.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) } }
         refused.sort { position($0.path).lexicographicallyPrecedes(position($1.path)) }
         return violations.isEmpty
-            ? .success(ImportPlan(services: registrations, refused: refused, warnings: warnings)) : .failure(ValidationFailure(violations, omitted: omitted))
+            ? .success(ImportPlan(services: registrations, refused: refused, warnings: warnings))
+            : .failure(ValidationFailure(violations, omitted: omitted))
     }
 
     /// The registration JSON of one Service, decoded and validated like an API request.
@@ -252,7 +255,8 @@ private struct Builder {
                 // without a selector nothing resolves it, and only the endpoints' ports count.
                 warn(
                     "\(portPath).targetPort",
-                    "\"\(named)\" is a named port, which only pods can resolve; a Service without selector takes its backend ports from its endpoints, so it is not kept (targetPort defaults to port)")
+                    "\"\(named)\" is a named port, which only pods can resolve; a Service without selector takes its backend ports from its endpoints, so it is not kept (targetPort defaults to port)"
+                )
                 port["targetPort"] = nil
             }
             if type != "NodePort" && type != "LoadBalancer" { port["nodePort"] = nil }
@@ -276,7 +280,10 @@ private struct Builder {
         }
         var merged: [Backend] = []
         for backend in backends {
-            if merged.contains(where: { $0.ip == backend.ip && $0.hostname == backend.hostname && $0.zone == backend.zone && $0.ready == backend.ready && $0.ports == backend.ports }) {
+            if merged.contains(where: {
+                $0.ip == backend.ip && $0.hostname == backend.hostname && $0.zone == backend.zone && $0.ready == backend.ready
+                    && $0.ports == backend.ports
+            }) {
                 continue  // the same endpoint listed twice
             }
             if let index = merged.firstIndex(where: { $0.canMerge(backend) }) {
@@ -285,8 +292,9 @@ private struct Builder {
                 merged.append(backend)
             }
         }
-        if mode == .endpoints, let reason = ManifestRenderer.unmirrorableReason(
-            ips: merged.map { ($0.ip, $0.ports.map { $0 != nil }) }, portNames: ports.map(\.name))
+        if mode == .endpoints,
+            let reason = ManifestRenderer.unmirrorableReason(
+                ips: merged.map { ($0.ip, $0.ports.map { $0 != nil }) }, portNames: ports.map(\.name))
         {
             mode = .both
             warn(
@@ -301,9 +309,11 @@ private struct Builder {
             if ports.count == 1, let port = backend.ports[0] {
                 address["port"] = .integer(port)
             } else if !ports.isEmpty {
-                address["ports"] = .object(JSONObject(zip(ports, backend.ports).compactMap { port, backend in backend.map { (port.name ?? "", .integer($0)) } }))
+                address["ports"] = .object(
+                    JSONObject(zip(ports, backend.ports).compactMap { port, backend in backend.map { (port.name ?? "", .integer($0)) } }))
                 if backend.ports.contains(nil) {
-                    address["servedPorts"] = .array(zip(ports, backend.ports).compactMap { port, backend in backend == nil ? nil : .string(port.name ?? "") })
+                    address["servedPorts"] = .array(
+                        zip(ports, backend.ports).compactMap { port, backend in backend == nil ? nil : .string(port.name ?? "") })
                 }
             }
             if let hostname = backend.hostname { address["hostname"] = .string(hostname) }
@@ -351,7 +361,10 @@ private struct Builder {
     /// Copies the issue-12 spec fields into the registration JSON (validated there like API
     /// input); warns, per field, about what a registration cannot hold.
     mutating func importSpecFields(_ spec: JSONObject, path: String, type: String, into json: inout JSONObject) {
-        for key in ["ipFamilyPolicy", "ipFamilies", "sessionAffinity", "publishNotReadyAddresses", "trafficDistribution", "loadBalancerClass", "loadBalancerSourceRanges"] {
+        for key in [
+            "ipFamilyPolicy", "ipFamilies", "sessionAffinity", "publishNotReadyAddresses", "trafficDistribution", "loadBalancerClass",
+            "loadBalancerSourceRanges",
+        ] {
             if let value = spec[key], value != .null { json[key] = value }
         }
         if type != "ExternalName", let value = spec["internalTrafficPolicy"], value != .null { json["internalTrafficPolicy"] = value }
@@ -369,7 +382,8 @@ private struct Builder {
         if let clusterIP = Builder.string(spec["clusterIP"]), !clusterIP.isEmpty, clusterIP != "None" {
             warn(
                 "\(path).clusterIP",
-                "\"\(clusterIP)\" is not kept: the registry lets each cluster allocate the cluster IP (an address chosen in one cluster is rarely free in another)")
+                "\"\(clusterIP)\" is not kept: the registry lets each cluster allocate the cluster IP (an address chosen in one cluster is rarely free in another)"
+            )
         } else if case .array(let ips)? = spec["clusterIPs"], ips.contains(where: { Builder.string($0) != "None" }) {
             warn("\(path).clusterIPs", "not kept: the registry lets each cluster allocate the cluster IPs")
         }
@@ -436,7 +450,9 @@ private struct Builder {
         return found
     }
 
-    mutating func endpointsBackends(_ object: JSONObject, path: String, ports: [(name: String?, protocol: String, port: Int, targetPort: Int?)])
+    mutating func endpointsBackends(
+        _ object: JSONObject, path: String, ports: [(name: String?, protocol: String, port: Int, targetPort: Int?)]
+    )
         -> [Backend]
     {
         var backends: [Backend] = []
@@ -466,7 +482,9 @@ private struct Builder {
         return backends
     }
 
-    mutating func sliceBackends(_ object: JSONObject, path: String, ports: [(name: String?, protocol: String, port: Int, targetPort: Int?)]) -> [Backend] {
+    mutating func sliceBackends(
+        _ object: JSONObject, path: String, ports: [(name: String?, protocol: String, port: Int, targetPort: Int?)]
+    ) -> [Backend] {
         // pkg/apis/discovery/validation `ValidateEndpointSlice`: addressType required and
         // supported; every address of the slice's family; at most 1000 endpoints, 100 ports.
         let family: IPAddress.Family

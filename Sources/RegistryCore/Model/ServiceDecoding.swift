@@ -84,7 +84,9 @@ private final class Reader {
         switch object[key] {
         case nil, .null?: return nil
         case .string(let text)?: return text
-        case let other?: typeError(join(path, key), expected: "a string", got: other); return nil
+        case let other?:
+            typeError(join(path, key), expected: "a string", got: other)
+            return nil
         }
     }
 
@@ -96,7 +98,9 @@ private final class Reader {
             typeErrorPaths.insert(path)
             violations.append(FieldViolation(path, .wrongType, "must be an integer"))
             return nil
-        case let other?: typeError(path, expected: "an integer", got: other); return nil
+        case let other?:
+            typeError(path, expected: "an integer", got: other)
+            return nil
         }
     }
 
@@ -104,7 +108,9 @@ private final class Reader {
         switch object[key] {
         case nil, .null?: return nil
         case .bool(let flag)?: return flag
-        case let other?: typeError(join(path, key), expected: "a boolean", got: other); return nil
+        case let other?:
+            typeError(join(path, key), expected: "a boolean", got: other)
+            return nil
         }
     }
 
@@ -128,7 +134,9 @@ private final class Reader {
                 }
             }
             return result
-        case let other?: typeError(fieldPath, expected: "an object of strings", got: other); return [:]
+        case let other?:
+            typeError(fieldPath, expected: "an object of strings", got: other)
+            return [:]
         }
     }
 
@@ -140,14 +148,21 @@ private final class Reader {
             var result: [String] = []
             if elements.count > ServiceValidator.maxClusters {
                 typeErrorPaths.insert(fieldPath)
-                violations.append(FieldViolation(fieldPath, .tooMany, "must have at most \(ServiceValidator.maxClusters) items, got \(elements.count)"))
+                violations.append(
+                    FieldViolation(fieldPath, .tooMany, "must have at most \(ServiceValidator.maxClusters) items, got \(elements.count)"))
                 return []
             }
             for (index, element) in elements.enumerated() {
-                if case .string(let text) = element { result.append(text) } else { typeError("\(fieldPath)[\(index)]", expected: "a string", got: element) }
+                if case .string(let text) = element {
+                    result.append(text)
+                } else {
+                    typeError("\(fieldPath)[\(index)]", expected: "a string", got: element)
+                }
             }
             return result
-        case let other?: typeError(fieldPath, expected: "an array of strings", got: other); return []
+        case let other?:
+            typeError(fieldPath, expected: "an array of strings", got: other)
+            return []
         }
     }
 
@@ -171,7 +186,9 @@ private final class Reader {
                 }
             }
             return result
-        case let other?: typeError(fieldPath, expected: "an array", got: other); return []
+        case let other?:
+            typeError(fieldPath, expected: "an array", got: other)
+            return []
         }
     }
 
@@ -262,7 +279,9 @@ private final class Reader {
                             ranges.append(range)
                         } else {
                             typeErrorPaths.insert(elementPath)
-                            violations.append(FieldViolation(elementPath, .invalid, "\"\(text)\": must be a status code or a range \"low-high\" (e.g. \"200-399\")"))
+                            violations.append(
+                                FieldViolation(elementPath, .invalid, "\"\(text)\": must be a status code or a range \"low-high\" (e.g. \"200-399\")")
+                            )
                         }
                     case .number:
                         if let code = integer(element, path: elementPath) { ranges.append(code...code) }
@@ -328,7 +347,10 @@ private final class Reader {
         case .array(let items)?:
             for (index, item) in items.enumerated() {
                 let path = "ipFamilies[\(index)]"
-                guard case .string(let text) = item else { typeError(path, expected: "a string", got: item); continue }
+                guard case .string(let text) = item else {
+                    typeError(path, expected: "a string", got: item)
+                    continue
+                }
                 if let family = IPAddress.Family(rawValue: text) {
                     fields.ipFamilies.append(family)
                 } else {

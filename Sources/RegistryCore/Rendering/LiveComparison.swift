@@ -137,7 +137,8 @@ public enum LiveComparison {
         }
         for object in live where !rendered.contains("\(LiveObject.kind(object))/\(LiveObject.name(object))") {
             guard LiveObject.kind(object) != "Service", Ownership.isOurs(object) else { continue }
-            differences.append(FieldDifference(object: LiveObject.reference(object), field: "(object)", expected: .string("absent"), actual: .string("present")))
+            differences.append(
+                FieldDifference(object: LiveObject.reference(object), field: "(object)", expected: .string("absent"), actual: .string("present")))
         }
         return differences
     }
@@ -180,11 +181,13 @@ public enum LiveComparison {
                 }
                 // A ClusterIP Service that became headless (or the reverse) in the cluster.
                 if spec["clusterIP"] == nil, LiveObject.string(LiveObject.member(actualSpec, "clusterIP")) == "None" {
-                    differences.append(FieldDifference(object: reference, field: "spec.clusterIP", expected: .string("(allocated)"), actual: .string("None")))
+                    differences.append(
+                        FieldDifference(object: reference, field: "spec.clusterIP", expected: .string("(allocated)"), actual: .string("None")))
                 }
             }
             if let selector = LiveObject.selector(live) {
-                differences.append(FieldDifference(object: reference, field: "spec.selector", expected: .null, actual: ManifestRenderer.sortedStrings(selector)))
+                differences.append(
+                    FieldDifference(object: reference, field: "spec.selector", expected: .null, actual: ManifestRenderer.sortedStrings(selector)))
             }
         case "Endpoints":
             differ("subsets", .array(expandedSubsets(expected).map(JSONValue.string)), .array(expandedSubsets(actual).map(JSONValue.string)))
@@ -202,15 +205,19 @@ public enum LiveComparison {
     /// without one (NodePort and LoadBalancer services): allocation is not drift.
     static func withoutAllocatedNodePorts(_ live: JSONValue, rendered: JSONValue) -> JSONValue {
         guard case .array(let items) = live, case .array(let wanted) = rendered else { return live }
-        let pinned = Set(wanted.compactMap { port -> String? in
-            guard case .object(let object) = port, object["nodePort"] != nil else { return nil }
-            return "\(object["protocol"] ?? .null)/\(object["port"] ?? .null)"
-        })
-        return .array(items.map { port in
-            guard case .object(var object) = port, !pinned.contains("\(object["protocol"] ?? .null)/\(object["port"] ?? .null)") else { return port }
-            object["nodePort"] = nil
-            return .object(object)
-        })
+        let pinned = Set(
+            wanted.compactMap { port -> String? in
+                guard case .object(let object) = port, object["nodePort"] != nil else { return nil }
+                return "\(object["protocol"] ?? .null)/\(object["port"] ?? .null)"
+            })
+        return .array(
+            items.map { port in
+                guard case .object(var object) = port, !pinned.contains("\(object["protocol"] ?? .null)/\(object["port"] ?? .null)") else {
+                    return port
+                }
+                object["nodePort"] = nil
+                return .object(object)
+            })
     }
 
     /// `object` with the values the API server defaults, and with the meaning of absent

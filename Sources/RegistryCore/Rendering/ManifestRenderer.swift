@@ -35,8 +35,9 @@ public enum ManifestRenderer {
             if mode == .endpoints, service.addresses.contains(where: { $0.zone != nil }) {
                 warnings.append("zones are only expressible in EndpointSlices; the Endpoints of \(service.namespace)/\(service.name) omits them")
             }
-            if mode == .endpoints, let reason = unmirrorableReason(
-                ips: service.addresses.map { address in (address.ip, service.ports.map(address.serves)) }, portNames: service.ports.map(\.name))
+            if mode == .endpoints,
+                let reason = unmirrorableReason(
+                    ips: service.addresses.map { address in (address.ip, service.ports.map(address.serves)) }, portNames: service.ports.map(\.name))
             {
                 warnings.append(
                     "Endpoints \(service.namespace)/\(service.name) cannot be mirrored: \(reason). Use endpointsMode \"both\" "

@@ -129,7 +129,9 @@ public struct LabelSelector: Sendable, Equatable {
                 let op: Operator = scalars[position - 1] == ">" ? .greaterThan : .lessThan
                 skipSpaces()
                 let bound = token()
-                guard Int(bound) != nil else { throw ParseError(message: "\"\(bound)\" after '\(op == .greaterThan ? ">" : "<")' must be an integer") }
+                guard Int(bound) != nil else {
+                    throw ParseError(message: "\"\(bound)\" after '\(op == .greaterThan ? ">" : "<")' must be an integer")
+                }
                 return Requirement(key: key, op: op, values: [bound])
             }
             let word = token()
@@ -137,7 +139,10 @@ public struct LabelSelector: Sendable, Equatable {
             switch word {
             case "in": op = .in
             case "notin": op = .notIn
-            default: throw ParseError(message: "unexpected \"\(word.isEmpty ? String(next ?? " ") : word)\" after key \"\(key)\"; expected =, ==, !=, in, notin, > or <")
+            default:
+                throw ParseError(
+                    message: "unexpected \"\(word.isEmpty ? String(next ?? " ") : word)\" after key \"\(key)\"; expected =, ==, !=, in, notin, > or <"
+                )
             }
             skipSpaces()
             guard consume("(") else { throw ParseError(message: "expected '(' after \(word)") }

@@ -15,11 +15,14 @@ extension ServiceValidator {
         }
         func skip(_ field: String) -> Bool { skipping.contains("healthCheck.\(field)") }
         if service.type == .externalName {
-            violations.append(FieldViolation("healthCheck", .forbidden, "may not be set when type is \"ExternalName\" (there are no addresses to check)"))
+            violations.append(
+                FieldViolation("healthCheck", .forbidden, "may not be set when type is \"ExternalName\" (there are no addresses to check)"))
         }
         let interval = check.intervalSeconds
         if !skip("intervalSeconds"), !healthCheckIntervalRange.contains(interval) {
-            add("intervalSeconds", .invalid, "\(interval): must be between \(healthCheckIntervalRange.lowerBound) and \(healthCheckIntervalRange.upperBound), inclusive")
+            add(
+                "intervalSeconds", .invalid,
+                "\(interval): must be between \(healthCheckIntervalRange.lowerBound) and \(healthCheckIntervalRange.upperBound), inclusive")
         }
         if !skip("timeoutSeconds") {
             if check.timeoutSeconds < 1 {
@@ -30,7 +33,9 @@ extension ServiceValidator {
         }
         for (name, value) in [("healthyThreshold", check.healthyThreshold), ("unhealthyThreshold", check.unhealthyThreshold)]
         where !skip(name) && !healthCheckThresholdRange.contains(value) {
-            add(name, .invalid, "\(value): must be between \(healthCheckThresholdRange.lowerBound) and \(healthCheckThresholdRange.upperBound), inclusive")
+            add(
+                name, .invalid,
+                "\(value): must be between \(healthCheckThresholdRange.lowerBound) and \(healthCheckThresholdRange.upperBound), inclusive")
         }
         if !skip("port") {
             switch check.port {
@@ -43,7 +48,10 @@ extension ServiceValidator {
                     }
                 } else {
                     let names = service.ports.compactMap(\.name)
-                    add("port", .invalid, "no service port is named \"\(name)\" (\(names.isEmpty ? "the service has no named ports" : "known: \(names.sorted().joined(separator: ", "))"))")
+                    add(
+                        "port", .invalid,
+                        "no service port is named \"\(name)\" (\(names.isEmpty ? "the service has no named ports" : "known: \(names.sorted().joined(separator: ", "))"))"
+                    )
                 }
             case nil:
                 if service.ports.isEmpty, service.type != .externalName {
@@ -54,7 +62,8 @@ extension ServiceValidator {
             }
         }
         if check.type == .tcp {
-            for (name, given) in [("path", check.path != nil), ("host", check.host != nil), ("expectedStatuses", check.expectedStatuses != nil)] where given {
+            for (name, given) in [("path", check.path != nil), ("host", check.host != nil), ("expectedStatuses", check.expectedStatuses != nil)]
+            where given {
                 add(name, .forbidden, "only for type \"http\" or \"https\"")
             }
         }
@@ -77,7 +86,8 @@ extension ServiceValidator {
         }
         if let statuses = check.expectedStatuses {
             if statuses.isEmpty, !skip("expectedStatuses") { add("expectedStatuses", .required, "must name at least one status code when given") }
-            for (index, range) in statuses.enumerated() where !skip("expectedStatuses[\(index)]") && (range.lowerBound < 100 || range.upperBound > 599) {
+            for (index, range) in statuses.enumerated()
+            where !skip("expectedStatuses[\(index)]") && (range.lowerBound < 100 || range.upperBound > 599) {
                 add("expectedStatuses[\(index)]", .invalid, "\"\(HealthCheck.text(range))\": status codes are between 100 and 599 (RFC 9110 §15)")
             }
         }

@@ -8,9 +8,10 @@ public enum ServiceAdvice {
             // A headless Service has no virtual IP, so nothing translates ports: clients reach
             // the addresses on the ports the endpoints list (kube-proxy ignores headless Services).
             for (index, port) in service.ports.enumerated() {
-                let backends = Set(service.addresses.compactMap { address in
-                    address.serves(port) ? address.backendPorts(for: service.ports)[index] : nil
-                })
+                let backends = Set(
+                    service.addresses.compactMap { address in
+                        address.serves(port) ? address.backendPorts(for: service.ports)[index] : nil
+                    })
                 let differing = backends.subtracting([port.port]).sorted()
                 if !differing.isEmpty || port.targetPort != port.port {
                     let shown = differing.isEmpty ? [port.targetPort] : differing

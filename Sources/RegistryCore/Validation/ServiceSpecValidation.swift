@@ -28,7 +28,8 @@ extension ServiceValidator {
             }
             if fields.ipFamilyPolicy == .singleStack, seen.count > 1 {
                 violations.append(
-                    FieldViolation("ipFamilyPolicy", .invalid, "must be RequireDualStack or PreferDualStack when multiple 'ipFamilies' are specified"))
+                    FieldViolation("ipFamilyPolicy", .invalid, "must be RequireDualStack or PreferDualStack when multiple 'ipFamilies' are specified")
+                )
             }
         }
         // validateClientIPAffinityConfig: timeoutSeconds in (0, 86400].
@@ -52,7 +53,8 @@ extension ServiceValidator {
         }
         // validateServiceExternalTrafficPolicy: only for externally-accessible services.
         if !service.type.isExternallyAccessible, let policy = fields.externalTrafficPolicy {
-            violations.append(FieldViolation("externalTrafficPolicy", .invalid, "\"\(policy.rawValue)\": may only be set for externally-accessible services"))
+            violations.append(
+                FieldViolation("externalTrafficPolicy", .invalid, "\"\(policy.rawValue)\": may only be set for externally-accessible services"))
         }
         // ValidateService: loadBalancerClass, loadBalancerSourceRanges and
         // allocateLoadBalancerNodePorts only for type LoadBalancer.
@@ -99,7 +101,8 @@ extension ServiceValidator {
             }
             let key = "\(port.protocol.rawValue)/\(nodePort)"
             if let first = nodePorts[key] {
-                violations.append(FieldViolation(path, .duplicate, "\(nodePort)/\(port.protocol.rawValue) is already the nodePort of ports[\(first)]"))
+                violations.append(
+                    FieldViolation(path, .duplicate, "\(nodePort)/\(port.protocol.rawValue) is already the nodePort of ports[\(first)]"))
             } else {
                 nodePorts[key] = index
             }
@@ -131,7 +134,8 @@ extension ServiceValidator {
         var seen = Set<String>()
         for (index, name) in served.enumerated() {
             if !names.contains(name) {
-                violations.append(FieldViolation("\(path)[\(index)]", .invalid, "no service port is named \"\(name)\" (known: \(names.joined(separator: ", ")))"))
+                violations.append(
+                    FieldViolation("\(path)[\(index)]", .invalid, "no service port is named \"\(name)\" (known: \(names.joined(separator: ", ")))"))
             } else if !seen.insert(name).inserted {
                 violations.append(FieldViolation("\(path)[\(index)]", .duplicate, "\"\(name)\" is named twice"))
             }
@@ -139,7 +143,8 @@ extension ServiceValidator {
         if let overrides = address.ports {
             for name in overrides.keys.sorted() where names.contains(name) && !served.contains(name) {
                 violations.append(
-                    FieldViolation(path, .invalid, "does not name \"\(name)\", which \"ports\" gives a backend port for; add it or remove the override"))
+                    FieldViolation(
+                        path, .invalid, "does not name \"\(name)\", which \"ports\" gives a backend port for; add it or remove the override"))
             }
         }
         return violations

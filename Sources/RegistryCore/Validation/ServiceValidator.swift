@@ -99,7 +99,8 @@ public enum ServiceValidator {
             return [
                 FieldViolation(
                     "externalName", .invalid,
-                    "\"\(externalName)\": must be a DNS name, not an IP address; register the IP as an address of a ClusterIP or Headless service instead")
+                    "\"\(externalName)\": must be a DNS name, not an IP address; register the IP as an address of a ClusterIP or Headless service instead"
+                )
             ]
         }
         let name = externalName.hasSuffix(".") ? String(externalName.dropLast()) : externalName
@@ -186,7 +187,9 @@ public enum ServiceValidator {
     }
 
     /// Violations of one address within `service` (duplicates aside).
-    public static func validateAddress(_ address: EndpointAddress, path: String, in service: ExternalService, skipping: Set<String> = [])
+    public static func validateAddress(
+        _ address: EndpointAddress, path: String, in service: ExternalService, skipping: Set<String> = []
+    )
         -> [FieldViolation]
     {
         func field(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
@@ -215,7 +218,8 @@ public enum ServiceValidator {
                 violations.append(
                     FieldViolation(
                         field("port"), .forbidden,
-                        "only for services with exactly one port (this one has \(service.ports.count)); use \"ports\" to map port names to backend ports"))
+                        "only for services with exactly one port (this one has \(service.ports.count)); use \"ports\" to map port names to backend ports"
+                    ))
             } else if !(1...65535).contains(port) {
                 violations.append(FieldViolation(field("port"), .invalid, "\(port): must be between 1 and 65535, inclusive"))
             }

@@ -126,7 +126,7 @@ final class SQLiteConnection {
         do {
             let statement = try prepare("PRAGMA quick_check")
             while try statement.step() { lines.append(statement.text(0)) }
-        } catch where error.primaryCode == SQLITE_INTERRUPT {
+        } catch  where error.primaryCode == SQLITE_INTERRUPT {
             return nil
         }
         return lines
