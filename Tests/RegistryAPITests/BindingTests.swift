@@ -12,11 +12,7 @@ import Testing
     init() throws {
         let cluster = try FakeCluster()
         self.cluster = cluster
-        server = try TestServer { configuration in
-            configuration.kubeconfigPaths = [cluster.kubeconfig]
-            configuration.inCluster = false
-            configuration.defaultClusters = ["token"]
-        }
+        server = try TestServer(cluster: cluster) { $0.defaultClusters = ["token"] }
         client = try server.client()
     }
 

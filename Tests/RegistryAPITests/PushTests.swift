@@ -26,10 +26,7 @@ private func actions(_ response: ClientResponse, cluster: Int = 0) -> [String] {
     init() throws {
         let cluster = try FakeCluster()
         self.cluster = cluster
-        server = try TestServer { configuration in
-            configuration.kubeconfigPaths = [cluster.kubeconfig]
-            configuration.inCluster = false
-        }
+        server = try TestServer(cluster: cluster)
         client = try server.client()
         #expect(try client.request("POST", "/v1/services", json: ceph).status == 201)
     }

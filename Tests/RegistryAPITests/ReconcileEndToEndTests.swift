@@ -27,9 +27,7 @@ private let rgw =
     init() throws {
         let cluster = try FakeCluster()
         self.cluster = cluster
-        server = try TestServer { configuration in
-            configuration.kubeconfigPaths = [cluster.kubeconfig]
-            configuration.inCluster = false
+        server = try TestServer(cluster: cluster) { configuration in
             configuration.resyncIntervalSeconds = 1
             configuration.shutdownGraceSeconds = 2
         }

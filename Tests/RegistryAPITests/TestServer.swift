@@ -26,6 +26,15 @@ final class TestServer {
         service = try RegistryService(configuration: configuration, logger: logger)
     }
 
+    /// A server whose only clusters are those of `cluster`'s kubeconfig (no in-cluster target).
+    convenience init(cluster: FakeCluster, configure: (inout ServerConfiguration) -> Void = { _ in }) throws {
+        try self.init { configuration in
+            configuration.kubeconfigPaths = [cluster.kubeconfig]
+            configuration.inCluster = false
+            configure(&configuration)
+        }
+    }
+
     func client() throws -> RawHTTPClient { try RawHTTPClient(port: port) }
 
     deinit { service.shutdown() }
