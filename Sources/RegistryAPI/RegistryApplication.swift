@@ -182,6 +182,7 @@ public final class RegistryApplication: HTTPHandler {
                 caller = principal
                 try authorize(principal, route: route, parameters: parameters)
                 try RequestChecks.checkQuery(request, allowed: route.queryParameters)
+                try RegistryApplication.checkServicePath(route, parameters)
                 response = try route.handler(
                     RequestContext(
                         request: request, parameters: parameters, requestID: requestID, principal: principal, operationID: route.operationID))
@@ -205,6 +206,22 @@ public final class RegistryApplication: HTTPHandler {
             return .deferred(outer)
         }
         return finish(response, request: request, requestID: requestID, matched: matched, caller: caller, operation: operation, started: started)
+    }
+
+    /// The `{namespace}` (DNS-1123 label) and `{name}` (DNS-1035 label) of a service's URL, checked
+    /// before the route's handler and its preconditions: no service can have an invalid one, so
+    /// the answer is 404, as the Kubernetes API server answers a read of an invalid name; for a PUT
+    /// (which may create) 422 naming the field, as a create with that name would get.
+    static func checkServicePath(_ route: Route, _ parameters: [String: String]) throws {
+        guard route.template.hasPrefix("/v1/services/{namespace}/{name}") else { return }
+        let namespace = parameters["namespace"] ?? ""
+        let name = parameters["name"] ?? ""
+        let violations =
+            KubernetesNames.dns1123Label(namespace).map { FieldViolation("namespace", .invalid, "\"\(namespace)\": \($0)") }
+            + KubernetesNames.dns1035Label(name).map { FieldViolation("name", .invalid, "\"\(name)\": \($0)") }
+        guard let first = violations.first else { return }
+        if route.method == "PUT" { throw ValidationFailure(violations) }
+        throw APIError.notFound("service \(namespace)/\(name) does not exist: its \(first.field) \(first.message)")
     }
 
     /// Stamps the request id, audits refusals and failed writes, counts and logs the request.

@@ -368,7 +368,7 @@ private let twoServicesFile = """
         #expect((history.json?["items"] as? [[String: Any]])?.count == 1)
     }
 
-    @Test(arguments: ["/v1/services", "/v1/manifests", "/v1/services?namespace=default", "/v1/manifests?format=json"])
+    @Test(arguments: ["/v1/services", "/v1/manifests?format=yaml", "/v1/services?namespace=default", "/v1/manifests"])
     func listsAnswerConditionalRequests(_ target: String) throws {
         #expect(try client.request("POST", "/v1/services", json: #"{"name":"a","ports":[{"port":80}]}"#).status == 201)
         let first = try client.request("GET", target)

@@ -252,13 +252,13 @@ private func send(_ port: UInt16, _ raw: String) throws -> (response: ClientResp
             let created = try RawHTTPClient(port: server.port).request("POST", "/v1/services", json: body)
             try #require(created.status == 201, "\(created.text.prefix(300))")
         }
-        let manifests = try RawHTTPClient(port: server.port).request("GET", "/v1/manifests")
+        let manifests = try RawHTTPClient(port: server.port).request("GET", "/v1/manifests?format=yaml")
         #expect(manifests.status == 200)
         let size = manifests.body.count
         #expect(size > 8 << 20)
         let before = residentBytes(server.process.processIdentifier)
         let readers = try (0..<60).map { _ in try RawHTTPClient(port: server.port, timeoutSeconds: 10, receiveBufferBytes: 4096) }
-        for reader in readers { try reader.send(Array("GET /v1/manifests HTTP/1.1\r\nHost: x\r\n\r\n".utf8)) }
+        for reader in readers { try reader.send(Array("GET /v1/manifests?format=yaml HTTP/1.1\r\nHost: x\r\n\r\n".utf8)) }
         Thread.sleep(forTimeInterval: 1.5)
         let during = residentBytes(server.process.processIdentifier)
         #expect(during - before < size + (16 << 20), "manifests of \(size) bytes; resident \(before) -> \(during)")

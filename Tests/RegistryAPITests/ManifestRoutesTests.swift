@@ -36,11 +36,12 @@ import Yams
         #expect(reason?.contains("selector") == true)
     }
 
-    @Test func rendersYAMLByDefaultAndJSONOnRequest() throws {
+    @Test func rendersJSONByDefaultAndYAMLOnRequest() throws {
         _ = try importYAML(try fixture("seed-001-ceph-rgw.yaml"))
-        let yaml = try client.request("GET", "/v1/services/default/ocs-external-rgw-lb/manifests")
+        let yaml = try client.request("GET", "/v1/services/default/ocs-external-rgw-lb/manifests", headers: ["Accept": "application/yaml"])
         #expect(yaml.status == 200)
         #expect(yaml.header("Content-Type") == "application/yaml")
+        #expect(yaml.header("Vary") == "Accept")
         let documents = try Array(Yams.load_all(yaml: yaml.text)).compactMap { $0 as? [String: Any] }
         // The seed's Endpoints-only manifest imports as `both` (the mirroring controller cannot mirror it).
         #expect(documents.map { $0["kind"] as? String } == ["Service", "Endpoints", "EndpointSlice", "EndpointSlice"])
@@ -51,6 +52,20 @@ import Yams
         #expect(
             (query.json?["items"] as? [[String: Any]])?.map { $0["kind"] as? String } == ["Service", "Endpoints", "EndpointSlice", "EndpointSlice"])
         #expect(try client.request("GET", "/v1/services/default/ocs-external-rgw-lb/manifests", headers: ["Accept": "text/html"]).status == 406)
+        // No Accept, or one that takes anything: JSON, the contract's first media type (what a
+        // generated client parses). q-values choose (RFC 9110 §12.5.1); q=0 refuses a type.
+        for (accept, type) in [
+            (nil, "application/json"), ("*/*", "application/json"), ("application/*", "application/json"), ("text/*", "application/yaml"),
+            ("application/json;q=0.5, application/yaml", "application/yaml"), ("text/yaml, application/json", "application/yaml"),
+            ("application/yaml;q=0, */*;q=0.1", "application/json"),
+        ] as [(String?, String)] {
+            let answer = try client.request(
+                "GET", "/v1/services/default/ocs-external-rgw-lb/manifests", headers: accept.map { ["Accept": $0] } ?? [:])
+            #expect(answer.status == 200 && answer.header("Content-Type") == type, "Accept: \(accept ?? "none")")
+        }
+        #expect(
+            try client.request("GET", "/v1/services/default/ocs-external-rgw-lb/manifests", headers: ["Accept": "application/json;q=0"]).status
+                == 406)
         #expect(try client.request("GET", "/v1/services/default/ocs-external-rgw-lb/manifests?format=xml").status == 400)
         #expect(try client.request("GET", "/v1/services/default/ocs-external-rgw-lb/manifests?endpoints=all").status == 400)
         #expect(try client.request("GET", "/v1/services/default/none/manifests").status == 404)
@@ -75,7 +90,7 @@ import Yams
             #"{"namespace":"data","name":"pg","description":"primary","labels":{"tier":"db","flag":"true"},"endpointsMode":"endpointslices","ports":[{"name":"sql","port":5432},{"name":"metrics","port":9187,"targetPort":9000}],"addresses":[{"ip":"fd00::7","ports":{"sql":6432},"hostname":"pg-0","zone":"z1"},{"ip":"10.0.0.5","ready":false}]}"#
         let created = try client.request("POST", "/v1/services", json: body)
         #expect(created.status == 201)
-        let manifests = try client.request("GET", "/v1/services/data/pg/manifests")
+        let manifests = try client.request("GET", "/v1/services/data/pg/manifests?format=yaml")
         let again = try importYAML(manifests.body)
         #expect((again.json?["services"] as? [[String: Any]])?.first?["action"] as? String == "unchanged", "\(again.text)")
     }
@@ -99,14 +114,14 @@ import Yams
             ])
         let names = items.filter { $0["kind"] as? String == "Service" }.map { ($0["metadata"] as? [String: Any])?["name"] as? String }
         #expect(names == ["one", "zero", "two"])
-        let filtered = try client.request("GET", "/v1/manifests?namespace=b&labelSelector=x%3Dy")
+        let filtered = try client.request("GET", "/v1/manifests?namespace=b&labelSelector=x%3Dy&format=yaml")
         #expect(try Array(Yams.load_all(yaml: filtered.text)).count == 3)
     }
 
     @Test func warnsAboutEndpointsOverOneThousandAddresses() throws {
         let addresses = (0..<1001).map { #"{"ip":"10.9.\#($0 / 250).\#($0 % 250 + 1)"}"# }.joined(separator: ",")
         _ = try client.request("POST", "/v1/services", json: #"{"name":"big","ports":[{"port":80}],"addresses":[\#(addresses)]}"#)
-        let response = try client.request("GET", "/v1/services/default/big/manifests")
+        let response = try client.request("GET", "/v1/services/default/big/manifests?format=yaml")
         #expect(response.header("Warning")?.hasPrefix("299 - \"Endpoints default/big holds 1001 addresses") == true)
         #expect(response.text.hasPrefix("# WARNING:"))
     }

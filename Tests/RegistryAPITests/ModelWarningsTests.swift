@@ -92,7 +92,7 @@ import Testing
         #expect(created.status == 201, "\(created.text)")
         #expect(created.json?["warnings"] == nil)
         #expect(created.json?["allocateLoadBalancerNodePorts"] as? Bool == true)
-        let manifests = try client.request("GET", "/v1/services/default/s3/manifests")
+        let manifests = try client.request("GET", "/v1/services/default/s3/manifests?format=yaml")
         #expect(manifests.text.contains("type: LoadBalancer") && manifests.text.contains("nodePort: 30080"))
         let invalid = try client.request(
             "POST", "/v1/services", json: #"{"name":"bad","ports":[{"port":80,"nodePort":30080}]}"#)

@@ -236,7 +236,7 @@ private let rgw =
             process.waitUntilExit()
             return (process.terminationStatus, text)
         }
-        let manifests = try client.request("GET", "/v1/services/storage/rgw/manifests").text
+        let manifests = try client.request("GET", "/v1/services/storage/rgw/manifests?format=yaml").text
         let file = cluster.directory.appending(path: "rgw.yaml")
         try manifests.write(to: file, atomically: true, encoding: .utf8)
         // Server-side apply by another manager after the registry: no conflict.
@@ -257,7 +257,7 @@ private let rgw =
             .replacingOccurrences(of: #""clusters":["token"]"#, with: #""clusters":[]"#)
         #expect(try client.request("POST", "/v1/services", json: gitops).status == 201)
         let gitopsFile = cluster.directory.appending(path: "gitops.yaml")
-        try client.request("GET", "/v1/services/gitops/rgw/manifests").text.write(to: gitopsFile, atomically: true, encoding: .utf8)
+        try client.request("GET", "/v1/services/gitops/rgw/manifests?format=yaml").text.write(to: gitopsFile, atomically: true, encoding: .utf8)
         let created = try kubectl(["apply", "--validate=false", "-f", gitopsFile.path()])
         #expect(created.status == 0 && created.output.contains("created"), "\(created.output)")
         let unchanged = try kubectl(["apply", "--validate=false", "-f", gitopsFile.path()])

@@ -13,8 +13,11 @@ struct ManifestHandlers: Sendable {
     /// Effective readiness of health-checked addresses (issue 13).
     var liveness: HealthChecker? = nil
 
-    /// The output format: `?format=` wins, then `Accept`; YAML by default. 406 when the client
-    /// accepts neither.
+    /// The output format: `?format=` wins, then `Accept` (RFC 9110 §12.5.1: the media ranges in
+    /// order of their `q`, `q=0` refused). JSON, the contract's first media type, when there is no
+    /// `Accept` or it takes anything (`*/*`, `application/*`), as the Kubernetes API server answers
+    /// JSON unless asked for YAML; YAML for `application/yaml` (or `application/x-yaml`,
+    /// `text/yaml`, `text/*`). 406 when the client accepts neither.
     private func format(_ request: HTTPRequest) throws(APIError) -> ManifestFormat {
         if let text = request.queryValue("format") {
             guard let format = ManifestFormat(rawValue: text) else {
@@ -22,16 +25,26 @@ struct ManifestHandlers: Sendable {
             }
             return format
         }
-        guard let accept = request.headers["Accept"] else { return .yaml }
-        let types = accept.split(separator: ",").compactMap { RequestChecks.mediaType(String($0)) }
-        for type in types {
-            switch type {
-            case "application/yaml", "application/x-yaml", "text/yaml", "*/*", "application/*", "text/*": return .yaml
-            case "application/json": return .json
+        guard let accept = request.headers["Accept"], !accept.trimmingCharacters(in: .whitespaces).isEmpty else { return .json }
+        var ranges: [(type: String, quality: Double, index: Int)] = []
+        for (index, element) in accept.split(separator: ",").enumerated() {
+            let parts = element.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            guard let type = parts.first, !type.isEmpty else { continue }
+            var quality = 1.0
+            for parameter in parts.dropFirst() where parameter.hasPrefix("q=") {
+                quality = Double(parameter.dropFirst(2)) ?? 1.0
+            }
+            if quality > 0 { ranges.append((type, quality, index)) }
+        }
+        ranges.sort { $0.quality != $1.quality ? $0.quality > $1.quality : $0.index < $1.index }
+        for range in ranges {
+            switch range.type {
+            case "application/json", "*/*", "application/*": return .json
+            case "application/yaml", "application/x-yaml", "text/yaml", "text/*": return .yaml
             default: continue
             }
         }
-        throw .notAcceptable("manifests are served as application/yaml or application/json, not \(accept)")
+        throw .notAcceptable("manifests are served as application/json or application/yaml, not \(accept)")
     }
 
     private func mode(_ request: HTTPRequest) throws(APIError) -> EndpointsMode? {
@@ -77,7 +90,8 @@ struct ManifestHandlers: Sendable {
             segments.append(Array("]}\n".utf8))
         }
         if segments.isEmpty { segments = [[]] }
-        var headers = HTTPHeaders([("Content-Type", format.mediaType)])
+        // RFC 9110 §12.5.5: the representation depends on Accept.
+        var headers = HTTPHeaders([("Content-Type", format.mediaType), ("Vary", "Accept")])
         if let etag { headers.add("ETag", etag) }
         for warning in items.flatMap(\.warnings) {
             headers.add("Warning", "299 - \"\(warning.replacingOccurrences(of: "\"", with: "'"))\"")

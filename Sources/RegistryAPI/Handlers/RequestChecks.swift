@@ -23,6 +23,28 @@ enum RequestChecks {
         return try JSONParser.parse(request.body)
     }
 
+    /// The body parsed as JSON, refusing `null` anywhere (422 naming each field): in the contract
+    /// no field of a create, replace, address or push body is nullable, so a field is given
+    /// or left out (only a merge patch uses `null`, to remove a member).
+    static func jsonBodyWithoutNulls(_ request: HTTPRequest) throws -> JSONValue {
+        let body = try jsonBody(request)
+        var violations: [FieldViolation] = []
+        func scan(_ value: JSONValue, _ path: String) {
+            switch value {
+            case .null:
+                violations.append(FieldViolation(path, .wrongType, "must not be null: leave the field out to mean its absence or default"))
+            case .array(let items):
+                for (index, item) in items.enumerated() { scan(item, "\(path)[\(index)]") }
+            case .object(let members):
+                for member in members { scan(member.value, path.isEmpty ? member.key : "\(path).\(member.key)") }
+            default: break
+            }
+        }
+        scan(body, "")
+        if !violations.isEmpty { throw ValidationFailure(violations) }
+        return body
+    }
+
     /// Entity tags listed in a conditional header (`*` kept as is).
     static func entityTags(_ header: String) -> [String] {
         header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }

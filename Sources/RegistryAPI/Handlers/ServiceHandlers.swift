@@ -58,7 +58,7 @@ struct ServiceHandlers: Sendable {
 
     /// - Remark: HTTP `POST /v1/services`
     func createService(_ context: RequestContext) throws -> HTTPResponse {
-        let input = try decodeService(try RequestChecks.jsonBody(context.request))
+        let input = try decodeService(try RequestChecks.jsonBodyWithoutNulls(context.request))
         try Self.checkScope(context.principal, input.service.namespace)
         let dryRun = try Self.flag(context.request, "dryRun")
         let (record, document) = try store.create(try bound(input, current: nil, defaulting: true), audit: context.audit, dryRun: dryRun)
@@ -84,11 +84,12 @@ struct ServiceHandlers: Sendable {
         }
     }
 
-    /// A boolean query flag: absent, `false` → false; bare, `true` → true; anything else is 400.
+    /// A boolean query flag: absent, `false` → false; `true` → true; anything else (also a bare
+    /// `?name` or `?name=`, which the contract's `type: boolean` does not allow) is 400.
     static func flag(_ request: HTTPRequest, _ name: String) throws(APIError) -> Bool {
         switch request.queryValue(name) {
         case nil, "false"?: return false
-        case ""?, "true"?: return true
+        case "true"?: return true
         case let other?: throw .badRequest("\(name) must be true or false, not \"\(other)\"", field: name)
         }
     }
@@ -137,7 +138,7 @@ struct ServiceHandlers: Sendable {
     /// - Remark: HTTP `PUT /v1/services/{namespace}/{name}`
     func replaceService(_ context: RequestContext) throws -> HTTPResponse {
         let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
-        guard case .object(var object) = try RequestChecks.jsonBody(context.request) else {
+        guard case .object(var object) = try RequestChecks.jsonBodyWithoutNulls(context.request) else {
             throw ValidationFailure([FieldViolation("", .wrongType, "the body must be a JSON object")])
         }
         for (key, value) in [("namespace", namespace), ("name", name)] {
@@ -171,9 +172,13 @@ struct ServiceHandlers: Sendable {
         let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
         let patch = try RequestChecks.jsonBody(context.request, mediaType: "application/merge-patch+json")
         let dryRun = try Self.flag(context.request, "dryRun")
+        // RFC 9110 §13.2.1: the preconditions come after what would fail without them (no such
+        // service 404, an invalid result 400/422), so they are checked last.
         let result = try store.update(namespace: namespace, name: name, audit: context.audit, dryRun: dryRun) { current in
-            try RequestChecks.checkWritePreconditions(context.request, current: current)
             guard let current else { throw StoreError.notFound(namespace: namespace, name: name) }
+            guard case .object = patch else {
+                throw ValidationFailure([FieldViolation("", .wrongType, "a merge patch of a service must be a JSON object, not \(patch.typeName)")])
+            }
             let patched = MergePatch.apply(patch, to: ServiceEncoder.json(current))
             if case .object(let object) = patched {
                 for (key, value) in [("namespace", namespace), ("name", name)] where object[key] != .string(value) {
@@ -182,7 +187,9 @@ struct ServiceHandlers: Sendable {
             }
             let input = try decodeService(patched)
             try checkEchoedFields(input, current: current)
-            return try bound(input, current: current, defaulting: false)
+            let service = try bound(input, current: current, defaulting: false)
+            try RequestChecks.checkWritePreconditions(context.request, current: current)
+            return service
         }
         return Responses.withWarnings(Responses.json(200, result.document, etag: result.record.etag), ServiceAdvice.warnings(result.record.service))
     }
@@ -265,9 +272,9 @@ struct ServiceHandlers: Sendable {
     /// - Remark: HTTP `POST /v1/services/{namespace}/{name}/addresses`
     func addAddress(_ context: RequestContext) throws -> HTTPResponse {
         let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
-        let body = try RequestChecks.jsonBody(context.request)
+        let body = try RequestChecks.jsonBodyWithoutNulls(context.request)
+        // RFC 9110 §13.2.1: the preconditions come after what would fail without them.
         let result = try store.update(namespace: namespace, name: name, audit: context.audit) { current in
-            try RequestChecks.checkWritePreconditions(context.request, current: current)
             guard let current else { throw StoreError.notFound(namespace: namespace, name: name) }
             var service = current.service
             if service.type == .externalName {
@@ -278,6 +285,7 @@ struct ServiceHandlers: Sendable {
             case .success(let decoded): address = decoded
             case .failure(let failure): throw failure
             }
+            try RequestChecks.checkWritePreconditions(context.request, current: current)
             if service.addresses.contains(address) { return service }
             let ports = address.backendPorts(for: service.ports)
             if let index = service.addresses.firstIndex(where: { $0.ip == address.ip && $0.backendPorts(for: service.ports) == ports }) {
@@ -311,8 +319,8 @@ struct ServiceHandlers: Sendable {
             }
             return value
         }
+        // RFC 9110 §13.2.1: the preconditions come after what would fail without them.
         let result = try store.update(namespace: namespace, name: name, audit: context.audit) { current in
-            try RequestChecks.checkWritePreconditions(context.request, current: current)
             guard let current else { throw StoreError.notFound(namespace: namespace, name: name) }
             var service = current.service
             let matches = service.addresses.indices.filter { index in
@@ -332,6 +340,7 @@ struct ServiceHandlers: Sendable {
                     "\(ip) is registered \(matches.count) times (backend ports \(ports.joined(separator: ", "))); add ?port= to choose one",
                     field: "port")
             }
+            try RequestChecks.checkWritePreconditions(context.request, current: current)
             service.addresses.remove(at: matches[0])
             return service
         }

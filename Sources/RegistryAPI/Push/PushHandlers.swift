@@ -81,7 +81,7 @@ struct PushHandlers: Sendable {
     private func options(_ request: HTTPRequest) throws -> PushOptions {
         var object = JSONObject()
         if !request.body.isEmpty {
-            guard case .object(let parsed) = try RequestChecks.jsonBody(request) else {
+            guard case .object(let parsed) = try RequestChecks.jsonBodyWithoutNulls(request) else {
                 throw ValidationFailure([FieldViolation("", .wrongType, "the body must be a JSON object")])
             }
             object = parsed
