@@ -476,3 +476,83 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
         }
     }
 }
+
+/// The API server's rules for the Service fields an import does not keep (pkg/apis/core/validation
+/// `ValidateService`, `ValidateServiceClusterIPsRelatedFields`): cluster IPs, external IPs and the
+/// health-check node port. What the cluster refuses, the import refuses, with its message.
+@Suite struct ImportServiceAddressRuleTests {
+    static func service(_ spec: String) -> String { "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {\(spec)}\n" }
+
+    @Test(arguments: [
+        (service("ports: [{port: 80}], clusterIP: 10.0.0.1, clusterIPs: [10.0.0.2]"), "spec.clusterIPs", "first value must match `clusterIP`"),
+        (service("ports: [{port: 80}], clusterIPs: [10.0.0.2]"), "spec.clusterIPs", "must be empty when `clusterIP` is not specified"),
+        (
+            service("ports: [{port: 80}], clusterIP: 10.0.0.300"), "spec.clusterIPs[0]",
+            "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+        ),
+        (service("ports: [{port: 80}], clusterIP: None, clusterIPs: [None, 10.0.0.1]"), "spec.clusterIPs", "'None' must be the first and only value"),
+        (
+            service("ports: [{port: 80}], clusterIP: 10.0.0.1, clusterIPs: [10.0.0.1, 10.0.0.2]"), "spec.clusterIPs",
+            "may specify no more than one IP for each IP family"
+        ),
+        (
+            service("ports: [{port: 80}], clusterIP: 10.0.0.1, clusterIPs: [10.0.0.1, 'fd00::1', 10.0.0.2]"), "spec.clusterIPs",
+            "may only hold up to 2 values"
+        ),
+        (
+            service("ports: [{port: 80}], clusterIP: 10.0.0.1, ipFamilies: [IPv6]"), "spec.clusterIPs[0]",
+            "expected an IPv6 value as indicated by `ipFamilies[0]`"
+        ),
+        (service("type: NodePort, clusterIP: None, ports: [{port: 80}]"), "spec.clusterIP", "may not be set to 'None' for NodePort services"),
+        (
+            service("type: LoadBalancer, clusterIP: None, ports: [{port: 80}]"), "spec.clusterIP",
+            "may not be set to 'None' for LoadBalancer services"
+        ),
+        (
+            service("type: ExternalName, externalName: db.example.com, clusterIP: 10.0.0.1"), "spec.clusterIP",
+            "may not be set for ExternalName services"
+        ),
+        (service("ports: [{port: 80}], externalIPs: [not-an-ip]"), "spec.externalIPs[0]", "must be a valid IP address"),
+        (service("ports: [{port: 80}], externalIPs: [127.0.0.1]"), "spec.externalIPs[0]", "may not be in the loopback range (127.0.0.0/8, ::1/128)"),
+        (service("ports: [{port: 80}], externalIPs: [0.0.0.0]"), "spec.externalIPs[0]", "may not be unspecified (0.0.0.0)"),
+        (
+            service("ports: [{port: 80}], externalIPs: ['fe80::1']"), "spec.externalIPs[0]",
+            "may not be in the link-local range (169.254.0.0/16, fe80::/10)"
+        ),
+        (
+            service("ports: [{port: 80}], externalIPs: [224.0.0.5]"), "spec.externalIPs[0]",
+            "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"
+        ),
+        (
+            service("type: NodePort, externalTrafficPolicy: Local, healthCheckNodePort: 30100, ports: [{port: 80}]"), "spec.healthCheckNodePort",
+            "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"
+        ),
+        (
+            service("type: LoadBalancer, externalTrafficPolicy: Local, healthCheckNodePort: 70000, ports: [{port: 80}]"), "spec.healthCheckNodePort",
+            "must be between 1 and 65535, inclusive"
+        ),
+    ])
+    func rule(yaml: String, field: String, message: String) throws {
+        switch ManifestImporter.plan(ManifestDocuments.objects(try ManifestDocuments.parseYAML(yaml))) {
+        case .success: Issue.record("the API server refuses this; so must the import")
+        case .failure(let failure):
+            #expect(failure.violations.map(\.field) == ["documents[0].\(field)"], "\(failure.violations)")
+            #expect(failure.violations.first?.message.contains(message) == true, "\(failure.violations)")
+        }
+    }
+
+    @Test(arguments: [
+        service("ports: [{port: 80}], clusterIP: 10.0.0.1"),
+        service(
+            "ports: [{port: 80}], clusterIP: 10.0.0.1, clusterIPs: [10.0.0.1, 'fd00::1'], ipFamilies: [IPv4, IPv6], ipFamilyPolicy: RequireDualStack"),
+        service("ports: [{port: 80}], clusterIP: None, clusterIPs: [None]"),
+        service("ports: [{port: 80}], externalIPs: [192.0.2.7, '2001:db8::7']"),
+        service("type: LoadBalancer, externalTrafficPolicy: Local, healthCheckNodePort: 30100, ports: [{port: 80}]"),
+    ])
+    func valid(yaml: String) throws {
+        guard case .success = ManifestImporter.plan(ManifestDocuments.objects(try ManifestDocuments.parseYAML(yaml))) else {
+            Issue.record("the API server accepts this; so must the import")
+            return
+        }
+    }
+}

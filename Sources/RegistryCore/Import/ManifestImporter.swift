@@ -241,6 +241,7 @@ private struct Builder {
         } else {
             json["type"] = .string(spec["clusterIP"]?.stringValue == "None" ? "Headless" : "ClusterIP")
         }
+        validateAddressFields(spec, path: "\(path).spec", type: type)
         importSpecFields(spec, path: "\(path).spec", type: type, into: &json)
         var ports: [(name: String?, protocol: String, port: Int, targetPort: Int?)] = []
         var portsJSON: [JSONValue] = []
@@ -348,6 +349,99 @@ private struct Builder {
         case "sessionAffinityTimeoutSeconds": return "spec.sessionAffinityConfig.clientIP.timeoutSeconds"
         case "type", "externalName", "ports": return "spec.\(head)\(rest)"
         default: return ServiceSpecFields.fieldNames.contains(head) ? "spec.\(head)\(rest)" : nil
+        }
+    }
+
+    /// The API server's rules for the Service fields the registry does not keep (cluster IPs,
+    /// external IPs, the health-check node port): an import must not accept what the cluster
+    /// would refuse. Source: kubernetes/kubernetes pkg/apis/core/validation/validation.go
+    /// `ValidateService` and `ValidateServiceClusterIPsRelatedFields` (after the defaulting of
+    /// `normalizeClusterIPs`, which copies `clusterIP` into an empty `clusterIPs`); messages as the
+    /// API server gives them.
+    mutating func validateAddressFields(_ spec: JSONObject, path: String, type: String) {
+        let validIP = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+        let clusterIP = Builder.string(spec["clusterIP"]) ?? ""
+        var clusterIPs = Builder.array(spec["clusterIPs"]).map { Builder.string($0) ?? "" }
+        if clusterIPs.isEmpty && !clusterIP.isEmpty { clusterIPs = [clusterIP] }
+        func quoted(_ values: [String]) -> String { "[" + values.map { "\"\($0)\"" }.joined(separator: ",") + "]" }
+        if type == "ExternalName" {
+            // ValidateService: an ExternalName service has no cluster IP.
+            if !clusterIP.isEmpty { fail("\(path).clusterIP", "Forbidden: may not be set for ExternalName services", kind: .forbidden) }
+            if !Builder.array(spec["clusterIPs"]).isEmpty {
+                fail("\(path).clusterIPs", "Forbidden: may not be set for ExternalName services", kind: .forbidden)
+            }
+        } else {
+            // ValidateServiceClusterIPsRelatedFields.
+            if !clusterIP.isEmpty && clusterIPs.first != clusterIP {
+                fail("\(path).clusterIPs", "Invalid value: \(quoted(clusterIPs)): first value must match `clusterIP`")
+            } else if clusterIP.isEmpty && !clusterIPs.isEmpty {
+                fail("\(path).clusterIPs", "Invalid value: \(quoted(clusterIPs)): must be empty when `clusterIP` is not specified")
+            }
+            var families: [IPAddress.Family] = []
+            var invalid = false
+            for (index, value) in clusterIPs.enumerated() {
+                if index == 0 && value == "None" {
+                    if clusterIPs.count > 1 {
+                        invalid = true
+                        fail("\(path).clusterIPs", "Invalid value: \(quoted(clusterIPs)): 'None' must be the first and only value")
+                    }
+                    continue
+                }
+                if let address = try? IPAddress(parsing: value) {
+                    families.append(address.family)
+                } else {
+                    invalid = true
+                    fail("\(path).clusterIPs[\(index)]", "Invalid value: \"\(value)\": \(validIP)")
+                }
+            }
+            if clusterIPs.count > 2 { fail("\(path).clusterIPs", "Invalid value: \(quoted(clusterIPs)): may only hold up to 2 values") }
+            if !invalid && clusterIPs.count == 2 && families.count == 2 && families[0] == families[1] {
+                fail("\(path).clusterIPs", "Invalid value: \(quoted(clusterIPs)): may specify no more than one IP for each IP family")
+            }
+            let ipFamilies = Builder.array(spec["ipFamilies"]).map { Builder.string($0) ?? "" }
+            if !invalid && clusterIPs != ["None"] {
+                for (index, family) in families.enumerated() where index < ipFamilies.count && ipFamilies[index] != family.rawValue {
+                    if IPAddress.Family(rawValue: ipFamilies[index]) != nil {
+                        fail(
+                            "\(path).clusterIPs[\(index)]",
+                            "Invalid value: \"\(clusterIPs[index])\": expected an \(ipFamilies[index]) value as indicated by `ipFamilies[\(index)]`")
+                    }
+                }
+            }
+            // ValidateService: a node port needs a cluster IP.
+            if clusterIP == "None" && (type == "NodePort" || type == "LoadBalancer") {
+                fail("\(path).clusterIP", "Invalid value: \"None\": may not be set to 'None' for \(type) services")
+            }
+        }
+        // ValidateService: externalIPs, each a valid IP that is not special (ValidateNonSpecialIP).
+        for (index, value) in Builder.array(spec["externalIPs"]).enumerated() {
+            let text = Builder.string(value) ?? ""
+            guard let address = try? IPAddress(parsing: text) else {
+                fail("\(path).externalIPs[\(index)]", "Invalid value: \"\(text)\": must be a valid IP address")
+                continue
+            }
+            let reason: String? =
+                switch address.specialUseReason {
+                case nil: nil
+                case let reason? where reason.hasPrefix("unspecified"): "may not be unspecified (\(text))"
+                case let reason? where reason.hasPrefix("loopback"): "may not be in the loopback range (127.0.0.0/8, ::1/128)"
+                case let reason? where reason.hasPrefix("link-local multicast"):
+                    "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"
+                case _?: "may not be in the link-local range (169.254.0.0/16, fe80::/10)"
+                }
+            if let reason { fail("\(path).externalIPs[\(index)]", "Invalid value: \"\(text)\": \(reason)") }
+        }
+        // validateServiceExternalTrafficPolicy: healthCheckNodePort only for LoadBalancer with
+        // externalTrafficPolicy Local, and a valid port number.
+        if let port = spec["healthCheckNodePort"]?.intValue, port != 0 {
+            let local = type == "LoadBalancer" && Builder.string(spec["externalTrafficPolicy"]) == "Local"
+            if !local {
+                fail(
+                    "\(path).healthCheckNodePort",
+                    "Invalid value: \(port): may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'")
+            } else if !(1...65535).contains(port) {
+                fail("\(path).healthCheckNodePort", "Invalid value: \(port): must be between 1 and 65535, inclusive")
+            }
         }
     }
 
