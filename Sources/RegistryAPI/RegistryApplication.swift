@@ -238,6 +238,8 @@ public final class RegistryApplication: HTTPHandler {
     /// (401), or whose token may not use the route or the namespace in its path (403), so that
     /// no unauthenticated body is ever buffered. Other problems wait for the whole request.
     public func admit(_ request: HTTPRequest) -> HTTPResponse? {
+        // Without a tokens file every caller is anonymous with every right: nothing to refuse.
+        guard authenticator != nil else { return nil }
         guard case .found(let route, let parameters) = router.match(method: request.method, path: request.path), route.permission != nil else {
             return nil
         }

@@ -206,6 +206,21 @@ public final class ServiceStore: Sendable {
     /// ceiling) has run; nil when SQLite's automatic checkpoints are used.
     var checkpointsRun: Int? { checkpointer?.checkpoints.load(ordering: .relaxed) }
 
+    /// A new uid: a random (version 4) UUID in lower case, as Kubernetes writes them, from the
+    /// system generator (`getrandom`, without opening a device file per call).
+    static func newUID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        bytes[6] = bytes[6] & 0x0F | 0x40  // version 4
+        bytes[8] = bytes[8] & 0x3F | 0x80  // RFC 9562 variant
+        let uuid = UUID(
+            uuid: (
+                bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7], bytes[8], bytes[9], bytes[10], bytes[11],
+                bytes[12], bytes[13], bytes[14], bytes[15]
+            ))
+        return uuid.uuidString.lowercased()
+    }
+
     /// RFC 3339 in UTC with seconds, as the Kubernetes API writes timestamps.
     static func timestamp(_ date: Date) -> String {
         date.formatted(.iso8601)
@@ -516,7 +531,7 @@ public final class ServiceStore: Sendable {
     ) {
         let time = ServiceStore.timestamp(now())
         let cache = recordCache
-        let record = ServiceRecord(service: service, uid: UUID().uuidString.lowercased(), revision: 1, createdAt: time, updatedAt: time)
+        let record = ServiceRecord(service: service, uid: ServiceStore.newUID(), revision: 1, createdAt: time, updatedAt: time)
         let document = ServiceEncoder.bytes(record)
         let created = try write(dryRun: dryRun) { connection in
             let exists = try connection.prepare("SELECT 1 FROM services WHERE namespace = ? AND name = ?")
@@ -564,7 +579,7 @@ public final class ServiceStore: Sendable {
                     into: connection)
                 return UpdateResult(record: record, document: document, changed: true, created: false)
             }
-            let record = ServiceRecord(service: service, uid: UUID().uuidString.lowercased(), revision: 1, createdAt: time, updatedAt: time)
+            let record = ServiceRecord(service: service, uid: ServiceStore.newUID(), revision: 1, createdAt: time, updatedAt: time)
             let document = ServiceEncoder.bytes(record)
             try ServiceStore.insert(record, document: document, into: connection, cache: cache)
             try ServiceStore.recordChange(
@@ -598,7 +613,7 @@ public final class ServiceStore: Sendable {
                     if service.healthCheck == nil { service.healthCheck = existing?.service.healthCheck }
                     guard var current = existing else {
                         let record = ServiceRecord(
-                            service: service, uid: UUID().uuidString.lowercased(), revision: 1, createdAt: time, updatedAt: time)
+                            service: service, uid: ServiceStore.newUID(), revision: 1, createdAt: time, updatedAt: time)
                         let document = ServiceEncoder.bytes(record)
                         try ServiceStore.insert(record, document: document, into: connection, cache: cache)
                         try ServiceStore.recordChange(

@@ -101,6 +101,18 @@ func largeService(_ name: String, count: Int) -> ExternalService {
         #expect(history[4].document == nil ? true : false)
     }
 
+    @Test func uidsAreRandomVersion4UUIDsInLowerCase() {
+        let uids = (0..<200).map { _ in ServiceStore.newUID() }
+        #expect(Set(uids).count == uids.count)
+        for uid in uids {
+            let parts = uid.split(separator: "-").map(\.count)
+            #expect(parts == [8, 4, 4, 4, 12])
+            #expect(uid == uid.lowercased())
+            #expect(Array(uid)[14] == "4")
+            #expect("89ab".contains(Array(uid)[19]))
+        }
+    }
+
     /// Checkpoints run on their own thread once the WAL passes the threshold (no commit runs
     /// one: SQLite's automatic checkpoint is off on the writer).
     @Test func checkpointsRunInTheBackground() throws {

@@ -30,7 +30,10 @@ public struct StderrLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var all = metadata
-        if let extra = event.metadata { all.merge(extra) { $1 } }
+        if let extra = event.metadata {
+            // A request line brings all its fields; the handler's own are usually none.
+            if all.isEmpty { all = extra } else { all.merge(extra) { $1 } }
+        }
         let keys = all.keys.sorted()
         var line: [UInt8]
         switch format {
