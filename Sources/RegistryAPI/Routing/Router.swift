@@ -51,7 +51,7 @@ public struct Route: Sendable {
         guard pathSegments.count == segments.count else { return nil }
         // Literals first, so that routes that do not match allocate nothing.
         for (segment, value) in zip(segments, pathSegments) {
-            if case .literal(let literal) = segment, literal != value { return nil }
+            if case .literal(let literal) = segment, !literal.utf8.elementsEqual(value.utf8) { return nil }
         }
         var parameters: [String: String] = [:]
         for (segment, value) in zip(segments, pathSegments) {
