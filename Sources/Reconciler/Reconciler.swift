@@ -119,7 +119,7 @@ public final class Reconciler: Sendable {
             return !started
         }
         guard first else { return }
-        store.onChange { [weak self] keys in self?.changed(keys) }
+        store.onCommit { [weak self] changes in self?.changed(changes) }
         enqueueEverything()
         let workers = max(1, min(configuration.workers, max(1, clients.count) * configuration.clusterConcurrency))
         for index in 0..<workers {
@@ -248,13 +248,18 @@ public final class Reconciler: Sendable {
         }
     }
 
-    /// After a commit: every cluster the services are bound to, or were bound to.
-    private func changed(_ keys: [ServiceKey]) {
+    /// After a commit: every cluster the services are bound to, or were bound to. Uses the
+    /// committed records as handed over by the store (no read back); with no reachable cluster
+    /// there is nothing to track and nothing is read or written.
+    private func changed(_ changes: [ServiceChange]) {
+        let clients = self.clients
+        guard !clients.isEmpty else { return }
         var updates: [ReconcileState] = []
         var queued: [ReconcileKey] = []
-        for serviceKey in keys {
+        for change in changes {
+            let serviceKey = change.key
+            let record = change.record
             do {
-                let record = try store.record(namespace: serviceKey.namespace, name: serviceKey.name)
                 let states = try store.reconcileStates(namespace: serviceKey.namespace, name: serviceKey.name)
                 let bound = Set(record?.service.clusters ?? [])
                 var targets = bound

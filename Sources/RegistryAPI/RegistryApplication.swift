@@ -69,16 +69,9 @@ public final class RegistryApplication: HTTPHandler {
     public func startLiveness() throws(StoreError) {
         let liveness = self.liveness
         let store = self.store
-        let logger = self.logger
-        store.onChange { keys in
-            for key in keys {
-                do {
-                    liveness.update(
-                        namespace: key.namespace, name: key.name, service: try store.record(namespace: key.namespace, name: key.name)?.service)
-                } catch {
-                    logger.error(
-                        "health checks not updated after a change", metadata: ["service": "\(key.namespace)/\(key.name)", "error": "\(error)"])
-                }
+        store.onCommit { changes in
+            for change in changes {
+                liveness.update(namespace: change.key.namespace, name: change.key.name, service: change.record?.service)
             }
         }
         // Probes start even when the services cannot be read now (later commits add them).
@@ -262,6 +255,8 @@ public final class RegistryApplication: HTTPHandler {
     /// (401), or whose token may not use the route or the namespace in its path (403), so that
     /// no unauthenticated body is ever buffered. Other problems wait for the whole request.
     public func admit(_ request: HTTPRequest) -> HTTPResponse? {
+        // Without a tokens file every caller is anonymous with every right: nothing to refuse.
+        guard authenticator != nil else { return nil }
         guard case .found(let route, let parameters) = router.match(method: request.method, path: request.path), route.permission != nil else {
             return nil
         }

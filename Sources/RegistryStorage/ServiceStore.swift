@@ -90,6 +90,19 @@ public struct ImportOutcome: Sendable, Equatable {
     public var revision: Int
 }
 
+/// One service as a commit left it: its record, or nil when the commit deleted it. Handed to
+/// `onCommit` observers so that they need not read the service back.
+public struct ServiceChange: Sendable {
+    public var key: ServiceKey
+    /// The committed record; nil when the service was deleted.
+    public var record: ServiceRecord?
+
+    public init(key: ServiceKey, record: ServiceRecord?) {
+        self.key = key
+        self.record = record
+    }
+}
+
 /// What an update decided.
 public struct UpdateResult: Sendable {
     public var record: ServiceRecord
@@ -110,7 +123,11 @@ public final class ServiceStore: Sendable {
     private let readers: ConnectionPool
     private let now: @Sendable () -> Date
     /// Called after every commit that changed, created or deleted services (see `onChange`).
-    private let changeObservers = Mutex<[@Sendable ([ServiceKey]) -> Void]>([])
+    private let changeObservers = Mutex<[@Sendable ([ServiceChange]) -> Void]>([])
+    /// Decoded records of the last writes, for read-modify-write (see `RecordCache`).
+    private let recordCache = RecordCache()
+    /// Runs WAL checkpoints off the commit path (nil: SQLite's automatic checkpoints).
+    private let checkpointer: WALCheckpointer?
 
     /// Opens (creating if needed) the database at `path`, applies pending migrations and
     /// refuses a database this binary cannot handle.
@@ -163,12 +180,45 @@ public final class ServiceStore: Sendable {
             if case .failed(_, let sqlite) = error, StorageFault(sqlite).isCondition { throw .fault(StorageFault(sqlite)) }
             throw .migration(error)
         }
+        // Checkpoints in the background rather than in the committing thread (see
+        // `WALCheckpointer`); if its connection cannot be opened, SQLite's automatic one stays.
+        if let own = try? SQLiteConnection(path: path), (try? connection.execute("PRAGMA wal_autocheckpoint=0")) != nil {
+            let checkpointer = WALCheckpointer(connection: own)
+            connection.observeWAL(checkpointer)
+            checkpointer.start()
+            self.checkpointer = checkpointer
+        } else {
+            checkpointer = nil
+        }
         writer = Mutex(ConnectionBox(connection))
         readers = ConnectionPool { () throws(SQLiteError) in
             let reader = try SQLiteConnection(path: path, readOnly: true)
             try reader.execute("PRAGMA query_only=ON")
             return reader
         }
+    }
+
+    deinit {
+        checkpointer?.stop()
+    }
+
+    /// How many WAL checkpoints the background checkpointer (or a writer at the WAL's size
+    /// ceiling) has run; nil when SQLite's automatic checkpoints are used.
+    var checkpointsRun: Int? { checkpointer?.checkpoints.load(ordering: .relaxed) }
+
+    /// A new uid: a random (version 4) UUID in lower case, as Kubernetes writes them, from the
+    /// system generator (`getrandom`, without opening a device file per call).
+    static func newUID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        bytes[6] = bytes[6] & 0x0F | 0x40  // version 4
+        bytes[8] = bytes[8] & 0x3F | 0x80  // RFC 9562 variant
+        let uuid = UUID(
+            uuid: (
+                bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7], bytes[8], bytes[9], bytes[10], bytes[11],
+                bytes[12], bytes[13], bytes[14], bytes[15]
+            ))
+        return uuid.uuidString.lowercased()
     }
 
     /// RFC 3339 in UTC with seconds, as the Kubernetes API writes timestamps.
@@ -205,6 +255,7 @@ public final class ServiceStore: Sendable {
                 return queued
             }
             guard !batch.isEmpty else { return }
+            if let checkpointer, checkpointer.mustWait { checkpointer.checkpointAtCeiling(box.connection) }
             ServiceStore.commit(batch, on: box.connection)
         }
         switch pending.result {
@@ -456,12 +507,19 @@ public final class ServiceStore: Sendable {
     /// Registers `observer` to be told, after each commit, which services it created, changed
     /// or deleted (on the committing thread; keep it short, e.g. enqueue work).
     public func onChange(_ observer: @escaping @Sendable ([ServiceKey]) -> Void) {
+        onCommit { changes in observer(changes.map(\.key)) }
+    }
+
+    /// Registers `observer` to be handed, after each commit, the records it created or changed
+    /// (nil for a deletion), as committed: observers need not read them back. Called on the
+    /// committing thread; keep it short (enqueue work).
+    public func onCommit(_ observer: @escaping @Sendable ([ServiceChange]) -> Void) {
         changeObservers.withLock { $0.append(observer) }
     }
 
-    private func changed(_ keys: [ServiceKey]) {
-        guard !keys.isEmpty else { return }
-        for observer in changeObservers.withLock({ $0 }) { observer(keys) }
+    private func changed(_ changes: [ServiceChange]) {
+        guard !changes.isEmpty else { return }
+        for observer in changeObservers.withLock({ $0 }) { observer(changes) }
     }
 
     /// Stores a new service with revision 1. With `dryRun` everything is checked and nothing is
@@ -472,19 +530,20 @@ public final class ServiceStore: Sendable {
         record: ServiceRecord, document: [UInt8]
     ) {
         let time = ServiceStore.timestamp(now())
-        let record = ServiceRecord(service: service, uid: UUID().uuidString.lowercased(), revision: 1, createdAt: time, updatedAt: time)
+        let cache = recordCache
+        let record = ServiceRecord(service: service, uid: ServiceStore.newUID(), revision: 1, createdAt: time, updatedAt: time)
         let document = ServiceEncoder.bytes(record)
         let created = try write(dryRun: dryRun) { connection in
             let exists = try connection.prepare("SELECT 1 FROM services WHERE namespace = ? AND name = ?")
             try exists.bind(.text(service.namespace), .text(service.name))
             if try exists.step() { throw StoreError.alreadyExists(namespace: service.namespace, name: service.name) }
-            try ServiceStore.insert(record, document: document, into: connection)
+            try ServiceStore.insert(record, document: document, into: connection, cache: cache)
             try ServiceStore.recordChange(
                 audit, key: ServiceKey(namespace: service.namespace, name: service.name), uid: record.uid, before: nil, after: 1, document: document,
                 status: 201, at: time, into: connection)
             return (record, document)
         }
-        if !dryRun { changed([ServiceKey(namespace: service.namespace, name: service.name)]) }
+        if !dryRun { changed([ServiceChange(key: ServiceKey(namespace: service.namespace, name: service.name), record: created.0)]) }
         return created
     }
 
@@ -496,10 +555,11 @@ public final class ServiceStore: Sendable {
         namespace: String, name: String, audit: AuditContext = .unattributed, dryRun: Bool = false,
         _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService
     ) throws -> UpdateResult {
+        let cache = recordCache
         let key = ServiceKey(namespace: namespace, name: name)
         let time = ServiceStore.timestamp(now())
         let result = try write(dryRun: dryRun) { connection in
-            let stored = try ServiceStore.stored(connection, namespace: namespace, name: name)
+            let stored = try ServiceStore.stored(connection, namespace: namespace, name: name, cache: cache)
             let current = stored?.record
             let service = try transform(current)
             if let (current, document) = stored {
@@ -513,20 +573,20 @@ public final class ServiceStore: Sendable {
                 record.service = service
                 record.revision += 1
                 record.updatedAt = time
-                let document = try ServiceStore.replace(record, into: connection)
+                let document = try ServiceStore.replace(record, into: connection, cache: cache)
                 try ServiceStore.recordChange(
                     audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: document, status: 200, at: time,
                     into: connection)
                 return UpdateResult(record: record, document: document, changed: true, created: false)
             }
-            let record = ServiceRecord(service: service, uid: UUID().uuidString.lowercased(), revision: 1, createdAt: time, updatedAt: time)
+            let record = ServiceRecord(service: service, uid: ServiceStore.newUID(), revision: 1, createdAt: time, updatedAt: time)
             let document = ServiceEncoder.bytes(record)
-            try ServiceStore.insert(record, document: document, into: connection)
+            try ServiceStore.insert(record, document: document, into: connection, cache: cache)
             try ServiceStore.recordChange(
                 audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: 201, at: time, into: connection)
             return UpdateResult(record: record, document: document, changed: true, created: true)
         }
-        if result.changed && !dryRun { changed([key]) }
+        if result.changed && !dryRun { changed([ServiceChange(key: key, record: result.record)]) }
         return result
     }
 
@@ -538,25 +598,28 @@ public final class ServiceStore: Sendable {
         _ services: [ExternalService], onConflict: ImportConflictPolicy, dryRun: Bool, audit: AuditContext = .unattributed,
         defaultClusters: [String] = []
     ) throws -> [ImportOutcome] {
+        let cache = recordCache
         let time = ServiceStore.timestamp(now())
         do {
-            let outcomes = try write { connection in
+            let (outcomes, changes) = try write { connection in
                 var outcomes: [ImportOutcome] = []
+                var changes: [ServiceChange] = []
                 var conflicts: [ServiceKey] = []
                 for var service in services {
                     let key = ServiceKey(namespace: service.namespace, name: service.name)
-                    let existing = try ServiceStore.existing(connection, namespace: key.namespace, name: key.name)
+                    let existing = try ServiceStore.existing(connection, namespace: key.namespace, name: key.name, cache: cache)
                     if service.clusters.isEmpty { service.clusters = existing?.service.clusters ?? defaultClusters }
                     // Nor health checks: an existing service keeps its own.
                     if service.healthCheck == nil { service.healthCheck = existing?.service.healthCheck }
                     guard var current = existing else {
                         let record = ServiceRecord(
-                            service: service, uid: UUID().uuidString.lowercased(), revision: 1, createdAt: time, updatedAt: time)
+                            service: service, uid: ServiceStore.newUID(), revision: 1, createdAt: time, updatedAt: time)
                         let document = ServiceEncoder.bytes(record)
-                        try ServiceStore.insert(record, document: document, into: connection)
+                        try ServiceStore.insert(record, document: document, into: connection, cache: cache)
                         try ServiceStore.recordChange(
                             audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: 200, at: time, into: connection)
                         outcomes.append(ImportOutcome(key: key, action: .created, revision: 1))
+                        changes.append(ServiceChange(key: key, record: record))
                         continue
                     }
                     if current.service == service {
@@ -572,18 +635,19 @@ public final class ServiceStore: Sendable {
                         current.service = service
                         current.revision += 1
                         current.updatedAt = time
-                        let document = try ServiceStore.replace(current, into: connection)
+                        let document = try ServiceStore.replace(current, into: connection, cache: cache)
                         try ServiceStore.recordChange(
                             audit, key: key, uid: current.uid, before: current.revision - 1, after: current.revision, document: document,
                             status: 200, at: time, into: connection)
                         outcomes.append(ImportOutcome(key: key, action: .updated, revision: current.revision))
+                        changes.append(ServiceChange(key: key, record: current))
                     }
                 }
                 if !conflicts.isEmpty { throw StoreError.importConflicts(conflicts) }
                 if dryRun { throw DryRun(outcomes: outcomes) }
-                return outcomes
+                return (outcomes, changes)
             }
-            changed(outcomes.filter { $0.action == .created || $0.action == .updated }.map(\.key))
+            changed(changes)
             return outcomes
         } catch let dryRun as DryRun {
             return dryRun.outcomes
@@ -603,13 +667,15 @@ public final class ServiceStore: Sendable {
         namespace: String, name: String, audit: AuditContext = .unattributed, keepClusterObjects: Bool = false, dryRun: Bool = false,
         _ check: @escaping @Sendable (ServiceRecord) throws -> Void = { _ in }
     ) throws {
+        let cache = recordCache
         let time = ServiceStore.timestamp(now())
         try write(dryRun: dryRun) { connection in
-            guard let current = try ServiceStore.existing(connection, namespace: namespace, name: name) else {
+            guard let current = try ServiceStore.existing(connection, namespace: namespace, name: name, cache: cache) else {
                 throw StoreError.notFound(namespace: namespace, name: name)
             }
             try check(current)
             try connection.prepare("DELETE FROM services WHERE namespace = ? AND name = ?").bind(.text(namespace), .text(name)).run()
+            cache.remove(ServiceKey(namespace: namespace, name: name))
             if keepClusterObjects {
                 try connection.prepare("DELETE FROM reconcile_state WHERE namespace = ? AND name = ?").bind(.text(namespace), .text(name)).run()
             }
@@ -617,11 +683,12 @@ public final class ServiceStore: Sendable {
                 audit, key: ServiceKey(namespace: namespace, name: name), uid: current.uid, before: current.revision, after: nil, document: nil,
                 status: 204, at: time, into: connection)
         }
-        if !dryRun { changed([ServiceKey(namespace: namespace, name: name)]) }
+        if !dryRun { changed([ServiceChange(key: ServiceKey(namespace: namespace, name: name), record: nil)]) }
     }
 
-    private static func insert(_ record: ServiceRecord, document: [UInt8], into connection: SQLiteConnection) throws {
+    private static func insert(_ record: ServiceRecord, document: [UInt8], into connection: SQLiteConnection, cache: RecordCache) throws {
         let service = record.service
+        cache.remove(ServiceKey(namespace: service.namespace, name: service.name))
         try connection.prepare(
             """
             INSERT INTO services (namespace, name, uid, revision, created_at, updated_at, labels, document, address_count)
@@ -631,11 +698,14 @@ public final class ServiceStore: Sendable {
             .text(service.namespace), .text(service.name), .text(record.uid), .text(record.createdAt), .text(record.updatedAt),
             .text(labelsJSON(service.labels)), .blob(document), .integer(service.addresses.count)
         ).run()
+        cache.put(ServiceKey(namespace: service.namespace, name: service.name), record, document: document)
     }
 
     /// Stores a new revision of an existing service; returns its document.
     @discardableResult
-    private static func replace(_ record: ServiceRecord, into connection: SQLiteConnection) throws -> [UInt8] {
+    private static func replace(_ record: ServiceRecord, into connection: SQLiteConnection, cache: RecordCache) throws -> [UInt8] {
+        let key = ServiceKey(namespace: record.service.namespace, name: record.service.name)
+        cache.remove(key)
         let document = ServiceEncoder.bytes(record)
         try connection.prepare(
             "UPDATE services SET revision = ?, updated_at = ?, labels = ?, document = ?, address_count = ? WHERE namespace = ? AND name = ?"
@@ -643,6 +713,7 @@ public final class ServiceStore: Sendable {
             .integer(record.revision), .text(record.updatedAt), .text(labelsJSON(record.service.labels)), .blob(document),
             .integer(record.service.addresses.count), .text(record.service.namespace), .text(record.service.name)
         ).run()
+        cache.put(key, record, document: document)
         return document
     }
 
@@ -661,21 +732,29 @@ public final class ServiceStore: Sendable {
         }
     }
 
-    private static func existing(_ connection: SQLiteConnection, namespace: String, name: String) throws -> ServiceRecord? {
-        try stored(connection, namespace: namespace, name: name)?.record
+    private static func existing(_ connection: SQLiteConnection, namespace: String, name: String, cache: RecordCache) throws -> ServiceRecord? {
+        try stored(connection, namespace: namespace, name: name, cache: cache)?.record
     }
 
-    /// The current record with its stored document (served as is when nothing changes).
+    /// The current record with its stored document (served as is when nothing changes): from
+    /// `cache` when it holds the row's uid and revision, else read and decoded (and cached).
     private static func stored(
-        _ connection: SQLiteConnection, namespace: String, name: String
+        _ connection: SQLiteConnection, namespace: String, name: String, cache: RecordCache
     ) throws
         -> (record: ServiceRecord, document: [UInt8])?
     {
+        let key = ServiceKey(namespace: namespace, name: name)
+        let version = try connection.prepare("SELECT uid, revision FROM services WHERE namespace = ? AND name = ?")
+        try version.bind(.text(namespace), .text(name))
+        guard try version.step() else { return nil }
+        if let hit = cache.lookup(key, uid: version.text(0), revision: version.int(1)) { return hit }
         let statement = try connection.prepare("SELECT document FROM services WHERE namespace = ? AND name = ?")
         try statement.bind(.text(namespace), .text(name))
         guard try statement.step() else { return nil }
         let document = statement.blob(0)
-        return (try decode(document, namespace: namespace, name: name), document)
+        let record = try decode(document, namespace: namespace, name: name)
+        cache.put(key, record, document: document)
+        return (record, document)
     }
 
     static func labelsJSON(_ labels: [String: String]) -> String {

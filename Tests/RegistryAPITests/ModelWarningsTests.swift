@@ -33,6 +33,23 @@ import Testing
           ports: [{port: 8081}]
         """
 
+    /// The warnings list is the last member of the written document, which is otherwise the
+    /// stored one byte for byte (what `GET` serves).
+    @Test func warningsAreAppendedToTheStoredDocument() throws {
+        let addresses = (0..<1_001).map { #"{"ip":"10.0.\#($0 / 250).\#($0 % 250 + 1)"}"# }.joined(separator: ",")
+        let created = try client.request(
+            "POST", "/v1/services", headers: ["Content-Type": "application/json"],
+            json: #"{"namespace":"default","name":"big","ports":[{"port":80}],"addresses":["# + addresses + "]}")
+        #expect(created.status == 201, "\(created.text)")
+        #expect(created.headers.contains { $0.name.lowercased() == "warning" })
+        let stored = try client.request("GET", "/v1/services/default/big")
+        let warnings = try #require(created.json?["warnings"] as? [String])
+        #expect(warnings.count == 1 && warnings[0].contains("1001 addresses"))
+        let suffix = Array(#","warnings":["#.utf8)
+        let cut = try #require(created.body.indices.reversed().first { created.body[$0...].starts(with: suffix) })
+        #expect(Array(created.body[..<cut]) + [UInt8(ascii: "}")] == stored.body)
+    }
+
     @Test func importOfAnUnmirrorableEndpointsChoosesBothAndSaysWhy() throws {
         let response = try importYAML(Self.ceph, query: "?dryRun=true")
         #expect(response.status == 200, "\(response.text)")

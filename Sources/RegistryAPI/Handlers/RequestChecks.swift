@@ -12,8 +12,10 @@ enum RequestChecks {
     }
 
     static func requireContentType(_ request: HTTPRequest, _ expected: String) throws(APIError) {
-        let type = mediaType(request.headers["Content-Type"])
-        guard type == expected else { throw .unsupportedMediaType(got: request.headers["Content-Type"], expected: expected) }
+        let header = request.headers["Content-Type"]
+        if header == expected { return }  // the usual spelling, without parameters
+        let type = mediaType(header)
+        guard type == expected else { throw .unsupportedMediaType(got: header, expected: expected) }
     }
 
     /// The body parsed as JSON after checking its media type.

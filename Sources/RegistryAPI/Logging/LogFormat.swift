@@ -30,14 +30,34 @@ public struct StderrLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var all = metadata
-        if let extra = event.metadata { all.merge(extra) { $1 } }
+        if let extra = event.metadata {
+            // A request line brings all its fields; the handler's own are usually none.
+            if all.isEmpty { all = extra } else { all.merge(extra) { $1 } }
+        }
         let keys = all.keys.sorted()
         var line: [UInt8]
         switch format {
         case .text:
-            var text = "\(Self.timestamp()) \(event.level) \(LogEscaping.escaped("\(event.message)"))"
-            for key in keys { text += " \(LogEscaping.escaped(key))=\(LogEscaping.textValue("\(all[key]!)"))" }
-            line = Array(text.utf8)
+            // Built as bytes, with a copy instead of escaping for the usual plain-ASCII words.
+            line = []
+            line.reserveCapacity(320)
+            Self.appendTimestamp(to: &line)
+            line.append(UInt8(ascii: " "))
+            line.append(contentsOf: event.level.rawValue.utf8)
+            line.append(UInt8(ascii: " "))
+            LogEscaping.append("\(event.message)", to: &line)
+            for key in keys {
+                line.append(UInt8(ascii: " "))
+                LogEscaping.append(key, to: &line)
+                line.append(UInt8(ascii: "="))
+                let value: String
+                switch all[key]! {
+                case .string(let text): value = text
+                case .stringConvertible(let convertible): value = convertible.description
+                case let other: value = "\(other)"
+                }
+                LogEscaping.appendTextValue(value, to: &line)
+            }
         case .json:
             var object = JSONObject([
                 ("time", .string(Self.timestamp())), ("level", .string(event.level.rawValue)), ("message", .string("\(event.message)")),
@@ -71,17 +91,43 @@ public struct StderrLogHandler: LogHandler {
 
     /// RFC 3339 UTC time with milliseconds.
     static func timestamp() -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(24)
+        appendTimestamp(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends `timestamp()` to `line`, digit by digit (no intermediate strings).
+    static func appendTimestamp(to line: inout [UInt8]) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var parts = tm()
         var seconds = now.tv_sec
         gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        func digits(_ value: Int, _ width: Int) {
+            var divisor = 1
+            for _ in 1..<width { divisor *= 10 }
+            var rest = value
+            while divisor > 0 {
+                line.append(UInt8(ascii: "0") + UInt8(rest / divisor % 10))
+                rest %= divisor
+                divisor /= 10
+            }
         }
-        return "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T\(pad(parts.tm_hour, 2)):"
-            + "\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
+        digits(Int(parts.tm_year) + 1900, 4)
+        line.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mon) + 1, 2)
+        line.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mday), 2)
+        line.append(UInt8(ascii: "T"))
+        digits(Int(parts.tm_hour), 2)
+        line.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_min), 2)
+        line.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_sec), 2)
+        line.append(UInt8(ascii: "."))
+        digits(Int(now.tv_nsec / 1_000_000), 3)
+        line.append(UInt8(ascii: "Z"))
     }
 }
 
@@ -112,6 +158,34 @@ enum LogEscaping {
         return result
     }
 
+    /// Whether `byte` is written as it is (visible ASCII or space, not `\\`, nor `"` when quoting).
+    @inline(__always)
+    private static func plain(_ byte: UInt8, quote: Bool) -> Bool {
+        byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\\") && !(quote && byte == UInt8(ascii: "\""))
+    }
+
+    /// Appends `escaped(text, quote:)` to `line`, copying the bytes when nothing needs escaping.
+    static func append(_ text: String, quote: Bool = false, to line: inout [UInt8]) {
+        if text.utf8.allSatisfy({ plain($0, quote: quote) }) {
+            line.append(contentsOf: text.utf8)
+        } else {
+            line.append(contentsOf: escaped(text, quote: quote).utf8)
+        }
+    }
+
+    /// Appends `textValue(text)` to `line`.
+    static func appendTextValue(_ text: String, to line: inout [UInt8]) {
+        let needsQuotes =
+            text.isEmpty || text.utf8.contains { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "=") }
+        if needsQuotes {
+            line.append(UInt8(ascii: "\""))
+            append(text, quote: true, to: &line)
+            line.append(UInt8(ascii: "\""))
+        } else {
+            append(text, to: &line)
+        }
+    }
+
     /// A metadata value for the text format (`key=value` or `key="value with spaces"`).
     static func textValue(_ text: String) -> String {
         let needsQuotes = text.isEmpty || text.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" })
@@ -121,6 +195,10 @@ enum LogEscaping {
     /// A request path for a log message: bytes that are not visible ASCII, and `"`, `%` and `\`,
     /// percent-encoded again, so the path is one word and reads as it was requested.
     static func path(_ path: String) -> String {
+        func plain(_ byte: UInt8) -> Bool {
+            byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "%") && byte != UInt8(ascii: "\\")
+        }
+        if path.utf8.allSatisfy(plain) { return path }
         var result = ""
         for byte in path.utf8 {
             if byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "%") && byte != UInt8(ascii: "\\") {

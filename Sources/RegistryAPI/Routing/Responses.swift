@@ -20,7 +20,17 @@ enum Responses {
         guard !warnings.isEmpty else { return response }
         var response = response
         for warning in warnings { response.headers.add("Warning", warningValue(warning)) }
-        // The body is the server's own JSON document; should it not parse, the headers still carry the warnings.
+        // The body is a stored service document, written by `JSONWriter` without spaces and
+        // without a `warnings` member: the list is appended as its last member, byte for byte
+        // what parsing and writing it again would give, without parsing a large document.
+        if response.body.count > 2, response.body.first == UInt8(ascii: "{"), response.body.last == UInt8(ascii: "}") {
+            response.body.removeLast()
+            response.body.append(contentsOf: Array(#","warnings":"#.utf8))
+            response.body.append(contentsOf: JSONWriter.bytes(.array(warnings.map(JSONValue.string))))
+            response.body.append(UInt8(ascii: "}"))
+            return response
+        }
+        // Anything else is the server's own JSON too; should it not parse, the headers still carry the warnings.
         if case .object(var object)? = try? JSONParser.parse(response.body) {
             object["warnings"] = .array(warnings.map(JSONValue.string))
             response.body = JSONWriter.bytes(.object(object))

@@ -49,12 +49,13 @@ public struct Route: Sendable {
 
     func match(_ pathSegments: [Substring]) -> [String: String]? {
         guard pathSegments.count == segments.count else { return nil }
+        // Literals first, so that routes that do not match allocate nothing.
+        for (segment, value) in zip(segments, pathSegments) {
+            if case .literal(let literal) = segment, !literal.utf8.elementsEqual(value.utf8) { return nil }
+        }
         var parameters: [String: String] = [:]
         for (segment, value) in zip(segments, pathSegments) {
-            switch segment {
-            case .literal(let literal): if literal != value { return nil }
-            case .parameter(let name): parameters[name] = String(value)
-            }
+            if case .parameter(let name) = segment { parameters[name] = String(value) }
         }
         return parameters
     }

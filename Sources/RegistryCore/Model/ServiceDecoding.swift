@@ -90,16 +90,17 @@ private final class Reader {
         }
     }
 
-    func integer(_ value: JSONValue?, path: String) -> Int? {
+    /// `path` is built only when there is something to report (this runs per address).
+    func integer(_ value: JSONValue?, path: @autoclosure () -> String) -> Int? {
         switch value {
         case nil, .null?: return nil
         case .number?:
             if let int = value?.intValue { return int }
-            typeErrorPaths.insert(path)
-            violations.append(FieldViolation(path, .wrongType, "must be an integer"))
+            typeErrorPaths.insert(path())
+            violations.append(FieldViolation(path(), .wrongType, "must be an integer"))
             return nil
         case let other?:
-            typeError(path, expected: "an integer", got: other)
+            typeError(path(), expected: "an integer", got: other)
             return nil
         }
     }

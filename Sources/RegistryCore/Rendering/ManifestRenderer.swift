@@ -26,12 +26,25 @@ public enum ManifestRenderer {
 
     public static func render(_ service: ExternalService, mode: EndpointsMode? = nil) -> Rendering {
         var objects = [self.service(service)]
-        var warnings: [String] = []
-        guard service.type != .externalName else { return Rendering(objects: objects, warnings: warnings) }
+        guard service.type != .externalName else { return Rendering(objects: objects, warnings: []) }
         let mode = mode ?? service.endpointsMode
         let groups = portGroups(service)
         if mode == .endpoints || mode == .both {
             objects.append(endpoints(service, groups: groups, skipMirror: mode == .both))
+        }
+        if mode == .endpointslices || mode == .both {
+            objects += endpointSlices(service, groups: groups)
+        }
+        return Rendering(objects: objects, warnings: warnings(service, mode: mode))
+    }
+
+    /// The warnings of `render(service, mode:)` without rendering the objects (what a write
+    /// answers with).
+    public static func warnings(_ service: ExternalService, mode: EndpointsMode? = nil) -> [String] {
+        var warnings: [String] = []
+        guard service.type != .externalName else { return warnings }
+        let mode = mode ?? service.endpointsMode
+        if mode == .endpoints || mode == .both {
             if mode == .endpoints, service.addresses.contains(where: { $0.zone != nil }) {
                 warnings.append("zones are only expressible in EndpointSlices; the Endpoints of \(service.namespace)/\(service.name) omits them")
             }
@@ -50,10 +63,7 @@ public enum ManifestRenderer {
                         + "drops the excess. Render EndpointSlices instead (endpointsMode=endpointslices).")
             }
         }
-        if mode == .endpointslices || mode == .both {
-            objects += endpointSlices(service, groups: groups)
-        }
-        return Rendering(objects: objects, warnings: warnings)
+        return warnings
     }
 
     // MARK: - Service

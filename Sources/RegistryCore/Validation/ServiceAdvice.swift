@@ -36,7 +36,7 @@ public enum ServiceAdvice {
                 "trafficDistribution: \(distribution.rawValue) needs Kubernetes 1.34 or later (1.33 behind the PreferSameTrafficDistribution "
                     + "feature gate); older API servers drop the field")
         }
-        warnings += ManifestRenderer.render(service).warnings
+        warnings += ManifestRenderer.warnings(service)
         return warnings
     }
 }

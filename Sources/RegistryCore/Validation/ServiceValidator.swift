@@ -194,7 +194,7 @@ public enum ServiceValidator {
     {
         func field(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
         var violations: [FieldViolation] = []
-        if !skipping.contains(field("ip")) {
+        if skipping.isEmpty || !skipping.contains(field("ip")) {
             switch address.parsedIP {
             case .success(let parsed):
                 if let reason = parsed.specialUseReason {
@@ -211,7 +211,7 @@ public enum ServiceValidator {
                 violations.append(FieldViolation(field("ip"), .invalid, "\"\(address.ip)\": \(detail)"))
             }
         }
-        if let port = address.port, !skipping.contains(field("port")) {
+        if let port = address.port, skipping.isEmpty || !skipping.contains(field("port")) {
             if address.ports != nil {
                 violations.append(FieldViolation(field("port"), .forbidden, "may not be combined with \"ports\""))
             } else if service.ports.count != 1 {

@@ -36,8 +36,25 @@ final class SQLiteConnection {
     }
 
     deinit {
+        if walObserver != nil { sqlite3_wal_hook(handle, nil, nil) }
         statements.removeAll()
         sqlite3_close_v2(handle)
+    }
+
+    /// Kept alive for the WAL hook's context pointer (see `observeWAL`).
+    private var walObserver: WALCheckpointer?
+
+    /// After every commit on this connection, tells `observer` how many pages the WAL holds
+    /// (`sqlite3_wal_hook`, called on the committing thread once the commit is durable).
+    func observeWAL(_ observer: WALCheckpointer) {
+        walObserver = observer
+        sqlite3_wal_hook(
+            handle,
+            { context, _, _, pages in
+                guard let context else { return SQLITE_OK }
+                Unmanaged<WALCheckpointer>.fromOpaque(context).takeUnretainedValue().committed(pages: Int(pages))
+                return SQLITE_OK
+            }, Unmanaged.passUnretained(observer).toOpaque())
     }
 
     /// The one funnel that turns a result code into a typed error.

@@ -1,0 +1,102 @@
+import Foundation
+import Synchronization
+
+/// Keeps WAL checkpoints out of the commit path, with a bounded WAL.
+///
+/// SQLite's automatic checkpoint runs inside the commit that crosses `wal_autocheckpoint`
+/// pages, on the committing thread (and with it every write of that group commit waits for the
+/// database file to be written and, with `synchronous=FULL`, fsynced). The writer connection
+/// turns that off; instead, when a commit leaves at least `threshold` pages in the WAL, this
+/// wakes its own thread, which runs `PRAGMA wal_checkpoint(PASSIVE)` on its own connection:
+/// it copies what no reader still needs into the database file without blocking readers or
+/// the writer, and once everything is copied the next commit starts the WAL over from its
+/// beginning. Readers that keep old snapshots can make a passive checkpoint fall behind; when
+/// the WAL reaches `ceiling` pages, the writer runs a `RESTART` checkpoint itself before the
+/// next transaction (`mustWait`): writers wait rather than the WAL grow without limit.
+///
+/// Why @unchecked Sendable is safe: NSCondition is a thread-safe lock and condition variable,
+/// the counters are atomics or behind a Mutex, and the connection is used by the checkpoint
+/// thread alone.
+final class WALCheckpointer: @unchecked Sendable {
+    /// Pages (of 4 KiB by default) after which the background checkpoint runs: SQLite's
+    /// default `wal_autocheckpoint`.
+    static let threshold = 1000
+    /// Pages at which writers wait for a checkpoint (64 MiB of WAL at 4 KiB pages).
+    static let ceiling = 16_384
+
+    private let pages = Atomic<Int>(0)
+    private let state = Mutex<(requested: Bool, stopped: Bool)>((false, false))
+    private let wake = NSCondition()
+    private let connection: ConnectionBox
+    /// Checkpoints run so far (background and at the ceiling), for tests and metrics.
+    let checkpoints = Atomic<Int>(0)
+
+    init(connection: SQLiteConnection) {
+        self.connection = ConnectionBox(connection)
+    }
+
+    /// Starts the background thread (once).
+    func start() {
+        let thread = Thread { [self] in self.run() }
+        thread.name = "wal-checkpoint"
+        thread.start()
+    }
+
+    /// Stops the background thread after the checkpoint it may be running.
+    func stop() {
+        wake.lock()
+        state.withLock { $0.stopped = true }
+        wake.broadcast()
+        wake.unlock()
+    }
+
+    /// Told the WAL's size after each commit of the writer connection (its WAL hook).
+    func committed(pages count: Int) {
+        pages.store(count, ordering: .relaxed)
+        guard count >= Self.threshold else { return }
+        wake.lock()
+        let first = state.withLock { state in
+            defer { state.requested = true }
+            return !state.requested
+        }
+        if first { wake.broadcast() }
+        wake.unlock()
+    }
+
+    /// Whether the WAL has reached the ceiling: the writer then checkpoints before its next
+    /// transaction (`checkpointAtCeiling`).
+    var mustWait: Bool { pages.load(ordering: .relaxed) >= Self.ceiling }
+
+    /// Run by the writer, holding the writer lock: a `RESTART` checkpoint (waits, within the
+    /// busy timeout, for readers of old snapshots), so that the next commit starts the WAL over.
+    func checkpointAtCeiling(_ writer: SQLiteConnection) {
+        do {
+            try writer.execute("PRAGMA wal_checkpoint(RESTART)")
+            pages.store(0, ordering: .relaxed)
+            checkpoints.add(1, ordering: .relaxed)
+        } catch {
+            // Busy beyond the timeout or an I/O error: the next commit tries again; the
+            // commit itself reports a database that cannot be written.
+        }
+    }
+
+    private func run() {
+        while true {
+            wake.lock()
+            while !state.withLock({ $0.requested || $0.stopped }) { wake.wait() }
+            let stopped = state.withLock { state in
+                state.requested = false
+                return state.stopped
+            }
+            wake.unlock()
+            if stopped { return }
+            do {
+                try connection.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                checkpoints.add(1, ordering: .relaxed)
+            } catch {
+                // SQLITE_BUSY (another checkpoint runs) or an I/O error: retried after the
+                // next commit that crosses the threshold; the writer's commits report faults.
+            }
+        }
+    }
+}

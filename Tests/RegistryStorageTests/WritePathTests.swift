@@ -1,0 +1,136 @@
+import Foundation
+import RegistryCore
+import Testing
+
+@testable import RegistryStorage
+
+/// A service of `count` addresses (10.x.y.z, one port).
+func largeService(_ name: String, count: Int) -> ExternalService {
+    var service = ExternalService(
+        namespace: "default", name: name, ports: [ServicePort(port: 80)],
+        addresses: (0..<count).map { EndpointAddress(ip: "10.\($0 / 62_500).\($0 / 250 % 250).\($0 % 250 + 1)") })
+    service.normalize()
+    return service
+}
+
+/// The read-modify-write path of a large service: revisions, entity tags and stored documents
+/// stay exact whatever the writer remembers of earlier writes (kept, rolled back or refused).
+@Suite struct WritePathTests {
+    private static func adding(_ ip: String) -> @Sendable (ServiceRecord?) throws -> ExternalService {
+        { current in
+            guard var service = current?.service else { throw StoreError.notFound(namespace: "default", name: "big") }
+            if service.addresses.contains(where: { $0.ip == ip }) { return service }
+            service.addresses.append(EndpointAddress(ip: ip))
+            service.normalize()
+            return service
+        }
+    }
+
+    private static func removing(_ ip: String) -> @Sendable (ServiceRecord?) throws -> ExternalService {
+        { current in
+            guard var service = current?.service else { throw StoreError.notFound(namespace: "default", name: "big") }
+            service.addresses.removeAll { $0.ip == ip }
+            return service
+        }
+    }
+
+    /// Byte equality, without printing both documents when it fails.
+    private static func same(_ lhs: [UInt8]?, _ rhs: [UInt8]?) -> Bool { lhs == rhs }
+
+    /// What a fresh process reads: the stored document, decoded without any cache.
+    private static func reread(_ path: String) throws -> (record: ServiceRecord?, document: StoredDocument?) {
+        let store = try ServiceStore(path: path, migrations: try projectMigrations())
+        return (try store.record(namespace: "default", name: "big"), try store.document(namespace: "default", name: "big"))
+    }
+
+    @Test(arguments: [Durability.full, .normal])
+    func addAndRemoveOnALargeServiceKeepRevisionsAndETagsExact(durability: Durability) throws {
+        let path = try temporaryDatabase()
+        let store = try ServiceStore(path: path, durability: durability, migrations: try projectMigrations())
+        let (created, _) = try store.create(largeService("big", count: 2_000))
+
+        let added = try store.update(namespace: "default", name: "big", Self.adding("192.0.2.10"))
+        #expect(added.changed && added.record.revision == 2 && added.record.uid == created.uid)
+        #expect(added.record.etag == ServiceRecord.etag(revision: 2, uid: created.uid))
+        #expect(added.record.service.addresses.count == 2_001)
+        var fresh = try Self.reread(path)
+        #expect(fresh.record == added.record)
+        #expect(Self.same(fresh.document?.document, added.document))
+        #expect(fresh.document?.etag == added.record.etag)
+
+        // Adding it again changes nothing: same revision, same document.
+        let again = try store.update(namespace: "default", name: "big", Self.adding("192.0.2.10"))
+        #expect(!again.changed && again.record.revision == 2 && Self.same(again.document, added.document))
+
+        // A dry run that would add another address leaves revision 2 stored; the real change
+        // that then reaches revision 3 is a different one, and it is the one kept.
+        let dry = try store.update(namespace: "default", name: "big", dryRun: true, Self.adding("192.0.2.11"))
+        #expect(dry.record.revision == 3 && dry.record.service.addresses.count == 2_002)
+        #expect(try store.document(namespace: "default", name: "big")?.revision == 2)
+        // A refused change (the transform throws) keeps nothing either.
+        #expect(throws: StoreError.self) {
+            _ = try store.update(namespace: "default", name: "big") { _ in throw StoreError.notFound(namespace: "default", name: "big") }
+        }
+        let removed = try store.update(namespace: "default", name: "big", Self.removing("10.0.0.1"))
+        #expect(removed.changed && removed.record.revision == 3)
+        #expect(removed.record.service.addresses.count == 2_000)
+        #expect(!removed.record.service.addresses.contains { $0.ip == "192.0.2.11" })
+        #expect(removed.record.service.addresses.contains { $0.ip == "192.0.2.10" })
+
+        // The next read-modify-write starts from revision 3 as stored, not from the dry run.
+        let next = try store.update(namespace: "default", name: "big", Self.adding("192.0.2.12"))
+        #expect(next.record.revision == 4)
+        #expect(!next.record.service.addresses.contains { $0.ip == "192.0.2.11" })
+        #expect(!next.record.service.addresses.contains { $0.ip == "10.0.0.1" })
+        fresh = try Self.reread(path)
+        #expect(fresh.record == next.record)
+        #expect(Self.same(fresh.document?.document, next.document))
+
+        // Deleted and created again: a new uid, revision 1, nothing of the old registration.
+        try store.delete(namespace: "default", name: "big")
+        let recreated = try store.create(largeService("big", count: 3))
+        let after = try store.update(namespace: "default", name: "big", Self.adding("192.0.2.13"))
+        #expect(after.record.uid == recreated.record.uid && after.record.uid != created.uid)
+        #expect(after.record.revision == 2 && after.record.service.addresses.count == 4)
+
+        // History: one entry per committed revision, each with the document then served.
+        let history = try store.revisions(namespace: "default", name: "big").entries
+        #expect(history.map(\.revision) == [1, 2, 3, 4, 4, 1, 2])
+        #expect(Self.same(history[1].document, added.document))
+        #expect(Self.same(history[3].document, next.document))
+        #expect(history[4].document == nil ? true : false)
+    }
+
+    @Test func uidsAreRandomVersion4UUIDsInLowerCase() {
+        let uids = (0..<200).map { _ in ServiceStore.newUID() }
+        #expect(Set(uids).count == uids.count)
+        for uid in uids {
+            let parts = uid.split(separator: "-").map(\.count)
+            #expect(parts == [8, 4, 4, 4, 12])
+            #expect(uid == uid.lowercased())
+            #expect(Array(uid)[14] == "4")
+            #expect("89ab".contains(Array(uid)[19]))
+        }
+    }
+
+    /// Checkpoints run on their own thread once the WAL passes the threshold (no commit runs
+    /// one: SQLite's automatic checkpoint is off on the writer).
+    @Test func checkpointsRunInTheBackground() throws {
+        let path = try temporaryDatabase()
+        let store = try ServiceStore(path: path, durability: .normal, migrations: try projectMigrations())
+        #expect(store.checkpointsRun == 0)
+        #expect(try store.integrityCheck() == ["ok"])
+        // ~40 KiB per document, written twice (service and history): past 1,000 pages of 4 KiB.
+        for index in 0..<80 { _ = try store.create(largeService("big-\(index)", count: 1_500)) }
+        let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+        while (store.checkpointsRun ?? 0) == 0 && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        #expect((store.checkpointsRun ?? 0) > 0)
+        for index in 0..<80 { _ = try store.create(largeService("more-\(index)", count: 1_500)) }
+        // What was written stays readable from a new connection, and the checkpointed file
+        // holds it all once the WAL is folded in at the end.
+        #expect(try store.record(namespace: "default", name: "more-79")?.service.addresses.count == 1_500)
+        try store.checkpoint()
+        #expect(ServiceStore.fileSize(path + "-wal") == 0)
+        #expect(try store.count() == 160)
+    }
+}
