@@ -323,12 +323,13 @@ public final class DNSRefresher: Sendable {
     /// Names being resolved (over all services).
     public var hostCount: Int { lock.locked { state.withLock { $0.entries.count } } }
 
-    /// Resolves every due name once, now, on the calling thread (tests, and the refresher loop).
-    /// Returns the services whose addresses changed.
+    /// Resolves every due name once, now, on the calling thread (tests, start-up, and the
+    /// refresher loop); takes no new name after `deadline`. Returns the services whose
+    /// addresses changed.
     @discardableResult
-    public func refreshDue() -> [(namespace: String, name: String)] {
+    public func refreshDue(until deadline: ContinuousClock.Instant? = nil) -> [(namespace: String, name: String)] {
         var changed: [(String, String)] = []
-        while let key = takeDue() {
+        while deadline.map({ ContinuousClock.now < $0 }) ?? true, let key = takeDue() {
             let answer = resolver.resolve(key.host)
             let time = now()
             observer?.resolved(result: answer.resultLabel)

@@ -82,6 +82,9 @@ public final class RegistryApplication: HTTPHandler {
                 health: HealthHandlers(store: store, liveness: liveness, dns: dns)))
     }
 
+    /// How long start-up waits for the first resolution of the registered `host` names.
+    public static let startupResolutionBudget: Duration = .seconds(5)
+
     /// Brings the DNS refresher and the health checker in line with one registration (nil: deleted).
     private static func follow(_ service: ExternalService?, namespace: String, name: String, liveness: HealthChecker, dns: DNSRefresher) {
         dns.update(
@@ -109,9 +112,13 @@ public final class RegistryApplication: HTTPHandler {
                 }
             }
         }
-        // Probes and resolutions start even when the services cannot be read now (later commits add them).
+        // Probes and resolutions start even when the services cannot be read now (later commits
+        // add them). The names known at start-up are resolved first (for at most
+        // `startupResolutionBudget`), so that the reconciler's first pass, started after this,
+        // does not render host addresses empty and withdraw them from the clusters.
         defer {
             liveness.start()
+            dns.refreshDue(until: ContinuousClock.now.advanced(by: RegistryApplication.startupResolutionBudget))
             dns.start()
         }
         var after: ServiceKey? = nil

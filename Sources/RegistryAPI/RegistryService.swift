@@ -80,7 +80,6 @@ public final class RegistryService: Sendable {
             store: store, policy: Retention.Policy(auditRetentionDays: configuration.auditRetentionDays, historyLimit: configuration.historyLimit),
             aggregator: application.refusals, logger: logger)
         retention.start()
-        application.reconciler.start()
         do {
             try application.startLiveness()
         } catch {
@@ -88,6 +87,8 @@ public final class RegistryService: Sendable {
             // with the services as they are registered later.
             logger.error("health checks could not load the registered services: \(error)")
         }
+        // After the first resolution of the `host` names (see `startLiveness`).
+        application.reconciler.start()
         do {
             server = try HTTPServer(configuration: configuration.http, handler: application)
         } catch {
