@@ -33,6 +33,7 @@ let package = Package(
         .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CAres", pkgConfig: "libcares", providers: [.apt(["libc-ares-dev"])]),
 
         // MARK: Build-time embedding of migrations/ and openapi.yaml
         .executableTarget(name: "EmbedFilesTool", swiftSettings: settings),
@@ -58,7 +59,7 @@ let package = Package(
             name: "RegistryClient", dependencies: ["KubernetesClient", "RegistryCore"], swiftSettings: settings),
         .target(
             name: "Liveness",
-            dependencies: ["RegistryCore", "RegistryStorage", "CCurl", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RegistryCore", "RegistryStorage", "CCurl", "CAres", .product(name: "Logging", package: "swift-log")],
             swiftSettings: settings),
         .target(
             name: "RegistryAPI",
@@ -90,7 +91,7 @@ let package = Package(
         .testTarget(
             name: "ReconcilerTests",
             dependencies: [
-                "Reconciler", "RegistryCore", "RegistryStorage", "KubernetesClient", "RegistryResources",
+                "Reconciler", "RegistryCore", "RegistryStorage", "KubernetesClient", "RegistryResources", "Liveness",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings),
@@ -103,7 +104,7 @@ let package = Package(
             name: "RegistryAPITests",
             dependencies: [
                 "RegistryAPI", "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources", "TestSupport",
-                "EndpointRegistryCLI", "KubernetesClient", .product(name: "Yams", package: "Yams"),
+                "EndpointRegistryCLI", "KubernetesClient", "Liveness", .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings

@@ -1,6 +1,7 @@
 public import Foundation
 public import Logging
-import RegistryCore
+public import RegistryCore
+import RegistryStorage
 import Synchronization
 
 /// Why a name did not resolve.
@@ -16,12 +17,38 @@ public enum ResolveFailure: Error, Sendable, Equatable, CustomStringConvertible 
         case .failed(let detail): "resolution failed: \(detail)"
         }
     }
+
+    /// The metric label: `notfound` or `failure`.
+    public var result: String {
+        switch self {
+        case .notFound: "notfound"
+        case .failed: "failure"
+        }
+    }
 }
 
-/// Resolves a DNS name to its A and AAAA addresses (canonical text, any order). Blocks the
-/// calling thread; must be safe to call from several threads.
+/// One answer: the A and AAAA addresses (text, any order) and the smallest TTL of the
+/// records in seconds, when the resolver gives it.
+public struct ResolvedAddresses: Sendable, Equatable {
+    public var addresses: [String]
+    public var ttlSeconds: Int?
+
+    public init(addresses: [String], ttlSeconds: Int? = nil) {
+        self.addresses = addresses
+        self.ttlSeconds = ttlSeconds
+    }
+}
+
+/// Resolves a DNS name to its A and AAAA addresses. Blocks the calling thread (for a bounded
+/// time); must be safe to call from several threads.
 public protocol Resolver: Sendable {
-    func resolve(_ host: String) -> Result<[String], ResolveFailure>
+    func resolve(_ host: String) -> Result<ResolvedAddresses, ResolveFailure>
+}
+
+/// Receives what the refresher does (metrics).
+public protocol DNSObserver: Sendable {
+    /// One resolution finished: `success`, `notfound` or `failure`.
+    func resolved(result: String)
 }
 
 /// The resolution of one name as the registry uses it (issue 13): the last good answer is kept
@@ -35,8 +62,12 @@ public struct HostResolution: Sendable, Equatable {
     public private(set) var resolvedAt: Date?
     /// When the last attempt finished.
     public private(set) var lastAttempt: Date?
+    /// The smallest TTL of the last good answer, when the resolver gave one.
+    public private(set) var ttlSeconds: Int?
     /// The last attempt's failure; nil after a success.
     public private(set) var error: ResolveFailure?
+    /// Since when attempts have been failing other than with NXDOMAIN (consecutively).
+    public private(set) var failingSince: Date?
     /// Since when the name has been reported not to exist (consecutively).
     public private(set) var notFoundSince: Date?
     /// True once an NXDOMAIN lasted longer than the grace period and the last answer was dropped.
@@ -45,7 +76,7 @@ public struct HostResolution: Sendable, Equatable {
     public init() {}
 
     /// Records one attempt; returns true when the rendered addresses changed.
-    public mutating func record(_ result: Result<[String], ResolveFailure>, at time: Date, graceSeconds: Int) -> Bool {
+    public mutating func record(_ result: Result<[String], ResolveFailure>, at time: Date, graceSeconds: Int, ttlSeconds: Int? = nil) -> Bool {
         let before = addresses
         lastAttempt = time
         switch result {
@@ -66,11 +97,14 @@ public struct HostResolution: Sendable, Equatable {
             addresses = kept.sorted().map(\.description)
             dropped = refused
             resolvedAt = time
+            self.ttlSeconds = ttlSeconds
             error = nil
+            failingSince = nil
             notFoundSince = nil
             expired = false
         case .failure(.notFound):
             error = .notFound
+            failingSince = nil
             let since = notFoundSince ?? time
             notFoundSince = since
             if time.timeIntervalSince(since) >= Double(graceSeconds) {
@@ -81,16 +115,34 @@ public struct HostResolution: Sendable, Equatable {
         case .failure(let failure):
             // Keep the last good answer.
             error = failure
+            failingSince = failingSince ?? time
             notFoundSince = nil
         }
         return addresses != before
     }
 }
 
+/// A condition of a service raised by its `host` addresses (Kubernetes condition shape; only
+/// conditions that hold are reported).
+public struct DNSCondition: Sendable, Equatable {
+    /// The last resolution of a name failed (not NXDOMAIN); its last good answer is still used.
+    public static let resolutionFailed = "DNSResolutionFailed"
+    /// A name does not exist (NXDOMAIN or no A/AAAA records).
+    public static let nameNotFound = "DNSNameNotFound"
+
+    public var type: String
+    /// `WithinGracePeriod` or `GracePeriodExpired` for `DNSNameNotFound`; `ResolverError` otherwise.
+    public var reason: String
+    public var lastTransitionTime: Date
+    public var message: String
+}
+
 /// Resolves the `host` of addresses given by DNS name, periodically, off the HTTP threads: one
-/// refresher thread walks a schedule (every `dnsRefreshSeconds` of each service, with ±10 %
-/// jitter) and calls the resolver, one name at a time. Tells its subscribers which services'
-/// resolved addresses changed.
+/// refresher thread takes the name due first, resolves it, and schedules it again after its
+/// service's `dnsRefreshSeconds`, sooner when the answer's TTL is shorter (never under
+/// `DNSSettings.ttlFloorSeconds`), with ±10 % jitter. One name is resolved at a time, each
+/// bounded by the resolver's deadline. Tells its subscribers which services' resolved
+/// addresses changed.
 public final class DNSRefresher: Sendable {
     public struct Key: Hashable, Sendable {
         public var namespace: String
@@ -105,30 +157,55 @@ public final class DNSRefresher: Sendable {
             self.refreshSeconds = refreshSeconds
             self.graceSeconds = graceSeconds
         }
+
+        /// The service's `dnsRefreshSeconds` and `dnsGraceSeconds`.
+        public init(_ service: ExternalService) {
+            self.init(refreshSeconds: service.effectiveDNSRefreshSeconds, graceSeconds: service.effectiveDNSGraceSeconds)
+        }
+    }
+
+    /// The resolution of one name of a service, as the API shows it.
+    public struct Report: Sendable, Equatable {
+        public var host: String
+        public var resolution: HostResolution
+        /// When the name is resolved again (nil while it is being resolved).
+        public var nextAttempt: Date?
     }
 
     private struct Entry {
         var settings: Settings
         var resolution = HostResolution()
         var due: ContinuousClock.Instant
+        var inFlight = false
     }
 
     private struct State {
         var entries: [Key: Entry] = [:]
+        /// Per service: bumped whenever its resolved addresses changed.
+        var epochs: [ServiceKey: Int] = [:]
         var stopping = false
         var running = false
     }
 
     private let resolver: any Resolver
     private let logger: Logger
+    private let observer: (any DNSObserver)?
     private let lock = ScheduleLock()
+    /// Only touched with `lock` held; the Mutex makes the shared state visibly Sendable.
     private let state = Mutex(State())
     private let subscribers = Mutex<[@Sendable (_ namespace: String, _ name: String) -> Void]>([])
     private let now: @Sendable () -> Date
+    private let jitter: Double
 
-    public init(resolver: any Resolver, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+    /// `jitter`: relative jitter of every interval, in [0, 0.5).
+    public init(
+        resolver: any Resolver, logger: Logger, observer: (any DNSObserver)? = nil, jitter: Double = 0.1,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.resolver = resolver
         self.logger = logger
+        self.observer = observer
+        self.jitter = min(max(jitter, 0), 0.49)
         self.now = now
     }
 
@@ -138,21 +215,27 @@ public final class DNSRefresher: Sendable {
     }
 
     /// The names a service resolves, with its settings (`hosts` empty: none). New names are
-    /// resolved at once; names no longer used are forgotten.
+    /// resolved at once; names no longer used are forgotten. A shorter `refreshSeconds` applies
+    /// at once.
     public func update(namespace: String, name: String, hosts: Set<String>, settings: Settings) {
         lock.locked {
             state.withLock { state in
                 for key in state.entries.keys where key.namespace == namespace && key.name == name && !hosts.contains(key.host) {
                     state.entries[key] = nil
                 }
+                let clock = ContinuousClock.now
                 for host in hosts {
                     let key = Key(namespace: namespace, name: name, host: host)
-                    if state.entries[key] == nil {
-                        state.entries[key] = Entry(settings: settings, due: ContinuousClock.now)
+                    if var entry = state.entries[key] {
+                        entry.settings = settings
+                        let latest = clock.advanced(by: .seconds(settings.refreshSeconds))
+                        if entry.due > latest { entry.due = latest }
+                        state.entries[key] = entry
                     } else {
-                        state.entries[key]!.settings = settings
+                        state.entries[key] = Entry(settings: settings, due: clock)
                     }
                 }
+                if hosts.isEmpty { state.epochs[ServiceKey(namespace: namespace, name: name)] = nil }
             }
             lock.broadcast()
         }
@@ -163,29 +246,125 @@ public final class DNSRefresher: Sendable {
         lock.locked { state.withLock { $0.entries[Key(namespace: namespace, name: name, host: host)]?.resolution } }
     }
 
-    /// Resolves every due name once, now, on the calling thread (tests, and the refresher loop).
-    /// Returns the services whose addresses changed.
+    /// The addresses each name of a service renders as (names not yet resolved: none).
+    public func addresses(namespace: String, name: String) -> [String: [String]] {
+        lock.locked {
+            state.withLock { state in
+                var found: [String: [String]] = [:]
+                for (key, entry) in state.entries where key.namespace == namespace && key.name == name {
+                    found[key.host] = entry.resolution.addresses
+                }
+                return found
+            }
+        }
+    }
+
+    /// `service` with its `host` addresses replaced by the addresses they resolve to
+    /// (`ExternalService.resolvingHosts`).
+    public func resolved(_ service: ExternalService) -> ExternalService {
+        guard service.addresses.contains(where: \.isUnresolvedHost) else { return service }
+        let known = addresses(namespace: service.namespace, name: service.name)
+        return service.resolvingHosts { known[$0] ?? [] }
+    }
+
+    /// Every name of a service with its resolution, by name.
+    public func reports(namespace: String, name: String) -> [String: Report] {
+        let (clock, wall) = (ContinuousClock.now, now())
+        return lock.locked {
+            state.withLock { state in
+                var found: [String: Report] = [:]
+                for (key, entry) in state.entries where key.namespace == namespace && key.name == name {
+                    let next = entry.inFlight ? nil : wall.addingTimeInterval(max(0, Self.seconds(clock.duration(to: entry.due))))
+                    found[key.host] = Report(host: key.host, resolution: entry.resolution, nextAttempt: next)
+                }
+                return found
+            }
+        }
+    }
+
+    /// The conditions the names of a service raise: `DNSResolutionFailed` and `DNSNameNotFound`
+    /// (each once, naming the hosts).
+    public func conditions(namespace: String, name: String) -> [DNSCondition] {
+        let reports = reports(namespace: namespace, name: name).values.sorted { $0.host < $1.host }
+        var conditions: [DNSCondition] = []
+        let failing = reports.filter { $0.resolution.failingSince != nil }
+        if let since = failing.compactMap(\.resolution.failingSince).min() {
+            let details = failing.map { report in
+                "\(report.host): \(report.resolution.error?.description ?? "failed")"
+                    + (report.resolution.resolvedAt == nil ? " (never resolved: renders no addresses)" : " (its last good answer is still rendered)")
+            }
+            conditions.append(
+                DNSCondition(
+                    type: DNSCondition.resolutionFailed, reason: "ResolverError", lastTransitionTime: since, message: details.joined(separator: "; "))
+            )
+        }
+        let missing = reports.filter { $0.resolution.notFoundSince != nil }
+        if let since = missing.compactMap(\.resolution.notFoundSince).min() {
+            let expired = missing.contains { $0.resolution.expired }
+            let details = missing.map { report in
+                report.resolution.expired || report.resolution.resolvedAt == nil
+                    ? "\(report.host) does not exist: renders no addresses"
+                    : "\(report.host) does not exist: its last addresses are kept for the grace period"
+            }
+            conditions.append(
+                DNSCondition(
+                    type: DNSCondition.nameNotFound, reason: expired ? "GracePeriodExpired" : "WithinGracePeriod", lastTransitionTime: since,
+                    message: details.joined(separator: "; ")))
+        }
+        return conditions
+    }
+
+    /// A number that changes whenever the service's resolved addresses changed (0 when it has
+    /// none): part of cache keys and entity tags of renderings.
+    public func epoch(namespace: String, name: String) -> Int {
+        lock.locked { state.withLock { $0.epochs[ServiceKey(namespace: namespace, name: name)] ?? 0 } }
+    }
+
+    /// Names being resolved (over all services).
+    public var hostCount: Int { lock.locked { state.withLock { $0.entries.count } } }
+
+    /// Resolves every due name once, now, on the calling thread (tests, start-up, and the
+    /// refresher loop); takes no new name after `deadline`. Returns the services whose
+    /// addresses changed.
     @discardableResult
-    public func refreshDue() -> [(namespace: String, name: String)] {
+    public func refreshDue(until deadline: ContinuousClock.Instant? = nil) -> [(namespace: String, name: String)] {
         var changed: [(String, String)] = []
-        while let (key, grace) = takeDue() {
-            let result = resolver.resolve(key.host)
+        while deadline.map({ ContinuousClock.now < $0 }) ?? true, let key = takeDue() {
+            let answer = resolver.resolve(key.host)
             let time = now()
-            let didChange: Bool = lock.locked {
+            observer?.resolved(result: answer.resultLabel)
+            let outcome: (changed: Bool, dropped: [String: String], newlyDropped: Bool)? = lock.locked {
                 state.withLock { state in
-                    guard var entry = state.entries[key] else { return false }
-                    let changed = entry.resolution.record(result, at: time, graceSeconds: grace)
-                    let interval = Double(entry.settings.refreshSeconds)
-                    entry.due = ContinuousClock.now.advanced(by: .seconds(interval * Double.random(in: 0.9...1.1)))
+                    guard var entry = state.entries[key], entry.inFlight else { return nil }
+                    let before = entry.resolution.dropped
+                    let changed = entry.resolution.record(
+                        answer.map(\.addresses), at: time, graceSeconds: entry.settings.graceSeconds, ttlSeconds: answer.ttlSeconds)
+                    let interval = DNSSettings.refreshInterval(ttl: answer.ttlSeconds, refreshSeconds: entry.settings.refreshSeconds)
+                    let spread = Double(interval) * jitter
+                    entry.due = ContinuousClock.now.advanced(by: .seconds(Double(interval) + Double.random(in: -spread...spread)))
+                    entry.inFlight = false
                     state.entries[key] = entry
-                    return changed
+                    if changed { state.epochs[ServiceKey(namespace: key.namespace, name: key.name), default: 0] += 1 }
+                    return (changed, entry.resolution.dropped, entry.resolution.dropped != before && !entry.resolution.dropped.isEmpty)
                 }
             }
-            if case .failure(let failure) = result {
-                logger.warning(
-                    "DNS resolution failed", metadata: ["service": "\(key.namespace)/\(key.name)", "host": "\(key.host)", "error": "\(failure)"])
+            guard let outcome else { continue }
+            let service = "\(key.namespace)/\(key.name)"
+            if case .failure(let failure) = answer {
+                logger.warning("DNS resolution failed", metadata: ["service": "\(service)", "host": "\(key.host)", "error": "\(failure)"])
             }
-            if didChange, !changed.contains(where: { $0 == (key.namespace, key.name) }) { changed.append((key.namespace, key.name)) }
+            if outcome.newlyDropped {
+                logger.warning(
+                    "resolved addresses dropped: the API server refuses them",
+                    metadata: [
+                        "service": "\(service)", "host": "\(key.host)",
+                        "dropped": "\(outcome.dropped.keys.sorted().map { "\($0) (\(outcome.dropped[$0]!))" }.joined(separator: ", "))",
+                    ])
+            }
+            if outcome.changed {
+                logger.info("resolved addresses changed", metadata: ["service": "\(service)", "host": "\(key.host)"])
+                if !changed.contains(where: { $0 == (key.namespace, key.name) }) { changed.append((key.namespace, key.name)) }
+            }
         }
         for (namespace, name) in changed {
             for subscriber in subscribers.withLock({ $0 }) { subscriber(namespace, name) }
@@ -193,13 +372,16 @@ public final class DNSRefresher: Sendable {
         return changed
     }
 
-    private func takeDue() -> (Key, Int)? {
+    /// The name due first, marked in flight; nil when none is due.
+    private func takeDue() -> Key? {
         lock.locked {
             state.withLock { state in
                 let clock = ContinuousClock.now
-                guard let (key, entry) = state.entries.first(where: { $0.value.due <= clock }) else { return nil }
-                state.entries[key]!.due = clock.advanced(by: .seconds(Double(entry.settings.refreshSeconds)))
-                return (key, entry.settings.graceSeconds)
+                guard !state.stopping,
+                    let (key, _) = state.entries.filter({ !$0.value.inFlight && $0.value.due <= clock }).min(by: { $0.value.due < $1.value.due })
+                else { return nil }
+                state.entries[key]!.inFlight = true
+                return key
             }
         }
     }
@@ -218,7 +400,7 @@ public final class DNSRefresher: Sendable {
                 refreshDue()
                 let stop: Bool = lock.locked {
                     if state.withLock({ $0.stopping }) { return true }
-                    let next = state.withLock { $0.entries.values.map(\.due).min() }
+                    let next = state.withLock { $0.entries.values.filter { !$0.inFlight }.map(\.due).min() }
                     lock.wait(until: next)
                     return state.withLock { $0.stopping }
                 }
@@ -230,6 +412,7 @@ public final class DNSRefresher: Sendable {
             }
         }
         thread.name = "dns-refresher"
+        thread.stackSize = 256 << 10
         thread.start()
     }
 
@@ -246,5 +429,24 @@ public final class DNSRefresher: Sendable {
             }
             return true
         }
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
+
+extension Result where Success == ResolvedAddresses, Failure == ResolveFailure {
+    /// `success`, `notfound` or `failure` (the metric label).
+    var resultLabel: String {
+        switch self {
+        case .success: "success"
+        case .failure(let failure): failure.result
+        }
+    }
+
+    var ttlSeconds: Int? {
+        if case .success(let answer) = self { return answer.ttlSeconds }
+        return nil
     }
 }

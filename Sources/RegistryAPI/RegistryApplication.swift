@@ -24,6 +24,8 @@ public final class RegistryApplication: HTTPHandler {
     public let reconciler: Reconciler
     /// Probes the addresses of services with a `healthCheck`; started by `startLiveness()`.
     public let liveness: HealthChecker
+    /// Resolves the `host` addresses of every service; started by `startLiveness()`.
+    public let dns: DNSRefresher
 
     /// Which otherwise protected documents are open to callers without a token.
     public struct Openness: Sendable {
@@ -35,7 +37,8 @@ public final class RegistryApplication: HTTPHandler {
     public init(
         store: ServiceStore, logger: Logger, authenticator: TokenAuthenticator? = nil, openness: Openness = Openness(),
         clusters: Clusters = .none, defaultClusters: [String] = [], reconcilerConfiguration: Reconciler.Configuration = Reconciler.Configuration(),
-        livenessConfiguration: HealthChecker.Configuration = HealthChecker.Configuration(), prober: any Prober = SocketProber()
+        livenessConfiguration: HealthChecker.Configuration = HealthChecker.Configuration(), prober: any Prober = SocketProber(),
+        resolver: any Resolver = CAresResolver()
     ) {
         self.store = store
         self.logger = logger
@@ -53,36 +56,73 @@ public final class RegistryApplication: HTTPHandler {
         let liveness = HealthChecker(prober: prober, configuration: livenessConfiguration, logger: logger, observer: metrics)
         self.liveness = liveness
         metrics.liveness = liveness
-        reconciler.setEffectiveView { liveness.effective($0) }
+        let dns = DNSRefresher(resolver: resolver, logger: logger, observer: metrics)
+        self.dns = dns
+        metrics.dns = dns
+        // What every bound cluster is given: `host` addresses resolved, then health applied.
+        reconciler.setEffectiveView { liveness.effective(dns.resolved($0)) }
         liveness.onChange { [weak reconciler] keys in reconciler?.effectiveChanged(keys) }
+        // A change of resolution: the health checker probes the new IPs, the clusters follow.
+        dns.onChange { [weak reconciler] namespace, name in
+            do {
+                let service = try store.record(namespace: namespace, name: name)?.service
+                liveness.update(namespace: namespace, name: name, service: service.map(dns.resolved))
+            } catch {
+                logger.error(
+                    "health checks not updated after a DNS change", metadata: ["service": "\(namespace)/\(name)", "error": "\(error)"])
+            }
+            reconciler?.effectiveChanged([ServiceKey(namespace: namespace, name: name)])
+        }
         let push = PushHandlers(clusters: clusters, reconciler: reconciler, store: store, metrics: metrics, logger: logger)
         self.router = Router(
             routes: RegistryApplication.routes(
-                services: ServiceHandlers(store: store, push: push, defaultClusters: defaultClusters),
-                manifests: ManifestHandlers(store: store, cache: RenderCache(), defaultClusters: defaultClusters, liveness: liveness),
+                services: ServiceHandlers(store: store, push: push, defaultClusters: defaultClusters, liveness: liveness, dns: dns),
+                manifests: ManifestHandlers(store: store, cache: RenderCache(), defaultClusters: defaultClusters, liveness: liveness, dns: dns),
                 audit: AuditHandlers(store: store, refusals: refusals), push: push, metrics: metrics, store: store, openness: openness,
-                health: HealthHandlers(store: store, liveness: liveness)))
+                health: HealthHandlers(store: store, liveness: liveness, dns: dns)))
     }
 
-    /// Loads every registration into the health checker, follows later commits, and starts its
-    /// probes (once per process).
+    /// How long start-up waits for the first resolution of the registered `host` names.
+    public static let startupResolutionBudget: Duration = .seconds(5)
+
+    /// Brings the DNS refresher and the health checker in line with one registration (nil: deleted).
+    private static func follow(_ service: ExternalService?, namespace: String, name: String, liveness: HealthChecker, dns: DNSRefresher) {
+        dns.update(
+            namespace: namespace, name: name, hosts: service?.hosts ?? [],
+            settings: service.map(DNSRefresher.Settings.init)
+                ?? DNSRefresher.Settings(refreshSeconds: DNSSettings.defaultRefreshSeconds, graceSeconds: DNSSettings.defaultGraceSeconds))
+        liveness.update(namespace: namespace, name: name, service: service.map(dns.resolved))
+    }
+
+    /// Loads every registration into the health checker and the DNS refresher, follows later
+    /// commits, and starts their threads (once per process).
     public func startLiveness() throws(StoreError) {
         let liveness = self.liveness
+        let dns = self.dns
         let store = self.store
         store.onCommit { changes in
             for change in changes {
-                liveness.update(namespace: change.key.namespace, name: change.key.name, service: change.record?.service)
+                RegistryApplication.follow(
+                    change.record?.service, namespace: change.key.namespace, name: change.key.name, liveness: liveness, dns: dns)
             }
         }
-        // Probes start even when the services cannot be read now (later commits add them).
-        defer { liveness.start() }
+        // Probes and resolutions start even when the services cannot be read now (later commits
+        // add them). The names known at start-up are resolved first (for at most
+        // `startupResolutionBudget`), so that the reconciler's first pass, started after this,
+        // does not render host addresses empty and withdraw them from the clusters.
+        defer {
+            liveness.start()
+            dns.refreshDue(until: ContinuousClock.now.advanced(by: RegistryApplication.startupResolutionBudget))
+            dns.start()
+        }
         var after: ServiceKey? = nil
         repeat {
             let page = try store.list(namespace: nil, selector: .everything, after: after, limit: 500)
             for document in page.documents {
                 guard let json = try? JSONParser.parse(document), let record = ServiceDecoder.storedRecord(json) else { continue }
-                if record.service.healthCheck != nil {
-                    liveness.update(namespace: record.service.namespace, name: record.service.name, service: record.service)
+                if record.service.healthCheck != nil || !record.service.hosts.isEmpty {
+                    RegistryApplication.follow(
+                        record.service, namespace: record.service.namespace, name: record.service.name, liveness: liveness, dns: dns)
                 }
             }
             after = page.next

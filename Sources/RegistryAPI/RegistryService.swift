@@ -1,7 +1,7 @@
 import Foundation
 public import HTTPServer
 import KubernetesClient
-import Liveness
+public import Liveness
 public import Logging
 import Reconciler
 import RegistryResources
@@ -23,7 +23,8 @@ public final class RegistryService: Sendable {
     /// Opens the database (creating its directory), migrates it, and starts listening.
     ///
     /// - Throws: `StartupError`, a sentence naming what could not be used and why.
-    public init(configuration: ServerConfiguration, logger: Logger) throws(StartupError) {
+    /// `resolver`: resolves the `host` of addresses given by DNS name (c-ares; tests give a fake).
+    public init(configuration: ServerConfiguration, logger: Logger, resolver: any Resolver = CAresResolver()) throws(StartupError) {
         self.configuration = configuration
         self.logger = logger
         try StartupError.createDirectory(for: configuration.databasePath)
@@ -74,12 +75,11 @@ public final class RegistryService: Sendable {
         application = RegistryApplication(
             store: store, logger: logger, authenticator: authenticator, openness: configuration.openness, clusters: clusters,
             defaultClusters: configuration.defaultClusters, reconcilerConfiguration: reconcilerConfiguration,
-            livenessConfiguration: livenessConfiguration)
+            livenessConfiguration: livenessConfiguration, resolver: resolver)
         retention = Retention(
             store: store, policy: Retention.Policy(auditRetentionDays: configuration.auditRetentionDays, historyLimit: configuration.historyLimit),
             aggregator: application.refusals, logger: logger)
         retention.start()
-        application.reconciler.start()
         do {
             try application.startLiveness()
         } catch {
@@ -87,10 +87,13 @@ public final class RegistryService: Sendable {
             // with the services as they are registered later.
             logger.error("health checks could not load the registered services: \(error)")
         }
+        // After the first resolution of the `host` names (see `startLiveness`).
+        application.reconciler.start()
         do {
             server = try HTTPServer(configuration: configuration.http, handler: application)
         } catch {
             _ = application.liveness.shutdown(deadline: .seconds(1))
+            _ = application.dns.shutdown(deadline: .seconds(1))
             _ = application.reconciler.shutdown(deadline: .seconds(1))
             retention.stop()
             throw .listen(error.description)
@@ -182,6 +185,9 @@ public final class RegistryService: Sendable {
         logger.notice("shutting down", metadata: ["inFlight": "\(server.requestsInFlight)"])
         if !application.liveness.shutdown(deadline: .seconds(configuration.shutdownGraceSeconds)) {
             logger.warning("some health-check probes were still running at the shutdown deadline")
+        }
+        if !application.dns.shutdown(deadline: .seconds(configuration.shutdownGraceSeconds)) {
+            logger.warning("a DNS resolution was still running at the shutdown deadline")
         }
         if !application.reconciler.shutdown(deadline: .seconds(configuration.shutdownGraceSeconds)) {
             logger.warning("some cluster applies were still running at the shutdown deadline")

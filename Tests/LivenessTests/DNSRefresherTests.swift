@@ -4,15 +4,18 @@ import Synchronization
 import Testing
 
 @testable import Liveness
+import RegistryCore
 
 /// Answers from a table; never sends a query.
 final class FakeResolver: Resolver {
     let answers = Mutex<[String: Result<[String], ResolveFailure>]>([:])
+    let ttls = Mutex<[String: Int]>([:])
     let queries = Mutex<[String]>([])
 
-    func resolve(_ host: String) -> Result<[String], ResolveFailure> {
+    func resolve(_ host: String) -> Result<ResolvedAddresses, ResolveFailure> {
         queries.withLock { $0.append(host) }
-        return answers.withLock { $0[host] ?? .failure(.notFound) }
+        let ttl = ttls.withLock { $0[host] }
+        return answers.withLock { $0[host] ?? .failure(.notFound) }.map { ResolvedAddresses(addresses: $0, ttlSeconds: ttl) }
     }
 }
 
@@ -95,5 +98,84 @@ final class Clock: Sendable {
         refresher.update(namespace: "default", name: "a", hosts: ["a.example.test"], settings: .init(refreshSeconds: 30, graceSeconds: 300))
         #expect(eventually { refresher.resolution(namespace: "default", name: "a", host: "a.example.test")?.addresses == ["192.0.2.7"] })
         #expect(refresher.shutdown(deadline: .seconds(5)))
+    }
+
+    @Test func theNextResolutionHonoursTheTTLWithinTheFloorAndTheServiceInterval() throws {
+        let resolver = FakeResolver()
+        let clock = Clock()
+        let refresher = DNSRefresher(resolver: resolver, logger: Logger(label: "test"), jitter: 0, now: { clock.time.withLock { $0 } })
+        let settings = DNSRefresher.Settings(refreshSeconds: 30, graceSeconds: 300)
+        resolver.answers.withLock {
+            $0["short.example.test"] = .success(["192.0.2.1"])
+            $0["zero.example.test"] = .success(["192.0.2.2"])
+            $0["long.example.test"] = .success(["192.0.2.3"])
+            $0["none.example.test"] = .success(["192.0.2.4"])
+        }
+        resolver.ttls.withLock { $0 = ["short.example.test": 12, "zero.example.test": 0, "long.example.test": 86_400] }
+        refresher.update(
+            namespace: "default", name: "db", hosts: ["short.example.test", "zero.example.test", "long.example.test", "none.example.test"],
+            settings: settings)
+        refresher.refreshDue()
+        let reports = refresher.reports(namespace: "default", name: "db")
+        func delay(_ host: String) throws -> Double {
+            try #require(reports[host]?.nextAttempt).timeIntervalSince(clock.time.withLock { $0 })
+        }
+        // Within a second: the wall clock is fixed, the monotonic one moves a little.
+        #expect(abs(try delay("short.example.test") - 12) < 1)
+        #expect(abs(try delay("zero.example.test") - 5) < 1)
+        #expect(abs(try delay("long.example.test") - 30) < 1)
+        #expect(abs(try delay("none.example.test") - 30) < 1)
+        #expect(reports["short.example.test"]?.resolution.ttlSeconds == 12)
+    }
+
+    @Test func conditionsNameTheFailingAndMissingHostsAndTheGracePeriod() {
+        let resolver = FakeResolver()
+        let clock = Clock()
+        let refresher = DNSRefresher(resolver: resolver, logger: Logger(label: "test"), jitter: 0, now: { clock.time.withLock { $0 } })
+        resolver.answers.withLock {
+            $0["a.example.test"] = .success(["192.0.2.1"])
+            $0["b.example.test"] = .success(["192.0.2.2"])
+        }
+        refresher.update(
+            namespace: "ns", name: "svc", hosts: ["a.example.test", "b.example.test"], settings: .init(refreshSeconds: 5, graceSeconds: 0))
+        refresher.refreshDue()
+        #expect(refresher.conditions(namespace: "ns", name: "svc").isEmpty)
+        let epoch = refresher.epoch(namespace: "ns", name: "svc")
+        #expect(epoch > 0)
+        resolver.answers.withLock {
+            $0["a.example.test"] = .failure(.failed("SERVFAIL"))
+            $0["b.example.test"] = .failure(.notFound)
+        }
+        // Make both due now (a shorter interval applies at once; 0 is not allowed, so re-add them).
+        refresher.update(namespace: "ns", name: "svc", hosts: [], settings: .init(refreshSeconds: 5, graceSeconds: 0))
+        refresher.update(
+            namespace: "ns", name: "svc", hosts: ["a.example.test", "b.example.test"], settings: .init(refreshSeconds: 5, graceSeconds: 0))
+        refresher.refreshDue()
+        let conditions = refresher.conditions(namespace: "ns", name: "svc")
+        #expect(conditions.map(\.type) == [DNSCondition.resolutionFailed, DNSCondition.nameNotFound])
+        #expect(conditions.first?.message.contains("a.example.test") == true)
+        // Grace 0: the NXDOMAIN name renders none at once; re-added names have no last answer.
+        #expect(conditions.last?.reason == "GracePeriodExpired")
+        #expect(refresher.addresses(namespace: "ns", name: "svc") == ["a.example.test": [], "b.example.test": []])
+    }
+
+    @Test func resolvedViewExpandsHostsAndDropsSpecialUseAddresses() {
+        let resolver = FakeResolver()
+        let refresher = DNSRefresher(resolver: resolver, logger: Logger(label: "test"))
+        resolver.answers.withLock { $0["db.example.test"] = .success(["192.0.2.5", "127.0.0.1", "fe80::1", "2001:db8::5"]) }
+        let service = ExternalService(
+            namespace: "default", name: "db", ports: [ServicePort(port: 5432)],
+            addresses: [EndpointAddress(ip: "192.0.2.1"), EndpointAddress(host: "db.example.test", zone: "z1")])
+        // Before the first answer: the host renders nothing.
+        #expect(refresher.resolved(service).addresses.map(\.ip) == ["192.0.2.1"])
+        refresher.update(namespace: "default", name: "db", hosts: service.hosts, settings: .init(service))
+        refresher.refreshDue()
+        let resolved = refresher.resolved(service)
+        #expect(resolved.addresses.map(\.ip) == ["192.0.2.1", "192.0.2.5", "2001:db8::5"])
+        #expect(resolved.addresses.dropFirst().allSatisfy { $0.zone == "z1" && $0.host == "db.example.test" })
+        #expect(
+            Set(refresher.resolution(namespace: "default", name: "db", host: "db.example.test")?.dropped.keys ?? [:].keys) == [
+                "127.0.0.1", "fe80::1",
+            ])
     }
 }

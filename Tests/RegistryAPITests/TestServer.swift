@@ -1,5 +1,7 @@
 import Foundation
 import HTTPServer
+import Liveness
+import Synchronization
 import RegistryStorage
 import Logging
 import RegistryAPI
@@ -11,7 +13,10 @@ final class TestServer {
     var port: UInt16 { service.server.port }
     let databasePath: String
 
-    init(maxBodyBytes: Int = 1 << 20, configure: (inout ServerConfiguration) -> Void = { _ in }) throws {
+    /// `resolver`: what `host` addresses resolve to; by default a table (never the network).
+    init(
+        maxBodyBytes: Int = 1 << 20, resolver: TableResolver = TableResolver(), configure: (inout ServerConfiguration) -> Void = { _ in }
+    ) throws {
         let directory = FileManager.default.temporaryDirectory.appending(path: "registry-api-\(UUID().uuidString)")
         databasePath = directory.appending(path: "registry.sqlite").path()
         var configuration = ServerConfiguration()
@@ -23,7 +28,7 @@ final class TestServer {
         configure(&configuration)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        service = try RegistryService(configuration: configuration, logger: logger)
+        service = try RegistryService(configuration: configuration, logger: logger, resolver: resolver)
     }
 
     /// A server whose only clusters are those of `cluster`'s kubeconfig (no in-cluster target).
@@ -38,6 +43,15 @@ final class TestServer {
     func client() throws -> RawHTTPClient { try RawHTTPClient(port: port) }
 
     deinit { service.shutdown() }
+}
+
+/// Answers DNS questions from a table (unknown names: NXDOMAIN), so that no test sends a query.
+final class TableResolver: Resolver {
+    let answers = Mutex<[String: Result<[String], ResolveFailure>]>([:])
+
+    func resolve(_ host: String) -> Result<ResolvedAddresses, ResolveFailure> {
+        answers.withLock { $0[host] ?? .failure(.notFound) }.map { ResolvedAddresses(addresses: $0, ttlSeconds: 30) }
+    }
 }
 
 /// Repository paths used by the tests.

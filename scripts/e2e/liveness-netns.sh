@@ -70,6 +70,11 @@ echo "ok: registered"
 ready_is "192.0.2.10,192.0.2.11" || { echo "FAIL: a new registration is not rendered ready"; exit 1; }
 echo "ok: unknown addresses rendered ready"
 waitfor 15 "both healthy" states_are "healthy,healthy"
+[ "$(curl -sf "$SVC" | python3 -c '
+import json, sys
+print(",".join(a["health"]["state"] for a in json.load(sys.stdin)["addresses"]))')" = "healthy,healthy" ] \
+    || { echo "FAIL: the service document does not show each address's health: $(curl -s "$SVC")"; exit 1; }
+echo "ok: the service document shows each address's health"
 
 # A tcp check (plain nonblocking connect): the address with no listener is refused.
 curl -sf -X POST "$API/v1/services" -H 'Content-Type: application/json' -d '{

@@ -11,11 +11,13 @@ import RegistryStorage
 struct HealthHandlers: Sendable {
     let store: ServiceStore
     let liveness: HealthChecker
+    /// `host` addresses are listed as the IPs they resolve to, each with its `host` (issue 13).
+    var dns: DNSRefresher? = nil
 
     func getServiceHealth(_ context: RequestContext) throws -> HTTPResponse {
         let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
         guard let record = try store.record(namespace: namespace, name: name) else { throw StoreError.notFound(namespace: namespace, name: name) }
-        let service = record.service
+        let service = dns?.resolved(record.service) ?? record.service
         let effective = liveness.effective(service)
         let report = service.healthCheck == nil ? nil : liveness.report(namespace: namespace, name: name)
         var byTarget: [ProbeTarget: AddressHealth] = [:]
@@ -24,6 +26,7 @@ struct HealthHandlers: Sendable {
         for (index, address) in service.addresses.enumerated() {
             var object = JSONObject()
             object["ip"] = .string(address.ip)
+            if let host = address.host { object["host"] = .string(host) }
             let port = service.healthCheck?.probePort(for: address, servicePorts: service.ports)
             if let port { object["probePort"] = .integer(port) }
             object["ready"] = .bool(address.ready)
@@ -49,14 +52,7 @@ struct HealthHandlers: Sendable {
         body["name"] = .string(name)
         body["healthCheck"] = service.healthCheck.map(ServiceEncoder.json) ?? .null
         body["addresses"] = .array(addresses)
-        body["conditions"] = .array(
-            (report?.conditions ?? []).map { condition in
-                .object(
-                    JSONObject([
-                        ("type", .string(condition.type)), ("status", .string(condition.status ? "True" : "False")),
-                        ("lastTransitionTime", .string(ServiceStore.rfc3339(condition.lastTransitionTime))), ("message", .string(condition.message)),
-                    ]))
-            })
+        body["conditions"] = .array(ServiceView.conditions(report: report, dns: dns, namespace: namespace, name: name))
         body["events"] = .array(
             (report?.events ?? []).reversed().map { event in
                 var object = JSONObject()

@@ -12,6 +12,8 @@ struct ManifestHandlers: Sendable {
     var defaultClusters: [String] = []
     /// Effective readiness of health-checked addresses (issue 13).
     var liveness: HealthChecker? = nil
+    /// The addresses `host` addresses resolve to (issue 13).
+    var dns: DNSRefresher? = nil
 
     /// The output format: `?format=` wins, then `Accept` (RFC 9110 §12.5.1: the media ranges in
     /// order of their `q`, `q=0` refused). JSON, the contract's first media type, when there is no
@@ -57,19 +59,33 @@ struct ManifestHandlers: Sendable {
 
     /// The rendering of `version`, from the cache or rendered now; nil if the service is gone.
     private func rendered(_ version: ServiceVersion, mode: EndpointsMode?, format: ManifestFormat) throws -> RenderedService? {
-        let epoch = healthEpoch(version.key)
-        let key = RenderCache.Key(version: version, mode: mode, format: format, healthEpoch: epoch)
+        let epochs = self.epochs(version.key)
+        let key = RenderCache.Key(version: version, mode: mode, format: format, healthEpoch: epochs.health, dnsEpoch: epochs.dns)
         if let hit = cache.cached(key) { return hit }
         guard let record = try store.record(namespace: version.key.namespace, name: version.key.name) else { return nil }
         let current = ServiceVersion(key: version.key, uid: record.uid, revision: record.revision)
-        return cache.rendered(RenderCache.Key(version: current, mode: mode, format: format, healthEpoch: epoch)) {
-            RenderCache.render(liveness?.effective(record.service) ?? record.service, mode: mode, format: format)
+        return cache.rendered(RenderCache.Key(version: current, mode: mode, format: format, healthEpoch: epochs.health, dnsEpoch: epochs.dns)) {
+            RenderCache.render(effective(record.service), mode: mode, format: format)
         }
     }
 
-    /// Changes when health checks change what is rendered ready (0 without a health check).
-    private func healthEpoch(_ key: ServiceKey) -> Int {
-        liveness?.epoch(namespace: key.namespace, name: key.name) ?? 0
+    /// What is rendered for a registration: its `host` addresses resolved, then the effective
+    /// readiness of health checks applied (as the reconciler's view).
+    private func effective(_ service: ExternalService) -> ExternalService {
+        let resolved = dns?.resolved(service) ?? service
+        return liveness?.effective(resolved) ?? resolved
+    }
+
+    /// Change when health checks change what is rendered ready, and when `host` addresses
+    /// resolve to other addresses (0 without).
+    private func epochs(_ key: ServiceKey) -> (health: Int, dns: Int) {
+        (liveness?.epoch(namespace: key.namespace, name: key.name) ?? 0, dns?.epoch(namespace: key.namespace, name: key.name) ?? 0)
+    }
+
+    /// The entity tag suffix of the epochs (empty when both are 0, so that tags of services
+    /// without health checks or host addresses stay what they were).
+    private static func epochSuffix(_ epochs: (health: Int, dns: Int)) -> String {
+        (epochs.health == 0 ? "" : "-h\(epochs.health)") + (epochs.dns == 0 ? "" : "-d\(epochs.dns)")
     }
 
     /// The body is sent from the cached renderings themselves (segments), so that many clients
@@ -107,9 +123,8 @@ struct ManifestHandlers: Sendable {
         guard let version = try store.version(namespace: namespace, name: name),
             let rendered = try rendered(version, mode: mode, format: format)
         else { throw StoreError.notFound(namespace: namespace, name: name) }
-        let epoch = healthEpoch(version.key)
         let etag =
-            "\"\(version.revision)-\(version.uid.prefix(8))-\(mode?.rawValue ?? "default")-\(format.rawValue)\(epoch == 0 ? "" : "-h\(epoch)")\""
+            "\"\(version.revision)-\(version.uid.prefix(8))-\(mode?.rawValue ?? "default")-\(format.rawValue)\(Self.epochSuffix(epochs(version.key)))\""
         if RequestChecks.notModified(context.request, etag: etag) { return Responses.notModified(etag: etag) }
         return response(format, [rendered], etag: etag)
     }
@@ -127,7 +142,11 @@ struct ManifestHandlers: Sendable {
         // (rendering is deterministic), so their digest is the entity tag: any write to a listed
         // service, and any creation or deletion in the listed set, changes it.
         var identity = "\(mode?.rawValue ?? "default") \(format.rawValue)\n"
-        for version in versions { identity += "\(version.key.namespace)/\(version.key.name) \(version.uid) \(version.revision)\n" }
+        // Plus the health and DNS epochs: a change of effective readiness or of resolved addresses
+        // changes the output without a new revision.
+        for version in versions {
+            identity += "\(version.key.namespace)/\(version.key.name) \(version.uid) \(version.revision)\(Self.epochSuffix(epochs(version.key)))\n"
+        }
         let etag = Responses.digestETag(Array(identity.utf8))
         if RequestChecks.notModified(request, etag: etag) { return Responses.notModified(etag: etag) }
         let items = try versions.compactMap { try rendered($0, mode: mode, format: format) }

@@ -21,6 +21,8 @@ final class RenderCache: Sendable {
         var format: ManifestFormat
         /// `HealthChecker.epoch` of the service: the effective readiness rendered.
         var healthEpoch = 0
+        /// `DNSRefresher.epoch` of the service: the addresses its `host` addresses resolved to.
+        var dnsEpoch = 0
     }
 
     private struct State {

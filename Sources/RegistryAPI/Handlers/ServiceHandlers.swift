@@ -1,5 +1,6 @@
 import HTTPServer
 import KubernetesClient
+import Liveness
 import Reconciler
 import RegistryCore
 import RegistryStorage
@@ -10,6 +11,9 @@ struct ServiceHandlers: Sendable {
     let push: PushHandlers
     /// `clusters` of a service created or replaced without the field (`--default-clusters`).
     var defaultClusters: [String] = []
+    /// The observations `GET` of one service shows (issue 13; see `ServiceView`).
+    var liveness: HealthChecker? = nil
+    var dns: DNSRefresher? = nil
 
     static func location(_ namespace: String, _ name: String) -> String { "/v1/services/\(namespace)/\(name)" }
 
@@ -131,8 +135,11 @@ struct ServiceHandlers: Sendable {
         guard let stored = try store.document(namespace: namespace, name: name) else {
             throw StoreError.notFound(namespace: namespace, name: name)
         }
+        // The entity tag is the registration's: the observations added below (resolution,
+        // health, conditions) are not revisions and leave it unchanged.
         if RequestChecks.notModified(context.request, etag: stored.etag) { return Responses.notModified(etag: stored.etag) }
-        return Responses.json(200, stored.document, etag: stored.etag)
+        guard let liveness, let dns else { return Responses.json(200, stored.document, etag: stored.etag) }
+        return Responses.json(200, ServiceView.document(stored.document, liveness: liveness, dns: dns), etag: stored.etag)
     }
 
     /// - Remark: HTTP `PUT /v1/services/{namespace}/{name}`
@@ -288,10 +295,12 @@ struct ServiceHandlers: Sendable {
             try RequestChecks.checkWritePreconditions(context.request, current: current)
             if service.addresses.contains(address) { return service }
             let ports = address.backendPorts(for: service.ports)
-            if let index = service.addresses.firstIndex(where: { $0.ip == address.ip && $0.backendPorts(for: service.ports) == ports }) {
+            if let index = service.addresses.firstIndex(where: {
+                $0.ip == address.ip && $0.host == address.host && $0.backendPorts(for: service.ports) == ports
+            }) {
                 throw APIError.conflict(
-                    "addresses[\(index)] already has \(address.ip) with the same backend ports but other attributes; DELETE it first or PATCH the service",
-                    field: "ip")
+                    "addresses[\(index)] already has \(address.host ?? address.ip) with the same backend ports but other attributes; DELETE it first or PATCH the service",
+                    field: address.host == nil ? "ip" : "host")
             }
             service.addresses.append(address)
             let violations = ServiceValidator.validate(service)
@@ -310,8 +319,14 @@ struct ServiceHandlers: Sendable {
     func deleteAddress(_ context: RequestContext) throws -> HTTPResponse {
         let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
         let rawIP = context.parameter("ip")
-        guard let ip = try? IPAddress(parsing: rawIP) else {
-            throw APIError.badRequest("\"\(rawIP)\" is not a valid IPv4 or IPv6 address", field: "ip")
+        // The path segment is an IP, or the `host` of an address given by DNS name (issue 13).
+        let ip: String
+        if let parsed = try? IPAddress(parsing: rawIP) {
+            ip = parsed.description
+        } else if ServiceValidator.validateHost(rawIP, path: "ip").isEmpty {
+            ip = rawIP
+        } else {
+            throw APIError.badRequest("\"\(rawIP)\" is neither a valid IPv4 or IPv6 address nor a DNS name (DNS-1123 subdomain)", field: "ip")
         }
         let port = try context.request.queryValue("port").map { text throws(APIError) in
             guard let value = Int(text), (1...65535).contains(value) else {
@@ -325,7 +340,7 @@ struct ServiceHandlers: Sendable {
             var service = current.service
             let matches = service.addresses.indices.filter { index in
                 let address = service.addresses[index]
-                guard address.ip == ip.description else { return false }
+                guard address.isUnresolvedHost ? address.host == ip : address.ip == ip else { return false }
                 return port.map { address.backendPorts(for: service.ports).contains($0) } ?? true
             }
             guard !matches.isEmpty else {

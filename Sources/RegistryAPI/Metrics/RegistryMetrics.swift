@@ -10,7 +10,7 @@ import Synchronization
 /// bootstrap, so several servers can live in one process): requests by route, method and
 /// status; latency histograms by route and method; and, read at scrape time, the number of
 /// services and addresses and the size of the database.
-final class RegistryMetrics: ReconcilerObserver, LivenessObserver, Sendable {
+final class RegistryMetrics: ReconcilerObserver, LivenessObserver, DNSObserver, Sendable {
     private let registry = PrometheusCollectorRegistry()
     private let reconcilerReference = Mutex<Reconciler?>(nil)
     /// Read at scrape time for the queue depth and per-cluster gauges.
@@ -22,6 +22,12 @@ final class RegistryMetrics: ReconcilerObserver, LivenessObserver, Sendable {
     var liveness: HealthChecker? {
         get { livenessReference.withLock { $0 } }
         set { livenessReference.withLock { $0 = newValue } }
+    }
+    private let dnsReference = Mutex<DNSRefresher?>(nil)
+    /// Read at scrape time for the number of names resolved.
+    var dns: DNSRefresher? {
+        get { dnsReference.withLock { $0 } }
+        set { dnsReference.withLock { $0 = newValue } }
     }
     private let factory: PrometheusMetricsFactory
     private let probeTimer = Mutex<CoreMetrics.Timer?>(nil)
@@ -126,7 +132,15 @@ final class RegistryMetrics: ReconcilerObserver, LivenessObserver, Sendable {
         counter("endpoint_registry_health_fail_open_total", [("namespace", namespace), ("service", name)]).increment()
     }
 
+    /// `endpoint_registry_dns_resolutions_total{result}`: success, notfound, failure.
+    func resolved(result: String) {
+        counter("endpoint_registry_dns_resolutions_total", [("result", result)]).increment()
+    }
+
     func exposition(store: ServiceStore) -> [UInt8] {
+        if let dns {
+            CoreMetrics.Gauge(label: "endpoint_registry_dns_hosts", factory: factory).record(dns.hostCount)
+        }
         if let liveness {
             for entry in liveness.counts() {
                 for (state, count) in [("healthy", entry.healthy), ("unhealthy", entry.unhealthy), ("unknown", entry.unknown)] {

@@ -58,10 +58,13 @@ public struct ServicePort: Sendable, Equatable {
     }
 }
 
-/// One backend of the service: an IP, optionally with its own backend port(s).
+/// One backend of the service: an IP, or a DNS name (`host`) the registry resolves, optionally
+/// with its own backend port(s).
 public struct EndpointAddress: Sendable, Equatable {
     /// Canonical text form (see `IPAddress`) when the address parses; the text as given
-    /// otherwise (validation then reports it). Setting it parses it again.
+    /// otherwise (validation then reports it). Setting it parses it again. Empty for an address
+    /// given by `host` as registered; set to one resolved IP in the addresses `resolvingHosts`
+    /// expands it to.
     public var ip: String {
         didSet { parsedIP = Result { () throws(IPAddress.ParseError) in try IPAddress(parsing: ip) } }
     }
@@ -78,10 +81,13 @@ public struct EndpointAddress: Sendable, Equatable {
     public var ready: Bool
     /// The names of the service ports this address serves, in any order; nil: every port.
     public var servedPorts: [String]?
+    /// Issue 13: a DNS-1123 subdomain whose A and AAAA records are the addresses (instead of
+    /// `ip`, which is then empty). Rendered as the IPs it currently resolves to.
+    public var host: String?
 
     public init(
         ip: String, port: Int? = nil, ports: [String: Int]? = nil, hostname: String? = nil, zone: String? = nil,
-        ready: Bool = true, servedPorts: [String]? = nil
+        ready: Bool = true, servedPorts: [String]? = nil, host: String? = nil
     ) {
         let parsed = Result { () throws(IPAddress.ParseError) in try IPAddress(parsing: ip) }
         self.parsedIP = parsed
@@ -92,7 +98,20 @@ public struct EndpointAddress: Sendable, Equatable {
         self.zone = zone
         self.ready = ready
         self.servedPorts = servedPorts
+        self.host = host
     }
+
+    /// An address given by DNS name, as registered (no IP yet).
+    public init(
+        host: String, port: Int? = nil, ports: [String: Int]? = nil, hostname: String? = nil, zone: String? = nil, ready: Bool = true,
+        servedPorts: [String]? = nil
+    ) {
+        self.init(ip: "", port: port, ports: ports, hostname: hostname, zone: zone, ready: ready, servedPorts: servedPorts, host: host)
+    }
+
+    /// Whether this is an address given by `host` that has not been expanded to an IP: it
+    /// renders nothing by itself.
+    public var isUnresolvedHost: Bool { host != nil && ip.isEmpty }
 
     /// Whether this address serves `servicePort`.
     public func serves(_ servicePort: ServicePort) -> Bool {
@@ -152,6 +171,12 @@ public struct ExternalService: Sendable, Equatable {
     public var spec = ServiceSpecFields()
     /// Liveness (issue 13): how each address is checked; `nil`: addresses are ready as registered.
     public var healthCheck: HealthCheck?
+    /// Issue 13: longest time in seconds between two resolutions of each `host` address (a
+    /// shorter record TTL makes it sooner, see `DNSSettings`); nil: `DNSSettings.defaultRefreshSeconds`.
+    public var dnsRefreshSeconds: Int?
+    /// Issue 13: seconds a `host` that no longer exists (NXDOMAIN) keeps its last resolved
+    /// addresses; nil: `DNSSettings.defaultGraceSeconds`.
+    public var dnsGraceSeconds: Int?
 
     public init(
         namespace: String = ExternalService.defaultNamespace, name: String, description: String? = nil,
@@ -188,6 +213,7 @@ extension ExternalService {
             case let (left?, right?) where left != right: return left < right
             case (nil, _?): return false
             case (_?, nil): return true
+            case (nil, nil) where lhs.address.host != rhs.address.host: return (lhs.address.host ?? "") < (rhs.address.host ?? "")
             default: return lhs.ports.map { $0 ?? 0 }.lexicographicallyPrecedes(rhs.ports.map { $0 ?? 0 })
             }
         }.map(\.address)
@@ -199,6 +225,13 @@ extension ExternalService {
             healthCheck = check
         }
         normalizeSpecFields()
+        normalizeDNSFields()
+    }
+
+    /// Issue 13: `dnsRefreshSeconds`/`dnsGraceSeconds` equal to their defaults are stored as absent.
+    mutating func normalizeDNSFields() {
+        if dnsRefreshSeconds == DNSSettings.defaultRefreshSeconds { dnsRefreshSeconds = nil }
+        if dnsGraceSeconds == DNSSettings.defaultGraceSeconds { dnsGraceSeconds = nil }
     }
 
     /// Issue-12 spec fields: values equal to the defaults are stored as absent, so that a

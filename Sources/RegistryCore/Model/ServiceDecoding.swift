@@ -206,11 +206,13 @@ private final class Reader {
     static let serviceFields: Set<String> = Set([
         "namespace", "name", "description", "labels", "annotations", "type", "externalName", "ports", "addresses",
         "endpointsMode", "clusters", "healthCheck", "uid", "revision", "createdAt", "updatedAt", "warnings",
+        "dnsRefreshSeconds", "dnsGraceSeconds", "status",
     ]).union(specFieldNames)
     static let specFieldNames = ServiceSpecFields.fieldNames
 
     static let portFields: Set<String> = ["name", "protocol", "port", "targetPort", "appProtocol", "nodePort"]
-    static let addressFields: Set<String> = ["ip", "port", "ports", "hostname", "zone", "ready", "servedPorts"]
+    /// `resolution` and `health` are read-only views that `GET` adds (issue 13); sent back, they are ignored.
+    static let addressFields: Set<String> = ["ip", "host", "port", "ports", "hostname", "zone", "ready", "servedPorts", "resolution", "health"]
 
     func service(_ object: JSONObject) -> ServiceInput {
         checkKnown(object, path: "", known: Reader.serviceFields)
@@ -234,6 +236,8 @@ private final class Reader {
             clusters: stringList(object, "clusters", path: ""),
             healthCheck: healthCheck(object, "healthCheck"))
         service.spec = specFields(object)
+        service.dnsRefreshSeconds = integer(object["dnsRefreshSeconds"], path: "dnsRefreshSeconds")
+        service.dnsGraceSeconds = integer(object["dnsGraceSeconds"], path: "dnsGraceSeconds")
         _ = string(object, "createdAt", path: "")
         _ = string(object, "updatedAt", path: "")
         var input = ServiceInput(
@@ -376,9 +380,14 @@ private final class Reader {
     func address(_ object: JSONObject, path: String) -> EndpointAddress {
         checkKnown(object, path: path, known: Reader.addressFields)
         let rawIP = string(object, "ip", path: path)
-        if rawIP == nil && !typeErrorPaths.contains(join(path, "ip")) {
+        let host = string(object, "host", path: path)
+        if rawIP == nil && host == nil && !typeErrorPaths.contains(join(path, "ip")) && !typeErrorPaths.contains(join(path, "host")) {
             typeErrorPaths.insert(join(path, "ip"))
-            violations.append(FieldViolation(join(path, "ip"), .required, "is required"))
+            violations.append(FieldViolation(join(path, "ip"), .required, "is required (or \"host\", a DNS name the registry resolves)"))
+        }
+        if rawIP != nil && host != nil {
+            typeErrorPaths.insert(join(path, "host"))
+            violations.append(FieldViolation(join(path, "host"), .forbidden, "may not be combined with \"ip\": give exactly one of them"))
         }
         var ports: [String: Int]? = nil
         let portsPath = join(path, "ports")
@@ -399,7 +408,8 @@ private final class Reader {
             hostname: string(object, "hostname", path: path),
             zone: string(object, "zone", path: path),
             ready: bool(object, "ready", path: path) ?? true,
-            servedPorts: object["servedPorts"] == nil || object["servedPorts"] == .null ? nil : stringList(object, "servedPorts", path: path))
+            servedPorts: object["servedPorts"] == nil || object["servedPorts"] == .null ? nil : stringList(object, "servedPorts", path: path),
+            host: rawIP == nil ? host : nil)
     }
 }
 
@@ -411,6 +421,7 @@ extension ServiceDecoder {
         var input = Reader().service(object)
         // Defaults written out by the encoder are stored as absent (see `normalizeSpecFields`).
         input.service.normalizeSpecFields()
+        input.service.normalizeDNSFields()
         guard case .string(let uid)? = object["uid"], let revision = object["revision"]?.intValue,
             case .string(let createdAt)? = object["createdAt"], case .string(let updatedAt)? = object["updatedAt"]
         else { return nil }

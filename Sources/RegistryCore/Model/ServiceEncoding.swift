@@ -22,6 +22,11 @@ public enum ServiceEncoder {
         object["ports"] = .array(service.ports.map(json))
         object["addresses"] = .array(service.addresses.map(json))
         if let healthCheck = service.healthCheck { object["healthCheck"] = json(healthCheck) }
+        // Issue 13: written out (with their defaults) when the service has `host` addresses or sets them.
+        if service.dnsRefreshSeconds != nil || service.dnsGraceSeconds != nil || service.addresses.contains(where: { $0.host != nil }) {
+            object["dnsRefreshSeconds"] = .integer(service.effectiveDNSRefreshSeconds)
+            object["dnsGraceSeconds"] = .integer(service.effectiveDNSGraceSeconds)
+        }
         return .object(object)
     }
 
@@ -42,7 +47,11 @@ public enum ServiceEncoder {
 
     public static func json(_ address: EndpointAddress) -> JSONValue {
         var object = JSONObject()
-        object["ip"] = .string(address.ip)
+        if let host = address.host, address.ip.isEmpty {
+            object["host"] = .string(host)
+        } else {
+            object["ip"] = .string(address.ip)
+        }
         if let port = address.port { object["port"] = .integer(port) }
         if let ports = address.ports {
             object["ports"] = .object(JSONObject(ports.keys.sorted().map { ($0, .integer(ports[$0]!)) }))

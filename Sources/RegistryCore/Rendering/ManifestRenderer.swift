@@ -25,6 +25,10 @@ public enum ManifestRenderer {
     public static let descriptionAnnotation = "endpoint-registry/description"
 
     public static func render(_ service: ExternalService, mode: EndpointsMode? = nil) -> Rendering {
+        var service = service
+        // Addresses given by `host` render as the IPs they resolve to (`resolvingHosts`); one
+        // not expanded renders nothing.
+        if service.addresses.contains(where: \.isUnresolvedHost) { service.addresses.removeAll(where: \.isUnresolvedHost) }
         var objects = [self.service(service)]
         guard service.type != .externalName else { return Rendering(objects: objects, warnings: []) }
         let mode = mode ?? service.endpointsMode

@@ -82,6 +82,7 @@ public enum ServiceValidator {
         violations += validateAddresses(service, skipping: skipping)
         violations += validateSpecFields(service, skipping: skipping)
         violations += validateHealthCheck(service, skipping: skipping)
+        violations += validateDNSSettings(service, skipping: skipping)
         return violations
     }
 
@@ -169,13 +170,36 @@ public enum ServiceValidator {
             let problems = validateAddress(address, path: path, in: service, skipping: skipping)
             violations += problems
             guard problems.isEmpty else { continue }
-            let key = AddressKey(ip: address.ip, ports: address.backendPorts(for: service.ports))
+            let key = AddressKey(ip: address.host.map { "host:" + $0 } ?? address.ip, ports: address.backendPorts(for: service.ports))
             if let first = seen[key] {
                 violations.append(
-                    FieldViolation(path, .duplicate, "\(address.ip) with the same backend ports is already addresses[\(first)]"))
+                    FieldViolation(path, .duplicate, "\(address.host ?? address.ip) with the same backend ports is already addresses[\(first)]"))
             } else {
                 seen[key] = index
             }
+        }
+        return violations
+    }
+
+    /// Issue 13: the `host` of an address: a DNS-1123 subdomain (apimachinery
+    /// `pkg/util/validation` `IsDNS1123Subdomain`: lowercase RFC 1123 labels joined by dots, at
+    /// most 253 characters), and not an IP address (which belongs in `ip`).
+    public static func validateHost(_ host: String, path: String) -> [FieldViolation] {
+        if (try? IPAddress(parsing: host)) != nil {
+            return [FieldViolation(path, .invalid, "\"\(host)\": is an IP address; give it as \"ip\"")]
+        }
+        return KubernetesNames.dns1123Subdomain(host).map { FieldViolation(path, .invalid, "\"\(host)\": \($0)") }
+    }
+
+    /// Issue 13: `dnsRefreshSeconds` and `dnsGraceSeconds` within their bounds.
+    static func validateDNSSettings(_ service: ExternalService, skipping: Set<String>) -> [FieldViolation] {
+        var violations: [FieldViolation] = []
+        for (name, value, range) in [
+            ("dnsRefreshSeconds", service.dnsRefreshSeconds, DNSSettings.refreshSecondsRange),
+            ("dnsGraceSeconds", service.dnsGraceSeconds, DNSSettings.graceSecondsRange),
+        ] {
+            guard let value, !skipping.contains(name), !range.contains(value) else { continue }
+            violations.append(FieldViolation(name, .invalid, "\(value): must be between \(range.lowerBound) and \(range.upperBound), inclusive"))
         }
         return violations
     }
@@ -194,7 +218,9 @@ public enum ServiceValidator {
     {
         func field(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
         var violations: [FieldViolation] = []
-        if skipping.isEmpty || !skipping.contains(field("ip")) {
+        if let host = address.host, address.ip.isEmpty {
+            if !skipping.contains(field("host")) { violations += validateHost(host, path: field("host")) }
+        } else if skipping.isEmpty || !skipping.contains(field("ip")) {
             switch address.parsedIP {
             case .success(let parsed):
                 if let reason = parsed.specialUseReason {
