@@ -2,9 +2,10 @@
 
 The manifests routes answer `application/yaml` as a multi-document stream (one Kubernetes object
 per document, as `kubectl apply -f -` reads it); schemathesis' own YAML reader loads a single
-document and fails on a stream. This reader loads every document, checks that each is a
-Kubernetes object (a mapping with apiVersion, kind and metadata.name), and hands schemathesis the
-list of documents to validate against the (unconstrained) YAML schema of the contract.
+document and fails on a stream. This reader loads every document; for the manifests routes it
+checks that each is a Kubernetes object (a mapping with apiVersion, kind and metadata.name) and
+hands schemathesis the list of documents to validate against the (unconstrained) YAML schema of
+the contract; for any other YAML answer (GET /openapi.yaml) it requires exactly one document.
 """
 import schemathesis
 import yaml
