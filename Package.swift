@@ -85,7 +85,9 @@ let package = Package(
 
         // MARK: Tests
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: settings),
-        .testTarget(name: "RegistryCoreTests", dependencies: ["RegistryCore"], exclude: ["Golden"], swiftSettings: settings),
+        .testTarget(
+            name: "RegistryCoreTests", dependencies: ["RegistryCore", .product(name: "Yams", package: "Yams")], exclude: ["Golden"],
+            swiftSettings: settings),
         .testTarget(name: "RegistryStorageTests", dependencies: ["RegistryStorage", "RegistryCore"], swiftSettings: settings),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"], swiftSettings: settings),
         .testTarget(

@@ -41,6 +41,21 @@ import Testing
         }
     }
 
+    /// Small objects check names by scanning, large ones with a set: both find a duplicate, and
+    /// large objects without one parse whole.
+    @Test func findsDuplicateNamesInLargeObjects() throws {
+        let names = (0..<40).map { "\"k\($0)\":\($0)" }
+        for (count, duplicate) in [(2, 0), (15, 14), (16, 0), (17, 16), (40, 3)] {
+            let text = "{" + (names[..<count] + ["\"k\(duplicate)\":0"]).joined(separator: ",") + "}"
+            #expect(throws: JSONSyntaxError.self) { _ = try JSONParser.parse(Array(text.utf8)) }
+        }
+        guard case .object(let object) = try JSONParser.parse(Array(("{" + names.joined(separator: ",") + "}").utf8)) else {
+            Issue.record("not an object")
+            return
+        }
+        #expect(object.keys == (0..<40).map { "k\($0)" })
+    }
+
     @Test func rejectsInvalidUTF8() {
         #expect(throws: JSONSyntaxError.self) { _ = try JSONParser.parse([0x22, 0xFF, 0x22]) }
     }

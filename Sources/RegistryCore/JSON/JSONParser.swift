@@ -93,7 +93,8 @@ public struct JSONParser {
         guard depth <= maxDepth else { throw error("nesting deeper than \(maxDepth) levels") }
         index += 1
         var members: [(key: String, value: JSONValue)] = []
-        var seen = Set<String>()
+        // Duplicate names: a linear scan while the object is small (most are), a set beyond.
+        var seen: Set<String>? = nil
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -106,7 +107,15 @@ public struct JSONParser {
             }
             let keyStart = index
             let key = try parseString()
-            guard seen.insert(key).inserted else {
+            let duplicate: Bool
+            if members.count < 16 {
+                duplicate = members.contains { $0.key == key }
+            } else {
+                var names = seen.take() ?? Set(members.map(\.key))
+                duplicate = !names.insert(key).inserted
+                seen = names
+            }
+            guard !duplicate else {
                 index = keyStart
                 throw error("duplicate member name \"\(key)\"")
             }

@@ -1,6 +1,4 @@
-import Yams
-
-/// Serializations of Kubernetes objects: a multi-document YAML stream (through Yams, so that
+/// Serializations of Kubernetes objects: a multi-document YAML stream (through libyaml, so that
 /// strings such as `"true"`, `"0123"`, `"null"` or `"8080"` stay strings), or a JSON `v1 List`.
 public enum ManifestFormat: String, Sendable, CaseIterable {
     case yaml
@@ -22,62 +20,47 @@ public enum ManifestFormat: String, Sendable, CaseIterable {
             bytes.append(UInt8(ascii: "\n"))
             return bytes
         case .yaml:
-            var text = warnings.map { "# WARNING: \($0)\n" }.joined()
-            if !objects.isEmpty {
-                // Yams only fails on invalid nodes, which `yamlNode` never builds.
-                let tags = Tags()
-                text += (try? Yams.serialize(nodes: objects.map { ManifestFormat.yamlNode($0, tags) }, width: -1, explicitStart: true)) ?? ""
-            }
-            return Array(text.utf8)
+            var bytes = Array(warnings.map { "# WARNING: \($0)\n" }.joined().utf8)
+            YAMLEventEmitter.emit(objects, into: &bytes)
+            return bytes
         }
     }
 
-    /// The tags of one serialization, built once: creating a `Tag` consults Yams' default
-    /// constructor, which dominated the cost of emitting large manifests when done per node.
-    /// (`Tag` is a non-Sendable class, so they are not shared across calls.)
-    struct Tags {
-        let null = Tag(.null)
-        let bool = Tag(.bool)
-        let int = Tag(.int)
-        let float = Tag(.float)
-        let string = Tag(.str)
-    }
-
-    static func yamlNode(_ value: JSONValue, _ tags: Tags = Tags()) -> Node {
-        switch value {
-        case .null: return Node("null", tags.null)
-        case .bool(let flag): return Node(flag ? "true" : "false", tags.bool)
-        case .number(let text): return Node(text, Int(text) != nil ? tags.int : tags.float)
-        case .string(let text): return stringNode(text, tags)
-        case .array(let items): return .sequence(Node.Sequence(items.map { yamlNode($0, tags) }))
-        case .object(let object):
-            return .mapping(Node.Mapping(object.members.map { (stringNode($0.key, tags), yamlNode($0.value, tags)) }))
-        }
-    }
-
-    /// A string scalar, double-quoted whenever a YAML 1.1 or 1.2 reader (kubectl's go-yaml,
-    /// PyYAML, libyaml) could read its plain form as something else: booleans in every spelling
-    /// (`yes`, `on`, …), null, numbers of any base or form, dates, the empty string. Dotted IPv4
-    /// addresses stay plain: no resolver reads them as numbers.
-    static func stringNode(_ text: String, _ tags: Tags) -> Node {
-        Node(text, tags.string, needsQuotes(text) ? .doubleQuoted : .any)
-    }
-
+    /// Whether a string scalar is written double-quoted: whenever a YAML 1.1 or 1.2 reader
+    /// (kubectl's go-yaml, PyYAML, libyaml) could read its plain form as something else: booleans
+    /// in every spelling (`yes`, `on`, …), null, numbers of any base or form, dates, the empty
+    /// string. Dotted IPv4 addresses stay plain: no resolver reads them as numbers. (Other
+    /// strings are left to libyaml, which quotes what its own analysis requires.)
     static func needsQuotes(_ text: String) -> Bool {
-        guard let first = text.utf8.first else { return true }
-        if ambiguousWords.contains(text.lowercased()) { return true }
+        let utf8 = text.utf8
+        guard let first = utf8.first else { return true }
+        // Every ambiguous word has at most 5 bytes, and no longer text lowercases to one.
+        if utf8.count <= 5, ambiguousWords.contains(text.lowercased()) { return true }
         let isDigit = { (byte: UInt8) in byte >= 0x30 && byte <= 0x39 }
         guard isDigit(first) || first == UInt8(ascii: "+") || first == UInt8(ascii: "-") || first == UInt8(ascii: ".") else {
             return false
         }
-        let numberLike = text.utf8.allSatisfy { byte in
-            isDigit(byte) || "_+-.:eExXoObBabcdfABCDF".utf8.contains(byte)
+        var hasDigit = false
+        var dots = 0
+        var onlyDigitsAndDots = true
+        for byte in utf8 {
+            if isDigit(byte) {
+                hasDigit = true
+            } else if byte == UInt8(ascii: ".") {
+                dots += 1
+            } else if numberBytes.contains(byte) {
+                onlyDigitsAndDots = false
+            } else {
+                return false
+            }
         }
-        guard numberLike, text.utf8.contains(where: isDigit) else { return false }
-        let dots = text.utf8.filter { $0 == UInt8(ascii: ".") }.count
-        let dottedDecimal = dots >= 2 && text.utf8.allSatisfy { isDigit($0) || $0 == UInt8(ascii: ".") }
+        guard hasDigit else { return false }
+        let dottedDecimal = dots >= 2 && onlyDigitsAndDots
         return !dottedDecimal
     }
+
+    /// Bytes besides digits and `.` that can occur in a YAML 1.1 or 1.2 number, date or time.
+    private static let numberBytes = Set("_+-:eExXoObBabcdfABCDF".utf8)
 
     private static let ambiguousWords: Set<String> = [
         "y", "n", "yes", "no", "on", "off", "true", "false", "null", "~", ".nan", ".inf", "-.inf", "+.inf", "<<", "=",

@@ -166,7 +166,7 @@ public enum ManifestRenderer {
             return (service.spec.ipFamilyPolicy, service.spec.ipFamilies)
         }
         guard service.type.hasClusterIP else { return (nil, []) }
-        let families = Set(service.addresses.compactMap { try? IPAddress(parsing: $0.ip) }.map(\.family))
+        let families = Set(service.addresses.compactMap { try? $0.parsedIP.get() }.map(\.family))
         if families == [.ipv6] { return (.singleStack, [.ipv6]) }
         if families.count == 2 { return (.preferDualStack, []) }
         return (nil, [])
