@@ -2,6 +2,7 @@
 #define CMICROHTTPD_SHIM_H
 
 #include <stdint.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -133,6 +134,15 @@ static inline int CMicroHTTPD_unsentBytes(int socket)
 {
     int count = 0;
     return ioctl(socket, TIOCOUTQ, &count) == 0 ? count : -1;
+}
+
+/// Whether the peer of `socket` has closed its end (an orderly shutdown read as end of stream,
+/// or a reset), without consuming any byte.
+static inline int CMicroHTTPD_peerClosed(int socket)
+{
+    char byte;
+    ssize_t count = recv(socket, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 /// The client's address as text (numeric IPv4 or IPv6) into `buffer`; empty when unknown.

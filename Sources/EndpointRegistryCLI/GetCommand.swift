@@ -17,9 +17,15 @@ struct Get: ParsableCommand {
             namespace the token may read (-A), optionally filtered by a label selector. The table \
             shows the ports, the ready/total addresses, the clusters whose last push is up to date \
             (in sync/pushed) and the age. -o yaml gives documents that apply accepts unchanged.
+            -w prints the list, then one line (or document) per change as it happens, like \
+            kubectl get -w, until interrupted; --watch-only prints only the changes, and \
+            --output-watch-events the kind of each change (ADDED, MODIFIED, DELETED). The watch \
+            resumes from the last change seen when the server ends it, and lists again (printing \
+            what differs) when the server no longer keeps that change.
             Examples:
               endpoint-registry get services -A
               endpoint-registry get service etcd -o yaml > etcd.yaml
+              endpoint-registry get services -n storage -w
             """)
 
     @Argument(help: "services (or service, svc), then optional names; or service/NAME.")
@@ -32,6 +38,12 @@ struct Get: ParsableCommand {
     var selector: String?
     @Option(name: .shortAndLong, help: "table, wide, yaml, json or name.")
     var output: GetFormat = .table
+    @Flag(name: .shortAndLong, help: "After the list, print each change as it happens (until interrupted).")
+    var watch = false
+    @Flag(help: "Print only the changes, not the list first.")
+    var watchOnly = false
+    @Flag(help: "With -w or --watch-only, print the kind of each change (ADDED, MODIFIED, DELETED); the list's items as ADDED.")
+    var outputWatchEvents = false
     @OptionGroup var client: ClientOptions
 
     func validate() throws {
@@ -44,6 +56,10 @@ struct Get: ParsableCommand {
             throw ValidationError("names cannot be combined with -A or -l")
         }
         let client = try client.client()
+        if watch || watchOnly {
+            try runClient { try watchServices(client, names: Set(names)) }
+            return
+        }
         try runClient {
             var status = ClientExit.success
             var items: [JSONValue] = []
@@ -64,6 +80,93 @@ struct Get: ParsableCommand {
             }
             return status
         }
+    }
+
+    /// `-w` / `--watch-only`: the list (unless watch-only), then each change, resuming after the
+    /// server ends a watch and listing again when the watched version is gone (printing what the
+    /// new list changes: an informer's relist).
+    private func watchServices(_ client: RegistryClient, names: Set<String>) throws -> Int32 {
+        let namespace = allNamespaces ? nil : (namespace ?? "default")
+        func wanted(_ item: JSONValue) -> Bool { names.isEmpty || names.contains(item["name"]?.stringValue ?? "") }
+        func key(_ item: JSONValue) -> String { "\(item["namespace"]?.stringValue ?? "")/\(item["name"]?.stringValue ?? "")" }
+        var known: [String: JSONValue] = [:]
+        var header = true
+        func emit(_ type: String, _ item: JSONValue) throws {
+            Console.out(try renderEvent(type, item, header: header, client: client))
+            header = false
+        }
+        var listing = try client.listServicesWithVersion(namespace: namespace, labelSelector: selector)
+        for item in listing.items where wanted(item) {
+            known[key(item)] = item
+            if !watchOnly { try emit("ADDED", item) }
+        }
+        var version = listing.resourceVersion
+        while true {
+            var failure: (any Error)? = nil
+            let end = try client.watchServices(namespace: namespace, labelSelector: selector, resourceVersion: version) { event in
+                guard let type = event["type"]?.stringValue, let object = event["object"] else { return true }
+                if let seen = object["metadata"]?["resourceVersion"]?.stringValue { version = seen }
+                guard type != "BOOKMARK", wanted(object) else { return true }
+                var item = object
+                if case .object(var members) = object {
+                    members["metadata"] = nil
+                    item = .object(members)
+                }
+                if type == "DELETED" { known[key(item)] = nil } else { known[key(item)] = item }
+                do {
+                    try emit(type, item)
+                } catch {
+                    failure = error
+                    return false
+                }
+                return true
+            }
+            if let failure { throw failure }
+            switch end {
+            case .closed, .stopped:
+                continue
+            case .expired:
+                listing = try client.listServicesWithVersion(namespace: namespace, labelSelector: selector)
+                var fresh: [String: JSONValue] = [:]
+                for item in listing.items where wanted(item) { fresh[key(item)] = item }
+                for (name, item) in fresh.sorted(by: { $0.key < $1.key }) {
+                    guard let old = known[name] else {
+                        try emit("ADDED", item)
+                        continue
+                    }
+                    if old["uid"] != item["uid"] || old["revision"] != item["revision"] { try emit("MODIFIED", item) }
+                }
+                for (name, item) in known.sorted(by: { $0.key < $1.key }) where fresh[name] == nil { try emit("DELETED", item) }
+                known = fresh
+                version = listing.resourceVersion
+            }
+        }
+    }
+
+    /// One change as `get -w` prints it: a table row (the header before the first), a YAML
+    /// document, a JSON object, or a name; with `--output-watch-events` the kind of change too.
+    private func renderEvent(_ type: String, _ item: JSONValue, header: Bool, client: RegistryClient) throws -> String {
+        switch output {
+        case .table, .wide:
+            var table = try render([item], single: false, client: client).split(separator: "\n", omittingEmptySubsequences: false)
+            if !header { table.removeFirst() }
+            let lines = table.filter { !$0.isEmpty }.enumerated().map { index, line in
+                guard outputWatchEvents else { return String(line) }
+                let cell = header && index == 0 ? "EVENT" : type
+                return cell + String(repeating: " ", count: max(1, 11 - cell.count)) + line
+            }
+            return lines.map { $0 + "\n" }.joined()
+        case .yaml:
+            return Output.yaml([outputWatchEvents ? Self.event(type, item) : item])
+        case .json:
+            return Output.json(outputWatchEvents ? Self.event(type, item) : item)
+        case .name:
+            return (outputWatchEvents ? "\(type) " : "") + "service/\(item["name"]?.stringValue ?? "")\n"
+        }
+    }
+
+    private static func event(_ type: String, _ item: JSONValue) -> JSONValue {
+        .object(JSONObject([("type", .string(type)), ("object", item)]))
     }
 
     private func render(_ items: [JSONValue], single: Bool, client: RegistryClient) throws -> String {
@@ -123,7 +226,10 @@ struct Get: ParsableCommand {
     /// In sync/pushed clusters from the push status; `<none>` when never pushed.
     static func clusters(_ item: JSONValue, client: RegistryClient) throws -> String {
         guard let namespace = item["namespace"]?.stringValue, let name = item["name"]?.stringValue else { return "<none>" }
-        let status = try client.send("GET", RegistryClient.servicePath(namespace, name) + "/status").json()
+        // 404: deleted meanwhile (a watch prints deleted services too).
+        let answer = try client.send("GET", RegistryClient.servicePath(namespace, name) + "/status", accept: [404])
+        guard answer.status != 404 else { return "<none>" }
+        let status = try answer.json()
         let records = status["items"]?.arrayValue ?? []
         guard !records.isEmpty else { return "<none>" }
         let inSync = records.filter { $0["outOfDate"]?.boolValue == false }.count

@@ -74,6 +74,8 @@ public struct HTTPResponse: Sendable {
     public var segments: [[UInt8]]
     /// Set by `HTTPResponse.deferred(_:)`: the real response comes later (see `DeferredResponse`).
     public var deferred: DeferredResponse? = nil
+    /// Set by `HTTPResponse.stream(status:headers:_:)`: the body is written later (see `ResponseStream`).
+    public var stream: ResponseStream? = nil
 
     public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
         self.status = status

@@ -131,6 +131,7 @@ public final class HTTPServer: Sendable {
     /// then closes every connection and joins the worker threads.
     public func shutdown(deadline: Duration = .seconds(10)) {
         daemon.quiesceAndStop {
+            context.finishStreams()
             let clock = ContinuousClock()
             let end = clock.now.advanced(by: deadline)
             while context.inFlight.withLock({ $0 }) > 0, clock.now < end {
@@ -142,7 +143,10 @@ public final class HTTPServer: Sendable {
     }
 
     deinit {
-        daemon.quiesceAndStop { context.resumeAllSuspended() }
+        daemon.quiesceAndStop {
+            context.finishStreams()
+            context.resumeAllSuspended()
+        }
         context.tracker.stop()
         Unmanaged.passUnretained(context).release()
     }
@@ -194,6 +198,36 @@ private final class ServerContext: Sendable {
     let inFlight = Mutex(0)
     /// Connections waiting for a deferred response; nil once stopping (no more suspensions).
     let suspended = Mutex<[ObjectIdentifier: SuspendedConnection]?>([:])
+    /// Streamed responses being sent; nil once stopping (a new one is finished at once).
+    let streams = Mutex<[ObjectIdentifier: ResponseStream]?>([:])
+
+    func register(_ stream: ResponseStream) {
+        let registered = streams.withLock { table -> Bool in
+            guard table != nil else { return false }
+            table?[ObjectIdentifier(stream)] = stream
+            return true
+        }
+        if !registered { stream.finish() }
+    }
+
+    func unregister(_ stream: ResponseStream) {
+        streams.withLock { _ = $0?.removeValue(forKey: ObjectIdentifier(stream)) }
+    }
+
+    /// Ends every streamed response after what it has buffered (at shutdown; libmicrohttpd must
+    /// not stop with a connection suspended waiting for stream bytes) and refuses new ones.
+    func finishStreams() {
+        let open = streams.withLock { table -> [ResponseStream] in
+            defer { table = nil }
+            return Array((table ?? [:]).values)
+        }
+        for stream in open { stream.finish() }
+        guard !open.isEmpty else { return }
+        // A finished stream's connection is resumed at once; wait until libmicrohttpd has taken
+        // every one up again (it may not stop with one still suspended).
+        let end = ContinuousClock.now.advanced(by: .seconds(2))
+        while open.contains(where: \.isSuspended), ContinuousClock.now < end { Thread.sleep(forTimeInterval: 0.005) }
+    }
 
     static let unavailable = HTTPResponse(
         status: 503, headers: HTTPHeaders([("Content-Type", "application/problem+json"), ("Connection", "close")]),
@@ -364,7 +398,7 @@ private let accessHandler: MHD_AccessHandlerCallback = {
         state.suspension = nil
         context.suspended.withLock { _ = $0?.removeValue(forKey: ObjectIdentifier(suspension)) }
         guard let response = suspension.take() else { return .NO }
-        return queue(response, on: connection, tracked: tracked)
+        return queue(response, on: connection, tracked: tracked, context: context)
     }
     tracked?.enter(.handling)
     let respond = {
@@ -394,7 +428,7 @@ private let accessHandler: MHD_AccessHandlerCallback = {
         deferred.whenComplete { final in _ = suspension.resume(with: final) }
         return .YES
     }
-    return queue(response, on: connection, tracked: tracked)
+    return queue(response, on: connection, tracked: tracked, context: context)
 }
 
 /// The first call of a request: builds it, makes the transport's checks, and answers refusals.
@@ -478,10 +512,20 @@ private let completedHandler: MHD_RequestCompletedCallback = { cls, connection, 
 /// from the one shared buffer, through the connection's own bounded write buffer.
 private let streamingThreshold = 16 << 10
 
-private func queue(_ response: HTTPResponse, on connection: OpaquePointer, tracked: TrackedConnection?) -> MHD_Result {
+private func queue(_ response: HTTPResponse, on connection: OpaquePointer, tracked: TrackedConnection?, context: ServerContext? = nil) -> MHD_Result {
     let created: OpaquePointer?
     let size = response.bodyCount
-    if size > streamingThreshold || response.segments.count > 1 {
+    if let stream = response.stream, let context {
+        let body = StreamBody(stream: stream, connection: connection, tracked: tracked, context: context)
+        let box = Unmanaged.passRetained(body).toOpaque()
+        // MHD_SIZE_UNKNOWN: chunked transfer coding for HTTP/1.1.
+        created = MHD_create_response_from_callback(UInt64.max, 16 << 10, readStream, box, releaseStream)
+        if created == nil {
+            Unmanaged<StreamBody>.fromOpaque(box).release()
+        } else {
+            context.register(stream)
+        }
+    } else if size > streamingThreshold || response.segments.count > 1 {
         let box = Unmanaged.passRetained(ResponseBody(response.segments)).toOpaque()
         created = MHD_create_response_from_callback(UInt64(size), 32 << 10, readResponseBody, box, releaseResponseBody)
         if created == nil { Unmanaged<ResponseBody>.fromOpaque(box).release() }
@@ -498,6 +542,57 @@ private func queue(_ response: HTTPResponse, on connection: OpaquePointer, track
     let result = MHD_queue_response(connection, UInt32(response.status), created)
     tracked?.enter(.sending)
     return result
+}
+
+/// A streamed body (`ResponseStream`) and the connection it is sent on, reached through the
+/// content reader's `cls`. Used only by the thread serving the connection.
+private final class StreamBody {
+    let stream: ResponseStream
+    let connection: OpaquePointerBox
+    let tracked: TrackedConnection?
+    let context: ServerContext
+    let socket: Int32
+
+    init(stream: ResponseStream, connection: OpaquePointer, tracked: TrackedConnection?, context: ServerContext) {
+        self.stream = stream
+        self.connection = OpaquePointerBox(connection)
+        self.tracked = tracked
+        self.context = context
+        self.socket = CMicroHTTPD_socket(connection)
+    }
+}
+
+@available(*, unavailable)
+extension StreamBody: Sendable {}
+
+/// Hands libmicrohttpd the stream's buffered bytes; with none, suspends the connection (the
+/// next write resumes it) instead of answering 0, which libmicrohttpd would poll in a loop.
+private let readStream: MHD_ContentReaderCallback = { cls, _, buffer, max in
+    guard let cls, let buffer else { return -2 }
+    let body = Unmanaged<StreamBody>.fromOpaque(cls).takeUnretainedValue()
+    let connection = body.connection
+    let socket = body.socket
+    let pulled = body.stream.pull(
+        into: UnsafeMutableRawBufferPointer(start: buffer, count: max),
+        peerClosed: { socket >= 0 && CMicroHTTPD_peerClosed(socket) != 0 },
+        suspend: { MHD_suspend_connection(connection.pointer) },
+        resume: { MHD_resume_connection(connection.pointer) })
+    switch pulled {
+    case .bytes(let count):
+        // Progress: the write deadline restarts (a long stream is not one slow response).
+        body.tracked?.enter(.sending)
+        return count
+    case .end: return -1
+    case .abort: return -2
+    case .wait: return 0
+    }
+}
+
+private let releaseStream: MHD_ContentReaderFreeCallback = { cls in
+    guard let cls else { return }
+    let body = Unmanaged<StreamBody>.fromOpaque(cls).takeRetainedValue()
+    body.context.unregister(body.stream)
+    body.stream.connectionEnded()
 }
 
 /// A response body shared by reference with the handler's result (no copy per connection),

@@ -70,6 +70,22 @@ public enum TransportError: Error, Sendable, CustomStringConvertible {
 /// Sends HTTP requests; the seam tests replace.
 public protocol HTTPTransport: Sendable {
     func send(_ request: KubeRequest, tls: TLSSettings) throws(TransportError) -> KubeResponse
+    /// Sends a request whose successful (2xx) answer is a stream: its body is handed to `body`
+    /// as it arrives (returning false stops the transfer, which is then not an error), and the
+    /// response returned has an empty body. Other answers are returned whole, as `send` does.
+    func stream(_ request: KubeRequest, tls: TLSSettings, body: @escaping ([UInt8]) -> Bool) throws(TransportError) -> KubeResponse
+}
+
+extension HTTPTransport {
+    /// Default: the whole answer at once (for transports that cannot stream).
+    public func stream(_ request: KubeRequest, tls: TLSSettings, body: @escaping ([UInt8]) -> Bool) throws(TransportError) -> KubeResponse {
+        var response = try send(request, tls: tls)
+        if (200..<300).contains(response.status) {
+            _ = body(response.body)
+            response.body = []
+        }
+        return response
+    }
 }
 
 /// HTTP over libcurl (the only importer of CCurl): CA bundles, client certificates and keys
@@ -85,11 +101,21 @@ public struct CurlTransport: HTTPTransport {
     }
 
     public func send(_ request: KubeRequest, tls: TLSSettings) throws(TransportError) -> KubeResponse {
+        try perform(request, tls: tls, stream: nil)
+    }
+
+    public func stream(_ request: KubeRequest, tls: TLSSettings, body: @escaping ([UInt8]) -> Bool) throws(TransportError) -> KubeResponse {
+        try perform(request, tls: tls, stream: body)
+    }
+
+    private func perform(_ request: KubeRequest, tls: TLSSettings, stream: (([UInt8]) -> Bool)?) throws(TransportError) -> KubeResponse {
         guard let handle = pool.checkOut() else { throw .connection("libcurl could not create a handle") }
         var healthy = false
         defer { pool.checkIn(handle, keep: healthy) }
         curl_easy_reset(handle)
         let sink = ResponseSink()
+        sink.stream = stream
+        sink.handle = handle
         let context = Unmanaged.passUnretained(sink).toOpaque()
         let route = Route(request: request, tls: tls)
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
@@ -111,7 +137,15 @@ public struct CurlTransport: HTTPTransport {
             { data, size, count, context in
                 guard let data, let context else { return 0 }
                 let sink = Unmanaged<ResponseSink>.fromOpaque(context).takeUnretainedValue()
-                sink.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: size * count))
+                let bytes = UnsafeRawBufferPointer(start: data, count: size * count)
+                if let stream = sink.stream, let handle = sink.handle, (200..<300).contains(CCurl_responseCode(handle)) {
+                    guard stream(Array(bytes)) else {
+                        sink.stopped = true
+                        return 0
+                    }
+                    return size * count
+                }
+                sink.body.append(contentsOf: bytes)
                 return size * count
             })
         _ = CCurl_setPointer(handle, CURLOPT_WRITEDATA, context)
@@ -150,6 +184,10 @@ public struct CurlTransport: HTTPTransport {
                 _ = CCurl_setPointer(handle, CURLOPT_ERRORBUFFER, nil)
                 return result
             }
+        }
+        if result == CURLE_WRITE_ERROR && sink.stopped {
+            // The stream's consumer stopped it: not a failure, and the connection is not reused.
+            return KubeResponse(status: CCurl_responseCode(handle), headers: sink.headers, body: [])
         }
         guard result == CURLE_OK else {
             let detail = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
@@ -376,4 +414,9 @@ private final class HandlePool: Sendable {
 private final class ResponseSink {
     var body: [UInt8] = []
     var headers: [(name: String, value: String)] = []
+    /// For `stream`: takes the body of a 2xx answer as it arrives.
+    var stream: (([UInt8]) -> Bool)?
+    var handle: UnsafeMutableRawPointer?
+    /// The stream's consumer asked to stop.
+    var stopped = false
 }

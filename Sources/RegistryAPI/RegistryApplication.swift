@@ -26,6 +26,21 @@ public final class RegistryApplication: HTTPHandler {
     public let liveness: HealthChecker
     /// Resolves the `host` addresses of every service; started by `startLiveness()`.
     public let dns: DNSRefresher
+    /// The open watches of `GET /v1/services?watch=true`.
+    let watches: WatchHub
+
+    /// Bounds of the watch (`GET /v1/services?watch=true`).
+    public struct WatchLimits: Sendable {
+        /// Watches open at once; more are answered 429. 0 refuses every watch.
+        public var maxWatchers = 1000
+        /// Bytes of events one watcher may have waiting; a watcher beyond it is dropped.
+        public var bufferBytes = 1 << 20
+        /// Seconds between BOOKMARK events.
+        public var bookmarkIntervalSeconds = 60
+        /// The longest a watch stays open, in seconds.
+        public var maxDurationSeconds = 1800
+        public init() {}
+    }
 
     /// Which otherwise protected documents are open to callers without a token.
     public struct Openness: Sendable {
@@ -38,7 +53,8 @@ public final class RegistryApplication: HTTPHandler {
         store: ServiceStore, logger: Logger, authenticator: TokenAuthenticator? = nil, openness: Openness = Openness(),
         clusters: Clusters = .none, defaultClusters: [String] = [], reconcilerConfiguration: Reconciler.Configuration = Reconciler.Configuration(),
         livenessConfiguration: HealthChecker.Configuration = HealthChecker.Configuration(), prober: any Prober = SocketProber(),
-        resolver: any Resolver = CAresResolver()
+        resolver: any Resolver = CAresResolver(),
+        watchLimits: WatchLimits = WatchLimits()
     ) {
         self.store = store
         self.logger = logger
@@ -74,9 +90,19 @@ public final class RegistryApplication: HTTPHandler {
             reconciler?.effectiveChanged([ServiceKey(namespace: namespace, name: name)])
         }
         let push = PushHandlers(clusters: clusters, reconciler: reconciler, store: store, metrics: metrics, logger: logger)
+        let watches = WatchHub(
+            store: store,
+            limits: WatchHub.Limits(
+                maxWatchers: watchLimits.maxWatchers, bufferBytes: watchLimits.bufferBytes,
+                bookmarkInterval: .seconds(max(1, watchLimits.bookmarkIntervalSeconds)), maxDuration: .seconds(max(1, watchLimits.maxDurationSeconds))
+            ),
+            logger: logger, onDrop: { metrics.recordWatchDropped() })
+        self.watches = watches
+        metrics.watches = watches
         self.router = Router(
             routes: RegistryApplication.routes(
-                services: ServiceHandlers(store: store, push: push, defaultClusters: defaultClusters, liveness: liveness, dns: dns),
+                services: ServiceHandlers(
+                    store: store, push: push, defaultClusters: defaultClusters, liveness: liveness, dns: dns, watches: watches),
                 manifests: ManifestHandlers(store: store, cache: RenderCache(), defaultClusters: defaultClusters, liveness: liveness, dns: dns),
                 audit: AuditHandlers(store: store, refusals: refusals), push: push, metrics: metrics, store: store, openness: openness,
                 health: HealthHandlers(store: store, liveness: liveness, dns: dns)))
@@ -162,7 +188,10 @@ public final class RegistryApplication: HTTPHandler {
                     body: metrics.exposition(store: store))
             },
             Route("POST", "/v1/services", "createService", query: ["dryRun"], permission: .write, handler: services.createService),
-            Route("GET", "/v1/services", "listServices", query: ["namespace", "labelSelector", "limit", "continue"], handler: services.listServices),
+            Route(
+                "GET", "/v1/services", "listServices",
+                query: ["namespace", "labelSelector", "limit", "continue", "watch", "resourceVersion", "allowWatchBookmarks", "timeoutSeconds"],
+                handler: services.listServices),
             Route("GET", "/v1/services/{namespace}/{name}", "getService", handler: services.getService),
             Route(
                 "PUT", "/v1/services/{namespace}/{name}", "replaceService", query: ["dryRun"], permission: .write, handler: services.replaceService),
@@ -341,6 +370,12 @@ public final class RegistryApplication: HTTPHandler {
             outcome: denied ? .denied : .failure, status: response.status, requestID: requestID, detail: detail)
         refusals.record(entry)
     }
+
+    /// Ends every watch (cleanly) and refuses new ones; called first at shutdown.
+    public func stopWatches() { watches.shutdown() }
+
+    /// Watches open now.
+    public var openWatches: Int { watches.count }
 
     /// Records the outcome of a tokens-file reload in the metrics.
     public func recordTokensReload(success: Bool) { metrics.recordTokensReload(success: success) }

@@ -75,10 +75,11 @@ public final class RegistryService: Sendable {
         application = RegistryApplication(
             store: store, logger: logger, authenticator: authenticator, openness: configuration.openness, clusters: clusters,
             defaultClusters: configuration.defaultClusters, reconcilerConfiguration: reconcilerConfiguration,
-            livenessConfiguration: livenessConfiguration, resolver: resolver)
-        retention = Retention(
-            store: store, policy: Retention.Policy(auditRetentionDays: configuration.auditRetentionDays, historyLimit: configuration.historyLimit),
-            aggregator: application.refusals, logger: logger)
+            livenessConfiguration: livenessConfiguration, resolver: resolver, watchLimits: configuration.watch)
+        var policy = Retention.Policy(auditRetentionDays: configuration.auditRetentionDays, historyLimit: configuration.historyLimit)
+        policy.watchHistoryEvents = configuration.watchHistoryEvents
+        policy.watchHistoryMinutes = configuration.watchHistoryMinutes
+        retention = Retention(store: store, policy: policy, aggregator: application.refusals, logger: logger)
         retention.start()
         do {
             try application.startLiveness()
@@ -95,6 +96,7 @@ public final class RegistryService: Sendable {
             _ = application.liveness.shutdown(deadline: .seconds(1))
             _ = application.dns.shutdown(deadline: .seconds(1))
             _ = application.reconciler.shutdown(deadline: .seconds(1))
+            application.stopWatches()
             retention.stop()
             throw .listen(error.description)
         }
@@ -182,7 +184,10 @@ public final class RegistryService: Sendable {
     /// Stops taking work, lets in-flight applies and requests finish (within the grace period),
     /// then checkpoints the database.
     public func shutdown() {
-        logger.notice("shutting down", metadata: ["inFlight": "\(server.requestsInFlight)"])
+        logger.notice("shutting down", metadata: ["inFlight": "\(server.requestsInFlight)", "watches": "\(application.openWatches)"])
+        // Watches end first (cleanly, after what they have buffered): they are requests in
+        // flight that would otherwise hold the grace period.
+        application.stopWatches()
         if !application.liveness.shutdown(deadline: .seconds(configuration.shutdownGraceSeconds)) {
             logger.warning("some health-check probes were still running at the shutdown deadline")
         }

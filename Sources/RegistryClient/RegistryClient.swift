@@ -160,7 +160,19 @@ public struct RegistryClient: Sendable {
 
     /// Every service matching the filters, following `continue` tokens.
     public func listServices(namespace: String?, labelSelector: String?) throws(ClientError) -> [JSONValue] {
+        try listServicesWithVersion(namespace: namespace, labelSelector: labelSelector).items
+    }
+
+    /// Every service matching the filters, and the resource version of the first page (a watch
+    /// from it misses nothing; later pages may already show newer changes, which the watch then
+    /// repeats).
+    public func listServicesWithVersion(
+        namespace: String?, labelSelector: String?
+    ) throws(ClientError) -> (
+        items: [JSONValue], resourceVersion: String
+    ) {
         var items: [JSONValue] = []
+        var resourceVersion: String? = nil
         var continueToken: String? = nil
         repeat {
             var query: [(String, String)] = [("limit", "500")]
@@ -172,8 +184,77 @@ public struct RegistryClient: Sendable {
                 throw .invalidResponse("GET /v1/services did not answer a list")
             }
             items += pageItems
+            if resourceVersion == nil { resourceVersion = object["metadata"]?["resourceVersion"]?.stringValue }
             if case .string(let next)? = object["continue"], !next.isEmpty { continueToken = next } else { continueToken = nil }
         } while continueToken != nil
-        return items
+        return (items, resourceVersion ?? "0")
+    }
+
+    /// How a watch ended.
+    public enum WatchEnd: Sendable, Equatable {
+        /// The server ended it (its timeout, or shutdown): watch again from the last version.
+        case closed
+        /// The version is no longer kept (410, or an ERROR event with code 410): list again.
+        case expired
+        /// `onEvent` asked to stop.
+        case stopped
+    }
+
+    /// `GET /v1/services?watch=true&resourceVersion=…`: calls `onEvent` with each event
+    /// (`{"type": …, "object": …}`) as it arrives, until the server ends the watch, `onEvent`
+    /// returns false, or the version is gone. An ERROR event other than 410 is thrown as a problem.
+    public func watchServices(
+        namespace: String?, labelSelector: String?, resourceVersion: String, timeoutSeconds: Int = 300,
+        onEvent: @escaping (JSONValue) -> Bool
+    ) throws(ClientError) -> WatchEnd {
+        var query: [(String, String)] = [
+            ("watch", "true"), ("resourceVersion", resourceVersion), ("allowWatchBookmarks", "true"), ("timeoutSeconds", String(timeoutSeconds)),
+        ]
+        if let namespace { query.append(("namespace", namespace)) }
+        if let labelSelector, !labelSelector.isEmpty { query.append(("labelSelector", labelSelector)) }
+        var url = settings.server + "/v1/services?"
+        var allowed = CharacterSet.urlQueryAllowed
+        allowed.remove(charactersIn: "&=+;")
+        url += query.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0.1)" }.joined(separator: "&")
+        var headers: [(String, String)] = [("Accept", "application/json"), ("User-Agent", "endpoint-registry-cli")]
+        if let token = settings.token { headers.append(("Authorization", "Bearer \(token)")) }
+        var pending: [UInt8] = []
+        var end = WatchEnd.closed
+        var failure: Problem? = nil
+        let response: KubeResponse
+        do {
+            response = try transport.stream(
+                KubeRequest(method: "GET", url: url, headers: headers, timeout: .seconds(timeoutSeconds + 30)), tls: settings.tls
+            ) { bytes in
+                pending += bytes
+                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                    let line = Array(pending[..<newline])
+                    pending.removeSubrange(...newline)
+                    guard !line.isEmpty, let event = try? JSONParser.parse(line) else { continue }
+                    if event["type"]?.stringValue == "ERROR" {
+                        let status = event["object"]?["code"]?.intValue ?? 500
+                        if status == 410 {
+                            end = .expired
+                        } else {
+                            failure = Problem(
+                                status: status, title: event["object"]?["reason"]?.stringValue ?? "Error",
+                                detail: event["object"]?["message"]?.stringValue ?? "", field: nil, errors: [])
+                        }
+                        return false
+                    }
+                    if !onEvent(event) {
+                        end = .stopped
+                        return false
+                    }
+                }
+                return true
+            }
+        } catch {
+            throw .transport("GET \(settings.server)/v1/services?watch=true: \(error)")
+        }
+        if response.status == 410 { return .expired }
+        if response.status >= 400 { throw .problem(Problem.decode(response.body, status: response.status)) }
+        if let failure { throw .problem(failure) }
+        return end
     }
 }

@@ -50,6 +50,8 @@ public struct ServicePage: Sendable {
     public var documents: [[UInt8]]
     /// Position of the last item, when more items follow.
     public var next: ServiceKey?
+    /// The resource version the page was read at (a watch from it misses no later change).
+    public var resourceVersion = 0
 }
 
 /// A position in the (namespace, name) order.
@@ -406,6 +408,13 @@ public final class ServiceStore: Sendable {
         namespace: String?, selector: LabelSelector, after: ServiceKey?, limit: Int?, allowed: (String) -> Bool = { _ in true }
     ) throws(StoreError) -> ServicePage {
         try read { connection in
+            // One read transaction: the page and its resource version come from one snapshot.
+            try connection.execute("BEGIN")
+            defer {
+                connection.resetStatements()
+                try? connection.execute("COMMIT")
+            }
+            let resourceVersion = try ServiceStore.resourceVersionState(connection).current
             var documents: [[UInt8]] = []
             var lastKey: ServiceKey? = after
             var position = after ?? ServiceKey(namespace: "", name: "")
@@ -429,12 +438,12 @@ public final class ServiceStore: Sendable {
                         guard selector.matches(labels) else { continue }
                     }
                     if let limit, documents.count == limit {
-                        return ServicePage(documents: documents, next: lastKey)
+                        return ServicePage(documents: documents, next: lastKey, resourceVersion: resourceVersion)
                     }
                     documents.append(statement.blob(3))
                     lastKey = position
                 }
-                if rows < batch { return ServicePage(documents: documents, next: nil) }
+                if rows < batch { return ServicePage(documents: documents, next: nil, resourceVersion: resourceVersion) }
             }
         }
     }
@@ -541,6 +550,7 @@ public final class ServiceStore: Sendable {
             try ServiceStore.recordChange(
                 audit, key: ServiceKey(namespace: service.namespace, name: service.name), uid: record.uid, before: nil, after: 1, document: document,
                 status: 201, at: time, into: connection)
+            try ServiceStore.recordEvent(.added, record: record, document: document, previousLabels: nil, at: time, into: connection)
             return (record, document)
         }
         if !dryRun { changed([ServiceChange(key: ServiceKey(namespace: service.namespace, name: service.name), record: created.0)]) }
@@ -577,6 +587,8 @@ public final class ServiceStore: Sendable {
                 try ServiceStore.recordChange(
                     audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: document, status: 200, at: time,
                     into: connection)
+                try ServiceStore.recordEvent(
+                    .modified, record: record, document: document, previousLabels: current.service.labels, at: time, into: connection)
                 return UpdateResult(record: record, document: document, changed: true, created: false)
             }
             let record = ServiceRecord(service: service, uid: ServiceStore.newUID(), revision: 1, createdAt: time, updatedAt: time)
@@ -584,6 +596,7 @@ public final class ServiceStore: Sendable {
             try ServiceStore.insert(record, document: document, into: connection, cache: cache)
             try ServiceStore.recordChange(
                 audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: 201, at: time, into: connection)
+            try ServiceStore.recordEvent(.added, record: record, document: document, previousLabels: nil, at: time, into: connection)
             return UpdateResult(record: record, document: document, changed: true, created: true)
         }
         if result.changed && !dryRun { changed([ServiceChange(key: key, record: result.record)]) }
@@ -618,6 +631,7 @@ public final class ServiceStore: Sendable {
                         try ServiceStore.insert(record, document: document, into: connection, cache: cache)
                         try ServiceStore.recordChange(
                             audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: 200, at: time, into: connection)
+                        try ServiceStore.recordEvent(.added, record: record, document: document, previousLabels: nil, at: time, into: connection)
                         outcomes.append(ImportOutcome(key: key, action: .created, revision: 1))
                         changes.append(ServiceChange(key: key, record: record))
                         continue
@@ -632,6 +646,7 @@ public final class ServiceStore: Sendable {
                     case .skip:
                         outcomes.append(ImportOutcome(key: key, action: .skipped, revision: current.revision))
                     case .replace:
+                        let previousLabels = current.service.labels
                         current.service = service
                         current.revision += 1
                         current.updatedAt = time
@@ -639,6 +654,8 @@ public final class ServiceStore: Sendable {
                         try ServiceStore.recordChange(
                             audit, key: key, uid: current.uid, before: current.revision - 1, after: current.revision, document: document,
                             status: 200, at: time, into: connection)
+                        try ServiceStore.recordEvent(
+                            .modified, record: current, document: document, previousLabels: previousLabels, at: time, into: connection)
                         outcomes.append(ImportOutcome(key: key, action: .updated, revision: current.revision))
                         changes.append(ServiceChange(key: key, record: current))
                     }
@@ -670,7 +687,7 @@ public final class ServiceStore: Sendable {
         let cache = recordCache
         let time = ServiceStore.timestamp(now())
         try write(dryRun: dryRun) { connection in
-            guard let current = try ServiceStore.existing(connection, namespace: namespace, name: name, cache: cache) else {
+            guard let (current, lastDocument) = try ServiceStore.stored(connection, namespace: namespace, name: name, cache: cache) else {
                 throw StoreError.notFound(namespace: namespace, name: name)
             }
             try check(current)
@@ -682,6 +699,7 @@ public final class ServiceStore: Sendable {
             try ServiceStore.recordChange(
                 audit, key: ServiceKey(namespace: namespace, name: name), uid: current.uid, before: current.revision, after: nil, document: nil,
                 status: 204, at: time, into: connection)
+            try ServiceStore.recordEvent(.deleted, record: current, document: lastDocument, previousLabels: nil, at: time, into: connection)
         }
         if !dryRun { changed([ServiceChange(key: ServiceKey(namespace: namespace, name: name), record: nil)]) }
     }

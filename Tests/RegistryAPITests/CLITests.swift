@@ -375,7 +375,8 @@ private let twoServicesFile = """
         let etag = try #require(first.header("ETag"))
         let notModified = try client.request("GET", target, headers: ["If-None-Match": etag])
         #expect(notModified.status == 304 && notModified.body.isEmpty && notModified.header("ETag") == etag)
-        #expect(try client.request("GET", target, headers: ["If-None-Match": "W/\(etag)"]).status == 304)
+        // The weak comparison of If-None-Match (GET /v1/services' tag is weak already).
+        #expect(try client.request("GET", target, headers: ["If-None-Match": etag.hasPrefix("W/") ? etag : "W/\(etag)"]).status == 304)
         // Every kind of write changes it: create, update, delete.
         var seen: Set<String> = [etag]
         let writes: [(String, String, String?)] = [

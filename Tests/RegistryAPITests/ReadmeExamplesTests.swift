@@ -208,7 +208,9 @@ func jsonValues(in text: String) -> [Any] {
     }
 
     /// The blocks that run, in README order (the checks of a block rely on those before it).
-    static let order = ["register-ceph", "register-etcd", "read-and-change", "manifests", "import", "render", "push", "cli", "tokens", "make-token"]
+    static let order = [
+        "register-ceph", "register-etcd", "read-and-change", "manifests", "import", "render", "push", "cli", "watch", "tokens", "make-token",
+    ]
 
     struct Context {
         var output: String
@@ -372,6 +374,13 @@ func jsonValues(in text: String) -> [Any] {
             #expect(saved.contains("hostname: etcd-0") && saved.contains("revision: 2"))
             let etcd = try context.service("default/etcd")
             #expect(etcd["description"] as? String == "the etcd cluster behind the control plane")
+        },
+        "watch": { context in
+            // The patch made after the list, replayed from the list's version; a bookmark at the timeout.
+            #expect(context.output.split(separator: "\n") == [#""type":"MODIFIED""#, #""type":"BOOKMARK""#])
+            let events = try context.file("events.ndjson")
+            #expect(events.contains(#""name":"etcd""#) && events.contains(#""description":"watched""#))
+            #expect(try context.service("default/etcd")["description"] as? String == "watched")
         },
         "tokens": { context in
             let created = try #require(context.json.first)

@@ -137,6 +137,42 @@ public final class RawHTTPClient {
         buffer += chunk[..<count]
     }
 
+    /// Reads the status line and headers of a response, leaving its body to `readChunk()`.
+    public func readHead() throws -> ClientResponse {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        var headEnd: Int? = nil
+        while headEnd == nil {
+            if let range = buffer.firstRange(of: separator) { headEnd = range.lowerBound } else { try fill() }
+        }
+        let head = String(decoding: buffer[..<headEnd!], as: UTF8.self)
+        buffer.removeFirst(headEnd! + 4)
+        var lines = head.components(separatedBy: "\r\n")
+        let statusLine = lines.removeFirst().split(separator: " ")
+        guard statusLine.count >= 2, let status = Int(statusLine[1]) else { throw ClientError.malformed(head) }
+        var headers: [(String, String)] = []
+        for line in lines {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        }
+        return ClientResponse(status: status, headers: headers, body: [])
+    }
+
+    /// Reads the next chunk of a chunked body: its bytes, or nil for the terminating chunk.
+    /// Throws when the connection ends first (or nothing arrives within the receive timeout).
+    public func readChunk() throws -> [UInt8]? {
+        var lineEnd: Int? = nil
+        while lineEnd == nil {
+            if let range = buffer.firstRange(of: [13, 10]) { lineEnd = range.lowerBound } else { try fill() }
+        }
+        let sizeText = String(decoding: buffer[..<lineEnd!], as: UTF8.self)
+        buffer.removeFirst(lineEnd! + 2)
+        guard let size = Int(sizeText.split(separator: ";").first ?? "", radix: 16) else { throw ClientError.malformed(sizeText) }
+        while buffer.count < size + 2 { try fill() }
+        let chunk = Array(buffer[..<size])
+        buffer.removeFirst(size + 2)
+        return size == 0 ? nil : chunk
+    }
+
     /// Reads one response (Content-Length or chunked framing).
     public func readResponse(method: String = "GET") throws -> ClientResponse {
         let separator: [UInt8] = [13, 10, 13, 10]

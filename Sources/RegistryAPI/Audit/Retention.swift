@@ -3,14 +3,18 @@ import Logging
 import RegistryStorage
 import Synchronization
 
-/// Keeps the audit log and the service histories within their bounds: audit lines older than
-/// `auditRetentionDays` and history revisions beyond the newest `historyLimit` per service are
-/// deleted in the background, in batches of `batchSize` so that a writer never waits long, and
+/// Keeps the audit log, the service histories and the watch change log within their bounds:
+/// audit lines older than `auditRetentionDays`, history revisions beyond the newest
+/// `historyLimit` per service, and watch events beyond the newest `watchHistoryEvents` or older
+/// than `watchHistoryMinutes` are deleted in the background, in batches of `batchSize` so that a writer never waits long, and
 /// the refusal aggregator is flushed. Runs on a thread of its own; `stop()` ends it.
 final class Retention: Sendable {
     struct Policy: Sendable {
         var auditRetentionDays: Int
         var historyLimit: Int
+        /// Watch events kept at most (the newest), and the most minutes one is kept.
+        var watchHistoryEvents = 10_000
+        var watchHistoryMinutes = 60
         var batchSize = 500
         /// Seconds between two passes.
         var interval: Duration = .seconds(60)
@@ -58,9 +62,10 @@ final class Retention: Sendable {
 
     /// One full pass: prunes until nothing is left to prune. Returns the lines and revisions deleted.
     @discardableResult
-    func runOnce(now: Date = Date()) -> (audit: Int, history: Int) {
+    func runOnce(now: Date = Date()) -> (audit: Int, history: Int, watchEvents: Int) {
         let cutoff = now.addingTimeInterval(-Double(policy.auditRetentionDays) * 86_400).formatted(.iso8601)
-        var deleted = (audit: 0, history: 0)
+        let watchCutoff = now.addingTimeInterval(-Double(policy.watchHistoryMinutes) * 60).formatted(.iso8601)
+        var deleted = (audit: 0, history: 0, watchEvents: 0)
         do {
             while !isStopped {
                 let count = try store.pruneAudit(olderThan: cutoff, batch: policy.batchSize)
@@ -72,11 +77,20 @@ final class Retention: Sendable {
                 deleted.history += count
                 if count < policy.batchSize { break }
             }
+            while !isStopped {
+                let count = try store.pruneWatchEvents(keep: policy.watchHistoryEvents, olderThan: watchCutoff, batch: policy.batchSize)
+                deleted.watchEvents += count
+                if count < policy.batchSize { break }
+            }
         } catch {
             logger.error("retention pass failed; it is tried again in the next pass", metadata: ["error": "\(error)"])
         }
-        if deleted.audit > 0 || deleted.history > 0 {
-            logger.info("retention", metadata: ["auditLinesDeleted": "\(deleted.audit)", "revisionsDeleted": "\(deleted.history)"])
+        if deleted.audit > 0 || deleted.history > 0 || deleted.watchEvents > 0 {
+            logger.info(
+                "retention",
+                metadata: [
+                    "auditLinesDeleted": "\(deleted.audit)", "revisionsDeleted": "\(deleted.history)", "watchEventsDeleted": "\(deleted.watchEvents)",
+                ])
         }
         return deleted
     }

@@ -43,6 +43,11 @@ public struct ServerConfiguration: Sendable {
     public var clusterConcurrency = 4
     /// Most health-check probes in flight at once.
     public var healthCheckConcurrency = 64
+    /// Bounds of the watch: watchers, per-watcher buffer, bookmark interval, longest watch.
+    public var watch = RegistryApplication.WatchLimits()
+    /// Watch events kept for resuming (the newest), and the most minutes one is kept.
+    public var watchHistoryEvents = 10_000
+    public var watchHistoryMinutes = 60
 
     /// True for 127.0.0.0/8 and ::1.
     public var bindsLoopbackOnly: Bool {

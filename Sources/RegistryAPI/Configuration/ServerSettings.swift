@@ -216,6 +216,42 @@ public enum ServerSettings {
         ) { raw, configuration throws(SettingValueError) in
             configuration.healthCheckConcurrency = try integer(raw, in: 1...1024)
         },
+        setting(
+            "max-watchers", "ENDPOINT_REGISTRY_MAX_WATCHERS", .value(placeholder: "count"), "1000",
+            "Watches (GET /v1/services?watch=true) open at once; more get 429. 0 refuses every watch."
+        ) { raw, configuration throws(SettingValueError) in
+            configuration.watch.maxWatchers = try integer(raw, in: 0...100_000)
+        },
+        setting(
+            "watch-buffer-bytes", "ENDPOINT_REGISTRY_WATCH_BUFFER_BYTES", .value(placeholder: "bytes"), "1048576",
+            "Bytes of events one watcher may have waiting to be sent; a watcher that reads slower is dropped with a final ERROR event."
+        ) { raw, configuration throws(SettingValueError) in
+            configuration.watch.bufferBytes = try integer(raw, in: 4096...(1 << 30))
+        },
+        setting(
+            "watch-timeout", "ENDPOINT_REGISTRY_WATCH_TIMEOUT", .value(placeholder: "seconds"), "1800",
+            "The longest a watch stays open (timeoutSeconds is capped to it); without timeoutSeconds a watch lasts between half of it and all of it."
+        ) { raw, configuration throws(SettingValueError) in
+            configuration.watch.maxDurationSeconds = try integer(raw, in: 1...86_400)
+        },
+        setting(
+            "watch-bookmark-interval", "ENDPOINT_REGISTRY_WATCH_BOOKMARK_INTERVAL", .value(placeholder: "seconds"), "60",
+            "Seconds between BOOKMARK events to watchers that ask for them (allowWatchBookmarks=true)."
+        ) { raw, configuration throws(SettingValueError) in
+            configuration.watch.bookmarkIntervalSeconds = try integer(raw, in: 1...3600)
+        },
+        setting(
+            "watch-history-events", "ENDPOINT_REGISTRY_WATCH_HISTORY_EVENTS", .value(placeholder: "count"), "10000",
+            "Changes kept for watches to resume from (the newest); a watch from an older resourceVersion gets 410 Gone."
+        ) { raw, configuration throws(SettingValueError) in
+            configuration.watchHistoryEvents = try integer(raw, in: 1...10_000_000)
+        },
+        setting(
+            "watch-history-minutes", "ENDPOINT_REGISTRY_WATCH_HISTORY_MINUTES", .value(placeholder: "minutes"), "60",
+            "The most minutes a change is kept for watches to resume from (pruned in the background, with --watch-history-events)."
+        ) { raw, configuration throws(SettingValueError) in
+            configuration.watchHistoryMinutes = try integer(raw, in: 1...525_600)
+        },
     ]
 
     private static func setting(

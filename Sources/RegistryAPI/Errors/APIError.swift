@@ -17,6 +17,11 @@ public enum APIError: Error, Sendable {
     /// The token is known but may not do this; `missing` names the permission or namespace.
     case forbidden(String, missing: String)
     case unavailable(String)
+    /// 410: a watch's `resourceVersion` is older than the kept change log (or newer than the
+    /// current version): the client lists again and watches from the list's version.
+    case expired(String)
+    /// 429: a bounded resource (the watch slots) is in use; retry after `retryAfter` seconds.
+    case tooManyRequests(String, retryAfter: Int)
     /// A cluster's API server failed the request.
     case badGateway(String)
     /// A cluster did not answer within the request's deadline.

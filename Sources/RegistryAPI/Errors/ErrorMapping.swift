@@ -159,6 +159,13 @@ enum ErrorMapping {
             return ProblemDetails(slug: "cluster-timeout", title: "Cluster timeout", status: 504, detail: detail)
         case .unavailable(let detail):
             return ProblemDetails(slug: "unavailable", title: "Service unavailable", status: 503, detail: detail)
+        case .expired(let detail):
+            return ProblemDetails(
+                slug: "expired", title: "Gone", status: 410, detail: detail, violations: [FieldViolation("resourceVersion", .invalid, detail)])
+        case .tooManyRequests(let detail, let retryAfter):
+            var problem = ProblemDetails(slug: "too-many-requests", title: "Too many requests", status: 429, detail: detail)
+            problem.retryAfterSeconds = retryAfter
+            return problem
         }
     }
 }

@@ -14,6 +14,8 @@ struct ServiceHandlers: Sendable {
     /// The observations `GET` of one service shows (issue 13; see `ServiceView`).
     var liveness: HealthChecker? = nil
     var dns: DNSRefresher? = nil
+    /// The open watches (`?watch=true`); nil: watches are refused (503).
+    var watches: WatchHub? = nil
 
     static func location(_ namespace: String, _ name: String) -> String { "/v1/services/\(namespace)/\(name)" }
 
@@ -103,6 +105,18 @@ struct ServiceHandlers: Sendable {
         let request = context.request
         let namespace = try Self.namespaceFilter(context)
         let selector = try LabelSelector(parsing: request.queryValue("labelSelector") ?? "")
+        let watch = try Self.flag(request, "watch")
+        let resourceVersion = try Self.resourceVersion(request)
+        let bookmarks = try Self.flag(request, "allowWatchBookmarks")
+        let timeoutSeconds = try Self.timeoutSeconds(request)
+        if watch {
+            for name in ["limit", "continue"] where request.queryValue(name) != nil {
+                throw APIError.badRequest("\(name) applies to lists, not to watches", field: name)
+            }
+            return try openWatch(
+                context, namespace: namespace, selector: selector, resourceVersion: resourceVersion, bookmarks: bookmarks,
+                timeoutSeconds: timeoutSeconds)
+        }
         var limit: Int? = nil
         if let text = request.queryValue("limit") {
             guard let value = Int(text), (1...10_000).contains(value) else {
@@ -120,13 +134,74 @@ struct ServiceHandlers: Sendable {
         let scope = context.principal.scope
         let page = try store.list(namespace: namespace, selector: selector, after: after, limit: limit, allowed: scope.allows)
         let token = page.next.map { ContinueToken.encode($0.namespace, $0.name) }
-        let body = Responses.list(page.documents, continueToken: token)
-        // The entity tag is a digest of the body: every stored document carries its uid and
+        var body = Responses.list(page.documents, continueToken: token)
+        // The entity tag is a digest of the items: every stored document carries its uid and
         // revision, so any write to a listed service, and any creation or deletion in the
-        // listed set, changes it.
-        let etag = Responses.digestETag(body)
+        // listed set, changes it. It is weak: `metadata.resourceVersion` moves with writes
+        // anywhere, and a client holding an equal list may keep its own (a watch from it is
+        // just as good).
+        let etag = "W/" + Responses.digestETag(body)
         if RequestChecks.notModified(request, etag: etag) { return Responses.notModified(etag: etag) }
+        body.removeLast()
+        body += Array(#","metadata":{"resourceVersion":""#.utf8) + Array(String(page.resourceVersion).utf8) + Array(#""}}"#.utf8)
         return Responses.json(200, body, etag: etag)
+    }
+
+    /// `resourceVersion`: absent, empty or `0` (nil: start from the current state), or a
+    /// version number.
+    static func resourceVersion(_ request: HTTPRequest) throws(APIError) -> Int? {
+        guard let text = request.queryValue("resourceVersion"), !text.isEmpty, text != "0" else { return nil }
+        guard text.utf8.count <= 18, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let value = Int(text) else {
+            throw APIError.badRequest(
+                "resourceVersion must be a resource version number from a list or an event, not \"\(text)\"", field: "resourceVersion")
+        }
+        return value
+    }
+
+    /// `timeoutSeconds`: a positive integer (capped by the server's longest watch), or nil.
+    static func timeoutSeconds(_ request: HTTPRequest) throws(APIError) -> Int? {
+        guard let text = request.queryValue("timeoutSeconds") else { return nil }
+        guard let value = Int(text), value >= 1 else {
+            throw APIError.badRequest("timeoutSeconds must be a positive integer, not \"\(text)\"", field: "timeoutSeconds")
+        }
+        return value
+    }
+
+    /// `GET /v1/services?watch=true`: the events after `resourceVersion` (or the current state as
+    /// ADDED events), then live ones, as newline-delimited JSON (`WatchEncoding`).
+    private func openWatch(
+        _ context: RequestContext, namespace: String?, selector: LabelSelector, resourceVersion: Int?, bookmarks: Bool, timeoutSeconds: Int?
+    ) throws -> HTTPResponse {
+        guard let watches, !watches.isStopped else { throw APIError.unavailable("watches are not available: the server is shutting down") }
+        if let resourceVersion {
+            let state = try store.resourceVersionState()
+            if resourceVersion < state.compacted {
+                throw APIError.expired(
+                    "too old resource version: \(resourceVersion) (the change log starts after \(state.compacted)); list again and watch from the list's metadata.resourceVersion"
+                )
+            }
+            if resourceVersion > state.current {
+                throw APIError.expired(
+                    "resource version \(resourceVersion) is newer than the current one (\(state.current)), as after a restore of the database; list again and watch from the list's metadata.resourceVersion"
+                )
+            }
+        }
+        let longest = watches.limits.maxDuration
+        let duration: Duration =
+            if let timeoutSeconds { min(.seconds(timeoutSeconds), longest) } else { longest * Double.random(in: 0.5...1) }
+        let headers = HTTPHeaders([("Content-Type", WatchEncoding.mediaType), ("Cache-Control", "no-cache, private")])
+        if context.request.method == "HEAD" { return HTTPResponse(status: 200, headers: headers) }
+        guard
+            let stream = watches.open(
+                WatchHub.Request(
+                    resourceVersion: resourceVersion, namespace: namespace, selector: selector, scope: context.principal.scope, bookmarks: bookmarks,
+                    duration: duration))
+        else {
+            if watches.isStopped { throw APIError.unavailable("watches are not available: the server is shutting down") }
+            throw APIError.tooManyRequests(
+                "the server has its limit of \(watches.limits.maxWatchers) watches open; retry shortly", retryAfter: 1)
+        }
+        return .stream(headers: headers, stream)
     }
 
     /// - Remark: HTTP `GET /v1/services/{namespace}/{name}`

@@ -15,6 +15,9 @@ enum MetricsExposition {
         "endpoint_registry_services": "Registered services.",
         "endpoint_registry_addresses": "Registered addresses, over all services.",
         "endpoint_registry_database_bytes": "Size of the database file and its write-ahead log, in bytes.",
+        "endpoint_registry_watches": "Watches (GET /v1/services?watch=true) open now.",
+        "endpoint_registry_watches_dropped_total":
+            "Watches dropped since start because the client read too slowly (their buffer filled); each got a final ERROR event.",
         "endpoint_registry_push_objects_total":
             "Kubernetes objects pushed, by cluster and action (created, configured, unchanged, deleted, failed, conflict).",
         "endpoint_registry_tokens_reload_success":

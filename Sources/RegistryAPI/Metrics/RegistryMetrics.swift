@@ -29,6 +29,11 @@ final class RegistryMetrics: ReconcilerObserver, LivenessObserver, DNSObserver, 
         get { dnsReference.withLock { $0 } }
         set { dnsReference.withLock { $0 = newValue } }
     }
+    private let watchesReference = Mutex<WatchHub?>(nil)
+    var watches: WatchHub? {
+        get { watchesReference.withLock { $0 } }
+        set { watchesReference.withLock { $0 = newValue } }
+    }
     private let factory: PrometheusMetricsFactory
     private let probeTimer = Mutex<CoreMetrics.Timer?>(nil)
     private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
@@ -102,6 +107,11 @@ final class RegistryMetrics: ReconcilerObserver, LivenessObserver, DNSObserver, 
         }
     }
 
+    /// `endpoint_registry_watches_dropped_total`: watchers dropped because their buffer filled.
+    func recordWatchDropped() {
+        counter("endpoint_registry_watches_dropped_total", []).increment()
+    }
+
     /// `endpoint_registry_reconciles_total{cluster, result}`: synced, applied, deleted, failed, conflict.
     func reconciled(cluster: String, result: String) {
         counter("endpoint_registry_reconciles_total", [("cluster", cluster), ("result", result)]).increment()
@@ -164,6 +174,9 @@ final class RegistryMetrics: ReconcilerObserver, LivenessObserver, DNSObserver, 
                     .record(last.timeIntervalSince1970)
                 }
             }
+        }
+        if let watches {
+            CoreMetrics.Gauge(label: "endpoint_registry_watches", factory: factory).record(watches.count)
         }
         if let statistics = try? store.statistics() {
             CoreMetrics.Gauge(label: "endpoint_registry_services", factory: factory).record(statistics.services)

@@ -1,0 +1,372 @@
+import Foundation
+import HTTPServer
+import Logging
+import RegistryCore
+import RegistryStorage
+import Synchronization
+
+/// The watches of `GET /v1/services?watch=true` (the Kubernetes watch protocol): every open
+/// watch, fed from the change log (`watch_events`) by one dispatcher thread.
+///
+/// Writers never wait for watchers: a commit only signals the dispatcher (`ServiceStore.onChange`),
+/// which reads the new events from the database in resource-version order (so events reach every
+/// watcher in commit order, whoever committed them) and appends each one, once encoded, to the
+/// buffer of each watcher that may see it. A watcher whose buffer (`Limits.bufferBytes`) is full
+/// is dropped with a final ERROR event. Each watch is a `ResponseStream`: no worker thread is
+/// held while it waits.
+final class WatchHub: Sendable {
+    struct Limits: Sendable {
+        /// Watches open at once; more are answered 429.
+        var maxWatchers = 1000
+        /// Bytes of events a watcher may have waiting to be sent; beyond it the watcher is dropped.
+        var bufferBytes = 1 << 20
+        /// Seconds between BOOKMARK events (to watchers that asked for them).
+        var bookmarkInterval: Duration = .seconds(60)
+        /// The longest a watch stays open (`timeoutSeconds` is capped to it; without it a watch
+        /// lasts between half of it and all of it, so that reconnections spread out).
+        var maxDuration: Duration = .seconds(1800)
+    }
+
+    /// What a watch asked for.
+    struct Request: Sendable {
+        /// nil: start with the current state (synthetic ADDED events), as `resourceVersion=0`.
+        var resourceVersion: Int?
+        var namespace: String?
+        var selector: LabelSelector
+        var scope: NamespaceScope
+        var bookmarks: Bool
+        var duration: Duration
+    }
+
+    let limits: Limits
+    private let store: ServiceStore
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    /// Called when a watcher is dropped because its buffer was full (counted in the metrics).
+    private let onDrop: @Sendable () -> Void
+
+    private struct State {
+        var watchers: [Int: Watcher] = [:]
+        /// Opened, not yet caught up (the dispatcher does that, in order with live events).
+        var starting: [Watcher] = []
+        var nextID = 0
+        var thread: ThreadState = .idle
+    }
+
+    private enum ThreadState { case idle, running, stopped }
+
+    init(store: ServiceStore, limits: Limits, logger: Logger, onDrop: @escaping @Sendable () -> Void = {}) {
+        self.onDrop = onDrop
+        self.store = store
+        self.limits = limits
+        self.logger = logger
+        store.onChange { [weak self] _ in self?.wake.signal() }
+    }
+
+    /// Watches open now (including those still catching up).
+    var count: Int { state.withLock { $0.watchers.count } }
+
+    /// Opens a watch: a stream that the dispatcher fills; nil when `maxWatchers` are open or the
+    /// hub has stopped (the caller answers 429 / 503).
+    func open(_ request: Request) -> ResponseStream? {
+        let stream = ResponseStream(capacity: limits.bufferBytes)
+        let opened: (Watcher, Bool)? = state.withLock { state in
+            guard state.thread != .stopped, state.watchers.count < limits.maxWatchers else { return nil }
+            state.nextID += 1
+            let watcher = Watcher(id: state.nextID, request: request, stream: stream)
+            state.watchers[watcher.id] = watcher
+            state.starting.append(watcher)
+            let start = state.thread == .idle
+            if start { state.thread = .running }
+            return (watcher, start)
+        }
+        guard let (watcher, start) = opened else { return nil }
+        stream.onClose { [weak self] in self?.remove(watcher.id) }
+        if start { Thread.detachNewThread { [weak self] in self?.run() } }
+        wake.signal()
+        return stream
+    }
+
+    /// Whether no more watches are taken (shutting down).
+    var isStopped: Bool { state.withLock { $0.thread == .stopped } }
+
+    private func remove(_ id: Int) {
+        state.withLock { _ = $0.watchers.removeValue(forKey: id) }
+    }
+
+    /// Ends every watch (cleanly: the stream ends after what is buffered), refuses new ones and
+    /// stops the dispatcher.
+    func shutdown() {
+        let (open, wasRunning) = state.withLock { state -> ([Watcher], Bool) in
+            defer {
+                state.thread = .stopped
+                state.starting = []
+            }
+            return (Array(state.watchers.values), state.thread == .running)
+        }
+        for watcher in open { watcher.stream.finish() }
+        if wasRunning {
+            wake.signal()
+            finished.wait()
+        }
+    }
+
+    // MARK: - Dispatcher
+
+    private func run() {
+        var cursor: Int
+        do {
+            cursor = try store.resourceVersionState().current
+        } catch {
+            logger.error("watches cannot start: the change log cannot be read", metadata: ["error": "\(error)"])
+            cursor = 0
+        }
+        var lastTick = ContinuousClock.now
+        while state.withLock({ $0.thread == .running }) {
+            _ = wake.wait(timeout: .now() + .milliseconds(500))
+            while wake.wait(timeout: .now()) == .success {}  // one pass serves every commit signalled so far
+            let starting = state.withLock { state in
+                defer { state.starting = [] }
+                return state.starting
+            }
+            do {
+                for watcher in starting { try catchUp(watcher, through: cursor) }
+                cursor = try dispatch(after: cursor)
+            } catch {
+                logger.error("watch events could not be read; retrying", metadata: ["error": "\(error)"])
+                // Watchers still starting are retried with the next pass.
+                state.withLock { state in state.starting = starting.filter { !$0.caughtUp } + state.starting }
+            }
+            let now = ContinuousClock.now
+            if now - lastTick >= .seconds(1) {
+                lastTick = now
+                tick(now: now, cursor: cursor)
+            }
+        }
+        finished.signal()
+    }
+
+    /// Sends a new watcher what it missed up to `cursor` (the state, or the kept events after
+    /// its version); from then on it receives live events.
+    private func catchUp(_ watcher: Watcher, through cursor: Int) throws {
+        guard !watcher.stream.isClosed else { return }
+        let request = watcher.request
+        var position: Int
+        if let version = request.resourceVersion {
+            position = version
+        } else {
+            var after: ServiceKey? = nil
+            position = 0
+            repeat {
+                let page = try store.list(
+                    namespace: request.namespace, selector: request.selector, after: after, limit: 500, allowed: request.scope.allows)
+                if after == nil { position = page.resourceVersion }
+                // Later pages may be newer; their events are replayed below, so nothing is lost.
+                for document in page.documents {
+                    watcher.stream.write(WatchEncoding.event(.added, document: document, resourceVersion: position), force: true)
+                }
+                after = page.next
+            } while after != nil
+        }
+        while position < cursor {
+            let batch = try store.watchEvents(after: position, limit: 500)
+            if batch.state.compacted > position {
+                end(watcher, with: WatchEncoding.expired(position, compacted: batch.state.compacted))
+                return
+            }
+            for event in batch.events where event.resourceVersion <= cursor {
+                if let type = watcher.delivery(of: event) {
+                    watcher.stream.write(
+                        WatchEncoding.event(type, document: event.document, resourceVersion: event.resourceVersion), force: true)
+                }
+            }
+            guard let last = batch.events.last else { break }
+            position = last.resourceVersion
+        }
+        watcher.caughtUp = true
+        watcher.sentThrough = max(position, watcher.sentThrough)
+    }
+
+    /// Reads the events after `cursor` and hands each to the watchers that may see it; returns
+    /// the new cursor.
+    private func dispatch(after cursor: Int) throws -> Int {
+        var cursor = cursor
+        while true {
+            let batch = try store.watchEvents(after: cursor, limit: 500)
+            if batch.state.compacted > cursor {
+                // The log was pruned past events not yet dispatched (the dispatcher was stalled
+                // longer than the log is kept): every watcher has missed them.
+                for watcher in live() {
+                    end(watcher, with: WatchEncoding.expired(watcher.sentThrough, compacted: batch.state.compacted))
+                }
+                return batch.state.current
+            }
+            guard !batch.events.isEmpty else { return cursor }
+            let watchers = live()
+            for event in batch.events {
+                var lines: [WatchEventType: [UInt8]] = [:]
+                for watcher in watchers where event.resourceVersion > watcher.sentThrough {
+                    guard let type = watcher.delivery(of: event) else { continue }
+                    let line =
+                        lines[type]
+                        ?? {
+                            let encoded = WatchEncoding.event(type, document: event.document, resourceVersion: event.resourceVersion)
+                            lines[type] = encoded
+                            return encoded
+                        }()
+                    send(line, to: watcher)
+                }
+            }
+            cursor = batch.events.last?.resourceVersion ?? cursor
+            if batch.events.count < 500 { return cursor }
+        }
+    }
+
+    /// Appends an event; a full buffer drops the watcher with a final ERROR event.
+    private func send(_ line: [UInt8], to watcher: Watcher) {
+        switch watcher.stream.write(line) {
+        case .written:
+            watcher.lastWrite = .now
+        case .full:
+            onDrop()
+            logger.notice(
+                "a watcher fell behind and was dropped",
+                metadata: ["watcher": "\(watcher.id)", "bufferBytes": "\(limits.bufferBytes)"])
+            end(
+                watcher,
+                with: WatchEncoding.error(
+                    code: 503, reason: "ServiceUnavailable",
+                    message:
+                        "the watch fell behind: \(limits.bufferBytes) bytes of events were waiting to be sent; watch again from the last resourceVersion received"
+                ))
+        case .closed:
+            break
+        }
+    }
+
+    /// Ends a watch after `last` and frees its slot at once (its connection may take longer to
+    /// go: a client that does not read keeps it until the write deadline).
+    private func end(_ watcher: Watcher, with last: [UInt8]) {
+        remove(watcher.id)
+        watcher.stream.finish(with: last)
+    }
+
+    private func live() -> [Watcher] {
+        state.withLock { state in state.watchers.values.filter(\.caughtUp) }
+    }
+
+    /// Once a second: ends watches past their duration (with a last bookmark when asked for),
+    /// sends due bookmarks, and lets idle streams check their connection.
+    private func tick(now: ContinuousClock.Instant, cursor: Int) {
+        for watcher in live() {
+            let position = max(cursor, watcher.sentThrough)
+            if now >= watcher.deadline {
+                end(watcher, with: watcher.request.bookmarks ? WatchEncoding.bookmark(position) : [])
+                continue
+            }
+            if watcher.request.bookmarks, now - watcher.lastBookmark >= limits.bookmarkInterval {
+                watcher.lastBookmark = now
+                send(WatchEncoding.bookmark(position), to: watcher)
+            } else if now - watcher.lastWrite >= .seconds(10) {
+                watcher.lastWrite = now
+                watcher.stream.probe()
+            }
+        }
+    }
+}
+
+/// One open watch. Its mutable fields are used by the dispatcher thread only (and set once
+/// before the watcher is live).
+final class Watcher: @unchecked Sendable {
+    // Why @unchecked Sendable is safe: `caughtUp` is behind a lock (read by the handler threads'
+    // `live()` snapshots through the hub's lock); the other mutable fields are touched only by
+    // the dispatcher thread.
+    let id: Int
+    let request: WatchHub.Request
+    let stream: ResponseStream
+    let deadline: ContinuousClock.Instant
+    private let ready = Atomic<Bool>(false)
+    var sentThrough = 0
+    var lastWrite = ContinuousClock.now
+    var lastBookmark = ContinuousClock.now
+
+    init(id: Int, request: WatchHub.Request, stream: ResponseStream) {
+        self.id = id
+        self.request = request
+        self.stream = stream
+        self.deadline = ContinuousClock.now.advanced(by: request.duration)
+    }
+
+    var caughtUp: Bool {
+        get { ready.load(ordering: .acquiring) }
+        set { ready.store(newValue, ordering: .releasing) }
+    }
+
+    /// The event type this watcher gets for `event`, or nil when it may not see it: outside the
+    /// token's namespaces or the requested one, or outside the selector before and after the
+    /// change. A change that moves a service into the selector's set is ADDED, out of it DELETED
+    /// (as the Kubernetes API server's watch cache does).
+    func delivery(of event: WatchEvent) -> WatchEventType? {
+        guard request.scope.allows(event.namespace), request.namespace.map({ $0 == event.namespace }) ?? true else { return nil }
+        guard !request.selector.requirements.isEmpty else { return event.type }
+        let now = request.selector.matches(event.labels)
+        switch event.type {
+        case .added, .deleted:
+            return now ? event.type : nil
+        case .modified:
+            let before = event.previousLabels.map(request.selector.matches) ?? now
+            switch (before, now) {
+            case (true, true): return .modified
+            case (false, true): return .added
+            case (true, false): return .deleted
+            case (false, false): return nil
+            }
+        }
+    }
+}
+
+/// The lines of a watch stream: one JSON object per line, `{"type":…,"object":…}`.
+enum WatchEncoding {
+    /// The Content-Type of a watch (the Kubernetes API server's, for its streaming serializers).
+    static let mediaType = "application/json;stream=watch"
+
+    /// An ADDED, MODIFIED or DELETED event: the service document with
+    /// `metadata.resourceVersion` added.
+    static func event(_ type: WatchEventType, document: [UInt8], resourceVersion: Int) -> [UInt8] {
+        var line = Array(#"{"type":""#.utf8) + Array(type.rawValue.utf8) + Array(#"","object":"#.utf8)
+        line.reserveCapacity(document.count + 80)
+        if document.last == UInt8(ascii: "}"), document.count > 2 {
+            line += document.dropLast()
+            line += Array(#","metadata":{"resourceVersion":""#.utf8) + Array(String(resourceVersion).utf8) + Array(#""}}"#.utf8)
+        } else {
+            line += document
+        }
+        line += Array("}\n".utf8)
+        return line
+    }
+
+    /// A BOOKMARK: only `metadata.resourceVersion`, the version up to which the watcher has
+    /// been sent every change it may see.
+    static func bookmark(_ resourceVersion: Int) -> [UInt8] {
+        Array(#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"\#(resourceVersion)"}}}"#.utf8) + [UInt8(ascii: "\n")]
+    }
+
+    /// An ERROR event: a Kubernetes `Status` object (`code` 410 with reason `Expired` means
+    /// "list again").
+    static func error(code: Int, reason: String, message: String) -> [UInt8] {
+        let status = JSONValue.object(
+            JSONObject([
+                ("kind", .string("Status")), ("apiVersion", .string("v1")), ("metadata", .object(JSONObject())),
+                ("status", .string("Failure")), ("message", .string(message)), ("reason", .string(reason)), ("code", .integer(code)),
+            ]))
+        return JSONWriter.bytes(.object(JSONObject([("type", .string("ERROR")), ("object", status)]))) + [UInt8(ascii: "\n")]
+    }
+
+    static func expired(_ resourceVersion: Int, compacted: Int) -> [UInt8] {
+        error(
+            code: 410, reason: "Expired",
+            message: "too old resource version: \(resourceVersion) (\(compacted)); list again and watch from the list's metadata.resourceVersion")
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import RegistryCore
+
+/// What happened to a service, as a watch reports it (Kubernetes' `watch.EventType`).
+public enum WatchEventType: String, Sendable, CaseIterable {
+    case added = "ADDED"
+    case modified = "MODIFIED"
+    case deleted = "DELETED"
+}
+
+/// One change of a service in the change log (`watch_events`), at its resource version.
+public struct WatchEvent: Sendable, Equatable {
+    public var type: WatchEventType
+    /// The global resource version the change took.
+    public var resourceVersion: Int
+    public var namespace: String
+    public var name: String
+    /// The service's labels after the change (for DELETED, its last ones).
+    public var labels: [String: String]
+    /// For MODIFIED, the labels before the change; nil otherwise.
+    public var previousLabels: [String: String]?
+    /// The service's document after the change (for DELETED, its last one), as the API serves it.
+    public var document: [UInt8]
+
+    public init(
+        type: WatchEventType, resourceVersion: Int, namespace: String, name: String, labels: [String: String],
+        previousLabels: [String: String]?, document: [UInt8]
+    ) {
+        self.type = type
+        self.resourceVersion = resourceVersion
+        self.namespace = namespace
+        self.name = name
+        self.labels = labels
+        self.previousLabels = previousLabels
+        self.document = document
+    }
+}
+
+/// Where the change log stands: the current resource version, and `compacted`, the newest one
+/// whose event is no longer kept (a watch may start at `compacted` or later, up to `current`).
+public struct ResourceVersionState: Sendable, Equatable {
+    public var current: Int
+    public var compacted: Int
+}
+
+/// Events read from the change log, with the log's state in the same snapshot.
+public struct WatchEventBatch: Sendable {
+    public var events: [WatchEvent]
+    public var state: ResourceVersionState
+}
+
+extension ServiceStore {
+    /// Appends a change to the change log with the next resource version, in the write's own
+    /// transaction (so the version and the event commit or roll back with the change).
+    static func recordEvent(
+        _ type: WatchEventType, record: ServiceRecord, document: [UInt8], previousLabels: [String: String]?, at time: String,
+        into connection: SQLiteConnection
+    ) throws {
+        let next = try connection.prepare("UPDATE watch_state SET resource_version = resource_version + 1 WHERE id = 1 RETURNING resource_version")
+        guard try next.step() else {
+            throw StoreError.fault(StorageFault(reason: .internal, message: "watch_state has no row; the schema is damaged"))
+        }
+        let version = next.int(0)
+        connection.resetStatements()
+        try connection.prepare(
+            """
+            INSERT INTO watch_events (resource_version, type, namespace, name, labels, previous_labels, time, document)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """
+        ).bind(
+            .integer(version), .text(type.rawValue), .text(record.service.namespace), .text(record.service.name),
+            .text(labelsJSON(record.service.labels)), previousLabels.map { .text(labelsJSON($0)) } ?? .null, .text(time), .blob(document)
+        ).run()
+    }
+
+    static func resourceVersionState(_ connection: SQLiteConnection) throws -> ResourceVersionState {
+        let statement = try connection.prepare("SELECT resource_version, compacted FROM watch_state WHERE id = 1")
+        guard try statement.step() else {
+            throw StoreError.fault(StorageFault(reason: .internal, message: "watch_state has no row; the schema is damaged"))
+        }
+        return ResourceVersionState(current: statement.int(0), compacted: statement.int(1))
+    }
+
+    /// The current resource version and the oldest one a watch may start from.
+    public func resourceVersionState() throws(StoreError) -> ResourceVersionState {
+        try read { connection in try ServiceStore.resourceVersionState(connection) }
+    }
+
+    /// At most `limit` events with a resource version above `after`, oldest first, and the log's
+    /// state read in the same snapshot (so `state.compacted <= after` proves none were missed).
+    public func watchEvents(after: Int, limit: Int) throws(StoreError) -> WatchEventBatch {
+        try read { connection in
+            try connection.execute("BEGIN")
+            defer {
+                connection.resetStatements()
+                try? connection.execute("COMMIT")
+            }
+            let state = try ServiceStore.resourceVersionState(connection)
+            let statement = try connection.prepare(
+                """
+                SELECT resource_version, type, namespace, name, labels, previous_labels, previous_labels IS NULL, document
+                FROM watch_events WHERE resource_version > ? ORDER BY resource_version LIMIT ?
+                """)
+            try statement.bind(.integer(after), .integer(limit))
+            var events: [WatchEvent] = []
+            while try statement.step() {
+                events.append(
+                    WatchEvent(
+                        type: WatchEventType(rawValue: statement.text(1)) ?? .modified, resourceVersion: statement.int(0),
+                        namespace: statement.text(2), name: statement.text(3), labels: ServiceStore.labels(fromJSON: statement.text(4)),
+                        previousLabels: statement.int(6) == 1 ? nil : ServiceStore.labels(fromJSON: statement.text(5)),
+                        document: statement.blob(7)))
+            }
+            return WatchEventBatch(events: events, state: state)
+        }
+    }
+
+    /// Deletes at most `batch` of the oldest events that are beyond the newest `keep` or older
+    /// than `cutoff` (RFC 3339), and moves `compacted` up to the newest one deleted. Returns how
+    /// many were deleted. Called repeatedly in the background, so each call holds the writer briefly.
+    public func pruneWatchEvents(keep: Int, olderThan cutoff: String, batch: Int) throws -> Int {
+        try write { connection in
+            let select = try connection.prepare(
+                """
+                SELECT max(resource_version), count(*) FROM (
+                  SELECT resource_version FROM watch_events
+                  WHERE resource_version <= (SELECT resource_version FROM watch_state WHERE id = 1) - ?1 OR time < ?2
+                  ORDER BY resource_version LIMIT ?3)
+                """)
+            try select.bind(.integer(keep), .text(cutoff), .integer(batch))
+            guard try select.step() else { return 0 }
+            let (newest, count) = (select.int(0), select.int(1))
+            connection.resetStatements()
+            guard count > 0 else { return 0 }
+            try connection.prepare("DELETE FROM watch_events WHERE resource_version <= ?").bind(.integer(newest)).run()
+            let deleted = connection.changes
+            try connection.prepare("UPDATE watch_state SET compacted = max(compacted, ?) WHERE id = 1").bind(.integer(newest)).run()
+            return deleted
+        }
+    }
+}

@@ -1,0 +1,375 @@
+import Foundation
+import RegistryAPI
+import RegistryStorage
+import TestSupport
+import Testing
+
+/// One open watch (`GET /v1/services?watch=true…`) read event by event.
+final class WatchStream {
+    let client: RawHTTPClient
+    let head: ClientResponse
+    private var pending: [UInt8] = []
+
+    init(port: UInt16, _ target: String, token: String? = nil, receiveBufferBytes: Int? = nil, readTimeoutSeconds: Int = 20) throws {
+        client = try RawHTTPClient(port: port, timeoutSeconds: readTimeoutSeconds, receiveBufferBytes: receiveBufferBytes)
+        var request = "GET \(target) HTTP/1.1\r\nHost: localhost\r\n"
+        if let token { request += "Authorization: Bearer \(token)\r\n" }
+        try client.send(Array((request + "\r\n").utf8))
+        head = try client.readHead()
+    }
+
+    /// The next event, or nil when the stream ended cleanly (terminating chunk).
+    func next() throws -> WatchEvent? {
+        while true {
+            if let newline = pending.firstIndex(of: 10) {
+                let line = Array(pending[..<newline])
+                pending.removeFirst(newline + 1)
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], "not a JSON object: \(line)")
+                return WatchEvent(json: object)
+            }
+            guard let chunk = try client.readChunk() else {
+                #expect(pending.isEmpty, "the stream ended inside an event")
+                return nil
+            }
+            pending += chunk
+        }
+    }
+
+    /// The next `count` events (failing when the stream ends before).
+    func next(_ count: Int) throws -> [WatchEvent] {
+        try (0..<count).map { _ in try #require(try next(), "the watch ended early") }
+    }
+}
+
+/// An event as the tests look at it.
+struct WatchEvent {
+    var json: [String: Any]
+    var type: String { json["type"] as? String ?? "" }
+    var object: [String: Any] { json["object"] as? [String: Any] ?? [:] }
+    var name: String { object["name"] as? String ?? "" }
+    var namespace: String { object["namespace"] as? String ?? "" }
+    var resourceVersion: Int? { ((object["metadata"] as? [String: Any])?["resourceVersion"] as? String).flatMap { Int($0) } }
+    /// `type name` (`ADDED a`), for comparing sequences.
+    var summary: String { type == "BOOKMARK" ? "BOOKMARK" : "\(type) \(name)" }
+}
+
+private func service(_ name: String, namespace: String = "default", labels: String = "{}") -> String {
+    #"{"namespace":"\#(namespace)","name":"\#(name)","labels":\#(labels),"ports":[{"port":80}],"addresses":[{"ip":"10.0.0.1"}]}"#
+}
+
+/// The list's `metadata.resourceVersion`.
+private func listVersion(_ client: RawHTTPClient, token: String? = nil) throws -> Int {
+    let list = try client.request("GET", "/v1/services", headers: token.map { ["Authorization": "Bearer \($0)"] } ?? [:])
+    #expect(list.status == 200)
+    let metadata = try #require(list.json?["metadata"] as? [String: Any])
+    return try #require((metadata["resourceVersion"] as? String).flatMap { Int($0) })
+}
+
+/// `GET /v1/services?watch=true` end to end: events in order, resume, 410, scoping, bookmarks,
+/// slow watchers, the watcher limit, shutdown.
+@Suite struct WatchTests {
+    @Test func everyKindOfWriteIsAnEventInOrder() throws {
+        let server = try TestServer { $0.openness.metrics = true }
+        let client = try server.client()
+        #expect(try client.request("POST", "/v1/services", json: service("before")).status == 201)
+        let start = try listVersion(client)
+        let watch = try WatchStream(port: server.port, "/v1/services?watch=true&resourceVersion=\(start)")
+        #expect(watch.head.status == 200)
+        #expect(watch.head.header("Content-Type") == "application/json;stream=watch")
+        #expect(watch.head.header("Transfer-Encoding")?.lowercased() == "chunked")
+
+        let writes: [(String, String, String?, String)] = [
+            ("POST", "/v1/services", service("a"), "application/json"),
+            ("PATCH", "/v1/services/default/a", #"{"description":"changed"}"#, "application/merge-patch+json"),
+            ("POST", "/v1/services/default/a/addresses", #"{"ip":"10.0.0.2"}"#, "application/json"),
+            ("DELETE", "/v1/services/default/a/addresses/10.0.0.1", nil, "application/json"),
+            ("PUT", "/v1/services/default/b", service("b"), "application/json"),
+            (
+                "POST", "/v1/import", #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"c"},"spec":{"ports":[{"port":80}]}}"#,
+                "application/json"
+            ),
+            ("DELETE", "/v1/services/default/a", nil, "application/json"),
+        ]
+        for (method, path, body, type) in writes {
+            let answer = try client.request(method, path, body: body.map { Array($0.utf8) }, contentType: type)
+            #expect(answer.status < 300, "\(method) \(path): \(answer.text)")
+        }
+        let metrics = try client.request("GET", "/metrics").text
+        #expect(metrics.contains("\nendpoint_registry_watches 1"))
+
+        let events = try watch.next(7)
+        #expect(events.map(\.summary) == ["ADDED a", "MODIFIED a", "MODIFIED a", "MODIFIED a", "ADDED b", "ADDED c", "DELETED a"])
+        let versions = events.compactMap(\.resourceVersion)
+        #expect(versions == Array(start + 1...start + 7))
+        #expect(events[1].object["description"] as? String == "changed")
+        #expect((events[3].object["addresses"] as? [[String: Any]])?.map { $0["ip"] as? String } == ["10.0.0.2"])
+        // DELETED carries the last state.
+        #expect(events[6].object["revision"] as? Int == 4)
+        #expect(try listVersion(client) == start + 7)
+    }
+
+    @Test func resumesFromAResourceVersionOrStartsFromTheCurrentState() throws {
+        let server = try TestServer()
+        let client = try server.client()
+        #expect(try client.request("POST", "/v1/services", json: service("a")).status == 201)
+        let afterA = try listVersion(client)
+        #expect(try client.request("POST", "/v1/services", json: service("b")).status == 201)
+        #expect(try client.request("DELETE", "/v1/services/default/a").status == 204)
+
+        // From a version: exactly the kept events after it, then live ones.
+        let resumed = try WatchStream(port: server.port, "/v1/services?watch=true&resourceVersion=\(afterA)")
+        #expect(try resumed.next(2).map(\.summary) == ["ADDED b", "DELETED a"])
+        #expect(try client.request("POST", "/v1/services", json: service("c")).status == 201)
+        #expect(try resumed.next()?.summary == "ADDED c")
+
+        // Without one (or with 0): the current state as ADDED events, then live ones.
+        for target in ["/v1/services?watch=true", "/v1/services?watch=true&resourceVersion=0"] {
+            let current = try listVersion(client)
+            let fresh = try WatchStream(port: server.port, target)
+            let initial = try fresh.next(2)
+            #expect(initial.map(\.summary) == ["ADDED b", "ADDED c"])
+            #expect(initial.allSatisfy { $0.resourceVersion == current })
+            #expect(try client.request("DELETE", "/v1/services/default/b").status == 204)
+            #expect(try fresh.next()?.summary == "DELETED b")
+            #expect(try client.request("POST", "/v1/services", json: service("b")).status == 201)
+            #expect(try fresh.next()?.summary == "ADDED b")
+        }
+    }
+
+    @Test func aVersionOutsideTheKeptLogIsGone() throws {
+        let server = try TestServer()
+        let client = try server.client()
+        for name in ["a", "b", "c", "d"] { #expect(try client.request("POST", "/v1/services", json: service(name)).status == 201) }
+        let store = server.service.store
+        #expect(try store.pruneWatchEvents(keep: 2, olderThan: "1970-01-01T00:00:00Z", batch: 100) == 2)
+        let compacted = try store.resourceVersionState().compacted
+        for version in [1, compacted - 1, compacted + 100] {
+            let gone = try client.request("GET", "/v1/services?watch=true&resourceVersion=\(version)")
+            #expect(gone.status == 410)
+            #expect(gone.header("Content-Type") == "application/problem+json")
+            #expect(gone.problemFields == ["resourceVersion"])
+        }
+        // The oldest kept version still works: a client then re-lists only when it must.
+        let watch = try WatchStream(port: server.port, "/v1/services?watch=true&resourceVersion=\(compacted)")
+        #expect(try watch.next(2).map(\.summary) == ["ADDED c", "ADDED d"])
+    }
+
+    @Test func badWatchParametersAre400() throws {
+        let server = try TestServer()
+        let client = try server.client()
+        for (query, field) in [
+            ("watch=maybe", "watch"), ("watch=true&resourceVersion=abc", "resourceVersion"), ("watch=true&resourceVersion=-1", "resourceVersion"),
+            ("watch=true&timeoutSeconds=0", "timeoutSeconds"), ("watch=true&allowWatchBookmarks=yes", "allowWatchBookmarks"),
+            ("watch=true&limit=5", "limit"), ("watch=true&continue=x", "continue"),
+        ] {
+            let answer = try client.request("GET", "/v1/services?\(query)")
+            #expect(answer.status == 400, "\(query)")
+            #expect(answer.problemFields == [field], "\(query)")
+        }
+        // HEAD answers the headers of a watch without opening one.
+        let head = try client.request("HEAD", "/v1/services?watch=true")
+        #expect(head.status == 200 && head.header("Content-Type") == "application/json;stream=watch")
+        #expect(server.service.application.openWatches == 0)
+    }
+
+    @Test func aWatcherSeesOnlyTheNamespacesOfItsToken() throws {
+        let path = try writeTokensFile([
+            ("reader", "viewer", #"["team-*"]"#, "viewer-token-0123456789"), ("root", "admin", #"["*"]"#, "admin-token-01234567890"),
+        ])
+        let server = try TestServer { $0.tokensFile = path }
+        let client = try server.client()
+        let admin = ["Authorization": "Bearer admin-token-01234567890"]
+        for (namespace, name) in [("team-a", "x"), ("other", "y")] {
+            #expect(try client.request("POST", "/v1/services", headers: admin, json: service(name, namespace: namespace)).status == 201)
+        }
+        let initial = try WatchStream(port: server.port, "/v1/services?watch=true", token: "viewer-token-0123456789")
+        #expect(try initial.next()?.summary == "ADDED x")
+        let start = try listVersion(client, token: "admin-token-01234567890")
+        let live = try WatchStream(port: server.port, "/v1/services?watch=true&resourceVersion=\(start)", token: "viewer-token-0123456789")
+        for (namespace, name) in [("other", "hidden"), ("team-b", "z"), ("other", "hidden2"), ("team-a", "last")] {
+            #expect(try client.request("POST", "/v1/services", headers: admin, json: service(name, namespace: namespace)).status == 201)
+        }
+        #expect(try live.next(2).map(\.summary) == ["ADDED z", "ADDED last"])
+        #expect(try initial.next(2).map(\.summary) == ["ADDED z", "ADDED last"])
+        // A namespace outside the token is refused, as for a list.
+        let refused = try client.request(
+            "GET", "/v1/services?watch=true&namespace=other", headers: ["Authorization": "Bearer viewer-token-0123456789"])
+        #expect(refused.status == 403)
+        // The namespace filter narrows further.
+        let narrow = try WatchStream(port: server.port, "/v1/services?watch=true&namespace=team-b", token: "viewer-token-0123456789")
+        #expect(try narrow.next()?.summary == "ADDED z")
+    }
+
+    @Test func aSelectorWatchSeesServicesEnterAndLeaveItsSet() throws {
+        let server = try TestServer()
+        let client = try server.client()
+        let start = try listVersion(client)
+        let watch = try WatchStream(port: server.port, "/v1/services?watch=true&resourceVersion=\(start)&labelSelector=team%3Dx")
+        func patch(_ name: String, _ body: String) throws {
+            let answer = try client.request(
+                "PATCH", "/v1/services/default/\(name)", body: Array(body.utf8), contentType: "application/merge-patch+json")
+            #expect(answer.status == 200)
+        }
+        #expect(try client.request("POST", "/v1/services", json: service("in", labels: #"{"team":"x"}"#)).status == 201)
+        #expect(try client.request("POST", "/v1/services", json: service("out", labels: #"{"team":"y"}"#)).status == 201)
+        try patch("out", #"{"description":"still out"}"#)
+        try patch("out", #"{"labels":{"team":"x"}}"#)
+        try patch("in", #"{"labels":{"team":"y"}}"#)
+        try patch("out", #"{"description":"in now"}"#)
+        #expect(try client.request("DELETE", "/v1/services/default/in").status == 204)
+        #expect(try client.request("DELETE", "/v1/services/default/out").status == 204)
+        let events = try watch.next(5)
+        #expect(events.map(\.summary) == ["ADDED in", "ADDED out", "DELETED in", "MODIFIED out", "DELETED out"])
+    }
+
+    @Test func bookmarksComeOnlyWhenAskedFor() throws {
+        let server = try TestServer { $0.watch.bookmarkIntervalSeconds = 1 }
+        let client = try server.client()
+        #expect(try client.request("POST", "/v1/services", json: service("a")).status == 201)
+        let version = try listVersion(client)
+        let asked = try WatchStream(port: server.port, "/v1/services?watch=true&resourceVersion=\(version)&allowWatchBookmarks=true&timeoutSeconds=3")
+        let bookmark = try #require(try asked.next())
+        #expect(bookmark.type == "BOOKMARK")
+        #expect(bookmark.resourceVersion == version)
+        #expect(bookmark.object.keys.sorted() == ["metadata"])
+        // The watch ends after timeoutSeconds, cleanly; every event until then is a bookmark.
+        while let event = try asked.next() { #expect(event.type == "BOOKMARK") }
+
+        let plain = try WatchStream(port: server.port, "/v1/services?watch=true&resourceVersion=\(version)&timeoutSeconds=3")
+        #expect(try plain.next() == nil)
+    }
+
+    @Test func aSlowWatcherIsDroppedAndWritesGoOn() throws {
+        let server = try TestServer {
+            $0.watch.bufferBytes = 4096
+            $0.openness.metrics = true
+        }
+        let client = try server.client()
+        #expect(try client.request("POST", "/v1/services", json: service("big")).status == 201)
+        // A watcher that never reads, with a small receive window.
+        let slow = try WatchStream(port: server.port, "/v1/services?watch=true", receiveBufferBytes: 4096)
+        #expect(slow.head.status == 200)
+        let reader = try WatchStream(port: server.port, "/v1/services?watch=true")
+        #expect(try reader.next()?.summary == "ADDED big")
+        // Events of ~64 KiB each; the writes all complete while the slow watcher stalls.
+        let filler = String(repeating: "x", count: 64 << 10)
+        var written = 0
+        for round in 0..<200 {
+            let body = #"{"annotations":{"example.com/filler":"\#(round)\#(filler)"}}"#
+            let answer = try client.request(
+                "PATCH", "/v1/services/default/big", body: Array(body.utf8), contentType: "application/merge-patch+json")
+            #expect(answer.status == 200)
+            written += 1
+            #expect(try reader.next()?.type == "MODIFIED")
+            if server.service.application.openWatches == 1 && round >= 20 { break }
+        }
+        #expect(server.service.application.openWatches == 1, "the slow watcher was not dropped after \(written) writes")
+        let metrics = try client.request("GET", "/metrics").text
+        #expect(metrics.contains("\nendpoint_registry_watches_dropped_total 1"))
+        // The reader keeps up and stays.
+        #expect(try client.request("DELETE", "/v1/services/default/big").status == 204)
+        #expect(try reader.next()?.summary == "DELETED big")
+    }
+
+    @Test func theWatcherLimitAnswers429() throws {
+        let server = try TestServer { $0.watch.maxWatchers = 2 }
+        let client = try server.client()
+        var first: WatchStream? = try WatchStream(port: server.port, "/v1/services?watch=true")
+        let second = try WatchStream(port: server.port, "/v1/services?watch=true")
+        #expect(first?.head.status == 200 && second.head.status == 200)
+        let refused = try client.request("GET", "/v1/services?watch=true")
+        #expect(refused.status == 429)
+        #expect(refused.header("Retry-After") == "1")
+        #expect(refused.header("Content-Type") == "application/problem+json")
+        // Lists are not limited.
+        #expect(try client.request("GET", "/v1/services").status == 200)
+        // A watcher that goes away frees its slot (noticed at its next event at the latest).
+        first = nil
+        #expect(try client.request("POST", "/v1/services", json: service("a")).status == 201)
+        #expect(try second.next()?.summary == "ADDED a")
+        let deadline = ContinuousClock.now + .seconds(10)
+        while server.service.application.openWatches > 1 && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        let third = try WatchStream(port: server.port, "/v1/services?watch=true")
+        #expect(third.head.status == 200)
+        #expect(try third.next()?.summary == "ADDED a")
+    }
+
+    @Test func shutdownEndsOpenWatchesCleanly() throws {
+        let server = try TestServer()
+        let client = try server.client()
+        #expect(try client.request("POST", "/v1/services", json: service("a")).status == 201)
+        let watches = try (0..<3).map { _ in try WatchStream(port: server.port, "/v1/services?watch=true") }
+        for watch in watches { #expect(try watch.next()?.summary == "ADDED a") }
+        server.service.shutdown()
+        // Each stream ends with its terminating chunk: the client knows it may watch again.
+        for watch in watches { #expect(try watch.next() == nil) }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while server.service.application.openWatches > 0 && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(server.service.application.openWatches == 0)
+    }
+}
+
+/// `endpoint-registry get services -w` run in the background, its output read as it comes.
+final class BackgroundCLI {
+    let process = Process()
+    private let output: URL
+
+    init(_ arguments: [String], environment: [String: String]) throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "cli-watch-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        output = directory.appending(path: "out")
+        #expect(FileManager.default.createFile(atPath: output.path(), contents: nil))
+        process.executableURL = Paths.binary
+        process.arguments = arguments
+        process.environment = ["PATH": "/usr/bin:/bin", "HOME": directory.path()].merging(environment) { $1 }
+        process.standardOutput = try FileHandle(forWritingTo: output)
+        process.standardError = process.standardOutput
+        try process.run()
+    }
+
+    /// The output's lines, once there are at least `count` (or after 20 seconds).
+    func lines(atLeast count: Int) throws -> [String] {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while true {
+            let lines = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").map(String.init)
+            if lines.count >= count || ContinuousClock.now > deadline || !process.isRunning { return lines }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+
+    /// Interrupts the client and waits for it to exit.
+    func stop() {
+        guard process.isRunning else { return }
+        process.interrupt()
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
+
+@Suite struct WatchCLITests {
+    @Test func getWatchPrintsTheListThenEachChange() throws {
+        let server = try TestServer()
+        let client = try server.client()
+        #expect(try client.request("POST", "/v1/services", json: service("a")).status == 201)
+        let environment = ["ENDPOINT_REGISTRY_URL": "http://127.0.0.1:\(server.port)"]
+        let table = try BackgroundCLI(["get", "services", "-w"], environment: environment)
+        let events = try BackgroundCLI(["get", "services", "-w", "-o", "name", "--output-watch-events"], environment: environment)
+        let only = try BackgroundCLI(["get", "services", "--watch-only", "-o", "name"], environment: environment)
+        #expect(try table.lines(atLeast: 2).count == 2)
+        #expect(try events.lines(atLeast: 1) == ["ADDED service/a"])
+        Thread.sleep(forTimeInterval: 0.5)  // --watch-only prints nothing until a change; let it list first
+        #expect(try client.request("POST", "/v1/services", json: service("b")).status == 201)
+        #expect(try client.request("DELETE", "/v1/services/default/a").status == 204)
+        let rows = try table.lines(atLeast: 4)
+        #expect(rows.first?.hasPrefix("NAME ") == true)
+        #expect(rows.dropFirst().map { $0.split(separator: " ").first.map(String.init) ?? "" } == ["a", "b", "a"])
+        #expect(try events.lines(atLeast: 3) == ["ADDED service/a", "ADDED service/b", "DELETED service/a"])
+        #expect(try only.lines(atLeast: 2) == ["service/b", "service/a"])
+        for cli in [table, events, only] {
+            #expect(cli.process.isRunning, "get -w keeps watching until interrupted")
+            cli.stop()
+        }
+        withExtendedLifetime(server) {}
+    }
+}
