@@ -337,10 +337,12 @@ final class BackgroundCLI {
         }
     }
 
-    /// Interrupts the client and waits for it to exit.
+    /// Ends the client (SIGKILL) and waits for it to exit. Not SIGINT: a process started from the
+    /// test process inherits the signal mask of the thread that spawns it, which may block SIGINT
+    /// and SIGTERM (the server's threads block them), and the client would never see them.
     func stop() {
         guard process.isRunning else { return }
-        process.interrupt()
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
