@@ -25,28 +25,9 @@ enum MountNamespace {
 @Suite struct DNSNetnsTests {
     @Test(.enabled(if: MountNamespace.available, "needs `unshare -n -m` (root): private network and mount namespaces not permitted here"))
     func hostAddressesFollowTheirZoneIntoTheRenderingAndTheCluster() throws {
-        let work = FileManager.default.temporaryDirectory.appending(path: "dns-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: work) }
-        let output = work.appending(path: "output.txt")
-        try #require(FileManager.default.createFile(atPath: output.path(), contents: nil))
-        let handle = try FileHandle(forWritingTo: output)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-        process.arguments = [
-            "-n", "-m", "sh", Paths.root.appending(path: "scripts/e2e/dns-netns.sh").path(), Paths.binary.path(), work.path(), Paths.root.path(),
-        ]
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        // Bounded: the script's own waits add up to well under this.
-        let deadline = Date().addingTimeInterval(240)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-        try handle.close()
-        let text = try String(contentsOf: output, encoding: .utf8)
-        #expect(process.terminationStatus == 0, "\(text)")
+        let (status, text) = try runUnshared(
+            ["-n", "-m"], script: "scripts/e2e/dns-netns.sh", arguments: [Paths.root.path()], workPrefix: "dns", timeoutSeconds: 240)
+        #expect(status == 0, "\(text)")
         #expect(text.contains("ok: the rendering follows a changed zone"))
         #expect(text.contains("ok: after the grace period the host renders none"))
         #expect(text.hasSuffix("PASS\n"), "\(text)")

@@ -175,22 +175,8 @@ public final class RawHTTPClient {
 
     /// Reads one response (Content-Length or chunked framing).
     public func readResponse(method: String = "GET") throws -> ClientResponse {
-        let separator: [UInt8] = [13, 10, 13, 10]
-        var headEnd: Int? = nil
-        while headEnd == nil {
-            if let range = buffer.firstRange(of: separator) { headEnd = range.lowerBound } else { try fill() }
-        }
-        let head = String(decoding: buffer[..<headEnd!], as: UTF8.self)
-        buffer.removeFirst(headEnd! + 4)
-        var lines = head.components(separatedBy: "\r\n")
-        let statusLine = lines.removeFirst().split(separator: " ")
-        guard statusLine.count >= 2, let status = Int(statusLine[1]) else { throw ClientError.malformed(head) }
-        var headers: [(String, String)] = []
-        for line in lines {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
-        }
-        let response = ClientResponse(status: status, headers: headers, body: [])
+        let response = try readHead()
+        let status = response.status
         var body: [UInt8] = []
         if method == "HEAD" || status == 204 || status == 304 || (100..<200).contains(status) {
             return response
@@ -200,19 +186,7 @@ public final class RawHTTPClient {
             body = Array(buffer[..<length])
             buffer.removeFirst(length)
         } else if response.header("Transfer-Encoding")?.lowercased() == "chunked" {
-            while true {
-                var lineEnd: Int? = nil
-                while lineEnd == nil {
-                    if let range = buffer.firstRange(of: [13, 10]) { lineEnd = range.lowerBound } else { try fill() }
-                }
-                let sizeText = String(decoding: buffer[..<lineEnd!], as: UTF8.self)
-                buffer.removeFirst(lineEnd! + 2)
-                let size = Int(sizeText.split(separator: ";")[0], radix: 16) ?? 0
-                while buffer.count < size + 2 { try fill() }
-                body += buffer[..<size]
-                buffer.removeFirst(size + 2)
-                if size == 0 { break }
-            }
+            while let chunk = try readChunk() { body += chunk }
         } else {
             while (try? fill()) != nil {}
             body = buffer
