@@ -1,3 +1,8 @@
+// The C adapter of c-ares (CAresResolver) includes <poll.h> and <netinet/in.h> textually; in a
+// build where that module is loaded first, clang attributes `pollfd` and `sockaddr_in` to it, and
+// MemberImportVisibility then wants it imported where their members are used. No c-ares API is
+// used here.
+import CAres
 import Foundation
 public import RegistryCore
 
