@@ -147,10 +147,10 @@ struct ServiceHandlers: Sendable {
         return Responses.json(200, body, etag: etag)
     }
 
-    /// `resourceVersion`: absent, empty or `0` (nil: start from the current state), or a
+    /// `resourceVersion`: absent or `0` (nil: start from the current state), or a
     /// version number.
     static func resourceVersion(_ request: HTTPRequest) throws(APIError) -> Int? {
-        guard let text = request.queryValue("resourceVersion"), !text.isEmpty, text != "0" else { return nil }
+        guard let text = request.queryValue("resourceVersion"), text != "0" else { return nil }
         guard text.utf8.count <= 18, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let value = Int(text) else {
             throw APIError.badRequest(
                 "resourceVersion must be a resource version number from a list or an event, not \"\(text)\"", field: "resourceVersion")

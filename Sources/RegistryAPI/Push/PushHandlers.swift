@@ -355,6 +355,10 @@ struct PushHandlers: Sendable {
             throw APIError.badRequest("no usable cluster named \"\(clusterName)\"", field: "cluster")
         }
         let timeout = try PushHandlers.timeout(context.request)
+        // A diff must read the cluster: no time to wait would only ever answer 504.
+        if timeout == .zero {
+            throw APIError.badRequest("timeout must be a whole number of seconds from 1 to 300 for a diff, not 0", field: "timeout")
+        }
         guard let record = try store.record(namespace: namespace, name: name) else { throw StoreError.notFound(namespace: namespace, name: name) }
         let instance = context.request.path
         let requestID = context.requestID
