@@ -3,19 +3,7 @@ import Testing
 
 /// Whether this process may create a private network and mount namespace (`unshare -n -m`, root).
 enum MountNamespace {
-    static let available: Bool = {
-        guard NetworkNamespace.available else { return false }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-        process.arguments = ["-n", "-m", "true"]
-        do {
-            try process.run()
-            process.waitUntilExit()
-            return process.terminationStatus == 0
-        } catch {
-            return false
-        }
-    }()
+    static let available: Bool = NetworkNamespace.available && unshareWorks(["-n", "-m"])
 }
 
 /// End-to-end addresses given by DNS name (issue 13) with the real server, the real resolver
