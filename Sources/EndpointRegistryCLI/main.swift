@@ -83,6 +83,7 @@ struct Serve: ParsableCommand {
         waitForTerminationSignal()
         reload.cancel()
         service.shutdown()
+        LogSink.standardError.flush()
     }
 
     /// Blocks until SIGTERM or SIGINT arrives.

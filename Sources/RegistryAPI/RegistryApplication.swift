@@ -15,6 +15,8 @@ public final class RegistryApplication: HTTPHandler {
     public let router: Router
     private let store: ServiceStore
     private let logger: Logger
+    /// The format of the request lines (the other lines take the logger's handler's).
+    private let logFormat: LogFormat
     /// nil: no tokens file, every caller is `anonymous` (the server then binds to loopback only).
     private let authenticator: TokenAuthenticator?
     private let metrics: RegistryMetrics
@@ -54,10 +56,11 @@ public final class RegistryApplication: HTTPHandler {
         clusters: Clusters = .none, defaultClusters: [String] = [], reconcilerConfiguration: Reconciler.Configuration = Reconciler.Configuration(),
         livenessConfiguration: HealthChecker.Configuration = HealthChecker.Configuration(), prober: any Prober = SocketProber(),
         resolver: any Resolver = CAresResolver(),
-        watchLimits: WatchLimits = WatchLimits()
+        watchLimits: WatchLimits = WatchLimits(), logFormat: LogFormat = .text
     ) {
         self.store = store
         self.logger = logger
+        self.logFormat = logFormat
         self.authenticator = authenticator
         let metrics = RegistryMetrics()
         self.metrics = metrics
@@ -454,21 +457,26 @@ public final class RegistryApplication: HTTPHandler {
     private static let requestCounter = Atomic<Int>(0)
 
     /// One line per request: the message for people (`GET /v1/services 200`), typed fields for
-    /// machines (numbers stay numbers in the JSON format).
+    /// machines (numbers stay numbers in the JSON format), in `logFormat`, straight to the log sink
+    /// (the fields are built in their sorted order: no metadata dictionary on the request path).
     private func log(
         _ request: HTTPRequest, response: HTTPResponse, route: String?, operation: String, actor: String, requestID: String, elapsed: Duration
     ) {
         guard logger.logLevel <= .info else { return }
         let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-        var metadata: Logger.Metadata = [
-            "method": .string(request.method), "path": .string(request.path), "route": .string(route ?? "-"),
-            "status": .stringConvertible(response.status), "durationMs": .stringConvertible((milliseconds * 1000).rounded() / 1000),
-            "operation": .string(operation), "requestId": .string(requestID), "actor": .string(actor),
-            "bytes": .stringConvertible(response.bodyCount),
+        var fields: [(key: String, value: Logger.Metadata.Value)] = [
+            ("actor", .string(actor)), ("bytes", .stringConvertible(response.bodyCount)),
+            ("durationMs", .stringConvertible((milliseconds * 1000).rounded() / 1000)), ("method", .string(request.method)),
+            ("operation", .string(operation)), ("path", .string(request.path)),
         ]
-        if !request.remoteAddress.isEmpty { metadata["remoteAddress"] = .string(request.remoteAddress) }
-        if let agent = request.headers["User-Agent"] { metadata["userAgent"] = .string(agent) }
-        logger.info("\(LogEscaping.path(request.method)) \(LogEscaping.path(request.path)) \(response.status)", metadata: metadata)
+        fields.reserveCapacity(11)
+        if !request.remoteAddress.isEmpty { fields.append(("remoteAddress", .string(request.remoteAddress))) }
+        fields.append(("requestId", .string(requestID)))
+        fields.append(("route", .string(route ?? "-")))
+        fields.append(("status", .stringConvertible(response.status)))
+        if let agent = request.headers["User-Agent"] { fields.append(("userAgent", .string(agent))) }
+        let message = "\(LogEscaping.path(request.method)) \(LogEscaping.path(request.path)) \(response.status)"
+        LogSink.standardError.append(StderrLogHandler.line(format: logFormat, level: .info, message: message, fields: fields))
     }
 
 }

@@ -75,7 +75,8 @@ public final class RegistryService: Sendable {
         application = RegistryApplication(
             store: store, logger: logger, authenticator: authenticator, openness: configuration.openness, clusters: clusters,
             defaultClusters: configuration.defaultClusters, reconcilerConfiguration: reconcilerConfiguration,
-            livenessConfiguration: livenessConfiguration, resolver: resolver, watchLimits: configuration.watch)
+            livenessConfiguration: livenessConfiguration, resolver: resolver, watchLimits: configuration.watch,
+            logFormat: configuration.logFormat)
         var policy = Retention.Policy(auditRetentionDays: configuration.auditRetentionDays, historyLimit: configuration.historyLimit)
         policy.watchHistoryEvents = configuration.watchHistoryEvents
         policy.watchHistoryMinutes = configuration.watchHistoryMinutes

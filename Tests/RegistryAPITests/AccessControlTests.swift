@@ -270,3 +270,12 @@ private func bearer(_ token: String) -> [String: String] { ["Authorization": "Be
         #expect(NamespaceScope([pattern]).allows(namespace) == expected)
     }
 }
+
+/// `Role.allows` (asked on every request) agrees with the documented permission sets.
+@Test func roleAllowsIsItsPermissionSet() {
+    for role in Role.allCases {
+        for permission in Permission.allCases {
+            #expect(role.allows(permission) == role.permissions.contains(permission), "\(role) \(permission)")
+        }
+    }
+}

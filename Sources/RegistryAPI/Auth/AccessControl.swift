@@ -26,6 +26,21 @@ public enum Role: String, Sendable, CaseIterable {
         case .metrics: [.metrics]
         }
     }
+
+    /// Whether the role has `permission` (`permissions.contains`, without building the set: this
+    /// is asked on every request).
+    public func allows(_ permission: Permission) -> Bool {
+        switch (self, permission) {
+        case (.admin, _), (_, .metrics): true
+        case (.metrics, _): false
+        case (_, .read): true
+        case (.viewer, _): false
+        case (_, .write): true
+        case (.editor, _): false
+        case (.pusher, .push): true
+        case (.pusher, _): false
+        }
+    }
 }
 
 /// Namespace patterns of a token: exact names or globs (`*` any run, `?` one character).
@@ -80,5 +95,5 @@ public struct Principal: Sendable, Equatable {
 
     public static let anonymous = Principal(name: "anonymous", role: .admin, scope: .all)
 
-    public func allows(_ permission: Permission) -> Bool { role.permissions.contains(permission) }
+    public func allows(_ permission: Permission) -> Bool { role.allows(permission) }
 }

@@ -11,7 +11,7 @@ enum ServiceView {
     /// The stored document with the observations added; the document itself when the service
     /// has neither a health check nor a `host` address (no parsing on that path).
     static func document(_ document: [UInt8], liveness: HealthChecker, dns: DNSRefresher) -> [UInt8] {
-        guard contains(document, "\"host\"") || contains(document, "\"healthCheck\"") else { return document }
+        guard containsKey(document, hostKey) || containsKey(document, healthCheckKey) else { return document }
         guard let json = try? JSONParser.parse(document), case .object(var object) = json, let record = ServiceDecoder.storedRecord(json),
             case .array(var addresses)? = object["addresses"], addresses.count == record.service.addresses.count
         else { return document }
@@ -100,13 +100,28 @@ enum ServiceView {
         return conditions
     }
 
-    private static func contains(_ bytes: [UInt8], _ text: String) -> Bool {
-        let needle = Array(text.utf8)
-        guard let first = needle.first, bytes.count >= needle.count else { return false }
+    private static let hostKey = Array("\"host\"".utf8)
+    private static let healthCheckKey = Array("\"healthCheck\"".utf8)
+
+    /// Whether `needle` (a quoted key, so it starts with `"`) occurs in `bytes`: compared only
+    /// where a `"` is, byte by byte (this runs on every GET of a service).
+    static func containsKey(_ bytes: [UInt8], _ needle: [UInt8]) -> Bool {
+        let count = needle.count
+        guard count > 0, bytes.count >= count else { return false }
         var index = 0
-        let last = bytes.count - needle.count
-        while index <= last {
-            if bytes[index] == first && bytes[index..<(index + needle.count)].elementsEqual(needle) { return true }
+        let last = bytes.count - count
+        outer: while index <= last {
+            if bytes[index] == needle[0] {
+                var offset = 1
+                while offset < count {
+                    if bytes[index + offset] != needle[offset] {
+                        index += 1
+                        continue outer
+                    }
+                    offset += 1
+                }
+                return true
+            }
             index += 1
         }
         return false

@@ -12,8 +12,9 @@ public enum LogFormat: String, Sendable, CaseIterable {
     case json
 }
 
-/// A log handler writing one line per event to stderr, as text or JSON. It is on the hot path
-/// (one line per request), so it formats time with `gmtime_r` and writes with one `write(2)`.
+/// A log handler writing one line per event to stderr, as text or JSON, through
+/// `LogSink.standardError` (lines below `notice` are written in batches by its thread). Request
+/// lines, one per request, take the faster `AccessLog` path to the same sink and format.
 public struct StderrLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
@@ -31,49 +32,46 @@ public struct StderrLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var all = metadata
         if let extra = event.metadata {
-            // A request line brings all its fields; the handler's own are usually none.
             if all.isEmpty { all = extra } else { all.merge(extra) { $1 } }
         }
-        let keys = all.keys.sorted()
+        let line = Self.line(
+            format: format, level: event.level, message: "\(event.message)", fields: all.keys.sorted().map { ($0, all[$0]!) })
+        LogSink.standardError.append(line, immediately: event.level >= .notice)
+    }
+
+    /// One log line, newline included: `time level message key=value…` (text) or
+    /// `{"time":…,"level":…,"message":…,key:value…}` (JSON), the fields in the order given.
+    static func line(format: LogFormat, level: Logger.Level, message: String, fields: [(key: String, value: Logger.Metadata.Value)]) -> [UInt8] {
         var line: [UInt8]
         switch format {
         case .text:
             // Built as bytes, with a copy instead of escaping for the usual plain-ASCII words.
             line = []
             line.reserveCapacity(320)
-            Self.appendTimestamp(to: &line)
+            appendTimestamp(to: &line)
             line.append(UInt8(ascii: " "))
-            line.append(contentsOf: event.level.rawValue.utf8)
+            line.append(contentsOf: level.rawValue.utf8)
             line.append(UInt8(ascii: " "))
-            LogEscaping.append("\(event.message)", to: &line)
-            for key in keys {
+            LogEscaping.append(message, to: &line)
+            for (key, value) in fields {
                 line.append(UInt8(ascii: " "))
                 LogEscaping.append(key, to: &line)
                 line.append(UInt8(ascii: "="))
-                let value: String
-                switch all[key]! {
-                case .string(let text): value = text
-                case .stringConvertible(let convertible): value = convertible.description
-                case let other: value = "\(other)"
+                let text: String
+                switch value {
+                case .string(let string): text = string
+                case .stringConvertible(let convertible): text = convertible.description
+                case let other: text = "\(other)"
                 }
-                LogEscaping.appendTextValue(value, to: &line)
+                LogEscaping.appendTextValue(text, to: &line)
             }
         case .json:
-            var object = JSONObject([
-                ("time", .string(Self.timestamp())), ("level", .string(event.level.rawValue)), ("message", .string("\(event.message)")),
-            ])
-            for key in keys { object[key] = Self.json(all[key]!) }
+            var object = JSONObject([("time", .string(timestamp())), ("level", .string(level.rawValue)), ("message", .string(message))])
+            for (key, value) in fields { object[key] = json(value) }
             line = JSONWriter.bytes(.object(object))
         }
         line.append(UInt8(ascii: "\n"))
-        line.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = write(2, bytes.baseAddress! + offset, bytes.count - offset)
-                if written <= 0 { return }
-                offset += written
-            }
-        }
+        return line
     }
 
     /// A metadata value as JSON: numbers and booleans given as `.stringConvertible` stay numbers

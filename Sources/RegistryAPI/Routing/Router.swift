@@ -66,6 +66,9 @@ public struct Route: Sendable {
 /// matches every GET route.
 public struct Router: Sendable {
     public let routes: [Route]
+    /// Indices into `routes` by number of path segments, in `routes` order: a request is compared
+    /// only with the routes of its length.
+    private let bySegmentCount: [[Int]]
 
     public enum Match {
         case found(Route, [String: String])
@@ -73,19 +76,27 @@ public struct Router: Sendable {
         case methodNotAllowed([String])
     }
 
+    public init(routes: [Route]) {
+        self.routes = routes
+        var buckets: [[Int]] = Array(repeating: [], count: (routes.map(\.segments.count).max() ?? 0) + 1)
+        for (index, route) in routes.enumerated() { buckets[route.segments.count].append(index) }
+        self.bySegmentCount = buckets
+    }
+
     public func match(method: String, path: String) -> Match {
-        let pathSegments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        let segments = Array(pathSegments)
-        guard path.hasPrefix("/"), !segments.contains(where: \.isEmpty) else { return .notFound }
+        guard path.utf8.first == UInt8(ascii: "/") else { return .notFound }
+        let segments = path.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        guard segments.count < bySegmentCount.count, !segments.contains(where: { $0.isEmpty }) else { return .notFound }
+        let pathSegments = segments.map { Substring($0) }
         // RFC 9110 §9.3.2: HEAD is served wherever GET is, with GET's headers and no body
         // (the transport leaves the body out).
         let lookup = method == "HEAD" ? "GET" : method
         var allowed: [String] = []
-        for route in routes {
-            guard let parameters = route.match(segments) else { continue }
-            if route.method == lookup { return .found(route, parameters) }
-            allowed.append(route.method)
-            if route.method == "GET" { allowed.append("HEAD") }
+        for index in bySegmentCount[pathSegments.count] {
+            guard let parameters = routes[index].match(pathSegments) else { continue }
+            if routes[index].method == lookup { return .found(routes[index], parameters) }
+            allowed.append(routes[index].method)
+            if routes[index].method == "GET" { allowed.append("HEAD") }
         }
         return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed)
     }

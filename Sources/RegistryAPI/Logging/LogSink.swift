@@ -1,0 +1,79 @@
+import Foundation
+import Synchronization
+
+/// Log lines on their way to a file descriptor (stderr): appended by any thread, written by one
+/// background thread in batches, so that a request's line costs a copy into a buffer instead of a
+/// `write(2)` on the request thread.
+///
+/// Order is kept: lines reach the descriptor in the order they were appended. Lines at
+/// `notice` and above (startup, shutdown, errors) are written before `append` returns, after
+/// everything buffered before them. A buffered line waits at most about `batchDelay` (10 ms);
+/// `kill -9` can lose the lines of that last moment, never a line at `notice` or above.
+/// The buffer is bounded (`limit`, 4 MiB): past it the appending thread writes the batch itself.
+public final class LogSink: Sendable {
+    /// The process's standard error.
+    public static let standardError = LogSink(fileDescriptor: 2)
+
+    private let fileDescriptor: Int32
+    private let buffer = Mutex<[UInt8]>([])
+    /// Held while a batch is taken and written, so that batches (and synchronous flushes) never
+    /// interleave or overtake each other.
+    private let writing = Mutex<Void>(())
+    private let wake = DispatchSemaphore(value: 0)
+    private static let batchDelay: UInt32 = 10_000
+    private static let limit = 4 << 20
+
+    init(fileDescriptor: Int32) {
+        self.fileDescriptor = fileDescriptor
+        let thread = Thread { [self] in writeLoop() }
+        thread.name = "log-writer"
+        thread.start()
+    }
+
+    /// Appends `line` (which ends with a newline); writes it and everything before it at once
+    /// when `immediately` or when the buffer is past its bound.
+    public func append(_ line: [UInt8], immediately: Bool = false) {
+        let (wasEmpty, full) = buffer.withLock { buffer -> (Bool, Bool) in
+            let wasEmpty = buffer.isEmpty
+            buffer.append(contentsOf: line)
+            return (wasEmpty, buffer.count >= Self.limit)
+        }
+        if immediately || full {
+            flush()
+        } else if wasEmpty {
+            wake.signal()
+        }
+    }
+
+    /// Writes everything appended so far before returning.
+    public func flush() {
+        writing.withLock { _ in
+            let batch = buffer.withLock { buffer -> [UInt8] in
+                defer { buffer = [] }
+                return buffer
+            }
+            write(batch)
+        }
+    }
+
+    private func writeLoop() {
+        while true {
+            wake.wait()
+            // A short pause gathers the lines of concurrent requests into one write.
+            usleep(Self.batchDelay)
+            flush()
+        }
+    }
+
+    private func write(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let written = Foundation.write(fileDescriptor, raw.baseAddress! + offset, raw.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                if written <= 0 { return }
+                offset += written
+            }
+        }
+    }
+}
