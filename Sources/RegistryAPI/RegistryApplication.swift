@@ -464,16 +464,16 @@ public final class RegistryApplication: HTTPHandler {
     ) {
         guard logger.logLevel <= .info else { return }
         let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-        var fields: [(key: String, value: Logger.Metadata.Value)] = [
-            ("actor", .string(actor)), ("bytes", .stringConvertible(response.bodyCount)),
-            ("durationMs", .stringConvertible((milliseconds * 1000).rounded() / 1000)), ("method", .string(request.method)),
+        var fields: [(key: String, value: StderrLogHandler.Value)] = [
+            ("actor", .string(actor)), ("bytes", .integer(response.bodyCount)),
+            ("durationMs", .number((milliseconds * 1000).rounded() / 1000)), ("method", .string(request.method)),
             ("operation", .string(operation)), ("path", .string(request.path)),
         ]
         fields.reserveCapacity(11)
         if !request.remoteAddress.isEmpty { fields.append(("remoteAddress", .string(request.remoteAddress))) }
         fields.append(("requestId", .string(requestID)))
         fields.append(("route", .string(route ?? "-")))
-        fields.append(("status", .stringConvertible(response.status)))
+        fields.append(("status", .integer(response.status)))
         if let agent = request.headers["User-Agent"] { fields.append(("userAgent", .string(agent))) }
         let message = "\(LogEscaping.path(request.method)) \(LogEscaping.path(request.path)) \(response.status)"
         LogSink.standardError.append(StderrLogHandler.line(format: logFormat, level: .info, message: message, fields: fields))

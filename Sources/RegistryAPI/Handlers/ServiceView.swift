@@ -103,27 +103,23 @@ enum ServiceView {
     private static let hostKey = Array("\"host\"".utf8)
     private static let healthCheckKey = Array("\"healthCheck\"".utf8)
 
-    /// Whether `needle` (a quoted key, so it starts with `"`) occurs in `bytes`: compared only
-    /// where a `"` is, byte by byte (this runs on every GET of a service).
+    /// Whether `needle` occurs in `bytes`: `memchr` to each occurrence of its first byte, then
+    /// `memcmp` (this runs on every GET of a service).
     static func containsKey(_ bytes: [UInt8], _ needle: [UInt8]) -> Bool {
-        let count = needle.count
-        guard count > 0, bytes.count >= count else { return false }
-        var index = 0
-        let last = bytes.count - count
-        outer: while index <= last {
-            if bytes[index] == needle[0] {
-                var offset = 1
-                while offset < count {
-                    if bytes[index + offset] != needle[offset] {
-                        index += 1
-                        continue outer
-                    }
-                    offset += 1
+        guard let first = needle.first, bytes.count >= needle.count else { return false }
+        return bytes.withUnsafeBytes { haystack in
+            needle.withUnsafeBytes { needle in
+                guard let base = haystack.baseAddress, let wanted = needle.baseAddress else { return false }
+                var offset = 0
+                let last = haystack.count - needle.count
+                while offset <= last {
+                    guard let found = memchr(base + offset, Int32(first), last - offset + 1) else { return false }
+                    let position = base.distance(to: UnsafeRawPointer(found))
+                    if memcmp(base + position, wanted, needle.count) == 0 { return true }
+                    offset = position + 1
                 }
-                return true
+                return false
             }
-            index += 1
         }
-        return false
     }
 }

@@ -35,13 +35,22 @@ public struct StderrLogHandler: LogHandler {
             if all.isEmpty { all = extra } else { all.merge(extra) { $1 } }
         }
         let line = Self.line(
-            format: format, level: event.level, message: "\(event.message)", fields: all.keys.sorted().map { ($0, all[$0]!) })
+            format: format, level: event.level, message: "\(event.message)", fields: all.keys.sorted().map { ($0, .metadata(all[$0]!)) })
         LogSink.standardError.append(line, immediately: event.level >= .notice)
+    }
+
+    /// A field's value in a log line: request lines give theirs typed (no boxing, integers
+    /// written digit by digit); other lines give swift-log metadata.
+    enum Value {
+        case string(String)
+        case integer(Int)
+        case number(Double)
+        case metadata(Logger.Metadata.Value)
     }
 
     /// One log line, newline included: `time level message key=value…` (text) or
     /// `{"time":…,"level":…,"message":…,key:value…}` (JSON), the fields in the order given.
-    static func line(format: LogFormat, level: Logger.Level, message: String, fields: [(key: String, value: Logger.Metadata.Value)]) -> [UInt8] {
+    static func line(format: LogFormat, level: Logger.Level, message: String, fields: [(key: String, value: Value)]) -> [UInt8] {
         var line: [UInt8]
         switch format {
         case .text:
@@ -57,21 +66,41 @@ public struct StderrLogHandler: LogHandler {
                 line.append(UInt8(ascii: " "))
                 LogEscaping.append(key, to: &line)
                 line.append(UInt8(ascii: "="))
-                let text: String
                 switch value {
-                case .string(let string): text = string
-                case .stringConvertible(let convertible): text = convertible.description
-                case let other: text = "\(other)"
+                case .string(let string): LogEscaping.appendTextValue(string, to: &line)
+                case .integer(let number): appendDecimal(number, to: &line)
+                case .number(let number): line.append(contentsOf: number.description.utf8)
+                case .metadata(.string(let string)): LogEscaping.appendTextValue(string, to: &line)
+                case .metadata(.stringConvertible(let convertible)): LogEscaping.appendTextValue(convertible.description, to: &line)
+                case .metadata(let other): LogEscaping.appendTextValue("\(other)", to: &line)
                 }
-                LogEscaping.appendTextValue(text, to: &line)
             }
         case .json:
             var object = JSONObject([("time", .string(timestamp())), ("level", .string(level.rawValue)), ("message", .string(message))])
-            for (key, value) in fields { object[key] = json(value) }
+            for (key, value) in fields {
+                switch value {
+                case .string(let string): object[key] = .string(string)
+                case .integer(let number): object[key] = .integer(number)
+                case .number(let number): object[key] = json(.stringConvertible(number))
+                case .metadata(let metadata): object[key] = json(metadata)
+                }
+            }
             line = JSONWriter.bytes(.object(object))
         }
         line.append(UInt8(ascii: "\n"))
         return line
+    }
+
+    /// Appends `number` in decimal, as `String(number)` would write it.
+    static func appendDecimal(_ number: Int, to line: inout [UInt8]) {
+        if number < 0 { line.append(UInt8(ascii: "-")) }
+        var magnitude = number.magnitude
+        let start = line.count
+        repeat {
+            line.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
+            magnitude /= 10
+        } while magnitude > 0
+        line[start...].reverse()
     }
 
     /// A metadata value as JSON: numbers and booleans given as `.stringConvertible` stay numbers
