@@ -32,7 +32,7 @@ public final class RegistryService: Sendable {
             store = try ServiceStore(
                 path: configuration.databasePath, durability: configuration.durability,
                 migrations: try Migration.parse(RegistryResources.migrations),
-                quickCheckTimeout: configuration.checkDatabaseAtStart ? .seconds(30) : nil)
+                quickCheckTimeout: configuration.checkDatabaseAtStart ? .seconds(30) : nil, exclusive: true)
         } catch {
             throw .database(path: configuration.databasePath, error)
         }
@@ -205,6 +205,7 @@ public final class RegistryService: Sendable {
         } catch {
             logger.error("checkpoint at shutdown failed", metadata: ["error": "\(error)"])
         }
+        store.releaseExclusiveLock()
         logger.notice("stopped")
     }
 }

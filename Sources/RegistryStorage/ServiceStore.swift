@@ -128,6 +128,11 @@ public final class ServiceStore: Sendable {
     private let changeObservers = Mutex<[@Sendable ([ServiceChange]) -> Void]>([])
     /// Decoded records of the last writes, for read-modify-write (see `RecordCache`).
     private let recordCache = RecordCache()
+    /// Current documents for `document(namespace:name:)` (GET), invalidated by `changed`; only
+    /// when `exclusive` (no other process writes the file).
+    private let documentCache: DocumentCache?
+    /// Held when `exclusive`: no other process serves the same file.
+    private let exclusiveLock: ExclusiveFileLock?
     /// Runs WAL checkpoints off the commit path (nil: SQLite's automatic checkpoints).
     private let checkpointer: WALCheckpointer?
 
@@ -136,14 +141,23 @@ public final class ServiceStore: Sendable {
     ///
     /// - Parameter quickCheckTimeout: when set, runs `PRAGMA quick_check` first (abandoned after
     ///   that long) and refuses a damaged file.
+    /// - Parameter exclusive: this process is the only one using the file (the server): an
+    ///   exclusive `flock` is taken (`StoreError.fault` `.busy` when another process holds it) and
+    ///   current documents are cached for reads (`DocumentCache`).
     /// - Throws: `StoreError.fault` when the file cannot be opened or is damaged,
     ///   `StoreError.migration` when its schema cannot be brought up to date.
     public init(
         path: String, durability: Durability = .full, migrations: [Migration], quickCheckTimeout: Duration? = nil,
-        now: @escaping @Sendable () -> Date = { Date() }
+        exclusive: Bool = false, now: @escaping @Sendable () -> Date = { Date() }
     ) throws(StoreError) {
         self.now = now
         self.path = path
+        do {
+            exclusiveLock = exclusive ? try ExclusiveFileLock(path: path) : nil
+        } catch {
+            throw .fault(error)
+        }
+        documentCache = exclusive ? DocumentCache() : nil
         let connection: SQLiteConnection
         do {
             connection = try SQLiteConnection(path: path)
@@ -202,6 +216,11 @@ public final class ServiceStore: Sendable {
 
     deinit {
         checkpointer?.stop()
+    }
+
+    /// Gives up the `exclusive` lock (at shutdown, so that another server may open the file).
+    public func releaseExclusiveLock() {
+        exclusiveLock?.release()
     }
 
     /// How many WAL checkpoints the background checkpointer (or a writer at the WAL's size
@@ -379,7 +398,14 @@ public final class ServiceStore: Sendable {
 
     /// The stored document of one service, if it exists.
     public func document(namespace: String, name: String) throws(StoreError) -> StoredDocument? {
-        try read { connection in
+        let key = ServiceKey(namespace: namespace, name: name)
+        var generation = 0
+        switch documentCache?.lookup(key) {
+        case .hit(let stored)?: return stored
+        case .miss(let current)?: generation = current
+        case nil: break
+        }
+        let stored = try read { connection -> StoredDocument? in
             let statement = try connection.prepare("SELECT document, revision, uid FROM services WHERE namespace = ? AND name = ?")
             try statement.bind(.text(namespace), .text(name))
             guard try statement.step() else { return nil }
@@ -387,6 +413,8 @@ public final class ServiceStore: Sendable {
             return StoredDocument(
                 document: statement.blob(0), etag: ServiceRecord.etag(revision: revision, uid: statement.text(2)), revision: revision)
         }
+        if let stored { documentCache?.fill(key, stored, generation: generation) }
+        return stored
     }
 
     /// One service, decoded.
@@ -528,6 +556,7 @@ public final class ServiceStore: Sendable {
 
     private func changed(_ changes: [ServiceChange]) {
         guard !changes.isEmpty else { return }
+        documentCache?.invalidate(changes.map(\.key))
         for observer in changeObservers.withLock({ $0 }) { observer(changes) }
     }
 

@@ -100,6 +100,21 @@ final class ServerProcess {
         #expect(server.logText.contains("--insecure-allow-anonymous"))
     }
 
+    @Test func aSecondServerOnTheSameDatabaseRefusesToStart() throws {
+        let first = try ServerProcess([])
+        let database = first.directory.appending(path: "db.sqlite").path()
+        let second = try ServerProcess([], expectStart: false, database: database)
+        second.process.waitUntilExit()
+        #expect(second.process.terminationStatus != 0)
+        #expect(second.logText.contains("another process serves this database"), "\(second.logText)")
+        // The first goes on serving; once it has stopped, the file is free again.
+        #expect(try RawHTTPClient(port: first.port).request("GET", "/readyz").status == 200)
+        first.signal(SIGTERM)
+        first.process.waitUntilExit()
+        let third = try ServerProcess([], database: database)
+        #expect(try RawHTTPClient(port: third.port).request("GET", "/readyz").status == 200)
+    }
+
     @Test func servesHTTPSWithTheGivenCertificate() throws {
         let directory = FileManager.default.temporaryDirectory.appending(path: "tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -1,0 +1,98 @@
+import Foundation
+import RegistryCore
+import Testing
+
+@testable import RegistryStorage
+
+/// An `exclusive` store answers reads from its document cache exactly as from the database.
+@Suite struct DocumentCacheTests {
+    /// What the database itself holds for a service, read by a store that caches nothing.
+    private func fromDatabase(_ path: String, _ name: String) throws -> StoredDocument? {
+        let reader = try ServiceStore(path: path, migrations: try projectMigrations())
+        return try reader.document(namespace: "default", name: name)
+    }
+
+    private func expectSame(_ cached: StoredDocument?, _ stored: StoredDocument?) {
+        #expect(cached?.document == stored?.document)
+        #expect(cached?.etag == stored?.etag)
+        #expect(cached?.revision == stored?.revision)
+    }
+
+    @Test func everyAcknowledgedWriteIsReadBack() throws {
+        let path = try temporaryDatabase()
+        let store = try ServiceStore(path: path, durability: .normal, migrations: try projectMigrations(), exclusive: true)
+        #expect(try store.document(namespace: "default", name: "a") == nil)
+        _ = try store.create(sample("a"))
+        // Read twice: the second read comes from the cache.
+        for _ in 0..<2 { expectSame(try store.document(namespace: "default", name: "a"), try fromDatabase(path, "a")) }
+        _ = try store.update(namespace: "default", name: "a") { current in
+            var service = try #require(current).service
+            service.description = "changed"
+            return service
+        }
+        let updated = try store.document(namespace: "default", name: "a")
+        #expect(updated?.revision == 2)
+        expectSame(updated, try fromDatabase(path, "a"))
+        // A dry run changes nothing, cached or stored.
+        _ = try store.update(namespace: "default", name: "a", dryRun: true) { current in
+            var service = try #require(current).service
+            service.description = "dry"
+            return service
+        }
+        expectSame(try store.document(namespace: "default", name: "a"), updated)
+        var imported = sample("a")
+        imported.description = "imported"
+        _ = try store.importServices([imported, sample("b")], onConflict: .replace, dryRun: false)
+        for name in ["a", "b"] { expectSame(try store.document(namespace: "default", name: name), try fromDatabase(path, name)) }
+        #expect(try store.document(namespace: "default", name: "a")?.revision == 3)
+        try store.delete(namespace: "default", name: "a")
+        #expect(try store.document(namespace: "default", name: "a") == nil)
+        _ = try store.create(sample("a"))
+        expectSame(try store.document(namespace: "default", name: "a"), try fromDatabase(path, "a"))
+        #expect(try store.document(namespace: "default", name: "a")?.revision == 1)
+    }
+
+    @Test func readsRacingWritesNeverGoBackwards() async throws {
+        let store = try ServiceStore(path: try temporaryDatabase(), durability: .normal, migrations: try projectMigrations(), exclusive: true)
+        _ = try store.create(sample("r"))
+        let writes = 200
+        await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for index in 0..<writes {
+                    let result = try store.update(namespace: "default", name: "r") { current in
+                        var service = try #require(current).service
+                        service.description = "write \(index)"
+                        return service
+                    }
+                    // Acknowledged: every read from now on shows at least this revision.
+                    let read = try store.document(namespace: "default", name: "r")
+                    #expect((read?.revision ?? 0) >= result.record.revision)
+                }
+            }
+            for _ in 0..<2 {
+                group.addTask {
+                    var last = 0
+                    for _ in 0..<2000 {
+                        let revision = try store.document(namespace: "default", name: "r")?.revision ?? 0
+                        #expect(revision >= last)
+                        last = revision
+                    }
+                }
+            }
+        }
+        #expect(try store.document(namespace: "default", name: "r")?.revision == writes + 1)
+    }
+
+    @Test func aSecondExclusiveOpenOfTheSameFileIsRefusedUntilReleased() throws {
+        let path = try temporaryDatabase()
+        let first = try ServiceStore(path: path, migrations: try projectMigrations(), exclusive: true)
+        #expect {
+            _ = try ServiceStore(path: path, migrations: try projectMigrations(), exclusive: true)
+        } throws: { error in
+            guard case StoreError.fault(let fault) = error else { return false }
+            return fault.reason == .busy && fault.message.contains("another process serves this database")
+        }
+        first.releaseExclusiveLock()
+        _ = try ServiceStore(path: path, migrations: try projectMigrations(), exclusive: true)
+    }
+}
