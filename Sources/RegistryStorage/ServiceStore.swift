@@ -43,6 +43,8 @@ public struct StoredDocument: Sendable {
     public var document: [UInt8]
     public var etag: String
     public var revision: Int
+    /// The service's uid (a re-created service has a new one).
+    public var uid: String
 }
 
 /// One page of a listing, in (namespace, name) order.
@@ -410,16 +412,24 @@ public final class ServiceStore: Sendable {
             try statement.bind(.text(namespace), .text(name))
             guard try statement.step() else { return nil }
             let revision = statement.int(1)
-            return StoredDocument(
-                document: statement.blob(0), etag: ServiceRecord.etag(revision: revision, uid: statement.text(2)), revision: revision)
+            let uid = statement.text(2)
+            return StoredDocument(document: statement.blob(0), etag: ServiceRecord.etag(revision: revision, uid: uid), revision: revision, uid: uid)
         }
         if let stored { documentCache?.fill(key, stored, generation: generation) }
         return stored
     }
 
     /// One service, decoded.
+    /// The record this process wrote last for the service (`RecordCache`) is taken instead of
+    /// parsing the document when it has the row's uid and revision and the very same bytes, so
+    /// that rendering a revision just written does not decode it again.
     public func record(namespace: String, name: String) throws(StoreError) -> ServiceRecord? {
         guard let stored = try document(namespace: namespace, name: name) else { return nil }
+        if let cached = recordCache.lookup(ServiceKey(namespace: namespace, name: name), uid: stored.uid, revision: stored.revision),
+            cached.document == stored.document
+        {
+            return cached.record
+        }
         return try ServiceStore.decode(stored.document, namespace: namespace, name: name)
     }
 

@@ -96,3 +96,31 @@ import Testing
         _ = try ServiceStore(path: path, migrations: try projectMigrations(), exclusive: true)
     }
 }
+
+/// `record(namespace:name:)` gives the decoded stored document, whether it comes from the
+/// writer's record cache (just written) or is parsed (written before, or by a dry run since).
+@Test func recordsReadBackAreTheStoredDocumentsDecoded() throws {
+    let store = try ServiceStore(path: try temporaryDatabase(), durability: .normal, migrations: try projectMigrations())
+    _ = try store.create(sample("d"))
+    func expectDecoded() throws {
+        let stored = try #require(try store.document(namespace: "default", name: "d"))
+        let record = try #require(try store.record(namespace: "default", name: "d"))
+        #expect(ServiceEncoder.bytes(record) == stored.document)
+        #expect(record == (try ServiceStore.decode(stored.document, namespace: "default", name: "d")))
+    }
+    try expectDecoded()
+    _ = try store.update(namespace: "default", name: "d") { current in
+        var service = try #require(current).service
+        service.description = "real"
+        return service
+    }
+    try expectDecoded()
+    // A dry run leaves a record of the next revision in the writer's cache: never served.
+    _ = try store.update(namespace: "default", name: "d", dryRun: true) { current in
+        var service = try #require(current).service
+        service.description = "dry"
+        return service
+    }
+    try expectDecoded()
+    #expect(try store.record(namespace: "default", name: "d")?.service.description == "real")
+}
