@@ -262,7 +262,7 @@ public final class DNSRefresher: Sendable {
     /// `service` with its `host` addresses replaced by the addresses they resolve to
     /// (`ExternalService.resolvingHosts`).
     public func resolved(_ service: ExternalService) -> ExternalService {
-        guard service.addresses.contains(where: \.isUnresolvedHost) else { return service }
+        guard service.addresses.contains(where: { $0.isUnresolvedHost }) else { return service }
         let known = addresses(namespace: service.namespace, name: service.name)
         return service.resolvingHosts { known[$0] ?? [] }
     }

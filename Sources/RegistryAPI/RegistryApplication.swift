@@ -120,7 +120,9 @@ public final class RegistryApplication: HTTPHandler {
             namespace: namespace, name: name, hosts: service?.hosts ?? [],
             settings: service.map(DNSRefresher.Settings.init)
                 ?? DNSRefresher.Settings(refreshSeconds: DNSSettings.defaultRefreshSeconds, graceSeconds: DNSSettings.defaultGraceSeconds))
-        liveness.update(namespace: namespace, name: name, service: service.map(dns.resolved))
+        // Without a health check there is nothing to probe: the checker forgets the service
+        // alike for nil, and the (possibly large) service is not resolved for nothing.
+        liveness.update(namespace: namespace, name: name, service: service?.healthCheck == nil ? nil : service.map(dns.resolved))
     }
 
     /// Loads every registration into the health checker and the DNS refresher, follows later
