@@ -252,7 +252,8 @@ public final class RegistryApplication: HTTPHandler {
                 try RegistryApplication.checkServicePath(route, parameters)
                 response = try route.handler(
                     RequestContext(
-                        request: request, parameters: parameters, requestID: requestID, principal: principal, operationID: route.operationID))
+                        request: request, parameters: parameters, requestID: requestID, principal: principal, operationID: route.operationID,
+                        problem: { [self] error in errorResponse(error, request: request, requestID: requestID) }))
             case .methodNotAllowed(let allowed):
                 throw APIError.methodNotAllowed(method: request.method, allowed: allowed)
             case .notFound:

@@ -137,6 +137,8 @@ public final class ServiceStore: Sendable {
     private let exclusiveLock: ExclusiveFileLock?
     /// Runs WAL checkpoints off the commit path (nil: SQLite's automatic checkpoints).
     private let checkpointer: WALCheckpointer?
+    /// Runs the group commits of `writeLater`.
+    private let commitQueue = DispatchQueue(label: "endpoint-registry.commit")
 
     /// Opens (creating if needed) the database at `path`, applies pending migrations and
     /// refuses a database this binary cannot handle.
@@ -270,18 +272,48 @@ public final class ServiceStore: Sendable {
     /// that fault, since SQLite may have rolled the whole transaction back, and the next batch
     /// starts clean.
     func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) throws -> T {
-        let pending = PendingWrite { connection in try body(connection) }
+        let pending = PendingWrite(body: { connection in try body(connection) }, completion: nil)
         queue.withLock { $0.append(pending) }
-        writer.withLock { box in
+        drain()
+        return try ServiceStore.typed(pending.result)
+    }
+
+    /// `write(_:)` without waiting: `body` runs in the next group commit, on the commit thread
+    /// (`commitQueue`) or on a thread committing synchronously, and `completion` gets what it
+    /// returned (or threw) once the transaction is committed (or failed). For request threads that
+    /// answer later (`DeferredResponse`): writes queue up while no thread waits for them, so
+    /// batches grow with the number of connections rather than of worker threads.
+    func writeLater<T: Sendable>(
+        _ body: @escaping @Sendable (SQLiteConnection) throws -> T, completion: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) {
+        let pending = PendingWrite(
+            body: { connection in try body(connection) },
+            completion: { result in completion(Result { try ServiceStore.typed(result) }) })
+        queue.withLock { $0.append(pending) }
+        commitQueue.async { [self] in drain() }
+    }
+
+    /// Commits everything queued, as the one writer, then hands the asynchronous writes of the
+    /// batch their results (after the writer lock is released).
+    private func drain() {
+        let batch: [PendingWrite] = writer.withLock { box in
             let batch = queue.withLock { queued in
                 defer { queued.removeAll() }
                 return queued
             }
-            guard !batch.isEmpty else { return }
+            guard !batch.isEmpty else { return [] }
             if let checkpointer, checkpointer.mustWait { checkpointer.checkpointAtCeiling(box.connection) }
             ServiceStore.commit(batch, on: box.connection)
+            return batch
         }
-        switch pending.result {
+        for pending in batch {
+            pending.completion?(pending.result ?? .failure(StoreError.fault(StorageFault(reason: .internal, message: "the write was not executed"))))
+        }
+    }
+
+    /// A write's result as the type its body returned, with SQLite's failures as `StoreError`.
+    private static func typed<T: Sendable>(_ result: Result<any Sendable, any Error>?) throws -> T {
+        switch result {
         case .success(let value)?:
             guard let value = value as? T else {
                 throw StoreError.fault(StorageFault(reason: .internal, message: "a write returned \(type(of: value))"))
@@ -301,6 +333,17 @@ public final class ServiceStore: Sendable {
             return try write { (connection) throws -> T in throw RolledBack(value: try body(connection)) }
         } catch let rolledBack as RolledBack<T> {
             return rolledBack.value
+        }
+    }
+
+    /// `writeLater(_:completion:)`, rolled back at the end when `dryRun` is set.
+    func writeLater<T: Sendable>(
+        dryRun: Bool, _ body: @escaping @Sendable (SQLiteConnection) throws -> T, completion: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) {
+        guard dryRun else { return writeLater(body, completion: completion) }
+        writeLater({ (connection) throws -> T in throw RolledBack(value: try body(connection)) }) { result in
+            if case .failure(let rolledBack as RolledBack<T>) = result { return completion(.success(rolledBack.value)) }
+            completion(result)
         }
     }
 
@@ -577,23 +620,45 @@ public final class ServiceStore: Sendable {
     ) throws -> (
         record: ServiceRecord, document: [UInt8]
     ) {
+        let (body, created) = creation(service, audit: audit)
+        let result = try write(dryRun: dryRun, body)
+        if !dryRun { created(result.record) }
+        return result
+    }
+
+    /// `create` answered through `completion` after the commit, without holding the calling
+    /// thread meanwhile (see `writeLater`): the same checks, storage and observers.
+    public func create(
+        _ service: ExternalService, audit: AuditContext = .unattributed, dryRun: Bool = false,
+        completion: @escaping @Sendable (Result<(record: ServiceRecord, document: [UInt8]), any Error>) -> Void
+    ) {
+        let (body, created) = creation(service, audit: audit)
+        writeLater(dryRun: dryRun, body) { result in
+            if !dryRun, case .success(let value) = result { created(value.record) }
+            completion(result)
+        }
+    }
+
+    /// What a create runs in its transaction, and what follows its commit.
+    private func creation(
+        _ service: ExternalService, audit: AuditContext
+    ) -> (body: @Sendable (SQLiteConnection) throws -> (record: ServiceRecord, document: [UInt8]), committed: @Sendable (ServiceRecord) -> Void) {
         let time = ServiceStore.timestamp(now())
         let cache = recordCache
         let record = ServiceRecord(service: service, uid: ServiceStore.newUID(), revision: 1, createdAt: time, updatedAt: time)
         let document = ServiceEncoder.bytes(record)
-        let created = try write(dryRun: dryRun) { connection in
+        let key = ServiceKey(namespace: service.namespace, name: service.name)
+        let body: @Sendable (SQLiteConnection) throws -> (record: ServiceRecord, document: [UInt8]) = { connection in
             let exists = try connection.prepare("SELECT 1 FROM services WHERE namespace = ? AND name = ?")
             try exists.bind(.text(service.namespace), .text(service.name))
             if try exists.step() { throw StoreError.alreadyExists(namespace: service.namespace, name: service.name) }
             try ServiceStore.insert(record, document: document, into: connection, cache: cache)
             try ServiceStore.recordChange(
-                audit, key: ServiceKey(namespace: service.namespace, name: service.name), uid: record.uid, before: nil, after: 1, document: document,
-                status: 201, at: time, into: connection)
+                audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: 201, at: time, into: connection)
             try ServiceStore.recordEvent(.added, record: record, document: document, previousLabels: nil, at: time, into: connection)
             return (record, document)
         }
-        if !dryRun { changed([ServiceChange(key: ServiceKey(namespace: service.namespace, name: service.name), record: created.0)]) }
-        return created
+        return (body, { [self] committed in changed([ServiceChange(key: key, record: committed)]) })
     }
 
     /// Reads the current record (nil if absent) and stores what `transform` returns, all in one
@@ -824,9 +889,14 @@ public final class ServiceStore: Sendable {
 /// that same lock itself, which orders the two accesses.
 private final class PendingWrite: @unchecked Sendable {
     let body: @Sendable (SQLiteConnection) throws -> any Sendable
+    /// Set by the committing thread while it holds the writer lock; read after that thread
+    /// released it (by the waiting writer, or by the committing thread for `completion`).
     var result: Result<any Sendable, any Error>?
+    /// For `writeLater`: called with `result` after the commit.
+    let completion: (@Sendable (Result<any Sendable, any Error>) -> Void)?
 
-    init(body: @escaping @Sendable (SQLiteConnection) throws -> any Sendable) {
+    init(body: @escaping @Sendable (SQLiteConnection) throws -> any Sendable, completion: (@Sendable (Result<any Sendable, any Error>) -> Void)?) {
         self.body = body
+        self.completion = completion
     }
 }

@@ -67,10 +67,21 @@ struct ServiceHandlers: Sendable {
         let input = try decodeService(try RequestChecks.jsonBodyWithoutNulls(context.request))
         try Self.checkScope(context.principal, input.service.namespace)
         let dryRun = try Self.flag(context.request, "dryRun")
-        let (record, document) = try store.create(try bound(input, current: nil, defaulting: true), audit: context.audit, dryRun: dryRun)
-        return Responses.withWarnings(
-            Responses.json(201, document, etag: record.etag, location: Self.location(record.service.namespace, record.service.name)),
-            ServiceAdvice.warnings(record.service))
+        // Answered after the commit without holding a worker thread, so that the creates of many
+        // connections share one group commit.
+        let deferred = DeferredResponse()
+        store.create(try bound(input, current: nil, defaulting: true), audit: context.audit, dryRun: dryRun) { result in
+            switch result {
+            case .success(let (record, document)):
+                deferred.complete(
+                    Responses.withWarnings(
+                        Responses.json(201, document, etag: record.etag, location: Self.location(record.service.namespace, record.service.name)),
+                        ServiceAdvice.warnings(record.service)))
+            case .failure(let error):
+                deferred.complete(context.problem(error))
+            }
+        }
+        return .deferred(deferred)
     }
 
     /// The `namespace` query parameter, checked (syntax, and the caller's scope); nil when absent or empty.

@@ -8,6 +8,9 @@ public struct RequestContext: Sendable {
     public var requestID: String
     public var principal: Principal
     public var operationID: String
+    /// The problem+json answer for an error found after the handler returned (a deferred
+    /// response), mapped as a thrown one would be.
+    let problem: @Sendable (any Error) -> HTTPResponse
 
     /// Attribution of the changes this request makes, for the audit log.
     var audit: AuditContext { AuditContext(actor: principal.name, requestID: requestID, action: operationID) }
