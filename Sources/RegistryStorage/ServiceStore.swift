@@ -669,10 +669,34 @@ public final class ServiceStore: Sendable {
         namespace: String, name: String, audit: AuditContext = .unattributed, dryRun: Bool = false,
         _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService
     ) throws -> UpdateResult {
+        let (body, committed) = updating(namespace: namespace, name: name, audit: audit, transform)
+        let result = try write(dryRun: dryRun, body)
+        if result.changed && !dryRun { committed(result.record) }
+        return result
+    }
+
+    /// `update` answered through `completion` after the commit, without holding the calling
+    /// thread meanwhile (see `writeLater`); `transform` runs on the committing thread.
+    public func update(
+        namespace: String, name: String, audit: AuditContext = .unattributed, dryRun: Bool = false,
+        _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService,
+        completion: @escaping @Sendable (Result<UpdateResult, any Error>) -> Void
+    ) {
+        let (body, committed) = updating(namespace: namespace, name: name, audit: audit, transform)
+        writeLater(dryRun: dryRun, body) { result in
+            if !dryRun, case .success(let value) = result, value.changed { committed(value.record) }
+            completion(result)
+        }
+    }
+
+    /// What an update runs in its transaction, and what follows its commit when it changed the service.
+    private func updating(
+        namespace: String, name: String, audit: AuditContext, _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService
+    ) -> (body: @Sendable (SQLiteConnection) throws -> UpdateResult, committed: @Sendable (ServiceRecord) -> Void) {
         let cache = recordCache
         let key = ServiceKey(namespace: namespace, name: name)
         let time = ServiceStore.timestamp(now())
-        let result = try write(dryRun: dryRun) { connection in
+        let body: @Sendable (SQLiteConnection) throws -> UpdateResult = { connection in
             let stored = try ServiceStore.stored(connection, namespace: namespace, name: name, cache: cache)
             let current = stored?.record
             let service = try transform(current)
@@ -703,8 +727,7 @@ public final class ServiceStore: Sendable {
             try ServiceStore.recordEvent(.added, record: record, document: document, previousLabels: nil, at: time, into: connection)
             return UpdateResult(record: record, document: document, changed: true, created: true)
         }
-        if result.changed && !dryRun { changed([ServiceChange(key: key, record: result.record)]) }
-        return result
+        return (body, { [self] record in changed([ServiceChange(key: key, record: record)]) })
     }
 
     /// Registers or updates `services` all together in one transaction: either every change is

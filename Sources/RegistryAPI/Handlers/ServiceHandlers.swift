@@ -244,7 +244,7 @@ struct ServiceHandlers: Sendable {
         }
         let input = try decodeService(.object(object))
         let dryRun = try Self.flag(context.request, "dryRun")
-        let result = try store.update(namespace: namespace, name: name, audit: context.audit, dryRun: dryRun) { current in
+        return updateLater(context, dryRun: dryRun) { current in
             try RequestChecks.checkWritePreconditions(context.request, current: current)
             if let current {
                 try checkEchoedFields(input, current: current)
@@ -252,12 +252,32 @@ struct ServiceHandlers: Sendable {
                 throw StoreError.notFound(namespace: namespace, name: name)
             }
             return try bound(input, current: current, defaulting: true)
+        } respond: { result in
+            Responses.withWarnings(
+                Responses.json(
+                    result.created ? 201 : 200, result.document, etag: result.record.etag,
+                    location: result.created ? Self.location(namespace, name) : nil),
+                ServiceAdvice.warnings(result.record.service))
         }
-        return Responses.withWarnings(
-            Responses.json(
-                result.created ? 201 : 200, result.document, etag: result.record.etag,
-                location: result.created ? Self.location(namespace, name) : nil),
-            ServiceAdvice.warnings(result.record.service))
+    }
+
+    /// Runs the update of the URL's service in the next group commit and answers after it
+    /// (`respond`, or the error's problem) without holding a worker thread meanwhile: the writes
+    /// of every connection then share one commit.
+    func updateLater(
+        _ context: RequestContext, dryRun: Bool, _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService,
+        respond: @escaping @Sendable (UpdateResult) -> HTTPResponse
+    ) -> HTTPResponse {
+        let deferred = DeferredResponse()
+        store.update(
+            namespace: context.parameter("namespace"), name: context.parameter("name"), audit: context.audit, dryRun: dryRun, transform
+        ) { result in
+            switch result {
+            case .success(let update): deferred.complete(respond(update))
+            case .failure(let error): deferred.complete(context.problem(error))
+            }
+        }
+        return .deferred(deferred)
     }
 
     /// - Remark: HTTP `PATCH /v1/services/{namespace}/{name}`
@@ -267,7 +287,7 @@ struct ServiceHandlers: Sendable {
         let dryRun = try Self.flag(context.request, "dryRun")
         // RFC 9110 §13.2.1: the preconditions come after what would fail without them (no such
         // service 404, an invalid result 400/422), so they are checked last.
-        let result = try store.update(namespace: namespace, name: name, audit: context.audit, dryRun: dryRun) { current in
+        return updateLater(context, dryRun: dryRun) { current in
             guard let current else { throw StoreError.notFound(namespace: namespace, name: name) }
             guard case .object = patch else {
                 throw ValidationFailure([FieldViolation("", .wrongType, "a merge patch of a service must be a JSON object, not \(patch.typeName)")])
@@ -283,8 +303,9 @@ struct ServiceHandlers: Sendable {
             let service = try bound(input, current: current, defaulting: false)
             try RequestChecks.checkWritePreconditions(context.request, current: current)
             return service
+        } respond: { result in
+            Responses.withWarnings(Responses.json(200, result.document, etag: result.record.etag), ServiceAdvice.warnings(result.record.service))
         }
-        return Responses.withWarnings(Responses.json(200, result.document, etag: result.record.etag), ServiceAdvice.warnings(result.record.service))
     }
 
     /// - Remark: HTTP `DELETE /v1/services/{namespace}/{name}`
