@@ -208,15 +208,50 @@ extension ExternalService {
         let ports = self.ports
         addresses = addresses.map { $0.normalized(for: ports) }
         let keyed = addresses.map { (ip: try? $0.parsedIP.get(), ports: $0.backendPorts(for: ports), address: $0) }
-        addresses = keyed.sorted { lhs, rhs in
-            switch (lhs.ip, rhs.ip) {
-            case let (left?, right?) where left != right: return left < right
-            case (nil, _?): return false
-            case (_?, nil): return true
-            case (nil, nil) where lhs.address.host != rhs.address.host: return (lhs.address.host ?? "") < (rhs.address.host ?? "")
-            default: return lhs.ports.map { $0 ?? 0 }.lexicographicallyPrecedes(rhs.ports.map { $0 ?? 0 })
+        addresses = keyed.sorted { lhs, rhs in Self.precedes(lhs, rhs) }.map(\.address)
+        normalizeAllButAddresses()
+    }
+
+    /// The order of `normalize()`: by IP (addresses given by `host`, which have none, last, by
+    /// host), then by backend ports.
+    private static func precedes(
+        _ lhs: (ip: IPAddress?, ports: [Int?], address: EndpointAddress), _ rhs: (ip: IPAddress?, ports: [Int?], address: EndpointAddress)
+    ) -> Bool {
+        switch (lhs.ip, rhs.ip) {
+        case let (left?, right?) where left != right: return left < right
+        case (nil, _?): return false
+        case (_?, nil): return true
+        case (nil, nil) where lhs.address.host != rhs.address.host: return (lhs.address.host ?? "") < (rhs.address.host ?? "")
+        default: return lhs.ports.map { $0 ?? 0 }.lexicographicallyPrecedes(rhs.ports.map { $0 ?? 0 })
+        }
+    }
+
+    /// Adds `address` to a service in its stored form (`normalize()` applied, as every stored
+    /// service is) and brings the result to its stored form: the same service as appending the
+    /// address and calling `normalize()`, but the other addresses are neither normalized again
+    /// nor re-sorted (a binary search finds the place; ties go after their equals, as the stable
+    /// sort of `normalize()` leaves them). O(log n) comparisons plus the array insertion.
+    public mutating func insertNormalized(_ address: EndpointAddress) {
+        let ports = self.ports
+        let normalized = address.normalized(for: ports)
+        let key = (ip: try? normalized.parsedIP.get(), ports: normalized.backendPorts(for: ports), address: normalized)
+        var low = 0
+        var high = addresses.count
+        while low < high {
+            let middle = (low + high) / 2
+            let other = addresses[middle]
+            if Self.precedes(key, (ip: try? other.parsedIP.get(), ports: other.backendPorts(for: ports), address: other)) {
+                high = middle
+            } else {
+                low = middle + 1
             }
-        }.map(\.address)
+        }
+        addresses.insert(normalized, at: low)
+        normalizeAllButAddresses()
+    }
+
+    /// The part of `normalize()` that does not touch the addresses (some of it reads them).
+    private mutating func normalizeAllButAddresses() {
         if type == .externalName { endpointsMode = .both }
         clusters = Array(Set(clusters)).sorted()
         if var check = healthCheck, check.type != .tcp {

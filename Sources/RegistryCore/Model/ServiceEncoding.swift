@@ -3,6 +3,12 @@
 /// back can be sent again unchanged.
 public enum ServiceEncoder {
     public static func json(_ record: ServiceRecord) -> JSONValue {
+        json(record, addresses: nil)
+    }
+
+    /// `json(record)`, with `addresses` (when given) as the value of the `addresses` member
+    /// instead of the record's addresses; everything else still reads the record.
+    static func json(_ record: ServiceRecord, addresses: JSONValue?) -> JSONValue {
         var object = JSONObject()
         let service = record.service
         object["namespace"] = .string(service.namespace)
@@ -20,7 +26,7 @@ public enum ServiceEncoder {
         object["labels"] = stringMap(service.labels)
         object["annotations"] = stringMap(service.annotations)
         object["ports"] = .array(service.ports.map(json))
-        object["addresses"] = .array(service.addresses.map(json))
+        object["addresses"] = addresses ?? .array(service.addresses.map(json))
         if let healthCheck = service.healthCheck { object["healthCheck"] = json(healthCheck) }
         // Issue 13: written out (with their defaults) when the service has `host` addresses or sets them.
         if service.dnsRefreshSeconds != nil || service.dnsGraceSeconds != nil || service.addresses.contains(where: { $0.host != nil }) {
@@ -32,6 +38,159 @@ public enum ServiceEncoder {
 
     public static func bytes(_ record: ServiceRecord) -> [UInt8] {
         JSONWriter.bytes(json(record))
+    }
+
+    /// Most addresses removed plus added for which `bytes(_:previous:document:)` splices.
+    static let maxSplicedAddresses = 64
+
+    /// `bytes(record)`, computed from `document`, the bytes of `previous` (`bytes(previous)`),
+    /// when the two records differ only in a few addresses (one added or removed, as the
+    /// address routes do) besides the revision and times: everything around the `addresses`
+    /// array is encoded again from `record` (small), the addresses the two share before and
+    /// after the change are copied from `document`, and only the changed ones are encoded.
+    /// The output is byte for byte `bytes(record)` (the writer is compact and deterministic,
+    /// so an array's bytes are its elements' bytes joined by commas); whenever that cannot be
+    /// shown cheaply (other fields differ, many addresses changed, `document` is not what
+    /// `previous` encodes to around its addresses) the whole record is encoded.
+    public static func bytes(_ record: ServiceRecord, previous: ServiceRecord, document: [UInt8]) -> [UInt8] {
+        spliced(record, previous: previous, document: document)?.bytes ?? bytes(record)
+    }
+
+    /// `bytes(record, previous:document:)` with the patch that turns `document` into the result
+    /// (see `DocumentPatch`): the edits of the splice when there was one, else the one edit
+    /// between the two documents' common beginning and end.
+    public static func bytesAndPatch(_ record: ServiceRecord, previous: ServiceRecord, document: [UInt8]) -> (bytes: [UInt8], patch: DocumentPatch) {
+        if let spliced = spliced(record, previous: previous, document: document) { return spliced }
+        let bytes = bytes(record)
+        return (bytes, DocumentPatch(between: document, and: bytes))
+    }
+
+    static func spliced(_ record: ServiceRecord, previous: ServiceRecord, document: [UInt8]) -> (bytes: [UInt8], patch: DocumentPatch)? {
+        let old = previous.service.addresses
+        let new = record.service.addresses
+        var (otherOld, otherNew) = (previous.service, record.service)
+        (otherOld.addresses, otherNew.addresses) = ([], [])
+        guard otherOld == otherNew else { return nil }
+        // The changed stretch: old[prefix..<old.count - suffix] became new[prefix..<new.count - suffix].
+        var prefix = 0
+        while prefix < old.count && prefix < new.count && old[prefix] == new[prefix] { prefix += 1 }
+        var suffix = 0
+        while suffix < old.count - prefix && suffix < new.count - prefix && old[old.count - 1 - suffix] == new[new.count - 1 - suffix] {
+            suffix += 1
+        }
+        let removed = old.count - prefix - suffix
+        let inserted = new.count - prefix - suffix
+        guard removed + inserted <= maxSplicedAddresses else { return nil }
+        // What surrounds the array: the encoding with an empty one, cut after its `[`.
+        let marker = Array(#""addresses":[]"#.utf8)
+        func frame(_ record: ServiceRecord) -> (bytes: [UInt8], cut: Int)? {
+            let bytes = JSONWriter.bytes(json(record, addresses: .array([])))
+            guard let start = onlyOccurrence(of: marker, in: bytes) else { return nil }
+            return (bytes, start + marker.count - 1)
+        }
+        guard let oldFrame = frame(previous), let newFrame = frame(record) else { return nil }
+        let oldTail = oldFrame.bytes.count - oldFrame.cut
+        guard document.count >= oldFrame.bytes.count, document[..<oldFrame.cut].elementsEqual(oldFrame.bytes[..<oldFrame.cut]),
+            document[(document.count - oldTail)...].elementsEqual(oldFrame.bytes[oldFrame.cut...])
+        else { return nil }
+        let region = document[oldFrame.cut..<(document.count - oldTail)]
+        // Where the elements of the stored array start (`commas[i]`: the comma before element i).
+        let needed = max(prefix, old.count - suffix)
+        guard let commas = topLevelCommas(in: region, upTo: needed), commas.count == (needed < old.count ? needed + 1 : old.count) else {
+            return nil
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(document.count + 256 * inserted)
+        out.append(contentsOf: newFrame.bytes[..<newFrame.cut])
+        // The bytes kept from the stored array, at its start (`kept.start`) and end.
+        var kept = (start: 0, end: 0)
+        var first = true
+        func separate() {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+        }
+        if prefix > 0 {
+            separate()
+            let end = prefix < old.count ? commas[prefix] : region.endIndex
+            out.append(contentsOf: region[region.startIndex..<end])
+            kept.start = end - region.startIndex
+        }
+        for address in new[prefix..<(new.count - suffix)] {
+            separate()
+            JSONWriter.write(json(address), into: &out)
+        }
+        if suffix > 0 {
+            separate()
+            let start = old.count - suffix == 0 ? region.startIndex : commas[old.count - suffix] + 1
+            out.append(contentsOf: region[start...])
+            kept.end = region.endIndex - start
+        }
+        let middleStart = newFrame.cut + kept.start
+        let middleEnd = out.count - kept.end
+        out.append(contentsOf: newFrame.bytes[newFrame.cut...])
+        let patch = DocumentPatch(
+            minimizing: [
+                .init(offset: 0, removed: oldFrame.cut, inserted: Array(newFrame.bytes[..<newFrame.cut])),
+                .init(
+                    offset: oldFrame.cut + kept.start, removed: region.count - kept.start - kept.end, inserted: Array(out[middleStart..<middleEnd])),
+                .init(offset: document.count - oldTail, removed: oldTail, inserted: Array(newFrame.bytes[newFrame.cut...])),
+            ], of: document)
+        return (out, patch)
+    }
+
+    /// The start of the one occurrence of `needle` in `bytes`; nil when there are none or several.
+    private static func onlyOccurrence(of needle: [UInt8], in bytes: [UInt8]) -> Int? {
+        var found: Int?
+        var index = 0
+        while index + needle.count <= bytes.count {
+            if bytes[index] == needle[0] && bytes[index..<(index + needle.count)].elementsEqual(needle) {
+                if found != nil { return nil }
+                found = index
+            }
+            index += 1
+        }
+        return found
+    }
+
+    /// Positions of the commas between the elements of a compact JSON array's contents (without
+    /// its brackets): element 0 first, then index i holds the comma before element i (index 0
+    /// holds the region's start). Stops once element `upTo` is reached; nil when the bytes are
+    /// not well nested.
+    private static func topLevelCommas(in region: ArraySlice<UInt8>, upTo last: Int) -> [Int]? {
+        var commas = [region.startIndex]
+        guard !region.isEmpty else { return [] }
+        var depth = 0
+        var inString = false
+        var escaped = false
+        var index = region.startIndex
+        while index < region.endIndex {
+            let byte = region[index]
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
+            } else {
+                switch byte {
+                case UInt8(ascii: "\""): inString = true
+                case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
+                case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                    depth -= 1
+                    if depth < 0 { return nil }
+                case UInt8(ascii: ","):
+                    if depth == 0 {
+                        commas.append(index)
+                        if commas.count > last { return commas }
+                    }
+                default: break
+                }
+            }
+            index += 1
+        }
+        return depth == 0 && !inString ? commas : nil
     }
 
     public static func json(_ port: ServicePort) -> JSONValue {
