@@ -161,16 +161,22 @@ extension ServiceStore {
     /// The document of the history row `id` of a service name: stored whole, or rebuilt from
     /// the nearest earlier row kept whole and the patches after it (at most `depth` of them).
     /// Throws `StoreError.unreadable` when the chain is broken (a damaged database).
-    static func historyDocument(_ connection: SQLiteConnection, key: ServiceKey, id: Int, depth: Int) throws -> [UInt8] {
+    static func historyDocument(
+        _ connection: SQLiteConnection, key: ServiceKey, id: Int, depth: Int, known: [Int: [UInt8]] = [:]
+    ) throws -> [UInt8] {
         let statement = try connection.prepare(
             """
-            SELECT document, patch, document IS NULL, patch IS NULL FROM service_revisions
+            SELECT document, patch, document IS NULL, patch IS NULL, id FROM service_revisions
             WHERE namespace = ? AND name = ? AND id <= ? ORDER BY id DESC LIMIT ?
             """)
         try statement.bind(.text(key.namespace), .text(key.name), .integer(id), .integer(depth + 1))
         var patches: [[UInt8]] = []
         var base: [UInt8]?
         while try statement.step() {
+            if let document = known[statement.int(4)] {
+                base = document
+                break
+            }
             if statement.int(2) == 0 {
                 base = statement.blob(0)
                 break
@@ -234,14 +240,36 @@ extension ServiceStore {
             }
             // Newest first, so that a revision still waiting for deletion never outlives the
             // one its patch applies to.
-            try connection.prepare(
+            let doomed = try connection.prepare(
                 """
-                DELETE FROM service_revisions WHERE id IN (
-                  SELECT id FROM (
-                    SELECT id, row_number() OVER (PARTITION BY namespace, name ORDER BY id DESC) AS position FROM service_revisions
-                  ) WHERE position > ? ORDER BY id DESC LIMIT ?)
+                SELECT id FROM (
+                  SELECT id, row_number() OVER (PARTITION BY namespace, name ORDER BY id DESC) AS position FROM service_revisions
+                ) WHERE position > ? ORDER BY id DESC LIMIT ?
+                """)
+            try doomed.bind(.integer(keep), .integer(batch))
+            var ids: [Int] = []
+            while try doomed.step() { ids.append(doomed.int(0)) }
+            connection.resetStatements()
+            guard !ids.isEmpty else { return 0 }
+            let list = ids.map(String.init).joined(separator: ",")
+            // Watch events that name a revision about to go get its document back first.
+            let named = try connection.prepare(
                 """
-            ).bind(.integer(keep), .integer(batch)).run()
+                SELECT e.resource_version, r.id, r.namespace, r.name, r.depth FROM watch_events e
+                JOIN service_revisions r ON r.namespace = e.namespace AND r.name = e.name AND r.uid = e.uid AND r.revision = e.revision
+                WHERE r.id IN (\(list)) AND length(e.document) = 0 AND (r.document IS NOT NULL OR r.patch IS NOT NULL)
+                """)
+            var events: [(version: Int, id: Int, key: ServiceKey, depth: Int)] = []
+            while try named.step() {
+                events.append((named.int(0), named.int(1), ServiceKey(namespace: named.text(2), name: named.text(3)), named.int(4)))
+            }
+            connection.resetStatements()
+            for event in events {
+                let document = try ServiceStore.historyDocument(connection, key: event.key, id: event.id, depth: event.depth)
+                try connection.prepare("UPDATE watch_events SET document = ?, uid = NULL, revision = NULL WHERE resource_version = ?")
+                    .bind(.blob(document), .integer(event.version)).run()
+            }
+            try connection.prepare("DELETE FROM service_revisions WHERE id IN (\(list))").run()
             return connection.changes
         }
     }

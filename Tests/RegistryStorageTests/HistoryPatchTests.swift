@@ -79,6 +79,33 @@ import Testing
         #expect(try store.revisions(namespace: "default", name: "big").entries.last?.document == next)
     }
 
+    @Test func watchEventsNameTheirRevisionAndKeepTheirDocumentsThroughPruning() throws {
+        let store = try store()
+        let start = try store.resourceVersionState().current
+        var documents = [try store.create(largeService("big", count: 1_000)).document]
+        for index in 0..<40 { documents.append(try store.update(namespace: "default", name: "big", Self.change(index)).document) }
+        try store.delete(namespace: "default", name: "big")
+        // Stored: the DELETED event alone carries a document.
+        let connection = try SQLiteConnection(path: store.path, readOnly: true)
+        let stored = try connection.prepare("SELECT count(*) FROM watch_events WHERE length(document) > 0")
+        _ = try stored.step()
+        #expect(stored.int(0) == 1)
+        func check() throws {
+            let events = try store.watchEvents(after: start, limit: 100).events
+            #expect(events.map(\.type) == [.added] + Array(repeating: .modified, count: 40) + [.deleted])
+            #expect(events.map(\.document) == documents + [documents[40]])
+            // From any point, alone.
+            for skip in [1, 17, 35] {
+                #expect(try store.watchEvents(after: start + skip, limit: 3).events.map(\.document) == Array(documents[skip..<(skip + 3)]))
+            }
+        }
+        try check()
+        // The history's retention deletes the revisions the events name: the events keep their documents.
+        while try store.pruneHistory(keep: 2, batch: 7) > 0 {}
+        #expect(try store.revisions(namespace: "default", name: "big").entries.count == 2)
+        try check()
+    }
+
     @Test func deletionAndRecreationStartAWholeRevision() throws {
         let store = try store()
         let first = try store.create(largeService("big", count: 300)).document
