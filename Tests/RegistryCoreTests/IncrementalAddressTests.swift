@@ -98,6 +98,13 @@ struct IncrementalAddressTests {
 
     @Test func splicedDocumentsAreTheWholeEncodingByteForByte() {
         var (service, random) = Self.service(2_000, seed: 7)
+        // The splice finds the stored addresses by the lengths they encode to.
+        var odd = EndpointAddress(
+            ip: "10.9.9.9", ports: ["a": 1, "b": 65535], hostname: "h", zone: "z\"\\\n\u{01}", ready: false, servedPorts: ["a", "b"])
+        odd.port = 7
+        for address in service.addresses + [odd, EndpointAddress(host: "x.example"), EndpointAddress(ip: "::1", ports: [:], servedPorts: [])] {
+            #expect(ServiceEncoder.encodedLength(address) == JSONWriter.bytes(ServiceEncoder.json(address)).count)
+        }
         var record = Self.record(service, revision: 1)
         var document = ServiceEncoder.bytes(record)
         var spliced = 0

@@ -109,6 +109,13 @@ public struct EndpointAddress: Sendable, Equatable {
         self.init(ip: "", port: port, ports: ports, hostname: hostname, zone: zone, ready: ready, servedPorts: servedPorts, host: host)
     }
 
+    /// Equal when every field given is: `parsedIP` is left out, being computed from `ip` alone
+    /// (comparing the parse results cost more than the rest of the address).
+    public static func == (lhs: EndpointAddress, rhs: EndpointAddress) -> Bool {
+        lhs.ip == rhs.ip && lhs.port == rhs.port && lhs.ports == rhs.ports && lhs.hostname == rhs.hostname && lhs.zone == rhs.zone
+            && lhs.ready == rhs.ready && lhs.servedPorts == rhs.servedPorts && lhs.host == rhs.host
+    }
+
     /// Whether this is an address given by `host` that has not been expanded to an IP: it
     /// renders nothing by itself.
     public var isUnresolvedHost: Bool { host != nil && ip.isEmpty }

@@ -95,10 +95,23 @@ public enum ServiceEncoder {
         else { return nil }
         let region = document[oldFrame.cut..<(document.count - oldTail)]
         // Where the elements of the stored array start (`commas[i]`: the comma before element i).
-        let needed = max(prefix, old.count - suffix)
-        guard let commas = topLevelCommas(in: region, upTo: needed), commas.count == (needed < old.count ? needed + 1 : old.count) else {
-            return nil
+        // Where the elements of the stored array start (`commas[i]`: the comma before element
+        // i), from the lengths the addresses encode to, checked against the bytes: each
+        // element the length of its address and opening with `{`, commas between, and the
+        // whole array that long (else the document is not what the addresses encode to).
+        var commas = [region.startIndex]
+        commas.reserveCapacity(old.count)
+        var position = region.startIndex
+        for (index, address) in old.enumerated() {
+            if index > 0 {
+                guard position < region.endIndex, region[position] == UInt8(ascii: ",") else { return nil }
+                commas.append(position)
+                position += 1
+            }
+            guard position < region.endIndex, region[position] == UInt8(ascii: "{") else { return nil }
+            position += encodedLength(address)
         }
+        guard position == region.endIndex else { return nil }
         var out: [UInt8] = []
         out.reserveCapacity(document.count + 256 * inserted)
         out.append(contentsOf: newFrame.bytes[..<newFrame.cut])
@@ -152,45 +165,48 @@ public enum ServiceEncoder {
         return found
     }
 
-    /// Positions of the commas between the elements of a compact JSON array's contents (without
-    /// its brackets): element 0 first, then index i holds the comma before element i (index 0
-    /// holds the region's start). Stops once element `upTo` is reached; nil when the bytes are
-    /// not well nested.
-    private static func topLevelCommas(in region: ArraySlice<UInt8>, upTo last: Int) -> [Int]? {
-        var commas = [region.startIndex]
-        guard !region.isEmpty else { return [] }
-        var depth = 0
-        var inString = false
-        var escaped = false
-        var index = region.startIndex
-        while index < region.endIndex {
-            let byte = region[index]
-            if inString {
-                if escaped {
-                    escaped = false
-                } else if byte == UInt8(ascii: "\\") {
-                    escaped = true
-                } else if byte == UInt8(ascii: "\"") {
-                    inString = false
-                }
-            } else {
-                switch byte {
-                case UInt8(ascii: "\""): inString = true
-                case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
-                case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                    depth -= 1
-                    if depth < 0 { return nil }
-                case UInt8(ascii: ","):
-                    if depth == 0 {
-                        commas.append(index)
-                        if commas.count > last { return commas }
-                    }
-                default: break
-                }
-            }
-            index += 1
+    /// The number of bytes `JSONWriter` writes for `json(address)`, computed without writing
+    /// them (the splice finds the stored addresses with it, and checks what it finds).
+    static func encodedLength(_ address: EndpointAddress) -> Int {
+        // `{` … `}`, and `"key":` per member plus its value; members after the first take a comma.
+        func member(_ key: Int, _ value: Int) -> Int { key + 3 + value + 1 }
+        var length = 1
+        if let host = address.host, address.ip.isEmpty {
+            length += member(4, stringLength(host))
+        } else {
+            length += member(2, stringLength(address.ip))
         }
-        return depth == 0 && !inString ? commas : nil
+        if let port = address.port { length += member(4, digits(port)) }
+        if let ports = address.ports {
+            var object = 2 + max(ports.count - 1, 0)
+            for (name, port) in ports { object += stringLength(name) + 1 + digits(port) }
+            length += member(5, object)
+        }
+        if let hostname = address.hostname { length += member(8, stringLength(hostname)) }
+        if let zone = address.zone { length += member(4, stringLength(zone)) }
+        length += member(5, address.ready ? 4 : 5)
+        if let served = address.servedPorts {
+            length += member(11, 2 + max(served.count - 1, 0) + served.reduce(0) { $0 + stringLength($1) })
+        }
+        return length  // the members' commas (one fewer than the members) and `}` are in `member`'s + 1
+    }
+
+    /// Bytes of `JSONWriter.writeString(text)`: the quotes, and each escape's extra bytes.
+    private static func stringLength(_ text: String) -> Int {
+        var length = 2
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x0A, 0x0D, 0x09: length += 2
+            case 0x00..<0x20: length += 6
+            default: length += 1
+            }
+        }
+        return length
+    }
+
+    /// Bytes of a decimal integer as JSON writes it.
+    private static func digits(_ value: Int) -> Int {
+        String(value).utf8.count
     }
 
     public static func json(_ port: ServicePort) -> JSONValue {
