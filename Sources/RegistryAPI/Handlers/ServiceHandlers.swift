@@ -368,7 +368,7 @@ struct ServiceHandlers: Sendable {
             case .failure(let failure): throw failure
             }
             try RequestChecks.checkWritePreconditions(context.request, current: current)
-            if service.addresses.contains(address) { return service }
+            if service.addresses.indices.contains(where: { EndpointAddress.same(service.addresses[$0], address) }) { return service }
             let ports = address.backendPorts(for: service.ports)
             if let index = service.addresses.firstIndex(where: {
                 $0.ip == address.ip && $0.host == address.host && $0.backendPorts(for: service.ports) == ports

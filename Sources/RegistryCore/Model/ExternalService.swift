@@ -112,8 +112,21 @@ public struct EndpointAddress: Sendable, Equatable {
     /// Equal when every field given is: `parsedIP` is left out, being computed from `ip` alone
     /// (comparing the parse results cost more than the rest of the address).
     public static func == (lhs: EndpointAddress, rhs: EndpointAddress) -> Bool {
+        same(lhs, rhs)
+    }
+
+    /// `==` on borrowed values.
+    public static func same(_ lhs: borrowing EndpointAddress, _ rhs: borrowing EndpointAddress) -> Bool {
         lhs.ip == rhs.ip && lhs.port == rhs.port && lhs.ports == rhs.ports && lhs.hostname == rhs.hostname && lhs.zone == rhs.zone
             && lhs.ready == rhs.ready && lhs.servedPorts == rhs.servedPorts && lhs.host == rhs.host
+    }
+
+    /// `lhs[i] == rhs[j]`, reading the elements' fields in place: copying whole addresses out of
+    /// the arrays (a retain and release per field) cost more than comparing them.
+    public static func same(_ lhs: [EndpointAddress], _ i: Int, _ rhs: [EndpointAddress], _ j: Int) -> Bool {
+        lhs[i].ip == rhs[j].ip && lhs[i].port == rhs[j].port && lhs[i].ready == rhs[j].ready && lhs[i].host == rhs[j].host
+            && lhs[i].ports == rhs[j].ports && lhs[i].hostname == rhs[j].hostname && lhs[i].zone == rhs[j].zone
+            && lhs[i].servedPorts == rhs[j].servedPorts
     }
 
     /// Whether this is an address given by `host` that has not been expanded to an IP: it

@@ -73,9 +73,11 @@ public enum ServiceEncoder {
         guard otherOld == otherNew else { return nil }
         // The changed stretch: old[prefix..<old.count - suffix] became new[prefix..<new.count - suffix].
         var prefix = 0
-        while prefix < old.count && prefix < new.count && old[prefix] == new[prefix] { prefix += 1 }
+        while prefix < old.count && prefix < new.count && EndpointAddress.same(old, prefix, new, prefix) { prefix += 1 }
         var suffix = 0
-        while suffix < old.count - prefix && suffix < new.count - prefix && old[old.count - 1 - suffix] == new[new.count - 1 - suffix] {
+        while suffix < old.count - prefix && suffix < new.count - prefix
+            && EndpointAddress.same(old, old.count - 1 - suffix, new, new.count - 1 - suffix)
+        {
             suffix += 1
         }
         let removed = old.count - prefix - suffix
@@ -102,14 +104,14 @@ public enum ServiceEncoder {
         var commas = [region.startIndex]
         commas.reserveCapacity(old.count)
         var position = region.startIndex
-        for (index, address) in old.enumerated() {
+        for index in old.indices {
             if index > 0 {
                 guard position < region.endIndex, region[position] == UInt8(ascii: ",") else { return nil }
                 commas.append(position)
                 position += 1
             }
             guard position < region.endIndex, region[position] == UInt8(ascii: "{") else { return nil }
-            position += encodedLength(address)
+            position += encodedLength(old, index)
         }
         guard position == region.endIndex else { return nil }
         var out: [UInt8] = []
@@ -168,15 +170,27 @@ public enum ServiceEncoder {
     /// The number of bytes `JSONWriter` writes for `json(address)`, computed without writing
     /// them (the splice finds the stored addresses with it, and checks what it finds).
     static func encodedLength(_ address: EndpointAddress) -> Int {
+        encodedLength([address], 0)
+    }
+
+    /// `encodedLength(addresses[index])`, reading the fields in place (see `EndpointAddress.same`).
+    static func encodedLength(_ addresses: [EndpointAddress], _ index: Int) -> Int {
         // `{` … `}`, and `"key":` per member plus its value; members after the first take a comma.
         func member(_ key: Int, _ value: Int) -> Int { key + 3 + value + 1 }
         var length = 1
-        if let host = address.host, address.ip.isEmpty {
+        if addresses[index].host != nil && addresses[index].ip.isEmpty, let host = addresses[index].host {
             length += member(4, stringLength(host))
         } else {
-            length += member(2, stringLength(address.ip))
+            length += member(2, stringLength(addresses[index].ip))
         }
-        if let port = address.port { length += member(4, digits(port)) }
+        if let port = addresses[index].port { length += member(4, digits(port)) }
+        length += member(5, addresses[index].ready ? 4 : 5)
+        if addresses[index].ports == nil && addresses[index].hostname == nil && addresses[index].zone == nil
+            && addresses[index].servedPorts == nil
+        {
+            return length
+        }
+        let address = addresses[index]
         if let ports = address.ports {
             var object = 2 + max(ports.count - 1, 0)
             for (name, port) in ports { object += stringLength(name) + 1 + digits(port) }
@@ -184,7 +198,6 @@ public enum ServiceEncoder {
         }
         if let hostname = address.hostname { length += member(8, stringLength(hostname)) }
         if let zone = address.zone { length += member(4, stringLength(zone)) }
-        length += member(5, address.ready ? 4 : 5)
         if let served = address.servedPorts {
             length += member(11, 2 + max(served.count - 1, 0) + served.reduce(0) { $0 + stringLength($1) })
         }
