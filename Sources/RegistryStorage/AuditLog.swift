@@ -1,4 +1,5 @@
 import Foundation
+import RegistryCore
 
 /// Who is changing something, carried into the transaction that changes it.
 public struct AuditContext: Sendable {
@@ -112,10 +113,18 @@ extension ServiceStore {
         ).run()
     }
 
-    /// Records a change: an audit line and, for the service's history, the new revision.
+    /// Most patches in a row in the history before a revision is kept whole again: rebuilding
+    /// one copies the document at most this many times.
+    static let maxPatchDepth = 32
+
+    /// Records a change: an audit line and, for the service's history, the new revision. With
+    /// `patch` (the edits that turn revision `before`'s document into `document`), the revision
+    /// is kept as that patch when the history's last row of the service is revision `before` of
+    /// the same uid, fewer than `maxPatchDepth` patches follow the last whole document, and the
+    /// patch is smaller than half the document; else whole.
     static func recordChange(
-        _ audit: AuditContext, key: ServiceKey, uid: String, before: Int?, after: Int?, document: [UInt8]?, status: Int, at time: String,
-        into connection: SQLiteConnection
+        _ audit: AuditContext, key: ServiceKey, uid: String, before: Int?, after: Int?, document: [UInt8]?, patch: DocumentPatch? = nil,
+        status: Int, at time: String, into connection: SQLiteConnection
     ) throws {
         try insertAudit(
             AuditEntry(
@@ -123,15 +132,67 @@ extension ServiceStore {
                 revisionAfter: after, outcome: .success, status: status, requestID: audit.requestID, detail: nil),
             at: time, into: connection)
         guard before != after else { return }  // unchanged: an audit line, no new revision
+        var depth = 0
+        var stored: (document: SQLiteValue, patch: SQLiteValue) = (document.map { .blob($0) } ?? .null, .null)
+        if let patch, let document, let before, after == before + 1, patch.insertedBytes * 2 < document.count {
+            let last = try connection.prepare(
+                """
+                SELECT uid, revision, depth, document IS NULL AND patch IS NULL FROM service_revisions
+                WHERE namespace = ? AND name = ? ORDER BY id DESC LIMIT 1
+                """)
+            try last.bind(.text(key.namespace), .text(key.name))
+            if try last.step(), last.text(0) == uid, last.int(1) == before, last.int(3) == 0, last.int(2) < maxPatchDepth {
+                depth = last.int(2) + 1
+                stored = (.null, .blob(patch.serialized))
+            }
+            connection.resetStatements()
+        }
         try connection.prepare(
             """
-            INSERT INTO service_revisions (namespace, name, uid, revision, time, actor, action, request_id, document)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO service_revisions (namespace, name, uid, revision, time, actor, action, request_id, document, patch, depth)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """
         ).bind(
             .text(key.namespace), .text(key.name), .text(uid), .integer(after ?? before ?? 0), .text(time), .text(audit.actor),
-            .text(audit.action), .text(audit.requestID), document.map { .blob($0) } ?? .null
+            .text(audit.action), .text(audit.requestID), stored.document, stored.patch, .integer(depth)
         ).run()
+    }
+
+    /// The document of the history row `id` of a service name: stored whole, or rebuilt from
+    /// the nearest earlier row kept whole and the patches after it (at most `depth` of them).
+    /// Throws `StoreError.unreadable` when the chain is broken (a damaged database).
+    static func historyDocument(
+        _ connection: SQLiteConnection, key: ServiceKey, id: Int, depth: Int, known: [Int: [UInt8]] = [:]
+    ) throws -> [UInt8] {
+        let statement = try connection.prepare(
+            """
+            SELECT document, patch, document IS NULL, patch IS NULL, id FROM service_revisions
+            WHERE namespace = ? AND name = ? AND id <= ? ORDER BY id DESC LIMIT ?
+            """)
+        try statement.bind(.text(key.namespace), .text(key.name), .integer(id), .integer(depth + 1))
+        var patches: [[UInt8]] = []
+        var base: [UInt8]?
+        while try statement.step() {
+            if let document = known[statement.int(4)] {
+                base = document
+                break
+            }
+            if statement.int(2) == 0 {
+                base = statement.blob(0)
+                break
+            }
+            guard statement.int(3) == 0 else { break }  // a deletion: the chain is broken
+            patches.append(statement.blob(1))
+        }
+        connection.resetStatements()
+        guard var document = base else { throw StoreError.unreadable(namespace: key.namespace, name: key.name) }
+        for bytes in patches.reversed() {
+            guard let patch = DocumentPatch(serialized: bytes), let next = patch.apply(to: document) else {
+                throw StoreError.unreadable(namespace: key.namespace, name: key.name)
+            }
+            document = next
+        }
+        return document
     }
 
     /// Appends audit lines on their own (refused or failed requests, aggregated: nothing else
@@ -158,14 +219,57 @@ extension ServiceStore {
     /// returns how many.
     public func pruneHistory(keep: Int, batch: Int) throws -> Int {
         try write { connection in
-            try connection.prepare(
+            // The oldest revision kept must not depend on those deleted: kept whole from now on.
+            let boundary = try connection.prepare(
                 """
-                DELETE FROM service_revisions WHERE id IN (
-                  SELECT id FROM (
-                    SELECT id, row_number() OVER (PARTITION BY namespace, name ORDER BY id DESC) AS position FROM service_revisions
-                  ) WHERE position > ? LIMIT ?)
+                SELECT id, namespace, name, depth FROM (
+                  SELECT id, namespace, name, depth, patch IS NOT NULL AS patched,
+                         row_number() OVER (PARTITION BY namespace, name ORDER BY id DESC) AS position FROM service_revisions
+                ) WHERE position = ? AND patched LIMIT ?
+                """)
+            try boundary.bind(.integer(keep), .integer(batch))
+            var rows: [(id: Int, key: ServiceKey, depth: Int)] = []
+            while try boundary.step() {
+                rows.append((boundary.int(0), ServiceKey(namespace: boundary.text(1), name: boundary.text(2)), boundary.int(3)))
+            }
+            connection.resetStatements()
+            for row in rows {
+                let document = try ServiceStore.historyDocument(connection, key: row.key, id: row.id, depth: row.depth)
+                try connection.prepare("UPDATE service_revisions SET document = ?, patch = NULL, depth = 0 WHERE id = ?")
+                    .bind(.blob(document), .integer(row.id)).run()
+            }
+            // Newest first, so that a revision still waiting for deletion never outlives the
+            // one its patch applies to.
+            let doomed = try connection.prepare(
                 """
-            ).bind(.integer(keep), .integer(batch)).run()
+                SELECT id FROM (
+                  SELECT id, row_number() OVER (PARTITION BY namespace, name ORDER BY id DESC) AS position FROM service_revisions
+                ) WHERE position > ? ORDER BY id DESC LIMIT ?
+                """)
+            try doomed.bind(.integer(keep), .integer(batch))
+            var ids: [Int] = []
+            while try doomed.step() { ids.append(doomed.int(0)) }
+            connection.resetStatements()
+            guard !ids.isEmpty else { return 0 }
+            let list = ids.map(String.init).joined(separator: ",")
+            // Watch events that name a revision about to go get its document back first.
+            let named = try connection.prepare(
+                """
+                SELECT e.resource_version, r.id, r.namespace, r.name, r.depth FROM watch_events e
+                JOIN service_revisions r ON r.namespace = e.namespace AND r.name = e.name AND r.uid = e.uid AND r.revision = e.revision
+                WHERE r.id IN (\(list)) AND length(e.document) = 0 AND (r.document IS NOT NULL OR r.patch IS NOT NULL)
+                """)
+            var events: [(version: Int, id: Int, key: ServiceKey, depth: Int)] = []
+            while try named.step() {
+                events.append((named.int(0), named.int(1), ServiceKey(namespace: named.text(2), name: named.text(3)), named.int(4)))
+            }
+            connection.resetStatements()
+            for event in events {
+                let document = try ServiceStore.historyDocument(connection, key: event.key, id: event.id, depth: event.depth)
+                try connection.prepare("UPDATE watch_events SET document = ?, uid = NULL, revision = NULL WHERE resource_version = ?")
+                    .bind(.blob(document), .integer(event.version)).run()
+            }
+            try connection.prepare("DELETE FROM service_revisions WHERE id IN (\(list))").run()
             return connection.changes
         }
     }
@@ -217,29 +321,59 @@ extension ServiceStore {
         -> (entries: [RevisionEntry], previous: RevisionEntry?)
     {
         try read { connection in
-            func entries(_ sql: String, _ values: SQLiteValue...) throws -> [RevisionEntry] {
+            // One snapshot: the patches and what they apply to are read together.
+            try connection.execute("BEGIN")
+            defer {
+                connection.resetStatements()
+                try? connection.execute("COMMIT")
+            }
+            let key = ServiceKey(namespace: namespace, name: name)
+            /// Rows, and for those kept as a patch, the patch and its depth.
+            func entries(_ sql: String, _ values: SQLiteValue...) throws -> [(entry: RevisionEntry, patch: [UInt8]?, depth: Int)] {
                 let statement = try connection.prepare(sql)
                 for (index, value) in values.enumerated() { try statement.bind(at: Int32(index + 1), value) }
-                var entries: [RevisionEntry] = []
+                var entries: [(entry: RevisionEntry, patch: [UInt8]?, depth: Int)] = []
                 while try statement.step() {
                     entries.append(
-                        RevisionEntry(
-                            id: statement.int(8), uid: statement.text(0), revision: statement.int(1), time: statement.text(2),
-                            actor: statement.text(3),
-                            action: statement.text(4), requestID: statement.text(5), document: statement.int(7) == 1 ? nil : statement.blob(6)))
+                        (
+                            RevisionEntry(
+                                id: statement.int(8), uid: statement.text(0), revision: statement.int(1), time: statement.text(2),
+                                actor: statement.text(3), action: statement.text(4), requestID: statement.text(5),
+                                document: statement.int(7) == 1 ? nil : statement.blob(6)),
+                            statement.int(10) == 1 ? nil : statement.blob(9), statement.int(11)
+                        ))
                 }
+                connection.resetStatements()
                 return entries
             }
-            let columns = "uid, revision, time, actor, action, request_id, document, document IS NULL, id"
-            let page = try entries(
+            let columns = "uid, revision, time, actor, action, request_id, document, document IS NULL, id, patch, patch IS NULL, depth"
+            let rows = try entries(
                 "SELECT \(columns) FROM service_revisions WHERE namespace = ? AND name = ? AND id > ? ORDER BY id LIMIT ?", .text(namespace),
                 .text(name), .integer(afterID), .integer(min(limit, 1 << 30)))
-            let previous =
+            let previousRow =
                 afterID > 0
                 ? try entries(
                     "SELECT \(columns) FROM service_revisions WHERE namespace = ? AND name = ? AND id <= ? ORDER BY id DESC LIMIT 1",
                     .text(namespace), .text(name), .integer(afterID)
                 ).first : nil
+            // Rows kept as patches get their documents back; the rows are consecutive rows of
+            // the name, so each patch applies to the document of the one before it.
+            var last: [UInt8]?
+            func resolve(_ row: (entry: RevisionEntry, patch: [UInt8]?, depth: Int)) throws -> RevisionEntry {
+                var entry = row.entry
+                if let bytes = row.patch {
+                    if let base = last, let patch = DocumentPatch(serialized: bytes), let document = patch.apply(to: base) {
+                        entry.document = document
+                    } else {
+                        entry.document = try ServiceStore.historyDocument(connection, key: key, id: entry.id, depth: row.depth)
+                    }
+                }
+                last = entry.document
+                return entry
+            }
+            let previous = try previousRow.map(resolve)
+            if previousRow == nil { last = nil }
+            let page = try rows.map(resolve)
             return (page, previous)
         }
     }

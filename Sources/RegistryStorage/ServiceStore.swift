@@ -711,10 +711,10 @@ public final class ServiceStore: Sendable {
                 record.service = service
                 record.revision += 1
                 record.updatedAt = time
-                let document = try ServiceStore.replace(record, into: connection, cache: cache)
+                let (document, patch) = try ServiceStore.replace(record, previous: (current, document), into: connection, cache: cache)
                 try ServiceStore.recordChange(
-                    audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: document, status: 200, at: time,
-                    into: connection)
+                    audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: document, patch: patch,
+                    status: 200, at: time, into: connection)
                 try ServiceStore.recordEvent(
                     .modified, record: record, document: document, previousLabels: current.service.labels, at: time, into: connection)
                 return UpdateResult(record: record, document: document, changed: true, created: false)
@@ -777,7 +777,7 @@ public final class ServiceStore: Sendable {
                         current.service = service
                         current.revision += 1
                         current.updatedAt = time
-                        let document = try ServiceStore.replace(current, into: connection, cache: cache)
+                        let document = try ServiceStore.replace(current, into: connection, cache: cache).document
                         try ServiceStore.recordChange(
                             audit, key: key, uid: current.uid, before: current.revision - 1, after: current.revision, document: document,
                             status: 200, at: time, into: connection)
@@ -846,12 +846,21 @@ public final class ServiceStore: Sendable {
         cache.put(ServiceKey(namespace: service.namespace, name: service.name), record, document: document)
     }
 
-    /// Stores a new revision of an existing service; returns its document.
+    /// Stores a new revision of an existing service; returns its document, and with `previous`
+    /// (the stored record and document it replaces) the patch from that document to it.
     @discardableResult
-    private static func replace(_ record: ServiceRecord, into connection: SQLiteConnection, cache: RecordCache) throws -> [UInt8] {
+    private static func replace(
+        _ record: ServiceRecord, previous: (record: ServiceRecord, document: [UInt8])? = nil, into connection: SQLiteConnection, cache: RecordCache
+    ) throws -> (document: [UInt8], patch: DocumentPatch?) {
         let key = ServiceKey(namespace: record.service.namespace, name: record.service.name)
         cache.remove(key)
-        let document = ServiceEncoder.bytes(record)
+        // From the previous document when only a few addresses changed (see `ServiceEncoder`).
+        let (document, patch): ([UInt8], DocumentPatch?) =
+            if let previous {
+                ServiceEncoder.bytesAndPatch(record, previous: previous.record, document: previous.document)
+            } else {
+                (ServiceEncoder.bytes(record), nil)
+            }
         try connection.prepare(
             "UPDATE services SET revision = ?, updated_at = ?, labels = ?, document = ?, address_count = ? WHERE namespace = ? AND name = ?"
         ).bind(
@@ -859,7 +868,7 @@ public final class ServiceStore: Sendable {
             .integer(record.service.addresses.count), .text(record.service.namespace), .text(record.service.name)
         ).run()
         cache.put(key, record, document: document)
-        return document
+        return (document, patch)
     }
 
     /// Copies the WAL into the database file and truncates it (used at shutdown).

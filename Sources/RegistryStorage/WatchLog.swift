@@ -51,7 +51,9 @@ public struct WatchEventBatch: Sendable {
 
 extension ServiceStore {
     /// Appends a change to the change log with the next resource version, in the write's own
-    /// transaction (so the version and the event commit or roll back with the change).
+    /// transaction (so the version and the event commit or roll back with the change). ADDED
+    /// and MODIFIED events name the history revision the same write recorded instead of storing
+    /// the document a second time (see `watchEvents`); DELETED ones store the last document.
     static func recordEvent(
         _ type: WatchEventType, record: ServiceRecord, document: [UInt8], previousLabels: [String: String]?, at time: String,
         into connection: SQLiteConnection
@@ -64,13 +66,45 @@ extension ServiceStore {
         connection.resetStatements()
         try connection.prepare(
             """
-            INSERT INTO watch_events (resource_version, type, namespace, name, labels, previous_labels, time, document)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO watch_events (resource_version, type, namespace, name, labels, previous_labels, time, document, uid, revision)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """
         ).bind(
             .integer(version), .text(type.rawValue), .text(record.service.namespace), .text(record.service.name),
-            .text(labelsJSON(record.service.labels)), previousLabels.map { .text(labelsJSON($0)) } ?? .null, .text(time), .blob(document)
+            .text(labelsJSON(record.service.labels)), previousLabels.map { .text(labelsJSON($0)) } ?? .null, .text(time),
+            type == .deleted ? .blob(document) : .blob([]), type == .deleted ? .null : .text(record.uid),
+            type == .deleted ? .null : .integer(record.revision)
         ).run()
+    }
+
+    /// The document of the history revision (`uid`, `revision`) of a service name, rebuilt from
+    /// its patches when kept as one; `known` holds documents of history rows (by id) already
+    /// rebuilt, and gets this one (a deletion's row, which has the revision of the last one,
+    /// is not it). Throws `StoreError.unreadable` when there is no such revision.
+    static func revisionDocument(
+        _ connection: SQLiteConnection, key: ServiceKey, uid: String, revision: Int, known: inout [Int: [UInt8]]
+    ) throws -> [UInt8] {
+        let row = try connection.prepare(
+            """
+            SELECT id, depth, document IS NULL, document FROM service_revisions
+            WHERE namespace = ? AND name = ? AND uid = ? AND revision = ? AND (document IS NOT NULL OR patch IS NOT NULL)
+            ORDER BY id DESC LIMIT 1
+            """)
+        try row.bind(.text(key.namespace), .text(key.name), .text(uid), .integer(revision))
+        guard try row.step() else {
+            connection.resetStatements()
+            throw StoreError.unreadable(namespace: key.namespace, name: key.name)
+        }
+        let (id, depth, whole) = (row.int(0), row.int(1), row.int(2) == 0 ? row.blob(3) : nil)
+        connection.resetStatements()
+        if let whole {
+            known[id] = whole
+            return whole
+        }
+        if let document = known[id] { return document }
+        let document = try historyDocument(connection, key: key, id: id, depth: depth, known: known)
+        known[id] = document
+        return document
     }
 
     static func resourceVersionState(_ connection: SQLiteConnection) throws -> ResourceVersionState {
@@ -98,18 +132,31 @@ extension ServiceStore {
             let state = try ServiceStore.resourceVersionState(connection)
             let statement = try connection.prepare(
                 """
-                SELECT resource_version, type, namespace, name, labels, previous_labels, previous_labels IS NULL, document
+                SELECT resource_version, type, namespace, name, labels, previous_labels, previous_labels IS NULL, document,
+                       uid IS NULL OR length(document) > 0, uid, revision
                 FROM watch_events WHERE resource_version > ? ORDER BY resource_version LIMIT ?
                 """)
             try statement.bind(.integer(after), .integer(limit))
             var events: [WatchEvent] = []
+            var references: [(index: Int, uid: String, revision: Int)] = []
             while try statement.step() {
+                if statement.int(8) == 0 { references.append((events.count, statement.text(9), statement.int(10))) }
                 events.append(
                     WatchEvent(
                         type: WatchEventType(rawValue: statement.text(1)) ?? .modified, resourceVersion: statement.int(0),
                         namespace: statement.text(2), name: statement.text(3), labels: ServiceStore.labels(fromJSON: statement.text(4)),
                         previousLabels: statement.int(6) == 1 ? nil : ServiceStore.labels(fromJSON: statement.text(5)),
                         document: statement.blob(7)))
+            }
+            connection.resetStatements()
+            // Events that name a history revision get its document (consecutive revisions of a
+            // service apply their patches to the one before).
+            var known: [Int: [UInt8]] = [:]
+            for reference in references {
+                let event = events[reference.index]
+                events[reference.index].document = try ServiceStore.revisionDocument(
+                    connection, key: ServiceKey(namespace: event.namespace, name: event.name), uid: reference.uid, revision: reference.revision,
+                    known: &known)
             }
             return WatchEventBatch(events: events, state: state)
         }

@@ -400,7 +400,7 @@ struct ServiceHandlers: Sendable {
             case .failure(let failure): throw failure
             }
             try RequestChecks.checkWritePreconditions(context.request, current: current)
-            if service.addresses.contains(address) { return service }
+            if service.addresses.indices.contains(where: { EndpointAddress.same(service.addresses[$0], address) }) { return service }
             let ports = address.backendPorts(for: service.ports)
             if let index = service.addresses.firstIndex(where: {
                 $0.ip == address.ip && $0.host == address.host && $0.backendPorts(for: service.ports) == ports
@@ -409,10 +409,12 @@ struct ServiceHandlers: Sendable {
                     "addresses[\(index)] already has \(address.host ?? address.ip) with the same backend ports but other attributes; DELETE it first or PATCH the service",
                     field: address.host == nil ? "ip" : "host")
             }
-            service.addresses.append(address)
-            let violations = ServiceValidator.validate(service)
+            // The stored service is valid and normalized: only what the new address can break
+            // is checked, and it is put in its place (the same result as validating and
+            // normalizing the whole service again, at O(log n) instead of O(n log n)).
+            let violations = ServiceValidator.validateAdding(address, to: service)
             if !violations.isEmpty { throw ValidationFailure(violations) }
-            service.normalize()
+            service.insertNormalized(address)
             return service
         }
         return Responses.withWarnings(

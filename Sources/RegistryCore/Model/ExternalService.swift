@@ -109,6 +109,26 @@ public struct EndpointAddress: Sendable, Equatable {
         self.init(ip: "", port: port, ports: ports, hostname: hostname, zone: zone, ready: ready, servedPorts: servedPorts, host: host)
     }
 
+    /// Equal when every field given is: `parsedIP` is left out, being computed from `ip` alone
+    /// (comparing the parse results cost more than the rest of the address).
+    public static func == (lhs: EndpointAddress, rhs: EndpointAddress) -> Bool {
+        same(lhs, rhs)
+    }
+
+    /// `==` on borrowed values.
+    public static func same(_ lhs: borrowing EndpointAddress, _ rhs: borrowing EndpointAddress) -> Bool {
+        lhs.ip == rhs.ip && lhs.port == rhs.port && lhs.ports == rhs.ports && lhs.hostname == rhs.hostname && lhs.zone == rhs.zone
+            && lhs.ready == rhs.ready && lhs.servedPorts == rhs.servedPorts && lhs.host == rhs.host
+    }
+
+    /// `lhs[i] == rhs[j]`, reading the elements' fields in place: copying whole addresses out of
+    /// the arrays (a retain and release per field) cost more than comparing them.
+    public static func same(_ lhs: [EndpointAddress], _ i: Int, _ rhs: [EndpointAddress], _ j: Int) -> Bool {
+        lhs[i].ip == rhs[j].ip && lhs[i].port == rhs[j].port && lhs[i].ready == rhs[j].ready && lhs[i].host == rhs[j].host
+            && lhs[i].ports == rhs[j].ports && lhs[i].hostname == rhs[j].hostname && lhs[i].zone == rhs[j].zone
+            && lhs[i].servedPorts == rhs[j].servedPorts
+    }
+
     /// Whether this is an address given by `host` that has not been expanded to an IP: it
     /// renders nothing by itself.
     public var isUnresolvedHost: Bool { host != nil && ip.isEmpty }
@@ -208,15 +228,50 @@ extension ExternalService {
         let ports = self.ports
         addresses = addresses.map { $0.normalized(for: ports) }
         let keyed = addresses.map { (ip: try? $0.parsedIP.get(), ports: $0.backendPorts(for: ports), address: $0) }
-        addresses = keyed.sorted { lhs, rhs in
-            switch (lhs.ip, rhs.ip) {
-            case let (left?, right?) where left != right: return left < right
-            case (nil, _?): return false
-            case (_?, nil): return true
-            case (nil, nil) where lhs.address.host != rhs.address.host: return (lhs.address.host ?? "") < (rhs.address.host ?? "")
-            default: return lhs.ports.map { $0 ?? 0 }.lexicographicallyPrecedes(rhs.ports.map { $0 ?? 0 })
+        addresses = keyed.sorted { lhs, rhs in Self.precedes(lhs, rhs) }.map(\.address)
+        normalizeAllButAddresses()
+    }
+
+    /// The order of `normalize()`: by IP (addresses given by `host`, which have none, last, by
+    /// host), then by backend ports.
+    private static func precedes(
+        _ lhs: (ip: IPAddress?, ports: [Int?], address: EndpointAddress), _ rhs: (ip: IPAddress?, ports: [Int?], address: EndpointAddress)
+    ) -> Bool {
+        switch (lhs.ip, rhs.ip) {
+        case let (left?, right?) where left != right: return left < right
+        case (nil, _?): return false
+        case (_?, nil): return true
+        case (nil, nil) where lhs.address.host != rhs.address.host: return (lhs.address.host ?? "") < (rhs.address.host ?? "")
+        default: return lhs.ports.map { $0 ?? 0 }.lexicographicallyPrecedes(rhs.ports.map { $0 ?? 0 })
+        }
+    }
+
+    /// Adds `address` to a service in its stored form (`normalize()` applied, as every stored
+    /// service is) and brings the result to its stored form: the same service as appending the
+    /// address and calling `normalize()`, but the other addresses are neither normalized again
+    /// nor re-sorted (a binary search finds the place; ties go after their equals, as the stable
+    /// sort of `normalize()` leaves them). O(log n) comparisons plus the array insertion.
+    public mutating func insertNormalized(_ address: EndpointAddress) {
+        let ports = self.ports
+        let normalized = address.normalized(for: ports)
+        let key = (ip: try? normalized.parsedIP.get(), ports: normalized.backendPorts(for: ports), address: normalized)
+        var low = 0
+        var high = addresses.count
+        while low < high {
+            let middle = (low + high) / 2
+            let other = addresses[middle]
+            if Self.precedes(key, (ip: try? other.parsedIP.get(), ports: other.backendPorts(for: ports), address: other)) {
+                high = middle
+            } else {
+                low = middle + 1
             }
-        }.map(\.address)
+        }
+        addresses.insert(normalized, at: low)
+        normalizeAllButAddresses()
+    }
+
+    /// The part of `normalize()` that does not touch the addresses (some of it reads them).
+    private mutating func normalizeAllButAddresses() {
         if type == .externalName { endpointsMode = .both }
         clusters = Array(Set(clusters)).sorted()
         if var check = healthCheck, check.type != .tcp {

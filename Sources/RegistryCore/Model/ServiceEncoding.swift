@@ -3,6 +3,12 @@
 /// back can be sent again unchanged.
 public enum ServiceEncoder {
     public static func json(_ record: ServiceRecord) -> JSONValue {
+        json(record, addresses: nil)
+    }
+
+    /// `json(record)`, with `addresses` (when given) as the value of the `addresses` member
+    /// instead of the record's addresses; everything else still reads the record.
+    static func json(_ record: ServiceRecord, addresses: JSONValue?) -> JSONValue {
         var object = JSONObject()
         let service = record.service
         object["namespace"] = .string(service.namespace)
@@ -20,7 +26,7 @@ public enum ServiceEncoder {
         object["labels"] = stringMap(service.labels)
         object["annotations"] = stringMap(service.annotations)
         object["ports"] = .array(service.ports.map(json))
-        object["addresses"] = .array(service.addresses.map(json))
+        object["addresses"] = addresses ?? .array(service.addresses.map(json))
         if let healthCheck = service.healthCheck { object["healthCheck"] = json(healthCheck) }
         // Issue 13: written out (with their defaults) when the service has `host` addresses or sets them.
         if service.dnsRefreshSeconds != nil || service.dnsGraceSeconds != nil || service.addresses.contains(where: { $0.host != nil }) {
@@ -32,6 +38,188 @@ public enum ServiceEncoder {
 
     public static func bytes(_ record: ServiceRecord) -> [UInt8] {
         JSONWriter.bytes(json(record))
+    }
+
+    /// Most addresses removed plus added for which `bytes(_:previous:document:)` splices.
+    static let maxSplicedAddresses = 64
+
+    /// `bytes(record)`, computed from `document`, the bytes of `previous` (`bytes(previous)`),
+    /// when the two records differ only in a few addresses (one added or removed, as the
+    /// address routes do) besides the revision and times: everything around the `addresses`
+    /// array is encoded again from `record` (small), the addresses the two share before and
+    /// after the change are copied from `document`, and only the changed ones are encoded.
+    /// The output is byte for byte `bytes(record)` (the writer is compact and deterministic,
+    /// so an array's bytes are its elements' bytes joined by commas); whenever that cannot be
+    /// shown cheaply (other fields differ, many addresses changed, `document` is not what
+    /// `previous` encodes to around its addresses) the whole record is encoded.
+    public static func bytes(_ record: ServiceRecord, previous: ServiceRecord, document: [UInt8]) -> [UInt8] {
+        spliced(record, previous: previous, document: document)?.bytes ?? bytes(record)
+    }
+
+    /// `bytes(record, previous:document:)` with the patch that turns `document` into the result
+    /// (see `DocumentPatch`): the edits of the splice when there was one, else the one edit
+    /// between the two documents' common beginning and end.
+    public static func bytesAndPatch(_ record: ServiceRecord, previous: ServiceRecord, document: [UInt8]) -> (bytes: [UInt8], patch: DocumentPatch) {
+        if let spliced = spliced(record, previous: previous, document: document) { return spliced }
+        let bytes = bytes(record)
+        return (bytes, DocumentPatch(between: document, and: bytes))
+    }
+
+    static func spliced(_ record: ServiceRecord, previous: ServiceRecord, document: [UInt8]) -> (bytes: [UInt8], patch: DocumentPatch)? {
+        let old = previous.service.addresses
+        let new = record.service.addresses
+        var (otherOld, otherNew) = (previous.service, record.service)
+        (otherOld.addresses, otherNew.addresses) = ([], [])
+        guard otherOld == otherNew else { return nil }
+        // The changed stretch: old[prefix..<old.count - suffix] became new[prefix..<new.count - suffix].
+        var prefix = 0
+        while prefix < old.count && prefix < new.count && EndpointAddress.same(old, prefix, new, prefix) { prefix += 1 }
+        var suffix = 0
+        while suffix < old.count - prefix && suffix < new.count - prefix
+            && EndpointAddress.same(old, old.count - 1 - suffix, new, new.count - 1 - suffix)
+        {
+            suffix += 1
+        }
+        let removed = old.count - prefix - suffix
+        let inserted = new.count - prefix - suffix
+        guard removed + inserted <= maxSplicedAddresses else { return nil }
+        // What surrounds the array: the encoding with an empty one, cut after its `[`.
+        let marker = Array(#""addresses":[]"#.utf8)
+        func frame(_ record: ServiceRecord) -> (bytes: [UInt8], cut: Int)? {
+            let bytes = JSONWriter.bytes(json(record, addresses: .array([])))
+            guard let start = onlyOccurrence(of: marker, in: bytes) else { return nil }
+            return (bytes, start + marker.count - 1)
+        }
+        guard let oldFrame = frame(previous), let newFrame = frame(record) else { return nil }
+        let oldTail = oldFrame.bytes.count - oldFrame.cut
+        guard document.count >= oldFrame.bytes.count, document[..<oldFrame.cut].elementsEqual(oldFrame.bytes[..<oldFrame.cut]),
+            document[(document.count - oldTail)...].elementsEqual(oldFrame.bytes[oldFrame.cut...])
+        else { return nil }
+        let region = document[oldFrame.cut..<(document.count - oldTail)]
+        // Where the elements of the stored array start (`commas[i]`: the comma before element i).
+        // Where the elements of the stored array start (`commas[i]`: the comma before element
+        // i), from the lengths the addresses encode to, checked against the bytes: each
+        // element the length of its address and opening with `{`, commas between, and the
+        // whole array that long (else the document is not what the addresses encode to).
+        var commas = [region.startIndex]
+        commas.reserveCapacity(old.count)
+        var position = region.startIndex
+        for index in old.indices {
+            if index > 0 {
+                guard position < region.endIndex, region[position] == UInt8(ascii: ",") else { return nil }
+                commas.append(position)
+                position += 1
+            }
+            guard position < region.endIndex, region[position] == UInt8(ascii: "{") else { return nil }
+            position += encodedLength(old, index)
+        }
+        guard position == region.endIndex else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(document.count + 256 * inserted)
+        out.append(contentsOf: newFrame.bytes[..<newFrame.cut])
+        // The bytes kept from the stored array, at its start (`kept.start`) and end.
+        var kept = (start: 0, end: 0)
+        var first = true
+        func separate() {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+        }
+        if prefix > 0 {
+            separate()
+            let end = prefix < old.count ? commas[prefix] : region.endIndex
+            out.append(contentsOf: region[region.startIndex..<end])
+            kept.start = end - region.startIndex
+        }
+        for address in new[prefix..<(new.count - suffix)] {
+            separate()
+            JSONWriter.write(json(address), into: &out)
+        }
+        if suffix > 0 {
+            separate()
+            let start = old.count - suffix == 0 ? region.startIndex : commas[old.count - suffix] + 1
+            out.append(contentsOf: region[start...])
+            kept.end = region.endIndex - start
+        }
+        let middleStart = newFrame.cut + kept.start
+        let middleEnd = out.count - kept.end
+        out.append(contentsOf: newFrame.bytes[newFrame.cut...])
+        let patch = DocumentPatch(
+            minimizing: [
+                .init(offset: 0, removed: oldFrame.cut, inserted: Array(newFrame.bytes[..<newFrame.cut])),
+                .init(
+                    offset: oldFrame.cut + kept.start, removed: region.count - kept.start - kept.end, inserted: Array(out[middleStart..<middleEnd])),
+                .init(offset: document.count - oldTail, removed: oldTail, inserted: Array(newFrame.bytes[newFrame.cut...])),
+            ], of: document)
+        return (out, patch)
+    }
+
+    /// The start of the one occurrence of `needle` in `bytes`; nil when there are none or several.
+    private static func onlyOccurrence(of needle: [UInt8], in bytes: [UInt8]) -> Int? {
+        var found: Int?
+        var index = 0
+        while index + needle.count <= bytes.count {
+            if bytes[index] == needle[0] && bytes[index..<(index + needle.count)].elementsEqual(needle) {
+                if found != nil { return nil }
+                found = index
+            }
+            index += 1
+        }
+        return found
+    }
+
+    /// The number of bytes `JSONWriter` writes for `json(address)`, computed without writing
+    /// them (the splice finds the stored addresses with it, and checks what it finds).
+    static func encodedLength(_ address: EndpointAddress) -> Int {
+        encodedLength([address], 0)
+    }
+
+    /// `encodedLength(addresses[index])`, reading the fields in place (see `EndpointAddress.same`).
+    static func encodedLength(_ addresses: [EndpointAddress], _ index: Int) -> Int {
+        // `{` … `}`, and `"key":` per member plus its value; members after the first take a comma.
+        func member(_ key: Int, _ value: Int) -> Int { key + 3 + value + 1 }
+        var length = 1
+        if addresses[index].host != nil && addresses[index].ip.isEmpty, let host = addresses[index].host {
+            length += member(4, stringLength(host))
+        } else {
+            length += member(2, stringLength(addresses[index].ip))
+        }
+        if let port = addresses[index].port { length += member(4, digits(port)) }
+        length += member(5, addresses[index].ready ? 4 : 5)
+        if addresses[index].ports == nil && addresses[index].hostname == nil && addresses[index].zone == nil
+            && addresses[index].servedPorts == nil
+        {
+            return length
+        }
+        let address = addresses[index]
+        if let ports = address.ports {
+            var object = 2 + max(ports.count - 1, 0)
+            for (name, port) in ports { object += stringLength(name) + 1 + digits(port) }
+            length += member(5, object)
+        }
+        if let hostname = address.hostname { length += member(8, stringLength(hostname)) }
+        if let zone = address.zone { length += member(4, stringLength(zone)) }
+        if let served = address.servedPorts {
+            length += member(11, 2 + max(served.count - 1, 0) + served.reduce(0) { $0 + stringLength($1) })
+        }
+        return length  // the members' commas (one fewer than the members) and `}` are in `member`'s + 1
+    }
+
+    /// Bytes of `JSONWriter.writeString(text)`: the quotes, and each escape's extra bytes.
+    private static func stringLength(_ text: String) -> Int {
+        var length = 2
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x0A, 0x0D, 0x09: length += 2
+            case 0x00..<0x20: length += 6
+            default: length += 1
+            }
+        }
+        return length
+    }
+
+    /// Bytes of a decimal integer as JSON writes it.
+    private static func digits(_ value: Int) -> Int {
+        String(value).utf8.count
     }
 
     public static func json(_ port: ServicePort) -> JSONValue {

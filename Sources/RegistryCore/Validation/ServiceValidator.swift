@@ -181,6 +181,30 @@ public enum ServiceValidator {
         return violations
     }
 
+    /// The violations `validate(_:)` reports for `service` with `address` appended (at index
+    /// `service.addresses.count`), when `service` itself has none (as every stored service):
+    /// only the new address's own problems and the one rule between addresses, the same IP (or
+    /// host) with the same backend ports twice. The other rules read nothing the new address
+    /// changes. O(n) string comparisons at most, none of the other addresses validated again.
+    public static func validateAdding(_ address: EndpointAddress, to service: ExternalService) -> [FieldViolation] {
+        if service.type == .externalName {
+            return [FieldViolation("addresses", .forbidden, "must be empty when type is \"ExternalName\" (DNS answers with a CNAME)")]
+        }
+        let path = "addresses[\(service.addresses.count)]"
+        let problems = validateAddress(address, path: path, in: service)
+        guard problems.isEmpty else { return problems }
+        // `AddressKey`'s identity: the host when there is one, else the IP.
+        var ports: [Int?]?
+        for (index, other) in service.addresses.enumerated() where other.host == address.host && (address.host != nil || other.ip == address.ip) {
+            let backend = ports ?? address.backendPorts(for: service.ports)
+            ports = backend
+            if other.backendPorts(for: service.ports) == backend {
+                return [FieldViolation(path, .duplicate, "\(address.host ?? address.ip) with the same backend ports is already addresses[\(index)]")]
+            }
+        }
+        return []
+    }
+
     /// Issue 13: the `host` of an address: a DNS-1123 subdomain (apimachinery
     /// `pkg/util/validation` `IsDNS1123Subdomain`: lowercase RFC 1123 labels joined by dots, at
     /// most 253 characters), and not an IP address (which belongs in `ip`).

@@ -1,0 +1,163 @@
+import Testing
+
+@testable import RegistryCore
+
+/// Issue 14: adding or removing one address of a large service does not validate, sort or
+/// encode the whole service again. Each shortcut is held here to the full computation it
+/// replaces: `ServiceValidator.validateAdding` to `validate` of the appended service,
+/// `insertNormalized` to append + `normalize()`, and the spliced document to `bytes(record)`.
+struct IncrementalAddressTests {
+    /// A deterministic generator (SplitMix64), so that a failure can be replayed.
+    struct Generator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    /// A random address for a service with ports `http` and `metrics`: IPv4 or IPv6 or a
+    /// host, with or without overrides, zone, hostname, readiness and served ports.
+    static func address(_ random: inout Generator) -> EndpointAddress {
+        let pick = Int.random(in: 0..<10, using: &random)
+        var address: EndpointAddress
+        switch pick {
+        case 0: address = EndpointAddress(host: "backend-\(Int.random(in: 0..<50, using: &random)).example.com")
+        case 1, 2: address = EndpointAddress(ip: "2001:db8::\(String(Int.random(in: 1..<5000, using: &random), radix: 16))")
+        default:
+            address = EndpointAddress(
+                ip: "10.\(Int.random(in: 0..<3, using: &random)).\(Int.random(in: 0..<40, using: &random)).\(Int.random(in: 1..<255, using: &random))"
+            )
+        }
+        if Bool.random(using: &random) { address.ports = ["http": [8080, 8081, 9000].randomElement(using: &random)!] }
+        if Int.random(in: 0..<5, using: &random) == 0 { address.zone = "zone-\(Int.random(in: 0..<3, using: &random))" }
+        if Int.random(in: 0..<7, using: &random) == 0 { address.hostname = "pod-\(Int.random(in: 0..<100, using: &random))" }
+        if Int.random(in: 0..<6, using: &random) == 0 { address.ready = false }
+        if address.ports == nil && Int.random(in: 0..<8, using: &random) == 0 { address.servedPorts = ["metrics"] }
+        return address
+    }
+
+    /// A valid, normalized service of about `count` addresses (duplicates dropped).
+    static func service(_ count: Int, seed: UInt64) -> (ExternalService, Generator) {
+        var random = Generator(state: seed)
+        var service = ExternalService(
+            name: "large", labels: ["app": "x"], annotations: ["note": #"quotes " and \ and "addresses":[] inside"#],
+            ports: [ServicePort(name: "http", port: 80, targetPort: 8080), ServicePort(name: "metrics", port: 9100)])
+        var seen: [ServiceValidator.AddressKey: Bool] = [:]
+        while service.addresses.count < count {
+            let address = address(&random)
+            let key = ServiceValidator.AddressKey(
+                ip: address.host.map { "host:" + $0 } ?? address.ip, ports: address.backendPorts(for: service.ports))
+            guard seen.updateValue(true, forKey: key) == nil else { continue }
+            service.addresses.append(address)
+        }
+        service.normalize()
+        return (service, random)
+    }
+
+    static func record(_ service: ExternalService, revision: Int) -> ServiceRecord {
+        ServiceRecord(
+            service: service, uid: "8d7f6b1e-0000-4000-8000-000000000001", revision: revision, createdAt: "2026-12-01T00:00:00Z",
+            updatedAt: "2026-12-01T00:\(10 + revision % 50):00Z")
+    }
+
+    @Test func addingEqualsAppendingValidatingAndNormalizing() {
+        var (service, random) = Self.service(2_000, seed: 14)
+        #expect(ServiceValidator.validate(service).isEmpty)
+        var refused = 0
+        for _ in 0..<300 {
+            var address = Self.address(&random)
+            // Now and then an invalid one, to compare the violations too.
+            switch Int.random(in: 0..<12, using: &random) {
+            case 0: address.hostname = "Not_A_Label"
+            case 1: address.ports = ["nope": 1]
+            case 2: address = EndpointAddress(ip: "127.0.0.1")
+            case 3: address.port = 80
+            default: break
+            }
+            var appended = service
+            appended.addresses.append(address)
+            let expected = ServiceValidator.validate(appended)
+            #expect(ServiceValidator.validateAdding(address, to: service) == expected)
+            guard expected.isEmpty else {
+                refused += 1
+                continue
+            }
+            appended.normalize()
+            var inserted = service
+            inserted.insertNormalized(address)
+            #expect(inserted == appended)
+            service = inserted
+        }
+        #expect(refused > 20)  // duplicates and the invalid ones
+        #expect(service.addresses.count > 2_150)
+    }
+
+    @Test func splicedDocumentsAreTheWholeEncodingByteForByte() {
+        var (service, random) = Self.service(2_000, seed: 7)
+        // The splice finds the stored addresses by the lengths they encode to.
+        var odd = EndpointAddress(
+            ip: "10.9.9.9", ports: ["a": 1, "b": 65535], hostname: "h", zone: "z\"\\\n\u{01}", ready: false, servedPorts: ["a", "b"])
+        odd.port = 7
+        for address in service.addresses + [odd, EndpointAddress(host: "x.example"), EndpointAddress(ip: "::1", ports: [:], servedPorts: [])] {
+            #expect(ServiceEncoder.encodedLength(address) == JSONWriter.bytes(ServiceEncoder.json(address)).count)
+        }
+        var record = Self.record(service, revision: 1)
+        var document = ServiceEncoder.bytes(record)
+        var spliced = 0
+        for step in 0..<200 {
+            let previous = record
+            switch step % 5 {
+            case 0, 1:
+                let address = Self.address(&random)
+                guard ServiceValidator.validateAdding(address, to: service).isEmpty else { continue }
+                service.insertNormalized(address)
+            case 2:
+                service.addresses.remove(at: Int.random(in: 0..<service.addresses.count, using: &random))
+            case 3:
+                // At the ends, and a change of another field (which is encoded whole).
+                if Bool.random(using: &random) { service.addresses.removeFirst() } else { service.addresses.removeLast() }
+                if step % 20 == 3 { service.labels["step"] = "s\(step)" }
+            default:
+                // Several at once: a removal and two additions.
+                service.addresses.remove(at: Int.random(in: 0..<service.addresses.count, using: &random))
+                for _ in 0..<2 {
+                    let address = Self.address(&random)
+                    if ServiceValidator.validateAdding(address, to: service).isEmpty { service.insertNormalized(address) }
+                }
+            }
+            record = Self.record(service, revision: previous.revision + 1)
+            let whole = ServiceEncoder.bytes(record)
+            if let splice = ServiceEncoder.spliced(record, previous: previous, document: document) {
+                spliced += 1
+                #expect(splice.bytes == whole, "step \(step)")
+                // The patch rebuilds the new document from the old one, and is small.
+                #expect(splice.patch.apply(to: document) == whole, "step \(step)")
+                #expect(DocumentPatch(serialized: splice.patch.serialized) == splice.patch)
+                #expect(splice.patch.insertedBytes < 1_000, "step \(step)")
+            }
+            #expect(ServiceEncoder.bytes(record, previous: previous, document: document) == whole)
+            let (bytes, patch) = ServiceEncoder.bytesAndPatch(record, previous: previous, document: document)
+            #expect(bytes == whole && patch.apply(to: document) == whole)
+            document = whole
+        }
+        #expect(spliced > 120)
+    }
+
+    @Test func splicesFromAndToEmptyAndRefusesAForeignDocument() {
+        let empty = Self.record(ExternalService(name: "small", ports: [ServicePort(port: 80)]), revision: 1)
+        var one = empty
+        one.service.addresses = [EndpointAddress(host: "db.example.com")]  // brings dnsRefreshSeconds in
+        one.revision = 2
+        for (from, to) in [(empty, one), (one, empty)] {
+            #expect(ServiceEncoder.spliced(to, previous: from, document: ServiceEncoder.bytes(from))?.bytes == ServiceEncoder.bytes(to))
+        }
+        // A document that is not the previous record's encoding is not spliced.
+        var other = empty
+        other.service.description = "else"
+        #expect(ServiceEncoder.spliced(one, previous: empty, document: ServiceEncoder.bytes(other)) == nil)
+    }
+}

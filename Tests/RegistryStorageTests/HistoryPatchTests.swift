@@ -1,0 +1,121 @@
+import Foundation
+import RegistryCore
+import Testing
+
+@testable import RegistryStorage
+
+/// Issue 14: the history keeps an update as the byte patch from the revision before, and every
+/// history answer (whole, paged, after pruning, across a deletion and re-creation) still shows
+/// the very documents the writes stored and answered.
+@Suite struct HistoryPatchTests {
+    private func store() throws -> ServiceStore {
+        try ServiceStore(path: try temporaryDatabase(), migrations: try projectMigrations())
+    }
+
+    /// Adds (`add`) or removes one address the way the address routes do.
+    private static func change(_ index: Int) -> @Sendable (ServiceRecord?) throws -> ExternalService {
+        { current in
+            guard var service = current?.service else { throw StoreError.notFound(namespace: "default", name: "big") }
+            if index % 3 == 2 {
+                service.addresses.remove(at: (index * 37) % service.addresses.count)
+            } else {
+                service.insertNormalized(EndpointAddress(ip: "10.200.\(index / 250).\(index % 250 + 1)"))
+            }
+            if index == 20 { service.labels["changed"] = "yes" }  // another field: still a (small) patch
+            return service
+        }
+    }
+
+    /// Documents stored per history row, counting rows kept as patches.
+    private func storedForms(_ store: ServiceStore) throws -> (whole: Int, patches: Int) {
+        let connection = try SQLiteConnection(path: store.path, readOnly: true)
+        let statement = try connection.prepare("SELECT count(document), count(patch) FROM service_revisions")
+        _ = try statement.step()
+        return (statement.int(0), statement.int(1))
+    }
+
+    @Test func revisionsKeptAsPatchesReadBackExactly() throws {
+        let store = try store()
+        var documents = [try store.create(largeService("big", count: 2_000)).document]
+        for index in 0..<80 {
+            let result = try store.update(namespace: "default", name: "big", Self.change(index))
+            #expect(result.changed)
+            documents.append(result.document)
+        }
+        let forms = try storedForms(store)
+        // Whole every `maxPatchDepth + 1` revisions, patches in between.
+        #expect(forms.whole == 3 && forms.patches == 78)
+        let history = try store.revisions(namespace: "default", name: "big").entries
+        #expect(history.map(\.revision) == Array(1...81))
+        #expect(history.map(\.document) == documents)
+        // Served bytes: the current document is the last one answered.
+        #expect(try store.document(namespace: "default", name: "big")?.document == documents.last)
+        // Paged from anywhere: each page, and the revision before it, rebuilt alone.
+        for start in [0, 1, 5, 33, 34, 60] {
+            let afterID = start == 0 ? 0 : history[start - 1].id
+            let page = try store.revisions(namespace: "default", name: "big", afterID: afterID, limit: 7)
+            #expect(page.entries.map(\.document) == Array(documents[start..<min(start + 7, documents.count)]))
+            #expect(page.previous?.document == (start == 0 ? nil : documents[start - 1]))
+        }
+    }
+
+    @Test func pruningKeepsTheRemainingRevisionsExact() throws {
+        let store = try store()
+        var documents = [try store.create(largeService("big", count: 500)).document]
+        for index in 0..<50 { documents.append(try store.update(namespace: "default", name: "big", Self.change(index)).document) }
+        var deleted = 0
+        while case let count = try store.pruneHistory(keep: 12, batch: 5), count > 0 {
+            deleted += count
+            // Between batches too, what is left reads back.
+            let left = try store.revisions(namespace: "default", name: "big").entries
+            #expect(left.map(\.document) == left.map { documents[$0.revision - 1] })
+        }
+        #expect(deleted == 39)
+        let left = try store.revisions(namespace: "default", name: "big").entries
+        #expect(left.map(\.revision) == Array(40...51))
+        #expect(left.map(\.document) == Array(documents.suffix(12)))
+        // The service goes on from there, its next revisions patches again.
+        let next = try store.update(namespace: "default", name: "big", Self.change(99)).document
+        #expect(try store.revisions(namespace: "default", name: "big").entries.last?.document == next)
+    }
+
+    @Test func watchEventsNameTheirRevisionAndKeepTheirDocumentsThroughPruning() throws {
+        let store = try store()
+        let start = try store.resourceVersionState().current
+        var documents = [try store.create(largeService("big", count: 1_000)).document]
+        for index in 0..<40 { documents.append(try store.update(namespace: "default", name: "big", Self.change(index)).document) }
+        try store.delete(namespace: "default", name: "big")
+        // Stored: the DELETED event alone carries a document.
+        let connection = try SQLiteConnection(path: store.path, readOnly: true)
+        let stored = try connection.prepare("SELECT count(*) FROM watch_events WHERE length(document) > 0")
+        _ = try stored.step()
+        #expect(stored.int(0) == 1)
+        func check() throws {
+            let events = try store.watchEvents(after: start, limit: 100).events
+            #expect(events.map(\.type) == [.added] + Array(repeating: .modified, count: 40) + [.deleted])
+            #expect(events.map(\.document) == documents + [documents[40]])
+            // From any point, alone.
+            for skip in [1, 17, 35] {
+                #expect(try store.watchEvents(after: start + skip, limit: 3).events.map(\.document) == Array(documents[skip..<(skip + 3)]))
+            }
+        }
+        try check()
+        // The history's retention deletes the revisions the events name: the events keep their documents.
+        while try store.pruneHistory(keep: 2, batch: 7) > 0 {}
+        #expect(try store.revisions(namespace: "default", name: "big").entries.count == 2)
+        try check()
+    }
+
+    @Test func deletionAndRecreationStartAWholeRevision() throws {
+        let store = try store()
+        let first = try store.create(largeService("big", count: 300)).document
+        let second = try store.update(namespace: "default", name: "big", Self.change(0)).document
+        try store.delete(namespace: "default", name: "big")
+        let again = try store.create(largeService("big", count: 300)).document
+        let more = try store.update(namespace: "default", name: "big", Self.change(1)).document
+        let history = try store.revisions(namespace: "default", name: "big").entries
+        #expect(history.map(\.revision) == [1, 2, 2, 1, 2])
+        #expect(history.map(\.document) == [first, second, nil, again, more])
+        #expect(try storedForms(store) == (whole: 2, patches: 2))
+    }
+}
