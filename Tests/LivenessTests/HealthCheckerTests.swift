@@ -109,7 +109,8 @@ func service(_ ips: [String], check: HealthCheck?, ready: [Bool]? = nil) -> Exte
         let epoch = checker.epoch(namespace: "default", name: "rgw")
         prober.setFailing([])
         #expect(eventually { checker.effective(registered).addresses.map(\.ready) == [true, true, false] })
-        #expect(checker.epoch(namespace: "default", name: "rgw") > epoch)
+        // The epoch moves on just after the verdict is visible (`evaluate` follows the transition).
+        #expect(eventually { checker.epoch(namespace: "default", name: "rgw") > epoch })
         // Removing the check forgets the state.
         checker.update(namespace: "default", name: "rgw", service: service(["192.0.2.1"], check: nil))
         #expect(checker.report(namespace: "default", name: "rgw") == nil)

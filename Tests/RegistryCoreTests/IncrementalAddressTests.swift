@@ -7,6 +7,18 @@ import Testing
 /// replaces: `ServiceValidator.validateAdding` to `validate` of the appended service,
 /// `insertNormalized` to append + `normalize()`, and the spliced document to `bytes(record)`.
 struct IncrementalAddressTests {
+    /// A full service takes no more: the same bound as decoding a whole service.
+    @Test func aFullServiceRefusesOneMoreAddress() {
+        let addresses = (0..<ServiceValidator.maxAddresses).map { EndpointAddress(ip: "10.\($0 / 65536).\($0 / 256 % 256).\($0 % 256)") }
+        let service = ExternalService(namespace: "default", name: "full", ports: [ServicePort(port: 80)], addresses: addresses)
+        let violations = ServiceValidator.validateAdding(EndpointAddress(ip: "10.200.0.1"), to: service)
+        #expect(violations.map(\.field) == ["addresses"])
+        #expect(violations.first?.message == "must have at most 10000 items, got 10001")
+        var smaller = service
+        smaller.addresses.removeLast()
+        #expect(ServiceValidator.validateAdding(EndpointAddress(ip: "10.200.0.1"), to: smaller).isEmpty)
+    }
+
     /// A deterministic generator (SplitMix64), so that a failure can be replayed.
     struct Generator: RandomNumberGenerator {
         var state: UInt64

@@ -388,7 +388,7 @@ struct ServiceHandlers: Sendable {
         let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
         let body = try RequestChecks.jsonBodyWithoutNulls(context.request)
         // RFC 9110 §13.2.1: the preconditions come after what would fail without them.
-        let result = try store.update(namespace: namespace, name: name, audit: context.audit) { current in
+        return updateLater(context, dryRun: false) { current in
             guard let current else { throw StoreError.notFound(namespace: namespace, name: name) }
             var service = current.service
             if service.type == .externalName {
@@ -416,12 +416,13 @@ struct ServiceHandlers: Sendable {
             if !violations.isEmpty { throw ValidationFailure(violations) }
             service.insertNormalized(address)
             return service
+        } respond: { result in
+            Responses.withWarnings(
+                Responses.json(
+                    result.changed ? 201 : 200, result.document, etag: result.record.etag,
+                    location: result.changed ? Self.location(namespace, name) + "/addresses" : nil),
+                ServiceAdvice.warnings(result.record.service))
         }
-        return Responses.withWarnings(
-            Responses.json(
-                result.changed ? 201 : 200, result.document, etag: result.record.etag,
-                location: result.changed ? Self.location(namespace, name) + "/addresses" : nil),
-            ServiceAdvice.warnings(result.record.service))
     }
 
     /// - Remark: HTTP `DELETE /v1/services/{namespace}/{name}/addresses/{ip}`
@@ -444,7 +445,7 @@ struct ServiceHandlers: Sendable {
             return value
         }
         // RFC 9110 §13.2.1: the preconditions come after what would fail without them.
-        let result = try store.update(namespace: namespace, name: name, audit: context.audit) { current in
+        return updateLater(context, dryRun: false) { current in
             guard let current else { throw StoreError.notFound(namespace: namespace, name: name) }
             var service = current.service
             let matches = service.addresses.indices.filter { index in
@@ -467,7 +468,8 @@ struct ServiceHandlers: Sendable {
             try RequestChecks.checkWritePreconditions(context.request, current: current)
             service.addresses.remove(at: matches[0])
             return service
+        } respond: { result in
+            Responses.json(200, result.document, etag: result.record.etag)
         }
-        return Responses.json(200, result.document, etag: result.record.etag)
     }
 }

@@ -190,6 +190,10 @@ public enum ServiceValidator {
         if service.type == .externalName {
             return [FieldViolation("addresses", .forbidden, "must be empty when type is \"ExternalName\" (DNS answers with a CNAME)")]
         }
+        // The bound a whole service is decoded with (`maxAddresses`), for the service it would make.
+        if service.addresses.count >= maxAddresses {
+            return [FieldViolation("addresses", .tooMany, "must have at most \(maxAddresses) items, got \(service.addresses.count + 1)")]
+        }
         let path = "addresses[\(service.addresses.count)]"
         let problems = validateAddress(address, path: path, in: service)
         guard problems.isEmpty else { return problems }
