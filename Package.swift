@@ -48,6 +48,8 @@ let package = Package(
             dependencies: ["RegistryCore", "CSQLite", "RegistryResources", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: settings
         ),
+        .target(
+            name: "PostgresStorage", dependencies: ["CLibPQ", "RegistryStorage", "RegistryResources"], swiftSettings: settings),
         .target(name: "HTTPServer", dependencies: ["CMicroHTTPD"], swiftSettings: settings),
         .target(
             name: "KubernetesClient", dependencies: ["CCurl", "RegistryCore", .product(name: "Yams", package: "Yams")],
@@ -90,6 +92,7 @@ let package = Package(
             name: "RegistryCoreTests", dependencies: ["RegistryCore", .product(name: "Yams", package: "Yams")], exclude: ["Golden"],
             swiftSettings: settings),
         .testTarget(name: "RegistryStorageTests", dependencies: ["RegistryStorage", "RegistryCore"], swiftSettings: settings),
+        .testTarget(name: "PostgresStorageTests", dependencies: ["PostgresStorage", "RegistryStorage"], swiftSettings: settings),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"], swiftSettings: settings),
         .testTarget(
             name: "ReconcilerTests",
