@@ -92,7 +92,8 @@ let package = Package(
             name: "RegistryCoreTests", dependencies: ["RegistryCore", .product(name: "Yams", package: "Yams")], exclude: ["Golden"],
             swiftSettings: settings),
         .testTarget(name: "RegistryStorageTests", dependencies: ["RegistryStorage", "RegistryCore"], swiftSettings: settings),
-        .testTarget(name: "PostgresStorageTests", dependencies: ["PostgresStorage", "RegistryStorage"], swiftSettings: settings),
+        .testTarget(
+            name: "PostgresStorageTests", dependencies: ["PostgresStorage", "RegistryStorage", "RegistryResources"], swiftSettings: settings),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"], swiftSettings: settings),
         .testTarget(
             name: "ReconcilerTests",
