@@ -225,7 +225,9 @@ public final class PostgresConnection {
                 types.append(701)
                 formats.append(0)
                 lengths.append(0)
-                buffers.append(strdup(String(number)))
+                // PostgreSQL spells the special values Infinity, -Infinity and NaN.
+                let text = number.isNaN ? "NaN" : number.isInfinite ? (number < 0 ? "-Infinity" : "Infinity") : String(number)
+                buffers.append(strdup(text))
             case .bytes(let bytes):
                 types.append(Self.byteaType)
                 formats.append(1)

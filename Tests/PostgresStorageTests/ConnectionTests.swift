@@ -20,6 +20,9 @@ import Testing
         #expect(try row.optionalInt(6) == nil)
         #expect(throws: PostgresError.self) { try row.int(6) }
         #expect(throws: PostgresError.self) { try row.int(0) }
+        let special = try connection.query("SELECT $1::float8, $2::float8", [.double(-.infinity), .double(.nan)]).rows[0]
+        #expect(try special.double(0) == -.infinity)
+        #expect(try special.double(1).isNaN)
     }
 
     @Test func storesEveryByteAndTextVerbatim() throws {

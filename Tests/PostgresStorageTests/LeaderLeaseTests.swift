@@ -90,18 +90,19 @@ import Testing
         #expect(try loser.acquire() == nil)
     }
 
-    /// The same holder taking an expired lease again starts a new term: writes made for its old
-    /// term are refused.
-    @Test func reacquiringAfterExpiryStartsANewGeneration() throws {
+    /// The same holder acquiring again (a restarted replica with the same identity, or after its
+    /// term expired) starts a new term: the old term can no longer be renewed.
+    @Test func acquiringAgainStartsANewTerm() throws {
         let pool = try migratedPool()
         let lease = PostgresLeaderLease(pool: pool, holder: "solo", ttl: .milliseconds(300))
         let first = try #require(try lease.acquire())
-        var second: LeaderTerm?
-        try waitUntil {
-            second = try lease.acquire()
-            return second != nil && second?.generation != first.generation
-        }
-        #expect(second?.generation == first.generation + 1)
+        let second = try #require(try lease.acquire())
+        #expect(second.generation == first.generation + 1)
+        #expect(try lease.renew(first) == nil)
+        try waitUntil { try lease.status()?.isHeld == false }
+        #expect(try lease.renew(second) == nil, "an expired term cannot be renewed")
+        let third = try #require(try lease.acquire())
+        #expect(third.generation == second.generation + 1)
     }
 
     /// Fencing: a write carrying the current term commits; one carrying an old term is refused

@@ -113,6 +113,27 @@ import Testing
     }
 }
 
+extension PoolTests {
+    /// After a failed connection attempt the pool backs off: a caller whose acquire timeout ends
+    /// before the next attempt is due gets `unavailable` at once, without trying to connect.
+    @Test func backsOffAfterAFailedConnectionAttempt() throws {
+        let server = try TestPostgres.shared()
+        var settings = try server.settings()
+        settings.port = server.port == 65535 ? 65534 : server.port + 1
+        let pool = PostgresConnectionPool(
+            settings: settings, maximumConnections: 2, acquireTimeout: .milliseconds(500), initialBackoff: .seconds(60),
+            maximumBackoff: .seconds(60))
+        let first = try #require(throws: PostgresError.self) { try pool.withConnection { _ in () } }
+        #expect(first.kind == .connection)
+        let started = ContinuousClock.now
+        let second = try #require(throws: PostgresError.self) { try pool.withConnection { _ in () } }
+        #expect(second.kind == .unavailable)
+        #expect(second.message.contains("next attempt in"))
+        #expect(ContinuousClock.now - started < .seconds(30), "it waited for the back-off instead of failing at once")
+        #expect(pool.openConnections == 0)
+    }
+}
+
 /// Polls `condition` every 50 ms for up to 20 s; throws if it never holds.
 func waitUntil(_ condition: () throws -> Bool) throws {
     let deadline = ContinuousClock.now + .seconds(20)
