@@ -74,6 +74,28 @@ public final class PostgresConnectionPool: Sendable {
         return try body(box.connection)
     }
 
+    /// Runs `body` in a transaction on a connection of its own and commits. When the
+    /// transaction fails with a serialization failure or a deadlock (SQLSTATE 40001, 40P01:
+    /// nothing of it was committed), runs it again from the start, up to `attempts` times in
+    /// all, after a short random pause, as PostgreSQL advises for its repeatable read and
+    /// serializable levels (https://www.postgresql.org/docs/15/mvcc-serialization-failure-handling.html).
+    /// Other errors, including a lost connection (whose COMMIT may or may not have happened),
+    /// are thrown at once. `body` must do nothing outside the database that a retry would repeat.
+    @discardableResult
+    public func transaction<T>(
+        _ isolation: PostgresIsolation = .readCommitted, attempts: Int = 5, _ body: (PostgresConnection) throws -> T
+    ) throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try withConnection { connection in try connection.transaction(isolation) { try body(connection) } }
+            } catch let error as PostgresError where error.kind == .serialization && attempt < attempts {
+                attempt += 1
+                Thread.sleep(forTimeInterval: Double.random(in: 0.001...0.01) * Double(attempt))
+            }
+        }
+    }
+
     /// An idle connection that still works, or a new one. The caller holds a slot, so opening
     /// one keeps the number of connections within the bound.
     private func checkOut(deadline: ContinuousClock.Instant) throws(PostgresError) -> PostgresConnectionBox {

@@ -101,7 +101,30 @@ import Testing
         let after = try pool.withConnection { try $0.query("SELECT pg_backend_pid()").rows[0].int(0) }
         #expect(after != before)
 
+        // A statement running when the server dies ends with a connection error, not a hang.
+        let running = DispatchSemaphore(value: 0)
+        let outcome = Mutex<PostgresError?>(nil)
+        let sleeper = Thread {
+            do {
+                try pool.withConnection { connection in
+                    running.signal()
+                    try connection.query("SELECT pg_sleep(60)")
+                }
+            } catch let error as PostgresError {
+                outcome.withLock { $0 = error }
+            } catch {
+                outcome.withLock { $0 = PostgresError(kind: .other, message: "\(error)") }
+            }
+            running.signal()
+        }
+        sleeper.start()
+        running.wait()
+        let observer = try PostgresConnection(settings: try server.settings())
+        try waitUntil { try observer.query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'").rows[0].int(0) == 1 }
         try server.stop()
+        #expect(running.wait(timeout: .now() + 20) == .success, "the statement hung after the server died")
+        #expect(outcome.withLock { $0?.kind } == .connection)
+
         let started = ContinuousClock.now
         let error = try #require(throws: PostgresError.self) { try pool.withConnection { try $0.query("SELECT 1") } }
         #expect([.connection, .unavailable].contains(error.kind))
@@ -114,6 +137,28 @@ import Testing
 }
 
 extension PoolTests {
+    /// Four threads increment one counter by read-then-write in repeatable read transactions:
+    /// the conflicts are serialization failures, retried, and no increment is lost.
+    @Test func retriesSerializationFailuresWithoutLosingUpdates() throws {
+        let pool = PostgresConnectionPool(settings: try TestPostgres.shared().createDatabase(), maximumConnections: 4)
+        try pool.withConnection { try $0.execute("CREATE TABLE counter (n bigint NOT NULL); INSERT INTO counter VALUES (0)") }
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            for _ in 0..<5 {
+                do {
+                    try pool.transaction(.repeatableRead, attempts: 100) { connection in
+                        let n = try connection.query("SELECT n FROM counter").rows[0].int(0)
+                        try connection.query("UPDATE counter SET n = $1", [.integer(n + 1)])
+                    }
+                } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        #expect(try pool.withConnection { try $0.query("SELECT n FROM counter").rows[0].int(0) } == 20)
+    }
+
     /// After a failed connection attempt the pool backs off: a caller whose acquire timeout ends
     /// before the next attempt is due gets `unavailable` at once, without trying to connect.
     @Test func backsOffAfterAFailedConnectionAttempt() throws {
