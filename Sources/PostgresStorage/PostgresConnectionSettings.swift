@@ -8,7 +8,6 @@ public enum PostgresSettingsError: Error, Sendable, Equatable, CustomStringConve
     case badPort(String)
     case badParameter(name: String, value: String, reason: String)
     case unknownParameter(String)
-    case multipleHosts
 
     public var description: String {
         switch self {
@@ -18,7 +17,6 @@ public enum PostgresSettingsError: Error, Sendable, Equatable, CustomStringConve
         case .badParameter(let name, let value, let reason): "PostgreSQL URL: \(name)=\(value.debugDescription) \(reason)"
         case .unknownParameter(let name):
             "PostgreSQL URL: unknown parameter \(name.debugDescription) (known: \(PostgresConnectionSettings.knownParameters.joined(separator: ", ")))"
-        case .multipleHosts: "PostgreSQL URL: several hosts are not supported; name one (a load balancer or the primary's service)"
         }
     }
 }
@@ -57,13 +55,31 @@ public struct PostgresConnectionSettings: Sendable, Equatable, CustomStringConve
     /// Query parameters accepted in the URL, passed on to libpq as they are.
     static let knownParameters = [
         "application_name", "connect_timeout", "dbname", "host", "passfile", "password", "port", "sslcert", "sslkey",
-        "sslmode", "sslrootcert", "user",
+        "sslmode", "sslrootcert", "target_session_attrs", "user",
     ]
 
-    /// Host name, IP address or Unix socket directory; nil: libpq's default (`PGHOST`, else the socket directory).
+    /// A server to try: host name, IP address or Unix socket directory (nil: libpq's default,
+    /// `PGHOST`, else the socket directory) and TCP port (or the number in the socket's name; nil:
+    /// libpq's default, `PGPORT`, else 5432).
+    public struct Endpoint: Sendable, Equatable {
+        public var host: String?
+        public var port: Int?
+
+        public init(host: String? = nil, port: Int? = nil) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    /// The first server's host (see `Endpoint`).
     public var host: String?
-    /// TCP port (or the number in the socket's name); nil: libpq's default (`PGPORT`, else 5432).
+    /// The first server's port (see `Endpoint`).
     public var port: Int?
+    /// Further servers from a URL naming several (`postgresql://db1:5432,db2:5432/registry`),
+    /// tried in order when a connection is made, as libpq does; with
+    /// `?target_session_attrs=read-write` libpq skips standbys, so a connection reaches the
+    /// primary after a failover (https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-MULTIPLE-HOSTS).
+    public var fallbackHosts: [Endpoint] = []
     /// nil: libpq's default (`PGDATABASE`, else the user name).
     public var database: String?
     /// nil: libpq's default (`PGUSER`, else the operating-system user).
@@ -116,23 +132,30 @@ public struct PostgresConnectionSettings: Sendable, Equatable, CustomStringConve
                 user = try Self.decode(userInfo, part: "user")
             }
         }
-        if rest.contains(",") { throw .multipleHosts }
-        var hostPart = rest
-        var portPart: Substring?
-        if hostPart.hasPrefix("[") {
-            guard let close = hostPart.firstIndex(of: "]") else { throw .malformed("unterminated [ in the host") }
-            let after = hostPart[hostPart.index(after: close)...]
-            hostPart = hostPart[hostPart.index(after: hostPart.startIndex)..<close]
-            if !after.isEmpty {
-                guard after.hasPrefix(":") else { throw .malformed("unexpected \(String(after).debugDescription) after the host") }
-                portPart = after.dropFirst()
+        var endpoints: [Endpoint] = []
+        for part in rest.split(separator: ",", omittingEmptySubsequences: false) {
+            var hostPart = part
+            var portPart: Substring?
+            if hostPart.hasPrefix("[") {
+                guard let close = hostPart.firstIndex(of: "]") else { throw .malformed("unterminated [ in the host") }
+                let after = hostPart[hostPart.index(after: close)...]
+                hostPart = hostPart[hostPart.index(after: hostPart.startIndex)..<close]
+                if !after.isEmpty {
+                    guard after.hasPrefix(":") else { throw .malformed("unexpected \(String(after).debugDescription) after the host") }
+                    portPart = after.dropFirst()
+                }
+            } else if let colon = hostPart.lastIndex(of: ":") {
+                portPart = hostPart[hostPart.index(after: colon)...]
+                hostPart = hostPart[..<colon]
             }
-        } else if let colon = hostPart.lastIndex(of: ":") {
-            portPart = hostPart[hostPart.index(after: colon)...]
-            hostPart = hostPart[..<colon]
+            endpoints.append(
+                Endpoint(
+                    host: hostPart.isEmpty ? nil : try Self.decode(hostPart, part: "host"),
+                    port: try portPart.map { port throws(PostgresSettingsError) in try Self.port(String(port)) }))
         }
-        host = hostPart.isEmpty ? nil : try Self.decode(hostPart, part: "host")
-        if let portPart { port = try Self.port(String(portPart)) }
+        host = endpoints.first?.host
+        port = endpoints.first?.port
+        fallbackHosts = Array(endpoints.dropFirst())
         if !path.isEmpty {
             guard !path.contains("/") else { throw .malformed("the database name cannot contain /") }
             database = try Self.decode(path, part: "database name")
@@ -146,8 +169,26 @@ public struct PostgresConnectionSettings: Sendable, Equatable, CustomStringConve
             let name = try Self.decode(pair[..<equals], part: "parameter name")
             let value = equals == pair.endIndex ? "" : try Self.decode(pair[pair.index(after: equals)...], part: name)
             switch name {
-            case "host": host = value.isEmpty ? nil : value
-            case "port": port = try Self.port(value)
+            case "host":
+                let hosts = value.split(separator: ",", omittingEmptySubsequences: false).map { $0.isEmpty ? nil : String($0) }
+                host = hosts.first ?? nil
+                for (index, fallback) in hosts.dropFirst().enumerated() {
+                    if index < fallbackHosts.count { fallbackHosts[index].host = fallback } else { fallbackHosts.append(Endpoint(host: fallback)) }
+                }
+            case "port":
+                let ports = try value.split(separator: ",", omittingEmptySubsequences: false).map { text throws(PostgresSettingsError) in
+                    text.isEmpty ? nil : try Self.port(String(text))
+                }
+                port = ports.first ?? nil
+                for (index, fallback) in ports.dropFirst().enumerated() {
+                    if index < fallbackHosts.count { fallbackHosts[index].port = fallback } else { fallbackHosts.append(Endpoint(port: fallback)) }
+                }
+            case "target_session_attrs":
+                let modes = ["any", "read-write", "read-only", "primary", "standby", "prefer-standby"]
+                guard modes.contains(value) else {
+                    throw .badParameter(name: name, value: value, reason: "is not one of \(modes.joined(separator: ", "))")
+                }
+                parameters[name] = value
             case "dbname": database = value
             case "user": user = value
             case "password": urlPassword = value
@@ -200,10 +241,11 @@ public struct PostgresConnectionSettings: Sendable, Equatable, CustomStringConve
             if passwordInURL { text += ":***" }
             text += "@"
         }
-        if let host {
-            text += host.contains(":") ? "[\(host)]" : Self.encode(host)
-        }
-        if let port { text += ":\(port)" }
+        text += ([Endpoint(host: host, port: port)] + fallbackHosts).map { endpoint in
+            var text = endpoint.host.map { $0.contains(":") ? "[\($0)]" : Self.encode($0) } ?? ""
+            if let port = endpoint.port { text += ":\(port)" }
+            return text
+        }.joined(separator: ",")
         if let database { text += "/" + Self.encode(database) }
         var query: [String] = []
         if let sslMode { query.append("sslmode=\(sslMode.rawValue)") }
@@ -242,8 +284,11 @@ public struct PostgresConnectionSettings: Sendable, Equatable, CustomStringConve
     /// The keyword/value pairs given to `PQconnectdbParams`.
     func connectionParameters() throws(PostgresError) -> [(String, String)] {
         var pairs: [(String, String)] = []
-        if let host { pairs.append(("host", host)) }
-        if let port { pairs.append(("port", String(port))) }
+        let endpoints = [Endpoint(host: host, port: port)] + fallbackHosts
+        if endpoints.contains(where: { $0.host != nil }) { pairs.append(("host", endpoints.map { $0.host ?? "" }.joined(separator: ","))) }
+        if endpoints.contains(where: { $0.port != nil }) {
+            pairs.append(("port", endpoints.map { $0.port.map(String.init) ?? "" }.joined(separator: ",")))
+        }
         if let database { pairs.append(("dbname", database)) }
         if let user { pairs.append(("user", user)) }
         if let password = try resolvedPassword() { pairs.append(("password", password)) }

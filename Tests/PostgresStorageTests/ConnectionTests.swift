@@ -115,6 +115,18 @@ import Testing
         #expect(error.sqlState == nil)
     }
 
+    /// Of several servers, the first that answers (and, with target_session_attrs=read-write,
+    /// accepts writes) is used.
+    @Test func triesSeveralHostsInOrder() throws {
+        let server = try TestPostgres.shared()
+        let socket = server.directory.replacingOccurrences(of: "/", with: "%2F")
+        let settings = try PostgresConnectionSettings(
+            url: "postgresql://postgres@%2Fnonexistent:\(server.port),\(socket):\(server.port)/postgres?target_session_attrs=read-write",
+            environment: [:])
+        let connection = try PostgresConnection(settings: settings)
+        #expect(try connection.query("SELECT pg_is_in_recovery()").rows[0].bool(0) == false)
+    }
+
     /// TCP logins need the password (SCRAM-SHA-256), wherever it comes from; a wrong one is a
     /// connection error with SQLSTATE 28P01 whose message does not contain it.
     @Test func logsInOverTCPWithThePasswordFromTheURLAFileOrPGPASSWORD() throws {

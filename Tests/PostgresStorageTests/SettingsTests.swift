@@ -41,6 +41,22 @@ import Testing
         #expect(ipv6.description == "postgresql://[::1]:5432/registry")
     }
 
+    /// Several servers, tried in order by libpq; with target_session_attrs=read-write it skips standbys.
+    @Test func readsSeveralHosts() throws {
+        let settings = try PostgresConnectionSettings(
+            url: "postgresql://registry@db1:5432,[fd00::2],db3:6432/registry?target_session_attrs=read-write", environment: [:])
+        #expect(settings.host == "db1" && settings.port == 5432)
+        #expect(settings.fallbackHosts == [.init(host: "fd00::2"), .init(host: "db3", port: 6432)])
+        #expect(settings.description == "postgresql://registry@db1:5432,[fd00::2],db3:6432/registry?target_session_attrs=read-write")
+        let parameters = Dictionary(try settings.connectionParameters(), uniquingKeysWith: { first, _ in first })
+        #expect(parameters["host"] == "db1,fd00::2,db3")
+        #expect(parameters["port"] == "5432,,6432")
+        #expect(parameters["target_session_attrs"] == "read-write")
+        let inQuery = try PostgresConnectionSettings(url: "postgresql:///registry?host=/run/a,/run/b&port=5432,5433", environment: [:])
+        #expect(inQuery.host == "/run/a" && inQuery.port == 5432)
+        #expect(inQuery.fallbackHosts == [.init(host: "/run/b", port: 5433)])
+    }
+
     @Test func takesThePasswordFromTheURLThenTheFileThenPGPASSWORD() throws {
         let environment = ["PGPASSWORD": "from-environment"]
         let inURL = try PostgresConnectionSettings(url: "postgres://u:from-url@h/d", passwordFile: "/run/secret", environment: environment)
@@ -98,7 +114,8 @@ import Testing
             ("postgres://h:0/d", .badPort("0")),
             ("postgres://h:99999/d", .badPort("99999")),
             ("postgres://h:abc/d", .badPort("abc")),
-            ("postgres://h1,h2/d", .multipleHosts),
+            ("postgres://h1,h2:x/d", .badPort("x")),
+            ("postgres://h/d?target_session_attrs=leader", .badParameter(name: "target_session_attrs", value: "leader", reason: "")),
             ("postgres://h/d?sslmode=sometimes", .badParameter(name: "sslmode", value: "sometimes", reason: "")),
             ("postgres://h/d?sslmod=require", .unknownParameter("sslmod")),
             ("postgres://h/d?connect_timeout=soon", .badParameter(name: "connect_timeout", value: "soon", reason: "")),
