@@ -30,7 +30,8 @@ public enum PostgresMigrationError: Error, Sendable, CustomStringConvertible {
 /// Replicas starting at once against one database take turns: every transaction first takes
 /// the transaction-level advisory lock `advisoryLockKey` (`pg_advisory_xact_lock`, released at
 /// COMMIT or ROLLBACK), then reads what is applied, so no migration is applied twice. A
-/// migration's SQL runs inside that transaction and must not contain BEGIN or COMMIT.
+/// migration's SQL runs inside that transaction and must not contain BEGIN or COMMIT; the
+/// session's `statement_timeout` is lifted for it, since a migration may rewrite a large table.
 public struct PostgresMigrator: Sendable {
     /// The advisory lock the migrator holds while it reads or changes the schema (the ASCII of
     /// `ER-migr`, chosen to stay clear of other applications' keys).
@@ -84,6 +85,9 @@ public struct PostgresMigrator: Sendable {
                     try check(applied)
                     guard let next = migrations.first(where: { applied[$0.version] == nil }) else { return nil }
                     failing = next.name
+                    // A migration may rewrite a large table: the session's statement_timeout (meant
+                    // for requests) does not apply to it.
+                    try connection.execute("SET LOCAL statement_timeout = 0")
                     try connection.execute(next.sql)
                     try connection.query(
                         "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",

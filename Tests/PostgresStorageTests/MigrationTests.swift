@@ -94,6 +94,16 @@ import Testing
         #expect(try connection.query("SELECT to_regclass('b') IS NULL").rows[0].bool(0))
     }
 
+    /// A migration may take longer than the statement timeout meant for requests.
+    @Test func aSlowMigrationIsNotCutOffByTheStatementTimeout() throws {
+        var settings = try TestPostgres.shared().createDatabase()
+        settings.statementTimeout = .milliseconds(100)
+        let connection = try PostgresConnection(settings: settings)
+        let migrations = try Migration.parse([("0001_slow.sql", "SELECT pg_sleep(0.4); CREATE TABLE slow (n bigint);")])
+        #expect(try PostgresMigrator(migrations: migrations).migrate(connection) == [1])
+        #expect(throws: PostgresError.self) { try connection.query("SELECT pg_sleep(0.4)") }
+    }
+
     /// The PostgreSQL schema has the tables and columns (names, order, NOT NULL) of the SQLite
     /// schema, numbered alike; `leader_lease` is PostgreSQL's own.
     @Test func matchesTheSQLiteSchema() throws {
