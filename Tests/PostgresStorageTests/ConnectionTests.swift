@@ -127,6 +127,24 @@ import Testing
         #expect(try connection.query("SELECT pg_is_in_recovery()").rows[0].bool(0) == false)
     }
 
+    /// sslmode reaches libpq: verify-full with the server's certificate gives an encrypted
+    /// session, verify-full with another root is refused, disable gives a plain one.
+    @Test func usesTLSAsSSLModeSays() throws {
+        let server = try TestPostgres.shared()
+        let base = "postgresql://postgres:\(TestPostgres.password)@127.0.0.1:\(server.port)/postgres"
+        let encrypted = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+        let verified = try PostgresConnectionSettings(url: base + "?sslmode=verify-full&sslrootcert=\(server.certificate)", environment: [:])
+        #expect(try PostgresConnection(settings: verified).query(encrypted).rows[0].bool(0))
+        let plain = try PostgresConnectionSettings(url: base + "?sslmode=disable", environment: [:])
+        #expect(try PostgresConnection(settings: plain).query(encrypted).rows[0].bool(0) == false)
+        let otherRoot = server.directory + "/other-root-\(UUID().uuidString).pem"
+        try String(contentsOfFile: "/etc/ssl/certs/ca-certificates.crt", encoding: .utf8).write(toFile: otherRoot, atomically: true, encoding: .utf8)
+        let untrusted = try PostgresConnectionSettings(url: base + "?sslmode=verify-full&sslrootcert=\(otherRoot)", environment: [:])
+        let error = try #require(throws: PostgresError.self) { try PostgresConnection(settings: untrusted) }
+        #expect(error.kind == .connection)
+        #expect(error.message.contains("certificate"))
+    }
+
     /// TCP logins need the password (SCRAM-SHA-256), wherever it comes from; a wrong one is a
     /// connection error with SQLSTATE 28P01 whose message does not contain it.
     @Test func logsInOverTCPWithThePasswordFromTheURLAFileOrPGPASSWORD() throws {

@@ -13,7 +13,7 @@ struct TestPostgresError: Error, CustomStringConvertible {
 /// A throwaway PostgreSQL server for the tests: `initdb` into a fresh temporary directory (as
 /// the unprivileged `postgres` user when the tests run as root, since PostgreSQL refuses to run
 /// as root), started with `pg_ctl` on a Unix socket in that directory and on a loopback port,
-/// without fsync. Local (socket) logins are trusted; TCP logins need the password
+/// without fsync, with TLS (a self-signed certificate, `certificate`). Local (socket) logins are trusted; TCP logins need the password
 /// `TestPostgres.password` (SCRAM-SHA-256). A watchdog process stops the server
 /// (`pg_ctl stop -m immediate`) and removes the directory as soon as the test process ends,
 /// however it ends.
@@ -56,14 +56,22 @@ final class TestPostgres: Sendable {
         try run(
             "initdb", "-D", dataDirectory, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile=\(passwordFile)",
             "-E", "UTF8", "--locale=C", "--no-sync")
+        // TLS with a self-signed certificate for 127.0.0.1, which clients can verify with `certificate`.
+        try run(
+            "/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", dataDirectory + "/server.key", "-out", dataDirectory + "/server.crt")
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: dataDirectory + "/server.key")
         try start()
     }
+
+    /// The server's self-signed TLS certificate (PEM), to verify it with `sslmode=verify-full`.
+    var certificate: String { dataDirectory + "/server.crt" }
 
     /// Starts the server and waits until it accepts connections.
     func start() throws {
         let options = [
             "-c port=\(port)", "-c listen_addresses=127.0.0.1", "-c unix_socket_directories=\(directory)", "-c fsync=off",
-            "-c full_page_writes=off", "-c synchronous_commit=off", "-c shared_buffers=16MB", "-c max_connections=200",
+            "-c full_page_writes=off", "-c synchronous_commit=off", "-c shared_buffers=16MB", "-c max_connections=200", "-c ssl=on",
         ]
         try run("pg_ctl", "-D", dataDirectory, "-l", directory + "/server.log", "-w", "-t", "60", "-o", options.joined(separator: " "), "start")
     }
@@ -101,11 +109,11 @@ final class TestPostgres: Sendable {
         return try settings(database: name)
     }
 
-    /// Runs a PostgreSQL program as the server's owner; throws with its output if it fails.
+    /// Runs a PostgreSQL program (or another, by absolute path) as the server's owner; throws with its output if it fails.
     @discardableResult
     private func run(_ program: String, _ arguments: String...) throws -> String {
-        let command = asOwner + [binaries + "/" + program] + arguments
-        let outputPath = directory + "/\(program).out"
+        let command = asOwner + [program.hasPrefix("/") ? program : binaries + "/" + program] + arguments
+        let outputPath = directory + "/\(URL(fileURLWithPath: program).lastPathComponent).out"
         let status = try Self.spawn(command, output: outputPath, wait: true)
         let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
         guard status == 0 else {
