@@ -34,6 +34,7 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CAres", pkgConfig: "libcares", providers: [.apt(["libc-ares-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
 
         // MARK: Build-time embedding of migrations/ and openapi.yaml
         .executableTarget(name: "EmbedFilesTool", swiftSettings: settings),
@@ -47,6 +48,8 @@ let package = Package(
             dependencies: ["RegistryCore", "CSQLite", "RegistryResources", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: settings
         ),
+        .target(
+            name: "PostgresStorage", dependencies: ["CLibPQ", "RegistryStorage", "RegistryResources"], swiftSettings: settings),
         .target(name: "HTTPServer", dependencies: ["CMicroHTTPD"], swiftSettings: settings),
         .target(
             name: "KubernetesClient", dependencies: ["CCurl", "RegistryCore", .product(name: "Yams", package: "Yams")],
@@ -89,6 +92,8 @@ let package = Package(
             name: "RegistryCoreTests", dependencies: ["RegistryCore", .product(name: "Yams", package: "Yams")], exclude: ["Golden"],
             swiftSettings: settings),
         .testTarget(name: "RegistryStorageTests", dependencies: ["RegistryStorage", "RegistryCore"], swiftSettings: settings),
+        .testTarget(
+            name: "PostgresStorageTests", dependencies: ["PostgresStorage", "RegistryStorage", "RegistryResources"], swiftSettings: settings),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"], swiftSettings: settings),
         .testTarget(
             name: "ReconcilerTests",

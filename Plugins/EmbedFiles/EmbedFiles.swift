@@ -1,7 +1,7 @@
 import Foundation
 import PackagePlugin
 
-/// Embeds the top-level `migrations/*.sql` files and `openapi.yaml` into the target as Swift
+/// Embeds the top-level `migrations/*.sql` files (SQLite's), `migrations/postgresql/*.sql` and `openapi.yaml` into the target as Swift
 /// string literals, so the binary carries its schema and contract wherever it is run from, and
 /// the git commit the package was built from (read from `.git` without running git; `unknown`
 /// outside a git checkout).
@@ -14,6 +14,11 @@ struct EmbedFiles: BuildToolPlugin {
             .contentsOfDirectory(at: migrationsDirectory, includingPropertiesForKeys: nil)
             .filter { $0.pathExtension == "sql" }
             .sorted { $0.lastPathComponent < $1.lastPathComponent }
+        let postgreSQLDirectory = migrationsDirectory.appending(path: "postgresql")
+        let postgreSQLMigrations = try FileManager.default
+            .contentsOfDirectory(at: postgreSQLDirectory, includingPropertiesForKeys: nil)
+            .filter { $0.pathExtension == "sql" }
+            .sorted { $0.lastPathComponent < $1.lastPathComponent }
         let openAPI = root.appending(path: "openapi.yaml")
         let output = context.pluginWorkDirectoryURL.appending(path: "EmbeddedFiles.swift")
         let commit = GitCommit(root: root)
@@ -21,8 +26,9 @@ struct EmbedFiles: BuildToolPlugin {
             .buildCommand(
                 displayName: "Embedding migrations, openapi.yaml and the git commit",
                 executable: try context.tool(named: "EmbedFilesTool").url,
-                arguments: [output.path(), commit.hash, openAPI.path()] + migrations.map { $0.path() },
-                inputFiles: [openAPI, migrationsDirectory] + migrations + commit.files,
+                arguments: [output.path(), commit.hash, openAPI.path()] + migrations.map { $0.path() } + ["--postgresql"]
+                    + postgreSQLMigrations.map { $0.path() },
+                inputFiles: [openAPI, migrationsDirectory, postgreSQLDirectory] + migrations + postgreSQLMigrations + commit.files,
                 outputFiles: [output])
         ]
     }

@@ -7,6 +7,10 @@ public enum RegistryResources {
     /// The top-level `migrations/*.sql` files, sorted by file name.
     public static var migrations: [(name: String, sql: String)] { GeneratedFiles.migrations }
 
+    /// The `migrations/postgresql/*.sql` files (the same schema for PostgreSQL, numbered as
+    /// SQLite's), sorted by file name.
+    public static var postgreSQLMigrations: [(name: String, sql: String)] { GeneratedFiles.postgreSQLMigrations }
+
     /// The git commit the binary was built from (40 hex digits), or `unknown` when it was built
     /// outside a git checkout.
     public static var commit: String { GeneratedFiles.commit }

@@ -1,0 +1,135 @@
+import Dispatch
+import Foundation
+import Synchronization
+import Testing
+
+@testable import PostgresStorage
+
+@Suite struct LeaderLeaseTests {
+    /// A migrated database and a pool on it.
+    private func migratedPool() throws -> PostgresConnectionPool {
+        let pool = PostgresConnectionPool(settings: try TestPostgres.shared().createDatabase(), maximumConnections: 4)
+        try pool.withConnection { try PostgresMigrator.bundled().migrate($0) }
+        return pool
+    }
+
+    /// Three replicas try at once: exactly one leads; the others are refused while its term runs.
+    @Test func exactlyOneOfThreeContendersLeads() throws {
+        let pool = try migratedPool()
+        let leases = ["a", "b", "c"].map { PostgresLeaderLease(pool: pool, holder: $0, ttl: .seconds(30)) }
+        let terms = Mutex<[LeaderTerm]>([])
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 3) { index in
+            do {
+                if let term = try leases[index].acquire() { terms.withLock { $0.append(term) } }
+            } catch {
+                failures.withLock { $0.append("\(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        let won = terms.withLock { $0 }
+        #expect(won.count == 1)
+        let leader = try #require(won.first)
+        #expect(leader.generation == 1)
+        #expect(leader.isValid)
+        for lease in leases where lease.holder != leader.holder {
+            #expect(try lease.acquire() == nil)
+        }
+        let status = try #require(try leases[0].status())
+        #expect(status.holder == leader.holder && status.generation == 1 && status.isHeld)
+        #expect(status.expiresInMilliseconds > 0 && status.expiresInMilliseconds <= 30_000)
+    }
+
+    /// Renewing keeps the term (same generation); releasing lets another take over at once, with
+    /// the next generation; the old holder's renewal then fails.
+    @Test func renewKeepsTheTermAndReleaseHandsItOver() throws {
+        let pool = try migratedPool()
+        let first = PostgresLeaderLease(pool: pool, holder: "first", ttl: .seconds(30))
+        let second = PostgresLeaderLease(pool: pool, holder: "second", ttl: .seconds(30))
+        let term = try #require(try first.acquire())
+        let renewed = try #require(try first.renew(term))
+        #expect(renewed.generation == term.generation)
+        #expect(renewed.validUntil >= term.validUntil)
+        #expect(try second.acquire() == nil)
+        try first.release(renewed)
+        let taken = try #require(try second.acquire())
+        #expect(taken.generation == term.generation + 1)
+        #expect(try first.renew(renewed) == nil)
+        #expect(try first.acquire() == nil)
+    }
+
+    /// A holder that stops renewing: others are refused until the TTL has run out by the
+    /// database's clock, then one takes over with the next generation; the old holder's own
+    /// view (`validUntil`) had ended before that, and its late renewal fails.
+    @Test func anExpiredLeaseIsTakenOver() throws {
+        let pool = try migratedPool()
+        let ttl = Duration.milliseconds(800)
+        let stale = PostgresLeaderLease(pool: pool, holder: "stale", ttl: ttl)
+        let others = ["x", "y"].map { PostgresLeaderLease(pool: pool, holder: $0, ttl: ttl) }
+        let old = try #require(try stale.acquire())
+        #expect(try others[0].acquire() == nil)
+        var taken: LeaderTerm?
+        var takenAt = ContinuousClock.now
+        try waitUntil {
+            for lease in others {
+                if let term = try lease.acquire() {
+                    taken = term
+                    takenAt = .now
+                    return true
+                }
+            }
+            return false
+        }
+        let newTerm = try #require(taken)
+        #expect(newTerm.generation == old.generation + 1)
+        #expect(old.validUntil <= takenAt, "the old holder believed it led until after the take-over")
+        #expect(!old.isValid)
+        #expect(try stale.renew(old) == nil)
+        // Whoever did not win is still refused while the new term runs.
+        let loser = try #require(others.first { $0.holder != newTerm.holder })
+        #expect(try loser.acquire() == nil)
+    }
+
+    /// The same holder acquiring again (a restarted replica with the same identity, or after its
+    /// term expired) starts a new term: the old term can no longer be renewed.
+    @Test func acquiringAgainStartsANewTerm() throws {
+        let pool = try migratedPool()
+        let lease = PostgresLeaderLease(pool: pool, holder: "solo", ttl: .milliseconds(300))
+        let first = try #require(try lease.acquire())
+        let second = try #require(try lease.acquire())
+        #expect(second.generation == first.generation + 1)
+        #expect(try lease.renew(first) == nil)
+        try waitUntil { try lease.status()?.isHeld == false }
+        #expect(try lease.renew(second) == nil, "an expired term cannot be renewed")
+        let third = try #require(try lease.acquire())
+        #expect(third.generation == second.generation + 1)
+    }
+
+    /// Fencing: a write carrying the current term commits; one carrying an old term is refused
+    /// and leaves nothing behind.
+    @Test func fencingRefusesWritesOfAnOldTerm() throws {
+        let pool = try migratedPool()
+        let first = PostgresLeaderLease(pool: pool, holder: "first", ttl: .seconds(30))
+        let second = PostgresLeaderLease(pool: pool, holder: "second", ttl: .seconds(30))
+        try pool.withConnection { try $0.execute("CREATE TABLE applied (generation bigint)") }
+        func write(_ term: LeaderTerm) throws {
+            try pool.withConnection { connection in
+                try connection.transaction {
+                    try PostgresLeaderLease.fence(connection, term: term)
+                    try connection.query("INSERT INTO applied VALUES ($1)", [.integer(term.generation)])
+                }
+            }
+        }
+        let old = try #require(try first.acquire())
+        try write(old)
+        try first.release(old)
+        let new = try #require(try second.acquire())
+        let error = try #require(throws: PostgresError.self) { try write(old) }
+        #expect(error.kind == .fenced)
+        try write(new)
+        let generations = try pool.withConnection { connection in
+            try connection.query("SELECT generation FROM applied ORDER BY generation").rows.map { try $0.int(0) }
+        }
+        #expect(generations == [old.generation, new.generation])
+    }
+}
