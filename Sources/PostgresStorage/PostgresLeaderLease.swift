@@ -25,7 +25,7 @@ public struct LeaderLeaseStatus: Sendable, Equatable {
     public var expiresInMilliseconds: Int
 }
 
-/// A leader lease with a TTL in the `leader_lease` table (migration 0007), so that of several
+/// A leader lease with a TTL in the `leader_lease` table (migration 0008), so that of several
 /// replicas sharing one database exactly one does the background work (issue 16: "a lease row
 /// with compare-and-set"). Every change is one statement that compares and sets under the row's
 /// lock, and every expiry is computed with the database's clock (`now()`), the one clock all

@@ -43,6 +43,8 @@ import Testing
             (["serve"], [:], "unexpected argument \"serve\""),
             (["--host", "example.com"], [:], "\"example.com\" is not a numeric IPv4 or IPv6 address"),
             (["--tls-cert", "/nonexistent/cert.pem"], [:], "the certificate file /nonexistent/cert.pem does not exist"),
+            (["--database", "postgres://registry@db/registry"], [:], "a postgres:// URL is not supported yet"),
+            ([], ["ENDPOINT_REGISTRY_DATABASE": "PostgreSQL://db/registry"], "a postgresql:// URL is not supported yet"),
         ] {
             let error = try #require(throws: ConfigurationError.self) { try resolve(arguments, environment) }
             #expect(error.description.contains(expected), "\(error.description)")

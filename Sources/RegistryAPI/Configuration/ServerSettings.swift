@@ -59,6 +59,11 @@ public enum ServerSettings {
             "database", "ENDPOINT_REGISTRY_DATABASE", .value(placeholder: "path"), "./data/registry.sqlite",
             "SQLite database file; its directory is created."
         ) { raw, configuration throws(SettingValueError) in
+            // Not a file name someone means: PostgreSQL is not wired into the server yet (README,
+            // "PostgreSQL (in progress)"), and the URL would otherwise become an SQLite path.
+            if let scheme = ["postgres://", "postgresql://"].first(where: { raw.lowercased().hasPrefix($0) }) {
+                throw SettingValueError("a \(scheme) URL is not supported yet: the server stores in SQLite only (a file path)")
+            }
             configuration.databasePath = raw
         },
         setting(
