@@ -13,7 +13,7 @@ struct IncrementalAddressTests {
         let service = ExternalService(namespace: "default", name: "full", ports: [ServicePort(port: 80)], addresses: addresses)
         let violations = ServiceValidator.validateAdding(EndpointAddress(ip: "10.200.0.1"), to: service)
         #expect(violations.map(\.field) == ["addresses"])
-        #expect(violations.first?.message == "must have at most 10000 items, got 10001")
+        #expect(violations.first?.message == "must have at most 100000 items, got 100001")
         var smaller = service
         smaller.addresses.removeLast()
         #expect(ServiceValidator.validateAdding(EndpointAddress(ip: "10.200.0.1"), to: smaller).isEmpty)

@@ -6,10 +6,12 @@ public enum ServiceValidator {
     /// Most ports: an EndpointSlice holds at most 100 (`maxPorts` in Kubernetes'
     /// `pkg/apis/discovery/validation`), so a service with more could not be rendered.
     public static let maxPorts = 100
-    /// Most addresses of one service. The largest real selectorless services we know of have a
-    /// few thousand backends; 10,000 renders to 100 EndpointSlices and fits the 4 MiB body limit
-    /// several times over. Checked before the addresses are decoded, so a larger list costs nothing.
-    public static let maxAddresses = 10_000
+    /// Most addresses of one service, by decoding and by the address routes alike. The largest
+    /// real selectorless services we know of have a few thousand backends; a service that grows
+    /// one address at a time past 10,000 stays registrable (100,000 render to 1,000
+    /// EndpointSlices; a body of that many plain IPs is ~3.5 MB, near the 4 MiB default body
+    /// limit). Checked before the addresses are decoded, so a larger list costs nothing.
+    public static let maxAddresses = 100_000
     /// Most labels, and most annotations, of one service (Kubernetes sets no count, only the
     /// 256 KiB total for annotations; real objects carry a few dozen at most).
     public static let maxLabels = 100
