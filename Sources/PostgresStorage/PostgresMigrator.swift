@@ -1,28 +1,7 @@
 public import RegistryStorage
 import RegistryResources
 
-/// Why a PostgreSQL schema could not be brought up to date (the same cases as SQLite's `MigrationError`).
-public enum PostgresMigrationError: Error, Sendable, CustomStringConvertible {
-    case badFileName(String)
-    case databaseNewerThanBinary(databaseVersion: Int, binaryVersion: Int)
-    case edited(name: String, recorded: String, current: String)
-    case failed(name: String, PostgresError)
-
-    public var description: String {
-        switch self {
-        case .badFileName(let name):
-            "migration file \(name) must be named NNNN_description.sql with a unique number"
-        case .databaseNewerThanBinary(let databaseVersion, let binaryVersion):
-            "the database has schema version \(databaseVersion), newer than this binary knows (\(binaryVersion)); run a newer endpoint-registry or restore a backup"
-        case .edited(let name, let recorded, let current):
-            "migration \(name) was changed after it was applied to this database (checksum \(recorded.prefix(12))… recorded, \(current.prefix(12))… now); add a new migration instead of editing an applied one"
-        case .failed(let name, let error):
-            "migration \(name) failed and was rolled back: \(error)"
-        }
-    }
-}
-
-/// Applies PostgreSQL migrations with the same rules as the SQLite store's migrator: in order of
+/// Applies PostgreSQL migrations with the same rules (and `MigrationError`s) as the SQLite store's migrator: in order of
 /// their number, each in its own transaction together with its row in `schema_migrations`
 /// (version, name, SHA-256 checksum of the SQL, time applied); refuses a database whose applied
 /// migrations were edited or that holds a version newer than the binary knows.
@@ -44,21 +23,14 @@ public struct PostgresMigrator: Sendable {
     }
 
     /// The migrations compiled into the binary (`migrations/postgresql/*.sql`).
-    public static func bundled() throws(PostgresMigrationError) -> PostgresMigrator {
-        do {
-            return PostgresMigrator(migrations: try Migration.parse(RegistryResources.postgreSQLMigrations))
-        } catch {
-            switch error {
-            case .badFileName(let name): throw .badFileName(name)
-            default: throw .badFileName("\(error)")
-            }
-        }
+    public static func bundled() throws(MigrationError) -> PostgresMigrator {
+        PostgresMigrator(migrations: try Migration.parse(RegistryResources.postgreSQLMigrations))
     }
 
     /// Brings the database up to date; returns the versions this call applied (empty when
     /// another replica or an earlier start had applied them).
     @discardableResult
-    public func migrate(_ connection: PostgresConnection) throws(PostgresMigrationError) -> [Int] {
+    public func migrate(_ connection: PostgresConnection) throws(MigrationError) -> [Int] {
         do {
             try connection.transaction {
                 try lock(connection)
@@ -96,7 +68,7 @@ public struct PostgresMigrator: Sendable {
                 }
                 guard let next else { return appliedNow }
                 appliedNow.append(next.version)
-            } catch let error as PostgresMigrationError {
+            } catch let error as MigrationError {
                 throw error
             } catch {
                 throw .failed(name: failing, Self.postgresError(error))
@@ -108,7 +80,7 @@ public struct PostgresMigrator: Sendable {
         try connection.query("SELECT pg_advisory_xact_lock($1)", [.integer(Self.advisoryLockKey)])
     }
 
-    private func check(_ applied: [Int: String]) throws(PostgresMigrationError) {
+    private func check(_ applied: [Int: String]) throws(MigrationError) {
         let newestKnown = migrations.last?.version ?? 0
         if let newestApplied = applied.keys.max(), newestApplied > newestKnown {
             throw .databaseNewerThanBinary(databaseVersion: newestApplied, binaryVersion: newestKnown)

@@ -1,11 +1,14 @@
 import Crypto
 
-/// Why the schema could not be brought up to date.
+/// Why the schema could not be brought up to date, in either store (SQLite's `Migrator`,
+/// PostgreSQL's `PostgresMigrator`: the same rules and the same cases).
 public enum MigrationError: Error, Sendable, CustomStringConvertible {
     case badFileName(String)
     case databaseNewerThanBinary(databaseVersion: Int, binaryVersion: Int)
     case edited(name: String, recorded: String, current: String)
-    case failed(name: String, SQLiteError)
+    /// The migration's SQL failed and its transaction was rolled back: the store's error
+    /// (`SQLiteError`, `PostgresError`).
+    case failed(name: String, any Error)
 
     public var description: String {
         switch self {

@@ -197,7 +197,7 @@ public final class ServiceStore: Sendable {
         do {
             try Migrator(migrations: migrations).migrate(connection, now: ServiceStore.timestamp(now()))
         } catch {
-            if case .failed(_, let sqlite) = error, StorageFault(sqlite).isCondition { throw .fault(StorageFault(sqlite)) }
+            if case .failed(_, let sqlite as SQLiteError) = error, StorageFault(sqlite).isCondition { throw .fault(StorageFault(sqlite)) }
             throw .migration(error)
         }
         // Checkpoints in the background rather than in the committing thread (see

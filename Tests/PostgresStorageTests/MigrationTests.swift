@@ -52,7 +52,7 @@ import Testing
         var migrations = try PostgresMigrator.bundled().migrations
         try PostgresMigrator(migrations: migrations).migrate(connection)
         migrations[0].sql += "\n-- edited\n"
-        let error = try #require(throws: PostgresMigrationError.self) { try PostgresMigrator(migrations: migrations).migrate(connection) }
+        let error = try #require(throws: MigrationError.self) { try PostgresMigrator(migrations: migrations).migrate(connection) }
         guard case .edited(let name, _, _) = error else {
             Issue.record("expected .edited, got \(error)")
             return
@@ -68,7 +68,7 @@ import Testing
         let newest = try #require(migrator.migrations.last?.version)
         try connection.query(
             "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, 'from_the_future.sql', 'x')", [.integer(newest + 1)])
-        let error = try #require(throws: PostgresMigrationError.self) { try migrator.migrate(connection) }
+        let error = try #require(throws: MigrationError.self) { try migrator.migrate(connection) }
         guard case .databaseNewerThanBinary(let databaseVersion, let binaryVersion) = error else {
             Issue.record("expected .databaseNewerThanBinary, got \(error)")
             return
@@ -83,13 +83,13 @@ import Testing
             ("0001_good.sql", "CREATE TABLE a (n bigint);"),
             ("0002_bad.sql", "CREATE TABLE b (n bigint); INSERT INTO b VALUES ('not a number');"),
         ])
-        let error = try #require(throws: PostgresMigrationError.self) { try PostgresMigrator(migrations: migrations).migrate(connection) }
+        let error = try #require(throws: MigrationError.self) { try PostgresMigrator(migrations: migrations).migrate(connection) }
         guard case .failed(let name, let cause) = error else {
             Issue.record("expected .failed, got \(error)")
             return
         }
         #expect(name == "0002_bad.sql")
-        #expect(cause.sqlState == "22P02")
+        #expect((cause as? PostgresError)?.sqlState == "22P02")
         #expect(try connection.query("SELECT version FROM schema_migrations").rows.map { try $0.int(0) } == [1])
         #expect(try connection.query("SELECT to_regclass('b') IS NULL").rows[0].bool(0))
     }

@@ -19,21 +19,9 @@ struct IncrementalAddressTests {
         #expect(ServiceValidator.validateAdding(EndpointAddress(ip: "10.200.0.1"), to: smaller).isEmpty)
     }
 
-    /// A deterministic generator (SplitMix64), so that a failure can be replayed.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// A random address for a service with ports `http` and `metrics`: IPv4 or IPv6 or a
     /// host, with or without overrides, zone, hostname, readiness and served ports.
-    static func address(_ random: inout Generator) -> EndpointAddress {
+    static func address(_ random: inout SeededGenerator) -> EndpointAddress {
         let pick = Int.random(in: 0..<10, using: &random)
         var address: EndpointAddress
         switch pick {
@@ -53,8 +41,8 @@ struct IncrementalAddressTests {
     }
 
     /// A valid, normalized service of about `count` addresses (duplicates dropped).
-    static func service(_ count: Int, seed: UInt64) -> (ExternalService, Generator) {
-        var random = Generator(state: seed)
+    static func service(_ count: Int, seed: UInt64) -> (ExternalService, SeededGenerator) {
+        var random = SeededGenerator(state: seed)
         var service = ExternalService(
             name: "large", labels: ["app": "x"], annotations: ["note": #"quotes " and \ and "addresses":[] inside"#],
             ports: [ServicePort(name: "http", port: 80, targetPort: 8080), ServicePort(name: "metrics", port: 9100)])
