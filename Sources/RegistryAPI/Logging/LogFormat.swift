@@ -202,6 +202,17 @@ enum LogEscaping {
 
     /// Appends `textValue(text)` to `line`.
     static func appendTextValue(_ text: String, to line: inout [UInt8]) {
+        // One pass for the usual value: visible ASCII without a space, `"`, `=` or a backslash.
+        var plainWord = !text.isEmpty
+        for byte in text.utf8
+        where !(byte > 0x20 && byte < 0x7F) || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "=") || byte == UInt8(ascii: "\\") {
+            plainWord = false
+            break
+        }
+        if plainWord {
+            line.append(contentsOf: text.utf8)
+            return
+        }
         let needsQuotes =
             text.isEmpty || text.utf8.contains { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "=") }
         if needsQuotes {
