@@ -137,6 +137,8 @@ public final class ServiceStore: Sendable {
     private let exclusiveLock: ExclusiveFileLock?
     /// Runs WAL checkpoints off the commit path (nil: SQLite's automatic checkpoints).
     private let checkpointer: WALCheckpointer?
+    /// The last history document the watch path rebuilt per service (see `RebuiltRevisions`).
+    let rebuiltRevisions = RebuiltRevisions()
     /// Runs the group commits of `writeLater`.
     private let commitQueue = DispatchQueue(label: "endpoint-registry.commit")
 

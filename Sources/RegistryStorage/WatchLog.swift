@@ -1,5 +1,6 @@
 import Foundation
 import RegistryCore
+import Synchronization
 
 /// What happened to a service, as a watch reports it (Kubernetes' `watch.EventType`).
 public enum WatchEventType: String, Sendable, CaseIterable {
@@ -83,7 +84,7 @@ extension ServiceStore {
     /// is not it). Throws `StoreError.unreadable` when there is no such revision.
     static func revisionDocument(
         _ connection: SQLiteConnection, key: ServiceKey, uid: String, revision: Int, known: inout [Int: [UInt8]]
-    ) throws -> [UInt8] {
+    ) throws -> (id: Int, document: [UInt8]) {
         let row = try connection.prepare(
             """
             SELECT id, depth, document IS NULL, document FROM service_revisions
@@ -99,12 +100,12 @@ extension ServiceStore {
         connection.resetStatements()
         if let whole {
             known[id] = whole
-            return whole
+            return (id, whole)
         }
-        if let document = known[id] { return document }
+        if let document = known[id] { return (id, document) }
         let document = try historyDocument(connection, key: key, id: id, depth: depth, known: known)
         known[id] = document
-        return document
+        return (id, document)
     }
 
     static func resourceVersionState(_ connection: SQLiteConnection) throws -> ResourceVersionState {
@@ -150,14 +151,21 @@ extension ServiceStore {
             }
             connection.resetStatements()
             // Events that name a history revision get its document (consecutive revisions of a
-            // service apply their patches to the one before).
+            // service apply their patches to the one before, also across calls: the last
+            // document built per service starts the next call's chain).
+            let cache = rebuiltRevisions
             var known: [Int: [UInt8]] = [:]
+            var built: [ServiceKey: (id: Int, document: [UInt8])] = [:]
             for reference in references {
                 let event = events[reference.index]
-                events[reference.index].document = try ServiceStore.revisionDocument(
-                    connection, key: ServiceKey(namespace: event.namespace, name: event.name), uid: reference.uid, revision: reference.revision,
-                    known: &known)
+                let key = ServiceKey(namespace: event.namespace, name: event.name)
+                if built[key] == nil, let last = cache.last(key) { known[last.id] = last.document }
+                let revision = try ServiceStore.revisionDocument(
+                    connection, key: key, uid: reference.uid, revision: reference.revision, known: &known)
+                events[reference.index].document = revision.document
+                if revision.id >= built[key]?.id ?? 0 { built[key] = revision }
             }
+            cache.remember(built)
             return WatchEventBatch(events: events, state: state)
         }
     }
@@ -183,6 +191,31 @@ extension ServiceStore {
             let deleted = connection.changes
             try connection.prepare("UPDATE watch_state SET compacted = max(compacted, ?) WHERE id = 1").bind(.integer(newest)).run()
             return deleted
+        }
+    }
+}
+
+/// The newest history document the watch path rebuilt for each service, by history row id, so
+/// that the next batch of events applies only the patches after it instead of rebuilding from
+/// the last revision kept whole (up to 32 patches of a whole document each).
+///
+/// Exact: a history row never changes its document once written (retention may store the
+/// oldest kept one whole: the same bytes), and ids are not reused (the newest row of a service,
+/// the largest id, is never pruned). Bounded: at most `capacity` services; when full it starts
+/// over empty.
+final class RebuiltRevisions: Sendable {
+    static let capacity = 256
+    private let entries = Mutex<[ServiceKey: (id: Int, document: [UInt8])]>([:])
+
+    func last(_ key: ServiceKey) -> (id: Int, document: [UInt8])? {
+        entries.withLock { $0[key] }
+    }
+
+    func remember(_ built: [ServiceKey: (id: Int, document: [UInt8])]) {
+        guard !built.isEmpty else { return }
+        entries.withLock { entries in
+            if entries.count + built.count > Self.capacity { entries.removeAll(keepingCapacity: true) }
+            for (key, revision) in built where revision.id >= entries[key]?.id ?? 0 { entries[key] = revision }
         }
     }
 }

@@ -11,6 +11,40 @@ import Testing
         try ServiceStore(path: try temporaryDatabase(), migrations: try projectMigrations(), now: now)
     }
 
+    /// Events read one at a time (each call starting from the document the previous one built)
+    /// carry the same documents as one call reading them all, and as the history: across many
+    /// patched revisions, a revision kept whole, deletion and re-creation.
+    @Test func eventsReadOneByOneCarryTheDocumentsOfTheirRevisions() throws {
+        let store = try store()
+        _ = try store.create(sample("p"))
+        for round in 0..<2 {
+            for index in 0..<40 {
+                _ = try store.update(namespace: "default", name: "p") { current in
+                    var service = try #require(current).service
+                    service.addresses.append(EndpointAddress(ip: "10.9.\(round).\(index + 1)"))
+                    service.normalize()
+                    return service
+                }
+            }
+            if round == 0 {
+                try store.delete(namespace: "default", name: "p")
+                _ = try store.create(sample("p"))
+            }
+        }
+        let all = try store.watchEvents(after: 0, limit: 1000).events
+        #expect(all.count == 83)
+        var position = 0
+        var oneByOne: [WatchEvent] = []
+        while let event = try store.watchEvents(after: position, limit: 1).events.first {
+            oneByOne.append(event)
+            position = event.resourceVersion
+        }
+        #expect(oneByOne.map(\.document) == all.map(\.document))
+        #expect(oneByOne.map(\.resourceVersion) == all.map(\.resourceVersion))
+        let current = try #require(try store.document(namespace: "default", name: "p"))
+        #expect(oneByOne.last?.document == current.document)
+    }
+
     @Test func everyWriteTakesTheNextResourceVersionWithItsEvent() throws {
         let store = try store()
         let start = try store.resourceVersionState()
