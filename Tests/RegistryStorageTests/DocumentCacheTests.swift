@@ -118,6 +118,22 @@ import Testing
         #expect(try store.record(namespace: "default", name: "q")?.service.description == "queued")
     }
 
+    /// /proc/locks, read to the end with read(2) (a procfs file reports no size; it spans several
+    /// pages when other tests hold locks).
+    private static func procLocks() throws -> String {
+        let descriptor = open("/proc/locks", O_RDONLY | O_CLOEXEC)
+        try #require(descriptor >= 0)
+        defer { close(descriptor) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count <= 0 { break }
+            bytes += chunk[..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// Releasing the lock keeps SQLite's POSIX locks on the file (closing any descriptor of the
     /// file would drop them all, fcntl(2)): the store's connections are still open. Read from
     /// /proc/locks (Linux).
@@ -131,7 +147,7 @@ import Testing
         #expect(stat(path, &info) == 0)
         func locks(_ kind: String) throws -> Int {
             let suffix = ":\(info.st_ino)"
-            return try String(contentsOfFile: "/proc/locks", encoding: .utf8).split(separator: "\n").filter { line in
+            return try Self.procLocks().split(separator: "\n").filter { line in
                 let fields = line.split(separator: " ", omittingEmptySubsequences: true)
                 return fields.count > 5 && fields[1] == kind && fields[4] == "\(getpid())" && fields[5].hasSuffix(suffix)
             }.count
