@@ -130,6 +130,9 @@ public final class HTTPServer: Sendable {
     /// Stops accepting connections, lets in-flight requests finish for up to `deadline`,
     /// then closes every connection and joins the worker threads.
     public func shutdown(deadline: Duration = .seconds(10)) {
+        // From now on every answer closes its connection: a client on a kept-alive connection
+        // would otherwise go on sending requests, each one in flight, until the deadline.
+        context.draining.store(true, ordering: .relaxed)
         daemon.quiesceAndStop {
             context.finishStreams()
             let clock = ContinuousClock()
@@ -196,6 +199,8 @@ private final class ServerContext: Sendable {
     let tracker: ConnectionTracker
     let budget: BodyBudget
     let inFlight = Mutex(0)
+    /// Set at shutdown: answers carry `Connection: close`.
+    let draining = Atomic<Bool>(false)
     /// Connections waiting for a deferred response; nil once stopping (no more suspensions).
     let suspended = Mutex<[ObjectIdentifier: SuspendedConnection]?>([:])
     /// Streamed responses being sent; nil once stopping (a new one is finished at once).
@@ -513,6 +518,8 @@ private let completedHandler: MHD_RequestCompletedCallback = { cls, connection, 
 private let streamingThreshold = 16 << 10
 
 private func queue(_ response: HTTPResponse, on connection: OpaquePointer, tracked: TrackedConnection?, context: ServerContext? = nil) -> MHD_Result {
+    // Shutting down: the connection ends after this answer (RFC 9112 §9.6).
+    let response = context?.draining.load(ordering: .relaxed) == true ? closing(response) : response
     let created: OpaquePointer?
     let size = response.bodyCount
     if let stream = response.stream, let context {

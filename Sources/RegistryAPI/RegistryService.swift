@@ -200,6 +200,9 @@ public final class RegistryService: Sendable {
         }
         server.shutdown(deadline: .seconds(configuration.shutdownGraceSeconds))
         retention.stop()
+        // Writes still queued (their requests answered 503 at the deadline) end before the
+        // checkpoint and before the lock is given up.
+        store.waitForQueuedWrites()
         do {
             try store.checkpoint()
         } catch {

@@ -27,11 +27,14 @@ final class ExclusiveFileLock: Sendable {
         self.descriptor = descriptor
     }
 
-    /// Releases the lock (once).
+    /// Releases the lock (once). The descriptor stays open until `deinit`: closing any
+    /// descriptor of the database file drops every POSIX lock the process holds on it, SQLite's
+    /// included (fcntl(2); SQLite's "How To Corrupt" §2.2), while the store's connections are
+    /// still open.
     func release() {
         guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        close(descriptor)
+        flock(descriptor, LOCK_UN)
     }
 
-    deinit { release() }
+    deinit { close(descriptor) }
 }

@@ -224,9 +224,19 @@ public final class ServiceStore: Sendable {
         checkpointer?.stop()
     }
 
-    /// Gives up the `exclusive` lock (at shutdown, so that another server may open the file).
+    /// Gives up the `exclusive` lock (at shutdown, so that another server may open the file),
+    /// after the writes already queued (`writeLater`) are committed or failed: none of them can
+    /// change the file once another server caches its documents. Not to be called from a
+    /// write's completion (it waits for the commit queue).
     public func releaseExclusiveLock() {
+        waitForQueuedWrites()
         exclusiveLock?.release()
+    }
+
+    /// Returns once every write queued by `writeLater` before the call is committed (or failed)
+    /// and its completion has run. Not to be called from a write's completion.
+    public func waitForQueuedWrites() {
+        commitQueue.sync {}
     }
 
     /// How many WAL checkpoints the background checkpointer (or a writer at the WAL's size

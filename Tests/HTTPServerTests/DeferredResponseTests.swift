@@ -85,4 +85,41 @@ final class DeferringHandler: HTTPHandler {
         server.shutdown(deadline: .milliseconds(200))
         #expect(try client.readResponse().status == 503)
     }
+
+    /// Once shutting down, an answer closes its connection: a client on a kept-alive connection
+    /// cannot hold the shutdown until its deadline by sending one request after another.
+    @Test func answersDuringShutdownCloseTheirConnection() throws {
+        let handler = DeferringHandler()
+        var configuration = HTTPServerConfiguration()
+        configuration.port = 0
+        configuration.threads = 2
+        let server = try HTTPServer(configuration: configuration, handler: handler)
+        let client = try RawHTTPClient(port: server.port)
+        let other = try RawHTTPClient(port: server.port)
+        #expect(try other.request("GET", "/first").status == 200)
+        try client.send(Array("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        let deadline = Date().addingTimeInterval(10)
+        while handler.waiting < 1, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        let stopped = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            server.shutdown(deadline: .seconds(60))
+            stopped.signal()
+        }
+        // The other kept-alive connection is answered until the shutdown has begun, then told
+        // to close.
+        var closed = false
+        for _ in 0..<1000 where !closed && Date() < deadline {
+            let response = try other.request("GET", "/again")
+            closed = response.header("Connection")?.lowercased() == "close"
+        }
+        #expect(closed)
+        #expect(other.isClosedByServer())
+        handler.release()
+        let response = try client.readResponse()
+        #expect(response.status == 200)
+        #expect(response.header("Connection")?.lowercased() == "close")
+        #expect(client.isClosedByServer())
+        // Nothing else in flight: the shutdown ends long before its deadline.
+        #expect(stopped.wait(timeout: .now() + 30) == .success)
+    }
 }

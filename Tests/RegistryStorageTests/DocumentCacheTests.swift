@@ -1,5 +1,6 @@
 import Foundation
 import RegistryCore
+import Synchronization
 import Testing
 
 @testable import RegistryStorage
@@ -94,6 +95,69 @@ import Testing
         }
         first.releaseExclusiveLock()
         _ = try ServiceStore(path: path, migrations: try projectMigrations(), exclusive: true)
+    }
+
+    /// A write queued before the lock is given up is committed first: it cannot land in the
+    /// file once another server holds the lock and caches the documents.
+    @Test func releasingTheLockWaitsForQueuedWrites() throws {
+        let store = try ServiceStore(path: try temporaryDatabase(), durability: .normal, migrations: try projectMigrations(), exclusive: true)
+        _ = try store.create(sample("q"))
+        let done = Atomic<Bool>(false)
+        store.update(namespace: "default", name: "q") { current in
+            // A slow transform: the commit is still running when the lock is released.
+            Thread.sleep(forTimeInterval: 0.3)
+            var service = try #require(current).service
+            service.description = "queued"
+            return service
+        } completion: { _ in
+            done.store(true, ordering: .releasing)
+        }
+        store.releaseExclusiveLock()
+        let completed = done.load(ordering: .acquiring)
+        #expect(completed)
+        #expect(try store.record(namespace: "default", name: "q")?.service.description == "queued")
+    }
+
+    /// /proc/locks, read to the end with read(2) (a procfs file reports no size; it spans several
+    /// pages when other tests hold locks).
+    private static func procLocks() throws -> String {
+        let descriptor = open("/proc/locks", O_RDONLY | O_CLOEXEC)
+        try #require(descriptor >= 0)
+        defer { close(descriptor) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count <= 0 { break }
+            bytes += chunk[..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Releasing the lock keeps SQLite's POSIX locks on the file (closing any descriptor of the
+    /// file would drop them all, fcntl(2)): the store's connections are still open. Read from
+    /// /proc/locks (Linux).
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/proc/locks")))
+    func releasingTheLockKeepsSQLitesLocks() throws {
+        let path = try temporaryDatabase()
+        let store = try ServiceStore(path: path, migrations: try projectMigrations(), exclusive: true)
+        _ = try store.create(sample("l"))
+        _ = try store.document(namespace: "default", name: "l")
+        var info = stat()
+        #expect(stat(path, &info) == 0)
+        func locks(_ kind: String) throws -> Int {
+            let suffix = ":\(info.st_ino)"
+            return try Self.procLocks().split(separator: "\n").filter { line in
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                return fields.count > 5 && fields[1] == kind && fields[4] == "\(getpid())" && fields[5].hasSuffix(suffix)
+            }.count
+        }
+        #expect(try locks("FLOCK") == 1)
+        let posix = try locks("POSIX")
+        #expect(posix > 0)
+        store.releaseExclusiveLock()
+        #expect(try locks("FLOCK") == 0)
+        #expect(try locks("POSIX") == posix)
     }
 }
 

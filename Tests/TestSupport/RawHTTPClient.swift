@@ -53,11 +53,9 @@ public final class RawHTTPClient {
             let bound = withUnsafePointer(to: &local) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
-            guard bound == 0 else {
-                let error = errno
-                close(fd)
-                throw ClientError.connect(error)
-            }
+            // Not closed here: `deinit` runs when an initializer throws after `fd` is set, and
+            // a second close(2) would close whatever descriptor another thread got that number for.
+            guard bound == 0 else { throw ClientError.connect(errno) }
         }
         let result: Int32
         if isIPv6 {
@@ -77,14 +75,11 @@ public final class RawHTTPClient {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
         }
-        guard result == 0 else {
-            let error = errno
-            close(fd)
-            throw ClientError.connect(error)
-        }
+        guard result == 0 else { throw ClientError.connect(errno) }  // closed by `deinit`, once
     }
 
-    deinit { close(fd) }
+    /// Closes the socket, also when the initializer threw after creating it.
+    deinit { if fd >= 0 { close(fd) } }
 
     /// Writes raw bytes (part of a request, or several).
     public func send(_ bytes: [UInt8]) throws {
