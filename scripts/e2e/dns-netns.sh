@@ -14,15 +14,8 @@ API=http://127.0.0.1:18081
 SVC=$API/v1/services/default/db
 ZONE=$WORK/zone.txt
 
-[ "$(ip -o link show | grep -c -v ' lo:')" = 0 ] || { echo "FAIL: not in a private network namespace"; exit 2; }
-ip link set lo up
-ip addr add 192.0.2.20/32 dev lo
-ip addr add 192.0.2.21/32 dev lo
-ip addr add 2001:db8::20/128 dev lo
-
-PIDS=""
-cleanup() { for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+. "$(dirname "$0")/netns-lib.sh"
+netns_setup 192.0.2.20/32 192.0.2.21/32 2001:db8::20/128
 
 # zone LINE...: rewrites the zone file atomically (the server reloads it when it changes).
 zone() {
@@ -30,19 +23,10 @@ zone() {
     mv "$ZONE.new" "$ZONE"
 }
 
-# waitfor SECONDS DESCRIPTION COMMAND...: polls every 0.2 s.
-waitfor() {
-    limit=$1; what=$2; shift 2
-    end=$(( $(date +%s) + limit ))
-    while [ "$(date +%s)" -le "$end" ]; do
-        if "$@" >/dev/null 2>&1; then echo "ok: $what"; return 0; fi
-        sleep 0.2
-    done
-    echo "FAIL: $what (within ${limit}s)"
+# What `waitfor` prints when an expectation is not met in time.
+diagnose() {
     echo "--- service:"; curl -s "$SVC" || true; echo
     echo "--- rendered: $(rendered)"; echo "--- cluster: $(in_cluster)"
-    echo "--- server log:"; tail -20 "$WORK/server.log" || true
-    exit 1
 }
 
 # The DNS server and the resolver configuration, visible to this namespace only.

@@ -9,33 +9,17 @@ WORK=$2
 API=http://127.0.0.1:18080
 SVC=$API/v1/services/storage/rgw
 
-[ "$(ip -o link show | grep -c -v ' lo:')" = 0 ] || { echo "FAIL: not in a private network namespace"; exit 2; }
-ip link set lo up
-ip addr add 192.0.2.10/32 dev lo
-ip addr add 192.0.2.11/32 dev lo
-ip addr add 192.0.2.12/32 dev lo
-
-PIDS=""
-cleanup() { for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+. "$(dirname "$0")/netns-lib.sh"
+netns_setup 192.0.2.10/32 192.0.2.11/32 192.0.2.12/32
 
 backend() {  # backend IP -> starts an HTTP server on IP:8080, echoes its pid
     python3 -m http.server 8080 --bind "$1" --directory "$WORK" >/dev/null 2>&1 &
     echo $!
 }
 
-# waitfor SECONDS DESCRIPTION COMMAND...: polls every 0.2 s.
-waitfor() {
-    limit=$1; what=$2; shift 2
-    end=$(( $(date +%s) + limit ))
-    while [ "$(date +%s)" -le "$end" ]; do
-        if "$@" >/dev/null 2>&1; then echo "ok: $what"; return 0; fi
-        sleep 0.2
-    done
-    echo "FAIL: $what (within ${limit}s)"
+# What `waitfor` prints when an expectation is not met in time.
+diagnose() {
     echo "--- health:"; curl -s "$SVC/health" || true; echo
-    echo "--- server log:"; tail -20 "$WORK/server.log" || true
-    exit 1
 }
 
 # The addresses rendered ready in the v1 Endpoints, sorted and comma-separated.

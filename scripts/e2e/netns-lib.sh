@@ -1,0 +1,30 @@
+# Shared by the namespace end-to-end scripts (sourced, POSIX sh): the private-namespace check,
+# background processes cleaned up on exit, and polling with the script's own diagnostics.
+
+# netns_setup ADDRESS...: refuses to run outside a private network namespace (only lo), brings lo
+# up and gives it ADDRESS... (e.g. 192.0.2.10/32), so the registered addresses are real here.
+netns_setup() {
+    [ "$(ip -o link show | grep -c -v ' lo:')" = 0 ] || { echo "FAIL: not in a private network namespace"; exit 2; }
+    ip link set lo up
+    for address in "$@"; do ip addr add "$address" dev lo; done
+}
+
+# Background processes to stop on exit: append their pids to PIDS.
+PIDS=""
+cleanup() { for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+# waitfor SECONDS DESCRIPTION COMMAND...: polls every 0.2 s; on time-out prints the script's
+# `diagnose` (its own view of the state) and the server log, and exits 1.
+waitfor() {
+    limit=$1; what=$2; shift 2
+    end=$(( $(date +%s) + limit ))
+    while [ "$(date +%s)" -le "$end" ]; do
+        if "$@" >/dev/null 2>&1; then echo "ok: $what"; return 0; fi
+        sleep 0.2
+    done
+    echo "FAIL: $what (within ${limit}s)"
+    diagnose
+    echo "--- server log:"; tail -20 "$WORK/server.log" || true
+    exit 1
+}
