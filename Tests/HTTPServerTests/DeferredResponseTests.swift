@@ -32,6 +32,15 @@ final class DeferringHandler: HTTPHandler {
 }
 
 @Suite struct DeferredResponseTests {
+    /// A server on an ephemeral port with two workers and a `DeferringHandler`.
+    private func deferringServer() throws -> (DeferringHandler, HTTPServer) {
+        let handler = DeferringHandler()
+        var configuration = HTTPServerConfiguration()
+        configuration.port = 0
+        configuration.threads = 2
+        return (handler, try HTTPServer(configuration: configuration, handler: handler))
+    }
+
     @Test func theFirstCompletionWins() {
         let deferred = DeferredResponse()
         #expect(!deferred.isCompleted)
@@ -43,11 +52,7 @@ final class DeferringHandler: HTTPHandler {
     }
 
     @Test func suspendedRequestsHoldNoWorkerThread() throws {
-        let handler = DeferringHandler()
-        var configuration = HTTPServerConfiguration()
-        configuration.port = 0
-        configuration.threads = 2
-        let server = try HTTPServer(configuration: configuration, handler: handler)
+        let (handler, server) = try deferringServer()
         // More waiting requests than worker threads.
         var slow: [RawHTTPClient] = []
         for _ in 0..<6 {
@@ -73,11 +78,7 @@ final class DeferringHandler: HTTPHandler {
     }
 
     @Test func shutdownAnswersSuspendedRequests() throws {
-        let handler = DeferringHandler()
-        var configuration = HTTPServerConfiguration()
-        configuration.port = 0
-        configuration.threads = 2
-        let server = try HTTPServer(configuration: configuration, handler: handler)
+        let (handler, server) = try deferringServer()
         let client = try RawHTTPClient(port: server.port)
         try client.send(Array("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
         let deadline = Date().addingTimeInterval(10)
@@ -89,11 +90,7 @@ final class DeferringHandler: HTTPHandler {
     /// Once shutting down, an answer closes its connection: a client on a kept-alive connection
     /// cannot hold the shutdown until its deadline by sending one request after another.
     @Test func answersDuringShutdownCloseTheirConnection() throws {
-        let handler = DeferringHandler()
-        var configuration = HTTPServerConfiguration()
-        configuration.port = 0
-        configuration.threads = 2
-        let server = try HTTPServer(configuration: configuration, handler: handler)
+        let (handler, server) = try deferringServer()
         let client = try RawHTTPClient(port: server.port)
         let other = try RawHTTPClient(port: server.port)
         #expect(try other.request("GET", "/first").status == 200)
