@@ -253,7 +253,7 @@ public final class RegistryApplication: HTTPHandler {
                 response = try route.handler(
                     RequestContext(
                         request: request, parameters: parameters, requestID: requestID, principal: principal, operationID: route.operationID,
-                        problem: { [self] error in errorResponse(error, request: request, requestID: requestID) }))
+                        application: self))
             case .methodNotAllowed(let allowed):
                 throw APIError.methodNotAllowed(method: request.method, allowed: allowed)
             case .notFound:
@@ -311,7 +311,7 @@ public final class RegistryApplication: HTTPHandler {
     }
 
     /// The problem+json answer for an error, with the headers its status calls for.
-    private func errorResponse(_ error: any Error, request: HTTPRequest, requestID: String) -> HTTPResponse {
+    func errorResponse(_ error: any Error, request: HTTPRequest, requestID: String) -> HTTPResponse {
         var response = problemResponse(ErrorMapping.problem(for: error, logger: logger), request: request, requestID: requestID)
         if case APIError.methodNotAllowed(_, let allowed) = error {
             response.headers.add("Allow", allowed.joined(separator: ", "))

@@ -8,9 +8,14 @@ public struct RequestContext: Sendable {
     public var requestID: String
     public var principal: Principal
     public var operationID: String
+    /// Maps errors found after the handler returned (see `problem(_:)`).
+    let application: RegistryApplication
+
     /// The problem+json answer for an error found after the handler returned (a deferred
     /// response), mapped as a thrown one would be.
-    let problem: @Sendable (any Error) -> HTTPResponse
+    func problem(_ error: any Error) -> HTTPResponse {
+        application.errorResponse(error, request: request, requestID: requestID)
+    }
 
     /// Attribution of the changes this request makes, for the audit log.
     var audit: AuditContext { AuditContext(actor: principal.name, requestID: requestID, action: operationID) }
