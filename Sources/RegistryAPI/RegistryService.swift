@@ -1,6 +1,7 @@
 import Foundation
 public import HTTPServer
 import KubernetesClient
+import PostgresStorage
 public import Liveness
 public import Logging
 import Reconciler
@@ -27,15 +28,7 @@ public final class RegistryService: Sendable {
     public init(configuration: ServerConfiguration, logger: Logger, resolver: any Resolver = CAresResolver()) throws(StartupError) {
         self.configuration = configuration
         self.logger = logger
-        try StartupError.createDirectory(for: configuration.databasePath)
-        do {
-            store = try ServiceStore(
-                path: configuration.databasePath, durability: configuration.durability,
-                migrations: try Migration.parse(RegistryResources.migrations),
-                quickCheckTimeout: configuration.checkDatabaseAtStart ? .seconds(30) : nil, exclusive: true)
-        } catch {
-            throw .database(path: configuration.databasePath, error)
-        }
+        store = try RegistryService.openStore(configuration)
         if let fault = store.readiness() {
             logger.error("the database cannot be used for writes: \(fault.summary); writes answer 503 and /readyz is false until it is fixed")
         }
@@ -105,9 +98,39 @@ public final class RegistryService: Sendable {
         logger.notice(
             "listening on \(configuration.http.tlsCertificatePEM == nil ? "http" : "https")://\(host):\(server.port)",
             metadata: [
-                "port": "\(server.port)", "database": "\(configuration.databasePath)", "durability": "\(configuration.durability.rawValue)",
+                "port": "\(server.port)", "database": "\(store.path)", "durability": "\(configuration.durability.rawValue)",
                 "threads": "\(configuration.http.threads)",
             ])
+    }
+
+    /// The store `configuration` names: the SQLite file (held exclusively by this process), or
+    /// the PostgreSQL database shared with other replicas (whose changes are then followed).
+    static func openStore(_ configuration: ServerConfiguration) throws(StartupError) -> ServiceStore {
+        guard let url = configuration.postgresURL else {
+            try StartupError.createDirectory(for: configuration.databasePath)
+            do {
+                return try ServiceStore(
+                    path: configuration.databasePath, durability: configuration.durability,
+                    migrations: try Migration.parse(RegistryResources.migrations),
+                    quickCheckTimeout: configuration.checkDatabaseAtStart ? .seconds(30) : nil, exclusive: true)
+            } catch {
+                throw .database(path: configuration.databasePath, error)
+            }
+        }
+        let settings: PostgresConnectionSettings
+        do {
+            settings = try PostgresConnectionSettings(url: url, passwordFile: configuration.databasePasswordFile)
+        } catch {
+            throw .configuration(ConfigurationError(setting: "--database / ENDPOINT_REGISTRY_DATABASE", message: error.description))
+        }
+        do {
+            let database = try PostgresDatabase.open(settings: settings, migrations: try Migration.parse(RegistryResources.postgreSQLMigrations))
+            let store = try ServiceStore(database: database)
+            store.followSharedChanges()
+            return store
+        } catch {
+            throw .database(path: settings.description, error)
+        }
     }
 
     /// The clusters of the kubeconfig files (and, when enabled, the pod's own cluster). An
@@ -209,6 +232,7 @@ public final class RegistryService: Sendable {
             logger.error("checkpoint at shutdown failed", metadata: ["error": "\(error)"])
         }
         store.releaseExclusiveLock()
+        store.closeIdleConnections()
         logger.notice("stopped")
     }
 }

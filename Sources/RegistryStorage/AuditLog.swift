@@ -99,7 +99,7 @@ public struct RevisionEntry: Sendable {
 }
 
 extension ServiceStore {
-    static func insertAudit(_ entry: AuditEntry, at time: String, into connection: SQLiteConnection) throws {
+    static func insertAudit(_ entry: AuditEntry, at time: String, into connection: any SQLConnection) throws {
         try connection.prepare(
             """
             INSERT INTO audit_log (time, actor, action, namespace, name, revision_before, revision_after, outcome, status, request_id, detail, count)
@@ -124,7 +124,7 @@ extension ServiceStore {
     /// patch is smaller than half the document; else whole.
     static func recordChange(
         _ audit: AuditContext, key: ServiceKey, uid: String, before: Int?, after: Int?, document: [UInt8]?, patch: DocumentPatch? = nil,
-        status: Int, at time: String, into connection: SQLiteConnection
+        status: Int, at time: String, into connection: any SQLConnection
     ) throws {
         try insertAudit(
             AuditEntry(
@@ -133,7 +133,7 @@ extension ServiceStore {
             at: time, into: connection)
         guard before != after else { return }  // unchanged: an audit line, no new revision
         var depth = 0
-        var stored: (document: SQLiteValue, patch: SQLiteValue) = (document.map { .blob($0) } ?? .null, .null)
+        var stored: (document: SQLValue, patch: SQLValue) = (document.map { .blob($0) } ?? .null, .null)
         if let patch, let document, let before, after == before + 1, patch.insertedBytes * 2 < document.count {
             let last = try connection.prepare(
                 """
@@ -162,7 +162,7 @@ extension ServiceStore {
     /// the nearest earlier row kept whole and the patches after it (at most `depth` of them).
     /// Throws `StoreError.unreadable` when the chain is broken (a damaged database).
     static func historyDocument(
-        _ connection: SQLiteConnection, key: ServiceKey, id: Int, depth: Int, known: [Int: [UInt8]] = [:]
+        _ connection: any SQLConnection, key: ServiceKey, id: Int, depth: Int, known: [Int: [UInt8]] = [:]
     ) throws -> [UInt8] {
         let statement = try connection.prepare(
             """
@@ -225,7 +225,7 @@ extension ServiceStore {
                 SELECT id, namespace, name, depth FROM (
                   SELECT id, namespace, name, depth, patch IS NOT NULL AS patched,
                          row_number() OVER (PARTITION BY namespace, name ORDER BY id DESC) AS position FROM service_revisions
-                ) WHERE position = ? AND patched LIMIT ?
+                ) AS ranked WHERE position = ? AND patched LIMIT ?
                 """)
             try boundary.bind(.integer(keep), .integer(batch))
             var rows: [(id: Int, key: ServiceKey, depth: Int)] = []
@@ -244,7 +244,7 @@ extension ServiceStore {
                 """
                 SELECT id FROM (
                   SELECT id, row_number() OVER (PARTITION BY namespace, name ORDER BY id DESC) AS position FROM service_revisions
-                ) WHERE position > ? ORDER BY id DESC LIMIT ?
+                ) AS ranked WHERE position > ? ORDER BY id DESC LIMIT ?
                 """)
             try doomed.bind(.integer(keep), .integer(batch))
             var ids: [Int] = []
@@ -287,8 +287,8 @@ extension ServiceStore {
                 SELECT id, time, actor, action, namespace, name, revision_before, revision_after, outcome, status, request_id, detail,
                        revision_before IS NULL, revision_after IS NULL, count
                 FROM audit_log
-                WHERE id > ?1 AND (?2 IS NULL OR namespace = ?2) AND (?3 IS NULL OR name = ?3) AND (?4 IS NULL OR actor = ?4)
-                  AND (?5 IS NULL OR action = ?5) AND (?6 IS NULL OR time >= ?6)
+                WHERE id > ?1 AND (CAST(?2 AS TEXT) IS NULL OR namespace = ?2) AND (CAST(?3 AS TEXT) IS NULL OR name = ?3) AND (CAST(?4 AS TEXT) IS NULL OR actor = ?4)
+                  AND (CAST(?5 AS TEXT) IS NULL OR action = ?5) AND (CAST(?6 AS TEXT) IS NULL OR time >= ?6)
                 ORDER BY id
                 """)
             try statement.bind(
@@ -322,14 +322,14 @@ extension ServiceStore {
     {
         try read { connection in
             // One snapshot: the patches and what they apply to are read together.
-            try connection.execute("BEGIN")
+            try connection.beginRead()
             defer {
                 connection.resetStatements()
                 try? connection.execute("COMMIT")
             }
             let key = ServiceKey(namespace: namespace, name: name)
             /// Rows, and for those kept as a patch, the patch and its depth.
-            func entries(_ sql: String, _ values: SQLiteValue...) throws -> [(entry: RevisionEntry, patch: [UInt8]?, depth: Int)] {
+            func entries(_ sql: String, _ values: SQLValue...) throws -> [(entry: RevisionEntry, patch: [UInt8]?, depth: Int)] {
                 let statement = try connection.prepare(sql)
                 for (index, value) in values.enumerated() { try statement.bind(at: Int32(index + 1), value) }
                 var entries: [(entry: RevisionEntry, patch: [UInt8]?, depth: Int)] = []

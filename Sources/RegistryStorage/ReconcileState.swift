@@ -128,7 +128,7 @@ extension ServiceStore {
         try reconcileStates(where: "1 = 1", [])
     }
 
-    private func reconcileStates(where condition: String, _ values: [SQLiteValue]) throws(StoreError) -> [ReconcileState] {
+    private func reconcileStates(where condition: String, _ values: [SQLValue]) throws(StoreError) -> [ReconcileState] {
         try read { connection in
             let statement = try connection.prepare(
                 """

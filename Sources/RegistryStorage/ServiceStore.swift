@@ -14,6 +14,11 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     /// An import with `onConflict=fail` met services that exist with other content.
     case importConflicts([ServiceKey])
 
+    /// The database fault, when this is one.
+    var fault: StorageFault? {
+        if case .fault(let fault) = self { fault } else { nil }
+    }
+
     public var description: String {
         switch self {
         case .importConflicts(let keys):
@@ -117,12 +122,16 @@ public struct UpdateResult: Sendable {
     public var created: Bool
 }
 
-/// Durable storage of external services in SQLite (WAL mode): one writer connection behind a
-/// lock, so writers never contend for SQLite's lock, and a pool of read connections.
+/// Durable storage of external services on an `SQLDatabase`: SQLite (WAL mode), the embedded
+/// default, or PostgreSQL shared by several replicas. One writer connection behind a lock runs
+/// the group commits, so this process's writers never contend for the database's lock, and a
+/// pool of read connections serves reads.
 public final class ServiceStore: Sendable {
     private let writer: Mutex<ConnectionBox>
-    /// The database file.
+    /// Where the data lives: the SQLite file, or the PostgreSQL URL without its password.
     public let path: String
+    /// The database the store runs on.
+    public let database: any SQLDatabase
     private let queue = Mutex<[PendingWrite]>([])
     private let readers: ConnectionPool
     private let now: @Sendable () -> Date
@@ -141,8 +150,10 @@ public final class ServiceStore: Sendable {
     let rebuiltRevisions = RebuiltRevisions()
     /// Runs the group commits of `writeLater`.
     private let commitQueue = DispatchQueue(label: "endpoint-registry.commit")
+    /// On a shared database: follows the changes other processes commit (see `SharedChangeFollower`).
+    let follower = Mutex<SharedChangeFollower?>(nil)
 
-    /// Opens (creating if needed) the database at `path`, applies pending migrations and
+    /// Opens (creating if needed) the SQLite database at `path`, applies pending migrations and
     /// refuses a database this binary cannot handle.
     ///
     /// - Parameter quickCheckTimeout: when set, runs `PRAGMA quick_check` first (abandoned after
@@ -152,18 +163,16 @@ public final class ServiceStore: Sendable {
     ///   current documents are cached for reads (`DocumentCache`).
     /// - Throws: `StoreError.fault` when the file cannot be opened or is damaged,
     ///   `StoreError.migration` when its schema cannot be brought up to date.
-    public init(
+    public convenience init(
         path: String, durability: Durability = .full, migrations: [Migration], quickCheckTimeout: Duration? = nil,
         exclusive: Bool = false, now: @escaping @Sendable () -> Date = { Date() }
     ) throws(StoreError) {
-        self.now = now
-        self.path = path
+        let exclusiveLock: ExclusiveFileLock?
         do {
             exclusiveLock = exclusive ? try ExclusiveFileLock(path: path) : nil
         } catch {
             throw .fault(error)
         }
-        documentCache = exclusive ? DocumentCache() : nil
         let connection: SQLiteConnection
         do {
             connection = try SQLiteConnection(path: path)
@@ -191,37 +200,73 @@ public final class ServiceStore: Sendable {
                 """)
         } catch let error as StoreError {
             throw error
-        } catch let error as SQLiteError {
-            throw .fault(StorageFault(error))
         } catch {
-            throw .fault(StorageFault(reason: .internal, message: "\(error)"))
+            throw ServiceStore.storeError(error)
         }
         do {
             try Migrator(migrations: migrations).migrate(connection, now: ServiceStore.timestamp(now()))
         } catch {
-            if case .failed(_, let sqlite as SQLiteError) = error, StorageFault(sqlite).isCondition { throw .fault(StorageFault(sqlite)) }
+            if case .failed(_, let failure as any DatabaseError) = error, failure.storageFault.isCondition { throw .fault(failure.storageFault) }
             throw .migration(error)
         }
         // Checkpoints in the background rather than in the committing thread (see
         // `WALCheckpointer`); if its connection cannot be opened, SQLite's automatic one stays.
+        let checkpointer: WALCheckpointer?
         if let own = try? SQLiteConnection(path: path), (try? connection.execute("PRAGMA wal_autocheckpoint=0")) != nil {
-            let checkpointer = WALCheckpointer(connection: own)
-            connection.observeWAL(checkpointer)
-            checkpointer.start()
-            self.checkpointer = checkpointer
+            checkpointer = WALCheckpointer(connection: own)
+            connection.observeWAL(checkpointer!)
+            checkpointer!.start()
         } else {
             checkpointer = nil
         }
-        writer = Mutex(ConnectionBox(connection))
-        readers = ConnectionPool { () throws(SQLiteError) in
-            let reader = try SQLiteConnection(path: path, readOnly: true)
-            try reader.execute("PRAGMA query_only=ON")
-            return reader
+        self.init(
+            database: SQLiteDatabase(path: path), writer: connection, checkpointer: checkpointer, exclusiveLock: exclusiveLock,
+            cacheDocuments: exclusive, now: now)
+    }
+
+    /// A store on `database`, whose schema its opener has already brought up to date (e.g.
+    /// `PostgresDatabase.open`). On a shared database (`SQLDatabase.isShared`) no current
+    /// documents are cached and the changes other processes commit are followed (see
+    /// `followSharedChanges`).
+    ///
+    /// - Throws: `StoreError.fault` when the writer connection cannot be opened.
+    public convenience init(database: any SQLDatabase, now: @escaping @Sendable () -> Date = { Date() }) throws(StoreError) {
+        let writer: any SQLConnection
+        do {
+            writer = try database.connect(readOnly: false)
+        } catch {
+            throw ServiceStore.storeError(error)
+        }
+        self.init(database: database, writer: writer, checkpointer: nil, exclusiveLock: nil, cacheDocuments: false, now: now)
+    }
+
+    private init(
+        database: any SQLDatabase, writer: any SQLConnection, checkpointer: WALCheckpointer?, exclusiveLock: ExclusiveFileLock?,
+        cacheDocuments: Bool, now: @escaping @Sendable () -> Date
+    ) {
+        self.database = database
+        self.path = database.description
+        self.writer = Mutex(ConnectionBox(writer))
+        self.checkpointer = checkpointer
+        self.exclusiveLock = exclusiveLock
+        self.documentCache = cacheDocuments ? DocumentCache() : nil
+        self.now = now
+        readers = ConnectionPool { try database.connect(readOnly: true) }
+    }
+
+    /// A failure of the database as `StoreError` (`.fault`, classified by the database).
+    static func storeError(_ error: any Error) -> StoreError {
+        switch error {
+        case let error as StoreError: error
+        case let error as any DatabaseError: .fault(error.storageFault)
+        case let fault as StorageFault: .fault(fault)
+        default: .fault(StorageFault(reason: .internal, message: "\(error)"))
         }
     }
 
     deinit {
         checkpointer?.stop()
+        follower.withLock { $0?.stop() }
     }
 
     /// Gives up the `exclusive` lock (at shutdown, so that another server may open the file),
@@ -231,6 +276,13 @@ public final class ServiceStore: Sendable {
     public func releaseExclusiveLock() {
         waitForQueuedWrites()
         exclusiveLock?.release()
+    }
+
+    /// At shutdown: stops following other processes' changes and closes the idle read
+    /// connections (the store stays usable: a later read opens a connection again).
+    public func closeIdleConnections() {
+        stopFollowingSharedChanges()
+        readers.closeIdle()
     }
 
     /// Returns once every write queued by `writeLater` before the call is committed (or failed)
@@ -263,15 +315,11 @@ public final class ServiceStore: Sendable {
         date.formatted(.iso8601)
     }
 
-    func read<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws(StoreError) -> T {
+    func read<T: Sendable>(_ body: (any SQLConnection) throws -> T) throws(StoreError) -> T {
         do {
             return try readers.with(body)
-        } catch let error as StoreError {
-            throw error
-        } catch let error as SQLiteError {
-            throw .fault(StorageFault(error))
         } catch {
-            throw .fault(StorageFault(reason: .internal, message: "\(error)"))
+            throw ServiceStore.storeError(error)
         }
     }
 
@@ -283,7 +331,7 @@ public final class ServiceStore: Sendable {
     /// the database itself fails (disk full, I/O error, read-only) every write of the batch gets
     /// that fault, since SQLite may have rolled the whole transaction back, and the next batch
     /// starts clean.
-    func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) throws -> T {
+    func write<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) throws -> T) throws -> T {
         let pending = PendingWrite(body: { connection in try body(connection) }, completion: nil)
         queue.withLock { $0.append(pending) }
         drain()
@@ -296,7 +344,7 @@ public final class ServiceStore: Sendable {
     /// answer later (`DeferredResponse`): writes queue up while no thread waits for them, so
     /// batches grow with the number of connections rather than of worker threads.
     func writeLater<T: Sendable>(
-        _ body: @escaping @Sendable (SQLiteConnection) throws -> T, completion: @escaping @Sendable (Result<T, any Error>) -> Void
+        _ body: @escaping @Sendable (any SQLConnection) throws -> T, completion: @escaping @Sendable (Result<T, any Error>) -> Void
     ) {
         let pending = PendingWrite(
             body: { connection in try body(connection) },
@@ -331,7 +379,7 @@ public final class ServiceStore: Sendable {
                 throw StoreError.fault(StorageFault(reason: .internal, message: "a write returned \(type(of: value))"))
             }
             return value
-        case .failure(let error as SQLiteError)?: throw StoreError.fault(StorageFault(error))
+        case .failure(let error as any DatabaseError)?: throw StoreError.fault(error.storageFault)
         case .failure(let error)?: throw error
         case nil: throw StoreError.fault(StorageFault(reason: .internal, message: "the write was not executed"))
         }
@@ -339,7 +387,7 @@ public final class ServiceStore: Sendable {
 
     /// `write(_:)`, rolled back at the end when `dryRun` is set: the same reads, checks and
     /// decisions (and the same errors), but nothing is kept. Returns what `body` returned.
-    func write<T: Sendable>(dryRun: Bool, _ body: @escaping @Sendable (SQLiteConnection) throws -> T) throws -> T {
+    func write<T: Sendable>(dryRun: Bool, _ body: @escaping @Sendable (any SQLConnection) throws -> T) throws -> T {
         guard dryRun else { return try write(body) }
         do {
             return try write { (connection) throws -> T in throw RolledBack(value: try body(connection)) }
@@ -350,7 +398,7 @@ public final class ServiceStore: Sendable {
 
     /// `writeLater(_:completion:)`, rolled back at the end when `dryRun` is set.
     func writeLater<T: Sendable>(
-        dryRun: Bool, _ body: @escaping @Sendable (SQLiteConnection) throws -> T, completion: @escaping @Sendable (Result<T, any Error>) -> Void
+        dryRun: Bool, _ body: @escaping @Sendable (any SQLConnection) throws -> T, completion: @escaping @Sendable (Result<T, any Error>) -> Void
     ) {
         guard dryRun else { return writeLater(body, completion: completion) }
         writeLater({ (connection) throws -> T in throw RolledBack(value: try body(connection)) }) { result in
@@ -366,13 +414,13 @@ public final class ServiceStore: Sendable {
 
     /// Commits a batch; returns the fault of the database when one made the whole batch fail.
     @discardableResult
-    private static func commit(_ batch: [PendingWrite], on connection: SQLiteConnection) -> StorageFault? {
+    private static func commit(_ batch: [PendingWrite], on connection: any SQLConnection) -> StorageFault? {
         if connection.isInTransaction { try? connection.execute("ROLLBACK") }
         do {
-            try connection.execute("BEGIN IMMEDIATE")
+            try connection.beginWrite()
         } catch {
             batch.forEach { $0.result = .failure(error) }
-            return StorageFault(error)
+            return ServiceStore.storeError(error).fault
         }
         for (index, pending) in batch.enumerated() {
             do {
@@ -383,7 +431,7 @@ public final class ServiceStore: Sendable {
                 pending.result = .success(value)
             } catch {
                 connection.resetStatements()
-                let fault = (error as? SQLiteError).map(StorageFault.init)
+                let fault = (error as? any DatabaseError)?.storageFault
                 if !connection.isInTransaction || fault?.isCondition == true {
                     // The transaction is gone (SQLite rolled it back) or the database cannot
                     // take writes: nothing of this batch is committed, so every write fails.
@@ -398,7 +446,7 @@ public final class ServiceStore: Sendable {
                     try connection.execute("RELEASE write")
                 } catch let rollback {
                     try? connection.execute("ROLLBACK")
-                    let cause = StorageFault(rollback)
+                    let cause = ServiceStore.storeError(rollback).fault ?? StorageFault(reason: .internal, message: "\(rollback)")
                     for other in batch { other.result = .failure(StoreError.fault(cause)) }
                     return cause
                 }
@@ -409,8 +457,9 @@ public final class ServiceStore: Sendable {
             try connection.execute("COMMIT")
         } catch {
             if connection.isInTransaction { try? connection.execute("ROLLBACK") }
-            for pending in batch { pending.result = .failure(StoreError.fault(StorageFault(error))) }
-            return StorageFault(error)
+            let cause = ServiceStore.storeError(error).fault ?? StorageFault(reason: .internal, message: "\(error)")
+            for pending in batch { pending.result = .failure(StoreError.fault(cause)) }
+            return cause
         }
         return nil
     }
@@ -429,13 +478,7 @@ public final class ServiceStore: Sendable {
         let verdict: StorageFault?
         do {
             try ping()
-            try write { connection in
-                let version = try connection.prepare("PRAGMA user_version")
-                _ = try version.step()
-                let value = version.int(0)
-                connection.resetStatements()
-                try connection.execute("PRAGMA user_version = \(value)")
-            }
+            try write { connection in try connection.probeWrite() }
             verdict = nil
         } catch StoreError.fault(let fault) {
             verdict = fault
@@ -502,7 +545,7 @@ public final class ServiceStore: Sendable {
     ) throws(StoreError) -> ServicePage {
         try read { connection in
             // One read transaction: the page and its resource version come from one snapshot.
-            try connection.execute("BEGIN")
+            try connection.beginRead()
             defer {
                 connection.resetStatements()
                 try? connection.execute("COMMIT")
@@ -516,7 +559,7 @@ public final class ServiceStore: Sendable {
                 let statement = try connection.prepare(
                     """
                     SELECT namespace, name, labels, document FROM services
-                    WHERE (?1 IS NULL OR namespace = ?1) AND (namespace, name) > (?2, ?3)
+                    WHERE (CAST(?1 AS TEXT) IS NULL OR namespace = ?1) AND (namespace, name) > (?2, ?3)
                     ORDER BY namespace, name LIMIT ?4
                     """)
                 try statement.bind(
@@ -564,7 +607,8 @@ public final class ServiceStore: Sendable {
     {
         try read { connection in
             let statement = try connection.prepare(
-                "SELECT namespace, name, uid, revision, labels FROM services WHERE (?1 IS NULL OR namespace = ?1) ORDER BY namespace, name")
+                "SELECT namespace, name, uid, revision, labels FROM services WHERE (CAST(?1 AS TEXT) IS NULL OR namespace = ?1) ORDER BY namespace, name"
+            )
             try statement.bind(namespace.map { .text($0) } ?? .null)
             var versions: [ServiceVersion] = []
             while try statement.step() {
@@ -583,9 +627,9 @@ public final class ServiceStore: Sendable {
         try read { connection in
             let counts = try connection.prepare("SELECT count(*), coalesce(sum(address_count), 0) FROM services")
             _ = try counts.step()
-            let size = try connection.prepare("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
-            _ = try size.step()
-            return (counts.int(0), counts.int(1), size.int(0) + ServiceStore.fileSize(path + "-wal"))
+            let (services, addresses) = (counts.int(0), counts.int(1))
+            connection.resetStatements()
+            return (services, addresses, try connection.sizeInBytes())
         }
     }
 
@@ -619,7 +663,7 @@ public final class ServiceStore: Sendable {
         changeObservers.withLock { $0.append(observer) }
     }
 
-    private func changed(_ changes: [ServiceChange]) {
+    func changed(_ changes: [ServiceChange]) {
         guard !changes.isEmpty else { return }
         documentCache?.invalidate(changes.map(\.key))
         for observer in changeObservers.withLock({ $0 }) { observer(changes) }
@@ -654,13 +698,13 @@ public final class ServiceStore: Sendable {
     /// What a create runs in its transaction, and what follows its commit.
     private func creation(
         _ service: ExternalService, audit: AuditContext
-    ) -> (body: @Sendable (SQLiteConnection) throws -> (record: ServiceRecord, document: [UInt8]), committed: @Sendable (ServiceRecord) -> Void) {
+    ) -> (body: @Sendable (any SQLConnection) throws -> (record: ServiceRecord, document: [UInt8]), committed: @Sendable (ServiceRecord) -> Void) {
         let time = ServiceStore.timestamp(now())
         let cache = recordCache
         let record = ServiceRecord(service: service, uid: ServiceStore.newUID(), revision: 1, createdAt: time, updatedAt: time)
         let document = ServiceEncoder.bytes(record)
         let key = ServiceKey(namespace: service.namespace, name: service.name)
-        let body: @Sendable (SQLiteConnection) throws -> (record: ServiceRecord, document: [UInt8]) = { connection in
+        let body: @Sendable (any SQLConnection) throws -> (record: ServiceRecord, document: [UInt8]) = { connection in
             let exists = try connection.prepare("SELECT 1 FROM services WHERE namespace = ? AND name = ?")
             try exists.bind(.text(service.namespace), .text(service.name))
             if try exists.step() { throw StoreError.alreadyExists(namespace: service.namespace, name: service.name) }
@@ -704,11 +748,11 @@ public final class ServiceStore: Sendable {
     /// What an update runs in its transaction, and what follows its commit when it changed the service.
     private func updating(
         namespace: String, name: String, audit: AuditContext, _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService
-    ) -> (body: @Sendable (SQLiteConnection) throws -> UpdateResult, committed: @Sendable (ServiceRecord) -> Void) {
+    ) -> (body: @Sendable (any SQLConnection) throws -> UpdateResult, committed: @Sendable (ServiceRecord) -> Void) {
         let cache = recordCache
         let key = ServiceKey(namespace: namespace, name: name)
         let time = ServiceStore.timestamp(now())
-        let body: @Sendable (SQLiteConnection) throws -> UpdateResult = { connection in
+        let body: @Sendable (any SQLConnection) throws -> UpdateResult = { connection in
             let stored = try ServiceStore.stored(connection, namespace: namespace, name: name, cache: cache)
             let current = stored?.record
             let service = try transform(current)
@@ -843,7 +887,7 @@ public final class ServiceStore: Sendable {
         if !dryRun { changed([ServiceChange(key: ServiceKey(namespace: namespace, name: name), record: nil)]) }
     }
 
-    private static func insert(_ record: ServiceRecord, document: [UInt8], into connection: SQLiteConnection, cache: RecordCache) throws {
+    private static func insert(_ record: ServiceRecord, document: [UInt8], into connection: any SQLConnection, cache: RecordCache) throws {
         let service = record.service
         cache.remove(ServiceKey(namespace: service.namespace, name: service.name))
         try connection.prepare(
@@ -862,7 +906,7 @@ public final class ServiceStore: Sendable {
     /// (the stored record and document it replaces) the patch from that document to it.
     @discardableResult
     private static func replace(
-        _ record: ServiceRecord, previous: (record: ServiceRecord, document: [UInt8])? = nil, into connection: SQLiteConnection, cache: RecordCache
+        _ record: ServiceRecord, previous: (record: ServiceRecord, document: [UInt8])? = nil, into connection: any SQLConnection, cache: RecordCache
     ) throws -> (document: [UInt8], patch: DocumentPatch?) {
         let key = ServiceKey(namespace: record.service.namespace, name: record.service.name)
         cache.remove(key)
@@ -883,14 +927,20 @@ public final class ServiceStore: Sendable {
         return (document, patch)
     }
 
-    /// Copies the WAL into the database file and truncates it (used at shutdown).
+    /// SQLite: copies the WAL into the database file and truncates it (used at shutdown).
+    /// Nothing to do on other databases.
     public func checkpoint() throws {
-        try writer.withLock { box in try box.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+        try writer.withLock { box in try (box.connection as? SQLiteConnection)?.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
     }
 
-    /// SQLite's `PRAGMA integrity_check`: `["ok"]` when the file is sound.
+    /// SQLite's `PRAGMA integrity_check`: `["ok"]` when the file is sound. Other databases
+    /// check their own storage; this answers `["ok"]` once a query succeeds.
     public func integrityCheck() throws(StoreError) -> [String] {
-        try read { connection in
+        guard database is SQLiteDatabase else {
+            try ping()
+            return ["ok"]
+        }
+        return try read { connection in
             let statement = try connection.prepare("PRAGMA integrity_check")
             var lines: [String] = []
             while try statement.step() { lines.append(statement.text(0)) }
@@ -898,14 +948,14 @@ public final class ServiceStore: Sendable {
         }
     }
 
-    private static func existing(_ connection: SQLiteConnection, namespace: String, name: String, cache: RecordCache) throws -> ServiceRecord? {
+    private static func existing(_ connection: any SQLConnection, namespace: String, name: String, cache: RecordCache) throws -> ServiceRecord? {
         try stored(connection, namespace: namespace, name: name, cache: cache)?.record
     }
 
     /// The current record with its stored document (served as is when nothing changes): from
     /// `cache` when it holds the row's uid and revision, else read and decoded (and cached).
     private static func stored(
-        _ connection: SQLiteConnection, namespace: String, name: String, cache: RecordCache
+        _ connection: any SQLConnection, namespace: String, name: String, cache: RecordCache
     ) throws
         -> (record: ServiceRecord, document: [UInt8])?
     {
@@ -932,14 +982,14 @@ public final class ServiceStore: Sendable {
 /// only by the thread holding the writer lock, and read by the owner only after it has taken
 /// that same lock itself, which orders the two accesses.
 private final class PendingWrite: @unchecked Sendable {
-    let body: @Sendable (SQLiteConnection) throws -> any Sendable
+    let body: @Sendable (any SQLConnection) throws -> any Sendable
     /// Set by the committing thread while it holds the writer lock; read after that thread
     /// released it (by the waiting writer, or by the committing thread for `completion`).
     var result: Result<any Sendable, any Error>?
     /// For `writeLater`: called with `result` after the commit.
     let completion: (@Sendable (Result<any Sendable, any Error>) -> Void)?
 
-    init(body: @escaping @Sendable (SQLiteConnection) throws -> any Sendable, completion: (@Sendable (Result<any Sendable, any Error>) -> Void)?) {
+    init(body: @escaping @Sendable (any SQLConnection) throws -> any Sendable, completion: (@Sendable (Result<any Sendable, any Error>) -> Void)?) {
         self.body = body
         self.completion = completion
     }

@@ -1,5 +1,5 @@
 /// A failure of the database itself rather than of the request: what kind of failure (so the
-/// API can answer 503 or 507 and readiness can say why) and SQLite's own words.
+/// API can answer 503 or 507 and readiness can say why) and the database's own words.
 public struct StorageFault: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Reason: String, Sendable {
         /// Another process holds the database lock (SQLITE_BUSY, SQLITE_LOCKED).
@@ -14,6 +14,9 @@ public struct StorageFault: Error, Sendable, Equatable, CustomStringConvertible 
         case corrupt
         /// The file cannot be opened (SQLITE_CANTOPEN, SQLITE_PERM, SQLITE_AUTH).
         case cannotOpen
+        /// The database server cannot be reached now (PostgreSQL: no connection, the server
+        /// shutting down or out of connections).
+        case unavailable
         /// Anything else: a bug rather than a condition of the machine.
         case `internal`
     }
@@ -42,7 +45,7 @@ public struct StorageFault: Error, Sendable, Equatable, CustomStringConvertible 
 
     /// Whether the fault is a condition of the machine that makes the database unusable for
     /// writes until someone acts (as opposed to a passing lock or a bug).
-    public var isCondition: Bool { [.diskFull, .readOnly, .ioError, .corrupt, .cannotOpen].contains(reason) }
+    public var isCondition: Bool { [.diskFull, .readOnly, .ioError, .corrupt, .cannotOpen, .unavailable].contains(reason) }
 
     /// What a person reads in a problem document or in `/readyz`.
     public var summary: String {
@@ -53,6 +56,7 @@ public struct StorageFault: Error, Sendable, Equatable, CustomStringConvertible 
         case .ioError: "the database file could not be read or written (I/O error)"
         case .corrupt: "the database file is damaged"
         case .cannotOpen: "the database file cannot be opened"
+        case .unavailable: "the database server cannot be reached"
         case .internal: "the database failed"
         }
     }

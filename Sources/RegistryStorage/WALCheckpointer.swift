@@ -31,7 +31,7 @@ final class WALCheckpointer: @unchecked Sendable {
     /// Checkpoints run so far (background and at the ceiling), for tests and metrics.
     let checkpoints = Atomic<Int>(0)
 
-    init(connection: SQLiteConnection) {
+    init(connection: any SQLConnection) {
         self.connection = ConnectionBox(connection)
     }
 
@@ -69,7 +69,7 @@ final class WALCheckpointer: @unchecked Sendable {
 
     /// Run by the writer, holding the writer lock: a `RESTART` checkpoint (waits, within the
     /// busy timeout, for readers of old snapshots), so that the next commit starts the WAL over.
-    func checkpointAtCeiling(_ writer: SQLiteConnection) {
+    func checkpointAtCeiling(_ writer: any SQLConnection) {
         do {
             try writer.execute("PRAGMA wal_checkpoint(RESTART)")
             pages.store(0, ordering: .relaxed)

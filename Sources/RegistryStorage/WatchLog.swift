@@ -57,7 +57,7 @@ extension ServiceStore {
     /// the document a second time (see `watchEvents`); DELETED ones store the last document.
     static func recordEvent(
         _ type: WatchEventType, record: ServiceRecord, document: [UInt8], previousLabels: [String: String]?, at time: String,
-        into connection: SQLiteConnection
+        into connection: any SQLConnection
     ) throws {
         let next = try connection.prepare("UPDATE watch_state SET resource_version = resource_version + 1 WHERE id = 1 RETURNING resource_version")
         guard try next.step() else {
@@ -83,7 +83,7 @@ extension ServiceStore {
     /// rebuilt, and gets this one (a deletion's row, which has the revision of the last one,
     /// is not it). Throws `StoreError.unreadable` when there is no such revision.
     static func revisionDocument(
-        _ connection: SQLiteConnection, key: ServiceKey, uid: String, revision: Int, known: inout [Int: [UInt8]]
+        _ connection: any SQLConnection, key: ServiceKey, uid: String, revision: Int, known: inout [Int: [UInt8]]
     ) throws -> (id: Int, document: [UInt8]) {
         let row = try connection.prepare(
             """
@@ -108,7 +108,7 @@ extension ServiceStore {
         return (id, document)
     }
 
-    static func resourceVersionState(_ connection: SQLiteConnection) throws -> ResourceVersionState {
+    static func resourceVersionState(_ connection: any SQLConnection) throws -> ResourceVersionState {
         let statement = try connection.prepare("SELECT resource_version, compacted FROM watch_state WHERE id = 1")
         guard try statement.step() else {
             throw StoreError.fault(StorageFault(reason: .internal, message: "watch_state has no row; the schema is damaged"))
@@ -125,7 +125,7 @@ extension ServiceStore {
     /// state read in the same snapshot (so `state.compacted <= after` proves none were missed).
     public func watchEvents(after: Int, limit: Int) throws(StoreError) -> WatchEventBatch {
         try read { connection in
-            try connection.execute("BEGIN")
+            try connection.beginRead()
             defer {
                 connection.resetStatements()
                 try? connection.execute("COMMIT")
@@ -180,7 +180,7 @@ extension ServiceStore {
                 SELECT max(resource_version), count(*) FROM (
                   SELECT resource_version FROM watch_events
                   WHERE resource_version <= (SELECT resource_version FROM watch_state WHERE id = 1) - ?1 OR time < ?2
-                  ORDER BY resource_version LIMIT ?3)
+                  ORDER BY resource_version LIMIT ?3) AS doomed
                 """)
             try select.bind(.integer(keep), .text(cutoff), .integer(batch))
             guard try select.step() else { return 0 }
@@ -189,7 +189,7 @@ extension ServiceStore {
             guard count > 0 else { return 0 }
             try connection.prepare("DELETE FROM watch_events WHERE resource_version <= ?").bind(.integer(newest)).run()
             let deleted = connection.changes
-            try connection.prepare("UPDATE watch_state SET compacted = max(compacted, ?) WHERE id = 1").bind(.integer(newest)).run()
+            try connection.prepare("UPDATE watch_state SET compacted = ?1 WHERE id = 1 AND compacted < ?1").bind(.integer(newest)).run()
             return deleted
         }
     }

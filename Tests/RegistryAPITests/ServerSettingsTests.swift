@@ -43,12 +43,20 @@ import Testing
             (["serve"], [:], "unexpected argument \"serve\""),
             (["--host", "example.com"], [:], "\"example.com\" is not a numeric IPv4 or IPv6 address"),
             (["--tls-cert", "/nonexistent/cert.pem"], [:], "the certificate file /nonexistent/cert.pem does not exist"),
-            (["--database", "postgres://registry@db/registry"], [:], "a postgres:// URL is not supported yet"),
-            ([], ["ENDPOINT_REGISTRY_DATABASE": "PostgreSQL://db/registry"], "a postgresql:// URL is not supported yet"),
+            (["--database", "postgres://registry@db:99999/registry"], [:], "port must be a number from 1 to 65535, not \"99999\""),
+            ([], ["ENDPOINT_REGISTRY_DATABASE": "postgresql://db/registry?sslmode=sometimes"], "sslmode"),
+            (["--database-password-file", "/nonexistent/pg-password"], [:], "/nonexistent/pg-password is not a readable file"),
         ] {
             let error = try #require(throws: ConfigurationError.self) { try resolve(arguments, environment) }
             #expect(error.description.contains(expected), "\(error.description)")
         }
+    }
+
+    @Test func takesAPostgreSQLURLWithoutItsPasswordInTheConfiguration() throws {
+        let configuration = try resolve(["--database", "postgresql://registry@db.example:5432/registry?sslmode=verify-full"])
+        #expect(configuration.postgresURL == "postgresql://registry@db.example:5432/registry?sslmode=verify-full")
+        let sqlite = try resolve(["--database", "/var/lib/registry/registry.sqlite"])
+        #expect(sqlite.postgresURL == nil && sqlite.databasePath == "/var/lib/registry/registry.sqlite")
     }
 
     @Test func acceptsLocalhostAsLoopback() throws {

@@ -18,7 +18,8 @@ final class TestServer {
         maxBodyBytes: Int = 1 << 20, resolver: TableResolver = TableResolver(), configure: (inout ServerConfiguration) -> Void = { _ in }
     ) throws {
         let directory = FileManager.default.temporaryDirectory.appending(path: "registry-api-\(UUID().uuidString)")
-        databasePath = directory.appending(path: "registry.sqlite").path()
+        let databasePath = directory.appending(path: "registry.sqlite").path()
+        self.databasePath = databasePath
         var configuration = ServerConfiguration()
         configuration.databasePath = databasePath
         configuration.http.port = 0
@@ -26,6 +27,18 @@ final class TestServer {
         configuration.http.maxBodyBytes = maxBodyBytes
         configuration.durability = .normal
         configure(&configuration)
+        if TestStore.current == .postgresql {
+            // The fresh database stands for the SQLite file this server would have had; a test
+            // that opens an earlier server's file again gets that server's database; a test that
+            // chose a file of its own (a full disk, a damaged file) tests SQLite itself.
+            if configuration.databasePath == databasePath {
+                let url = try TestPostgres.shared().createDatabaseURL()
+                TestStore.databases.withLock { $0[databasePath] = url }
+                configuration.postgresURL = url
+            } else if let url = TestStore.databases.withLock({ $0[configuration.databasePath] }) {
+                configuration.postgresURL = url
+            }
+        }
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         service = try RegistryService(configuration: configuration, logger: logger, resolver: resolver)
@@ -43,6 +56,18 @@ final class TestServer {
     func client() throws -> RawHTTPClient { try RawHTTPClient(port: port) }
 
     deinit { service.shutdown() }
+}
+
+/// The store the end-to-end tests run on: SQLite, or with `ENDPOINT_REGISTRY_TEST_STORE=postgresql`
+/// a fresh database on a throwaway PostgreSQL server per test server (`scripts/test` runs the
+/// suite both ways).
+enum TestStore: String {
+    case sqlite, postgresql
+
+    static let current = TestStore(rawValue: ProcessInfo.processInfo.environment["ENDPOINT_REGISTRY_TEST_STORE"] ?? "sqlite") ?? .sqlite
+
+    /// The PostgreSQL database made for each test server's SQLite path.
+    static let databases = Mutex<[String: String]>([:])
 }
 
 /// Answers DNS questions from a table (unknown names: NXDOMAIN), so that no test sends a query.

@@ -10,7 +10,15 @@ public import RegistryStorage
 /// directly.
 public struct ServerConfiguration: Sendable {
     public var http = HTTPServerConfiguration()
+    /// The SQLite file (when `postgresURL` is nil).
     public var databasePath = "./data/registry.sqlite"
+    /// The PostgreSQL database several replicas share (`--database postgres://…`), as given;
+    /// nil for SQLite.
+    public var postgresURL: String?
+    /// A file holding only the PostgreSQL password (e.g. a mounted Secret), read again for
+    /// every new connection.
+    public var databasePasswordFile: String?
+    /// SQLite only: PostgreSQL's durability is the server's (`synchronous_commit`).
     public var durability: Durability = .full
     /// Whether start-up runs `PRAGMA quick_check` on the database (`--skip-db-check` turns it off).
     public var checkDatabaseAtStart = true

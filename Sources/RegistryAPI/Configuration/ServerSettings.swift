@@ -1,6 +1,7 @@
 import Foundation
 import HTTPServer
 import KubernetesClient
+import PostgresStorage
 import Logging
 import RegistryCore
 import RegistryStorage
@@ -56,25 +57,37 @@ public enum ServerSettings {
             configuration.http.port = UInt16(try integer(raw, in: 0...65535))
         },
         setting(
-            "database", "ENDPOINT_REGISTRY_DATABASE", .value(placeholder: "path"), "./data/registry.sqlite",
-            "SQLite database file; its directory is created."
+            "database", "ENDPOINT_REGISTRY_DATABASE", .value(placeholder: "path|url"), "./data/registry.sqlite",
+            "SQLite database file (its directory is created), or a postgres:// or postgresql:// URL of the PostgreSQL database several replicas share (user, host, port, database, sslmode, …; the password from --database-password-file or PGPASSWORD rather than the URL)."
         ) { raw, configuration throws(SettingValueError) in
-            // Not a file name someone means: PostgreSQL is not wired into the server yet (README,
-            // "PostgreSQL (in progress)"), and the URL would otherwise become an SQLite path.
-            if let scheme = ["postgres://", "postgresql://"].first(where: { raw.lowercased().hasPrefix($0) }) {
-                throw SettingValueError("a \(scheme) URL is not supported yet: the server stores in SQLite only (a file path)")
+            if raw.lowercased().hasPrefix("postgres://") || raw.lowercased().hasPrefix("postgresql://") {
+                do {
+                    _ = try PostgresConnectionSettings(url: raw, environment: [:])
+                } catch {
+                    throw SettingValueError("\(error)")
+                }
+                configuration.postgresURL = raw
+            } else {
+                configuration.postgresURL = nil
+                configuration.databasePath = raw
             }
-            configuration.databasePath = raw
+        },
+        setting(
+            "database-password-file", "ENDPOINT_REGISTRY_DATABASE_PASSWORD_FILE", .value(placeholder: "path"), "none",
+            "PostgreSQL: a file holding only the password (a mounted Secret), read again for every new connection, so a rotated password is picked up."
+        ) { raw, configuration throws(SettingValueError) in
+            guard FileManager.default.isReadableFile(atPath: raw) else { throw SettingValueError("\(raw) is not a readable file") }
+            configuration.databasePasswordFile = raw
         },
         setting(
             "durability", "ENDPOINT_REGISTRY_DURABILITY", .value(placeholder: "full|normal"), "full",
-            "full: fsync every commit (survives power loss); normal: fsync at checkpoints (survives kill -9, may lose the last commits on power loss)."
+            "SQLite: full: fsync every commit (survives power loss); normal: fsync at checkpoints (survives kill -9, may lose the last commits on power loss). PostgreSQL: the server's synchronous_commit decides."
         ) { raw, configuration throws(SettingValueError) in
             configuration.durability = try choice(raw, Durability.self)
         },
         setting(
             "skip-db-check", "ENDPOINT_REGISTRY_SKIP_DB_CHECK", .toggle, "off",
-            "Skip the start-up check of the database file (PRAGMA quick_check, at most 30 s)."
+            "Skip the start-up check of the SQLite database file (PRAGMA quick_check, at most 30 s)."
         ) { raw, configuration throws(SettingValueError) in
             configuration.checkDatabaseAtStart = !(try boolean(raw))
         },

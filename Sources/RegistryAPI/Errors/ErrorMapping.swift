@@ -87,6 +87,16 @@ enum ErrorMapping {
             problem.extensions = [("reason", .string(fault.reason.rawValue))]
             problem.retryAfterSeconds = 30
             return problem
+        case .unavailable:
+            // A lost connection may fail after the server committed, so "nothing was written"
+            // is not claimed; the revision (GET) tells.
+            logger.error("database unreachable", metadata: ["error": "\(fault.message)"])
+            var problem = ProblemDetails(
+                slug: "storage-unavailable", title: "Service unavailable", status: 503,
+                detail: "\(fault.summary); retry shortly (a write may or may not have been applied: read the service to know)")
+            problem.extensions = [("reason", .string(fault.reason.rawValue))]
+            problem.retryAfterSeconds = 5
+            return problem
         case .internal:
             logger.error("storage failure", metadata: ["error": "\(fault.message)"])
             return internalError

@@ -1,13 +1,16 @@
 internal import CSQLite
 
 /// A failed SQLite call: the extended result code, SQLite's message and the SQL involved.
-public struct SQLiteError: Error, Sendable, CustomStringConvertible {
+public struct SQLiteError: DatabaseError, Sendable, CustomStringConvertible {
     public var code: Int32
     public var message: String
     public var sql: String?
 
     /// The primary result code (low 8 bits), e.g. SQLITE_CONSTRAINT.
     public var primaryCode: Int32 { code & 0xFF }
+
+    /// What kind of failure this is, for the API and readiness.
+    public var storageFault: StorageFault { StorageFault(self) }
 
     public var description: String {
         "SQLite error \(code): \(message)" + (sql.map { " (in: \($0.prefix(200)))" } ?? "")
@@ -17,11 +20,14 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
 /// One SQLite connection. Not thread-safe by design: it is opened in multi-thread mode
 /// (SQLITE_OPEN_NOMUTEX, see https://sqlite.org/threadsafe.html) and its owner makes sure only
 /// one thread uses it at a time.
-final class SQLiteConnection {
+final class SQLiteConnection: SQLConnection {
     private let handle: OpaquePointer
     private var statements: [String: SQLiteStatement] = [:]
+    /// The database file.
+    let path: String
 
     init(path: String, readOnly: Bool = false) throws(SQLiteError) {
+        self.path = path
         var pointer: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &pointer, flags, nil)
@@ -76,7 +82,12 @@ final class SQLiteConnection {
     }
 
     /// A prepared statement for `sql`, cached per connection and reset before reuse.
-    func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+    func prepare(_ sql: String) throws(SQLiteError) -> any SQLStatement {
+        try statement(sql)
+    }
+
+    /// `prepare`, as SQLite's own statement type.
+    func statement(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
         if let cached = statements[sql] {
             cached.reset()
             return cached
@@ -115,6 +126,35 @@ final class SQLiteConnection {
     /// Rows changed by the last INSERT, UPDATE or DELETE.
     var changes: Int { Int(sqlite3_changes(handle)) }
 
+    /// `BEGIN IMMEDIATE`: the write lock is taken at once.
+    func beginWrite() throws(SQLiteError) {
+        try execute("BEGIN IMMEDIATE")
+    }
+
+    /// `BEGIN`: in WAL mode the snapshot is taken at the first read.
+    func beginRead() throws(SQLiteError) {
+        try execute("BEGIN")
+    }
+
+    /// Rewrites the header's `user_version` with its own value: a real write through the WAL,
+    /// so a full disk, a read-only file or an I/O error shows.
+    func probeWrite() throws(SQLiteError) {
+        let version = try statement("PRAGMA user_version")
+        _ = try version.step()
+        let value = version.int(0)
+        version.reset()
+        try execute("PRAGMA user_version = \(value)")
+    }
+
+    /// The database file's pages and its WAL file.
+    func sizeInBytes() throws(SQLiteError) -> Int {
+        let size = try statement("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+        _ = try size.step()
+        let bytes = size.int(0)
+        size.reset()
+        return bytes + ServiceStore.fileSize(path + "-wal")
+    }
+
     /// True while a transaction is open. SQLite rolls a whole transaction back by itself after
     /// some errors (SQLITE_FULL, SQLITE_IOERR, SQLITE_BUSY, SQLITE_NOMEM; see
     /// https://sqlite.org/lang_transaction.html, "Response To Errors Within A Transaction").
@@ -141,7 +181,7 @@ final class SQLiteConnection {
         }
         var lines: [String] = []
         do {
-            let statement = try prepare("PRAGMA quick_check")
+            let statement = try self.statement("PRAGMA quick_check")
             while try statement.step() { lines.append(statement.text(0)) }
         } catch  where error.primaryCode == SQLITE_INTERRUPT {
             return nil
@@ -160,7 +200,7 @@ private final class ProgressDeadline {
 extension SQLiteConnection: Sendable {}
 
 /// A prepared statement, finalized when released.
-final class SQLiteStatement {
+final class SQLiteStatement: SQLStatement {
     private let handle: OpaquePointer
     private unowned let connection: SQLiteConnection
     let sql: String
@@ -178,15 +218,8 @@ final class SQLiteStatement {
         sqlite3_clear_bindings(handle)
     }
 
-    /// Binds parameters 1…n in order.
-    @discardableResult
-    func bind(_ values: SQLiteValue...) throws(SQLiteError) -> SQLiteStatement {
-        for (offset, value) in values.enumerated() { try bind(at: Int32(offset + 1), value) }
-        return self
-    }
-
     /// Binds one parameter (1-based `index`).
-    func bind(at index: Int32, _ value: SQLiteValue) throws(SQLiteError) {
+    func bind(at index: Int32, _ value: SQLValue) throws(SQLiteError) {
         let rc: Int32
         switch value {
         case .null: rc = sqlite3_bind_null(handle, index)
@@ -205,11 +238,6 @@ final class SQLiteStatement {
         return rc == SQLITE_ROW
     }
 
-    /// Runs a statement that returns no rows.
-    func run() throws(SQLiteError) {
-        while try step() {}
-    }
-
     func int(_ column: Int32) -> Int { Int(sqlite3_column_int64(handle, column)) }
 
     func text(_ column: Int32) -> String {
@@ -226,11 +254,3 @@ final class SQLiteStatement {
 
 @available(*, unavailable)
 extension SQLiteStatement: Sendable {}
-
-/// A value bound to a statement parameter.
-enum SQLiteValue {
-    case null
-    case integer(Int)
-    case text(String)
-    case blob([UInt8])
-}

@@ -1,13 +1,17 @@
 import Foundation
-import PostgresStorage
+public import PostgresStorage
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
 /// Why the throwaway server could not be started; tests that need it fail with this message.
-struct TestPostgresError: Error, CustomStringConvertible {
-    var description: String
+public struct TestPostgresError: Error, CustomStringConvertible {
+    public var description: String
+
+    public init(description: String) {
+        self.description = description
+    }
 }
 
 /// A throwaway PostgreSQL server for the tests: `initdb` into a fresh temporary directory (as
@@ -19,21 +23,21 @@ struct TestPostgresError: Error, CustomStringConvertible {
 /// however it ends.
 ///
 /// Missing binaries are a failure, not a skip: `scripts/test` installs Debian's `postgresql`.
-final class TestPostgres: Sendable {
-    static let password = "test-password-not-secret"
+public final class TestPostgres: Sendable {
+    public static let password = "test-password-not-secret"
 
     /// The server most tests share (each in a database of its own); started on first use.
-    static func shared() throws -> TestPostgres { try sharedServer.get() }
+    public static func shared() throws -> TestPostgres { try sharedServer.get() }
     private static let sharedServer = Result { try TestPostgres() }
 
-    let directory: String
-    let dataDirectory: String
-    let port: Int
+    public let directory: String
+    public let dataDirectory: String
+    public let port: Int
     private let binaries: String
     /// `setpriv` arguments that run a command as the server's owner (empty when not root).
     private let asOwner: [String]
 
-    init() throws {
+    public init() throws {
         binaries = try Self.findBinaries()
         let directory = "/tmp/pgtest-\(UUID().uuidString.prefix(8))"
         self.directory = directory
@@ -65,48 +69,62 @@ final class TestPostgres: Sendable {
     }
 
     /// The server's self-signed TLS certificate (PEM), to verify it with `sslmode=verify-full`.
-    var certificate: String { dataDirectory + "/server.crt" }
+    public var certificate: String { dataDirectory + "/server.crt" }
 
     /// Starts the server and waits until it accepts connections.
-    func start() throws {
+    public func start() throws {
         let options = [
             "-c port=\(port)", "-c listen_addresses=127.0.0.1", "-c unix_socket_directories=\(directory)", "-c fsync=off",
-            "-c full_page_writes=off", "-c synchronous_commit=off", "-c shared_buffers=16MB", "-c max_connections=200", "-c ssl=on",
+            "-c full_page_writes=off", "-c synchronous_commit=off", "-c shared_buffers=16MB", "-c max_connections=600", "-c ssl=on",
         ]
         try run("pg_ctl", "-D", dataDirectory, "-l", directory + "/server.log", "-w", "-t", "60", "-o", options.joined(separator: " "), "start")
     }
 
     /// Stops the server at once, as a crash would (`-m immediate`: no checkpoint, sessions cut).
-    func stop() throws {
+    public func stop() throws {
         try run("pg_ctl", "-D", dataDirectory, "-m", "immediate", "-w", "stop")
     }
 
     /// Stops the server (fast: sessions are told and cut) and starts it again.
-    func restart() throws {
+    public func restart() throws {
         try run("pg_ctl", "-D", dataDirectory, "-m", "fast", "-w", "stop")
         try start()
     }
 
     /// Stops the server if it runs and removes its directory (for servers a test starts itself).
-    func destroy() {
+    public func destroy() {
         _ = try? run("pg_ctl", "-D", dataDirectory, "-m", "immediate", "-w", "stop")
         try? FileManager.default.removeItem(atPath: directory)
     }
 
     /// Settings for `database` over the Unix socket as `postgres` (trusted).
-    func settings(database: String = "postgres") throws -> PostgresConnectionSettings {
-        var settings = try PostgresConnectionSettings(
-            url: "postgresql://postgres@\(directory.replacingOccurrences(of: "/", with: "%2F")):\(port)/\(database)", environment: [:])
+    public func settings(database: String = "postgres") throws -> PostgresConnectionSettings {
+        var settings = try PostgresConnectionSettings(url: url(database: database), environment: [:])
         settings.connectTimeout = .seconds(5)
         return settings
     }
 
     /// A new empty database; settings that reach it over the Unix socket.
-    func createDatabase() throws -> PostgresConnectionSettings {
+    public func createDatabase() throws -> PostgresConnectionSettings {
+        try settings(database: try createDatabaseNamed())
+    }
+
+    /// A new empty database; a `postgresql://` URL that reaches it over the Unix socket (as
+    /// `serve --database` takes it).
+    public func createDatabaseURL() throws -> String {
+        url(database: try createDatabaseNamed())
+    }
+
+    /// The URL of `database` over the Unix socket as `postgres` (trusted).
+    public func url(database: String) -> String {
+        "postgresql://postgres@\(directory.replacingOccurrences(of: "/", with: "%2F")):\(port)/\(database)"
+    }
+
+    private func createDatabaseNamed() throws -> String {
         let name = "test_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
         let admin = try PostgresConnection(settings: settings())
         try admin.execute("CREATE DATABASE \(name)")
-        return try settings(database: name)
+        return name
     }
 
     /// Runs a PostgreSQL program (or another, by absolute path) as the server's owner; throws with its output if it fails.

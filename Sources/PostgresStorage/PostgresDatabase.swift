@@ -1,0 +1,263 @@
+public import RegistryStorage
+
+/// The store for several replicas: `ServiceStore(database:)` on a PostgreSQL database, which
+/// every replica shares (`isShared`). The store's SQL runs as it does on SQLite (see
+/// `SQLConnection`): parameters are translated from `?`/`?N` to `$N`, every write transaction
+/// first locks the row of the global resource version (so writes of all replicas commit one
+/// after the other, in resource-version order, and a read-modify-write sees the latest commit
+/// of any replica), and reads of several statements run in one `REPEATABLE READ` snapshot.
+public struct PostgresDatabase: SQLDatabase {
+    public let settings: PostgresConnectionSettings
+
+    /// Connects once and brings the schema up to date (`PostgresMigrator`, which lets replicas
+    /// starting at once take turns).
+    ///
+    /// - Throws: `StoreError.fault` (`.unavailable` when the server cannot be reached),
+    ///   `StoreError.migration` when the schema cannot be brought up to date or is newer than
+    ///   this binary.
+    public static func open(settings: PostgresConnectionSettings, migrations: [Migration]) throws(StoreError) -> PostgresDatabase {
+        let connection: PostgresConnection
+        do {
+            connection = try PostgresConnection(settings: settings)
+        } catch {
+            throw .fault(error.storageFault)
+        }
+        do {
+            try PostgresMigrator(migrations: migrations).migrate(connection)
+        } catch {
+            if case .failed(_, let failure as PostgresError) = error, failure.storageFault.isCondition { throw .fault(failure.storageFault) }
+            throw .migration(error)
+        }
+        return PostgresDatabase(settings: settings)
+    }
+
+    public func connect(readOnly: Bool) throws -> any SQLConnection {
+        try PostgresSQLConnection(settings: settings, readOnly: readOnly)
+    }
+
+    public var isShared: Bool { true }
+
+    /// The URL without its password.
+    public var description: String { settings.description }
+}
+
+extension PostgresError: DatabaseError {
+    /// How the API and readiness see the failure: a server that cannot be reached (or a pool
+    /// without a free connection) is `.unavailable` (503 with `Retry-After`), a lock or
+    /// serialization conflict `.busy`, a standby or read-only transaction `.readOnly`, a full
+    /// disk (SQLSTATE 53100) `.diskFull` (507).
+    public var storageFault: StorageFault {
+        let reason: StorageFault.Reason =
+            switch kind {
+            case .connection, .unavailable: .unavailable
+            case .timeout, .serialization: .busy
+            case .readOnly: .readOnly
+            case .insufficientResources: sqlState == "53100" ? .diskFull : .unavailable
+            case .uniqueViolation, .constraintViolation, .fenced, .decoding, .other: .internal
+            }
+        return StorageFault(reason: reason, message: description)
+    }
+}
+
+/// One libpq connection speaking the store's SQL (see `SQLConnection`). A connection found
+/// broken before a transaction or a statement outside one is replaced, at most once per
+/// `reconnectBackoff`, so that an outage answers at once with `.unavailable` rather than
+/// making every request wait for a connect timeout.
+final class PostgresSQLConnection: SQLConnection {
+    private let settings: PostgresConnectionSettings
+    private let readOnly: Bool
+    private var connection: PostgresConnection?
+    private var nextAttempt = ContinuousClock.now
+    private var translated: [String: String] = [:]
+    var changes = 0
+    static let reconnectBackoff: Duration = .seconds(1)
+
+    init(settings: PostgresConnectionSettings, readOnly: Bool) throws(PostgresError) {
+        self.settings = settings
+        self.readOnly = readOnly
+        connection = try Self.open(settings, readOnly: readOnly)
+    }
+
+    private static func open(_ settings: PostgresConnectionSettings, readOnly: Bool) throws(PostgresError) -> PostgresConnection {
+        let connection = try PostgresConnection(settings: settings)
+        if readOnly { try connection.execute("SET default_transaction_read_only = on") }
+        return connection
+    }
+
+    /// The connection to use now: the current one inside a transaction (a failure there fails
+    /// the transaction), else the current one if it still works, else a new one.
+    private func live() throws(PostgresError) -> PostgresConnection {
+        if let connection, connection.inTransaction || connection.isUsable { return connection }
+        connection = nil
+        guard ContinuousClock.now >= nextAttempt else {
+            throw PostgresError(kind: .unavailable, message: "the connection to \(settings) was lost; reconnecting shortly")
+        }
+        do {
+            let fresh = try Self.open(settings, readOnly: readOnly)
+            connection = fresh
+            return fresh
+        } catch {
+            nextAttempt = ContinuousClock.now.advanced(by: Self.reconnectBackoff)
+            throw error
+        }
+    }
+
+    func execute(_ sql: String) throws {
+        let result = try live().execute(sql)
+        // PostgreSQL answers COMMIT of a failed transaction with a rollback, not an error.
+        if sql == "COMMIT" && result.command != "COMMIT" {
+            throw PostgresError(kind: .other, message: "the transaction had failed and was rolled back at COMMIT (\(result.command))", sql: sql)
+        }
+    }
+
+    func prepare(_ sql: String) throws -> any SQLStatement {
+        let text: String
+        if let known = translated[sql] {
+            text = known
+        } else {
+            text = Self.translate(sql)
+            translated[sql] = text
+        }
+        return PostgresSQLStatement(sql: text, connection: self)
+    }
+
+    func run(_ sql: String, _ parameters: [PostgresValue]) throws(PostgresError) -> PostgresResult {
+        let result = try live().query(sql, parameters)
+        changes = result.affectedRows
+        return result
+    }
+
+    func resetStatements() {}
+
+    var isInTransaction: Bool { connection?.inTransaction ?? false }
+
+    /// `BEGIN`, then the row of the global resource version `FOR UPDATE`: every write of every
+    /// replica takes it first, so write transactions run one after another (as SQLite's one
+    /// writer does) and never deadlock on each other's rows.
+    func beginWrite() throws {
+        try execute("BEGIN")
+        _ = try run("SELECT resource_version FROM watch_state WHERE id = 1 FOR UPDATE", [])
+    }
+
+    func beginRead() throws {
+        try execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    }
+
+    /// Rewrites a column of the resource-version row with its own value (a real write, which a
+    /// standby, a read-only transaction or a full disk refuses).
+    func probeWrite() throws {
+        _ = try run("UPDATE watch_state SET compacted = compacted WHERE id = 1", [])
+    }
+
+    func sizeInBytes() throws -> Int {
+        let result = try run("SELECT pg_database_size(current_database())", [])
+        return result.rows.first.flatMap { $0.optionalText(0) }.flatMap { Int($0) } ?? 0
+    }
+
+    /// The store's SQLite-style parameters as PostgreSQL's: `?N` becomes `$N`, and a bare `?`
+    /// the next number after the largest used so far (SQLite's rule); nothing inside quotes
+    /// or comments changes.
+    static func translate(_ sql: String) -> String {
+        var output = ""
+        output.reserveCapacity(sql.utf8.count + 8)
+        var largest = 0
+        var characters = Array(sql)[...]
+        while let character = characters.popFirst() {
+            switch character {
+            case "'", "\"":
+                output.append(character)
+                while let next = characters.popFirst() {
+                    output.append(next)
+                    if next == character { break }
+                }
+            case "-" where characters.first == "-":
+                output.append(character)
+                while let next = characters.popFirst() {
+                    output.append(next)
+                    if next == "\n" { break }
+                }
+            case "?":
+                var digits = ""
+                while let next = characters.first, next.isASCII, next.isNumber {
+                    digits.append(next)
+                    characters.removeFirst()
+                }
+                let number = Int(digits) ?? largest + 1
+                largest = max(largest, number)
+                output += "$\(number)"
+            default:
+                output.append(character)
+            }
+        }
+        return output
+    }
+}
+
+@available(*, unavailable)
+extension PostgresSQLConnection: Sendable {}
+
+/// A statement of `PostgresSQLConnection`: run with its parameters (`PQexecParams`) at the
+/// first `step`, whose rows are then read one by one.
+final class PostgresSQLStatement: SQLStatement {
+    private let sql: String
+    private unowned let connection: PostgresSQLConnection
+    private var parameters: [PostgresValue] = []
+    private var rows: [PostgresRow]?
+    private var position = -1
+
+    init(sql: String, connection: PostgresSQLConnection) {
+        self.sql = sql
+        self.connection = connection
+    }
+
+    func reset() {
+        parameters.removeAll(keepingCapacity: true)
+        rows = nil
+        position = -1
+    }
+
+    func bind(at index: Int32, _ value: SQLValue) throws {
+        let slot = Int(index) - 1
+        guard slot >= 0 else { throw PostgresError(kind: .other, message: "parameter index \(index) out of range", sql: sql) }
+        while parameters.count <= slot { parameters.append(.null) }
+        parameters[slot] =
+            switch value {
+            case .null: .null
+            case .integer(let number): .integer(number)
+            case .text(let text): .text(text)
+            case .blob(let bytes): .bytes(bytes)
+            }
+    }
+
+    func step() throws -> Bool {
+        if rows == nil {
+            rows = try connection.run(sql, parameters).rows
+            position = -1
+        }
+        position += 1
+        return position < rows?.count ?? 0
+    }
+
+    private var row: PostgresRow? {
+        guard let rows, position >= 0, position < rows.count else { return nil }
+        return rows[position]
+    }
+
+    func int(_ column: Int32) -> Int {
+        guard let text = row?.optionalText(Int(column)) else { return 0 }
+        if let number = Int(text) { return number }
+        return text == "t" ? 1 : 0
+    }
+
+    func text(_ column: Int32) -> String {
+        row?.optionalText(Int(column)) ?? ""
+    }
+
+    func blob(_ column: Int32) -> [UInt8] {
+        guard let row, let bytes = try? row.optionalBytes(Int(column)) else { return [] }
+        return bytes
+    }
+}
+
+@available(*, unavailable)
+extension PostgresSQLStatement: Sendable {}

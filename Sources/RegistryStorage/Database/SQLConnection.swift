@@ -1,0 +1,91 @@
+/// The storage protocol: the one store logic (`ServiceStore` and its audit log, history, watch
+/// log, push and reconcile state) runs on any database that implements these three protocols,
+/// so SQLite and PostgreSQL keep the same revisions, ETags, If-Match decisions, pagination and
+/// audit-in-the-same-transaction semantics by construction.
+///
+/// The store's SQL is the common subset of SQLite and PostgreSQL (row values, `ON CONFLICT …
+/// DO UPDATE`, `RETURNING`, sub-selects with aliases), with parameters written `?` (next) or
+/// `?N` (the N-th, 1-based) as in SQLite; an implementation translates them to its own form.
+/// The few operations whose SQL differs are requirements of `SQLConnection` (`beginWrite`,
+/// `beginRead`, `probeWrite`, `sizeInBytes`).
+
+/// A value bound to a statement parameter.
+public enum SQLValue: Sendable, Equatable {
+    case null
+    case integer(Int)
+    case text(String)
+    case blob([UInt8])
+}
+
+/// A failure of the database itself, classified for the API (503, 507) and readiness.
+public protocol DatabaseError: Error {
+    var storageFault: StorageFault { get }
+}
+
+/// A prepared statement of one connection. Not thread-safe: used by the thread that holds its
+/// connection. Columns are 0-based; a NULL column reads as 0, "" or `[]`; a boolean column
+/// (PostgreSQL's `t`/`f`) reads as 1 or 0 through `int`.
+public protocol SQLStatement: AnyObject {
+    /// Ends the current run and clears the bindings, to run the statement again.
+    func reset()
+    /// Binds one parameter (1-based `index`).
+    func bind(at index: Int32, _ value: SQLValue) throws
+    /// Runs the statement on the first call and advances to the next row; false when done.
+    func step() throws -> Bool
+    func int(_ column: Int32) -> Int
+    func text(_ column: Int32) -> String
+    func blob(_ column: Int32) -> [UInt8]
+}
+
+extension SQLStatement {
+    /// Binds parameters 1…n in order.
+    @discardableResult
+    public func bind(_ values: SQLValue...) throws -> Self {
+        for (offset, value) in values.enumerated() { try bind(at: Int32(offset + 1), value) }
+        return self
+    }
+
+    /// Runs a statement that returns no rows (or whose rows are not needed).
+    public func run() throws {
+        while try step() {}
+    }
+}
+
+/// One connection to the database, used by one thread at a time (its owner, a pool or the
+/// writer's lock, makes sure of that).
+public protocol SQLConnection: AnyObject {
+    /// Runs one or more statements without parameters that return no rows (`COMMIT`,
+    /// `SAVEPOINT write`, `ROLLBACK TO write`, …).
+    func execute(_ sql: String) throws
+    /// A statement for `sql`, ready to bind; may be cached per connection and reset before reuse.
+    func prepare(_ sql: String) throws -> any SQLStatement
+    /// Ends every statement left mid-result (owners call it when they hand a connection back).
+    func resetStatements()
+    /// True while a transaction is open (the database may roll one back on its own after some
+    /// errors; the group commit checks this to know whether the batch is gone).
+    var isInTransaction: Bool { get }
+    /// Rows changed by the last INSERT, UPDATE or DELETE.
+    var changes: Int { get }
+    /// Starts the transaction of a write and takes the database's write lock at once, so that
+    /// writers run one after the other and never fail half-way on a lock (SQLite's `BEGIN
+    /// IMMEDIATE`; PostgreSQL: the row of the global resource version, `FOR UPDATE`, which every
+    /// replica's writes take first).
+    func beginWrite() throws
+    /// Starts a read transaction: several statements see one snapshot (ended with `COMMIT`).
+    func beginRead() throws
+    /// Inside a write transaction: a real write that changes nothing, to learn whether the
+    /// database takes writes now (readiness).
+    func probeWrite() throws
+    /// The database's size on disk in bytes (SQLite: the file and its WAL).
+    func sizeInBytes() throws -> Int
+}
+
+/// Where a store's connections come from.
+public protocol SQLDatabase: Sendable, CustomStringConvertible {
+    /// A new connection; `readOnly` for the readers' pool (a reader never writes).
+    func connect(readOnly: Bool) throws -> any SQLConnection
+    /// True when other processes may write the same database at the same time (PostgreSQL with
+    /// several replicas): the store then caches no current documents and follows the changes
+    /// the others commit through the watch log (see `ServiceStore.followSharedChanges`).
+    var isShared: Bool { get }
+}
