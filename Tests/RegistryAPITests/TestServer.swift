@@ -27,7 +27,7 @@ final class TestServer {
         configuration.http.maxBodyBytes = maxBodyBytes
         configuration.durability = .normal
         configure(&configuration)
-        if TestStore.current == .postgresql {
+        if TestStore.current == .postgresql && configuration.postgresURL == nil {
             // The fresh database stands for the SQLite file this server would have had; a test
             // that opens an earlier server's file again gets that server's database; a test that
             // chose a file of its own (a full disk, a damaged file) tests SQLite itself.

@@ -34,10 +34,15 @@ public final class TestPostgres: Sendable {
     public let dataDirectory: String
     public let port: Int
     private let binaries: String
+    private let synchronousCommit: Bool
     /// `setpriv` arguments that run a command as the server's owner (empty when not root).
     private let asOwner: [String]
 
-    public init() throws {
+    /// `synchronousCommit`: acknowledge a commit only once its WAL is written (PostgreSQL's
+    /// default; needed by tests that stop the server with `-m immediate` and count what
+    /// survived). Off by default here, for speed.
+    public init(synchronousCommit: Bool = false) throws {
+        self.synchronousCommit = synchronousCommit
         binaries = try Self.findBinaries()
         let directory = "/tmp/pgtest-\(UUID().uuidString.prefix(8))"
         self.directory = directory
@@ -75,7 +80,8 @@ public final class TestPostgres: Sendable {
     public func start() throws {
         let options = [
             "-c port=\(port)", "-c listen_addresses=127.0.0.1", "-c unix_socket_directories=\(directory)", "-c fsync=off",
-            "-c full_page_writes=off", "-c synchronous_commit=off", "-c shared_buffers=16MB", "-c max_connections=600", "-c ssl=on",
+            "-c full_page_writes=off", "-c synchronous_commit=\(synchronousCommit ? "on" : "off")", "-c shared_buffers=16MB",
+            "-c max_connections=600", "-c ssl=on",
         ]
         try run("pg_ctl", "-D", dataDirectory, "-l", directory + "/server.log", "-w", "-t", "60", "-o", options.joined(separator: " "), "start")
     }
