@@ -21,7 +21,7 @@ import Yams
         #expect(port != 8080, "8080 is kubectl's default server when no kubeconfig is found")
         let dockerfile = try Self.text("Dockerfile")
         #expect(dockerfile.contains("ENDPOINT_REGISTRY_PORT=\(port)") && dockerfile.contains("EXPOSE \(port)"))
-        let deployment = try #require(try Self.documents("deploy/kubernetes/deployment.yaml").first)
+        let deployment = try #require(try Self.documents("deploy/kubernetes/base/deployment.yaml").first)
         let container = try #require(
             ((deployment["spec"] as? [String: Any])?["template"] as? [String: Any]).flatMap {
                 (($0["spec"] as? [String: Any])?["containers"] as? [[String: Any]])?.first
@@ -29,9 +29,9 @@ import Yams
         let env = (container["env"] as? [[String: Any]]) ?? []
         #expect(env.first { $0["name"] as? String == "ENDPOINT_REGISTRY_PORT" }?["value"] as? String == String(port))
         #expect((container["ports"] as? [[String: Any]])?.first?["containerPort"] as? Int == port)
-        let service = try #require(try Self.documents("deploy/kubernetes/service.yaml").first)
+        let service = try #require(try Self.documents("deploy/kubernetes/base/service.yaml").first)
         #expect((((service["spec"] as? [String: Any])?["ports"] as? [[String: Any]])?.first?["port"] as? Int) == port)
-        let policy = try #require(try Self.documents("deploy/kubernetes/networkpolicy.yaml").first)
+        let policy = try #require(try Self.documents("deploy/kubernetes/base/networkpolicy.yaml").first)
         let ingress = ((policy["spec"] as? [String: Any])?["ingress"] as? [[String: Any]])?.first
         #expect((ingress?["ports"] as? [[String: Any]])?.map { $0["port"] as? Int } == [port])
         let readme = try Self.text("README.md")
@@ -42,7 +42,7 @@ import Yams
         let dockerfile = try Self.text("Dockerfile")
         #expect(dockerfile.contains(#"CMD ["endpoint-registry", "healthcheck"]"#))
         #expect(!dockerfile.contains("127.0.0.1:"))
-        let deployment = try #require(try Self.documents("deploy/kubernetes/deployment.yaml").first)
+        let deployment = try #require(try Self.documents("deploy/kubernetes/base/deployment.yaml").first)
         let container = try #require(
             ((deployment["spec"] as? [String: Any])?["template"] as? [String: Any]).flatMap {
                 (($0["spec"] as? [String: Any])?["containers"] as? [[String: Any]])?.first
@@ -54,19 +54,25 @@ import Yams
     }
 
     @Test func theImageIsPinnedAndKustomizeSetsIt() throws {
-        let kustomization = try #require(try Self.documents("deploy/kubernetes/kustomization.yaml").first)
+        let kustomization = try #require(try Self.documents("deploy/kubernetes/base/kustomization.yaml").first)
         let images = try #require(kustomization["images"] as? [[String: Any]])
         let name = try #require(images.first?["name"] as? String)
         #expect(images.first?["newTag"] as? String == "0.1.0")
-        let deployment = try Self.text("deploy/kubernetes/deployment.yaml")
+        let deployment = try Self.text("deploy/kubernetes/base/deployment.yaml")
         #expect(deployment.contains("image: \(name):0.1.0"))
         #expect(!deployment.contains(":latest"))
         let resources = (kustomization["resources"] as? [String]) ?? []
         #expect(resources.contains("networkpolicy.yaml") && resources.contains("poddisruptionbudget.yaml"))
         #expect(!resources.contains { $0.contains("servicemonitor") }, "the ServiceMonitor needs the Prometheus Operator: optional")
-        let files = try FileManager.default.contentsOfDirectory(atPath: Paths.root.appending(path: "deploy/kubernetes").path())
+        let files = try FileManager.default.contentsOfDirectory(atPath: Paths.root.appending(path: "deploy/kubernetes/base").path())
         for file in files where file.hasSuffix(".yaml") && file != "kustomization.yaml" {
-            #expect(resources.contains(file), "\(file) is not in kustomization.yaml")
+            #expect(resources.contains(file), "\(file) is not in base/kustomization.yaml")
         }
+        // deploy/kubernetes (one replica) and deploy/kubernetes/ha (three) are both base/ with the
+        // image set there once; neither sets another image.
+        let single = try #require(try Self.documents("deploy/kubernetes/kustomization.yaml").first)
+        #expect(single["resources"] as? [String] == ["base"] && single["images"] == nil)
+        let ha = try #require(try Self.documents("deploy/kubernetes/ha/kustomization.yaml").first)
+        #expect((ha["resources"] as? [String])?.first == "../base" && ha["images"] == nil)
     }
 }
