@@ -94,7 +94,7 @@ let package = Package(
             swiftSettings: settings),
         .testTarget(name: "RegistryStorageTests", dependencies: ["RegistryStorage", "RegistryCore"], swiftSettings: settings),
         .testTarget(
-            name: "PostgresStorageTests", dependencies: ["PostgresStorage", "RegistryStorage", "RegistryResources", "TestSupport"],
+            name: "PostgresStorageTests", dependencies: ["PostgresStorage", "RegistryStorage", "RegistryCore", "RegistryResources", "TestSupport"],
             swiftSettings: settings),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"], swiftSettings: settings),
         .testTarget(

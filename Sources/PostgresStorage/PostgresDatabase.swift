@@ -261,3 +261,25 @@ final class PostgresSQLStatement: SQLStatement {
 
 @available(*, unavailable)
 extension PostgresSQLStatement: Sendable {}
+
+extension PostgresDatabase {
+    /// The fence of the background work for `term` (see `WriteFence`): inside each fenced
+    /// write's transaction, refuses the write (`StoreError.fenced`) unless `term` is the lease's
+    /// current, unexpired term, and holds the lease row (`FOR SHARE`) until the write commits, so
+    /// that no new term can begin in between (`PostgresLeaderLease.fence`, on the store's own
+    /// connection).
+    public static func fence(term: LeaderTerm) -> WriteFence {
+        WriteFence { connection in
+            let row = try connection.prepare("SELECT holder, generation, expires_at > now() FROM leader_lease WHERE name = ? FOR SHARE")
+            try row.bind(.text(term.name))
+            guard try row.step() else { throw StoreError.fenced("lease \(term.name) was never acquired") }
+            let (holder, generation, current) = (row.text(0), row.int(1), row.int(2) == 1)
+            connection.resetStatements()
+            guard holder == term.holder, generation == term.generation, current else {
+                throw StoreError.fenced(
+                    "lease \(term.name): term \(term.generation) of \(term.holder) is no longer current (generation \(generation) held by \(holder)\(current ? "" : ", expired"))"
+                )
+            }
+        }
+    }
+}

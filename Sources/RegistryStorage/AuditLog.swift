@@ -208,7 +208,7 @@ extension ServiceStore {
     /// Deletes at most `batch` audit lines older than `cutoff` (RFC 3339), oldest first; returns
     /// how many. Called repeatedly in the background, so each call holds the writer briefly.
     public func pruneAudit(olderThan cutoff: String, batch: Int) throws -> Int {
-        try write { connection in
+        try fencedWrite { connection in
             try connection.prepare("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE time < ? ORDER BY time, id LIMIT ?)")
                 .bind(.text(cutoff), .integer(batch)).run()
             return connection.changes
@@ -218,7 +218,7 @@ extension ServiceStore {
     /// Deletes at most `batch` history revisions beyond the newest `keep` of each service name;
     /// returns how many.
     public func pruneHistory(keep: Int, batch: Int) throws -> Int {
-        try write { connection in
+        try fencedWrite { connection in
             // The oldest revision kept must not depend on those deleted: kept whole from now on.
             let boundary = try connection.prepare(
                 """

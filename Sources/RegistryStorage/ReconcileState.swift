@@ -64,7 +64,7 @@ extension ServiceStore {
     public func saveReconcileStates(_ states: [ReconcileState]) throws {
         guard !states.isEmpty else { return }
         let time = ServiceStore.timestamp(Date())
-        try write { connection in
+        try fencedWrite { connection in
             for state in states {
                 try connection.prepare(
                     """
@@ -87,7 +87,7 @@ extension ServiceStore {
 
     /// Forgets the state of one service in one cluster (its objects are gone, or kept on purpose).
     public func forgetReconcileState(namespace: String, name: String, cluster: String) throws {
-        try write { connection in
+        try fencedWrite { connection in
             try connection.prepare("DELETE FROM reconcile_state WHERE namespace = ? AND name = ? AND cluster = ?")
                 .bind(.text(namespace), .text(name), .text(cluster)).run()
         }
@@ -99,7 +99,7 @@ extension ServiceStore {
     public func markSynced(_ keys: [(namespace: String, name: String, cluster: String)], at time: String) throws {
         guard !keys.isEmpty else { return }
         let now = ServiceStore.timestamp(Date())
-        try write { connection in
+        try fencedWrite { connection in
             let statement = try connection.prepare(
                 """
                 UPDATE reconcile_state SET state = 'synced', last_sync_time = ?, last_error = NULL, attempts = 0, next_attempt_time = NULL,

@@ -13,6 +13,9 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     case migration(MigrationError)
     /// An import with `onConflict=fail` met services that exist with other content.
     case importConflicts([ServiceKey])
+    /// A write of the background work refused because this replica is no longer the leader
+    /// (see `WriteFence`).
+    case fenced(String)
 
     /// The database fault, when this is one.
     var fault: StorageFault? {
@@ -28,6 +31,7 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
         case .alreadyExists(let namespace, let name): "service \(namespace)/\(name) already exists"
         case .unreadable(let namespace, let name): "stored service \(namespace)/\(name) could not be decoded"
         case .fault(let fault): fault.description
+        case .fenced(let reason): "write refused: this replica is not the leader (\(reason))"
         case .migration(let error): error.description
         }
     }
@@ -150,6 +154,8 @@ public final class ServiceStore: Sendable {
     let rebuiltRevisions = RebuiltRevisions()
     /// Runs the group commits of `writeLater`.
     private let commitQueue = DispatchQueue(label: "endpoint-registry.commit")
+    /// The fence of the background work's writes (see `WriteFence`).
+    let fence = Mutex<WriteFence?>(nil)
     /// On a shared database: follows the changes other processes commit (see `SharedChangeFollower`).
     let follower = Mutex<SharedChangeFollower?>(nil)
 

@@ -174,7 +174,7 @@ extension ServiceStore {
     /// than `cutoff` (RFC 3339), and moves `compacted` up to the newest one deleted. Returns how
     /// many were deleted. Called repeatedly in the background, so each call holds the writer briefly.
     public func pruneWatchEvents(keep: Int, olderThan cutoff: String, batch: Int) throws -> Int {
-        try write { connection in
+        try fencedWrite { connection in
             let select = try connection.prepare(
                 """
                 SELECT max(resource_version), count(*) FROM (

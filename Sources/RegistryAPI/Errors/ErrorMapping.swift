@@ -53,7 +53,8 @@ enum ErrorMapping {
                 return internalError
             case .fault(let fault):
                 return problem(for: fault, logger: logger)
-            case .migration:
+            case .migration, .fenced:
+                // `.fenced` belongs to the background work, which no request runs.
                 logger.error("storage failure", metadata: ["error": "\(error)"])
                 return internalError
             }
