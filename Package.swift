@@ -65,9 +65,13 @@ let package = Package(
             dependencies: ["RegistryCore", "RegistryStorage", "CCurl", "CAres", .product(name: "Logging", package: "swift-log")],
             swiftSettings: settings),
         .target(
+            name: "Coordination",
+            dependencies: ["RegistryStorage", "PostgresStorage", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: settings),
+        .target(
             name: "RegistryAPI",
             dependencies: [
-                "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources", "KubernetesClient", "Reconciler", "Liveness",
+                "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources", "KubernetesClient", "Reconciler", "Liveness", "Coordination",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
@@ -93,7 +97,14 @@ let package = Package(
             swiftSettings: settings),
         .testTarget(name: "RegistryStorageTests", dependencies: ["RegistryStorage", "RegistryCore"], swiftSettings: settings),
         .testTarget(
-            name: "PostgresStorageTests", dependencies: ["PostgresStorage", "RegistryStorage", "RegistryResources"], swiftSettings: settings),
+            name: "PostgresStorageTests",
+            dependencies: [
+                "PostgresStorage", "RegistryStorage", "RegistryResources", "Coordination", .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: settings),
+        .testTarget(
+            name: "CoordinationTests",
+            dependencies: ["Coordination", "RegistryStorage", .product(name: "Logging", package: "swift-log")], swiftSettings: settings),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"], swiftSettings: settings),
         .testTarget(
             name: "ReconcilerTests",
