@@ -3,6 +3,13 @@ public import Logging
 public import RegistryStorage
 import Synchronization
 
+/// The lease's store could not be asked (`LeaderElector.leaseStatus()`): 503 at the API.
+public struct LeaderLeaseError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(message: String) { self.message = message }
+    public var description: String { message }
+}
+
 /// What an elector reports as it goes (the API's metrics implement it).
 public protocol LeaderElectionObserver: Sendable {
     /// This process started (`true`) or stopped (`false`) leading.
@@ -108,26 +115,43 @@ public final class LeaderElector: Sendable {
     /// The holder seen last: this process while it leads, else the one the lease named.
     public var observedLeader: String? { state.withLock { $0.observedHolder } }
 
-    /// Sets the callbacks, before `start()`.
-    public func setCallbacks(_ new: Callbacks) {
+    /// Sets the callbacks, before `start()`; nil after `stop()` lets go of what they hold.
+    public func setCallbacks(_ new: Callbacks?) {
         callbacks.withLock { $0 = new }
     }
 
-    /// Starts campaigning on a thread of its own (once; nothing after `stop()`).
-    public func start() {
+    /// Starts campaigning on a thread of its own (once; nothing after `stop()`). With
+    /// `waitingForFirstAttempt`, returns only after the first try to acquire has been answered
+    /// and, when it was granted, `onStartedLeading` has returned: a process that can lead at
+    /// once (always so with `LocalLease`) has started its background work before it serves.
+    public func start(waitingForFirstAttempt: Bool = false) {
         let first = state.withLock { state in
             guard state.phase == .idle else { return false }
             state.phase = .running
             return true
         }
         guard first else { return }
+        let attempted = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
-            run()
+            run(afterFirstAttempt: { attempted.signal() })
             finished.signal()
         }
         thread.name = "leader-elector"
         thread.stackSize = 256 << 10
         thread.start()
+        if waitingForFirstAttempt { attempted.wait() }
+    }
+
+    /// Who holds the lease now, as the store says (for `GET /v1/leader`); nil if it was never
+    /// acquired.
+    ///
+    /// - Throws: `LeaderLeaseError` when the store cannot be asked.
+    public func leaseStatus() throws(LeaderLeaseError) -> LeaderLeaseStatus? {
+        do {
+            return try lease.status()
+        } catch {
+            throw LeaderLeaseError(message: "the leader lease cannot be read: \(error)")
+        }
     }
 
     /// Stops campaigning: if leading, `onStoppedLeading` runs and then the lease is released.
@@ -147,27 +171,35 @@ public final class LeaderElector: Sendable {
 
     // MARK: - The elector's thread
 
-    private func run() {
+    private func run(afterFirstAttempt: @escaping () -> Void) {
+        var attempted: (() -> Void)? = afterFirstAttempt
+        defer { attempted?() }
         while !isStopping {
             let term: LeaderTerm?
             do {
                 term = try lease.acquire()
             } catch {
                 logger.warning("could not ask for the leader lease; trying again", metadata: ["holder": "\(identity)", "error": "\(error)"])
+                attempted?()
+                attempted = nil
                 wait(until: ContinuousClock.now + jittered(configuration.retryPeriod))
                 continue
             }
             if let term, term.isValid {
-                lead(term)
+                lead(term, started: attempted)
+                attempted = nil
             } else {
                 observeHolder()
+                attempted?()
+                attempted = nil
                 wait(until: ContinuousClock.now + jittered(configuration.retryPeriod))
             }
         }
     }
 
-    /// Leads in `term` until it is lost, runs out, or the elector stops.
-    private func lead(_ first: LeaderTerm) {
+    /// Leads in `term` until it is lost, runs out, or the elector stops; `started` is called
+    /// once `onStartedLeading` returned.
+    private func lead(_ first: LeaderTerm, started: (() -> Void)? = nil) {
         var term = first
         state.withLock { state in
             state.term = term
@@ -177,6 +209,7 @@ public final class LeaderElector: Sendable {
         newLeader(identity)
         observer?.leadershipChanged(leading: true)
         callbacks.withLock { $0 }?.onStartedLeading(term)
+        started?()
         var nextRenewal = ContinuousClock.now + configuration.renewInterval
         var lost = false
         while !isStopping {

@@ -1,3 +1,4 @@
+public import Coordination
 import Foundation
 public import HTTPServer
 import KubernetesClient
@@ -19,6 +20,8 @@ public final class RegistryService: Sendable {
     private let retention: Retention
     /// The clusters the handlers push to, replaced by `reloadKubeconfig()`.
     public let clusters: Clusters
+    /// Campaigns for the leader lease and starts and stops the background work with it.
+    public var elector: LeaderElector { application.elector }
 
     /// Opens the database (creating its directory), migrates it, and starts listening.
     ///
@@ -72,28 +75,32 @@ public final class RegistryService: Sendable {
         var livenessConfiguration = HealthChecker.Configuration()
         livenessConfiguration.maxInFlight = configuration.healthCheckConcurrency
         clusters = Clusters(targets: targets)
+        let lease = RegistryService.leaderLease(configuration)
+        let elector = LeaderElector(lease: lease, logger: logger)
         application = RegistryApplication(
             store: store, logger: logger, authenticator: authenticator, openness: configuration.openness, clusters: clusters,
             defaultClusters: configuration.defaultClusters, reconcilerConfiguration: reconcilerConfiguration,
             livenessConfiguration: livenessConfiguration, resolver: resolver, watchLimits: configuration.watch,
-            logFormat: configuration.logFormat)
+            logFormat: configuration.logFormat, elector: elector)
         var policy = Retention.Policy(auditRetentionDays: configuration.auditRetentionDays, historyLimit: configuration.historyLimit)
         policy.watchHistoryEvents = configuration.watchHistoryEvents
         policy.watchHistoryMinutes = configuration.watchHistoryMinutes
         retention = Retention(store: store, policy: policy, aggregator: application.refusals, logger: logger)
         retention.start()
-        do {
-            try application.startLiveness()
-        } catch {
-            // A database that cannot be read now answers 503 on every route; health checks start
-            // with the services as they are registered later.
-            logger.error("health checks could not load the registered services: \(error)")
-        }
-        // After the first resolution of the `host` names (see `startLiveness`).
-        application.reconciler.start()
+        // Pushes, diffs and probes asked through the API are served on every replica.
+        application.reconciler.startWorkers()
+        elector.setCallbacks(
+            RegistryService.leadership(
+                application: application, retention: retention, logger: logger, grace: .seconds(configuration.shutdownGraceSeconds),
+                resolutionBudget: min(RegistryApplication.startupResolutionBudget, configuration.leaderLeaseDuration / 3)))
+        // One try before serving: a process that can lead at once (always so on SQLite, which
+        // this process alone opens) has started its background work before the first request.
+        elector.start(waitingForFirstAttempt: true)
         do {
             server = try HTTPServer(configuration: configuration.http, handler: application)
         } catch {
+            elector.stop()
+            elector.setCallbacks(nil)
             _ = application.liveness.shutdown(deadline: .seconds(1))
             _ = application.dns.shutdown(deadline: .seconds(1))
             _ = application.reconciler.shutdown(deadline: .seconds(1))
@@ -106,8 +113,58 @@ public final class RegistryService: Sendable {
             "listening on \(configuration.http.tlsCertificatePEM == nil ? "http" : "https")://\(host):\(server.port)",
             metadata: [
                 "port": "\(server.port)", "database": "\(configuration.databasePath)", "durability": "\(configuration.durability.rawValue)",
-                "threads": "\(configuration.http.threads)",
+                "threads": "\(configuration.http.threads)", "leaderIdentity": "\(elector.identity)", "leading": "\(elector.isLeading)",
             ])
+    }
+
+    /// The leader lease of the configured store: `configuration.leaderLease` when given (a store
+    /// shared by several replicas, e.g. `PostgresLeaderLease(pool:holder:ttl:)`), else the
+    /// `LocalLease` of an SQLite file this process alone opens.
+    static func leaderLease(_ configuration: ServerConfiguration) -> any LeaderLease {
+        configuration.leaderLease?(configuration.leaderIdentity, configuration.leaderLeaseDuration)
+            ?? LocalLease(holder: configuration.leaderIdentity, ttl: configuration.leaderLeaseDuration)
+    }
+
+    /// What leading means (issue 16): on `onStartedLeading` the background work starts —
+    /// retention's pruning, the health checks and the DNS refresh (after resolving the known
+    /// names for at most `resolutionBudget`, so that the reconciler's first pass has them), then
+    /// the reconciler's background work; on `onStoppedLeading` it stops in the opposite order,
+    /// each part waiting at most `grace` for its work in flight. Every part can be started again
+    /// after it stopped: a replica that loses the lease goes on serving the API as a follower and
+    /// campaigns again (rather than exiting, as client-go-based controllers do).
+    static func leadership(
+        application: RegistryApplication, retention: Retention, logger: Logger, grace: Duration, resolutionBudget: Duration
+    ) -> LeaderElector.Callbacks {
+        let observer = application.leadershipObserver
+        return LeaderElector.Callbacks(
+            onStartedLeading: { term in
+                observer.leadershipChanged(leading: true)
+                logger.notice("leading: starting the background work", metadata: ["generation": "\(term.generation)"])
+                retention.startPruning()
+                do {
+                    try application.startLiveness(resolutionBudget: resolutionBudget)
+                } catch {
+                    // A database that cannot be read now answers 503 on every route; health
+                    // checks start with the services as they are registered later.
+                    logger.error("health checks could not load the registered services: \(error)")
+                }
+                // After the first resolution of the `host` names (see `startLiveness`).
+                application.reconciler.startBackgroundWork()
+            },
+            onStoppedLeading: {
+                observer.leadershipChanged(leading: false)
+                logger.notice("not leading: stopping the background work")
+                if !application.reconciler.stopBackgroundWork(deadline: grace) {
+                    logger.warning("some cluster applies were still running when the background work stopped")
+                }
+                if !application.stopLiveness(deadline: grace) {
+                    logger.warning("a health-check probe or DNS resolution was still running when the background work stopped")
+                }
+                retention.stopPruning()
+            },
+            onNewLeader: { holder in
+                if holder != application.elector.identity { logger.notice("following the leader", metadata: ["leader": "\(holder)"]) }
+            })
     }
 
     /// The clusters of the kubeconfig files (and, when enabled, the pod's own cluster). An
@@ -189,6 +246,11 @@ public final class RegistryService: Sendable {
         // Watches end first (cleanly, after what they have buffered): they are requests in
         // flight that would otherwise hold the grace period.
         application.stopWatches()
+        // Ends the background work (if leading) and then releases the lease, so that another
+        // replica takes over at once.
+        elector.stop()
+        // The callbacks hold the application, which holds the elector.
+        elector.setCallbacks(nil)
         if !application.liveness.shutdown(deadline: .seconds(configuration.shutdownGraceSeconds)) {
             logger.warning("some health-check probes were still running at the shutdown deadline")
         }
