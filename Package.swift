@@ -65,10 +65,14 @@ let package = Package(
             dependencies: ["RegistryCore", "RegistryStorage", "CCurl", "CAres", .product(name: "Logging", package: "swift-log")],
             swiftSettings: settings),
         .target(
+            name: "Coordination",
+            dependencies: ["RegistryStorage", "PostgresStorage", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: settings),
+        .target(
             name: "RegistryAPI",
             dependencies: [
                 "RegistryCore", "RegistryStorage", "PostgresStorage", "HTTPServer", "RegistryResources", "KubernetesClient", "Reconciler",
-                "Liveness",
+                "Liveness", "Coordination",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
@@ -94,8 +98,15 @@ let package = Package(
             swiftSettings: settings),
         .testTarget(name: "RegistryStorageTests", dependencies: ["RegistryStorage", "RegistryCore"], swiftSettings: settings),
         .testTarget(
-            name: "PostgresStorageTests", dependencies: ["PostgresStorage", "RegistryStorage", "RegistryCore", "RegistryResources", "TestSupport"],
+            name: "PostgresStorageTests",
+            dependencies: [
+                "PostgresStorage", "RegistryStorage", "RegistryCore", "RegistryResources", "TestSupport", "Coordination",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: settings),
+        .testTarget(
+            name: "CoordinationTests",
+            dependencies: ["Coordination", "RegistryStorage", .product(name: "Logging", package: "swift-log")], swiftSettings: settings),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"], swiftSettings: settings),
         .testTarget(
             name: "ReconcilerTests",
@@ -113,7 +124,7 @@ let package = Package(
             name: "RegistryAPITests",
             dependencies: [
                 "RegistryAPI", "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources", "TestSupport",
-                "EndpointRegistryCLI", "KubernetesClient", "Liveness", .product(name: "Yams", package: "Yams"),
+                "EndpointRegistryCLI", "KubernetesClient", "Liveness", "Reconciler", "Coordination", .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings

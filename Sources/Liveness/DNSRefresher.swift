@@ -386,29 +386,35 @@ public final class DNSRefresher: Sendable {
         }
     }
 
-    /// Starts the refresher thread (once).
+    /// Starts the refresher thread; a second call while it runs does nothing. After
+    /// `shutdown(deadline:)` it starts again (a replica that leads again, issue 16), with the
+    /// names and resolutions it had; a thread still finishing a resolution carries on.
     public func start() {
-        let first = lock.locked {
+        let spawn = lock.locked {
             state.withLock { state in
+                state.stopping = false
                 defer { state.running = true }
-                return !state.running && !state.stopping
+                return !state.running
             }
         }
-        guard first else { return }
+        guard spawn else { return }
         let thread = Thread { [self] in
             while true {
                 refreshDue()
+                // Whether to end is decided, and `running` cleared, under the lock: a `start()`
+                // racing with the end either keeps this thread or starts a new one.
                 let stop: Bool = lock.locked {
-                    if state.withLock({ $0.stopping }) { return true }
+                    func end() -> Bool {
+                        state.withLock { $0.running = false }
+                        lock.broadcast()
+                        return true
+                    }
+                    if state.withLock({ $0.stopping }) { return end() }
                     let next = state.withLock { $0.entries.values.filter { !$0.inFlight }.map(\.due).min() }
                     lock.wait(until: next)
-                    return state.withLock { $0.stopping }
+                    return state.withLock { $0.stopping } ? end() : false
                 }
                 if stop { break }
-            }
-            lock.locked {
-                state.withLock { $0.running = false }
-                lock.broadcast()
             }
         }
         thread.name = "dns-refresher"
@@ -416,7 +422,8 @@ public final class DNSRefresher: Sendable {
         thread.start()
     }
 
-    /// Stops the refresher after the resolution in progress, waiting up to `deadline`.
+    /// Stops the refresher after the resolution in progress, waiting up to `deadline`; `start()`
+    /// resumes it.
     @discardableResult
     public func shutdown(deadline: Duration) -> Bool {
         let limit = ContinuousClock.now.advanced(by: deadline)

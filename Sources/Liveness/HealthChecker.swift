@@ -139,11 +139,33 @@ public final class HealthChecker: Sendable {
 
     // MARK: - Life cycle
 
-    /// Starts probing; a second call does nothing (one checker per process). The worker
-    /// threads are created when the first service with a health check is known.
+    /// Starts probing; a second call while running does nothing. The worker threads are created
+    /// when the first service with a health check is known. After `shutdown(deadline:)` it
+    /// starts probing again (a replica that leads again, issue 16): the addresses keep their
+    /// states and schedule, the ones due are probed at once, and the workers still finishing
+    /// a probe from before carry on instead of being doubled.
     public func start() {
-        guard !started.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        let workers = max(1, configuration.maxInFlight)
+        let missing = lock.locked {
+            state.withLock { state -> Int in
+                guard state.stopping else { return 0 }
+                state.stopping = false
+                guard state.spawned else { return 0 }
+                let missing = workers - state.running
+                state.running = workers
+                return missing
+            }
+        }
+        started.store(true, ordering: .sequentiallyConsistent)
+        for index in 0..<missing { spawnWorker(index) }
         spawnWorkersIfNeeded()
+    }
+
+    private func spawnWorker(_ index: Int) {
+        let thread = Thread { [self] in self.work() }
+        thread.name = "health-\(index)"
+        thread.stackSize = 256 << 10
+        thread.start()
     }
 
     private func spawnWorkersIfNeeded() {
@@ -158,16 +180,11 @@ public final class HealthChecker: Sendable {
             }
         }
         guard spawn else { return }
-        for index in 0..<workers {
-            let thread = Thread { [self] in self.work() }
-            thread.name = "health-\(index)"
-            thread.stackSize = 256 << 10
-            thread.start()
-        }
+        for index in 0..<workers { spawnWorker(index) }
     }
 
     /// Stops scheduling probes and waits (up to `deadline`) for the probes in flight, which are
-    /// bounded by their timeouts. Returns false if some were still running.
+    /// bounded by their timeouts. Returns false if some were still running. `start()` resumes.
     @discardableResult
     public func shutdown(deadline: Duration) -> Bool {
         let limit = ContinuousClock.now.advanced(by: deadline)

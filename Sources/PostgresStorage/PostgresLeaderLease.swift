@@ -1,29 +1,5 @@
-/// One term of leadership, as its holder sees it.
-public struct LeaderTerm: Sendable, Equatable {
-    public var name: String
-    public var holder: String
-    /// Grows by one with every new term of this lease; writes made for the term carry it (see
-    /// `PostgresLeaderLease.fence`).
-    public var generation: Int
-    /// Until when the holder may act as leader, on its own monotonic clock: the instant it sent
-    /// the acquire or renew, plus the TTL, minus the safety margin. The database's expiry is
-    /// never earlier (it adds the TTL to its `now()`, taken after the request was sent), so a
-    /// holder that stops at this instant has stopped before anyone else can take the lease.
-    public var validUntil: ContinuousClock.Instant
-
-    /// Whether the holder may still act as leader now.
-    public var isValid: Bool { ContinuousClock.now < validUntil }
-}
-
-/// Who holds a lease, as the database says now (for `/readyz` or `GET /v1/leader`).
-public struct LeaderLeaseStatus: Sendable, Equatable {
-    public var holder: String
-    public var generation: Int
-    /// False once the TTL ran out without a renewal: nobody leads until someone acquires it.
-    public var isHeld: Bool
-    /// Milliseconds until the lease expires by the database's clock (negative: expired).
-    public var expiresInMilliseconds: Int
-}
+import Foundation
+public import RegistryStorage
 
 /// A leader lease with a TTL in the `leader_lease` table (migration 0008), so that of several
 /// replicas sharing one database exactly one does the background work (issue 16: "a lease row
@@ -113,18 +89,21 @@ public final class PostgresLeaderLease: Sendable {
         }
     }
 
-    /// Who holds the lease by the database's clock; nil if it was never acquired.
+    /// Who holds the lease, and since when, by the database's clock; nil if it was never acquired.
     public func status() throws(PostgresError) -> LeaderLeaseStatus? {
         let rows = try run { connection throws(PostgresError) in
             try connection.query(
                 """
-                SELECT holder, generation, expires_at > now(), floor(extract(epoch FROM expires_at - now()) * 1000)::bigint
+                SELECT holder, generation, expires_at > now(), floor(extract(epoch FROM expires_at - now()) * 1000)::bigint,
+                    floor(extract(epoch FROM acquired_at) * 1000)::bigint
                 FROM leader_lease WHERE name = $1
                 """, [.text(name)]
             ).rows
         }
         guard let row = rows.first else { return nil }
-        return LeaderLeaseStatus(holder: try row.text(0), generation: try row.int(1), isHeld: try row.bool(2), expiresInMilliseconds: try row.int(3))
+        return LeaderLeaseStatus(
+            holder: try row.text(0), generation: try row.int(1), isHeld: try row.bool(2), expiresInMilliseconds: try row.int(3),
+            acquiredAt: Date(timeIntervalSince1970: Double(try row.int(4)) / 1000))
     }
 
     /// Inside the caller's transaction on `connection`: throws `PostgresError.Kind.fenced`

@@ -76,6 +76,12 @@ public final class Reconciler: Sendable {
     private let lastSuccess = Mutex<[String: Date]>([:])
     private let running = Mutex(false)
     private let stopping = Atomic<Bool>(false)
+    /// Whether this replica does the background work (issue 16): reconciles of commits, of the
+    /// start-up state and of resyncs, and retries. Requests from the API (pushes, diffs, probes,
+    /// settles) are served either way.
+    private let leading = Atomic<Bool>(false)
+    /// Bumped by every `startBackgroundWork()`: a resync timer of an earlier term ends.
+    private let term = Atomic<Int>(0)
     private let resyncSignal = Condition()
     private let threads = Mutex<Int>(0)
     private let view = Mutex<(@Sendable (ExternalService) -> ExternalService)?>(nil)
@@ -103,7 +109,7 @@ public final class Reconciler: Sendable {
         var byName: [String: any ClusterClient] = [:]
         for client in clients { byName[client.name] = client }
         clientTable.withLock { $0 = byName }
-        if running.withLock({ $0 }) && !stopping.load(ordering: .sequentiallyConsistent) { enqueueEverything() }
+        if running.withLock({ $0 }) && isLeading { enqueueEverything() }
     }
 
     /// The clusters it can reach, by name.
@@ -111,26 +117,59 @@ public final class Reconciler: Sendable {
 
     // MARK: - Life cycle
 
-    /// Subscribes to the store's commits, queues every bound service and tracked state once,
-    /// and starts the workers and the resync timer.
+    /// Starts the workers and the background work (`startWorkers()` then
+    /// `startBackgroundWork()`): what a process that alone serves its store does.
     public func start() {
+        startWorkers()
+        startBackgroundWork()
+    }
+
+    /// Starts the worker threads (once) and subscribes to the store's commits: from now on
+    /// requests from the API (pushes, diffs, probes, settles) are served. Commits are
+    /// reconciled only while the background work runs.
+    public func startWorkers() {
         let first = running.withLock { started in
             defer { started = true }
             return !started
         }
         guard first else { return }
         store.onCommit { [weak self] changes in self?.changed(changes) }
-        enqueueEverything()
         let workers = max(1, min(configuration.workers, max(1, clients.count) * configuration.clusterConcurrency))
         for index in 0..<workers {
             let thread = Thread { [self] in self.work() }
             thread.name = "reconciler-\(index)"
             thread.start()
         }
-        let timer = Thread { [self] in self.resyncLoop() }
+    }
+
+    /// Starts the background work, on the replica that leads (issue 16): queues every bound
+    /// service and tracked state once (resuming where the previous leader stopped, from the
+    /// reconcile states in the store), reconciles every later commit, retries failures, and
+    /// runs the resync timer. A second call while it runs does nothing; after
+    /// `stopBackgroundWork(deadline:)` it starts again.
+    public func startBackgroundWork() {
+        startWorkers()
+        guard !stopping.load(ordering: .sequentiallyConsistent), !leading.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        let current = term.add(1, ordering: .sequentiallyConsistent).newValue
+        enqueueEverything()
+        let timer = Thread { [self] in self.resyncLoop(term: current) }
         timer.name = "reconciler-resync"
         timer.start()
     }
+
+    /// Stops the background work (this replica no longer leads): keys queued for it are dropped
+    /// when a worker takes them, the resync timer ends, and reconciles in flight are waited for
+    /// up to `deadline`. Requests from the API are still served. Returns false when some
+    /// reconciles were still running at the deadline.
+    @discardableResult
+    public func stopBackgroundWork(deadline: Duration) -> Bool {
+        guard leading.exchange(false, ordering: .sequentiallyConsistent) else { return true }
+        resyncSignal.locked { resyncSignal.broadcast() }
+        return queue.waitUntilIdle(deadline: deadline)
+    }
+
+    /// Whether the background work runs (see `startBackgroundWork()`).
+    public var isLeading: Bool { leading.load(ordering: .sequentiallyConsistent) && !stopping.load(ordering: .sequentiallyConsistent) }
 
     /// Stops taking work, lets in-flight reconciles finish within `deadline`, and answers every
     /// waiting request with `shuttingDown`. Returns false when some were still running.
@@ -150,19 +189,22 @@ public final class Reconciler: Sendable {
 
     private func work() {
         while let key = queue.get() {
-            process(key)
+            // Without the background work only keys an API request waits for are processed;
+            // the others (commits, retries, resyncs) are the leader's.
+            if isLeading || jobs.withLock({ $0[key] != nil }) { process(key) }
             queue.done(key)
         }
     }
 
-    private func resyncLoop() {
-        while !stopping.load(ordering: .sequentiallyConsistent) {
+    private func resyncLoop(term current: Int) {
+        func ended() -> Bool { !isLeading || term.load(ordering: .sequentiallyConsistent) != current }
+        while !ended() {
             let wake = ContinuousClock.now.advanced(by: configuration.resyncInterval)
             resyncSignal.locked {
-                while ContinuousClock.now < wake, !stopping.load(ordering: .sequentiallyConsistent) { resyncSignal.wait(until: wake) }
+                while ContinuousClock.now < wake, !ended() { resyncSignal.wait(until: wake) }
             }
-            guard !stopping.load(ordering: .sequentiallyConsistent) else { return }
-            resync()
+            guard !ended() else { return }
+            resync(until: ended)
         }
     }
 
@@ -233,7 +275,7 @@ public final class Reconciler: Sendable {
     /// health): queues them for every bound cluster. The reconcile states keep their phase; the
     /// queue coalesces repeated triggers.
     public func effectiveChanged(_ keys: [ServiceKey]) {
-        guard !stopping.load(ordering: .sequentiallyConsistent) else { return }
+        guard isLeading else { return }
         for serviceKey in keys {
             do {
                 guard let record = try store.record(namespace: serviceKey.namespace, name: serviceKey.name) else { continue }
@@ -253,7 +295,7 @@ public final class Reconciler: Sendable {
     /// there is nothing to track and nothing is read or written.
     private func changed(_ changes: [ServiceChange]) {
         let clients = self.clients
-        guard !clients.isEmpty else { return }
+        guard !clients.isEmpty, isLeading else { return }
         var updates: [ReconcileState] = []
         var queued: [ReconcileKey] = []
         for change in changes {
@@ -328,7 +370,11 @@ public final class Reconciler: Sendable {
     /// per namespace and cluster (Services and Endpoints by `app.kubernetes.io/managed-by`,
     /// slices by `endpointslice.kubernetes.io/managed-by`), queues the ones that differ
     /// (`drifted`) and stamps `lastSyncTime` on the others.
-    public func resync() {
+    public func resync() { resync(until: { false }) }
+
+    /// A resync pass that ends early, between namespaces, once `ended` holds (the background
+    /// work stopped).
+    private func resync(until ended: () -> Bool) {
         let records: [ServiceRecord]
         let states: [ReconcileState]
         do {
@@ -350,7 +396,7 @@ public final class Reconciler: Sendable {
             var insync: [ReconcileKey] = []
             var clusterFailed = false
             for namespace in namespaces.sorted() {
-                if stopping.load(ordering: .sequentiallyConsistent) { return }
+                if stopping.load(ordering: .sequentiallyConsistent) || ended() { return }
                 var live: [String: [JSONValue]] = [:]
                 do {
                     for kind in [ResourceKind.service, .endpoints, .endpointSlice] {

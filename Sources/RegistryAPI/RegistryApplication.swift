@@ -1,3 +1,4 @@
+public import Coordination
 import Foundation
 import Synchronization
 public import HTTPServer
@@ -30,6 +31,11 @@ public final class RegistryApplication: HTTPHandler {
     public let dns: DNSRefresher
     /// The open watches of `GET /v1/services?watch=true`.
     let watches: WatchHub
+    /// Campaigns for the leader lease; the leader alone runs the background work (the
+    /// reconciler's, the health checks, the DNS refresh, retention). Started by `RegistryService`.
+    public let elector: LeaderElector
+    /// Whether `startLiveness` has subscribed to the store's commits (once per process).
+    private let followsCommits = Atomic<Bool>(false)
 
     /// Bounds of the watch (`GET /v1/services?watch=true`).
     public struct WatchLimits: Sendable {
@@ -56,7 +62,7 @@ public final class RegistryApplication: HTTPHandler {
         clusters: Clusters = .none, defaultClusters: [String] = [], reconcilerConfiguration: Reconciler.Configuration = Reconciler.Configuration(),
         livenessConfiguration: HealthChecker.Configuration = HealthChecker.Configuration(), prober: any Prober = SocketProber(),
         resolver: any Resolver = CAresResolver(),
-        watchLimits: WatchLimits = WatchLimits(), logFormat: LogFormat = .text
+        watchLimits: WatchLimits = WatchLimits(), logFormat: LogFormat = .text, elector: LeaderElector? = nil
     ) {
         self.store = store
         self.logger = logger
@@ -102,14 +108,25 @@ public final class RegistryApplication: HTTPHandler {
             logger: logger, onDrop: { metrics.recordWatchDropped() })
         self.watches = watches
         metrics.watches = watches
+        let elector =
+            elector
+            ?? LeaderElector(
+                lease: LocalLease(holder: ServerConfiguration.defaultLeaderIdentity(environment: ProcessInfo.processInfo.environment)),
+                logger: logger)
+        self.elector = elector
+        metrics.elector = elector
         self.router = Router(
             routes: RegistryApplication.routes(
                 services: ServiceHandlers(
                     store: store, push: push, defaultClusters: defaultClusters, liveness: liveness, dns: dns, watches: watches),
                 manifests: ManifestHandlers(store: store, cache: RenderCache(), defaultClusters: defaultClusters, liveness: liveness, dns: dns),
                 audit: AuditHandlers(store: store, refusals: refusals), push: push, metrics: metrics, store: store, openness: openness,
-                health: HealthHandlers(store: store, liveness: liveness, dns: dns)))
+                health: HealthHandlers(store: store, liveness: liveness, dns: dns), leader: LeaderHandlers(elector: elector)))
     }
+
+    /// The metrics' view of leadership (`endpoint_registry_leader_transitions_total`), told by
+    /// `RegistryService`'s leadership callbacks.
+    public var leadershipObserver: any LeaderElectionObserver { metrics }
 
     /// How long start-up waits for the first resolution of the registered `host` names.
     public static let startupResolutionBudget: Duration = .seconds(5)
@@ -126,24 +143,30 @@ public final class RegistryApplication: HTTPHandler {
     }
 
     /// Loads every registration into the health checker and the DNS refresher, follows later
-    /// commits, and starts their threads (once per process).
-    public func startLiveness() throws(StoreError) {
+    /// commits (subscribed once per process), and starts their threads. Called again after
+    /// `stopLiveness(deadline:)` (a replica that leads again, issue 16), it reloads the
+    /// registrations (other replicas may have changed them) and resumes.
+    ///
+    /// `resolutionBudget`: how long the names known now are resolved before this returns.
+    public func startLiveness(resolutionBudget: Duration = RegistryApplication.startupResolutionBudget) throws(StoreError) {
         let liveness = self.liveness
         let dns = self.dns
         let store = self.store
-        store.onCommit { changes in
-            for change in changes {
-                RegistryApplication.follow(
-                    change.record?.service, namespace: change.key.namespace, name: change.key.name, liveness: liveness, dns: dns)
+        if !followsCommits.exchange(true, ordering: .sequentiallyConsistent) {
+            store.onCommit { changes in
+                for change in changes {
+                    RegistryApplication.follow(
+                        change.record?.service, namespace: change.key.namespace, name: change.key.name, liveness: liveness, dns: dns)
+                }
             }
         }
         // Probes and resolutions start even when the services cannot be read now (later commits
         // add them). The names known at start-up are resolved first (for at most
-        // `startupResolutionBudget`), so that the reconciler's first pass, started after this,
+        // `resolutionBudget`), so that the reconciler's first pass, started after this,
         // does not render host addresses empty and withdraw them from the clusters.
         defer {
             liveness.start()
-            dns.refreshDue(until: ContinuousClock.now.advanced(by: RegistryApplication.startupResolutionBudget))
+            dns.refreshDue(until: ContinuousClock.now.advanced(by: resolutionBudget))
             dns.start()
         }
         var after: ServiceKey? = nil
@@ -160,6 +183,16 @@ public final class RegistryApplication: HTTPHandler {
         } while after != nil
     }
 
+    /// Stops the health checks and the DNS refresh (this replica no longer leads), waiting up to
+    /// `deadline` for each; their states are kept (and served) until `startLiveness` resumes.
+    /// Returns false when a probe or resolution was still running at the deadline.
+    @discardableResult
+    public func stopLiveness(deadline: Duration) -> Bool {
+        let probes = liveness.shutdown(deadline: deadline)
+        let resolutions = dns.shutdown(deadline: deadline)
+        return probes && resolutions
+    }
+
     /// The reconciler's clients of the usable clusters of `clusters` (at start-up and after a
     /// kubeconfig reload).
     static func clusterClients(_ clusters: Clusters) -> [any ClusterClient] {
@@ -172,7 +205,7 @@ public final class RegistryApplication: HTTPHandler {
 
     static func routes(
         services: ServiceHandlers, manifests: ManifestHandlers, audit: AuditHandlers, push: PushHandlers, metrics: RegistryMetrics,
-        store: ServiceStore, openness: Openness, health: HealthHandlers
+        store: ServiceStore, openness: Openness, health: HealthHandlers, leader: LeaderHandlers
     ) -> [Route] {
         [
             Route("GET", "/healthz", "getHealth", permission: nil) { _ in Responses.json(200, .object(JSONObject([("status", .string("ok"))]))) },
@@ -218,6 +251,7 @@ public final class RegistryApplication: HTTPHandler {
             Route(
                 "GET", "/v1/services/{namespace}/{name}/history", "getServiceHistory", query: ["limit", "continue"], handler: audit.getServiceHistory),
             Route("GET", "/v1/services/{namespace}/{name}/health", "getServiceHealth", handler: health.getServiceHealth),
+            Route("GET", "/v1/leader", "getLeader", handler: leader.getLeader),
             Route("GET", "/v1/clusters", "listClusters", query: ["probe"], handler: push.listClusters),
             Route("GET", "/v1/clusters/{name}/status", "getClusterStatus", handler: push.getClusterStatus),
             Route("POST", "/v1/services/{namespace}/{name}/push", "pushService", query: ["timeout"], permission: .push, handler: push.pushService),

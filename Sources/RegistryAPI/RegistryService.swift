@@ -1,3 +1,4 @@
+public import Coordination
 import Foundation
 public import HTTPServer
 import KubernetesClient
@@ -20,6 +21,8 @@ public final class RegistryService: Sendable {
     private let retention: Retention
     /// The clusters the handlers push to, replaced by `reloadKubeconfig()`.
     public let clusters: Clusters
+    /// Campaigns for the leader lease and starts and stops the background work with it.
+    public var elector: LeaderElector { application.elector }
 
     /// Opens the database (creating its directory), migrates it, and starts listening.
     ///
@@ -28,7 +31,8 @@ public final class RegistryService: Sendable {
     public init(configuration: ServerConfiguration, logger: Logger, resolver: any Resolver = CAresResolver()) throws(StartupError) {
         self.configuration = configuration
         self.logger = logger
-        store = try RegistryService.openStore(configuration)
+        let (store, postgres) = try RegistryService.openStore(configuration)
+        self.store = store
         if let fault = store.readiness() {
             logger.error("the database cannot be used for writes: \(fault.summary); writes answer 503 and /readyz is false until it is fixed")
         }
@@ -65,28 +69,34 @@ public final class RegistryService: Sendable {
         var livenessConfiguration = HealthChecker.Configuration()
         livenessConfiguration.maxInFlight = configuration.healthCheckConcurrency
         clusters = Clusters(targets: targets)
+        let lease = RegistryService.leaderLease(configuration, postgres: postgres)
+        let elector = LeaderElector(lease: lease, logger: logger)
+        // Until this replica leads, no write of the background work may go through (see `leadership`).
+        if store.database.isShared { store.setFence(.notLeader("this replica has not won the leader election")) }
         application = RegistryApplication(
             store: store, logger: logger, authenticator: authenticator, openness: configuration.openness, clusters: clusters,
             defaultClusters: configuration.defaultClusters, reconcilerConfiguration: reconcilerConfiguration,
             livenessConfiguration: livenessConfiguration, resolver: resolver, watchLimits: configuration.watch,
-            logFormat: configuration.logFormat)
+            logFormat: configuration.logFormat, elector: elector)
         var policy = Retention.Policy(auditRetentionDays: configuration.auditRetentionDays, historyLimit: configuration.historyLimit)
         policy.watchHistoryEvents = configuration.watchHistoryEvents
         policy.watchHistoryMinutes = configuration.watchHistoryMinutes
         retention = Retention(store: store, policy: policy, aggregator: application.refusals, logger: logger)
         retention.start()
-        do {
-            try application.startLiveness()
-        } catch {
-            // A database that cannot be read now answers 503 on every route; health checks start
-            // with the services as they are registered later.
-            logger.error("health checks could not load the registered services: \(error)")
-        }
-        // After the first resolution of the `host` names (see `startLiveness`).
-        application.reconciler.start()
+        // Pushes, diffs and probes asked through the API are served on every replica.
+        application.reconciler.startWorkers()
+        elector.setCallbacks(
+            RegistryService.leadership(
+                application: application, store: store, retention: retention, logger: logger, grace: .seconds(configuration.shutdownGraceSeconds),
+                resolutionBudget: min(RegistryApplication.startupResolutionBudget, configuration.leaderLeaseDuration / 3)))
+        // One try before serving: a process that can lead at once (always so on SQLite, which
+        // this process alone opens) has started its background work before the first request.
+        elector.start(waitingForFirstAttempt: true)
         do {
             server = try HTTPServer(configuration: configuration.http, handler: application)
         } catch {
+            elector.stop()
+            elector.setCallbacks(nil)
             _ = application.liveness.shutdown(deadline: .seconds(1))
             _ = application.dns.shutdown(deadline: .seconds(1))
             _ = application.reconciler.shutdown(deadline: .seconds(1))
@@ -99,20 +109,23 @@ public final class RegistryService: Sendable {
             "listening on \(configuration.http.tlsCertificatePEM == nil ? "http" : "https")://\(host):\(server.port)",
             metadata: [
                 "port": "\(server.port)", "database": "\(store.path)", "durability": "\(configuration.durability.rawValue)",
-                "threads": "\(configuration.http.threads)",
+                "threads": "\(configuration.http.threads)", "leaderIdentity": "\(elector.identity)", "leading": "\(elector.isLeading)",
             ])
     }
 
     /// The store `configuration` names: the SQLite file (held exclusively by this process), or
-    /// the PostgreSQL database shared with other replicas (whose changes are then followed).
-    static func openStore(_ configuration: ServerConfiguration) throws(StartupError) -> ServiceStore {
+    /// the PostgreSQL database shared with other replicas (whose changes are then followed), with
+    /// its connection settings (for the leader lease).
+    static func openStore(_ configuration: ServerConfiguration) throws(StartupError) -> (ServiceStore, PostgresConnectionSettings?) {
         guard let url = configuration.postgresURL else {
             try StartupError.createDirectory(for: configuration.databasePath)
             do {
-                return try ServiceStore(
+                return (
+                    try ServiceStore(
                     path: configuration.databasePath, durability: configuration.durability,
                     migrations: try Migration.parse(RegistryResources.migrations),
-                    quickCheckTimeout: configuration.checkDatabaseAtStart ? .seconds(30) : nil, exclusive: true)
+                        quickCheckTimeout: configuration.checkDatabaseAtStart ? .seconds(30) : nil, exclusive: true), nil
+                )
             } catch {
                 throw .database(path: configuration.databasePath, error)
             }
@@ -127,10 +140,71 @@ public final class RegistryService: Sendable {
             let database = try PostgresDatabase.open(settings: settings, migrations: try Migration.parse(RegistryResources.postgreSQLMigrations))
             let store = try ServiceStore(database: database)
             store.followSharedChanges()
-            return store
+            return (store, settings)
         } catch {
             throw .database(path: settings.description, error)
         }
+    }
+
+    /// The leader lease of the configured store: `configuration.leaderLease` when given (tests),
+    /// else on PostgreSQL the lease row of the shared database (`PostgresLeaderLease`, on a pool
+    /// of its own so that renewals never wait behind requests), else the `LocalLease` of an
+    /// SQLite file this process alone opens.
+    static func leaderLease(_ configuration: ServerConfiguration, postgres: PostgresConnectionSettings?) -> any LeaderLease {
+        if let lease = configuration.leaderLease?(configuration.leaderIdentity, configuration.leaderLeaseDuration) { return lease }
+        if let postgres {
+            return PostgresLeaderLease(
+                pool: PostgresConnectionPool(settings: postgres, maximumConnections: 2), holder: configuration.leaderIdentity,
+                ttl: configuration.leaderLeaseDuration)
+        }
+        return LocalLease(holder: configuration.leaderIdentity, ttl: configuration.leaderLeaseDuration)
+    }
+
+    /// What leading means (issue 16): on `onStartedLeading` the background work starts —
+    /// retention's pruning, the health checks and the DNS refresh (after resolving the known
+    /// names for at most `resolutionBudget`, so that the reconciler's first pass has them), then
+    /// the reconciler's background work; on `onStoppedLeading` it stops in the opposite order,
+    /// each part waiting at most `grace` for its work in flight. Every part can be started again
+    /// after it stopped: a replica that loses the lease goes on serving the API as a follower and
+    /// campaigns again (rather than exiting, as client-go-based controllers do).
+    /// On a shared database the store's fence follows the term (`WriteFence`): the background
+    /// work's writes go through only while this replica's term is current.
+    static func leadership(
+        application: RegistryApplication, store: ServiceStore, retention: Retention, logger: Logger, grace: Duration,
+        resolutionBudget: Duration
+    ) -> LeaderElector.Callbacks {
+        let observer = application.leadershipObserver
+        return LeaderElector.Callbacks(
+            onStartedLeading: { term in
+                observer.leadershipChanged(leading: true)
+                logger.notice("leading: starting the background work", metadata: ["generation": "\(term.generation)"])
+                if store.database.isShared { store.setFence(PostgresDatabase.fence(term: term)) }
+                retention.startPruning()
+                do {
+                    try application.startLiveness(resolutionBudget: resolutionBudget)
+                } catch {
+                    // A database that cannot be read now answers 503 on every route; health
+                    // checks start with the services as they are registered later.
+                    logger.error("health checks could not load the registered services: \(error)")
+                }
+                // After the first resolution of the `host` names (see `startLiveness`).
+                application.reconciler.startBackgroundWork()
+            },
+            onStoppedLeading: {
+                observer.leadershipChanged(leading: false)
+                logger.notice("not leading: stopping the background work")
+                if !application.reconciler.stopBackgroundWork(deadline: grace) {
+                    logger.warning("some cluster applies were still running when the background work stopped")
+                }
+                if !application.stopLiveness(deadline: grace) {
+                    logger.warning("a health-check probe or DNS resolution was still running when the background work stopped")
+                }
+                retention.stopPruning()
+                if store.database.isShared { store.setFence(.notLeader("this replica lost the leader lease")) }
+            },
+            onNewLeader: { holder in
+                if holder != application.elector.identity { logger.notice("following the leader", metadata: ["leader": "\(holder)"]) }
+            })
     }
 
     /// The clusters of the kubeconfig files (and, when enabled, the pod's own cluster). An
@@ -212,6 +286,11 @@ public final class RegistryService: Sendable {
         // Watches end first (cleanly, after what they have buffered): they are requests in
         // flight that would otherwise hold the grace period.
         application.stopWatches()
+        // Ends the background work (if leading) and then releases the lease, so that another
+        // replica takes over at once.
+        elector.stop()
+        // The callbacks hold the application, which holds the elector.
+        elector.setCallbacks(nil)
         if !application.liveness.shutdown(deadline: .seconds(configuration.shutdownGraceSeconds)) {
             logger.warning("some health-check probes were still running at the shutdown deadline")
         }

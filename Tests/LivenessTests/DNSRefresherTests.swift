@@ -100,6 +100,21 @@ final class Clock: Sendable {
         #expect(refresher.shutdown(deadline: .seconds(5)))
     }
 
+    /// Stopped and started again (leadership lost, then regained): names are resolved again.
+    @Test func refresherStartsAgainAfterShutdown() {
+        let resolver = FakeResolver()
+        resolver.answers.withLock { $0["a.example.test"] = .success(["192.0.2.7"]) }
+        let refresher = DNSRefresher(resolver: resolver, logger: Logger(label: "test"))
+        refresher.start()
+        #expect(refresher.shutdown(deadline: .seconds(5)))
+        refresher.update(namespace: "default", name: "a", hosts: ["a.example.test"], settings: .init(refreshSeconds: 30, graceSeconds: 300))
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(resolver.queries.withLock { $0.isEmpty })
+        refresher.start()
+        #expect(eventually { refresher.resolution(namespace: "default", name: "a", host: "a.example.test")?.addresses == ["192.0.2.7"] })
+        #expect(refresher.shutdown(deadline: .seconds(5)))
+    }
+
     @Test func theNextResolutionHonoursTheTTLWithinTheFloorAndTheServiceInterval() throws {
         let resolver = FakeResolver()
         let clock = Clock()

@@ -178,4 +178,22 @@ func service(_ ips: [String], check: HealthCheck?, ready: [Bool]? = nil) -> Exte
         Thread.sleep(forTimeInterval: 1.5)
         #expect(prober.state.withLock { $0.calls.values.reduce(0) { $0 + $1.count } } == count)
     }
+
+    /// Stopped (this replica no longer leads) and started again (it leads again): probing
+    /// resumes with the addresses it knew, with as many workers as before.
+    @Test func startsAgainAfterShutdown() {
+        let prober = FakeProber()
+        let checker = checker(prober, maxInFlight: 2)
+        let check = HealthCheck(type: .tcp, intervalSeconds: 1, timeoutSeconds: 1)
+        checker.start()
+        checker.update(namespace: "default", name: "rgw", service: service(["192.0.2.1", "192.0.2.2"], check: check))
+        #expect(eventually { prober.state.withLock { $0.calls.count == 2 } })
+        #expect(checker.shutdown(deadline: .seconds(5)))
+        let count = prober.state.withLock { $0.calls.values.reduce(0) { $0 + $1.count } }
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(prober.state.withLock { $0.calls.values.reduce(0) { $0 + $1.count } } == count)
+        checker.start()
+        #expect(eventually { prober.state.withLock { $0.calls.values.reduce(0) { $0 + $1.count } } >= count + 2 })
+        #expect(checker.shutdown(deadline: .seconds(5)))
+    }
 }

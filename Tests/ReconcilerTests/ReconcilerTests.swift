@@ -134,6 +134,35 @@ func configuration(resync: Duration = .seconds(300)) -> Reconciler.Configuration
         #expect(cluster.requests.count == 3)
     }
 
+    /// Workers without the background work (a follower, issue 16): commits are not reconciled,
+    /// an explicit push is; once the background work starts, the start-up pass applies what is
+    /// bound; stopped, later commits wait; started again, they are applied.
+    @Test func backgroundWorkStopsAndStartsAgain() throws {
+        let reconciler = reconciler()
+        reconciler.startWorkers()
+        defer { reconciler.shutdown(deadline: .seconds(5)) }
+        #expect(!reconciler.isLeading)
+        _ = try store.create(service())
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(cluster.object(.service, "storage", "rgw") == nil)
+        let pushed = Mutex<SyncResult?>(nil)
+        reconciler.push(namespace: "storage", name: "rgw", clusters: ["test"], dryRun: false, adopt: false) { result in
+            pushed.withLock { $0 = result }
+        }
+        #expect(eventually { pushed.withLock { $0 } != nil })
+        #expect(pushed.withLock { $0?.succeeded } == true)
+        #expect(cluster.object(.service, "storage", "rgw") != nil)
+
+        reconciler.startBackgroundWork()
+        #expect(reconciler.isLeading)
+        #expect(reconciler.stopBackgroundWork(deadline: .seconds(5)))
+        _ = try store.create(service("rgw2"))
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(cluster.object(.service, "storage", "rgw2") == nil)
+        reconciler.startBackgroundWork()
+        #expect(eventually { cluster.object(.service, "storage", "rgw2") != nil })
+    }
+
     @Test func driftIsRepairedWithinOneResync() throws {
         let reconciler = reconciler(resync: .milliseconds(300))
         reconciler.start()

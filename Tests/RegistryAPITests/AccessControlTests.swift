@@ -50,6 +50,7 @@ private func bearer(_ token: String) -> [String: String] { ["Authorization": "Be
         ("GET", "/v1/services/NS/svc/manifests", nil, "read"),
         ("GET", "/v1/services/NS/svc/history", nil, "read"),
         ("GET", "/v1/manifests?namespace=NS", nil, "read"),
+        ("GET", "/v1/leader", nil, "read"),
         ("GET", "/metrics", nil, "read"),
         ("POST", "/v1/services", #"{"namespace":"NS","name":"new","ports":[{"port":80}]}"#, "write"),
         ("PUT", "/v1/services/NS/svc", #"{"ports":[{"port":81}],"addresses":[{"ip":"10.0.0.1"}]}"#, "write"),

@@ -210,6 +210,7 @@ func jsonValues(in text: String) -> [Any] {
     /// The blocks that run, in README order (the checks of a block rely on those before it).
     static let order = [
         "register-ceph", "register-etcd", "read-and-change", "manifests", "import", "render", "push", "cli", "watch", "tokens", "make-token",
+        "leader",
     ]
 
     struct Context {
@@ -402,6 +403,13 @@ func jsonValues(in text: String) -> [Any] {
         "make-token": { context in
             let line = context.output.trimmingCharacters(in: .newlines)
             #expect(line.wholeMatch(of: #/[0-9a-f]{64}  -/#) != nil, "\(line)")
+        },
+        "leader": { context in
+            // SQLite: this process leads at once, in generation 1, under its default identity.
+            let leader = try #require(context.json.first)
+            #expect(leader["generation"] as? Int == 1 && leader["held"] as? Bool == true && leader["self"] as? Bool == true)
+            #expect((leader["holder"] as? String)?.isEmpty == false)
+            #expect(leader["since"] as? String != nil)
         },
     ]
 

@@ -8,6 +8,10 @@ import Synchronization
 /// `historyLimit` per service, and watch events beyond the newest `watchHistoryEvents` or older
 /// than `watchHistoryMinutes` are deleted in the background, in batches of `batchSize` so that a writer never waits long, and
 /// the refusal aggregator is flushed. Runs on a thread of its own; `stop()` ends it.
+///
+/// Flushing the refusals of this replica's requests runs on every replica; the pruning is
+/// background work that only the leader does (issue 16): `startPruning()` and
+/// `stopPruning()` turn it on and off, any number of times.
 final class Retention: Sendable {
     struct Policy: Sendable {
         var auditRetentionDays: Int
@@ -30,6 +34,11 @@ final class Retention: Sendable {
     private let state = Mutex(State.idle)
     private let finished = DispatchSemaphore(value: 0)
     private var isStopped: Bool { state.withLock { $0 == .stopped } }
+    /// Whether passes run (this replica leads), and whether one is running now.
+    private let pruning = Mutex((enabled: false, passing: false))
+    /// Whether a pass goes on with its next batch: not once stopped, nor once pruning was
+    /// turned off during a scheduled pass (a direct `runOnce()` goes on).
+    private var mayContinue: Bool { !isStopped && pruning.withLock { !$0.passing || $0.enabled } }
 
     init(store: ServiceStore, policy: Policy, aggregator: RefusalAggregator, logger: Logger) {
         self.store = store
@@ -49,14 +58,35 @@ final class Retention: Sendable {
             var lastPass = ContinuousClock.now - policy.interval
             while !isStopped {
                 aggregator.flush()
-                if ContinuousClock.now - lastPass >= policy.interval {
+                if ContinuousClock.now - lastPass >= policy.interval, beginPass() {
                     lastPass = ContinuousClock.now
                     runOnce()
+                    pruning.withLock { $0.passing = false }
                 }
                 sleep(policy.flushInterval)
             }
             aggregator.flush()
             finished.signal()
+        }
+    }
+
+    /// Starts pruning: the first pass comes at once, the next every `interval`.
+    func startPruning() {
+        pruning.withLock { $0.enabled = true }
+    }
+
+    /// Stops pruning after the batch in progress (and waits for it); flushing goes on.
+    func stopPruning() {
+        pruning.withLock { $0.enabled = false }
+        while pruning.withLock({ $0.passing }) { Thread.sleep(forTimeInterval: 0.01) }
+    }
+
+    /// Marks a pass as running if pruning is on.
+    private func beginPass() -> Bool {
+        pruning.withLock { state in
+            guard state.enabled else { return false }
+            state.passing = true
+            return true
         }
     }
 
@@ -67,17 +97,17 @@ final class Retention: Sendable {
         let watchCutoff = now.addingTimeInterval(-Double(policy.watchHistoryMinutes) * 60).formatted(.iso8601)
         var deleted = (audit: 0, history: 0, watchEvents: 0)
         do {
-            while !isStopped {
+            while mayContinue {
                 let count = try store.pruneAudit(olderThan: cutoff, batch: policy.batchSize)
                 deleted.audit += count
                 if count < policy.batchSize { break }
             }
-            while !isStopped {
+            while mayContinue {
                 let count = try store.pruneHistory(keep: policy.historyLimit, batch: policy.batchSize)
                 deleted.history += count
                 if count < policy.batchSize { break }
             }
-            while !isStopped {
+            while mayContinue {
                 let count = try store.pruneWatchEvents(keep: policy.watchHistoryEvents, olderThan: watchCutoff, batch: policy.batchSize)
                 deleted.watchEvents += count
                 if count < policy.batchSize { break }

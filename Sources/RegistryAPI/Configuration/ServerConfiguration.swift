@@ -1,3 +1,4 @@
+public import Coordination
 import Foundation
 public import HTTPServer
 public import Logging
@@ -56,6 +57,26 @@ public struct ServerConfiguration: Sendable {
     /// Watch events kept for resuming (the newest), and the most minutes one is kept.
     public var watchHistoryEvents = 10_000
     public var watchHistoryMinutes = 60
+    /// How long a leader's term lasts without a renewal, in seconds (`--leader-lease-seconds`);
+    /// the leader renews every third of it (issue 16).
+    public var leaderLeaseSeconds = 15
+    /// Who this process is in the leader lease (`--leader-identity`): `$HOSTNAME` (the pod's
+    /// name) and a random suffix, unique per process.
+    public var leaderIdentity = ServerConfiguration.defaultLeaderIdentity(environment: ProcessInfo.processInfo.environment)
+    /// Makes the leader lease for (identity, TTL); nil: the store is an SQLite file that this
+    /// process alone opens, and it leads at once (`LocalLease`). A store shared by several
+    /// replicas gives its own (`PostgresLeaderLease(pool:holder:ttl:)`).
+    public var leaderLease: (@Sendable (_ identity: String, _ ttl: Duration) -> any LeaderLease)?
+
+    /// The lease TTL as a duration.
+    public var leaderLeaseDuration: Duration { .seconds(leaderLeaseSeconds) }
+
+    /// `$HOSTNAME` (or the machine's name), `-`, and 8 random characters [a-z0-9].
+    public static func defaultLeaderIdentity(environment: [String: String]) -> String {
+        let host = environment["HOSTNAME"].flatMap { $0.isEmpty ? nil : $0 } ?? ProcessInfo.processInfo.hostName
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+        return host + "-" + String((0..<8).map { _ in alphabet.randomElement()! })
+    }
 
     /// True for 127.0.0.0/8 and ::1.
     public var bindsLoopbackOnly: Bool {

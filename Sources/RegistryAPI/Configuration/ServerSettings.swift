@@ -270,6 +270,21 @@ public enum ServerSettings {
         ) { raw, configuration throws(SettingValueError) in
             configuration.watchHistoryMinutes = try integer(raw, in: 1...525_600)
         },
+        setting(
+            "leader-lease-seconds", "ENDPOINT_REGISTRY_LEADER_LEASE_SECONDS", .value(placeholder: "seconds"), "15",
+            "How long the leader's lease lasts without a renewal; the leader renews every third of it, and another replica takes over within it when the leader is gone. Only one replica (the leader) runs the reconciler, health checks, DNS refresh and retention."
+        ) { raw, configuration throws(SettingValueError) in
+            configuration.leaderLeaseSeconds = try integer(raw, in: 2...300)
+        },
+        setting(
+            "leader-identity", "ENDPOINT_REGISTRY_LEADER_IDENTITY", .value(placeholder: "name"), "$HOSTNAME-<random>",
+            "Who this process is in the leader lease (GET /v1/leader); unique per process. The default, the host (pod) name and a random suffix, is new at every start."
+        ) { raw, configuration throws(SettingValueError) in
+            guard (1...253).contains(raw.utf8.count), raw.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw SettingValueError("\"\(raw)\" is not 1 to 253 visible ASCII characters")
+            }
+            configuration.leaderIdentity = raw
+        },
     ]
 
     private static func setting(
@@ -287,6 +302,7 @@ public enum ServerSettings {
     ///   setting that cannot be used, an unknown flag, or a combination that is refused.
     public static func resolve(arguments: [String], environment: [String: String]) throws(ConfigurationError) -> ServerConfiguration {
         var configuration = ServerConfiguration()
+        configuration.leaderIdentity = ServerConfiguration.defaultLeaderIdentity(environment: environment)
         configuration.kubeconfigPaths = KubeConfigLoader.defaultPaths(environment: [:].merging(environment.filter { $0.key == "HOME" }) { $1 })
         for setting in table {
             guard let raw = environment[setting.environment], !raw.isEmpty else { continue }

@@ -1,3 +1,4 @@
+import Coordination
 import HTTPServer
 import Logging
 import RegistryCore
@@ -34,6 +35,10 @@ enum ErrorMapping {
             return ProblemDetails(
                 slug: "invalid-query", title: "Invalid query parameter", status: 400, detail: "labelSelector: \(error.message)",
                 violations: [FieldViolation("labelSelector", .invalid, error.message)])
+        case let error as LeaderLeaseError:
+            var problem = ProblemDetails(slug: "unavailable", title: "Service unavailable", status: 503, detail: error.message)
+            problem.retryAfterSeconds = 1
+            return problem
         case let fault as StorageFault:
             return problem(for: fault, logger: logger)
         case let error as StoreError:

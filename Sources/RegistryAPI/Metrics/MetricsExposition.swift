@@ -30,6 +30,9 @@ enum MetricsExposition {
         "endpoint_registry_services_not_synced": "Bound services whose objects in the cluster are not (yet) equal to the rendering, by cluster.",
         "endpoint_registry_dns_resolutions_total": "Resolutions of the DNS names of host addresses, by result (success, notfound, failure).",
         "endpoint_registry_dns_hosts": "DNS names of host addresses being resolved (per service and name).",
+        "endpoint_registry_leader":
+            "1 while this process holds the leader lease and runs the background work (reconciler, health checks, DNS refresh, retention), else 0.",
+        "endpoint_registry_leader_transitions_total": "Times this process started or stopped leading since start.",
         "endpoint_registry_last_successful_sync_timestamp_seconds":
             "Unix time of the last successful reconcile or resync of the cluster, for alerts such as 'no update for 10 minutes'.",
     ]

@@ -1,3 +1,4 @@
+import Coordination
 import CoreMetrics
 import Foundation
 import Liveness
@@ -10,7 +11,7 @@ import Synchronization
 /// bootstrap, so several servers can live in one process): requests by route, method and
 /// status; latency histograms by route and method; and, read at scrape time, the number of
 /// services and addresses and the size of the database.
-final class RegistryMetrics: ReconcilerObserver, LivenessObserver, DNSObserver, Sendable {
+final class RegistryMetrics: ReconcilerObserver, LivenessObserver, DNSObserver, LeaderElectionObserver, Sendable {
     private let registry = PrometheusCollectorRegistry()
     private let reconcilerReference = Mutex<Reconciler?>(nil)
     /// Read at scrape time for the queue depth and per-cluster gauges.
@@ -28,6 +29,12 @@ final class RegistryMetrics: ReconcilerObserver, LivenessObserver, DNSObserver, 
     var dns: DNSRefresher? {
         get { dnsReference.withLock { $0 } }
         set { dnsReference.withLock { $0 = newValue } }
+    }
+    private let electorReference = Mutex<LeaderElector?>(nil)
+    /// Read at scrape time for `endpoint_registry_leader`.
+    var elector: LeaderElector? {
+        get { electorReference.withLock { $0 } }
+        set { electorReference.withLock { $0 = newValue } }
     }
     private let watchesReference = Mutex<WatchHub?>(nil)
     var watches: WatchHub? {
@@ -147,7 +154,15 @@ final class RegistryMetrics: ReconcilerObserver, LivenessObserver, DNSObserver, 
         counter("endpoint_registry_dns_resolutions_total", [("result", result)]).increment()
     }
 
+    /// `endpoint_registry_leader_transitions_total`: this process started or stopped leading.
+    func leadershipChanged(leading: Bool) {
+        counter("endpoint_registry_leader_transitions_total", []).increment()
+    }
+
     func exposition(store: ServiceStore) -> [UInt8] {
+        if let elector {
+            CoreMetrics.Gauge(label: "endpoint_registry_leader", factory: factory).record(elector.isLeading ? 1 : 0)
+        }
         if let dns {
             CoreMetrics.Gauge(label: "endpoint_registry_dns_hosts", factory: factory).record(dns.hostCount)
         }
