@@ -122,8 +122,8 @@ public final class RegistryService: Sendable {
             do {
                 return (
                     try ServiceStore(
-                    path: configuration.databasePath, durability: configuration.durability,
-                    migrations: try Migration.parse(RegistryResources.migrations),
+                        path: configuration.databasePath, durability: configuration.durability,
+                        migrations: try Migration.parse(RegistryResources.migrations),
                         quickCheckTimeout: configuration.checkDatabaseAtStart ? .seconds(30) : nil, exclusive: true), nil
                 )
             } catch {

@@ -174,4 +174,66 @@ import Testing
         }
         #expect(try client.request("POST", "/v1/services", json: service("after-outage")).status == 201)
     }
+
+    /// Three server processes on one database with a 2 s lease: exactly one leads; killed with
+    /// SIGKILL, it is replaced within the lease time (plus retry and slack), and the new leader
+    /// applies what is registered through any replica after the kill. Each service reaches the
+    /// cluster through one leader only: the fake API server sees one create per service.
+    @Test func aKilledLeaderIsReplacedWithinTheLeaseAndTheWorkGoesOn() throws {
+        let cluster = try FakeCluster()
+        let url = try TestPostgres.shared().createDatabaseURL()
+        let arguments = ["--leader-lease-seconds", "2", "--kubeconfig", cluster.kubeconfig, "--log-level", "notice"]
+        var processes = try (0..<3).map { index in
+            try ServerProcess(arguments + ["--leader-identity", "replica-\(index)"], database: url)
+        }
+        var dead = -1
+        func leaders() -> [Int] {
+            processes.indices.filter { index in
+                guard index != dead, let client = try? RawHTTPClient(port: processes[index].port),
+                    let body = try? client.request("GET", "/v1/leader").json
+                else { return false }
+                return body["self"] as? Bool == true
+            }
+        }
+        func eventually(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
+            let end = Date().addingTimeInterval(seconds)
+            while Date() < end {
+                if try condition() { return true }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            return try condition()
+        }
+        #expect(eventually(10) { leaders().count == 1 })
+        let first = try #require(leaders().first)
+        #expect(leaders() == [first])
+        let followers = processes.indices.filter { $0 != first }
+        // Registered through a follower, applied by the leader.
+        let before = #"{"namespace":"default","name":"before","ports":[{"port":80}],"addresses":[{"ip":"192.0.2.10"}],"clusters":["token"]}"#
+        #expect(try RawHTTPClient(port: processes[followers[0]].port).request("POST", "/v1/services", json: before).status == 201)
+        #expect(try eventually(10) { try cluster.object("Service", "before") != nil })
+
+        dead = first
+        let killed = ContinuousClock.now
+        processes[first].signal(SIGKILL)
+        #expect(eventually(15) { leaders().count == 1 })
+        let takeover = ContinuousClock.now - killed
+        // The lease (2 s) and one retry of the candidates (2/15 of it, with jitter), with slack.
+        #expect(takeover < .seconds(6), "took \(takeover)")
+        let second = try #require(leaders().first)
+        #expect(followers.contains(second))
+        let after = #"{"namespace":"default","name":"after","ports":[{"port":80}],"addresses":[{"ip":"192.0.2.11"}],"clusters":["token"]}"#
+        let through = followers.first { $0 != second } ?? second
+        #expect(try RawHTTPClient(port: processes[through].port).request("POST", "/v1/services", json: after).status == 201)
+        #expect(try eventually(10) { try cluster.object("Service", "after") != nil })
+        let log = try cluster.call("GET", "/_fake/requests")
+        let requests = (try JSONSerialization.jsonObject(with: Data(log.body.utf8)) as? [String: Any])?["items"] as? [[String: Any]] ?? []
+        // "after" was registered once, after the handover: exactly one write of its Service
+        // reached the cluster (followers apply nothing; the dead leader is gone).
+        let writes = requests.filter {
+            ["PATCH", "PUT", "POST"].contains($0["method"] as? String ?? "")
+                && (($0["path"] as? String) ?? "").hasSuffix("/services/after")
+        }
+        #expect(writes.count == 1, "\(requests.filter { (($0["path"] as? String) ?? "").contains("after") })")
+        processes.removeAll()
+    }
 }

@@ -10,7 +10,8 @@ import Testing
 /// must give a clean, specific answer (507 or 503 problem+json, `/readyz` false) and never a 500,
 /// a half-write or a lost acknowledged write. The full disk is a small tmpfs mounted by the test
 /// (root only); the read-only file is served by a process running as `nobody`.
-@Suite(.serialized) struct StorageFaultTests {
+@Suite(.serialized, .enabled(if: TestStore.current == .sqlite, "faults of the SQLite file itself: the SQLite pass runs them"))
+struct StorageFaultTests {
     private static var isRoot: Bool { getuid() == 0 }
 
     private func temporaryDirectory(_ label: String) throws -> URL {
