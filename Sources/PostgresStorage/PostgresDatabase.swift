@@ -116,6 +116,9 @@ final class PostgresSQLConnection: SQLConnection {
             text = known
         } else {
             text = Self.translate(sql)
+            // SQL that names ids (retention's `IN (…)` lists) is new each time: start over
+            // rather than grow without bound.
+            if translated.count >= 256 { translated.removeAll() }
             translated[sql] = text
         }
         return PostgresSQLStatement(sql: text, connection: self)

@@ -217,13 +217,12 @@ public final class ServiceStore: Sendable {
         }
         // Checkpoints in the background rather than in the committing thread (see
         // `WALCheckpointer`); if its connection cannot be opened, SQLite's automatic one stays.
-        let checkpointer: WALCheckpointer?
+        var checkpointer: WALCheckpointer?
         if let own = try? SQLiteConnection(path: path), (try? connection.execute("PRAGMA wal_autocheckpoint=0")) != nil {
-            checkpointer = WALCheckpointer(connection: own)
-            connection.observeWAL(checkpointer!)
-            checkpointer!.start()
-        } else {
-            checkpointer = nil
+            let background = WALCheckpointer(connection: own)
+            connection.observeWAL(background)
+            background.start()
+            checkpointer = background
         }
         self.init(
             database: SQLiteDatabase(path: path), writer: connection, checkpointer: checkpointer, exclusiveLock: exclusiveLock,

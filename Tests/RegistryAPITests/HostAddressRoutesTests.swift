@@ -4,16 +4,6 @@ import Synchronization
 import TestSupport
 import Testing
 
-/// Polls `condition` every 20 ms for up to `seconds` (a liveness bound, not a speed claim).
-private func eventually(_ seconds: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
-    let end = Date().addingTimeInterval(seconds)
-    while Date() < end {
-        if try condition() { return true }
-        Thread.sleep(forTimeInterval: 0.02)
-    }
-    return try condition()
-}
-
 /// Issue 13 through the API, with a table resolver (no DNS query leaves the test): `host`
 /// addresses, their `resolution` and conditions in the service document, the rendering of the
 /// resolved IPs, and the read-only views outside the registration's ETag.

@@ -8,16 +8,6 @@ import Synchronization
 import TestSupport
 import Testing
 
-/// Polls `condition` every 50 ms for up to `seconds` (a liveness bound, not a speed claim).
-private func eventually(_ seconds: Double = 15, _ condition: () throws -> Bool) rethrows -> Bool {
-    let end = Date().addingTimeInterval(seconds)
-    while Date() < end {
-        if try condition() { return true }
-        Thread.sleep(forTimeInterval: 0.05)
-    }
-    return try condition()
-}
-
 /// A lease shared with another (imaginary) replica: the test says whether this process may
 /// have it; while it may not, "other-replica" holds it.
 final class SwitchableLease: LeaderLease {

@@ -4,16 +4,6 @@ import RegistryAPI
 import TestSupport
 import Testing
 
-/// Polls `condition` every 50 ms for up to `seconds` (a liveness bound, not a speed claim).
-private func eventually(_ seconds: Double = 15, _ condition: () throws -> Bool) rethrows -> Bool {
-    let end = Date().addingTimeInterval(seconds)
-    while Date() < end {
-        if try condition() { return true }
-        Thread.sleep(forTimeInterval: 0.05)
-    }
-    return try condition()
-}
-
 private let rgw =
     #"{"namespace":"storage","name":"rgw","description":"S3","labels":{"app":"ceph"},"ports":[{"port":80}],"addresses":[{"ip":"192.168.7.50","port":8080},{"ip":"192.168.7.51","port":8080}],"endpointsMode":"endpointslices","clusters":["token"]}"#
 

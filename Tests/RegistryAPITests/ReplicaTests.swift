@@ -195,14 +195,6 @@ import Testing
                 return body["self"] as? Bool == true
             }
         }
-        func eventually(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
-            let end = Date().addingTimeInterval(seconds)
-            while Date() < end {
-                if try condition() { return true }
-                Thread.sleep(forTimeInterval: 0.05)
-            }
-            return try condition()
-        }
         #expect(eventually(10) { leaders().count == 1 })
         let first = try #require(leaders().first)
         #expect(leaders() == [first])

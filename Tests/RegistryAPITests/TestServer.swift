@@ -107,3 +107,13 @@ extension ClientResponse {
         ((json?["errors"] as? [[String: Any]]) ?? []).compactMap { $0["field"] as? String }
     }
 }
+
+/// Polls `condition` every 50 ms until it holds or `seconds` have passed; its last answer.
+func eventually(_ seconds: Double = 15, _ condition: () throws -> Bool) rethrows -> Bool {
+    let end = Date().addingTimeInterval(seconds)
+    while Date() < end {
+        if try condition() { return true }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    return try condition()
+}

@@ -7,7 +7,8 @@ function setup(thread)
 end
 
 function init(args)
-  prefix = "bench-" .. id .. "-"
+  -- args[1], when given, tells apart several wrk processes run at once (their random ids repeat).
+  prefix = "bench-" .. (args[1] or "") .. id .. "-"
 end
 
 local addresses = {}

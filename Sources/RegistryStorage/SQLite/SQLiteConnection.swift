@@ -25,6 +25,8 @@ final class SQLiteConnection: SQLConnection {
     private var statements: [String: SQLiteStatement] = [:]
     /// The database file.
     let path: String
+    /// Most prepared statements kept per connection.
+    static let statementCacheLimit = 256
 
     init(path: String, readOnly: Bool = false) throws(SQLiteError) {
         self.path = path
@@ -96,6 +98,10 @@ final class SQLiteConnection: SQLConnection {
         try check(sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &pointer, nil), sql: sql)
         guard let pointer else { throw SQLiteError(code: SQLITE_MISUSE, message: "empty statement", sql: sql) }
         let statement = SQLiteStatement(pointer, connection: self, sql: sql)
+        // Statements whose SQL names ids (retention's `IN (…)` lists) are new each time: the
+        // cache starts over rather than growing without bound (a statement still in use lives
+        // on until its user lets it go).
+        if statements.count >= Self.statementCacheLimit { statements.removeAll() }
         statements[sql] = statement
         return statement
     }
