@@ -1,7 +1,7 @@
 import Foundation
 import PackagePlugin
 
-/// Embeds the top-level `migrations/*.sql` files (SQLite's), `migrations/postgresql/*.sql` and `openapi.yaml` into the target as Swift
+/// Embeds `migrations/sqlite/*.sql`, `migrations/postgresql/*.sql` and `openapi.yaml` into the target as Swift
 /// string literals, so the binary carries its schema and contract wherever it is run from, and
 /// the git commit the package was built from (read from `.git` without running git; `unknown`
 /// outside a git checkout).
@@ -9,12 +9,12 @@ import PackagePlugin
 struct EmbedFiles: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: any Target) throws -> [Command] {
         let root = context.package.directoryURL
-        let migrationsDirectory = root.appending(path: "migrations")
+        let migrationsDirectory = root.appending(path: "migrations/sqlite")
         let migrations = try FileManager.default
             .contentsOfDirectory(at: migrationsDirectory, includingPropertiesForKeys: nil)
             .filter { $0.pathExtension == "sql" }
             .sorted { $0.lastPathComponent < $1.lastPathComponent }
-        let postgreSQLDirectory = migrationsDirectory.appending(path: "postgresql")
+        let postgreSQLDirectory = root.appending(path: "migrations/postgresql")
         let postgreSQLMigrations = try FileManager.default
             .contentsOfDirectory(at: postgreSQLDirectory, includingPropertiesForKeys: nil)
             .filter { $0.pathExtension == "sql" }

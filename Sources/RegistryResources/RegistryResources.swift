@@ -4,7 +4,7 @@ public enum RegistryResources {
     /// The contents of the top-level `openapi.yaml`.
     public static var openAPIDocument: String { GeneratedFiles.openAPI }
 
-    /// The top-level `migrations/*.sql` files, sorted by file name.
+    /// The `migrations/sqlite/*.sql` files, sorted by file name.
     public static var migrations: [(name: String, sql: String)] { GeneratedFiles.migrations }
 
     /// The `migrations/postgresql/*.sql` files (the same schema for PostgreSQL, numbered as

@@ -14,7 +14,7 @@ func temporaryDatabase() throws -> String {
 /// The project's real migrations, read from the top-level folder.
 func projectMigrations() throws -> [Migration] {
     let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appending(path: "migrations")
+        .appending(path: "migrations/sqlite")
     let files = try FileManager.default.contentsOfDirectory(atPath: folder.path()).filter { $0.hasSuffix(".sql") }.sorted()
     return try Migration.parse(files.map { ($0, try String(contentsOf: folder.appending(path: $0), encoding: .utf8)) })
 }
