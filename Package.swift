@@ -80,8 +80,8 @@ let package = Package(
         .executableTarget(
             name: "EndpointRegistryCLI",
             dependencies: [
-                "RegistryAPI", "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources", "RegistryClient", "KubernetesClient",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "RegistryAPI", "RegistryCore", "RegistryStorage", "PostgresStorage", "HTTPServer", "RegistryResources", "RegistryClient",
+                "KubernetesClient", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings
@@ -94,7 +94,7 @@ let package = Package(
             swiftSettings: settings),
         .testTarget(name: "RegistryStorageTests", dependencies: ["RegistryStorage", "RegistryCore"], swiftSettings: settings),
         .testTarget(
-            name: "PostgresStorageTests", dependencies: ["PostgresStorage", "RegistryStorage", "RegistryResources", "TestSupport"],
+            name: "PostgresStorageTests", dependencies: ["PostgresStorage", "RegistryStorage", "RegistryResources", "RegistryCore", "TestSupport"],
             swiftSettings: settings),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"], swiftSettings: settings),
         .testTarget(

@@ -220,7 +220,7 @@ public final class ServiceStore: Sendable {
             checkpointer = nil
         }
         self.init(
-            database: SQLiteDatabase(path: path), writer: connection, checkpointer: checkpointer, exclusiveLock: exclusiveLock,
+            database: SQLiteDatabase(existing: path), writer: connection, checkpointer: checkpointer, exclusiveLock: exclusiveLock,
             cacheDocuments: exclusive, now: now)
     }
 
