@@ -28,7 +28,10 @@ struct MigrateStore: ParsableCommand {
     @Option(help: "The database to copy: an SQLite file, or a postgres:// or postgresql:// URL. Only read.")
     var from: String
 
-    @Option(help: "The empty database to copy into: an SQLite file (created if missing; its directory must exist), or a postgres:// or postgresql:// URL of an existing database.")
+    @Option(
+        help:
+            "The empty database to copy into: an SQLite file (created if missing; its directory must exist), or a postgres:// or postgresql:// URL of an existing database."
+    )
     var to: String
 
     @Option(

@@ -148,7 +148,8 @@ public enum StoreCopy {
         let sourceTables = try databaseStep(source, "cannot list the tables") { try Set(reader.tableNames()) }
         guard sourceTables.isSuperset(of: ["schema_migrations", "services"]) else {
             throw StoreCopyError(
-                reason: .notARegistryDatabase, message: "\(source) is not an Endpoint Registry database (it has no services or schema_migrations table)")
+                reason: .notARegistryDatabase,
+                message: "\(source) is not an Endpoint Registry database (it has no services or schema_migrations table)")
         }
         let sourceVersion = try checkSchema(reader, of: source, role: "source", migrations: sourceMigrations)
 

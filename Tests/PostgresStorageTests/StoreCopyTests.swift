@@ -78,7 +78,8 @@ import Testing
                 objects: [PushedObject(kind: "Service", name: "big"), PushedObject(kind: "EndpointSlice", name: "big-1")]),
             audit: AuditContext(actor: "alice", requestID: "req-2", action: "pushService"), status: 200, detail: nil)
         try store.recordPush(
-            namespace: "default", name: "big", record: PushRecord(cluster: "staging", uid: big.uid, revision: big.revision, succeeded: false, objects: []),
+            namespace: "default", name: "big",
+            record: PushRecord(cluster: "staging", uid: big.uid, revision: big.revision, succeeded: false, objects: []),
             audit: AuditContext(actor: "alice", requestID: "req-3", action: "pushService"), status: 502, detail: "connection refused")
         try store.saveReconcileStates([
             ReconcileState(
@@ -234,7 +235,8 @@ import Testing
                 destinationMigrations: try Self.postgreSQLMigrations())
         }
         #expect(error.reason == .schemaVersion)
-        #expect(error.message.contains("has schema version \(migrations.count - 1), older than this binary's (\(migrations.count)"), "\(error.message)")
+        #expect(
+            error.message.contains("has schema version \(migrations.count - 1), older than this binary's (\(migrations.count)"), "\(error.message)")
         #expect(try Self.count("SELECT count(*) FROM services", in: postgreSQL) == 0)
 
         // A binary that knows fewer migrations than the source has applied refuses it too.

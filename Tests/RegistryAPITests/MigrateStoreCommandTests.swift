@@ -34,8 +34,10 @@ import Testing
         let database = server.directory.appending(path: "db.sqlite").path()
         let client = try RawHTTPClient(port: server.port)
         #expect(
-            try client.request("POST", "/v1/services", json: #"{"name":"rgw","labels":{"app":"rgw"},"ports":[{"port":443}],"addresses":[{"ip":"10.0.0.1"}]}"#)
-                .status == 201)
+            try client.request(
+                "POST", "/v1/services", json: #"{"name":"rgw","labels":{"app":"rgw"},"ports":[{"port":443}],"addresses":[{"ip":"10.0.0.1"}]}"#
+            )
+            .status == 201)
         // Addresses one by one: the history keeps patches.
         for index in 2...15 {
             #expect(try client.request("POST", "/v1/services/default/rgw/addresses", json: #"{"ip":"10.0.0.\#(index)"}"#).status == 201)
@@ -72,7 +74,9 @@ import Testing
         let again = try runCLI(
             ["migrate-store", "--from", database, "--to", url], environment: ["ENDPOINT_REGISTRY_DATABASE_PASSWORD_FILE": passwordFile])
         #expect(again.status == 1)
-        #expect(again.stderr.hasPrefix("error: the destination \(url) (password from file \(passwordFile)) is not empty (services: 2 rows"), "\(again.stderr)")
+        #expect(
+            again.stderr.hasPrefix("error: the destination \(url) (password from file \(passwordFile)) is not empty (services: 2 rows"),
+            "\(again.stderr)")
         #expect(again.stdout.isEmpty)
 
         // The replicas start on the URL and serve what the SQLite server served.
@@ -115,7 +119,8 @@ import Testing
         let url = try TestPostgres.shared().createDatabaseURL()
         let first = try ServerProcess([], database: url)
         let client = try RawHTTPClient(port: first.port)
-        #expect(try client.request("POST", "/v1/services", json: #"{"name":"db","ports":[{"port":5432}],"addresses":[{"ip":"10.1.1.1"}]}"#).status == 201)
+        #expect(
+            try client.request("POST", "/v1/services", json: #"{"name":"db","ports":[{"port":5432}],"addresses":[{"ip":"10.1.1.1"}]}"#).status == 201)
         #expect(try client.request("POST", "/v1/services/default/db/addresses", json: #"{"ip":"10.1.1.2"}"#).status == 201)
         let before = try Self.answers(first.port, names: ["db"])
         first.signal(SIGTERM)
