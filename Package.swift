@@ -84,8 +84,8 @@ let package = Package(
         .executableTarget(
             name: "EndpointRegistryCLI",
             dependencies: [
-                "RegistryAPI", "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources", "RegistryClient", "KubernetesClient",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "RegistryAPI", "RegistryCore", "RegistryStorage", "PostgresStorage", "HTTPServer", "RegistryResources", "RegistryClient",
+                "KubernetesClient", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings

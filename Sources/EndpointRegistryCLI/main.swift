@@ -29,7 +29,7 @@ struct EndpointRegistry: ParsableCommand {
             --generate-completion-script bash|zsh|fish.
             """,
         version: BuildInfo.line,
-        subcommands: [Serve.self, Render.self, Backup.self, Version.self, Healthcheck.self] + clientCommands)
+        subcommands: [Serve.self, Render.self, Backup.self, MigrateStore.self, Version.self, Healthcheck.self] + clientCommands)
 }
 
 /// The version and the commit of this build.

@@ -110,6 +110,8 @@ public struct PostgresRow: Sendable {
 
 /// What a statement returned: its rows and how many rows it changed.
 public struct PostgresResult: Sendable {
+    /// The names of the result's columns (also when it has no rows).
+    public var columns: [String]
     public var rows: [PostgresRow]
     /// Rows inserted, updated, deleted, selected or copied (`PQcmdTuples`); 0 for other commands.
     public var affectedRows: Int
@@ -303,7 +305,7 @@ public final class PostgresConnection {
             rows.append(PostgresRow(columns: columns, values: values, types: types))
         }
         return PostgresResult(
-            rows: rows, affectedRows: Int(String(cString: PQcmdTuples(result))) ?? 0, command: String(cString: PQcmdStatus(result)))
+            columns: columns, rows: rows, affectedRows: Int(String(cString: PQcmdTuples(result))) ?? 0, command: String(cString: PQcmdStatus(result)))
     }
 
     private func error(from result: OpaquePointer, sql: String) -> PostgresError {

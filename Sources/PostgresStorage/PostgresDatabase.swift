@@ -9,6 +9,12 @@ public import RegistryStorage
 public struct PostgresDatabase: SQLDatabase {
     public let settings: PostgresConnectionSettings
 
+    /// The database at `settings` as it is: nothing is connected to or migrated (for a tool
+    /// that reads a database its servers keep up to date, such as `migrate-store`'s source).
+    public init(existing settings: PostgresConnectionSettings) {
+        self.settings = settings
+    }
+
     /// Connects once and brings the schema up to date (`PostgresMigrator`, which lets replicas
     /// starting at once take turns).
     ///
@@ -28,7 +34,7 @@ public struct PostgresDatabase: SQLDatabase {
             if case .failed(_, let failure as PostgresError) = error, failure.storageFault.isCondition { throw .fault(failure.storageFault) }
             throw .migration(error)
         }
-        return PostgresDatabase(settings: settings)
+        return PostgresDatabase(existing: settings)
     }
 
     public func connect(readOnly: Bool) throws -> any SQLConnection {
@@ -157,6 +163,34 @@ final class PostgresSQLConnection: SQLConnection {
         return result.rows.first.flatMap { $0.optionalText(0) }.flatMap { Int($0) } ?? 0
     }
 
+    func tableNames() throws -> [String] {
+        try run(
+            """
+            SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
+            ORDER BY table_name COLLATE "C"
+            """, []
+        ).rows.map { try $0.text(0) }
+    }
+
+    /// `setval` of the sequence behind each identity or serial column of `table`
+    /// (`pg_get_serial_sequence`) to the column's largest value, so that the next generated
+    /// value is one more; a table without rows leaves its sequences as they are.
+    func advanceGeneratedKeys(of table: String) throws {
+        let quotedTable = StoreCopy.quoted(table)
+        let columns = try run(
+            """
+            SELECT column_name FROM information_schema.columns
+            WHERE table_schema = current_schema() AND table_name = $1 AND pg_get_serial_sequence($2, column_name) IS NOT NULL
+            ORDER BY ordinal_position
+            """, [.text(table), .text(quotedTable)]
+        ).rows.map { try $0.text(0) }
+        for column in columns {
+            _ = try run(
+                "SELECT setval(pg_get_serial_sequence($1, $2), max(\(StoreCopy.quoted(column)))) FROM \(quotedTable) HAVING count(*) > 0",
+                [.text(quotedTable), .text(column)])
+        }
+    }
+
     /// The store's SQLite-style parameters as PostgreSQL's: `?N` becomes `$N`, and a bare `?`
     /// the next number after the largest used so far (SQLite's rule); nothing inside quotes
     /// or comments changes.
@@ -206,6 +240,7 @@ final class PostgresSQLStatement: SQLStatement {
     private unowned let connection: PostgresSQLConnection
     private var parameters: [PostgresValue] = []
     private var rows: [PostgresRow]?
+    private(set) var columnNames: [String] = []
     private var position = -1
 
     init(sql: String, connection: PostgresSQLConnection) {
@@ -234,7 +269,9 @@ final class PostgresSQLStatement: SQLStatement {
 
     func step() throws -> Bool {
         if rows == nil {
-            rows = try connection.run(sql, parameters).rows
+            let result = try connection.run(sql, parameters)
+            rows = result.rows
+            columnNames = result.columns
             position = -1
         }
         position += 1
@@ -260,6 +297,27 @@ final class PostgresSQLStatement: SQLStatement {
         guard let row, let bytes = try? row.optionalBytes(Int(column)) else { return [] }
         return bytes
     }
+
+    /// By the column's type: `bytea` as bytes, `int2`/`int4`/`int8` as an integer, `bool` as
+    /// 1 or 0, anything else as its text.
+    func value(_ column: Int32) -> SQLValue {
+        guard let row, let text = row.optionalText(Int(column)) else { return .null }
+        switch row.types[Int(column)] {
+        case PostgresConnection.byteaType:
+            // The session's output is hex (`bytea_output=hex`), which `optionalBytes` decodes.
+            guard let bytes = try? row.optionalBytes(Int(column)) else { return .text(text) }
+            return .blob(bytes)
+        case Self.int8Type, Self.int2Type, Self.int4Type: return Int(text).map { .integer($0) } ?? .text(text)
+        case Self.boolType: return .integer(text == "t" ? 1 : 0)
+        default: return .text(text)
+        }
+    }
+
+    /// Type OIDs (`pg_type`) of the integer and boolean types.
+    static let boolType: UInt32 = 16
+    static let int8Type: UInt32 = 20
+    static let int2Type: UInt32 = 21
+    static let int4Type: UInt32 = 23
 }
 
 @available(*, unavailable)

@@ -225,7 +225,7 @@ public final class ServiceStore: Sendable {
             checkpointer = background
         }
         self.init(
-            database: SQLiteDatabase(path: path), writer: connection, checkpointer: checkpointer, exclusiveLock: exclusiveLock,
+            database: SQLiteDatabase(existing: path), writer: connection, checkpointer: checkpointer, exclusiveLock: exclusiveLock,
             cacheDocuments: exclusive, now: now)
     }
 

@@ -35,6 +35,12 @@ public protocol SQLStatement: AnyObject {
     func int(_ column: Int32) -> Int
     func text(_ column: Int32) -> String
     func blob(_ column: Int32) -> [UInt8]
+    /// The column's value as stored, for copying rows of any table (`StoreCopy`): `.null`,
+    /// `.integer` for an integer (and a boolean, as 1 or 0), `.blob` for bytes (SQLite: a BLOB,
+    /// or text in a column declared BLOB; PostgreSQL: `bytea`), `.text` for anything else.
+    func value(_ column: Int32) -> SQLValue
+    /// The names of the result's columns, in order; known once the statement has run (`step`).
+    var columnNames: [String] { get }
 }
 
 extension SQLStatement {
@@ -78,6 +84,14 @@ public protocol SQLConnection: AnyObject {
     func probeWrite() throws
     /// The database's size on disk in bytes (SQLite: the file and its WAL).
     func sizeInBytes() throws -> Int
+    /// The names of the database's tables (SQLite: of the main schema, without SQLite's own
+    /// `sqlite_…` tables; PostgreSQL: the base tables of the current schema), sorted.
+    func tableNames() throws -> [String]
+    /// After rows were inserted with explicit values of `table`'s generated key (`StoreCopy`):
+    /// the next generated value follows the largest stored one (PostgreSQL: `setval` of each
+    /// identity or serial column's sequence; SQLite: nothing to do, since an `INTEGER PRIMARY
+    /// KEY` without `AUTOINCREMENT` takes the largest rowid + 1 by itself).
+    func advanceGeneratedKeys(of table: String) throws
 }
 
 /// Where a store's connections come from.

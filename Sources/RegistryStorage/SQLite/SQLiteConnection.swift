@@ -161,6 +161,19 @@ final class SQLiteConnection: SQLConnection {
         return bytes + ServiceStore.fileSize(path + "-wal")
     }
 
+    /// The tables of the main schema, without SQLite's own (`sqlite_sequence`, `sqlite_stat1`, …).
+    func tableNames() throws(SQLiteError) -> [String] {
+        let tables = try statement("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")
+        defer { tables.reset() }
+        var names: [String] = []
+        while try tables.step() { names.append(tables.text(0)) }
+        return names
+    }
+
+    /// Nothing to do: the store's tables key their rows by `INTEGER PRIMARY KEY` without
+    /// `AUTOINCREMENT`, whose next rowid is the largest + 1 (https://sqlite.org/autoinc.html).
+    func advanceGeneratedKeys(of table: String) {}
+
     /// True while a transaction is open. SQLite rolls a whole transaction back by itself after
     /// some errors (SQLITE_FULL, SQLITE_IOERR, SQLITE_BUSY, SQLITE_NOMEM; see
     /// https://sqlite.org/lang_transaction.html, "Response To Errors Within A Transaction").
@@ -255,6 +268,25 @@ final class SQLiteStatement: SQLStatement {
         let count = Int(sqlite3_column_bytes(handle, column))
         guard count > 0, let pointer = sqlite3_column_blob(handle, column) else { return [] }
         return Array(UnsafeRawBufferPointer(start: pointer, count: count))
+    }
+
+    /// By the value's storage class (`sqlite3_column_type`); text in a column declared `BLOB`
+    /// (which SQLite keeps as text when it was bound as text) is given as its bytes, so that a
+    /// copy writes bytes where the schema says bytes.
+    func value(_ column: Int32) -> SQLValue {
+        switch sqlite3_column_type(handle, column) {
+        case SQLITE_NULL: return .null
+        case SQLITE_INTEGER: return .integer(int(column))
+        case SQLITE_BLOB: return .blob(blob(column))
+        case SQLITE_TEXT:
+            let declared = sqlite3_column_decltype(handle, column).map { String(cString: $0).uppercased() }
+            return declared == "BLOB" ? .blob(blob(column)) : .text(text(column))
+        default: return .text(text(column))  // SQLITE_FLOAT: the store has no REAL column
+        }
+    }
+
+    var columnNames: [String] {
+        (0..<sqlite3_column_count(handle)).map { column in sqlite3_column_name(handle, column).map { String(cString: $0) } ?? "" }
     }
 }
 
