@@ -65,10 +65,10 @@ extension PostgresError: DatabaseError {
     }
 }
 
-/// One libpq connection speaking the store's SQL (see `SQLConnection`). A connection found
-/// broken before a transaction or a statement outside one is replaced, at most once per
-/// `reconnectBackoff`, so that an outage answers at once with `.unavailable` rather than
-/// making every request wait for a connect timeout.
+/// One libpq connection speaking the store's SQL (see `SQLConnection`). A connection that
+/// broke is replaced (see `perform`), at most once per `reconnectBackoff`, so that an outage
+/// answers at once with `.unavailable` rather than making every request wait for a connect
+/// timeout.
 final class PostgresSQLConnection: SQLConnection {
     private let settings: PostgresConnectionSettings
     private let readOnly: Bool
@@ -90,11 +90,27 @@ final class PostgresSQLConnection: SQLConnection {
         return connection
     }
 
-    /// The connection to use now: the current one inside a transaction (a failure there fails
-    /// the transaction), else the current one if it still works, else a new one.
+    /// Runs `body` on the connection: the current one, or a new one when there is none (at
+    /// most once per `reconnectBackoff`). A connection that fails with a connection error is
+    /// dropped; when no transaction was open, `body` (a read, or a BEGIN) runs once more on a
+    /// new connection, so a server restart costs a reader no failed request. Inside a
+    /// transaction the failure fails the transaction: nothing is retried that may have been
+    /// applied. (No probe of the socket before each statement: that would cost every read two
+    /// system calls.)
+    private func perform<T>(_ body: (PostgresConnection) throws(PostgresError) -> T) throws(PostgresError) -> T {
+        let inTransaction = connection?.inTransaction ?? false
+        do {
+            return try body(try live())
+        } catch  where error.kind == .connection {
+            connection = nil
+            guard !inTransaction else { throw error }
+            return try body(try live())
+        }
+    }
+
+    /// The current connection, or a new one.
     private func live() throws(PostgresError) -> PostgresConnection {
-        if let connection, connection.inTransaction || connection.isUsable { return connection }
-        connection = nil
+        if let connection { return connection }
         guard ContinuousClock.now >= nextAttempt else {
             throw PostgresError(kind: .unavailable, message: "the connection to \(settings) was lost; reconnecting shortly")
         }
@@ -109,7 +125,7 @@ final class PostgresSQLConnection: SQLConnection {
     }
 
     func execute(_ sql: String) throws {
-        let result = try live().execute(sql)
+        let result = try perform { connection throws(PostgresError) in try connection.execute(sql) }
         // PostgreSQL answers COMMIT of a failed transaction with a rollback, not an error.
         if sql == "COMMIT" && result.command != "COMMIT" {
             throw PostgresError(kind: .other, message: "the transaction had failed and was rolled back at COMMIT (\(result.command))", sql: sql)
@@ -131,7 +147,7 @@ final class PostgresSQLConnection: SQLConnection {
     }
 
     func run(_ sql: String, _ parameters: [PostgresValue]) throws(PostgresError) -> PostgresResult {
-        let result = try live().query(sql, parameters)
+        let result = try perform { connection throws(PostgresError) in try connection.query(sql, parameters) }
         changes = result.affectedRows
         return result
     }
@@ -327,20 +343,15 @@ extension PostgresDatabase {
     /// The fence of the background work for `term` (see `WriteFence`): inside each fenced
     /// write's transaction, refuses the write (`StoreError.fenced`) unless `term` is the lease's
     /// current, unexpired term, and holds the lease row (`FOR SHARE`) until the write commits, so
-    /// that no new term can begin in between (`PostgresLeaderLease.fence`, on the store's own
-    /// connection).
+    /// that no new term can begin in between: `PostgresLeaderLease.fence`'s query and rule, on the
+    /// store's own connection.
     public static func fence(term: LeaderTerm) -> WriteFence {
         WriteFence { connection in
-            let row = try connection.prepare("SELECT holder, generation, expires_at > now() FROM leader_lease WHERE name = ? FOR SHARE")
+            let row = try connection.prepare(PostgresLeaderLease.fenceQuery)
             try row.bind(.text(term.name))
-            guard try row.step() else { throw StoreError.fenced("lease \(term.name) was never acquired") }
-            let (holder, generation, current) = (row.text(0), row.int(1), row.int(2) == 1)
+            let lease = try row.step() ? (holder: row.text(0), generation: row.int(1), current: row.int(2) == 1) : nil
             connection.resetStatements()
-            guard holder == term.holder, generation == term.generation, current else {
-                throw StoreError.fenced(
-                    "lease \(term.name): term \(term.generation) of \(term.holder) is no longer current (generation \(generation) held by \(holder)\(current ? "" : ", expired"))"
-                )
-            }
+            if let refusal = PostgresLeaderLease.refusal(of: term, lease: lease) { throw StoreError.fenced(refusal) }
         }
     }
 }

@@ -114,15 +114,23 @@ public final class PostgresLeaderLease: Sendable {
         guard connection.inTransaction else {
             throw PostgresError(kind: .other, message: "a fenced write must run inside a transaction")
         }
-        let rows = try connection.query(
-            "SELECT holder, generation, expires_at > now() FROM leader_lease WHERE name = $1 FOR SHARE", [.text(term.name)]
-        ).rows
-        guard let row = rows.first, try row.text(0) == term.holder, try row.int(1) == term.generation, try row.bool(2) else {
-            let current = try rows.first.map { row throws(PostgresError) in "generation \(try row.int(1)) held by \(try row.text(0))" }
-            throw PostgresError(
-                kind: .fenced,
-                message: "lease \(term.name): term \(term.generation) of \(term.holder) is no longer current (\(current ?? "never acquired"))")
+        let rows = try connection.query(fenceQuery, [.text(term.name)]).rows
+        let lease = try rows.first.map { row throws(PostgresError) in (holder: try row.text(0), generation: try row.int(1), current: try row.bool(2))
         }
+        if let refusal = Self.refusal(of: term, lease: lease) { throw PostgresError(kind: .fenced, message: refusal) }
+    }
+
+    /// The fence's read of the lease row, locked until the transaction ends.
+    static let fenceQuery = "SELECT holder, generation, expires_at > now() FROM leader_lease WHERE name = $1 FOR SHARE"
+
+    /// The fencing rule, for `fence` and the store's `PostgresDatabase.fence(term:)`: nil when
+    /// `term` is the lease's current, unexpired term (`lease`: the row `fenceQuery` read, nil
+    /// when the lease was never acquired), else why a write for it is refused.
+    static func refusal(of term: LeaderTerm, lease: (holder: String, generation: Int, current: Bool)?) -> String? {
+        guard let lease else { return "lease \(term.name): term \(term.generation) of \(term.holder) is no longer current (never acquired)" }
+        guard lease.holder != term.holder || lease.generation != term.generation || !lease.current else { return nil }
+        return
+            "lease \(term.name): term \(term.generation) of \(term.holder) is no longer current (generation \(lease.generation) held by \(lease.holder)\(lease.current ? "" : ", expired"))"
     }
 
     private func run<T>(_ body: (PostgresConnection) throws(PostgresError) -> T) throws(PostgresError) -> T {

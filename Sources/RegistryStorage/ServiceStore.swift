@@ -17,11 +17,6 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     /// (see `WriteFence`).
     case fenced(String)
 
-    /// The database fault, when this is one.
-    var fault: StorageFault? {
-        if case .fault(let fault) = self { fault } else { nil }
-    }
-
     public var description: String {
         switch self {
         case .importConflicts(let keys):
@@ -133,7 +128,7 @@ public struct UpdateResult: Sendable {
 public final class ServiceStore: Sendable {
     private let writer: Mutex<ConnectionBox>
     /// Where the data lives: the SQLite file, or the PostgreSQL URL without its password.
-    public let path: String
+    public var path: String { database.description }
     /// The database the store runs on.
     public let database: any SQLDatabase
     private let queue = Mutex<[PendingWrite]>([])
@@ -250,13 +245,18 @@ public final class ServiceStore: Sendable {
         cacheDocuments: Bool, now: @escaping @Sendable () -> Date
     ) {
         self.database = database
-        self.path = database.description
         self.writer = Mutex(ConnectionBox(writer))
         self.checkpointer = checkpointer
         self.exclusiveLock = exclusiveLock
         self.documentCache = cacheDocuments ? DocumentCache() : nil
         self.now = now
         readers = ConnectionPool { try database.connect(readOnly: true) }
+    }
+
+    /// What failed a whole batch: the database's fault, else an internal one naming `error`.
+    private static func fault(of error: any Error) -> StorageFault {
+        if case .fault(let fault) = storeError(error) { return fault }
+        return StorageFault(reason: .internal, message: "\(error)")
     }
 
     /// A failure of the database as `StoreError` (`.fault`, classified by the database).
@@ -425,9 +425,9 @@ public final class ServiceStore: Sendable {
             try connection.beginWrite()
         } catch {
             batch.forEach { $0.result = .failure(error) }
-            return ServiceStore.storeError(error).fault
+            return ServiceStore.fault(of: error)
         }
-        for (index, pending) in batch.enumerated() {
+        for pending in batch {
             do {
                 try connection.execute("SAVEPOINT write")
                 let value = try pending.body(connection)
@@ -442,8 +442,7 @@ public final class ServiceStore: Sendable {
                     // take writes: nothing of this batch is committed, so every write fails.
                     if connection.isInTransaction { try? connection.execute("ROLLBACK") }
                     let cause = fault ?? StorageFault(reason: .internal, message: "the transaction was rolled back: \(error)")
-                    for other in batch[..<index] { other.result = .failure(StoreError.fault(cause)) }
-                    for other in batch[index...] { other.result = .failure(StoreError.fault(cause)) }
+                    for other in batch { other.result = .failure(StoreError.fault(cause)) }
                     return cause
                 }
                 do {
@@ -451,7 +450,7 @@ public final class ServiceStore: Sendable {
                     try connection.execute("RELEASE write")
                 } catch let rollback {
                     try? connection.execute("ROLLBACK")
-                    let cause = ServiceStore.storeError(rollback).fault ?? StorageFault(reason: .internal, message: "\(rollback)")
+                    let cause = ServiceStore.fault(of: rollback)
                     for other in batch { other.result = .failure(StoreError.fault(cause)) }
                     return cause
                 }
@@ -462,7 +461,7 @@ public final class ServiceStore: Sendable {
             try connection.execute("COMMIT")
         } catch {
             if connection.isInTransaction { try? connection.execute("ROLLBACK") }
-            let cause = ServiceStore.storeError(error).fault ?? StorageFault(reason: .internal, message: "\(error)")
+            let cause = ServiceStore.fault(of: error)
             for pending in batch { pending.result = .failure(StoreError.fault(cause)) }
             return cause
         }

@@ -167,6 +167,11 @@ public final class TestPostgres: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else is inherited. Foundation's `Process` learns that a child exited when the
+        // other end of a socket pair it gave that child closes; a child spawned here meanwhile
+        // (the watchdog lives as long as the test process) would hold that end open, and the
+        // other test's `waitUntilExit()` would never return.
+        posix_spawn_file_actions_addclosefrom_np(&actions, 3)
         let arguments = command.map { strdup($0) } + [nil]
         defer { for argument in arguments { free(argument) } }
         var pid: pid_t = 0
