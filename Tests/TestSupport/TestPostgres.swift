@@ -159,7 +159,11 @@ public final class TestPostgres: Sendable {
 
     /// Starts `command` with stdin from /dev/null and stdout and stderr into `output`; with
     /// `wait`, returns its exit status. (posix_spawn and waitpid rather than Foundation's
-    /// Process, whose exit detection hung here when a server was started from a test.)
+    /// Process, whose exit detection hung here when a server was started from a test.) The child
+    /// inherits no other descriptor: Foundation's `Process` learns that a child exited when the
+    /// other end of a socket pair it gave that child closes, and a child spawned here meanwhile
+    /// (the watchdog lives as long as the test process) would hold that end open, so another
+    /// test's `waitUntilExit()` would never return.
     private static func spawn(_ command: [String], output: String, wait: Bool) throws -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -167,11 +171,7 @@ public final class TestPostgres: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // Nothing else is inherited. Foundation's `Process` learns that a child exited when the
-        // other end of a socket pair it gave that child closes; a child spawned here meanwhile
-        // (the watchdog lives as long as the test process) would hold that end open, and the
-        // other test's `waitUntilExit()` would never return.
-        posix_spawn_file_actions_addclosefrom_np(&actions, 3)
+        try closeInheritedDescriptors(&actions)
         let arguments = command.map { strdup($0) } + [nil]
         defer { for argument in arguments { free(argument) } }
         var pid: pid_t = 0
@@ -184,6 +184,19 @@ public final class TestPostgres: Sendable {
         }
         // WIFEXITED / WEXITSTATUS: the low 7 bits are the signal (0 for a normal exit), the next 8 the status.
         return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+; Swift's Glibc module does
+    /// not import GNU extensions, so it is looked up by name): closes every descriptor from 3 on
+    /// in the child.
+    private static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) throws {
+        typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else {
+            throw TestPostgresError(description: "glibc lacks posix_spawn_file_actions_addclosefrom_np (needs 2.34 or newer)")
+        }
+        guard unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, 3) == 0 else {
+            throw TestPostgresError(description: "posix_spawn_file_actions_addclosefrom_np failed")
+        }
     }
 
     /// A loopback TCP port nothing listens on now (the kernel's choice for port 0).
