@@ -521,7 +521,8 @@ extension HealthChecker {
     /// The health of one service as a JSON document (UTF-8) to store: per probed address
     /// (`ip`, `port`) its `state`, `since`, `lastCheck`, `lastError`, `consecutive` and
     /// `lastSucceeded`; the `allBackendsUnhealthy` condition; the last events; and `check`, the
-    /// fingerprint of the health check (times in seconds since 1970). nil when the service has
+    /// fingerprint of the health check. Times are Foundation's `Date` as is (seconds since
+    /// 2001-01-01T00:00:00Z, a JSON number), so that they come back exactly. nil when the service has
     /// no health check here (deleted, none, or no address to probe): nothing to store.
     public func snapshot(of key: ServiceKey) -> [UInt8]? {
         let snapshot: Snapshot? = lock.locked {
@@ -546,7 +547,7 @@ extension HealthChecker {
         }
         guard let snapshot else { return nil }
         let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .secondsSince1970
+        encoder.dateEncodingStrategy = .deferredToDate
         encoder.outputFormatting = [.sortedKeys]
         do {
             return Array(try encoder.encode(snapshot))
@@ -567,7 +568,7 @@ extension HealthChecker {
     @discardableResult
     public func restore(_ snapshots: [ServiceKey: [UInt8]]) -> Set<ServiceKey> {
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .secondsSince1970
+        decoder.dateDecodingStrategy = .deferredToDate
         var decoded: [ServiceKey: Snapshot] = [:]
         for (key, bytes) in snapshots {
             do {
