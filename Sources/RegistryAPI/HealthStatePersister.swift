@@ -16,7 +16,7 @@ import Synchronization
 /// changed, the service was deleted) is written on one serial background queue, batched (what
 /// changed meanwhile goes in the next transaction), never on an HTTP thread. The writes are
 /// fenced: after the lease is lost they are refused, which is logged at notice level. `pause()`
-/// (leading stopped) stops writing. A write that fails otherwise is logged and retried with the
+/// (leading stopped) writes what is pending, then stops writing. A write that fails otherwise is logged and retried with the
 /// next change. Probe results that change no state (a refreshed
 /// `lastCheck`, a count of consecutive results below a threshold) are not written by
 /// themselves: they go with the service's next change.
@@ -65,8 +65,11 @@ final class HealthStatePersister: Sendable {
         state.withLock { $0.leading = true }
     }
 
-    /// Stops writing (this replica no longer leads); changes already queued are dropped.
+    /// Stops writing (this replica no longer leads), after writing what is pending: call it once
+    /// the probes have stopped, so that a replica handing the lease over (a shutdown) stores its
+    /// last verdicts; after an involuntary loss of the lease that write is refused (fenced).
     func pause() {
+        queue.sync { flush() }
         state.withLock {
             $0.leading = false
             $0.pending.removeAll()

@@ -195,8 +195,9 @@ public final class RegistryApplication: HTTPHandler {
     /// Returns false when a probe or resolution was still running at the deadline.
     @discardableResult
     public func stopLiveness(deadline: Duration) -> Bool {
-        healthPersister.pause()
         let probes = liveness.shutdown(deadline: deadline)
+        // The last verdicts are stored before the lease is handed over (issue 16).
+        healthPersister.pause()
         let resolutions = dns.shutdown(deadline: deadline)
         return probes && resolutions
     }
