@@ -427,8 +427,9 @@ public final class HealthChecker: Sendable {
         if excess > 0 { state.services[key]!.events.removeFirst(excess) }
     }
 
-    /// Re-derives the fail-open condition of a service and tells the subscribers.
-    private func evaluate(_ key: ServiceKey) {
+    /// Re-derives the fail-open condition of a service and tells the subscribers (unless
+    /// `notify` is false).
+    private func evaluate(_ key: ServiceKey, notify: Bool = true) {
         let time = now()
         let flipped: Bool? = lock.locked {
             state.withLock { state in
@@ -462,7 +463,158 @@ public final class HealthChecker: Sendable {
                 logger.notice("fail-open ended", metadata: ["service": "\(key.namespace)/\(key.name)"])
             }
         }
+        guard notify else { return }
         for subscriber in subscribers.withLock({ $0 }) { subscriber([key]) }
+    }
+}
+
+// MARK: - Snapshots (issue 16)
+
+extension HealthChecker {
+    /// The stored form of one service's health (JSON): what `restore(_:)` needs to continue.
+    private struct Snapshot: Codable {
+        struct Address: Codable {
+            var ip: String
+            var port: Int
+            var state: String
+            var since: Date
+            var lastCheck: Date?
+            var lastError: String?
+            var consecutive: Int
+            var lastSucceeded: Bool
+        }
+        struct StoredCondition: Codable {
+            var type: String
+            var status: Bool
+            var lastTransitionTime: Date
+            var message: String
+        }
+        struct StoredEvent: Codable {
+            var time: Date
+            var ip: String?
+            var port: Int?
+            var from: String
+            var to: String
+            var message: String?
+        }
+        /// `HealthChecker.fingerprint(of:)` of the check the addresses were probed with.
+        var check: String
+        var addresses: [Address]
+        var conditions: [StoredCondition]
+        var events: [StoredEvent]
+    }
+
+    /// Identifies a health check's definition: a snapshot is restored only under the check it
+    /// was measured with (a changed check starts its addresses over from `unknown`, as
+    /// `update` does). FNV-1a (64 bits) of the check's full description, as hexadecimal; a
+    /// binary whose `HealthCheck` differs in shape yields another value, which is the safe side.
+    static func fingerprint(of check: HealthCheck) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in String(reflecting: check).utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// The health of one service as a JSON document (UTF-8) to store: per probed address
+    /// (`ip`, `port`) its `state`, `since`, `lastCheck`, `lastError`, `consecutive` and
+    /// `lastSucceeded`; the `allBackendsUnhealthy` condition; the last events; and `check`, the
+    /// fingerprint of the health check. Times are Foundation's `Date` as is (seconds since
+    /// 2001-01-01T00:00:00Z, a JSON number), so that they come back exactly. nil when the service has
+    /// no health check here (deleted, none, or no address to probe): nothing to store.
+    public func snapshot(of key: ServiceKey) -> [UInt8]? {
+        let snapshot: Snapshot? = lock.locked {
+            state.withLock { state in
+                guard let service = state.services[key] else { return nil }
+                let addresses = service.targets.keys.sorted { ($0.ip, $0.port) < ($1.ip, $1.port) }.compactMap { target -> Snapshot.Address? in
+                    guard let entry = state.entries[EntryID(service: key, target: target)], entry.check == service.check else { return nil }
+                    let health = entry.health
+                    return Snapshot.Address(
+                        ip: target.ip, port: target.port, state: health.state.rawValue, since: health.since, lastCheck: health.lastCheck,
+                        lastError: health.lastError, consecutive: health.consecutive, lastSucceeded: health.lastSucceeded)
+                }
+                return Snapshot(
+                    check: HealthChecker.fingerprint(of: service.check), addresses: addresses,
+                    conditions: service.allUnhealthy.map {
+                        [Snapshot.StoredCondition(type: $0.type, status: $0.status, lastTransitionTime: $0.lastTransitionTime, message: $0.message)]
+                    } ?? [],
+                    events: service.events.map {
+                        Snapshot.StoredEvent(time: $0.time, ip: $0.target?.ip, port: $0.target?.port, from: $0.from, to: $0.to, message: $0.message)
+                    })
+            }
+        }
+        guard let snapshot else { return nil }
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .deferredToDate
+        encoder.outputFormatting = [.sortedKeys]
+        do {
+            return Array(try encoder.encode(snapshot))
+        } catch {
+            logger.error("health state not encoded", metadata: ["service": "\(key.namespace)/\(key.name)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Continues from stored snapshots (a new leader, issue 16): for each service known here
+    /// whose health check is the one the snapshot was made under (same fingerprint), the
+    /// addresses still probed take their stored state, times, last error and counts, and the
+    /// service its stored events and condition. Addresses keep their schedule (each is probed
+    /// within its interval, as without a snapshot); addresses not in the snapshot stay as they
+    /// are. Snapshots of unknown services, of changed checks, or that cannot be decoded (logged)
+    /// are ignored. Returns the services restored. Subscribers are not told (the caller
+    /// renders everything afterwards); the readiness epochs change.
+    @discardableResult
+    public func restore(_ snapshots: [ServiceKey: [UInt8]]) -> Set<ServiceKey> {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .deferredToDate
+        var decoded: [ServiceKey: Snapshot] = [:]
+        for (key, bytes) in snapshots {
+            do {
+                decoded[key] = try decoder.decode(Snapshot.self, from: Data(bytes))
+            } catch {
+                logger.warning("stored health state ignored: not readable", metadata: ["service": "\(key.namespace)/\(key.name)", "error": "\(error)"])
+            }
+        }
+        let maxEvents = max(1, configuration.maxEventsPerService)
+        let restored: Set<ServiceKey> = lock.locked {
+            state.withLock { state in
+                var restored: Set<ServiceKey> = []
+                for (key, snapshot) in decoded {
+                    guard var service = state.services[key], snapshot.check == HealthChecker.fingerprint(of: service.check) else { continue }
+                    for address in snapshot.addresses {
+                        let target = ProbeTarget(ip: address.ip, port: address.port)
+                        let id = EntryID(service: key, target: target)
+                        guard service.targets[target] != nil, let entry = state.entries[id], entry.check == service.check,
+                            let health = HealthState(rawValue: address.state)
+                        else { continue }
+                        state.entries[id]?.health = AddressHealth(
+                            state: health, since: address.since, lastCheck: address.lastCheck, lastError: address.lastError,
+                            consecutive: address.consecutive, lastSucceeded: address.lastSucceeded)
+                    }
+                    service.events = snapshot.events.suffix(maxEvents).map { event in
+                        Event(
+                            time: event.time, target: event.ip.flatMap { ip in event.port.map { ProbeTarget(ip: ip, port: $0) } }, from: event.from,
+                            to: event.to, message: event.message)
+                    }
+                    service.allUnhealthy = snapshot.conditions.first { $0.type == Condition.allBackendsUnhealthy && $0.status }.map {
+                        Condition(type: $0.type, status: $0.status, lastTransitionTime: $0.lastTransitionTime, message: $0.message)
+                    }
+                    state.services[key] = service
+                    restored.insert(key)
+                }
+                return restored
+            }
+        }
+        // The condition follows the restored states (addresses may have changed since).
+        for key in restored { evaluate(key, notify: false) }
+        return restored
+    }
+
+    /// The services with a health check here (those `snapshot(of:)` describes).
+    public var checkedServices: Set<ServiceKey> {
+        lock.locked { state.withLock { Set($0.services.keys) } }
     }
 }
 

@@ -22,10 +22,21 @@ public struct AddressHealth: Sendable, Equatable {
     public private(set) var lastError: String?
     /// Consecutive results equal to the last one (successes after a success, failures after a failure).
     public private(set) var consecutive = 0
-    private var lastSucceeded = false
+    /// Whether the last probe succeeded (false before the first).
+    public private(set) var lastSucceeded = false
 
     public init(since: Date) {
         self.since = since
+    }
+
+    /// The state as stored (`HealthChecker.snapshot(of:)`), to continue from it (issue 16).
+    public init(state: HealthState, since: Date, lastCheck: Date?, lastError: String?, consecutive: Int, lastSucceeded: Bool) {
+        self.state = state
+        self.since = since
+        self.lastCheck = lastCheck
+        self.lastError = lastError
+        self.consecutive = max(0, consecutive)
+        self.lastSucceeded = lastSucceeded
     }
 
     /// Records one probe result; returns the previous state when the state changed.

@@ -36,6 +36,8 @@ public final class RegistryApplication: HTTPHandler {
     public let elector: LeaderElector
     /// Whether `startLiveness` has subscribed to the store's commits (once per process).
     private let followsCommits = Atomic<Bool>(false)
+    /// Stores the health checker's snapshots while this replica leads (issue 16).
+    private let healthPersister: HealthStatePersister
 
     /// Bounds of the watch (`GET /v1/services?watch=true`).
     public struct WatchLimits: Sendable {
@@ -87,6 +89,9 @@ public final class RegistryApplication: HTTPHandler {
         // What every bound cluster is given: `host` addresses resolved, then health applied.
         reconciler.setEffectiveView { liveness.effective(dns.resolved($0)) }
         liveness.onChange { [weak reconciler] keys in reconciler?.effectiveChanged(keys) }
+        let healthPersister = HealthStatePersister(store: store, liveness: liveness, logger: logger)
+        self.healthPersister = healthPersister
+        liveness.onChange { keys in healthPersister.changed(keys) }
         // A change of resolution: the health checker probes the new IPs, the clusters follow.
         dns.onChange { [weak reconciler] namespace, name in
             do {
@@ -181,6 +186,8 @@ public final class RegistryApplication: HTTPHandler {
             }
             after = page.next
         } while after != nil
+        // Continue from the health the last leader stored (issue 16), before the first probe.
+        healthPersister.resume()
     }
 
     /// Stops the health checks and the DNS refresh (this replica no longer leads), waiting up to
@@ -189,6 +196,8 @@ public final class RegistryApplication: HTTPHandler {
     @discardableResult
     public func stopLiveness(deadline: Duration) -> Bool {
         let probes = liveness.shutdown(deadline: deadline)
+        // The last verdicts are stored before the lease is handed over (issue 16).
+        healthPersister.pause()
         let resolutions = dns.shutdown(deadline: deadline)
         return probes && resolutions
     }

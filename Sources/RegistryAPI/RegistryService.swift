@@ -28,7 +28,10 @@ public final class RegistryService: Sendable {
     ///
     /// - Throws: `StartupError`, a sentence naming what could not be used and why.
     /// `resolver`: resolves the `host` of addresses given by DNS name (c-ares; tests give a fake).
-    public init(configuration: ServerConfiguration, logger: Logger, resolver: any Resolver = CAresResolver()) throws(StartupError) {
+    /// `prober`: probes the addresses of services with a `healthCheck` (sockets; tests give a fake).
+    public init(
+        configuration: ServerConfiguration, logger: Logger, resolver: any Resolver = CAresResolver(), prober: any Prober = SocketProber()
+    ) throws(StartupError) {
         self.configuration = configuration
         self.logger = logger
         let (store, postgres) = try RegistryService.openStore(configuration)
@@ -76,7 +79,7 @@ public final class RegistryService: Sendable {
         application = RegistryApplication(
             store: store, logger: logger, authenticator: authenticator, openness: configuration.openness, clusters: clusters,
             defaultClusters: configuration.defaultClusters, reconcilerConfiguration: reconcilerConfiguration,
-            livenessConfiguration: livenessConfiguration, resolver: resolver, watchLimits: configuration.watch,
+            livenessConfiguration: livenessConfiguration, prober: prober, resolver: resolver, watchLimits: configuration.watch,
             logFormat: configuration.logFormat, elector: elector)
         var policy = Retention.Policy(auditRetentionDays: configuration.auditRetentionDays, historyLimit: configuration.historyLimit)
         policy.watchHistoryEvents = configuration.watchHistoryEvents

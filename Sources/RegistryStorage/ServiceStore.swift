@@ -879,6 +879,8 @@ public final class ServiceStore: Sendable {
             }
             try check(current)
             try connection.prepare("DELETE FROM services WHERE namespace = ? AND name = ?").bind(.text(namespace), .text(name)).run()
+            // The health checker's snapshot goes with the service (a new one starts from unknown).
+            try connection.prepare("DELETE FROM health_state WHERE namespace = ? AND name = ?").bind(.text(namespace), .text(name)).run()
             cache.remove(ServiceKey(namespace: namespace, name: name))
             if keepClusterObjects {
                 try connection.prepare("DELETE FROM reconcile_state WHERE namespace = ? AND name = ?").bind(.text(namespace), .text(name)).run()

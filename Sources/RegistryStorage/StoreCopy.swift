@@ -99,6 +99,7 @@ public enum StoreCopy {
         Table(name: "audit_log", key: ["id"], seeded: nil),
         Table(name: "push_state", key: ["namespace", "name", "cluster"], seeded: nil),
         Table(name: "reconcile_state", key: ["namespace", "name", "cluster"], seeded: nil),
+        Table(name: "health_state", key: ["namespace", "name"], seeded: nil),
     ]
 
     /// The names of the tables copied, in the order they are copied.

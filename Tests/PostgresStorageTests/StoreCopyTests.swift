@@ -236,7 +236,9 @@ import Testing
         }
         #expect(error.reason == .schemaVersion)
         #expect(
-            error.message.contains("has schema version \(migrations.count - 1), older than this binary's (\(migrations.count)"), "\(error.message)")
+            error.message.contains(
+                "has schema version \(migrations.dropLast().last?.version ?? 0), older than this binary's (\(migrations.last?.version ?? 0)"),
+            "\(error.message)")
         #expect(try Self.count("SELECT count(*) FROM services", in: postgreSQL) == 0)
 
         // A binary that knows fewer migrations than the source has applied refuses it too.

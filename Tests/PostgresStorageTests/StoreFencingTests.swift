@@ -40,6 +40,9 @@ import Testing
         #expect("\(refusal.map { "\($0)" } ?? "")".contains("no longer current"))
         #expect(throws: StoreError.self) { try store.pruneHistory(keep: 1, batch: 10) }
         #expect(try store.allReconcileStates().map(\.state) == [.pending])
+        // The health checker's snapshots alike.
+        #expect(throws: StoreError.self) { try store.saveHealthStates([ServiceKey(namespace: "default", name: "rgw"): Array("{}".utf8)]) }
+        #expect(try store.allHealthStates().isEmpty)
         // Requests' writes are not fenced.
         _ = try store.create(
             ExternalService(

@@ -63,11 +63,11 @@ import Testing
         let lines = result.stdout.split(separator: "\n").map(String.init)
         #expect(lines.first?.hasPrefix("copied \(database) (schema version ") == true, "\(result.stdout)")
         #expect(lines.first?.contains("to \(url) (password from file \(passwordFile)) (schema version ") == true, "\(result.stdout)")
-        for table in ["services", "service_revisions", "watch_state", "watch_events", "audit_log", "push_state", "reconcile_state"] {
+        for table in ["services", "service_revisions", "watch_state", "watch_events", "audit_log", "push_state", "reconcile_state", "health_state"] {
             #expect(lines.contains { $0.hasPrefix("\(table): ") && $0.contains(" copied (sha256 ") }, "\(table): \(result.stdout)")
         }
         #expect(lines.contains { $0.hasPrefix("services: 2 rows copied") }, "\(result.stdout)")
-        #expect(lines.last?.hasPrefix("verified: 7 tables, ") == true, "\(result.stdout)")
+        #expect(lines.last?.hasPrefix("verified: 8 tables, ") == true, "\(result.stdout)")
         #expect(!(result.stdout + result.stderr).contains(TestPostgres.password))
 
         // Once more into the same database: refused, nothing changed.

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPServer
+import RegistryCore
 import Liveness
 import Synchronization
 import RegistryStorage
@@ -14,8 +15,10 @@ final class TestServer {
     let databasePath: String
 
     /// `resolver`: what `host` addresses resolve to; by default a table (never the network).
+    /// `prober`: what health checks find; by default the real sockets.
     init(
-        maxBodyBytes: Int = 1 << 20, resolver: TableResolver = TableResolver(), configure: (inout ServerConfiguration) -> Void = { _ in }
+        maxBodyBytes: Int = 1 << 20, resolver: TableResolver = TableResolver(), prober: any Prober = SocketProber(),
+        configure: (inout ServerConfiguration) -> Void = { _ in }
     ) throws {
         let directory = FileManager.default.temporaryDirectory.appending(path: "registry-api-\(UUID().uuidString)")
         let databasePath = directory.appending(path: "registry.sqlite").path()
@@ -41,7 +44,7 @@ final class TestServer {
         }
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        service = try RegistryService(configuration: configuration, logger: logger, resolver: resolver)
+        service = try RegistryService(configuration: configuration, logger: logger, resolver: resolver, prober: prober)
     }
 
     /// A server whose only clusters are those of `cluster`'s kubeconfig (no in-cluster target).
@@ -76,6 +79,16 @@ final class TableResolver: Resolver {
 
     func resolve(_ host: String) -> Result<ResolvedAddresses, ResolveFailure> {
         answers.withLock { $0[host] ?? .failure(.notFound) }.map { ResolvedAddresses(addresses: $0, ttlSeconds: 30) }
+    }
+}
+
+/// Answers health-check probes from a table (listed targets fail, the others succeed), so that
+/// no test probes a registered address.
+final class TableProber: Prober {
+    let failing = Mutex<Set<ProbeTarget>>([])
+
+    func probe(_ target: ProbeTarget, check: HealthCheck) -> Result<Void, ProbeFailure> {
+        failing.withLock { $0.contains(target) } ? .failure(.refused("table")) : .success(())
     }
 }
 
