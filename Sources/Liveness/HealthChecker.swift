@@ -574,7 +574,8 @@ extension HealthChecker {
             do {
                 decoded[key] = try decoder.decode(Snapshot.self, from: Data(bytes))
             } catch {
-                logger.warning("stored health state ignored: not readable", metadata: ["service": "\(key.namespace)/\(key.name)", "error": "\(error)"])
+                logger.warning(
+                    "stored health state ignored: not readable", metadata: ["service": "\(key.namespace)/\(key.name)", "error": "\(error)"])
             }
         }
         let maxEvents = max(1, configuration.maxEventsPerService)
