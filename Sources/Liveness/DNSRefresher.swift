@@ -1,7 +1,7 @@
 public import Foundation
 public import Logging
 public import RegistryCore
-import RegistryStorage
+public import RegistryStorage
 import Synchronization
 
 /// Why a name did not resolve.
@@ -320,6 +320,11 @@ public final class DNSRefresher: Sendable {
         lock.locked { state.withLock { $0.epochs[ServiceKey(namespace: namespace, name: name)] ?? 0 } }
     }
 
+    /// The services that resolve at least one name.
+    public var resolvingServices: Set<ServiceKey> {
+        lock.locked { state.withLock { Set($0.entries.keys.map { ServiceKey(namespace: $0.namespace, name: $0.name) }) } }
+    }
+
     /// Names being resolved (over all services).
     public var hostCount: Int { lock.locked { state.withLock { $0.entries.count } } }
 
@@ -455,5 +460,85 @@ extension Result where Success == ResolvedAddresses, Failure == ResolveFailure {
     var ttlSeconds: Int? {
         if case .success(let answer) = self { return answer.ttlSeconds }
         return nil
+    }
+}
+
+// MARK: - Snapshots (issue 16)
+
+extension ResolveFailure: Codable {}
+extension HostResolution: Codable {}
+
+extension DNSRefresher {
+    /// The resolutions of one service's names as a JSON document (UTF-8) to store: per host its
+    /// `HostResolution` (addresses, dropped, resolvedAt, lastAttempt, ttlSeconds, error,
+    /// failingSince, notFoundSince, expired; times as Foundation's `Date`, seconds since
+    /// 2001-01-01T00:00:00Z). nil when the service resolves no name here or none was attempted yet.
+    public func snapshot(of key: ServiceKey) -> [UInt8]? {
+        let resolutions: [String: HostResolution] = lock.locked {
+            state.withLock { state in
+                var found: [String: HostResolution] = [:]
+                for (entryKey, entry) in state.entries
+                where entryKey.namespace == key.namespace && entryKey.name == key.name && entry.resolution.lastAttempt != nil {
+                    found[entryKey.host] = entry.resolution
+                }
+                return found
+            }
+        }
+        guard !resolutions.isEmpty else { return nil }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        do {
+            return Array(try encoder.encode(resolutions))
+        } catch {
+            logger.error("DNS state not encoded", metadata: ["service": "\(key.namespace)/\(key.name)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Continues from stored snapshots (a new leader, or a follower showing the leader's
+    /// answers; issue 16): each name a service still resolves here takes the stored resolution
+    /// when it is newer than its own (by `lastAttempt`; a name not attempted here always takes
+    /// it), so that the last good answer survives a change of leader. Names keep their
+    /// schedule. Snapshots that cannot be decoded are logged and ignored. The subscribers are
+    /// told of the services whose addresses changed; returns the services restored.
+    @discardableResult
+    public func restore(_ snapshots: [ServiceKey: [UInt8]]) -> Set<ServiceKey> {
+        let decoder = JSONDecoder()
+        var decoded: [ServiceKey: [String: HostResolution]] = [:]
+        for (key, bytes) in snapshots {
+            do {
+                decoded[key] = try decoder.decode([String: HostResolution].self, from: Data(bytes))
+            } catch {
+                logger.warning("stored DNS state ignored: not readable", metadata: ["service": "\(key.namespace)/\(key.name)", "error": "\(error)"])
+            }
+        }
+        let (restored, changed): (Set<ServiceKey>, [ServiceKey]) = lock.locked {
+            state.withLock { state in
+                var restored: Set<ServiceKey> = []
+                var changed: [ServiceKey] = []
+                for (key, resolutions) in decoded {
+                    var addressesChanged = false
+                    for (host, stored) in resolutions {
+                        let entryKey = Key(namespace: key.namespace, name: key.name, host: host)
+                        guard var entry = state.entries[entryKey], !entry.inFlight, let attempt = stored.lastAttempt,
+                            entry.resolution.lastAttempt.map({ attempt > $0 }) ?? true
+                        else { continue }
+                        addressesChanged = addressesChanged || entry.resolution.addresses != stored.addresses
+                        entry.resolution = stored
+                        state.entries[entryKey] = entry
+                        restored.insert(key)
+                    }
+                    if addressesChanged {
+                        state.epochs[key, default: 0] += 1
+                        changed.append(key)
+                    }
+                }
+                return (restored, changed)
+            }
+        }
+        for key in changed {
+            for subscriber in subscribers.withLock({ $0 }) { subscriber(key.namespace, key.name) }
+        }
+        return restored
     }
 }

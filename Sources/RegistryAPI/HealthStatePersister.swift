@@ -5,21 +5,22 @@ import RegistryCore
 import RegistryStorage
 import Synchronization
 
-/// Keeps the health checker's state in the store while this replica leads (issue 16), so that
-/// a new leader continues where the old one stopped instead of starting every address over
-/// from `unknown`.
+/// Keeps the health checker's state and the DNS answers in the store (`StoredLiveness`) while
+/// this replica leads (issue 16), so that a new leader continues where the old one stopped
+/// instead of starting every address over from `unknown`, and followers show the same.
 ///
 /// `resume()` (when leading starts, after the registrations are loaded into the checker and
-/// before it probes) restores the stored snapshots and deletes those of services without a
-/// health check; from then on, every service whose health changed (the checker's `onChange`: an
-/// address crossed a threshold, the fail-open condition flipped, the check or the addresses
-/// changed, the service was deleted) is written on one serial background queue, batched (what
-/// changed meanwhile goes in the next transaction), never on an HTTP thread. The writes are
-/// fenced: after the lease is lost they are refused, which is logged at notice level. `pause()`
-/// (leading stopped) writes what is pending, then stops writing. A write that fails otherwise is logged and retried with the
-/// next change. Probe results that change no state (a refreshed
-/// `lastCheck`, a count of consecutive results below a threshold) are not written by
-/// themselves: they go with the service's next change.
+/// before it probes) restores the stored snapshots and deletes those of services with neither
+/// a health check nor a name to resolve. From then on, every service whose health changed (the
+/// checker's `onChange`: an address crossed a threshold, the fail-open condition flipped, the
+/// check or the addresses changed, the service was deleted) or whose resolved addresses
+/// changed is written on one serial background queue, batched (what changed meanwhile goes in
+/// the next transaction), never on an HTTP thread. The writes are fenced: after the lease is
+/// lost they are refused, which is logged at notice level. `pause()` (leading stopped) writes
+/// what is pending, then stops writing. A write that fails otherwise is logged and retried
+/// with the next change. Probe results that change no state (a refreshed `lastCheck`, a count
+/// of consecutive results below a threshold) are not written by themselves: they go with the
+/// service's next change.
 final class HealthStatePersister: Sendable {
     private struct State {
         var leading = false
@@ -29,15 +30,17 @@ final class HealthStatePersister: Sendable {
 
     private let store: ServiceStore
     private let liveness: HealthChecker
+    private let dns: DNSRefresher
     private let logger: Logger
     private let state = Mutex(State())
     private let queue = DispatchQueue(label: "health-state-persister")
     /// Services written per transaction at most.
     static let batchSize = 500
 
-    init(store: ServiceStore, liveness: HealthChecker, logger: Logger) {
+    init(store: ServiceStore, liveness: HealthChecker, dns: DNSRefresher, logger: Logger) {
         self.store = store
         self.liveness = liveness
+        self.dns = dns
         self.logger = logger
     }
 
@@ -46,12 +49,12 @@ final class HealthStatePersister: Sendable {
     func resume() {
         do {
             let stored = try store.allHealthStates()
-            let restored = liveness.restore(stored)
+            let restored = StoredLiveness.restore(stored, liveness: liveness, dns: dns, logger: logger)
             if !stored.isEmpty {
                 logger.info("health state restored", metadata: ["services": "\(restored.count)", "stored": "\(stored.count)"])
             }
-            let checked = liveness.checkedServices
-            let stale = stored.keys.filter { !checked.contains($0) }
+            let tracked = StoredLiveness.tracked(liveness: liveness, dns: dns)
+            let stale = stored.keys.filter { !tracked.contains($0) }
             if !stale.isEmpty {
                 var deletions: [ServiceKey: [UInt8]?] = [:]
                 for key in stale { deletions[key] = .some(nil) }
@@ -105,7 +108,7 @@ final class HealthStatePersister: Sendable {
             }
             guard !keys.isEmpty else { return }
             var snapshots: [ServiceKey: [UInt8]?] = [:]
-            for key in keys { snapshots[key] = .some(liveness.snapshot(of: key)) }
+            for key in keys { snapshots[key] = .some(StoredLiveness.snapshot(of: key, liveness: liveness, dns: dns)) }
             do {
                 try store.saveHealthStates(snapshots)
             } catch StoreError.fenced(let reason) {

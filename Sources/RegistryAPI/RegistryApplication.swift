@@ -38,6 +38,8 @@ public final class RegistryApplication: HTTPHandler {
     private let followsCommits = Atomic<Bool>(false)
     /// Stores the health checker's snapshots while this replica leads (issue 16).
     private let healthPersister: HealthStatePersister
+    /// Shows the leader's stored verdicts while this replica follows (issue 16).
+    private let healthFollower: HealthStateFollower
 
     /// Bounds of the watch (`GET /v1/services?watch=true`).
     public struct WatchLimits: Sendable {
@@ -89,9 +91,13 @@ public final class RegistryApplication: HTTPHandler {
         // What every bound cluster is given: `host` addresses resolved, then health applied.
         reconciler.setEffectiveView { liveness.effective(dns.resolved($0)) }
         liveness.onChange { [weak reconciler] keys in reconciler?.effectiveChanged(keys) }
-        let healthPersister = HealthStatePersister(store: store, liveness: liveness, logger: logger)
+        let healthPersister = HealthStatePersister(store: store, liveness: liveness, dns: dns, logger: logger)
         self.healthPersister = healthPersister
         liveness.onChange { keys in healthPersister.changed(keys) }
+        let healthFollower = HealthStateFollower(store: store, liveness: liveness, dns: dns, logger: logger)
+        self.healthFollower = healthFollower
+        liveness.onChange { keys in healthFollower.changed(keys) }
+        dns.onChange { namespace, name in healthPersister.changed([ServiceKey(namespace: namespace, name: name)]) }
         // A change of resolution: the health checker probes the new IPs, the clusters follow.
         dns.onChange { [weak reconciler] namespace, name in
             do {
@@ -154,17 +160,7 @@ public final class RegistryApplication: HTTPHandler {
     ///
     /// `resolutionBudget`: how long the names known now are resolved before this returns.
     public func startLiveness(resolutionBudget: Duration = RegistryApplication.startupResolutionBudget) throws(StoreError) {
-        let liveness = self.liveness
-        let dns = self.dns
-        let store = self.store
-        if !followsCommits.exchange(true, ordering: .sequentiallyConsistent) {
-            store.onCommit { changes in
-                for change in changes {
-                    RegistryApplication.follow(
-                        change.record?.service, namespace: change.key.namespace, name: change.key.name, liveness: liveness, dns: dns)
-                }
-            }
-        }
+        healthFollower.leadingChanged(true)
         // Probes and resolutions start even when the services cannot be read now (later commits
         // add them). The names known at start-up are resolved first (for at most
         // `resolutionBudget`), so that the reconciler's first pass, started after this,
@@ -173,6 +169,44 @@ public final class RegistryApplication: HTTPHandler {
             liveness.start()
             dns.refreshDue(until: ContinuousClock.now.advanced(by: resolutionBudget))
             dns.start()
+        }
+        try loadRegistrations()
+        // Continue from the health the last leader stored (issue 16), before the first probe.
+        healthPersister.resume()
+    }
+
+    /// On a shared database, while this replica does not lead (issue 16): loads the
+    /// registrations into the health checker (which does not probe here) and shows the
+    /// verdicts the leader stores (`HealthStateFollower`). Does nothing on SQLite (one process,
+    /// which leads) or while leading; `startLiveness` ends it.
+    public func followLeader() {
+        guard store.database.isShared, healthFollower.mayStart else { return }
+        do {
+            try loadRegistrations()
+        } catch {
+            // Later commits add the services; the stored verdicts apply to those known.
+            logger.warning("the registered services could not be loaded to show their health: \(error)")
+        }
+        healthFollower.start()
+    }
+
+    /// Ends `followLeader` for good (shutdown).
+    public func stopFollowingLeader() {
+        healthFollower.close()
+    }
+
+    /// Subscribes the health checker and the DNS refresher to the store's commits (once per
+    /// process), then loads every registration with a health check or `host` addresses into them.
+    private func loadRegistrations() throws(StoreError) {
+        let liveness = self.liveness
+        let dns = self.dns
+        if !followsCommits.exchange(true, ordering: .sequentiallyConsistent) {
+            store.onCommit { changes in
+                for change in changes {
+                    RegistryApplication.follow(
+                        change.record?.service, namespace: change.key.namespace, name: change.key.name, liveness: liveness, dns: dns)
+                }
+            }
         }
         var after: ServiceKey? = nil
         repeat {
@@ -186,8 +220,6 @@ public final class RegistryApplication: HTTPHandler {
             }
             after = page.next
         } while after != nil
-        // Continue from the health the last leader stored (issue 16), before the first probe.
-        healthPersister.resume()
     }
 
     /// Stops the health checks and the DNS refresh (this replica no longer leads), waiting up to
@@ -198,6 +230,7 @@ public final class RegistryApplication: HTTPHandler {
         let probes = liveness.shutdown(deadline: deadline)
         // The last verdicts are stored before the lease is handed over (issue 16).
         healthPersister.pause()
+        healthFollower.leadingChanged(false)
         let resolutions = dns.shutdown(deadline: deadline)
         return probes && resolutions
     }

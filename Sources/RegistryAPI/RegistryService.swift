@@ -95,9 +95,13 @@ public final class RegistryService: Sendable {
         // One try before serving: a process that can lead at once (always so on SQLite, which
         // this process alone opens) has started its background work before the first request.
         elector.start(waitingForFirstAttempt: true)
+        // A replica that does not lead shows the leader's health verdicts (a no-op on SQLite,
+        // and once this replica leads).
+        application.followLeader()
         do {
             server = try HTTPServer(configuration: configuration.http, handler: application)
         } catch {
+            application.stopFollowingLeader()
             elector.stop()
             elector.setCallbacks(nil)
             _ = application.liveness.shutdown(deadline: .seconds(1))
@@ -204,6 +208,7 @@ public final class RegistryService: Sendable {
                 }
                 retention.stopPruning()
                 if store.database.isShared { store.setFence(.notLeader("this replica lost the leader lease")) }
+                application.followLeader()
             },
             onNewLeader: { holder in
                 if holder != application.elector.identity { logger.notice("following the leader", metadata: ["leader": "\(holder)"]) }
@@ -289,6 +294,7 @@ public final class RegistryService: Sendable {
         // Watches end first (cleanly, after what they have buffered): they are requests in
         // flight that would otherwise hold the grace period.
         application.stopWatches()
+        application.stopFollowingLeader()
         // Ends the background work (if leading) and then releases the lease, so that another
         // replica takes over at once.
         elector.stop()

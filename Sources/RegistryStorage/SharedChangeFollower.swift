@@ -10,40 +10,20 @@ import Synchronization
 /// When the log was compacted past its position (the process was cut off longer than the log
 /// is kept), every current service is handed over instead.
 final class SharedChangeFollower: Sendable {
-    private let stopped = Mutex(false)
-    private let wake = NSCondition()
+    private let thread: PeriodicThread
 
     /// Starts following from the change log's current position.
     init(store: ServiceStore, interval: Duration) {
         let cursor = (try? store.resourceVersionState().current) ?? 0
-        let thread = Thread { [weak store, self] in
-            var cursor = cursor
-            while !self.wait(interval) {
-                guard let store else { return }
-                cursor = store.followChanges(after: cursor)
-            }
+        thread = PeriodicThread(name: "shared-change-follower", interval: interval, state: cursor) { [weak store] cursor in
+            guard let store else { return false }
+            cursor = store.followChanges(after: cursor)
+            return true
         }
-        thread.name = "shared-change-follower"
-        thread.start()
-    }
-
-    /// Sleeps for `interval`; true once `stop()` was called.
-    private func wait(_ interval: Duration) -> Bool {
-        wake.lock()
-        defer { wake.unlock() }
-        if stopped.withLock({ $0 }) { return true }
-        let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
-        _ = wake.wait(until: Date(timeIntervalSinceNow: seconds))
-        return stopped.withLock { $0 }
     }
 
     /// Ends the thread after its current pass.
-    func stop() {
-        wake.lock()
-        stopped.withLock { $0 = true }
-        wake.broadcast()
-        wake.unlock()
-    }
+    func stop() { thread.stop() }
 }
 
 extension ServiceStore {

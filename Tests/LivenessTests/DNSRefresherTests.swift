@@ -5,6 +5,7 @@ import Testing
 
 @testable import Liveness
 import RegistryCore
+import RegistryStorage
 
 /// Answers from a table; never sends a query.
 final class FakeResolver: Resolver {
@@ -192,5 +193,42 @@ final class Clock: Sendable {
             Set(refresher.resolution(namespace: "default", name: "db", host: "db.example.test")?.dropped.keys ?? [:].keys) == [
                 "127.0.0.1", "fe80::1",
             ])
+    }
+}
+
+/// Issue 16: the answers survive a change of leader (snapshot, then restore into another refresher).
+@Suite struct DNSSnapshotTests {
+    let key = ServiceKey(namespace: "ns", name: "db")
+    let settings = DNSRefresher.Settings(refreshSeconds: 30, graceSeconds: 300)
+
+    @Test func aNewRefresherTakesTheStoredAnswersUnlessItsOwnAreNewer() throws {
+        let resolver = FakeResolver()
+        resolver.answers.withLock { $0["db.example.test"] = .success(["192.0.2.7"]) }
+        let clock = Clock()
+        let first = DNSRefresher(resolver: resolver, logger: Logger(label: "test"), now: { clock.time.withLock { $0 } })
+        first.update(namespace: "ns", name: "db", hosts: ["db.example.test"], settings: settings)
+        #expect(first.snapshot(of: key) == nil, "nothing attempted yet: nothing to store")
+        first.refreshDue()
+        let snapshot = try #require(first.snapshot(of: key))
+
+        // The next leader cannot resolve the name: the stored answer is what it renders.
+        let failing = FakeResolver()
+        failing.answers.withLock { $0["db.example.test"] = .failure(.failed("SERVFAIL")) }
+        let next = DNSRefresher(resolver: failing, logger: Logger(label: "test"), now: { clock.time.withLock { $0 } })
+        next.update(namespace: "ns", name: "db", hosts: ["db.example.test"], settings: settings)
+        let told = Mutex<[String]>([])
+        next.onChange { namespace, name in told.withLock { $0.append("\(namespace)/\(name)") } }
+        #expect(next.restore([key: snapshot, ServiceKey(namespace: "ns", name: "gone"): snapshot]) == [key])
+        #expect(next.addresses(namespace: "ns", name: "db") == ["db.example.test": ["192.0.2.7"]])
+        #expect(told.withLock { $0 } == ["ns/db"])
+        #expect(next.epoch(namespace: "ns", name: "db") == 1)
+        // Its own later attempt keeps the last good answer; an older snapshot does not replace it.
+        clock.advance(60)
+        next.refreshDue()
+        #expect(next.resolution(namespace: "ns", name: "db", host: "db.example.test")?.error == .failed("SERVFAIL"))
+        #expect(next.restore([key: snapshot]).isEmpty)
+        #expect(next.addresses(namespace: "ns", name: "db") == ["db.example.test": ["192.0.2.7"]])
+        // Not a snapshot: ignored.
+        #expect(next.restore([key: Array("[]".utf8)]).isEmpty)
     }
 }
