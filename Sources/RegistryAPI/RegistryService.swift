@@ -34,7 +34,7 @@ public final class RegistryService: Sendable {
     ) throws(StartupError) {
         self.configuration = configuration
         self.logger = logger
-        let (store, postgres) = try RegistryService.openStore(configuration)
+        let (store, postgres) = try RegistryService.openStore(configuration, logger: logger)
         self.store = store
         if let fault = store.readiness() {
             logger.error("the database cannot be used for writes: \(fault.summary); writes answer 503 and /readyz is false until it is fixed")
@@ -123,7 +123,7 @@ public final class RegistryService: Sendable {
     /// The store `configuration` names: the SQLite file (held exclusively by this process), or
     /// the PostgreSQL database shared with other replicas (whose changes are then followed), with
     /// its connection settings (for the leader lease).
-    static func openStore(_ configuration: ServerConfiguration) throws(StartupError) -> (ServiceStore, PostgresConnectionSettings?) {
+    static func openStore(_ configuration: ServerConfiguration, logger: Logger) throws(StartupError) -> (ServiceStore, PostgresConnectionSettings?) {
         guard let url = configuration.postgresURL else {
             try StartupError.createDirectory(for: configuration.databasePath)
             do {
@@ -143,13 +143,30 @@ public final class RegistryService: Sendable {
         } catch {
             throw .configuration(ConfigurationError(setting: "--database / ENDPOINT_REGISTRY_DATABASE", message: error.description))
         }
+        let migrations: [Migration]
         do {
-            let database = try PostgresDatabase.open(settings: settings, migrations: try Migration.parse(RegistryResources.postgreSQLMigrations))
-            let store = try ServiceStore(database: database)
-            store.followSharedChanges()
-            return (store, settings)
+            migrations = try Migration.parse(RegistryResources.postgreSQLMigrations)
         } catch {
             throw .database(path: settings.description, error)
+        }
+        // A database that cannot be reached yet (a cluster starting up together, a failover)
+        // is waited for, within `--database-wait-seconds`.
+        let deadline = ContinuousClock.now.advanced(by: .seconds(configuration.databaseWaitSeconds))
+        var pause: Duration = .seconds(1)
+        while true {
+            do {
+                let store = try ServiceStore(database: try PostgresDatabase.open(settings: settings, migrations: migrations))
+                store.followSharedChanges()
+                return (store, settings)
+            } catch .fault(let fault) where fault.reason == .unavailable && ContinuousClock.now.advanced(by: pause) < deadline {
+                logger.warning(
+                    "the database cannot be reached; trying again",
+                    metadata: ["database": "\(settings)", "error": "\(fault.message)", "retryInSeconds": "\(pause.components.seconds)"])
+                Thread.sleep(forTimeInterval: Double(pause.components.seconds))
+                pause = min(pause * 2, .seconds(10))
+            } catch {
+                throw .database(path: settings.description, error)
+            }
         }
     }
 

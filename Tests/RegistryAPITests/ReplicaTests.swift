@@ -116,6 +116,35 @@ import Testing
     /// PostgreSQL stopped as by a crash (`pg_ctl stop -m immediate`) under write load: while it
     /// is down writes answer 503 with `Retry-After` and the replica is not ready; once it is
     /// back, every write that was acknowledged is there, whole.
+    /// A replica started while PostgreSQL is down waits for it (`--database-wait-seconds`)
+    /// rather than exiting; with no wait it fails at once, naming the database.
+    @Test func aReplicaStartedWhileTheDatabaseIsDownWaitsForIt() throws {
+        let database = try TestPostgres()
+        defer { database.destroy() }
+        let url = try database.createDatabaseURL()
+        try database.stop()
+        #expect {
+            _ = try TestServer {
+                $0.postgresURL = url
+                $0.databaseWaitSeconds = 0
+            }
+        } throws: { error in
+            "\(error)".contains("connect")
+        }
+        let restarted = Mutex<(any Error)?>(nil)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 2) {
+            do { try database.start() } catch { restarted.withLock { $0 = error } }
+        }
+        let server = try TestServer {
+            $0.postgresURL = url
+            $0.databaseWaitSeconds = 60
+        }
+        #expect(restarted.withLock { $0 } == nil)
+        let client = try server.client()
+        #expect(try client.request("GET", "/readyz").status == 200)
+        #expect(try client.request("POST", "/v1/services", json: service("late")).status == 201)
+    }
+
     @Test func aDatabaseCrashLosesNoAcknowledgedWriteAndIsAnswered503() throws {
         let database = try TestPostgres(synchronousCommit: true)
         defer { database.destroy() }

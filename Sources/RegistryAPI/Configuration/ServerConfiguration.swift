@@ -57,6 +57,9 @@ public struct ServerConfiguration: Sendable {
     /// Watch events kept for resuming (the newest), and the most minutes one is kept.
     public var watchHistoryEvents = 10_000
     public var watchHistoryMinutes = 60
+    /// PostgreSQL only: how long start-up waits for a database it cannot connect to, in
+    /// seconds (`--database-wait-seconds`; 0: not at all), retrying with back-off.
+    public var databaseWaitSeconds = 60
     /// How long a leader's term lasts without a renewal, in seconds (`--leader-lease-seconds`);
     /// the leader renews every third of it (issue 16).
     public var leaderLeaseSeconds = 15

@@ -271,6 +271,12 @@ public enum ServerSettings {
             configuration.watchHistoryMinutes = try integer(raw, in: 1...525_600)
         },
         setting(
+            "database-wait-seconds", "ENDPOINT_REGISTRY_DATABASE_WAIT_SECONDS", .value(placeholder: "seconds"), "60",
+            "PostgreSQL only: how long start-up waits for a database it cannot connect to (down, starting, unreachable), retrying after 1, 2, 4, 8 and then every 10 seconds, before it exits; 0 exits at once. A schema newer than the binary or a failed migration ends start-up at once."
+        ) { raw, configuration throws(SettingValueError) in
+            configuration.databaseWaitSeconds = try integer(raw, in: 0...3600)
+        },
+        setting(
             "leader-lease-seconds", "ENDPOINT_REGISTRY_LEADER_LEASE_SECONDS", .value(placeholder: "seconds"), "15",
             "How long the leader's lease lasts without a renewal; the leader renews every third of it, and another replica takes over within it when the leader is gone. Only one replica (the leader) runs the reconciler, health checks, DNS refresh and retention."
         ) { raw, configuration throws(SettingValueError) in
