@@ -1,23 +1,9 @@
 import Foundation
 import RegistryCore
+import TestSupport
 import Testing
 
 @testable import RegistryStorage
-
-/// A fresh database file in its own temporary directory.
-func temporaryDatabase() throws -> String {
-    let directory = FileManager.default.temporaryDirectory.appending(path: "registry-tests-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    return directory.appending(path: "registry.sqlite").path()
-}
-
-/// The project's real migrations, read from the top-level folder.
-func projectMigrations() throws -> [Migration] {
-    let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appending(path: "migrations/sqlite")
-    let files = try FileManager.default.contentsOfDirectory(atPath: folder.path()).filter { $0.hasSuffix(".sql") }.sorted()
-    return try Migration.parse(files.map { ($0, try String(contentsOf: folder.appending(path: $0), encoding: .utf8)) })
-}
 
 func sample(_ name: String, namespace: String = "default", labels: [String: String] = [:]) -> ExternalService {
     ExternalService(
@@ -25,9 +11,20 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
         addresses: [EndpointAddress(ip: "10.0.0.1"), EndpointAddress(ip: "10.0.0.2", port: 8080)])
 }
 
+/// The migrator's rules, on the store under test (each database reopened as a new process
+/// would open it).
 @Suite struct MigrationTests {
-    @Test(arguments: [Durability.full, .normal])
-    func migratesAFreshDatabaseThenReopensIt(durability: Durability) throws {
+    @Test func migratesAFreshDatabaseThenReopensIt() throws {
+        let database = try TestDatabase.fresh()
+        let store = try database.open()
+        _ = try store.create(sample("a"))
+        let reopened = try database.open()
+        #expect(try reopened.record(namespace: "default", name: "a")?.revision == 1)
+    }
+
+    @Test(
+        .enabled(if: TestStore.current == .sqlite, "SQLite's synchronous settings: the SQLite pass runs it"), arguments: [Durability.full, .normal])
+    func reopensASQLiteFileUnderEitherDurability(durability: Durability) throws {
         let path = try temporaryDatabase()
         let store = try ServiceStore(path: path, durability: durability, migrations: try projectMigrations())
         _ = try store.create(sample("a"))
@@ -36,21 +33,21 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
     }
 
     @Test func appliesOnlyPendingMigrationsInOrder() throws {
-        let path = try temporaryDatabase()
-        var migrations = try projectMigrations()
-        _ = try ServiceStore(path: path, migrations: migrations)
+        let database = try TestDatabase.fresh()
+        var migrations = try database.schemaMigrations()
+        _ = try database.open(migrations: migrations)
         migrations.append(Migration(version: 9000, name: "9000_add_table.sql", sql: "CREATE TABLE extra (id INTEGER);"))
-        let store = try ServiceStore(path: path, migrations: migrations)
+        let store = try database.open(migrations: migrations)
         #expect(try store.count() == 0)
     }
 
     @Test func refusesAnEditedMigration() throws {
-        let path = try temporaryDatabase()
-        var migrations = try projectMigrations()
-        _ = try ServiceStore(path: path, migrations: migrations)
+        let database = try TestDatabase.fresh()
+        var migrations = try database.schemaMigrations()
+        _ = try database.open(migrations: migrations)
         migrations[0].sql += "\n-- edited"
         #expect {
-            _ = try ServiceStore(path: path, migrations: migrations)
+            _ = try database.open(migrations: migrations)
         } throws: { error in
             guard case StoreError.migration(.edited(let name, _, _)) = error else { return false }
             return name == migrations[0].name
@@ -58,26 +55,26 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
     }
 
     @Test func refusesADatabaseNewerThanTheBinary() throws {
-        let path = try temporaryDatabase()
-        var migrations = try projectMigrations()
+        let database = try TestDatabase.fresh()
+        var migrations = try database.schemaMigrations()
         migrations.append(Migration(version: 9001, name: "9001_future.sql", sql: "CREATE TABLE future (id INTEGER);"))
-        _ = try ServiceStore(path: path, migrations: migrations)
+        _ = try database.open(migrations: migrations)
         #expect {
-            _ = try ServiceStore(path: path, migrations: try projectMigrations())
+            _ = try database.open()
         } throws: { error in
-            guard case StoreError.migration(.databaseNewerThanBinary(let database, _)) = error else { return false }
-            return database == 9001
+            guard case StoreError.migration(.databaseNewerThanBinary(let version, _)) = error else { return false }
+            return version == 9001
         }
     }
 
     @Test func rollsBackAFailingMigration() throws {
-        let path = try temporaryDatabase()
-        var migrations = try projectMigrations()
+        let database = try TestDatabase.fresh()
+        var migrations = try database.schemaMigrations()
         migrations.append(Migration(version: 9002, name: "9002_broken.sql", sql: "CREATE TABLE half (id INTEGER); SELECT * FROM missing;"))
-        #expect(throws: StoreError.self) { _ = try ServiceStore(path: path, migrations: migrations) }
+        #expect(throws: StoreError.self) { _ = try database.open(migrations: migrations) }
         migrations.removeLast()
         migrations.append(Migration(version: 9002, name: "9002_fixed.sql", sql: "CREATE TABLE half (id INTEGER);"))
-        #expect(throws: Never.self) { _ = try ServiceStore(path: path, migrations: migrations) }
+        #expect(throws: Never.self) { _ = try database.open(migrations: migrations) }
     }
 
     @Test(arguments: ["0001.sql", "abc_x.sql", "0001_a.txt"])
@@ -90,7 +87,7 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
     let store: ServiceStore
 
     init() throws {
-        store = try ServiceStore(path: try temporaryDatabase(), migrations: try projectMigrations())
+        store = try freshStore()
     }
 
     @Test func createsReadsAndRefusesDuplicates() throws {
