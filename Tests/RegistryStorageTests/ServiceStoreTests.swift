@@ -163,6 +163,46 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
         #expect(try names(try store.list(namespace: nil, selector: web, after: webPage.next, limit: 3)) == ["b/s3"])
     }
 
+    /// Two stores on one database (two processes on a SQLite file, two replicas on PostgreSQL):
+    /// what one store's dry run or refused write computed is never taken for the revision the
+    /// other then commits, by its reads or by its next read-modify-write.
+    @Test func anotherStoresCommitIsNeverMistakenForAWriteThatWasNotKept() throws {
+        let database = try TestDatabase.fresh()
+        let first = try database.open()
+        let second = try database.open()
+        _ = try first.create(sample("common"))
+        func adding(_ ip: String) -> @Sendable (ServiceRecord?) throws -> ExternalService {
+            { current in
+                guard var service = current?.service else { throw StoreError.notFound(namespace: "default", name: "common") }
+                service.insertNormalized(EndpointAddress(ip: ip))
+                return service
+            }
+        }
+        // A dry run in the first store computes revision 2 with 10.0.0.3; the second commits
+        // revision 2 with 10.0.0.4.
+        let dry = try first.update(namespace: "default", name: "common", dryRun: true, adding("10.0.0.3"))
+        #expect(dry.record.revision == 2)
+        let committed = try second.update(namespace: "default", name: "common", adding("10.0.0.4"))
+        #expect(committed.record.revision == 2)
+        #expect(try first.record(namespace: "default", name: "common") == committed.record)
+        let next = try first.update(namespace: "default", name: "common", adding("10.0.0.5"))
+        #expect(next.record.revision == 3)
+        #expect(next.record.service.addresses.map(\.ip) == ["10.0.0.1", "10.0.0.2", "10.0.0.4", "10.0.0.5"])
+        #expect(try second.document(namespace: "default", name: "common")?.document == next.document)
+        #expect(try second.revisions(namespace: "default", name: "common").entries.last?.document == next.document)
+
+        // Alike for an import's dry run (revision 4 with a description) before the second store
+        // commits its revision 4.
+        var described = try #require(try first.record(namespace: "default", name: "common")).service
+        described.description = "dry run"
+        #expect(try first.importServices([described], onConflict: .replace, dryRun: true).map(\.revision) == [4])
+        let again = try second.update(namespace: "default", name: "common", adding("10.0.0.6"))
+        #expect(again.record.revision == 4)
+        let last = try first.update(namespace: "default", name: "common", adding("10.0.0.7"))
+        #expect(last.record.revision == 5 && last.record.service.description == nil)
+        #expect(last.record.service.addresses.map(\.ip) == ["10.0.0.1", "10.0.0.2", "10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.0.7"])
+    }
+
     @Test func readsSeeCommittedWritesImmediately() throws {
         _ = try store.create(sample("fresh"))
         for revision in 2...20 {
