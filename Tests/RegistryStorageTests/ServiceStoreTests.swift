@@ -1,5 +1,6 @@
 import Foundation
 import RegistryCore
+import Synchronization
 import TestSupport
 import Testing
 
@@ -213,6 +214,60 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
             }
             #expect(try store.document(namespace: "default", name: "fresh")?.revision == revision)
         }
+    }
+
+    /// Reads from the readers' pool racing one writer: once a write is acknowledged every read
+    /// shows at least its revision, and no reader ever sees a revision go back (the exclusive
+    /// SQLite store's cache has its own test in `DocumentCacheTests`).
+    @Test func readsRacingWritesNeverGoBackwards() async throws {
+        let store = self.store
+        _ = try store.create(sample("r"))
+        let writes = 100
+        await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for index in 0..<writes {
+                    let result = try store.update(namespace: "default", name: "r") { current in
+                        var service = try #require(current).service
+                        service.description = "write \(index)"
+                        return service
+                    }
+                    let read = try store.document(namespace: "default", name: "r")
+                    #expect((read?.revision ?? 0) >= result.record.revision)
+                }
+            }
+            for _ in 0..<2 {
+                group.addTask {
+                    var last = 0
+                    for _ in 0..<300 {
+                        let revision = try store.document(namespace: "default", name: "r")?.revision ?? 0
+                        #expect(revision >= last)
+                        last = revision
+                    }
+                }
+            }
+        }
+        #expect(try store.document(namespace: "default", name: "r")?.revision == writes + 1)
+    }
+
+    /// Writes queued without waiting (`writeLater`, as request threads answering later do) are
+    /// committed, in order, and answered once `waitForQueuedWrites` returns.
+    @Test func queuedWritesAreCommittedAndAnsweredBeforeTheWaitReturns() throws {
+        let store = self.store
+        _ = try store.create(sample("q"))
+        let answered = Mutex<[Int]>([])
+        for index in 0..<20 {
+            store.update(namespace: "default", name: "q") { current in
+                var service = try #require(current).service
+                service.description = "queued \(index)"
+                return service
+            } completion: { result in
+                if case .success(let update) = result { answered.withLock { $0.append(update.record.revision) } }
+            }
+        }
+        store.waitForQueuedWrites()
+        #expect(answered.withLock { $0 } == Array(2...21))
+        let record = try #require(try store.record(namespace: "default", name: "q"))
+        #expect(record.revision == 21 && record.service.description == "queued 19")
     }
 
     @Test func concurrentWritersLoseNothing() async throws {
