@@ -96,7 +96,9 @@ let package = Package(
         .testTarget(
             name: "RegistryCoreTests", dependencies: ["RegistryCore", .product(name: "Yams", package: "Yams")], exclude: ["Golden"],
             swiftSettings: settings),
-        .testTarget(name: "RegistryStorageTests", dependencies: ["RegistryStorage", "RegistryCore"], swiftSettings: settings),
+        .testTarget(
+            name: "RegistryStorageTests", dependencies: ["RegistryStorage", "RegistryCore", "PostgresStorage", "TestSupport"],
+            swiftSettings: settings),
         .testTarget(
             name: "PostgresStorageTests",
             dependencies: [

@@ -5,29 +5,78 @@ import Synchronization
 /// address added to a large one, say) does not parse its whole document again.
 ///
 /// Exact by construction: an entry is used only when the row read in the same transaction has
-/// the entry's uid and revision, and every write that stores a row puts its record here (the
-/// last put for a key wins, so an entry left by a rolled-back write is either never matched, its
-/// revision not being the row's, or overwritten by the committed write that reaches that
-/// revision). Bounded: at most `capacity` entries; when full it starts over empty.
+/// the entry's uid and revision, and only committed revisions stay here: the group commit
+/// (`ServiceStore.commit`) drops the entries a write put when that write is rolled back (a dry
+/// run, a refused or failed write, a batch that failed as a whole or whose COMMIT failed). An
+/// entry of a rolled-back write would otherwise match the revision that another process then
+/// commits with other content (several replicas on one PostgreSQL database, two processes on
+/// one SQLite file), and the next read-modify-write would start from what was never stored.
+/// Bounded: at most `capacity` entries; when full it starts over empty.
+///
+/// `put` and the journal (`beginTransaction`, `releaseWrite`, `rollBackWrite`,
+/// `rollBackTransaction`) are called by the thread that holds the writer lock.
 final class RecordCache: Sendable {
     static let capacity = 1024
-    private let entries = Mutex<[ServiceKey: (record: ServiceRecord, document: [UInt8])]>([:])
+
+    private struct State {
+        var entries: [ServiceKey: (record: ServiceRecord, document: [UInt8])] = [:]
+        /// Keys put by the writes of the open transaction that were released (kept so far).
+        var transaction: Set<ServiceKey> = []
+        /// Keys put by the write running in the current savepoint.
+        var write: Set<ServiceKey> = []
+    }
+
+    private let state = Mutex(State())
 
     func lookup(_ key: ServiceKey, uid: String, revision: Int) -> (record: ServiceRecord, document: [UInt8])? {
-        entries.withLock { entries in
-            guard let entry = entries[key], entry.record.uid == uid, entry.record.revision == revision else { return nil }
+        state.withLock { state in
+            guard let entry = state.entries[key], entry.record.uid == uid, entry.record.revision == revision else { return nil }
             return entry
         }
     }
 
     func put(_ key: ServiceKey, _ record: ServiceRecord, document: [UInt8]) {
-        entries.withLock { entries in
-            if entries.count >= Self.capacity && entries[key] == nil { entries.removeAll(keepingCapacity: true) }
-            entries[key] = (record, document)
+        state.withLock { state in
+            if state.entries.count >= Self.capacity && state.entries[key] == nil { state.entries.removeAll(keepingCapacity: true) }
+            state.entries[key] = (record, document)
+            state.write.insert(key)
         }
     }
 
     func remove(_ key: ServiceKey) {
-        _ = entries.withLock { $0.removeValue(forKey: key) }
+        _ = state.withLock { $0.entries.removeValue(forKey: key) }
+    }
+
+    /// A write transaction begins: nothing of it is in the cache yet.
+    func beginTransaction() {
+        state.withLock { state in
+            state.transaction.removeAll(keepingCapacity: true)
+            state.write.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// The current write's savepoint was released: its entries stand or fall with the transaction.
+    func releaseWrite() {
+        state.withLock { state in
+            state.transaction.formUnion(state.write)
+            state.write.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// The current write was rolled back to its savepoint: its entries go.
+    func rollBackWrite() {
+        state.withLock { state in
+            for key in state.write { state.entries.removeValue(forKey: key) }
+            state.write.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// The whole transaction was rolled back (or its COMMIT failed): every entry it put goes.
+    func rollBackTransaction() {
+        state.withLock { state in
+            for key in state.transaction.union(state.write) { state.entries.removeValue(forKey: key) }
+            state.transaction.removeAll(keepingCapacity: true)
+            state.write.removeAll(keepingCapacity: true)
+        }
     }
 }

@@ -368,7 +368,7 @@ public final class ServiceStore: Sendable {
             }
             guard !batch.isEmpty else { return [] }
             if let checkpointer, checkpointer.mustWait { checkpointer.checkpointAtCeiling(box.connection) }
-            ServiceStore.commit(batch, on: box.connection)
+            ServiceStore.commit(batch, on: box.connection, cache: recordCache)
             return batch
         }
         for pending in batch {
@@ -418,9 +418,11 @@ public final class ServiceStore: Sendable {
     }
 
     /// Commits a batch; returns the fault of the database when one made the whole batch fail.
+    /// `cache` drops what a write put in it when that write is rolled back (see `RecordCache`).
     @discardableResult
-    private static func commit(_ batch: [PendingWrite], on connection: any SQLConnection) -> StorageFault? {
+    private static func commit(_ batch: [PendingWrite], on connection: any SQLConnection, cache: RecordCache) -> StorageFault? {
         if connection.isInTransaction { try? connection.execute("ROLLBACK") }
+        cache.beginTransaction()
         do {
             try connection.beginWrite()
         } catch {
@@ -433,6 +435,7 @@ public final class ServiceStore: Sendable {
                 let value = try pending.body(connection)
                 connection.resetStatements()
                 try connection.execute("RELEASE write")
+                cache.releaseWrite()
                 pending.result = .success(value)
             } catch {
                 connection.resetStatements()
@@ -441,6 +444,7 @@ public final class ServiceStore: Sendable {
                     // The transaction is gone (SQLite rolled it back) or the database cannot
                     // take writes: nothing of this batch is committed, so every write fails.
                     if connection.isInTransaction { try? connection.execute("ROLLBACK") }
+                    cache.rollBackTransaction()
                     let cause = fault ?? StorageFault(reason: .internal, message: "the transaction was rolled back: \(error)")
                     for other in batch { other.result = .failure(StoreError.fault(cause)) }
                     return cause
@@ -448,8 +452,10 @@ public final class ServiceStore: Sendable {
                 do {
                     try connection.execute("ROLLBACK TO write")
                     try connection.execute("RELEASE write")
+                    cache.rollBackWrite()
                 } catch let rollback {
                     try? connection.execute("ROLLBACK")
+                    cache.rollBackTransaction()
                     let cause = ServiceStore.fault(of: rollback)
                     for other in batch { other.result = .failure(StoreError.fault(cause)) }
                     return cause
@@ -461,6 +467,7 @@ public final class ServiceStore: Sendable {
             try connection.execute("COMMIT")
         } catch {
             if connection.isInTransaction { try? connection.execute("ROLLBACK") }
+            cache.rollBackTransaction()
             let cause = ServiceStore.fault(of: error)
             for pending in batch { pending.result = .failure(StoreError.fault(cause)) }
             return cause

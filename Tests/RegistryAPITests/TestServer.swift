@@ -61,14 +61,9 @@ final class TestServer {
     deinit { service.shutdown() }
 }
 
-/// The store the end-to-end tests run on: SQLite, or with `ENDPOINT_REGISTRY_TEST_STORE=postgresql`
-/// a fresh database on a throwaway PostgreSQL server per test server (`scripts/test` runs the
-/// suite both ways).
-enum TestStore: String {
-    case sqlite, postgresql
-
-    static let current = TestStore(rawValue: ProcessInfo.processInfo.environment["ENDPOINT_REGISTRY_TEST_STORE"] ?? "sqlite") ?? .sqlite
-
+/// On the PostgreSQL pass (`TestStore.current`, from TestSupport), each test server gets a fresh
+/// database on the shared throwaway PostgreSQL server in place of its SQLite file.
+extension TestStore {
     /// The PostgreSQL database made for each test server's SQLite path.
     static let databases = Mutex<[String: String]>([:])
 }

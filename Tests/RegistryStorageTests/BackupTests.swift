@@ -1,6 +1,7 @@
 import Foundation
 import RegistryCore
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import RegistryStorage
@@ -24,7 +25,10 @@ private func files(in directory: String) throws -> Set<String> {
     Set(try FileManager.default.contentsOfDirectory(atPath: directory))
 }
 
-@Suite struct BackupTests {
+/// SQLite's online backup of the database file (`backup`): the PostgreSQL pass skips it (a
+/// PostgreSQL store is backed up with the server's own tools).
+@Suite(.enabled(if: TestStore.current == .sqlite, "SQLite's backup API copies a SQLite file: the SQLite pass runs it"))
+struct BackupTests {
     /// The store of a running server (exclusive: it holds the server's `flock`) keeps being
     /// written from another thread while the backup copies it, a page or two per step.
     @Test func copiesADatabaseThatIsBeingWrittenTo() throws {

@@ -7,7 +7,7 @@ import Testing
 @Suite struct HealthCheckImportTests {
     /// Manifests carry no health check: importing them again keeps the service's own.
     @Test func importKeepsAnExistingHealthCheck() throws {
-        let store = try ServiceStore(path: temporaryDatabase(), migrations: try projectMigrations())
+        let store = try freshStore()
         var checked = sample("rgw")
         checked.healthCheck = HealthCheck(type: .tcp)
         _ = try store.create(checked)

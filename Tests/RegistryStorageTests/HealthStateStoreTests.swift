@@ -4,11 +4,10 @@ import Testing
 
 @testable import RegistryStorage
 
-/// The health checker's snapshots in the store (issue 16), on SQLite.
+/// The health checker's snapshots in the store (issue 16), on the store under test.
 @Suite struct HealthStateStoreTests {
     func temporaryStore() throws -> ServiceStore {
-        let path = FileManager.default.temporaryDirectory.appending(path: "health-state-\(UUID().uuidString).sqlite").path()
-        return try ServiceStore(path: path, migrations: try projectMigrations())
+        try freshStore()
     }
 
     @Test func snapshotsAreSavedReplacedAndDeleted() throws {

@@ -9,7 +9,7 @@ import Testing
 /// the very documents the writes stored and answered.
 @Suite struct HistoryPatchTests {
     private func store() throws -> ServiceStore {
-        try ServiceStore(path: try temporaryDatabase(), migrations: try projectMigrations())
+        try freshStore()
     }
 
     /// Adds (`add`) or removes one address the way the address routes do.
@@ -28,7 +28,7 @@ import Testing
 
     /// Documents stored per history row, counting rows kept as patches.
     private func storedForms(_ store: ServiceStore) throws -> (whole: Int, patches: Int) {
-        let connection = try SQLiteConnection(path: store.path, readOnly: true)
+        let connection = try store.database.connect(readOnly: true)
         let statement = try connection.prepare("SELECT count(document), count(patch) FROM service_revisions")
         _ = try statement.step()
         return (statement.int(0), statement.int(1))
@@ -86,7 +86,7 @@ import Testing
         for index in 0..<40 { documents.append(try store.update(namespace: "default", name: "big", Self.change(index)).document) }
         try store.delete(namespace: "default", name: "big")
         // Stored: the DELETED event alone carries a document.
-        let connection = try SQLiteConnection(path: store.path, readOnly: true)
+        let connection = try store.database.connect(readOnly: true)
         let stored = try connection.prepare("SELECT count(*) FROM watch_events WHERE length(document) > 0")
         _ = try stored.step()
         #expect(stored.int(0) == 1)

@@ -7,7 +7,7 @@ import Testing
 /// The audit log and histories stay within their bounds; history pages through `afterID`.
 @Suite struct StoreRetentionTests {
     private func store(now: @escaping @Sendable () -> Date = { Date() }) throws -> ServiceStore {
-        try ServiceStore(path: try temporaryDatabase(), migrations: try projectMigrations(), now: now)
+        try freshStore(now: now)
     }
 
     private func refused(_ time: String, count: Int = 1) -> AuditEntry {

@@ -1,23 +1,10 @@
 import Foundation
 import RegistryCore
+import Synchronization
+import TestSupport
 import Testing
 
 @testable import RegistryStorage
-
-/// A fresh database file in its own temporary directory.
-func temporaryDatabase() throws -> String {
-    let directory = FileManager.default.temporaryDirectory.appending(path: "registry-tests-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    return directory.appending(path: "registry.sqlite").path()
-}
-
-/// The project's real migrations, read from the top-level folder.
-func projectMigrations() throws -> [Migration] {
-    let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appending(path: "migrations/sqlite")
-    let files = try FileManager.default.contentsOfDirectory(atPath: folder.path()).filter { $0.hasSuffix(".sql") }.sorted()
-    return try Migration.parse(files.map { ($0, try String(contentsOf: folder.appending(path: $0), encoding: .utf8)) })
-}
 
 func sample(_ name: String, namespace: String = "default", labels: [String: String] = [:]) -> ExternalService {
     ExternalService(
@@ -25,9 +12,20 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
         addresses: [EndpointAddress(ip: "10.0.0.1"), EndpointAddress(ip: "10.0.0.2", port: 8080)])
 }
 
+/// The migrator's rules, on the store under test (each database reopened as a new process
+/// would open it).
 @Suite struct MigrationTests {
-    @Test(arguments: [Durability.full, .normal])
-    func migratesAFreshDatabaseThenReopensIt(durability: Durability) throws {
+    @Test func migratesAFreshDatabaseThenReopensIt() throws {
+        let database = try TestDatabase.fresh()
+        let store = try database.open()
+        _ = try store.create(sample("a"))
+        let reopened = try database.open()
+        #expect(try reopened.record(namespace: "default", name: "a")?.revision == 1)
+    }
+
+    @Test(
+        .enabled(if: TestStore.current == .sqlite, "SQLite's synchronous settings: the SQLite pass runs it"), arguments: [Durability.full, .normal])
+    func reopensASQLiteFileUnderEitherDurability(durability: Durability) throws {
         let path = try temporaryDatabase()
         let store = try ServiceStore(path: path, durability: durability, migrations: try projectMigrations())
         _ = try store.create(sample("a"))
@@ -36,21 +34,21 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
     }
 
     @Test func appliesOnlyPendingMigrationsInOrder() throws {
-        let path = try temporaryDatabase()
-        var migrations = try projectMigrations()
-        _ = try ServiceStore(path: path, migrations: migrations)
+        let database = try TestDatabase.fresh()
+        var migrations = try database.schemaMigrations()
+        _ = try database.open(migrations: migrations)
         migrations.append(Migration(version: 9000, name: "9000_add_table.sql", sql: "CREATE TABLE extra (id INTEGER);"))
-        let store = try ServiceStore(path: path, migrations: migrations)
+        let store = try database.open(migrations: migrations)
         #expect(try store.count() == 0)
     }
 
     @Test func refusesAnEditedMigration() throws {
-        let path = try temporaryDatabase()
-        var migrations = try projectMigrations()
-        _ = try ServiceStore(path: path, migrations: migrations)
+        let database = try TestDatabase.fresh()
+        var migrations = try database.schemaMigrations()
+        _ = try database.open(migrations: migrations)
         migrations[0].sql += "\n-- edited"
         #expect {
-            _ = try ServiceStore(path: path, migrations: migrations)
+            _ = try database.open(migrations: migrations)
         } throws: { error in
             guard case StoreError.migration(.edited(let name, _, _)) = error else { return false }
             return name == migrations[0].name
@@ -58,26 +56,26 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
     }
 
     @Test func refusesADatabaseNewerThanTheBinary() throws {
-        let path = try temporaryDatabase()
-        var migrations = try projectMigrations()
+        let database = try TestDatabase.fresh()
+        var migrations = try database.schemaMigrations()
         migrations.append(Migration(version: 9001, name: "9001_future.sql", sql: "CREATE TABLE future (id INTEGER);"))
-        _ = try ServiceStore(path: path, migrations: migrations)
+        _ = try database.open(migrations: migrations)
         #expect {
-            _ = try ServiceStore(path: path, migrations: try projectMigrations())
+            _ = try database.open()
         } throws: { error in
-            guard case StoreError.migration(.databaseNewerThanBinary(let database, _)) = error else { return false }
-            return database == 9001
+            guard case StoreError.migration(.databaseNewerThanBinary(let version, _)) = error else { return false }
+            return version == 9001
         }
     }
 
     @Test func rollsBackAFailingMigration() throws {
-        let path = try temporaryDatabase()
-        var migrations = try projectMigrations()
+        let database = try TestDatabase.fresh()
+        var migrations = try database.schemaMigrations()
         migrations.append(Migration(version: 9002, name: "9002_broken.sql", sql: "CREATE TABLE half (id INTEGER); SELECT * FROM missing;"))
-        #expect(throws: StoreError.self) { _ = try ServiceStore(path: path, migrations: migrations) }
+        #expect(throws: StoreError.self) { _ = try database.open(migrations: migrations) }
         migrations.removeLast()
         migrations.append(Migration(version: 9002, name: "9002_fixed.sql", sql: "CREATE TABLE half (id INTEGER);"))
-        #expect(throws: Never.self) { _ = try ServiceStore(path: path, migrations: migrations) }
+        #expect(throws: Never.self) { _ = try database.open(migrations: migrations) }
     }
 
     @Test(arguments: ["0001.sql", "abc_x.sql", "0001_a.txt"])
@@ -90,7 +88,7 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
     let store: ServiceStore
 
     init() throws {
-        store = try ServiceStore(path: try temporaryDatabase(), migrations: try projectMigrations())
+        store = try freshStore()
     }
 
     @Test func createsReadsAndRefusesDuplicates() throws {
@@ -166,6 +164,46 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
         #expect(try names(try store.list(namespace: nil, selector: web, after: webPage.next, limit: 3)) == ["b/s3"])
     }
 
+    /// Two stores on one database (two processes on a SQLite file, two replicas on PostgreSQL):
+    /// what one store's dry run or refused write computed is never taken for the revision the
+    /// other then commits, by its reads or by its next read-modify-write.
+    @Test func anotherStoresCommitIsNeverMistakenForAWriteThatWasNotKept() throws {
+        let database = try TestDatabase.fresh()
+        let first = try database.open()
+        let second = try database.open()
+        _ = try first.create(sample("common"))
+        func adding(_ ip: String) -> @Sendable (ServiceRecord?) throws -> ExternalService {
+            { current in
+                guard var service = current?.service else { throw StoreError.notFound(namespace: "default", name: "common") }
+                service.insertNormalized(EndpointAddress(ip: ip))
+                return service
+            }
+        }
+        // A dry run in the first store computes revision 2 with 10.0.0.3; the second commits
+        // revision 2 with 10.0.0.4.
+        let dry = try first.update(namespace: "default", name: "common", dryRun: true, adding("10.0.0.3"))
+        #expect(dry.record.revision == 2)
+        let committed = try second.update(namespace: "default", name: "common", adding("10.0.0.4"))
+        #expect(committed.record.revision == 2)
+        #expect(try first.record(namespace: "default", name: "common") == committed.record)
+        let next = try first.update(namespace: "default", name: "common", adding("10.0.0.5"))
+        #expect(next.record.revision == 3)
+        #expect(next.record.service.addresses.map(\.ip) == ["10.0.0.1", "10.0.0.2", "10.0.0.4", "10.0.0.5"])
+        #expect(try second.document(namespace: "default", name: "common")?.document == next.document)
+        #expect(try second.revisions(namespace: "default", name: "common").entries.last?.document == next.document)
+
+        // Alike for an import's dry run (revision 4 with a description) before the second store
+        // commits its revision 4.
+        var described = try #require(try first.record(namespace: "default", name: "common")).service
+        described.description = "dry run"
+        #expect(try first.importServices([described], onConflict: .replace, dryRun: true).map(\.revision) == [4])
+        let again = try second.update(namespace: "default", name: "common", adding("10.0.0.6"))
+        #expect(again.record.revision == 4)
+        let last = try first.update(namespace: "default", name: "common", adding("10.0.0.7"))
+        #expect(last.record.revision == 5 && last.record.service.description == nil)
+        #expect(last.record.service.addresses.map(\.ip) == ["10.0.0.1", "10.0.0.2", "10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.0.7"])
+    }
+
     @Test func readsSeeCommittedWritesImmediately() throws {
         _ = try store.create(sample("fresh"))
         for revision in 2...20 {
@@ -176,6 +214,60 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
             }
             #expect(try store.document(namespace: "default", name: "fresh")?.revision == revision)
         }
+    }
+
+    /// Reads from the readers' pool racing one writer: once a write is acknowledged every read
+    /// shows at least its revision, and no reader ever sees a revision go back (the exclusive
+    /// SQLite store's cache has its own test in `DocumentCacheTests`).
+    @Test func readsRacingWritesNeverGoBackwards() async throws {
+        let store = self.store
+        _ = try store.create(sample("r"))
+        let writes = 100
+        await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for index in 0..<writes {
+                    let result = try store.update(namespace: "default", name: "r") { current in
+                        var service = try #require(current).service
+                        service.description = "write \(index)"
+                        return service
+                    }
+                    let read = try store.document(namespace: "default", name: "r")
+                    #expect((read?.revision ?? 0) >= result.record.revision)
+                }
+            }
+            for _ in 0..<2 {
+                group.addTask {
+                    var last = 0
+                    for _ in 0..<300 {
+                        let revision = try store.document(namespace: "default", name: "r")?.revision ?? 0
+                        #expect(revision >= last)
+                        last = revision
+                    }
+                }
+            }
+        }
+        #expect(try store.document(namespace: "default", name: "r")?.revision == writes + 1)
+    }
+
+    /// Writes queued without waiting (`writeLater`, as request threads answering later do) are
+    /// committed, in order, and answered once `waitForQueuedWrites` returns.
+    @Test func queuedWritesAreCommittedAndAnsweredBeforeTheWaitReturns() throws {
+        let store = self.store
+        _ = try store.create(sample("q"))
+        let answered = Mutex<[Int]>([])
+        for index in 0..<20 {
+            store.update(namespace: "default", name: "q") { current in
+                var service = try #require(current).service
+                service.description = "queued \(index)"
+                return service
+            } completion: { result in
+                if case .success(let update) = result { answered.withLock { $0.append(update.record.revision) } }
+            }
+        }
+        store.waitForQueuedWrites()
+        #expect(answered.withLock { $0 } == Array(2...21))
+        let record = try #require(try store.record(namespace: "default", name: "q"))
+        #expect(record.revision == 21 && record.service.description == "queued 19")
     }
 
     @Test func concurrentWritersLoseNothing() async throws {

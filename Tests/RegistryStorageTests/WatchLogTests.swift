@@ -8,7 +8,7 @@ import Testing
 /// The global resource version and the change log behind watches (issue 15).
 @Suite struct WatchLogTests {
     private func store(now: @escaping @Sendable () -> Date = { Date() }) throws -> ServiceStore {
-        try ServiceStore(path: try temporaryDatabase(), migrations: try projectMigrations(), now: now)
+        try freshStore(now: now)
     }
 
     /// Events read one at a time (each call starting from the document the previous one built)
@@ -83,12 +83,12 @@ import Testing
     }
 
     @Test func theVersionSurvivesAReopen() throws {
-        let path = try temporaryDatabase()
+        let database = try TestDatabase.fresh()
         do {
-            let store = try ServiceStore(path: path, migrations: try projectMigrations())
+            let store = try database.open()
             _ = try store.create(sample("a"))
         }
-        let reopened = try ServiceStore(path: path, migrations: try projectMigrations())
+        let reopened = try database.open()
         #expect(try reopened.resourceVersionState().current == 2)
         _ = try reopened.create(sample("b"))
         #expect(try reopened.watchEvents(after: 0, limit: 10).events.map(\.resourceVersion) == [2, 3])

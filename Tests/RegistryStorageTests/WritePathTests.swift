@@ -1,5 +1,6 @@
 import Foundation
 import RegistryCore
+import TestSupport
 import Testing
 
 @testable import RegistryStorage
@@ -38,22 +39,22 @@ func largeService(_ name: String, count: Int) -> ExternalService {
     private static func same(_ lhs: [UInt8]?, _ rhs: [UInt8]?) -> Bool { lhs == rhs }
 
     /// What a fresh process reads: the stored document, decoded without any cache.
-    private static func reread(_ path: String) throws -> (record: ServiceRecord?, document: StoredDocument?) {
-        let store = try ServiceStore(path: path, migrations: try projectMigrations())
+    private static func reread(_ database: TestDatabase) throws -> (record: ServiceRecord?, document: StoredDocument?) {
+        let store = try database.open()
         return (try store.record(namespace: "default", name: "big"), try store.document(namespace: "default", name: "big"))
     }
 
-    @Test(arguments: [Durability.full, .normal])
+    @Test(arguments: TestStore.durabilities)
     func addAndRemoveOnALargeServiceKeepRevisionsAndETagsExact(durability: Durability) throws {
-        let path = try temporaryDatabase()
-        let store = try ServiceStore(path: path, durability: durability, migrations: try projectMigrations())
+        let database = try TestDatabase.fresh()
+        let store = try database.open(durability: durability)
         let (created, _) = try store.create(largeService("big", count: 2_000))
 
         let added = try store.update(namespace: "default", name: "big", Self.adding("192.0.2.10"))
         #expect(added.changed && added.record.revision == 2 && added.record.uid == created.uid)
         #expect(added.record.etag == ServiceRecord.etag(revision: 2, uid: created.uid))
         #expect(added.record.service.addresses.count == 2_001)
-        var fresh = try Self.reread(path)
+        var fresh = try Self.reread(database)
         #expect(fresh.record == added.record)
         #expect(Self.same(fresh.document?.document, added.document))
         #expect(fresh.document?.etag == added.record.etag)
@@ -82,7 +83,7 @@ func largeService(_ name: String, count: Int) -> ExternalService {
         #expect(next.record.revision == 4)
         #expect(!next.record.service.addresses.contains { $0.ip == "192.0.2.11" })
         #expect(!next.record.service.addresses.contains { $0.ip == "10.0.0.1" })
-        fresh = try Self.reread(path)
+        fresh = try Self.reread(database)
         #expect(fresh.record == next.record)
         #expect(Self.same(fresh.document?.document, next.document))
 
@@ -115,7 +116,8 @@ func largeService(_ name: String, count: Int) -> ExternalService {
 
     /// Checkpoints run on their own thread once the WAL passes the threshold (no commit runs
     /// one: SQLite's automatic checkpoint is off on the writer).
-    @Test func checkpointsRunInTheBackground() throws {
+    @Test(.enabled(if: TestStore.current == .sqlite, "SQLite's WAL checkpoints: the SQLite pass runs it"))
+    func checkpointsRunInTheBackground() throws {
         let path = try temporaryDatabase()
         let store = try ServiceStore(path: path, durability: .normal, migrations: try projectMigrations())
         #expect(store.checkpointsRun == 0)
