@@ -1,4 +1,3 @@
-internal import CSQLite
 import Foundation
 
 /// What `SQLiteBackup.copy` wrote: the file, its size and what it holds (counted in the copy,
@@ -102,9 +101,9 @@ public enum SQLiteBackup {
         }
         try checkOutput(output, database: sourceStatus, overwrite: overwrite)
 
-        let source = try RawDatabase(path: database, flags: SQLITE_OPEN_READONLY)
+        let source = try SQLiteConnection(backupPath: database, readOnly: true)
         // One snapshot for the whole copy (see the type's documentation).
-        try source.execute("BEGIN")
+        try source.run("BEGIN")
         // (On a failure, closing the connection ends the transaction.)
         let expected = try Counts(source, file: database)
 
@@ -117,11 +116,13 @@ public enum SQLiteBackup {
         let pages: Int
         let counts: Counts
         do {
-            let copy = try RawDatabase(path: temporary, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
-            pages = try copy.copy(from: source, pagesPerStep: max(1, pagesPerStep), file: database)
-            try source.execute("COMMIT")
+            let copy = try SQLiteConnection(backupPath: temporary, readOnly: false)
+            pages = try copy.backupStep("the backup of \(database) failed") { () throws(SQLiteError) -> Int in
+                try copy.backup(from: source, pagesPerStep: pagesPerStep)
+            }
+            try source.run("COMMIT")
             // The copy's header says WAL like the database's; make it one self-contained file.
-            try copy.execute("PRAGMA journal_mode=DELETE")
+            try copy.run("PRAGMA journal_mode=DELETE")
             let problems = try copy.lines("PRAGMA integrity_check")
             guard problems == ["ok"] else {
                 throw SQLiteBackupError(
@@ -134,7 +135,7 @@ public enum SQLiteBackup {
                     reason: .verification,
                     message: "the copy of \(database) holds \(counts) where the database held \(expected)")
             }
-            try copy.close()
+            try copy.backupStep("cannot close") { () throws(SQLiteError) in try copy.close() }
         }
         try fsyncPath(temporary, what: "the copy")
         try publish(temporary, as: output, overwrite: overwrite)
@@ -227,7 +228,7 @@ private struct Counts: Equatable, CustomStringConvertible {
     var auditLines: Int
     var schemaVersion: Int
 
-    init(_ database: RawDatabase, file: String) throws(SQLiteBackupError) {
+    init(_ database: SQLiteConnection, file: String) throws(SQLiteBackupError) {
         let tables = Set(try database.lines("SELECT name FROM sqlite_schema WHERE type = 'table'"))
         guard tables.isSuperset(of: ["services", "service_revisions", "audit_log", "schema_migrations"]) else {
             throw SQLiteBackupError(
@@ -245,93 +246,45 @@ private struct Counts: Equatable, CustomStringConvertible {
     }
 }
 
-/// A bare SQLite handle for the backup: its own connection rather than the store's
-/// `SQLiteConnection`, since the backup runs in another process than the server (or beside a
-/// store in tests) and needs only these few calls.
-private final class RawDatabase {
-    private var handle: OpaquePointer?
-    private let path: String
-
-    init(path: String, flags: Int32) throws(SQLiteBackupError) {
-        self.path = path
-        var pointer: OpaquePointer?
-        let rc = sqlite3_open_v2(path, &pointer, flags | SQLITE_OPEN_NOMUTEX, nil)
-        guard rc == SQLITE_OK, let pointer else {
-            let message = pointer.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
-            sqlite3_close_v2(pointer)
-            throw SQLiteBackupError(reason: .sqlite, message: "cannot open \(path): \(message)")
+/// The backup's few calls on `SQLiteConnection`, failing with `SQLiteBackupError` (reason
+/// `.sqlite`, naming the file).
+extension SQLiteConnection {
+    fileprivate convenience init(backupPath path: String, readOnly: Bool) throws(SQLiteBackupError) {
+        do {
+            try self.init(path: path, readOnly: readOnly)
+        } catch {
+            throw SQLiteBackupError(reason: .sqlite, message: "cannot open \(path): \(error.message)")
         }
-        handle = pointer
-        sqlite3_extended_result_codes(pointer, 1)
-        // The server's checkpoints and WAL recovery hold locks briefly.
-        sqlite3_busy_timeout(pointer, 10_000)
     }
 
-    deinit { sqlite3_close_v2(handle) }
-
-    private func failure(_ what: String) -> SQLiteBackupError {
-        let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "closed"
-        let code = handle.map { sqlite3_extended_errcode($0) } ?? SQLITE_MISUSE
-        return SQLiteBackupError(reason: .sqlite, message: "\(what) (\(path)): SQLite error \(code): \(message)")
+    /// Runs `body`, naming `what` and the file in its error.
+    fileprivate func backupStep<T>(_ what: String, _ body: () throws(SQLiteError) -> T) throws(SQLiteBackupError) -> T {
+        do {
+            return try body()
+        } catch {
+            throw SQLiteBackupError(reason: .sqlite, message: "\(what) (\(path)): SQLite error \(error.code): \(error.message)")
+        }
     }
 
-    func execute(_ sql: String) throws(SQLiteBackupError) {
-        guard sqlite3_exec(handle, sql, nil, nil, nil) == SQLITE_OK else { throw failure(sql) }
+    fileprivate func run(_ sql: String) throws(SQLiteBackupError) {
+        try backupStep(sql) { () throws(SQLiteError) in try execute(sql) }
     }
 
     /// The first column of every row of `sql`, as text.
-    func lines(_ sql: String) throws(SQLiteBackupError) -> [String] {
-        var statement: OpaquePointer?
-        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK else { throw failure(sql) }
-        defer { sqlite3_finalize(statement) }
-        var rows: [String] = []
-        while true {
-            let rc = sqlite3_step(statement)
-            if rc == SQLITE_DONE { return rows }
-            guard rc == SQLITE_ROW else { throw failure(sql) }
-            rows.append(sqlite3_column_text(statement, 0).map { String(cString: $0) } ?? "")
+    fileprivate func lines(_ sql: String) throws(SQLiteBackupError) -> [String] {
+        try backupStep(sql) { () throws(SQLiteError) -> [String] in
+            let query = try statement(sql)
+            defer { query.reset() }
+            var rows: [String] = []
+            while try query.step() { rows.append(query.text(0)) }
+            return rows
         }
     }
 
-    func integer(_ sql: String) throws(SQLiteBackupError) -> Int {
+    fileprivate func integer(_ sql: String) throws(SQLiteBackupError) -> Int {
         guard let line = try lines(sql).first, let value = Int(line) else {
             throw SQLiteBackupError(reason: .sqlite, message: "\(sql) (\(path)) returned no number")
         }
         return value
-    }
-
-    /// Copies `source`'s main database into this one, `pagesPerStep` pages per step; returns
-    /// the pages copied. A busy or locked step is tried again (for at most 30 s in all).
-    func copy(from source: RawDatabase, pagesPerStep: Int, file: String) throws(SQLiteBackupError) -> Int {
-        guard let backup = sqlite3_backup_init(handle, "main", source.handle, "main") else {
-            throw failure("cannot start the backup of \(file)")
-        }
-        let deadline = ContinuousClock.now.advanced(by: .seconds(30))
-        var rc: Int32
-        repeat {
-            rc = sqlite3_backup_step(backup, Int32(clamping: pagesPerStep))
-            if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && ContinuousClock.now < deadline {
-                usleep(10_000)
-                rc = SQLITE_OK
-            }
-        } while rc == SQLITE_OK
-        let pages = Int(sqlite3_backup_pagecount(backup))
-        let stepResult = rc
-        // Finish reports the step's error on this (the destination) connection.
-        let finished = sqlite3_backup_finish(backup)
-        guard stepResult == SQLITE_DONE, finished == SQLITE_OK else {
-            let code = stepResult == SQLITE_DONE ? finished : stepResult
-            let sourceMessage = String(cString: sqlite3_errmsg(source.handle))
-            throw SQLiteBackupError(
-                reason: .sqlite,
-                message: "the backup of \(file) failed: SQLite error \(code): \(String(cString: sqlite3_errstr(code))) (source: \(sourceMessage))")
-        }
-        return pages
-    }
-
-    /// Closes the connection, reporting a failure (unlike `deinit`).
-    func close() throws(SQLiteBackupError) {
-        guard sqlite3_close(handle) == SQLITE_OK else { throw failure("cannot close") }
-        handle = nil
     }
 }

@@ -1,4 +1,5 @@
 internal import CSQLite
+import Foundation
 
 /// A failed SQLite call: the extended result code, SQLite's message and the SQL involved.
 public struct SQLiteError: DatabaseError, Sendable, CustomStringConvertible {
@@ -43,10 +44,53 @@ final class SQLiteConnection: SQLConnection {
         sqlite3_busy_timeout(handle, 10_000)
     }
 
+    /// Whether `close()` closed the handle already.
+    private var isClosed = false
+
     deinit {
+        guard !isClosed else { return }
         if walObserver != nil { sqlite3_wal_hook(handle, nil, nil) }
         statements.removeAll()
         sqlite3_close_v2(handle)
+    }
+
+    /// Closes the connection now, reporting a failure (unlike `deinit`, which closes silently);
+    /// the connection must not be used afterwards.
+    func close() throws(SQLiteError) {
+        guard !isClosed else { return }
+        if walObserver != nil { sqlite3_wal_hook(handle, nil, nil) }
+        statements.removeAll()
+        try check(sqlite3_close(handle))
+        isClosed = true
+    }
+
+    /// Copies `source`'s main database into this connection's through SQLite's online backup
+    /// API (https://sqlite.org/backup.html), `pagesPerStep` pages per `sqlite3_backup_step`; a
+    /// busy or locked step is tried again (for at most 30 s in all). Returns the pages copied.
+    func backup(from source: SQLiteConnection, pagesPerStep: Int) throws(SQLiteError) -> Int {
+        guard let backup = sqlite3_backup_init(handle, "main", source.handle, "main") else {
+            throw SQLiteError(code: sqlite3_extended_errcode(handle), message: String(cString: sqlite3_errmsg(handle)), sql: nil)
+        }
+        let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+        var rc: Int32
+        repeat {
+            rc = sqlite3_backup_step(backup, Int32(clamping: max(1, pagesPerStep)))
+            if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && ContinuousClock.now < deadline {
+                Thread.sleep(forTimeInterval: 0.01)
+                rc = SQLITE_OK
+            }
+        } while rc == SQLITE_OK
+        let pages = Int(sqlite3_backup_pagecount(backup))
+        let stepResult = rc
+        // Finish reports the step's error on this (the destination) connection.
+        let finished = sqlite3_backup_finish(backup)
+        guard stepResult == SQLITE_DONE, finished == SQLITE_OK else {
+            let code = stepResult == SQLITE_DONE ? finished : stepResult
+            throw SQLiteError(
+                code: code,
+                message: "\(String(cString: sqlite3_errstr(code))) (source: \(String(cString: sqlite3_errmsg(source.handle))))", sql: nil)
+        }
+        return pages
     }
 
     /// Kept alive for the WAL hook's context pointer (see `observeWAL`).
