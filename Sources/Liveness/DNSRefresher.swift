@@ -485,14 +485,7 @@ extension DNSRefresher {
             }
         }
         guard !resolutions.isEmpty else { return nil }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        do {
-            return Array(try encoder.encode(resolutions))
-        } catch {
-            logger.error("DNS state not encoded", metadata: ["service": "\(key.namespace)/\(key.name)", "error": "\(error)"])
-            return nil
-        }
+        return StoredSnapshot.encode(resolutions, of: key, what: "DNS state", logger: logger)
     }
 
     /// Continues from stored snapshots (a new leader, or a follower showing the leader's
@@ -503,15 +496,7 @@ extension DNSRefresher {
     /// told of the services whose addresses changed; returns the services restored.
     @discardableResult
     public func restore(_ snapshots: [ServiceKey: [UInt8]]) -> Set<ServiceKey> {
-        let decoder = JSONDecoder()
-        var decoded: [ServiceKey: [String: HostResolution]] = [:]
-        for (key, bytes) in snapshots {
-            do {
-                decoded[key] = try decoder.decode([String: HostResolution].self, from: Data(bytes))
-            } catch {
-                logger.warning("stored DNS state ignored: not readable", metadata: ["service": "\(key.namespace)/\(key.name)", "error": "\(error)"])
-            }
-        }
+        let decoded = StoredSnapshot.decode([String: HostResolution].self, snapshots, what: "DNS state", logger: logger)
         let (restored, changed): (Set<ServiceKey>, [ServiceKey]) = lock.locked {
             state.withLock { state in
                 var restored: Set<ServiceKey> = []

@@ -546,15 +546,7 @@ extension HealthChecker {
             }
         }
         guard let snapshot else { return nil }
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .deferredToDate
-        encoder.outputFormatting = [.sortedKeys]
-        do {
-            return Array(try encoder.encode(snapshot))
-        } catch {
-            logger.error("health state not encoded", metadata: ["service": "\(key.namespace)/\(key.name)", "error": "\(error)"])
-            return nil
-        }
+        return StoredSnapshot.encode(snapshot, of: key, what: "health state", logger: logger)
     }
 
     /// Continues from stored snapshots (a new leader, issue 16): for each service known here
@@ -567,17 +559,7 @@ extension HealthChecker {
     /// renders everything afterwards); the readiness epochs change.
     @discardableResult
     public func restore(_ snapshots: [ServiceKey: [UInt8]]) -> Set<ServiceKey> {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .deferredToDate
-        var decoded: [ServiceKey: Snapshot] = [:]
-        for (key, bytes) in snapshots {
-            do {
-                decoded[key] = try decoder.decode(Snapshot.self, from: Data(bytes))
-            } catch {
-                logger.warning(
-                    "stored health state ignored: not readable", metadata: ["service": "\(key.namespace)/\(key.name)", "error": "\(error)"])
-            }
-        }
+        let decoded = StoredSnapshot.decode(Snapshot.self, snapshots, what: "health state", logger: logger)
         let maxEvents = max(1, configuration.maxEventsPerService)
         let restored: Set<ServiceKey> = lock.locked {
             state.withLock { state in

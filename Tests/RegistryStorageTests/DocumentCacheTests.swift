@@ -59,33 +59,7 @@ struct DocumentCacheTests {
 
     @Test func readsRacingWritesNeverGoBackwards() async throws {
         let store = try ServiceStore(path: try temporaryDatabase(), durability: .normal, migrations: try projectMigrations(), exclusive: true)
-        _ = try store.create(sample("r"))
-        let writes = 200
-        await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for index in 0..<writes {
-                    let result = try store.update(namespace: "default", name: "r") { current in
-                        var service = try #require(current).service
-                        service.description = "write \(index)"
-                        return service
-                    }
-                    // Acknowledged: every read from now on shows at least this revision.
-                    let read = try store.document(namespace: "default", name: "r")
-                    #expect((read?.revision ?? 0) >= result.record.revision)
-                }
-            }
-            for _ in 0..<2 {
-                group.addTask {
-                    var last = 0
-                    for _ in 0..<2000 {
-                        let revision = try store.document(namespace: "default", name: "r")?.revision ?? 0
-                        #expect(revision >= last)
-                        last = revision
-                    }
-                }
-            }
-        }
-        #expect(try store.document(namespace: "default", name: "r")?.revision == writes + 1)
+        try await expectReadsNeverGoBackwards(store, writes: 200, readsPerReader: 2000)
     }
 
     @Test func aSecondExclusiveOpenOfTheSameFileIsRefusedUntilReleased() throws {

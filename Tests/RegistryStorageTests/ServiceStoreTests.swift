@@ -220,33 +220,7 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
     /// shows at least its revision, and no reader ever sees a revision go back (the exclusive
     /// SQLite store's cache has its own test in `DocumentCacheTests`).
     @Test func readsRacingWritesNeverGoBackwards() async throws {
-        let store = self.store
-        _ = try store.create(sample("r"))
-        let writes = 100
-        await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for index in 0..<writes {
-                    let result = try store.update(namespace: "default", name: "r") { current in
-                        var service = try #require(current).service
-                        service.description = "write \(index)"
-                        return service
-                    }
-                    let read = try store.document(namespace: "default", name: "r")
-                    #expect((read?.revision ?? 0) >= result.record.revision)
-                }
-            }
-            for _ in 0..<2 {
-                group.addTask {
-                    var last = 0
-                    for _ in 0..<300 {
-                        let revision = try store.document(namespace: "default", name: "r")?.revision ?? 0
-                        #expect(revision >= last)
-                        last = revision
-                    }
-                }
-            }
-        }
-        #expect(try store.document(namespace: "default", name: "r")?.revision == writes + 1)
+        try await expectReadsNeverGoBackwards(store, writes: 100, readsPerReader: 300)
     }
 
     /// Writes queued without waiting (`writeLater`, as request threads answering later do) are
@@ -314,4 +288,36 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
         #expect(outcomes.filter { $0 }.count == 20)
         #expect(try store.count() == 21)
     }
+}
+
+/// One writer updates a service `writes` times (each acknowledged revision read back at once)
+/// while two readers read it `readsPerReader` times: no read shows less than an acknowledged
+/// revision, and no reader sees a revision go back.
+func expectReadsNeverGoBackwards(_ store: ServiceStore, writes: Int, readsPerReader: Int) async throws {
+    _ = try store.create(sample("r"))
+    await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask {
+            for index in 0..<writes {
+                let result = try store.update(namespace: "default", name: "r") { current in
+                    var service = try #require(current).service
+                    service.description = "write \(index)"
+                    return service
+                }
+                // Acknowledged: every read from now on shows at least this revision.
+                let read = try store.document(namespace: "default", name: "r")
+                #expect((read?.revision ?? 0) >= result.record.revision)
+            }
+        }
+        for _ in 0..<2 {
+            group.addTask {
+                var last = 0
+                for _ in 0..<readsPerReader {
+                    let revision = try store.document(namespace: "default", name: "r")?.revision ?? 0
+                    #expect(revision >= last)
+                    last = revision
+                }
+            }
+        }
+    }
+    #expect(try store.document(namespace: "default", name: "r")?.revision == writes + 1)
 }
