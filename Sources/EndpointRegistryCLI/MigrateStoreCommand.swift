@@ -54,7 +54,13 @@ struct MigrateStore: ParsableCommand {
     }
 
     private func location(_ raw: String, option: String, passwordFile: String?) throws -> Location {
-        guard raw.lowercased().hasPrefix("postgres://") || raw.lowercased().hasPrefix("postgresql://") else {
+        let kind: PostgresConnectionSettings.DatabaseKind
+        do {
+            kind = try PostgresConnectionSettings.kind(of: raw)
+        } catch {
+            throw ValidationError("\(option): \(error.description)")
+        }
+        guard kind == .postgreSQL else {
             guard !raw.isEmpty else { throw ValidationError("\(option) is empty") }
             return .sqlite(raw)
         }

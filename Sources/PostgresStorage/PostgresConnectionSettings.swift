@@ -4,6 +4,10 @@ import Foundation
 /// the password.
 public enum PostgresSettingsError: Error, Sendable, Equatable, CustomStringConvertible {
     case scheme
+    /// A value that starts like a URL (`scheme:`) of another scheme, or a `postgres:` without
+    /// `//`: refused rather than taken for an SQLite file name (a mistyped URL would otherwise
+    /// give each replica a database file of its own). Holds the scheme only, never the rest.
+    case notADatabaseURL(scheme: String)
     case malformed(String)
     case badPort(String)
     case badParameter(name: String, value: String, reason: String)
@@ -12,6 +16,8 @@ public enum PostgresSettingsError: Error, Sendable, Equatable, CustomStringConve
     public var description: String {
         switch self {
         case .scheme: "a PostgreSQL URL starts with postgres:// or postgresql://"
+        case .notADatabaseURL(let scheme):
+            "\"\(scheme):…\" is neither a PostgreSQL URL (postgres://… or postgresql://…) nor an SQLite file name (a file name with a colon starts with ./ or /)"
         case .malformed(let reason): "malformed PostgreSQL URL: \(reason)"
         case .badPort(let port): "PostgreSQL URL: port must be a number from 1 to 65535, not \(port.debugDescription)"
         case .badParameter(let name, let value, let reason): "PostgreSQL URL: \(name)=\(value.debugDescription) \(reason)"
@@ -99,6 +105,31 @@ public struct PostgresConnectionSettings: Sendable, Equatable, CustomStringConve
     /// (`tcp_user_timeout`), and keepalives probe an idle one, so that a partitioned server
     /// cannot make a call hang. Default 15 s.
     public var networkTimeout: Duration
+
+    /// What a `--database` (`--from`, `--to`) value names, without parsing it further.
+    public enum DatabaseKind: Sendable, Equatable {
+        /// An SQLite file: a value that does not start with a URI scheme (RFC 3986 §3.1).
+        case sqliteFile
+        /// Starts with `postgres://` or `postgresql://` (in any case): parse it with `init(url:)`.
+        case postgreSQL
+    }
+
+    /// Tells an SQLite file name from a PostgreSQL URL. A value that starts with a URI scheme
+    /// and a colon (`[A-Za-z][A-Za-z0-9+.-]*:`) but is not a PostgreSQL URL (`postgres:/db`,
+    /// `postgress://…`, `mysql://…`) throws `notADatabaseURL`: taken for a relative file name it
+    /// would start a replica on an empty SQLite file of its own. Such a file name is written
+    /// `./name:…`.
+    public static func kind(of value: String) throws(PostgresSettingsError) -> DatabaseKind {
+        let lowered = value.lowercased()
+        if lowered.hasPrefix("postgres://") || lowered.hasPrefix("postgresql://") { return .postgreSQL }
+        guard let colon = value.firstIndex(of: ":") else { return .sqliteFile }
+        let scheme = value[..<colon]
+        let isScheme =
+            scheme.first.map { $0.isASCII && $0.isLetter } == true
+            && scheme.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) }
+        guard isScheme else { return .sqliteFile }
+        throw .notADatabaseURL(scheme: String(scheme))
+    }
 
     /// Parses a `postgres://` or `postgresql://` URL. `passwordFile` and `PGPASSWORD` from
     /// `environment` (nil: the process's environment) are used when the URL holds no password.

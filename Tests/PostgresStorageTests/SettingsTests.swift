@@ -5,6 +5,26 @@ import Testing
 @testable import PostgresStorage
 
 @Suite struct SettingsTests {
+    @Test func tellsAnSQLiteFileFromAPostgreSQLURLAndRefusesOtherURLs() throws {
+        for url in ["postgres://db/registry", "postgresql://registry@db/registry", "POSTGRES://db/registry"] {
+            #expect(try PostgresConnectionSettings.kind(of: url) == .postgreSQL, "\(url)")
+        }
+        for path in ["./data/registry.sqlite", "/var/lib/registry.sqlite", "registry.sqlite", "./postgres:/registry", "", "1db:x"] {
+            #expect(try PostgresConnectionSettings.kind(of: path) == .sqliteFile, "\(path)")
+        }
+        // A mistyped URL is not an SQLite file named "postgres:/…": each replica would serve an
+        // empty database of its own. The error names the scheme only, never the password.
+        for (value, scheme) in [
+            ("postgres:/registry", "postgres"), ("postgres:registry", "postgres"), ("postgress://registry:s3cret@db/registry", "postgress"),
+            ("mysql://db/registry", "mysql"), ("file:registry.sqlite", "file"),
+        ] {
+            let error = try #require(throws: PostgresSettingsError.self) { try PostgresConnectionSettings.kind(of: value) }
+            #expect(error == .notADatabaseURL(scheme: scheme))
+            #expect(error.description.contains("\"\(scheme):…\" is neither a PostgreSQL URL"))
+            #expect(!error.description.contains("s3cret"))
+        }
+    }
+
     @Test func parsesEveryPartOfAURL() throws {
         for scheme in ["postgres", "postgresql"] {
             let settings = try PostgresConnectionSettings(

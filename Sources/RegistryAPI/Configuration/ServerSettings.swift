@@ -60,7 +60,13 @@ public enum ServerSettings {
             "database", "ENDPOINT_REGISTRY_DATABASE", .value(placeholder: "path|url"), "./data/registry.sqlite",
             "SQLite database file (its directory is created), or a postgres:// or postgresql:// URL of the PostgreSQL database several replicas share (user, host, port, database, sslmode, …; the password from --database-password-file or PGPASSWORD rather than the URL)."
         ) { raw, configuration throws(SettingValueError) in
-            if raw.lowercased().hasPrefix("postgres://") || raw.lowercased().hasPrefix("postgresql://") {
+            let kind: PostgresConnectionSettings.DatabaseKind
+            do {
+                kind = try PostgresConnectionSettings.kind(of: raw)
+            } catch {
+                throw SettingValueError("\(error)")
+            }
+            if kind == .postgreSQL {
                 do {
                     _ = try PostgresConnectionSettings(url: raw, environment: [:])
                 } catch {
