@@ -302,14 +302,25 @@ public struct PostgresConnectionSettings: Sendable, Equatable, CustomStringConve
         case .none: return nil
         case .url(let password), .environment(let password): return password
         case .file(let path):
-            let contents: String
+            let data: Data
             do {
-                contents = try String(contentsOfFile: path, encoding: .utf8)
+                data = try Data(contentsOf: URL(fileURLWithPath: path))
             } catch {
-                throw PostgresError(kind: .connection, message: "cannot read the password file \(path): \(error.localizedDescription)")
+                throw PostgresError(kind: .connection, message: "cannot read the password file \(path): it \(Self.whyUnreadable(path))")
+            }
+            guard let contents = String(data: data, encoding: .utf8) else {
+                throw PostgresError(kind: .connection, message: "cannot read the password file \(path): it is not UTF-8 text")
             }
             return contents.hasSuffix("\r\n") ? String(contents.dropLast(2)) : contents.hasSuffix("\n") ? String(contents.dropLast()) : contents
         }
+    }
+
+    /// Why a file could not be read, in words (Foundation's errors name only a code).
+    private static func whyUnreadable(_ path: String) -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return "does not exist" }
+        if isDirectory.boolValue { return "is a directory" }
+        return FileManager.default.isReadableFile(atPath: path) ? "could not be read" : "is not readable by this process (permissions)"
     }
 
     /// The keyword/value pairs given to `PQconnectdbParams`.

@@ -78,6 +78,21 @@ import Testing
         #expect(inQuery.fallbackHosts == [.init(host: "/run/b", port: 5433)])
     }
 
+    /// A password file that cannot be read says why in words, as `cat` would, not as a
+    /// Foundation error code.
+    @Test func namesWhyThePasswordFileCannotBeRead() throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "pgpass-\(UUID().uuidString)").path()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let binary = directory + "/binary"
+        try Data([0x70, 0xFF, 0xFE, 0x0A]).write(to: URL(fileURLWithPath: binary))
+        for (path, reason) in [(directory, "is a directory"), (directory + "/missing", "does not exist"), (binary, "is not UTF-8 text")] {
+            let settings = try PostgresConnectionSettings(url: "postgres://u@h/d", passwordFile: path, environment: [:])
+            let error = try #require(throws: PostgresError.self) { try settings.resolvedPassword() }
+            #expect(error.message == "cannot read the password file \(path): it \(reason)", "\(error.message)")
+        }
+    }
+
     @Test func takesThePasswordFromTheURLThenTheFileThenPGPASSWORD() throws {
         let environment = ["PGPASSWORD": "from-environment"]
         let inURL = try PostgresConnectionSettings(url: "postgres://u:from-url@h/d", passwordFile: "/run/secret", environment: environment)

@@ -48,6 +48,7 @@ import Testing
             (["--database", "postgres:/registry"], [:], "\"postgres:…\" is neither a PostgreSQL URL"),
             ([], ["ENDPOINT_REGISTRY_DATABASE": "postgress://registry@db/registry"], "\"postgress:…\" is neither a PostgreSQL URL"),
             (["--database-password-file", "/nonexistent/pg-password"], [:], "/nonexistent/pg-password is not a readable file"),
+            (["--database-password-file", "/tmp"], [:], "/tmp is not a readable file"),
         ] {
             let error = try #require(throws: ConfigurationError.self) { try resolve(arguments, environment) }
             #expect(error.description.contains(expected), "\(error.description)")

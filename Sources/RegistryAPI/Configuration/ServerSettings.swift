@@ -82,7 +82,10 @@ public enum ServerSettings {
             "database-password-file", "ENDPOINT_REGISTRY_DATABASE_PASSWORD_FILE", .value(placeholder: "path"), "none",
             "PostgreSQL: a file holding only the password (a mounted Secret), read again for every new connection, so a rotated password is picked up."
         ) { raw, configuration throws(SettingValueError) in
-            guard FileManager.default.isReadableFile(atPath: raw) else { throw SettingValueError("\(raw) is not a readable file") }
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.isReadableFile(atPath: raw), FileManager.default.fileExists(atPath: raw, isDirectory: &isDirectory),
+                !isDirectory.boolValue
+            else { throw SettingValueError("\(raw) is not a readable file") }
             configuration.databasePasswordFile = raw
         },
         setting(
