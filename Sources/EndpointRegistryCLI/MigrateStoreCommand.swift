@@ -66,7 +66,10 @@ struct MigrateStore: ParsableCommand {
         }
         do {
             // The parse error never contains the password.
-            return .postgreSQL(try PostgresConnectionSettings(url: raw, passwordFile: passwordFile))
+            var settings = try PostgresConnectionSettings(url: raw, passwordFile: passwordFile)
+            // The copy's one transaction waits on the other database between its statements.
+            settings.idleInTransactionTimeout = nil
+            return .postgreSQL(settings)
         } catch {
             throw ValidationError("\(option): \(error.description)")
         }

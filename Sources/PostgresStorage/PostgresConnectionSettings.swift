@@ -101,6 +101,15 @@ public struct PostgresConnectionSettings: Sendable, Equatable, CustomStringConve
     /// The server cancels any statement running longer than this (`statement_timeout`, set for
     /// every session). Default 30 s.
     public var statementTimeout: Duration
+    /// The server ends a session that has stayed this long inside a transaction without sending
+    /// a statement (`idle_in_transaction_session_timeout`, set for every session; nil: never),
+    /// giving up its locks: a replica frozen or cut off in the middle of a write would otherwise
+    /// hold the write lock (the resource version's row) of every replica until PostgreSQL noticed
+    /// the dead connection, hours later by the server's default keepalives. The store sends the
+    /// statements of a transaction one after another, without waiting on anything else between
+    /// them. Default 10 s: less than the statement timeout, so that a write waiting behind a
+    /// frozen replica gets the lock before it gives up.
+    public var idleInTransactionTimeout: Duration?
     /// A TCP connection whose sent data stays unacknowledged this long is given up
     /// (`tcp_user_timeout`), and keepalives probe an idle one, so that a partitioned server
     /// cannot make a call hang. Default 15 s.
@@ -194,6 +203,7 @@ public struct PostgresConnectionSettings: Sendable, Equatable, CustomStringConve
         parameters = [:]
         connectTimeout = .seconds(5)
         statementTimeout = .seconds(30)
+        idleInTransactionTimeout = .seconds(10)
         networkTimeout = .seconds(15)
         for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
             let equals = pair.firstIndex(of: "=") ?? pair.endIndex
@@ -338,7 +348,13 @@ public struct PostgresConnectionSettings: Sendable, Equatable, CustomStringConve
         for (name, value) in parameters.sorted(by: { $0.key < $1.key }) { pairs.append((name, value)) }
         if parameters["application_name"] == nil { pairs.append(("application_name", "endpoint-registry")) }
         pairs.append(("connect_timeout", String(max(Self.milliseconds(connectTimeout) / 1000, 1))))
-        pairs.append(("options", "-c statement_timeout=\(Self.milliseconds(statementTimeout)) -c bytea_output=hex -c TimeZone=UTC"))
+        let idle = idleInTransactionTimeout.map { Self.milliseconds($0) } ?? 0
+        pairs.append(
+            (
+                "options",
+                "-c statement_timeout=\(Self.milliseconds(statementTimeout)) -c idle_in_transaction_session_timeout=\(idle)"
+                    + " -c bytea_output=hex -c TimeZone=UTC"
+            ))
         let network = Self.milliseconds(networkTimeout)
         pairs.append(("tcp_user_timeout", String(network)))
         pairs.append(("keepalives", "1"))
