@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PostgresStorage
 import RegistryStorage
 
 /// `backup`: a consistent copy of the SQLite database, made while the server runs.
@@ -28,7 +29,13 @@ struct Backup: ParsableCommand {
     func run() throws {
         let path = database ?? ProcessInfo.processInfo.environment["ENDPOINT_REGISTRY_DATABASE"] ?? "./data/registry.sqlite"
         // The URL is not echoed: it may hold a password.
-        if ["postgres://", "postgresql://"].contains(where: { path.lowercased().hasPrefix($0) }) {
+        let kind: PostgresConnectionSettings.DatabaseKind
+        do {
+            kind = try PostgresConnectionSettings.kind(of: path)
+        } catch {
+            throw ValidationError("--database: \(error.description)")
+        }
+        if kind == .postgreSQL {
             throw ValidationError(
                 "backup copies an SQLite database; back a PostgreSQL database up with pg_dump (pg_dump -Fc -f registry.dump \"$URL\") and restore it with pg_restore (see README.md, \"Backup and restore\")"
             )

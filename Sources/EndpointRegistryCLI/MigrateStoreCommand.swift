@@ -54,13 +54,22 @@ struct MigrateStore: ParsableCommand {
     }
 
     private func location(_ raw: String, option: String, passwordFile: String?) throws -> Location {
-        guard raw.lowercased().hasPrefix("postgres://") || raw.lowercased().hasPrefix("postgresql://") else {
+        let kind: PostgresConnectionSettings.DatabaseKind
+        do {
+            kind = try PostgresConnectionSettings.kind(of: raw)
+        } catch {
+            throw ValidationError("\(option): \(error.description)")
+        }
+        guard kind == .postgreSQL else {
             guard !raw.isEmpty else { throw ValidationError("\(option) is empty") }
             return .sqlite(raw)
         }
         do {
             // The parse error never contains the password.
-            return .postgreSQL(try PostgresConnectionSettings(url: raw, passwordFile: passwordFile))
+            var settings = try PostgresConnectionSettings(url: raw, passwordFile: passwordFile)
+            // The copy's one transaction waits on the other database between its statements.
+            settings.idleInTransactionTimeout = nil
+            return .postgreSQL(settings)
         } catch {
             throw ValidationError("\(option): \(error.description)")
         }

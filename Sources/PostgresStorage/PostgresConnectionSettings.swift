@@ -4,6 +4,10 @@ import Foundation
 /// the password.
 public enum PostgresSettingsError: Error, Sendable, Equatable, CustomStringConvertible {
     case scheme
+    /// A value that starts like a URL (`scheme:`) of another scheme, or a `postgres:` without
+    /// `//`: refused rather than taken for an SQLite file name (a mistyped URL would otherwise
+    /// give each replica a database file of its own). Holds the scheme only, never the rest.
+    case notADatabaseURL(scheme: String)
     case malformed(String)
     case badPort(String)
     case badParameter(name: String, value: String, reason: String)
@@ -12,6 +16,8 @@ public enum PostgresSettingsError: Error, Sendable, Equatable, CustomStringConve
     public var description: String {
         switch self {
         case .scheme: "a PostgreSQL URL starts with postgres:// or postgresql://"
+        case .notADatabaseURL(let scheme):
+            "\"\(scheme):…\" is neither a PostgreSQL URL (postgres://… or postgresql://…) nor an SQLite file name (a file name with a colon starts with ./ or /)"
         case .malformed(let reason): "malformed PostgreSQL URL: \(reason)"
         case .badPort(let port): "PostgreSQL URL: port must be a number from 1 to 65535, not \(port.debugDescription)"
         case .badParameter(let name, let value, let reason): "PostgreSQL URL: \(name)=\(value.debugDescription) \(reason)"
@@ -95,10 +101,44 @@ public struct PostgresConnectionSettings: Sendable, Equatable, CustomStringConve
     /// The server cancels any statement running longer than this (`statement_timeout`, set for
     /// every session). Default 30 s.
     public var statementTimeout: Duration
+    /// The server ends a session that has stayed this long inside a transaction without sending
+    /// a statement (`idle_in_transaction_session_timeout`, set for every session; nil: never),
+    /// giving up its locks: a replica frozen or cut off in the middle of a write would otherwise
+    /// hold the write lock (the resource version's row) of every replica until PostgreSQL noticed
+    /// the dead connection, hours later by the server's default keepalives. The store sends the
+    /// statements of a transaction one after another, without waiting on anything else between
+    /// them. Default 10 s: less than the statement timeout, so that a write waiting behind a
+    /// frozen replica gets the lock before it gives up.
+    public var idleInTransactionTimeout: Duration?
     /// A TCP connection whose sent data stays unacknowledged this long is given up
     /// (`tcp_user_timeout`), and keepalives probe an idle one, so that a partitioned server
     /// cannot make a call hang. Default 15 s.
     public var networkTimeout: Duration
+
+    /// What a `--database` (`--from`, `--to`) value names, without parsing it further.
+    public enum DatabaseKind: Sendable, Equatable {
+        /// An SQLite file: a value that does not start with a URI scheme (RFC 3986 §3.1).
+        case sqliteFile
+        /// Starts with `postgres://` or `postgresql://` (in any case): parse it with `init(url:)`.
+        case postgreSQL
+    }
+
+    /// Tells an SQLite file name from a PostgreSQL URL. A value that starts with a URI scheme
+    /// and a colon (`[A-Za-z][A-Za-z0-9+.-]*:`) but is not a PostgreSQL URL (`postgres:/db`,
+    /// `postgress://…`, `mysql://…`) throws `notADatabaseURL`: taken for a relative file name it
+    /// would start a replica on an empty SQLite file of its own. Such a file name is written
+    /// `./name:…`.
+    public static func kind(of value: String) throws(PostgresSettingsError) -> DatabaseKind {
+        let lowered = value.lowercased()
+        if lowered.hasPrefix("postgres://") || lowered.hasPrefix("postgresql://") { return .postgreSQL }
+        guard let colon = value.firstIndex(of: ":") else { return .sqliteFile }
+        let scheme = value[..<colon]
+        let isScheme =
+            scheme.first.map { $0.isASCII && $0.isLetter } == true
+            && scheme.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) }
+        guard isScheme else { return .sqliteFile }
+        throw .notADatabaseURL(scheme: String(scheme))
+    }
 
     /// Parses a `postgres://` or `postgresql://` URL. `passwordFile` and `PGPASSWORD` from
     /// `environment` (nil: the process's environment) are used when the URL holds no password.
@@ -163,6 +203,7 @@ public struct PostgresConnectionSettings: Sendable, Equatable, CustomStringConve
         parameters = [:]
         connectTimeout = .seconds(5)
         statementTimeout = .seconds(30)
+        idleInTransactionTimeout = .seconds(10)
         networkTimeout = .seconds(15)
         for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
             let equals = pair.firstIndex(of: "=") ?? pair.endIndex
@@ -271,14 +312,25 @@ public struct PostgresConnectionSettings: Sendable, Equatable, CustomStringConve
         case .none: return nil
         case .url(let password), .environment(let password): return password
         case .file(let path):
-            let contents: String
+            let data: Data
             do {
-                contents = try String(contentsOfFile: path, encoding: .utf8)
+                data = try Data(contentsOf: URL(fileURLWithPath: path))
             } catch {
-                throw PostgresError(kind: .connection, message: "cannot read the password file \(path): \(error.localizedDescription)")
+                throw PostgresError(kind: .connection, message: "cannot read the password file \(path): it \(Self.whyUnreadable(path))")
+            }
+            guard let contents = String(data: data, encoding: .utf8) else {
+                throw PostgresError(kind: .connection, message: "cannot read the password file \(path): it is not UTF-8 text")
             }
             return contents.hasSuffix("\r\n") ? String(contents.dropLast(2)) : contents.hasSuffix("\n") ? String(contents.dropLast()) : contents
         }
+    }
+
+    /// Why a file could not be read, in words (Foundation's errors name only a code).
+    private static func whyUnreadable(_ path: String) -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return "does not exist" }
+        if isDirectory.boolValue { return "is a directory" }
+        return FileManager.default.isReadableFile(atPath: path) ? "could not be read" : "is not readable by this process (permissions)"
     }
 
     /// The keyword/value pairs given to `PQconnectdbParams`.
@@ -296,7 +348,13 @@ public struct PostgresConnectionSettings: Sendable, Equatable, CustomStringConve
         for (name, value) in parameters.sorted(by: { $0.key < $1.key }) { pairs.append((name, value)) }
         if parameters["application_name"] == nil { pairs.append(("application_name", "endpoint-registry")) }
         pairs.append(("connect_timeout", String(max(Self.milliseconds(connectTimeout) / 1000, 1))))
-        pairs.append(("options", "-c statement_timeout=\(Self.milliseconds(statementTimeout)) -c bytea_output=hex -c TimeZone=UTC"))
+        let idle = idleInTransactionTimeout.map { Self.milliseconds($0) } ?? 0
+        pairs.append(
+            (
+                "options",
+                "-c statement_timeout=\(Self.milliseconds(statementTimeout)) -c idle_in_transaction_session_timeout=\(idle)"
+                    + " -c bytea_output=hex -c TimeZone=UTC"
+            ))
         let network = Self.milliseconds(networkTimeout)
         pairs.append(("tcp_user_timeout", String(network)))
         pairs.append(("keepalives", "1"))

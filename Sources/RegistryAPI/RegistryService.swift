@@ -160,7 +160,7 @@ public final class RegistryService: Sendable {
                 return (store, settings)
             } catch .fault(let fault) where fault.reason == .unavailable && ContinuousClock.now.advanced(by: pause) < deadline {
                 logger.warning(
-                    "the database cannot be reached; trying again",
+                    "no usable connection to the database; trying again",
                     metadata: ["database": "\(settings)", "error": "\(fault.message)", "retryInSeconds": "\(pause.components.seconds)"])
                 Thread.sleep(forTimeInterval: Double(pause.components.seconds))
                 pause = min(pause * 2, .seconds(10))

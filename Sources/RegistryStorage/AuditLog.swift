@@ -106,11 +106,18 @@ extension ServiceStore {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """
         ).bind(
-            .text(time), .text(entry.actor), .text(entry.action), entry.namespace.map { .text($0) } ?? .null,
-            entry.name.map { .text($0) } ?? .null, entry.revisionBefore.map { .integer($0) } ?? .null,
+            .text(time), auditText(entry.actor), auditText(entry.action), entry.namespace.map(auditText) ?? .null,
+            entry.name.map(auditText) ?? .null, entry.revisionBefore.map { .integer($0) } ?? .null,
             entry.revisionAfter.map { .integer($0) } ?? .null, .text(entry.outcome.rawValue), .integer(entry.status),
-            .text(entry.requestID), entry.detail.map { .text($0) } ?? .null, .integer(entry.count)
+            auditText(entry.requestID), entry.detail.map(auditText) ?? .null, .integer(entry.count)
         ).run()
+    }
+
+    /// Audit text quotes what clients sent (a refused value in `detail`), which may hold NUL:
+    /// PostgreSQL's `text` cannot store it and the stores' text binding would cut the value
+    /// there, so NUL is written as its JSON escape `\u0000`, alike on both stores.
+    private static func auditText(_ value: String) -> SQLValue {
+        .text(value.contains("\u{0}") ? value.replacingOccurrences(of: "\u{0}", with: #"\u0000"#) : value)
     }
 
     /// Most patches in a row in the history before a revision is kept whole again: rebuilding

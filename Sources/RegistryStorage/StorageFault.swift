@@ -14,8 +14,8 @@ public struct StorageFault: Error, Sendable, Equatable, CustomStringConvertible 
         case corrupt
         /// The file cannot be opened (SQLITE_CANTOPEN, SQLITE_PERM, SQLITE_AUTH).
         case cannotOpen
-        /// The database server cannot be reached now (PostgreSQL: no connection, the server
-        /// shutting down or out of connections).
+        /// No usable connection to the database server now (PostgreSQL: the server down or
+        /// unreachable, refusing the login, shutting down or out of connections).
         case unavailable
         /// Anything else: a bug rather than a condition of the machine.
         case `internal`
@@ -56,7 +56,7 @@ public struct StorageFault: Error, Sendable, Equatable, CustomStringConvertible 
         case .ioError: "the database file could not be read or written (I/O error)"
         case .corrupt: "the database file is damaged"
         case .cannotOpen: "the database file cannot be opened"
-        case .unavailable: "the database server cannot be reached"
+        case .unavailable: "no usable connection to the database server"
         case .internal: "the database failed"
         }
     }

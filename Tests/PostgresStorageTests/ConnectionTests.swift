@@ -66,6 +66,27 @@ import Testing
         #expect(try connection.query("SELECT 1").rows.first?.int(0) == 1)
     }
 
+    /// A session that stops inside a transaction (its replica frozen, or cut off without the
+    /// connection being closed) while holding a row lock, as the writer holds the resource
+    /// version's row, is ended by the server after `idleInTransactionTimeout`, so that the other
+    /// replicas' writes go on instead of waiting until PostgreSQL notices the dead client.
+    @Test func theServerEndsASessionLeftIdleInATransaction() throws {
+        var settings = try TestPostgres.shared().createDatabase()
+        settings.idleInTransactionTimeout = .milliseconds(500)
+        let stalled = try PostgresConnection(settings: settings)
+        let other = try PostgresConnection(settings: settings)
+        try stalled.execute("CREATE TABLE version (n bigint)")
+        try stalled.execute("INSERT INTO version VALUES (1)")
+        try stalled.execute("BEGIN")
+        try stalled.query("SELECT n FROM version FOR UPDATE")
+        // The lock is given up once the stalled session is ended (well inside the 30 s statement timeout).
+        let started = ContinuousClock.now
+        try other.transaction { try other.query("UPDATE version SET n = 2") }
+        #expect(ContinuousClock.now - started < .seconds(20))
+        let error = try #require(throws: PostgresError.self) { try stalled.query("SELECT 1") }
+        #expect(error.kind == .connection, "\(error)")
+    }
+
     @Test func commitsAndRollsBackTransactions() throws {
         let connection = try PostgresConnection(settings: try TestPostgres.shared().createDatabase())
         try connection.execute("CREATE TABLE t (n bigint CHECK (n > 0))")

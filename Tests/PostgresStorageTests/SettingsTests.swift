@@ -5,6 +5,26 @@ import Testing
 @testable import PostgresStorage
 
 @Suite struct SettingsTests {
+    @Test func tellsAnSQLiteFileFromAPostgreSQLURLAndRefusesOtherURLs() throws {
+        for url in ["postgres://db/registry", "postgresql://registry@db/registry", "POSTGRES://db/registry"] {
+            #expect(try PostgresConnectionSettings.kind(of: url) == .postgreSQL, "\(url)")
+        }
+        for path in ["./data/registry.sqlite", "/var/lib/registry.sqlite", "registry.sqlite", "./postgres:/registry", "", "1db:x"] {
+            #expect(try PostgresConnectionSettings.kind(of: path) == .sqliteFile, "\(path)")
+        }
+        // A mistyped URL is not an SQLite file named "postgres:/…": each replica would serve an
+        // empty database of its own. The error names the scheme only, never the password.
+        for (value, scheme) in [
+            ("postgres:/registry", "postgres"), ("postgres:registry", "postgres"), ("postgress://registry:s3cret@db/registry", "postgress"),
+            ("mysql://db/registry", "mysql"), ("file:registry.sqlite", "file"),
+        ] {
+            let error = try #require(throws: PostgresSettingsError.self) { try PostgresConnectionSettings.kind(of: value) }
+            #expect(error == .notADatabaseURL(scheme: scheme))
+            #expect(error.description.contains("\"\(scheme):…\" is neither a PostgreSQL URL"))
+            #expect(!error.description.contains("s3cret"))
+        }
+    }
+
     @Test func parsesEveryPartOfAURL() throws {
         for scheme in ["postgres", "postgresql"] {
             let settings = try PostgresConnectionSettings(
@@ -56,6 +76,21 @@ import Testing
         let inQuery = try PostgresConnectionSettings(url: "postgresql:///registry?host=/run/a,/run/b&port=5432,5433", environment: [:])
         #expect(inQuery.host == "/run/a" && inQuery.port == 5432)
         #expect(inQuery.fallbackHosts == [.init(host: "/run/b", port: 5433)])
+    }
+
+    /// A password file that cannot be read says why in words, as `cat` would, not as a
+    /// Foundation error code.
+    @Test func namesWhyThePasswordFileCannotBeRead() throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "pgpass-\(UUID().uuidString)").path()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let binary = directory + "/binary"
+        try Data([0x70, 0xFF, 0xFE, 0x0A]).write(to: URL(fileURLWithPath: binary))
+        for (path, reason) in [(directory, "is a directory"), (directory + "/missing", "does not exist"), (binary, "is not UTF-8 text")] {
+            let settings = try PostgresConnectionSettings(url: "postgres://u@h/d", passwordFile: path, environment: [:])
+            let error = try #require(throws: PostgresError.self) { try settings.resolvedPassword() }
+            #expect(error.message == "cannot read the password file \(path): it \(reason)", "\(error.message)")
+        }
     }
 
     @Test func takesThePasswordFromTheURLThenTheFileThenPGPASSWORD() throws {

@@ -100,6 +100,12 @@ import Testing
         #expect(bad.stderr.contains("--to: PostgreSQL URL: port must be a number"), "\(bad.stderr)")
         #expect(!bad.stderr.contains("s3cret"))
 
+        let mistyped = try runCLI(["migrate-store", "--from", "/tmp/x.sqlite", "--to", "postgres:/registry:s3cret@db.example.com/registry"])
+        #expect(mistyped.status == 64)
+        #expect(mistyped.stderr.contains("--to: \"postgres:…\" is neither a PostgreSQL URL"), "\(mistyped.stderr)")
+        #expect(!mistyped.stderr.contains("s3cret"))
+        #expect(!FileManager.default.fileExists(atPath: "postgres:"), "no SQLite file was created for the mistyped URL")
+
         let same = try runCLI(["migrate-store", "--from", "/tmp/a.sqlite", "--to", "/tmp/a.sqlite"])
         #expect(same.status == 64)
         #expect(same.stderr.contains("--from and --to name the same database"))

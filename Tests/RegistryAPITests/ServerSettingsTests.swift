@@ -45,7 +45,10 @@ import Testing
             (["--tls-cert", "/nonexistent/cert.pem"], [:], "the certificate file /nonexistent/cert.pem does not exist"),
             (["--database", "postgres://registry@db:99999/registry"], [:], "port must be a number from 1 to 65535, not \"99999\""),
             ([], ["ENDPOINT_REGISTRY_DATABASE": "postgresql://db/registry?sslmode=sometimes"], "sslmode"),
+            (["--database", "postgres:/registry"], [:], "\"postgres:…\" is neither a PostgreSQL URL"),
+            ([], ["ENDPOINT_REGISTRY_DATABASE": "postgress://registry@db/registry"], "\"postgress:…\" is neither a PostgreSQL URL"),
             (["--database-password-file", "/nonexistent/pg-password"], [:], "/nonexistent/pg-password is not a readable file"),
+            (["--database-password-file", "/tmp"], [:], "/tmp is not a readable file"),
         ] {
             let error = try #require(throws: ConfigurationError.self) { try resolve(arguments, environment) }
             #expect(error.description.contains(expected), "\(error.description)")

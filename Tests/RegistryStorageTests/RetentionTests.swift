@@ -29,6 +29,20 @@ import Testing
         #expect(left.first?.count == 7)
     }
 
+    /// A refusal's detail quotes what the client sent, NUL included (a JSON "\u0000"): it is
+    /// kept whole and the same on both stores (PostgreSQL text cannot hold NUL; SQLite's text
+    /// binding stopped at it), written as the JSON escape `\u0000`.
+    @Test func auditTextWithNULIsKeptWholeOnBothStores() throws {
+        let store = try store()
+        var entry = refused("2030-01-01T00:00:00Z")
+        entry.detail = "annotations[a\u{0}b]: key \"a\u{0}b\" is invalid"
+        entry.action = "PATCH /x\u{0}y"
+        try store.appendAudit([entry])
+        let line = try #require(try store.audit(AuditQuery(limit: 10)).first)
+        #expect(line.detail == #"annotations[a\u0000b]: key "a\u0000b" is invalid"#)
+        #expect(line.action == #"PATCH /x\u0000y"#)
+    }
+
     @Test func historyKeepsTheNewestRevisionsOfEachService() throws {
         let store = try store()
         for name in ["a", "b"] {

@@ -60,7 +60,13 @@ public enum ServerSettings {
             "database", "ENDPOINT_REGISTRY_DATABASE", .value(placeholder: "path|url"), "./data/registry.sqlite",
             "SQLite database file (its directory is created), or a postgres:// or postgresql:// URL of the PostgreSQL database several replicas share (user, host, port, database, sslmode, …; the password from --database-password-file or PGPASSWORD rather than the URL)."
         ) { raw, configuration throws(SettingValueError) in
-            if raw.lowercased().hasPrefix("postgres://") || raw.lowercased().hasPrefix("postgresql://") {
+            let kind: PostgresConnectionSettings.DatabaseKind
+            do {
+                kind = try PostgresConnectionSettings.kind(of: raw)
+            } catch {
+                throw SettingValueError("\(error)")
+            }
+            if kind == .postgreSQL {
                 do {
                     _ = try PostgresConnectionSettings(url: raw, environment: [:])
                 } catch {
@@ -76,7 +82,10 @@ public enum ServerSettings {
             "database-password-file", "ENDPOINT_REGISTRY_DATABASE_PASSWORD_FILE", .value(placeholder: "path"), "none",
             "PostgreSQL: a file holding only the password (a mounted Secret), read again for every new connection, so a rotated password is picked up."
         ) { raw, configuration throws(SettingValueError) in
-            guard FileManager.default.isReadableFile(atPath: raw) else { throw SettingValueError("\(raw) is not a readable file") }
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.isReadableFile(atPath: raw), FileManager.default.fileExists(atPath: raw, isDirectory: &isDirectory),
+                !isDirectory.boolValue
+            else { throw SettingValueError("\(raw) is not a readable file") }
             configuration.databasePasswordFile = raw
         },
         setting(

@@ -14,7 +14,7 @@ enum MetricsExposition {
         "http_request_duration_seconds": "Time to answer an HTTP request, by route template and method.",
         "endpoint_registry_services": "Registered services.",
         "endpoint_registry_addresses": "Registered addresses, over all services.",
-        "endpoint_registry_database_bytes": "Size of the database file and its write-ahead log, in bytes.",
+        "endpoint_registry_database_bytes": "Size of the database in bytes (SQLite: the file and its WAL; PostgreSQL: pg_database_size).",
         "endpoint_registry_watches": "Watches (GET /v1/services?watch=true) open now.",
         "endpoint_registry_watches_dropped_total":
             "Watches dropped since start because the client read too slowly (their buffer filled); each got a final ERROR event.",
