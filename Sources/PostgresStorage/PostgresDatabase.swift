@@ -8,6 +8,13 @@ public import RegistryStorage
 /// of any replica), and reads of several statements run in one `REPEATABLE READ` snapshot.
 public struct PostgresDatabase: SQLDatabase {
     public let settings: PostgresConnectionSettings
+    /// The most read connections a store on this database opens at once
+    /// (`--database-max-connections`), besides its writer.
+    public var readConnectionLimit = PostgresDatabase.defaultReadConnectionLimit
+    /// 16: with the writer and the leader lease's 2, 19 connections per replica.
+    public static let defaultReadConnectionLimit = 16
+
+    public var maximumReadConnections: Int? { readConnectionLimit }
 
     /// The database at `settings` as it is: nothing is connected to or migrated (for a tool
     /// that reads a database its servers keep up to date, such as `migrate-store`'s source).
@@ -21,7 +28,9 @@ public struct PostgresDatabase: SQLDatabase {
     /// - Throws: `StoreError.fault` (`.unavailable` when the server cannot be reached),
     ///   `StoreError.migration` when the schema cannot be brought up to date or is newer than
     ///   this binary.
-    public static func open(settings: PostgresConnectionSettings, migrations: [Migration]) throws(StoreError) -> PostgresDatabase {
+    public static func open(
+        settings: PostgresConnectionSettings, migrations: [Migration], readConnectionLimit: Int = PostgresDatabase.defaultReadConnectionLimit
+    ) throws(StoreError) -> PostgresDatabase {
         let connection: PostgresConnection
         do {
             connection = try PostgresConnection(settings: settings)
@@ -34,7 +43,9 @@ public struct PostgresDatabase: SQLDatabase {
             if case .failed(_, let failure as PostgresError) = error, failure.storageFault.isCondition { throw .fault(failure.storageFault) }
             throw .migration(error)
         }
-        return PostgresDatabase(existing: settings)
+        var database = PostgresDatabase(existing: settings)
+        database.readConnectionLimit = max(1, readConnectionLimit)
+        return database
     }
 
     public func connect(readOnly: Bool) throws -> any SQLConnection {

@@ -155,7 +155,9 @@ public final class RegistryService: Sendable {
         var pause: Duration = .seconds(1)
         while true {
             do {
-                let store = try ServiceStore(database: try PostgresDatabase.open(settings: settings, migrations: migrations))
+                let store = try ServiceStore(
+                    database: try PostgresDatabase.open(
+                        settings: settings, migrations: migrations, readConnectionLimit: configuration.databaseMaxConnections))
                 store.followSharedChanges()
                 return (store, settings)
             } catch .fault(let fault) where fault.reason == .unavailable && ContinuousClock.now.advanced(by: pause) < deadline {

@@ -250,7 +250,7 @@ public final class ServiceStore: Sendable {
         self.exclusiveLock = exclusiveLock
         self.documentCache = cacheDocuments ? DocumentCache() : nil
         self.now = now
-        readers = ConnectionPool { try database.connect(readOnly: true) }
+        readers = ConnectionPool(maximum: database.maximumReadConnections) { try database.connect(readOnly: true) }
     }
 
     /// What failed a whole batch: the database's fault, else an internal one naming `error`.

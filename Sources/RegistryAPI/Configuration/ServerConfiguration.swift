@@ -57,6 +57,9 @@ public struct ServerConfiguration: Sendable {
     /// Watch events kept for resuming (the newest), and the most minutes one is kept.
     public var watchHistoryEvents = 10_000
     public var watchHistoryMinutes = 60
+    /// PostgreSQL only: the most read connections this replica opens at once
+    /// (`--database-max-connections`), besides its writer and the leader lease's two.
+    public var databaseMaxConnections = 16
     /// PostgreSQL only: how long start-up waits for a database it cannot connect to, in
     /// seconds (`--database-wait-seconds`; 0: not at all), retrying with back-off.
     public var databaseWaitSeconds = 60

@@ -280,6 +280,12 @@ public enum ServerSettings {
             configuration.watchHistoryMinutes = try integer(raw, in: 1...525_600)
         },
         setting(
+            "database-max-connections", "ENDPOINT_REGISTRY_DATABASE_MAX_CONNECTIONS", .value(placeholder: "count"), "16",
+            "PostgreSQL only: the most read connections a replica opens at once, besides its writer and the leader lease's 2 (so 19 per replica by default: size PostgreSQL's max_connections for every replica, plus one more during a rolling update). A request that finds them all in use waits up to 5 s for one, then gets 503 with Retry-After."
+        ) { raw, configuration throws(SettingValueError) in
+            configuration.databaseMaxConnections = try integer(raw, in: 1...1000)
+        },
+        setting(
             "database-wait-seconds", "ENDPOINT_REGISTRY_DATABASE_WAIT_SECONDS", .value(placeholder: "seconds"), "60",
             "PostgreSQL only: how long start-up waits for a database it cannot connect to (down, starting, unreachable), retrying after 1, 2, 4, 8 and then every 10 seconds, before it exits; 0 exits at once. A schema newer than the binary or a failed migration ends start-up at once."
         ) { raw, configuration throws(SettingValueError) in

@@ -102,4 +102,12 @@ public protocol SQLDatabase: Sendable, CustomStringConvertible {
     /// several replicas): the store then caches no current documents and follows the changes
     /// the others commit through the watch log (see `ServiceStore.followSharedChanges`).
     var isShared: Bool { get }
+    /// The most read connections the store's readers' pool opens at once (nil: as many as
+    /// there are concurrent readers, which the server's threads bound). A reader that finds
+    /// them all in use waits (see `ConnectionPool`).
+    var maximumReadConnections: Int? { get }
+}
+
+extension SQLDatabase {
+    public var maximumReadConnections: Int? { nil }
 }
