@@ -107,7 +107,7 @@ field_is 'd["addresses"][0]["resolution"]["ttlSeconds"]' "1" || { echo "FAIL: no
 echo "ok: the TTL is shown"
 curl -sf "$SVC/manifests?format=json&endpoints=endpointslices" | grep -q '"zone":"zone-a"' || { echo "FAIL: zone not carried over"; exit 1; }
 echo "ok: the address's zone is carried over"
-waitfor 15 "the health check probes the resolved IPv4" \
+waitfor 45 "the health check probes the resolved IPv4" \
     field_is '[h["state"] for h in d["addresses"][0]["resolution"]["health"] if h["ip"] == "192.0.2.20"][0]' "healthy"
 
 # PUT of the GET'd document (with its read-only views) is accepted and changes nothing.
