@@ -209,6 +209,11 @@ public final class PostgresConnection {
                 lengths.append(0)
                 buffers.append(nil)
             case .text(let text):
+                // PostgreSQL's text cannot hold NUL, and a C string would silently end there.
+                guard !text.utf8.contains(0) else {
+                    throw PostgresError(
+                        kind: .other, message: "a text parameter holds a NUL character, which PostgreSQL's text cannot store", sql: sql)
+                }
                 types.append(0)
                 formats.append(0)
                 lengths.append(0)

@@ -114,8 +114,8 @@ extension ServiceStore {
     }
 
     /// Audit text quotes what clients sent (a refused value in `detail`), which may hold NUL:
-    /// PostgreSQL's `text` cannot store it and the stores' text binding would cut the value
-    /// there, so NUL is written as its JSON escape `\u0000`, alike on both stores.
+    /// PostgreSQL's `text` cannot store it (its binding refuses such a value), so NUL is written
+    /// as its JSON escape `\u0000`, alike on both stores.
     private static func auditText(_ value: String) -> SQLValue {
         .text(value.contains("\u{0}") ? value.replacingOccurrences(of: "\u{0}", with: #"\u0000"#) : value)
     }

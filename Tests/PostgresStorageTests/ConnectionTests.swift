@@ -87,6 +87,15 @@ import Testing
         #expect(error.kind == .connection, "\(error)")
     }
 
+    /// PostgreSQL's text cannot hold NUL: such a parameter is refused, never cut short.
+    @Test func aTextParameterWithANULIsRefusedNotCut() throws {
+        let connection = try PostgresConnection(settings: try TestPostgres.shared().createDatabase())
+        try connection.execute("CREATE TABLE t (value text)")
+        let error = try #require(throws: PostgresError.self) { try connection.query("INSERT INTO t VALUES ($1)", [.text("a\u{0}b")]) }
+        #expect(error.message.contains("NUL"), "\(error)")
+        #expect(try connection.query("SELECT count(*) FROM t").rows[0].int(0) == 0)
+    }
+
     @Test func commitsAndRollsBackTransactions() throws {
         let connection = try PostgresConnection(settings: try TestPostgres.shared().createDatabase())
         try connection.execute("CREATE TABLE t (n bigint CHECK (n > 0))")

@@ -287,7 +287,8 @@ final class SQLiteStatement: SQLStatement {
         switch value {
         case .null: rc = sqlite3_bind_null(handle, index)
         case .integer(let number): rc = sqlite3_bind_int64(handle, index, Int64(number))
-        case .text(let text): rc = sqlite3_bind_text(handle, index, text, -1, CSQLite_transient())
+        // With its byte count, so that a NUL inside the text is kept rather than ending it.
+        case .text(let text): rc = sqlite3_bind_text(handle, index, text, Int32(clamping: text.utf8.count), CSQLite_transient())
         case .blob(let bytes):
             rc = bytes.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), CSQLite_transient()) }
         }
@@ -305,7 +306,8 @@ final class SQLiteStatement: SQLStatement {
 
     func text(_ column: Int32) -> String {
         guard let pointer = sqlite3_column_text(handle, column) else { return "" }
-        return String(cString: pointer)
+        // By its byte count (not up to the first NUL), as it was bound.
+        return String(decoding: UnsafeBufferPointer(start: pointer, count: Int(sqlite3_column_bytes(handle, column))), as: UTF8.self)
     }
 
     func blob(_ column: Int32) -> [UInt8] {
