@@ -9,12 +9,10 @@ public import RegistryStorage
 public struct PostgresDatabase: SQLDatabase {
     public let settings: PostgresConnectionSettings
     /// The most read connections a store on this database opens at once
-    /// (`--database-max-connections`), besides its writer.
-    public var readConnectionLimit = PostgresDatabase.defaultReadConnectionLimit
+    /// (`--database-max-connections`), besides its writer; nil: no bound.
+    public var maximumReadConnections: Int? = PostgresDatabase.defaultReadConnectionLimit
     /// 16: with the writer and the leader lease's 2, 19 connections per replica.
     public static let defaultReadConnectionLimit = 16
-
-    public var maximumReadConnections: Int? { readConnectionLimit }
 
     /// The database at `settings` as it is: nothing is connected to or migrated (for a tool
     /// that reads a database its servers keep up to date, such as `migrate-store`'s source).
@@ -29,7 +27,7 @@ public struct PostgresDatabase: SQLDatabase {
     ///   `StoreError.migration` when the schema cannot be brought up to date or is newer than
     ///   this binary.
     public static func open(
-        settings: PostgresConnectionSettings, migrations: [Migration], readConnectionLimit: Int = PostgresDatabase.defaultReadConnectionLimit
+        settings: PostgresConnectionSettings, migrations: [Migration], maximumReadConnections: Int = PostgresDatabase.defaultReadConnectionLimit
     ) throws(StoreError) -> PostgresDatabase {
         let connection: PostgresConnection
         do {
@@ -44,7 +42,7 @@ public struct PostgresDatabase: SQLDatabase {
             throw .migration(error)
         }
         var database = PostgresDatabase(existing: settings)
-        database.readConnectionLimit = max(1, readConnectionLimit)
+        database.maximumReadConnections = max(1, maximumReadConnections)
         return database
     }
 

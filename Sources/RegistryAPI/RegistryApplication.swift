@@ -36,6 +36,8 @@ public final class RegistryApplication: HTTPHandler {
     public let elector: LeaderElector
     /// Whether `startLiveness` has subscribed to the store's commits (once per process).
     private let followsCommits = Atomic<Bool>(false)
+    /// Whether every registration was loaded into the health checker and the DNS refresher once.
+    private let registrationsLoaded = Atomic<Bool>(false)
     /// Stores the health checker's snapshots while this replica leads (issue 16).
     private let healthPersister: HealthStatePersister
     /// Shows the leader's stored verdicts while this replica follows (issue 16).
@@ -182,7 +184,9 @@ public final class RegistryApplication: HTTPHandler {
     public func followLeader() {
         guard store.database.isShared, healthFollower.mayStart else { return }
         do {
-            try loadRegistrations()
+            // Once loaded, the checker follows every commit (this replica's and, through the
+            // store's change follower, the others'): a replica that stops leading has them all.
+            if !registrationsLoaded.load(ordering: .sequentiallyConsistent) { try loadRegistrations() }
         } catch {
             // Later commits add the services; the stored verdicts apply to those known.
             logger.warning("the registered services could not be loaded to show their health: \(error)")
@@ -220,6 +224,7 @@ public final class RegistryApplication: HTTPHandler {
             }
             after = page.next
         } while after != nil
+        registrationsLoaded.store(true, ordering: .sequentiallyConsistent)
     }
 
     /// Stops the health checks and the DNS refresh (this replica no longer leads), waiting up to

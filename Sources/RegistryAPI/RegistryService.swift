@@ -157,7 +157,7 @@ public final class RegistryService: Sendable {
             do {
                 let store = try ServiceStore(
                     database: try PostgresDatabase.open(
-                        settings: settings, migrations: migrations, readConnectionLimit: configuration.databaseMaxConnections))
+                        settings: settings, migrations: migrations, maximumReadConnections: configuration.databaseMaxConnections))
                 store.followSharedChanges()
                 return (store, settings)
             } catch .fault(let fault) where fault.reason == .unavailable && ContinuousClock.now.advanced(by: pause) < deadline {

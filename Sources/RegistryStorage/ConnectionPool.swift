@@ -64,7 +64,8 @@ final class ConnectionPool: Sendable {
     /// An idle connection, a new one (its slot taken before it is opened, outside the lock),
     /// or, at `maximum`, one that comes back within `acquireTimeout`.
     private func checkOut(_ thread: UInt) throws -> ConnectionBox {
-        let deadline = Date().addingTimeInterval(Double(acquireTimeout.components.seconds) + Double(acquireTimeout.components.attoseconds) / 1e18)
+        // Set when the reader first has to wait (most never do: no clock read on their path).
+        var waitUntil: Date?
         while true {
             enum Step {
                 case reuse(ConnectionBox)
@@ -92,10 +93,14 @@ final class ConnectionPool: Sendable {
                     throw error
                 }
             case .wait:
+                let deadline =
+                    waitUntil
+                    ?? Date().addingTimeInterval(Double(acquireTimeout.components.seconds) + Double(acquireTimeout.components.attoseconds) / 1e18)
                 returned.lock()
                 // Checked again under the condition's lock: a connection may have come back
                 // between the pool's lock and this one (its return signals under this lock).
                 let stillFull = state.withLock { state in state.idle.isEmpty && state.open >= (maximum ?? .max) }
+                waitUntil = deadline
                 if stillFull { _ = returned.wait(until: deadline) }
                 returned.unlock()
                 if stillFull && Date() >= deadline {

@@ -1,5 +1,6 @@
 public import Coordination
 import Foundation
+import PostgresStorage
 public import HTTPServer
 public import Logging
 import RegistryCore
@@ -59,7 +60,7 @@ public struct ServerConfiguration: Sendable {
     public var watchHistoryMinutes = 60
     /// PostgreSQL only: the most read connections this replica opens at once
     /// (`--database-max-connections`), besides its writer and the leader lease's two.
-    public var databaseMaxConnections = 16
+    public var databaseMaxConnections = PostgresDatabase.defaultReadConnectionLimit
     /// PostgreSQL only: how long start-up waits for a database it cannot connect to, in
     /// seconds (`--database-wait-seconds`; 0: not at all), retrying with back-off.
     public var databaseWaitSeconds = 60
