@@ -49,6 +49,8 @@ public final class ResponseStream: Sendable {
         /// The connection is suspended (or its resumption not yet taken up by libmicrohttpd).
         var suspended = false
         var closeHandlers: [@Sendable () -> Void] = []
+        /// `whenBelow(_:_:)`: the handler and the number of buffered bytes it waits to go under.
+        var below: (bytes: Int, handler: @Sendable () -> Void)?
     }
 
     /// Most bytes buffered at once (writes with `force` may go beyond it).
@@ -120,6 +122,21 @@ public final class ResponseStream: Sendable {
         if ended { handler() }
     }
 
+    /// Runs `handler` once, as soon as fewer than `bytes` bytes are buffered, or the stream has
+    /// ended (now, if either is already so); replaces a handler set before and not yet run. For a
+    /// writer that paces itself to the reader (writes until `.full`, then waits for room).
+    public func whenBelow(_ bytes: Int, _ handler: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state -> Bool in
+            if state.ended || state.aborted || state.finishing || state.buffered < bytes {
+                state.below = nil
+                return true
+            }
+            state.below = (bytes, handler)
+            return false
+        }
+        if now { handler() }
+    }
+
     /// True once the stream accepts no more writes.
     public var isClosed: Bool { state.withLock { $0.finishing || $0.aborted || $0.ended } }
 
@@ -144,16 +161,16 @@ public final class ResponseStream: Sendable {
     func pull(
         into buffer: UnsafeMutableRawBufferPointer, peerClosed: () -> Bool, suspend: () -> Void, resume: @escaping @Sendable () -> Void
     ) -> Pull {
-        state.withLock { state in
+        let (pulled, below): (Pull, (@Sendable () -> Void)?) = state.withLock { state in
             state.suspended = false
-            if state.aborted { return .abort }
+            if state.aborted { return (.abort, nil) }
             if state.buffered == 0 {
-                if state.finishing { return .end }
-                if peerClosed() { return .abort }
+                if state.finishing { return (.end, nil) }
+                if peerClosed() { return (.abort, nil) }
                 state.resume = resume
                 state.suspended = true
                 suspend()
-                return .wait
+                return (.wait, nil)
             }
             var copied = 0
             while copied < buffer.count, !state.chunks.isEmpty {
@@ -171,8 +188,15 @@ public final class ResponseStream: Sendable {
             }
             state.buffered -= copied
             state.forced = max(0, state.forced - copied)
-            return .bytes(copied)
+            var below: (@Sendable () -> Void)? = nil
+            if let waiting = state.below, state.buffered < waiting.bytes {
+                below = waiting.handler
+                state.below = nil
+            }
+            return (.bytes(copied), below)
         }
+        below?()
+        return pulled
     }
 
     /// The connection is done with the body (sent, or the connection closed): runs the close
@@ -186,8 +210,11 @@ public final class ResponseStream: Sendable {
             state.chunks = []
             state.buffered = 0
             state.forced = 0
-            defer { state.closeHandlers = [] }
-            return state.closeHandlers
+            defer {
+                state.closeHandlers = []
+                state.below = nil
+            }
+            return state.closeHandlers + (state.below.map { [$0.handler] } ?? [])
         }
         for handler in handlers { handler() }
     }

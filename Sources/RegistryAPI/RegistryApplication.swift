@@ -464,6 +464,10 @@ public final class RegistryApplication: HTTPHandler {
     /// Watches open now.
     public var openWatches: Int { watches.count }
 
+    /// Bytes of events waiting in the watchers' buffers (at most about `--watch-buffer-bytes`
+    /// each, catch-ups included).
+    public var watchBufferedBytes: Int { watches.bufferedBytes }
+
     /// Records the outcome of a tokens-file reload in the metrics.
     public func recordTokensReload(success: Bool) { metrics.recordTokensReload(success: success) }
 

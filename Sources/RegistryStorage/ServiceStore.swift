@@ -54,6 +54,8 @@ public struct StoredDocument: Sendable {
 /// One page of a listing, in (namespace, name) order.
 public struct ServicePage: Sendable {
     public var documents: [[UInt8]]
+    /// The position of each document (as many as `documents`, in the same order).
+    public var keys: [ServiceKey] = []
     /// Position of the last item, when more items follow.
     public var next: ServiceKey?
     /// The resource version the page was read at (a watch from it misses no later change).
@@ -563,6 +565,7 @@ public final class ServiceStore: Sendable {
             }
             let resourceVersion = try ServiceStore.resourceVersionState(connection).current
             var documents: [[UInt8]] = []
+            var keys: [ServiceKey] = []
             var lastKey: ServiceKey? = after
             var position = after ?? ServiceKey(namespace: "", name: "")
             let batch = min(max((limit ?? 500) + 1, 64), 1000)
@@ -585,12 +588,13 @@ public final class ServiceStore: Sendable {
                         guard selector.matches(labels) else { continue }
                     }
                     if let limit, documents.count == limit {
-                        return ServicePage(documents: documents, next: lastKey, resourceVersion: resourceVersion)
+                        return ServicePage(documents: documents, keys: keys, next: lastKey, resourceVersion: resourceVersion)
                     }
                     documents.append(statement.blob(3))
+                    keys.append(position)
                     lastKey = position
                 }
-                if rows < batch { return ServicePage(documents: documents, next: nil, resourceVersion: resourceVersion) }
+                if rows < batch { return ServicePage(documents: documents, keys: keys, next: nil, resourceVersion: resourceVersion) }
             }
         }
     }

@@ -271,6 +271,83 @@ private func listVersion(_ client: RawHTTPClient, token: String? = nil) throws -
         #expect(try reader.next()?.summary == "DELETED big")
     }
 
+    @Test func aCatchUpIsSentAtTheClientsPace() throws {
+        let server = try TestServer { $0.watch.bufferBytes = 4096 }
+        let client = try server.client()
+        #expect(try client.request("POST", "/v1/services", json: service("big")).status == 201)
+        let start = try listVersion(client)
+        // About 8 MiB of kept events (64 KiB each), more than the socket buffers take.
+        let filler = String(repeating: "x", count: 64 << 10)
+        let rounds = 130
+        for round in 0..<rounds {
+            let body = #"{"annotations":{"example.com/filler":"\#(round)\#(filler)"}}"#
+            let answer = try client.request("PATCH", "/v1/services/default/big", body: Array(body.utf8), contentType: "application/merge-patch+json")
+            #expect(answer.status == 200)
+        }
+        // Two watchers that do not read: one replaying the kept events, one starting from the state.
+        let replaying = try WatchStream(port: server.port, "/v1/services?watch=true&resourceVersion=\(start)", receiveBufferBytes: 4096)
+        let listing = try WatchStream(port: server.port, "/v1/services?watch=true", receiveBufferBytes: 4096)
+        #expect(replaying.head.status == 200 && listing.head.status == 200)
+        // What waits in their buffers stays within a buffer and one event each (it was every
+        // kept event at once).
+        let bound = 2 * (4096 + (70 << 10))
+        var largest = 0
+        let deadline = ContinuousClock.now + .seconds(3)
+        while ContinuousClock.now < deadline {
+            largest = max(largest, server.service.application.watchBufferedBytes)
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        #expect(largest > 0, "the catch-up did not start")
+        #expect(largest <= bound, "\(largest) bytes buffered for two watchers with 4096-byte buffers")
+        // Read, the replay goes on to the end, in order, then live.
+        let events = try replaying.next(rounds)
+        #expect(events.compactMap(\.resourceVersion) == Array(start + 1...start + rounds))
+        #expect(try listing.next()?.summary == "ADDED big")
+        #expect(try client.request("DELETE", "/v1/services/default/big").status == 204)
+        #expect(try replaying.next()?.summary == "DELETED big")
+        #expect(try listing.next()?.summary == "DELETED big")
+        #expect(server.service.application.openWatches == 2)
+    }
+
+    @Test func watchersCatchingUpWhileWritesGoOnMissNoEvent() throws {
+        let server = try TestServer()
+        let client = try server.client()
+        #expect(try client.request("POST", "/v1/services", json: service("a")).status == 201)
+        let start = try listVersion(client)
+        let writes = 200
+        let port = server.port
+        let written = DispatchGroup()
+        written.enter()
+        Thread.detachNewThread {
+            defer { written.leave() }
+            guard let writing = try? RawHTTPClient(port: port, timeoutSeconds: 10) else { return }
+            for round in 0..<writes {
+                _ = try? writing.request(
+                    "PATCH", "/v1/services/default/a", body: Array(#"{"description":"\#(round)"}"#.utf8), contentType: "application/merge-patch+json")
+            }
+        }
+        // Watches opened while the writes go on, each from a version some events back: every one
+        // must see every change after its version, without a gap.
+        var watches: [(from: Int, stream: WatchStream)] = []
+        for _ in 0..<12 {
+            let from = max(start, try listVersion(client) - 3)
+            watches.append((from, try WatchStream(port: server.port, "/v1/services?watch=true&resourceVersion=\(from)")))
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        written.wait()
+        let last = start + writes
+        #expect(try listVersion(client) == last)
+        for (from, stream) in watches {
+            var versions: [Int] = []
+            while versions.last ?? from < last, let event = try stream.next() {
+                if let version = event.resourceVersion { versions.append(version) }
+            }
+            let missed = Set(from + 1...last).subtracting(versions).sorted()
+            #expect(missed.isEmpty, "the watch from \(from) missed the events of versions \(missed)")
+            #expect(versions == versions.sorted() && Set(versions).count == versions.count, "the watch from \(from): \(versions)")
+        }
+    }
+
     @Test func theWatcherLimitAnswers429() throws {
         let server = try TestServer { $0.watch.maxWatchers = 2 }
         let client = try server.client()

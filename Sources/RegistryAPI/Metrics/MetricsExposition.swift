@@ -16,6 +16,7 @@ enum MetricsExposition {
         "endpoint_registry_addresses": "Registered addresses, over all services.",
         "endpoint_registry_database_bytes": "Size of the database in bytes (SQLite: the file and its WAL; PostgreSQL: pg_database_size).",
         "endpoint_registry_watches": "Watches (GET /v1/services?watch=true) open now.",
+        "endpoint_registry_watch_buffered_bytes": "Bytes of watch events waiting in the watchers' buffers to be sent.",
         "endpoint_registry_watches_dropped_total":
             "Watches dropped since start because the client read too slowly (their buffer filled); each got a final ERROR event.",
         "endpoint_registry_push_objects_total":

@@ -192,6 +192,7 @@ final class RegistryMetrics: ReconcilerObserver, LivenessObserver, DNSObserver, 
         }
         if let watches {
             CoreMetrics.Gauge(label: "endpoint_registry_watches", factory: factory).record(watches.count)
+            CoreMetrics.Gauge(label: "endpoint_registry_watch_buffered_bytes", factory: factory).record(watches.bufferedBytes)
         }
         if let statistics = try? store.statistics() {
             CoreMetrics.Gauge(label: "endpoint_registry_services", factory: factory).record(statistics.services)

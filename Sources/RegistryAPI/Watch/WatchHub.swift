@@ -68,6 +68,11 @@ final class WatchHub: Sendable {
     /// Watches open now (including those still catching up).
     var count: Int { state.withLock { $0.watchers.count } }
 
+    /// Bytes of events waiting in the open watches' buffers.
+    var bufferedBytes: Int {
+        state.withLock { Array($0.watchers.values) }.reduce(0) { $0 + $1.stream.bufferedBytes }
+    }
+
     /// Opens a watch: a stream that the dispatcher fills; nil when `maxWatchers` are open or the
     /// hub has stopped (the caller answers 429 / 503).
     func open(_ request: Request) -> ResponseStream? {
@@ -131,13 +136,34 @@ final class WatchHub: Sendable {
                 defer { state.starting = [] }
                 return state.starting
             }
+            var waiting: [Watcher] = []
+            var failure: (any Error)? = nil
+            for watcher in starting {
+                // One waiting for its client to read is not looked at (nor its data read again)
+                // before its stream says there is room.
+                guard watcher.hasRoom.load(ordering: .acquiring) else {
+                    waiting.append(watcher)
+                    continue
+                }
+                do {
+                    switch try catchUp(watcher, through: cursor) {
+                    case .caughtUp: watcher.caughtUp = true
+                    case .waiting: waiting.append(watcher)
+                    case .ended: break
+                    }
+                } catch {
+                    failure = error
+                    waiting.append(watcher)  // retried with the next pass, from where it stood
+                }
+            }
             do {
-                for watcher in starting { try catchUp(watcher, through: cursor) }
                 cursor = try dispatch(after: cursor)
             } catch {
-                logger.error("watch events could not be read; retrying", metadata: ["error": "\(error)"])
-                // Watchers still starting are retried with the next pass.
-                state.withLock { state in state.starting = starting.filter { !$0.caughtUp } + state.starting }
+                failure = error
+            }
+            if let failure { logger.error("watch events could not be read; retrying", metadata: ["error": "\(failure)"]) }
+            state.withLock { state in
+                if state.thread == .running { state.starting = waiting + state.starting }
             }
             let now = ContinuousClock.now
             if now - lastTick >= .seconds(1) {
@@ -148,45 +174,87 @@ final class WatchHub: Sendable {
         finished.signal()
     }
 
+    /// What became of a catch-up pass.
+    private enum CatchUpResult {
+        /// Everything up to the cursor was written: the watcher gets live events from now on.
+        case caughtUp
+        /// Its buffer is full: the pass goes on once the client has read some of it.
+        case waiting
+        /// The watch has ended (closed, or its version is gone).
+        case ended
+    }
+
     /// Sends a new watcher what it missed up to `cursor` (the state, or the kept events after
-    /// its version); from then on it receives live events.
-    private func catchUp(_ watcher: Watcher, through cursor: Int) throws {
-        guard !watcher.stream.isClosed else { return }
+    /// its version), as much as its buffer takes: a catch-up is paced by the client's reading
+    /// like live events are (never more than `Limits.bufferBytes` waiting, so a watcher that does
+    /// not read holds no copy of the registry or of the change log), and continues from
+    /// `Watcher.catchUp` when the buffer has room again. Only events up to `cursor` are sent
+    /// here; those after it reach the watcher through `dispatch` once it is caught up.
+    private func catchUp(_ watcher: Watcher, through cursor: Int) throws -> CatchUpResult {
+        guard !watcher.stream.isClosed else { return .ended }
         let request = watcher.request
-        var position: Int
-        if let version = request.resourceVersion {
-            position = version
-        } else {
-            var after: ServiceKey? = nil
-            position = 0
-            repeat {
-                let page = try store.list(
-                    namespace: request.namespace, selector: request.selector, after: after, limit: 500, allowed: request.scope.allows)
-                if after == nil { position = page.resourceVersion }
-                // Later pages may be newer; their events are replayed below, so nothing is lost.
-                for document in page.documents {
-                    watcher.stream.write(WatchEncoding.event(.added, document: document, resourceVersion: position), force: true)
-                }
-                after = page.next
-            } while after != nil
+        // Writes only while less than half the buffer is taken: the other half is for the live
+        // events that follow at once, so that a client reading at a normal pace is not dropped
+        // right after its catch-up.
+        let room = max(1, limits.bufferBytes / 2)
+        func write(_ line: [UInt8]) -> CatchUpResult? {
+            guard watcher.stream.bufferedBytes < room else { return pause(watcher, until: max(1, room / 2)) }
+            switch watcher.stream.write(line) {
+            case .written: return nil
+            // An event too large for what is left: it goes once the buffer is empty.
+            case .full: return pause(watcher, until: 1)
+            case .closed: return .ended
+            }
         }
+        while case .listing(let after, let listedAt) = watcher.catchUp {
+            let page = try store.list(
+                namespace: request.namespace, selector: request.selector, after: after, limit: Self.catchUpPage, allowed: request.scope.allows)
+            // Later pages may be newer than the first; their events are replayed below from the
+            // first page's version, so nothing is lost.
+            let version = listedAt ?? page.resourceVersion
+            watcher.catchUp = .listing(after: after, version: version)
+            for (document, key) in zip(page.documents, page.keys) {
+                if let stop = write(WatchEncoding.event(.added, document: document, resourceVersion: version)) { return stop }
+                watcher.catchUp = .listing(after: key, version: version)
+            }
+            if page.next == nil { watcher.catchUp = .replaying(after: version) }
+        }
+        guard case .replaying(var position) = watcher.catchUp else { return .caughtUp }
         while position < cursor {
-            let batch = try store.watchEvents(after: position, limit: 500)
+            let batch = try store.watchEvents(after: position, limit: Self.catchUpPage)
             if batch.state.compacted > position {
                 end(watcher, with: WatchEncoding.expired(position, compacted: batch.state.compacted))
-                return
+                return .ended
             }
             for event in batch.events where event.resourceVersion <= cursor {
-                if let type = watcher.delivery(of: event) {
-                    watcher.stream.write(
-                        WatchEncoding.event(type, document: event.document, resourceVersion: event.resourceVersion), force: true)
+                if let type = watcher.delivery(of: event),
+                    let stop = write(WatchEncoding.event(type, document: event.document, resourceVersion: event.resourceVersion))
+                {
+                    return stop
                 }
+                position = event.resourceVersion
+                watcher.catchUp = .replaying(after: position)
             }
-            guard let last = batch.events.last else { break }
-            position = last.resourceVersion
+            // The events after `cursor` are left to `dispatch` (position never passes `cursor`,
+            // so none of them is skipped).
+            guard batch.events.count == Self.catchUpPage, let last = batch.events.last, last.resourceVersion < cursor else { break }
         }
-        watcher.caughtUp = true
         watcher.sentThrough = max(position, watcher.sentThrough)
+        return .caughtUp
+    }
+
+    /// Items read at once by a catch-up (list page, change-log batch).
+    private static let catchUpPage = 100
+
+    /// A catch-up stopped by a full buffer waits for the client to read: the stream wakes the
+    /// dispatcher once fewer than `bytes` bytes wait in it.
+    private func pause(_ watcher: Watcher, until bytes: Int) -> CatchUpResult {
+        watcher.hasRoom.store(false, ordering: .releasing)
+        watcher.stream.whenBelow(bytes) { [weak self, weak watcher] in
+            watcher?.hasRoom.store(true, ordering: .releasing)
+            self?.wake.signal()
+        }
+        return .waiting
     }
 
     /// Reads the events after `cursor` and hands each to the watchers that may see it; returns
@@ -260,6 +328,10 @@ final class WatchHub: Sendable {
     /// Once a second: ends watches past their duration (with a last bookmark when asked for),
     /// sends due bookmarks, and lets idle streams check their connection.
     private func tick(now: ContinuousClock.Instant, cursor: Int) {
+        // A watch still catching up ends at its deadline too, without a bookmark (it has not
+        // been sent everything up to any version yet).
+        let catchingUp = state.withLock { state in state.watchers.values.filter { !$0.caughtUp } }
+        for watcher in catchingUp where now >= watcher.deadline { end(watcher, with: []) }
         for watcher in live() {
             let position = max(cursor, watcher.sentThrough)
             if now >= watcher.deadline {
@@ -291,12 +363,26 @@ final class Watcher: @unchecked Sendable {
     var sentThrough = 0
     var lastWrite = ContinuousClock.now
     var lastBookmark = ContinuousClock.now
+    /// False while a catch-up waits for the client to read (set again by the stream).
+    let hasRoom = Atomic<Bool>(true)
+    /// How far the catch-up has come (see `WatchHub.catchUp`).
+    var catchUp: CatchUpPosition
+
+    /// Where a catch-up goes on from.
+    enum CatchUpPosition {
+        /// Sending the current state as ADDED events: the services after `after`, listed at
+        /// `version` (nil: not started).
+        case listing(after: ServiceKey?, version: Int?)
+        /// Sending the kept events after `after`.
+        case replaying(after: Int)
+    }
 
     init(id: Int, request: WatchHub.Request, stream: ResponseStream) {
         self.id = id
         self.request = request
         self.stream = stream
         self.deadline = ContinuousClock.now.advanced(by: request.duration)
+        self.catchUp = request.resourceVersion.map { .replaying(after: $0) } ?? .listing(after: nil, version: nil)
     }
 
     var caughtUp: Bool {
