@@ -22,9 +22,10 @@ enum RegistrationFiles {
         var registrations: [Registration] = []
         var problems: [String] = []
         var files: [String] = []
+        var visited: Set<String> = []
         for path in paths {
             do {
-                files += try expand(path, recursive: recursive)
+                files += try expand(path, recursive: recursive, visited: &visited)
             } catch {
                 problems.append("\(error)")
             }
@@ -41,7 +42,8 @@ enum RegistrationFiles {
             do {
                 documents = try ManifestDocuments.parseYAML(text)
             } catch {
-                problems += error.violations.map { "\(file): \($0.field.isEmpty ? "" : $0.field + ": ")\($0.message)" }
+                // "body" is the server's name for the whole input: here that is the file.
+                problems += error.violations.map { "\(file): \($0.field.isEmpty || $0.field == "body" ? "" : $0.field + ": ")\($0.message)" }
                 continue
             }
             for (index, document) in documents.enumerated() {
@@ -92,11 +94,14 @@ enum RegistrationFiles {
         var description: String
     }
 
-    /// The files a path names: itself, or the registration files of a directory, sorted.
-    static func expand(_ path: String, recursive: Bool) throws -> [String] {
+    /// The files a path names: itself, or the registration files of a directory, sorted. A file
+    /// or directory already in `visited` (by its path with symbolic links resolved) is left out:
+    /// a link to a parent directory does not make `-R` loop, and a file reached twice is read once.
+    static func expand(_ path: String, recursive: Bool, visited: inout Set<String>) throws -> [String] {
         if path == "-" { return ["-"] }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw FileError(description: "\(path) does not exist") }
+        guard visited.insert(URL(fileURLWithPath: path).resolvingSymlinksInPath().path).inserted else { return [] }
         guard isDirectory.boolValue else { return [path] }
         let entries: [String]
         do {
@@ -110,9 +115,9 @@ enum RegistrationFiles {
             var entryIsDirectory: ObjCBool = false
             _ = FileManager.default.fileExists(atPath: full, isDirectory: &entryIsDirectory)
             if entryIsDirectory.boolValue {
-                if recursive { files += try expand(full, recursive: true) }
+                if recursive { files += try expand(full, recursive: true, visited: &visited) }
             } else if [".yaml", ".yml", ".json"].contains(where: { entry.hasSuffix($0) }) {
-                files.append(full)
+                files += try expand(full, recursive: false, visited: &visited)
             }
         }
         return files

@@ -92,7 +92,7 @@ public enum KubeConfigLoader {
             do {
                 document = try Yams.load(yaml: text)
             } catch {
-                throw KubeConfigError(message: "kubeconfig \(path) is not valid YAML: \(error)")
+                throw KubeConfigError(message: "kubeconfig \(path) is not valid YAML: \(YAMLErrorText.describe(error))")
             }
             guard let root = document as? [String: Any] else { continue }
             if currentContext == nil, let current = root["current-context"] as? String, !current.isEmpty { currentContext = current }

@@ -193,6 +193,37 @@ private let twoServicesFile = """
         #expect(manifest.stderr.contains("use `import -f` for manifests"))
     }
 
+    @Test func hostileFilesAreRefusedOneLinePerProblem() throws {
+        // A link to the parent directory does not make -R loop; a file reached twice is read once.
+        let directory = try registrationDirectory(["etcd.yaml": etcdFile])
+        try FileManager.default.createDirectory(at: directory.appending(path: "sub"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(at: directory.appending(path: "sub/up"), withDestinationURL: directory)
+        try FileManager.default.createSymbolicLink(
+            at: directory.appending(path: "again.yaml"), withDestinationURL: directory.appending(path: "etcd.yaml"))
+        let looped = try runCLI(["apply", "-f", directory.path(), "-R"], environment: environment)
+        #expect(looped.status == 0, "\(looped.stderr)")
+        #expect(looped.stdout == "service/etcd created\n")
+        // YAML syntax errors: one line each, with the position, quoting none of the file.
+        let duplicated = try runCLI(["apply", "-f", "-"], environment: environment, input: "name: a\nsecret: s3cr3t\nname: b\n")
+        #expect(duplicated.status == 2)
+        #expect(duplicated.stderr == "error: -: not valid YAML: line 1, column 1: duplicate key \"name\" in a mapping\nerror: nothing was applied\n")
+        let indented = try runCLI(["diff", "-f", "-"], environment: environment, input: "name: a\n  secret: s3cr3t\n")
+        #expect(indented.status == 2)
+        #expect(indented.stderr == "error: -: not valid YAML: line 2, column 9: mapping values are not allowed in this context\n")
+        // An alias bomb is cut short; documents that are not registrations are named.
+        var bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for level in 1...8 { bomb += "a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        let exploded = try runCLI(["apply", "-f", "-"], environment: environment, input: bomb)
+        #expect(exploded.status == 2 && exploded.stderr.contains("the YAML expands to more than 2000000 nodes"))
+        let strays = try runCLI(["apply", "-f", "-"], environment: environment, input: "- 1\n---\nplain\n---\nitems: [3]\n")
+        #expect(
+            strays.stderr.split(separator: "\n") == [
+                "error: - document 0: a registration must be an object, not array",
+                "error: - document 1: a registration must be an object, not string",
+                "error: - document 2 item 0: a registration must be an object, not number", "error: nothing was applied",
+            ])
+    }
+
     @Test func everyOutputFormatOfGet() throws {
         let directory = try registrationDirectory(["etcd.yaml": etcdFile, "two.yaml": twoServicesFile])
         #expect(try runCLI(["apply", "-f", directory.path()], environment: environment).status == 0)

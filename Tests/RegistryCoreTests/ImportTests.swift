@@ -152,6 +152,23 @@ extension String {
 }
 
 @Suite struct HostileYAMLTests {
+    /// A syntax error is reported in one line with its position, quoting none of the input (Yams'
+    /// own text quotes the line, and for duplicate keys the whole document).
+    @Test(arguments: [
+        ("name: a\nsecret: s3cr3t-value\nname: b\n", "line 1, column 1: duplicate key \"name\" in a mapping"),
+        ("{\"name\": \"a\", \"secret\": \"s3cr3t-value\", \"name\": \"b\"}", "line 1, column 2: duplicate key \"name\" in a mapping"),
+        ("secret: s3cr3t-value\n  bad: indent\n", "line 2, column 6: mapping values are not allowed in this context"),
+        ("secret: 's3cr3t-value\n", "line 2, column 1: found unexpected end of stream (while scanning a quoted scalar at line 1, column 9)"),
+    ])
+    func syntaxErrorsAreOneLineAndQuoteNoInput(_ yaml: String, _ message: String) {
+        #expect {
+            _ = try ManifestDocuments.parseYAML(yaml)
+        } throws: { error in
+            let violations = (error as? ValidationFailure)?.violations ?? []
+            return violations.map(\.field) == ["body"] && violations.map(\.message) == ["not valid YAML: " + message]
+        }
+    }
+
     @Test func boundsAliasExpansion() {
         var yaml = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
         for level in 1...8 {

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import RegistryCore
 import Synchronization
 import Yams
 
@@ -66,7 +67,7 @@ public final class TokenAuthenticator: Sendable {
         do {
             document = try Yams.load(yaml: text)
         } catch {
-            throw TokenFileError(message: "tokens file \(path) is not valid YAML or JSON: \(error)")
+            throw TokenFileError(message: "tokens file \(path) is not valid YAML or JSON: \(YAMLErrorText.describe(error))")
         }
         guard let root = document as? [String: Any], let tokens = root["tokens"] as? [Any] else {
             throw TokenFileError(message: "tokens file \(path) must be an object with a \"tokens\" list")
