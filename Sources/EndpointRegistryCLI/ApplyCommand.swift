@@ -57,6 +57,9 @@ struct Apply: ParsableCommand {
             Console.error("error: nothing was applied")
             throw ExitCode(ClientExit.failed)
         }
+        // As kubectl's "no objects passed to apply": above all, an empty directory or input with
+        // --prune-all must not delete every service of the namespace.
+        try RegistrationFiles.requireSome(loaded.registrations, files)
         let client = try client.client()
         let suffix = dryRun == .server ? " (server dry run)" : ""
         let query: [(String, String)] = dryRun == .server ? [("dryRun", "true")] : []
@@ -148,6 +151,7 @@ struct Diff: ParsableCommand {
         let loaded = RegistrationFiles.load(files, recursive: recursive, namespace: namespace)
         for problem in loaded.problems { Console.error("error: " + problem) }
         guard loaded.problems.isEmpty else { throw ExitCode(ClientExit.failed) }
+        try RegistrationFiles.requireSome(loaded.registrations, files)
         let client = try client.client()
         try runClient {
             var status = ClientExit.success
@@ -212,6 +216,7 @@ struct Delete: ParsableCommand {
             let loaded = RegistrationFiles.load(files, recursive: false, namespace: namespace)
             for problem in loaded.problems { Console.error("error: " + problem) }
             guard loaded.problems.isEmpty else { throw ExitCode(ClientExit.failed) }
+            try RegistrationFiles.requireSome(loaded.registrations, files)
             targets += loaded.registrations.map { ($0.namespace, $0.name) }
         }
         if targets.isEmpty && (selector ?? "").isEmpty { throw ValidationError("name services, give -f FILE, or select them with -l") }

@@ -90,6 +90,14 @@ enum RegistrationFiles {
         return (registrations, problems)
     }
 
+    /// Fails (exit status 2) when the files hold no registration at all (an empty directory or
+    /// input, a directory without `-R` whose files are in subdirectories), as kubectl does.
+    static func requireSome(_ registrations: [Registration], _ paths: [String]) throws {
+        guard registrations.isEmpty else { return }
+        Console.error("error: no registrations in \(paths.joined(separator: ", ")); nothing was done")
+        throw ExitCode(ClientExit.failed)
+    }
+
     struct FileError: Error, CustomStringConvertible {
         var description: String
     }

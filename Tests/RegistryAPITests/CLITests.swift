@@ -141,6 +141,17 @@ private let twoServicesFile = """
         // ops/mail is in a namespace the files no longer name: left alone.
         #expect(try client.request("GET", "/v1/services/ops/mail").status == 200)
 
+        // Files with no registration at all are an error, and above all prune nothing.
+        let empty = try registrationDirectory(["notes.txt": "not read", "sub/etcd.yaml": etcdFile])
+        for (arguments, input) in [(["-f", empty.path()], ""), (["-f", "-"], "\n---\n")] {
+            for command in [["apply", "--prune-all"], ["diff"], ["delete"]] {
+                let refused = try runCLI([command[0]] + arguments + command.dropFirst(), environment: environment, input: input)
+                #expect(refused.status == 2 && refused.stdout.isEmpty, "\(command) \(arguments)")
+                #expect(refused.stderr == "error: no registrations in \(arguments[1]); nothing was done\n")
+            }
+        }
+        #expect(try client.request("GET", "/v1/services/default/loose").status == 200)
+
         let all = try runCLI(["apply", "-f", directory.path(), "--prune-all"], environment: environment)
         #expect(all.stdout == "service/etcd unchanged\nservice/loose pruned\nservice/other pruned\n")
     }
