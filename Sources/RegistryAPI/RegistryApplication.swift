@@ -45,8 +45,9 @@ public final class RegistryApplication: HTTPHandler {
 
     /// Bounds of the watch (`GET /v1/services?watch=true`).
     public struct WatchLimits: Sendable {
-        /// Watches open at once; more are answered 429. 0 refuses every watch.
-        public var maxWatchers = 1000
+        /// Watches open at once; more are answered 429. 0 refuses every watch. `serve` keeps it
+        /// at most half of the connection limit.
+        public var maxWatchers = 500
         /// Bytes of events one watcher may have waiting; a watcher beyond it is dropped.
         public var bufferBytes = 1 << 20
         /// Seconds between BOOKMARK events.

@@ -17,6 +17,24 @@ import Testing
         #expect(throws: ConfigurationError.self) { try resolve(["--host", "::"]) }
     }
 
+    /// Watches hold their connections: they may take half of the connection limit at most, so
+    /// that requests and the probes always find a connection.
+    @Test func watchesLeaveHalfOfTheConnectionsToRequests() throws {
+        #expect(try resolve().watch.maxWatchers == 500)
+        #expect(try resolve(["--connection-limit", "100"]).watch.maxWatchers == 50)
+        #expect(try resolve([], ["ENDPOINT_REGISTRY_CONNECTION_LIMIT": "5000"]).watch.maxWatchers == 500)
+        #expect(try resolve(["--connection-limit", "100", "--max-watchers", "50"]).watch.maxWatchers == 50)
+        #expect(try resolve(["--max-watchers", "0", "--connection-limit", "1"]).watch.maxWatchers == 0)
+        for (arguments, environment, message) in [
+            (["--max-watchers", "501"], [String: String](), "501 is more than half of --connection-limit (1000)"),
+            (["--connection-limit", "100"], ["ENDPOINT_REGISTRY_MAX_WATCHERS": "51"], "51 is more than half of --connection-limit (100)"),
+        ] {
+            let error = try #require(throws: ConfigurationError.self) { try resolve(arguments, environment) }
+            #expect(error.setting == "--max-watchers / ENDPOINT_REGISTRY_MAX_WATCHERS")
+            #expect(error.message == message + ": each watch holds a connection, and the other half is kept for requests and probes")
+        }
+    }
+
     @Test func readsSettingsFromTheEnvironmentWithFlagsWinning() throws {
         let configuration = try resolve(
             ["--port", "9000"],

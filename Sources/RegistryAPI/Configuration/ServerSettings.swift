@@ -244,8 +244,8 @@ public enum ServerSettings {
             configuration.healthCheckConcurrency = try integer(raw, in: 1...1024)
         },
         setting(
-            "max-watchers", "ENDPOINT_REGISTRY_MAX_WATCHERS", .value(placeholder: "count"), "1000",
-            "Watches (GET /v1/services?watch=true) open at once; more get 429. 0 refuses every watch."
+            "max-watchers", "ENDPOINT_REGISTRY_MAX_WATCHERS", .value(placeholder: "count"), "500",
+            "Watches (GET /v1/services?watch=true) open at once; more get 429. 0 refuses every watch. At most half of --connection-limit (each watch holds a connection; the other half stays for requests and probes); without it, 500 or that half if smaller."
         ) { raw, configuration throws(SettingValueError) in
             configuration.watch.maxWatchers = try integer(raw, in: 0...100_000)
         },
@@ -329,9 +329,15 @@ public enum ServerSettings {
             guard let raw = environment[setting.environment], !raw.isEmpty else { continue }
             try apply(setting, raw, to: &configuration)
         }
-        for (setting, raw) in try parse(arguments) {
+        let parsed = try parse(arguments)
+        for (setting, raw) in parsed {
             try apply(setting, raw, to: &configuration)
         }
+        // Each watch holds a connection: without a limit of its own, watches get half of the
+        // connection limit at most, so that they can never take every connection (requests and
+        // the probes would then be refused).
+        let watchersGiven = !(environment["ENDPOINT_REGISTRY_MAX_WATCHERS"] ?? "").isEmpty || parsed.contains { $0.0.name == "max-watchers" }
+        if !watchersGiven { configuration.watch.maxWatchers = min(configuration.watch.maxWatchers, configuration.http.connectionLimit / 2) }
         try checkCombinations(configuration)
         return configuration
     }
@@ -398,6 +404,13 @@ public enum ServerSettings {
     }
 
     private static func checkCombinations(_ configuration: ServerConfiguration) throws(ConfigurationError) {
+        if configuration.watch.maxWatchers > configuration.http.connectionLimit / 2 {
+            throw ConfigurationError(
+                setting: "--max-watchers / ENDPOINT_REGISTRY_MAX_WATCHERS",
+                message:
+                    "\(configuration.watch.maxWatchers) is more than half of --connection-limit (\(configuration.http.connectionLimit)): each watch holds a connection, and the other half is kept for requests and probes"
+            )
+        }
         if configuration.http.requestBodyBudgetBytes < configuration.http.maxBodyBytes {
             throw ConfigurationError(
                 setting: "--request-body-budget-bytes / ENDPOINT_REGISTRY_REQUEST_BODY_BUDGET_BYTES",

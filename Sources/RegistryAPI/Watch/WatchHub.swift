@@ -17,7 +17,7 @@ import Synchronization
 final class WatchHub: Sendable {
     struct Limits: Sendable {
         /// Watches open at once; more are answered 429.
-        var maxWatchers = 1000
+        var maxWatchers = 500
         /// Bytes of events a watcher may have waiting to be sent; beyond it the watcher is dropped.
         var bufferBytes = 1 << 20
         /// Seconds between BOOKMARK events (to watchers that asked for them).
