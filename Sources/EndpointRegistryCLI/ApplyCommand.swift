@@ -131,8 +131,9 @@ struct Diff: ParsableCommand {
         discussion: """
             Compares each registration of the files, as the server would store it (defaults filled \
             in, addresses ordered), with the stored one; server-managed fields (uid, revision, \
-            createdAt, updatedAt) are left out. Exit status: 0 no differences, 1 differences, \
-            2 or more on errors (as kubectl diff and diff(1)).
+            createdAt, updatedAt) are left out; a uid or revision in a file that no longer \
+            matches (apply would refuse it) is an error. Exit status: 0 no differences, \
+            1 differences, 2 or more on errors (as kubectl diff and diff(1)).
             """)
 
     @Option(name: [.customShort("f"), .customLong("filename")], help: "File, directory or -; repeatable.", completion: .file())
@@ -160,11 +161,20 @@ struct Diff: ParsableCommand {
                 let path = RegistryClient.servicePath(registration.namespace, registration.name)
                 let current = try client.send("GET", path, accept: [404])
                 var before = ""
+                var record: ServiceRecord? = nil
                 if current.status != 404 {
-                    guard let record = ServiceDecoder.storedRecord(try current.json()) else {
+                    guard let stored = ServiceDecoder.storedRecord(try current.json()) else {
                         throw ClientError.invalidResponse("GET \(path) did not answer a registration")
                     }
-                    before = RegistrationFiles.canonicalYAML(record.service)
+                    record = stored
+                    before = RegistrationFiles.canonicalYAML(stored.service)
+                }
+                // A `uid` or `revision` in the file is a precondition of apply: one that fails is
+                // what apply would answer, not a difference.
+                if let refusal = Self.preconditionFailure(registration.input, stored: record) {
+                    Console.error("error: service/\(registration.name) (\(registration.place)): \(refusal)")
+                    status = ClientExit.worst(status, ClientExit.failed)
+                    continue
                 }
                 let after = RegistrationFiles.canonicalYAML(registration.input.service)
                 guard before != after else { continue }
@@ -175,6 +185,25 @@ struct Diff: ParsableCommand {
             Console.out(text)
             return status
         }
+    }
+}
+
+extension Diff {
+    /// Why the server would refuse to apply `input` over `stored` (nil: absent) because of the
+    /// `uid` or `revision` it echoes, in the server's words (`checkEchoedFields`); nil if it would not.
+    static func preconditionFailure(_ input: ServiceInput, stored: ServiceRecord?) -> String? {
+        let key = "\(input.service.namespace)/\(input.service.name)"
+        guard let stored else {
+            return input.uid != nil || input.revision != nil
+                ? "service \(key) does not exist (the file's \(input.uid != nil ? "uid" : "revision") is a precondition)" : nil
+        }
+        if let uid = input.uid, uid != stored.uid {
+            return "uid: uid \(uid) does not match the stored service (uid \(stored.uid)): it was deleted and created again"
+        }
+        if let revision = input.revision, revision != stored.revision {
+            return "revision: the service has been modified (revision \(stored.revision), the request says \(revision)); fetch it again and retry"
+        }
+        return nil
     }
 }
 

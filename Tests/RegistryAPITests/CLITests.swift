@@ -271,6 +271,27 @@ private let twoServicesFile = """
         #expect(changed.stdout.contains("\n-  port: 2379\n-  targetPort: 2379\n+  port: 2380\n+  targetPort: 2380\n"))
         let new = try runCLI(["diff", "-f", "-"], environment: environment, input: "name: fresh\nports: [{port: 1}]\n")
         #expect(new.status == 1 && new.stdout.hasPrefix("--- /dev/null\n+++ b/service/default/fresh\n@@ -0,0 +1,"))
+        // What apply would refuse (a stale revision or uid, a revision of a service that is gone)
+        // is an error, not "no differences" or a creation.
+        let saved = try runCLI(["get", "service", "etcd", "-o", "yaml"], environment: environment).stdout
+        #expect(
+            try server.client().request(
+                "PATCH", "/v1/services/default/etcd", body: Array(#"{"description":"x"}"#.utf8), contentType: "application/merge-patch+json"
+            ).status == 200)
+        #expect(
+            try server.client().request(
+                "PATCH", "/v1/services/default/etcd", body: Array(#"{"description":null}"#.utf8), contentType: "application/merge-patch+json"
+            ).status == 200)
+        let stale = try runCLI(["diff", "-f", "-"], environment: environment, input: saved)
+        #expect(stale.status == 2 && stale.stdout.isEmpty)
+        #expect(
+            stale.stderr
+                == "error: service/etcd (- document 0): revision: the service has been modified (revision 3, the request says 1); fetch it again and retry\n"
+        )
+        #expect(try runCLI(["apply", "-f", "-"], environment: environment, input: saved).status == 2)
+        let ghost = try runCLI(["diff", "-f", "-"], environment: environment, input: "name: ghost\nrevision: 2\nports: [{port: 1}]\n")
+        #expect(ghost.status == 2 && ghost.stdout.isEmpty)
+        #expect(ghost.stderr == "error: service/ghost (- document 0): service default/ghost does not exist (the file's revision is a precondition)\n")
     }
 
     @Test func otherCommands() throws {
