@@ -20,7 +20,8 @@ struct Get: ParsableCommand {
             -w prints the list, then one line (or document) per change as it happens, like \
             kubectl get -w, until interrupted; --watch-only prints only the changes, and \
             --output-watch-events the kind of each change (ADDED, MODIFIED, DELETED). The watch \
-            resumes from the last change seen when the server ends it, and lists again (printing \
+            resumes from the last change seen when the server ends it (or drops it for \
+            falling behind), and lists again (printing \
             what differs) when the server no longer keeps that change.
             Examples:
               endpoint-registry get services -A
@@ -123,7 +124,9 @@ struct Get: ParsableCommand {
             }
             if let failure { throw failure }
             switch end {
-            case .closed, .stopped:
+            // Dropped for falling behind (a slow terminal or pipe): watch again from the last
+            // change printed, as the server asks; what was missed is sent again.
+            case .closed, .stopped, .dropped:
                 continue
             case .expired:
                 listing = try client.listServicesWithVersion(namespace: namespace, labelSelector: selector)

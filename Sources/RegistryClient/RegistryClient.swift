@@ -198,11 +198,15 @@ public struct RegistryClient: Sendable {
         case expired
         /// `onEvent` asked to stop.
         case stopped
+        /// The server dropped the watch (an ERROR event with code 503: it fell behind, or the
+        /// server is busy): watch again from the last version received.
+        case dropped(String)
     }
 
     /// `GET /v1/services?watch=true&resourceVersion=…`: calls `onEvent` with each event
     /// (`{"type": …, "object": …}`) as it arrives, until the server ends the watch, `onEvent`
-    /// returns false, or the version is gone. An ERROR event other than 410 is thrown as a problem.
+    /// returns false, or the version is gone. An ERROR event other than 410 and 503 is thrown as
+    /// a problem.
     public func watchServices(
         namespace: String?, labelSelector: String?, resourceVersion: String, timeoutSeconds: Int = 300,
         onEvent: @escaping (JSONValue) -> Bool
@@ -235,6 +239,8 @@ public struct RegistryClient: Sendable {
                         let status = event["object"]?["code"]?.intValue ?? 500
                         if status == 410 {
                             end = .expired
+                        } else if status == 503 {
+                            end = .dropped(event["object"]?["message"]?.stringValue ?? "")
                         } else {
                             failure = Problem(
                                 status: status, title: event["object"]?["reason"]?.stringValue ?? "Error",

@@ -451,4 +451,39 @@ final class BackgroundCLI {
         }
         withExtendedLifetime(server) {}
     }
+
+    @Test func getWatchResumesWhenTheServerDropsItForFallingBehind() throws {
+        // A one-byte buffer: two events of one commit at once overflow it.
+        let server = try TestServer {
+            $0.watch.bufferBytes = 1
+            $0.openness.metrics = true
+        }
+        let client = try server.client()
+        let environment = ["ENDPOINT_REGISTRY_URL": "http://127.0.0.1:\(server.port)"]
+        let cli = try BackgroundCLI(["get", "services", "--watch-only", "-o", "name"], environment: environment)
+        Thread.sleep(forTimeInterval: 0.5)  // let it list and start watching
+        func dropped() throws -> Double {
+            let metrics = try client.request("GET", "/metrics").text.split(separator: "\n")
+            let line = metrics.first { $0.hasPrefix("endpoint_registry_watches_dropped_total ") }
+            return line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        }
+        var expected: [String] = []
+        for round in 0..<20 {
+            // One import, one commit: five events dispatched together.
+            let items = (0..<5).map {
+                #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"r\#(round)-\#($0)"},"spec":{"ports":[{"port":80}]}}"#
+            }
+            let imported = try client.request(
+                "POST", "/v1/import", json: #"{"apiVersion":"v1","kind":"List","items":[\#(items.joined(separator: ","))]}"#)
+            #expect(imported.status < 300, "\(imported.text)")
+            expected += (0..<5).map { "service/r\(round)-\($0)" }
+            if try dropped() > 0 { break }
+        }
+        #expect(try dropped() > 0, "no watch was dropped")
+        // Every change is printed once the watch is resumed, and the client goes on watching.
+        let lines = try cli.lines(atLeast: expected.count)
+        #expect(Set(lines) == Set(expected), "\(lines)")
+        #expect(cli.process.isRunning)
+        cli.stop()
+    }
 }
