@@ -177,10 +177,28 @@ public final class DNSRefresher: Sendable {
         var resolution = HostResolution()
         var due: ContinuousClock.Instant
         var inFlight = false
+        /// Identifies the entry's current item in `State.schedule` (older items are stale).
+        var generation = 0
+    }
+
+    /// One item of the schedule: `key` is due at `instant` if `generation` is still its entry's.
+    private struct Due: Comparable {
+        var instant: ContinuousClock.Instant
+        var key: Key
+        var generation: Int
+        static func < (lhs: Due, rhs: Due) -> Bool { lhs.instant < rhs.instant }
+        static func == (lhs: Due, rhs: Due) -> Bool { lhs.instant == rhs.instant && lhs.generation == rhs.generation }
     }
 
     private struct State {
         var entries: [Key: Entry] = [:]
+        /// The names of each service (an index of `entries`: reading one service's names does
+        /// not go through every name of every service).
+        var hosts: [ServiceKey: Set<String>] = [:]
+        /// Due times (a min-heap; an entry's stale items are skipped when they come up), so that
+        /// taking the next due name costs O(log n), not a pass over every name.
+        var schedule = MinHeap<Due>()
+        var nextGeneration = 0
         /// Per service: bumped whenever its resolved addresses changed.
         var epochs: [ServiceKey: Int] = [:]
         var stopping = false
@@ -214,28 +232,38 @@ public final class DNSRefresher: Sendable {
         subscribers.withLock { $0.append(subscriber) }
     }
 
+    /// Sets when `key` is due next (its entry must exist), replacing its previous schedule item.
+    private static func schedule(_ key: Key, at instant: ContinuousClock.Instant, in state: inout State) {
+        state.nextGeneration += 1
+        state.entries[key]?.due = instant
+        state.entries[key]?.generation = state.nextGeneration
+        state.schedule.push(Due(instant: instant, key: key, generation: state.nextGeneration))
+    }
+
     /// The names a service resolves, with its settings (`hosts` empty: none). New names are
     /// resolved at once; names no longer used are forgotten. A shorter `refreshSeconds` applies
     /// at once.
     public func update(namespace: String, name: String, hosts: Set<String>, settings: Settings) {
         lock.locked {
             state.withLock { state in
-                for key in state.entries.keys where key.namespace == namespace && key.name == name && !hosts.contains(key.host) {
-                    state.entries[key] = nil
+                let service = ServiceKey(namespace: namespace, name: name)
+                for host in state.hosts[service] ?? [] where !hosts.contains(host) {
+                    state.entries[Key(namespace: namespace, name: name, host: host)] = nil
                 }
+                state.hosts[service] = hosts.isEmpty ? nil : hosts
                 let clock = ContinuousClock.now
                 for host in hosts {
                     let key = Key(namespace: namespace, name: name, host: host)
-                    if var entry = state.entries[key] {
-                        entry.settings = settings
+                    if let entry = state.entries[key] {
+                        state.entries[key]?.settings = settings
                         let latest = clock.advanced(by: .seconds(settings.refreshSeconds))
-                        if entry.due > latest { entry.due = latest }
-                        state.entries[key] = entry
+                        if entry.due > latest { DNSRefresher.schedule(key, at: latest, in: &state) }
                     } else {
                         state.entries[key] = Entry(settings: settings, due: clock)
+                        DNSRefresher.schedule(key, at: clock, in: &state)
                     }
                 }
-                if hosts.isEmpty { state.epochs[ServiceKey(namespace: namespace, name: name)] = nil }
+                if hosts.isEmpty { state.epochs[service] = nil }
             }
             lock.broadcast()
         }
@@ -251,8 +279,8 @@ public final class DNSRefresher: Sendable {
         lock.locked {
             state.withLock { state in
                 var found: [String: [String]] = [:]
-                for (key, entry) in state.entries where key.namespace == namespace && key.name == name {
-                    found[key.host] = entry.resolution.addresses
+                for host in state.hosts[ServiceKey(namespace: namespace, name: name)] ?? [] {
+                    found[host] = state.entries[Key(namespace: namespace, name: name, host: host)]?.resolution.addresses
                 }
                 return found
             }
@@ -273,7 +301,9 @@ public final class DNSRefresher: Sendable {
         return lock.locked {
             state.withLock { state in
                 var found: [String: Report] = [:]
-                for (key, entry) in state.entries where key.namespace == namespace && key.name == name {
+                for host in state.hosts[ServiceKey(namespace: namespace, name: name)] ?? [] {
+                    let key = Key(namespace: namespace, name: name, host: host)
+                    guard let entry = state.entries[key] else { continue }
                     let next = entry.inFlight ? nil : wall.addingTimeInterval(max(0, Self.seconds(clock.duration(to: entry.due))))
                     found[key.host] = Report(host: key.host, resolution: entry.resolution, nextAttempt: next)
                 }
@@ -322,7 +352,7 @@ public final class DNSRefresher: Sendable {
 
     /// The services that resolve at least one name.
     public var resolvingServices: Set<ServiceKey> {
-        lock.locked { state.withLock { Set($0.entries.keys.map { ServiceKey(namespace: $0.namespace, name: $0.name) }) } }
+        lock.locked { state.withLock { Set($0.hosts.keys) } }
     }
 
     /// Names being resolved (over all services).
@@ -346,9 +376,10 @@ public final class DNSRefresher: Sendable {
                         answer.map(\.addresses), at: time, graceSeconds: entry.settings.graceSeconds, ttlSeconds: answer.ttlSeconds)
                     let interval = DNSSettings.refreshInterval(ttl: answer.ttlSeconds, refreshSeconds: entry.settings.refreshSeconds)
                     let spread = Double(interval) * jitter
-                    entry.due = ContinuousClock.now.advanced(by: .seconds(Double(interval) + Double.random(in: -spread...spread)))
                     entry.inFlight = false
                     state.entries[key] = entry
+                    DNSRefresher.schedule(
+                        key, at: ContinuousClock.now.advanced(by: .seconds(Double(interval) + Double.random(in: -spread...spread))), in: &state)
                     if changed { state.epochs[ServiceKey(namespace: key.namespace, name: key.name), default: 0] += 1 }
                     return (changed, entry.resolution.dropped, entry.resolution.dropped != before && !entry.resolution.dropped.isEmpty)
                 }
@@ -381,14 +412,22 @@ public final class DNSRefresher: Sendable {
     private func takeDue() -> Key? {
         lock.locked {
             state.withLock { state in
-                let clock = ContinuousClock.now
-                guard !state.stopping,
-                    let (key, _) = state.entries.filter({ !$0.value.inFlight && $0.value.due <= clock }).min(by: { $0.value.due < $1.value.due })
-                else { return nil }
-                state.entries[key]!.inFlight = true
-                return key
+                guard !state.stopping, let next = DNSRefresher.nextDue(in: &state), next.instant <= ContinuousClock.now else { return nil }
+                _ = state.schedule.pop()
+                state.entries[next.key]?.inFlight = true
+                return next.key
             }
         }
+    }
+
+    /// The schedule's first current item (stale items above it are dropped): the name due first
+    /// that is not being resolved.
+    private static func nextDue(in state: inout State) -> Due? {
+        while let top = state.schedule.peek() {
+            if let entry = state.entries[top.key], entry.generation == top.generation, !entry.inFlight { return top }
+            _ = state.schedule.pop()
+        }
+        return nil
     }
 
     /// Starts the refresher thread; a second call while it runs does nothing. After
@@ -415,7 +454,7 @@ public final class DNSRefresher: Sendable {
                         return true
                     }
                     if state.withLock({ $0.stopping }) { return end() }
-                    let next = state.withLock { $0.entries.values.filter { !$0.inFlight }.map(\.due).min() }
+                    let next = state.withLock { DNSRefresher.nextDue(in: &$0)?.instant }
                     lock.wait(until: next)
                     return state.withLock { $0.stopping } ? end() : false
                 }
@@ -477,9 +516,10 @@ extension DNSRefresher {
         let resolutions: [String: HostResolution] = lock.locked {
             state.withLock { state in
                 var found: [String: HostResolution] = [:]
-                for (entryKey, entry) in state.entries
-                where entryKey.namespace == key.namespace && entryKey.name == key.name && entry.resolution.lastAttempt != nil {
-                    found[entryKey.host] = entry.resolution
+                for host in state.hosts[key] ?? [] {
+                    guard let entry = state.entries[Key(namespace: key.namespace, name: key.name, host: host)], entry.resolution.lastAttempt != nil
+                    else { continue }
+                    found[host] = entry.resolution
                 }
                 return found
             }

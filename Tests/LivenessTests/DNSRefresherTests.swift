@@ -91,6 +91,40 @@ final class Clock: Sendable {
         #expect(refresher.resolution(namespace: "default", name: "db", host: "db.example.test") == nil)
     }
 
+    /// The schedule (a heap with stale items skipped): each name once per round, a shorter
+    /// `dnsRefreshSeconds` brings a name forward, a removed name is not resolved, a name added
+    /// again is resolved once, and the same name in two services is two entries.
+    @Test func theScheduleResolvesEachDueNameOnceAndForgetsRemovedOnes() {
+        let resolver = FakeResolver()
+        let refresher = DNSRefresher(resolver: resolver, logger: Logger(label: "test"), jitter: 0)
+        let names = (0..<50).map { "h\($0).example.test" }
+        resolver.answers.withLock { answers in for (index, name) in names.enumerated() { answers[name] = .success(["192.0.2.\(index + 1)"]) } }
+        let slow = DNSRefresher.Settings(refreshSeconds: 3600, graceSeconds: 300)
+        refresher.update(namespace: "default", name: "a", hosts: Set(names), settings: slow)
+        refresher.update(namespace: "default", name: "b", hosts: [names[0]], settings: slow)
+        refresher.refreshDue()
+        #expect(resolver.queries.withLock { $0.count } == 51)
+        #expect(Set(resolver.queries.withLock { $0 }) == Set(names))
+        #expect(refresher.addresses(namespace: "default", name: "b") == [names[0]: ["192.0.2.1"]])
+        #expect(refresher.resolvingServices == [ServiceKey(namespace: "default", name: "a"), ServiceKey(namespace: "default", name: "b")])
+        // Nothing due; then a name removed and added again is resolved once, at once.
+        refresher.update(namespace: "default", name: "a", hosts: Set(names.dropFirst()), settings: slow)
+        refresher.update(namespace: "default", name: "a", hosts: Set(names), settings: slow)
+        resolver.queries.withLock { $0 = [] }
+        refresher.refreshDue()
+        #expect(resolver.queries.withLock { $0 } == [names[0]])
+        // Removed names are not resolved again, however often they were rescheduled.
+        refresher.update(namespace: "default", name: "a", hosts: [], settings: slow)
+        refresher.update(namespace: "default", name: "b", hosts: [], settings: slow)
+        #expect(refresher.hostCount == 0 && refresher.resolvingServices.isEmpty)
+        // A shorter interval applies at once: due within 5 s instead of an hour.
+        refresher.update(namespace: "default", name: "c", hosts: [names[1]], settings: slow)
+        refresher.refreshDue()
+        refresher.update(namespace: "default", name: "c", hosts: [names[1]], settings: .init(refreshSeconds: 5, graceSeconds: 300))
+        let next = refresher.reports(namespace: "default", name: "c")[names[1]]?.nextAttempt
+        #expect(next.map { $0.timeIntervalSinceNow <= 6 } == true)
+    }
+
     @Test func refresherThreadStartsAndStops() {
         let resolver = FakeResolver()
         resolver.answers.withLock { $0["a.example.test"] = .success(["192.0.2.7"]) }
