@@ -13,7 +13,7 @@ API=http://127.0.0.1:18080
 SVC=$API/v1/services/storage/rgw
 
 . "$(dirname "$0")/netns-lib.sh"
-netns_setup 192.0.2.10/32 192.0.2.11/32 192.0.2.12/32
+netns_setup 192.0.2.10/32 192.0.2.11/32 192.0.2.12/32 2001:db8::10/128
 
 backend() {  # backend IP -> starts an HTTP server on IP:8080, echoes its pid
     python3 -m http.server 8080 --bind "$1" --directory "$WORK" >/dev/null 2>&1 &
@@ -78,10 +78,12 @@ print(",".join(a["health"]["state"] for a in json.load(sys.stdin)["addresses"]))
     || { echo "FAIL: the service document does not show each address's health: $(curl -s "$SVC")"; exit 1; }
 echo "ok: the service document shows each address's health"
 
-# A tcp check (plain nonblocking connect): the address with no listener is refused.
+# A tcp check (plain nonblocking connect), IPv4 and IPv6: the address with no listener is refused.
+V6=$(backend 2001:db8::10); PIDS="$PIDS $V6"
+waitfor 10 "IPv6 backend up" curl -sfg "http://[2001:db8::10]:8080/"
 curl -sf -X POST "$API/v1/services" -H 'Content-Type: application/json' -d '{
   "namespace": "storage", "name": "tcp", "ports": [{"port": 8080}],
-  "addresses": [{"ip": "192.0.2.10"}, {"ip": "192.0.2.12"}],
+  "addresses": [{"ip": "192.0.2.10"}, {"ip": "192.0.2.12"}, {"ip": "2001:db8::10"}],
   "healthCheck": {"type": "tcp", "intervalSeconds": 2, "timeoutSeconds": 1, "healthyThreshold": 1, "unhealthyThreshold": 1}
 }' >/dev/null
 tcp_states() {
@@ -89,7 +91,7 @@ tcp_states() {
 import json, sys
 print(",".join(a["health"]["state"] for a in json.load(sys.stdin)["addresses"]))')" = "$1" ]
 }
-waitfor 15 "tcp check: listener healthy, no listener unhealthy" tcp_states "healthy,unhealthy"
+waitfor 15 "tcp check: listeners healthy (IPv4, IPv6), no listener unhealthy" tcp_states "healthy,unhealthy,healthy"
 curl -sf -X DELETE "$API/v1/services/storage/tcp" >/dev/null
 
 # Audit lines so far (the health changes below must add none).
