@@ -137,12 +137,13 @@ public struct DNSCondition: Sendable, Equatable {
     public var message: String
 }
 
-/// Resolves the `host` of addresses given by DNS name, periodically, off the HTTP threads: one
-/// refresher thread takes the name due first, resolves it, and schedules it again after its
-/// service's `dnsRefreshSeconds`, sooner when the answer's TTL is shorter (never under
-/// `DNSSettings.ttlFloorSeconds`), with ±10 % jitter. One name is resolved at a time, each
-/// bounded by the resolver's deadline. Tells its subscribers which services' resolved
-/// addresses changed.
+/// Resolves the `host` of addresses given by DNS name, periodically, off the HTTP threads: each
+/// of a few refresher threads takes the name due first, resolves it, and schedules it again
+/// after its service's `dnsRefreshSeconds`, sooner when the answer's TTL is shorter (never under
+/// `DNSSettings.ttlFloorSeconds`), with ±10 % jitter. Each lookup is bounded by the resolver's
+/// deadline; as many names as threads are resolved at once, so a name whose servers do not
+/// answer holds up one thread, not every other name. Tells its subscribers which services'
+/// resolved addresses changed.
 public final class DNSRefresher: Sendable {
     public struct Key: Hashable, Sendable {
         public var namespace: String
@@ -202,7 +203,8 @@ public final class DNSRefresher: Sendable {
         /// Per service: bumped whenever its resolved addresses changed.
         var epochs: [ServiceKey: Int] = [:]
         var stopping = false
-        var running = false
+        /// Refresher threads running (some may be finishing a lookup after `shutdown`).
+        var running = 0
     }
 
     private let resolver: any Resolver
@@ -214,20 +216,28 @@ public final class DNSRefresher: Sendable {
     private let subscribers = Mutex<[@Sendable (_ namespace: String, _ name: String) -> Void]>([])
     private let now: @Sendable () -> Date
     private let jitter: Double
+    private let threads: Int
 
-    /// `jitter`: relative jitter of every interval, in [0, 0.5).
+    /// Changes found by a refresher thread are told to the subscribers at least this often
+    /// while it keeps resolving (and when it has nothing due).
+    static let notifyEvery: Duration = .milliseconds(500)
+
+    /// `jitter`: relative jitter of every interval, in [0, 0.5). `threads`: refresher threads
+    /// (names resolved at once), so that names whose lookups take up to the resolver's deadline
+    /// do not hold up the others.
     public init(
-        resolver: any Resolver, logger: Logger, observer: (any DNSObserver)? = nil, jitter: Double = 0.1,
+        resolver: any Resolver, logger: Logger, observer: (any DNSObserver)? = nil, jitter: Double = 0.1, threads: Int = 4,
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.resolver = resolver
         self.logger = logger
         self.observer = observer
         self.jitter = min(max(jitter, 0), 0.49)
+        self.threads = max(1, threads)
         self.now = now
     }
 
-    /// Called (from the refresher thread) when a service's resolved addresses changed.
+    /// Called (from a refresher thread) when a service's resolved addresses changed.
     public func onChange(_ subscriber: @escaping @Sendable (_ namespace: String, _ name: String) -> Void) {
         subscribers.withLock { $0.append(subscriber) }
     }
@@ -360,11 +370,22 @@ public final class DNSRefresher: Sendable {
 
     /// Resolves every due name once, now, on the calling thread (tests, start-up, and the
     /// refresher loop); takes no new name after `deadline`. Returns the services whose
-    /// addresses changed.
+    /// addresses changed; the subscribers are told of them at least every `notifyEvery` (not
+    /// only when nothing is due any more, which may be long while names keep falling due).
     @discardableResult
     public func refreshDue(until deadline: ContinuousClock.Instant? = nil) -> [(namespace: String, name: String)] {
         var changed: [(String, String)] = []
+        var pending: [(namespace: String, name: String)] = []
+        var lastNotice = ContinuousClock.now
+        func notify() {
+            for (namespace, name) in pending {
+                for subscriber in subscribers.withLock({ $0 }) { subscriber(namespace, name) }
+            }
+            pending = []
+            lastNotice = ContinuousClock.now
+        }
         while deadline.map({ ContinuousClock.now < $0 }) ?? true, let key = takeDue() {
+            defer { if !pending.isEmpty, ContinuousClock.now - lastNotice >= DNSRefresher.notifyEvery { notify() } }
             let answer = resolver.resolve(key.host)
             let time = now()
             observer?.resolved(result: answer.resultLabel)
@@ -400,11 +421,10 @@ public final class DNSRefresher: Sendable {
             if outcome.changed {
                 logger.info("resolved addresses changed", metadata: ["service": "\(service)", "host": "\(key.host)"])
                 if !changed.contains(where: { $0 == (key.namespace, key.name) }) { changed.append((key.namespace, key.name)) }
+                if !pending.contains(where: { $0 == (key.namespace, key.name) }) { pending.append((key.namespace, key.name)) }
             }
         }
-        for (namespace, name) in changed {
-            for subscriber in subscribers.withLock({ $0 }) { subscriber(namespace, name) }
-        }
+        notify()
         return changed
     }
 
@@ -430,18 +450,23 @@ public final class DNSRefresher: Sendable {
         return nil
     }
 
-    /// Starts the refresher thread; a second call while it runs does nothing. After
-    /// `shutdown(deadline:)` it starts again (a replica that leads again, issue 16), with the
-    /// names and resolutions it had; a thread still finishing a resolution carries on.
+    /// Starts the refresher threads; a second call while they run does nothing. After
+    /// `shutdown(deadline:)` they start again (a replica that leads again, issue 16), with the
+    /// names and resolutions it had; a thread still finishing a resolution carries on (and
+    /// counts as one of them).
     public func start() {
-        let spawn = lock.locked {
+        let missing = lock.locked {
             state.withLock { state in
                 state.stopping = false
-                defer { state.running = true }
-                return !state.running
+                let missing = max(0, threads - state.running)
+                state.running += missing
+                return missing
             }
         }
-        guard spawn else { return }
+        for index in 0..<missing { spawnThread(index) }
+    }
+
+    private func spawnThread(_ index: Int) {
         let thread = Thread { [self] in
             while true {
                 refreshDue()
@@ -449,7 +474,7 @@ public final class DNSRefresher: Sendable {
                 // racing with the end either keeps this thread or starts a new one.
                 let stop: Bool = lock.locked {
                     func end() -> Bool {
-                        state.withLock { $0.running = false }
+                        state.withLock { $0.running -= 1 }
                         lock.broadcast()
                         return true
                     }
@@ -461,20 +486,20 @@ public final class DNSRefresher: Sendable {
                 if stop { break }
             }
         }
-        thread.name = "dns-refresher"
+        thread.name = "dns-refresher-\(index)"
         thread.stackSize = 256 << 10
         thread.start()
     }
 
-    /// Stops the refresher after the resolution in progress, waiting up to `deadline`; `start()`
-    /// resumes it.
+    /// Stops the refresher threads after the resolutions in progress, waiting up to `deadline`;
+    /// `start()` resumes them.
     @discardableResult
     public func shutdown(deadline: Duration) -> Bool {
         let limit = ContinuousClock.now.advanced(by: deadline)
         return lock.locked {
             state.withLock { $0.stopping = true }
             lock.broadcast()
-            while state.withLock({ $0.running }) {
+            while state.withLock({ $0.running }) > 0 {
                 if ContinuousClock.now >= limit { return false }
                 lock.wait(until: limit)
             }

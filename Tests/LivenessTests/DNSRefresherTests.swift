@@ -20,6 +20,40 @@ final class FakeResolver: Resolver {
     }
 }
 
+/// Answers 192.0.2.9 for every name but `blocked`, whose lookup waits until `release()`.
+final class BlockingResolver: Resolver {
+    let blocked: String
+    let started = Mutex<[String]>([])
+    private let gate = DispatchSemaphore(value: 0)
+
+    init(blocked: String) { self.blocked = blocked }
+
+    func release() { gate.signal() }
+
+    func resolve(_ host: String) -> Result<ResolvedAddresses, ResolveFailure> {
+        started.withLock { $0.append(host) }
+        if host == blocked { gate.wait() }
+        return .success(ResolvedAddresses(addresses: ["192.0.2.9"]))
+    }
+}
+
+/// Answers each name with its own address after `delay` seconds; counts the lookups done.
+final class SlowResolver: Resolver {
+    let delay: Double
+    let queries = Mutex(0)
+
+    init(delay: Double) { self.delay = delay }
+
+    func resolve(_ host: String) -> Result<ResolvedAddresses, ResolveFailure> {
+        Thread.sleep(forTimeInterval: delay)
+        let count = queries.withLock { count in
+            count += 1
+            return count
+        }
+        return .success(ResolvedAddresses(addresses: ["192.0.2.\(count)"]))
+    }
+}
+
 final class Clock: Sendable {
     let time = Mutex(Date(timeIntervalSince1970: 1_000_000))
     func advance(_ seconds: Double) { time.withLock { $0 += seconds } }
@@ -123,6 +157,41 @@ final class Clock: Sendable {
         refresher.update(namespace: "default", name: "c", hosts: [names[1]], settings: .init(refreshSeconds: 5, graceSeconds: 300))
         let next = refresher.reports(namespace: "default", name: "c")[names[1]]?.nextAttempt
         #expect(next.map { $0.timeIntervalSinceNow <= 6 } == true)
+    }
+
+    /// A name whose lookup hangs (servers that do not answer, up to the resolver's deadline)
+    /// holds up one refresher thread, not the other names.
+    @Test func aHangingLookupDoesNotHoldUpTheOtherNames() {
+        let resolver = BlockingResolver(blocked: "hang.example.test")
+        let refresher = DNSRefresher(resolver: resolver, logger: Logger(label: "test"))
+        let settings = DNSRefresher.Settings(refreshSeconds: 30, graceSeconds: 300)
+        refresher.start()
+        refresher.update(namespace: "default", name: "a", hosts: ["hang.example.test"], settings: settings)
+        #expect(eventually { resolver.started.withLock { $0.contains("hang.example.test") } })
+        refresher.update(namespace: "default", name: "b", hosts: ["ok.example.test"], settings: settings)
+        #expect(eventually { refresher.resolution(namespace: "default", name: "b", host: "ok.example.test")?.addresses == ["192.0.2.9"] })
+        resolver.release()
+        #expect(refresher.shutdown(deadline: .seconds(5)))
+    }
+
+    /// While names keep falling due (a long backlog), the changes found so far are told at
+    /// least every `notifyEvery`, not once the backlog is done.
+    @Test func changesAreToldWhileTheBacklogIsResolved() {
+        let resolver = SlowResolver(delay: 0.2)
+        let refresher = DNSRefresher(resolver: resolver, logger: Logger(label: "test"))
+        let told = Mutex<[String: Int]>([:])
+        refresher.onChange { _, name in
+            let done = resolver.queries.withLock { $0 }
+            told.withLock { $0[name] = $0[name] ?? done }
+        }
+        let settings = DNSRefresher.Settings(refreshSeconds: 30, graceSeconds: 300)
+        refresher.update(namespace: "default", name: "first", hosts: ["h0.example.test"], settings: settings)
+        refresher.update(
+            namespace: "default", name: "rest", hosts: Set((1..<10).map { "h\($0).example.test" }), settings: settings)
+        refresher.refreshDue()
+        // "first" was told after at most about notifyEvery (3 lookups of 0.2 s), not after all 10.
+        #expect((told.withLock { $0["first"] } ?? 10) < 10)
+        #expect(told.withLock { $0["rest"] } != nil)
     }
 
     @Test func refresherThreadStartsAndStops() {
