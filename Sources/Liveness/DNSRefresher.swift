@@ -401,6 +401,8 @@ public final class DNSRefresher: Sendable {
                     state.entries[key] = entry
                     DNSRefresher.schedule(
                         key, at: ContinuousClock.now.advanced(by: .seconds(Double(interval) + Double.random(in: -spread...spread))), in: &state)
+                    // Due before what the idle threads wait for (one may wait for nothing): wake them to look again.
+                    if state.schedule.peek()?.generation == state.entries[key]?.generation { lock.broadcast() }
                     if changed { state.epochs[ServiceKey(namespace: key.namespace, name: key.name), default: 0] += 1 }
                     return (changed, entry.resolution.dropped, entry.resolution.dropped != before && !entry.resolution.dropped.isEmpty)
                 }
