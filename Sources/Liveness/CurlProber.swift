@@ -6,7 +6,11 @@ import Synchronization
 /// cluster calls): `tcp` opens a connection and closes it (`CURLOPT_CONNECT_ONLY`);
 /// `http`/`https` send `GET path` with `Host` and compare the status. Every probe makes a fresh
 /// connection, ignores proxy settings of the environment, and is bounded by `timeoutSeconds`.
-/// Handles are pooled (reset between uses) so that TLS set-up is not repeated per probe.
+/// The verdict is the status line: the body is not read (the transfer ends at its first byte,
+/// so a backend streaming an endless body is judged by its status, as by Kubernetes' httpGet
+/// probe, which reads at most 10 KiB of it). libcurl itself fails (`other`) response headers
+/// over 300 KiB, and a line over 100 KiB. Handles are pooled (reset between uses) so that TLS
+/// set-up is not repeated per probe.
 public struct CurlProber: Prober {
     private static let initialized: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
     private let pool = ProbeHandlePool()
@@ -34,7 +38,8 @@ public struct CurlProber: Prober {
             resolve = curl_slist_append(resolve, "\(host):\(target.port):\(authority)")
             _ = CCurl_setSlist(handle, CURLOPT_RESOLVE, resolve)
         } else if let host = check.host {
-            headers = curl_slist_append(headers, "Host: \(host)")
+            // An IPv6 literal is bracketed in `Host` (RFC 9110 §7.2, RFC 3986 IP-literal).
+            headers = curl_slist_append(headers, "Host: \(host.contains(":") ? "[\(host)]" : host)")
             _ = CCurl_setSlist(handle, CURLOPT_HTTPHEADER, headers)
         }
         _ = CCurl_setString(handle, CURLOPT_URL, url)
@@ -47,14 +52,17 @@ public struct CurlProber: Prober {
         if check.type == .tcp {
             _ = CCurl_setLong(handle, CURLOPT_CONNECT_ONLY, 1)
         } else {
-            _ = CCurl_setCallback(handle, CURLOPT_WRITEFUNCTION, { _, size, count, _ in size * count })
+            // The first byte of the body ends the transfer (CURLE_WRITE_ERROR): the status is known.
+            _ = CCurl_setCallback(handle, CURLOPT_WRITEFUNCTION, { _, _, _, _ in 0 })
         }
         if check.type == .https, check.tlsSkipVerify {
             _ = CCurl_setLong(handle, CURLOPT_SSL_VERIFYPEER, 0)
             _ = CCurl_setLong(handle, CURLOPT_SSL_VERIFYHOST, 0)
         }
         let result = curl_easy_perform(handle)
-        guard result == CURLE_OK else {
+        if result == CURLE_WRITE_ERROR, check.type != .tcp {
+            // Stopped at the first byte of the body: judged by the status below.
+        } else if result != CURLE_OK {
             let message = String(cString: curl_easy_strerror(result))
             switch result {
             case CURLE_OPERATION_TIMEDOUT: return .failure(.timeout)

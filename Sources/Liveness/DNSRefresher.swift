@@ -137,12 +137,13 @@ public struct DNSCondition: Sendable, Equatable {
     public var message: String
 }
 
-/// Resolves the `host` of addresses given by DNS name, periodically, off the HTTP threads: one
-/// refresher thread takes the name due first, resolves it, and schedules it again after its
-/// service's `dnsRefreshSeconds`, sooner when the answer's TTL is shorter (never under
-/// `DNSSettings.ttlFloorSeconds`), with ±10 % jitter. One name is resolved at a time, each
-/// bounded by the resolver's deadline. Tells its subscribers which services' resolved
-/// addresses changed.
+/// Resolves the `host` of addresses given by DNS name, periodically, off the HTTP threads: each
+/// of a few refresher threads takes the name due first, resolves it, and schedules it again
+/// after its service's `dnsRefreshSeconds`, sooner when the answer's TTL is shorter (never under
+/// `DNSSettings.ttlFloorSeconds`), with ±10 % jitter. Each lookup is bounded by the resolver's
+/// deadline; as many names as threads are resolved at once, so a name whose servers do not
+/// answer holds up one thread, not every other name. Tells its subscribers which services'
+/// resolved addresses changed.
 public final class DNSRefresher: Sendable {
     public struct Key: Hashable, Sendable {
         public var namespace: String
@@ -177,14 +178,33 @@ public final class DNSRefresher: Sendable {
         var resolution = HostResolution()
         var due: ContinuousClock.Instant
         var inFlight = false
+        /// Identifies the entry's current item in `State.schedule` (older items are stale).
+        var generation = 0
+    }
+
+    /// One item of the schedule: `key` is due at `instant` if `generation` is still its entry's.
+    private struct Due: Comparable {
+        var instant: ContinuousClock.Instant
+        var key: Key
+        var generation: Int
+        static func < (lhs: Due, rhs: Due) -> Bool { lhs.instant < rhs.instant }
+        static func == (lhs: Due, rhs: Due) -> Bool { lhs.instant == rhs.instant && lhs.generation == rhs.generation }
     }
 
     private struct State {
         var entries: [Key: Entry] = [:]
+        /// The names of each service (an index of `entries`: reading one service's names does
+        /// not go through every name of every service).
+        var hosts: [ServiceKey: Set<String>] = [:]
+        /// Due times (a min-heap; an entry's stale items are skipped when they come up), so that
+        /// taking the next due name costs O(log n), not a pass over every name.
+        var schedule = MinHeap<Due>()
+        var nextGeneration = 0
         /// Per service: bumped whenever its resolved addresses changed.
         var epochs: [ServiceKey: Int] = [:]
         var stopping = false
-        var running = false
+        /// Refresher threads running (some may be finishing a lookup after `shutdown`).
+        var running = 0
     }
 
     private let resolver: any Resolver
@@ -196,22 +216,38 @@ public final class DNSRefresher: Sendable {
     private let subscribers = Mutex<[@Sendable (_ namespace: String, _ name: String) -> Void]>([])
     private let now: @Sendable () -> Date
     private let jitter: Double
+    private let threads: Int
 
-    /// `jitter`: relative jitter of every interval, in [0, 0.5).
+    /// Changes found by a refresher thread are told to the subscribers at least this often
+    /// while it keeps resolving (and when it has nothing due).
+    static let notifyEvery: Duration = .milliseconds(500)
+
+    /// `jitter`: relative jitter of every interval, in [0, 0.5). `threads`: refresher threads
+    /// (names resolved at once), so that names whose lookups take up to the resolver's deadline
+    /// do not hold up the others.
     public init(
-        resolver: any Resolver, logger: Logger, observer: (any DNSObserver)? = nil, jitter: Double = 0.1,
+        resolver: any Resolver, logger: Logger, observer: (any DNSObserver)? = nil, jitter: Double = 0.1, threads: Int = 4,
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.resolver = resolver
         self.logger = logger
         self.observer = observer
         self.jitter = min(max(jitter, 0), 0.49)
+        self.threads = max(1, threads)
         self.now = now
     }
 
-    /// Called (from the refresher thread) when a service's resolved addresses changed.
+    /// Called (from a refresher thread) when a service's resolved addresses changed.
     public func onChange(_ subscriber: @escaping @Sendable (_ namespace: String, _ name: String) -> Void) {
         subscribers.withLock { $0.append(subscriber) }
+    }
+
+    /// Sets when `key` is due next (its entry must exist), replacing its previous schedule item.
+    private static func schedule(_ key: Key, at instant: ContinuousClock.Instant, in state: inout State) {
+        state.nextGeneration += 1
+        state.entries[key]?.due = instant
+        state.entries[key]?.generation = state.nextGeneration
+        state.schedule.push(Due(instant: instant, key: key, generation: state.nextGeneration))
     }
 
     /// The names a service resolves, with its settings (`hosts` empty: none). New names are
@@ -220,22 +256,24 @@ public final class DNSRefresher: Sendable {
     public func update(namespace: String, name: String, hosts: Set<String>, settings: Settings) {
         lock.locked {
             state.withLock { state in
-                for key in state.entries.keys where key.namespace == namespace && key.name == name && !hosts.contains(key.host) {
-                    state.entries[key] = nil
+                let service = ServiceKey(namespace: namespace, name: name)
+                for host in state.hosts[service] ?? [] where !hosts.contains(host) {
+                    state.entries[Key(namespace: namespace, name: name, host: host)] = nil
                 }
+                state.hosts[service] = hosts.isEmpty ? nil : hosts
                 let clock = ContinuousClock.now
                 for host in hosts {
                     let key = Key(namespace: namespace, name: name, host: host)
-                    if var entry = state.entries[key] {
-                        entry.settings = settings
+                    if let entry = state.entries[key] {
+                        state.entries[key]?.settings = settings
                         let latest = clock.advanced(by: .seconds(settings.refreshSeconds))
-                        if entry.due > latest { entry.due = latest }
-                        state.entries[key] = entry
+                        if entry.due > latest { DNSRefresher.schedule(key, at: latest, in: &state) }
                     } else {
                         state.entries[key] = Entry(settings: settings, due: clock)
+                        DNSRefresher.schedule(key, at: clock, in: &state)
                     }
                 }
-                if hosts.isEmpty { state.epochs[ServiceKey(namespace: namespace, name: name)] = nil }
+                if hosts.isEmpty { state.epochs[service] = nil }
             }
             lock.broadcast()
         }
@@ -251,8 +289,8 @@ public final class DNSRefresher: Sendable {
         lock.locked {
             state.withLock { state in
                 var found: [String: [String]] = [:]
-                for (key, entry) in state.entries where key.namespace == namespace && key.name == name {
-                    found[key.host] = entry.resolution.addresses
+                for host in state.hosts[ServiceKey(namespace: namespace, name: name)] ?? [] {
+                    found[host] = state.entries[Key(namespace: namespace, name: name, host: host)]?.resolution.addresses
                 }
                 return found
             }
@@ -273,7 +311,9 @@ public final class DNSRefresher: Sendable {
         return lock.locked {
             state.withLock { state in
                 var found: [String: Report] = [:]
-                for (key, entry) in state.entries where key.namespace == namespace && key.name == name {
+                for host in state.hosts[ServiceKey(namespace: namespace, name: name)] ?? [] {
+                    let key = Key(namespace: namespace, name: name, host: host)
+                    guard let entry = state.entries[key] else { continue }
                     let next = entry.inFlight ? nil : wall.addingTimeInterval(max(0, Self.seconds(clock.duration(to: entry.due))))
                     found[key.host] = Report(host: key.host, resolution: entry.resolution, nextAttempt: next)
                 }
@@ -322,7 +362,7 @@ public final class DNSRefresher: Sendable {
 
     /// The services that resolve at least one name.
     public var resolvingServices: Set<ServiceKey> {
-        lock.locked { state.withLock { Set($0.entries.keys.map { ServiceKey(namespace: $0.namespace, name: $0.name) }) } }
+        lock.locked { state.withLock { Set($0.hosts.keys) } }
     }
 
     /// Names being resolved (over all services).
@@ -330,11 +370,22 @@ public final class DNSRefresher: Sendable {
 
     /// Resolves every due name once, now, on the calling thread (tests, start-up, and the
     /// refresher loop); takes no new name after `deadline`. Returns the services whose
-    /// addresses changed.
+    /// addresses changed; the subscribers are told of them at least every `notifyEvery` (not
+    /// only when nothing is due any more, which may be long while names keep falling due).
     @discardableResult
     public func refreshDue(until deadline: ContinuousClock.Instant? = nil) -> [(namespace: String, name: String)] {
         var changed: [(String, String)] = []
+        var pending: [(namespace: String, name: String)] = []
+        var lastNotice = ContinuousClock.now
+        func notify() {
+            for (namespace, name) in pending {
+                for subscriber in subscribers.withLock({ $0 }) { subscriber(namespace, name) }
+            }
+            pending = []
+            lastNotice = ContinuousClock.now
+        }
         while deadline.map({ ContinuousClock.now < $0 }) ?? true, let key = takeDue() {
+            defer { if !pending.isEmpty, ContinuousClock.now - lastNotice >= DNSRefresher.notifyEvery { notify() } }
             let answer = resolver.resolve(key.host)
             let time = now()
             observer?.resolved(result: answer.resultLabel)
@@ -346,9 +397,12 @@ public final class DNSRefresher: Sendable {
                         answer.map(\.addresses), at: time, graceSeconds: entry.settings.graceSeconds, ttlSeconds: answer.ttlSeconds)
                     let interval = DNSSettings.refreshInterval(ttl: answer.ttlSeconds, refreshSeconds: entry.settings.refreshSeconds)
                     let spread = Double(interval) * jitter
-                    entry.due = ContinuousClock.now.advanced(by: .seconds(Double(interval) + Double.random(in: -spread...spread)))
                     entry.inFlight = false
                     state.entries[key] = entry
+                    DNSRefresher.schedule(
+                        key, at: ContinuousClock.now.advanced(by: .seconds(Double(interval) + Double.random(in: -spread...spread))), in: &state)
+                    // Due before what the idle threads wait for (one may wait for nothing): wake them to look again.
+                    if state.schedule.peek()?.generation == state.entries[key]?.generation { lock.broadcast() }
                     if changed { state.epochs[ServiceKey(namespace: key.namespace, name: key.name), default: 0] += 1 }
                     return (changed, entry.resolution.dropped, entry.resolution.dropped != before && !entry.resolution.dropped.isEmpty)
                 }
@@ -369,11 +423,10 @@ public final class DNSRefresher: Sendable {
             if outcome.changed {
                 logger.info("resolved addresses changed", metadata: ["service": "\(service)", "host": "\(key.host)"])
                 if !changed.contains(where: { $0 == (key.namespace, key.name) }) { changed.append((key.namespace, key.name)) }
+                if !pending.contains(where: { $0 == (key.namespace, key.name) }) { pending.append((key.namespace, key.name)) }
             }
         }
-        for (namespace, name) in changed {
-            for subscriber in subscribers.withLock({ $0 }) { subscriber(namespace, name) }
-        }
+        notify()
         return changed
     }
 
@@ -381,28 +434,41 @@ public final class DNSRefresher: Sendable {
     private func takeDue() -> Key? {
         lock.locked {
             state.withLock { state in
-                let clock = ContinuousClock.now
-                guard !state.stopping,
-                    let (key, _) = state.entries.filter({ !$0.value.inFlight && $0.value.due <= clock }).min(by: { $0.value.due < $1.value.due })
-                else { return nil }
-                state.entries[key]!.inFlight = true
-                return key
+                guard !state.stopping, let next = DNSRefresher.nextDue(in: &state), next.instant <= ContinuousClock.now else { return nil }
+                _ = state.schedule.pop()
+                state.entries[next.key]?.inFlight = true
+                return next.key
             }
         }
     }
 
-    /// Starts the refresher thread; a second call while it runs does nothing. After
-    /// `shutdown(deadline:)` it starts again (a replica that leads again, issue 16), with the
-    /// names and resolutions it had; a thread still finishing a resolution carries on.
+    /// The schedule's first current item (stale items above it are dropped): the name due first
+    /// that is not being resolved.
+    private static func nextDue(in state: inout State) -> Due? {
+        while let top = state.schedule.peek() {
+            if let entry = state.entries[top.key], entry.generation == top.generation, !entry.inFlight { return top }
+            _ = state.schedule.pop()
+        }
+        return nil
+    }
+
+    /// Starts the refresher threads; a second call while they run does nothing. After
+    /// `shutdown(deadline:)` they start again (a replica that leads again, issue 16), with the
+    /// names and resolutions it had; a thread still finishing a resolution carries on (and
+    /// counts as one of them).
     public func start() {
-        let spawn = lock.locked {
+        let missing = lock.locked {
             state.withLock { state in
                 state.stopping = false
-                defer { state.running = true }
-                return !state.running
+                let missing = max(0, threads - state.running)
+                state.running += missing
+                return missing
             }
         }
-        guard spawn else { return }
+        for index in 0..<missing { spawnThread(index) }
+    }
+
+    private func spawnThread(_ index: Int) {
         let thread = Thread { [self] in
             while true {
                 refreshDue()
@@ -410,32 +476,32 @@ public final class DNSRefresher: Sendable {
                 // racing with the end either keeps this thread or starts a new one.
                 let stop: Bool = lock.locked {
                     func end() -> Bool {
-                        state.withLock { $0.running = false }
+                        state.withLock { $0.running -= 1 }
                         lock.broadcast()
                         return true
                     }
                     if state.withLock({ $0.stopping }) { return end() }
-                    let next = state.withLock { $0.entries.values.filter { !$0.inFlight }.map(\.due).min() }
+                    let next = state.withLock { DNSRefresher.nextDue(in: &$0)?.instant }
                     lock.wait(until: next)
                     return state.withLock { $0.stopping } ? end() : false
                 }
                 if stop { break }
             }
         }
-        thread.name = "dns-refresher"
+        thread.name = "dns-refresher-\(index)"
         thread.stackSize = 256 << 10
         thread.start()
     }
 
-    /// Stops the refresher after the resolution in progress, waiting up to `deadline`; `start()`
-    /// resumes it.
+    /// Stops the refresher threads after the resolutions in progress, waiting up to `deadline`;
+    /// `start()` resumes them.
     @discardableResult
     public func shutdown(deadline: Duration) -> Bool {
         let limit = ContinuousClock.now.advanced(by: deadline)
         return lock.locked {
             state.withLock { $0.stopping = true }
             lock.broadcast()
-            while state.withLock({ $0.running }) {
+            while state.withLock({ $0.running }) > 0 {
                 if ContinuousClock.now >= limit { return false }
                 lock.wait(until: limit)
             }
@@ -477,9 +543,10 @@ extension DNSRefresher {
         let resolutions: [String: HostResolution] = lock.locked {
             state.withLock { state in
                 var found: [String: HostResolution] = [:]
-                for (entryKey, entry) in state.entries
-                where entryKey.namespace == key.namespace && entryKey.name == key.name && entry.resolution.lastAttempt != nil {
-                    found[entryKey.host] = entry.resolution
+                for host in state.hosts[key] ?? [] {
+                    guard let entry = state.entries[Key(namespace: key.namespace, name: key.name, host: host)], entry.resolution.lastAttempt != nil
+                    else { continue }
+                    found[host] = entry.resolution
                 }
                 return found
             }

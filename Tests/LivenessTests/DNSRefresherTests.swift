@@ -20,6 +20,40 @@ final class FakeResolver: Resolver {
     }
 }
 
+/// Answers 192.0.2.9 for every name but `blocked`, whose lookup waits until `release()`.
+final class BlockingResolver: Resolver {
+    let blocked: String
+    let started = Mutex<[String]>([])
+    private let gate = DispatchSemaphore(value: 0)
+
+    init(blocked: String) { self.blocked = blocked }
+
+    func release() { gate.signal() }
+
+    func resolve(_ host: String) -> Result<ResolvedAddresses, ResolveFailure> {
+        started.withLock { $0.append(host) }
+        if host == blocked { gate.wait() }
+        return .success(ResolvedAddresses(addresses: ["192.0.2.9"]))
+    }
+}
+
+/// Answers each name with its own address after `delay` seconds; counts the lookups done.
+final class SlowResolver: Resolver {
+    let delay: Double
+    let queries = Mutex(0)
+
+    init(delay: Double) { self.delay = delay }
+
+    func resolve(_ host: String) -> Result<ResolvedAddresses, ResolveFailure> {
+        Thread.sleep(forTimeInterval: delay)
+        let count = queries.withLock { count in
+            count += 1
+            return count
+        }
+        return .success(ResolvedAddresses(addresses: ["192.0.2.\(count)"]))
+    }
+}
+
 final class Clock: Sendable {
     let time = Mutex(Date(timeIntervalSince1970: 1_000_000))
     func advance(_ seconds: Double) { time.withLock { $0 += seconds } }
@@ -89,6 +123,75 @@ final class Clock: Sendable {
         // Forgotten when no longer used.
         refresher.update(namespace: "default", name: "db", hosts: [], settings: settings)
         #expect(refresher.resolution(namespace: "default", name: "db", host: "db.example.test") == nil)
+    }
+
+    /// The schedule (a heap with stale items skipped): each name once per round, a shorter
+    /// `dnsRefreshSeconds` brings a name forward, a removed name is not resolved, a name added
+    /// again is resolved once, and the same name in two services is two entries.
+    @Test func theScheduleResolvesEachDueNameOnceAndForgetsRemovedOnes() {
+        let resolver = FakeResolver()
+        let refresher = DNSRefresher(resolver: resolver, logger: Logger(label: "test"), jitter: 0)
+        let names = (0..<50).map { "h\($0).example.test" }
+        resolver.answers.withLock { answers in for (index, name) in names.enumerated() { answers[name] = .success(["192.0.2.\(index + 1)"]) } }
+        let slow = DNSRefresher.Settings(refreshSeconds: 3600, graceSeconds: 300)
+        refresher.update(namespace: "default", name: "a", hosts: Set(names), settings: slow)
+        refresher.update(namespace: "default", name: "b", hosts: [names[0]], settings: slow)
+        refresher.refreshDue()
+        #expect(resolver.queries.withLock { $0.count } == 51)
+        #expect(Set(resolver.queries.withLock { $0 }) == Set(names))
+        #expect(refresher.addresses(namespace: "default", name: "b") == [names[0]: ["192.0.2.1"]])
+        #expect(refresher.resolvingServices == [ServiceKey(namespace: "default", name: "a"), ServiceKey(namespace: "default", name: "b")])
+        // Nothing due; then a name removed and added again is resolved once, at once.
+        refresher.update(namespace: "default", name: "a", hosts: Set(names.dropFirst()), settings: slow)
+        refresher.update(namespace: "default", name: "a", hosts: Set(names), settings: slow)
+        resolver.queries.withLock { $0 = [] }
+        refresher.refreshDue()
+        #expect(resolver.queries.withLock { $0 } == [names[0]])
+        // Removed names are not resolved again, however often they were rescheduled.
+        refresher.update(namespace: "default", name: "a", hosts: [], settings: slow)
+        refresher.update(namespace: "default", name: "b", hosts: [], settings: slow)
+        #expect(refresher.hostCount == 0 && refresher.resolvingServices.isEmpty)
+        // A shorter interval applies at once: due within 5 s instead of an hour.
+        refresher.update(namespace: "default", name: "c", hosts: [names[1]], settings: slow)
+        refresher.refreshDue()
+        refresher.update(namespace: "default", name: "c", hosts: [names[1]], settings: .init(refreshSeconds: 5, graceSeconds: 300))
+        let next = refresher.reports(namespace: "default", name: "c")[names[1]]?.nextAttempt
+        #expect(next.map { $0.timeIntervalSinceNow <= 6 } == true)
+    }
+
+    /// A name whose lookup hangs (servers that do not answer, up to the resolver's deadline)
+    /// holds up one refresher thread, not the other names.
+    @Test func aHangingLookupDoesNotHoldUpTheOtherNames() {
+        let resolver = BlockingResolver(blocked: "hang.example.test")
+        let refresher = DNSRefresher(resolver: resolver, logger: Logger(label: "test"))
+        let settings = DNSRefresher.Settings(refreshSeconds: 30, graceSeconds: 300)
+        refresher.start()
+        refresher.update(namespace: "default", name: "a", hosts: ["hang.example.test"], settings: settings)
+        #expect(eventually { resolver.started.withLock { $0.contains("hang.example.test") } })
+        refresher.update(namespace: "default", name: "b", hosts: ["ok.example.test"], settings: settings)
+        #expect(eventually { refresher.resolution(namespace: "default", name: "b", host: "ok.example.test")?.addresses == ["192.0.2.9"] })
+        resolver.release()
+        #expect(refresher.shutdown(deadline: .seconds(5)))
+    }
+
+    /// While names keep falling due (a long backlog), the changes found so far are told at
+    /// least every `notifyEvery`, not once the backlog is done.
+    @Test func changesAreToldWhileTheBacklogIsResolved() {
+        let resolver = SlowResolver(delay: 0.2)
+        let refresher = DNSRefresher(resolver: resolver, logger: Logger(label: "test"))
+        let told = Mutex<[String: Int]>([:])
+        refresher.onChange { _, name in
+            let done = resolver.queries.withLock { $0 }
+            told.withLock { $0[name] = $0[name] ?? done }
+        }
+        let settings = DNSRefresher.Settings(refreshSeconds: 30, graceSeconds: 300)
+        refresher.update(namespace: "default", name: "first", hosts: ["h0.example.test"], settings: settings)
+        refresher.update(
+            namespace: "default", name: "rest", hosts: Set((1..<10).map { "h\($0).example.test" }), settings: settings)
+        refresher.refreshDue()
+        // "first" was told after at most about notifyEvery (3 lookups of 0.2 s), not after all 10.
+        #expect((told.withLock { $0["first"] } ?? 10) < 10)
+        #expect(told.withLock { $0["rest"] } != nil)
     }
 
     @Test func refresherThreadStartsAndStops() {

@@ -144,6 +144,29 @@ func service(_ ips: [String], check: HealthCheck?, ready: [Bool]? = nil) -> Exte
         #expect(checker.report(namespace: "default", name: "rgw")?.conditions.isEmpty == true)
     }
 
+    /// The event log keeps the newest `maxEventsPerService` events, oldest first.
+    @Test func theEventLogIsBounded() throws {
+        let prober = FakeProber()
+        var configuration = HealthChecker.Configuration()
+        configuration.maxEventsPerService = 4
+        let checker = HealthChecker(prober: prober, configuration: configuration, logger: logger)
+        let check = HealthCheck(type: .tcp, intervalSeconds: 1, timeoutSeconds: 1, healthyThreshold: 1, unhealthyThreshold: 1)
+        let ips = ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+        let registered = service(ips, check: check)
+        checker.start()
+        defer { checker.shutdown(deadline: .seconds(5)) }
+        checker.update(namespace: "default", name: "rgw", service: registered)
+        // 3 events (unknown -> healthy), then 3 (healthy -> unhealthy) and the condition: 7 in all.
+        #expect(eventually { checker.report(namespace: "default", name: "rgw")?.addresses.allSatisfy { $0.health.state == .healthy } == true })
+        prober.setFailing(Set(ips.map { ProbeTarget(ip: $0, port: 8080) }))
+        #expect(eventually { checker.report(namespace: "default", name: "rgw")?.conditions.isEmpty == false })
+        let events = try #require(checker.report(namespace: "default", name: "rgw")?.events)
+        #expect(events.count == 4)
+        #expect(events.last?.to == HealthChecker.Condition.allBackendsUnhealthy)
+        #expect(events.dropLast().allSatisfy { $0.to == "unhealthy" })
+        #expect(zip(events, events.dropFirst()).allSatisfy { $0.time <= $1.time })
+    }
+
     /// 200 addresses, probes that take 20 ms, 4 in flight at most: never more, and every
     /// address is probed; first probes are spread over the interval rather than fired at once.
     @Test func boundedInFlightAndSpread() throws {

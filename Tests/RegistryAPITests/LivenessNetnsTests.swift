@@ -24,17 +24,19 @@ func unshareWorks(_ flags: [String]) -> Bool {
 }
 
 /// End-to-end health checks with real backends and the real server, all inside a private
-/// network namespace (scripts/e2e/liveness-netns.sh): the documentation addresses exist only
-/// there, so no probe can leave the machine. Skipped, saying so, where `unshare -n` is not
+/// network namespace (scripts/e2e/liveness-netns.sh), with the fake API server as the bound
+/// cluster: the documentation addresses exist only there, so no probe can leave the machine. Skipped, saying so, where `unshare -n` is not
 /// permitted.
 @Suite struct LivenessNetnsTests {
     @Test(.enabled(if: NetworkNamespace.available, "needs `unshare -n` (root): private network namespace not permitted here"))
     func deadBackendLeavesTheRenderingAndComesBack() throws {
         let (status, text) = try runUnshared(
-            ["-n"], script: "scripts/e2e/liveness-netns.sh", arguments: [], workPrefix: "liveness", timeoutSeconds: 180)
+            ["-n"], script: "scripts/e2e/liveness-netns.sh", arguments: [Paths.root.path()], workPrefix: "liveness", timeoutSeconds: 180)
         #expect(status == 0, "\(text)")
         #expect(text.contains("ok: dead backend leaves the rendering"))
+        #expect(text.contains("ok: dead backend leaves the fake cluster"))
         #expect(text.contains("ok: recovered backend comes back"))
+        #expect(text.contains("ok: recovered backend comes back in the fake cluster"))
         #expect(text.hasSuffix("PASS\n"), "\(text)")
     }
 }

@@ -66,6 +66,15 @@ private func fields(_ json: String) throws -> [String] {
         (#"{"type":"tcp","intervalSeconds":0}"#, "healthCheck.intervalSeconds"),
         (#"{"type":"tcp","timeoutSeconds":"2"}"#, "healthCheck.timeoutSeconds"),
         (#""tcp""#, "healthCheck"),
+        (#"{"type":"tcp","intervalSeconds":99999999999999999999}"#, "healthCheck.intervalSeconds"),
+        (#"{"type":"tcp","timeoutSeconds":1.5}"#, "healthCheck.timeoutSeconds"),
+        (#"{"type":"tcp","timeoutSeconds":9223372036854775807}"#, "healthCheck.timeoutSeconds"),
+        (#"{"type":"tcp","healthyThreshold":-9223372036854775808}"#, "healthCheck.healthyThreshold"),
+        (#"{"type":"tcp","port":"web"}"#, "healthCheck.port"),
+        (
+            #"{"type":"http","expectedStatuses":["# + Array(repeating: "200", count: 101).joined(separator: ",") + "]}",
+            "healthCheck.expectedStatuses"
+        ),
     ])
     func rejects(check: String, field: String) throws {
         #expect(try fields(#"{"name":"a","ports":[{"port":80}],"healthCheck":\#(check)}"#) == [field])

@@ -28,3 +28,35 @@ waitfor() {
     echo "--- server log:"; tail -20 "$WORK/server.log" || true
     exit 1
 }
+
+# fake_apiserver REPOSITORY: starts the fake API server (Tests/FakeAPIServer) on the namespace's
+# loopback with a CA made here, sets KUBE (its URL) and writes $WORK/kubeconfig (context `fake`,
+# token `admin-token`).
+fake_apiserver() {
+    (
+        cd "$WORK"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=fake-ca -keyout ca.key -out ca.crt 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server.key -out server.csr 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1\n' > server.ext
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -extfile server.ext -out server.crt 2>/dev/null
+    )
+    python3 "$1/Tests/FakeAPIServer/fake_apiserver.py" --cert "$WORK/server.crt" --key "$WORK/server.key" --client-ca "$WORK/ca.crt" \
+        --token admin-token=admin >"$WORK/apiserver.out" 2>"$WORK/apiserver.log" &
+    PIDS="$PIDS $!"
+    waitfor 15 "fake API server up" grep -q '^PORT ' "$WORK/apiserver.out"
+    KUBE=https://127.0.0.1:$(sed -n 's/^PORT //p' "$WORK/apiserver.out")
+    cat > "$WORK/kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+current-context: fake
+clusters:
+- name: fake
+  cluster: {server: "$KUBE", certificate-authority: "$WORK/ca.crt"}
+users:
+- name: admin
+  user: {token: admin-token}
+contexts:
+- name: fake
+  context: {cluster: fake, user: admin}
+KUBECONFIG
+}

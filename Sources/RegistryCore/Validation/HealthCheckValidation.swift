@@ -2,6 +2,8 @@ extension ServiceValidator {
     public static let healthCheckIntervalRange = 1...3600
     public static let healthCheckThresholdRange = 1...10
     public static let maxHealthCheckPathBytes = 1024
+    /// Most entries of `expectedStatuses` (codes and ranges; 100–599 needs at most 500).
+    public static let maxHealthCheckExpectedStatuses = 100
 
     /// Violations of `healthCheck` (issue 13), all at once: bounds, `timeoutSeconds` below
     /// `intervalSeconds`, HTTP-only fields on `tcp`, the port (a number 1–65535 or the name of a
@@ -86,6 +88,11 @@ extension ServiceValidator {
         }
         if let statuses = check.expectedStatuses {
             if statuses.isEmpty, !skip("expectedStatuses") { add("expectedStatuses", .required, "must name at least one status code when given") }
+            if statuses.count > maxHealthCheckExpectedStatuses, !skip("expectedStatuses") {
+                add(
+                    "expectedStatuses", .tooMany,
+                    "\(statuses.count): must have at most \(maxHealthCheckExpectedStatuses) entries (use ranges such as \"200-399\")")
+            }
             for (index, range) in statuses.enumerated()
             where !skip("expectedStatuses[\(index)]") && (range.lowerBound < 100 || range.upperBound > 599) {
                 add("expectedStatuses[\(index)]", .invalid, "\"\(HealthCheck.text(range))\": status codes are between 100 and 599 (RFC 9110 §15)")
