@@ -352,6 +352,58 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
             ])
     }
 
+    /// What the endpoint objects and the Service's metadata say beyond the registration, one
+    /// warning per field: labels and annotations of Endpoints and slices (the rendering gives them
+    /// the Service's labels), conditions other than `ready`, an endpoint port's own appProtocol, a
+    /// label the registry sets itself, owner references, and Endpoints that disagree with the
+    /// slices that win over them.
+    @Test func endpointObjectDetailsAreWarnedPerField() throws {
+        let plan = try importPlan(
+            """
+            apiVersion: v1
+            kind: Service
+            metadata:
+              name: web
+              labels: {team: a, app.kubernetes.io/managed-by: Helm}
+              ownerReferences: [{apiVersion: v1, kind: ConfigMap, name: owner, uid: 1}]
+              resourceVersion: "42"
+            spec: {ports: [{name: http, port: 80, appProtocol: http}]}
+            ---
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata:
+              name: web-1
+              labels: {kubernetes.io/service-name: web, team: a, tier: db}
+              annotations: {note: kept-nowhere}
+            addressType: IPv4
+            endpoints:
+            - addresses: [192.0.2.1]
+              conditions: {ready: false, serving: true, terminating: true}
+            - addresses: [192.0.2.2]
+              conditions: {ready: true, serving: true, terminating: false}
+            ports: [{name: http, port: 8080, appProtocol: kubernetes.io/h2c}]
+            ---
+            apiVersion: v1
+            kind: Endpoints
+            metadata: {name: web}
+            subsets: [{addresses: [{ip: 192.0.2.9}], ports: [{name: http, port: 8080}]}]
+            """)
+        #expect(
+            plan.warnings.map(\.path) == [
+                "documents[0].metadata.labels[app.kubernetes.io/managed-by]", "documents[0].metadata.ownerReferences",
+                "documents[1].metadata.labels[tier]", "documents[1].metadata.annotations[note]",
+                "documents[1].endpoints[0].conditions.serving", "documents[1].endpoints[0].conditions.terminating",
+                "documents[1].ports[0].appProtocol", "documents[2]",
+            ], "\(plan.warnings)")
+        #expect(plan.warnings.allSatisfy { $0.notKept })
+        let service = try #require(plan.services.first)
+        #expect(service.labels == ["team": "a"] && service.addresses.map(\.ip) == ["192.0.2.1", "192.0.2.2"])
+        // The registry's own rendering imports without a word.
+        let rendered = ManifestFormat.yaml.serialize(ManifestRenderer.render(service).objects)
+        let again = try importPlan(String(decoding: rendered, as: UTF8.self))
+        #expect(again.warnings.isEmpty)
+    }
+
     @Test func kubernetesOwnObjectsAreRefused() throws {
         let plan = try importPlan(
             """
@@ -439,6 +491,9 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
 /// document and field, each root cause once.
 @Suite struct ImportKubernetesRuleTests {
     static let service = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{name: web, port: 80}]}\n---\n"
+    static func endpoints(_ addresses: String, _ ports: String) -> String {
+        service + "apiVersion: v1\nkind: Endpoints\nmetadata: {name: a}\nsubsets: [{addresses: \(addresses), ports: \(ports)}]"
+    }
     static func slice(_ body: String) -> String {
         service + "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: a-1, labels: {kubernetes.io/service-name: a}}\n" + body
     }
@@ -465,6 +520,72 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
         (
             service + "apiVersion: v1\nkind: Endpoints\nmetadata: {name: a}\nsubsets: [{ports: [{name: web, port: 80}]}]",
             "documents[1].subsets[0]", "must specify `addresses` or `notReadyAddresses`"
+        ),
+        // validateEndpointAddress: IP valid and not special, hostname a DNS-1123 label, nodeName a
+        // DNS-1123 subdomain; each named at its own document and field.
+        (endpoints("[{ip: 10.0.0.300}]", "[{name: web, port: 80}]"), "documents[1].subsets[0].addresses[0].ip", "must be a valid IP address"),
+        (
+            endpoints("[{ip: 127.0.0.1}]", "[{name: web, port: 80}]"), "documents[1].subsets[0].addresses[0].ip",
+            "may not be in the loopback range (127.0.0.0/8, ::1/128)"
+        ),
+        (
+            endpoints("[{ip: 10.0.0.1, hostname: Db_1}]", "[{name: web, port: 80}]"), "documents[1].subsets[0].addresses[0].hostname",
+            "a lowercase RFC 1123 label"
+        ),
+        (
+            endpoints("[{ip: 10.0.0.1, nodeName: Node_1}]", "[{name: web, port: 80}]"), "documents[1].subsets[0].addresses[0].nodeName",
+            "a lowercase RFC 1123 subdomain"
+        ),
+        // validateEndpointPort: a name required with several ports, a DNS-1123 label; appProtocol a
+        // qualified name.
+        (endpoints("[{ip: 10.0.0.1}]", "[{name: web, port: 80}, {port: 81}]"), "documents[1].subsets[0].ports[1].name", "Required value"),
+        (endpoints("[{ip: 10.0.0.1}]", "[{name: Web, port: 80}]"), "documents[1].subsets[0].ports[0].name", "a lowercase RFC 1123 label"),
+        (
+            endpoints("[{ip: 10.0.0.1}]", "[{name: web, port: 80, appProtocol: 'not valid'}]"), "documents[1].subsets[0].ports[0].appProtocol",
+            "name part must consist of alphanumeric characters"
+        ),
+        // ValidateEndpointSlice: 1 to 100 addresses per endpoint, none special; hostname, nodeName,
+        // port name and appProtocol as above.
+        (
+            slice("addressType: IPv4\nendpoints: [{addresses: []}]\nports: [{name: web, port: 80}]"), "documents[1].endpoints[0].addresses",
+            "must contain at least 1 address"
+        ),
+        (
+            slice(
+                "addressType: IPv4\nendpoints: [{addresses: [\((1...101).map { "10.0.1.\($0)" }.joined(separator: ", "))]}]\nports: [{name: web, port: 80}]"
+            ),
+            "documents[1].endpoints[0].addresses", "must have at most 100 items"
+        ),
+        (
+            slice("addressType: IPv6\nendpoints: [{addresses: ['fe80::1']}]\nports: [{name: web, port: 80}]"),
+            "documents[1].endpoints[0].addresses[0]",
+            "may not be in the link-local range"
+        ),
+        (
+            slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1], hostname: -x}]\nports: [{name: web, port: 80}]"),
+            "documents[1].endpoints[0].hostname", "a lowercase RFC 1123 label"
+        ),
+        (
+            slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1], nodeName: 'node 1'}]\nports: [{name: web, port: 80}]"),
+            "documents[1].endpoints[0].nodeName", "a lowercase RFC 1123 subdomain"
+        ),
+        (
+            slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1]}]\nports: [{name: Web, port: 80}]"), "documents[1].ports[0].name",
+            "a lowercase RFC 1123 label"
+        ),
+        (
+            slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1]}]\nports: [{name: web, port: 80, appProtocol: -h2c}]"),
+            "documents[1].ports[0].appProtocol", "name part must consist of alphanumeric characters"
+        ),
+        // The registry's own rule for a value it keeps (a zone is a label value), named where it came from.
+        (
+            slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1], zone: 'eu/west'}]\nports: [{name: web, port: 80}]"),
+            "documents[1].endpoints[0].zone", "\"eu/west\""
+        ),
+        // ValidateService: the four types; an unknown one alone (the root cause of the rest).
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {type: Foo, loadBalancerClass: x.io/y, ports: [{name: web, port: 80, nodePort: 30080}]}",
+            "documents[0].spec.type", #"Unsupported value: "Foo": supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort""#
         ),
     ])
     func rule(yaml: String, field: String, message: String) throws {
