@@ -404,6 +404,36 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
         #expect(again.warnings.isEmpty)
     }
 
+    /// A headless Service whose endpoints declare ports it does not: DNS publishes SRV records
+    /// for them, so they become Service ports (same records) instead of being refused or dropped.
+    @Test func headlessEndpointPortsBecomeServicePorts() throws {
+        let plan = try importPlan(
+            """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: db}
+            spec: {clusterIP: None}
+            ---
+            apiVersion: v1
+            kind: Endpoints
+            metadata: {name: db}
+            subsets:
+            - addresses: [{ip: 192.0.2.1, hostname: db-0}]
+              ports: [{name: pg, port: 5432}, {name: metrics, port: 9187}]
+            - addresses: [{ip: 192.0.2.2, hostname: db-1}]
+              ports: [{name: pg, port: 5433}]
+            """)
+        let service = try #require(plan.services.first)
+        #expect(service.type == .headless)
+        #expect(service.ports.map(\.name) == ["pg", "metrics"] && service.ports.map(\.port) == [5432, 9187])
+        #expect(service.addresses.map(\.servedPorts) == [nil, ["pg"]])
+        #expect(service.addresses[1].backendPorts(for: service.ports) == [5433, nil])
+        // (and the advice that db-1 listens on another port than the Service's, as for any headless Service)
+        #expect(plan.warnings.map(\.path) == ["documents[1].subsets[0].ports[0]", "documents[1].subsets[0].ports[1]", "documents[0]"])
+        #expect(plan.warnings.allSatisfy { !$0.notKept })
+        #expect(plan.warnings[2].message.contains("no port translation"))
+    }
+
     @Test func kubernetesOwnObjectsAreRefused() throws {
         let plan = try importPlan(
             """

@@ -299,11 +299,15 @@ private struct Builder {
                     targetPort: port["targetPort"]?.intValue, appProtocol: Builder.string(port["appProtocol"])))
             portsJSON.append(.object(port))
         }
-        if !portsJSON.isEmpty { json["ports"] = .array(portsJSON) }
-
         var mode: EndpointsMode = .both
         let sliceList = slices[key] ?? []
         let endpointsObject = endpoints[key]
+        if type == "ClusterIP" && Builder.string(spec["clusterIP"]) == "None" {
+            addHeadlessEndpointPorts(
+                sliceList.isEmpty ? endpointsObject.map { [$0] } ?? [] : sliceList, isSlice: !sliceList.isEmpty, to: &ports,
+                json: &portsJSON)
+        }
+        if !portsJSON.isEmpty { json["ports"] = .array(portsJSON) }
         for (objectPath, objectValue) in sliceList.map({ ($0.path, $0.object) }) + (endpointsObject.map { [($0.path, $0.object)] } ?? []) {
             warnAboutEndpointObjectMetadata(objectValue, path: objectPath, serviceLabels: allLabels)
         }
@@ -550,6 +554,50 @@ private struct Builder {
         }
         for key in spec.keys.sorted() where !Builder.representedSpecFields.contains(key) {
             warn("\(path).\(key)", "not kept: the registry has no field for spec.\(key)")
+        }
+    }
+
+    /// A headless Service may name fewer ports than its endpoints: kube-proxy ignores it, and
+    /// DNS publishes SRV records for the endpoints' ports (CoreDNS reads them from the endpoint
+    /// objects). The registry keeps ports on the Service, so such a port becomes a Service port
+    /// (port = backend port; the first number given for it), which renders to the same DNS
+    /// records, with a warning saying so. Only when the result is valid: a port without a name
+    /// only as the only port. Invalid endpoint ports are left to `backendPorts` to report.
+    mutating func addHeadlessEndpointPorts(
+        _ objects: [(path: String, object: JSONObject)], isSlice: Bool, to ports: inout [ImportedPort], json: inout [JSONValue]
+    ) {
+        var added: [(path: String, port: ImportedPort)] = []
+        for (path, object) in objects {
+            let groups: [(path: String, items: [JSONValue])] =
+                isSlice
+                ? [("\(path).ports", Builder.array(object["ports"]))]
+                : Builder.array(object["subsets"]).enumerated().map { ("\(path).subsets[\($0)].ports", Builder.array(Builder.object($1)?["ports"])) }
+            for (groupPath, items) in groups {
+                for (index, item) in items.enumerated() {
+                    let port = Builder.object(item) ?? JSONObject()
+                    let name = Builder.string(port["name"]).flatMap { $0.isEmpty ? nil : $0 }
+                    let proto = Builder.string(port["protocol"]) ?? "TCP"
+                    guard let number = port["port"]?.intValue, (1...65535).contains(number), ["TCP", "UDP", "SCTP"].contains(proto),
+                        name.map({ KubernetesNames.dns1123Label($0).isEmpty }) ?? true,
+                        !(ports + added.map(\.port)).contains(where: { $0.name == name && $0.protocol == proto })
+                    else { continue }
+                    added.append(("\(groupPath)[\(index)]", ImportedPort(name: name, protocol: proto, port: number, targetPort: nil, appProtocol: nil)))
+                }
+            }
+        }
+        let total = ports.count + added.count
+        guard !added.isEmpty, total <= ServiceValidator.maxPorts, total == 1 || (ports + added.map(\.port)).allSatisfy({ $0.name != nil }) else {
+            return
+        }
+        for (path, port) in added {
+            var object = JSONObject([("protocol", .string(port.protocol)), ("port", .integer(port.port))])
+            if let name = port.name { object["name"] = .string(name) }
+            warn(
+                path,
+                "added to the headless Service as ports[\(ports.count)] (\(port.name ?? "<unnamed>")/\(port.protocol) \(port.port)): DNS publishes SRV records for a headless Service's endpoint ports, and the registry keeps ports on the Service",
+                notKept: false)
+            ports.append(port)
+            json.append(.object(object))
         }
     }
 
