@@ -581,7 +581,8 @@ private struct Builder {
                         name.map({ KubernetesNames.dns1123Label($0).isEmpty }) ?? true,
                         !(ports + added.map(\.port)).contains(where: { $0.name == name && $0.protocol == proto })
                     else { continue }
-                    added.append(("\(groupPath)[\(index)]", ImportedPort(name: name, protocol: proto, port: number, targetPort: nil, appProtocol: nil)))
+                    added.append(
+                        ("\(groupPath)[\(index)]", ImportedPort(name: name, protocol: proto, port: number, targetPort: nil, appProtocol: nil)))
                 }
             }
         }
