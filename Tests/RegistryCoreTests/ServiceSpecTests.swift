@@ -434,6 +434,26 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
         #expect(plan.warnings[2].message.contains("no port translation"))
     }
 
+    /// An EndpointSlice port without number is valid ("not restricted"); kube-proxy ignores it.
+    @Test func aSlicePortWithoutNumberIsAWarning() throws {
+        let plan = try importPlan(
+            """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web}
+            spec: {ports: [{name: http, port: 80}, {name: https, port: 443}]}
+            ---
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata: {name: web-1, labels: {kubernetes.io/service-name: web}}
+            addressType: IPv4
+            endpoints: [{addresses: [192.0.2.1]}]
+            ports: [{name: http, port: 8080}, {name: https}]
+            """)
+        #expect(plan.warnings.map(\.path) == ["documents[1].ports[1].port"])
+        #expect(plan.services.first?.addresses.map(\.servedPorts) == [["http"]])
+    }
+
     @Test func kubernetesOwnObjectsAreRefused() throws {
         let plan = try importPlan(
             """
@@ -570,6 +590,7 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
         // qualified name.
         (endpoints("[{ip: 10.0.0.1}]", "[{name: web, port: 80}, {port: 81}]"), "documents[1].subsets[0].ports[1].name", "Required value"),
         (endpoints("[{ip: 10.0.0.1}]", "[{name: Web, port: 80}]"), "documents[1].subsets[0].ports[0].name", "a lowercase RFC 1123 label"),
+        (endpoints("[{ip: 10.0.0.1}]", "[{name: web}]"), "documents[1].subsets[0].ports[0].port", "Invalid value: 0: must be between 1 and 65535"),
         (
             endpoints("[{ip: 10.0.0.1}]", "[{name: web, port: 80, appProtocol: 'not valid'}]"), "documents[1].subsets[0].ports[0].appProtocol",
             "name part must consist of alphanumeric characters"

@@ -712,10 +712,12 @@ private struct Builder {
     /// listed: nil, the addresses do not serve it); nil (after recording why) when a port is
     /// invalid or none matches a Service port. The API server's rules for endpoint ports:
     /// pkg/apis/core/validation `validateEndpointPort` (a name required when the subset has
-    /// several, `requireName`) and pkg/apis/discovery/validation `validatePorts`: a name is empty
+    /// several) and pkg/apis/discovery/validation `validatePorts`: a name is empty
     /// or a DNS-1123 label, unique; a valid port number; a supported protocol; `appProtocol` a
     /// qualified name.
-    mutating func backendPorts(_ items: [JSONValue], path: String, ports: [ImportedPort], requireName: Bool) -> [Int?]? {
+    mutating func backendPorts(_ items: [JSONValue], path: String, ports: [ImportedPort], isEndpoints: Bool) -> [Int?]? {
+        // validateEndpointPort: with several ports in a subset, each needs a name.
+        let requireName = isEndpoints && items.count > 1
         var found: [Int?] = Array(repeating: nil, count: ports.count)
         var names = Set<String>()
         var valid = true
@@ -746,8 +748,15 @@ private struct Builder {
                 continue
             }
             guard let number = object["port"]?.intValue else {
-                fail("\(itemPath).port", "is required", kind: .required)
-                valid = false
+                if isEndpoints {
+                    // Endpoints: the port defaults to 0, which `IsValidPortNum` refuses.
+                    fail("\(itemPath).port", "Invalid value: 0: must be between 1 and 65535, inclusive")
+                    valid = false
+                } else {
+                    // EndpointSlice: a port without number is valid ("not restricted", left to the
+                    // consumer); kube-proxy ignores it, and a registered backend port is a number.
+                    warn("\(itemPath).port", "absent: the port is not kept (kube-proxy ignores an endpoint port without number)")
+                }
                 continue
             }
             if !(1...65535).contains(number) {
@@ -815,7 +824,7 @@ private struct Builder {
                 }
             }
             let subsetPorts = Builder.array(subset["ports"])
-            guard let backendPorts = backendPorts(subsetPorts, path: "\(subsetPath).ports", ports: ports, requireName: subsetPorts.count > 1)
+            guard let backendPorts = backendPorts(subsetPorts, path: "\(subsetPath).ports", ports: ports, isEndpoints: true)
             else { continue }
             for entry in entries {
                 backends.append(
@@ -875,7 +884,7 @@ private struct Builder {
             warnAboutConditions(endpoint["conditions"]?.objectValue ?? JSONObject(), path: "\(endpointPath).conditions")
             entries.append((endpointPath, endpoint, addresses.compactMap(Builder.string)))
         }
-        guard let backendPorts = backendPorts(Builder.array(object["ports"]), path: "\(path).ports", ports: ports, requireName: false) else {
+        guard let backendPorts = backendPorts(Builder.array(object["ports"]), path: "\(path).ports", ports: ports, isEndpoints: false) else {
             return []
         }
         var backends: [Backend] = []
