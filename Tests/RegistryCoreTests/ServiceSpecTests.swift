@@ -434,6 +434,34 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
         #expect(plan.warnings[2].message.contains("no port translation"))
     }
 
+    /// Endpoints may give one port name several numbers (the API server allows it; every
+    /// (address, port) pair is an endpoint): the same registration as one subset per port.
+    @Test func endpointsWithOneNameOnSeveralPortsImportAsOneSubsetPerPort() throws {
+        let service = "apiVersion: v1\nkind: Service\nmetadata: {name: rgw}\nspec: {ports: [{name: s3, port: 80}]}\n---\n"
+        let oneSubset = try importPlan(
+            service + """
+                apiVersion: v1
+                kind: Endpoints
+                metadata: {name: rgw}
+                subsets: [{addresses: [{ip: 192.0.2.1}, {ip: 192.0.2.2}], ports: [{name: s3, port: 8080}, {name: s3, port: 8081}]}]
+                """)
+        let subsetPerPort = try importPlan(
+            service + """
+                apiVersion: v1
+                kind: Endpoints
+                metadata: {name: rgw}
+                subsets:
+                - {addresses: [{ip: 192.0.2.1}, {ip: 192.0.2.2}], ports: [{name: s3, port: 8080}]}
+                - {addresses: [{ip: 192.0.2.1}, {ip: 192.0.2.2}], ports: [{name: s3, port: 8081}]}
+                """)
+        let registered = try #require(oneSubset.services.first)
+        #expect(registered.addresses.map(\.ip) == ["192.0.2.1", "192.0.2.1", "192.0.2.2", "192.0.2.2"])
+        #expect(registered.addresses.map(\.port) == [8080, 8081, 8080, 8081])
+        #expect(oneSubset.services == subsetPerPort.services)
+        // Not mirrorable (the same addresses on one port name twice): both, and why.
+        #expect(registered.endpointsMode == .both && oneSubset.warnings.map(\.path) == ["documents[1]"])
+    }
+
     /// An EndpointSlice port without number is valid ("not restricted"); kube-proxy ignores it.
     @Test func aSlicePortWithoutNumberIsAWarning() throws {
         let plan = try importPlan(

@@ -708,17 +708,20 @@ private struct Builder {
         }
     }
 
-    /// Maps endpoint ports onto the Service's ports by name and protocol (a Service port not
-    /// listed: nil, the addresses do not serve it); nil (after recording why) when a port is
-    /// invalid or none matches a Service port. The API server's rules for endpoint ports:
-    /// pkg/apis/core/validation `validateEndpointPort` (a name required when the subset has
-    /// several) and pkg/apis/discovery/validation `validatePorts`: a name is empty
-    /// or a DNS-1123 label, unique; a valid port number; a supported protocol; `appProtocol` a
-    /// qualified name.
-    mutating func backendPorts(_ items: [JSONValue], path: String, ports: [ImportedPort], isEndpoints: Bool) -> [Int?]? {
+    /// Maps endpoint ports onto the Service's ports by name and protocol: one backend port per
+    /// Service port (nil: a Service port not listed, the addresses do not serve it). Endpoints may
+    /// give one name several port numbers (the API server allows it; each (address, port) pair is
+    /// an endpoint): the first vector holds the first number of each, each further one only the
+    /// further numbers, so every pair becomes one registered address, as with one subset per port.
+    /// Nil (after recording why) when a port is invalid or none matches a Service port. The API
+    /// server's rules for endpoint ports: pkg/apis/core/validation `validateEndpointPort` (a name
+    /// required when the subset has several; no uniqueness) and pkg/apis/discovery/validation
+    /// `validatePorts`: a name is empty or a DNS-1123 label, unique in a slice; a valid port
+    /// number; a supported protocol; `appProtocol` a qualified name.
+    mutating func backendPorts(_ items: [JSONValue], path: String, ports: [ImportedPort], isEndpoints: Bool) -> [[Int?]]? {
         // validateEndpointPort: with several ports in a subset, each needs a name.
         let requireName = isEndpoints && items.count > 1
-        var found: [Int?] = Array(repeating: nil, count: ports.count)
+        var found: [[Int]] = Array(repeating: [], count: ports.count)
         var names = Set<String>()
         var valid = true
         var matched: [(itemPath: String, match: Int, appProtocol: String?)] = []
@@ -732,7 +735,7 @@ private struct Builder {
             } else if !rawName.isEmpty, case let problems = KubernetesNames.dns1123Label(rawName), !problems.isEmpty {
                 for problem in problems { fail("\(itemPath).name", "Invalid value: \"\(rawName)\": \(problem)") }
                 valid = false
-            } else if !names.insert(rawName).inserted {
+            } else if !names.insert(rawName).inserted && !isEndpoints {
                 fail("\(itemPath).name", "Duplicate value: \"\(rawName)\"", kind: .duplicate)
                 valid = false
             }
@@ -777,7 +780,7 @@ private struct Builder {
                 warn(itemPath, "port \(name ?? "<unnamed>")/\(proto) is not kept: \(detail)")
                 continue
             }
-            found[match] = number
+            if !found[match].contains(number) { found[match].append(number) }
             matched.append((itemPath, match, Builder.string(object["appProtocol"])))
         }
         guard valid else { return nil }
@@ -787,12 +790,13 @@ private struct Builder {
                 "\"\(appProtocol!)\" is not kept: the registry gives the endpoints the appProtocol of the Service port (\(ports[match].appProtocol.map { "\"\($0)\"" } ?? "none"))"
             )
         }
-        if !ports.isEmpty, found.allSatisfy({ $0 == nil }) {
+        if !ports.isEmpty, found.allSatisfy(\.isEmpty) {
             // Valid in Kubernetes; the cause (a port that matches nothing) is reported above when any.
             warn(path, "its addresses are not kept: they serve no port of the Service", notKept: true)
             return nil
         }
-        return found
+        let vectors = max(1, found.map(\.count).max() ?? 0)
+        return (0..<vectors).map { vector in found.map { vector < $0.count ? $0[vector] : nil } }
     }
 
     mutating func endpointsBackends(_ object: JSONObject, path: String, ports: [ImportedPort]) -> [Backend] {
@@ -827,10 +831,12 @@ private struct Builder {
             guard let backendPorts = backendPorts(subsetPorts, path: "\(subsetPath).ports", ports: ports, isEndpoints: true)
             else { continue }
             for entry in entries {
-                backends.append(
-                    Backend(
-                        ip: Builder.string(entry.address["ip"]) ?? "", hostname: Builder.string(entry.address["hostname"]), zone: nil,
-                        ready: entry.ready, ports: backendPorts, source: entry.path, ipSource: "\(entry.path).ip"))
+                for vector in backendPorts {
+                    backends.append(
+                        Backend(
+                            ip: Builder.string(entry.address["ip"]) ?? "", hostname: Builder.string(entry.address["hostname"]), zone: nil,
+                            ready: entry.ready, ports: vector, source: entry.path, ipSource: "\(entry.path).ip"))
+                }
             }
         }
         return backends
@@ -894,7 +900,7 @@ private struct Builder {
                 backends.append(
                     Backend(
                         ip: ip, hostname: Builder.string(entry.endpoint["hostname"]), zone: Builder.string(entry.endpoint["zone"]), ready: ready,
-                        ports: backendPorts, source: entry.path, ipSource: "\(entry.path).addresses[\(addressIndex)]"))
+                        ports: backendPorts[0], source: entry.path, ipSource: "\(entry.path).addresses[\(addressIndex)]"))
             }
         }
         return backends
