@@ -462,6 +462,24 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
         #expect(registered.endpointsMode == .both && oneSubset.warnings.map(\.path) == ["documents[1]"])
     }
 
+    /// Endpoints beside an ExternalName Service are valid, and unused (DNS answers with a CNAME).
+    @Test func endpointsOfAnExternalNameServiceAreAWarning() throws {
+        let plan = try importPlan(
+            """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: db}
+            spec: {type: ExternalName, externalName: db.example.com}
+            ---
+            apiVersion: v1
+            kind: Endpoints
+            metadata: {name: db}
+            subsets: [{addresses: [{ip: 192.0.2.1}], ports: [{port: 5432}]}]
+            """)
+        #expect(plan.services.first?.externalName == "db.example.com" && plan.services.first?.addresses == [])
+        #expect(plan.warnings.map(\.path) == ["documents[1]"] && plan.warnings[0].notKept)
+    }
+
     /// An EndpointSlice port without number is valid ("not restricted"); kube-proxy ignores it.
     @Test func aSlicePortWithoutNumberIsAWarning() throws {
         let plan = try importPlan(

@@ -308,6 +308,7 @@ private struct Builder {
                 json: &portsJSON)
         }
         if !portsJSON.isEmpty { json["ports"] = .array(portsJSON) }
+        let warningsBeforeEndpoints = warnings.count
         for (objectPath, objectValue) in sliceList.map({ ($0.path, $0.object) }) + (endpointsObject.map { [($0.path, $0.object)] } ?? []) {
             warnAboutEndpointObjectMetadata(objectValue, path: objectPath, serviceLabels: allLabels)
         }
@@ -334,6 +335,18 @@ private struct Builder {
             merged = Builder.merge(endpointsBackends(endpointsObject.object, path: endpointsObject.path, ports: ports))
             let labels = endpointsObject.object["metadata"]?["labels"]?.stringMapValue ?? [:]
             mode = labels["endpointslice.kubernetes.io/skip-mirror"] == "true" ? .both : .endpoints
+        }
+        if type == "ExternalName" {
+            // Valid in Kubernetes (the objects are validated above all the same), but DNS answers
+            // an ExternalName Service with a CNAME and kube-proxy ignores it: its endpoints are unused,
+            // one warning per object says so (not one per detail of what is unused anyway).
+            warnings.removeSubrange(warningsBeforeEndpoints...)
+            for objectPath in sliceList.map(\.path) + (endpointsObject.map { [$0.path] } ?? []) {
+                warn(
+                    objectPath,
+                    "not kept: an ExternalName Service has no endpoints (DNS answers with a CNAME to its externalName, kube-proxy ignores it)")
+            }
+            merged = []
         }
         if mode == .endpoints,
             let reason = ManifestRenderer.unmirrorableReason(
