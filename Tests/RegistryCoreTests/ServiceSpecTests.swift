@@ -462,6 +462,19 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
         #expect(registered.endpointsMode == .both && oneSubset.warnings.map(\.path) == ["documents[1]"])
     }
 
+    /// What the API server defaults is taken as defaulted: a targetPort of 0 or "" is the port, a
+    /// nodePort of 0 none.
+    @Test func defaultedPortFieldsImport() throws {
+        let plan = try importPlan(
+            """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web}
+            spec: {ports: [{name: a, port: 80, targetPort: 0, nodePort: 0}, {name: b, port: 81, targetPort: ""}]}
+            """)
+        #expect(plan.services.first?.ports.map(\.targetPort) == [80, 81] && plan.warnings.isEmpty)
+    }
+
     /// Endpoints beside an ExternalName Service are valid, and unused (DNS answers with a CNAME).
     @Test func endpointsOfAnExternalNameServiceAreAWarning() throws {
         let plan = try importPlan(
@@ -678,6 +691,16 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
         (
             slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1], zone: 'eu/west'}]\nports: [{name: web, port: 80}]"),
             "documents[1].endpoints[0].zone", "\"eu/west\""
+        ),
+        // ValidatePortNumOrName: a named targetPort is an IANA_SVC_NAME.
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{name: web, port: 80, targetPort: '8080'}]}",
+            "documents[0].spec.ports[0].targetPort", #"Invalid value: "8080": must contain at least one letter (a-z)"#
+        ),
+        // ValidateService: no nodePort on a ClusterIP Service (0 is none).
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{name: web, port: 80, nodePort: 30080}]}",
+            "documents[0].spec.ports[0].nodePort", "may not be used when `type` is 'ClusterIP'"
         ),
         // ValidateService: the four types; an unknown one alone (the root cause of the rest).
         (

@@ -282,16 +282,29 @@ private struct Builder {
                 fail(portPath, "must be an object", kind: .wrongType)
                 continue
             }
+            // The API server defaults a targetPort of 0 or "" to the port (core/v1 `SetDefaults_Service`),
+            // and a nodePort of 0 means none.
+            if port["targetPort"] == .integer(0) || port["targetPort"] == .string("") { port["targetPort"] = nil }
+            if port["nodePort"] == .integer(0) { port["nodePort"] = nil }
             if case .string(let named)? = port["targetPort"] {
-                // Valid in Kubernetes, but a name is resolved in a selected pod's container ports:
-                // without a selector nothing resolves it, and only the endpoints' ports count.
-                warn(
-                    "\(portPath).targetPort",
-                    "\"\(named)\" is a named port, which only pods can resolve; a Service without selector takes its backend ports from its endpoints, so it is not kept (targetPort defaults to port)"
-                )
+                // `ValidatePortNumOrName`: a name must be an IANA_SVC_NAME.
+                let problems = KubernetesNames.portName(named)
+                for problem in problems { fail("\(portPath).targetPort", "Invalid value: \"\(named)\": \(problem)") }
+                if problems.isEmpty {
+                    // Valid in Kubernetes, but a name is resolved in a selected pod's container ports:
+                    // without a selector nothing resolves it, and only the endpoints' ports count.
+                    warn(
+                        "\(portPath).targetPort",
+                        "\"\(named)\" is a named port, which only pods can resolve; a Service without selector takes its backend ports from its endpoints, so it is not kept (targetPort defaults to port)"
+                    )
+                }
                 port["targetPort"] = nil
             }
-            if type != "NodePort" && type != "LoadBalancer" { port["nodePort"] = nil }
+            if type == "ExternalName", let nodePort = port["nodePort"] {
+                // Not refused by `ValidateService` for ExternalName, and unused: nothing listens.
+                warn("\(portPath).nodePort", "\(nodePort) is not kept: an ExternalName Service has no node ports")
+                port["nodePort"] = nil
+            }
             let name = Builder.string(port["name"]).flatMap { $0.isEmpty ? nil : $0 }
             ports.append(
                 ImportedPort(
