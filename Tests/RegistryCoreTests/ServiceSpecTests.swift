@@ -697,6 +697,11 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
             "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{name: web, port: 80, targetPort: '8080'}]}",
             "documents[0].spec.ports[0].targetPort", #"Invalid value: "8080": must contain at least one letter (a-z)"#
         ),
+        // validateServiceExternalTrafficPolicy: only for externally-accessible services.
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {externalTrafficPolicy: Local, ports: [{name: web, port: 80}]}",
+            "documents[0].spec.externalTrafficPolicy", #"Invalid value: "Local": may only be set for externally-accessible services"#
+        ),
         // ValidateService: no nodePort on a ClusterIP Service (0 is none).
         (
             "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{name: web, port: 80, nodePort: 30080}]}",

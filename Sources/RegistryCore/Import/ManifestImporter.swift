@@ -561,8 +561,16 @@ private struct Builder {
         if type != "ExternalName", let value = spec["internalTrafficPolicy"], value != .null { json["internalTrafficPolicy"] = value }
         if type == "NodePort" || type == "LoadBalancer" {
             if let value = spec["externalTrafficPolicy"], value != .null { json["externalTrafficPolicy"] = value }
-        } else if spec["externalTrafficPolicy"] != nil {
-            warn("\(path).externalTrafficPolicy", "ignored: only NodePort and LoadBalancer services have one")
+        } else if let policy = spec["externalTrafficPolicy"], policy != .null, policy != .string("") {
+            // validateServiceExternalTrafficPolicy: only for externally-accessible services, which
+            // a ClusterIP Service is when it has externalIPs (those are not kept, so neither is this).
+            if type == "ClusterIP" && !Builder.array(spec["externalIPs"]).isEmpty {
+                warn("\(path).externalTrafficPolicy", "not kept: it applies to the externalIPs, which are not kept either")
+            } else {
+                fail(
+                    "\(path).externalTrafficPolicy",
+                    "Invalid value: \(Builder.string(policy).map { "\"\($0)\"" } ?? "\(policy)"): may only be set for externally-accessible services")
+            }
         }
         if type == "LoadBalancer", let value = spec["allocateLoadBalancerNodePorts"], value != .null { json["allocateLoadBalancerNodePorts"] = value }
         if case .object(let config)? = spec["sessionAffinityConfig"], case .object(let clientIP)? = config["clientIP"],
