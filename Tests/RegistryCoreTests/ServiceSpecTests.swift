@@ -702,6 +702,10 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
             "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {externalTrafficPolicy: Local, ports: [{name: web, port: 80}]}",
             "documents[0].spec.externalTrafficPolicy", #"Invalid value: "Local": may only be set for externally-accessible services"#
         ),
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {type: NodePort, allocateLoadBalancerNodePorts: true, ports: [{name: web, port: 80}]}",
+            "documents[0].spec.allocateLoadBalancerNodePorts", "may only be used when `type` is 'LoadBalancer'"
+        ),
         // ValidateService: no nodePort on a ClusterIP Service (0 is none).
         (
             "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{name: web, port: 80, nodePort: 30080}]}",

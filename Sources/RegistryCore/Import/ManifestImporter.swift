@@ -558,7 +558,14 @@ private struct Builder {
         ] {
             if let value = spec[key], value != .null { json[key] = value }
         }
-        if type != "ExternalName", let value = spec["internalTrafficPolicy"], value != .null { json["internalTrafficPolicy"] = value }
+        if let value = spec["internalTrafficPolicy"], value != .null {
+            if type != "ExternalName" {
+                json["internalTrafficPolicy"] = value
+            } else {
+                // Not refused by the API server, which has no use for it on ExternalName either.
+                warn("\(path).internalTrafficPolicy", "not kept: an ExternalName Service has no traffic policy (DNS answers with a CNAME)")
+            }
+        }
         if type == "NodePort" || type == "LoadBalancer" {
             if let value = spec["externalTrafficPolicy"], value != .null { json["externalTrafficPolicy"] = value }
         } else if let policy = spec["externalTrafficPolicy"], policy != .null, policy != .string("") {
@@ -572,7 +579,8 @@ private struct Builder {
                     "Invalid value: \(Builder.string(policy).map { "\"\($0)\"" } ?? "\(policy)"): may only be set for externally-accessible services")
             }
         }
-        if type == "LoadBalancer", let value = spec["allocateLoadBalancerNodePorts"], value != .null { json["allocateLoadBalancerNodePorts"] = value }
+        // On another type, the registration refuses it as the API server does (`ValidateService`).
+        if let value = spec["allocateLoadBalancerNodePorts"], value != .null { json["allocateLoadBalancerNodePorts"] = value }
         if case .object(let config)? = spec["sessionAffinityConfig"], case .object(let clientIP)? = config["clientIP"],
             let timeout = clientIP["timeoutSeconds"], Builder.string(spec["sessionAffinity"]) == "ClientIP"
         {
