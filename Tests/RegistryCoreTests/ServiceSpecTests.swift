@@ -706,6 +706,10 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
             "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {type: NodePort, allocateLoadBalancerNodePorts: true, ports: [{name: web, port: 80}]}",
             "documents[0].spec.allocateLoadBalancerNodePorts", "may only be used when `type` is 'LoadBalancer'"
         ),
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}, ports: [{name: web, port: 80}]}",
+            "documents[0].spec.sessionAffinityConfig", "must not be set when session affinity is None"
+        ),
         // ValidateService: no nodePort on a ClusterIP Service (0 is none).
         (
             "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{name: web, port: 80, nodePort: 30080}]}",

@@ -585,6 +585,9 @@ private struct Builder {
             let timeout = clientIP["timeoutSeconds"], Builder.string(spec["sessionAffinity"]) == "ClientIP"
         {
             json["sessionAffinityTimeoutSeconds"] = timeout
+        } else if let config = spec["sessionAffinityConfig"], config != .null, (Builder.string(spec["sessionAffinity"]) ?? "None") == "None" {
+            // ValidateService: no sessionAffinityConfig with session affinity None.
+            fail("\(path).sessionAffinityConfig", "Forbidden: must not be set when session affinity is None", kind: .forbidden)
         }
         if let clusterIP = Builder.string(spec["clusterIP"]), !clusterIP.isEmpty, clusterIP != "None" {
             warn(
