@@ -142,6 +142,21 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
 /// Rendering of the new fields and shapes (golden files, validated against the 1.30 and 1.37
 /// schemas by scripts/validate-manifests).
 @Suite struct ServiceSpecRenderingTests {
+    /// A single-stack Service whose family leaves some addresses out validates, and kube-proxy
+    /// never sends them traffic: advice. Not when the registry chooses, dual stack, or headless.
+    @Test(arguments: [
+        (#"{"name":"a","ipFamilies":["IPv6"],"ports":[{"port":80}],"addresses":[{"ip":"192.0.2.1"},{"ip":"2001:db8::1"}]}"#, true),
+        (#"{"name":"a","ipFamilyPolicy":"SingleStack","ports":[{"port":80}],"addresses":[{"ip":"2001:db8::1"}]}"#, true),
+        (#"{"name":"a","ipFamilyPolicy":"SingleStack","ports":[{"port":80}],"addresses":[{"ip":"192.0.2.1"}]}"#, false),
+        (#"{"name":"a","ports":[{"port":80}],"addresses":[{"ip":"2001:db8::1"}]}"#, false),
+        (#"{"name":"a","ipFamilyPolicy":"PreferDualStack","ipFamilies":["IPv4"],"ports":[{"port":80}],"addresses":[{"ip":"2001:db8::1"}]}"#, false),
+        (#"{"name":"a","type":"Headless","ipFamilies":["IPv4"],"ports":[{"port":80}],"addresses":[{"ip":"2001:db8::1"}]}"#, false),
+    ])
+    func singleStackLeavingAddressesOutIsAdvice(json: String, warned: Bool) throws {
+        let advice = ServiceAdvice.warnings(try decoded(json)).filter { $0.hasPrefix("ipFamilyPolicy:") }
+        #expect(advice.count == (warned ? 1 : 0), "\(advice)")
+    }
+
     @Test func ipv6OnlyGetsAnIPv6ServiceAndBothFamiliesPreferDualStack() throws {
         let v6 = try decoded(#"{"name":"v6","ports":[{"port":443}],"addresses":[{"ip":"2001:db8::1"}]}"#)
         let spec = try #require(objects(ManifestRenderer.render(v6), kind: "Service").first?["spec"])
