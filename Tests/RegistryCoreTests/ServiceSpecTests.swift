@@ -552,9 +552,15 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
             addressType: IPv4
             endpoints: [{addresses: [192.0.2.1]}]
             ports: [{port: 80}]
+            ---
+            apiVersion: v1
+            kind: Endpoints
+            metadata: {name: web, labels: {endpoints.kubernetes.io/managed-by: endpoint-controller}}
+            subsets: [{addresses: [{ip: 192.0.2.7}], ports: [{port: 80}]}]
             """)
-        #expect(plan.refused.map(\.path) == ["documents[0]", "documents[1]", "documents[3]"])
+        #expect(plan.refused.map(\.path) == ["documents[0]", "documents[1]", "documents[3]", "documents[4]"])
         #expect(plan.refused[2].reason.contains("endpointslicemirroring-controller.k8s.io"))
+        #expect(plan.refused[3].reason.contains("endpoint-controller"))
         #expect(plan.services.map(\.name) == ["web"])
     }
 

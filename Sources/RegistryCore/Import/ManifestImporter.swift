@@ -173,6 +173,12 @@ private struct Builder {
             refuse("it is managed by Kubernetes' \(manager) (label endpointslice.kubernetes.io/managed-by), which derives it from other objects")
             return
         }
+        // Since Kubernetes 1.33 the endpoints controller labels the Endpoints it derives from a
+        // selector Service's pods (kubernetes PR 130564).
+        if kind == "Endpoints", labels["endpoints.kubernetes.io/managed-by"] == "endpoint-controller" {
+            refuse("it is managed by Kubernetes' endpoint-controller (label endpoints.kubernetes.io/managed-by), which derives it from pods")
+            return
+        }
         switch (apiVersion, kind) {
         case ("v1", "Service"):
             let spec = object["spec"]?.objectValue ?? JSONObject()
