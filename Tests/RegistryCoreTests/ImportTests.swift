@@ -112,7 +112,7 @@ func randomService(_ random: inout SeededGenerator, index: Int) -> ExternalServi
         // Invalid IP in Endpoints.
         (
             "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80}]}\n---\napiVersion: v1\nkind: Endpoints\nmetadata: {name: a}\nsubsets: [{addresses: [{ip: 127.0.0.1}], ports: [{port: 80}]}]",
-            "documents[0] (Service default/a): addresses[0].ip"
+            "documents[1].subsets[0].addresses[0].ip"
         ),
         // Not an object.
         ("- just\n- a list", "documents[0]"),

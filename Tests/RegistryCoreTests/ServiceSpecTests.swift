@@ -142,6 +142,21 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
 /// Rendering of the new fields and shapes (golden files, validated against the 1.30 and 1.37
 /// schemas by scripts/validate-manifests).
 @Suite struct ServiceSpecRenderingTests {
+    /// A single-stack Service whose family leaves some addresses out validates, and kube-proxy
+    /// never sends them traffic: advice. Not when the registry chooses, dual stack, or headless.
+    @Test(arguments: [
+        (#"{"name":"a","ipFamilies":["IPv6"],"ports":[{"port":80}],"addresses":[{"ip":"192.0.2.1"},{"ip":"2001:db8::1"}]}"#, true),
+        (#"{"name":"a","ipFamilyPolicy":"SingleStack","ports":[{"port":80}],"addresses":[{"ip":"2001:db8::1"}]}"#, true),
+        (#"{"name":"a","ipFamilyPolicy":"SingleStack","ports":[{"port":80}],"addresses":[{"ip":"192.0.2.1"}]}"#, false),
+        (#"{"name":"a","ports":[{"port":80}],"addresses":[{"ip":"2001:db8::1"}]}"#, false),
+        (#"{"name":"a","ipFamilyPolicy":"PreferDualStack","ipFamilies":["IPv4"],"ports":[{"port":80}],"addresses":[{"ip":"2001:db8::1"}]}"#, false),
+        (#"{"name":"a","type":"Headless","ipFamilies":["IPv4"],"ports":[{"port":80}],"addresses":[{"ip":"2001:db8::1"}]}"#, false),
+    ])
+    func singleStackLeavingAddressesOutIsAdvice(json: String, warned: Bool) throws {
+        let advice = ServiceAdvice.warnings(try decoded(json)).filter { $0.hasPrefix("ipFamilyPolicy:") }
+        #expect(advice.count == (warned ? 1 : 0), "\(advice)")
+    }
+
     @Test func ipv6OnlyGetsAnIPv6ServiceAndBothFamiliesPreferDualStack() throws {
         let v6 = try decoded(#"{"name":"v6","ports":[{"port":443}],"addresses":[{"ip":"2001:db8::1"}]}"#)
         let spec = try #require(objects(ManifestRenderer.render(v6), kind: "Service").first?["spec"])
@@ -352,6 +367,167 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
             ])
     }
 
+    /// What the endpoint objects and the Service's metadata say beyond the registration, one
+    /// warning per field: labels and annotations of Endpoints and slices (the rendering gives them
+    /// the Service's labels), conditions other than `ready`, an endpoint port's own appProtocol, a
+    /// label the registry sets itself, owner references, and Endpoints that disagree with the
+    /// slices that win over them.
+    @Test func endpointObjectDetailsAreWarnedPerField() throws {
+        let plan = try importPlan(
+            """
+            apiVersion: v1
+            kind: Service
+            metadata:
+              name: web
+              labels: {team: a, app.kubernetes.io/managed-by: Helm}
+              ownerReferences: [{apiVersion: v1, kind: ConfigMap, name: owner, uid: 1}]
+              resourceVersion: "42"
+            spec: {ports: [{name: http, port: 80, appProtocol: http}]}
+            ---
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata:
+              name: web-1
+              labels: {kubernetes.io/service-name: web, team: a, tier: db}
+              annotations: {note: kept-nowhere}
+            addressType: IPv4
+            endpoints:
+            - addresses: [192.0.2.1]
+              conditions: {ready: false, serving: true, terminating: true}
+            - addresses: [192.0.2.2]
+              conditions: {ready: true, serving: true, terminating: false}
+            ports: [{name: http, port: 8080, appProtocol: kubernetes.io/h2c}]
+            ---
+            apiVersion: v1
+            kind: Endpoints
+            metadata: {name: web}
+            subsets: [{addresses: [{ip: 192.0.2.9}], ports: [{name: http, port: 8080}]}]
+            """)
+        #expect(
+            plan.warnings.map(\.path) == [
+                "documents[0].metadata.labels[app.kubernetes.io/managed-by]", "documents[0].metadata.ownerReferences",
+                "documents[1].metadata.labels[tier]", "documents[1].metadata.annotations[note]",
+                "documents[1].endpoints[0].conditions.serving", "documents[1].endpoints[0].conditions.terminating",
+                "documents[1].ports[0].appProtocol", "documents[2]",
+            ], "\(plan.warnings)")
+        #expect(plan.warnings.allSatisfy { $0.notKept })
+        let service = try #require(plan.services.first)
+        #expect(service.labels == ["team": "a"] && service.addresses.map(\.ip) == ["192.0.2.1", "192.0.2.2"])
+        // The registry's own rendering imports without a word.
+        let rendered = ManifestFormat.yaml.serialize(ManifestRenderer.render(service).objects)
+        let again = try importPlan(String(decoding: rendered, as: UTF8.self))
+        #expect(again.warnings.isEmpty)
+    }
+
+    /// A headless Service whose endpoints declare ports it does not: DNS publishes SRV records
+    /// for them, so they become Service ports (same records) instead of being refused or dropped.
+    @Test func headlessEndpointPortsBecomeServicePorts() throws {
+        let plan = try importPlan(
+            """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: db}
+            spec: {clusterIP: None}
+            ---
+            apiVersion: v1
+            kind: Endpoints
+            metadata: {name: db}
+            subsets:
+            - addresses: [{ip: 192.0.2.1, hostname: db-0}]
+              ports: [{name: pg, port: 5432}, {name: metrics, port: 9187}]
+            - addresses: [{ip: 192.0.2.2, hostname: db-1}]
+              ports: [{name: pg, port: 5433}]
+            """)
+        let service = try #require(plan.services.first)
+        #expect(service.type == .headless)
+        #expect(service.ports.map(\.name) == ["pg", "metrics"] && service.ports.map(\.port) == [5432, 9187])
+        #expect(service.addresses.map(\.servedPorts) == [nil, ["pg"]])
+        #expect(service.addresses[1].backendPorts(for: service.ports) == [5433, nil])
+        // (and the advice that db-1 listens on another port than the Service's, as for any headless Service)
+        #expect(plan.warnings.map(\.path) == ["documents[1].subsets[0].ports[0]", "documents[1].subsets[0].ports[1]", "documents[0]"])
+        #expect(plan.warnings.allSatisfy { !$0.notKept })
+        #expect(plan.warnings[2].message.contains("no port translation"))
+    }
+
+    /// Endpoints may give one port name several numbers (the API server allows it; every
+    /// (address, port) pair is an endpoint): the same registration as one subset per port.
+    @Test func endpointsWithOneNameOnSeveralPortsImportAsOneSubsetPerPort() throws {
+        let service = "apiVersion: v1\nkind: Service\nmetadata: {name: rgw}\nspec: {ports: [{name: s3, port: 80}]}\n---\n"
+        let oneSubset = try importPlan(
+            service + """
+                apiVersion: v1
+                kind: Endpoints
+                metadata: {name: rgw}
+                subsets: [{addresses: [{ip: 192.0.2.1}, {ip: 192.0.2.2}], ports: [{name: s3, port: 8080}, {name: s3, port: 8081}]}]
+                """)
+        let subsetPerPort = try importPlan(
+            service + """
+                apiVersion: v1
+                kind: Endpoints
+                metadata: {name: rgw}
+                subsets:
+                - {addresses: [{ip: 192.0.2.1}, {ip: 192.0.2.2}], ports: [{name: s3, port: 8080}]}
+                - {addresses: [{ip: 192.0.2.1}, {ip: 192.0.2.2}], ports: [{name: s3, port: 8081}]}
+                """)
+        let registered = try #require(oneSubset.services.first)
+        #expect(registered.addresses.map(\.ip) == ["192.0.2.1", "192.0.2.1", "192.0.2.2", "192.0.2.2"])
+        #expect(registered.addresses.map(\.port) == [8080, 8081, 8080, 8081])
+        #expect(oneSubset.services == subsetPerPort.services)
+        // Not mirrorable (the same addresses on one port name twice): both, and why.
+        #expect(registered.endpointsMode == .both && oneSubset.warnings.map(\.path) == ["documents[1]"])
+    }
+
+    /// What the API server defaults is taken as defaulted: a targetPort of 0 or "" is the port, a
+    /// nodePort of 0 none.
+    @Test func defaultedPortFieldsImport() throws {
+        let plan = try importPlan(
+            """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web}
+            spec: {ports: [{name: a, port: 80, targetPort: 0, nodePort: 0}, {name: b, port: 81, targetPort: ""}]}
+            """)
+        #expect(plan.services.first?.ports.map(\.targetPort) == [80, 81] && plan.warnings.isEmpty)
+    }
+
+    /// Endpoints beside an ExternalName Service are valid, and unused (DNS answers with a CNAME).
+    @Test func endpointsOfAnExternalNameServiceAreAWarning() throws {
+        let plan = try importPlan(
+            """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: db}
+            spec: {type: ExternalName, externalName: db.example.com}
+            ---
+            apiVersion: v1
+            kind: Endpoints
+            metadata: {name: db}
+            subsets: [{addresses: [{ip: 192.0.2.1}], ports: [{port: 5432}]}]
+            """)
+        #expect(plan.services.first?.externalName == "db.example.com" && plan.services.first?.addresses == [])
+        #expect(plan.warnings.map(\.path) == ["documents[1]"] && plan.warnings[0].notKept)
+    }
+
+    /// An EndpointSlice port without number is valid ("not restricted"); kube-proxy ignores it.
+    @Test func aSlicePortWithoutNumberIsAWarning() throws {
+        let plan = try importPlan(
+            """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web}
+            spec: {ports: [{name: http, port: 80}, {name: https, port: 443}]}
+            ---
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata: {name: web-1, labels: {kubernetes.io/service-name: web}}
+            addressType: IPv4
+            endpoints: [{addresses: [192.0.2.1]}]
+            ports: [{name: http, port: 8080}, {name: https}]
+            """)
+        #expect(plan.warnings.map(\.path) == ["documents[1].ports[1].port"])
+        #expect(plan.services.first?.addresses.map(\.servedPorts) == [["http"]])
+    }
+
     @Test func kubernetesOwnObjectsAreRefused() throws {
         let plan = try importPlan(
             """
@@ -376,9 +552,15 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
             addressType: IPv4
             endpoints: [{addresses: [192.0.2.1]}]
             ports: [{port: 80}]
+            ---
+            apiVersion: v1
+            kind: Endpoints
+            metadata: {name: web, labels: {endpoints.kubernetes.io/managed-by: endpoint-controller}}
+            subsets: [{addresses: [{ip: 192.0.2.7}], ports: [{port: 80}]}]
             """)
-        #expect(plan.refused.map(\.path) == ["documents[0]", "documents[1]", "documents[3]"])
+        #expect(plan.refused.map(\.path) == ["documents[0]", "documents[1]", "documents[3]", "documents[4]"])
         #expect(plan.refused[2].reason.contains("endpointslicemirroring-controller.k8s.io"))
+        #expect(plan.refused[3].reason.contains("endpoint-controller"))
         #expect(plan.services.map(\.name) == ["web"])
     }
 
@@ -439,6 +621,9 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
 /// document and field, each root cause once.
 @Suite struct ImportKubernetesRuleTests {
     static let service = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{name: web, port: 80}]}\n---\n"
+    static func endpoints(_ addresses: String, _ ports: String) -> String {
+        service + "apiVersion: v1\nkind: Endpoints\nmetadata: {name: a}\nsubsets: [{addresses: \(addresses), ports: \(ports)}]"
+    }
     static func slice(_ body: String) -> String {
         service + "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: a-1, labels: {kubernetes.io/service-name: a}}\n" + body
     }
@@ -465,6 +650,96 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
         (
             service + "apiVersion: v1\nkind: Endpoints\nmetadata: {name: a}\nsubsets: [{ports: [{name: web, port: 80}]}]",
             "documents[1].subsets[0]", "must specify `addresses` or `notReadyAddresses`"
+        ),
+        // validateEndpointAddress: IP valid and not special, hostname a DNS-1123 label, nodeName a
+        // DNS-1123 subdomain; each named at its own document and field.
+        (endpoints("[{ip: 10.0.0.300}]", "[{name: web, port: 80}]"), "documents[1].subsets[0].addresses[0].ip", "must be a valid IP address"),
+        (
+            endpoints("[{ip: 127.0.0.1}]", "[{name: web, port: 80}]"), "documents[1].subsets[0].addresses[0].ip",
+            "may not be in the loopback range (127.0.0.0/8, ::1/128)"
+        ),
+        (
+            endpoints("[{ip: 10.0.0.1, hostname: Db_1}]", "[{name: web, port: 80}]"), "documents[1].subsets[0].addresses[0].hostname",
+            "a lowercase RFC 1123 label"
+        ),
+        (
+            endpoints("[{ip: 10.0.0.1, nodeName: Node_1}]", "[{name: web, port: 80}]"), "documents[1].subsets[0].addresses[0].nodeName",
+            "a lowercase RFC 1123 subdomain"
+        ),
+        // validateEndpointPort: a name required with several ports, a DNS-1123 label; appProtocol a
+        // qualified name.
+        (endpoints("[{ip: 10.0.0.1}]", "[{name: web, port: 80}, {port: 81}]"), "documents[1].subsets[0].ports[1].name", "Required value"),
+        (endpoints("[{ip: 10.0.0.1}]", "[{name: Web, port: 80}]"), "documents[1].subsets[0].ports[0].name", "a lowercase RFC 1123 label"),
+        (endpoints("[{ip: 10.0.0.1}]", "[{name: web}]"), "documents[1].subsets[0].ports[0].port", "Invalid value: 0: must be between 1 and 65535"),
+        (
+            endpoints("[{ip: 10.0.0.1}]", "[{name: web, port: 80, appProtocol: 'not valid'}]"), "documents[1].subsets[0].ports[0].appProtocol",
+            "name part must consist of alphanumeric characters"
+        ),
+        // ValidateEndpointSlice: 1 to 100 addresses per endpoint, none special; hostname, nodeName,
+        // port name and appProtocol as above.
+        (
+            slice("addressType: IPv4\nendpoints: [{addresses: []}]\nports: [{name: web, port: 80}]"), "documents[1].endpoints[0].addresses",
+            "must contain at least 1 address"
+        ),
+        (
+            slice(
+                "addressType: IPv4\nendpoints: [{addresses: [\((1...101).map { "10.0.1.\($0)" }.joined(separator: ", "))]}]\nports: [{name: web, port: 80}]"
+            ),
+            "documents[1].endpoints[0].addresses", "must have at most 100 items"
+        ),
+        (
+            slice("addressType: IPv6\nendpoints: [{addresses: ['fe80::1']}]\nports: [{name: web, port: 80}]"),
+            "documents[1].endpoints[0].addresses[0]",
+            "may not be in the link-local range"
+        ),
+        (
+            slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1], hostname: -x}]\nports: [{name: web, port: 80}]"),
+            "documents[1].endpoints[0].hostname", "a lowercase RFC 1123 label"
+        ),
+        (
+            slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1], nodeName: 'node 1'}]\nports: [{name: web, port: 80}]"),
+            "documents[1].endpoints[0].nodeName", "a lowercase RFC 1123 subdomain"
+        ),
+        (
+            slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1]}]\nports: [{name: Web, port: 80}]"), "documents[1].ports[0].name",
+            "a lowercase RFC 1123 label"
+        ),
+        (
+            slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1]}]\nports: [{name: web, port: 80, appProtocol: -h2c}]"),
+            "documents[1].ports[0].appProtocol", "name part must consist of alphanumeric characters"
+        ),
+        // The registry's own rule for a value it keeps (a zone is a label value), named where it came from.
+        (
+            slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1], zone: 'eu/west'}]\nports: [{name: web, port: 80}]"),
+            "documents[1].endpoints[0].zone", "\"eu/west\""
+        ),
+        // ValidatePortNumOrName: a named targetPort is an IANA_SVC_NAME.
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{name: web, port: 80, targetPort: '8080'}]}",
+            "documents[0].spec.ports[0].targetPort", #"Invalid value: "8080": must contain at least one letter (a-z)"#
+        ),
+        // validateServiceExternalTrafficPolicy: only for externally-accessible services.
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {externalTrafficPolicy: Local, ports: [{name: web, port: 80}]}",
+            "documents[0].spec.externalTrafficPolicy", #"Invalid value: "Local": may only be set for externally-accessible services"#
+        ),
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {type: NodePort, allocateLoadBalancerNodePorts: true, ports: [{name: web, port: 80}]}",
+            "documents[0].spec.allocateLoadBalancerNodePorts", "may only be used when `type` is 'LoadBalancer'"
+        ),
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}, ports: [{name: web, port: 80}]}",
+            "documents[0].spec.sessionAffinityConfig", "must not be set when session affinity is None"
+        ),
+        // ValidateService: no nodePort on a ClusterIP Service (0 is none).
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{name: web, port: 80, nodePort: 30080}]}",
+            "documents[0].spec.ports[0].nodePort", "may not be used when `type` is 'ClusterIP'"
+        ),
+        // ValidateService: the four types; an unknown one alone (the root cause of the rest).
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {type: Foo, loadBalancerClass: x.io/y, ports: [{name: web, port: 80, nodePort: 30080}]}",
+            "documents[0].spec.type", #"Unsupported value: "Foo": supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort""#
         ),
     ])
     func rule(yaml: String, field: String, message: String) throws {

@@ -65,6 +65,11 @@ private struct Backend {
     var zone: String?
     var ready: Bool
     var ports: [Int?]
+    /// Where the entry is in the manifests (`documents[1].subsets[0].addresses[2]`,
+    /// `documents[2].endpoints[3]`) and where its IP is, so that the registration's rules name
+    /// the document and field the value came from.
+    var source: String
+    var ipSource: String
 
     /// Entries for the same endpoint split over several subsets or slices (one per port) merge
     /// into one backend: same IP, hostname, zone and readiness, and no service port given twice.
@@ -76,6 +81,15 @@ private struct Backend {
     mutating func merge(_ other: Backend) {
         ports = zip(ports, other.ports).map { $0 ?? $1 }
     }
+}
+
+/// A Service port as the import matches endpoint ports to it (the manifest's values, unvalidated).
+private struct ImportedPort {
+    var name: String?
+    var `protocol`: String
+    var port: Int
+    var targetPort: Int?
+    var appProtocol: String?
 }
 
 private struct Builder {
@@ -159,6 +173,12 @@ private struct Builder {
             refuse("it is managed by Kubernetes' \(manager) (label endpointslice.kubernetes.io/managed-by), which derives it from other objects")
             return
         }
+        // Since Kubernetes 1.33 the endpoints controller labels the Endpoints it derives from a
+        // selector Service's pods (kubernetes PR 130564).
+        if kind == "Endpoints", labels["endpoints.kubernetes.io/managed-by"] == "endpoint-controller" {
+            refuse("it is managed by Kubernetes' endpoint-controller (label endpoints.kubernetes.io/managed-by), which derives it from pods")
+            return
+        }
         switch (apiVersion, kind) {
         case ("v1", "Service"):
             let spec = object["spec"]?.objectValue ?? JSONObject()
@@ -229,10 +249,27 @@ private struct Builder {
             json["description"] = .string(description)
         }
         annotations["kubectl.kubernetes.io/last-applied-configuration"] = nil
-        let labels = (metadata["labels"]?.stringMapValue ?? [:]).filter { ServiceValidator.reservedLabels[$0.key] == nil }
+        let allLabels = metadata["labels"]?.stringMapValue ?? [:]
+        let labels = allLabels.filter { ServiceValidator.reservedLabels[$0.key] == nil }
+        for key in allLabels.keys.sorted() where labels[key] == nil {
+            // The registry's own mark on what it renders is no loss; any other value is.
+            if key == "app.kubernetes.io/managed-by" && allLabels[key] == ManifestRenderer.managerName { continue }
+            warn("\(path).metadata.labels[\(key)]", "not kept: the registry sets this label itself (\(ServiceValidator.reservedLabels[key]!))")
+        }
         json["labels"] = ManifestRenderer.sortedStrings(labels)
         json["annotations"] = ManifestRenderer.sortedStrings(annotations)
-        let type = spec["type"]?.stringValue ?? "ClusterIP"
+        warnAboutMetadata(metadata, path: path)
+        // ValidateService: `type` one of the four (an empty one is defaulted to ClusterIP). An
+        // unknown type is the root cause of whatever else would look wrong, so it is reported alone.
+        var type = spec["type"]?.stringValue ?? "ClusterIP"
+        if type.isEmpty { type = "ClusterIP" }
+        guard Builder.serviceTypes.contains(type) else {
+            fail(
+                "\(path).spec.type",
+                "Unsupported value: \"\(type)\": supported values: " + Builder.serviceTypes.map { "\"\($0)\"" }.joined(separator: ", "),
+                kind: .notSupported)
+            return nil
+        }
         if type == "ExternalName" {
             json["type"] = .string("ExternalName")
             json["externalName"] = spec["externalName"] ?? .null
@@ -243,7 +280,7 @@ private struct Builder {
         }
         validateAddressFields(spec, path: "\(path).spec", type: type)
         importSpecFields(spec, path: "\(path).spec", type: type, into: &json)
-        var ports: [(name: String?, protocol: String, port: Int, targetPort: Int?)] = []
+        var ports: [ImportedPort] = []
         var portsJSON: [JSONValue] = []
         for (index, item) in (spec["ports"]?.arrayValue ?? []).enumerated() {
             let portPath = "\(path).spec.ports[\(index)]"
@@ -251,47 +288,84 @@ private struct Builder {
                 fail(portPath, "must be an object", kind: .wrongType)
                 continue
             }
+            // The API server defaults a targetPort of 0 or "" to the port (core/v1 `SetDefaults_Service`),
+            // and a nodePort of 0 means none.
+            if port["targetPort"] == .integer(0) || port["targetPort"] == .string("") { port["targetPort"] = nil }
+            if port["nodePort"] == .integer(0) { port["nodePort"] = nil }
             if case .string(let named)? = port["targetPort"] {
-                // Valid in Kubernetes, but a name is resolved in a selected pod's container ports:
-                // without a selector nothing resolves it, and only the endpoints' ports count.
-                warn(
-                    "\(portPath).targetPort",
-                    "\"\(named)\" is a named port, which only pods can resolve; a Service without selector takes its backend ports from its endpoints, so it is not kept (targetPort defaults to port)"
-                )
+                // `ValidatePortNumOrName`: a name must be an IANA_SVC_NAME.
+                let problems = KubernetesNames.portName(named)
+                for problem in problems { fail("\(portPath).targetPort", "Invalid value: \"\(named)\": \(problem)") }
+                if problems.isEmpty {
+                    // Valid in Kubernetes, but a name is resolved in a selected pod's container ports:
+                    // without a selector nothing resolves it, and only the endpoints' ports count.
+                    warn(
+                        "\(portPath).targetPort",
+                        "\"\(named)\" is a named port, which only pods can resolve; a Service without selector takes its backend ports from its endpoints, so it is not kept (targetPort defaults to port)"
+                    )
+                }
                 port["targetPort"] = nil
             }
-            if type != "NodePort" && type != "LoadBalancer" { port["nodePort"] = nil }
+            if type == "ExternalName", let nodePort = port["nodePort"] {
+                // Not refused by `ValidateService` for ExternalName, and unused: nothing listens.
+                warn("\(portPath).nodePort", "\(nodePort) is not kept: an ExternalName Service has no node ports")
+                port["nodePort"] = nil
+            }
             let name = Builder.string(port["name"]).flatMap { $0.isEmpty ? nil : $0 }
-            ports.append((name, Builder.string(port["protocol"]) ?? "TCP", port["port"]?.intValue ?? 0, port["targetPort"]?.intValue))
+            ports.append(
+                ImportedPort(
+                    name: name, protocol: Builder.string(port["protocol"]) ?? "TCP", port: port["port"]?.intValue ?? 0,
+                    targetPort: port["targetPort"]?.intValue, appProtocol: Builder.string(port["appProtocol"])))
             portsJSON.append(.object(port))
         }
-        if !portsJSON.isEmpty { json["ports"] = .array(portsJSON) }
-
-        var backends: [Backend] = []
         var mode: EndpointsMode = .both
         let sliceList = slices[key] ?? []
         let endpointsObject = endpoints[key]
+        if type == "ClusterIP" && Builder.string(spec["clusterIP"]) == "None" {
+            addHeadlessEndpointPorts(
+                sliceList.isEmpty ? endpointsObject.map { [$0] } ?? [] : sliceList, isSlice: !sliceList.isEmpty, to: &ports,
+                json: &portsJSON)
+        }
+        if !portsJSON.isEmpty { json["ports"] = .array(portsJSON) }
+        let warningsBeforeEndpoints = warnings.count
+        for (objectPath, objectValue) in sliceList.map({ ($0.path, $0.object) }) + (endpointsObject.map { [($0.path, $0.object)] } ?? []) {
+            warnAboutEndpointObjectMetadata(objectValue, path: objectPath, serviceLabels: allLabels)
+        }
+        var merged: [Backend] = []
         if !sliceList.isEmpty {
+            var backends: [Backend] = []
             for slice in sliceList { backends += sliceBackends(slice.object, path: slice.path, ports: ports) }
+            merged = Builder.merge(backends)
             mode = endpointsObject == nil ? .endpointslices : .both
+            if let endpointsObject {
+                // Validated all the same (the cluster would refuse it); what it says beyond the
+                // slices is not kept, and said so.
+                let fromEndpoints = Builder.merge(endpointsBackends(endpointsObject.object, path: endpointsObject.path, ports: ports))
+                func identity(_ backend: Backend) -> String { "\(backend.ip) \(backend.hostname ?? "") \(backend.ready) \(backend.ports)" }
+                let extra = Set(fromEndpoints.map(identity)).subtracting(merged.map(identity))
+                if !extra.isEmpty {
+                    warn(
+                        endpointsObject.path,
+                        "\(extra.count) of its addresses (by IP, hostname, readiness and ports) are not kept: they differ from the EndpointSlices' for this Service, which win (kube-proxy reads only EndpointSlices)"
+                    )
+                }
+            }
         } else if let endpointsObject {
-            backends = endpointsBackends(endpointsObject.object, path: endpointsObject.path, ports: ports)
+            merged = Builder.merge(endpointsBackends(endpointsObject.object, path: endpointsObject.path, ports: ports))
             let labels = endpointsObject.object["metadata"]?["labels"]?.stringMapValue ?? [:]
             mode = labels["endpointslice.kubernetes.io/skip-mirror"] == "true" ? .both : .endpoints
         }
-        var merged: [Backend] = []
-        for backend in backends {
-            if merged.contains(where: {
-                $0.ip == backend.ip && $0.hostname == backend.hostname && $0.zone == backend.zone && $0.ready == backend.ready
-                    && $0.ports == backend.ports
-            }) {
-                continue  // the same endpoint listed twice
+        if type == "ExternalName" {
+            // Valid in Kubernetes (the objects are validated above all the same), but DNS answers
+            // an ExternalName Service with a CNAME and kube-proxy ignores it: its endpoints are unused,
+            // one warning per object says so (not one per detail of what is unused anyway).
+            warnings.removeSubrange(warningsBeforeEndpoints...)
+            for objectPath in sliceList.map(\.path) + (endpointsObject.map { [$0.path] } ?? []) {
+                warn(
+                    objectPath,
+                    "not kept: an ExternalName Service has no endpoints (DNS answers with a CNAME to its externalName, kube-proxy ignores it)")
             }
-            if let index = merged.firstIndex(where: { $0.canMerge(backend) }) {
-                merged[index].merge(backend)
-            } else {
-                merged.append(backend)
-            }
+            merged = []
         }
         if mode == .endpoints,
             let reason = ManifestRenderer.unmirrorableReason(
@@ -331,10 +405,47 @@ private struct Builder {
         case .failure(let failure):
             violations += failure.violations.map { violation in
                 if let field = Builder.manifestField(violation.field) { return FieldViolation("\(path).\(field)", violation.kind, violation.message) }
+                if let field = Builder.sourceField(violation.field, merged) { return FieldViolation(field, violation.kind, violation.message) }
                 // Addresses are gathered from Endpoints and slices: named as in the registration.
                 return FieldViolation("\(path) (Service \(key.namespace)/\(key.name)): \(violation.field)", violation.kind, violation.message)
             }
             return nil
+        }
+    }
+
+    /// Entries for the same endpoint listed twice count once; entries for the same endpoint split
+    /// over several subsets or slices (one per port) merge into one backend (see `Backend.canMerge`).
+    static func merge(_ backends: [Backend]) -> [Backend] {
+        var merged: [Backend] = []
+        for backend in backends {
+            if merged.contains(where: {
+                $0.ip == backend.ip && $0.hostname == backend.hostname && $0.zone == backend.zone && $0.ready == backend.ready
+                    && $0.ports == backend.ports
+            }) {
+                continue  // the same endpoint listed twice
+            }
+            if let index = merged.firstIndex(where: { $0.canMerge(backend) }) {
+                merged[index].merge(backend)
+            } else {
+                merged.append(backend)
+            }
+        }
+        return merged
+    }
+
+    /// The Endpoints or EndpointSlice field a registration's `addresses[n]…` came from (the first
+    /// entry merged into it): `addresses[2].ip` → `documents[1].subsets[0].addresses[2].ip`;
+    /// nil for fields the entry does not have as such (ports).
+    static func sourceField(_ field: String, _ backends: [Backend]) -> String? {
+        guard field.hasPrefix("addresses["), let close = field.firstIndex(of: "]"),
+            let index = Int(field[field.index(field.startIndex, offsetBy: 10)..<close]), backends.indices.contains(index)
+        else { return nil }
+        let rest = field[field.index(after: close)...]
+        switch rest {
+        case "": return backends[index].source
+        case ".ip": return backends[index].ipSource
+        case ".hostname", ".zone": return backends[index].source + rest
+        default: return nil
         }
     }
 
@@ -420,15 +531,7 @@ private struct Builder {
                 fail("\(path).externalIPs[\(index)]", "Invalid value: \"\(text)\": must be a valid IP address")
                 continue
             }
-            let reason: String? =
-                switch address.specialUseReason {
-                case nil: nil
-                case let reason? where reason.hasPrefix("unspecified"): "may not be unspecified (\(text))"
-                case let reason? where reason.hasPrefix("loopback"): "may not be in the loopback range (127.0.0.0/8, ::1/128)"
-                case let reason? where reason.hasPrefix("link-local multicast"):
-                    "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"
-                case _?: "may not be in the link-local range (169.254.0.0/16, fe80::/10)"
-                }
+            let reason = Builder.nonSpecialIPProblem(address, text: text)
             if let reason { fail("\(path).externalIPs[\(index)]", "Invalid value: \"\(text)\": \(reason)") }
         }
         // validateServiceExternalTrafficPolicy: healthCheckNodePort only for LoadBalancer with
@@ -461,17 +564,36 @@ private struct Builder {
         ] {
             if let value = spec[key], value != .null { json[key] = value }
         }
-        if type != "ExternalName", let value = spec["internalTrafficPolicy"], value != .null { json["internalTrafficPolicy"] = value }
+        if let value = spec["internalTrafficPolicy"], value != .null {
+            if type != "ExternalName" {
+                json["internalTrafficPolicy"] = value
+            } else {
+                // Not refused by the API server, which has no use for it on ExternalName either.
+                warn("\(path).internalTrafficPolicy", "not kept: an ExternalName Service has no traffic policy (DNS answers with a CNAME)")
+            }
+        }
         if type == "NodePort" || type == "LoadBalancer" {
             if let value = spec["externalTrafficPolicy"], value != .null { json["externalTrafficPolicy"] = value }
-        } else if spec["externalTrafficPolicy"] != nil {
-            warn("\(path).externalTrafficPolicy", "ignored: only NodePort and LoadBalancer services have one")
+        } else if let policy = spec["externalTrafficPolicy"], policy != .null, policy != .string("") {
+            // validateServiceExternalTrafficPolicy: only for externally-accessible services, which
+            // a ClusterIP Service is when it has externalIPs (those are not kept, so neither is this).
+            if type == "ClusterIP" && !Builder.array(spec["externalIPs"]).isEmpty {
+                warn("\(path).externalTrafficPolicy", "not kept: it applies to the externalIPs, which are not kept either")
+            } else {
+                fail(
+                    "\(path).externalTrafficPolicy",
+                    "Invalid value: \(Builder.string(policy).map { "\"\($0)\"" } ?? "\(policy)"): may only be set for externally-accessible services")
+            }
         }
-        if type == "LoadBalancer", let value = spec["allocateLoadBalancerNodePorts"], value != .null { json["allocateLoadBalancerNodePorts"] = value }
+        // On another type, the registration refuses it as the API server does (`ValidateService`).
+        if let value = spec["allocateLoadBalancerNodePorts"], value != .null { json["allocateLoadBalancerNodePorts"] = value }
         if case .object(let config)? = spec["sessionAffinityConfig"], case .object(let clientIP)? = config["clientIP"],
             let timeout = clientIP["timeoutSeconds"], Builder.string(spec["sessionAffinity"]) == "ClientIP"
         {
             json["sessionAffinityTimeoutSeconds"] = timeout
+        } else if let config = spec["sessionAffinityConfig"], config != .null, (Builder.string(spec["sessionAffinity"]) ?? "None") == "None" {
+            // ValidateService: no sessionAffinityConfig with session affinity None.
+            fail("\(path).sessionAffinityConfig", "Forbidden: must not be set when session affinity is None", kind: .forbidden)
         }
         if let clusterIP = Builder.string(spec["clusterIP"]), !clusterIP.isEmpty, clusterIP != "None" {
             warn(
@@ -486,42 +608,218 @@ private struct Builder {
         }
     }
 
-    /// Maps endpoint ports onto the Service's ports by name and protocol (a Service port not
-    /// listed: nil, the addresses do not serve it); nil (after recording why) when a port matches
-    /// no Service port or none is listed.
-    mutating func backendPorts(
-        _ items: [JSONValue], path: String, ports: [(name: String?, protocol: String, port: Int, targetPort: Int?)]
-    ) -> [Int?]? {
-        var found: [Int?] = Array(repeating: nil, count: ports.count)
+    /// A headless Service may name fewer ports than its endpoints: kube-proxy ignores it, and
+    /// DNS publishes SRV records for the endpoints' ports (CoreDNS reads them from the endpoint
+    /// objects). The registry keeps ports on the Service, so such a port becomes a Service port
+    /// (port = backend port; the first number given for it), which renders to the same DNS
+    /// records, with a warning saying so. Only when the result is valid: a port without a name
+    /// only as the only port. Invalid endpoint ports are left to `backendPorts` to report.
+    mutating func addHeadlessEndpointPorts(
+        _ objects: [(path: String, object: JSONObject)], isSlice: Bool, to ports: inout [ImportedPort], json: inout [JSONValue]
+    ) {
+        var added: [(path: String, port: ImportedPort)] = []
+        for (path, object) in objects {
+            let groups: [(path: String, items: [JSONValue])] =
+                isSlice
+                ? [("\(path).ports", Builder.array(object["ports"]))]
+                : Builder.array(object["subsets"]).enumerated().map { ("\(path).subsets[\($0)].ports", Builder.array(Builder.object($1)?["ports"])) }
+            for (groupPath, items) in groups {
+                for (index, item) in items.enumerated() {
+                    let port = Builder.object(item) ?? JSONObject()
+                    let name = Builder.string(port["name"]).flatMap { $0.isEmpty ? nil : $0 }
+                    let proto = Builder.string(port["protocol"]) ?? "TCP"
+                    guard let number = port["port"]?.intValue, (1...65535).contains(number), ["TCP", "UDP", "SCTP"].contains(proto),
+                        name.map({ KubernetesNames.dns1123Label($0).isEmpty }) ?? true,
+                        !(ports + added.map(\.port)).contains(where: { $0.name == name && $0.protocol == proto })
+                    else { continue }
+                    added.append(
+                        ("\(groupPath)[\(index)]", ImportedPort(name: name, protocol: proto, port: number, targetPort: nil, appProtocol: nil)))
+                }
+            }
+        }
+        let total = ports.count + added.count
+        guard !added.isEmpty, total <= ServiceValidator.maxPorts, total == 1 || (ports + added.map(\.port)).allSatisfy({ $0.name != nil }) else {
+            return
+        }
+        for (path, port) in added {
+            var object = JSONObject([("protocol", .string(port.protocol)), ("port", .integer(port.port))])
+            if let name = port.name { object["name"] = .string(name) }
+            warn(
+                path,
+                "added to the headless Service as ports[\(ports.count)] (\(port.name ?? "<unnamed>")/\(port.protocol) \(port.port)): DNS publishes SRV records for a headless Service's endpoint ports, and the registry keeps ports on the Service",
+                notKept: false)
+            ports.append(port)
+            json.append(.object(object))
+        }
+    }
+
+    /// The Service types of core/v1 (`ValidateService`'s `supportedServiceType`).
+    static let serviceTypes = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]
+
+    /// The API server's objection to a special IP (pkg/apis/core/validation `ValidateNonSpecialIP`,
+    /// for endpoint addresses and external IPs), in its words; nil when there is none.
+    static func nonSpecialIPProblem(_ address: IPAddress, text: String) -> String? {
+        switch address.specialUseReason {
+        case nil: nil
+        case let reason? where reason.hasPrefix("unspecified"): "may not be unspecified (\(text))"
+        case let reason? where reason.hasPrefix("loopback"): "may not be in the loopback range (127.0.0.0/8, ::1/128)"
+        case let reason? where reason.hasPrefix("link-local multicast"): "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"
+        case _?: "may not be in the link-local range (169.254.0.0/16, fe80::/10)"
+        }
+    }
+
+    /// Problems of an endpoint IP by the API server's rules: a valid IP (of `family` for an
+    /// EndpointSlice: `IsValidIPv4Address`/`IsValidIPv6Address`; any for Endpoints: `IsValidIP`)
+    /// that is not special (`ValidateNonSpecialIP`). The registry's stricter forms (no leading
+    /// zeros, no IPv4-mapped IPv6, no zone) are named as such. Each recorded at `path`.
+    mutating func validateEndpointIP(_ value: JSONValue?, path: String, family: IPAddress.Family?) -> Bool {
+        let text = Builder.string(value) ?? ""
+        let shown = Builder.string(value).map { "\"\($0)\"" } ?? "null"
+        let address: IPAddress
+        do {
+            address = try IPAddress(parsing: text)
+        } catch {
+            let detail =
+                switch error {
+                case .leadingZeros: "IPv4 octets may not have leading zeros (ambiguous: octal or decimal)"
+                case .ipv4Mapped: "IPv4-mapped IPv6 addresses are not allowed; use the plain IPv4 address"
+                case .zone: "zone identifiers (%…) are not allowed"
+                case .syntax:
+                    family.map { "must be a valid \($0.rawValue) address" } ?? "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+                }
+            fail(path, "Invalid value: \(shown): \(detail)")
+            return false
+        }
+        if let family, address.family != family {
+            fail(path, "Invalid value: \(shown): must be a valid \(family.rawValue) address")
+            return false
+        }
+        if let problem = Builder.nonSpecialIPProblem(address, text: text) {
+            fail(path, "Invalid value: \(shown): \(problem)")
+            return false
+        }
+        return true
+    }
+
+    /// `hostname` (a DNS-1123 label) and `nodeName` (`ValidateNodeName`: a DNS-1123 subdomain) of an
+    /// Endpoints address or EndpointSlice endpoint, by pkg/apis/core/validation
+    /// `validateEndpointAddress` and pkg/apis/discovery/validation `validateEndpoints`.
+    mutating func validateEndpointNames(_ entry: JSONObject, path: String) -> Bool {
+        var valid = true
+        if let hostname = Builder.string(entry["hostname"]), !hostname.isEmpty {
+            for problem in KubernetesNames.dns1123Label(hostname) {
+                fail("\(path).hostname", "Invalid value: \"\(hostname)\": \(problem)")
+                valid = false
+            }
+        }
+        if let nodeName = Builder.string(entry["nodeName"]) {
+            for problem in KubernetesNames.dns1123Subdomain(nodeName) {
+                fail("\(path).nodeName", "Invalid value: \"\(nodeName)\": \(problem)")
+                valid = false
+            }
+        }
+        return valid
+    }
+
+    /// Labels that link or mark endpoint objects; the registry writes its own.
+    static let endpointObjectLabels: Set<String> = [
+        "kubernetes.io/service-name", "endpointslice.kubernetes.io/managed-by", "endpointslice.kubernetes.io/skip-mirror",
+        "service.kubernetes.io/headless", "app.kubernetes.io/managed-by",
+    ]
+
+    /// Metadata the API server sets or that only bookkeeping tools read: not content.
+    static let serverSetMetadata: Set<String> = [
+        "name", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
+        "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds",
+    ]
+
+    /// Metadata fields beyond name, namespace, labels and annotations that a registration cannot
+    /// hold (`ownerReferences`, `finalizers`, …), one warning each.
+    mutating func warnAboutMetadata(_ metadata: JSONObject, path: String) {
+        for key in metadata.keys.sorted() where !Builder.serverSetMetadata.contains(key) {
+            warn("\(path).metadata.\(key)", "not kept: a registration has no metadata.\(key)")
+        }
+    }
+
+    /// The rendering labels the Endpoints and EndpointSlices with the Service's labels and puts no
+    /// annotations on them: any other label or annotation of theirs is not kept.
+    mutating func warnAboutEndpointObjectMetadata(_ object: JSONObject, path: String, serviceLabels: [String: String]) {
+        let metadata = object["metadata"]?.objectValue ?? JSONObject()
+        warnAboutMetadata(metadata, path: path)
+        let labels = metadata["labels"]?.stringMapValue ?? [:]
+        for key in labels.keys.sorted() where !Builder.endpointObjectLabels.contains(key) && serviceLabels[key] != labels[key] {
+            warn(
+                "\(path).metadata.labels[\(key)]",
+                "not kept: the registry labels the Endpoints and EndpointSlices with the Service's labels (put it on the Service to keep it)")
+        }
+        let annotations = metadata["annotations"]?.stringMapValue ?? [:]
+        for key in annotations.keys.sorted()
+        where key != "kubectl.kubernetes.io/last-applied-configuration" && key != "endpoints.kubernetes.io/last-change-trigger-time" {
+            warn("\(path).metadata.annotations[\(key)]", "not kept: the registry puts no annotations on Endpoints and EndpointSlices")
+        }
+    }
+
+    /// Maps endpoint ports onto the Service's ports by name and protocol: one backend port per
+    /// Service port (nil: a Service port not listed, the addresses do not serve it). Endpoints may
+    /// give one name several port numbers (the API server allows it; each (address, port) pair is
+    /// an endpoint): the first vector holds the first number of each, each further one only the
+    /// further numbers, so every pair becomes one registered address, as with one subset per port.
+    /// Nil (after recording why) when a port is invalid or none matches a Service port. The API
+    /// server's rules for endpoint ports: pkg/apis/core/validation `validateEndpointPort` (a name
+    /// required when the subset has several; no uniqueness) and pkg/apis/discovery/validation
+    /// `validatePorts`: a name is empty or a DNS-1123 label, unique in a slice; a valid port
+    /// number; a supported protocol; `appProtocol` a qualified name.
+    mutating func backendPorts(_ items: [JSONValue], path: String, ports: [ImportedPort], isEndpoints: Bool) -> [[Int?]]? {
+        // validateEndpointPort: with several ports in a subset, each needs a name.
+        let requireName = isEndpoints && items.count > 1
+        var found: [[Int]] = Array(repeating: [], count: ports.count)
         var names = Set<String>()
         var valid = true
+        var matched: [(itemPath: String, match: Int, appProtocol: String?)] = []
         for (index, item) in items.enumerated() {
-            // The API server's rules for endpoint ports: pkg/apis/core/validation `validateEndpointPort`
-            // and pkg/apis/discovery/validation `validateEndpointPorts` (name required when there are
-            // several in Endpoints, unique; a valid port number; a supported protocol).
             let itemPath = "\(path)[\(index)]"
             let object = Builder.object(item) ?? JSONObject()
             let rawName = Builder.string(object["name"]) ?? ""
-            if !names.insert(rawName).inserted {
+            if requireName && rawName.isEmpty {
+                fail("\(itemPath).name", "Required value", kind: .required)
+                valid = false
+            } else if !rawName.isEmpty, case let problems = KubernetesNames.dns1123Label(rawName), !problems.isEmpty {
+                for problem in problems { fail("\(itemPath).name", "Invalid value: \"\(rawName)\": \(problem)") }
+                valid = false
+            } else if !names.insert(rawName).inserted && !isEndpoints {
                 fail("\(itemPath).name", "Duplicate value: \"\(rawName)\"", kind: .duplicate)
                 valid = false
+            }
+            if let appProtocol = Builder.string(object["appProtocol"]) {
+                for problem in KubernetesNames.qualifiedName(appProtocol) {
+                    fail("\(itemPath).appProtocol", "Invalid value: \"\(appProtocol)\": \(problem)")
+                    valid = false
+                }
             }
             if let proto = Builder.string(object["protocol"]), !["TCP", "UDP", "SCTP"].contains(proto) {
                 fail("\(itemPath).protocol", "Unsupported value: \"\(proto)\": supported values: \"SCTP\", \"TCP\", \"UDP\"", kind: .notSupported)
                 valid = false
                 continue
             }
-            if let number = object["port"]?.intValue, !(1...65535).contains(number) {
+            guard let number = object["port"]?.intValue else {
+                if isEndpoints {
+                    // Endpoints: the port defaults to 0, which `IsValidPortNum` refuses.
+                    fail("\(itemPath).port", "Invalid value: 0: must be between 1 and 65535, inclusive")
+                    valid = false
+                } else {
+                    // EndpointSlice: a port without number is valid ("not restricted", left to the
+                    // consumer); kube-proxy ignores it, and a registered backend port is a number.
+                    warn("\(itemPath).port", "absent: the port is not kept (kube-proxy ignores an endpoint port without number)")
+                }
+                continue
+            }
+            if !(1...65535).contains(number) {
                 fail("\(itemPath).port", "Invalid value: \(number): must be between 1 and 65535, inclusive")
                 valid = false
                 continue
             }
-            let name = Builder.string(object["name"]).flatMap { $0.isEmpty ? nil : $0 }
+            let name = rawName.isEmpty ? nil : rawName
             let proto = Builder.string(object["protocol"]) ?? "TCP"
-            guard let number = object["port"]?.intValue else {
-                fail("\(itemPath).port", "is required", kind: .required)
-                return nil
-            }
             guard let match = ports.firstIndex(where: { $0.name == name && $0.protocol == proto }) else {
                 // Valid in Kubernetes, but kube-proxy matches endpoint ports to Service ports by name
                 // and protocol, so this port carries no traffic.
@@ -533,54 +831,72 @@ private struct Builder {
                 warn(itemPath, "port \(name ?? "<unnamed>")/\(proto) is not kept: \(detail)")
                 continue
             }
-            found[match] = number
+            if !found[match].contains(number) { found[match].append(number) }
+            matched.append((itemPath, match, Builder.string(object["appProtocol"])))
         }
         guard valid else { return nil }
-        if !ports.isEmpty, found.allSatisfy({ $0 == nil }) {
+        for (itemPath, match, appProtocol) in matched where appProtocol != nil && appProtocol != ports[match].appProtocol {
+            warn(
+                "\(itemPath).appProtocol",
+                "\"\(appProtocol!)\" is not kept: the registry gives the endpoints the appProtocol of the Service port (\(ports[match].appProtocol.map { "\"\($0)\"" } ?? "none"))"
+            )
+        }
+        if !ports.isEmpty, found.allSatisfy(\.isEmpty) {
             // Valid in Kubernetes; the cause (a port that matches nothing) is reported above when any.
             warn(path, "its addresses are not kept: they serve no port of the Service", notKept: true)
             return nil
         }
-        return found
+        let vectors = max(1, found.map(\.count).max() ?? 0)
+        return (0..<vectors).map { vector in found.map { vector < $0.count ? $0[vector] : nil } }
     }
 
-    mutating func endpointsBackends(
-        _ object: JSONObject, path: String, ports: [(name: String?, protocol: String, port: Int, targetPort: Int?)]
-    )
-        -> [Backend]
-    {
+    mutating func endpointsBackends(_ object: JSONObject, path: String, ports: [ImportedPort]) -> [Backend] {
         var backends: [Backend] = []
         for (index, subsetValue) in (object["subsets"]?.arrayValue ?? []).enumerated() {
             let subsetPath = "\(path).subsets[\(index)]"
             let subset = Builder.object(subsetValue) ?? JSONObject()
-            // pkg/apis/core/validation `validateEndpointSubsets`.
+            // pkg/apis/core/validation `validateEndpointSubsets`: addresses or notReadyAddresses,
+            // each address (`validateEndpointAddress`) and port (`validateEndpointPort`) valid.
             if Builder.array(subset["addresses"]).isEmpty && Builder.array(subset["notReadyAddresses"]).isEmpty {
                 fail(subsetPath, "Required value: must specify `addresses` or `notReadyAddresses`", kind: .required)
                 continue
             }
-            guard let backendPorts = backendPorts(Builder.array(subset["ports"]), path: "\(subsetPath).ports", ports: ports) else { continue }
+            var entries: [(path: String, address: JSONObject, ready: Bool)] = []
             for (field, ready) in [("addresses", true), ("notReadyAddresses", false)] {
-                for (addressIndex, entry) in (subset[field]?.arrayValue ?? []).enumerated() {
+                for (addressIndex, entry) in Builder.array(subset[field]).enumerated() {
+                    let addressPath = "\(subsetPath).\(field)[\(addressIndex)]"
                     let address = entry.objectValue ?? JSONObject()
-                    guard let ip = address["ip"]?.stringValue else {
-                        fail("\(subsetPath).\(field)[\(addressIndex)].ip", "is required", kind: .required)
+                    guard address["ip"] != nil else {
+                        fail("\(addressPath).ip", "is required", kind: .required)
                         continue
                     }
+                    let validIP = validateEndpointIP(address["ip"], path: "\(addressPath).ip", family: nil)
+                    guard validateEndpointNames(address, path: addressPath) && validIP else { continue }
                     for key in address.keys.sorted() where key != "ip" && key != "hostname" {
-                        warn("\(subsetPath).\(field)[\(addressIndex)].\(key)", "not kept: a registered address has no \(key)")
+                        warn("\(addressPath).\(key)", "not kept: a registered address has no \(key)")
                     }
-                    backends.append(Backend(ip: ip, hostname: Builder.string(address["hostname"]), zone: nil, ready: ready, ports: backendPorts))
+                    entries.append((addressPath, address, ready))
+                }
+            }
+            let subsetPorts = Builder.array(subset["ports"])
+            guard let backendPorts = backendPorts(subsetPorts, path: "\(subsetPath).ports", ports: ports, isEndpoints: true)
+            else { continue }
+            for entry in entries {
+                for vector in backendPorts {
+                    backends.append(
+                        Backend(
+                            ip: Builder.string(entry.address["ip"]) ?? "", hostname: Builder.string(entry.address["hostname"]), zone: nil,
+                            ready: entry.ready, ports: vector, source: entry.path, ipSource: "\(entry.path).ip"))
                 }
             }
         }
         return backends
     }
 
-    mutating func sliceBackends(
-        _ object: JSONObject, path: String, ports: [(name: String?, protocol: String, port: Int, targetPort: Int?)]
-    ) -> [Backend] {
+    mutating func sliceBackends(_ object: JSONObject, path: String, ports: [ImportedPort]) -> [Backend] {
         // pkg/apis/discovery/validation `ValidateEndpointSlice`: addressType required and
-        // supported; every address of the slice's family; at most 1000 endpoints, 100 ports.
+        // supported; at most 1000 endpoints, 100 ports; each endpoint 1 to 100 addresses of the
+        // slice's family, none special; hostname and nodeName valid.
         let family: IPAddress.Family
         switch Builder.string(object["addressType"]) {
         case nil:
@@ -601,40 +917,59 @@ private struct Builder {
             fail("\(path).ports", "Too many: \(Builder.array(object["ports"]).count): must have at most 100 items", kind: .tooMany)
             return []
         }
-        var familyErrors = false
+        var entries: [(path: String, endpoint: JSONObject, addresses: [String])] = []
         for (index, entry) in Builder.array(object["endpoints"]).enumerated() {
-            for (addressIndex, value) in Builder.array(Builder.object(entry)?["addresses"]).enumerated() {
-                guard let text = Builder.string(value), let ip = try? IPAddress(parsing: text), ip.family == family else {
-                    fail(
-                        "\(path).endpoints[\(index)].addresses[\(addressIndex)]",
-                        "Invalid value: \(Builder.string(value).map { "\"\($0)\"" } ?? "null"): must be a valid \(family.rawValue) address")
-                    familyErrors = true
-                    continue
-                }
+            let endpointPath = "\(path).endpoints[\(index)]"
+            let endpoint = Builder.object(entry) ?? JSONObject()
+            let addresses = Builder.array(endpoint["addresses"])
+            var valid = true
+            if addresses.isEmpty {
+                fail("\(endpointPath).addresses", "Required value: must contain at least 1 address", kind: .required)
+                valid = false
+            } else if addresses.count > 100 {
+                fail("\(endpointPath).addresses", "Too many: \(addresses.count): must have at most 100 items", kind: .tooMany)
+                valid = false
             }
-        }
-        if familyErrors { return [] }
-        guard let backendPorts = backendPorts(Builder.array(object["ports"]), path: "\(path).ports", ports: ports) else { return [] }
-        var backends: [Backend] = []
-        for (index, entry) in (object["endpoints"]?.arrayValue ?? []).enumerated() {
-            let endpoint = entry.objectValue ?? JSONObject()
-            let conditions = endpoint["conditions"]?.objectValue ?? JSONObject()
-            let ready = conditions["ready"]?.boolValue ?? true
-            let addresses = (endpoint["addresses"]?.arrayValue ?? []).compactMap(\.stringValue)
-            guard !addresses.isEmpty else {
-                fail("\(path).endpoints[\(index)].addresses", "at least one address is required", kind: .required)
-                continue
+            for (addressIndex, value) in addresses.enumerated() where addresses.count <= 100 {
+                if !validateEndpointIP(value, path: "\(endpointPath).addresses[\(addressIndex)]", family: family) { valid = false }
             }
+            if !validateEndpointNames(endpoint, path: endpointPath) { valid = false }
+            guard valid else { continue }
             for key in endpoint.keys.sorted() where !["addresses", "conditions", "hostname", "zone"].contains(key) {
-                warn("\(path).endpoints[\(index)].\(key)", "not kept: a registered address has no \(key)")
+                warn("\(endpointPath).\(key)", "not kept: a registered address has no \(key)")
             }
-            for ip in addresses {
+            warnAboutConditions(endpoint["conditions"]?.objectValue ?? JSONObject(), path: "\(endpointPath).conditions")
+            entries.append((endpointPath, endpoint, addresses.compactMap(Builder.string)))
+        }
+        guard let backendPorts = backendPorts(Builder.array(object["ports"]), path: "\(path).ports", ports: ports, isEndpoints: false) else {
+            return []
+        }
+        var backends: [Backend] = []
+        for entry in entries {
+            let ready = entry.endpoint["conditions"]?["ready"]?.boolValue ?? true
+            for (addressIndex, ip) in entry.addresses.enumerated() {
                 backends.append(
                     Backend(
-                        ip: ip, hostname: endpoint["hostname"]?.stringValue, zone: endpoint["zone"]?.stringValue, ready: ready,
-                        ports: backendPorts))
+                        ip: ip, hostname: Builder.string(entry.endpoint["hostname"]), zone: Builder.string(entry.endpoint["zone"]), ready: ready,
+                        ports: backendPorts[0], source: entry.path, ipSource: "\(entry.path).addresses[\(addressIndex)]"))
             }
         }
         return backends
+    }
+
+    /// A registered address has one condition, `ready`; the rendering gives `serving` the same
+    /// value and `terminating` none (false). Anything else an endpoint says is not kept (kube-proxy
+    /// falls back to serving, terminating endpoints when none is ready).
+    mutating func warnAboutConditions(_ conditions: JSONObject, path: String) {
+        let ready = conditions["ready"]?.boolValue ?? true
+        if let serving = conditions["serving"]?.boolValue, serving != ready {
+            warn("\(path).serving", "\(serving) is not kept: a registered address is serving exactly when it is ready (\(ready))")
+        }
+        if conditions["terminating"]?.boolValue == true {
+            warn("\(path).terminating", "true is not kept: a registered address is never terminating")
+        }
+        for key in conditions.keys.sorted() where !["ready", "serving", "terminating"].contains(key) {
+            warn("\(path).\(key)", "not kept: a registered address has no condition \(key)")
+        }
     }
 }

@@ -84,6 +84,21 @@ public enum KubernetesNames {
         return errors
     }
 
+    /// IANA_SVC_NAME (apimachinery `IsValidPortName`): a named `targetPort` or container port;
+    /// at most 15 of `[-a-z0-9]`, at least one letter, no `--`, no hyphen at either end.
+    public static func portName(_ value: String) -> [String] {
+        var errors: [String] = []
+        let bytes = Array(value.utf8)
+        if bytes.count > 15 { errors.append("must be no more than 15 characters") }
+        if bytes.isEmpty || !bytes.allSatisfy({ isLowerAlnum($0) || $0 == UInt8(ascii: "-") }) {
+            errors.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
+        }
+        if !bytes.contains(where: { $0 >= 0x61 && $0 <= 0x7A }) { errors.append("must contain at least one letter (a-z)") }
+        if value.contains("--") { errors.append("must not contain consecutive hyphens") }
+        if bytes.first == UInt8(ascii: "-") || bytes.last == UInt8(ascii: "-") { errors.append("must not begin or end with a hyphen") }
+        return errors
+    }
+
     /// Label value: empty, or at most 63 characters of the qualified-name alphabet (no `/`).
     public static func labelValue(_ value: String) -> [String] {
         var errors: [String] = []

@@ -36,7 +36,29 @@ public enum ServiceAdvice {
                 "trafficDistribution: \(distribution.rawValue) needs Kubernetes 1.34 or later (1.33 behind the PreferSameTrafficDistribution "
                     + "feature gate); older API servers drop the field")
         }
+        if let advice = familyAdvice(service) { warnings.append(advice) }
         warnings += ManifestRenderer.warnings(service)
         return warnings
+    }
+
+    /// A single-stack Service gets one IP family (the one `ipFamilies` names, or the cluster's
+    /// primary one, IPv4 on most clusters), and kube-proxy sends its traffic only to the endpoints
+    /// of that family (it reads only the EndpointSlices of the Service's families): addresses of
+    /// the other family are unreachable through it. Headless Services are left out (no virtual
+    /// IP; DNS answers with every address).
+    static func familyAdvice(_ service: ExternalService) -> String? {
+        guard service.type.hasClusterIP, service.spec.ipFamilyPolicy ?? .singleStack == .singleStack,
+            service.spec.ipFamilyPolicy != nil || !service.spec.ipFamilies.isEmpty
+        else { return nil }
+        let family = service.spec.ipFamilies.first ?? .ipv4
+        let other = service.addresses.filter { address in (try? address.parsedIP.get()).map { $0.family != family } ?? false }
+        guard !other.isEmpty else { return nil }
+        let shown = other.prefix(3).map(\.ip).joined(separator: ", ") + (other.count > 3 ? ", …" : "")
+        let which =
+            service.spec.ipFamilies.isEmpty
+            ? "the cluster's primary IP family (IPv4 on most clusters)" : "only \(family.rawValue) (`ipFamilies`)"
+        return "ipFamilyPolicy: a SingleStack Service gets \(which), and kube-proxy sends its traffic only to endpoints of that family: "
+            + "\(other.count) address(es) (\(shown)) are unreachable through it; use PreferDualStack, or leave ipFamilyPolicy and ipFamilies out "
+            + "for the registry to choose from the addresses"
     }
 }
