@@ -309,6 +309,32 @@ private func listVersion(_ client: RawHTTPClient, token: String? = nil) throws -
         #expect(server.service.application.openWatches == 2)
     }
 
+    @Test func aWatchCutShortWhileSendingTheCurrentStateAsksForAList() throws {
+        let server = try TestServer { $0.watch.bufferBytes = 4096 }
+        let client = try server.client()
+        // About 8 MiB of current state (64 KiB a service), more than the socket buffers take.
+        let filler = String(repeating: "x", count: 64 << 10)
+        let count = 130
+        for index in 0..<count {
+            let body = service("s\(index)", labels: #"{"fill":"x"}"#).dropLast() + #","annotations":{"example.com/filler":"\#(filler)"}}"#
+            #expect(try client.request("POST", "/v1/services", json: String(body)).status == 201)
+        }
+        // A watch of the current state that ends (timeoutSeconds) before its client read it all.
+        let watch = try WatchStream(port: server.port, "/v1/services?watch=true&timeoutSeconds=1", receiveBufferBytes: 4096)
+        #expect(watch.head.status == 200)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while server.service.application.openWatches > 0 && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        var events: [WatchEvent] = []
+        while let event = try watch.next() { events.append(event) }
+        let added = events.filter { $0.type == "ADDED" }.count
+        #expect(added < count, "the whole state was sent before the deadline; the test needs more")
+        // Its ADDED events carry the list's version: resuming from it would skip the services
+        // not yet sent. It ends with ERROR 410 instead of cleanly.
+        #expect(events.last?.type == "ERROR")
+        #expect(events.last?.object["code"] as? Int == 410)
+        #expect(events.last?.object["reason"] as? String == "Expired")
+    }
+
     @Test func watchersCatchingUpWhileWritesGoOnMissNoEvent() throws {
         let server = try TestServer()
         let client = try server.client()
@@ -484,6 +510,54 @@ final class BackgroundCLI {
         let lines = try cli.lines(atLeast: expected.count)
         #expect(Set(lines) == Set(expected), "\(lines)")
         #expect(cli.process.isRunning)
+        cli.stop()
+    }
+
+    @Test func getWatchListsAgainWhenItsVersionIsGone() throws {
+        // A one-byte buffer: the watch of a client that does not read is dropped (ERROR 503).
+        let server = try TestServer {
+            $0.watch.bufferBytes = 1
+            $0.openness.metrics = true
+        }
+        let client = try server.client()
+        for name in ["a", "b"] { #expect(try client.request("POST", "/v1/services", json: service(name)).status == 201) }
+        let environment = ["ENDPOINT_REGISTRY_URL": "http://127.0.0.1:\(server.port)"]
+        let cli = try BackgroundCLI(["get", "services", "-w", "-o", "name", "--output-watch-events"], environment: environment)
+        #expect(try cli.lines(atLeast: 2) == ["ADDED service/a", "ADDED service/b"])
+        Thread.sleep(forTimeInterval: 0.5)  // let it start watching
+        func dropped() throws -> Double {
+            let metrics = try client.request("GET", "/metrics").text.split(separator: "\n")
+            let line = metrics.first { $0.hasPrefix("endpoint_registry_watches_dropped_total ") }
+            return line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        }
+        // Stopped, it reads nothing: changes of about 64 KiB each fill the socket, then its buffer.
+        kill(cli.process.processIdentifier, SIGSTOP)
+        let filler = String(repeating: "x", count: 64 << 10)
+        for round in 0..<400 where try dropped() == 0 {
+            let body = #"{"annotations":{"example.com/filler":"\#(round)\#(filler)"}}"#
+            let answer = try client.request("PATCH", "/v1/services/default/a", body: Array(body.utf8), contentType: "application/merge-patch+json")
+            #expect(answer.status == 200)
+        }
+        #expect(try dropped() == 1, "the stopped client's watch was not dropped")
+        // Changes it never received, then the change log pruned past them: its resume gets 410.
+        #expect(try client.request("DELETE", "/v1/services/default/b").status == 204)
+        #expect(try client.request("POST", "/v1/services", json: service("c")).status == 201)
+        #expect(try server.service.store.pruneWatchEvents(keep: 0, olderThan: "1970-01-01T00:00:00Z", batch: 100_000) > 0)
+        kill(cli.process.processIdentifier, SIGCONT)
+        // It lists again and prints what differs from what it had printed: c added, b deleted
+        // (after the changes of a received before the drop, and perhaps a's last one).
+        var lines = try cli.lines(atLeast: 4)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !(lines.contains("ADDED service/c") && lines.contains("DELETED service/b")) && ContinuousClock.now < deadline && cli.process.isRunning {
+            Thread.sleep(forTimeInterval: 0.1)
+            lines = try cli.lines(atLeast: 0)
+        }
+        let tail = lines.filter { $0 != "MODIFIED service/a" }
+        #expect(tail == ["ADDED service/a", "ADDED service/b", "ADDED service/c", "DELETED service/b"], "\(lines.suffix(5))")
+        // Then it watches from the new list's version.
+        #expect(try client.request("POST", "/v1/services", json: service("d")).status == 201)
+        #expect(try cli.lines(atLeast: lines.count + 1).last == "ADDED service/d")
+        #expect(cli.process.isRunning, "get -w keeps watching after listing again")
         cli.stop()
     }
 }

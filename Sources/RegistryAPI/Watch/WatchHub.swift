@@ -101,21 +101,41 @@ final class WatchHub: Sendable {
         state.withLock { _ = $0.watchers.removeValue(forKey: id) }
     }
 
-    /// Ends every watch (cleanly: the stream ends after what is buffered), refuses new ones and
-    /// stops the dispatcher.
+    /// Refuses new watches, stops the dispatcher, then ends every watch after what is buffered:
+    /// cleanly, or with `unfinished(_:)`'s ERROR for one still sending the current state.
     func shutdown() {
-        let (open, wasRunning) = state.withLock { state -> ([Watcher], Bool) in
-            defer {
-                state.thread = .stopped
-                state.starting = []
-            }
-            return (Array(state.watchers.values), state.thread == .running)
+        let wasRunning = state.withLock { state -> Bool in
+            defer { state.thread = .stopped }
+            return state.thread == .running
         }
-        for watcher in open { watcher.stream.finish() }
         if wasRunning {
             wake.signal()
             finished.wait()
         }
+        // The dispatcher has stopped: the watchers' catch-up positions are no longer changing.
+        let open = state.withLock { state -> [Watcher] in
+            defer {
+                state.starting = []
+                state.watchers = [:]
+            }
+            return Array(state.watchers.values)
+        }
+        for watcher in open { watcher.stream.finish(with: watcher.caughtUp ? [] : Self.unfinished(watcher)) }
+    }
+
+    /// The last line of a watch that ends (its deadline, shutdown) while still catching up.
+    /// Cut short while sending the current state, it is an ERROR 410: the ADDED events sent so
+    /// far carry the version of the whole list, so a client resuming from it would never get
+    /// the services not yet sent; it must list again. Cut short while replaying kept changes
+    /// (each with its own version), it ends cleanly: resuming from the last version received
+    /// misses nothing.
+    private static func unfinished(_ watcher: Watcher) -> [UInt8] {
+        guard case .listing(_, let version?) = watcher.catchUp else { return [] }
+        return WatchEncoding.error(
+            code: 410, reason: "Expired",
+            message:
+                "the watch ended before the current state (at resource version \(version)) was sent in full; list again and watch from the list's metadata.resourceVersion"
+        )
     }
 
     // MARK: - Dispatcher
@@ -331,7 +351,7 @@ final class WatchHub: Sendable {
         // A watch still catching up ends at its deadline too, without a bookmark (it has not
         // been sent everything up to any version yet).
         let catchingUp = state.withLock { state in state.watchers.values.filter { !$0.caughtUp } }
-        for watcher in catchingUp where now >= watcher.deadline { end(watcher, with: []) }
+        for watcher in catchingUp where now >= watcher.deadline { end(watcher, with: Self.unfinished(watcher)) }
         for watcher in live() {
             let position = max(cursor, watcher.sentThrough)
             if now >= watcher.deadline {
