@@ -1,6 +1,7 @@
 import Foundation
 import RegistryAPI
 import RegistryStorage
+import Synchronization
 import TestSupport
 import Testing
 
@@ -200,6 +201,47 @@ private func listVersion(_ client: RawHTTPClient, token: String? = nil) throws -
         #expect(try narrow.next()?.summary == "ADDED z")
     }
 
+    @Test func aReloadThatTakesAwayATokensAccessEndsItsWatches() throws {
+        let path = try writeTokensFile([
+            ("revoked", "viewer", #"["*"]"#, "revoked-token-0123456789"), ("narrowed", "viewer", #"["*"]"#, "narrowed-token-012345678"),
+            ("root", "admin", #"["*"]"#, "admin-token-01234567890"),
+        ])
+        let server = try TestServer { $0.tokensFile = path }
+        let client = try server.client()
+        let admin = ["Authorization": "Bearer admin-token-01234567890"]
+        let start = try listVersion(client, token: "admin-token-01234567890")
+        let target = "/v1/services?watch=true&resourceVersion=\(start)"
+        let revoked = try WatchStream(port: server.port, target, token: "revoked-token-0123456789")
+        let narrowed = try WatchStream(port: server.port, target, token: "narrowed-token-012345678")
+        let kept = try WatchStream(port: server.port, target, token: "admin-token-01234567890")
+        #expect(server.service.application.openWatches == 3)
+        // One token removed, one limited to a namespace, one unchanged.
+        let reloaded = """
+            tokens:
+            - name: narrowed
+              role: viewer
+              namespaces: ["team-a"]
+              token: narrowed-token-012345678
+            - name: root
+              role: admin
+              namespaces: ["*"]
+              token: admin-token-01234567890
+
+            """
+        try reloaded.write(toFile: path, atomically: true, encoding: .utf8)
+        server.service.reloadTokens()
+        // Their watches end at once with "list again"; the list then answers as the new file says.
+        for watch in [revoked, narrowed] {
+            let last = try #require(try watch.next())
+            #expect(last.type == "ERROR" && last.object["code"] as? Int == 410, "\(last.json)")
+            #expect(try watch.next() == nil)
+        }
+        #expect(try client.request("GET", "/v1/services", headers: ["Authorization": "Bearer revoked-token-0123456789"]).status == 401)
+        #expect(try client.request("POST", "/v1/services", headers: admin, json: service("a")).status == 201)
+        #expect(try kept.next()?.summary == "ADDED a")
+        #expect(server.service.application.openWatches == 1)
+    }
+
     @Test func aSelectorWatchSeesServicesEnterAndLeaveItsSet() throws {
         let server = try TestServer()
         let client = try server.client()
@@ -371,6 +413,48 @@ private func listVersion(_ client: RawHTTPClient, token: String? = nil) throws -
             let missed = Set(from + 1...last).subtracting(versions).sorted()
             #expect(missed.isEmpty, "the watch from \(from) missed the events of versions \(missed)")
             #expect(versions == versions.sorted() && Set(versions).count == versions.count, "the watch from \(from): \(versions)")
+        }
+    }
+
+    @Test func writesFromSeveralConnectionsReachEveryWatcherInVersionOrder() throws {
+        let server = try TestServer()
+        let client = try server.client()
+        let writers = 4
+        let rounds = 40
+        for writer in 0..<writers { #expect(try client.request("POST", "/v1/services", json: service("w\(writer)")).status == 201) }
+        let start = try listVersion(client)
+        let watches = try (0..<3).map { _ in try WatchStream(port: server.port, "/v1/services?watch=true&resourceVersion=\(start)") }
+        let port = server.port
+        let written = DispatchGroup()
+        let failures = Mutex(0)
+        for writer in 0..<writers {
+            written.enter()
+            Thread.detachNewThread {
+                defer { written.leave() }
+                guard let writing = try? RawHTTPClient(port: port, timeoutSeconds: 20) else {
+                    failures.withLock { $0 += 1 }
+                    return
+                }
+                for round in 0..<rounds {
+                    let answer = try? writing.request(
+                        "PATCH", "/v1/services/default/w\(writer)", body: Array(#"{"description":"\#(round)"}"#.utf8),
+                        contentType: "application/merge-patch+json")
+                    if answer?.status != 200 { failures.withLock { $0 += 1 } }
+                }
+            }
+        }
+        written.wait()
+        #expect(failures.withLock { $0 } == 0)
+        let last = start + writers * rounds
+        #expect(try listVersion(client) == last)
+        for watch in watches {
+            let events = try watch.next(writers * rounds)
+            // Every version once, in order; each service's revisions in order.
+            #expect(events.compactMap(\.resourceVersion) == Array(start + 1...last))
+            for writer in 0..<writers {
+                let descriptions = events.filter { $0.name == "w\(writer)" }.map { $0.object["description"] as? String ?? "" }
+                #expect(descriptions == (0..<rounds).map(String.init))
+            }
         }
     }
 

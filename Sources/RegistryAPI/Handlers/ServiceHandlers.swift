@@ -202,11 +202,14 @@ struct ServiceHandlers: Sendable {
             if let timeoutSeconds { min(.seconds(timeoutSeconds), longest) } else { longest * Double.random(in: 0.5...1) }
         let headers = HTTPHeaders([("Content-Type", WatchEncoding.mediaType), ("Cache-Control", "no-cache, private")])
         if context.request.method == "HEAD" { return HTTPResponse(status: 200, headers: headers) }
+        let credential = context.request.headers["Authorization"].flatMap(RegistryApplication.bearerToken).map {
+            WatchHub.Credential(digest: TokenAuthenticator.digest($0), principal: context.principal)
+        }
         guard
             let stream = watches.open(
                 WatchHub.Request(
                     resourceVersion: resourceVersion, namespace: namespace, selector: selector, scope: context.principal.scope, bookmarks: bookmarks,
-                    duration: duration))
+                    duration: duration, credential: credential))
         else {
             if watches.isStopped { throw APIError.unavailable("watches are not available: the server is shutting down") }
             throw APIError.tooManyRequests(

@@ -36,6 +36,15 @@ final class WatchHub: Sendable {
         var scope: NamespaceScope
         var bookmarks: Bool
         var duration: Duration
+        /// The bearer token the watch was opened with (its digest) and what it granted then;
+        /// nil without a tokens file. Checked again by `revalidate(_:)` after a reload.
+        var credential: Credential? = nil
+    }
+
+    /// A watch's token, as the digest the tokens file keeps, and the principal it was.
+    struct Credential: Sendable {
+        var digest: [UInt8]
+        var principal: Principal
     }
 
     let limits: Limits
@@ -96,6 +105,30 @@ final class WatchHub: Sendable {
 
     /// Whether no more watches are taken (shutting down).
     var isStopped: Bool { state.withLock { $0.thread == .stopped } }
+
+    /// Ends, with an ERROR 410 (list again), every watch whose token no longer grants what it
+    /// did when the watch opened (`grants` false: removed, rotated, or its role or namespaces
+    /// changed by a reload of the tokens file), so that a revoked token stops receiving events
+    /// at once instead of until the watch's timeout. The client's new list is authorized with
+    /// the tokens in force (401 or 403 for a revoked one; the new scope's services otherwise).
+    /// Returns how many were ended.
+    @discardableResult
+    func revalidate(_ grants: (Credential) -> Bool) -> Int {
+        let open = state.withLock { Array($0.watchers.values) }
+        var ended = 0
+        for watcher in open {
+            guard let credential = watcher.request.credential, !grants(credential) else { continue }
+            end(
+                watcher,
+                with: WatchEncoding.error(
+                    code: 410, reason: "Expired",
+                    message:
+                        "the access of token \"\(credential.principal.name)\" changed (the tokens file was reloaded); list again and watch from the list's metadata.resourceVersion"
+                ))
+            ended += 1
+        }
+        return ended
+    }
 
     private func remove(_ id: Int) {
         state.withLock { _ = $0.watchers.removeValue(forKey: id) }
