@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 import RegistryAPI
 import RegistryStorage
 import Synchronization
@@ -170,6 +171,7 @@ private func listVersion(_ client: RawHTTPClient, token: String? = nil) throws -
         // HEAD answers the headers of a watch without opening one.
         let head = try client.request("HEAD", "/v1/services?watch=true")
         #expect(head.status == 200 && head.header("Content-Type") == "application/json;stream=watch")
+        #expect(try client.request("GET", "/v1/services").status == 200, "the connection goes on after the HEAD")
         #expect(server.service.application.openWatches == 0)
     }
 
@@ -593,6 +595,37 @@ final class BackgroundCLI {
         // Every change is printed once the watch is resumed, and the client goes on watching.
         let lines = try cli.lines(atLeast: expected.count)
         #expect(Set(lines) == Set(expected), "\(lines)")
+        #expect(cli.process.isRunning)
+        cli.stop()
+    }
+
+    @Test func getWatchWaitsForARestartedServer() throws {
+        var first: TestServer? = try TestServer()
+        let port = try #require(first?.port)
+        let databasePath = try #require(first?.databasePath)
+        #expect(try first?.client().request("POST", "/v1/services", json: service("a")).status == 201)
+        let environment = ["ENDPOINT_REGISTRY_URL": "http://127.0.0.1:\(port)"]
+        let cli = try BackgroundCLI(["get", "services", "-w", "-o", "name", "--output-watch-events"], environment: environment)
+        #expect(try cli.lines(atLeast: 1) == ["ADDED service/a"])
+        Thread.sleep(forTimeInterval: 0.5)  // let it start watching
+        // The server stops (its watch ends cleanly), then comes back on the same port and database.
+        first = nil
+        Thread.sleep(forTimeInterval: 1.5)
+        let meanwhile = try cli.lines(atLeast: 0)
+        #expect(cli.process.isRunning, "get -w gave up while the server restarted: \(meanwhile)")
+        let second = try TestServer {
+            $0.databasePath = databasePath
+            $0.http.port = port
+        }
+        #expect(try second.client().request("POST", "/v1/services", json: service("b")).status == 201)
+        let deadline = ContinuousClock.now + .seconds(20)
+        var lines = try cli.lines(atLeast: 0)
+        while !lines.contains("ADDED service/b") && cli.process.isRunning && ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.1)
+            lines = try cli.lines(atLeast: 0)
+        }
+        #expect(lines.filter { !$0.hasPrefix("watch: ") } == ["ADDED service/a", "ADDED service/b"], "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("watch: ") }, "each failed attempt is said on standard error")
         #expect(cli.process.isRunning)
         cli.stop()
     }
