@@ -460,6 +460,38 @@ private func listVersion(_ client: RawHTTPClient, token: String? = nil) throws -
         }
     }
 
+    @Test func watchersResetHalfWayFreeTheirSlots() throws {
+        let server = try TestServer { $0.openness.metrics = true }
+        let client = try server.client()
+        #expect(try client.request("POST", "/v1/services", json: service("big")).status == 201)
+        let filler = String(repeating: "x", count: 32 << 10)
+        for round in 0..<4 {
+            // Watchers that read a little, then go while changes are being sent to them: half
+            // reset the connection, half close it.
+            let watches = try (0..<10).map { _ in try WatchStream(port: server.port, "/v1/services?watch=true", receiveBufferBytes: 4096) }
+            for write in 0..<5 {
+                let body = #"{"annotations":{"example.com/filler":"\#(round)-\#(write)\#(filler)"}}"#
+                let answer = try client.request(
+                    "PATCH", "/v1/services/default/big", body: Array(body.utf8), contentType: "application/merge-patch+json")
+                #expect(answer.status == 200)
+            }
+            for (index, watch) in watches.enumerated() {
+                _ = try watch.client.readChunk()
+                if index % 2 == 0 { watch.client.resetOnClose() }
+            }
+        }
+        // Every slot is freed (a closed connection is noticed at its next event at the latest),
+        // and the server goes on.
+        #expect(
+            try client.request(
+                "PATCH", "/v1/services/default/big", body: Array(#"{"description":"after"}"#.utf8), contentType: "application/merge-patch+json"
+            ).status == 200)
+        #expect(eventually { server.service.application.openWatches == 0 }, "\(server.service.application.openWatches) watches left")
+        #expect(server.service.application.watchBufferedBytes == 0)
+        let fresh = try WatchStream(port: server.port, "/v1/services?watch=true")
+        #expect(try fresh.next()?.summary == "ADDED big")
+    }
+
     @Test func theWatcherLimitAnswers429() throws {
         let server = try TestServer { $0.watch.maxWatchers = 2 }
         let client = try server.client()
