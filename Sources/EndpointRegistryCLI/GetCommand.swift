@@ -22,7 +22,9 @@ struct Get: ParsableCommand {
             --output-watch-events the kind of each change (ADDED, MODIFIED, DELETED). The watch \
             resumes from the last change seen when the server ends it (or drops it for \
             falling behind), and lists again (printing \
-            what differs) when the server no longer keeps that change.
+            what differs) when the server no longer keeps that change. A server that does \
+            not answer (restarting) or answers 429, 502, 503 or 504 is tried again after 1, \
+            2, 4... up to 30 seconds, with a line on standard error.
             Examples:
               endpoint-registry get services -A
               endpoint-registry get service etcd -o yaml > etcd.yaml
@@ -102,47 +104,86 @@ struct Get: ParsableCommand {
             if !watchOnly { try emit("ADDED", item) }
         }
         var version = listing.resourceVersion
-        while true {
-            var failure: (any Error)? = nil
-            let end = try client.watchServices(namespace: namespace, labelSelector: selector, resourceVersion: version) { event in
-                guard let type = event["type"]?.stringValue, let object = event["object"] else { return true }
-                if let seen = object["metadata"]?["resourceVersion"]?.stringValue { version = seen }
-                guard type != "BOOKMARK", wanted(object) else { return true }
-                var item = object
-                if case .object(var members) = object {
-                    members["metadata"] = nil
-                    item = .object(members)
-                }
-                if type == "DELETED" { known[key(item)] = nil } else { known[key(item)] = item }
-                do {
-                    try emit(type, item)
-                } catch {
-                    failure = error
-                    return false
-                }
-                return true
+        // A watch or list that fails for a reason that passes (no answer: the server restarting;
+        // 429, 502, 503, 504: busy or shutting down) is tried again after 1, 2, 4… up to 30
+        // seconds, as client-go's reflector backs off, with a line on standard error each time.
+        var delay = 1
+        func retrying<T>(_ body: () throws -> T) throws -> T? {
+            do {
+                let result = try body()
+                delay = 1
+                return result
+            } catch let error as ClientError where Self.passes(error) {
+                Console.error("watch: \(error); trying again in \(delay) s")
+                Thread.sleep(forTimeInterval: Double(delay))
+                delay = min(delay * 2, 30)
+                return nil
             }
-            if let failure { throw failure }
-            switch end {
-            // Dropped for falling behind (a slow terminal or pipe): watch again from the last
-            // change printed, as the server asks; what was missed is sent again.
-            case .closed, .stopped, .dropped:
-                continue
-            case .expired:
-                listing = try client.listServicesWithVersion(namespace: namespace, labelSelector: selector)
-                var fresh: [String: JSONValue] = [:]
-                for item in listing.items where wanted(item) { fresh[key(item)] = item }
-                for (name, item) in fresh.sorted(by: { $0.key < $1.key }) {
+        }
+        var mustList = false
+        while true {
+            if mustList {
+                guard let fresh = try retrying({ try client.listServicesWithVersion(namespace: namespace, labelSelector: selector) }) else {
+                    continue
+                }
+                listing = fresh
+                var items: [String: JSONValue] = [:]
+                for item in listing.items where wanted(item) { items[key(item)] = item }
+                for (name, item) in items.sorted(by: { $0.key < $1.key }) {
                     guard let old = known[name] else {
                         try emit("ADDED", item)
                         continue
                     }
                     if old["uid"] != item["uid"] || old["revision"] != item["revision"] { try emit("MODIFIED", item) }
                 }
-                for (name, item) in known.sorted(by: { $0.key < $1.key }) where fresh[name] == nil { try emit("DELETED", item) }
-                known = fresh
+                for (name, item) in known.sorted(by: { $0.key < $1.key }) where items[name] == nil { try emit("DELETED", item) }
+                known = items
                 version = listing.resourceVersion
+                mustList = false
             }
+            var failure: (any Error)? = nil
+            let ended = try retrying {
+                try client.watchServices(namespace: namespace, labelSelector: selector, resourceVersion: version) { event in
+                    guard let type = event["type"]?.stringValue, let object = event["object"] else { return true }
+                    if let seen = object["metadata"]?["resourceVersion"]?.stringValue { version = seen }
+                    guard type != "BOOKMARK", wanted(object) else { return true }
+                    var item = object
+                    if case .object(var members) = object {
+                        members["metadata"] = nil
+                        item = .object(members)
+                    }
+                    if type == "DELETED" { known[key(item)] = nil } else { known[key(item)] = item }
+                    do {
+                        try emit(type, item)
+                    } catch {
+                        failure = error
+                        return false
+                    }
+                    return true
+                }
+            }
+            if let failure { throw failure }
+            switch ended {
+            // Not answered: tried again (above).
+            case nil:
+                continue
+            // Dropped for falling behind (a slow terminal or pipe): watch again from the last
+            // change printed, as the server asks; what was missed is sent again.
+            case .closed?, .stopped?, .dropped?:
+                continue
+            case .expired?:
+                mustList = true
+            }
+        }
+    }
+
+    /// Whether a failed watch or list is worth trying again: no answer (connection refused or
+    /// reset, timeout), or 429, 502, 503, 504.
+    static func passes(_ error: ClientError) -> Bool {
+        switch error {
+        case .transport: true
+        case .problem(let problem): [429, 502, 503, 504].contains(problem.status)
+        case .invalidResponse: false
         }
     }
 

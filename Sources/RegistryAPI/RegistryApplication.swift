@@ -462,6 +462,14 @@ public final class RegistryApplication: HTTPHandler {
     /// Ends every watch (cleanly) and refuses new ones; called first at shutdown.
     public func stopWatches() { watches.shutdown() }
 
+    /// Ends the watches whose token no longer grants what it did (after the tokens file was
+    /// reloaded; see `WatchHub.revalidate(_:)`); returns how many.
+    @discardableResult
+    public func revalidateWatches() -> Int {
+        guard let authenticator else { return 0 }
+        return watches.revalidate { authenticator.principal(forDigest: $0.digest) == $0.principal }
+    }
+
     /// Watches open now.
     public var openWatches: Int { watches.count }
 

@@ -292,14 +292,16 @@ public final class RegistryService: Sendable {
             ])
     }
 
-    /// Re-reads the tokens file (on SIGHUP); on error the previous tokens stay in force, the error
-    /// is logged and `endpoint_registry_tokens_reload_success` drops to 0.
+    /// Re-reads the tokens file (on SIGHUP) and ends the watches of tokens whose access changed;
+    /// on error the previous tokens stay in force, the error is logged and
+    /// `endpoint_registry_tokens_reload_success` drops to 0.
     public func reloadTokens() {
         guard let authenticator else { return }
         do {
             let count = try authenticator.reload()
             application.recordTokensReload(success: true)
-            logger.notice("tokens reloaded", metadata: ["tokens": "\(count)"])
+            let ended = application.revalidateWatches()
+            logger.notice("tokens reloaded", metadata: ["tokens": "\(count)", "watchesEnded": "\(ended)"])
         } catch {
             application.recordTokensReload(success: false)
             logger.error("tokens not reloaded, the previous ones stay in force: \(error)")

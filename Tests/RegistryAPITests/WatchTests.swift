@@ -1,6 +1,8 @@
 import Foundation
+import HTTPServer
 import RegistryAPI
 import RegistryStorage
+import Synchronization
 import TestSupport
 import Testing
 
@@ -169,6 +171,7 @@ private func listVersion(_ client: RawHTTPClient, token: String? = nil) throws -
         // HEAD answers the headers of a watch without opening one.
         let head = try client.request("HEAD", "/v1/services?watch=true")
         #expect(head.status == 200 && head.header("Content-Type") == "application/json;stream=watch")
+        #expect(try client.request("GET", "/v1/services").status == 200, "the connection goes on after the HEAD")
         #expect(server.service.application.openWatches == 0)
     }
 
@@ -198,6 +201,47 @@ private func listVersion(_ client: RawHTTPClient, token: String? = nil) throws -
         // The namespace filter narrows further.
         let narrow = try WatchStream(port: server.port, "/v1/services?watch=true&namespace=team-b", token: "viewer-token-0123456789")
         #expect(try narrow.next()?.summary == "ADDED z")
+    }
+
+    @Test func aReloadThatTakesAwayATokensAccessEndsItsWatches() throws {
+        let path = try writeTokensFile([
+            ("revoked", "viewer", #"["*"]"#, "revoked-token-0123456789"), ("narrowed", "viewer", #"["*"]"#, "narrowed-token-012345678"),
+            ("root", "admin", #"["*"]"#, "admin-token-01234567890"),
+        ])
+        let server = try TestServer { $0.tokensFile = path }
+        let client = try server.client()
+        let admin = ["Authorization": "Bearer admin-token-01234567890"]
+        let start = try listVersion(client, token: "admin-token-01234567890")
+        let target = "/v1/services?watch=true&resourceVersion=\(start)"
+        let revoked = try WatchStream(port: server.port, target, token: "revoked-token-0123456789")
+        let narrowed = try WatchStream(port: server.port, target, token: "narrowed-token-012345678")
+        let kept = try WatchStream(port: server.port, target, token: "admin-token-01234567890")
+        #expect(server.service.application.openWatches == 3)
+        // One token removed, one limited to a namespace, one unchanged.
+        let reloaded = """
+            tokens:
+            - name: narrowed
+              role: viewer
+              namespaces: ["team-a"]
+              token: narrowed-token-012345678
+            - name: root
+              role: admin
+              namespaces: ["*"]
+              token: admin-token-01234567890
+
+            """
+        try reloaded.write(toFile: path, atomically: true, encoding: .utf8)
+        server.service.reloadTokens()
+        // Their watches end at once with "list again"; the list then answers as the new file says.
+        for watch in [revoked, narrowed] {
+            let last = try #require(try watch.next())
+            #expect(last.type == "ERROR" && last.object["code"] as? Int == 410, "\(last.json)")
+            #expect(try watch.next() == nil)
+        }
+        #expect(try client.request("GET", "/v1/services", headers: ["Authorization": "Bearer revoked-token-0123456789"]).status == 401)
+        #expect(try client.request("POST", "/v1/services", headers: admin, json: service("a")).status == 201)
+        #expect(try kept.next()?.summary == "ADDED a")
+        #expect(server.service.application.openWatches == 1)
     }
 
     @Test func aSelectorWatchSeesServicesEnterAndLeaveItsSet() throws {
@@ -309,6 +353,32 @@ private func listVersion(_ client: RawHTTPClient, token: String? = nil) throws -
         #expect(server.service.application.openWatches == 2)
     }
 
+    @Test func aWatchCutShortWhileSendingTheCurrentStateAsksForAList() throws {
+        let server = try TestServer { $0.watch.bufferBytes = 4096 }
+        let client = try server.client()
+        // About 8 MiB of current state (64 KiB a service), more than the socket buffers take.
+        let filler = String(repeating: "x", count: 64 << 10)
+        let count = 130
+        for index in 0..<count {
+            let body = service("s\(index)", labels: #"{"fill":"x"}"#).dropLast() + #","annotations":{"example.com/filler":"\#(filler)"}}"#
+            #expect(try client.request("POST", "/v1/services", json: String(body)).status == 201)
+        }
+        // A watch of the current state that ends (timeoutSeconds) before its client read it all.
+        let watch = try WatchStream(port: server.port, "/v1/services?watch=true&timeoutSeconds=1", receiveBufferBytes: 4096)
+        #expect(watch.head.status == 200)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while server.service.application.openWatches > 0 && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        var events: [WatchEvent] = []
+        while let event = try watch.next() { events.append(event) }
+        let added = events.filter { $0.type == "ADDED" }.count
+        #expect(added < count, "the whole state was sent before the deadline; the test needs more")
+        // Its ADDED events carry the list's version: resuming from it would skip the services
+        // not yet sent. It ends with ERROR 410 instead of cleanly.
+        #expect(events.last?.type == "ERROR")
+        #expect(events.last?.object["code"] as? Int == 410)
+        #expect(events.last?.object["reason"] as? String == "Expired")
+    }
+
     @Test func watchersCatchingUpWhileWritesGoOnMissNoEvent() throws {
         let server = try TestServer()
         let client = try server.client()
@@ -346,6 +416,80 @@ private func listVersion(_ client: RawHTTPClient, token: String? = nil) throws -
             #expect(missed.isEmpty, "the watch from \(from) missed the events of versions \(missed)")
             #expect(versions == versions.sorted() && Set(versions).count == versions.count, "the watch from \(from): \(versions)")
         }
+    }
+
+    @Test func writesFromSeveralConnectionsReachEveryWatcherInVersionOrder() throws {
+        let server = try TestServer()
+        let client = try server.client()
+        let writers = 4
+        let rounds = 40
+        for writer in 0..<writers { #expect(try client.request("POST", "/v1/services", json: service("w\(writer)")).status == 201) }
+        let start = try listVersion(client)
+        let watches = try (0..<3).map { _ in try WatchStream(port: server.port, "/v1/services?watch=true&resourceVersion=\(start)") }
+        let port = server.port
+        let written = DispatchGroup()
+        let failures = Mutex(0)
+        for writer in 0..<writers {
+            written.enter()
+            Thread.detachNewThread {
+                defer { written.leave() }
+                guard let writing = try? RawHTTPClient(port: port, timeoutSeconds: 20) else {
+                    failures.withLock { $0 += 1 }
+                    return
+                }
+                for round in 0..<rounds {
+                    let answer = try? writing.request(
+                        "PATCH", "/v1/services/default/w\(writer)", body: Array(#"{"description":"\#(round)"}"#.utf8),
+                        contentType: "application/merge-patch+json")
+                    if answer?.status != 200 { failures.withLock { $0 += 1 } }
+                }
+            }
+        }
+        written.wait()
+        #expect(failures.withLock { $0 } == 0)
+        let last = start + writers * rounds
+        #expect(try listVersion(client) == last)
+        for watch in watches {
+            let events = try watch.next(writers * rounds)
+            // Every version once, in order; each service's revisions in order.
+            #expect(events.compactMap(\.resourceVersion) == Array(start + 1...last))
+            for writer in 0..<writers {
+                let descriptions = events.filter { $0.name == "w\(writer)" }.map { $0.object["description"] as? String ?? "" }
+                #expect(descriptions == (0..<rounds).map(String.init))
+            }
+        }
+    }
+
+    @Test func watchersResetHalfWayFreeTheirSlots() throws {
+        let server = try TestServer { $0.openness.metrics = true }
+        let client = try server.client()
+        #expect(try client.request("POST", "/v1/services", json: service("big")).status == 201)
+        let filler = String(repeating: "x", count: 32 << 10)
+        for round in 0..<4 {
+            // Watchers that read a little, then go while changes are being sent to them: half
+            // reset the connection, half close it.
+            let watches = try (0..<10).map { _ in try WatchStream(port: server.port, "/v1/services?watch=true", receiveBufferBytes: 4096) }
+            for write in 0..<5 {
+                let body = #"{"annotations":{"example.com/filler":"\#(round)-\#(write)\#(filler)"}}"#
+                let answer = try client.request(
+                    "PATCH", "/v1/services/default/big", body: Array(body.utf8), contentType: "application/merge-patch+json")
+                #expect(answer.status == 200)
+            }
+            for (index, watch) in watches.enumerated() {
+                _ = try watch.client.readChunk()
+                if index % 2 == 0 { watch.client.resetOnClose() }
+            }
+        }
+        // Every slot is freed (a closed connection is noticed at its next event at the latest),
+        // and the server goes on.
+        #expect(
+            try client.request(
+                "PATCH", "/v1/services/default/big", body: Array(#"{"description":"after"}"#.utf8), contentType: "application/merge-patch+json"
+            ).status == 200)
+        #expect(eventually { server.service.application.openWatches == 0 }, "\(server.service.application.openWatches) watches left")
+        #expect(server.service.application.watchBufferedBytes == 0)
+        let fresh = try WatchStream(port: server.port, "/v1/services?watch=true")
+        #expect(try fresh.next()?.summary == "ADDED big")
     }
 
     @Test func theWatcherLimitAnswers429() throws {
@@ -484,6 +628,85 @@ final class BackgroundCLI {
         let lines = try cli.lines(atLeast: expected.count)
         #expect(Set(lines) == Set(expected), "\(lines)")
         #expect(cli.process.isRunning)
+        cli.stop()
+    }
+
+    @Test func getWatchWaitsForARestartedServer() throws {
+        var first: TestServer? = try TestServer()
+        let port = try #require(first?.port)
+        let databasePath = try #require(first?.databasePath)
+        #expect(try first?.client().request("POST", "/v1/services", json: service("a")).status == 201)
+        let environment = ["ENDPOINT_REGISTRY_URL": "http://127.0.0.1:\(port)"]
+        let cli = try BackgroundCLI(["get", "services", "-w", "-o", "name", "--output-watch-events"], environment: environment)
+        #expect(try cli.lines(atLeast: 1) == ["ADDED service/a"])
+        Thread.sleep(forTimeInterval: 0.5)  // let it start watching
+        // The server stops (its watch ends cleanly), then comes back on the same port and database.
+        first = nil
+        Thread.sleep(forTimeInterval: 1.5)
+        let meanwhile = try cli.lines(atLeast: 0)
+        #expect(cli.process.isRunning, "get -w gave up while the server restarted: \(meanwhile)")
+        let second = try TestServer {
+            $0.databasePath = databasePath
+            $0.http.port = port
+        }
+        #expect(try second.client().request("POST", "/v1/services", json: service("b")).status == 201)
+        let deadline = ContinuousClock.now + .seconds(20)
+        var lines = try cli.lines(atLeast: 0)
+        while !lines.contains("ADDED service/b") && cli.process.isRunning && ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.1)
+            lines = try cli.lines(atLeast: 0)
+        }
+        #expect(lines.filter { !$0.hasPrefix("watch: ") } == ["ADDED service/a", "ADDED service/b"], "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("watch: ") }, "each failed attempt is said on standard error")
+        #expect(cli.process.isRunning)
+        cli.stop()
+    }
+
+    @Test func getWatchListsAgainWhenItsVersionIsGone() throws {
+        // A one-byte buffer: the watch of a client that does not read is dropped (ERROR 503).
+        let server = try TestServer {
+            $0.watch.bufferBytes = 1
+            $0.openness.metrics = true
+        }
+        let client = try server.client()
+        for name in ["a", "b"] { #expect(try client.request("POST", "/v1/services", json: service(name)).status == 201) }
+        let environment = ["ENDPOINT_REGISTRY_URL": "http://127.0.0.1:\(server.port)"]
+        let cli = try BackgroundCLI(["get", "services", "-w", "-o", "name", "--output-watch-events"], environment: environment)
+        #expect(try cli.lines(atLeast: 2) == ["ADDED service/a", "ADDED service/b"])
+        Thread.sleep(forTimeInterval: 0.5)  // let it start watching
+        func dropped() throws -> Double {
+            let metrics = try client.request("GET", "/metrics").text.split(separator: "\n")
+            let line = metrics.first { $0.hasPrefix("endpoint_registry_watches_dropped_total ") }
+            return line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        }
+        // Stopped, it reads nothing: changes of about 64 KiB each fill the socket, then its buffer.
+        kill(cli.process.processIdentifier, SIGSTOP)
+        let filler = String(repeating: "x", count: 64 << 10)
+        for round in 0..<400 where try dropped() == 0 {
+            let body = #"{"annotations":{"example.com/filler":"\#(round)\#(filler)"}}"#
+            let answer = try client.request("PATCH", "/v1/services/default/a", body: Array(body.utf8), contentType: "application/merge-patch+json")
+            #expect(answer.status == 200)
+        }
+        #expect(try dropped() == 1, "the stopped client's watch was not dropped")
+        // Changes it never received, then the change log pruned past them: its resume gets 410.
+        #expect(try client.request("DELETE", "/v1/services/default/b").status == 204)
+        #expect(try client.request("POST", "/v1/services", json: service("c")).status == 201)
+        #expect(try server.service.store.pruneWatchEvents(keep: 0, olderThan: "1970-01-01T00:00:00Z", batch: 100_000) > 0)
+        kill(cli.process.processIdentifier, SIGCONT)
+        // It lists again and prints what differs from what it had printed: c added, b deleted
+        // (after the changes of a received before the drop, and perhaps a's last one).
+        var lines = try cli.lines(atLeast: 4)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !(lines.contains("ADDED service/c") && lines.contains("DELETED service/b")) && ContinuousClock.now < deadline && cli.process.isRunning {
+            Thread.sleep(forTimeInterval: 0.1)
+            lines = try cli.lines(atLeast: 0)
+        }
+        let tail = lines.filter { $0 != "MODIFIED service/a" }
+        #expect(tail == ["ADDED service/a", "ADDED service/b", "ADDED service/c", "DELETED service/b"], "\(lines.suffix(5))")
+        // Then it watches from the new list's version.
+        #expect(try client.request("POST", "/v1/services", json: service("d")).status == 201)
+        #expect(try cli.lines(atLeast: lines.count + 1).last == "ADDED service/d")
+        #expect(cli.process.isRunning, "get -w keeps watching after listing again")
         cli.stop()
     }
 }

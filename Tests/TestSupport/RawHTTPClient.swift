@@ -81,6 +81,13 @@ public final class RawHTTPClient {
     /// Closes the socket, also when the initializer threw after creating it.
     deinit { if fd >= 0 { close(fd) } }
 
+    /// Makes the coming close(2) reset the connection (SO_LINGER 0: an RST, whatever is unread
+    /// or unsent), as a client that crashes or a middlebox that gives up.
+    public func resetOnClose() {
+        var linger = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<linger>.size))
+    }
+
     /// Writes raw bytes (part of a request, or several).
     public func send(_ bytes: [UInt8]) throws {
         var offset = 0

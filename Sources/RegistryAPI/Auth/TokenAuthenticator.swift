@@ -45,7 +45,15 @@ public final class TokenAuthenticator: Sendable {
     /// constant time, so timing says nothing about which token (or how much of one) matched.
     public func principal(forToken token: String) -> Principal? {
         guard TokenAuthenticator.isUsable(token) else { return nil }
-        let digest = Array(SHA256.hash(data: Array(token.utf8)))
+        return principal(forDigest: Self.digest(token))
+    }
+
+    /// The SHA-256 digest a token is kept and compared as.
+    static func digest(_ token: String) -> [UInt8] { Array(SHA256.hash(data: Array(token.utf8))) }
+
+    /// The principal of a token given by its digest (`digest(_:)`), or nil: what an open watch
+    /// is checked against after a reload. Compared as `principal(forToken:)` does.
+    func principal(forDigest digest: [UInt8]) -> Principal? {
         let current = entries.withLock { $0 }
         var found: Principal? = nil
         for entry in current {

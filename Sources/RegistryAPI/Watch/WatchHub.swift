@@ -36,6 +36,15 @@ final class WatchHub: Sendable {
         var scope: NamespaceScope
         var bookmarks: Bool
         var duration: Duration
+        /// The bearer token the watch was opened with (its digest) and what it granted then;
+        /// nil without a tokens file. Checked again by `revalidate(_:)` after a reload.
+        var credential: Credential? = nil
+    }
+
+    /// A watch's token, as the digest the tokens file keeps, and the principal it was.
+    struct Credential: Sendable {
+        var digest: [UInt8]
+        var principal: Principal
     }
 
     let limits: Limits
@@ -97,25 +106,69 @@ final class WatchHub: Sendable {
     /// Whether no more watches are taken (shutting down).
     var isStopped: Bool { state.withLock { $0.thread == .stopped } }
 
+    /// Ends, with an ERROR 410 (list again), every watch whose token no longer grants what it
+    /// did when the watch opened (`grants` false: removed, rotated, or its role or namespaces
+    /// changed by a reload of the tokens file), so that a revoked token stops receiving events
+    /// at once instead of until the watch's timeout. The client's new list is authorized with
+    /// the tokens in force (401 or 403 for a revoked one; the new scope's services otherwise).
+    /// Returns how many were ended.
+    @discardableResult
+    func revalidate(_ grants: (Credential) -> Bool) -> Int {
+        let open = state.withLock { Array($0.watchers.values) }
+        var ended = 0
+        for watcher in open {
+            guard let credential = watcher.request.credential, !grants(credential) else { continue }
+            end(
+                watcher,
+                with: WatchEncoding.error(
+                    code: 410, reason: "Expired",
+                    message:
+                        "the access of token \"\(credential.principal.name)\" changed (the tokens file was reloaded); list again and watch from the list's metadata.resourceVersion"
+                ))
+            ended += 1
+        }
+        return ended
+    }
+
     private func remove(_ id: Int) {
         state.withLock { _ = $0.watchers.removeValue(forKey: id) }
     }
 
-    /// Ends every watch (cleanly: the stream ends after what is buffered), refuses new ones and
-    /// stops the dispatcher.
+    /// Refuses new watches, stops the dispatcher, then ends every watch after what is buffered:
+    /// cleanly, or with `unfinished(_:)`'s ERROR for one still sending the current state.
     func shutdown() {
-        let (open, wasRunning) = state.withLock { state -> ([Watcher], Bool) in
-            defer {
-                state.thread = .stopped
-                state.starting = []
-            }
-            return (Array(state.watchers.values), state.thread == .running)
+        let wasRunning = state.withLock { state -> Bool in
+            defer { state.thread = .stopped }
+            return state.thread == .running
         }
-        for watcher in open { watcher.stream.finish() }
         if wasRunning {
             wake.signal()
             finished.wait()
         }
+        // The dispatcher has stopped: the watchers' catch-up positions are no longer changing.
+        let open = state.withLock { state -> [Watcher] in
+            defer {
+                state.starting = []
+                state.watchers = [:]
+            }
+            return Array(state.watchers.values)
+        }
+        for watcher in open { watcher.stream.finish(with: watcher.caughtUp ? [] : Self.unfinished(watcher)) }
+    }
+
+    /// The last line of a watch that ends (its deadline, shutdown) while still catching up.
+    /// Cut short while sending the current state, it is an ERROR 410: the ADDED events sent so
+    /// far carry the version of the whole list, so a client resuming from it would never get
+    /// the services not yet sent; it must list again. Cut short while replaying kept changes
+    /// (each with its own version), it ends cleanly: resuming from the last version received
+    /// misses nothing.
+    private static func unfinished(_ watcher: Watcher) -> [UInt8] {
+        guard case .listing(_, let version?) = watcher.catchUp else { return [] }
+        return WatchEncoding.error(
+            code: 410, reason: "Expired",
+            message:
+                "the watch ended before the current state (at resource version \(version)) was sent in full; list again and watch from the list's metadata.resourceVersion"
+        )
     }
 
     // MARK: - Dispatcher
@@ -331,7 +384,7 @@ final class WatchHub: Sendable {
         // A watch still catching up ends at its deadline too, without a bookmark (it has not
         // been sent everything up to any version yet).
         let catchingUp = state.withLock { state in state.watchers.values.filter { !$0.caughtUp } }
-        for watcher in catchingUp where now >= watcher.deadline { end(watcher, with: []) }
+        for watcher in catchingUp where now >= watcher.deadline { end(watcher, with: Self.unfinished(watcher)) }
         for watcher in live() {
             let position = max(cursor, watcher.sentThrough)
             if now >= watcher.deadline {
