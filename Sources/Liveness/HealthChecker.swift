@@ -18,8 +18,9 @@ public protocol LivenessObserver: Sendable {
 ///
 /// Threads: one scheduler thread keeps the schedule (a min-heap of due times) and starts each
 /// probe when it is due, without waiting for it: probes are asynchronous (`Prober.start`), and
-/// their verdicts come back through completion callbacks (on the probers' event-loop threads),
-/// so a probe waiting for a silent backend holds no thread. Each address is first probed at a
+/// their verdicts come back through completion callbacks (on the probers' event-loop threads)
+/// and are applied in order on one result queue (so that subscribers never run on an event
+/// loop); a probe waiting for a silent backend holds no thread. Each address is first probed at a
 /// random point of its interval (so 10,000 new addresses do not fire at once), then every
 /// `intervalSeconds` with ±10 % jitter; at most `maxInFlight` probes are in flight (when that
 /// many are, due probes wait for one to finish). Each probe is bounded by the check's
@@ -118,6 +119,8 @@ public final class HealthChecker: Sendable {
     private let logger: Logger
     private let observer: (any LivenessObserver)?
     private let lock = ScheduleLock()
+    /// Where probe results are applied (state machines, events, subscribers), in order.
+    private let results = DispatchQueue(label: "health-results")
     /// Only touched with `lock` held; the Mutex makes the shared state visibly Sendable.
     private let state = Mutex(State())
     private let subscribers = Mutex<[@Sendable ([ServiceKey]) -> Void]>([])
@@ -135,7 +138,7 @@ public final class HealthChecker: Sendable {
         self.now = now
     }
 
-    /// Called (off the lock, from a worker thread) with the services whose rendering may have
+    /// Called (off the lock, on the checker's result queue, never on a prober's event loop) with the services whose rendering may have
     /// changed: an address crossed a threshold or the fail-open condition flipped.
     public func onChange(_ subscriber: @escaping @Sendable ([ServiceKey]) -> Void) {
         subscribers.withLock { $0.append(subscriber) }
@@ -396,14 +399,20 @@ public final class HealthChecker: Sendable {
         let started = ContinuousClock.now
         prober.start(job.id.target, check: job.check) { [self] result in
             let duration = ContinuousClock.now - started
-            observer?.probed(namespace: job.id.service.namespace, name: job.id.service.name, duration: duration, failure: result.failureValue)
-            let changed = record(job.id, generation: job.generation, result: result, started: started)
-            if changed { evaluate(job.id.service) }
-            // The slot is free only now: `shutdown` returns once no result is left to apply.
-            lock.locked {
-                state.withLock { $0.inFlight -= 1 }
-                lock.broadcast()
-            }
+            // Off the prober's event loop: subscribers may read the store (a database round
+            // trip) and must not delay the other probes' I/O and deadlines.
+            results.async { [self] in apply(job, result: result, duration: duration, started: started) }
+        }
+    }
+
+    /// Applies one probe's result (on `results`, in completion order) and frees its slot.
+    private func apply(_ job: Job, result: Result<Void, ProbeFailure>, duration: Duration, started: ContinuousClock.Instant) {
+        observer?.probed(namespace: job.id.service.namespace, name: job.id.service.name, duration: duration, failure: result.failureValue)
+        if record(job.id, generation: job.generation, result: result, started: started) { evaluate(job.id.service) }
+        // The slot is free only now: `shutdown` returns once no result is left to apply.
+        lock.locked {
+            state.withLock { $0.inFlight -= 1 }
+            lock.broadcast()
         }
     }
 
