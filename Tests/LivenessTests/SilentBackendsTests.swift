@@ -107,4 +107,23 @@ final class SilentListeners {
         let report = try #require(checker.report(namespace: "default", name: "zone"))
         #expect(report.addresses.allSatisfy { $0.health.lastError == "\(ProbeFailure.timeout)" })
     }
+
+    /// Shutdown with probes waiting on silent backends: it returns once they reach their
+    /// deadline (bounded by the timeout), and no result is applied afterwards.
+    @Test func shutdownWaitsForSilentProbesThenNothingChanges() throws {
+        let listeners = try SilentListeners("silent-http", count: 50)
+        let checker = HealthChecker(prober: SocketProber(), logger: logger)
+        let check = HealthCheck(type: .http, intervalSeconds: 2, timeoutSeconds: 1, unhealthyThreshold: 1)
+        let service = ExternalService(
+            namespace: "default", name: "zone", ports: [ServicePort(port: 80, targetPort: 8080)],
+            addresses: listeners.ports.map { EndpointAddress(ip: "127.0.0.1", port: $0) }, healthCheck: check)
+        checker.start()
+        checker.update(namespace: "default", name: "zone", service: service)
+        #expect(eventually(10) { checker.inFlight > 0 })
+        #expect(checker.shutdown(deadline: .seconds(10)))
+        #expect(checker.inFlight == 0)
+        let report = checker.report(namespace: "default", name: "zone")
+        Thread.sleep(forTimeInterval: 2.5)
+        #expect(checker.report(namespace: "default", name: "zone") == report)
+    }
 }
