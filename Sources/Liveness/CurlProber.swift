@@ -1,11 +1,15 @@
 internal import CCurl
+import Foundation
 public import RegistryCore
 import Synchronization
 
-/// Probes over libcurl (Liveness wraps CCurl for its own use, like KubernetesClient does for
-/// cluster calls): `tcp` opens a connection and closes it (`CURLOPT_CONNECT_ONLY`);
-/// `http`/`https` send `GET path` with `Host` and compare the status. Every probe makes a fresh
-/// connection, ignores proxy settings of the environment, and is bounded by `timeoutSeconds`.
+/// Probes over libcurl's multi interface (Liveness wraps CCurl for its own use, like
+/// KubernetesClient does for cluster calls): one thread (started with the first probe, then kept
+/// for the process, idle in `curl_multi_poll` when nothing is in flight) drives every transfer
+/// in flight at once, each bounded by its own `timeoutSeconds`; `start` prepares an easy handle,
+/// hands it over and wakes the loop (`curl_multi_wakeup`). `tcp` opens a connection and closes
+/// it (`CURLOPT_CONNECT_ONLY`); `http`/`https` send `GET path` with `Host` and compare the
+/// status. Every probe makes a fresh connection and ignores proxy settings of the environment.
 /// The verdict is the status line: the body is not read (the transfer ends at its first byte,
 /// so a backend streaming an endless body is judged by its status, as by Kubernetes' httpGet
 /// probe, which reads at most 10 KiB of it). libcurl itself fails (`other`) response headers
@@ -13,24 +17,56 @@ import Synchronization
 /// set-up is not repeated per probe.
 public struct CurlProber: Prober {
     private static let initialized: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
-    private let pool = ProbeHandlePool()
 
     public init() {
         _ = CurlProber.initialized
     }
 
-    public func probe(_ target: ProbeTarget, check: HealthCheck) -> Result<Void, ProbeFailure> {
-        guard let handle = pool.checkOut() else { return .failure(.other("libcurl could not create a handle")) }
-        defer { pool.checkIn(handle) }
+    public func start(_ target: ProbeTarget, check: HealthCheck, completion: @escaping @Sendable (Result<Void, ProbeFailure>) -> Void) {
+        CurlMultiLoop.shared.start(target, check: check, completion: completion)
+    }
+}
+
+/// The thread that drives every libcurl probe in flight through one multi handle.
+final class CurlMultiLoop: Sendable {
+    /// One transfer handed to the loop.
+    /// Why @unchecked Sendable is safe: the easy handle and the lists are built by `start` and
+    /// then touched only by the loop thread (they pass through `incoming`'s lock once).
+    struct Transfer: @unchecked Sendable {
+        let handle: UnsafeMutableRawPointer
+        let resolve: UnsafeMutablePointer<curl_slist>?
+        let headers: UnsafeMutablePointer<curl_slist>?
+        let type: HealthCheck.Kind
+        let check: HealthCheck
+        let completion: @Sendable (Result<Void, ProbeFailure>) -> Void
+    }
+
+    /// Why @unchecked Sendable is safe: the multi handle is used by the loop thread only, except
+    /// `curl_multi_wakeup`, which libcurl documents as callable from any thread.
+    private struct Multi: @unchecked Sendable {
+        let pointer: UnsafeMutableRawPointer?
+    }
+
+    static let shared = CurlMultiLoop()
+
+    private let multi: Multi
+    private let pool = ProbeHandlePool()
+    private let incoming = Mutex<[Transfer]>([])
+    private let started = Mutex(false)
+
+    private init() {
+        multi = Multi(pointer: curl_multi_init())
+    }
+
+    func start(_ target: ProbeTarget, check: HealthCheck, completion: @escaping @Sendable (Result<Void, ProbeFailure>) -> Void) {
+        guard let multiHandle = multi.pointer, let handle = pool.checkOut() else {
+            return completion(.failure(.other("libcurl could not create a handle")))
+        }
         curl_easy_reset(handle)
         let scheme = check.type == .https ? "https" : "http"
         let authority = target.ip.contains(":") ? "[\(target.ip)]" : target.ip
         var resolve: UnsafeMutablePointer<curl_slist>? = nil
         var headers: UnsafeMutablePointer<curl_slist>? = nil
-        defer {
-            curl_slist_free_all(resolve)
-            curl_slist_free_all(headers)
-        }
         var url = "\(scheme)://\(authority):\(target.port)\(check.path ?? "/")"
         if check.type == .https, let host = check.host, (try? IPAddress(parsing: host)) == nil {
             // The certificate is checked against `host` (and SNI sent) while connecting to the IP.
@@ -59,8 +95,53 @@ public struct CurlProber: Prober {
             _ = CCurl_setLong(handle, CURLOPT_SSL_VERIFYPEER, 0)
             _ = CCurl_setLong(handle, CURLOPT_SSL_VERIFYHOST, 0)
         }
-        let result = curl_easy_perform(handle)
-        if result == CURLE_WRITE_ERROR, check.type != .tcp {
+        incoming.withLock {
+            $0.append(Transfer(handle: handle, resolve: resolve, headers: headers, type: check.type, check: check, completion: completion))
+        }
+        let spawn = started.withLock { started in
+            defer { started = true }
+            return !started
+        }
+        if spawn {
+            let thread = Thread { [self] in if let pointer = self.multi.pointer { self.run(pointer) } }
+            thread.name = "health-curl"
+            thread.stackSize = 512 << 10
+            thread.start()
+        }
+        _ = curl_multi_wakeup(multiHandle)
+    }
+
+    private func run(_ multiHandle: UnsafeMutableRawPointer) {
+        var active: [UnsafeMutableRawPointer: Transfer] = [:]
+        var running: Int32 = 0
+        while true {
+            for transfer in incoming.withLock({ taken in
+                defer { taken.removeAll() }
+                return taken
+            }) {
+                if curl_multi_add_handle(multiHandle, transfer.handle) == CURLM_OK {
+                    active[transfer.handle] = transfer
+                } else {
+                    finish(transfer, .failure(.other("libcurl could not add the transfer")))
+                }
+            }
+            _ = curl_multi_perform(multiHandle, &running)
+            var left: Int32 = 0
+            while let message = curl_multi_info_read(multiHandle, &left) {
+                guard message.pointee.msg == CURLMSG_DONE, let handle = message.pointee.easy_handle,
+                    let transfer = active.removeValue(forKey: handle)
+                else { continue }
+                let code = message.pointee.data.result
+                _ = curl_multi_remove_handle(multiHandle, handle)
+                finish(transfer, CurlMultiLoop.verdict(code, transfer))
+            }
+            // Idle: wait without a deadline until a transfer's socket, its timeout or a wake-up.
+            _ = curl_multi_poll(multiHandle, nil, 0, active.isEmpty ? 60_000 : 1000, nil)
+        }
+    }
+
+    private static func verdict(_ result: CURLcode, _ transfer: Transfer) -> Result<Void, ProbeFailure> {
+        if result == CURLE_WRITE_ERROR, transfer.type != .tcp {
             // Stopped at the first byte of the body: judged by the status below.
         } else if result != CURLE_OK {
             let message = String(cString: curl_easy_strerror(result))
@@ -73,9 +154,17 @@ public struct CurlProber: Prober {
             default: return .failure(.other(message))
             }
         }
-        guard check.type != .tcp else { return .success(()) }
-        let status = CCurl_responseCode(handle)
-        return check.accepts(status: status) ? .success(()) : .failure(.status(status))
+        guard transfer.type != .tcp else { return .success(()) }
+        let status = CCurl_responseCode(transfer.handle)
+        return transfer.check.accepts(status: status) ? .success(()) : .failure(.status(status))
+    }
+
+    /// Frees the transfer's lists, returns its handle to the pool, then reports the verdict.
+    private func finish(_ transfer: Transfer, _ verdict: Result<Void, ProbeFailure>) {
+        curl_slist_free_all(transfer.resolve)
+        curl_slist_free_all(transfer.headers)
+        pool.checkIn(transfer.handle)
+        transfer.completion(verdict)
     }
 }
 
@@ -88,7 +177,7 @@ private final class ProbeHandlePool: Sendable {
     }
 
     private let idle = Mutex<[Handle]>([])
-    private static let maxIdle = 256
+    private static let maxIdle = 1024
 
     func checkOut() -> UnsafeMutableRawPointer? {
         idle.withLock { $0.popLast() }?.pointer ?? curl_easy_init()

@@ -16,17 +16,21 @@ public protocol LivenessObserver: Sendable {
 /// service that has a `healthCheck`, keeps each address's state machine, and tells its
 /// subscriber which services' effective readiness changed.
 ///
-/// Threads: `maxInFlight` worker threads share one schedule (a min-heap of due times). At most
-/// one idle worker waits for the next due time; the others sleep until signalled, so idle
-/// workers cost nothing. Each address is first probed at a random point of its interval (so
-/// 10,000 new addresses do not fire at once), then every `intervalSeconds` with ±10 % jitter;
-/// when every worker is busy, due probes wait (at most `maxInFlight` in flight). Each probe is
-/// bounded by the check's `timeoutSeconds` (the prober enforces it). Nothing here runs on an
-/// HTTP thread.
+/// Threads: one scheduler thread keeps the schedule (a min-heap of due times) and starts each
+/// probe when it is due, without waiting for it: probes are asynchronous (`Prober.start`), and
+/// their verdicts come back through completion callbacks (on the probers' event-loop threads)
+/// and are applied in order on one result queue (so that subscribers never run on an event
+/// loop); a probe waiting for a silent backend holds no thread. Each address is first probed at a
+/// random point of its interval (so 10,000 new addresses do not fire at once), then every
+/// `intervalSeconds` with ±10 % jitter; at most `maxInFlight` probes are in flight (when that
+/// many are, due probes wait for one to finish). Each probe is bounded by the check's
+/// `timeoutSeconds` (the prober enforces it). Nothing here runs on an HTTP thread.
 public final class HealthChecker: Sendable {
     public struct Configuration: Sendable {
-        /// Most probes in flight at once (worker threads).
-        public var maxInFlight = 64
+        /// Most probes in flight at once. Each holds a socket (a file descriptor) while in
+        /// flight, no thread; `start()` raises the process's soft descriptor limit towards its
+        /// hard limit when needed and keeps 1,024 descriptors for everything else.
+        public var maxInFlight = 4096
         /// Health events kept per service (oldest dropped first).
         public var maxEventsPerService = 100
         /// Relative jitter applied to every interval, in [0, 0.5).
@@ -102,11 +106,12 @@ public final class HealthChecker: Sendable {
         var services: [ServiceKey: ServiceState] = [:]
         var schedule = MinHeap<Due>()
         var nextGeneration = 0
-        var timerWaiting = false
         var stopping = false
-        var running = 0
-        var spawned = false
+        /// The scheduler thread is running.
+        var scheduling = false
         var inFlight = 0
+        /// `maxInFlight`, lowered to what the descriptor limit allows.
+        var capacity = 1
     }
 
     private let prober: any Prober
@@ -114,6 +119,8 @@ public final class HealthChecker: Sendable {
     private let logger: Logger
     private let observer: (any LivenessObserver)?
     private let lock = ScheduleLock()
+    /// Where probe results are applied (state machines, events, subscribers), in order.
+    private let results = DispatchQueue(label: "health-results")
     /// Only touched with `lock` held; the Mutex makes the shared state visibly Sendable.
     private let state = Mutex(State())
     private let subscribers = Mutex<[@Sendable ([ServiceKey]) -> Void]>([])
@@ -131,7 +138,7 @@ public final class HealthChecker: Sendable {
         self.now = now
     }
 
-    /// Called (off the lock, from a worker thread) with the services whose rendering may have
+    /// Called (off the lock, on the checker's result queue, never on a prober's event loop) with the services whose rendering may have
     /// changed: an address crossed a threshold or the fail-open condition flipped.
     public func onChange(_ subscriber: @escaping @Sendable ([ServiceKey]) -> Void) {
         subscribers.withLock { $0.append(subscriber) }
@@ -139,64 +146,75 @@ public final class HealthChecker: Sendable {
 
     // MARK: - Life cycle
 
-    /// Starts probing; a second call while running does nothing. The worker threads are created
-    /// when the first service with a health check is known. After `shutdown(deadline:)` it
-    /// starts probing again (a replica that leads again, issue 16): the addresses keep their
-    /// states and schedule, the ones due are probed at once, and the workers still finishing
-    /// a probe from before carry on instead of being doubled.
+    /// Starts probing; a second call while running does nothing. The scheduler thread is
+    /// created when the first service with a health check is known. After `shutdown(deadline:)`
+    /// it starts probing again (a replica that leads again, issue 16): the addresses keep their
+    /// states and schedule, the ones due are probed at once, and probes still in flight from
+    /// before count against `maxInFlight`.
     public func start() {
-        let workers = max(1, configuration.maxInFlight)
-        let missing = lock.locked {
-            state.withLock { state -> Int in
-                guard state.stopping else { return 0 }
+        let capacity = HealthChecker.descriptorCapacity(for: max(1, configuration.maxInFlight), logger: logger)
+        lock.locked {
+            state.withLock { state in
                 state.stopping = false
-                guard state.spawned else { return 0 }
-                let missing = workers - state.running
-                state.running = workers
-                return missing
+                state.capacity = capacity
             }
         }
         started.store(true, ordering: .sequentiallyConsistent)
-        for index in 0..<missing { spawnWorker(index) }
-        spawnWorkersIfNeeded()
+        spawnSchedulerIfNeeded()
     }
 
-    private func spawnWorker(_ index: Int) {
-        let thread = Thread { [self] in self.work() }
-        thread.name = "health-\(index)"
-        thread.stackSize = 256 << 10
-        thread.start()
-    }
-
-    private func spawnWorkersIfNeeded() {
+    private func spawnSchedulerIfNeeded() {
         guard started.load(ordering: .sequentiallyConsistent) else { return }
-        let workers = max(1, configuration.maxInFlight)
         let spawn = lock.locked {
             state.withLock { state in
-                guard !state.spawned, !state.stopping, !state.services.isEmpty else { return false }
-                state.spawned = true
-                state.running = workers
+                guard !state.scheduling, !state.stopping, !state.services.isEmpty else { return false }
+                state.scheduling = true
                 return true
             }
         }
         guard spawn else { return }
-        for index in 0..<workers { spawnWorker(index) }
+        let thread = Thread { [self] in self.schedule() }
+        thread.name = "health-scheduler"
+        thread.stackSize = 256 << 10
+        thread.start()
     }
 
-    /// Stops scheduling probes and waits (up to `deadline`) for the probes in flight, which are
-    /// bounded by their timeouts. Returns false if some were still running. `start()` resumes.
+    /// Stops starting probes and waits (up to `deadline`) for the scheduler thread to end and
+    /// for the probes in flight, which are bounded by their timeouts; once it returns true, no
+    /// probe result is applied and no subscriber is called until `start()`. Returns false if
+    /// some were still running. `start()` resumes.
     @discardableResult
     public func shutdown(deadline: Duration) -> Bool {
         let limit = ContinuousClock.now.advanced(by: deadline)
         return lock.locked {
             state.withLock { $0.stopping = true }
             lock.broadcast()
-            while state.withLock({ $0.running }) > 0 {
+            while state.withLock({ $0.scheduling || $0.inFlight > 0 }) {
                 if ContinuousClock.now >= limit { return false }
                 lock.wait(until: limit)
             }
             return true
         }
+    }
+
+    /// `wanted`, or less when the process's descriptor limit cannot be raised to hold that many
+    /// sockets plus 1,024 for everything else (logged).
+    static func descriptorCapacity(for wanted: Int, logger: Logger) -> Int {
+        let reserve = 1024
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return wanted }
+        let needed = rlim_t(wanted + reserve)
+        if limit.rlim_cur != rlim_t.max, limit.rlim_cur < needed {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max == rlim_t.max ? needed : min(needed, limit.rlim_max)
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        guard limit.rlim_cur != rlim_t.max, limit.rlim_cur < needed else { return wanted }
+        let capacity = max(16, Int(limit.rlim_cur) - reserve)
+        logger.warning(
+            "the descriptor limit holds fewer health-check probes in flight than asked",
+            metadata: ["asked": "\(wanted)", "allowed": "\(capacity)", "limit": "\(limit.rlim_cur)"])
+        return capacity
     }
 
     // MARK: - Registrations
@@ -244,7 +262,7 @@ public final class HealthChecker: Sendable {
             }
         }
         if changed { evaluate(key) }
-        spawnWorkersIfNeeded()
+        spawnSchedulerIfNeeded()
     }
 
     /// Forgets every service not in `keep` (after a full reload).
@@ -331,53 +349,70 @@ public final class HealthChecker: Sendable {
     /// Probes currently running (for tests and metrics).
     public var inFlight: Int { lock.locked { state.withLock { $0.inFlight } } }
 
-    // MARK: - Workers
+    // MARK: - Scheduling
 
-    private func work() {
+    private typealias Job = (id: EntryID, check: HealthCheck, generation: Int)
+
+    /// The scheduler thread: starts every due probe while fewer than `capacity` are in
+    /// flight, then waits (lock held, so released) for the next due time or for a signal (a
+    /// completion, an update, `shutdown`).
+    private func schedule() {
         lock.lock()
         defer {
-            state.withLock { $0.running -= 1 }
+            state.withLock { $0.scheduling = false }
             lock.broadcast()
             lock.unlock()
         }
         while true {
-            let next: (id: EntryID, target: ProbeTarget, check: HealthCheck, generation: Int)? = state.withLock { state in
-                guard !state.stopping else { return nil }
-                while let top = state.schedule.peek() {
+            let (jobs, deadline, stopping) = state.withLock { state -> ([Job], ContinuousClock.Instant?, Bool) in
+                guard !state.stopping else { return ([], nil, true) }
+                var jobs: [Job] = []
+                let clock = ContinuousClock.now
+                while state.inFlight < state.capacity, let top = state.schedule.peek() {
                     guard let entry = state.entries[top.id], entry.generation == top.generation, !entry.inFlight else {
                         _ = state.schedule.pop()
                         continue
                     }
-                    guard top.instant <= ContinuousClock.now else { return nil }
+                    guard top.instant <= clock else { break }
                     _ = state.schedule.pop()
                     state.entries[top.id]?.inFlight = true
                     state.inFlight += 1
-                    return (top.id, top.id.target, entry.check, top.generation)
+                    jobs.append((top.id, entry.check, top.generation))
                 }
-                return nil
+                // At capacity, a completion signals; otherwise wait for the next due time.
+                let deadline = state.inFlight < state.capacity ? state.schedule.peek()?.instant : nil
+                return (jobs, deadline, false)
             }
-            if state.withLock({ $0.stopping }) { return }
-            guard let next else {
-                // Nothing due: one worker waits for the next due time, the others until signalled.
-                let (deadline, asTimer) = state.withLock { state -> (ContinuousClock.Instant?, Bool) in
-                    guard let top = state.schedule.peek(), !state.timerWaiting else { return (nil, false) }
-                    state.timerWaiting = true
-                    return (top.instant, true)
-                }
+            if stopping { return }
+            guard !jobs.isEmpty else {
                 lock.wait(until: deadline)
-                if asTimer { state.withLock { $0.timerWaiting = false } }
                 continue
             }
-            // Another idle worker takes over waiting for the next due time.
-            lock.signal()
             lock.unlock()
-            let started = ContinuousClock.now
-            let result = prober.probe(next.target, check: next.check)
-            let duration = ContinuousClock.now - started
-            observer?.probed(namespace: next.id.service.namespace, name: next.id.service.name, duration: duration, failure: result.failureValue)
-            let changed = record(next.id, generation: next.generation, result: result, started: started)
-            if changed { evaluate(next.id.service) }
+            for job in jobs { launch(job) }
             lock.lock()
+        }
+    }
+
+    /// Starts one probe; its completion applies the result (on the prober's thread).
+    private func launch(_ job: Job) {
+        let started = ContinuousClock.now
+        prober.start(job.id.target, check: job.check) { [self] result in
+            let duration = ContinuousClock.now - started
+            // Off the prober's event loop: subscribers may read the store (a database round
+            // trip) and must not delay the other probes' I/O and deadlines.
+            results.async { [self] in apply(job, result: result, duration: duration, started: started) }
+        }
+    }
+
+    /// Applies one probe's result (on `results`, in completion order) and frees its slot.
+    private func apply(_ job: Job, result: Result<Void, ProbeFailure>, duration: Duration, started: ContinuousClock.Instant) {
+        observer?.probed(namespace: job.id.service.namespace, name: job.id.service.name, duration: duration, failure: result.failureValue)
+        if record(job.id, generation: job.generation, result: result, started: started) { evaluate(job.id.service) }
+        // The slot is free only now: `shutdown` returns once no result is left to apply.
+        lock.locked {
+            state.withLock { $0.inFlight -= 1 }
+            lock.broadcast()
         }
     }
 
@@ -386,7 +421,6 @@ public final class HealthChecker: Sendable {
         let time = now()
         let transition: (from: HealthState, to: HealthState, error: String?)? = lock.locked {
             state.withLock { state in
-                state.inFlight -= 1
                 guard var entry = state.entries[id], entry.generation == generation else { return nil }
                 let error = result.failureValue.map { "\($0)" }
                 let previous = entry.health.record(
@@ -402,8 +436,6 @@ public final class HealthChecker: Sendable {
                 entry.inFlight = false
                 state.entries[id] = entry
                 state.schedule.push(Due(instant: due, id: id, generation: entry.generation))
-                // Sooner than what the waiting worker waits for: wake it to look again.
-                if state.schedule.peek()?.generation == entry.generation { lock.broadcast() }
                 guard let previous else { return nil }
                 let event = Event(time: time, target: id.target, from: previous.rawValue, to: entry.health.state.rawValue, message: error)
                 append(event, to: id.service, in: &state)

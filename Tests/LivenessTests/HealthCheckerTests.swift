@@ -9,7 +9,7 @@ import Testing
 
 /// A prober that never touches the network: answers from a table, optionally slowly, and
 /// records concurrency and call times.
-final class FakeProber: Prober {
+final class FakeProber: BlockingProber {
     struct State {
         var failing: Set<ProbeTarget> = []
         var calls: [ProbeTarget: [ContinuousClock.Instant]] = [:]
@@ -26,7 +26,7 @@ final class FakeProber: Prober {
 
     func setFailing(_ targets: Set<ProbeTarget>) { state.withLock { $0.failing = targets } }
 
-    func probe(_ target: ProbeTarget, check: HealthCheck) -> Result<Void, ProbeFailure> {
+    func probeSynchronously(_ target: ProbeTarget, check: HealthCheck) -> Result<Void, ProbeFailure> {
         let fail = state.withLock { state in
             state.current += 1
             state.maxConcurrent = max(state.maxConcurrent, state.current)

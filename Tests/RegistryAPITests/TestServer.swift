@@ -79,10 +79,10 @@ final class TableResolver: Resolver {
 
 /// Answers health-check probes from a table (listed targets fail, the others succeed), so that
 /// no test probes a registered address.
-final class TableProber: Prober {
+final class TableProber: BlockingProber {
     let failing = Mutex<Set<ProbeTarget>>([])
 
-    func probe(_ target: ProbeTarget, check: HealthCheck) -> Result<Void, ProbeFailure> {
+    func probeSynchronously(_ target: ProbeTarget, check: HealthCheck) -> Result<Void, ProbeFailure> {
         failing.withLock { $0.contains(target) } ? .failure(.refused("table")) : .success(())
     }
 }

@@ -51,8 +51,8 @@ public struct ServerConfiguration: Sendable {
     public var resyncIntervalSeconds = 300
     /// Most services reconciled at once in one cluster (the total is bounded too).
     public var clusterConcurrency = 4
-    /// Most health-check probes in flight at once.
-    public var healthCheckConcurrency = 64
+    /// Most health-check probes in flight at once (each holds a socket while it waits, no thread).
+    public var healthCheckConcurrency = 4096
     /// Bounds of the watch: watchers, per-watcher buffer, bookmark interval, longest watch.
     public var watch = RegistryApplication.WatchLimits()
     /// Watch events kept for resuming (the newest), and the most minutes one is kept.

@@ -238,10 +238,10 @@ public enum ServerSettings {
             configuration.clusterConcurrency = try integer(raw, in: 1...64)
         },
         setting(
-            "health-check-concurrency", "ENDPOINT_REGISTRY_HEALTH_CHECK_CONCURRENCY", .value(placeholder: "count"), "64",
-            "Most health-check probes in flight at once."
+            "health-check-concurrency", "ENDPOINT_REGISTRY_HEALTH_CHECK_CONCURRENCY", .value(placeholder: "count"), "4096",
+            "Most health-check probes in flight at once (1–65536). A probe waiting for its backend holds a socket, no thread; the server raises its soft descriptor limit to hold them (plus 1,024), or probes fewer at once when the hard limit is lower (logged)."
         ) { raw, configuration throws(SettingValueError) in
-            configuration.healthCheckConcurrency = try integer(raw, in: 1...1024)
+            configuration.healthCheckConcurrency = try integer(raw, in: 1...65536)
         },
         setting(
             "max-watchers", "ENDPOINT_REGISTRY_MAX_WATCHERS", .value(placeholder: "count"), "500",
