@@ -182,14 +182,7 @@ public final class DNSRefresher: Sendable {
         var generation = 0
     }
 
-    /// One item of the schedule: `key` is due at `instant` if `generation` is still its entry's.
-    private struct Due: Comparable {
-        var instant: ContinuousClock.Instant
-        var key: Key
-        var generation: Int
-        static func < (lhs: Due, rhs: Due) -> Bool { lhs.instant < rhs.instant }
-        static func == (lhs: Due, rhs: Due) -> Bool { lhs.instant == rhs.instant && lhs.generation == rhs.generation }
-    }
+    private typealias Due = DueItem<Key>
 
     private struct State {
         var entries: [Key: Entry] = [:]

@@ -93,13 +93,7 @@ public final class HealthChecker: Sendable {
         var epoch = 0
     }
 
-    private struct Due: Comparable {
-        var instant: ContinuousClock.Instant
-        var id: EntryID
-        var generation: Int
-        static func < (lhs: Due, rhs: Due) -> Bool { lhs.instant < rhs.instant }
-        static func == (lhs: Due, rhs: Due) -> Bool { lhs.instant == rhs.instant && lhs.generation == rhs.generation }
-    }
+    private typealias Due = DueItem<EntryID>
 
     private struct State {
         var entries: [EntryID: Entry] = [:]
@@ -251,7 +245,7 @@ public final class HealthChecker: Sendable {
                     state.nextGeneration += 1
                     let due = clock.advanced(by: .seconds(Double.random(in: 0..<interval)))
                     state.entries[id] = Entry(check: check, health: AddressHealth(since: now()), due: due, generation: state.nextGeneration)
-                    state.schedule.push(Due(instant: due, id: id, generation: state.nextGeneration))
+                    state.schedule.push(Due(instant: due, key: id, generation: state.nextGeneration))
                 }
                 var service = previous ?? ServiceState(check: check, targets: desired)
                 service.check = check
@@ -369,15 +363,15 @@ public final class HealthChecker: Sendable {
                 var jobs: [Job] = []
                 let clock = ContinuousClock.now
                 while state.inFlight < state.capacity, let top = state.schedule.peek() {
-                    guard let entry = state.entries[top.id], entry.generation == top.generation, !entry.inFlight else {
+                    guard let entry = state.entries[top.key], entry.generation == top.generation, !entry.inFlight else {
                         _ = state.schedule.pop()
                         continue
                     }
                     guard top.instant <= clock else { break }
                     _ = state.schedule.pop()
-                    state.entries[top.id]?.inFlight = true
+                    state.entries[top.key]?.inFlight = true
                     state.inFlight += 1
-                    jobs.append((top.id, entry.check, top.generation))
+                    jobs.append((top.key, entry.check, top.generation))
                 }
                 // At capacity, a completion signals; otherwise wait for the next due time.
                 let deadline = state.inFlight < state.capacity ? state.schedule.peek()?.instant : nil
@@ -435,7 +429,7 @@ public final class HealthChecker: Sendable {
                 entry.due = due
                 entry.inFlight = false
                 state.entries[id] = entry
-                state.schedule.push(Due(instant: due, id: id, generation: entry.generation))
+                state.schedule.push(Due(instant: due, key: id, generation: entry.generation))
                 guard let previous else { return nil }
                 let event = Event(time: time, target: id.target, from: previous.rawValue, to: entry.health.state.rawValue, message: error)
                 append(event, to: id.service, in: &state)
@@ -667,42 +661,5 @@ final class ScheduleLock: @unchecked Sendable {
         guard remaining > .zero else { return }
         let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
         _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))
-    }
-}
-
-/// A binary min-heap.
-struct MinHeap<Element: Comparable> {
-    private var items: [Element] = []
-
-    var count: Int { items.count }
-    func peek() -> Element? { items.first }
-
-    mutating func push(_ element: Element) {
-        items.append(element)
-        var child = items.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard items[child] < items[parent] else { break }
-            items.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    mutating func pop() -> Element? {
-        guard !items.isEmpty else { return nil }
-        items.swapAt(0, items.count - 1)
-        let top = items.removeLast()
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1
-            let right = left + 1
-            var smallest = parent
-            if left < items.count, items[left] < items[smallest] { smallest = left }
-            if right < items.count, items[right] < items[smallest] { smallest = right }
-            guard smallest != parent else { break }
-            items.swapAt(parent, smallest)
-            parent = smallest
-        }
-        return top
     }
 }
