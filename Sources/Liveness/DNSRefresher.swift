@@ -248,7 +248,10 @@ public final class DNSRefresher: Sendable {
     /// at once.
     public func update(namespace: String, name: String, hosts: Set<String>, settings: Settings) {
         lock.locked {
-            state.withLock { state in
+            // The refresher threads are woken only when a name was scheduled (sooner than they
+            // may be waiting for); a commit of a service without names wakes none of them.
+            let scheduled = state.withLock { state -> Bool in
+                var scheduled = false
                 let service = ServiceKey(namespace: namespace, name: name)
                 for host in state.hosts[service] ?? [] where !hosts.contains(host) {
                     state.entries[Key(namespace: namespace, name: name, host: host)] = nil
@@ -260,15 +263,20 @@ public final class DNSRefresher: Sendable {
                     if let entry = state.entries[key] {
                         state.entries[key]?.settings = settings
                         let latest = clock.advanced(by: .seconds(settings.refreshSeconds))
-                        if entry.due > latest { DNSRefresher.schedule(key, at: latest, in: &state) }
+                        if entry.due > latest {
+                            DNSRefresher.schedule(key, at: latest, in: &state)
+                            scheduled = true
+                        }
                     } else {
                         state.entries[key] = Entry(settings: settings, due: clock)
                         DNSRefresher.schedule(key, at: clock, in: &state)
+                        scheduled = true
                     }
                 }
                 if hosts.isEmpty { state.epochs[service] = nil }
+                return scheduled
             }
-            lock.broadcast()
+            if scheduled { lock.broadcast() }
         }
     }
 
