@@ -311,8 +311,11 @@ final class WatchHub: Sendable {
     }
 
     /// Reads the events after `cursor` and hands each to the watchers that may see it; returns
-    /// the new cursor.
+    /// the new cursor. With no watch open, no event is read (rebuilding each changed document
+    /// from its history patch for nobody): the cursor moves to the current resource version, and
+    /// a watch opened after this look catches up through the store to the next pass's cursor.
     private func dispatch(after cursor: Int) throws -> Int {
+        if state.withLock({ $0.watchers.isEmpty }) { return max(cursor, try store.resourceVersionState().current) }
         var cursor = cursor
         while true {
             let batch = try store.watchEvents(after: cursor, limit: 500)
