@@ -7,9 +7,8 @@ import Synchronization
 /// KubernetesClient does for cluster calls): one thread (started with the first probe, then kept
 /// for the process, idle in `curl_multi_poll` when nothing is in flight) drives every transfer
 /// in flight at once, each bounded by its own `timeoutSeconds`; `start` prepares an easy handle,
-/// hands it over and wakes the loop (`curl_multi_wakeup`). `tcp` opens a connection and closes
-/// it (`CURLOPT_CONNECT_ONLY`); `http`/`https` send `GET path` with `Host` and compare the
-/// status. Every probe makes a fresh connection and ignores proxy settings of the environment.
+/// hands it over and wakes the loop (`curl_multi_wakeup`). `tcp` goes to `SocketProber`'s
+/// connect loop; `http`/`https` send `GET path` with `Host` and compare the status. Every probe makes a fresh connection and ignores proxy settings of the environment.
 /// The verdict is the status line: the body is not read (the transfer ends at its first byte,
 /// so a backend streaming an endless body is judged by its status, as by Kubernetes' httpGet
 /// probe, which reads at most 10 KiB of it). libcurl itself fails (`other`) response headers
@@ -23,6 +22,9 @@ public struct CurlProber: Prober {
     }
 
     public func start(_ target: ProbeTarget, check: HealthCheck, completion: @escaping @Sendable (Result<Void, ProbeFailure>) -> Void) {
+        // tcp goes to the connect loop: a CONNECT_ONLY transfer leaves its socket with libcurl
+        // after the multi handle is done with it, one more owner of a descriptor to get wrong.
+        if check.type == .tcp { return SocketProber(fallback: self).start(target, check: check, completion: completion) }
         CurlMultiLoop.shared.start(target, check: check, completion: completion)
     }
 }
@@ -85,12 +87,8 @@ final class CurlMultiLoop: Sendable {
         _ = CCurl_setLong(handle, CURLOPT_FORBID_REUSE, 1)
         _ = CCurl_setLong(handle, CURLOPT_TIMEOUT_MS, check.timeoutSeconds * 1000)
         _ = CCurl_setString(handle, CURLOPT_USERAGENT, "endpoint-registry-health-check")
-        if check.type == .tcp {
-            _ = CCurl_setLong(handle, CURLOPT_CONNECT_ONLY, 1)
-        } else {
-            // The first byte of the body ends the transfer (CURLE_WRITE_ERROR): the status is known.
-            _ = CCurl_setCallback(handle, CURLOPT_WRITEFUNCTION, { _, _, _, _ in 0 })
-        }
+        // The first byte of the body ends the transfer (CURLE_WRITE_ERROR): the status is known.
+        _ = CCurl_setCallback(handle, CURLOPT_WRITEFUNCTION, { _, _, _, _ in 0 })
         if check.type == .https, check.tlsSkipVerify {
             _ = CCurl_setLong(handle, CURLOPT_SSL_VERIFYPEER, 0)
             _ = CCurl_setLong(handle, CURLOPT_SSL_VERIFYHOST, 0)
