@@ -320,7 +320,7 @@ public final class RegistryApplication: HTTPHandler {
         let requestID = RegistryApplication.requestID(from: request)
         var response: HTTPResponse
         var operation = "-"
-        var matched: (route: Route, parameters: [String: String])? = nil
+        var matched: (route: Route, parameters: PathParameters)? = nil
         var caller: Principal? = nil
         do {
             switch router.match(method: request.method, path: request.path) {
@@ -362,7 +362,7 @@ public final class RegistryApplication: HTTPHandler {
     /// before the route's handler and its preconditions: no service can have an invalid one, so
     /// the answer is 404, as the Kubernetes API server answers a read of an invalid name; for a PUT
     /// (which may create) 422 naming the field, as a create with that name would get.
-    static func checkServicePath(_ route: Route, _ parameters: [String: String]) throws {
+    static func checkServicePath(_ route: Route, _ parameters: PathParameters) throws {
         guard route.template.hasPrefix("/v1/services/{namespace}/{name}") else { return }
         let namespace = parameters["namespace"] ?? ""
         let name = parameters["name"] ?? ""
@@ -376,7 +376,7 @@ public final class RegistryApplication: HTTPHandler {
 
     /// Stamps the request id, audits refusals and failed writes, counts and logs the request.
     private func finish(
-        _ response: HTTPResponse, request: HTTPRequest, requestID: String, matched: (route: Route, parameters: [String: String])?,
+        _ response: HTTPResponse, request: HTTPRequest, requestID: String, matched: (route: Route, parameters: PathParameters)?,
         caller: Principal?, operation: String, started: ContinuousClock.Instant
     ) -> HTTPResponse {
         var response = response
@@ -444,7 +444,7 @@ public final class RegistryApplication: HTTPHandler {
     /// `RefusalAggregator`: no durable write per request). Successful writes are recorded by the
     /// store in the transaction of the change itself.
     private func auditFailure(
-        _ request: HTTPRequest, response: HTTPResponse, matched: (route: Route, parameters: [String: String])?, actor: String,
+        _ request: HTTPRequest, response: HTTPResponse, matched: (route: Route, parameters: PathParameters)?, actor: String,
         requestID: String
     ) {
         let denied = response.status == 401 || response.status == 403
@@ -510,7 +510,7 @@ public final class RegistryApplication: HTTPHandler {
 
     /// Whether the caller may: 403 when the role lacks the route's permission or the token's
     /// namespaces exclude the one in the path.
-    private func authorize(_ principal: Principal, route: Route, parameters: [String: String]) throws(APIError) {
+    private func authorize(_ principal: Principal, route: Route, parameters: PathParameters) throws(APIError) {
         guard let permission = route.permission else { return }
         guard principal.allows(permission) else {
             throw .forbidden(
@@ -554,26 +554,32 @@ public final class RegistryApplication: HTTPHandler {
     private static let requestCounter = Atomic<Int>(0)
 
     /// One line per request: the message for people (`GET /v1/services 200`), typed fields for
-    /// machines (numbers stay numbers in the JSON format), in `logFormat`, straight to the log sink
-    /// (the fields are built in their sorted order: no metadata dictionary on the request path).
+    /// machines (numbers stay numbers in the JSON format), in `logFormat`, straight to the log sink.
+    /// The line is written field by field, in sorted key order (no metadata dictionary, no array
+    /// of fields and no intermediate strings on the request path).
     private func log(
         _ request: HTTPRequest, response: HTTPResponse, route: String?, operation: String, actor: String, requestID: String, elapsed: Duration
     ) {
         guard logger.logLevel <= .info else { return }
-        let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-        var fields: [(key: String, value: StderrLogHandler.Value)] = [
-            ("actor", .string(actor)), ("bytes", .integer(response.bodyCount)),
-            ("durationMs", .number((milliseconds * 1000).rounded() / 1000)), ("method", .string(request.method)),
-            ("operation", .string(operation)), ("path", .string(request.path)),
-        ]
-        fields.reserveCapacity(11)
-        if !request.remoteAddress.isEmpty { fields.append(("remoteAddress", .string(request.remoteAddress))) }
-        fields.append(("requestId", .string(requestID)))
-        fields.append(("route", .string(route ?? "-")))
-        fields.append(("status", .integer(response.status)))
-        if let agent = request.headers["User-Agent"] { fields.append(("userAgent", .string(agent))) }
-        let message = "\(LogEscaping.path(request.method)) \(LogEscaping.path(request.path)) \(response.status)"
-        LogSink.standardError.append(StderrLogHandler.line(format: logFormat, level: .info, message: message, fields: fields))
+        var line = LogLine(format: logFormat, level: .info) { bytes in
+            LogEscaping.appendPath(request.method, to: &bytes)
+            bytes.append(UInt8(ascii: " "))
+            LogEscaping.appendPath(request.path, to: &bytes)
+            bytes.append(UInt8(ascii: " "))
+            StderrLogHandler.appendDecimal(response.status, to: &bytes)
+        }
+        line.field("actor", string: actor)
+        line.field("bytes", integer: response.bodyCount)
+        line.field("durationMs", milliseconds: elapsed)
+        line.field("method", string: request.method)
+        line.field("operation", string: operation)
+        line.field("path", string: request.path)
+        if !request.remoteAddress.isEmpty { line.field("remoteAddress", string: request.remoteAddress) }
+        line.field("requestId", string: requestID)
+        line.field("route", string: route ?? "-")
+        line.field("status", integer: response.status)
+        if let agent = request.headers["User-Agent"] { line.field("userAgent", string: agent) }
+        LogSink.standardError.append(line.finish())
     }
 
 }

@@ -14,7 +14,7 @@ public enum LogFormat: String, Sendable, CaseIterable {
 
 /// A log handler writing one line per event to stderr, as text or JSON, through
 /// `LogSink.standardError` (lines below `notice` are written in batches by its thread). Request
-/// lines, one per request, take the faster `AccessLog` path to the same sink and format.
+/// lines, one per request, are built field by field with `LogLine`, in the same format.
 public struct StderrLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
@@ -35,60 +35,33 @@ public struct StderrLogHandler: LogHandler {
             if all.isEmpty { all = extra } else { all.merge(extra) { $1 } }
         }
         let line = Self.line(
-            format: format, level: event.level, message: "\(event.message)", fields: all.keys.sorted().map { ($0, .metadata(all[$0]!)) })
+            format: format, level: event.level, message: "\(event.message)", fields: all.keys.sorted().map { ($0, all[$0]!) })
         LogSink.standardError.append(line, immediately: event.level >= .notice)
-    }
-
-    /// A field's value in a log line: request lines give theirs typed (no boxing, integers
-    /// written digit by digit); other lines give swift-log metadata.
-    enum Value {
-        case string(String)
-        case integer(Int)
-        case number(Double)
-        case metadata(Logger.Metadata.Value)
     }
 
     /// One log line, newline included: `time level message key=value…` (text) or
     /// `{"time":…,"level":…,"message":…,key:value…}` (JSON), the fields in the order given.
-    static func line(format: LogFormat, level: Logger.Level, message: String, fields: [(key: String, value: Value)]) -> [UInt8] {
-        var line: [UInt8]
+    static func line(format: LogFormat, level: Logger.Level, message: String, fields: [(key: String, value: Logger.Metadata.Value)]) -> [UInt8] {
         switch format {
         case .text:
-            // Built as bytes, with a copy instead of escaping for the usual plain-ASCII words.
-            line = []
-            line.reserveCapacity(320)
-            appendTimestamp(to: &line)
-            line.append(UInt8(ascii: " "))
-            line.append(contentsOf: level.rawValue.utf8)
-            line.append(UInt8(ascii: " "))
-            LogEscaping.append(message, to: &line)
+            var line = LogLine(format: .text, level: level) { LogEscaping.append(message, to: &$0) }
             for (key, value) in fields {
-                line.append(UInt8(ascii: " "))
-                LogEscaping.append(key, to: &line)
-                line.append(UInt8(ascii: "="))
                 switch value {
-                case .string(let string): LogEscaping.appendTextValue(string, to: &line)
-                case .integer(let number): appendDecimal(number, to: &line)
-                case .number(let number): line.append(contentsOf: number.description.utf8)
-                case .metadata(.string(let string)): LogEscaping.appendTextValue(string, to: &line)
-                case .metadata(.stringConvertible(let convertible)): LogEscaping.appendTextValue(convertible.description, to: &line)
-                case .metadata(let other): LogEscaping.appendTextValue("\(other)", to: &line)
+                case .string(let string): line.field(key, string: string)
+                case .stringConvertible(let convertible): line.field(key, string: convertible.description)
+                default: line.field(key, string: "\(value)")
                 }
             }
+            return line.finish()
         case .json:
+            // A JSON object, so that a metadata key equal to `time`, `level` or `message` replaces
+            // that value instead of writing the key twice.
             var object = JSONObject([("time", .string(timestamp())), ("level", .string(level.rawValue)), ("message", .string(message))])
-            for (key, value) in fields {
-                switch value {
-                case .string(let string): object[key] = .string(string)
-                case .integer(let number): object[key] = .integer(number)
-                case .number(let number): object[key] = json(.stringConvertible(number))
-                case .metadata(let metadata): object[key] = json(metadata)
-                }
-            }
-            line = JSONWriter.bytes(.object(object))
+            for (key, value) in fields { object[key] = json(value) }
+            var line = JSONWriter.bytes(.object(object))
+            line.append(UInt8(ascii: "\n"))
+            return line
         }
-        line.append(UInt8(ascii: "\n"))
-        return line
     }
 
     /// Appends `number` in decimal, as `String(number)` would write it.
@@ -155,6 +128,100 @@ public struct StderrLogHandler: LogHandler {
         line.append(UInt8(ascii: "."))
         digits(Int(now.tv_nsec / 1_000_000), 3)
         line.append(UInt8(ascii: "Z"))
+    }
+}
+
+/// One log line built in place, field by field, in either format: `time level message key=value…`
+/// (text) or `{"time":…,"level":…,"message":…,"key":value…}` (JSON), ending with a newline.
+/// The caller gives each key once (JSON keys are not checked for repeats): request lines use
+/// it directly, with no array of fields and no boxed values on the request path.
+struct LogLine {
+    private var bytes: [UInt8] = []
+    private let format: LogFormat
+
+    /// Starts a line: the time, the level, then the message, which `message` appends to the
+    /// bytes it is given: escaped as `LogEscaping.append` does, and, for JSON, with nothing that
+    /// a JSON string must escape (`"`, `\\`, control characters).
+    init(format: LogFormat, level: Logger.Level, message: (inout [UInt8]) -> Void) {
+        self.format = format
+        bytes.reserveCapacity(384)
+        switch format {
+        case .text:
+            StderrLogHandler.appendTimestamp(to: &bytes)
+            bytes.append(UInt8(ascii: " "))
+            bytes.append(contentsOf: level.rawValue.utf8)
+            bytes.append(UInt8(ascii: " "))
+            message(&bytes)
+        case .json:
+            bytes.append(contentsOf: #"{"time":""#.utf8)
+            StderrLogHandler.appendTimestamp(to: &bytes)
+            bytes.append(contentsOf: #"","level":""#.utf8)
+            bytes.append(contentsOf: level.rawValue.utf8)
+            bytes.append(contentsOf: #"","message":""#.utf8)
+            message(&bytes)
+            bytes.append(UInt8(ascii: "\""))
+        }
+    }
+
+    private mutating func key(_ key: String) {
+        switch format {
+        case .text:
+            bytes.append(UInt8(ascii: " "))
+            LogEscaping.append(key, to: &bytes)
+            bytes.append(UInt8(ascii: "="))
+        case .json:
+            bytes.append(UInt8(ascii: ","))
+            JSONWriter.writeString(key, into: &bytes)
+            bytes.append(UInt8(ascii: ":"))
+        }
+    }
+
+    /// `key=value` (quoted and escaped as `LogEscaping.textValue`) or `"key":"value"`.
+    mutating func field(_ key: String, string value: String) {
+        self.key(key)
+        switch format {
+        case .text: LogEscaping.appendTextValue(value, to: &bytes)
+        case .json: JSONWriter.writeString(value, into: &bytes)
+        }
+    }
+
+    /// An integer, in decimal in both formats (a JSON number).
+    mutating func field(_ key: String, integer value: Int) {
+        self.key(key)
+        StderrLogHandler.appendDecimal(value, to: &bytes)
+    }
+
+    /// A duration in milliseconds rounded to the microsecond, written as Swift writes the `Double`
+    /// `microseconds / 1000` (`0.042`, `12.5`, `3.0`), without going through `Double`.
+    mutating func field(_ key: String, milliseconds duration: Duration) {
+        self.key(key)
+        let (seconds, attoseconds) = duration.components
+        var microseconds = seconds * 1_000_000 + (attoseconds + 500_000_000_000) / 1_000_000_000_000
+        if microseconds < 0 {
+            bytes.append(UInt8(ascii: "-"))
+            microseconds = -microseconds
+        }
+        StderrLogHandler.appendDecimal(Int(microseconds / 1000), to: &bytes)
+        bytes.append(UInt8(ascii: "."))
+        var fraction = Int(microseconds % 1000)
+        var width = 3
+        while width > 1 && fraction % 10 == 0 {
+            fraction /= 10
+            width -= 1
+        }
+        var divisor = 1
+        for _ in 1..<width { divisor *= 10 }
+        while divisor > 0 {
+            bytes.append(UInt8(ascii: "0") + UInt8(fraction / divisor % 10))
+            divisor /= 10
+        }
+    }
+
+    /// The finished line, newline included.
+    consuming func finish() -> [UInt8] {
+        if format == .json { bytes.append(UInt8(ascii: "}")) }
+        bytes.append(UInt8(ascii: "\n"))
+        return bytes
     }
 }
 
@@ -230,22 +297,32 @@ enum LogEscaping {
         return needsQuotes ? "\"" + escaped(text, quote: true) + "\"" : escaped(text)
     }
 
-    /// A request path for a log message: bytes that are not visible ASCII, and `"`, `%` and `\`,
+    /// A request path for a log message: bytes that are not visible ASCII, and `"`, `%` and `\\`,
     /// percent-encoded again, so the path is one word and reads as it was requested.
     static func path(_ path: String) -> String {
+        var bytes: [UInt8] = []
+        appendPath(path, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends `path(path)` to `line`.
+    static func appendPath(_ path: String, to line: inout [UInt8]) {
         func plain(_ byte: UInt8) -> Bool {
             byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "%") && byte != UInt8(ascii: "\\")
         }
-        if path.utf8.allSatisfy(plain) { return path }
-        var result = ""
+        if path.utf8.allSatisfy(plain) {
+            line.append(contentsOf: path.utf8)
+            return
+        }
+        let hexDigits = Array("0123456789ABCDEF".utf8)
         for byte in path.utf8 {
-            if byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "%") && byte != UInt8(ascii: "\\") {
-                result.unicodeScalars.append(Unicode.Scalar(byte))
+            if plain(byte) {
+                line.append(byte)
             } else {
-                let hex = String(byte, radix: 16, uppercase: true)
-                result += "%" + (hex.count == 1 ? "0" : "") + hex
+                line.append(UInt8(ascii: "%"))
+                line.append(hexDigits[Int(byte >> 4)])
+                line.append(hexDigits[Int(byte & 0xF)])
             }
         }
-        return result
     }
 }

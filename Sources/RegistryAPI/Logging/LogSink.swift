@@ -49,7 +49,8 @@ public final class LogSink: Sendable {
     public func flush() {
         writing.withLock { _ in
             let batch = buffer.withLock { buffer -> [UInt8] in
-                defer { buffer = [] }
+                // The next batch starts with this one's capacity (no regrowth from empty).
+                defer { buffer.removeAll(keepingCapacity: buffer.count < Self.limit) }
                 return buffer
             }
             write(batch)

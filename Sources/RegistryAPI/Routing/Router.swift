@@ -4,7 +4,7 @@ import RegistryStorage
 /// What a handler gets: the request, the path parameters, the request id and who is asking.
 public struct RequestContext: Sendable {
     public var request: HTTPRequest
-    public var parameters: [String: String]
+    public var parameters: PathParameters
     public var requestID: String
     public var principal: Principal
     public var operationID: String
@@ -55,17 +55,44 @@ public struct Route: Sendable {
         }
     }
 
-    func match(_ pathSegments: [Substring]) -> [String: String]? {
+    /// The route's parameters in `path`'s segments (the path without its leading `/`, split at
+    /// every `/`), or nil when the segments do not fit the template.
+    func match(_ pathSegments: [Substring.UTF8View]) -> PathParameters? {
         guard pathSegments.count == segments.count else { return nil }
         // Literals first, so that routes that do not match allocate nothing.
         for (segment, value) in zip(segments, pathSegments) {
-            if case .literal(let literal) = segment, !literal.utf8.elementsEqual(value.utf8) { return nil }
+            if case .literal(let literal) = segment, !literal.utf8.elementsEqual(value) { return nil }
         }
-        var parameters: [String: String] = [:]
+        var parameters = PathParameters()
         for (segment, value) in zip(segments, pathSegments) {
-            if case .parameter(let name) = segment { parameters[name] = String(value) }
+            if case .parameter(let name) = segment { parameters.append(name, String(Substring(value))) }
         }
         return parameters
+    }
+}
+
+/// The `{parameter}` values of a matched path, in template order. A route has at most three, so
+/// they are kept as a list and looked up by a linear scan (cheaper than hashing each name).
+public struct PathParameters: Sendable, Equatable {
+    private var pairs: [(name: String, value: String)] = []
+
+    public init() { pairs.reserveCapacity(3) }
+
+    /// Parameters from `name: value` pairs (for tests and callers that build a context by hand).
+    public init(_ pairs: KeyValuePairs<String, String>) {
+        self.pairs = pairs.map { ($0.key, $0.value) }
+    }
+
+    mutating func append(_ name: String, _ value: String) { pairs.append((name, value)) }
+
+    /// The value of parameter `name`, or nil when the route has no such parameter.
+    public subscript(name: String) -> String? {
+        for pair in pairs where pair.name == name { return pair.value }
+        return nil
+    }
+
+    public static func == (lhs: PathParameters, rhs: PathParameters) -> Bool {
+        lhs.pairs.elementsEqual(rhs.pairs) { $0.name == $1.name && $0.value == $1.value }
     }
 }
 
@@ -79,7 +106,7 @@ public struct Router: Sendable {
     private let bySegmentCount: [[Int]]
 
     public enum Match {
-        case found(Route, [String: String])
+        case found(Route, PathParameters)
         case notFound
         case methodNotAllowed([String])
     }
@@ -93,9 +120,8 @@ public struct Router: Sendable {
 
     public func match(method: String, path: String) -> Match {
         guard path.utf8.first == UInt8(ascii: "/") else { return .notFound }
-        let segments = path.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
-        guard segments.count < bySegmentCount.count, !segments.contains(where: { $0.isEmpty }) else { return .notFound }
-        let pathSegments = segments.map { Substring($0) }
+        let pathSegments = path.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        guard pathSegments.count < bySegmentCount.count, !pathSegments.contains(where: { $0.isEmpty }) else { return .notFound }
         // RFC 9110 §9.3.2: HEAD is served wherever GET is, with GET's headers and no body
         // (the transport leaves the body out).
         let lookup = method == "HEAD" ? "GET" : method

@@ -1,0 +1,95 @@
+import Foundation
+import HTTPServer
+import Logging
+import Testing
+
+@testable import RegistryAPI
+
+/// The request line is written field by field (`LogLine`); it must read exactly as the general
+/// path (`StderrLogHandler.line`) writes the same fields, in both formats.
+@Suite struct LogLineTests {
+    /// The line without its leading timestamp (`2026-12-01T18:00:00.123Z `, or the JSON `time` member).
+    private func withoutTime(_ line: [UInt8], _ format: LogFormat) -> String {
+        let text = String(decoding: line, as: UTF8.self)
+        switch format {
+        case .text: return String(text.drop { $0 != " " })
+        case .json: return String(text[text.range(of: #","level""#)!.lowerBound...])
+        }
+    }
+
+    @Test(arguments: LogFormat.allCases) func fieldsReadAsTheGeneralPathWritesThem(format: LogFormat) throws {
+        let values = ["plain", "", "with space", #"quote"d"#, "a=b", "back\\slash", "line\nbreak", "tab\there", "\u{7F}\u{85}é"]
+        for value in values {
+            var line = LogLine(format: format, level: .info) { LogEscaping.append("GET /v1 200", to: &$0) }
+            line.field("actor", string: value)
+            line.field("status", integer: -404)
+            let expected = StderrLogHandler.line(
+                format: format, level: .info, message: "GET /v1 200",
+                fields: [("actor", .string(value)), ("status", .stringConvertible(-404))])
+            #expect(withoutTime(line.finish(), format) == withoutTime(expected, format), "value \(value.debugDescription)")
+        }
+    }
+
+    @Test func millisecondsReadAsSwiftWritesTheDouble() {
+        let samples: [Duration] =
+            [.zero, .nanoseconds(499), .nanoseconds(500), .microseconds(1), .microseconds(10), .microseconds(120), .milliseconds(1)]
+            + [.microseconds(1_500), .microseconds(12_345), .seconds(3), .seconds(86_400) + .microseconds(7)]
+            + (0..<2_000).map { .nanoseconds($0 * 7_919 + $0 * $0 * 131) }
+        for duration in samples {
+            var line = LogLine(format: .text, level: .info) { _ in }
+            line.field("durationMs", milliseconds: duration)
+            let written = String(decoding: line.finish(), as: UTF8.self)
+            // Rounded to the nearest microsecond (a half up), then written as Swift writes the Double.
+            let (seconds, attoseconds) = duration.components
+            let microseconds = seconds * 1_000_000 + (attoseconds + 500_000_000_000) / 1_000_000_000_000
+            let expected = (Double(microseconds) / 1000).description
+            #expect(written.hasSuffix(" durationMs=\(expected)\n"), "\(duration): \(written)")
+        }
+    }
+
+    @Test func requestPathsArePercentEncodedAgain() {
+        var bytes: [UInt8] = []
+        LogEscaping.appendPath("/v1/a b/\"%\\\u{1}é", to: &bytes)
+        #expect(String(decoding: bytes, as: UTF8.self) == "/v1/a%20b/%22%25%5C%01%C3%A9")
+        #expect(LogEscaping.path("/v1/services") == "/v1/services")
+    }
+}
+
+@Suite struct RouterTests {
+    private let router = Router(routes: [
+        Route("GET", "/v1/services", "listServices") { _ in HTTPResponse(status: 200) },
+        Route("GET", "/v1/services/{namespace}/{name}", "getService") { _ in HTTPResponse(status: 200) },
+        Route("DELETE", "/v1/services/{namespace}/{name}/addresses/{ip}", "deleteAddress") { _ in HTTPResponse(status: 204) },
+    ])
+
+    @Test func parametersAreTakenFromTheirSegments() throws {
+        guard case .found(let route, let parameters) = router.match(method: "DELETE", path: "/v1/services/default/rgw/addresses/10.0.0.1")
+        else {
+            Issue.record("no match")
+            return
+        }
+        #expect(route.operationID == "deleteAddress")
+        #expect(parameters == PathParameters(["namespace": "default", "name": "rgw", "ip": "10.0.0.1"]))
+        #expect(parameters["ip"] == "10.0.0.1")
+        #expect(parameters["missing"] == nil)
+    }
+
+    @Test func otherMethodsAndPathsAreRefused() {
+        guard case .methodNotAllowed(let allowed) = router.match(method: "POST", path: "/v1/services/default/rgw") else {
+            Issue.record("expected 405")
+            return
+        }
+        #expect(allowed == ["GET", "HEAD"])
+        for path in ["/v1/services/default/", "/v1//default/rgw", "v1/services", "/v1/services/default/rgw/x", "/"] {
+            guard case .notFound = router.match(method: "GET", path: path) else {
+                Issue.record("\(path) matched")
+                continue
+            }
+        }
+        guard case .found(let route, _) = router.match(method: "HEAD", path: "/v1/services") else {
+            Issue.record("HEAD is served wherever GET is")
+            return
+        }
+        #expect(route.template == "/v1/services")
+    }
+}
