@@ -29,8 +29,13 @@ public struct HTTPHeaders: Sendable, Sequence {
 }
 
 extension String {
+    /// Field names are tokens, compared case-insensitively in ASCII (RFC 9110 §5.1); byte by byte,
+    /// without building lower-cased copies.
     fileprivate func caseInsensitiveEquals(_ other: String) -> Bool {
-        utf8.count == other.utf8.count && lowercased() == other.lowercased()
+        utf8.count == other.utf8.count
+            && utf8.elementsEqual(other.utf8) { a, b in
+                a == b || (a | 0x20 == b | 0x20 && (a | 0x20) >= UInt8(ascii: "a") && (a | 0x20) <= UInt8(ascii: "z"))
+            }
     }
 }
 

@@ -30,6 +30,11 @@ import Testing
         }
     }
 
+    @Test func metadataKeysCannotBreakTheLine() {
+        let line = StderrLogHandler.line(format: .text, level: .warning, message: "m", fields: [("bad\nkey", .string("v"))])
+        #expect(String(decoding: line, as: UTF8.self).hasSuffix(#" warning m bad\nkey=v"# + "\n"))
+    }
+
     @Test func millisecondsReadAsSwiftWritesTheDouble() {
         let samples: [Duration] =
             [.zero, .nanoseconds(499), .nanoseconds(500), .microseconds(1), .microseconds(10), .microseconds(120), .milliseconds(1)]

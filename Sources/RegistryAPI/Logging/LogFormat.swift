@@ -46,6 +46,7 @@ public struct StderrLogHandler: LogHandler {
         case .text:
             var line = LogLine(format: .text, level: level) { LogEscaping.append(message, to: &$0) }
             for (key, value) in fields {
+                let key = LogEscaping.escaped(key)
                 switch value {
                 case .string(let string): line.field(key, string: string)
                 case .stringConvertible(let convertible): line.field(key, string: convertible.description)
@@ -133,8 +134,9 @@ public struct StderrLogHandler: LogHandler {
 
 /// One log line built in place, field by field, in either format: `time level message key=value…`
 /// (text) or `{"time":…,"level":…,"message":…,"key":value…}` (JSON), ending with a newline.
-/// The caller gives each key once (JSON keys are not checked for repeats): request lines use
-/// it directly, with no array of fields and no boxed values on the request path.
+/// The caller gives each key once, as a plain word (keys are neither escaped nor checked for
+/// repeats): request lines use it directly, with no array of fields and no boxed values on the
+/// request path.
 struct LogLine {
     private var bytes: [UInt8] = []
     private let format: LogFormat
@@ -163,16 +165,18 @@ struct LogLine {
         }
     }
 
+    /// `key` is written as it is: callers give plain words (`StderrLogHandler.line` escapes
+    /// the metadata keys it is given first).
     private mutating func key(_ key: String) {
         switch format {
         case .text:
             bytes.append(UInt8(ascii: " "))
-            LogEscaping.append(key, to: &bytes)
+            bytes.append(contentsOf: key.utf8)
             bytes.append(UInt8(ascii: "="))
         case .json:
-            bytes.append(UInt8(ascii: ","))
-            JSONWriter.writeString(key, into: &bytes)
-            bytes.append(UInt8(ascii: ":"))
+            bytes.append(contentsOf: #",""#.utf8)
+            bytes.append(contentsOf: key.utf8)
+            bytes.append(contentsOf: #"":"#.utf8)
         }
     }
 

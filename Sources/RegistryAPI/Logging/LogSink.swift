@@ -17,8 +17,10 @@ public final class LogSink: Sendable {
     private let fileDescriptor: Int32
     private let buffer = Mutex<[UInt8]>([])
     /// Held while a batch is taken and written, so that batches (and synchronous flushes) never
-    /// interleave or overtake each other.
-    private let writing = Mutex<Void>(())
+    /// interleave or overtake each other. It holds the spare buffer: the last batch written,
+    /// emptied with its capacity kept, which takes the place of the next batch (two buffers
+    /// swapped, so appending never regrows a buffer from empty nor waits for an allocation).
+    private let writing = Mutex<[UInt8]>([])
     private let wake = DispatchSemaphore(value: 0)
     private static let batchDelay: UInt32 = 10_000
     private static let limit = 4 << 20
@@ -47,13 +49,14 @@ public final class LogSink: Sendable {
 
     /// Writes everything appended so far before returning.
     public func flush() {
-        writing.withLock { _ in
-            let batch = buffer.withLock { buffer -> [UInt8] in
-                // The next batch starts with this one's capacity (no regrowth from empty).
-                defer { buffer.removeAll(keepingCapacity: buffer.count < Self.limit) }
-                return buffer
-            }
+        writing.withLock { spare in
+            var batch = spare
+            spare = []
+            buffer.withLock { swap(&$0, &batch) }
             write(batch)
+            // A buffer grown past the bound by a burst is not kept.
+            batch.removeAll(keepingCapacity: batch.capacity <= Self.limit)
+            spare = batch
         }
     }
 

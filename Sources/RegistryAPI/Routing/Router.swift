@@ -24,14 +24,15 @@ public struct RequestContext: Sendable {
 }
 
 /// A route: method, path template with `{parameter}` segments, the OpenAPI operationId, the
-/// query parameters it accepts, and its handler.
-public struct Route: Sendable {
-    public var method: String
-    public var template: String
-    public var operationID: String
-    public var queryParameters: Set<String>
+/// query parameters it accepts, and its handler. Immutable, and a class so that passing the
+/// matched route along a request costs one reference count, not one per field.
+public final class Route: Sendable {
+    public let method: String
+    public let template: String
+    public let operationID: String
+    public let queryParameters: Set<String>
     /// What the caller needs; nil for routes open to everyone.
-    public var permission: Permission?
+    public let permission: Permission?
     let handler: @Sendable (RequestContext) throws -> HTTPResponse
     let segments: [Segment]
 
