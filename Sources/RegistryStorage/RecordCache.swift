@@ -35,6 +35,13 @@ final class RecordCache: Sendable {
         }
     }
 
+    /// The entry for `key` as it is now, without checking it against the database: it may be
+    /// behind the stored row, or put by a write that is not committed yet. For a guess only
+    /// (see `ServiceStore.Speculation`), never for an answer.
+    func peek(_ key: ServiceKey) -> (record: ServiceRecord, document: [UInt8])? {
+        state.withLock { $0.entries[key] }
+    }
+
     func put(_ key: ServiceKey, _ record: ServiceRecord, document: [UInt8]) {
         state.withLock { state in
             if state.entries.count >= Self.capacity && state.entries[key] == nil { state.entries.removeAll(keepingCapacity: true) }

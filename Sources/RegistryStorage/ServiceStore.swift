@@ -747,28 +747,77 @@ public final class ServiceStore: Sendable {
     }
 
     /// `update` answered through `completion` after the commit, without holding the calling
-    /// thread meanwhile (see `writeLater`); `transform` runs on the committing thread.
+    /// thread meanwhile (see `writeLater`).
+    ///
+    /// `transform` and the encoding of the new document run first on the calling thread, from
+    /// the cached record (a `Speculation`); the commit thread, the one writer, then only checks
+    /// that the stored document is still that one and writes the result. When it is not (another
+    /// write came first, or nothing was cached), `transform` runs again on the commit thread,
+    /// from the stored record, as if there had been no speculation. `transform` must therefore
+    /// depend only on the record it is given.
     public func update(
         namespace: String, name: String, audit: AuditContext = .unattributed, dryRun: Bool = false,
         _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService,
         completion: @escaping @Sendable (Result<UpdateResult, any Error>) -> Void
     ) {
-        let (body, committed) = updating(namespace: namespace, name: name, audit: audit, transform)
+        let time = ServiceStore.timestamp(now())
+        let speculation = speculate(ServiceKey(namespace: namespace, name: name), at: time, transform)
+        let (body, committed) = updating(namespace: namespace, name: name, audit: audit, at: time, speculation: speculation, transform)
         writeLater(dryRun: dryRun, body) { result in
             if !dryRun, case .success(let value) = result, value.changed { committed(value.record) }
             completion(result)
         }
     }
 
+    /// An update computed ahead of its transaction, from the cached record and document it was
+    /// based on: valid only if the stored document is still `base` when the write runs.
+    struct Speculation: Sendable {
+        var base: [UInt8]
+        var record: ServiceRecord
+        var document: [UInt8]
+        var patch: DocumentPatch
+    }
+
+    /// Runs `transform` on the cached record of `key` and encodes the result, on the calling
+    /// thread. Nil when nothing is cached, when `transform` throws (the commit thread then runs
+    /// it on the stored record and reports that error) or when it changes nothing (that
+    /// path writes no document).
+    private func speculate(
+        _ key: ServiceKey, at time: String, _ transform: @Sendable (ServiceRecord?) throws -> ExternalService
+    ) -> Speculation? {
+        guard let (current, document) = recordCache.peek(key), let service = try? transform(current), service != current.service else {
+            return nil
+        }
+        var record = current
+        record.service = service
+        record.revision += 1
+        record.updatedAt = time
+        let (bytes, patch) = ServiceEncoder.bytesAndPatch(record, previous: current, document: document)
+        return Speculation(base: document, record: record, document: bytes, patch: patch)
+    }
+
     /// What an update runs in its transaction, and what follows its commit when it changed the service.
     private func updating(
-        namespace: String, name: String, audit: AuditContext, _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService
+        namespace: String, name: String, audit: AuditContext, at time: String? = nil, speculation: Speculation? = nil,
+        _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService
     ) -> (body: @Sendable (any SQLConnection) throws -> UpdateResult, committed: @Sendable (ServiceRecord) -> Void) {
         let cache = recordCache
         let key = ServiceKey(namespace: namespace, name: name)
-        let time = ServiceStore.timestamp(now())
+        let time = time ?? ServiceStore.timestamp(now())
         let body: @Sendable (any SQLConnection) throws -> UpdateResult = { connection in
             let stored = try ServiceStore.stored(connection, namespace: namespace, name: name, cache: cache)
+            if let speculation, let (current, document) = stored, document == speculation.base {
+                // The document it was computed from is still the stored one: the same result.
+                let record = speculation.record
+                try ServiceStore.replace(record, document: speculation.document, into: connection, cache: cache)
+                try ServiceStore.recordChange(
+                    audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: speculation.document,
+                    patch: speculation.patch, status: 200, at: time, into: connection)
+                try ServiceStore.recordEvent(
+                    .modified, record: record, document: speculation.document, previousLabels: current.service.labels, at: time,
+                    into: connection)
+                return UpdateResult(record: record, document: speculation.document, changed: true, created: false)
+            }
             let current = stored?.record
             let service = try transform(current)
             if let (current, document) = stored {
@@ -925,8 +974,6 @@ public final class ServiceStore: Sendable {
     private static func replace(
         _ record: ServiceRecord, previous: (record: ServiceRecord, document: [UInt8])? = nil, into connection: any SQLConnection, cache: RecordCache
     ) throws -> (document: [UInt8], patch: DocumentPatch?) {
-        let key = ServiceKey(namespace: record.service.namespace, name: record.service.name)
-        cache.remove(key)
         // From the previous document when only a few addresses changed (see `ServiceEncoder`).
         let (document, patch): ([UInt8], DocumentPatch?) =
             if let previous {
@@ -934,6 +981,14 @@ public final class ServiceStore: Sendable {
             } else {
                 (ServiceEncoder.bytes(record), nil)
             }
+        try replace(record, document: document, into: connection, cache: cache)
+        return (document, patch)
+    }
+
+    /// Stores `document`, the encoding of `record`, as the new revision of an existing service.
+    private static func replace(_ record: ServiceRecord, document: [UInt8], into connection: any SQLConnection, cache: RecordCache) throws {
+        let key = ServiceKey(namespace: record.service.namespace, name: record.service.name)
+        cache.remove(key)
         try connection.prepare(
             "UPDATE services SET revision = ?, updated_at = ?, labels = ?, document = ?, address_count = ? WHERE namespace = ? AND name = ?"
         ).bind(
@@ -941,7 +996,6 @@ public final class ServiceStore: Sendable {
             .integer(record.service.addresses.count), .text(record.service.namespace), .text(record.service.name)
         ).run()
         cache.put(key, record, document: document)
-        return (document, patch)
     }
 
     /// SQLite: copies the WAL into the database file and truncates it (used at shutdown).

@@ -244,6 +244,47 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
         #expect(record.revision == 21 && record.service.description == "queued 19")
     }
 
+    /// Queued updates computed ahead from the cached record (`ServiceStore.Speculation`) by many
+    /// threads at once: most are based on a document another write has replaced by the time
+    /// they commit, and must then be computed again. Nothing is lost, revisions follow each other,
+    /// and every stored revision's document (kept as a patch) is the encoding of its record.
+    @Test func racingQueuedUpdatesAreComputedAgainWhenTheirBaseMoved() throws {
+        let store = self.store
+        _ = try store.create(sample("raced"))
+        let answered = Mutex<[Int]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            for index in 0..<25 {
+                store.update(namespace: "default", name: "raced") { current in
+                    guard var service = current?.service else { throw StoreError.notFound(namespace: "default", name: "raced") }
+                    service.addresses.append(EndpointAddress(ip: "10.8.\(worker).\(index + 1)"))
+                    service.normalize()
+                    return service
+                } completion: { result in
+                    if case .success(let update) = result { answered.withLock { $0.append(update.record.revision) } }
+                }
+            }
+        }
+        store.waitForQueuedWrites()
+        #expect(answered.withLock { $0.sorted() } == Array(2...101))
+        let record = try #require(try store.record(namespace: "default", name: "raced"))
+        #expect(record.revision == 101 && record.service.addresses.count == 102)
+        let history = try store.revisions(namespace: "default", name: "raced")
+        #expect(history.entries.map(\.revision) == Array(1...101))
+        var previous: ServiceRecord?
+        for entry in history.entries {
+            let document = try #require(entry.document)
+            let stored = try #require(ServiceDecoder.storedRecord(try JSONParser.parse(document)))
+            #expect(ServiceEncoder.bytes(stored) == document)
+            if let previous {
+                // Each revision adds one address to the one before.
+                #expect(stored.service.addresses.count == previous.service.addresses.count + 1)
+                #expect(Set(previous.service.addresses.map(\.ip)).isSubset(of: Set(stored.service.addresses.map(\.ip))))
+            }
+            previous = stored
+        }
+        #expect(try store.document(namespace: "default", name: "raced")?.document == ServiceEncoder.bytes(record))
+    }
+
     @Test func concurrentWritersLoseNothing() async throws {
         let store = self.store
         _ = try store.create(sample("counter"))
