@@ -151,6 +151,9 @@ public final class ServiceStore: Sendable {
     let rebuiltRevisions = RebuiltRevisions()
     /// Runs the group commits of `writeLater`.
     private let commitQueue = DispatchQueue(label: "endpoint-registry.commit")
+    /// Runs the completions of committed asynchronous writes, in commit order, while the commit
+    /// queue goes on with the next batch (answering a batch does not delay the next commit).
+    private let completionQueue = DispatchQueue(label: "endpoint-registry.commit-completion")
     /// The fence of the background work's writes (see `WriteFence`).
     let fence = Mutex<WriteFence?>(nil)
     /// On a shared database: follows the changes other processes commit (see `SharedChangeFollower`).
@@ -296,6 +299,7 @@ public final class ServiceStore: Sendable {
     /// and its completion has run. Not to be called from a write's completion.
     public func waitForQueuedWrites() {
         commitQueue.sync {}
+        completionQueue.sync {}
     }
 
     /// How many WAL checkpoints the background checkpointer (or a writer at the WAL's size
@@ -361,7 +365,8 @@ public final class ServiceStore: Sendable {
     }
 
     /// Commits everything queued, as the one writer, then hands the asynchronous writes of the
-    /// batch their results (after the writer lock is released).
+    /// batch their results on `completionQueue` (in commit order, after the writer lock is
+    /// released, while the next batch may already be committing).
     private func drain() {
         let batch: [PendingWrite] = writer.withLock { box in
             let batch = queue.withLock { queued in
@@ -373,8 +378,12 @@ public final class ServiceStore: Sendable {
             ServiceStore.commit(batch, on: box.connection, cache: recordCache)
             return batch
         }
-        for pending in batch {
-            pending.completion?(pending.result ?? .failure(StoreError.fault(StorageFault(reason: .internal, message: "the write was not executed"))))
+        guard batch.contains(where: { $0.completion != nil }) else { return }
+        completionQueue.async {
+            for pending in batch {
+                pending.completion?(
+                    pending.result ?? .failure(StoreError.fault(StorageFault(reason: .internal, message: "the write was not executed"))))
+            }
         }
     }
 
@@ -1050,12 +1059,13 @@ public final class ServiceStore: Sendable {
 }
 
 /// One queued write of the group commit. Why @unchecked Sendable is safe: `result` is written
-/// only by the thread holding the writer lock, and read by the owner only after it has taken
-/// that same lock itself, which orders the two accesses.
+/// only by the thread holding the writer lock, and read either by the owner after it has taken
+/// that same lock itself, or by the completion queue in a block dispatched after the lock was
+/// released; the lock, or the dispatch, orders the two accesses.
 private final class PendingWrite: @unchecked Sendable {
     let body: @Sendable (any SQLConnection) throws -> any Sendable
     /// Set by the committing thread while it holds the writer lock; read after that thread
-    /// released it (by the waiting writer, or by the committing thread for `completion`).
+    /// released it (by the waiting writer, or on the completion queue for `completion`).
     var result: Result<any Sendable, any Error>?
     /// For `writeLater`: called with `result` after the commit.
     let completion: (@Sendable (Result<any Sendable, any Error>) -> Void)?
