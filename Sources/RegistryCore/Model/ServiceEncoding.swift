@@ -43,12 +43,6 @@ public enum ServiceEncoder {
     /// Most addresses removed plus added for which `bytes(_:previous:document:)` splices.
     static let maxSplicedAddresses = 64
 
-    /// Fewest addresses of the stored service for which `bytes(_:previous:document:)` splices:
-    /// a splice encodes everything around the array twice (for the old and the new record), which
-    /// for a small service costs more than encoding it whole (about twice as much at 12 addresses,
-    /// in the profile of adding one address).
-    static let minSplicedAddresses = 32
-
     /// `bytes(record)`, computed from `document`, the bytes of `previous` (`bytes(previous)`),
     /// when the two records differ only in a few addresses (one added or removed, as the
     /// address routes do) besides the revision and times: everything around the `addresses`
@@ -59,17 +53,14 @@ public enum ServiceEncoder {
     /// shown cheaply (other fields differ, many addresses changed, `document` is not what
     /// `previous` encodes to around its addresses) the whole record is encoded.
     public static func bytes(_ record: ServiceRecord, previous: ServiceRecord, document: [UInt8]) -> [UInt8] {
-        (previous.service.addresses.count >= minSplicedAddresses ? spliced(record, previous: previous, document: document)?.bytes : nil)
-            ?? bytes(record)
+        spliced(record, previous: previous, document: document)?.bytes ?? bytes(record)
     }
 
     /// `bytes(record, previous:document:)` with the patch that turns `document` into the result
     /// (see `DocumentPatch`): the edits of the splice when there was one, else the one edit
     /// between the two documents' common beginning and end.
     public static func bytesAndPatch(_ record: ServiceRecord, previous: ServiceRecord, document: [UInt8]) -> (bytes: [UInt8], patch: DocumentPatch) {
-        if previous.service.addresses.count >= minSplicedAddresses, let spliced = spliced(record, previous: previous, document: document) {
-            return spliced
-        }
+        if let spliced = spliced(record, previous: previous, document: document) { return spliced }
         let bytes = bytes(record)
         return (bytes, DocumentPatch(between: document, and: bytes))
     }
