@@ -140,6 +140,9 @@ public final class ServiceStore: Sendable {
     private let changeObservers = Mutex<[@Sendable ([ServiceChange]) -> Void]>([])
     /// Decoded records of the last writes, for read-modify-write (see `RecordCache`).
     private let recordCache = RecordCache()
+    /// Queued asynchronous updates per service, not answered yet (see `update(…completion:)`);
+    /// an entry exists only while its count is positive, so it is bounded by the writes in flight.
+    private let queuedUpdates = Mutex<[ServiceKey: Int]>([:])
     /// Current documents for `document(namespace:name:)` (GET), invalidated by `changed`; only
     /// when `exclusive` (no other process writes the file).
     private let documentCache: DocumentCache?
@@ -770,9 +773,20 @@ public final class ServiceStore: Sendable {
         completion: @escaping @Sendable (Result<UpdateResult, any Error>) -> Void
     ) {
         let time = ServiceStore.timestamp(now())
-        let speculation = speculate(ServiceKey(namespace: namespace, name: name), at: time, transform)
+        let key = ServiceKey(namespace: namespace, name: name)
+        // Another queued update of the same service would commit first and leave the guess
+        // behind (many writers of one large service): then none is made.
+        let alone = queuedUpdates.withLock { counts in
+            counts[key, default: 0] += 1
+            return counts[key] == 1
+        }
+        let speculation = alone ? speculate(key, at: time, transform) : nil
         let (body, committed) = updating(namespace: namespace, name: name, audit: audit, at: time, speculation: speculation, transform)
-        writeLater(dryRun: dryRun, body) { result in
+        writeLater(dryRun: dryRun, body) { [self] result in
+            queuedUpdates.withLock { counts in
+                counts[key, default: 1] -= 1
+                if counts[key] == 0 { counts[key] = nil }
+            }
             if !dryRun, case .success(let value) = result, value.changed { committed(value.record) }
             completion(result)
         }

@@ -244,22 +244,32 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
         #expect(record.revision == 21 && record.service.description == "queued 19")
     }
 
-    /// Queued updates computed ahead from the cached record (`ServiceStore.Speculation`) by many
-    /// threads at once: most are based on a document another write has replaced by the time
-    /// they commit, and must then be computed again. Nothing is lost, revisions follow each other,
-    /// and every stored revision's document (kept as a patch) is the encoding of its record.
+    /// Queued updates computed ahead from the cached record (`ServiceStore.Speculation`) racing
+    /// each other and synchronous updates of the same service: a guess whose document another
+    /// write replaced before it committed is computed again. Nothing is lost, revisions follow
+    /// each other, and every stored revision's document (kept as a patch) encodes its record.
     @Test func racingQueuedUpdatesAreComputedAgainWhenTheirBaseMoved() throws {
         let store = self.store
         _ = try store.create(sample("raced"))
         let answered = Mutex<[Int]>([])
+        @Sendable func adding(_ worker: Int, _ index: Int) -> @Sendable (ServiceRecord?) throws -> ExternalService {
+            { current in
+                guard var service = current?.service else { throw StoreError.notFound(namespace: "default", name: "raced") }
+                service.addresses.append(EndpointAddress(ip: "10.8.\(worker).\(index + 1)"))
+                service.normalize()
+                return service
+            }
+        }
         DispatchQueue.concurrentPerform(iterations: 4) { worker in
             for index in 0..<25 {
-                store.update(namespace: "default", name: "raced") { current in
-                    guard var service = current?.service else { throw StoreError.notFound(namespace: "default", name: "raced") }
-                    service.addresses.append(EndpointAddress(ip: "10.8.\(worker).\(index + 1)"))
-                    service.normalize()
-                    return service
-                } completion: { result in
+                if worker == 3 {
+                    // Synchronous writes, which make no guess and move the base of the others'.
+                    if let update = try? store.update(namespace: "default", name: "raced", adding(worker, index)) {
+                        answered.withLock { $0.append(update.record.revision) }
+                    }
+                    continue
+                }
+                store.update(namespace: "default", name: "raced", adding(worker, index)) { result in
                     if case .success(let update) = result { answered.withLock { $0.append(update.record.revision) } }
                 }
             }
