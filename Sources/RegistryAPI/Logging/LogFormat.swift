@@ -117,7 +117,7 @@ struct LogLine {
 
     /// Starts a line: the time, the level, then the message, which `message` appends to the
     /// bytes it is given: escaped as `LogEscaping.append` does, and, for JSON, with nothing that
-    /// a JSON string must escape (`"`, `\\`, control characters).
+    /// a JSON string must escape (`"`, `\`, control characters).
     init(format: LogFormat, level: Logger.Level, message: (inout [UInt8]) -> Void) {
         self.format = format
         bytes.reserveCapacity(384)
@@ -275,15 +275,8 @@ enum LogEscaping {
         return needsQuotes ? "\"" + escaped(text, quote: true) + "\"" : escaped(text)
     }
 
-    /// A request path for a log message: bytes that are not visible ASCII, and `"`, `%` and `\\`,
-    /// percent-encoded again, so the path is one word and reads as it was requested.
-    static func path(_ path: String) -> String {
-        var bytes: [UInt8] = []
-        appendPath(path, to: &bytes)
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    /// Appends `path(path)` to `line`.
+    /// Appends a request path for a log message: bytes that are not visible ASCII, and `"`, `%`
+    /// and `\`, percent-encoded again, so the path is one word and reads as it was requested.
     static func appendPath(_ path: String, to line: inout [UInt8]) {
         func plain(_ byte: UInt8) -> Bool {
             byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "%") && byte != UInt8(ascii: "\\")
