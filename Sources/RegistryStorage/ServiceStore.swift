@@ -353,23 +353,32 @@ public final class ServiceStore: Sendable {
     }
 
     /// `write(_:)` without waiting: `body` runs in the next group commit, on the commit thread
-    /// (`commitQueue`) or on a thread committing synchronously, and `completion` gets what it
-    /// returned (or threw) once the transaction is committed (or failed). For request threads that
-    /// answer later (`DeferredResponse`): writes queue up while no thread waits for them, so
-    /// batches grow with the number of connections rather than of worker threads.
+    /// (`commitQueue`) or on a thread committing synchronously. Once the transaction is committed
+    /// (or failed), `committed` gets what `body` returned (or threw) on that thread, right after
+    /// the writer lock is released (where the observers of synchronous writes are told too, so
+    /// they hear of commits in about their order); then `completion` gets it on the completion
+    /// queue, in commit order, while the next batch may already be committing. For request
+    /// threads that answer later (`DeferredResponse`): writes queue up while no thread waits for
+    /// them, so batches grow with the number of connections rather than of worker threads.
     func writeLater<T: Sendable>(
-        _ body: @escaping @Sendable (any SQLConnection) throws -> T, completion: @escaping @Sendable (Result<T, any Error>) -> Void
+        _ body: @escaping @Sendable (any SQLConnection) throws -> T, committed: (@Sendable (Result<T, any Error>) -> Void)? = nil,
+        completion: @escaping @Sendable (Result<T, any Error>) -> Void
     ) {
+        var told: (@Sendable (Result<any Sendable, any Error>) -> Void)? = nil
+        if let committed {
+            told = { result in committed(Result { try ServiceStore.typed(result) }) }
+        }
         let pending = PendingWrite(
-            body: { connection in try body(connection) },
+            body: { connection in try body(connection) }, committed: told,
             completion: { result in completion(Result { try ServiceStore.typed(result) }) })
         queue.withLock { $0.append(pending) }
         commitQueue.async { [self] in drain() }
     }
 
-    /// Commits everything queued, as the one writer, then hands the asynchronous writes of the
-    /// batch their results on `completionQueue` (in commit order, after the writer lock is
-    /// released, while the next batch may already be committing).
+    /// Commits everything queued, as the one writer; once the writer lock is released, tells
+    /// the store's observers of the batch's changes (`committed`, on this thread, as synchronous
+    /// writers do theirs), then hands the asynchronous writes their results on `completionQueue`
+    /// (in commit order, while the next batch may already be committing).
     private func drain() {
         let batch: [PendingWrite] = writer.withLock { box in
             let batch = queue.withLock { queued in
@@ -380,6 +389,9 @@ public final class ServiceStore: Sendable {
             if let checkpointer, checkpointer.mustWait { checkpointer.checkpointAtCeiling(box.connection) }
             ServiceStore.commit(batch, on: box.connection, cache: recordCache)
             return batch
+        }
+        for pending in batch {
+            if let result = pending.result { pending.committed?(result) }
         }
         guard batch.contains(where: { $0.completion != nil }) else { return }
         completionQueue.async {
@@ -415,11 +427,21 @@ public final class ServiceStore: Sendable {
         }
     }
 
-    /// `writeLater(_:completion:)`, rolled back at the end when `dryRun` is set.
+    /// `writeLater(_:completion:)`, rolled back at the end when `dryRun` is set; `committed` runs
+    /// only for a write that is kept.
     func writeLater<T: Sendable>(
-        dryRun: Bool, _ body: @escaping @Sendable (any SQLConnection) throws -> T, completion: @escaping @Sendable (Result<T, any Error>) -> Void
+        dryRun: Bool, _ body: @escaping @Sendable (any SQLConnection) throws -> T, committed: (@Sendable (T) -> Void)? = nil,
+        completion: @escaping @Sendable (Result<T, any Error>) -> Void
     ) {
-        guard dryRun else { return writeLater(body, completion: completion) }
+        guard dryRun else {
+            var kept: (@Sendable (Result<T, any Error>) -> Void)? = nil
+            if let committed {
+                kept = { result in
+                    if case .success(let value) = result { committed(value) }
+                }
+            }
+            return writeLater(body, committed: kept, completion: completion)
+        }
         writeLater({ (connection) throws -> T in throw RolledBack(value: try body(connection)) }) { result in
             if case .failure(let rolledBack as RolledBack<T>) = result { return completion(.success(rolledBack.value)) }
             completion(result)
@@ -716,10 +738,7 @@ public final class ServiceStore: Sendable {
         completion: @escaping @Sendable (Result<(record: ServiceRecord, document: [UInt8]), any Error>) -> Void
     ) {
         let (body, created) = creation(service, audit: audit)
-        writeLater(dryRun: dryRun, body) { result in
-            if !dryRun, case .success(let value) = result { created(value.record) }
-            completion(result)
-        }
+        writeLater(dryRun: dryRun, body, committed: { value in created(value.record) }, completion: completion)
     }
 
     /// What a create runs in its transaction, and what follows its commit.
@@ -782,12 +801,11 @@ public final class ServiceStore: Sendable {
         }
         let speculation = alone ? speculate(key, at: time, transform) : nil
         let (body, committed) = updating(namespace: namespace, name: name, audit: audit, at: time, speculation: speculation, transform)
-        writeLater(dryRun: dryRun, body) { [self] result in
+        writeLater(dryRun: dryRun, body, committed: { value in if value.changed { committed(value.record) } }) { [self] result in
             queuedUpdates.withLock { counts in
                 counts[key, default: 1] -= 1
                 if counts[key] == 0 { counts[key] = nil }
             }
-            if !dryRun, case .success(let value) = result, value.changed { committed(value.record) }
             completion(result)
         }
     }
@@ -1081,11 +1099,18 @@ private final class PendingWrite: @unchecked Sendable {
     /// Set by the committing thread while it holds the writer lock; read after that thread
     /// released it (by the waiting writer, or on the completion queue for `completion`).
     var result: Result<any Sendable, any Error>?
-    /// For `writeLater`: called with `result` after the commit.
+    /// For `writeLater`: called with `result` by the thread that committed, once it released the
+    /// writer lock (the store's observers).
+    let committed: (@Sendable (Result<any Sendable, any Error>) -> Void)?
+    /// For `writeLater`: called with `result` on the completion queue after the commit.
     let completion: (@Sendable (Result<any Sendable, any Error>) -> Void)?
 
-    init(body: @escaping @Sendable (any SQLConnection) throws -> any Sendable, completion: (@Sendable (Result<any Sendable, any Error>) -> Void)?) {
+    init(
+        body: @escaping @Sendable (any SQLConnection) throws -> any Sendable, committed: (@Sendable (Result<any Sendable, any Error>) -> Void)? = nil,
+        completion: (@Sendable (Result<any Sendable, any Error>) -> Void)?
+    ) {
         self.body = body
+        self.committed = committed
         self.completion = completion
     }
 }
