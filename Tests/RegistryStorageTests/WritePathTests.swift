@@ -111,6 +111,7 @@ func largeService(_ name: String, count: Int) -> ExternalService {
             #expect(uid == uid.lowercased())
             #expect(Array(uid)[14] == "4")
             #expect("89ab".contains(Array(uid)[19]))
+            #expect(uid.utf8.allSatisfy { Array("0123456789abcdef-".utf8).contains($0) })
         }
     }
 
