@@ -25,4 +25,41 @@ import Testing
         }
         #expect(checked > 100)
     }
+
+    /// Every member the encoder can write, for each service type, with and without the optional ones.
+    @Test func everyMemberOfEveryTypeIsWrittenAsTheTreeIs() {
+        for type in ServiceType.allCases {
+            for full in [false, true] {
+                var service = ExternalService(
+                    namespace: "ns", name: "n", description: full ? "d \"q\"" : nil, labels: full ? ["b": "2", "a": "1\n"] : [:],
+                    annotations: full ? ["z/y": "x"] : [:], type: type, externalName: full ? "db.example.com" : nil,
+                    ports: [
+                        ServicePort(
+                            name: full ? "http" : nil, protocol: .udp, port: 80, targetPort: 8080, appProtocol: full ? "h2c" : nil,
+                            nodePort: full ? 30080 : nil)
+                    ] + (full ? [ServicePort(name: "m", port: 9100)] : []),
+                    addresses: [EndpointAddress(ip: "10.0.0.1", port: full ? 1 : nil), EndpointAddress(host: "a.example")],
+                    endpointsMode: full ? .endpoints : .both, clusters: full ? ["a", "b\\"] : [],
+                    healthCheck: full ? HealthCheck(type: .https, port: .name("http"), path: "/h", host: "x", expectedStatuses: [200...299]) : nil)
+                if full {
+                    service.spec.ipFamilyPolicy = .preferDualStack
+                    service.spec.ipFamilies = [.ipv6, .ipv4]
+                    service.spec.sessionAffinity = .clientIP
+                    service.spec.sessionAffinityTimeoutSeconds = 60
+                    service.spec.publishNotReadyAddresses = true
+                    service.spec.internalTrafficPolicy = .local
+                    service.spec.trafficDistribution = .preferClose
+                    service.spec.externalTrafficPolicy = .local
+                    service.spec.loadBalancerClass = "lb"
+                    service.spec.loadBalancerSourceRanges = ["10.0.0.0/8"]
+                    service.spec.allocateLoadBalancerNodePorts = false
+                    service.dnsRefreshSeconds = 60
+                } else {
+                    service.addresses.removeLast()
+                }
+                let record = ServiceRecord(service: service, uid: "uid", revision: 12, createdAt: "c", updatedAt: "u")
+                #expect(ServiceEncoder.bytes(record) == JSONWriter.bytes(ServiceEncoder.json(record)), "\(type) \(full)")
+            }
+        }
+    }
 }

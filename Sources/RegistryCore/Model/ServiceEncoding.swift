@@ -36,30 +36,126 @@ public enum ServiceEncoder {
         return .object(object)
     }
 
-    /// `JSONWriter.bytes(json(record))`, with the addresses (most of a document) written
-    /// straight from the record (`write(_:into:)`) rather than through a `JSONValue` each.
+    /// `JSONWriter.bytes(json(record))`, written straight from the record (no `JSONValue` tree).
     public static func bytes(_ record: ServiceRecord) -> [UInt8] {
-        guard case .object(let object) = json(record, addresses: .array([])) else { return JSONWriter.bytes(json(record)) }
         var out: [UInt8] = []
         out.reserveCapacity(512 + 40 * record.service.addresses.count)
-        out.append(UInt8(ascii: "{"))
-        for (offset, member) in object.members.enumerated() {
-            if offset > 0 { out.append(UInt8(ascii: ",")) }
-            JSONWriter.writeString(member.key, into: &out)
+        write(record, addresses: record.service.addresses, into: &out)
+        return out
+    }
+
+    /// Writes `JSONWriter.bytes(json(record, addresses: .array(addresses.map(json))))` into `out`
+    /// without building the `JSONValue` tree, and returns the position just after the `[` that
+    /// opens the addresses array (where `bytes(_:previous:document:)` cuts the document).
+    @discardableResult
+    static func write(_ record: ServiceRecord, addresses: [EndpointAddress], into out: inout [UInt8]) -> Int {
+        let service = record.service
+        var first = true
+        // The keys are plain ASCII: quoted without escaping.
+        func key(_ name: String) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: name.utf8)
+            out.append(UInt8(ascii: "\""))
             out.append(UInt8(ascii: ":"))
-            guard member.key == "addresses" else {
-                JSONWriter.write(member.value, into: &out)
-                continue
-            }
+        }
+        func string(_ name: String, _ value: String) {
+            key(name)
+            JSONWriter.writeString(value, into: &out)
+        }
+        func integer(_ name: String, _ value: Int) {
+            key(name)
+            out.append(contentsOf: String(value).utf8)
+        }
+        func bool(_ name: String, _ value: Bool) {
+            key(name)
+            out.append(contentsOf: (value ? "true" : "false").utf8)
+        }
+        func strings(_ name: String, _ values: [String]) {
+            key(name)
             out.append(UInt8(ascii: "["))
-            for index in record.service.addresses.indices {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                write(record.service.addresses[index], into: &out)
+            for (offset, value) in values.enumerated() {
+                if offset > 0 { out.append(UInt8(ascii: ",")) }
+                JSONWriter.writeString(value, into: &out)
             }
             out.append(UInt8(ascii: "]"))
         }
+        func map(_ name: String, _ values: [String: String]) {
+            key(name)
+            out.append(UInt8(ascii: "{"))
+            for (offset, member) in values.keys.sorted().enumerated() {
+                if offset > 0 { out.append(UInt8(ascii: ",")) }
+                JSONWriter.writeString(member, into: &out)
+                out.append(UInt8(ascii: ":"))
+                JSONWriter.writeString(values[member]!, into: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "{"))
+        string("namespace", service.namespace)
+        string("name", service.name)
+        string("uid", record.uid)
+        integer("revision", record.revision)
+        string("createdAt", record.createdAt)
+        string("updatedAt", record.updatedAt)
+        if let description = service.description { string("description", description) }
+        string("type", service.type.rawValue)
+        if let externalName = service.externalName { string("externalName", externalName) }
+        string("endpointsMode", service.endpointsMode.rawValue)
+        strings("clusters", service.clusters)
+        // As `specFields(_:into:)`.
+        let fields = service.spec
+        if let policy = fields.ipFamilyPolicy { string("ipFamilyPolicy", policy.rawValue) }
+        if !fields.ipFamilies.isEmpty { strings("ipFamilies", fields.ipFamilies.map(\.rawValue)) }
+        string("sessionAffinity", fields.sessionAffinity.rawValue)
+        if let timeout = fields.sessionAffinityTimeoutSeconds { integer("sessionAffinityTimeoutSeconds", timeout) }
+        bool("publishNotReadyAddresses", fields.publishNotReadyAddresses)
+        if service.type != .externalName { string("internalTrafficPolicy", (fields.internalTrafficPolicy ?? .cluster).rawValue) }
+        if let distribution = fields.trafficDistribution { string("trafficDistribution", distribution.rawValue) }
+        if service.type.isExternallyAccessible {
+            string("externalTrafficPolicy", (fields.externalTrafficPolicy ?? .cluster).rawValue)
+        }
+        if let loadBalancerClass = fields.loadBalancerClass { string("loadBalancerClass", loadBalancerClass) }
+        if !fields.loadBalancerSourceRanges.isEmpty { strings("loadBalancerSourceRanges", fields.loadBalancerSourceRanges) }
+        if service.type == .loadBalancer { bool("allocateLoadBalancerNodePorts", fields.allocateLoadBalancerNodePorts ?? true) }
+        map("labels", service.labels)
+        map("annotations", service.annotations)
+        key("ports")
+        out.append(UInt8(ascii: "["))
+        for (offset, port) in service.ports.enumerated() {
+            if offset > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "{"))
+            first = true
+            if let name = port.name { string("name", name) }
+            string("protocol", port.protocol.rawValue)
+            integer("port", port.port)
+            integer("targetPort", port.targetPort)
+            if let appProtocol = port.appProtocol { string("appProtocol", appProtocol) }
+            if let nodePort = port.nodePort { integer("nodePort", nodePort) }
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "]"))
+        first = false
+        key("addresses")
+        out.append(UInt8(ascii: "["))
+        let cut = out.count
+        for index in addresses.indices {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            write(addresses[index], into: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+        if let healthCheck = service.healthCheck {
+            key("healthCheck")
+            JSONWriter.write(json(healthCheck), into: &out)
+        }
+        // Issue 13: written out (with their defaults) when the service has `host` addresses or sets them.
+        if service.dnsRefreshSeconds != nil || service.dnsGraceSeconds != nil || service.addresses.contains(where: { $0.host != nil }) {
+            integer("dnsRefreshSeconds", service.effectiveDNSRefreshSeconds)
+            integer("dnsGraceSeconds", service.effectiveDNSGraceSeconds)
+        }
         out.append(UInt8(ascii: "}"))
-        return out
+        return cut
     }
 
     /// Writes `JSONWriter.bytes(json(address))` into `out`, without building the `JSONValue`.
@@ -161,13 +257,13 @@ public enum ServiceEncoder {
         let inserted = new.count - prefix - suffix
         guard removed + inserted <= maxSplicedAddresses else { return nil }
         // What surrounds the array: the encoding with an empty one, cut after its `[`.
-        let marker = Array(#""addresses":[]"#.utf8)
-        func frame(_ record: ServiceRecord) -> (bytes: [UInt8], cut: Int)? {
-            let bytes = JSONWriter.bytes(json(record, addresses: .array([])))
-            guard let start = onlyOccurrence(of: marker, in: bytes) else { return nil }
-            return (bytes, start + marker.count - 1)
+        func frame(_ record: ServiceRecord) -> (bytes: [UInt8], cut: Int) {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(512)
+            let cut = write(record, addresses: [], into: &bytes)
+            return (bytes, cut)
         }
-        guard let oldFrame = frame(previous), let newFrame = frame(record) else { return nil }
+        let (oldFrame, newFrame) = (frame(previous), frame(record))
         let oldTail = oldFrame.bytes.count - oldFrame.cut
         guard document.count >= oldFrame.bytes.count, document[..<oldFrame.cut].elementsEqual(oldFrame.bytes[..<oldFrame.cut]),
             document[(document.count - oldTail)...].elementsEqual(oldFrame.bytes[oldFrame.cut...])
@@ -228,20 +324,6 @@ public enum ServiceEncoder {
                 .init(offset: document.count - oldTail, removed: oldTail, inserted: Array(newFrame.bytes[newFrame.cut...])),
             ], of: document)
         return (out, patch)
-    }
-
-    /// The start of the one occurrence of `needle` in `bytes`; nil when there are none or several.
-    private static func onlyOccurrence(of needle: [UInt8], in bytes: [UInt8]) -> Int? {
-        var found: Int?
-        var index = 0
-        while index + needle.count <= bytes.count {
-            if bytes[index] == needle[0] && bytes[index..<(index + needle.count)].elementsEqual(needle) {
-                if found != nil { return nil }
-                found = index
-            }
-            index += 1
-        }
-        return found
     }
 
     /// The number of bytes `JSONWriter` writes for `json(address)`, computed without writing
