@@ -134,6 +134,13 @@ public struct EndpointAddress: Sendable, Equatable {
             && lhs[i].servedPorts == rhs[j].servedPorts
     }
 
+    /// `addresses[index] == other`, reading the element's fields in place (see above).
+    public static func same(_ addresses: [EndpointAddress], _ index: Int, _ other: borrowing EndpointAddress) -> Bool {
+        addresses[index].ip == other.ip && addresses[index].port == other.port && addresses[index].ready == other.ready
+            && addresses[index].host == other.host && addresses[index].ports == other.ports && addresses[index].hostname == other.hostname
+            && addresses[index].zone == other.zone && addresses[index].servedPorts == other.servedPorts
+    }
+
     /// Whether this is an address given by `host` that has not been expanded to an IP: it
     /// renders nothing by itself.
     public var isUnresolvedHost: Bool { host != nil && ip.isEmpty }
