@@ -171,4 +171,40 @@ import Testing
             reported += 1
         }
     }
+
+    /// Lists in stored order skip the table of addresses seen (they cannot repeat one): each
+    /// stored list decodes again to itself without a violation, and the same list with one
+    /// address repeated (no longer strictly increasing) reports exactly that repeat.
+    @Test func listsInStoredOrderDecodeToThemselvesAndRepeatsAreFound() throws {
+        var generator = Generator(state: 1409)
+        var checked = 0
+        for round in 0..<400 {
+            let multiPort = round % 2 == 0
+            let ports = multiPort ? Self.portSets[4] : Self.portSets[2]
+            let list = (0..<Int.random(in: 1...12, using: &generator)).map { _ in Self.validAddress(multiPort: multiPort, using: &generator) }
+            let body = #"{"name":"svc","# + ports + #""addresses":["# + list.joined(separator: ",") + "]}"
+            guard case .success(let input) = ServiceDecoder.decode(try JSONParser.parse(Array(body.utf8))) else { continue }
+            let stored = input.service.addresses.map { JSONWriter.string(ServiceEncoder.json($0)) }
+            let again = #"{"name":"svc","# + ports + #""addresses":["# + stored.joined(separator: ",") + "]}"
+            let decoded = try ServiceDecoder.decode(JSONParser.parse(Array(again.utf8))).get()
+            #expect(decoded.service.addresses == input.service.addresses, "\(again)")
+            let repeated = Int.random(in: 0..<stored.count, using: &generator)
+            var withRepeat = stored
+            withRepeat.insert(stored[repeated], at: repeated + 1)
+            let twice = #"{"name":"svc","# + ports + #""addresses":["# + withRepeat.joined(separator: ",") + "]}"
+            guard case .failure(let failure) = ServiceDecoder.decode(try JSONParser.parse(Array(twice.utf8))) else {
+                Issue.record("\(twice) was accepted")
+                continue
+            }
+            let address = input.service.addresses[repeated]
+            #expect(
+                failure.violations == [
+                    FieldViolation(
+                        "addresses[\(repeated + 1)]", .duplicate,
+                        "\(address.host ?? address.ip) with the same backend ports is already addresses[\(repeated)]")
+                ], "\(twice)")
+            checked += 1
+        }
+        #expect(checked > 100)
+    }
 }

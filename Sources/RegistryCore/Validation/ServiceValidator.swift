@@ -166,14 +166,25 @@ public enum ServiceValidator {
             return [FieldViolation("addresses", .forbidden, "must be empty when type is \"ExternalName\" (DNS answers with a CNAME)")]
         }
         var violations: [FieldViolation] = []
+        // IPs in increasing order (of IP, then backend ports), as most lists come and as
+        // `normalize()` stores them, cannot repeat an IP with the same backend ports: then no
+        // table of the addresses seen is needed.
+        let addresses = service.addresses
+        let increasing =
+            addresses.indices.allSatisfy {
+                guard addresses[$0].host == nil, case .success = addresses[$0].parsedIP else { return false }
+                return true
+            }
+            && addresses.indices.dropFirst().allSatisfy { ExternalService.precedes(addresses[$0 - 1], addresses[$0], ports: service.ports) }
         var seen: [AddressKey: Int] = [:]
-        seen.reserveCapacity(service.addresses.count)
+        if !increasing { seen.reserveCapacity(addresses.count) }
         for index in service.addresses.indices {
             let problems = validateAddress(service.addresses[index], path: "addresses[\(index)]", in: service, skipping: skipping)
             guard problems.isEmpty else {
                 violations += problems
                 continue
             }
+            if increasing { continue }
             let address = service.addresses[index]
             let key = AddressKey(address, ports: address.backendPorts(for: service.ports))
             if let first = seen[key] {
