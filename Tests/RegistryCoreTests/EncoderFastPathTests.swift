@@ -14,12 +14,17 @@ import Testing
             // Escapes in every string an address carries.
             service.addresses.append(EndpointAddress(ip: "x\"y\\z\n\u{1}", hostname: "h\t\"", zone: "é\r", servedPorts: ["a\"b"]))
             service.addresses.append(EndpointAddress(host: "h\u{7f}\u{0}", ports: ["p\\q": 1, "a": 65535]))
+            // Numbers of every length the writer may meet (stored ports are 1–65535; others are not refused here).
+            for port in [0, 9, 10, 99, 100_000, 1_234_567_890, Int.max, -1, -10, Int.min] {
+                service.addresses.append(EndpointAddress(ip: "2001:DB8::\(abs(port % 100))", port: port, ports: ["x": port]))
+            }
             let record = ServiceRecord(service: service, uid: "u\"", revision: 7, createdAt: "c", updatedAt: "u")
             #expect(ServiceEncoder.bytes(record) == JSONWriter.bytes(ServiceEncoder.json(record)))
             for address in service.addresses {
                 var out: [UInt8] = []
                 ServiceEncoder.write(address, into: &out)
                 #expect(out == JSONWriter.bytes(ServiceEncoder.json(address)))
+                #expect(ServiceEncoder.encodedLength(address) == out.count)
             }
             checked += 1
         }

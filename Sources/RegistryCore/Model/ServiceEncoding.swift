@@ -339,6 +339,9 @@ public enum ServiceEncoder {
         var length = 1
         if addresses[index].host != nil && addresses[index].ip.isEmpty, let host = addresses[index].host {
             length += member(4, stringLength(host))
+        } else if case .success = addresses[index].parsedIP {
+            // Text that parses as an IP is hex digits, dots and colons: nothing to escape.
+            length += member(2, addresses[index].ip.utf8.count + 2)
         } else {
             length += member(2, stringLength(addresses[index].ip))
         }
@@ -378,7 +381,13 @@ public enum ServiceEncoder {
 
     /// Bytes of a decimal integer as JSON writes it.
     private static func digits(_ value: Int) -> Int {
-        String(value).utf8.count
+        guard value >= 0 else { return String(value).utf8.count }
+        var (count, rest) = (1, value)
+        while rest >= 10 {
+            rest /= 10
+            count += 1
+        }
+        return count
     }
 
     public static func json(_ port: ServicePort) -> JSONValue {
