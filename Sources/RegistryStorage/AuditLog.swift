@@ -117,7 +117,7 @@ extension ServiceStore {
     /// PostgreSQL's `text` cannot store it (its binding refuses such a value), so NUL is written
     /// as its JSON escape `\u0000`, alike on both stores.
     private static func auditText(_ value: String) -> SQLValue {
-        // A byte scan: `String.contains(String)` would go through Foundation's NSString search.
+        // A byte scan: `contains("\u{0}")` went through Foundation's `range(of:)` on every write.
         .text(value.utf8.contains(0) ? value.replacingOccurrences(of: "\u{0}", with: #"\u0000"#) : value)
     }
 

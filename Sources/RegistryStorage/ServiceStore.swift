@@ -310,23 +310,70 @@ public final class ServiceStore: Sendable {
     var checkpointsRun: Int? { checkpointer?.checkpoints.load(ordering: .relaxed) }
 
     /// A new uid: a random (version 4) UUID in lower case, as Kubernetes writes them, from the
-    /// system generator (`getrandom`, without opening a device file per call).
+    /// system generator (`getrandom`, without opening a device file per call): two 64-bit draws
+    /// (one system call each; drawing byte by byte made sixteen), written out as hex directly.
     static func newUID() -> String {
         var generator = SystemRandomNumberGenerator()
-        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        bytes[6] = bytes[6] & 0x0F | 0x40  // version 4
-        bytes[8] = bytes[8] & 0x3F | 0x80  // RFC 9562 variant
-        let uuid = UUID(
-            uuid: (
-                bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7], bytes[8], bytes[9], bytes[10], bytes[11],
-                bytes[12], bytes[13], bytes[14], bytes[15]
-            ))
-        return uuid.uuidString.lowercased()
+        // Bytes 0–7 and 8–15 of the UUID, most significant first.
+        var high = generator.next()
+        var low = generator.next()
+        high = high & ~(0xF0 << 8) | (0x40 << 8)  // byte 6: version 4
+        low = low & ~(0xC0 << 56) | (0x80 << 56)  // byte 8: RFC 9562 variant
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(36)
+        for (half, word) in [high, low].enumerated() {
+            for nibble in 0..<16 {
+                let position = half * 16 + nibble
+                if position == 8 || position == 12 || position == 16 || position == 20 { text.append(UInt8(ascii: "-")) }
+                text.append(digits[Int(word >> UInt64(60 - 4 * nibble) & 0xF)])
+            }
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// RFC 3339 in UTC with seconds, as the Kubernetes API writes timestamps.
+    /// Written directly (`yyyy-MM-ddTHH:mm:ssZ`, the text of Foundation's `.iso8601` format
+    /// style, seconds rounded down), for years 0 to 9999: the format style cost more than the
+    /// rest of the timestamp's work on every write.
     static func timestamp(_ date: Date) -> String {
-        date.formatted(.iso8601)
+        let seconds = Int(date.timeIntervalSince1970.rounded(.down))
+        let (days, time) = (seconds.quotientAndRemainder(dividingBy: 86_400))
+        let (day, secondOfDay) = time < 0 ? (days - 1, time + 86_400) : (days, time)
+        // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
+        let shifted = day + 719_468
+        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
+        let dayOfEra = shifted - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let dayOfMonth = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        guard (0...9999).contains(year) else { return date.formatted(.iso8601) }
+        var text: [UInt8] = []
+        text.reserveCapacity(20)
+        func digits(_ value: Int, _ count: Int) {
+            var divisor = 1
+            for _ in 1..<count { divisor *= 10 }
+            while divisor > 0 {
+                text.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+                divisor /= 10
+            }
+        }
+        digits(year, 4)
+        text.append(UInt8(ascii: "-"))
+        digits(month, 2)
+        text.append(UInt8(ascii: "-"))
+        digits(dayOfMonth, 2)
+        text.append(UInt8(ascii: "T"))
+        digits(secondOfDay / 3600, 2)
+        text.append(UInt8(ascii: ":"))
+        digits(secondOfDay / 60 % 60, 2)
+        text.append(UInt8(ascii: ":"))
+        digits(secondOfDay % 60, 2)
+        text.append(UInt8(ascii: "Z"))
+        return String(decoding: text, as: UTF8.self)
     }
 
     func read<T: Sendable>(_ body: (any SQLConnection) throws -> T) throws(StoreError) -> T {

@@ -49,8 +49,7 @@ struct IncrementalAddressTests {
         var seen: [ServiceValidator.AddressKey: Bool] = [:]
         while service.addresses.count < count {
             let address = address(&random)
-            let key = ServiceValidator.AddressKey(
-                ip: address.host.map { "host:" + $0 } ?? address.ip, ports: address.backendPorts(for: service.ports))
+            let key = ServiceValidator.AddressKey(address, ports: address.backendPorts(for: service.ports))
             guard seen.updateValue(true, forKey: key) == nil else { continue }
             service.addresses.append(address)
         }

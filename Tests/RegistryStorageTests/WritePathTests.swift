@@ -111,6 +111,18 @@ func largeService(_ name: String, count: Int) -> ExternalService {
             #expect(uid == uid.lowercased())
             #expect(Array(uid)[14] == "4")
             #expect("89ab".contains(Array(uid)[19]))
+            #expect(uid.utf8.allSatisfy { Array("0123456789abcdef-".utf8).contains($0) })
+        }
+    }
+
+    /// Timestamps are written without Foundation's format style: the same text, for times
+    /// spread over 1970–2200 (leap years, month and year ends), fractions of a second included.
+    @Test func timestampsAreFoundationsISO8601Text() {
+        var generator = SystemRandomNumberGenerator()
+        var dates = [0, 951_782_400, 951_868_799.999, 4_107_542_400, 1_767_225_599.5, 1_709_164_800, -0.5].map(Date.init(timeIntervalSince1970:))
+        dates += (0..<5000).map { _ in Date(timeIntervalSince1970: Double.random(in: 0..<7_258_118_400, using: &generator)) }
+        for date in dates {
+            #expect(ServiceStore.timestamp(date) == date.formatted(.iso8601), "\(date.timeIntervalSince1970)")
         }
     }
 

@@ -30,6 +30,16 @@ enum RequestChecks {
     /// or left out (only a merge patch uses `null`, to remove a member).
     static func jsonBodyWithoutNulls(_ request: HTTPRequest) throws -> JSONValue {
         let body = try jsonBody(request)
+        // Paths are built only for a body that has a null somewhere (most have none).
+        func containsNull(_ value: JSONValue) -> Bool {
+            switch value {
+            case .null: true
+            case .array(let items): items.contains(where: containsNull)
+            case .object(let members): members.contains { containsNull($0.value) }
+            default: false
+            }
+        }
+        guard containsNull(body) else { return body }
         var violations: [FieldViolation] = []
         func scan(_ value: JSONValue, _ path: String) {
             switch value {

@@ -406,10 +406,13 @@ struct ServiceHandlers: Sendable {
             case .failure(let failure): throw failure
             }
             try RequestChecks.checkWritePreconditions(context.request, current: current)
-            if service.addresses.indices.contains(where: { EndpointAddress.same(service.addresses[$0], address) }) { return service }
+            // Fields read in place (`EndpointAddress.same(_:_:_:)`): copying each stored address
+            // out of the array to compare it cost more than the comparison.
+            if service.addresses.indices.contains(where: { EndpointAddress.same(service.addresses, $0, address) }) { return service }
             let ports = address.backendPorts(for: service.ports)
-            if let index = service.addresses.firstIndex(where: {
-                $0.ip == address.ip && $0.host == address.host && $0.backendPorts(for: service.ports) == ports
+            if let index = service.addresses.indices.first(where: {
+                service.addresses[$0].ip == address.ip && service.addresses[$0].host == address.host
+                    && service.addresses[$0].backendPorts(for: service.ports) == ports
             }) {
                 throw APIError.conflict(
                     "addresses[\(index)] already has \(address.host ?? address.ip) with the same backend ports but other attributes; DELETE it first or PATCH the service",

@@ -193,19 +193,26 @@ public struct JSONParser {
     private mutating func parseString() throws(JSONSyntaxError) -> String {
         index += 1
         let start = index
-        // Fast path: no escapes.
+        // Fast path: no escapes. ASCII needs no validation (the generic validator, unspecialized
+        // for array slices, cost more than the rest of the parse).
+        var ascii = true
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 let slice = bytes[start..<index]
-                guard let text = String(validating: slice, as: UTF8.self) else {
-                    throw error("string is not valid UTF-8")
+                let text: String
+                if ascii {
+                    text = String(decoding: slice, as: UTF8.self)
+                } else {
+                    guard let validated = String(validating: slice, as: UTF8.self) else { throw error("string is not valid UTF-8") }
+                    text = validated
                 }
                 index += 1
                 return text
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw error("control character in string (must be escaped)") }
+            if byte >= 0x80 { ascii = false }
             index += 1
         }
         var scalars = String.UnicodeScalarView()

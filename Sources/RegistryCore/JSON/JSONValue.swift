@@ -56,6 +56,12 @@ public struct JSONObject: Sendable, Equatable, Sequence {
         }
     }
 
+    /// Appends a member the caller knows the object does not have yet (an encoder writing fixed
+    /// keys once each): `self[key] = value` without searching the members first.
+    mutating func appendNew(_ key: String, _ value: JSONValue) {
+        members.append((key, value))
+    }
+
     public var keys: [String] { members.map(\.key) }
     public var isEmpty: Bool { members.isEmpty }
 

@@ -91,7 +91,12 @@ public struct EndpointAddress: Sendable, Equatable {
     ) {
         let parsed = Result { () throws(IPAddress.ParseError) in try IPAddress(parsing: ip) }
         self.parsedIP = parsed
-        self.ip = (try? parsed.get())?.description ?? ip
+        switch parsed {
+        // IPv4 text that parses is canonical already (four decimal parts without leading zeros).
+        case .success(let address) where address.family == .ipv4: self.ip = ip
+        case .success(let address): self.ip = address.description
+        case .failure: self.ip = ip
+        }
         self.port = port
         self.ports = ports
         self.hostname = hostname
@@ -129,6 +134,13 @@ public struct EndpointAddress: Sendable, Equatable {
             && lhs[i].servedPorts == rhs[j].servedPorts
     }
 
+    /// `addresses[index] == other`, reading the element's fields in place (see above).
+    public static func same(_ addresses: [EndpointAddress], _ index: Int, _ other: borrowing EndpointAddress) -> Bool {
+        addresses[index].ip == other.ip && addresses[index].port == other.port && addresses[index].ready == other.ready
+            && addresses[index].host == other.host && addresses[index].ports == other.ports && addresses[index].hostname == other.hostname
+            && addresses[index].zone == other.zone && addresses[index].servedPorts == other.servedPorts
+    }
+
     /// Whether this is an address given by `host` that has not been expanded to an IP: it
     /// renders nothing by itself.
     public var isUnresolvedHost: Bool { host != nil && ip.isEmpty }
@@ -143,19 +155,24 @@ public struct EndpointAddress: Sendable, Equatable {
     /// form, so that equal meanings have one spelling and imports round-trip exactly.
     public func normalized(for servicePorts: [ServicePort]) -> EndpointAddress {
         var address = self
-        guard port == nil || ports == nil else { return address }  // invalid: left for validation to report
-        if servicePorts.count == 1, address.port == servicePorts[0].targetPort { address.port = nil }
-        if var ports = address.ports {
+        address.normalize(for: servicePorts)
+        return address
+    }
+
+    /// `self = normalized(for: servicePorts)`, in place (no copy of the address).
+    public mutating func normalize(for servicePorts: [ServicePort]) {
+        guard port == nil || ports == nil else { return }  // invalid: left for validation to report
+        if servicePorts.count == 1, port == servicePorts[0].targetPort { port = nil }
+        if var ports {
             for servicePort in servicePorts {
                 if let name = servicePort.name, ports[name] == servicePort.targetPort { ports[name] = nil }
             }
-            address.ports = ports.isEmpty ? nil : ports
+            self.ports = ports.isEmpty ? nil : ports
         }
-        if let served = address.servedPorts {
+        if let served = servedPorts {
             let all = Set(servicePorts.compactMap(\.name))
-            address.servedPorts = Set(served) == all && served.count == all.count && all.count == servicePorts.count ? nil : served.sorted()
+            servedPorts = Set(served) == all && served.count == all.count && all.count == servicePorts.count ? nil : served.sorted()
         }
-        return address
     }
 
     /// The backend port this address serves for each of `servicePorts`, in their order; nil for
@@ -226,23 +243,24 @@ extension ExternalService {
     /// that rendering and importing again gives back the same registration.
     public mutating func normalize() {
         let ports = self.ports
-        addresses = addresses.map { $0.normalized(for: ports) }
-        let keyed = addresses.map { (ip: try? $0.parsedIP.get(), ports: $0.backendPorts(for: ports), address: $0) }
-        addresses = keyed.sorted { lhs, rhs in Self.precedes(lhs, rhs) }.map(\.address)
+        for index in addresses.indices { addresses[index].normalize(for: ports) }
+        // A stable sort; most lists come in order already, and are then left as they are.
+        if addresses.indices.dropFirst().contains(where: { Self.precedes(addresses[$0], addresses[$0 - 1], ports: ports) }) {
+            addresses.sort { Self.precedes($0, $1, ports: ports) }
+        }
         normalizeAllButAddresses()
     }
 
     /// The order of `normalize()`: by IP (addresses given by `host`, which have none, last, by
-    /// host), then by backend ports.
-    private static func precedes(
-        _ lhs: (ip: IPAddress?, ports: [Int?], address: EndpointAddress), _ rhs: (ip: IPAddress?, ports: [Int?], address: EndpointAddress)
-    ) -> Bool {
-        switch (lhs.ip, rhs.ip) {
-        case let (left?, right?) where left != right: return left < right
-        case (nil, _?): return false
-        case (_?, nil): return true
-        case (nil, nil) where lhs.address.host != rhs.address.host: return (lhs.address.host ?? "") < (rhs.address.host ?? "")
-        default: return lhs.ports.map { $0 ?? 0 }.lexicographicallyPrecedes(rhs.ports.map { $0 ?? 0 })
+    /// host), then by backend ports (computed only for equal IPs or hosts).
+    static func precedes(_ lhs: EndpointAddress, _ rhs: EndpointAddress, ports: [ServicePort]) -> Bool {
+        switch (lhs.parsedIP, rhs.parsedIP) {
+        case (.success(let left), .success(let right)) where left != right: return left < right
+        case (.failure, .success): return false
+        case (.success, .failure): return true
+        case (.failure, .failure) where lhs.host != rhs.host: return (lhs.host ?? "") < (rhs.host ?? "")
+        default:
+            return lhs.backendPorts(for: ports).map { $0 ?? 0 }.lexicographicallyPrecedes(rhs.backendPorts(for: ports).map { $0 ?? 0 })
         }
     }
 
@@ -253,14 +271,13 @@ extension ExternalService {
     /// sort of `normalize()` leaves them). O(log n) comparisons plus the array insertion.
     public mutating func insertNormalized(_ address: EndpointAddress) {
         let ports = self.ports
-        let normalized = address.normalized(for: ports)
-        let key = (ip: try? normalized.parsedIP.get(), ports: normalized.backendPorts(for: ports), address: normalized)
+        var normalized = address
+        normalized.normalize(for: ports)
         var low = 0
         var high = addresses.count
         while low < high {
             let middle = (low + high) / 2
-            let other = addresses[middle]
-            if Self.precedes(key, (ip: try? other.parsedIP.get(), ports: other.backendPorts(for: ports), address: other)) {
+            if Self.precedes(normalized, addresses[middle], ports: ports) {
                 high = middle
             } else {
                 low = middle + 1

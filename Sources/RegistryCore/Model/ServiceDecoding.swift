@@ -39,7 +39,7 @@ public enum ServiceDecoder {
         }
         var input = reader.service(object)
         let ports = input.service.ports
-        input.service.addresses = input.service.addresses.map { $0.normalized(for: ports) }
+        for index in input.service.addresses.indices { input.service.addresses[index].normalize(for: ports) }
         var violations = reader.violations
         violations += ServiceValidator.validate(input.service, skippingTypeErrorsAt: reader.typeErrorPaths)
         guard violations.isEmpty else { return .failure(ValidationFailure(violations)) }
@@ -54,7 +54,8 @@ public enum ServiceDecoder {
         guard case .object(let object) = json else {
             return .failure(ValidationFailure([FieldViolation("", .wrongType, "the body must be a JSON object, not \(json.typeName)")]))
         }
-        let address = reader.address(object, path: "").normalized(for: service.ports)
+        var address = reader.address(object, path: "")
+        address.normalize(for: service.ports)
         var violations = reader.violations
         violations += ServiceValidator.validateAddress(address, path: "", in: service, skipping: reader.typeErrorPaths)
         return violations.isEmpty ? .success(address) : .failure(ValidationFailure(violations))
@@ -74,18 +75,18 @@ private final class Reader {
         violations.append(FieldViolation(path, .wrongType, "must be \(expected), not \(value.typeName)"))
     }
 
-    func checkKnown(_ object: JSONObject, path: String, known: Set<String>) {
-        for key in object.keys where !known.contains(key) {
-            violations.append(FieldViolation(join(path, key), .unknownField, "unknown field \"\(key)\""))
+    func checkKnown(_ object: JSONObject, path: @autoclosure () -> String, known: Set<String>) {
+        for member in object where !known.contains(member.key) {
+            violations.append(FieldViolation(join(path(), member.key), .unknownField, "unknown field \"\(member.key)\""))
         }
     }
 
-    func string(_ object: JSONObject, _ key: String, path: String) -> String? {
+    func string(_ object: JSONObject, _ key: String, path: @autoclosure () -> String) -> String? {
         switch object[key] {
         case nil, .null?: return nil
         case .string(let text)?: return text
         case let other?:
-            typeError(join(path, key), expected: "a string", got: other)
+            typeError(join(path(), key), expected: "a string", got: other)
             return nil
         }
     }
@@ -105,12 +106,12 @@ private final class Reader {
         }
     }
 
-    func bool(_ object: JSONObject, _ key: String, path: String) -> Bool? {
+    func bool(_ object: JSONObject, _ key: String, path: @autoclosure () -> String) -> Bool? {
         switch object[key] {
         case nil, .null?: return nil
         case .bool(let flag)?: return flag
         case let other?:
-            typeError(join(path, key), expected: "a boolean", got: other)
+            typeError(join(path(), key), expected: "a boolean", got: other)
             return nil
         }
     }
@@ -141,8 +142,8 @@ private final class Reader {
         }
     }
 
-    func stringList(_ object: JSONObject, _ key: String, path: String) -> [String] {
-        let fieldPath = join(path, key)
+    func stringList(_ object: JSONObject, _ key: String, path: @autoclosure () -> String) -> [String] {
+        var fieldPath: String { join(path(), key) }
         switch object[key] {
         case nil, .null?: return []
         case .array(let elements)?:
@@ -167,28 +168,29 @@ private final class Reader {
         }
     }
 
-    /// The objects of an array field; at most `limit` of them are read (more is reported once,
-    /// before anything is decoded, so an oversized list costs no more than a valid one).
-    func objects(_ object: JSONObject, _ key: String, path: String, limit: Int) -> [(JSONObject, String)] {
-        let fieldPath = join(path, key)
+    /// The objects of a top-level array field, with their index in it (their path is
+    /// `key[index]`, built only if something is reported); at most `limit` of them are read
+    /// (more is reported once, before anything is decoded, so an oversized list costs no more
+    /// than a valid one).
+    func objects(_ object: JSONObject, _ key: String, limit: Int) -> [(object: JSONObject, index: Int)] {
         switch object[key] {
         case nil, .null?: return []
         case .array(let elements)?:
-            var result: [(JSONObject, String)] = []
+            var result: [(object: JSONObject, index: Int)] = []
+            result.reserveCapacity(min(elements.count, limit))
             if elements.count > limit {
-                violations.append(FieldViolation(fieldPath, .tooMany, "must have at most \(limit) items, got \(elements.count)"))
+                violations.append(FieldViolation(key, .tooMany, "must have at most \(limit) items, got \(elements.count)"))
             }
             for (index, element) in elements.prefix(limit).enumerated() {
-                let elementPath = "\(fieldPath)[\(index)]"
                 if case .object(let item) = element {
-                    result.append((item, elementPath))
+                    result.append((item, index))
                 } else {
-                    typeError(elementPath, expected: "an object", got: element)
+                    typeError("\(key)[\(index)]", expected: "an object", got: element)
                 }
             }
             return result
         case let other?:
-            typeError(fieldPath, expected: "an array", got: other)
+            typeError(key, expected: "an array", got: other)
             return []
         }
     }
@@ -211,8 +213,6 @@ private final class Reader {
     static let specFieldNames = ServiceSpecFields.fieldNames
 
     static let portFields: Set<String> = ["name", "protocol", "port", "targetPort", "appProtocol", "nodePort"]
-    /// `resolution` and `health` are read-only views that `GET` adds (issue 13); sent back, they are ignored.
-    static let addressFields: Set<String> = ["ip", "host", "port", "ports", "hostname", "zone", "ready", "servedPorts", "resolution", "health"]
 
     func service(_ object: JSONObject) -> ServiceInput {
         checkKnown(object, path: "", known: Reader.serviceFields)
@@ -230,8 +230,10 @@ private final class Reader {
             annotations: stringMap(object, "annotations", path: ""),
             type: enumeration(object, "type", path: "", default: ServiceType.clusterIP),
             externalName: string(object, "externalName", path: ""),
-            ports: objects(object, "ports", path: "", limit: ServiceValidator.maxPorts).map { port($0.0, path: $0.1) },
-            addresses: objects(object, "addresses", path: "", limit: ServiceValidator.maxAddresses).map { address($0.0, path: $0.1) },
+            ports: objects(object, "ports", limit: ServiceValidator.maxPorts).map { port($0.object, path: "ports[\($0.index)]") },
+            addresses: objects(object, "addresses", limit: ServiceValidator.maxAddresses).map {
+                address($0.object, path: "addresses[\($0.index)]")
+            },
             endpointsMode: enumeration(object, "endpointsMode", path: "", default: EndpointsMode.both),
             clusters: stringList(object, "clusters", path: ""),
             healthCheck: healthCheck(object, "healthCheck"))
@@ -377,39 +379,51 @@ private final class Reader {
         return fields
     }
 
-    func address(_ object: JSONObject, path: String) -> EndpointAddress {
-        checkKnown(object, path: path, known: Reader.addressFields)
-        let rawIP = string(object, "ip", path: path)
-        let host = string(object, "host", path: path)
-        if rawIP == nil && host == nil && !typeErrorPaths.contains(join(path, "ip")) && !typeErrorPaths.contains(join(path, "host")) {
-            typeErrorPaths.insert(join(path, "ip"))
-            violations.append(FieldViolation(join(path, "ip"), .required, "is required (or \"host\", a DNS name the registry resolves)"))
+    /// `path` is built only when there is something to report (this runs per address).
+    func address(_ object: JSONObject, path: @autoclosure () -> String) -> EndpointAddress {
+        for member in object where !Reader.isAddressField(member.key) {
+            violations.append(FieldViolation(join(path(), member.key), .unknownField, "unknown field \"\(member.key)\""))
+        }
+        let rawIP = string(object, "ip", path: path())
+        let host = string(object, "host", path: path())
+        if rawIP == nil && host == nil && !typeErrorPaths.contains(join(path(), "ip")) && !typeErrorPaths.contains(join(path(), "host")) {
+            typeErrorPaths.insert(join(path(), "ip"))
+            violations.append(FieldViolation(join(path(), "ip"), .required, "is required (or \"host\", a DNS name the registry resolves)"))
         }
         if rawIP != nil && host != nil {
-            typeErrorPaths.insert(join(path, "host"))
-            violations.append(FieldViolation(join(path, "host"), .forbidden, "may not be combined with \"ip\": give exactly one of them"))
+            typeErrorPaths.insert(join(path(), "host"))
+            violations.append(FieldViolation(join(path(), "host"), .forbidden, "may not be combined with \"ip\": give exactly one of them"))
         }
         var ports: [String: Int]? = nil
-        let portsPath = join(path, "ports")
         switch object["ports"] {
         case nil, .null?: break
         case .object(let map)?:
             var result: [String: Int] = [:]
             for member in map {
-                if let value = integer(member.value, path: "\(portsPath).\(member.key)") { result[member.key] = value }
+                if let value = integer(member.value, path: "\(join(path(), "ports")).\(member.key)") { result[member.key] = value }
             }
             ports = result
-        case let other?: typeError(portsPath, expected: "an object mapping port names to port numbers", got: other)
+        case let other?: typeError(join(path(), "ports"), expected: "an object mapping port names to port numbers", got: other)
         }
         return EndpointAddress(
             ip: rawIP ?? "",
-            port: integer(object["port"], path: join(path, "port")),
+            port: integer(object["port"], path: join(path(), "port")),
             ports: ports,
-            hostname: string(object, "hostname", path: path),
-            zone: string(object, "zone", path: path),
-            ready: bool(object, "ready", path: path) ?? true,
-            servedPorts: object["servedPorts"] == nil || object["servedPorts"] == .null ? nil : stringList(object, "servedPorts", path: path),
+            hostname: string(object, "hostname", path: path()),
+            zone: string(object, "zone", path: path()),
+            ready: bool(object, "ready", path: path()) ?? true,
+            servedPorts: object["servedPorts"] == nil || object["servedPorts"] == .null ? nil : stringList(object, "servedPorts", path: path()),
             host: rawIP == nil ? host : nil)
+    }
+
+    /// The members an address may have, matched without hashing (this runs for every member of
+    /// every address). `resolution` and `health` are read-only views that `GET` adds (issue 13);
+    /// sent back, they are ignored.
+    static func isAddressField(_ key: String) -> Bool {
+        switch key {
+        case "ip", "port", "ready", "host", "ports", "hostname", "zone", "servedPorts", "resolution", "health": true
+        default: false
+        }
     }
 }
 

@@ -11,33 +11,206 @@ public enum ServiceEncoder {
     static func json(_ record: ServiceRecord, addresses: JSONValue?) -> JSONValue {
         var object = JSONObject()
         let service = record.service
-        object["namespace"] = .string(service.namespace)
-        object["name"] = .string(service.name)
-        object["uid"] = .string(record.uid)
-        object["revision"] = .integer(record.revision)
-        object["createdAt"] = .string(record.createdAt)
-        object["updatedAt"] = .string(record.updatedAt)
-        if let description = service.description { object["description"] = .string(description) }
-        object["type"] = .string(service.type.rawValue)
-        if let externalName = service.externalName { object["externalName"] = .string(externalName) }
-        object["endpointsMode"] = .string(service.endpointsMode.rawValue)
-        object["clusters"] = .array(service.clusters.map(JSONValue.string))
+        object.appendNew("namespace", .string(service.namespace))
+        object.appendNew("name", .string(service.name))
+        object.appendNew("uid", .string(record.uid))
+        object.appendNew("revision", .integer(record.revision))
+        object.appendNew("createdAt", .string(record.createdAt))
+        object.appendNew("updatedAt", .string(record.updatedAt))
+        if let description = service.description { object.appendNew("description", .string(description)) }
+        object.appendNew("type", .string(service.type.rawValue))
+        if let externalName = service.externalName { object.appendNew("externalName", .string(externalName)) }
+        object.appendNew("endpointsMode", .string(service.endpointsMode.rawValue))
+        object.appendNew("clusters", .array(service.clusters.map(JSONValue.string)))
         specFields(service, into: &object)
-        object["labels"] = stringMap(service.labels)
-        object["annotations"] = stringMap(service.annotations)
-        object["ports"] = .array(service.ports.map(json))
-        object["addresses"] = addresses ?? .array(service.addresses.map(json))
-        if let healthCheck = service.healthCheck { object["healthCheck"] = json(healthCheck) }
+        object.appendNew("labels", stringMap(service.labels))
+        object.appendNew("annotations", stringMap(service.annotations))
+        object.appendNew("ports", .array(service.ports.map(json)))
+        object.appendNew("addresses", addresses ?? .array(service.addresses.map(json)))
+        if let healthCheck = service.healthCheck { object.appendNew("healthCheck", json(healthCheck)) }
         // Issue 13: written out (with their defaults) when the service has `host` addresses or sets them.
         if service.dnsRefreshSeconds != nil || service.dnsGraceSeconds != nil || service.addresses.contains(where: { $0.host != nil }) {
-            object["dnsRefreshSeconds"] = .integer(service.effectiveDNSRefreshSeconds)
-            object["dnsGraceSeconds"] = .integer(service.effectiveDNSGraceSeconds)
+            object.appendNew("dnsRefreshSeconds", .integer(service.effectiveDNSRefreshSeconds))
+            object.appendNew("dnsGraceSeconds", .integer(service.effectiveDNSGraceSeconds))
         }
         return .object(object)
     }
 
+    /// `JSONWriter.bytes(json(record))`, written straight from the record (no `JSONValue` tree).
     public static func bytes(_ record: ServiceRecord) -> [UInt8] {
-        JSONWriter.bytes(json(record))
+        var out: [UInt8] = []
+        out.reserveCapacity(512 + 40 * record.service.addresses.count)
+        write(record, addresses: record.service.addresses, into: &out)
+        return out
+    }
+
+    /// Writes `JSONWriter.bytes(json(record, addresses: .array(addresses.map(json))))` into `out`
+    /// without building the `JSONValue` tree, and returns the position just after the `[` that
+    /// opens the addresses array (where `bytes(_:previous:document:)` cuts the document).
+    @discardableResult
+    static func write(_ record: ServiceRecord, addresses: [EndpointAddress], into out: inout [UInt8]) -> Int {
+        let service = record.service
+        var first = true
+        // The keys are plain ASCII: quoted without escaping.
+        func key(_ name: String) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: name.utf8)
+            out.append(UInt8(ascii: "\""))
+            out.append(UInt8(ascii: ":"))
+        }
+        func string(_ name: String, _ value: String) {
+            key(name)
+            JSONWriter.writeString(value, into: &out)
+        }
+        func integer(_ name: String, _ value: Int) {
+            key(name)
+            out.append(contentsOf: String(value).utf8)
+        }
+        func bool(_ name: String, _ value: Bool) {
+            key(name)
+            out.append(contentsOf: (value ? "true" : "false").utf8)
+        }
+        func strings(_ name: String, _ values: [String]) {
+            key(name)
+            out.append(UInt8(ascii: "["))
+            for (offset, value) in values.enumerated() {
+                if offset > 0 { out.append(UInt8(ascii: ",")) }
+                JSONWriter.writeString(value, into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        func map(_ name: String, _ values: [String: String]) {
+            key(name)
+            out.append(UInt8(ascii: "{"))
+            for (offset, member) in values.keys.sorted().enumerated() {
+                if offset > 0 { out.append(UInt8(ascii: ",")) }
+                JSONWriter.writeString(member, into: &out)
+                out.append(UInt8(ascii: ":"))
+                JSONWriter.writeString(values[member]!, into: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "{"))
+        string("namespace", service.namespace)
+        string("name", service.name)
+        string("uid", record.uid)
+        integer("revision", record.revision)
+        string("createdAt", record.createdAt)
+        string("updatedAt", record.updatedAt)
+        if let description = service.description { string("description", description) }
+        string("type", service.type.rawValue)
+        if let externalName = service.externalName { string("externalName", externalName) }
+        string("endpointsMode", service.endpointsMode.rawValue)
+        strings("clusters", service.clusters)
+        // As `specFields(_:into:)`.
+        let fields = service.spec
+        if let policy = fields.ipFamilyPolicy { string("ipFamilyPolicy", policy.rawValue) }
+        if !fields.ipFamilies.isEmpty { strings("ipFamilies", fields.ipFamilies.map(\.rawValue)) }
+        string("sessionAffinity", fields.sessionAffinity.rawValue)
+        if let timeout = fields.sessionAffinityTimeoutSeconds { integer("sessionAffinityTimeoutSeconds", timeout) }
+        bool("publishNotReadyAddresses", fields.publishNotReadyAddresses)
+        if service.type != .externalName { string("internalTrafficPolicy", (fields.internalTrafficPolicy ?? .cluster).rawValue) }
+        if let distribution = fields.trafficDistribution { string("trafficDistribution", distribution.rawValue) }
+        if service.type.isExternallyAccessible {
+            string("externalTrafficPolicy", (fields.externalTrafficPolicy ?? .cluster).rawValue)
+        }
+        if let loadBalancerClass = fields.loadBalancerClass { string("loadBalancerClass", loadBalancerClass) }
+        if !fields.loadBalancerSourceRanges.isEmpty { strings("loadBalancerSourceRanges", fields.loadBalancerSourceRanges) }
+        if service.type == .loadBalancer { bool("allocateLoadBalancerNodePorts", fields.allocateLoadBalancerNodePorts ?? true) }
+        map("labels", service.labels)
+        map("annotations", service.annotations)
+        key("ports")
+        out.append(UInt8(ascii: "["))
+        for (offset, port) in service.ports.enumerated() {
+            if offset > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "{"))
+            first = true
+            if let name = port.name { string("name", name) }
+            string("protocol", port.protocol.rawValue)
+            integer("port", port.port)
+            integer("targetPort", port.targetPort)
+            if let appProtocol = port.appProtocol { string("appProtocol", appProtocol) }
+            if let nodePort = port.nodePort { integer("nodePort", nodePort) }
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "]"))
+        first = false
+        key("addresses")
+        out.append(UInt8(ascii: "["))
+        let cut = out.count
+        for index in addresses.indices {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            write(addresses[index], into: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+        if let healthCheck = service.healthCheck {
+            key("healthCheck")
+            JSONWriter.write(json(healthCheck), into: &out)
+        }
+        // Issue 13: written out (with their defaults) when the service has `host` addresses or sets them.
+        if service.dnsRefreshSeconds != nil || service.dnsGraceSeconds != nil || service.addresses.contains(where: { $0.host != nil }) {
+            integer("dnsRefreshSeconds", service.effectiveDNSRefreshSeconds)
+            integer("dnsGraceSeconds", service.effectiveDNSGraceSeconds)
+        }
+        out.append(UInt8(ascii: "}"))
+        return cut
+    }
+
+    /// Writes `JSONWriter.bytes(json(address))` into `out`, without building the `JSONValue`.
+    public static func write(_ address: EndpointAddress, into out: inout [UInt8]) {
+        // The keys are plain ASCII: quoted without escaping.
+        func key(_ name: String, first: Bool = false) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: name.utf8)
+            out.append(UInt8(ascii: "\""))
+            out.append(UInt8(ascii: ":"))
+        }
+        out.append(UInt8(ascii: "{"))
+        if let host = address.host, address.ip.isEmpty {
+            key("host", first: true)
+            JSONWriter.writeString(host, into: &out)
+        } else {
+            key("ip", first: true)
+            JSONWriter.writeString(address.ip, into: &out)
+        }
+        if let port = address.port {
+            key("port")
+            out.append(contentsOf: String(port).utf8)
+        }
+        if let ports = address.ports {
+            key("ports")
+            out.append(UInt8(ascii: "{"))
+            for (offset, name) in ports.keys.sorted().enumerated() {
+                if offset > 0 { out.append(UInt8(ascii: ",")) }
+                JSONWriter.writeString(name, into: &out)
+                out.append(UInt8(ascii: ":"))
+                out.append(contentsOf: String(ports[name]!).utf8)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+        if let hostname = address.hostname {
+            key("hostname")
+            JSONWriter.writeString(hostname, into: &out)
+        }
+        if let zone = address.zone {
+            key("zone")
+            JSONWriter.writeString(zone, into: &out)
+        }
+        key("ready")
+        out.append(contentsOf: (address.ready ? "true" : "false").utf8)
+        if let servedPorts = address.servedPorts {
+            key("servedPorts")
+            out.append(UInt8(ascii: "["))
+            for (offset, name) in servedPorts.enumerated() {
+                if offset > 0 { out.append(UInt8(ascii: ",")) }
+                JSONWriter.writeString(name, into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        out.append(UInt8(ascii: "}"))
     }
 
     /// Most addresses removed plus added for which `bytes(_:previous:document:)` splices.
@@ -84,13 +257,13 @@ public enum ServiceEncoder {
         let inserted = new.count - prefix - suffix
         guard removed + inserted <= maxSplicedAddresses else { return nil }
         // What surrounds the array: the encoding with an empty one, cut after its `[`.
-        let marker = Array(#""addresses":[]"#.utf8)
-        func frame(_ record: ServiceRecord) -> (bytes: [UInt8], cut: Int)? {
-            let bytes = JSONWriter.bytes(json(record, addresses: .array([])))
-            guard let start = onlyOccurrence(of: marker, in: bytes) else { return nil }
-            return (bytes, start + marker.count - 1)
+        func frame(_ record: ServiceRecord) -> (bytes: [UInt8], cut: Int) {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(512)
+            let cut = write(record, addresses: [], into: &bytes)
+            return (bytes, cut)
         }
-        guard let oldFrame = frame(previous), let newFrame = frame(record) else { return nil }
+        let (oldFrame, newFrame) = (frame(previous), frame(record))
         let oldTail = oldFrame.bytes.count - oldFrame.cut
         guard document.count >= oldFrame.bytes.count, document[..<oldFrame.cut].elementsEqual(oldFrame.bytes[..<oldFrame.cut]),
             document[(document.count - oldTail)...].elementsEqual(oldFrame.bytes[oldFrame.cut...])
@@ -132,7 +305,7 @@ public enum ServiceEncoder {
         }
         for address in new[prefix..<(new.count - suffix)] {
             separate()
-            JSONWriter.write(json(address), into: &out)
+            write(address, into: &out)
         }
         if suffix > 0 {
             separate()
@@ -153,20 +326,6 @@ public enum ServiceEncoder {
         return (out, patch)
     }
 
-    /// The start of the one occurrence of `needle` in `bytes`; nil when there are none or several.
-    private static func onlyOccurrence(of needle: [UInt8], in bytes: [UInt8]) -> Int? {
-        var found: Int?
-        var index = 0
-        while index + needle.count <= bytes.count {
-            if bytes[index] == needle[0] && bytes[index..<(index + needle.count)].elementsEqual(needle) {
-                if found != nil { return nil }
-                found = index
-            }
-            index += 1
-        }
-        return found
-    }
-
     /// The number of bytes `JSONWriter` writes for `json(address)`, computed without writing
     /// them (the splice finds the stored addresses with it, and checks what it finds).
     static func encodedLength(_ address: EndpointAddress) -> Int {
@@ -180,6 +339,9 @@ public enum ServiceEncoder {
         var length = 1
         if addresses[index].host != nil && addresses[index].ip.isEmpty, let host = addresses[index].host {
             length += member(4, stringLength(host))
+        } else if case .success = addresses[index].parsedIP {
+            // Text that parses as an IP is hex digits, dots and colons: nothing to escape.
+            length += member(2, addresses[index].ip.utf8.count + 2)
         } else {
             length += member(2, stringLength(addresses[index].ip))
         }
@@ -219,35 +381,41 @@ public enum ServiceEncoder {
 
     /// Bytes of a decimal integer as JSON writes it.
     private static func digits(_ value: Int) -> Int {
-        String(value).utf8.count
+        guard value >= 0 else { return String(value).utf8.count }
+        var (count, rest) = (1, value)
+        while rest >= 10 {
+            rest /= 10
+            count += 1
+        }
+        return count
     }
 
     public static func json(_ port: ServicePort) -> JSONValue {
         var object = JSONObject()
-        if let name = port.name { object["name"] = .string(name) }
-        object["protocol"] = .string(port.protocol.rawValue)
-        object["port"] = .integer(port.port)
-        object["targetPort"] = .integer(port.targetPort)
-        if let appProtocol = port.appProtocol { object["appProtocol"] = .string(appProtocol) }
-        if let nodePort = port.nodePort { object["nodePort"] = .integer(nodePort) }
+        if let name = port.name { object.appendNew("name", .string(name)) }
+        object.appendNew("protocol", .string(port.protocol.rawValue))
+        object.appendNew("port", .integer(port.port))
+        object.appendNew("targetPort", .integer(port.targetPort))
+        if let appProtocol = port.appProtocol { object.appendNew("appProtocol", .string(appProtocol)) }
+        if let nodePort = port.nodePort { object.appendNew("nodePort", .integer(nodePort)) }
         return .object(object)
     }
 
     public static func json(_ address: EndpointAddress) -> JSONValue {
         var object = JSONObject()
         if let host = address.host, address.ip.isEmpty {
-            object["host"] = .string(host)
+            object.appendNew("host", .string(host))
         } else {
-            object["ip"] = .string(address.ip)
+            object.appendNew("ip", .string(address.ip))
         }
-        if let port = address.port { object["port"] = .integer(port) }
+        if let port = address.port { object.appendNew("port", .integer(port)) }
         if let ports = address.ports {
-            object["ports"] = .object(JSONObject(ports.keys.sorted().map { ($0, .integer(ports[$0]!)) }))
+            object.appendNew("ports", .object(JSONObject(ports.keys.sorted().map { ($0, .integer(ports[$0]!)) })))
         }
-        if let hostname = address.hostname { object["hostname"] = .string(hostname) }
-        if let zone = address.zone { object["zone"] = .string(zone) }
-        object["ready"] = .bool(address.ready)
-        if let servedPorts = address.servedPorts { object["servedPorts"] = .array(servedPorts.map(JSONValue.string)) }
+        if let hostname = address.hostname { object.appendNew("hostname", .string(hostname)) }
+        if let zone = address.zone { object.appendNew("zone", .string(zone)) }
+        object.appendNew("ready", .bool(address.ready))
+        if let servedPorts = address.servedPorts { object.appendNew("servedPorts", .array(servedPorts.map(JSONValue.string))) }
         return .object(object)
     }
 
@@ -256,48 +424,48 @@ public enum ServiceEncoder {
     /// is read back states what is rendered; `ipFamilyPolicy`/`ipFamilies` only when given.
     static func specFields(_ service: ExternalService, into object: inout JSONObject) {
         let fields = service.spec
-        if let policy = fields.ipFamilyPolicy { object["ipFamilyPolicy"] = .string(policy.rawValue) }
-        if !fields.ipFamilies.isEmpty { object["ipFamilies"] = .array(fields.ipFamilies.map { .string($0.rawValue) }) }
-        object["sessionAffinity"] = .string(fields.sessionAffinity.rawValue)
-        if let timeout = fields.sessionAffinityTimeoutSeconds { object["sessionAffinityTimeoutSeconds"] = .integer(timeout) }
-        object["publishNotReadyAddresses"] = .bool(fields.publishNotReadyAddresses)
+        if let policy = fields.ipFamilyPolicy { object.appendNew("ipFamilyPolicy", .string(policy.rawValue)) }
+        if !fields.ipFamilies.isEmpty { object.appendNew("ipFamilies", .array(fields.ipFamilies.map { .string($0.rawValue) })) }
+        object.appendNew("sessionAffinity", .string(fields.sessionAffinity.rawValue))
+        if let timeout = fields.sessionAffinityTimeoutSeconds { object.appendNew("sessionAffinityTimeoutSeconds", .integer(timeout)) }
+        object.appendNew("publishNotReadyAddresses", .bool(fields.publishNotReadyAddresses))
         if service.type != .externalName {
-            object["internalTrafficPolicy"] = .string((fields.internalTrafficPolicy ?? .cluster).rawValue)
+            object.appendNew("internalTrafficPolicy", .string((fields.internalTrafficPolicy ?? .cluster).rawValue))
         }
-        if let distribution = fields.trafficDistribution { object["trafficDistribution"] = .string(distribution.rawValue) }
+        if let distribution = fields.trafficDistribution { object.appendNew("trafficDistribution", .string(distribution.rawValue)) }
         if service.type.isExternallyAccessible {
-            object["externalTrafficPolicy"] = .string((fields.externalTrafficPolicy ?? .cluster).rawValue)
+            object.appendNew("externalTrafficPolicy", .string((fields.externalTrafficPolicy ?? .cluster).rawValue))
         }
-        if let loadBalancerClass = fields.loadBalancerClass { object["loadBalancerClass"] = .string(loadBalancerClass) }
+        if let loadBalancerClass = fields.loadBalancerClass { object.appendNew("loadBalancerClass", .string(loadBalancerClass)) }
         if !fields.loadBalancerSourceRanges.isEmpty {
-            object["loadBalancerSourceRanges"] = .array(fields.loadBalancerSourceRanges.map(JSONValue.string))
+            object.appendNew("loadBalancerSourceRanges", .array(fields.loadBalancerSourceRanges.map(JSONValue.string)))
         }
         if service.type == .loadBalancer {
-            object["allocateLoadBalancerNodePorts"] = .bool(fields.allocateLoadBalancerNodePorts ?? true)
+            object.appendNew("allocateLoadBalancerNodePorts", .bool(fields.allocateLoadBalancerNodePorts ?? true))
         }
     }
 
     /// Liveness (issue 13): the health check with its defaults written out.
     public static func json(_ check: HealthCheck) -> JSONValue {
         var object = JSONObject()
-        object["type"] = .string(check.type.rawValue)
+        object.appendNew("type", .string(check.type.rawValue))
         switch check.port {
-        case .number(let number)?: object["port"] = .integer(number)
-        case .name(let name)?: object["port"] = .string(name)
+        case .number(let number)?: object.appendNew("port", .integer(number))
+        case .name(let name)?: object.appendNew("port", .string(name))
         case nil: break
         }
         if check.type != .tcp {
-            object["path"] = .string(check.path ?? "/")
-            if let host = check.host { object["host"] = .string(host) }
-            object["expectedStatuses"] = .array(check.effectiveExpectedStatuses.map { .string(HealthCheck.text($0)) })
+            object.appendNew("path", .string(check.path ?? "/"))
+            if let host = check.host { object.appendNew("host", .string(host)) }
+            object.appendNew("expectedStatuses", .array(check.effectiveExpectedStatuses.map { .string(HealthCheck.text($0)) }))
         }
-        if check.type == .https { object["tlsSkipVerify"] = .bool(check.tlsSkipVerify) }
-        object["intervalSeconds"] = .integer(check.intervalSeconds)
-        object["timeoutSeconds"] = .integer(check.timeoutSeconds)
-        object["healthyThreshold"] = .integer(check.healthyThreshold)
-        object["unhealthyThreshold"] = .integer(check.unhealthyThreshold)
-        object["startUnhealthy"] = .bool(check.startUnhealthy)
-        object["failOpen"] = .bool(check.failOpen)
+        if check.type == .https { object.appendNew("tlsSkipVerify", .bool(check.tlsSkipVerify)) }
+        object.appendNew("intervalSeconds", .integer(check.intervalSeconds))
+        object.appendNew("timeoutSeconds", .integer(check.timeoutSeconds))
+        object.appendNew("healthyThreshold", .integer(check.healthyThreshold))
+        object.appendNew("unhealthyThreshold", .integer(check.unhealthyThreshold))
+        object.appendNew("startUnhealthy", .bool(check.startUnhealthy))
+        object.appendNew("failOpen", .bool(check.failOpen))
         return .object(object)
     }
 

@@ -4,9 +4,17 @@
 public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
     public enum Family: String, Sendable, CaseIterable { case ipv4 = "IPv4", ipv6 = "IPv6" }
 
-    /// 4 bytes for IPv4, 16 for IPv6.
-    public let bytes: [UInt8]
-    public var family: Family { bytes.count == 4 ? .ipv4 : .ipv6 }
+    /// The address as a 128-bit number, most significant half first (an IPv4 address in the
+    /// low 32 bits of `low`): kept inline, so that parsing, comparing and hashing allocate nothing.
+    private let high: UInt64
+    private let low: UInt64
+    public let family: Family
+
+    /// 4 bytes for IPv4, 16 for IPv6, in network order.
+    public var bytes: [UInt8] {
+        if family == .ipv4 { return (0..<4).map { UInt8(truncatingIfNeeded: low >> (24 - 8 * UInt64($0))) } }
+        return (0..<16).map { UInt8(truncatingIfNeeded: ($0 < 8 ? high : low) >> (56 - 8 * UInt64($0 % 8))) }
+    }
 
     /// Why a string is not an acceptable endpoint address.
     public enum ParseError: Error, Sendable, Equatable {
@@ -17,30 +25,81 @@ public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible
     }
 
     public init(parsing text: String) throws(ParseError) {
-        if text.contains("%") { throw .zone }
-        if text.contains(":") {
+        // One pass over the bytes for `%` and `:`. Outside ASCII a byte is not a character (a
+        // combining mark makes `%\u{301}` one character that is not `%`): there, the characters
+        // decide, as they always have (such text never parses; only the error named depends on it).
+        var percent = false
+        var colon = false
+        var ascii = true
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: "%") { percent = true }
+            if byte == UInt8(ascii: ":") { colon = true }
+            if byte >= 0x80 { ascii = false }
+        }
+        if !ascii {
+            percent = text.contains("%")
+            colon = text.contains(":")
+        }
+        if percent { throw .zone }
+        if colon {
             let bytes = try IPAddress.parseIPv6(Array(text.utf8))
             if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
                 throw .ipv4Mapped
             }
-            self.bytes = bytes
+            var (high, low): (UInt64, UInt64) = (0, 0)
+            for index in 0..<8 {
+                high = high << 8 | UInt64(bytes[index])
+                low = low << 8 | UInt64(bytes[index + 8])
+            }
+            (self.high, self.low, self.family) = (high, low, .ipv6)
         } else {
-            self.bytes = try IPAddress.parseIPv4(Array(text.utf8)[...])
+            (self.high, self.low, self.family) = (0, UInt64(try IPAddress.parseIPv4(text.utf8)), .ipv4)
         }
     }
 
-    private static func parseIPv4(_ text: ArraySlice<UInt8>) throws(ParseError) -> [UInt8] {
-        let parts = text.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard parts.count == 4 else { throw .syntax }
-        var result: [UInt8] = []
-        for part in parts {
-            guard !part.isEmpty, part.count <= 3, part.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { throw .syntax }
-            if part.count > 1 && part.first == UInt8(ascii: "0") { throw .leadingZeros }
-            let value = part.reduce(0) { $0 * 10 + Int($1 - 0x30) }
-            guard value <= 255 else { throw .syntax }
-            result.append(UInt8(value))
+    /// Dotted decimal: exactly four parts of one to three digits, each at most 255 and without a
+    /// leading zero. The first problem in this order is thrown: the number of parts, then each
+    /// part in turn (not digits or too long, a leading zero, too large).
+    private static func parseIPv4(_ text: some Sequence<UInt8>) throws(ParseError) -> UInt32 {
+        var dots = 0
+        var problem: ParseError?
+        var value: UInt32 = 0
+        // The part being read: its length, whether all digits so far, its first byte, its value.
+        var length = 0
+        var digits = true
+        var first: UInt8 = 0
+        var part: UInt32 = 0
+        func finishPart() {
+            guard problem == nil else { return }
+            if length == 0 || length > 3 || !digits {
+                problem = .syntax
+            } else if length > 1 && first == UInt8(ascii: "0") {
+                problem = .leadingZeros
+            } else if part > 255 {
+                problem = .syntax
+            } else {
+                value = value << 8 | part
+            }
         }
-        return result
+        for byte in text {
+            if byte == UInt8(ascii: ".") {
+                finishPart()
+                dots += 1
+                (length, digits, part) = (0, true, 0)
+                continue
+            }
+            if length == 0 { first = byte }
+            length += 1
+            if byte >= 0x30 && byte <= 0x39 {
+                if length <= 3 { part = part * 10 + UInt32(byte - 0x30) }
+            } else {
+                digits = false
+            }
+        }
+        finishPart()
+        guard dots == 3 else { throw .syntax }
+        if let problem { throw problem }
+        return value
     }
 
     private static func parseIPv6(_ text: [UInt8]) throws(ParseError) -> [UInt8] {
@@ -61,7 +120,8 @@ public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible
             let field = text[index..<end]
             if field.contains(UInt8(ascii: ".")) {
                 guard end == text.count else { throw .syntax }
-                tail = try parseIPv4(field)
+                let ipv4 = try parseIPv4(field)
+                tail = [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: ipv4 >> $0) }
                 index = end
                 break
             }
@@ -108,9 +168,20 @@ public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible
     }
 
     public var description: String {
-        if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
+        if family == .ipv4 {
+            var text: [UInt8] = []
+            text.reserveCapacity(15)
+            for shift in [24, 16, 8, 0] as [UInt64] {
+                if shift != 24 { text.append(UInt8(ascii: ".")) }
+                let byte = UInt8(truncatingIfNeeded: low >> shift)
+                if byte >= 100 { text.append(0x30 + byte / 100) }
+                if byte >= 10 { text.append(0x30 + byte / 10 % 10) }
+                text.append(0x30 + byte % 10)
+            }
+            return String(decoding: text, as: UTF8.self)
+        }
         var words: [UInt16] = []
-        for index in stride(from: 0, to: 16, by: 2) { words.append(UInt16(bytes[index]) << 8 | UInt16(bytes[index + 1])) }
+        for index in 0..<8 { words.append(UInt16(truncatingIfNeeded: (index < 4 ? high : low) >> UInt64(48 - 16 * (index % 4)))) }
         var bestStart = -1
         var bestLength = 0
         var index = 0
@@ -146,22 +217,26 @@ public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible
     /// Why the API server refuses this address as an endpoint, if it does: unspecified, loopback,
     /// link-local unicast or link-local multicast (`ValidateNonSpecialIP`).
     public var specialUseReason: String? {
-        if bytes.allSatisfy({ $0 == 0 }) { return "unspecified address" }
+        if high == 0 && low == 0 { return "unspecified address" }
         if family == .ipv4 {
-            if bytes[0] == 127 { return "loopback address (127.0.0.0/8)" }
-            if bytes[0] == 169 && bytes[1] == 254 { return "link-local address (169.254.0.0/16)" }
-            if bytes[0] == 224 && bytes[1] == 0 && bytes[2] == 0 { return "link-local multicast address (224.0.0.0/24)" }
+            let (first, second, third) = (
+                UInt8(truncatingIfNeeded: low >> 24), UInt8(truncatingIfNeeded: low >> 16), UInt8(truncatingIfNeeded: low >> 8)
+            )
+            if first == 127 { return "loopback address (127.0.0.0/8)" }
+            if first == 169 && second == 254 { return "link-local address (169.254.0.0/16)" }
+            if first == 224 && second == 0 && third == 0 { return "link-local multicast address (224.0.0.0/24)" }
             return nil
         }
-        if bytes[0..<15].allSatisfy({ $0 == 0 }) && bytes[15] == 1 { return "loopback address (::1)" }
-        if bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80 { return "link-local address (fe80::/10)" }
-        if bytes[0] == 0xFF && bytes[1] & 0x0F == 0x02 { return "link-local multicast address (ff02::/16)" }
+        if high == 0 && low == 1 { return "loopback address (::1)" }
+        let (first, second) = (UInt8(truncatingIfNeeded: high >> 56), UInt8(truncatingIfNeeded: high >> 48))
+        if first == 0xFE && second & 0xC0 == 0x80 { return "link-local address (fe80::/10)" }
+        if first == 0xFF && second & 0x0F == 0x02 { return "link-local multicast address (ff02::/16)" }
         return nil
     }
 
     /// Numeric order; IPv4 before IPv6.
     public static func < (lhs: IPAddress, rhs: IPAddress) -> Bool {
-        if lhs.bytes.count != rhs.bytes.count { return lhs.bytes.count < rhs.bytes.count }
-        return lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
+        if lhs.family != rhs.family { return lhs.family == .ipv4 }
+        return (lhs.high, lhs.low) < (rhs.high, rhs.low)
     }
 }

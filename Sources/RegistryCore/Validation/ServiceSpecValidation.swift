@@ -123,8 +123,9 @@ extension ServiceValidator {
 
     /// Problems with an address's `servedPorts`: each the name of a service port, no duplicates,
     /// not empty, and only on services with more than one (hence named) port.
-    static func validateServedPorts(_ address: EndpointAddress, path: String, in service: ExternalService) -> [FieldViolation] {
+    static func validateServedPorts(_ address: EndpointAddress, path: @autoclosure () -> String, in service: ExternalService) -> [FieldViolation] {
         guard let served = address.servedPorts else { return [] }
+        let path = path()
         if service.ports.count < 2 {
             return [FieldViolation(path, .forbidden, "only for services with more than one port (an address serves all ports of this one)")]
         }

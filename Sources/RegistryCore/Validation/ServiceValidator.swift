@@ -166,16 +166,32 @@ public enum ServiceValidator {
             return [FieldViolation("addresses", .forbidden, "must be empty when type is \"ExternalName\" (DNS answers with a CNAME)")]
         }
         var violations: [FieldViolation] = []
+        // IPs in increasing order (of IP, then backend ports), as most lists come and as
+        // `normalize()` stores them, cannot repeat an IP with the same backend ports: then no
+        // table of the addresses seen is needed.
+        let addresses = service.addresses
+        let increasing =
+            addresses.indices.allSatisfy {
+                guard addresses[$0].host == nil, case .success = addresses[$0].parsedIP else { return false }
+                return true
+            }
+            && addresses.indices.dropFirst().allSatisfy { ExternalService.precedes(addresses[$0 - 1], addresses[$0], ports: service.ports) }
         var seen: [AddressKey: Int] = [:]
-        for (index, address) in service.addresses.enumerated() {
-            let path = "addresses[\(index)]"
-            let problems = validateAddress(address, path: path, in: service, skipping: skipping)
-            violations += problems
-            guard problems.isEmpty else { continue }
-            let key = AddressKey(ip: address.host.map { "host:" + $0 } ?? address.ip, ports: address.backendPorts(for: service.ports))
+        if !increasing { seen.reserveCapacity(addresses.count) }
+        for index in service.addresses.indices {
+            let problems = validateAddress(service.addresses[index], path: "addresses[\(index)]", in: service, skipping: skipping)
+            guard problems.isEmpty else {
+                violations += problems
+                continue
+            }
+            if increasing { continue }
+            let address = service.addresses[index]
+            let key = AddressKey(address, ports: address.backendPorts(for: service.ports))
             if let first = seen[key] {
                 violations.append(
-                    FieldViolation(path, .duplicate, "\(address.host ?? address.ip) with the same backend ports is already addresses[\(first)]"))
+                    FieldViolation(
+                        "addresses[\(index)]", .duplicate,
+                        "\(address.host ?? address.ip) with the same backend ports is already addresses[\(first)]"))
             } else {
                 seen[key] = index
             }
@@ -235,18 +251,41 @@ public enum ServiceValidator {
     }
 
     /// The identity of an address: the same IP may appear again only with other backend ports.
+    /// Equal when the texts `host:<host>` (with a host) or `<ip>` and the backend ports are; an
+    /// IP that parses is hashed as its value, without reading the text (equal texts parse alike).
     struct AddressKey: Hashable {
-        var ip: String
+        var text: String
+        var ip: IPAddress?
         var ports: [Int?]
+
+        init(_ address: EndpointAddress, ports: [Int?]) {
+            if let host = address.host {
+                (text, ip) = ("host:" + host, nil)
+            } else {
+                (text, ip) = (address.ip, try? address.parsedIP.get())
+            }
+            self.ports = ports
+        }
+
+        static func == (lhs: AddressKey, rhs: AddressKey) -> Bool { lhs.text == rhs.text && lhs.ports == rhs.ports }
+
+        func hash(into hasher: inout Hasher) {
+            if let ip { hasher.combine(ip) } else { hasher.combine(text) }
+            hasher.combine(ports)
+        }
     }
 
     /// Violations of one address within `service` (duplicates aside).
     public static func validateAddress(
-        _ address: EndpointAddress, path: String, in service: ExternalService, skipping: Set<String> = []
+        _ address: EndpointAddress, path: @autoclosure () -> String, in service: ExternalService, skipping: Set<String> = []
     )
         -> [FieldViolation]
     {
-        func field(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
+        // The path is built only for a violation (or a skipped field to look up).
+        func field(_ name: String) -> String {
+            let path = path()
+            return path.isEmpty ? name : "\(path).\(name)"
+        }
         var violations: [FieldViolation] = []
         if let host = address.host, address.ip.isEmpty {
             if !skipping.contains(field("host")) { violations += validateHost(host, path: field("host")) }

@@ -288,7 +288,17 @@ final class SQLiteStatement: SQLStatement {
         case .null: rc = sqlite3_bind_null(handle, index)
         case .integer(let number): rc = sqlite3_bind_int64(handle, index, Int64(number))
         // With its byte count, so that a NUL inside the text is kept rather than ending it.
-        case .text(let text): rc = sqlite3_bind_text(handle, index, text, Int32(clamping: text.utf8.count), CSQLite_transient())
+        // From the string's own UTF-8 storage (handing `text` over as a C string copied it into a
+        // new array on every bind); SQLite copies the bytes (`SQLITE_TRANSIENT`).
+        case .text(let text):
+            var text = text
+            rc = text.withUTF8 { bytes in
+                // An empty string may have no storage address; bound as "" (a null pointer binds NULL).
+                guard let base = bytes.baseAddress, !bytes.isEmpty else { return sqlite3_bind_text(handle, index, "", 0, CSQLite_transient()) }
+                return base.withMemoryRebound(to: CChar.self, capacity: bytes.count) {
+                    sqlite3_bind_text(handle, index, $0, Int32(clamping: bytes.count), CSQLite_transient())
+                }
+            }
         case .blob(let bytes):
             rc = bytes.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), CSQLite_transient()) }
         }
