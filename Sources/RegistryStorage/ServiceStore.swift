@@ -332,48 +332,11 @@ public final class ServiceStore: Sendable {
         return String(decoding: text, as: UTF8.self)
     }
 
-    /// RFC 3339 in UTC with seconds, as the Kubernetes API writes timestamps.
-    /// Written directly (`yyyy-MM-ddTHH:mm:ssZ`, the text of Foundation's `.iso8601` format
-    /// style, seconds rounded down), for years 0 to 9999: the format style cost more than the
-    /// rest of the timestamp's work on every write.
+    /// RFC 3339 in UTC with seconds, as the Kubernetes API writes timestamps (`RFC3339`: the
+    /// text of Foundation's `.iso8601` format style, seconds rounded down, written directly;
+    /// Foundation's own for a year outside 0–9999).
     static func timestamp(_ date: Date) -> String {
-        let seconds = Int(date.timeIntervalSince1970.rounded(.down))
-        let (days, time) = (seconds.quotientAndRemainder(dividingBy: 86_400))
-        let (day, secondOfDay) = time < 0 ? (days - 1, time + 86_400) : (days, time)
-        // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
-        let shifted = day + 719_468
-        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
-        let dayOfEra = shifted - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let dayOfMonth = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        guard (0...9999).contains(year) else { return date.formatted(.iso8601) }
-        var text: [UInt8] = []
-        text.reserveCapacity(20)
-        func digits(_ value: Int, _ count: Int) {
-            var divisor = 1
-            for _ in 1..<count { divisor *= 10 }
-            while divisor > 0 {
-                text.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
-                divisor /= 10
-            }
-        }
-        digits(year, 4)
-        text.append(UInt8(ascii: "-"))
-        digits(month, 2)
-        text.append(UInt8(ascii: "-"))
-        digits(dayOfMonth, 2)
-        text.append(UInt8(ascii: "T"))
-        digits(secondOfDay / 3600, 2)
-        text.append(UInt8(ascii: ":"))
-        digits(secondOfDay / 60 % 60, 2)
-        text.append(UInt8(ascii: ":"))
-        digits(secondOfDay % 60, 2)
-        text.append(UInt8(ascii: "Z"))
-        return String(decoding: text, as: UTF8.self)
+        RFC3339.string(seconds: Int(date.timeIntervalSince1970.rounded(.down))) ?? date.formatted(.iso8601)
     }
 
     func read<T: Sendable>(_ body: (any SQLConnection) throws -> T) throws(StoreError) -> T {

@@ -23,15 +23,23 @@ enum Responses {
         // The body is a stored service document, written by `JSONWriter` without spaces and
         // without a `warnings` member: the list is appended as its last member, byte for byte
         // what parsing and writing it again would give, without parsing a large document.
-        if response.body.count > 2, response.body.first == UInt8(ascii: "{"), response.body.last == UInt8(ascii: "}") {
-            response.body.removeLast()
-            response.body.append(contentsOf: Array(#","warnings":"#.utf8))
-            response.body.append(contentsOf: JSONWriter.bytes(.array(warnings.map(JSONValue.string))))
-            response.body.append(UInt8(ascii: "}"))
+        let document = response.body
+        if document.count > 2, document.first == UInt8(ascii: "{"), document.last == UInt8(ascii: "}") {
+            // One copy into a buffer of the final size (the document is shared with the caches:
+            // trimming it in place would copy it first, and appending could grow it once more).
+            let list = JSONWriter.bytes(.array(warnings.map(JSONValue.string)))
+            let member = #","warnings":"#.utf8
+            var body: [UInt8] = []
+            body.reserveCapacity(document.count + member.count + list.count)
+            body.append(contentsOf: document[..<(document.count - 1)])
+            body.append(contentsOf: member)
+            body.append(contentsOf: list)
+            body.append(UInt8(ascii: "}"))
+            response.body = body
             return response
         }
         // Anything else is the server's own JSON too; should it not parse, the headers still carry the warnings.
-        if case .object(var object)? = try? JSONParser.parse(response.body) {
+        if case .object(var object)? = try? JSONParser.parse(document) {
             object["warnings"] = .array(warnings.map(JSONValue.string))
             response.body = JSONWriter.bytes(.object(object))
         }
