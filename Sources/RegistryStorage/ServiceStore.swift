@@ -154,9 +154,12 @@ public final class ServiceStore: Sendable {
     let rebuiltRevisions = RebuiltRevisions()
     /// Runs the group commits of `writeLater`.
     private let commitQueue = DispatchQueue(label: "endpoint-registry.commit")
-    /// Runs the completions of committed asynchronous writes, in commit order, while the commit
+    /// Runs the completions of committed asynchronous writes, batch after batch, while the commit
     /// queue goes on with the next batch (answering a batch does not delay the next commit).
     private let completionQueue = DispatchQueue(label: "endpoint-registry.commit-completion")
+    /// Asynchronous writes queued and not answered yet (`waitForQueuedWrites`): a write may be
+    /// committed by a synchronous writer's thread, whose answers reach `completionQueue` later.
+    private let outstanding = DispatchGroup()
     /// The fence of the background work's writes (see `WriteFence`).
     let fence = Mutex<WriteFence?>(nil)
     /// On a shared database: follows the changes other processes commit (see `SharedChangeFollower`).
@@ -298,11 +301,12 @@ public final class ServiceStore: Sendable {
         readers.closeIdle()
     }
 
-    /// Returns once every write queued by `writeLater` before the call is committed (or failed)
-    /// and its completion has run. Not to be called from a write's completion.
+    /// Returns once every write queued by `writeLater` (before the call, and any queued meanwhile)
+    /// is committed (or failed) and its completion has run. Not to be called from a write's
+    /// completion.
     public func waitForQueuedWrites() {
         commitQueue.sync {}
-        completionQueue.sync {}
+        outstanding.wait()
     }
 
     /// How many WAL checkpoints the background checkpointer (or a writer at the WAL's size
@@ -367,7 +371,7 @@ public final class ServiceStore: Sendable {
     /// (or failed), `committed` gets what `body` returned (or threw) on that thread, right after
     /// the writer lock is released (where the observers of synchronous writes are told too, so
     /// they hear of commits in about their order); then `completion` gets it on the completion
-    /// queue, in commit order, while the next batch may already be committing. For request
+    /// queue, batch after batch, while the next batch may already be committing. For request
     /// threads that answer later (`DeferredResponse`): writes queue up while no thread waits for
     /// them, so batches grow with the number of connections rather than of worker threads.
     func writeLater<T: Sendable>(
@@ -378,9 +382,14 @@ public final class ServiceStore: Sendable {
         if let committed {
             told = { result in committed(Result { try ServiceStore.typed(result) }) }
         }
+        let outstanding = self.outstanding
+        outstanding.enter()
         let pending = PendingWrite(
             body: { connection in try body(connection) }, committed: told,
-            completion: { result in completion(Result { try ServiceStore.typed(result) }) })
+            completion: { result in
+                defer { outstanding.leave() }
+                completion(Result { try ServiceStore.typed(result) })
+            })
         queue.withLock { $0.append(pending) }
         commitQueue.async { [self] in drain() }
     }
@@ -388,7 +397,9 @@ public final class ServiceStore: Sendable {
     /// Commits everything queued, as the one writer; once the writer lock is released, tells
     /// the store's observers of the batch's changes (`committed`, on this thread, as synchronous
     /// writers do theirs), then hands the asynchronous writes their results on `completionQueue`
-    /// (in commit order, while the next batch may already be committing).
+    /// (batch after batch, while the next one may already be committing: in commit order when the
+    /// commit queue commits them; a batch a synchronous writer commits meanwhile may be answered
+    /// before the one just before it, whose answers are queued once its observers have run).
     private func drain() {
         let batch: [PendingWrite] = writer.withLock { box in
             let batch = queue.withLock { queued in
@@ -795,7 +806,9 @@ public final class ServiceStore: Sendable {
     /// that the stored document is still that one and writes the result. When it is not (another
     /// write came first, or nothing was cached), `transform` runs again on the commit thread,
     /// from the stored record, as if there had been no speculation. `transform` must therefore
-    /// depend only on the record it is given.
+    /// depend only on the record it is given and on what it captured (it may run twice: when the
+    /// request arrives and at the commit; what it reads of the configuration, such as the known
+    /// clusters, is then as the first run saw it, as if the write had committed at that moment).
     public func update(
         namespace: String, name: String, audit: AuditContext = .unattributed, dryRun: Bool = false,
         _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService,

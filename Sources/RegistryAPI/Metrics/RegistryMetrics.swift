@@ -52,6 +52,15 @@ final class RegistryMetrics: ReconcilerObserver, LivenessObserver, DNSObserver, 
         var operation: String
         var method: String
         var status: Int
+
+        /// The status and the two texts' lengths only (equality still compares the texts): the
+        /// keys are few, and hashing the route template's text on every request cost more than
+        /// the rare shared bucket.
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(status)
+            hasher.combine(operation.utf8.count)
+            hasher.combine(method.utf8.count)
+        }
     }
 
     init() {
