@@ -385,7 +385,11 @@ struct ServiceHandlers: Sendable {
         guard let record = try store.record(namespace: namespace, name: name) else {
             throw StoreError.notFound(namespace: namespace, name: name)
         }
-        let items = record.service.addresses.map { JSONWriter.bytes(ServiceEncoder.json($0)) }
+        let items = record.service.addresses.map { address in
+            var item: [UInt8] = []
+            ServiceEncoder.write(address, into: &item)
+            return item
+        }
         return Responses.json(200, Responses.list(items), etag: record.etag)
     }
 

@@ -2,41 +2,24 @@
 /// stable. Defaults are written out (`protocol`, `targetPort`, `ready`) so that what is read
 /// back can be sent again unchanged.
 public enum ServiceEncoder {
+    /// The document as a `JSONValue` (for a merge patch, the CLI's files): `bytes(record)` read
+    /// back, so that the one writer below is the only place that says what a document holds.
     public static func json(_ record: ServiceRecord) -> JSONValue {
-        json(record, addresses: nil)
+        parsed(bytes(record))
     }
 
-    /// `json(record)`, with `addresses` (when given) as the value of the `addresses` member
-    /// instead of the record's addresses; everything else still reads the record.
-    static func json(_ record: ServiceRecord, addresses: JSONValue?) -> JSONValue {
-        var object = JSONObject()
-        let service = record.service
-        object.appendNew("namespace", .string(service.namespace))
-        object.appendNew("name", .string(service.name))
-        object.appendNew("uid", .string(record.uid))
-        object.appendNew("revision", .integer(record.revision))
-        object.appendNew("createdAt", .string(record.createdAt))
-        object.appendNew("updatedAt", .string(record.updatedAt))
-        if let description = service.description { object.appendNew("description", .string(description)) }
-        object.appendNew("type", .string(service.type.rawValue))
-        if let externalName = service.externalName { object.appendNew("externalName", .string(externalName)) }
-        object.appendNew("endpointsMode", .string(service.endpointsMode.rawValue))
-        object.appendNew("clusters", .array(service.clusters.map(JSONValue.string)))
-        specFields(service, into: &object)
-        object.appendNew("labels", stringMap(service.labels))
-        object.appendNew("annotations", stringMap(service.annotations))
-        object.appendNew("ports", .array(service.ports.map(json)))
-        object.appendNew("addresses", addresses ?? .array(service.addresses.map(json)))
-        if let healthCheck = service.healthCheck { object.appendNew("healthCheck", json(healthCheck)) }
-        // Issue 13: written out (with their defaults) when the service has `host` addresses or sets them.
-        if service.dnsRefreshSeconds != nil || service.dnsGraceSeconds != nil || service.addresses.contains(where: { $0.host != nil }) {
-            object.appendNew("dnsRefreshSeconds", .integer(service.effectiveDNSRefreshSeconds))
-            object.appendNew("dnsGraceSeconds", .integer(service.effectiveDNSGraceSeconds))
+    /// What this encoder wrote, read back. Its output is compact JSON nested three levels deep,
+    /// which the parser always takes; anything else is a defect of the writer.
+    private static func parsed(_ bytes: [UInt8]) -> JSONValue {
+        do {
+            return try JSONParser.parse(bytes)
+        } catch {
+            preconditionFailure("ServiceEncoder wrote JSON its parser refuses: \(error)")
         }
-        return .object(object)
     }
 
-    /// `JSONWriter.bytes(json(record))`, written straight from the record (no `JSONValue` tree).
+    /// The stored document of `record`: compact JSON, members in a fixed order, written straight
+    /// from the record (no `JSONValue` tree).
     public static func bytes(_ record: ServiceRecord) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(512 + 40 * record.service.addresses.count)
@@ -44,9 +27,11 @@ public enum ServiceEncoder {
         return out
     }
 
-    /// Writes `JSONWriter.bytes(json(record, addresses: .array(addresses.map(json))))` into `out`
-    /// without building the `JSONValue` tree, and returns the position just after the `[` that
-    /// opens the addresses array (where `bytes(_:previous:document:)` cuts the document).
+    /// Writes the document of `record` with `addresses` instead of the record's own into `out`,
+    /// and returns the position just after the `[` that opens the addresses array (where
+    /// `bytes(_:previous:document:)` cuts the document). The issue-12 spec fields' defaults are
+    /// written out (`sessionAffinity`, the traffic policies, `allocateLoadBalancerNodePorts`), so
+    /// that what is read back states what is rendered; `ipFamilyPolicy`/`ipFamilies` only when given.
     @discardableResult
     static func write(_ record: ServiceRecord, addresses: [EndpointAddress], into out: inout [UInt8]) -> Int {
         let service = record.service
@@ -104,7 +89,6 @@ public enum ServiceEncoder {
         if let externalName = service.externalName { string("externalName", externalName) }
         string("endpointsMode", service.endpointsMode.rawValue)
         strings("clusters", service.clusters)
-        // As `specFields(_:into:)`.
         let fields = service.spec
         if let policy = fields.ipFamilyPolicy { string("ipFamilyPolicy", policy.rawValue) }
         if !fields.ipFamilies.isEmpty { strings("ipFamilies", fields.ipFamilies.map(\.rawValue)) }
@@ -158,7 +142,8 @@ public enum ServiceEncoder {
         return cut
     }
 
-    /// Writes `JSONWriter.bytes(json(address))` into `out`, without building the `JSONValue`.
+    /// Writes an address's JSON into `out` (`host` or `ip`, then `port`, `ports`, `hostname`,
+    /// `zone`, `ready` and `servedPorts`), without building a `JSONValue`.
     public static func write(_ address: EndpointAddress, into out: inout [UInt8]) {
         // The keys are plain ASCII: quoted without escaping.
         func key(_ name: String, first: Bool = false) {
@@ -401,48 +386,11 @@ public enum ServiceEncoder {
         return .object(object)
     }
 
+    /// An address as a `JSONValue`: `write(_:into:)`'s bytes read back.
     public static func json(_ address: EndpointAddress) -> JSONValue {
-        var object = JSONObject()
-        if let host = address.host, address.ip.isEmpty {
-            object.appendNew("host", .string(host))
-        } else {
-            object.appendNew("ip", .string(address.ip))
-        }
-        if let port = address.port { object.appendNew("port", .integer(port)) }
-        if let ports = address.ports {
-            object.appendNew("ports", .object(JSONObject(ports.keys.sorted().map { ($0, .integer(ports[$0]!)) })))
-        }
-        if let hostname = address.hostname { object.appendNew("hostname", .string(hostname)) }
-        if let zone = address.zone { object.appendNew("zone", .string(zone)) }
-        object.appendNew("ready", .bool(address.ready))
-        if let servedPorts = address.servedPorts { object.appendNew("servedPorts", .array(servedPorts.map(JSONValue.string))) }
-        return .object(object)
-    }
-
-    /// The issue-12 spec fields: the defaults the API server would apply are written out
-    /// (`sessionAffinity`, the traffic policies, `allocateLoadBalancerNodePorts`), so that what
-    /// is read back states what is rendered; `ipFamilyPolicy`/`ipFamilies` only when given.
-    static func specFields(_ service: ExternalService, into object: inout JSONObject) {
-        let fields = service.spec
-        if let policy = fields.ipFamilyPolicy { object.appendNew("ipFamilyPolicy", .string(policy.rawValue)) }
-        if !fields.ipFamilies.isEmpty { object.appendNew("ipFamilies", .array(fields.ipFamilies.map { .string($0.rawValue) })) }
-        object.appendNew("sessionAffinity", .string(fields.sessionAffinity.rawValue))
-        if let timeout = fields.sessionAffinityTimeoutSeconds { object.appendNew("sessionAffinityTimeoutSeconds", .integer(timeout)) }
-        object.appendNew("publishNotReadyAddresses", .bool(fields.publishNotReadyAddresses))
-        if service.type != .externalName {
-            object.appendNew("internalTrafficPolicy", .string((fields.internalTrafficPolicy ?? .cluster).rawValue))
-        }
-        if let distribution = fields.trafficDistribution { object.appendNew("trafficDistribution", .string(distribution.rawValue)) }
-        if service.type.isExternallyAccessible {
-            object.appendNew("externalTrafficPolicy", .string((fields.externalTrafficPolicy ?? .cluster).rawValue))
-        }
-        if let loadBalancerClass = fields.loadBalancerClass { object.appendNew("loadBalancerClass", .string(loadBalancerClass)) }
-        if !fields.loadBalancerSourceRanges.isEmpty {
-            object.appendNew("loadBalancerSourceRanges", .array(fields.loadBalancerSourceRanges.map(JSONValue.string)))
-        }
-        if service.type == .loadBalancer {
-            object.appendNew("allocateLoadBalancerNodePorts", .bool(fields.allocateLoadBalancerNodePorts ?? true))
-        }
+        var out: [UInt8] = []
+        write(address, into: &out)
+        return parsed(out)
     }
 
     /// Liveness (issue 13): the health check with its defaults written out.
@@ -467,9 +415,5 @@ public enum ServiceEncoder {
         object.appendNew("startUnhealthy", .bool(check.startUnhealthy))
         object.appendNew("failOpen", .bool(check.failOpen))
         return .object(object)
-    }
-
-    static func stringMap(_ map: [String: String]) -> JSONValue {
-        .object(JSONObject(map.keys.sorted().map { ($0, .string(map[$0]!)) }))
     }
 }
