@@ -363,7 +363,7 @@ public final class RegistryApplication: HTTPHandler {
     /// the answer is 404, as the Kubernetes API server answers a read of an invalid name; for a PUT
     /// (which may create) 422 naming the field, as a create with that name would get.
     static func checkServicePath(_ route: Route, _ parameters: PathParameters) throws {
-        guard route.template.hasPrefix("/v1/services/{namespace}/{name}") else { return }
+        guard route.namesOneService else { return }
         let namespace = parameters["namespace"] ?? ""
         let name = parameters["name"] ?? ""
         let violations =

@@ -35,6 +35,9 @@ public final class Route: Sendable {
     public let permission: Permission?
     let handler: @Sendable (RequestContext) throws -> HTTPResponse
     let segments: [Segment]
+    /// Whether the path names one service (`/v1/services/{namespace}/{name}…`): its two
+    /// parameters are checked before the handler runs (`RegistryApplication.checkServicePath`).
+    let namesOneService: Bool
 
     enum Segment: Sendable, Equatable {
         case literal(String)
@@ -51,6 +54,7 @@ public final class Route: Sendable {
         self.operationID = operationID
         self.queryParameters = query
         self.handler = handler
+        self.namesOneService = template.hasPrefix("/v1/services/{namespace}/{name}")
         self.segments = template.split(separator: "/").map { part in
             part.hasPrefix("{") && part.hasSuffix("}") ? .parameter(String(part.dropFirst().dropLast())) : .literal(String(part))
         }
