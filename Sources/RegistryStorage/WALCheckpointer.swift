@@ -6,13 +6,17 @@ import Synchronization
 /// SQLite's automatic checkpoint runs inside the commit that crosses `wal_autocheckpoint`
 /// pages, on the committing thread (and with it every write of that group commit waits for the
 /// database file to be written and, with `synchronous=FULL`, fsynced). The writer connection
-/// turns that off; instead, when a commit leaves at least `threshold` pages in the WAL, this
-/// wakes its own thread, which runs `PRAGMA wal_checkpoint(PASSIVE)` on its own connection:
-/// it copies what no reader still needs into the database file without blocking readers or
-/// the writer, and once everything is copied the next commit starts the WAL over from its
-/// beginning. Readers that keep old snapshots can make a passive checkpoint fall behind; when
-/// the WAL reaches `ceiling` pages, the writer runs a `RESTART` checkpoint itself before the
-/// next transaction (`mustWait`): writers wait rather than the WAL grow without limit.
+/// turns that off; instead, when a commit leaves at least `threshold` pages in the WAL that no
+/// checkpoint has copied yet, this wakes its own thread, which runs
+/// `PRAGMA wal_checkpoint(PASSIVE)` on its own connection: it copies what no reader still needs
+/// into the database file without blocking readers or the writer, and once everything is
+/// copied the next commit starts the WAL over from its beginning. Counting the pages not yet
+/// copied, rather than the WAL's length, matters under a steady stream of writes: the WAL
+/// then rarely starts over, its length stays above the threshold, and a trigger on the length
+/// would run a checkpoint (two fsyncs) after every commit. Readers that keep old snapshots can
+/// make a passive checkpoint fall behind; when the WAL reaches `ceiling` pages, the writer runs
+/// a `RESTART` checkpoint itself before the next transaction (`mustWait`): writers wait rather
+/// than the WAL grow without limit.
 ///
 /// Why @unchecked Sendable is safe: NSCondition is a thread-safe lock and condition variable,
 /// the counters are atomics or behind a Mutex, and the connection is used by the checkpoint
@@ -25,6 +29,10 @@ final class WALCheckpointer: @unchecked Sendable {
     static let ceiling = 16_384
 
     private let pages = Atomic<Int>(0)
+    /// Where the last checkpoint left the WAL: its length then (`log`) and how many of its
+    /// pages had been copied into the database file (`copied`). A WAL shorter than `log`
+    /// has started over, and all its pages are new.
+    private let lastCheckpoint = Mutex<(log: Int, copied: Int)>((0, 0))
     private let state = Mutex<(requested: Bool, stopped: Bool)>((false, false))
     private let wake = NSCondition()
     private let connection: ConnectionBox
@@ -53,7 +61,7 @@ final class WALCheckpointer: @unchecked Sendable {
     /// Told the WAL's size after each commit of the writer connection (its WAL hook).
     func committed(pages count: Int) {
         pages.store(count, ordering: .relaxed)
-        guard count >= Self.threshold else { return }
+        guard Self.isDue(pages: count, after: lastCheckpoint.withLock { $0 }) else { return }
         wake.lock()
         let first = state.withLock { state in
             defer { state.requested = true }
@@ -61,6 +69,15 @@ final class WALCheckpointer: @unchecked Sendable {
         }
         if first { wake.broadcast() }
         wake.unlock()
+    }
+
+    /// Whether a WAL of `pages` pages needs a checkpoint, given where the last one left it
+    /// (`log`: the WAL's length then, `copied`: the pages it had copied): when at least
+    /// `threshold` of its pages are not copied yet. A WAL shorter than `log` has started over
+    /// since, so none of its pages is copied.
+    static func isDue(pages: Int, after last: (log: Int, copied: Int), threshold: Int = WALCheckpointer.threshold) -> Bool {
+        let uncopied = pages < last.log ? pages : pages - last.copied
+        return uncopied >= threshold
     }
 
     /// Whether the WAL has reached the ceiling: the writer then checkpoints before its next
@@ -73,6 +90,7 @@ final class WALCheckpointer: @unchecked Sendable {
         do {
             try writer.execute("PRAGMA wal_checkpoint(RESTART)")
             pages.store(0, ordering: .relaxed)
+            lastCheckpoint.withLock { $0 = (0, 0) }
             checkpoints.add(1, ordering: .relaxed)
         } catch {
             // Busy beyond the timeout or an I/O error: the next commit tries again; the
@@ -91,7 +109,13 @@ final class WALCheckpointer: @unchecked Sendable {
             wake.unlock()
             if stopped { return }
             do {
-                try connection.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                // One row: busy (0 or 1), the WAL's length and the pages copied, in pages.
+                let statement = try connection.connection.prepare("PRAGMA wal_checkpoint(PASSIVE)")
+                if try statement.step() {
+                    let (log, copied) = (statement.int(1), statement.int(2))
+                    lastCheckpoint.withLock { $0 = (max(0, log), max(0, copied)) }
+                }
+                statement.reset()
                 checkpoints.add(1, ordering: .relaxed)
             } catch {
                 // SQLITE_BUSY (another checkpoint runs) or an I/O error: retried after the

@@ -126,6 +126,39 @@ func largeService(_ name: String, count: Int) -> ExternalService {
         }
     }
 
+    /// A checkpoint is due once `threshold` pages of the WAL are not copied yet, not whenever
+    /// the WAL is that long: under a steady stream of commits the WAL rarely starts over, and
+    /// a trigger on its length ran a checkpoint (two fsyncs) after every commit.
+    @Test func checkpointIsDueOnPagesNotYetCopied() {
+        #expect(!WALCheckpointer.isDue(pages: 999, after: (0, 0), threshold: 1_000))
+        #expect(WALCheckpointer.isDue(pages: 1_000, after: (0, 0), threshold: 1_000))
+        // The last checkpoint copied 1,400 of 1,400 pages: 600 more are not enough, 1,000 are.
+        #expect(!WALCheckpointer.isDue(pages: 2_000, after: (1_400, 1_400), threshold: 1_000))
+        #expect(WALCheckpointer.isDue(pages: 2_400, after: (1_400, 1_400), threshold: 1_000))
+        // It could copy only 200 (a reader kept an old snapshot): due again at once.
+        #expect(WALCheckpointer.isDue(pages: 1_401, after: (1_400, 200), threshold: 1_000))
+        // The WAL started over (shorter than at the checkpoint): all its pages are new.
+        #expect(!WALCheckpointer.isDue(pages: 900, after: (1_400, 1_400), threshold: 1_000))
+        #expect(WALCheckpointer.isDue(pages: 1_200, after: (1_400, 1_400), threshold: 1_000))
+    }
+
+    /// A writing connection keeps its savepoints' sub-journals in memory (`temp_store=MEMORY`):
+    /// on a file, each page a write changes cost two more `pwrite` calls once the sub-journal
+    /// passed 64 KiB. A read-only connection keeps SQLite's default.
+    @Test func writingConnectionsKeepSubJournalsInMemory() throws {
+        let path = try temporaryDatabase()
+        let writer = try SQLiteConnection(path: path)
+        let statement = try writer.prepare("PRAGMA temp_store")
+        #expect(try statement.step())
+        #expect(statement.int(0) == 2)
+        statement.reset()
+        try writer.execute("CREATE TABLE t (x)")
+        let reader = try SQLiteConnection(path: path, readOnly: true)
+        let readerStatement = try reader.prepare("PRAGMA temp_store")
+        #expect(try readerStatement.step())
+        #expect(readerStatement.int(0) == 0)
+    }
+
     /// Checkpoints run on their own thread once the WAL passes the threshold (no commit runs
     /// one: SQLite's automatic checkpoint is off on the writer).
     @Test(.enabled(if: TestStore.current == .sqlite, "SQLite's WAL checkpoints: the SQLite pass runs it"))
