@@ -159,6 +159,14 @@ func largeService(_ name: String, count: Int) -> ExternalService {
         #expect(readerStatement.int(0) == 0)
     }
 
+    /// SQLite's memory statistics are off (they take a process-wide mutex around every
+    /// allocation SQLite makes): with them on, an open connection that ran a query counts bytes.
+    @Test func sqliteMemoryStatisticsAreOff() throws {
+        let connection = try SQLiteConnection(path: try temporaryDatabase())
+        try connection.execute("CREATE TABLE t (x); INSERT INTO t VALUES (randomblob(10000))")
+        #expect(SQLiteConnection.memoryUsedAsCounted == 0)
+    }
+
     /// Checkpoints run on their own thread once the WAL passes the threshold (no commit runs
     /// one: SQLite's automatic checkpoint is off on the writer).
     @Test(.enabled(if: TestStore.current == .sqlite, "SQLite's WAL checkpoints: the SQLite pass runs it"))

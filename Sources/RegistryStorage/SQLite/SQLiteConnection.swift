@@ -29,7 +29,19 @@ final class SQLiteConnection: SQLConnection {
     /// Most prepared statements kept per connection.
     static let statementCacheLimit = 256
 
+    /// Process-wide SQLite settings, made once before the first connection opens: no memory
+    /// statistics (they put a global mutex around every allocation SQLite makes; nothing here
+    /// reads them).
+    private static let configured: Void = {
+        _ = CSQLite_disableMemoryStatistics()
+    }()
+
+    /// Bytes SQLite's allocations hold now (`sqlite3_memory_used`): always 0 with the memory
+    /// statistics off, which is how the tests see that `configured` took effect.
+    static var memoryUsedAsCounted: Int { Int(sqlite3_memory_used()) }
+
     init(path: String, readOnly: Bool = false) throws(SQLiteError) {
+        Self.configured
         self.path = path
         var pointer: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
