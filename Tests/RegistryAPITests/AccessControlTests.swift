@@ -227,6 +227,10 @@ private func bearer(_ token: String) -> [String: String] { ["Authorization": "Be
             "tokens[1].name \"a\" is used twice"
         ),
         (
+            "tokens:\n- name: a\n  role: viewer\n  namespaces: ['*']\n  token: aaaaaaaaaaaaaaaaaaaa\n- name: b\n  role: admin\n  namespaces: ['*']\n  sha256: 42492da06234ad0ac76f5d5debdb6d1ae027cffbe746a1c13b89bb8bc0139137\n",
+            "tokens[1] (b) has the same token as tokens[0] (a)"
+        ),
+        (
             "tokens:\n- name: a\n  role: viewer\n  namespaces: ['*']\n  token: aaaaaaaaaaaaaaaaaaaa\n  expires: never\n",
             "tokens[0] has unknown fields [\"expires\"]"
         ),

@@ -122,6 +122,14 @@ public final class TokenAuthenticator: Sendable {
             default:
                 throw TokenFileError(message: "\(path): \(place) needs exactly one of sha256 (preferred) or token")
             }
+            // One token, two entries: only the first could ever authenticate, whatever the
+            // second grants (a copy-paste slip that would silently cost an admin their access).
+            if let first = entries.firstIndex(where: { $0.digest == digest }) {
+                throw TokenFileError(
+                    message:
+                        "\(path): \(place) (\(name)) has the same token as tokens[\(first)] (\(entries[first].principal.name)); each entry needs its own token"
+                )
+            }
             entries.append(Entry(digest: digest, principal: Principal(name: name, role: role, scope: NamespaceScope(namespaces))))
         }
         return entries

@@ -30,9 +30,14 @@ struct ServiceHandlers: Sendable {
     /// The service with its bindings settled: the default clusters when the body named none
     /// (create and replace), and every newly named cluster one of those in `GET /v1/clusters`
     /// (names already bound stay valid when a cluster leaves the configuration).
-    private func bound(_ input: ServiceInput, current: ServiceRecord?, defaulting: Bool) throws(ValidationFailure) -> ExternalService {
+    ///
+    /// - Throws: `APIError.forbidden` (missing `permission:push`) when `principal` lacks `push`
+    ///   and the bindings change what happens in clusters (see `checkBindingChange`);
+    ///   `ValidationFailure` for an unknown or unusable cluster.
+    private func bound(_ input: ServiceInput, current: ServiceRecord?, defaulting: Bool, principal: Principal) throws -> ExternalService {
         var service = input.service
         if !input.clustersGiven && defaulting { service.clusters = defaultClusters }
+        try checkBindingChange(service.clusters, current: current, principal: principal)
         let previous = Set(current?.service.clusters ?? [])
         var violations: [FieldViolation] = []
         for (index, cluster) in service.clusters.enumerated() where !previous.contains(cluster) {
@@ -48,6 +53,26 @@ struct ServiceHandlers: Sendable {
         }
         if !violations.isEmpty { throw ValidationFailure(violations) }
         return service
+    }
+
+    /// Bindings are pushes: the reconciler writes a service's objects to every cluster it is
+    /// bound to and deletes them from a cluster it is unbound from. Without the `push`
+    /// permission (README, roles: `editor`) a request may not bind a service to a cluster nor
+    /// unbind it; a new service may take the default clusters (`--default-clusters`, the
+    /// operator's choice) or fewer.
+    ///
+    /// - Throws: `APIError.forbidden` naming the clusters, with `missing` `permission:push`.
+    private func checkBindingChange(_ clusters: [String], current: ServiceRecord?, principal: Principal) throws(APIError) {
+        guard !principal.allows(.push) else { return }
+        let after = Set(clusters)
+        let before = Set(current?.service.clusters ?? defaultClusters)
+        let bound = after.subtracting(before)
+        let unbound = current == nil ? [] : before.subtracting(after)
+        guard !bound.isEmpty || !unbound.isEmpty else { return }
+        let changes = bound.sorted().map { "bind \($0)" } + unbound.sorted().map { "unbind \($0)" }
+        throw .forbidden(
+            "token \"\(principal.name)\" (role \(principal.role.rawValue)) lacks the push permission needed to \(changes.joined(separator: ", ")): bound clusters get the service's objects, unbound ones lose them",
+            missing: "permission:push")
     }
 
     /// Applies the echoed server-managed fields as preconditions (like `metadata.resourceVersion`).
@@ -70,7 +95,7 @@ struct ServiceHandlers: Sendable {
         // Answered after the commit without holding a worker thread, so that the creates of many
         // connections share one group commit.
         let deferred = DeferredResponse()
-        store.create(try bound(input, current: nil, defaulting: true), audit: context.audit, dryRun: dryRun) { result in
+        store.create(try bound(input, current: nil, defaulting: true, principal: context.principal), audit: context.audit, dryRun: dryRun) { result in
             switch result {
             case .success(let (record, document)):
                 deferred.complete(
@@ -257,7 +282,7 @@ struct ServiceHandlers: Sendable {
             } else if input.revision != nil || input.uid != nil {
                 throw StoreError.notFound(namespace: namespace, name: name)
             }
-            return try bound(input, current: current, defaulting: true)
+            return try bound(input, current: current, defaulting: true, principal: context.principal)
         } respond: { result in
             Responses.withWarnings(
                 Responses.json(
@@ -306,7 +331,7 @@ struct ServiceHandlers: Sendable {
             }
             let input = try decodeService(patched)
             try checkEchoedFields(input, current: current)
-            let service = try bound(input, current: current, defaulting: false)
+            let service = try bound(input, current: current, defaulting: false, principal: context.principal)
             try RequestChecks.checkWritePreconditions(context.request, current: current)
             return service
         } respond: { result in
@@ -325,16 +350,23 @@ struct ServiceHandlers: Sendable {
     /// or in a cluster (204 all the same).
     func deleteService(_ context: RequestContext) throws -> HTTPResponse {
         let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
+        let cascade = context.request.queryValue("cascade") == nil ? true : try Self.flag(context.request, "cascade")
+        let reconciler = push.reconciler
+        let tracked = try reconciler.trackedClusters(namespace: namespace, name: name)
+        // Deleting in clusters is the `push` permission's (README, roles); a dry run answers
+        // what the real request would.
+        if cascade && !tracked.isEmpty && !context.principal.allows(.push) {
+            throw APIError.forbidden(
+                "token \"\(context.principal.name)\" (role \(context.principal.role.rawValue)) lacks the push permission needed to delete the service's objects in \(tracked.joined(separator: ", ")); ?cascade=false deletes the registration and keeps them there",
+                missing: "permission:push")
+        }
         if try Self.flag(context.request, "dryRun") {
             try store.delete(namespace: namespace, name: name, audit: context.audit, dryRun: true) { current in
                 try RequestChecks.checkWritePreconditions(context.request, current: current)
             }
             return Responses.noContent()
         }
-        let cascade = context.request.queryValue("cascade") == nil ? true : try Self.flag(context.request, "cascade")
         let timeout = try PushHandlers.timeout(context.request)
-        let reconciler = push.reconciler
-        let tracked = try reconciler.trackedClusters(namespace: namespace, name: name)
         try store.delete(namespace: namespace, name: name, audit: context.audit, keepClusterObjects: !cascade) { current in
             try RequestChecks.checkWritePreconditions(context.request, current: current)
         }
