@@ -14,6 +14,41 @@ private let rgw =
         client = try server.client()
     }
 
+    /// Changing `type` by PATCH or by PUT of the document read back works both ways: what only
+    /// the old type used and the request left as it was is dropped (the API server's update
+    /// strategy, `dropTypeDependentFields`).
+    @Test func typeChangesDropWhatOnlyTheOldTypeUsed() throws {
+        #expect(try client.request("POST", "/v1/services", json: #"{"name":"flip","ports":[{"port":80}]}"#).status == 201)
+        let toExternalName = try client.request(
+            "PATCH", "/v1/services/default/flip", headers: ["Content-Type": "application/merge-patch+json"],
+            body: Array(#"{"type":"ExternalName","externalName":"db.example.com","ports":null}"#.utf8))
+        #expect(toExternalName.status == 200, "\(toExternalName.text)")
+        #expect(toExternalName.json?["internalTrafficPolicy"] == nil)
+        let back = try client.request(
+            "PATCH", "/v1/services/default/flip", headers: ["Content-Type": "application/merge-patch+json"],
+            body: Array(#"{"type":"ClusterIP","externalName":null,"ports":[{"port":80}]}"#.utf8))
+        #expect(back.status == 200, "\(back.text)")
+        #expect(back.json?["internalTrafficPolicy"] as? String == "Cluster")
+        // PUT of the document as read, with another type: the same.
+        #expect(
+            try client.request(
+                "PATCH", "/v1/services/default/flip", headers: ["Content-Type": "application/merge-patch+json"],
+                body: Array(#"{"type":"LoadBalancer"}"#.utf8)
+            ).status == 200)
+        var document = try #require(try client.request("GET", "/v1/services/default/flip").json)
+        #expect(document["allocateLoadBalancerNodePorts"] as? Bool == true)
+        document["type"] = "ClusterIP"
+        let replaced = try client.request(
+            "PUT", "/v1/services/default/flip", json: String(decoding: try JSONSerialization.data(withJSONObject: document), as: UTF8.self))
+        #expect(replaced.status == 200, "\(replaced.text)")
+        #expect(replaced.json?["allocateLoadBalancerNodePorts"] == nil && replaced.json?["externalTrafficPolicy"] == nil)
+        // A type-dependent value the request sets itself is still refused.
+        let explicit = try client.request(
+            "PATCH", "/v1/services/default/flip", headers: ["Content-Type": "application/merge-patch+json"],
+            body: Array(#"{"type":"ExternalName","externalName":"db.example.com","ports":null,"internalTrafficPolicy":"Local"}"#.utf8))
+        #expect(explicit.status == 422)
+    }
+
     @Test func createsAndReadsWithLocationAndETag() throws {
         let created = try client.request("POST", "/v1/services", json: rgw)
         #expect(created.status == 201)

@@ -273,9 +273,19 @@ struct ServiceHandlers: Sendable {
             default: break
             }
         }
-        let input = try decodeService(.object(object))
+        let body = object
+        let decoded = ServiceDecoder.decode(.object(body))
         let dryRun = try Self.flag(context.request, "dryRun")
+        let requestedType = body["type"] ?? .string(ServiceType.clusterIP.rawValue)
         return updateLater(context, dryRun: dryRun) { current in
+            // A type change drops the fields the old type's document carried and the new type
+            // does not use, when the body kept them as they were (`TypeDependentFields`).
+            let input: ServiceInput
+            if let current, requestedType != .string(current.service.type.rawValue), case .object(let stored) = ServiceEncoder.json(current) {
+                input = try decodeService(.object(TypeDependentFields.dropped(from: body, current: stored)))
+            } else {
+                input = try decoded.get()
+            }
             try RequestChecks.checkWritePreconditions(context.request, current: current)
             if let current {
                 try checkEchoedFields(input, current: current)
@@ -323,11 +333,14 @@ struct ServiceHandlers: Sendable {
             guard case .object = patch else {
                 throw ValidationFailure([FieldViolation("", .wrongType, "a merge patch of a service must be a JSON object, not \(patch.typeName)")])
             }
-            let patched = MergePatch.apply(patch, to: ServiceEncoder.json(current))
+            let stored = ServiceEncoder.json(current)
+            var patched = MergePatch.apply(patch, to: stored)
             if case .object(let object) = patched {
                 for (key, value) in [("namespace", namespace), ("name", name)] where object[key] != .string(value) {
                     throw APIError.badRequest("\(key) cannot be changed by PATCH; create a new service instead", field: key)
                 }
+                // A type change drops what only the old type used, if the patch left it as it was.
+                if case .object(let storedObject) = stored { patched = .object(TypeDependentFields.dropped(from: object, current: storedObject)) }
             }
             let input = try decodeService(patched)
             try checkEchoedFields(input, current: current)
