@@ -45,7 +45,8 @@ import Testing
 
     @Test func loadBalancerToClusterIPDropsWhatOnlyLoadBalancersAndNodePortsUse() throws {
         let current = try stored(
-            #"{"namespace":"a","name":"b","type":"LoadBalancer","loadBalancerClass":"example.com/lb","ports":[{"name":"http","port":80,"nodePort":30080},{"name":"b","port":81}],"addresses":[{"ip":"192.0.2.1","ports":{"http":8080,"b":8081}}]}"#)
+            #"{"namespace":"a","name":"b","type":"LoadBalancer","loadBalancerClass":"example.com/lb","ports":[{"name":"http","port":80,"nodePort":30080},{"name":"b","port":81}],"addresses":[{"ip":"192.0.2.1","ports":{"http":8080,"b":8081}}]}"#
+        )
         #expect(current["allocateLoadBalancerNodePorts"] == .bool(true) && current["externalTrafficPolicy"] == .string("Cluster"))
         let asked = changed(current, [("type", .string("ClusterIP"))])
         let result = TypeDependentFields.dropped(from: asked, current: current)
