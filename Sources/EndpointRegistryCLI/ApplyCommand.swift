@@ -251,7 +251,9 @@ struct Delete: ParsableCommand {
         if targets.isEmpty && (selector ?? "").isEmpty { throw ValidationError("name services, give -f FILE, or select them with -l") }
         let client = try client.client()
         var query: [(String, String)] = []
-        if cascade { query.append(("cascade", "true")) }
+        // The server's default is to cascade: without --cascade the objects in clusters stay,
+        // as the flag's help says (and deleting a registration needs no push permission then).
+        query.append(("cascade", cascade ? "true" : "false"))
         if dryRun == .server { query.append(("dryRun", "true")) }
         let suffix = dryRun == .server ? " (server dry run)" : ""
         try runClient {

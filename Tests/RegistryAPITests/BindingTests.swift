@@ -116,4 +116,26 @@ import Testing
         let kept = try client.request("DELETE", "/v1/services/default/c?cascade=false", headers: Self.editor)
         #expect(kept.status == 200 && kept.json?["keptIn"] as? [String] == ["token"])
     }
+
+    /// `endpoint-registry delete` deletes registrations; only `--cascade` deletes in clusters
+    /// (and needs a pusher's token), as its help says.
+    @Test func theCLIDeletesInClustersOnlyWithCascade() throws {
+        #expect(try client.request("POST", "/v1/services", headers: Self.pusher, json: #"{"name":"d","ports":[{"port":80}]}"#).status == 201)
+        let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+        while ContinuousClock.now < deadline, try cluster.object("Service", "d") == nil { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(try cluster.object("Service", "d") != nil)
+        var environment = ["ENDPOINT_REGISTRY_URL": "http://127.0.0.1:\(server.port)", "ENDPOINT_REGISTRY_TOKEN": "editor-token-0123456789"]
+        let refused = try runCLI(["delete", "svc", "d", "--cascade"], environment: environment)
+        #expect(refused.status != 0 && refused.stderr.contains("push"), "\(refused.stderr)")
+        let deleted = try runCLI(["delete", "svc", "d"], environment: environment)
+        #expect(deleted.status == 0 && deleted.stdout == "service/d deleted\n", "\(deleted.stderr)")
+        #expect(try client.request("GET", "/v1/services/default/d", headers: Self.pusher).status == 404)
+        #expect(try cluster.object("Service", "d") != nil, "kept in the cluster")
+        // A pusher's --cascade deletes there too.
+        environment["ENDPOINT_REGISTRY_TOKEN"] = "pusher-token-0123456789"
+        #expect(try client.request("POST", "/v1/services", headers: Self.pusher, json: #"{"name":"e","ports":[{"port":80}]}"#).status == 201)
+        while ContinuousClock.now < deadline, try cluster.object("Service", "e") == nil { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(try runCLI(["delete", "svc", "e", "--cascade"], environment: environment).status == 0)
+        #expect(try cluster.object("Service", "e") == nil)
+    }
 }
