@@ -58,6 +58,26 @@ private func send(_ port: UInt16, _ raw: String) throws -> (response: ClientResp
         }
     }
 
+    /// The reviewer's request: a `Transfer-Encoding` a proxy reads as chunked and libmicrohttpd
+    /// would not is refused at once (before its body), and the pipelined request is not served.
+    @Test func aTransferEncodingNotExactlyChunkedIsRefusedBeforeItsBody() throws {
+        let server = try TestServer()
+        for value in ["chunked ", "Chunked\t", "gzip, chunked", "chunked, chunked"] {
+            let client = try RawHTTPClient(port: server.port, timeoutSeconds: 10)
+            try client.send(
+                Array(
+                    "POST /v1/services HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: \(value)\r\n\r\n".utf8))
+            let response = try client.readResponse()
+            #expect(response.status == 400, "\(value)")
+            #expect(response.header("Content-Type") == "application/problem+json")
+            #expect(response.header("Connection")?.lowercased() == "close")
+            #expect((response.json?["detail"] as? String)?.contains("Transfer-Encoding") == true, "\(response.text)")
+            try? client.send(Array("2\r\n{}\r\n0\r\n\r\nGET /v1/leader HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+            #expect(client.readToEnd().isEmpty, "\(value)")
+        }
+        #expect(try server.client().request("GET", "/v1/services").json?["items"] as? [Any] != nil)
+    }
+
     @Test func aPercentEncodedNULNeverShortensAPathOrQuery() throws {
         let server = try TestServer()
         let client = try server.client()
