@@ -6,7 +6,8 @@ public struct HTTPHeaders: Sendable, Sequence {
         self.fields = fields
     }
 
-    /// The first value of `name` (compared case-insensitively), if any.
+    /// The first value of `name` (compared case-insensitively), if any. For a field defined as a
+    /// list use `list(_:)`; a singleton field sent more than once should be refused, not read here.
     public subscript(name: String) -> String? {
         for field in fields where field.name.caseInsensitiveEquals(name) {
             return field.value
@@ -17,6 +18,13 @@ public struct HTTPHeaders: Sendable, Sequence {
     /// Every value of `name`, in order.
     public func values(_ name: String) -> [String] {
         fields.filter { $0.name.caseInsensitiveEquals(name) }.map(\.value)
+    }
+
+    /// The values of a list-valued field (`Accept`, `If-Match`, …) combined in order into one
+    /// comma-separated value, as RFC 9110 §5.3 lets a recipient do; nil when the field is absent.
+    public func list(_ name: String) -> String? {
+        let all = values(name)
+        return all.isEmpty ? nil : all.joined(separator: ", ")
     }
 
     public mutating func add(_ name: String, _ value: String) {

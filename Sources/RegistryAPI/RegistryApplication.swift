@@ -323,6 +323,7 @@ public final class RegistryApplication: HTTPHandler {
         var matched: (route: Route, parameters: PathParameters)? = nil
         var caller: Principal? = nil
         do {
+            try RequestChecks.checkSingletonFields(request)
             switch router.match(method: request.method, path: request.path) {
             case .found(let route, let parameters):
                 operation = route.operationID
@@ -412,12 +413,22 @@ public final class RegistryApplication: HTTPHandler {
     /// (401), or whose token may not use the route or the namespace in its path (403), so that
     /// no unauthenticated body is ever buffered. Other problems wait for the whole request.
     public func admit(_ request: HTTPRequest) -> HTTPResponse? {
+        let started = ContinuousClock.now
+        // A repeated singleton field (two `Authorization` headers) is refused before the body,
+        // and before a token is read from it.
+        do {
+            try RequestChecks.checkSingletonFields(request)
+        } catch {
+            let requestID = RegistryApplication.requestID(from: request)
+            return finish(
+                errorResponse(error, request: request, requestID: requestID), request: request, requestID: requestID, matched: nil, caller: nil,
+                operation: "-", started: started)
+        }
         // Without a tokens file every caller is anonymous with every right: nothing to refuse.
         guard authenticator != nil else { return nil }
         guard case .found(let route, let parameters) = router.match(method: request.method, path: request.path), route.permission != nil else {
             return nil
         }
-        let started = ContinuousClock.now
         var caller: Principal? = nil
         do {
             let principal = try authenticate(request, route: route)
@@ -538,10 +549,11 @@ public final class RegistryApplication: HTTPHandler {
             status: problem.status, headers: headers, body: JSONWriter.bytes(problem.json(instance: request.path, requestID: requestID)))
     }
 
-    /// The client's `X-Request-Id` when it is short printable ASCII, otherwise a new one:
+    /// The client's `X-Request-Id` when it sent one, short printable ASCII, otherwise a new one:
     /// a random per-process prefix and a counter (unique, and cheaper than a UUID per request).
     static func requestID(from request: HTTPRequest) -> String {
-        if let given = request.headers["X-Request-Id"], (1...128).contains(given.utf8.count),
+        let given = request.headers.values("X-Request-Id")
+        if given.count == 1, let given = given.first, (1...128).contains(given.utf8.count),
             given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
         {
             return given

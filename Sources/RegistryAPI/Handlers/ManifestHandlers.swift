@@ -27,7 +27,7 @@ struct ManifestHandlers: Sendable {
             }
             return format
         }
-        guard let accept = request.headers["Accept"], !accept.trimmingCharacters(in: .whitespaces).isEmpty else { return .json }
+        guard let accept = request.headers.list("Accept"), !accept.trimmingCharacters(in: .whitespaces).isEmpty else { return .json }
         var ranges: [(type: String, quality: Double, index: Int)] = []
         for (index, element) in accept.split(separator: ",").enumerated() {
             let parts = element.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }

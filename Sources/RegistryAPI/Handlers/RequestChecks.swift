@@ -57,6 +57,25 @@ enum RequestChecks {
         return body
     }
 
+    /// The request fields the API reads whose value is one item, not a list: `Authorization`
+    /// (RFC 9110 §11.6.2), `Content-Type` (§8.3), `User-Agent` (§10.1.5) and `X-Request-Id`. RFC
+    /// 9110 §5.3: a sender MUST NOT send a field more than once unless its definition allows a
+    /// comma-separated list, so a request that does is refused rather than read as its first (or
+    /// last) value, which another party on the way may read differently. The list-valued fields
+    /// it reads (`Accept`, `If-Match`, `If-None-Match`) may repeat and are combined in order
+    /// (`HTTPHeaders.list(_:)`).
+    static let singletonFields = ["Authorization", "Content-Type", "User-Agent", "X-Request-Id"]
+
+    /// 400 naming the field when a field of `singletonFields` is sent more than once.
+    static func checkSingletonFields(_ request: HTTPRequest) throws(APIError) {
+        for name in singletonFields {
+            let count = request.headers.values(name).count
+            guard count <= 1 else {
+                throw .badRequest("the request has \(count) \(name) headers; \(name) takes one value and may be sent once", field: name)
+            }
+        }
+    }
+
     /// Entity tags listed in a conditional header (`*` kept as is).
     static func entityTags(_ header: String) -> [String] {
         header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -64,7 +83,7 @@ enum RequestChecks {
 
     /// `If-Match` / `If-None-Match` on a write: 412 when the current state does not satisfy them.
     static func checkWritePreconditions(_ request: HTTPRequest, current: ServiceRecord?) throws(APIError) {
-        if let ifMatch = request.headers["If-Match"] {
+        if let ifMatch = request.headers.list("If-Match") {
             let tags = entityTags(ifMatch)
             guard let current else {
                 throw .preconditionFailed("If-Match is set but the service does not exist")
@@ -73,7 +92,7 @@ enum RequestChecks {
                 throw .preconditionFailed("If-Match \(ifMatch) does not match the current ETag \(current.etag); fetch the service again")
             }
         }
-        if let ifNoneMatch = request.headers["If-None-Match"], let current {
+        if let ifNoneMatch = request.headers.list("If-None-Match"), let current {
             let tags = entityTags(ifNoneMatch).map(weakened)
             if tags.contains("*") || tags.contains(weakened(current.etag)) {
                 throw .preconditionFailed("If-None-Match \(ifNoneMatch) matches the current service (ETag \(current.etag))")
@@ -83,7 +102,7 @@ enum RequestChecks {
 
     /// True when `If-None-Match` on a read matches `etag` (weak comparison).
     static func notModified(_ request: HTTPRequest, etag: String) -> Bool {
-        guard let header = request.headers["If-None-Match"] else { return false }
+        guard let header = request.headers.list("If-None-Match") else { return false }
         let tags = entityTags(header).map(weakened)
         return tags.contains("*") || tags.contains(weakened(etag))
     }

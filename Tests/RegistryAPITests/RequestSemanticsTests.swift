@@ -1,0 +1,81 @@
+import Foundation
+import RegistryAPI
+import TestSupport
+import Testing
+
+private let semanticsTokens: [(name: String, role: String, namespaces: String, token: String)] = [
+    ("reader", "viewer", #"["*"]"#, "viewer-token-0123456789"),
+    ("admin", "admin", #"["*"]"#, "admin-token-0123456789ab"),
+]
+
+/// Sends `head` (request line and headers, without the final empty line) plus `body`, on a
+/// connection of its own, and reads one response.
+private func exchange(_ port: UInt16, _ head: String, body: String = "") throws -> ClientResponse {
+    let client = try RawHTTPClient(port: port, timeoutSeconds: 10)
+    let length = body.isEmpty ? "" : "Content-Length: \(body.utf8.count)\r\n"
+    try client.send(Array("\(head)\r\nHost: x\r\n\(length)\r\n\(body)".utf8))
+    return try client.readResponse()
+}
+
+private let webService = #"{"name":"web","ports":[{"port":80}],"addresses":[{"ip":"192.0.2.1"}]}"#
+
+/// How the API reads what a request says besides its body: repeated header fields, the path as
+/// sent, repeated or empty query parameters, conditional headers.
+@Suite struct RequestSemanticsTests {
+    /// A singleton field sent twice is refused (400 naming it), whichever copy comes first; before
+    /// the body on an upload, and whatever a token in either copy would allow.
+    @Test func aRepeatedSingletonFieldIsRefusedNamingIt() throws {
+        let path = try writeTokensFile(semanticsTokens)
+        let server = try TestServer { $0.tokensFile = path }
+        let viewer = "Authorization: Bearer viewer-token-0123456789"
+        let admin = "Authorization: Bearer admin-token-0123456789ab"
+        for (first, second) in [(viewer, admin), (admin, viewer)] {
+            let create = try exchange(
+                server.port, "POST /v1/services HTTP/1.1\r\n\(first)\r\n\(second)\r\nContent-Type: application/json", body: webService)
+            #expect(create.status == 400, "\(create.text)")
+            #expect(create.header("Content-Type") == "application/problem+json")
+            #expect(create.problemFields == ["Authorization"], "\(create.text)")
+            let read = try exchange(server.port, "GET /v1/services HTTP/1.1\r\n\(first)\r\n\(second)")
+            #expect(read.status == 400)
+            #expect(read.problemFields == ["Authorization"])
+        }
+        let adminHeader = ["Authorization": "Bearer admin-token-0123456789ab"]
+        #expect(try server.client().request("GET", "/v1/services/default/web", headers: adminHeader).status == 404)
+        for (name, values) in [
+            ("Content-Type", ["application/json", "text/plain"]), ("Content-Type", ["text/plain", "application/json"]),
+            ("X-Request-Id", ["one", "two"]), ("User-Agent", ["a/1", "b/2"]),
+        ] {
+            let response = try exchange(
+                server.port, "POST /v1/services HTTP/1.1\r\n\(admin)\r\n" + values.map { "\(name): \($0)" }.joined(separator: "\r\n"),
+                body: webService)
+            #expect(response.status == 400, "\(name): \(response.text)")
+            #expect(response.problemFields == [name], "\(name): \(response.text)")
+            // A repeated X-Request-Id is not echoed: the answer gets an id of its own.
+            #expect(!["one", "two"].contains(response.header("X-Request-Id") ?? ""))
+        }
+        #expect(try server.client().request("GET", "/v1/services/default/web", headers: adminHeader).status == 404)
+    }
+
+    /// List-valued fields may repeat: their values are combined in order (RFC 9110 §5.3).
+    @Test func listValuedFieldsAreCombined() throws {
+        let server = try TestServer()
+        let created = try server.client().request("POST", "/v1/services", json: webService)
+        #expect(created.status == 201)
+        let etag = try #require(created.header("ETag"))
+        // The current tag in the second If-None-Match line: not modified.
+        let cached = try exchange(
+            server.port, "GET /v1/services/default/web HTTP/1.1\r\nIf-None-Match: \"other\"\r\nIf-None-Match: \(etag)")
+        #expect(cached.status == 304)
+        // The current tag in the second If-Match line: the write applies.
+        let patched = try exchange(
+            server.port,
+            "PATCH /v1/services/default/web HTTP/1.1\r\nContent-Type: application/merge-patch+json\r\nIf-Match: \"other\"\r\nIf-Match: \(etag)",
+            body: #"{"labels":{"a":"b"}}"#)
+        #expect(patched.status == 200, "\(patched.text)")
+        // YAML accepted in the second Accept line.
+        let manifests = try exchange(
+            server.port, "GET /v1/services/default/web/manifests HTTP/1.1\r\nAccept: text/html\r\nAccept: application/yaml")
+        #expect(manifests.status == 200)
+        #expect(manifests.header("Content-Type")?.hasPrefix("application/yaml") == true)
+    }
+}
