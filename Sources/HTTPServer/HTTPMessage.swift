@@ -52,6 +52,10 @@ extension String {
 public struct HTTPRequest: Sendable {
     public var method: String
     public var path: String
+    /// The path exactly as the request target gave it: still percent-encoded, without the query
+    /// (for the absolute form, without the scheme and authority). `%2F` here is data, not a
+    /// separator (RFC 3986 §2.2), though `path` shows it as `/`.
+    public var rawPath: String
     /// The protocol version of the request line (`HTTP/1.1`, `HTTP/1.0`).
     public var version: String
     public var query: [(name: String, value: String?)]
@@ -61,11 +65,12 @@ public struct HTTPRequest: Sendable {
     public var remoteAddress = ""
 
     public init(
-        method: String, path: String, version: String = "HTTP/1.1", query: [(name: String, value: String?)] = [],
+        method: String, path: String, rawPath: String? = nil, version: String = "HTTP/1.1", query: [(name: String, value: String?)] = [],
         headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []
     ) {
         self.method = method
         self.path = path
+        self.rawPath = rawPath ?? path
         self.version = version
         self.query = query
         self.headers = headers

@@ -454,7 +454,12 @@ private func intake(
     case .failure(let reason):
         rejection = reason
     case .success(let target):
-        if case .absolute(let encodedPath) = target { request.path = RequestFraming.percentDecoded(encodedPath) }
+        if case .absolute(let encodedPath) = target {
+            request.path = RequestFraming.percentDecoded(encodedPath)
+            request.rawPath = encodedPath
+        } else {
+            request.rawPath = String(decoding: state.rawTarget.prefix { $0 != UInt8(ascii: "?") }, as: UTF8.self)
+        }
         rejection = nil
     }
     state.request = request

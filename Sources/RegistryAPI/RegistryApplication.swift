@@ -324,6 +324,7 @@ public final class RegistryApplication: HTTPHandler {
         var caller: Principal? = nil
         do {
             try RequestChecks.checkSingletonFields(request)
+            try RequestChecks.checkPath(request)
             switch router.match(method: request.method, path: request.path) {
             case .found(let route, let parameters):
                 operation = route.operationID
@@ -415,9 +416,11 @@ public final class RegistryApplication: HTTPHandler {
     public func admit(_ request: HTTPRequest) -> HTTPResponse? {
         let started = ContinuousClock.now
         // A repeated singleton field (two `Authorization` headers) is refused before the body,
-        // and before a token is read from it.
+        // and before a token is read from it; so is a path that would be routed differently
+        // once decoded (`default%2Fweb`), before its namespace is checked against the token.
         do {
             try RequestChecks.checkSingletonFields(request)
+            try RequestChecks.checkPath(request)
         } catch {
             let requestID = RegistryApplication.requestID(from: request)
             return finish(
@@ -546,7 +549,7 @@ public final class RegistryApplication: HTTPHandler {
         var headers = HTTPHeaders([("Content-Type", ProblemDetails.mediaType)])
         if let seconds = problem.retryAfterSeconds { headers.add("Retry-After", String(seconds)) }
         return HTTPResponse(
-            status: problem.status, headers: headers, body: JSONWriter.bytes(problem.json(instance: request.path, requestID: requestID)))
+            status: problem.status, headers: headers, body: JSONWriter.bytes(problem.json(instance: request.rawPath, requestID: requestID)))
     }
 
     /// The client's `X-Request-Id` when it sent one, short printable ASCII, otherwise a new one:

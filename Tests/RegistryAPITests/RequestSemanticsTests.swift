@@ -78,4 +78,37 @@ private let webService = #"{"name":"web","ports":[{"port":80}],"addresses":[{"ip
         #expect(manifests.status == 200)
         #expect(manifests.header("Content-Type")?.hasPrefix("application/yaml") == true)
     }
+
+    /// A path whose raw form has an encoded `/` or `\\`, or a dot segment, is refused (400 naming
+    /// the path) rather than routed as its decoded form: nothing is deleted or read through it.
+    @Test func anEncodedSeparatorOrDotSegmentInThePathIsRefused() throws {
+        let server = try TestServer()
+        let client = try server.client()
+        for name in ["pn9", "a1"] {
+            #expect(try client.request("POST", "/v1/services", json: #"{"name":"\#(name)","ports":[{"port":80}]}"#).status == 201)
+        }
+        for (method, target) in [
+            ("DELETE", "/v1/services/default%2Fpn9"), ("DELETE", "/v1/services/default%2fpn9"), ("GET", "/v1/services/default/a1%2Fmanifests"),
+            ("GET", "/v1/services/default%5Ca1"), ("DELETE", "/v1/services/default/x/%2E%2E/pn9"), ("GET", "/v1/services/default/a1/%2e"),
+            ("GET", "/v1/services/default/./a1"), ("GET", "/v1/services/default/a1/manifests/.."), ("GET", "/v1/services/x/../default/a1"),
+            ("GET", "http://x/v1/services/default%2Fa1"),
+        ] {
+            let response = try client.request(method, target)
+            #expect(response.status == 400, "\(method) \(target): \(response.text)")
+            #expect(response.header("Content-Type") == "application/problem+json")
+            #expect(response.problemFields == ["path"], "\(target)")
+            let path = target.hasPrefix("http://x") ? String(target.dropFirst(8)) : target
+            #expect((response.json?["detail"] as? String)?.contains(path) == true, "\(response.text)")
+            #expect(response.json?["instance"] as? String == path)
+        }
+        #expect(try client.request("GET", "/v1/services/default/pn9").status == 200)
+        // An upload through such a path is refused before its body.
+        let upload = try RawHTTPClient(port: server.port, timeoutSeconds: 10)
+        try upload.send(
+            Array(
+                "POST /v1/services/default%2Fa1/addresses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n".utf8))
+        #expect(try upload.readResponse().status == 400)
+        // Other encoded characters name what they decode to (RFC 3986 §6.2.2.2).
+        #expect(try client.request("GET", "/v1/services/default/%61%31").status == 200)
+    }
 }

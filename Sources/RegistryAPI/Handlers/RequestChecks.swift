@@ -76,6 +76,37 @@ enum RequestChecks {
         }
     }
 
+    /// 400 naming the path when its raw form (`HTTPRequest.rawPath`, before libmicrohttpd decodes
+    /// it) would be routed differently once decoded, or by another party on the way:
+    /// - a percent-encoded `/` (`%2F`) or `\` (`%5C`): an encoded reserved character is data,
+    ///   not a delimiter (RFC 3986 §2.2), yet decoding makes it one (`default%2Fweb` would name
+    ///   `default/web`); no namespace, name or address contains either;
+    /// - a `.` or `..` segment, written as such or percent-encoded (`%2E%2E`): RFC 3986 §5.2.4
+    ///   removes them, so a proxy and the server may see different resources; none is named so.
+    /// (A percent-encoded NUL is refused by the transport.)
+    static func checkPath(_ request: HTTPRequest) throws(APIError) {
+        let raw = Array(request.rawPath.utf8)
+        guard raw.contains(UInt8(ascii: "%")) || raw.contains(UInt8(ascii: ".")) else { return }
+        let shown = request.rawPath.count > 200 ? String(request.rawPath.prefix(200)) + "…" : request.rawPath
+        for index in raw.indices.dropLast(2) where raw[index] == UInt8(ascii: "%") {
+            let escape = String(decoding: raw[(index + 1)...(index + 2)], as: UTF8.self).uppercased()
+            guard escape == "2F" || escape == "5C" else { continue }
+            throw .badRequest(
+                "the path \"\(shown)\" has a percent-encoded \(escape == "2F" ? "\"/\"" : "backslash") (%\(escape)), which is data and"
+                    + " not a separator (RFC 3986 §2.2); no namespace, name or address contains one",
+                field: "path")
+        }
+        for segment in raw.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            let decoded = String(decoding: segment, as: UTF8.self).replacingOccurrences(of: "%2E", with: ".")
+                .replacingOccurrences(of: "%2e", with: ".")
+            guard decoded == "." || decoded == ".." else { continue }
+            throw .badRequest(
+                "the path \"\(shown)\" has a \"\(decoded)\" segment: RFC 3986 §5.2.4 removes dot segments, so where it leads depends on"
+                    + " who reads it; no namespace, name or address is \".\" or \"..\"; send the path without it",
+                field: "path")
+        }
+    }
+
     /// Entity tags listed in a conditional header (`*` kept as is).
     static func entityTags(_ header: String) -> [String] {
         header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
