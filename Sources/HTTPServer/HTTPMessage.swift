@@ -77,7 +77,8 @@ public struct HTTPRequest: Sendable {
         self.body = body
     }
 
-    /// The last value given for a query parameter (a bare flag yields `""`).
+    /// The value given for a query parameter (the last one when it is repeated; a bare flag
+    /// yields `""`).
     public func queryValue(_ name: String) -> String? {
         query.last(where: { $0.name == name }).map { $0.value ?? "" }
     }

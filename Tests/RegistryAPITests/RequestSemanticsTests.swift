@@ -111,4 +111,39 @@ private let webService = #"{"name":"web","ports":[{"port":80}],"addresses":[{"ip
         // Other encoded characters name what they decode to (RFC 3986 §6.2.2.2).
         #expect(try client.request("GET", "/v1/services/default/%61%31").status == 200)
     }
+
+    /// No query parameter is a list: one given twice is a 400 naming it (nothing is deleted),
+    /// and one that needs a value and has none is a 400 naming it.
+    @Test func aRepeatedOrEmptyQueryParameterIsRefusedNamingIt() throws {
+        let server = try TestServer()
+        let client = try server.client()
+        let body =
+            #"{"name":"web","ports":[{"port":80,"name":"a"},{"port":81,"name":"b"}],"addresses":[{"ip":"192.0.2.1","ports":{"a":8080,"b":8081}}]}"#
+        #expect(try client.request("POST", "/v1/services", json: body).status == 201)
+        for name in ["x1", "x2", "x3"] {
+            #expect(try client.request("POST", "/v1/services", json: #"{"name":"\#(name)","ports":[{"port":80}]}"#).status == 201)
+        }
+        for (method, target, field) in [
+            ("DELETE", "/v1/services/default/web/addresses/192.0.2.1?port=8080&port=8081", "port"),
+            ("GET", "/v1/services?limit=1&limit=3", "limit"),
+            ("GET", "/v1/services?namespace=default&namespace=other", "namespace"),
+            ("DELETE", "/v1/services/default/x1?dryRun=true&dryRun=false", "dryRun"),
+            ("GET", "/v1/services?namespace", "namespace"), ("GET", "/v1/services?namespace=", "namespace"),
+            ("GET", "/v1/services?limit", "limit"), ("GET", "/v1/services?dryRun", "dryRun"),
+            ("GET", "/v1/manifests?format", "format"), ("GET", "/v1/audit?actor=", "actor"),
+            ("DELETE", "/v1/services/default/web/addresses/192.0.2.1?port", "port"),
+        ] {
+            let response = try client.request(method, target)
+            #expect(response.status == 400, "\(method) \(target): \(response.text)")
+            #expect(response.problemFields == [field], "\(target): \(response.text)")
+        }
+        let addresses = try client.request("GET", "/v1/services/default/web/addresses")
+        #expect((addresses.json?["items"] as? [Any])?.count == 1)
+        #expect(try client.request("GET", "/v1/services/default/x1").status == 200)
+        // An empty labelSelector selects everything and an empty continue is the first page, as
+        // on the Kubernetes API server.
+        let all = try client.request("GET", "/v1/services?labelSelector=&continue=&limit=2")
+        #expect(all.status == 200)
+        #expect((all.json?["items"] as? [Any])?.count == 2)
+    }
 }

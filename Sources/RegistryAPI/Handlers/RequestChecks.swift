@@ -142,13 +142,31 @@ enum RequestChecks {
         tag.hasPrefix("W/") ? String(tag.dropFirst(2)) : tag
     }
 
-    /// 400 for query parameters the route does not define (typos are errors, not silently ignored).
+    /// Query parameters whose empty value means something (as on the Kubernetes API server): an
+    /// empty `labelSelector` selects everything, an empty `continue` asks for the first page.
+    static let emptyValueAllowed: Set<String> = ["labelSelector", "continue"]
+
+    /// 400 naming the parameter for one the route does not define (typos are errors, not
+    /// silently ignored), one given more than once (no parameter of this API is a list:
+    /// `?port=8080&port=8081` is not read as either), and one given without a value (`?namespace`
+    /// or `?namespace=`, except where an empty value means something: `emptyValueAllowed`).
     static func checkQuery(_ request: HTTPRequest, allowed: Set<String>) throws(APIError) {
+        guard !request.query.isEmpty else { return }
         let unknown = Set(request.query.map(\.name)).subtracting(allowed).sorted()
         guard unknown.isEmpty else {
             let known = allowed.isEmpty ? "this route takes none" : "known: \(allowed.sorted().joined(separator: ", "))"
             throw .badRequest(
                 "unknown query parameter\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")) (\(known))", field: unknown[0])
+        }
+        var seen: Set<String> = []
+        for (name, value) in request.query {
+            guard seen.insert(name).inserted else {
+                let count = request.query.filter { $0.name == name }.count
+                throw .badRequest("query parameter \(name) is given \(count) times; it takes one value", field: name)
+            }
+            if value == nil || (value == "" && !emptyValueAllowed.contains(name)) {
+                throw .badRequest("query parameter \(name) needs a value (\(name)=…)", field: name)
+            }
         }
     }
 }
