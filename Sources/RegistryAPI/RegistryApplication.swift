@@ -280,16 +280,21 @@ public final class RegistryApplication: HTTPHandler {
                 handler: services.listServices),
             Route("GET", "/v1/services/{namespace}/{name}", "getService", handler: services.getService),
             Route(
-                "PUT", "/v1/services/{namespace}/{name}", "replaceService", query: ["dryRun"], permission: .write, handler: services.replaceService),
-            Route("PATCH", "/v1/services/{namespace}/{name}", "patchService", query: ["dryRun"], permission: .write, handler: services.patchService),
+                "PUT", "/v1/services/{namespace}/{name}", "replaceService", query: ["dryRun"], permission: .write, evaluatesPreconditions: true,
+                handler: services.replaceService),
+            Route(
+                "PATCH", "/v1/services/{namespace}/{name}", "patchService", query: ["dryRun"], permission: .write, evaluatesPreconditions: true,
+                handler: services.patchService),
             Route(
                 "DELETE", "/v1/services/{namespace}/{name}", "deleteService", query: ["cascade", "timeout", "dryRun"], permission: .write,
-                handler: services.deleteService),
+                evaluatesPreconditions: true, handler: services.deleteService),
             Route("GET", "/v1/services/{namespace}/{name}/addresses", "listAddresses", handler: services.listAddresses),
-            Route("POST", "/v1/services/{namespace}/{name}/addresses", "addAddress", permission: .write, handler: services.addAddress),
+            Route(
+                "POST", "/v1/services/{namespace}/{name}/addresses", "addAddress", permission: .write, evaluatesPreconditions: true,
+                handler: services.addAddress),
             Route(
                 "DELETE", "/v1/services/{namespace}/{name}/addresses/{ip}", "deleteAddress", query: ["port"], permission: .write,
-                handler: services.deleteAddress),
+                evaluatesPreconditions: true, handler: services.deleteAddress),
             Route(
                 "GET", "/v1/services/{namespace}/{name}/manifests", "getServiceManifests", query: ["format", "endpoints"],
                 handler: manifests.getServiceManifests),
@@ -334,10 +339,12 @@ public final class RegistryApplication: HTTPHandler {
                 try authorize(principal, route: route, parameters: parameters)
                 try RequestChecks.checkQuery(request, allowed: route.queryParameters)
                 try RegistryApplication.checkServicePath(route, parameters)
+                try checkPreconditionsBeforeHandler(request, route: route)
                 response = try route.handler(
                     RequestContext(
                         request: request, parameters: parameters, requestID: requestID, principal: principal, operationID: route.operationID,
                         application: self))
+                response = try RegistryApplication.applyReadPreconditions(response, request: request)
             case .methodNotAllowed(let allowed):
                 throw APIError.methodNotAllowed(method: request.method, allowed: allowed)
             case .notFound:
@@ -351,13 +358,42 @@ public final class RegistryApplication: HTTPHandler {
             let outer = DeferredResponse()
             let (matched, caller, operation) = (matched, caller, operation)
             inner.whenComplete { [self] final in
+                let checked: HTTPResponse
+                do {
+                    checked = try RegistryApplication.applyReadPreconditions(final, request: request)
+                } catch {
+                    checked = self.errorResponse(error, request: request, requestID: requestID)
+                }
                 outer.complete(
                     self.finish(
-                        final, request: request, requestID: requestID, matched: matched, caller: caller, operation: operation, started: started))
+                        checked, request: request, requestID: requestID, matched: matched, caller: caller, operation: operation, started: started))
             }
             return .deferred(outer)
         }
         return finish(response, request: request, requestID: requestID, matched: matched, caller: caller, operation: operation, started: started)
+    }
+
+    /// The preconditions of a write whose handler does not evaluate them against an entity tag of
+    /// its own (`Route.evaluatesPreconditions`), before its content is processed (RFC 9110
+    /// §13.2.1): its target is a collection or a processing resource, with a representation when
+    /// the same path can be read.
+    private func checkPreconditionsBeforeHandler(_ request: HTTPRequest, route: Route) throws(APIError) {
+        guard request.method != "GET", request.method != "HEAD", !route.evaluatesPreconditions else { return }
+        guard request.headers["If-Match"] != nil || request.headers["If-None-Match"] != nil else { return }
+        let readable = router.routes.contains { $0.method == "GET" && $0.template == route.template }
+        try RequestChecks.checkPreconditionsWithoutEntity(request, hasRepresentation: readable)
+    }
+
+    /// RFC 9110 §13.2.2 for every read that succeeded, against the `ETag` it carries (or none):
+    /// handlers that serve an entity tag evaluate the preconditions before building the body;
+    /// this holds the rule for every other read too. 412 is thrown; a 304 is returned.
+    static func applyReadPreconditions(_ response: HTTPResponse, request: HTTPRequest) throws(APIError) -> HTTPResponse {
+        guard request.method == "GET" || request.method == "HEAD", (200..<300).contains(response.status), response.deferred == nil,
+            response.stream == nil
+        else { return response }
+        guard request.headers["If-Match"] != nil || request.headers["If-None-Match"] != nil else { return response }
+        let etag = response.headers["ETag"]
+        return try RequestChecks.readPreconditions(request, etag: etag) ? Responses.notModified(etag: etag) : response
     }
 
     /// The `{namespace}` (DNS-1123 label) and `{name}` (DNS-1035 label) of a service's URL, checked

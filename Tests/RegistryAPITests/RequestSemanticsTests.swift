@@ -146,4 +146,65 @@ private let webService = #"{"name":"web","ports":[{"port":80}],"addresses":[{"ip
         #expect(all.status == 200)
         #expect((all.json?["items"] as? [Any])?.count == 2)
     }
+
+    /// `If-Match` is evaluated on every read (RFC 9110 §13.1.1): a tag matches only a strong ETag
+    /// equal to it, `*` any existing representation; it comes before `If-None-Match` (§13.2.2).
+    @Test func ifMatchIsEvaluatedOnEveryRead() throws {
+        let server = try TestServer()
+        let client = try server.client()
+        let created = try client.request("POST", "/v1/services", json: webService)
+        let etag = try #require(created.header("ETag"))
+        let service = "/v1/services/default/web"
+        for method in ["GET", "HEAD"] {
+            #expect(try client.request(method, service, headers: ["If-Match": #""nope""#]).status == 412)
+            #expect(try client.request(method, service, headers: ["If-Match": etag]).status == 200)
+            #expect(try client.request(method, service, headers: ["If-Match": #""nope", \#(etag)"#]).status == 200)
+            #expect(try client.request(method, service, headers: ["If-Match": "*"]).status == 200)
+            #expect(try client.request(method, service, headers: ["If-Match": "W/\(etag)"]).status == 412)
+            // If-Match first: false → 412 even where If-None-Match alone would be 304.
+            #expect(try client.request(method, service, headers: ["If-Match": #""nope""#, "If-None-Match": etag]).status == 412)
+            #expect(try client.request(method, service, headers: ["If-Match": etag, "If-None-Match": etag]).status == 304)
+        }
+        let failed = try client.request("GET", service, headers: ["If-Match": #""nope""#])
+        #expect(failed.header("Content-Type") == "application/problem+json")
+        #expect((failed.json?["type"] as? String)?.hasSuffix("precondition-failed") == true)
+        // No service: 404 whatever the preconditions say (§13.2.1).
+        #expect(try client.request("GET", "/v1/services/default/none", headers: ["If-Match": "*"]).status == 404)
+        // Every read that serves an entity tag, strong or weak.
+        for path in [
+            service + "/addresses", service + "/manifests", "/v1/manifests", "/v1/services", "/v1/services?namespace=default",
+        ] {
+            let plain = try client.request("GET", path)
+            let tag = try #require(plain.header("ETag"), "\(path)")
+            #expect(try client.request("GET", path, headers: ["If-Match": #""nope""#]).status == 412, "\(path)")
+            #expect(try client.request("GET", path, headers: ["If-Match": "*"]).status == 200, "\(path)")
+            // A weak tag never matches by strong comparison; a strong one does.
+            #expect(try client.request("GET", path, headers: ["If-Match": tag]).status == (tag.hasPrefix("W/") ? 412 : 200), "\(path)")
+            #expect(try client.request("GET", path, headers: ["If-None-Match": tag]).status == 304, "\(path)")
+        }
+        // A read without an entity tag: only `*` matches.
+        #expect(try client.request("GET", "/healthz", headers: ["If-Match": #""x""#]).status == 412)
+        #expect(try client.request("GET", "/healthz", headers: ["If-Match": "*"]).status == 200)
+        #expect(try client.request("GET", "/v1/services?watch=true&timeoutSeconds=1", headers: ["If-Match": #""x""#]).status == 412)
+    }
+
+    /// A write to a target without an entity tag of its own: the collection `/v1/services` has a
+    /// weak one at most, so only `If-Match: *` holds; `If-None-Match: *` does not (it exists).
+    @Test func ifMatchIsEvaluatedOnACreate() throws {
+        let server = try TestServer()
+        let client = try server.client()
+        let refused = try client.request("POST", "/v1/services", headers: ["If-Match": #""x""#], json: webService)
+        #expect(refused.status == 412, "\(refused.text)")
+        let list = try client.request("GET", "/v1/services")
+        let weak = try #require(list.header("ETag"))
+        #expect(try client.request("POST", "/v1/services", headers: ["If-Match": weak], json: webService).status == 412)
+        #expect(try client.request("POST", "/v1/services", headers: ["If-None-Match": "*"], json: webService).status == 412)
+        #expect(try client.request("GET", "/v1/services/default/web").status == 404)
+        #expect(try client.request("POST", "/v1/services", headers: ["If-Match": "*"], json: webService).status == 201)
+        // A processing resource that cannot be read: not even `*` matches.
+        let imported = try client.request(
+            "POST", "/v1/import", headers: ["If-Match": "*", "Content-Type": "application/yaml"],
+            body: Array("apiVersion: v1\nkind: Service\nmetadata: {name: imp}\nspec: {ports: [{port: 80}]}\n".utf8))
+        #expect(imported.status == 412, "\(imported.text)")
+    }
 }

@@ -125,7 +125,7 @@ struct ManifestHandlers: Sendable {
         else { throw StoreError.notFound(namespace: namespace, name: name) }
         let etag =
             "\"\(version.revision)-\(version.uid.prefix(8))-\(mode?.rawValue ?? "default")-\(format.rawValue)\(Self.epochSuffix(epochs(version.key)))\""
-        if RequestChecks.notModified(context.request, etag: etag) { return Responses.notModified(etag: etag) }
+        if try RequestChecks.readPreconditions(context.request, etag: etag) { return Responses.notModified(etag: etag) }
         return response(format, [rendered], etag: etag)
     }
 
@@ -148,7 +148,7 @@ struct ManifestHandlers: Sendable {
             identity += "\(version.key.namespace)/\(version.key.name) \(version.uid) \(version.revision)\(Self.epochSuffix(epochs(version.key)))\n"
         }
         let etag = Responses.digestETag(Array(identity.utf8))
-        if RequestChecks.notModified(request, etag: etag) { return Responses.notModified(etag: etag) }
+        if try RequestChecks.readPreconditions(request, etag: etag) { return Responses.notModified(etag: etag) }
         let items = try versions.compactMap { try rendered($0, mode: mode, format: format) }
         return response(format, items, etag: etag)
     }

@@ -119,7 +119,7 @@ enum RequestChecks {
             guard let current else {
                 throw .preconditionFailed("If-Match is set but the service does not exist")
             }
-            guard tags.contains("*") || tags.contains(current.etag) else {
+            guard tags.contains("*") || strongMatch(tags, current.etag) else {
                 throw .preconditionFailed("If-Match \(ifMatch) does not match the current ETag \(current.etag); fetch the service again")
             }
         }
@@ -131,11 +131,54 @@ enum RequestChecks {
         }
     }
 
-    /// True when `If-None-Match` on a read matches `etag` (weak comparison).
-    static func notModified(_ request: HTTPRequest, etag: String) -> Bool {
+    /// The preconditions of a read (`GET`/`HEAD`) that would otherwise answer 2xx with `etag`
+    /// (nil: the representation has none), in RFC 9110 §13.2.2 order:
+    /// 1. `If-Match` (§13.1.1): `*` is true (there is a representation); a list of entity tags is
+    ///    true only when one equals `etag` by strong comparison (§8.8.3.2: a weak or missing ETag
+    ///    never matches). False: 412.
+    /// 2. `If-None-Match` (§13.1.2): `*`, or a tag equal to `etag` by weak comparison, is false:
+    ///    the answer is 304 (this returns true).
+    ///
+    /// No resource here has a modification date, so `If-Unmodified-Since` and
+    /// `If-Modified-Since` are ignored (§13.1.3, §13.1.4).
+    static func readPreconditions(_ request: HTTPRequest, etag: String?) throws(APIError) -> Bool {
+        if let ifMatch = request.headers.list("If-Match") {
+            let tags = entityTags(ifMatch)
+            guard tags.contains("*") || etag.map({ strongMatch(tags, $0) }) == true else {
+                let current =
+                    switch etag {
+                    case nil: "this resource has no entity tag"
+                    case let tag? where tag.hasPrefix("W/"): "the current entity tag \(tag) is weak and never matches"
+                    case let tag?: "the current entity tag is \(tag)"
+                    }
+                throw .preconditionFailed("If-Match \(ifMatch) does not match (strong comparison): \(current)")
+            }
+        }
         guard let header = request.headers.list("If-None-Match") else { return false }
         let tags = entityTags(header).map(weakened)
-        return tags.contains("*") || tags.contains(weakened(etag))
+        return tags.contains("*") || etag.map { tags.contains(weakened($0)) } == true
+    }
+
+    /// The preconditions of a write whose target has no entity tag of its own (a collection, a
+    /// processing resource: `POST /v1/services`, `/v1/import`, `/v1/push`, `…/push`), before its
+    /// content is processed. `hasRepresentation`: whether the target can be read (`GET` on the
+    /// same path). `If-Match` is true only for `*` on a target with a representation: a
+    /// collection's entity tag (if any) is weak and never matches strongly (RFC 9110 §13.1.1);
+    /// `If-None-Match: *` is false on a target with a representation (§13.1.2). False: 412.
+    static func checkPreconditionsWithoutEntity(_ request: HTTPRequest, hasRepresentation: Bool) throws(APIError) {
+        if let ifMatch = request.headers.list("If-Match"), !(hasRepresentation && entityTags(ifMatch).contains("*")) {
+            throw .preconditionFailed(
+                "If-Match \(ifMatch) does not match: \(request.rawPath) has no strong entity tag"
+                    + (hasRepresentation ? " (only If-Match: * matches it)" : " and no representation"))
+        }
+        if hasRepresentation, let ifNoneMatch = request.headers.list("If-None-Match"), entityTags(ifNoneMatch).contains("*") {
+            throw .preconditionFailed("If-None-Match * does not hold: \(request.rawPath) exists")
+        }
+    }
+
+    /// Whether `tags` holds `etag` by strong comparison (RFC 9110 §8.8.3.2: both strong, equal).
+    private static func strongMatch(_ tags: [String], _ etag: String) -> Bool {
+        !etag.hasPrefix("W/") && tags.contains(etag)
     }
 
     private static func weakened(_ tag: String) -> String {
