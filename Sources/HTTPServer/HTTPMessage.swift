@@ -1,3 +1,5 @@
+import Foundation
+
 /// Header fields of a message: case-insensitive names, order kept, repeated names allowed.
 public struct HTTPHeaders: Sendable, Sequence {
     private var fields: [(name: String, value: String)]
@@ -183,11 +185,30 @@ public protocol HTTPHandler: Sendable {
     func admit(_ request: HTTPRequest) -> HTTPResponse?
     /// Renders a request the transport refused. The transport adds `Connection: close`.
     func reject(_ request: HTTPRequest, reason: HTTPRejection) -> HTTPResponse
+    /// A message of libmicrohttpd, without its line ending, at most 511 bytes (`…` when it was
+    /// cut): mostly about a request it refused or a connection it dropped itself (an HTTP/2
+    /// preface, too many headers, broken chunked framing), which a client can cause at will; also
+    /// a failure to start. It may quote what a client sent (escape it before writing it). Called
+    /// from any thread, also while the server starts.
+    func libraryMessage(_ message: String)
 }
 
 extension HTTPHandler {
     /// Default: every request that passed the transport's checks may send its body.
     public func admit(_ request: HTTPRequest) -> HTTPResponse? { nil }
+
+    /// Default: one line on standard error, control characters and non-ASCII as `\xNN`.
+    public func libraryMessage(_ message: String) {
+        var line = ""
+        for byte in message.utf8 {
+            if byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\\") {
+                line.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                line += "\\x" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
+            }
+        }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
 
     /// Default: a plain-text answer with the rejection's status and detail.
     public func reject(_ request: HTTPRequest, reason: HTTPRejection) -> HTTPResponse {

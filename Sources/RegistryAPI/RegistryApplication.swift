@@ -482,6 +482,14 @@ public final class RegistryApplication: HTTPHandler {
         }
     }
 
+    /// libmicrohttpd's messages, one log line each (escaped by the log format), at `notice`: they
+    /// are about requests it refused or connections it dropped itself (an HTTP/2 preface, too many
+    /// headers), which any client can cause, not failures of the server (a failure to start is
+    /// reported by `HTTPServerError`).
+    public func libraryMessage(_ message: String) {
+        logger.notice("\(message)", metadata: ["source": "libmicrohttpd"])
+    }
+
     /// Renders a request the transport refused (malformed framing, limits) as problem+json.
     public func reject(_ request: HTTPRequest, reason: HTTPRejection) -> HTTPResponse {
         let requestID = RegistryApplication.requestID(from: request)

@@ -288,6 +288,32 @@ private func send(_ port: UInt16, _ raw: String) throws -> (response: ClientResp
         #expect(readers.prefix(5).allSatisfy { $0.readToEnd().count < size }, "\(size)")
     }
 
+    /// What libmicrohttpd says about requests it refuses itself (an HTTP/2 preface, thousands of
+    /// headers) goes through the log as one JSON line each, at `notice`, bounded.
+    @Test func libraryMessagesAreLogLines() throws {
+        let server = try ServerProcess(["--durability", "normal", "--log-format", "json"])
+        let preface = try RawHTTPClient(port: server.port, timeoutSeconds: 5)
+        try preface.send(Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8))
+        _ = preface.readToEnd()
+        let crowded = try RawHTTPClient(port: server.port, timeoutSeconds: 5)
+        try? crowded.send(Array(("GET /healthz HTTP/1.1\r\nHost: x\r\n" + String(repeating: "X-A: b\r\n", count: 2000) + "\r\n").utf8))
+        _ = crowded.readToEnd()
+        #expect(try RawHTTPClient(port: server.port).request("GET", "/healthz").status == 200)
+        var library: [[String: Any]] = []
+        #expect(
+            eventually(5) {
+                library = server.logText.split(separator: "\n").compactMap {
+                    (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+                }.filter { $0["source"] as? String == "libmicrohttpd" }
+                return library.count >= 2
+            }, "\(server.logText)")
+        for line in server.logText.split(separator: "\n") {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] != nil, "not JSON: \(line)")
+        }
+        #expect(library.allSatisfy { $0["level"] as? String == "notice" })
+        #expect(library.allSatisfy { ($0["message"] as? String)?.utf8.count ?? 0 <= 520 })
+    }
+
     @Test func logsEscapeWhatClientsSend() throws {
         let server = try ServerProcess(["--durability", "normal"])
         let client = try RawHTTPClient(port: server.port)
