@@ -632,7 +632,8 @@ public final class RegistryApplication: HTTPHandler {
         line.field("durationMs", milliseconds: elapsed)
         line.field("method", string: request.method)
         line.field("operation", string: operation)
-        line.field("path", string: request.path)
+        // As README says: percent-encoded (a decoded `%41` is written `%2541`, not `%41`).
+        line.field("path", string: LogEscaping.encodedPath(request.path))
         if !request.remoteAddress.isEmpty { line.field("remoteAddress", string: request.remoteAddress) }
         line.field("requestId", string: requestID)
         line.field("route", string: route ?? "-")
