@@ -436,6 +436,11 @@ public final class RegistryApplication: HTTPHandler {
         if case APIError.methodNotAllowed(_, let allowed) = error {
             response.headers.add("Allow", allowed.joined(separator: ", "))
         }
+        if case APIError.unsupportedMediaType(_, let accepted) = error {
+            // RFC 5789 §2.2: a 415 to a PATCH SHOULD list the patch formats in `Accept-Patch`;
+            // RFC 9110 §15.5.16: for other methods `Accept` can list the media types accepted.
+            response.headers.add(request.method == "PATCH" ? "Accept-Patch" : "Accept", accepted.joined(separator: ", "))
+        }
         if case APIError.unauthorized(_, let invalidToken) = error {
             response.headers.add(
                 "WWW-Authenticate", invalidToken ? #"Bearer realm="endpoint-registry", error="invalid_token""# : #"Bearer realm="endpoint-registry""#)

@@ -207,4 +207,26 @@ private let webService = #"{"name":"web","ports":[{"port":80}],"addresses":[{"ip
             body: Array("apiVersion: v1\nkind: Service\nmetadata: {name: imp}\nspec: {ports: [{port: 80}]}\n".utf8))
         #expect(imported.status == 412, "\(imported.text)")
     }
+
+    /// A 415 says what would have been accepted: `Accept-Patch` on a PATCH (RFC 5789 §2.2),
+    /// `Accept` otherwise.
+    @Test func aWrongContentTypeListsTheAcceptedOnes() throws {
+        let server = try TestServer()
+        let client = try server.client()
+        #expect(try client.request("POST", "/v1/services", json: webService).status == 201)
+        for contentType in ["application/json", "text/plain"] {
+            let patched = try client.request(
+                "PATCH", "/v1/services/default/web", headers: ["Content-Type": contentType], body: Array(#"{"labels":{"a":"b"}}"#.utf8))
+            #expect(patched.status == 415)
+            #expect(patched.header("Accept-Patch") == "application/merge-patch+json")
+        }
+        let created = try client.request("POST", "/v1/services", headers: ["Content-Type": "text/plain"], body: Array(webService.utf8))
+        #expect(created.status == 415)
+        #expect(created.header("Accept") == "application/json")
+        #expect(created.header("Accept-Patch") == nil)
+        let imported = try client.request("POST", "/v1/import", headers: ["Content-Type": "text/plain"], body: Array("x".utf8))
+        #expect(imported.status == 415)
+        #expect(imported.header("Accept") == "application/yaml, application/json")
+        #expect((imported.json?["detail"] as? String)?.hasPrefix("Content-Type must be application/yaml or application/json") == true)
+    }
 }

@@ -177,7 +177,7 @@ struct ManifestHandlers: Sendable {
             }
             documents = try ManifestDocuments.parseYAML(text)
         default:
-            throw APIError.unsupportedMediaType(got: request.headers["Content-Type"], expected: "application/yaml or application/json")
+            throw APIError.unsupportedMediaType(got: request.headers["Content-Type"], accepted: ["application/yaml", "application/json"])
         }
         let plan: ImportPlan
         switch ManifestImporter.plan(ManifestDocuments.objects(documents), defaultNamespace: defaultNamespace) {

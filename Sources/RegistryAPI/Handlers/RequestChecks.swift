@@ -15,7 +15,7 @@ enum RequestChecks {
         let header = request.headers["Content-Type"]
         if header == expected { return }  // the usual spelling, without parameters
         let type = mediaType(header)
-        guard type == expected else { throw .unsupportedMediaType(got: header, expected: expected) }
+        guard type == expected else { throw .unsupportedMediaType(got: header, accepted: [expected]) }
     }
 
     /// The body parsed as JSON after checking its media type.
