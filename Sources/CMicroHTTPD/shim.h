@@ -2,6 +2,8 @@
 #define CMICROHTTPD_SHIM_H
 
 #include <stdint.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/types.h>
@@ -10,6 +12,32 @@
 #include <arpa/inet.h>
 #include <sys/ioctl.h>
 #include <microhttpd.h>
+
+/// Receives one message of libmicrohttpd, formatted: `length` bytes at `message` (NUL-terminated),
+/// at most `CMICROHTTPD_MESSAGE_BYTES - 1`; `truncated` is 1 when the message was longer.
+typedef void (*CMicroHTTPD_MessageHandler)(void *context, const char *message, size_t length, int truncated);
+
+/// Where libmicrohttpd's messages go (`MHD_OPTION_EXTERNAL_LOGGER`'s closure); must outlive the daemon.
+struct CMicroHTTPD_Logger {
+    CMicroHTTPD_MessageHandler handler;
+    void *context;
+};
+
+#define CMICROHTTPD_MESSAGE_BYTES 512
+
+/// Why this exists: libmicrohttpd's external logger receives a format and a `va_list`, which Swift
+/// cannot format. This formats the message into a bounded buffer (on the stack: messages come
+/// from any thread) and hands it to the `CMicroHTTPD_Logger` given as `cls`.
+static inline void CMicroHTTPD_formatMessage(void *cls, const char *format, va_list arguments)
+{
+    const struct CMicroHTTPD_Logger *logger = (const struct CMicroHTTPD_Logger *)cls;
+    char buffer[CMICROHTTPD_MESSAGE_BYTES];
+    if (logger == NULL || logger->handler == NULL || format == NULL) return;
+    int written = vsnprintf(buffer, sizeof buffer, format, arguments);
+    if (written < 0) return;
+    size_t length = (size_t)written < sizeof buffer ? (size_t)written : sizeof buffer - 1;
+    logger->handler(logger->context, buffer, length, (size_t)written >= sizeof buffer);
+}
 
 /// Transport settings passed to `CMicroHTTPD_start` (one struct instead of a long argument list).
 struct CMicroHTTPD_Settings {
@@ -29,6 +57,8 @@ struct CMicroHTTPD_Settings {
     /// query is split off); its result becomes the request's `con_cls`.
     void *(*uriLog)(void *cls, const char *uri, struct MHD_Connection *connection);
     void *context;
+    /// Receives libmicrohttpd's messages instead of its standard error; NULL keeps the default.
+    const struct CMicroHTTPD_Logger *logger;
     const char *tlsCertificatePEM;
     const char *tlsKeyPEM;
 };
@@ -67,6 +97,10 @@ static inline struct MHD_Daemon *CMicroHTTPD_start(const struct CMicroHTTPD_Sett
     }
     struct MHD_OptionItem options[16];
     int n = 0;
+    if (settings->logger != NULL) {
+        // First, so that the messages about the following options go there too.
+        options[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)CMicroHTTPD_formatMessage, (void *)settings->logger };
+    }
     options[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, (void *)address };
     options[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)settings->threadPoolSize, NULL };
     options[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)settings->connectionLimit, NULL };

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Header fields of a message: case-insensitive names, order kept, repeated names allowed.
 public struct HTTPHeaders: Sendable, Sequence {
     private var fields: [(name: String, value: String)]
@@ -6,7 +8,8 @@ public struct HTTPHeaders: Sendable, Sequence {
         self.fields = fields
     }
 
-    /// The first value of `name` (compared case-insensitively), if any.
+    /// The first value of `name` (compared case-insensitively), if any. For a field defined as a
+    /// list use `list(_:)`; a singleton field sent more than once should be refused, not read here.
     public subscript(name: String) -> String? {
         for field in fields where field.name.caseInsensitiveEquals(name) {
             return field.value
@@ -17,6 +20,13 @@ public struct HTTPHeaders: Sendable, Sequence {
     /// Every value of `name`, in order.
     public func values(_ name: String) -> [String] {
         fields.filter { $0.name.caseInsensitiveEquals(name) }.map(\.value)
+    }
+
+    /// The values of a list-valued field (`Accept`, `If-Match`, …) combined in order into one
+    /// comma-separated value, as RFC 9110 §5.3 lets a recipient do; nil when the field is absent.
+    public func list(_ name: String) -> String? {
+        let all = values(name)
+        return all.isEmpty ? nil : all.joined(separator: ", ")
     }
 
     public mutating func add(_ name: String, _ value: String) {
@@ -44,6 +54,10 @@ extension String {
 public struct HTTPRequest: Sendable {
     public var method: String
     public var path: String
+    /// The path exactly as the request target gave it: still percent-encoded, without the query
+    /// (for the absolute form, without the scheme and authority). `%2F` here is data, not a
+    /// separator (RFC 3986 §2.2), though `path` shows it as `/`.
+    public var rawPath: String
     /// The protocol version of the request line (`HTTP/1.1`, `HTTP/1.0`).
     public var version: String
     public var query: [(name: String, value: String?)]
@@ -53,18 +67,20 @@ public struct HTTPRequest: Sendable {
     public var remoteAddress = ""
 
     public init(
-        method: String, path: String, version: String = "HTTP/1.1", query: [(name: String, value: String?)] = [],
+        method: String, path: String, rawPath: String? = nil, version: String = "HTTP/1.1", query: [(name: String, value: String?)] = [],
         headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []
     ) {
         self.method = method
         self.path = path
+        self.rawPath = rawPath ?? path
         self.version = version
         self.query = query
         self.headers = headers
         self.body = body
     }
 
-    /// The last value given for a query parameter (a bare flag yields `""`).
+    /// The value given for a query parameter (the last one when it is repeated; a bare flag
+    /// yields `""`).
     public func queryValue(_ name: String) -> String? {
         query.last(where: { $0.name == name }).map { $0.value ?? "" }
     }
@@ -169,11 +185,30 @@ public protocol HTTPHandler: Sendable {
     func admit(_ request: HTTPRequest) -> HTTPResponse?
     /// Renders a request the transport refused. The transport adds `Connection: close`.
     func reject(_ request: HTTPRequest, reason: HTTPRejection) -> HTTPResponse
+    /// A message of libmicrohttpd, without its line ending, at most 511 bytes (`…` when it was
+    /// cut): mostly about a request it refused or a connection it dropped itself (an HTTP/2
+    /// preface, too many headers, broken chunked framing), which a client can cause at will; also
+    /// a failure to start. It may quote what a client sent (escape it before writing it). Called
+    /// from any thread, also while the server starts.
+    func libraryMessage(_ message: String)
 }
 
 extension HTTPHandler {
     /// Default: every request that passed the transport's checks may send its body.
     public func admit(_ request: HTTPRequest) -> HTTPResponse? { nil }
+
+    /// Default: one line on standard error, control characters and non-ASCII as `\xNN`.
+    public func libraryMessage(_ message: String) {
+        var line = ""
+        for byte in message.utf8 {
+            if byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\\") {
+                line.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                line += "\\x" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
+            }
+        }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
 
     /// Default: a plain-text answer with the rejection's status and detail.
     public func reject(_ request: HTTPRequest, reason: HTTPRejection) -> HTTPResponse {

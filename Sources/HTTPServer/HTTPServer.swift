@@ -87,6 +87,7 @@ public final class HTTPServer: Sendable {
             budget: BodyBudget(limit: max(configuration.maxBodyBytes, configuration.requestBodyBudgetBytes)))
         let unmanaged = Unmanaged.passRetained(context)
         let pointer = unmanaged.toOpaque()
+        context.messages.slot.pointee.context = pointer
         let perClient = max(0, configuration.connectionLimitPerClient)
         let started: OpaquePointer? = configuration.host.withCString { host in
             let cert = configuration.tlsCertificatePEM.map { strdup($0) } ?? nil
@@ -102,7 +103,8 @@ public final class HTTPServer: Sendable {
                 connectionTimeoutSeconds: UInt32(max(0, configuration.connectionTimeoutSeconds)),
                 connectionMemoryLimit: max(8 << 10, configuration.connectionMemoryLimit),
                 handler: accessHandler, completed: completedHandler, notifyConnection: connectionNotifier, uriLog: targetRecorder,
-                context: pointer, tlsCertificatePEM: UnsafePointer(cert), tlsKeyPEM: UnsafePointer(key))
+                context: pointer, logger: UnsafePointer(context.messages.slot), tlsCertificatePEM: UnsafePointer(cert),
+                tlsKeyPEM: UnsafePointer(key))
             return CMicroHTTPD_start(&settings)
         }
         guard let started else {
@@ -198,6 +200,8 @@ private final class ServerContext: Sendable {
     let maxHeaderBytes: Int
     let tracker: ConnectionTracker
     let budget: BodyBudget
+    /// Where libmicrohttpd's messages go (to `handler.libraryMessage`).
+    let messages = MessageLogger()
     let inFlight = Mutex(0)
     /// Set at shutdown: answers carry `Connection: close`.
     let draining = Atomic<Bool>(false)
@@ -258,6 +262,36 @@ private final class ServerContext: Sendable {
         self.tracker = tracker
         self.budget = budget
     }
+}
+
+/// The `CMicroHTTPD_Logger` libmicrohttpd's messages are handed to (`messageRelay`, with the
+/// server's context), in memory of its own that lives as long as the `ServerContext` owning it,
+/// which outlives the daemon.
+final class MessageLogger: @unchecked Sendable {
+    // Why @unchecked Sendable is safe: `slot` is written once, before the daemon starts (its
+    // context), and only read afterwards, by libmicrohttpd's threads through the shim.
+    let slot: UnsafeMutablePointer<CMicroHTTPD_Logger>
+
+    init() {
+        slot = .allocate(capacity: 1)
+        slot.initialize(to: CMicroHTTPD_Logger(handler: messageRelay, context: nil))
+    }
+
+    deinit {
+        slot.deinitialize(count: 1)
+        slot.deallocate()
+    }
+}
+
+/// Hands one message of libmicrohttpd (formatted by the shim, at most 511 bytes) to the handler,
+/// without its line ending; `…` marks a message that was cut.
+private let messageRelay: CMicroHTTPD_MessageHandler = { cls, message, length, truncated in
+    guard let cls, let message else { return }
+    let context = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
+    var bytes = Array(UnsafeRawBufferPointer(start: message, count: length))
+    while let last = bytes.last, last == 0x0A || last == 0x0D || last == 0x20 || last == 0x09 { bytes.removeLast() }
+    guard !bytes.isEmpty else { return }
+    context.handler.libraryMessage(String(decoding: bytes, as: UTF8.self) + (truncated != 0 ? "…" : ""))
 }
 
 /// A connection suspended until its deferred response arrives (from any thread).
@@ -454,7 +488,12 @@ private func intake(
     case .failure(let reason):
         rejection = reason
     case .success(let target):
-        if case .absolute(let encodedPath) = target { request.path = RequestFraming.percentDecoded(encodedPath) }
+        if case .absolute(let encodedPath) = target {
+            request.path = RequestFraming.percentDecoded(encodedPath)
+            request.rawPath = encodedPath
+        } else {
+            request.rawPath = String(decoding: state.rawTarget.prefix { $0 != UInt8(ascii: "?") }, as: UTF8.self)
+        }
         rejection = nil
     }
     state.request = request

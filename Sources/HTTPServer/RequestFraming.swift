@@ -81,7 +81,7 @@ enum RequestFraming {
     /// Checks the header fields (RFC 9112 §3.2, §5, §6): `Host` exactly once on HTTP/1.1 (at most
     /// once on 1.0), field names are tokens, values hold no control characters, at most one
     /// `Content-Length` made of digits, never together with `Transfer-Encoding`, and
-    /// `Transfer-Encoding` only as `chunked` (anything else: 501).
+    /// `Transfer-Encoding` only as exactly `chunked` (see `transferCoding(_:)`).
     static func body(version: String, headers: HTTPHeaders) -> Result<Body, HTTPRejection> {
         for (name, value) in headers {
             guard !name.isEmpty, name.utf8.allSatisfy(isTokenCharacter) else {
@@ -103,11 +103,7 @@ enum RequestFraming {
             if version != "HTTP/1.1" {
                 return .failure(.malformed("Transfer-Encoding is not defined for \(version) requests"))
             }
-            let coding = codings.joined(separator: ", ").trimmingWhitespace
-            guard codings.count == 1, coding.lowercased() == "chunked" else {
-                return .failure(.unsupportedTransferCoding(printable(coding)))
-            }
-            return .success(.chunked)
+            return transferCoding(codings)
         }
         guard let length = lengths.first else { return .success(.none) }
         if lengths.count > 1 { return .failure(.malformed("the request has \(lengths.count) Content-Length headers; exactly one is allowed")) }
@@ -117,6 +113,45 @@ enum RequestFraming {
         }
         guard let value = Int(digits) else { return .failure(.malformed("Content-Length \(digits) is too large")) }
         return .success(value == 0 ? .none : .length(value))
+    }
+
+    /// The framing of an HTTP/1.1 request with `Transfer-Encoding` fields (and no `Content-Length`).
+    ///
+    /// libmicrohttpd 0.9.75 decides the framing itself: the body is chunked only when the first
+    /// `Transfer-Encoding` field's value is exactly `chunked` (compared ignoring ASCII case; it
+    /// strips the whitespace before a value, not after it); with any other value it reads the
+    /// body until the connection closes, so the request never ends and nothing pipelined after it
+    /// is served. A proxy may read such a value as chunked all the same: whitespace around a value
+    /// is not part of it (RFC 9110 §5.5), the codings are a list (RFC 9110 §5.6.1) split over any
+    /// number of fields, and chunked is the last of them (RFC 9112 §6.1). So one field whose value
+    /// is exactly `chunked` is accepted, and before any body byte is read:
+    /// - every other value that names `chunked` (surrounding whitespace, several fields, other
+    ///   codings in the list, parameters, empty list elements), or that is not a list of codings
+    ///   at all, is refused 400: the body's length cannot be determined reliably (RFC 9112 §6.3);
+    /// - a list of other codings only (`gzip`) gets 501 (RFC 9112 §6.1: a coding the server does
+    ///   not understand).
+    static func transferCoding(_ fields: [String]) -> Result<Body, HTTPRejection> {
+        if fields.count == 1, asciiLowercased(fields[0]) == "chunked" { return .success(.chunked) }
+        let shown = printable(fields.joined(separator: ", "))
+        let elements = fields.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }.map { String($0).trimmingWhitespace }
+        let names = elements.map { asciiLowercased(String($0.prefix { $0 != ";" }).trimmingWhitespace) }
+        if names.contains("chunked") {
+            return .failure(
+                .malformed(
+                    "Transfer-Encoding \"\(shown)\" is not exactly \"chunked\" in one header (no other coding, parameter or surrounding"
+                        + " whitespace), so where the body ends is ambiguous; send Transfer-Encoding: chunked or Content-Length"))
+        }
+        guard elements.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy(isTokenCharacter) }) else {
+            return .failure(
+                .malformed("Transfer-Encoding \"\(shown)\" is not a list of transfer codings, so where the body ends is ambiguous"))
+        }
+        return .failure(.unsupportedTransferCoding(printable(elements.joined(separator: ", "))))
+    }
+
+    /// `text` with ASCII letters lower-cased and every other byte kept (as libmicrohttpd compares
+    /// names and `chunked`; Unicode case mapping would turn the Kelvin sign into `k`).
+    static func asciiLowercased(_ text: String) -> String {
+        String(decoding: text.utf8.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 
     /// RFC 9110 §5.6.2 tchar.

@@ -280,16 +280,21 @@ public final class RegistryApplication: HTTPHandler {
                 handler: services.listServices),
             Route("GET", "/v1/services/{namespace}/{name}", "getService", handler: services.getService),
             Route(
-                "PUT", "/v1/services/{namespace}/{name}", "replaceService", query: ["dryRun"], permission: .write, handler: services.replaceService),
-            Route("PATCH", "/v1/services/{namespace}/{name}", "patchService", query: ["dryRun"], permission: .write, handler: services.patchService),
+                "PUT", "/v1/services/{namespace}/{name}", "replaceService", query: ["dryRun"], permission: .write, evaluatesPreconditions: true,
+                handler: services.replaceService),
+            Route(
+                "PATCH", "/v1/services/{namespace}/{name}", "patchService", query: ["dryRun"], permission: .write, evaluatesPreconditions: true,
+                handler: services.patchService),
             Route(
                 "DELETE", "/v1/services/{namespace}/{name}", "deleteService", query: ["cascade", "timeout", "dryRun"], permission: .write,
-                handler: services.deleteService),
+                evaluatesPreconditions: true, handler: services.deleteService),
             Route("GET", "/v1/services/{namespace}/{name}/addresses", "listAddresses", handler: services.listAddresses),
-            Route("POST", "/v1/services/{namespace}/{name}/addresses", "addAddress", permission: .write, handler: services.addAddress),
+            Route(
+                "POST", "/v1/services/{namespace}/{name}/addresses", "addAddress", permission: .write, evaluatesPreconditions: true,
+                handler: services.addAddress),
             Route(
                 "DELETE", "/v1/services/{namespace}/{name}/addresses/{ip}", "deleteAddress", query: ["port"], permission: .write,
-                handler: services.deleteAddress),
+                evaluatesPreconditions: true, handler: services.deleteAddress),
             Route(
                 "GET", "/v1/services/{namespace}/{name}/manifests", "getServiceManifests", query: ["format", "endpoints"],
                 handler: manifests.getServiceManifests),
@@ -323,6 +328,8 @@ public final class RegistryApplication: HTTPHandler {
         var matched: (route: Route, parameters: PathParameters)? = nil
         var caller: Principal? = nil
         do {
+            try RequestChecks.checkSingletonFields(request)
+            try RequestChecks.checkPath(request)
             switch router.match(method: request.method, path: request.path) {
             case .found(let route, let parameters):
                 operation = route.operationID
@@ -332,10 +339,12 @@ public final class RegistryApplication: HTTPHandler {
                 try authorize(principal, route: route, parameters: parameters)
                 try RequestChecks.checkQuery(request, allowed: route.queryParameters)
                 try RegistryApplication.checkServicePath(route, parameters)
+                try checkPreconditionsBeforeHandler(request, route: route)
                 response = try route.handler(
                     RequestContext(
                         request: request, parameters: parameters, requestID: requestID, principal: principal, operationID: route.operationID,
                         application: self))
+                response = try RegistryApplication.applyReadPreconditions(response, request: request)
             case .methodNotAllowed(let allowed):
                 throw APIError.methodNotAllowed(method: request.method, allowed: allowed)
             case .notFound:
@@ -349,13 +358,42 @@ public final class RegistryApplication: HTTPHandler {
             let outer = DeferredResponse()
             let (matched, caller, operation) = (matched, caller, operation)
             inner.whenComplete { [self] final in
+                let checked: HTTPResponse
+                do {
+                    checked = try RegistryApplication.applyReadPreconditions(final, request: request)
+                } catch {
+                    checked = self.errorResponse(error, request: request, requestID: requestID)
+                }
                 outer.complete(
                     self.finish(
-                        final, request: request, requestID: requestID, matched: matched, caller: caller, operation: operation, started: started))
+                        checked, request: request, requestID: requestID, matched: matched, caller: caller, operation: operation, started: started))
             }
             return .deferred(outer)
         }
         return finish(response, request: request, requestID: requestID, matched: matched, caller: caller, operation: operation, started: started)
+    }
+
+    /// The preconditions of a write whose handler does not evaluate them against an entity tag of
+    /// its own (`Route.evaluatesPreconditions`), before its content is processed (RFC 9110
+    /// §13.2.1): its target is a collection or a processing resource, with a representation when
+    /// the same path can be read.
+    private func checkPreconditionsBeforeHandler(_ request: HTTPRequest, route: Route) throws(APIError) {
+        guard request.method != "GET", request.method != "HEAD", !route.evaluatesPreconditions else { return }
+        guard request.headers["If-Match"] != nil || request.headers["If-None-Match"] != nil else { return }
+        let readable = router.routes.contains { $0.method == "GET" && $0.template == route.template }
+        try RequestChecks.checkPreconditionsWithoutEntity(request, hasRepresentation: readable)
+    }
+
+    /// RFC 9110 §13.2.2 for every read that succeeded, against the `ETag` it carries (or none):
+    /// handlers that serve an entity tag evaluate the preconditions before building the body;
+    /// this holds the rule for every other read too. 412 is thrown; a 304 is returned.
+    static func applyReadPreconditions(_ response: HTTPResponse, request: HTTPRequest) throws(APIError) -> HTTPResponse {
+        guard request.method == "GET" || request.method == "HEAD", (200..<300).contains(response.status), response.deferred == nil,
+            response.stream == nil
+        else { return response }
+        guard request.headers["If-Match"] != nil || request.headers["If-None-Match"] != nil else { return response }
+        let etag = response.headers["ETag"]
+        return try RequestChecks.readPreconditions(request, etag: etag) ? Responses.notModified(etag: etag) : response
     }
 
     /// The `{namespace}` (DNS-1123 label) and `{name}` (DNS-1035 label) of a service's URL, checked
@@ -398,6 +436,11 @@ public final class RegistryApplication: HTTPHandler {
         if case APIError.methodNotAllowed(_, let allowed) = error {
             response.headers.add("Allow", allowed.joined(separator: ", "))
         }
+        if case APIError.unsupportedMediaType(_, let accepted) = error {
+            // RFC 5789 §2.2: a 415 to a PATCH SHOULD list the patch formats in `Accept-Patch`;
+            // RFC 9110 §15.5.16: for other methods `Accept` can list the media types accepted.
+            response.headers.add(request.method == "PATCH" ? "Accept-Patch" : "Accept", accepted.joined(separator: ", "))
+        }
         if case APIError.unauthorized(_, let invalidToken) = error {
             response.headers.add(
                 "WWW-Authenticate", invalidToken ? #"Bearer realm="endpoint-registry", error="invalid_token""# : #"Bearer realm="endpoint-registry""#)
@@ -412,12 +455,24 @@ public final class RegistryApplication: HTTPHandler {
     /// (401), or whose token may not use the route or the namespace in its path (403), so that
     /// no unauthenticated body is ever buffered. Other problems wait for the whole request.
     public func admit(_ request: HTTPRequest) -> HTTPResponse? {
+        let started = ContinuousClock.now
+        // A repeated singleton field (two `Authorization` headers) is refused before the body,
+        // and before a token is read from it; so is a path that would be routed differently
+        // once decoded (`default%2Fweb`), before its namespace is checked against the token.
+        do {
+            try RequestChecks.checkSingletonFields(request)
+            try RequestChecks.checkPath(request)
+        } catch {
+            let requestID = RegistryApplication.requestID(from: request)
+            return finish(
+                errorResponse(error, request: request, requestID: requestID), request: request, requestID: requestID, matched: nil, caller: nil,
+                operation: "-", started: started)
+        }
         // Without a tokens file every caller is anonymous with every right: nothing to refuse.
         guard authenticator != nil else { return nil }
         guard case .found(let route, let parameters) = router.match(method: request.method, path: request.path), route.permission != nil else {
             return nil
         }
-        let started = ContinuousClock.now
         var caller: Principal? = nil
         do {
             let principal = try authenticate(request, route: route)
@@ -430,6 +485,14 @@ public final class RegistryApplication: HTTPHandler {
                 errorResponse(error, request: request, requestID: requestID), request: request, requestID: requestID,
                 matched: (route, parameters), caller: caller, operation: route.operationID, started: started)
         }
+    }
+
+    /// libmicrohttpd's messages, one log line each (escaped by the log format), at `notice`: they
+    /// are about requests it refused or connections it dropped itself (an HTTP/2 preface, too many
+    /// headers), which any client can cause, not failures of the server (a failure to start is
+    /// reported by `HTTPServerError`).
+    public func libraryMessage(_ message: String) {
+        logger.notice("\(message)", metadata: ["source": "libmicrohttpd"])
     }
 
     /// Renders a request the transport refused (malformed framing, limits) as problem+json.
@@ -535,13 +598,14 @@ public final class RegistryApplication: HTTPHandler {
         var headers = HTTPHeaders([("Content-Type", ProblemDetails.mediaType)])
         if let seconds = problem.retryAfterSeconds { headers.add("Retry-After", String(seconds)) }
         return HTTPResponse(
-            status: problem.status, headers: headers, body: JSONWriter.bytes(problem.json(instance: request.path, requestID: requestID)))
+            status: problem.status, headers: headers, body: JSONWriter.bytes(problem.json(instance: request.rawPath, requestID: requestID)))
     }
 
-    /// The client's `X-Request-Id` when it is short printable ASCII, otherwise a new one:
+    /// The client's `X-Request-Id` when it sent one, short printable ASCII, otherwise a new one:
     /// a random per-process prefix and a counter (unique, and cheaper than a UUID per request).
     static func requestID(from request: HTTPRequest) -> String {
-        if let given = request.headers["X-Request-Id"], (1...128).contains(given.utf8.count),
+        let given = request.headers.values("X-Request-Id")
+        if given.count == 1, let given = given.first, (1...128).contains(given.utf8.count),
             given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
         {
             return given
@@ -573,7 +637,8 @@ public final class RegistryApplication: HTTPHandler {
         line.field("durationMs", milliseconds: elapsed)
         line.field("method", string: request.method)
         line.field("operation", string: operation)
-        line.field("path", string: request.path)
+        // As README says: percent-encoded (a decoded `%41` is written `%2541`, not `%41`).
+        line.field("path", string: LogEscaping.encodedPath(request.path))
         if !request.remoteAddress.isEmpty { line.field("remoteAddress", string: request.remoteAddress) }
         line.field("requestId", string: requestID)
         line.field("route", string: route ?? "-")

@@ -52,7 +52,7 @@ private func statusLines(_ text: String) -> [String] {
         ("control character in a value", "GET /a HTTP/1.1\r\nHost: x\r\nX-Test: a\u{1B}b\r\n\r\n", 400),
         ("obsolete line folding", "GET /a HTTP/1.1\r\nHost: x\r\nX-Test: a\r\n b\r\n\r\n", 400),
         ("unknown transfer coding", "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc", 501),
-        ("chunked not last", "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 501),
+        ("chunked not last", "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 400),
         ("percent-encoded NUL in the path", "DELETE /a/b%00c HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         ("percent-encoded NUL in the query", "GET /a?namespace=default%00x HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         ("space in the target", "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
@@ -65,6 +65,47 @@ private func statusLines(_ text: String) -> [String] {
         #expect(lines.first?.hasPrefix("HTTP/1.1 \(status)") == true, "\(name): \(answer)")
         #expect(answer.lowercased().contains("connection: close"), "\(name)")
         #expect(!answer.contains("/smuggled"), "\(name)")
+    }
+
+    /// libmicrohttpd 0.9.75 reads a body as chunked only for a first `Transfer-Encoding` field of
+    /// exactly `chunked`; any other value a proxy could read as chunked is refused before the body,
+    /// so the request neither hangs nor swallows what is pipelined after it.
+    @Test(arguments: [
+        "chunked ", "chunked\t", "Chunked ", "CHUNKED  ", "chunked, chunked", "gzip, chunked", "chunked;q=1", "chunked,", ",chunked",
+        "chunked,,", "\"chunked\"", "chun\u{212A}ed", "chunked\r\nTransfer-Encoding: chunked", "gzip\r\nTransfer-Encoding: chunked",
+        "chunked\r\nTransfer-Encoding: gzip", "", "gzip, ", "x y",
+    ])
+    func refusesATransferEncodingThatIsNotExactlyChunked(value: String) throws {
+        let server = try startServer()
+        let client = try RawHTTPClient(port: server.port, timeoutSeconds: 10)
+        // The headers alone: the answer must come before any body byte is sent.
+        try client.send(Array("POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \(value)\r\n\r\n".utf8))
+        let response = try client.readResponse()
+        #expect(response.status == 400, "\(value)")
+        #expect(response.header("Connection")?.lowercased() == "close", "\(value)")
+        // What follows (a body, a pipelined request) is never read as anything.
+        try? client.send(Array("2\r\n{}\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        let rest = String(decoding: client.readToEnd(), as: UTF8.self)
+        #expect(statusLines(rest).isEmpty, "\(value): \(rest)")
+    }
+
+    /// Exactly `chunked`, in any ASCII case (as libmicrohttpd compares it), is read as chunked;
+    /// a list of codings without chunked is one the server does not implement (501).
+    @Test func acceptsChunkedInAnyCaseAndAnswersOtherCodings501() throws {
+        let server = try startServer()
+        for value in ["chunked", "Chunked", "CHUNKED"] {
+            let answer = try exchange(
+                server.port,
+                "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \(value)\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+                    + "GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(answer.components(separatedBy: "HTTP/1.1 200 OK").count == 3, "\(value): \(answer)")
+            #expect(answer.contains("POST /a ? x=- body=5"), "\(value): \(answer)")
+            #expect(answer.contains("GET /next"), "\(value): \(answer)")
+        }
+        for value in ["gzip", "gzip, deflate", "identity"] {
+            let answer = try exchange(server.port, "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \(value)\r\n\r\n")
+            #expect(statusLines(answer) == ["HTTP/1.1 501 Not Implemented"], "\(value): \(answer)")
+        }
     }
 
     /// libmicrohttpd 0.9.75 answers a Content-Length it cannot parse itself, before any hook, and

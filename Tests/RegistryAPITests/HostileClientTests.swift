@@ -58,6 +58,26 @@ private func send(_ port: UInt16, _ raw: String) throws -> (response: ClientResp
         }
     }
 
+    /// The reviewer's request: a `Transfer-Encoding` a proxy reads as chunked and libmicrohttpd
+    /// would not is refused at once (before its body), and the pipelined request is not served.
+    @Test func aTransferEncodingNotExactlyChunkedIsRefusedBeforeItsBody() throws {
+        let server = try TestServer()
+        for value in ["chunked ", "Chunked\t", "gzip, chunked", "chunked, chunked"] {
+            let client = try RawHTTPClient(port: server.port, timeoutSeconds: 10)
+            try client.send(
+                Array(
+                    "POST /v1/services HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: \(value)\r\n\r\n".utf8))
+            let response = try client.readResponse()
+            #expect(response.status == 400, "\(value)")
+            #expect(response.header("Content-Type") == "application/problem+json")
+            #expect(response.header("Connection")?.lowercased() == "close")
+            #expect((response.json?["detail"] as? String)?.contains("Transfer-Encoding") == true, "\(response.text)")
+            try? client.send(Array("2\r\n{}\r\n0\r\n\r\nGET /v1/leader HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+            #expect(client.readToEnd().isEmpty, "\(value)")
+        }
+        #expect(try server.client().request("GET", "/v1/services").json?["items"] as? [Any] != nil)
+    }
+
     @Test func aPercentEncodedNULNeverShortensAPathOrQuery() throws {
         let server = try TestServer()
         let client = try server.client()
@@ -266,6 +286,32 @@ private func send(_ port: UInt16, _ raw: String) throws -> (response: ClientResp
         // Past the write deadline the non-readers are gone (reading ends before the whole body).
         Thread.sleep(forTimeInterval: 3)
         #expect(readers.prefix(5).allSatisfy { $0.readToEnd().count < size }, "\(size)")
+    }
+
+    /// What libmicrohttpd says about requests it refuses itself (an HTTP/2 preface, thousands of
+    /// headers) goes through the log as one JSON line each, at `notice`, bounded.
+    @Test func libraryMessagesAreLogLines() throws {
+        let server = try ServerProcess(["--durability", "normal", "--log-format", "json"])
+        let preface = try RawHTTPClient(port: server.port, timeoutSeconds: 5)
+        try preface.send(Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8))
+        _ = preface.readToEnd()
+        let crowded = try RawHTTPClient(port: server.port, timeoutSeconds: 5)
+        try? crowded.send(Array(("GET /healthz HTTP/1.1\r\nHost: x\r\n" + String(repeating: "X-A: b\r\n", count: 2000) + "\r\n").utf8))
+        _ = crowded.readToEnd()
+        #expect(try RawHTTPClient(port: server.port).request("GET", "/healthz").status == 200)
+        var library: [[String: Any]] = []
+        #expect(
+            eventually(5) {
+                library = server.logText.split(separator: "\n").compactMap {
+                    (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+                }.filter { $0["source"] as? String == "libmicrohttpd" }
+                return library.count >= 2
+            }, "\(server.logText)")
+        for line in server.logText.split(separator: "\n") {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] != nil, "not JSON: \(line)")
+        }
+        #expect(library.allSatisfy { $0["level"] as? String == "notice" })
+        #expect(library.allSatisfy { ($0["message"] as? String)?.utf8.count ?? 0 <= 520 })
     }
 
     @Test func logsEscapeWhatClientsSend() throws {

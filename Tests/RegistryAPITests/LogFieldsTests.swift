@@ -25,4 +25,23 @@ import Testing
         #expect(request["actor"] as? String == "anonymous")
         #expect((request["requestId"] as? String)?.isEmpty == false)
     }
+
+    /// The `path` field is written as README says, like the message: percent-encoded (bytes that
+    /// are not visible ASCII, `"`, `%`, `\`), so a decoded `%` is never read as an escape.
+    @Test func thePathFieldIsPercentEncoded() throws {
+        let server = try ServerProcess(["--log-format", "json"])
+        let client = try RawHTTPClient(port: server.port)
+        #expect(try client.request("GET", "/a%2541").status == 404)
+        #expect(try client.request("GET", "/b%22%C3%A9%20c%25").status == 404)
+        server.signal(SIGTERM)
+        server.process.waitUntilExit()
+        let lines = server.logText.split(separator: "\n").compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+        }
+        let first = try #require(lines.first { ($0["message"] as? String)?.hasPrefix("GET /a") == true })
+        #expect(first["path"] as? String == "/a%2541")
+        #expect(first["message"] as? String == "GET /a%2541 404")
+        let second = try #require(lines.first { ($0["message"] as? String)?.hasPrefix("GET /b") == true })
+        #expect(second["path"] as? String == "/b%22%C3%A9%20c%25")
+    }
 }

@@ -7,7 +7,8 @@ public enum APIError: Error, Sendable {
     case notFound(String)
     case routeNotFound(path: String)
     case methodNotAllowed(method: String, allowed: [String])
-    case unsupportedMediaType(got: String?, expected: String)
+    /// 415: the body's `Content-Type` (`got`, nil when missing) is none of `accepted`.
+    case unsupportedMediaType(got: String?, accepted: [String])
     case notAcceptable(String)
     case payloadTooLarge(limit: Int)
     case conflict(String, field: String? = nil)

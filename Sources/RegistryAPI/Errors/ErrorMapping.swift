@@ -145,7 +145,8 @@ enum ErrorMapping {
             return ProblemDetails(
                 slug: "method-not-allowed", title: "Method not allowed", status: 405,
                 detail: "\(method) is not allowed here; allowed: \(allowed.joined(separator: ", "))")
-        case .unsupportedMediaType(let got, let expected):
+        case .unsupportedMediaType(let got, let accepted):
+            let expected = accepted.joined(separator: " or ")
             return ProblemDetails(
                 slug: "unsupported-media-type", title: "Unsupported media type", status: 415,
                 detail: "Content-Type must be \(expected)" + (got.map { ", not \($0)" } ?? " (it is missing)"))

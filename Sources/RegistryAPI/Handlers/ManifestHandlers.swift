@@ -27,7 +27,7 @@ struct ManifestHandlers: Sendable {
             }
             return format
         }
-        guard let accept = request.headers["Accept"], !accept.trimmingCharacters(in: .whitespaces).isEmpty else { return .json }
+        guard let accept = request.headers.list("Accept"), !accept.trimmingCharacters(in: .whitespaces).isEmpty else { return .json }
         var ranges: [(type: String, quality: Double, index: Int)] = []
         for (index, element) in accept.split(separator: ",").enumerated() {
             let parts = element.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
@@ -125,7 +125,7 @@ struct ManifestHandlers: Sendable {
         else { throw StoreError.notFound(namespace: namespace, name: name) }
         let etag =
             "\"\(version.revision)-\(version.uid.prefix(8))-\(mode?.rawValue ?? "default")-\(format.rawValue)\(Self.epochSuffix(epochs(version.key)))\""
-        if RequestChecks.notModified(context.request, etag: etag) { return Responses.notModified(etag: etag) }
+        if try RequestChecks.readPreconditions(context.request, etag: etag) { return Responses.notModified(etag: etag) }
         return response(format, [rendered], etag: etag)
     }
 
@@ -148,7 +148,7 @@ struct ManifestHandlers: Sendable {
             identity += "\(version.key.namespace)/\(version.key.name) \(version.uid) \(version.revision)\(Self.epochSuffix(epochs(version.key)))\n"
         }
         let etag = Responses.digestETag(Array(identity.utf8))
-        if RequestChecks.notModified(request, etag: etag) { return Responses.notModified(etag: etag) }
+        if try RequestChecks.readPreconditions(request, etag: etag) { return Responses.notModified(etag: etag) }
         let items = try versions.compactMap { try rendered($0, mode: mode, format: format) }
         return response(format, items, etag: etag)
     }
@@ -177,7 +177,7 @@ struct ManifestHandlers: Sendable {
             }
             documents = try ManifestDocuments.parseYAML(text)
         default:
-            throw APIError.unsupportedMediaType(got: request.headers["Content-Type"], expected: "application/yaml or application/json")
+            throw APIError.unsupportedMediaType(got: request.headers["Content-Type"], accepted: ["application/yaml", "application/json"])
         }
         let plan: ImportPlan
         switch ManifestImporter.plan(ManifestDocuments.objects(documents), defaultNamespace: defaultNamespace) {

@@ -15,7 +15,7 @@ enum RequestChecks {
         let header = request.headers["Content-Type"]
         if header == expected { return }  // the usual spelling, without parameters
         let type = mediaType(header)
-        guard type == expected else { throw .unsupportedMediaType(got: header, expected: expected) }
+        guard type == expected else { throw .unsupportedMediaType(got: header, accepted: [expected]) }
     }
 
     /// The body parsed as JSON after checking its media type.
@@ -57,6 +57,56 @@ enum RequestChecks {
         return body
     }
 
+    /// The request fields the API reads whose value is one item, not a list: `Authorization`
+    /// (RFC 9110 §11.6.2), `Content-Type` (§8.3), `User-Agent` (§10.1.5) and `X-Request-Id`. RFC
+    /// 9110 §5.3: a sender MUST NOT send a field more than once unless its definition allows a
+    /// comma-separated list, so a request that does is refused rather than read as its first (or
+    /// last) value, which another party on the way may read differently. The list-valued fields
+    /// it reads (`Accept`, `If-Match`, `If-None-Match`) may repeat and are combined in order
+    /// (`HTTPHeaders.list(_:)`).
+    static let singletonFields = ["Authorization", "Content-Type", "User-Agent", "X-Request-Id"]
+
+    /// 400 naming the field when a field of `singletonFields` is sent more than once.
+    static func checkSingletonFields(_ request: HTTPRequest) throws(APIError) {
+        for name in singletonFields {
+            let count = request.headers.values(name).count
+            guard count <= 1 else {
+                throw .badRequest("the request has \(count) \(name) headers; \(name) takes one value and may be sent once", field: name)
+            }
+        }
+    }
+
+    /// 400 naming the path when its raw form (`HTTPRequest.rawPath`, before libmicrohttpd decodes
+    /// it) would be routed differently once decoded, or by another party on the way:
+    /// - a percent-encoded `/` (`%2F`) or `\` (`%5C`): an encoded reserved character is data,
+    ///   not a delimiter (RFC 3986 §2.2), yet decoding makes it one (`default%2Fweb` would name
+    ///   `default/web`); no namespace, name or address contains either;
+    /// - a `.` or `..` segment, written as such or percent-encoded (`%2E%2E`): RFC 3986 §5.2.4
+    ///   removes them, so a proxy and the server may see different resources; none is named so.
+    /// (A percent-encoded NUL is refused by the transport.)
+    static func checkPath(_ request: HTTPRequest) throws(APIError) {
+        let raw = Array(request.rawPath.utf8)
+        guard raw.contains(UInt8(ascii: "%")) || raw.contains(UInt8(ascii: ".")) else { return }
+        let shown = request.rawPath.count > 200 ? String(request.rawPath.prefix(200)) + "…" : request.rawPath
+        for index in raw.indices.dropLast(2) where raw[index] == UInt8(ascii: "%") {
+            let escape = String(decoding: raw[(index + 1)...(index + 2)], as: UTF8.self).uppercased()
+            guard escape == "2F" || escape == "5C" else { continue }
+            throw .badRequest(
+                "the path \"\(shown)\" has a percent-encoded \(escape == "2F" ? "\"/\"" : "backslash") (%\(escape)), which is data and"
+                    + " not a separator (RFC 3986 §2.2); no namespace, name or address contains one",
+                field: "path")
+        }
+        for segment in raw.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            let decoded = String(decoding: segment, as: UTF8.self).replacingOccurrences(of: "%2E", with: ".")
+                .replacingOccurrences(of: "%2e", with: ".")
+            guard decoded == "." || decoded == ".." else { continue }
+            throw .badRequest(
+                "the path \"\(shown)\" has a \"\(decoded)\" segment: RFC 3986 §5.2.4 removes dot segments, so where it leads depends on"
+                    + " who reads it; no namespace, name or address is \".\" or \"..\"; send the path without it",
+                field: "path")
+        }
+    }
+
     /// Entity tags listed in a conditional header (`*` kept as is).
     static func entityTags(_ header: String) -> [String] {
         header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -64,16 +114,16 @@ enum RequestChecks {
 
     /// `If-Match` / `If-None-Match` on a write: 412 when the current state does not satisfy them.
     static func checkWritePreconditions(_ request: HTTPRequest, current: ServiceRecord?) throws(APIError) {
-        if let ifMatch = request.headers["If-Match"] {
+        if let ifMatch = request.headers.list("If-Match") {
             let tags = entityTags(ifMatch)
             guard let current else {
                 throw .preconditionFailed("If-Match is set but the service does not exist")
             }
-            guard tags.contains("*") || tags.contains(current.etag) else {
+            guard tags.contains("*") || strongMatch(tags, current.etag) else {
                 throw .preconditionFailed("If-Match \(ifMatch) does not match the current ETag \(current.etag); fetch the service again")
             }
         }
-        if let ifNoneMatch = request.headers["If-None-Match"], let current {
+        if let ifNoneMatch = request.headers.list("If-None-Match"), let current {
             let tags = entityTags(ifNoneMatch).map(weakened)
             if tags.contains("*") || tags.contains(weakened(current.etag)) {
                 throw .preconditionFailed("If-None-Match \(ifNoneMatch) matches the current service (ETag \(current.etag))")
@@ -81,24 +131,85 @@ enum RequestChecks {
         }
     }
 
-    /// True when `If-None-Match` on a read matches `etag` (weak comparison).
-    static func notModified(_ request: HTTPRequest, etag: String) -> Bool {
-        guard let header = request.headers["If-None-Match"] else { return false }
+    /// The preconditions of a read (`GET`/`HEAD`) that would otherwise answer 2xx with `etag`
+    /// (nil: the representation has none), in RFC 9110 §13.2.2 order:
+    /// 1. `If-Match` (§13.1.1): `*` is true (there is a representation); a list of entity tags is
+    ///    true only when one equals `etag` by strong comparison (§8.8.3.2: a weak or missing ETag
+    ///    never matches). False: 412.
+    /// 2. `If-None-Match` (§13.1.2): `*`, or a tag equal to `etag` by weak comparison, is false:
+    ///    the answer is 304 (this returns true).
+    ///
+    /// No resource here has a modification date, so `If-Unmodified-Since` and
+    /// `If-Modified-Since` are ignored (§13.1.3, §13.1.4).
+    static func readPreconditions(_ request: HTTPRequest, etag: String?) throws(APIError) -> Bool {
+        if let ifMatch = request.headers.list("If-Match") {
+            let tags = entityTags(ifMatch)
+            guard tags.contains("*") || etag.map({ strongMatch(tags, $0) }) == true else {
+                let current =
+                    switch etag {
+                    case nil: "this resource has no entity tag"
+                    case let tag? where tag.hasPrefix("W/"): "the current entity tag \(tag) is weak and never matches"
+                    case let tag?: "the current entity tag is \(tag)"
+                    }
+                throw .preconditionFailed("If-Match \(ifMatch) does not match (strong comparison): \(current)")
+            }
+        }
+        guard let header = request.headers.list("If-None-Match") else { return false }
         let tags = entityTags(header).map(weakened)
-        return tags.contains("*") || tags.contains(weakened(etag))
+        return tags.contains("*") || etag.map { tags.contains(weakened($0)) } == true
+    }
+
+    /// The preconditions of a write whose target has no entity tag of its own (a collection, a
+    /// processing resource: `POST /v1/services`, `/v1/import`, `/v1/push`, `…/push`), before its
+    /// content is processed. `hasRepresentation`: whether the target can be read (`GET` on the
+    /// same path). `If-Match` is true only for `*` on a target with a representation: a
+    /// collection's entity tag (if any) is weak and never matches strongly (RFC 9110 §13.1.1);
+    /// `If-None-Match: *` is false on a target with a representation (§13.1.2). False: 412.
+    static func checkPreconditionsWithoutEntity(_ request: HTTPRequest, hasRepresentation: Bool) throws(APIError) {
+        if let ifMatch = request.headers.list("If-Match"), !(hasRepresentation && entityTags(ifMatch).contains("*")) {
+            throw .preconditionFailed(
+                "If-Match \(ifMatch) does not match: \(request.rawPath) has no strong entity tag"
+                    + (hasRepresentation ? " (only If-Match: * matches it)" : " and no representation"))
+        }
+        if hasRepresentation, let ifNoneMatch = request.headers.list("If-None-Match"), entityTags(ifNoneMatch).contains("*") {
+            throw .preconditionFailed("If-None-Match * does not hold: \(request.rawPath) exists")
+        }
+    }
+
+    /// Whether `tags` holds `etag` by strong comparison (RFC 9110 §8.8.3.2: both strong, equal).
+    private static func strongMatch(_ tags: [String], _ etag: String) -> Bool {
+        !etag.hasPrefix("W/") && tags.contains(etag)
     }
 
     private static func weakened(_ tag: String) -> String {
         tag.hasPrefix("W/") ? String(tag.dropFirst(2)) : tag
     }
 
-    /// 400 for query parameters the route does not define (typos are errors, not silently ignored).
+    /// Query parameters whose empty value means something (as on the Kubernetes API server): an
+    /// empty `labelSelector` selects everything, an empty `continue` asks for the first page.
+    static let emptyValueAllowed: Set<String> = ["labelSelector", "continue"]
+
+    /// 400 naming the parameter for one the route does not define (typos are errors, not
+    /// silently ignored), one given more than once (no parameter of this API is a list:
+    /// `?port=8080&port=8081` is not read as either), and one given without a value (`?namespace`
+    /// or `?namespace=`, except where an empty value means something: `emptyValueAllowed`).
     static func checkQuery(_ request: HTTPRequest, allowed: Set<String>) throws(APIError) {
+        guard !request.query.isEmpty else { return }
         let unknown = Set(request.query.map(\.name)).subtracting(allowed).sorted()
         guard unknown.isEmpty else {
             let known = allowed.isEmpty ? "this route takes none" : "known: \(allowed.sorted().joined(separator: ", "))"
             throw .badRequest(
                 "unknown query parameter\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")) (\(known))", field: unknown[0])
+        }
+        var seen: Set<String> = []
+        for (name, value) in request.query {
+            guard seen.insert(name).inserted else {
+                let count = request.query.filter { $0.name == name }.count
+                throw .badRequest("query parameter \(name) is given \(count) times; it takes one value", field: name)
+            }
+            if value == nil || (value == "" && !emptyValueAllowed.contains(name)) {
+                throw .badRequest("query parameter \(name) needs a value (\(name)=…)", field: name)
+            }
         }
     }
 }

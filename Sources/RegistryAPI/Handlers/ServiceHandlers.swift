@@ -177,7 +177,7 @@ struct ServiceHandlers: Sendable {
         // anywhere, and a client holding an equal list may keep its own (a watch from it is
         // just as good).
         let etag = "W/" + Responses.digestETag(body)
-        if RequestChecks.notModified(request, etag: etag) { return Responses.notModified(etag: etag) }
+        if try RequestChecks.readPreconditions(request, etag: etag) { return Responses.notModified(etag: etag) }
         body.removeLast()
         body += Array(#","metadata":{"resourceVersion":""#.utf8) + Array(String(page.resourceVersion).utf8) + Array(#""}}"#.utf8)
         return Responses.json(200, body, etag: etag)
@@ -209,6 +209,8 @@ struct ServiceHandlers: Sendable {
         _ context: RequestContext, namespace: String?, selector: LabelSelector, resourceVersion: Int?, bookmarks: Bool, timeoutSeconds: Int?
     ) throws -> HTTPResponse {
         guard let watches, !watches.isStopped else { throw APIError.unavailable("watches are not available: the server is shutting down") }
+        // A stream of events has no entity tag (If-Match other than `*` is 412).
+        if try RequestChecks.readPreconditions(context.request, etag: nil) { return Responses.notModified(etag: nil) }
         if let resourceVersion {
             let state = try store.resourceVersionState()
             if resourceVersion < state.compacted {
@@ -254,7 +256,7 @@ struct ServiceHandlers: Sendable {
         }
         // The entity tag is the registration's: the observations added below (resolution,
         // health, conditions) are not revisions and leave it unchanged.
-        if RequestChecks.notModified(context.request, etag: stored.etag) { return Responses.notModified(etag: stored.etag) }
+        if try RequestChecks.readPreconditions(context.request, etag: stored.etag) { return Responses.notModified(etag: stored.etag) }
         guard let liveness, let dns else { return Responses.json(200, stored.document, etag: stored.etag) }
         return Responses.json(200, ServiceView.document(stored.document, liveness: liveness, dns: dns), etag: stored.etag)
     }
@@ -430,6 +432,7 @@ struct ServiceHandlers: Sendable {
         guard let record = try store.record(namespace: namespace, name: name) else {
             throw StoreError.notFound(namespace: namespace, name: name)
         }
+        if try RequestChecks.readPreconditions(context.request, etag: record.etag) { return Responses.notModified(etag: record.etag) }
         let items = record.service.addresses.map { address in
             var item: [UInt8] = []
             ServiceEncoder.write(address, into: &item)

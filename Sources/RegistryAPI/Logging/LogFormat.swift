@@ -275,6 +275,14 @@ enum LogEscaping {
         return needsQuotes ? "\"" + escaped(text, quote: true) + "\"" : escaped(text)
     }
 
+    /// A request path as the log writes it (the message's word and the `path` field): see
+    /// `appendPath(_:to:)`.
+    static func encodedPath(_ path: String) -> String {
+        var bytes: [UInt8] = []
+        appendPath(path, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// Appends a request path for a log message: bytes that are not visible ASCII, and `"`, `%`
     /// and `\`, percent-encoded again, so the path is one word and reads as it was requested.
     static func appendPath(_ path: String, to line: inout [UInt8]) {

@@ -63,8 +63,9 @@ enum Responses {
         return "\"" + digest.prefix(16).map { byte in (byte < 16 ? "0" : "") + String(byte, radix: 16) }.joined() + "\""
     }
 
-    static func notModified(etag: String) -> HTTPResponse {
-        HTTPResponse(status: 304, headers: HTTPHeaders([("ETag", etag)]))
+    /// 304, with the representation's `ETag` when it has one.
+    static func notModified(etag: String?) -> HTTPResponse {
+        HTTPResponse(status: 304, headers: HTTPHeaders(etag.map { [("ETag", $0)] } ?? []))
     }
 
     static func noContent() -> HTTPResponse {

@@ -33,6 +33,11 @@ public final class Route: Sendable {
     public let queryParameters: Set<String>
     /// What the caller needs; nil for routes open to everyone.
     public let permission: Permission?
+    /// Whether the handler evaluates `If-Match`/`If-None-Match` against the resource's own entity
+    /// tag (the writes of one service and its addresses); the preconditions of other writes are
+    /// evaluated before the handler (`RequestChecks.checkPreconditionsWithoutEntity`), those of
+    /// reads against the `ETag` of the answer (`RequestChecks.readPreconditions`).
+    public let evaluatesPreconditions: Bool
     let handler: @Sendable (RequestContext) throws -> HTTPResponse
     let segments: [Segment]
     /// Whether the path names one service (`/v1/services/{namespace}/{name}…`): its two
@@ -46,9 +51,10 @@ public final class Route: Sendable {
 
     init(
         _ method: String, _ template: String, _ operationID: String, query: Set<String> = [], permission: Permission? = .read,
-        handler: @escaping @Sendable (RequestContext) throws -> HTTPResponse
+        evaluatesPreconditions: Bool = false, handler: @escaping @Sendable (RequestContext) throws -> HTTPResponse
     ) {
         self.permission = permission
+        self.evaluatesPreconditions = evaluatesPreconditions
         self.method = method
         self.template = template
         self.operationID = operationID
