@@ -224,8 +224,12 @@ extension ServiceStore {
     }
 
     /// Deletes at most `batch` history revisions beyond the newest `keep` of each service name;
-    /// returns how many.
-    public func pruneHistory(keep: Int, batch: Int) throws -> Int {
+    /// returns how many (0 once none is left to delete). A watch event that names a revision
+    /// about to go gets that revision's document back first; once `maxEventBytes` of such
+    /// documents are written in one call it stops after the revision at hand (deleting fewer
+    /// than `batch`), so that a large service's history (a document of hundreds of KB per
+    /// event) never holds the writer for long: call it again until it returns 0.
+    public func pruneHistory(keep: Int, batch: Int, maxEventBytes: Int = 8 << 20) throws -> Int {
         try fencedWrite { connection in
             // The oldest revision kept must not depend on those deleted: kept whole from now on.
             let boundary = try connection.prepare(
@@ -272,12 +276,22 @@ extension ServiceStore {
                 events.append((named.int(0), named.int(1), ServiceKey(namespace: named.text(2), name: named.text(3)), named.int(4)))
             }
             connection.resetStatements()
-            for event in events {
-                let document = try ServiceStore.historyDocument(connection, key: event.key, id: event.id, depth: event.depth)
-                try connection.prepare("UPDATE watch_events SET document = ?, uid = NULL, revision = NULL WHERE resource_version = ?")
-                    .bind(.blob(document), .integer(event.version)).run()
+            // Revisions newest first (the order of `ids`), each with the events naming it; the
+            // older ones wait for the next call once the byte budget is spent.
+            let eventsByID = Dictionary(grouping: events, by: \.id)
+            var deleting: [Int] = []
+            var written = 0
+            for id in ids {
+                for event in eventsByID[id] ?? [] {
+                    let document = try ServiceStore.historyDocument(connection, key: event.key, id: event.id, depth: event.depth)
+                    try connection.prepare("UPDATE watch_events SET document = ?, uid = NULL, revision = NULL WHERE resource_version = ?")
+                        .bind(.blob(document), .integer(event.version)).run()
+                    written += document.count
+                }
+                deleting.append(id)
+                if written >= maxEventBytes { break }
             }
-            try connection.prepare("DELETE FROM service_revisions WHERE id IN (\(list))").run()
+            try connection.prepare("DELETE FROM service_revisions WHERE id IN (\(deleting.map(String.init).joined(separator: ",")))").run()
             return connection.changes
         }
     }

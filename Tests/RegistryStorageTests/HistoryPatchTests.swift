@@ -106,6 +106,22 @@ import Testing
         try check()
     }
 
+    /// Giving documents back to watch events is bounded per call (`maxEventBytes`): a large
+    /// service's pruning goes in several short transactions, newest doomed revision first, and
+    /// ends with the same events and history as one call would.
+    @Test func documentsGivenBackToEventsAreBoundedPerCall() throws {
+        let store = try store()
+        let start = try store.resourceVersionState().current
+        var documents = [try store.create(largeService("big", count: 1_000)).document]
+        for index in 0..<10 { documents.append(try store.update(namespace: "default", name: "big", Self.change(index)).document) }
+        var calls: [Int] = []
+        while case let count = try store.pruneHistory(keep: 2, batch: 50, maxEventBytes: 1), count > 0 { calls.append(count) }
+        // 11 revisions, 2 kept: one revision (and its event's document) per call.
+        #expect(calls == Array(repeating: 1, count: 9))
+        #expect(try store.revisions(namespace: "default", name: "big").entries.map(\.revision) == [10, 11])
+        #expect(try store.watchEvents(after: start, limit: 100).events.map(\.document) == documents)
+    }
+
     @Test func deletionAndRecreationStartAWholeRevision() throws {
         let store = try store()
         let first = try store.create(largeService("big", count: 300)).document

@@ -103,9 +103,11 @@ final class Retention: Sendable {
                 if count < policy.batchSize { break }
             }
             while mayContinue {
+                // Fewer than a batch when the documents given back to watch events filled a
+                // call's byte budget: go on until nothing is left.
                 let count = try store.pruneHistory(keep: policy.historyLimit, batch: policy.batchSize)
                 deleted.history += count
-                if count < policy.batchSize { break }
+                if count == 0 || deleted.history >= 100 * policy.batchSize { break }
             }
             while mayContinue {
                 let count = try store.pruneWatchEvents(keep: policy.watchHistoryEvents, olderThan: watchCutoff, batch: policy.batchSize)
