@@ -92,6 +92,11 @@ import Testing
             Thread.sleep(forTimeInterval: 0.1)
         } while Date() < deadline
         #expect(revisions == [5, 6])
+        // The oldest kept revision was an update, whose revision before it is gone: it says
+        // so, without claiming a creation, and without changes it cannot know.
+        let items = (try client.request("GET", "/v1/services/default/r/history").json?["items"] as? [[String: Any]]) ?? []
+        #expect(items.map { $0["change"] as? String } == ["updated", "updated"])
+        #expect(items.first?["changes"] == nil && items.last?["changes"] != nil)
     }
 
     private func databaseBytes(_ path: String) throws -> Int {

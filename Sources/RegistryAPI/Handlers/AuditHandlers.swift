@@ -107,8 +107,12 @@ struct AuditHandlers: Sendable {
             } else if let previous, previous.uid == revision.uid, let current {
                 item["change"] = .string("updated")
                 item["changes"] = .array(Self.changes(from: previous.object, to: current))
-            } else {
+            } else if revision.revision == 1 {
                 item["change"] = .string("created")
+            } else {
+                // The revision before it is no longer kept (`--history-limit`): an update, whose
+                // changes are not known any more.
+                item["change"] = .string("updated")
             }
             items.append(JSONWriter.bytes(.object(item)))
             previous = current.map { (revision.uid, $0) }
