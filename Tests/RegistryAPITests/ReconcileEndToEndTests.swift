@@ -127,6 +127,40 @@ private let rgw =
             })
     }
 
+    /// Backend ports 30687,16171 and 5814,57961 hash alike (FNV-1a-32): two slices all the same,
+    /// written once, kept in sync by the resyncs, and the renamed one pruned when a port set goes.
+    @Test func portSetsWhoseHashesCollideGetTwoSlicesThatStayInSync() throws {
+        let body =
+            #"{"namespace":"col","name":"c","ports":[{"name":"a","port":80},{"name":"b","port":81}],"addresses":[{"ip":"192.0.2.1","ports":{"a":30687,"b":16171}},{"ip":"192.0.2.2","ports":{"a":5814,"b":57961}}],"endpointsMode":"endpointslices","clusters":["token"]}"#
+        #expect(try client.request("POST", "/v1/services", json: body).status == 201)
+        #expect(try eventually { try state("col/c")?["state"] as? String == "synced" })
+        func sliceIPs() throws -> [String: [String]] {
+            var byName: [String: [String]] = [:]
+            for slice in try slices() {
+                let name = (slice["metadata"] as? [String: Any])?["name"] as? String ?? ""
+                byName[name] = ((slice["endpoints"] as? [[String: Any]]) ?? []).flatMap { ($0["addresses"] as? [String]) ?? [] }
+            }
+            return byName
+        }
+        #expect(try sliceIPs() == ["c-ipv4-2e0e0067": ["192.0.2.2"], "c-ipv4-2e0e0067-c1": ["192.0.2.1"]])
+        // Two resyncs later nothing was written again (no slice flipping between two contents).
+        _ = try cluster.call("POST", "/_fake/reset-requests")
+        Thread.sleep(forTimeInterval: 2.5)
+        let log = try cluster.call("GET", "/_fake/requests").body
+        #expect(!log.contains("\"PATCH\"") && !log.contains("\"DELETE\""), "\(log.prefix(400))")
+        #expect(try state("col/c")?["state"] as? String == "synced")
+        let diff = try client.request("GET", "/v1/services/col/c/diff?cluster=token")
+        #expect(diff.json?["inSync"] as? Bool == true, "\(diff.text)")
+        // Without 192.0.2.2 the other port set takes the plain name; the `-c1` slice is pruned.
+        #expect(
+            try client.request(
+                "PATCH", "/v1/services/col/c", headers: ["Content-Type": "application/merge-patch+json"],
+                json: #"{"addresses":[{"ip":"192.0.2.1","ports":{"a":30687,"b":16171}}]}"#
+            ).status == 200)
+        #expect(try eventually { try sliceIPs() == ["c-ipv4-2e0e0067": ["192.0.2.1"]] })
+        #expect(try eventually { try state("col/c")?["state"] as? String == "synced" && state("col/c")?["revision"] as? Int == 2 })
+    }
+
     @Test func failingCarriesTheAPIServersReasonAndTheClusterStatusCountsIt() throws {
         let body = rgw.replacingOccurrences(of: #""clusters":["token"]"#, with: #""clusters":["readonly"]"#)
         #expect(try client.request("POST", "/v1/services", json: body).status == 201)
