@@ -1,6 +1,8 @@
 import Foundation
 import HTTPServer
+import KubernetesClient
 import RegistryAPI
+import RegistryCore
 import TestSupport
 import Testing
 
@@ -159,6 +161,47 @@ private let rgw =
             ).status == 200)
         #expect(try eventually { try sliceIPs() == ["c-ipv4-2e0e0067": ["192.0.2.1"]] })
         #expect(try eventually { try state("col/c")?["state"] as? String == "synced" && state("col/c")?["revision"] as? Int == 2 })
+    }
+
+    /// The GET of another owner's Service answered 200 with JSON and trailing bytes, or with a
+    /// body beyond the bound: the sync fails (status failing, retried), nothing is written over
+    /// the object; answered properly again, it is the conflict it always was.
+    @Test func aMalformedOrOversizedAnswerFailsTheSyncInsteadOfMeaningAbsent() throws {
+        let foreign =
+            #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"garb","namespace":"garb"},"spec":{"selector":{"app":"x"},"ports":[{"port":80}]}}"#
+        #expect(
+            try cluster.call(
+                "PATCH", "/api/v1/namespaces/garb/services/garb?fieldManager=kubectl", json: foreign, contentType: "application/apply-patch+yaml"
+            ).status == 201)
+        let live = try cluster.call("GET", "/api/v1/namespaces/garb/services/garb").body
+        let garbage = String(decoding: JSONWriter.bytes(.string(live + "trailing-garbage")), as: UTF8.self)
+        try cluster.call("POST", "/_fake/faults", json: #"[{"method":"GET","path":"/services/garb$","body":\#(garbage),"times":100000}]"#)
+        _ = try cluster.call("POST", "/_fake/reset-requests")
+        let body = #"{"namespace":"garb","name":"garb","ports":[{"port":80}],"addresses":[{"ip":"192.0.2.1"}],"clusters":["token"]}"#
+        #expect(try client.request("POST", "/v1/services", json: body).status == 201)
+        #expect(try eventually { try state("garb/garb")?["state"] as? String == "failing" })
+        let lastError = try #require(try state("garb/garb")?["lastError"] as? [String: Any])
+        #expect(lastError["reason"] as? String == "InvalidResponse", "\(lastError)")
+        #expect((lastError["detail"] as? String)?.contains("Service/garb/garb on cluster token") == true, "\(lastError)")
+        #expect(try state("garb/garb")?["nextAttemptTime"] as? String != nil)
+        let log = try cluster.call("GET", "/_fake/requests").body
+        #expect(!log.contains("\"PATCH\""), "\(log.prefix(400))")
+        #expect((try cluster.object("Service", "garb")?["spec"] as? [String: Any])?["selector"] != nil)
+
+        // A body beyond the bound: aborted, the same failure with its own reason.
+        try cluster.call(
+            "POST", "/_fake/faults",
+            json: #"[{"method":"GET","path":"/services/garb$","bodyBytes":\#(KubernetesAPI.maxObjectResponseBytes + 4096),"times":100000}]"#)
+        #expect(
+            try eventually {
+                ((try state("garb/garb")?["lastError"] as? [String: Any])?["reason"] as? String) == "ResponseTooLarge"
+            })
+        #expect((try cluster.object("Service", "garb")?["spec"] as? [String: Any])?["selector"] != nil)
+
+        // Answered properly: the conflict with the other owner, as always.
+        try cluster.call("POST", "/_fake/faults", json: "[]")
+        let pushed = try client.request("POST", "/v1/services/garb/garb/push", json: "{}")
+        #expect(pushed.text.contains("exists and is not managed by endpoint-registry"), "\(pushed.text)")
     }
 
     @Test func failingCarriesTheAPIServersReasonAndTheClusterStatusCountsIt() throws {
