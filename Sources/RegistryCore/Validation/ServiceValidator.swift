@@ -76,8 +76,22 @@ public enum ServiceValidator {
             add("annotations[\(key)]", .invalid, KubernetesNames.qualifiedName(key.lowercased()).map { "key \"\(key)\": \($0)" })
             annotationBytes += key.utf8.count + service.annotations[key]!.utf8.count
         }
-        if annotationBytes > maxAnnotationBytes {
-            add("annotations", .tooLong, ["may not be more than \(maxAnnotationBytes) bytes in total (keys and values), got \(annotationBytes)"])
+        // The Service the renderer makes carries these and the description's annotation: the
+        // API server's bound (apimachinery pkg/api/validation/objectmeta.go
+        // `ValidateAnnotationsSize`, `TotalAnnotationSizeLimitB`) is on that sum. The Endpoints
+        // and EndpointSlices get no annotations; the labels the renderer adds are fixed values
+        // and the service name (a DNS-1035 label of at most 63 characters, so a valid label value).
+        let added = renderedAnnotationBytes(service) - annotationBytes
+        if annotationBytes + added > maxAnnotationBytes {
+            let description =
+                added > 0
+                ? " with the annotation \(ManifestRenderer.descriptionAnnotation) the registry adds from \"description\" (\(added) bytes)" : ""
+            add(
+                "annotations", .tooLong,
+                [
+                    "may not be more than \(maxAnnotationBytes) bytes in total (keys and values) on the rendered Service, got \(annotationBytes + added)"
+                        + description
+                ])
         }
         violations += validateExternalName(service)
         violations += validatePorts(service, skipping: skipping)
@@ -86,6 +100,20 @@ public enum ServiceValidator {
         violations += validateHealthCheck(service, skipping: skipping)
         violations += validateDNSSettings(service, skipping: skipping)
         return violations
+    }
+
+    /// Bytes of the annotations of the rendered Service, as the API server counts them (key and
+    /// value lengths in bytes): the user's plus `ManifestRenderer.descriptionAnnotation` when
+    /// there is a description.
+    public static func renderedAnnotationBytes(_ service: ExternalService) -> Int {
+        var total = 0
+        for (key, value) in service.annotations where key != ManifestRenderer.descriptionAnnotation {
+            total += key.utf8.count + value.utf8.count
+        }
+        if let description = service.description {
+            total += ManifestRenderer.descriptionAnnotation.utf8.count + description.utf8.count
+        }
+        return total
     }
 
     private static func validateExternalName(_ service: ExternalService) -> [FieldViolation] {
