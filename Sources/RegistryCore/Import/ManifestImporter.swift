@@ -164,8 +164,8 @@ private struct Builder {
         func refuse(_ reason: String) {
             refused.append(RefusedObject(path: item.path, kind: kind, namespace: namespace, name: name, reason: reason))
         }
-        if namespace == "default" && name == "kubernetes" && (kind == "Service" || kind == "Endpoints") {
-            refuse("default/kubernetes is the cluster's own API server Service, maintained by the API server itself")
+        if kind == "Service" || kind == "Endpoints", let reason = ServiceValidator.reservedServiceReason(namespace: namespace, name: name) {
+            refuse(reason)
             return
         }
         let labels = Builder.strings(metadata["labels"])

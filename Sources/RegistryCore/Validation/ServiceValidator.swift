@@ -40,6 +40,15 @@ public enum ServiceValidator {
         "service.kubernetes.io/service-proxy-name": "hides the service from kube-proxy",
     ]
 
+    /// Why a Service of this namespace and name may not be registered (or imported), or nil:
+    /// `default/kubernetes` is the cluster's own API server Service, whose Endpoints and
+    /// EndpointSlices the API server maintains itself (kubernetes pkg/controlplane
+    /// `reconcilers`); registered and pushed with `adopt`, the registry would take it over.
+    public static func reservedServiceReason(namespace: String, name: String) -> String? {
+        guard namespace == "default" && name == "kubernetes" else { return nil }
+        return "default/kubernetes is the cluster's own API server Service, maintained by the API server itself"
+    }
+
     /// Every violation in `service`. Paths in `skipping` already have a (type) error reported.
     public static func validate(_ service: ExternalService, skippingTypeErrorsAt skipping: Set<String> = []) -> [FieldViolation] {
         var violations: [FieldViolation] = []
@@ -51,6 +60,11 @@ public enum ServiceValidator {
         }
         if !skipping.contains("name") {
             add("name", .invalid, KubernetesNames.dns1035Label(service.name).map { "\"\(service.name)\": \($0)" })
+        }
+        if !skipping.contains("name") && !skipping.contains("namespace"),
+            let reason = reservedServiceReason(namespace: service.namespace, name: service.name)
+        {
+            add("name", .forbidden, [reason])
         }
         if let description = service.description, description.utf8.count > maxDescriptionBytes {
             add("description", .tooLong, ["must be no more than \(maxDescriptionBytes) bytes"])
