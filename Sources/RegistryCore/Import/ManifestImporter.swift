@@ -939,7 +939,19 @@ private struct Builder {
                 warn("\(endpointPath).\(key)", "not kept: a registered address has no \(key)")
             }
             warnAboutConditions(endpoint["conditions"]?.objectValue ?? JSONObject(), path: "\(endpointPath).conditions")
-            entries.append((endpointPath, endpoint, addresses.compactMap(Builder.string)))
+            // discovery/v1 `Endpoint.addresses`: "Consumers must handle different types of
+            // addresses in the context of their own capabilities"; the addresses are fungible and
+            // kube-proxy (pkg/proxy/endpointslicecache.go) uses only the first. Registering the
+            // others as backends would send them traffic the cluster never sends them.
+            let ips = addresses.compactMap(Builder.string)
+            if ips.count > 1 {
+                let extra = ips.count == 2 ? "addresses[1]" : "addresses[1...\(ips.count - 1)]"
+                warn(
+                    "\(endpointPath).\(extra)",
+                    "\(ips.dropFirst().joined(separator: ", ")) not kept: only the first address of an endpoint is used (kube-proxy "
+                        + "ignores the others), so only \(ips[0]) is registered; give each backend its own endpoint")
+            }
+            entries.append((endpointPath, endpoint, Array(ips.prefix(1))))
         }
         guard let backendPorts = backendPorts(Builder.array(object["ports"]), path: "\(path).ports", ports: ports, isEndpoints: false) else {
             return []
