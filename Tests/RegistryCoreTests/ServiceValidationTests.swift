@@ -148,6 +148,46 @@ private func violations(_ json: String) throws -> [String] {
         #expect(try violations(body(value: 262_143, description: nil)) == [])
     }
 
+    /// ValidateService trims one trailing dot, then requires a DNS-1123 subdomain; the
+    /// registry's rule that an IP is no externalName applies to that trimmed name.
+    @Test(arguments: [
+        ("1.2.3.4.", ["externalName"]), ("1.2.3.4", ["externalName"]), ("01.2.3.4.", ["externalName"]), ("2001:db8::1.", ["externalName"]),
+        (".", ["externalName"]), ("..", ["externalName"]), ("db.example.com..", ["externalName"]), ("db.example.com.", []),
+        ("db.example.com", []), ("1.2.3.4.example.com.", []),
+        (
+            "\(String(repeating: "a", count: 63)).\(String(repeating: "b", count: 63)).\(String(repeating: "c", count: 63)).\(String(repeating: "d", count: 61)).",
+            []
+        ),
+        (
+            "\(String(repeating: "a", count: 63)).\(String(repeating: "b", count: 63)).\(String(repeating: "c", count: 63)).\(String(repeating: "d", count: 62)).",
+            ["externalName"]
+        ),
+    ])
+    func externalNameIsCheckedAfterItsTrailingDot(name: String, fields: [String]) throws {
+        #expect(try violations(#"{"name":"web","type":"ExternalName","externalName":"\#(name)"}"#) == fields, "\(name)")
+    }
+
+    @Test func anIPAsExternalNameIsRefusedWithOrWithoutTheDot() throws {
+        for name in ["1.2.3.4", "1.2.3.4."] {
+            guard
+                case .failure(let failure) = ServiceDecoder.decode(
+                    try JSONParser.parse(Array(#"{"name":"web","type":"ExternalName","externalName":"\#(name)"}"#.utf8)))
+            else {
+                Issue.record("\(name) accepted")
+                continue
+            }
+            #expect(failure.violations.first?.message.contains("not an IP address") == true, "\(failure.violations)")
+        }
+        guard
+            case .failure(let empty) = ServiceDecoder.decode(
+                try JSONParser.parse(Array(#"{"name":"web","type":"ExternalName","externalName":"."}"#.utf8)))
+        else {
+            Issue.record("\".\" accepted")
+            return
+        }
+        #expect(empty.violations.map(\.kind) == [.required])
+    }
+
     @Test func encoderOutputDecodesToTheSameService() throws {
         let json =
             #"{"name":"db","namespace":"data","description":"managed","labels":{"b":"2","a":"1"},"annotations":{"x/y":"z"},"type":"Headless","ports":[{"name":"pg","port":5432,"appProtocol":"postgresql"},{"name":"metrics","port":9187,"targetPort":9000}],"addresses":[{"ip":"fd00::5","ports":{"pg":6432},"hostname":"db-0","zone":"eu-1a","ready":false}]}"#

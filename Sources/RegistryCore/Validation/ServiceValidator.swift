@@ -137,10 +137,15 @@ public enum ServiceValidator {
             }
             return []
         }
-        guard let externalName = service.externalName, !externalName.isEmpty else {
+        // ValidateService (kubernetes pkg/apis/core/validation): one trailing dot (a fully
+        // qualified name) is trimmed, then the name is required and must be a DNS-1123 subdomain.
+        // The registry's own rule on top, on the same trimmed name: not an IP address (DNS
+        // answers with a CNAME to it, which resolves to nothing), "1.2.3.4." no more than "1.2.3.4".
+        let name = service.externalName.map { $0.hasSuffix(".") ? String($0.dropLast()) : $0 } ?? ""
+        guard let externalName = service.externalName, !name.isEmpty else {
             return [FieldViolation("externalName", .required, "is required when type is \"ExternalName\"")]
         }
-        if (try? IPAddress(parsing: externalName)) != nil {
+        if Self.isIPAddressLiteral(name) {
             return [
                 FieldViolation(
                     "externalName", .invalid,
@@ -148,8 +153,18 @@ public enum ServiceValidator {
                 )
             ]
         }
-        let name = externalName.hasSuffix(".") ? String(externalName.dropLast()) : externalName
         return KubernetesNames.dns1123Subdomain(name).map { FieldViolation("externalName", .invalid, "\"\(externalName)\": \($0)") }
+    }
+
+    /// Whether `text` is an IP address literal: one that parses, or an IPv4 address written with
+    /// leading zeros (which the parser refuses as ambiguous, but which is no DNS name either).
+    static func isIPAddressLiteral(_ text: String) -> Bool {
+        do {
+            _ = try IPAddress(parsing: text)
+            return true
+        } catch {
+            return error == .leadingZeros
+        }
     }
 
     private static func validatePorts(_ service: ExternalService, skipping: Set<String>) -> [FieldViolation] {
