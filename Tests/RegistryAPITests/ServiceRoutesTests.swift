@@ -58,6 +58,23 @@ private let rgw =
         #expect(try client.request("POST", "/v1/services", json: #"{"namespace":"apps","name":"kubernetes","ports":[{"port":443}]}"#).status == 201)
     }
 
+    /// The summary counts the errors exactly, or says "at least" when a list was refused unread.
+    @Test func theProblemSummaryCountsExactlyOrSaysAtLeast() throws {
+        let two = try client.request(
+            "POST", "/v1/services", json: #"{"name":"web","ports":[{"port":80},{"port":81}],"addresses":[{"ip":"127.0.0.1"}]}"#)
+        #expect(two.status == 422)
+        #expect((two.json?["detail"] as? String)?.hasPrefix("3 field errors: ") == true, "\(two.text)")
+        for (count, detail) in [
+            (100_000, "100000 field errors: "), (100_001, "at least 100001 field errors "), (150_000, "at least 100001 field errors "),
+        ] {
+            let addresses = Array(repeating: "{}", count: count).joined(separator: ",")
+            let many = try client.request("POST", "/v1/services", json: #"{"name":"web","ports":[{"port":80}],"addresses":[\#(addresses)]}"#)
+            #expect(many.status == 422)
+            #expect((many.json?["detail"] as? String)?.hasPrefix(detail) == true, "\(count): \(many.text.prefix(300))")
+            #expect(many.json?["omittedErrors"] as? Int == (count == 100_000 ? 100_000 : 100_001) - 100)
+        }
+    }
+
     @Test func refusesADuplicate() throws {
         #expect(try client.request("POST", "/v1/services", json: rgw).status == 201)
         let again = try client.request("POST", "/v1/services", json: rgw)

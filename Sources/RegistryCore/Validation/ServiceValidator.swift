@@ -243,6 +243,9 @@ public enum ServiceValidator {
             }
             if increasing { continue }
             let address = service.addresses[index]
+            // An address whose IP (or host) is missing or of the wrong type has that reported
+            // already (`skipping`); it is no duplicate of another such one.
+            if address.ip.isEmpty && address.host == nil { continue }
             let key = AddressKey(address, ports: address.backendPorts(for: service.ports))
             if let first = seen[key] {
                 violations.append(
