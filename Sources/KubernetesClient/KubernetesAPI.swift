@@ -7,6 +7,9 @@ public enum ResourceKind: String, Sendable, CaseIterable {
     case endpoints = "Endpoints"
     case endpointSlice = "EndpointSlice"
 
+    /// The kind's `apiVersion`.
+    public var apiVersion: String { self == .endpointSlice ? "discovery.k8s.io/v1" : "v1" }
+
     var collection: String {
         switch self {
         case .service: "/api/v1/namespaces/%@/services"
@@ -180,44 +183,69 @@ public final class KubernetesAPI: Sendable {
         let (kind, namespace, name) = try identity(object)
         var query = "fieldManager=\(KubernetesAPI.fieldManager)&force=true&fieldValidation=Strict"
         if dryRun { query += "&dryRun=All" }
+        let reference = "\(kind.rawValue)/\(namespace)/\(name)"
         let response = try call(
-            "PATCH", kind.path(namespace: namespace, name: name) + "?" + query, object: "\(kind.rawValue)/\(namespace)/\(name)",
-            body: JSONWriter.bytes(object), contentType: "application/apply-patch+yaml")
-        guard let parsed = try? JSONParser.parse(response.body) else {
-            throw KubernetesError(
-                object: "\(kind.rawValue)/\(namespace)/\(name)", cluster: target.name, cause: .invalidResponse("the answer is not JSON"))
-        }
-        return ApplyResult(object: parsed, created: response.status == 201, warnings: KubernetesAPI.warnings(response))
+            "PATCH", kind.path(namespace: namespace, name: name) + "?" + query, object: reference, body: JSONWriter.bytes(object),
+            contentType: "application/apply-patch+yaml")
+        let applied = try decodeObject(response.body, kind: kind, name: name, reference: reference)
+        return ApplyResult(object: applied, created: response.status == 201, warnings: KubernetesAPI.warnings(response))
     }
 
-    /// The object, or nil when it does not exist.
+    /// The object, or nil when it does not exist: only a 404 whose body is the API server's
+    /// `Status` with reason `NotFound` says so. A 2xx answer that is not the object asked for
+    /// (not JSON, trailing bytes, another kind or name, larger than `maxObjectResponseBytes`) is
+    /// an error (`Cause.invalidResponse`), never "absent": the caller would otherwise create
+    /// over, or take over, what exists.
     public func get(_ kind: ResourceKind, namespace: String, name: String) throws(KubernetesError) -> (object: JSONValue, warnings: [String])? {
+        let reference = "\(kind.rawValue)/\(namespace)/\(name)"
         do {
-            let response = try call("GET", kind.path(namespace: namespace, name: name), object: "\(kind.rawValue)/\(namespace)/\(name)")
-            return ((try? JSONParser.parse(response.body)) ?? .null, KubernetesAPI.warnings(response))
-        } catch  where error.httpStatus == 404 {
+            let response = try call("GET", kind.path(namespace: namespace, name: name), object: reference)
+            return (try decodeObject(response.body, kind: kind, name: name, reference: reference), KubernetesAPI.warnings(response))
+        } catch  where KubernetesAPI.isNotFound(error) {
             return nil
         }
     }
 
-    /// Objects of a kind in a namespace matching a label selector.
+    /// Objects of a kind in a namespace matching a label selector. The answer must be a list
+    /// (`{"items": [...]}`) of objects with a name, within `maxListResponseBytes`; anything else
+    /// is `Cause.invalidResponse`. Items get the `kind` and `apiVersion` the API server leaves
+    /// out of list items (as client-go's typed lists have them); an item of another kind is an error.
     public func list(_ kind: ResourceKind, namespace: String, labelSelector: String) throws(KubernetesError) -> [JSONValue] {
         let selector = labelSelector.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? labelSelector
-        let response = try call("GET", kind.path(namespace: namespace) + "?labelSelector=" + selector, object: "\(kind.rawValue)/\(namespace)/*")
-        guard case .object(let list)? = try? JSONParser.parse(response.body), case .array(let items)? = list["items"] else { return [] }
-        return items
+        let reference = "\(kind.rawValue)/\(namespace)/*"
+        let response = try call(
+            "GET", kind.path(namespace: namespace) + "?labelSelector=" + selector, object: reference,
+            maxResponseBytes: KubernetesAPI.maxListResponseBytes)
+        let parsed: JSONValue
+        do { parsed = try JSONParser.parse(response.body) } catch {
+            throw invalid(reference, "the list answered is not valid JSON (\(error))")
+        }
+        guard case .object(let list) = parsed, case .array(let items)? = list["items"] else {
+            throw invalid(reference, "the answer is not a list: it has no \"items\" array")
+        }
+        var objects: [JSONValue] = []
+        objects.reserveCapacity(items.count)
+        for (index, item) in items.enumerated() {
+            guard let object = typed(item, kind: kind), LiveObject.name(object) != "" else {
+                throw invalid(reference, "items[\(index)] of the list answered is not a \(kind.rawValue) with metadata.name")
+            }
+            objects.append(object)
+        }
+        return objects
     }
 
     /// JSON merge patch (RFC 7396, `application/merge-patch+json`) of an existing object, e.g.
     /// `{"spec": {"selector": null}}` to remove a field another manager owns. Returns the object.
     public func mergePatch(_ kind: ResourceKind, namespace: String, name: String, patch: JSONValue) throws(KubernetesError) -> JSONValue {
+        let reference = "\(kind.rawValue)/\(namespace)/\(name)"
         let response = try call(
-            "PATCH", kind.path(namespace: namespace, name: name) + "?fieldManager=\(KubernetesAPI.fieldManager)",
-            object: "\(kind.rawValue)/\(namespace)/\(name)", body: JSONWriter.bytes(patch), contentType: "application/merge-patch+json")
-        return (try? JSONParser.parse(response.body)) ?? .null
+            "PATCH", kind.path(namespace: namespace, name: name) + "?fieldManager=\(KubernetesAPI.fieldManager)", object: reference,
+            body: JSONWriter.bytes(patch), contentType: "application/merge-patch+json")
+        return try decodeObject(response.body, kind: kind, name: name, reference: reference)
     }
 
-    /// Deletes an object; a missing one counts as deleted. Returns the warnings.
+    /// Deletes an object; a missing one (404 with the API server's `NotFound` Status) counts as
+    /// deleted. Returns the warnings.
     @discardableResult
     public func delete(_ kind: ResourceKind, namespace: String, name: String, dryRun: Bool) throws(KubernetesError) -> [String] {
         do {
@@ -225,16 +253,68 @@ public final class KubernetesAPI: Sendable {
                 "DELETE", kind.path(namespace: namespace, name: name) + (dryRun ? "?dryRun=All" : ""), object: "\(kind.rawValue)/\(namespace)/\(name)"
             )
             return KubernetesAPI.warnings(response)
-        } catch  where error.httpStatus == 404 {
+        } catch  where KubernetesAPI.isNotFound(error) {
             return []
         }
     }
 
-    /// The server's version (`gitVersion` of `GET /version`).
+    /// The server's version (`gitVersion` of `GET /version`); an answer without one is an error.
     public func version() throws(KubernetesError) -> String {
         let response = try call("GET", "/version", object: "version")
-        if case .object(let object)? = try? JSONParser.parse(response.body), case .string(let version)? = object["gitVersion"] { return version }
-        return "unknown"
+        guard case .object(let object)? = try? JSONParser.parse(response.body), case .string(let version)? = object["gitVersion"] else {
+            throw invalid("version", "the answer to GET /version is not JSON with a gitVersion")
+        }
+        return version
+    }
+
+    /// Most bytes of the answer to a call about one object (get, apply, merge patch, delete,
+    /// version, and every error answer): 8 MiB. The API server stores at most 1.5 MiB per object
+    /// (etcd's default request limit); its JSON, with managed fields, stays well within this.
+    public static let maxObjectResponseBytes = 8 << 20
+    /// Most bytes of the answer to a list (the objects of one kind in one namespace with the
+    /// registry's labels, or the slices of one service): 64 MiB, some 4,000 EndpointSlices of
+    /// 100 endpoints.
+    public static let maxListResponseBytes = 64 << 20
+
+    /// A 404 the API server means: its `Status` with reason `NotFound` (any other 404, e.g. a
+    /// proxy's page, is an error, not a missing object).
+    static func isNotFound(_ error: KubernetesError) -> Bool {
+        guard let status = error.status else { return false }
+        return status.code == 404 && status.reason == "NotFound"
+    }
+
+    private func invalid(_ reference: String, _ message: String) -> KubernetesError {
+        KubernetesError(object: reference, cluster: target.name, cause: .invalidResponse(message))
+    }
+
+    /// `value` as an object of `kind`: a missing `kind` (list items have none) is filled in with
+    /// its `apiVersion`; nil when it is not an object or names another kind.
+    private func typed(_ value: JSONValue, kind: ResourceKind) -> JSONValue? {
+        guard case .object(var object) = value else { return nil }
+        switch object["kind"] {
+        case nil, .null?, .string("")?:
+            object["kind"] = .string(kind.rawValue)
+            if object["apiVersion"] == nil { object["apiVersion"] = .string(kind.apiVersion) }
+        case .string(kind.rawValue)?:
+            break
+        default:
+            return nil
+        }
+        return .object(object)
+    }
+
+    /// The one object a 2xx answer must hold: JSON with nothing after it, an object of `kind`
+    /// (see `typed`) named `name`.
+    private func decodeObject(_ body: [UInt8], kind: ResourceKind, name: String, reference: String) throws(KubernetesError) -> JSONValue {
+        let parsed: JSONValue
+        do { parsed = try JSONParser.parse(body) } catch {
+            throw invalid(reference, "the answer is not valid JSON (\(error))")
+        }
+        guard let object = typed(parsed, kind: kind) else { throw invalid(reference, "the answer is not a \(kind.rawValue) object") }
+        guard LiveObject.name(object) == name else {
+            throw invalid(reference, "the answer is not the object \(name) (its metadata.name is \"\(LiveObject.name(object))\")")
+        }
+        return object
     }
 
     private func identity(_ object: JSONValue) throws(KubernetesError) -> (ResourceKind, String, String) {
@@ -259,7 +339,8 @@ public final class KubernetesAPI: Sendable {
 
     /// One call with authentication, timeouts and bounded retries.
     private func call(
-        _ method: String, _ path: String, object: String, body: [UInt8] = [], contentType: String? = nil
+        _ method: String, _ path: String, object: String, body: [UInt8] = [], contentType: String? = nil,
+        maxResponseBytes: Int = KubernetesAPI.maxObjectResponseBytes
     ) throws(KubernetesError)
         -> KubeResponse
     {
@@ -298,11 +379,18 @@ public final class KubernetesAPI: Sendable {
                 }
             }
             let request = KubeRequest(
-                method: method, url: target.server + path, headers: headers, body: body, timeout: retry.timeout, proxy: target.proxyURL)
+                method: method, url: target.server + path, headers: headers, body: body, timeout: retry.timeout, proxy: target.proxyURL,
+                maxResponseBytes: maxResponseBytes)
             let response: KubeResponse
-            do {
+            do throws(TransportError) {
                 response = try transport.send(request, tls: tls)
+                // Also for transports that do not apply the bound themselves.
+                if response.body.count > maxResponseBytes { throw TransportError.responseTooLarge(maxResponseBytes) }
             } catch {
+                // A bound exceeded is the answer, not a blip: asking again would give the same.
+                if case .responseTooLarge = error {
+                    throw KubernetesError(object: object, cluster: target.name, cause: .transport(error))
+                }
                 if attempt < retry.attempts {
                     Thread.sleep(forTimeInterval: seconds(backoff))
                     backoff = min(backoff * 2, retry.maxBackoff)

@@ -12,9 +12,14 @@ public struct KubeRequest: Sendable {
     /// The proxy to go through (`http://`, `https://`, `socks5://`); nil: direct, whatever the
     /// environment says (the caller already applied `HTTPS_PROXY`/`NO_PROXY`).
     public var proxy: String?
+    /// Most bytes of a response body (of any status) the transport takes; a longer one aborts
+    /// the transfer with `TransportError.responseTooLarge`. Nil: no bound. Not applied to the
+    /// body of a successful `stream`, which its consumer takes piece by piece.
+    public var maxResponseBytes: Int?
 
     public init(
-        method: String, url: String, headers: [(String, String)] = [], body: [UInt8] = [], timeout: Duration = .seconds(10), proxy: String? = nil
+        method: String, url: String, headers: [(String, String)] = [], body: [UInt8] = [], timeout: Duration = .seconds(10), proxy: String? = nil,
+        maxResponseBytes: Int? = nil
     ) {
         self.method = method
         self.url = url
@@ -22,6 +27,7 @@ public struct KubeRequest: Sendable {
         self.body = body
         self.timeout = timeout
         self.proxy = proxy
+        self.maxResponseBytes = maxResponseBytes
     }
 }
 
@@ -56,6 +62,9 @@ public enum TransportError: Error, Sendable, CustomStringConvertible {
     case tls(String)
     /// The proxy could not be reached or refused the tunnel; the message names the proxy.
     case proxy(String)
+    /// The response body was longer than `KubeRequest.maxResponseBytes` (the bound, in bytes):
+    /// the transfer was aborted there and its connection closed.
+    case responseTooLarge(Int)
 
     public var description: String {
         switch self {
@@ -63,6 +72,7 @@ public enum TransportError: Error, Sendable, CustomStringConvertible {
         case .timeout(let message): "timed out: \(message)"
         case .tls(let message): "TLS failed: \(message)"
         case .proxy(let message): "proxy failed: \(message)"
+        case .responseTooLarge(let bound): "the response body is larger than \(bound) bytes, the bound for this request; transfer aborted"
         }
     }
 }
@@ -79,6 +89,8 @@ public protocol HTTPTransport: Sendable {
 extension HTTPTransport {
     /// Default: the whole answer at once (for transports that cannot stream).
     public func stream(_ request: KubeRequest, tls: TLSSettings, body: @escaping ([UInt8]) -> Bool) throws(TransportError) -> KubeResponse {
+        var request = request
+        request.maxResponseBytes = nil
         var response = try send(request, tls: tls)
         if (200..<300).contains(response.status) {
             _ = body(response.body)
@@ -116,6 +128,7 @@ public struct CurlTransport: HTTPTransport {
         let sink = ResponseSink()
         sink.stream = stream
         sink.handle = handle
+        sink.limit = request.maxResponseBytes
         let context = Unmanaged.passUnretained(sink).toOpaque()
         let route = Route(request: request, tls: tls)
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
@@ -131,6 +144,9 @@ public struct CurlTransport: HTTPTransport {
         CurlTransport.connect(handle, route: route, connectTo: connectTo, request: request, tls: tls)
         _ = CCurl_setString(handle, CURLOPT_CUSTOMREQUEST, request.method)
         _ = CCurl_setLong(handle, CURLOPT_TIMEOUT_MS, CurlTransport.milliseconds(request.timeout))
+        // A declared Content-Length beyond the bound fails before any byte is read
+        // (CURLE_FILESIZE_EXCEEDED); the write callback bounds the rest (chunked answers).
+        if let limit = request.maxResponseBytes, stream == nil { _ = CCurl_setLong(handle, CURLOPT_MAXFILESIZE, limit) }
         _ = CCurl_setSlist(handle, CURLOPT_HTTPHEADER, headerList)
         _ = CCurl_setCallback(
             handle, CURLOPT_WRITEFUNCTION,
@@ -144,6 +160,10 @@ public struct CurlTransport: HTTPTransport {
                         return 0
                     }
                     return size * count
+                }
+                if let limit = sink.limit, bytes.count > limit - sink.body.count {
+                    sink.overflowed = true
+                    return 0
                 }
                 sink.body.append(contentsOf: bytes)
                 return size * count
@@ -184,6 +204,9 @@ public struct CurlTransport: HTTPTransport {
                 _ = CCurl_setPointer(handle, CURLOPT_ERRORBUFFER, nil)
                 return result
             }
+        }
+        if let limit = request.maxResponseBytes, sink.overflowed || result == CURLE_FILESIZE_EXCEEDED {
+            throw .responseTooLarge(limit)
         }
         if result == CURLE_WRITE_ERROR && sink.stopped {
             // The stream's consumer stopped it: not a failure, and the connection is not reused.
@@ -419,4 +442,8 @@ private final class ResponseSink {
     var handle: UnsafeMutableRawPointer?
     /// The stream's consumer asked to stop.
     var stopped = false
+    /// `KubeRequest.maxResponseBytes`: most bytes `body` may hold.
+    var limit: Int?
+    /// The body went beyond `limit`: the transfer was aborted.
+    var overflowed = false
 }

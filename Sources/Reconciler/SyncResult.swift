@@ -77,6 +77,7 @@ public enum SyncError: Error, Sendable, CustomStringConvertible {
             case .transport(.tls): return "TLSFailed"
             case .transport(.connection): return "ConnectionFailed"
             case .transport(.proxy): return "ProxyFailed"
+            case .transport(.responseTooLarge): return "ResponseTooLarge"
             case .invalidResponse: return "InvalidResponse"
             case .unusable: return "ClusterUnusable"
             case .credentials: return "CredentialsFailed"
@@ -100,6 +101,8 @@ public enum SyncError: Error, Sendable, CustomStringConvertible {
         guard case .kubernetes(let error) = self else { return false }
         switch error.cause {
         case .status(let status): return status.code == 429 || status.code >= 500
+        // An answer beyond the registry's bound will be as large next time.
+        case .transport(.responseTooLarge): return false
         case .transport: return true
         // An exec plugin that failed or hung may well succeed later (a token service back up).
         case .credentials: return true

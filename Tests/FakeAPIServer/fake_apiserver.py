@@ -7,7 +7,8 @@ JSON merge patch (application/merge-patch+json), create by POST, dryRun=All,
 fieldValidation=Strict, the API server's validation for Services, Endpoints and EndpointSlices
 (422 with causes), the Endpoints deprecation warning, LIST with equality label selectors, a log
 of every request (/_fake/requests), and injectable faults (status codes, Retry-After, delays,
-dropped connections, a black hole that accepts and never answers) through /_fake/ control routes.
+dropped connections, a black hole that accepts and never answers, a raw body such as JSON with
+trailing bytes, a body of N bytes with or without Content-Length) through /_fake/ control routes.
 
 It behaves like a real cluster where the registry depends on it, each behaviour after the
 Kubernetes code named next to it:
@@ -384,6 +385,38 @@ class Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.connection.close()
                 return
+            if "body" in fault or "bodyBytes" in fault:
+                # A raw answer: `body` as given (e.g. JSON with trailing bytes), or `bodyBytes`
+                # bytes of JSON padding, sent in pieces (a response too large to hold).
+                self.body()
+                self.send_response(fault.get("status", 200))
+                self.send_header("Content-Type", "application/json")
+                if "body" in fault:
+                    data = fault["body"].encode()
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                size = fault["bodyBytes"]
+                if not fault.get("chunked"):
+                    self.send_header("Content-Length", str(size))
+                    self.end_headers()
+                else:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                head, piece = b'{"kind":"Status","pad":"', b"x" * 65536
+                sent = 0
+                try:
+                    while sent < size:
+                        part = (head if sent == 0 else piece)[: size - sent]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part) if fault.get("chunked") else part)
+                        sent += len(part)
+                    if fault.get("chunked"):
+                        self.wfile.write(b"0\r\n\r\n")
+                except OSError:
+                    pass
+                self.close_connection = True
+                return
             if fault.get("status"):
                 self.body()
                 headers = [("Retry-After", str(fault["retryAfter"]))] if "retryAfter" in fault else []
@@ -418,7 +451,9 @@ class Handler(BaseHTTPRequestHandler):
             if method == "GET":
                 selector = query.get("labelSelector", "")
                 wanted = dict(part.split("=", 1) for part in selector.split(",") if "=" in part)
-                items = [o for (r, ns, _), o in sorted(STATE["objects"].items()) if r == resource and ns == namespace
+                # Like the real API server, list items carry no kind and apiVersion (the list has them).
+                items = [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")}
+                         for (r, ns, _), o in sorted(STATE["objects"].items()) if r == resource and ns == namespace
                          and all((o["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())]
                 return self.reply(200, {"kind": kind + "List", "apiVersion": api_version, "metadata": {"resourceVersion": str(STATE["version"])}, "items": items}, warnings)
             if method == "DELETE":

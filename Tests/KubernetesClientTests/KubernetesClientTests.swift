@@ -116,3 +116,95 @@ import Testing
         #expect(Date().timeIntervalSince(started) < 5)
     }
 }
+
+/// A 2xx answer that is not what was asked for is an error, never "absent" or "empty"; answers
+/// are bounded in size; only the API server's NotFound Status means a missing object.
+@Suite struct KubernetesAnswerTests {
+    private func fault(_ cluster: FakeCluster, _ json: String) throws {
+        #expect(try cluster.call("POST", "/_fake/faults", json: json).status == 200)
+    }
+
+    private func cause(_ body: () throws -> Void) -> KubernetesError.Cause? {
+        do {
+            try body()
+            return nil
+        } catch let error as KubernetesError {
+            return error.cause
+        } catch {
+            return nil
+        }
+    }
+
+    @Test func malformedOrForeignAnswersAreErrors() throws {
+        let cluster = try FakeCluster()
+        let target = try #require(try KubeConfigLoader.load(paths: [cluster.kubeconfig]).first { $0.name == "token" })
+        let api = KubernetesAPI(target: target)
+        let foreign =
+            #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"garb","namespace":"garb"},"spec":{"selector":{"app":"x"},"ports":[{"port":80}]}}"#
+        #expect(
+            try cluster.call(
+                "PATCH", "/api/v1/namespaces/garb/services/garb?fieldManager=kubectl", json: foreign, contentType: "application/apply-patch+yaml"
+            ).status == 201)
+        let live = try cluster.call("GET", "/api/v1/namespaces/garb/services/garb").body
+        #expect(try api.get(.service, namespace: "garb", name: "garb") != nil)
+        #expect(try api.get(.service, namespace: "garb", name: "absent") == nil)
+
+        func invalid(_ answer: String, path: String = "/services/garb$", status: Int = 200, _ call: () throws -> Void) throws -> String? {
+            let body = String(decoding: JSONWriter.bytes(.string(answer)), as: UTF8.self)
+            try fault(cluster, #"[{"method":"GET","path":"\#(path)","status":\#(status),"body":\#(body),"times":10}]"#)
+            let found = cause(call)
+            try fault(cluster, "[]")
+            guard case .invalidResponse(let message)? = found else { return nil }
+            return message
+        }
+        let get = { _ = try api.get(.service, namespace: "garb", name: "garb") }
+        #expect(try invalid(live + "trailing-garbage", get)?.contains("not valid JSON") == true)
+        #expect(try invalid("[]", get)?.contains("not a Service object") == true)
+        #expect(try invalid("{}", get)?.contains("metadata.name") == true)
+        #expect(try invalid(live.replacingOccurrences(of: #""kind": "Service""#, with: #""kind": "Endpoints""#), get) != nil)
+        let list = { _ = try api.list(.service, namespace: "garb", labelSelector: "a=b") }
+        #expect(try invalid(#"{"items":5}"#, path: "/services$", list)?.contains("items") == true)
+        #expect(try invalid(#"{"items":[{"metadata":{}}]}"#, path: "/services$", list)?.contains("items[0]") == true)
+        #expect(try invalid(#"{"items":[]} x"#, path: "/services$", list) != nil)
+        #expect(try invalid("{}", path: "/version", { _ = try api.version() }) != nil)
+        // A 404 that is not the API server's NotFound Status (a proxy's page) is no answer about the object.
+        try fault(cluster, #"[{"method":"GET","path":"/services/garb$","status":404,"body":"<html>no route</html>","times":10}]"#)
+        guard case .status(let status)? = cause(get) else {
+            Issue.record("a 404 page was taken for a missing object")
+            return
+        }
+        #expect(status.code == 404)
+        try fault(cluster, "[]")
+        // List items carry no kind (as from a real API server): they get theirs.
+        let items = try api.list(.service, namespace: "garb", labelSelector: "")
+        #expect(items.map(LiveObject.kind) == ["Service"])
+    }
+
+    @Test func answersBeyondTheBoundAreAbortedWithAClearError() throws {
+        let cluster = try FakeCluster()
+        let target = try #require(try KubeConfigLoader.load(paths: [cluster.kubeconfig]).first { $0.name == "token" })
+        let api = KubernetesAPI(target: target)
+        for chunked in [false, true] {
+            try fault(
+                cluster,
+                #"[{"method":"GET","path":"/services/big$","bodyBytes":\#(KubernetesAPI.maxObjectResponseBytes + 1),"chunked":\#(chunked),"times":10}]"#
+            )
+            let started = Date()
+            guard case .transport(.responseTooLarge(let bound))? = cause({ _ = try api.get(.service, namespace: "big", name: "big") }) else {
+                Issue.record("an answer beyond the bound was taken (chunked: \(chunked))")
+                continue
+            }
+            #expect(bound == KubernetesAPI.maxObjectResponseBytes)
+            // Not retried: one request.
+            let log = try cluster.call("GET", "/_fake/requests").body
+            #expect(log.components(separatedBy: "/services/big").count - 1 == (chunked ? 2 : 1), "\(log.prefix(300))")
+            #expect(Date().timeIntervalSince(started) < 30)
+        }
+        // Just within the bound is read (and refused as what it is: not the object).
+        try fault(cluster, #"[{"method":"GET","path":"/services/big$","bodyBytes":\#(KubernetesAPI.maxObjectResponseBytes),"times":10}]"#)
+        guard case .invalidResponse? = cause({ _ = try api.get(.service, namespace: "big", name: "big") }) else {
+            Issue.record("an answer within the bound was not read")
+            return
+        }
+    }
+}

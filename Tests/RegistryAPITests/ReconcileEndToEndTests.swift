@@ -1,6 +1,8 @@
 import Foundation
 import HTTPServer
+import KubernetesClient
 import RegistryAPI
+import RegistryCore
 import TestSupport
 import Testing
 
@@ -125,6 +127,81 @@ private let rgw =
                 try slices().map { ((($0["metadata"] as? [String: Any])?["labels"] as? [String: String])?["endpointslice.kubernetes.io/managed-by"]) }
                     == ["endpoint-registry"]
             })
+    }
+
+    /// Backend ports 30687,16171 and 5814,57961 hash alike (FNV-1a-32): two slices all the same,
+    /// written once, kept in sync by the resyncs, and the renamed one pruned when a port set goes.
+    @Test func portSetsWhoseHashesCollideGetTwoSlicesThatStayInSync() throws {
+        let body =
+            #"{"namespace":"col","name":"c","ports":[{"name":"a","port":80},{"name":"b","port":81}],"addresses":[{"ip":"192.0.2.1","ports":{"a":30687,"b":16171}},{"ip":"192.0.2.2","ports":{"a":5814,"b":57961}}],"endpointsMode":"endpointslices","clusters":["token"]}"#
+        #expect(try client.request("POST", "/v1/services", json: body).status == 201)
+        #expect(try eventually { try state("col/c")?["state"] as? String == "synced" })
+        func sliceIPs() throws -> [String: [String]] {
+            var byName: [String: [String]] = [:]
+            for slice in try slices() {
+                let name = (slice["metadata"] as? [String: Any])?["name"] as? String ?? ""
+                byName[name] = ((slice["endpoints"] as? [[String: Any]]) ?? []).flatMap { ($0["addresses"] as? [String]) ?? [] }
+            }
+            return byName
+        }
+        #expect(try sliceIPs() == ["c-ipv4-2e0e0067": ["192.0.2.2"], "c-ipv4-2e0e0067-c1": ["192.0.2.1"]])
+        // Two resyncs later nothing was written again (no slice flipping between two contents).
+        _ = try cluster.call("POST", "/_fake/reset-requests")
+        Thread.sleep(forTimeInterval: 2.5)
+        let log = try cluster.call("GET", "/_fake/requests").body
+        #expect(!log.contains("\"PATCH\"") && !log.contains("\"DELETE\""), "\(log.prefix(400))")
+        #expect(try state("col/c")?["state"] as? String == "synced")
+        let diff = try client.request("GET", "/v1/services/col/c/diff?cluster=token")
+        #expect(diff.json?["inSync"] as? Bool == true, "\(diff.text)")
+        // Without 192.0.2.2 the other port set takes the plain name; the `-c1` slice is pruned.
+        #expect(
+            try client.request(
+                "PATCH", "/v1/services/col/c", headers: ["Content-Type": "application/merge-patch+json"],
+                json: #"{"addresses":[{"ip":"192.0.2.1","ports":{"a":30687,"b":16171}}]}"#
+            ).status == 200)
+        #expect(try eventually { try sliceIPs() == ["c-ipv4-2e0e0067": ["192.0.2.1"]] })
+        #expect(try eventually { try state("col/c")?["state"] as? String == "synced" && state("col/c")?["revision"] as? Int == 2 })
+    }
+
+    /// The GET of another owner's Service answered 200 with JSON and trailing bytes, or with a
+    /// body beyond the bound: the sync fails (status failing, retried), nothing is written over
+    /// the object; answered properly again, it is the conflict it always was.
+    @Test func aMalformedOrOversizedAnswerFailsTheSyncInsteadOfMeaningAbsent() throws {
+        let foreign =
+            #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"garb","namespace":"garb"},"spec":{"selector":{"app":"x"},"ports":[{"port":80}]}}"#
+        #expect(
+            try cluster.call(
+                "PATCH", "/api/v1/namespaces/garb/services/garb?fieldManager=kubectl", json: foreign, contentType: "application/apply-patch+yaml"
+            ).status == 201)
+        let live = try cluster.call("GET", "/api/v1/namespaces/garb/services/garb").body
+        let garbage = String(decoding: JSONWriter.bytes(.string(live + "trailing-garbage")), as: UTF8.self)
+        try cluster.call("POST", "/_fake/faults", json: #"[{"method":"GET","path":"/services/garb$","body":\#(garbage),"times":100000}]"#)
+        _ = try cluster.call("POST", "/_fake/reset-requests")
+        let body = #"{"namespace":"garb","name":"garb","ports":[{"port":80}],"addresses":[{"ip":"192.0.2.1"}],"clusters":["token"]}"#
+        #expect(try client.request("POST", "/v1/services", json: body).status == 201)
+        #expect(try eventually { try state("garb/garb")?["state"] as? String == "failing" })
+        let lastError = try #require(try state("garb/garb")?["lastError"] as? [String: Any])
+        #expect(lastError["reason"] as? String == "InvalidResponse", "\(lastError)")
+        #expect((lastError["detail"] as? String)?.contains("Service/garb/garb on cluster token") == true, "\(lastError)")
+        #expect(try state("garb/garb")?["nextAttemptTime"] as? String != nil)
+        let log = try cluster.call("GET", "/_fake/requests").body
+        #expect(!log.contains("\"PATCH\""), "\(log.prefix(400))")
+        #expect((try cluster.object("Service", "garb")?["spec"] as? [String: Any])?["selector"] != nil)
+
+        // A body beyond the bound: aborted, the same failure with its own reason.
+        try cluster.call(
+            "POST", "/_fake/faults",
+            json: #"[{"method":"GET","path":"/services/garb$","bodyBytes":\#(KubernetesAPI.maxObjectResponseBytes + 4096),"times":100000}]"#)
+        #expect(
+            try eventually {
+                ((try state("garb/garb")?["lastError"] as? [String: Any])?["reason"] as? String) == "ResponseTooLarge"
+            })
+        #expect((try cluster.object("Service", "garb")?["spec"] as? [String: Any])?["selector"] != nil)
+
+        // Answered properly: the conflict with the other owner, as always.
+        try cluster.call("POST", "/_fake/faults", json: "[]")
+        let pushed = try client.request("POST", "/v1/services/garb/garb/push", json: "{}")
+        #expect(pushed.text.contains("exists and is not managed by endpoint-registry"), "\(pushed.text)")
     }
 
     @Test func failingCarriesTheAPIServersReasonAndTheClusterStatusCountsIt() throws {

@@ -67,6 +67,49 @@ private let rgw =
         #expect(modified.status == 200)
     }
 
+    /// `default/kubernetes` is the cluster's API server Service: refused on every way in, with
+    /// the rule the import applies.
+    @Test func refusesTheClustersOwnAPIServerService() throws {
+        let body =
+            #"{"namespace":"default","name":"kubernetes","ports":[{"name":"https","port":443,"targetPort":6443}],"addresses":[{"ip":"192.0.2.1","port":6443}]}"#
+        for (method, path) in [
+            ("POST", "/v1/services?dryRun=true"), ("POST", "/v1/services"), ("PUT", "/v1/services/default/kubernetes"),
+            ("PUT", "/v1/services/default/kubernetes?dryRun=true"),
+        ] {
+            let refused = try client.request(method, path, json: body)
+            #expect(refused.status == 422, "\(method) \(path): \(refused.text)")
+            #expect(refused.problemFields == ["name"], "\(method) \(path): \(refused.text)")
+            #expect(refused.text.contains("default/kubernetes is the cluster's own API server Service"))
+        }
+        // Without a namespace the default namespace is meant.
+        let implicit = try client.request("POST", "/v1/services", json: #"{"name":"kubernetes","ports":[{"port":443}]}"#)
+        #expect(implicit.status == 422 && implicit.problemFields == ["name"], "\(implicit.text)")
+        let imported = try client.request(
+            "POST", "/v1/import", headers: ["Content-Type": "application/yaml"],
+            body: Array("apiVersion: v1\nkind: Service\nmetadata: {name: kubernetes}\nspec: {ports: [{port: 443}]}\n".utf8))
+        #expect(imported.text.contains("default/kubernetes is the cluster's own API server Service"), "\(imported.text)")
+        #expect(try client.request("GET", "/v1/services/default/kubernetes").status == 404)
+        // Elsewhere the name is an ordinary one.
+        #expect(try client.request("POST", "/v1/services", json: #"{"namespace":"apps","name":"kubernetes","ports":[{"port":443}]}"#).status == 201)
+    }
+
+    /// The summary counts the errors exactly, or says "at least" when a list was refused unread.
+    @Test func theProblemSummaryCountsExactlyOrSaysAtLeast() throws {
+        let two = try client.request(
+            "POST", "/v1/services", json: #"{"name":"web","ports":[{"port":80},{"port":81}],"addresses":[{"ip":"127.0.0.1"}]}"#)
+        #expect(two.status == 422)
+        #expect((two.json?["detail"] as? String)?.hasPrefix("3 field errors: ") == true, "\(two.text)")
+        for (count, detail) in [
+            (100_000, "100000 field errors: "), (100_001, "at least 100001 field errors "), (150_000, "at least 100001 field errors "),
+        ] {
+            let addresses = Array(repeating: "{}", count: count).joined(separator: ",")
+            let many = try client.request("POST", "/v1/services", json: #"{"name":"web","ports":[{"port":80}],"addresses":[\#(addresses)]}"#)
+            #expect(many.status == 422)
+            #expect((many.json?["detail"] as? String)?.hasPrefix(detail) == true, "\(count): \(many.text.prefix(300))")
+            #expect(many.json?["omittedErrors"] as? Int == (count == 100_000 ? 100_000 : 100_001) - 100)
+        }
+    }
+
     @Test func refusesADuplicate() throws {
         #expect(try client.request("POST", "/v1/services", json: rgw).status == 201)
         let again = try client.request("POST", "/v1/services", json: rgw)

@@ -116,6 +116,43 @@ import Testing
         #expect(failure.omitted > 0 && failure.omitted < 2 * ServiceValidator.maxAddresses)
     }
 
+    /// The number of problems is exact when everything was examined, and a lower bound
+    /// (`complete == false`) when a list beyond its bound was refused unread; empty addresses
+    /// are reported as missing their ip, not also as duplicates of one another.
+    @Test(arguments: [(10, 10, true), (100_000, 100_000, true), (100_001, 100_001, false), (150_000, 100_001, false)])
+    func theCountOfProblemsIsExactOrALowerBound(addresses count: Int, problems: Int, complete: Bool) throws {
+        let addresses = Array(repeating: "{}", count: count).joined(separator: ",")
+        let json = try JSONParser.parse(Array(#"{"name":"a","ports":[{"port":80}],"addresses":[\#(addresses)]}"#.utf8))
+        guard case .failure(let failure) = ServiceDecoder.decode(json) else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(failure.count == problems)
+        #expect(failure.complete == complete)
+        #expect(!failure.violations.contains { $0.kind == .duplicate })
+    }
+
+    @Test func anImportThatStopsLookingForTypeErrorsSaysItsCountIsALowerBound() throws {
+        let documents = try ManifestDocuments.parseYAML(
+            "kind: List\napiVersion: v1\nitems: ["
+                + Array(repeating: "{apiVersion: v1, kind: Service, metadata: {name: 5}}", count: 500).joined(separator: ",") + "]")
+        guard case .failure(let failure) = ManifestImporter.plan(ManifestDocuments.objects(documents)) else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(!failure.complete)
+        #expect(failure.count > ValidationFailure.maxReported && failure.count < 500)
+        let few = try ManifestDocuments.parseYAML(
+            "kind: List\napiVersion: v1\nitems: ["
+                + Array(repeating: "{apiVersion: v1, kind: Service, metadata: {name: 5}}", count: 3).joined(separator: ",")
+                + "]")
+        guard case .failure(let exact) = ManifestImporter.plan(ManifestDocuments.objects(few)) else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(exact.complete && exact.count == 3)
+    }
+
     @Test func labelMapsAreBounded() throws {
         let labels = (0..<500).map { #""k\#($0)":"v""# }.joined(separator: ",")
         let json = try JSONParser.parse(Array(#"{"name":"a","ports":[{"port":80}],"labels":{\#(labels)}}"#.utf8))

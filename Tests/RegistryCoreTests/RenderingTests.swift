@@ -217,6 +217,58 @@ func objects(_ rendering: Rendering, kind: String) -> [JSONObject] {
         #expect(sliceNames(first) == sliceNames(grown))
     }
 
+    /// Backend ports 30687,16171 and 5814,57961 have the same FNV-1a-32 hash: the two port sets
+    /// must still get two slices, with names distinct from each other and from the chunks of
+    /// more than 100 endpoints, and every endpoint in exactly one slice.
+    @Test func portSetsWhoseHashesCollideGetDistinctSliceNames() throws {
+        #expect(
+            ManifestRenderer.sliceBaseName(service: "c", family: .ipv4, backendPorts: [30687, 16171])
+                == ManifestRenderer.sliceBaseName(service: "c", family: .ipv4, backendPorts: [5814, 57961]))
+        func service(perGroup: Int) throws -> ExternalService {
+            var addresses: [String] = []
+            for index in 0..<perGroup {
+                addresses.append(#"{"ip":"192.0.2.\#(index + 1)","ports":{"a":30687,"b":16171}}"#)
+                addresses.append(#"{"ip":"198.51.100.\#(index + 1)","ports":{"a":5814,"b":57961}}"#)
+                addresses.append(#"{"ip":"2001:db8::\#(String(index + 1, radix: 16))","ports":{"a":5814,"b":57961}}"#)
+            }
+            return try decoded(
+                #"{"namespace":"col","name":"c","endpointsMode":"endpointslices","ports":[{"name":"a","port":80},{"name":"b","port":81}],"addresses":[\#(addresses.joined(separator: ","))]}"#
+            )
+        }
+        func slices(_ service: ExternalService) -> [(name: String, ips: [String], ports: [Int])] {
+            objects(ManifestRenderer.render(service), kind: "EndpointSlice").map { slice in
+                let name = LiveObject.name(.object(slice))
+                var ips: [String] = []
+                if case .array(let endpoints)? = slice["endpoints"] {
+                    for case .object(let endpoint) in endpoints {
+                        if case .array(let addresses)? = endpoint["addresses"] { ips += addresses.compactMap(\.stringValue) }
+                    }
+                }
+                var ports: [Int] = []
+                if case .array(let items)? = slice["ports"] { ports = items.compactMap { $0["port"]?.intValue } }
+                return (name, ips, ports)
+            }
+        }
+        let small = slices(try service(perGroup: 1))
+        #expect(small.map(\.name) == ["c-ipv4-2e0e0067", "c-ipv4-2e0e0067-c1", "c-ipv6-2e0e0067"])
+        #expect(small.map(\.ports) == [[5814, 57961], [30687, 16171], [5814, 57961]])
+        #expect(small.map(\.ips) == [["198.51.100.1"], ["192.0.2.1"], ["2001:db8::1"]])
+        // Chunked: 150 endpoints per port set and family.
+        let large = slices(try service(perGroup: 150))
+        #expect(
+            large.map(\.name) == [
+                "c-ipv4-2e0e0067", "c-ipv4-2e0e0067-1", "c-ipv4-2e0e0067-c1", "c-ipv4-2e0e0067-c1-1", "c-ipv6-2e0e0067", "c-ipv6-2e0e0067-1",
+            ])
+        #expect(large.map(\.ips.count) == [100, 50, 100, 50, 100, 50])
+        let all = large.flatMap(\.ips)
+        #expect(all.count == 450 && Set(all).count == 450)
+        for slice in large { #expect(KubernetesNames.dns1123Subdomain(slice.name).isEmpty, "\(slice.name)") }
+        // The same service renders the same bytes.
+        #expect(
+            ManifestFormat.yaml.serialize(ManifestRenderer.render(try service(perGroup: 150)).objects)
+                == ManifestFormat.yaml.serialize(ManifestRenderer.render(try service(perGroup: 150)).objects))
+    }
+
     @Test func emptyServicesGetAPlaceholderSlice() throws {
         let service = try decoded(#"{"name":"empty","ports":[{"name":"http","port":80}]}"#)
         let rendering = ManifestRenderer.render(service)

@@ -750,6 +750,28 @@ private func importPlan(_ yaml: String) throws -> ImportPlan {
             #expect(failure.violations.first?.message.contains(message) == true, "\(failure.violations)")
         }
     }
+
+    /// kube-proxy uses only the first address of a slice endpoint: the others are not made
+    /// backends (they would start receiving traffic), and a warning names them; still validated.
+    @Test func onlyTheFirstAddressOfASliceEndpointIsRegistered() throws {
+        let yaml = Self.slice(
+            "addressType: IPv4\nendpoints: [{addresses: [10.0.0.1, 10.0.0.2]}, {addresses: [10.0.0.3]}, {addresses: [10.0.0.4, 10.0.0.5, 10.0.0.6]}]\nports: [{name: web, port: 80}]"
+        )
+        let plan = try ManifestImporter.plan(ManifestDocuments.objects(try ManifestDocuments.parseYAML(yaml))).get()
+        #expect(plan.services.first?.addresses.map(\.ip) == ["10.0.0.1", "10.0.0.3", "10.0.0.4"])
+        let warnings = plan.warnings.filter { $0.path.contains(".addresses[") }
+        #expect(warnings.map(\.path) == ["documents[1].endpoints[0].addresses[1]", "documents[1].endpoints[2].addresses[1...2]"])
+        #expect(warnings.allSatisfy { $0.notKept })
+        #expect(warnings.first?.message.contains("10.0.0.2 not kept") == true, "\(warnings)")
+        #expect(warnings.last?.message.contains("10.0.0.5, 10.0.0.6 not kept") == true, "\(warnings)")
+        // A secondary address the API server refuses still fails the import.
+        let invalid = Self.slice("addressType: IPv4\nendpoints: [{addresses: [10.0.0.1, 127.0.0.1]}]\nports: [{name: web, port: 80}]")
+        guard case .failure(let failure) = ManifestImporter.plan(ManifestDocuments.objects(try ManifestDocuments.parseYAML(invalid))) else {
+            Issue.record("a loopback secondary address was accepted")
+            return
+        }
+        #expect(failure.violations.map(\.field) == ["documents[1].endpoints[0].addresses[1]"])
+    }
 }
 
 /// The API server's rules for the Service fields an import does not keep (pkg/apis/core/validation

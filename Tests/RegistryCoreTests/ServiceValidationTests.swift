@@ -120,6 +120,74 @@ private func violations(_ json: String) throws -> [String] {
         #expect(try violations(#"{"name":"web","ports":[{"port":80}],"annotations":{"a":"\#(big)"}}"#) == ["annotations"])
     }
 
+    /// The bound holds for the rendered Service, whose annotations include the description's
+    /// (`endpoint-registry/description`, 29 bytes of key): the reviewer's 262,133 + 4,096 was
+    /// accepted and rendered 266,259 bytes the API server refuses.
+    @Test func annotationSizeCountsTheDescriptionAnnotationTheRendererAdds() throws {
+        func body(value: Int, description: Int?) -> String {
+            let text = description.map { #","description":"\#(String(repeating: "d", count: $0))""# } ?? ""
+            return #"{"name":"a1","ports":[{"port":80}],"annotations":{"a":"\#(String(repeating: "x", count: value))"}\#(text)}"#
+        }
+        let key = ManifestRenderer.descriptionAnnotation.utf8.count
+        #expect(key == 29)
+        let refused = ServiceDecoder.decode(try JSONParser.parse(Array(body(value: 262_133, description: 4096).utf8)))
+        guard case .failure(let failure) = refused else {
+            Issue.record("accepted annotations the API server refuses")
+            return
+        }
+        #expect(failure.violations.map(\.field) == ["annotations"])
+        #expect(failure.violations.first?.message.contains("got 266259") == true, "\(failure.violations)")
+        #expect(failure.violations.first?.message.contains("endpoint-registry/description") == true)
+        // Exactly at the bound (1 + value + 29 + 4096 = 262,144): accepted, and the rendering holds that many bytes.
+        let fits = try decoded(body(value: 262_144 - 1 - key - 4096, description: 4096))
+        let rendered = try #require(objects(ManifestRenderer.render(fits), kind: "Service").first)
+        let annotations = LiveObject.annotations(.object(rendered))
+        #expect(annotations.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count } == 262_144)
+        #expect(try violations(body(value: 262_144 - key - 4096, description: 4096)) == ["annotations"])
+        // Without a description nothing is added.
+        #expect(try violations(body(value: 262_143, description: nil)) == [])
+    }
+
+    /// ValidateService trims one trailing dot, then requires a DNS-1123 subdomain; the
+    /// registry's rule that an IP is no externalName applies to that trimmed name.
+    @Test(arguments: [
+        ("1.2.3.4.", ["externalName"]), ("1.2.3.4", ["externalName"]), ("01.2.3.4.", ["externalName"]), ("2001:db8::1.", ["externalName"]),
+        (".", ["externalName"]), ("..", ["externalName"]), ("db.example.com..", ["externalName"]), ("db.example.com.", []),
+        ("db.example.com", []), ("1.2.3.4.example.com.", []),
+        (
+            "\(String(repeating: "a", count: 63)).\(String(repeating: "b", count: 63)).\(String(repeating: "c", count: 63)).\(String(repeating: "d", count: 61)).",
+            []
+        ),
+        (
+            "\(String(repeating: "a", count: 63)).\(String(repeating: "b", count: 63)).\(String(repeating: "c", count: 63)).\(String(repeating: "d", count: 62)).",
+            ["externalName"]
+        ),
+    ])
+    func externalNameIsCheckedAfterItsTrailingDot(name: String, fields: [String]) throws {
+        #expect(try violations(#"{"name":"web","type":"ExternalName","externalName":"\#(name)"}"#) == fields, "\(name)")
+    }
+
+    @Test func anIPAsExternalNameIsRefusedWithOrWithoutTheDot() throws {
+        for name in ["1.2.3.4", "1.2.3.4."] {
+            guard
+                case .failure(let failure) = ServiceDecoder.decode(
+                    try JSONParser.parse(Array(#"{"name":"web","type":"ExternalName","externalName":"\#(name)"}"#.utf8)))
+            else {
+                Issue.record("\(name) accepted")
+                continue
+            }
+            #expect(failure.violations.first?.message.contains("not an IP address") == true, "\(failure.violations)")
+        }
+        guard
+            case .failure(let empty) = ServiceDecoder.decode(
+                try JSONParser.parse(Array(#"{"name":"web","type":"ExternalName","externalName":"."}"#.utf8)))
+        else {
+            Issue.record("\".\" accepted")
+            return
+        }
+        #expect(empty.violations.map(\.kind) == [.required])
+    }
+
     @Test func encoderOutputDecodesToTheSameService() throws {
         let json =
             #"{"name":"db","namespace":"data","description":"managed","labels":{"b":"2","a":"1"},"annotations":{"x/y":"z"},"type":"Headless","ports":[{"name":"pg","port":5432,"appProtocol":"postgresql"},{"name":"metrics","port":9187,"targetPort":9000}],"addresses":[{"ip":"fd00::5","ports":{"pg":6432},"hostname":"db-0","zone":"eu-1a","ready":false}]}"#

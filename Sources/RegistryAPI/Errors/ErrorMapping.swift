@@ -18,10 +18,13 @@ enum ErrorMapping {
                     detail: "the request has fields this API does not define: \(unknown.joined(separator: ", "))",
                     violations: failure.violations)
             }
-            let count = failure.violations.count + failure.omitted
+            let count = failure.count
+            // The number of errors found (a field can have several); "at least" when parts of the
+            // request were not examined (`ValidationFailure.complete`).
             var problem = ProblemDetails(
                 slug: "invalid-fields", title: "Invalid fields", status: 422,
-                detail: "\(count) field\(count == 1 ? " is" : "s are") invalid: "
+                detail: "\(failure.complete ? "" : "at least ")\(count) field error\(count == 1 ? "" : "s")"
+                    + (failure.complete ? "" : " (a list beyond its bound is refused without examining its items)") + ": "
                     + failure.violations.prefix(3).map(\.description).joined(separator: "; ") + (count > 3 ? "; …" : "")
                     + (failure.omitted > 0 ? " (the first \(failure.violations.count) are listed, and \(failure.omitted) more)" : ""),
                 violations: failure.violations)

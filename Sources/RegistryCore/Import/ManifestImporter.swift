@@ -40,11 +40,14 @@ public enum ManifestImporter {
         // Types first: a value of the wrong JSON type is the root cause of whatever else would
         // go wrong with its object, so it is reported alone (every one of them, at once).
         var typeErrors: [FieldViolation] = []
-        for object in objects where typeErrors.count <= ValidationFailure.maxReported {
+        var examined = 0
+        for object in objects {
+            guard typeErrors.count <= ValidationFailure.maxReported else { break }
+            examined += 1
             guard case .object(let fields) = object.value else { continue }
             typeErrors += KubernetesType.of(kind: fields["kind"]?.stringValue).violations(of: object.value, at: object.path)
         }
-        guard typeErrors.isEmpty else { return .failure(ValidationFailure(typeErrors)) }
+        guard typeErrors.isEmpty else { return .failure(ValidationFailure(typeErrors, complete: examined == objects.count)) }
         var builder = Builder(defaultNamespace: defaultNamespace)
         for object in objects { builder.classify(object) }
         return builder.finish()
@@ -107,6 +110,8 @@ private struct Builder {
 
     /// Violations beyond `ValidationFailure.maxReported`, counted but not kept.
     var omitted = 0
+    /// False once a registration's decoding did not examine everything (`ValidationFailure.complete`).
+    var complete = true
 
     mutating func fail(_ path: String, _ message: String, kind: FieldViolation.Kind = .invalid) {
         guard violations.count < ValidationFailure.maxReported else {
@@ -164,8 +169,8 @@ private struct Builder {
         func refuse(_ reason: String) {
             refused.append(RefusedObject(path: item.path, kind: kind, namespace: namespace, name: name, reason: reason))
         }
-        if namespace == "default" && name == "kubernetes" && (kind == "Service" || kind == "Endpoints") {
-            refuse("default/kubernetes is the cluster's own API server Service, maintained by the API server itself")
+        if kind == "Service" || kind == "Endpoints", let reason = ServiceValidator.reservedServiceReason(namespace: namespace, name: name) {
+            refuse(reason)
             return
         }
         let labels = Builder.strings(metadata["labels"])
@@ -235,7 +240,7 @@ private struct Builder {
         refused.sort { position($0.path).lexicographicallyPrecedes(position($1.path)) }
         return violations.isEmpty
             ? .success(ImportPlan(services: registrations, refused: refused, warnings: warnings))
-            : .failure(ValidationFailure(violations, omitted: omitted))
+            : .failure(ValidationFailure(violations, omitted: omitted, complete: complete))
     }
 
     /// The registration JSON of one Service, decoded and validated like an API request.
@@ -403,6 +408,8 @@ private struct Builder {
             for advice in ServiceAdvice.warnings(input.service) { warn(path, advice, notKept: false) }
             return input.service
         case .failure(let failure):
+            omitted += failure.omitted
+            if !failure.complete { complete = false }
             violations += failure.violations.map { violation in
                 if let field = Builder.manifestField(violation.field) { return FieldViolation("\(path).\(field)", violation.kind, violation.message) }
                 if let field = Builder.sourceField(violation.field, merged) { return FieldViolation(field, violation.kind, violation.message) }
@@ -939,7 +946,19 @@ private struct Builder {
                 warn("\(endpointPath).\(key)", "not kept: a registered address has no \(key)")
             }
             warnAboutConditions(endpoint["conditions"]?.objectValue ?? JSONObject(), path: "\(endpointPath).conditions")
-            entries.append((endpointPath, endpoint, addresses.compactMap(Builder.string)))
+            // discovery/v1 `Endpoint.addresses`: "Consumers must handle different types of
+            // addresses in the context of their own capabilities"; the addresses are fungible and
+            // kube-proxy (pkg/proxy/endpointslicecache.go) uses only the first. Registering the
+            // others as backends would send them traffic the cluster never sends them.
+            let ips = addresses.compactMap(Builder.string)
+            if ips.count > 1 {
+                let extra = ips.count == 2 ? "addresses[1]" : "addresses[1...\(ips.count - 1)]"
+                warn(
+                    "\(endpointPath).\(extra)",
+                    "\(ips.dropFirst().joined(separator: ", ")) not kept: only the first address of an endpoint is used (kube-proxy "
+                        + "ignores the others), so only \(ips[0]) is registered; give each backend its own endpoint")
+            }
+            entries.append((endpointPath, endpoint, Array(ips.prefix(1))))
         }
         guard let backendPorts = backendPorts(Builder.array(object["ports"]), path: "\(path).ports", ports: ports, isEndpoints: false) else {
             return []

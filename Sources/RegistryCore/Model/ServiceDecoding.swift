@@ -19,11 +19,20 @@ public struct ValidationFailure: Error, Sendable, Equatable {
     public var violations: [FieldViolation]
     /// How many more violations were found than are listed.
     public var omitted: Int
+    /// Whether every part of the request was examined, so that `violations.count + omitted` is
+    /// the exact number of problems. False when a part was not (a list longer than its bound is
+    /// refused without reading its items; an import stops looking for type errors once
+    /// `maxReported` are found): then there are at least that many.
+    public var complete: Bool
 
-    public init(_ violations: [FieldViolation], omitted: Int = 0) {
+    public init(_ violations: [FieldViolation], omitted: Int = 0, complete: Bool = true) {
         self.violations = Array(violations.prefix(Self.maxReported))
         self.omitted = omitted + max(0, violations.count - Self.maxReported)
+        self.complete = complete
     }
+
+    /// Every problem found, listed or not.
+    public var count: Int { violations.count + omitted }
 
     /// Unknown fields are a malformed request (400) rather than invalid values (422).
     public var hasUnknownFields: Bool { violations.contains { $0.kind == .unknownField } }
@@ -42,7 +51,7 @@ public enum ServiceDecoder {
         for index in input.service.addresses.indices { input.service.addresses[index].normalize(for: ports) }
         var violations = reader.violations
         violations += ServiceValidator.validate(input.service, skippingTypeErrorsAt: reader.typeErrorPaths)
-        guard violations.isEmpty else { return .failure(ValidationFailure(violations)) }
+        guard violations.isEmpty else { return .failure(ValidationFailure(violations, complete: !reader.truncated)) }
         // Reordered only now, so that the paths of violations name the fields as sent.
         input.service.normalize()
         return .success(input)
@@ -67,6 +76,8 @@ private final class Reader {
     var violations: [FieldViolation] = []
     /// Fields whose type was wrong; validation skips them so each problem is reported once.
     var typeErrorPaths: Set<String> = []
+    /// A list or map was longer than its bound, so its items were not read (nor checked).
+    var truncated = false
 
     func join(_ base: String, _ key: String) -> String { base.isEmpty ? key : "\(base).\(key)" }
 
@@ -124,6 +135,7 @@ private final class Reader {
             var result: [String: String] = [:]
             if map.members.count > ServiceValidator.maxLabels {
                 typeErrorPaths.insert(fieldPath)
+                truncated = true
                 violations.append(
                     FieldViolation(fieldPath, .tooMany, "must have at most \(ServiceValidator.maxLabels) entries, got \(map.members.count)"))
                 return [:]
@@ -150,6 +162,7 @@ private final class Reader {
             var result: [String] = []
             if elements.count > ServiceValidator.maxClusters {
                 typeErrorPaths.insert(fieldPath)
+                truncated = true
                 violations.append(
                     FieldViolation(fieldPath, .tooMany, "must have at most \(ServiceValidator.maxClusters) items, got \(elements.count)"))
                 return []
@@ -180,6 +193,7 @@ private final class Reader {
             result.reserveCapacity(min(elements.count, limit))
             if elements.count > limit {
                 violations.append(FieldViolation(key, .tooMany, "must have at most \(limit) items, got \(elements.count)"))
+                truncated = true
             }
             for (index, element) in elements.prefix(limit).enumerated() {
                 if case .object(let item) = element {

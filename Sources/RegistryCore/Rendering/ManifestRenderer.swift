@@ -12,7 +12,8 @@ public struct Rendering: Sendable, Equatable {
 /// Rules (Kubernetes documentation, "Services without selectors" and "EndpointSlices";
 /// kubernetes/kubernetes `pkg/controller/endpointslice`): Endpoints and Service share name and
 /// namespace; port names match the Service's exactly; one EndpointSlice per address family and
-/// port set, at most `maxEndpointsPerSlice` endpoints each, named deterministically; slices carry
+/// port set, at most `maxEndpointsPerSlice` endpoints each, named deterministically and uniquely
+/// (see `sliceBaseName`); slices carry
 /// `kubernetes.io/service-name` and our `endpointslice.kubernetes.io/managed-by`.
 public enum ManifestRenderer {
     public static let managerName = "endpoint-registry"
@@ -270,10 +271,17 @@ public enum ManifestRenderer {
         // Like the EndpointSlice controller, a service without addresses gets one empty slice.
         let placeholder = PortGroup(backendPorts: service.ports.map(\.targetPort), addresses: [])
         for family in [IPAddress.Family.ipv4, .ipv6] {
+            // Groups of this family already named after each hashed name (see `sliceBaseName`).
+            var named: [String: Int] = [:]
             for group in groups.isEmpty && family == .ipv4 ? [placeholder] : groups {
                 let members = group.addresses.filter { $0.ip.family == family }
                 guard !members.isEmpty || groups.isEmpty else { continue }
-                let base = sliceBaseName(service: service.name, family: family, backendPorts: group.backendPorts)
+                let hashed = sliceBaseName(service: service.name, family: family, backendPorts: group.backendPorts)
+                let earlier = named[hashed, default: 0]
+                named[hashed] = earlier + 1
+                // Two port sets whose hashes collide: the later one (in the groups' order) gets
+                // `-c<k>`, which no chunk suffix (`-<n>`) and no other hashed name can end with.
+                let base = earlier == 0 ? hashed : "\(hashed)-c\(earlier)"
                 for (chunkIndex, start) in stride(from: 0, to: max(members.count, 1), by: maxEndpointsPerSlice).enumerated() {
                     let chunk = members[start..<min(start + maxEndpointsPerSlice, members.count)]
                     let name = chunkIndex == 0 ? base : "\(base)-\(chunkIndex)"
@@ -301,10 +309,18 @@ public enum ManifestRenderer {
         return slices
     }
 
-    /// `<service>-ipv4-<hash of the backend ports>`: stable while addresses come and go, distinct
-    /// per family and port set. At most 63 + 14 characters, within the 253 a slice name allows.
-    /// A port the group does not serve counts as `-`, so names of groups serving every port are
-    /// what they were before per-address port subsets existed.
+    /// `<service>-ipv4-<FNV-1a-32 of the backend ports>`: stable while addresses come and go,
+    /// distinct per family. A port the group does not serve counts as `-`, so names of groups
+    /// serving every port are what they were before per-address port subsets existed.
+    ///
+    /// 32 bits collide (e.g. backend ports 30687,16171 and 5814,57961), so this is not yet the
+    /// slice's name: `endpointSlices` gives the second and later port sets of one family with
+    /// the same hashed name the suffix `-c1`, `-c2`, … (in the groups' order, by backend ports),
+    /// and chunks beyond the first 100 endpoints `-1`, `-2`, …. Every name of one rendering is
+    /// then distinct: the hashed part has a fixed length after the service name, and the
+    /// suffixes `""`, `-<n>`, `-c<k>`, `-c<k>-<n>` cannot be mistaken for one another. At most
+    /// 63 (service) + 14 + 7 (`-c99999`) + 5 (`-9999`) characters, within the 253 of a DNS-1123
+    /// subdomain (an EndpointSlice name, pkg/apis/discovery/validation `ValidateEndpointSliceName`).
     static func sliceBaseName(service: String, family: IPAddress.Family, backendPorts: [Int?]) -> String {
         var hash: UInt32 = 0x811C_9DC5
         let text = backendPorts.map { $0.map(String.init) ?? "-" }.joined(separator: ",")

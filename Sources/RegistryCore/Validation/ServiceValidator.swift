@@ -40,6 +40,15 @@ public enum ServiceValidator {
         "service.kubernetes.io/service-proxy-name": "hides the service from kube-proxy",
     ]
 
+    /// Why a Service of this namespace and name may not be registered (or imported), or nil:
+    /// `default/kubernetes` is the cluster's own API server Service, whose Endpoints and
+    /// EndpointSlices the API server maintains itself (kubernetes pkg/controlplane
+    /// `reconcilers`); registered and pushed with `adopt`, the registry would take it over.
+    public static func reservedServiceReason(namespace: String, name: String) -> String? {
+        guard namespace == "default" && name == "kubernetes" else { return nil }
+        return "default/kubernetes is the cluster's own API server Service, maintained by the API server itself"
+    }
+
     /// Every violation in `service`. Paths in `skipping` already have a (type) error reported.
     public static func validate(_ service: ExternalService, skippingTypeErrorsAt skipping: Set<String> = []) -> [FieldViolation] {
         var violations: [FieldViolation] = []
@@ -51,6 +60,11 @@ public enum ServiceValidator {
         }
         if !skipping.contains("name") {
             add("name", .invalid, KubernetesNames.dns1035Label(service.name).map { "\"\(service.name)\": \($0)" })
+        }
+        if !skipping.contains("name") && !skipping.contains("namespace"),
+            let reason = reservedServiceReason(namespace: service.namespace, name: service.name)
+        {
+            add("name", .forbidden, [reason])
         }
         if let description = service.description, description.utf8.count > maxDescriptionBytes {
             add("description", .tooLong, ["must be no more than \(maxDescriptionBytes) bytes"])
@@ -76,8 +90,22 @@ public enum ServiceValidator {
             add("annotations[\(key)]", .invalid, KubernetesNames.qualifiedName(key.lowercased()).map { "key \"\(key)\": \($0)" })
             annotationBytes += key.utf8.count + service.annotations[key]!.utf8.count
         }
-        if annotationBytes > maxAnnotationBytes {
-            add("annotations", .tooLong, ["may not be more than \(maxAnnotationBytes) bytes in total (keys and values), got \(annotationBytes)"])
+        // The Service the renderer makes carries these and the description's annotation: the
+        // API server's bound (apimachinery pkg/api/validation/objectmeta.go
+        // `ValidateAnnotationsSize`, `TotalAnnotationSizeLimitB`) is on that sum. The Endpoints
+        // and EndpointSlices get no annotations; the labels the renderer adds are fixed values
+        // and the service name (a DNS-1035 label of at most 63 characters, so a valid label value).
+        let added = renderedAnnotationBytes(service) - annotationBytes
+        if annotationBytes + added > maxAnnotationBytes {
+            let description =
+                added > 0
+                ? " with the annotation \(ManifestRenderer.descriptionAnnotation) the registry adds from \"description\" (\(added) bytes)" : ""
+            add(
+                "annotations", .tooLong,
+                [
+                    "may not be more than \(maxAnnotationBytes) bytes in total (keys and values) on the rendered Service, got \(annotationBytes + added)"
+                        + description
+                ])
         }
         violations += validateExternalName(service)
         violations += validatePorts(service, skipping: skipping)
@@ -88,6 +116,20 @@ public enum ServiceValidator {
         return violations
     }
 
+    /// Bytes of the annotations of the rendered Service, as the API server counts them (key and
+    /// value lengths in bytes): the user's plus `ManifestRenderer.descriptionAnnotation` when
+    /// there is a description.
+    public static func renderedAnnotationBytes(_ service: ExternalService) -> Int {
+        var total = 0
+        for (key, value) in service.annotations where key != ManifestRenderer.descriptionAnnotation {
+            total += key.utf8.count + value.utf8.count
+        }
+        if let description = service.description {
+            total += ManifestRenderer.descriptionAnnotation.utf8.count + description.utf8.count
+        }
+        return total
+    }
+
     private static func validateExternalName(_ service: ExternalService) -> [FieldViolation] {
         guard service.type == .externalName else {
             if service.externalName != nil {
@@ -95,10 +137,15 @@ public enum ServiceValidator {
             }
             return []
         }
-        guard let externalName = service.externalName, !externalName.isEmpty else {
+        // ValidateService (kubernetes pkg/apis/core/validation): one trailing dot (a fully
+        // qualified name) is trimmed, then the name is required and must be a DNS-1123 subdomain.
+        // The registry's own rule on top, on the same trimmed name: not an IP address (DNS
+        // answers with a CNAME to it, which resolves to nothing), "1.2.3.4." no more than "1.2.3.4".
+        let name = service.externalName.map { $0.hasSuffix(".") ? String($0.dropLast()) : $0 } ?? ""
+        guard let externalName = service.externalName, !name.isEmpty else {
             return [FieldViolation("externalName", .required, "is required when type is \"ExternalName\"")]
         }
-        if (try? IPAddress(parsing: externalName)) != nil {
+        if Self.isIPAddressLiteral(name) {
             return [
                 FieldViolation(
                     "externalName", .invalid,
@@ -106,8 +153,18 @@ public enum ServiceValidator {
                 )
             ]
         }
-        let name = externalName.hasSuffix(".") ? String(externalName.dropLast()) : externalName
         return KubernetesNames.dns1123Subdomain(name).map { FieldViolation("externalName", .invalid, "\"\(externalName)\": \($0)") }
+    }
+
+    /// Whether `text` is an IP address literal: one that parses, or an IPv4 address written with
+    /// leading zeros (which the parser refuses as ambiguous, but which is no DNS name either).
+    static func isIPAddressLiteral(_ text: String) -> Bool {
+        do {
+            _ = try IPAddress(parsing: text)
+            return true
+        } catch {
+            return error == .leadingZeros
+        }
     }
 
     private static func validatePorts(_ service: ExternalService, skipping: Set<String>) -> [FieldViolation] {
@@ -186,6 +243,9 @@ public enum ServiceValidator {
             }
             if increasing { continue }
             let address = service.addresses[index]
+            // An address whose IP (or host) is missing or of the wrong type has that reported
+            // already (`skipping`); it is no duplicate of another such one.
+            if address.ip.isEmpty && address.host == nil { continue }
             let key = AddressKey(address, ports: address.backendPorts(for: service.ports))
             if let first = seen[key] {
                 violations.append(
