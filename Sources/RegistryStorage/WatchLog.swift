@@ -170,6 +170,28 @@ extension ServiceStore {
         }
     }
 
+    /// The document `event`'s service had just before that change: the one of the newest kept
+    /// event of the same service with a lower resource version; nil when the log keeps none
+    /// (compacted) or the event is not a MODIFIED one. For the DELETED event a watch with a
+    /// label selector gets when a change moves a service out of its set: the Kubernetes watch
+    /// cache sends the last state that matched (`cacheWatcher.convertToWatchEvent`), with the
+    /// change's resource version.
+    public func documentBefore(_ event: WatchEvent) throws(StoreError) -> [UInt8]? {
+        guard event.type == .modified else { return nil }
+        let previous: Int? = try read { connection in
+            let statement = try connection.prepare(
+                "SELECT max(resource_version) FROM watch_events WHERE namespace = ? AND name = ? AND resource_version < ?")
+            try statement.bind(.text(event.namespace), .text(event.name), .integer(event.resourceVersion))
+            defer { connection.resetStatements() }
+            guard try statement.step(), statement.value(0) != .null else { return nil }
+            return statement.int(0)
+        }
+        guard let previous else { return nil }
+        let batch = try watchEvents(after: previous - 1, limit: 1)
+        guard let found = batch.events.first, found.resourceVersion == previous, found.type != .deleted else { return nil }
+        return found.document
+    }
+
     /// Deletes at most `batch` of the oldest events that are beyond the newest `keep` or older
     /// than `cutoff` (RFC 3339), and moves `compacted` up to the newest one deleted. Returns how
     /// many were deleted. Called repeatedly in the background, so each call holds the writer briefly.

@@ -264,6 +264,17 @@ private func listVersion(_ client: RawHTTPClient, token: String? = nil) throws -
         #expect(try client.request("DELETE", "/v1/services/default/out").status == 204)
         let events = try watch.next(5)
         #expect(events.map(\.summary) == ["ADDED in", "ADDED out", "DELETED in", "MODIFIED out", "DELETED out"])
+        // Leaving the set, a service is sent as it last matched (the Kubernetes watch cache's
+        // DELETED carries the previous object), at the change's resource version; the same when
+        // the change is replayed to a watch that starts later.
+        let replayed = try WatchStream(port: server.port, "/v1/services?watch=true&resourceVersion=\(start)&labelSelector=team%3Dx").next(5)
+        for stream in [events, replayed] {
+            let left = stream[2]
+            #expect(left.object["labels"] as? [String: String] == ["team": "x"])
+            #expect(left.object["description"] == nil)
+            #expect((left.resourceVersion ?? 0) > (stream[1].resourceVersion ?? .max))
+        }
+        #expect(replayed.map(\.summary) == events.map(\.summary))
     }
 
     @Test func bookmarksComeOnlyWhenAskedFor() throws {

@@ -280,9 +280,7 @@ final class WatchHub: Sendable {
                 return .ended
             }
             for event in batch.events where event.resourceVersion <= cursor {
-                if let type = watcher.delivery(of: event),
-                    let stop = write(WatchEncoding.event(type, document: event.document, resourceVersion: event.resourceVersion))
-                {
+                if let type = watcher.delivery(of: event), let stop = write(line(type, for: event)) {
                     return stop
                 }
                 position = event.resourceVersion
@@ -333,14 +331,14 @@ final class WatchHub: Sendable {
                 var lines: [WatchEventType: [UInt8]] = [:]
                 for watcher in watchers where event.resourceVersion > watcher.sentThrough {
                     guard let type = watcher.delivery(of: event) else { continue }
-                    let line =
+                    let encoded =
                         lines[type]
                         ?? {
-                            let encoded = WatchEncoding.event(type, document: event.document, resourceVersion: event.resourceVersion)
+                            let encoded = line(type, for: event)
                             lines[type] = encoded
                             return encoded
                         }()
-                    send(line, to: watcher)
+                    send(encoded, to: watcher)
                 }
             }
             cursor = batch.events.last?.resourceVersion ?? cursor
@@ -379,6 +377,16 @@ final class WatchHub: Sendable {
 
     private func live() -> [Watcher] {
         state.withLock { state in state.watchers.values.filter(\.caughtUp) }
+    }
+
+    /// The line of `event` for a watcher that gets it as `type`. A change that moves a service
+    /// out of a watcher's selector is a DELETED carrying the last state that matched (the
+    /// document before the change; the change's own when the log no longer keeps it), as the
+    /// Kubernetes watch cache sends it.
+    private func line(_ type: WatchEventType, for event: WatchEvent) -> [UInt8] {
+        var document = event.document
+        if type == .deleted, event.type == .modified, let before = try? store.documentBefore(event) { document = before }
+        return WatchEncoding.event(type, document: document, resourceVersion: event.resourceVersion)
     }
 
     /// Once a second: ends watches past their duration (with a last bookmark when asked for),
