@@ -139,12 +139,7 @@ import Testing
         let cluster = try FakeCluster()
         let target = try #require(try KubeConfigLoader.load(paths: [cluster.kubeconfig]).first { $0.name == "token" })
         let api = KubernetesAPI(target: target)
-        let foreign =
-            #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"garb","namespace":"garb"},"spec":{"selector":{"app":"x"},"ports":[{"port":80}]}}"#
-        #expect(
-            try cluster.call(
-                "PATCH", "/api/v1/namespaces/garb/services/garb?fieldManager=kubectl", json: foreign, contentType: "application/apply-patch+yaml"
-            ).status == 201)
+        #expect(try cluster.applyForeignService(namespace: "garb", name: "garb", selector: "x") == 201)
         let live = try cluster.call("GET", "/api/v1/namespaces/garb/services/garb").body
         #expect(try api.get(.service, namespace: "garb", name: "garb") != nil)
         #expect(try api.get(.service, namespace: "garb", name: "absent") == nil)

@@ -167,12 +167,7 @@ private let rgw =
     /// body beyond the bound: the sync fails (status failing, retried), nothing is written over
     /// the object; answered properly again, it is the conflict it always was.
     @Test func aMalformedOrOversizedAnswerFailsTheSyncInsteadOfMeaningAbsent() throws {
-        let foreign =
-            #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"garb","namespace":"garb"},"spec":{"selector":{"app":"x"},"ports":[{"port":80}]}}"#
-        #expect(
-            try cluster.call(
-                "PATCH", "/api/v1/namespaces/garb/services/garb?fieldManager=kubectl", json: foreign, contentType: "application/apply-patch+yaml"
-            ).status == 201)
+        #expect(try cluster.applyForeignService(namespace: "garb", name: "garb", selector: "x") == 201)
         let live = try cluster.call("GET", "/api/v1/namespaces/garb/services/garb").body
         let garbage = String(decoding: JSONWriter.bytes(.string(live + "trailing-garbage")), as: UTF8.self)
         try cluster.call("POST", "/_fake/faults", json: #"[{"method":"GET","path":"/services/garb$","body":\#(garbage),"times":100000}]"#)
@@ -237,12 +232,7 @@ private let rgw =
     }
 
     @Test func adoptingAServiceWithASelectorRemovesIt() throws {
-        let foreign =
-            #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"rgw","namespace":"storage"},"spec":{"selector":{"app":"rgw"},"ports":[{"port":80}]}}"#
-        #expect(
-            try cluster.call(
-                "PATCH", "/api/v1/namespaces/storage/services/rgw?fieldManager=kubectl", json: foreign, contentType: "application/apply-patch+yaml"
-            ).status == 201)
+        #expect(try cluster.applyForeignService(namespace: "storage", name: "rgw", selector: "rgw") == 201)
         // The endpoints controller owns the Endpoints of a Service with a selector.
         #expect(
             ((try cluster.object("Endpoints", "rgw")?["metadata"] as? [String: Any])?["labels"] as? [String: String])?[

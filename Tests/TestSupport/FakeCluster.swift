@@ -140,6 +140,18 @@ public final class FakeCluster {
         }
     }
 
+    /// Creates a Service that another owner applied (kubectl's field manager, with a selector and
+    /// no managed-by label), as `kubectl apply --server-side` would; returns the fake's status
+    /// (201 when created).
+    public func applyForeignService(namespace: String, name: String, selector: String) throws -> Int {
+        let service =
+            #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"\#(name)","namespace":"\#(namespace)"},"spec":{"selector":{"app":"\#(selector)"},"ports":[{"port":80}]}}"#
+        return try call(
+            "PATCH", "/api/v1/namespaces/\(namespace)/services/\(name)?fieldManager=kubectl", json: service,
+            contentType: "application/apply-patch+yaml"
+        ).status
+    }
+
     /// Every object the fake stores; throws when the fake does not answer a list (so that an
     /// empty answer always means "no objects").
     public func objects() throws -> [[String: Any]] {
