@@ -204,9 +204,11 @@ public struct RegistryClient: Sendable {
     }
 
     /// `GET /v1/services?watch=true&resourceVersion=…`: calls `onEvent` with each event
-    /// (`{"type": …, "object": …}`) as it arrives, until the server ends the watch, `onEvent`
-    /// returns false, or the version is gone. An ERROR event other than 410 and 503 is thrown as
-    /// a problem.
+    /// (`{"type": …, "object": …}`: ADDED, MODIFIED, DELETED or BOOKMARK) as it arrives, until
+    /// the server ends the watch, `onEvent` returns false, or the version is gone. An ERROR event
+    /// other than 410 and 503 is thrown as a problem; a line that is not such an event (not JSON,
+    /// another type, an object that is not a service, or a stream that ends inside a line) as
+    /// `invalidResponse`: the server does not answer as the API does.
     public func watchServices(
         namespace: String?, labelSelector: String?, resourceVersion: String, timeoutSeconds: Int = 300,
         onEvent: @escaping (JSONValue) -> Bool
@@ -224,7 +226,7 @@ public struct RegistryClient: Sendable {
         if let token = settings.token { headers.append(("Authorization", "Bearer \(token)")) }
         var pending: [UInt8] = []
         var end = WatchEnd.closed
-        var failure: Problem? = nil
+        var failure: ClientError? = nil
         let response: KubeResponse
         do {
             response = try transport.stream(
@@ -234,7 +236,21 @@ public struct RegistryClient: Sendable {
                 while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                     let line = Array(pending[..<newline])
                     pending.removeSubrange(...newline)
-                    guard !line.isEmpty, let event = try? JSONParser.parse(line) else { continue }
+                    guard !line.isEmpty else { continue }
+                    let event: JSONValue
+                    do {
+                        do {
+                            event = try JSONParser.parse(line)
+                        } catch {
+                            throw MalformedEvent(description: "a line that is not JSON (\(error))")
+                        }
+                        try Self.checkWatchEvent(event)
+                    } catch {
+                        failure = .invalidResponse(
+                            "GET \(settings.server)/v1/services?watch=true: \(error) (the line: \(Self.quoted(line))); the server does not answer as the API does"
+                        )
+                        return false
+                    }
                     if event["type"]?.stringValue == "ERROR" {
                         let status = event["object"]?["code"]?.intValue ?? 500
                         if status == 410 {
@@ -242,9 +258,10 @@ public struct RegistryClient: Sendable {
                         } else if status == 503 {
                             end = .dropped(event["object"]?["message"]?.stringValue ?? "")
                         } else {
-                            failure = Problem(
-                                status: status, title: event["object"]?["reason"]?.stringValue ?? "Error",
-                                detail: event["object"]?["message"]?.stringValue ?? "", field: nil, errors: [])
+                            failure = .problem(
+                                Problem(
+                                    status: status, title: event["object"]?["reason"]?.stringValue ?? "Error",
+                                    detail: event["object"]?["message"]?.stringValue ?? "", field: nil, errors: []))
                         }
                         return false
                     }
@@ -260,7 +277,47 @@ public struct RegistryClient: Sendable {
         }
         if response.status == 410 { return .expired }
         if response.status >= 400 { throw .problem(Problem.decode(response.body, status: response.status)) }
-        if let failure { throw .problem(failure) }
+        if let failure { throw failure }
+        if end == .closed, !pending.allSatisfy({ [0x20, 0x09, 0x0D].contains($0) }) {
+            throw .invalidResponse(
+                "GET \(settings.server)/v1/services?watch=true: the watch ended inside an event (the line: \(Self.quoted(pending))); the server does not answer as the API does"
+            )
+        }
         return end
+    }
+
+    /// Why a watch event is not one the API sends, thrown as a sentence.
+    struct MalformedEvent: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Checks the shape of one watch event: a `type` of ADDED, MODIFIED, DELETED, BOOKMARK or
+    /// ERROR and an `object` that is, for the first three, a service (string `name` and
+    /// `namespace`), for BOOKMARK an object with `metadata.resourceVersion`, for ERROR an object.
+    static func checkWatchEvent(_ event: JSONValue) throws(MalformedEvent) {
+        guard case .object(let members) = event else { throw MalformedEvent(description: "an event that is not a JSON object") }
+        guard case .string(let type)? = members["type"] else { throw MalformedEvent(description: "an event without a string type") }
+        guard case .object(let object)? = members["object"] else { throw MalformedEvent(description: "an event (\(type)) without an object") }
+        switch type {
+        case "ADDED", "MODIFIED", "DELETED":
+            guard case .string? = object["name"], case .string? = object["namespace"] else {
+                throw MalformedEvent(description: "an event (\(type)) whose object is not a service (no string name and namespace)")
+            }
+        case "BOOKMARK":
+            guard case .string? = object["metadata"]?["resourceVersion"] else {
+                throw MalformedEvent(description: "a BOOKMARK event without metadata.resourceVersion")
+            }
+        case "ERROR":
+            break
+        default:
+            throw MalformedEvent(description: "an event of unknown type \"\(type)\" (ADDED, MODIFIED, DELETED, BOOKMARK or ERROR expected)")
+        }
+    }
+
+    /// Up to 200 bytes of a line, for messages, in JSON string quotes (control characters escaped).
+    static func quoted(_ bytes: [UInt8]) -> String {
+        var text = String(decoding: bytes.prefix(200), as: UTF8.self)
+        if bytes.count > 200 { text += "…" }
+        return String(decoding: JSONWriter.bytes(.string(text)), as: UTF8.self)
     }
 }
