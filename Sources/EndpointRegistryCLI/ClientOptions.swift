@@ -55,7 +55,10 @@ struct ClientOptions: ParsableArguments {
             guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the CA file \(path)") }
             tls.certificateAuthorityPEM = Array(data)
         }
-        return RegistryClient(settings: ClientSettings(server: server, token: token, tls: tls, timeout: .seconds(requestTimeout)))
+        // Every answer's warnings on standard error, as kubectl prints the API server's.
+        return RegistryClient(
+            settings: ClientSettings(
+                server: server, token: token, tls: tls, timeout: .seconds(requestTimeout), warningHandler: { Console.error("Warning: \($0)") }))
     }
 }
 

@@ -168,7 +168,6 @@ struct Manifests: ParsableCommand {
                 if let selector { query.append(("labelSelector", selector)) }
             }
             let answer = try client.send("GET", path, query: query, headers: [("Accept", output.format.mediaType)])
-            for warning in answer.headers where warning.name.lowercased() == "warning" { Console.error("warning: \(warning.value)") }
             FileHandle.standardOutput.write(Data(answer.body))
             return ClientExit.success
         }
@@ -186,7 +185,12 @@ enum ManifestOutput: String, ExpressibleByArgument, CaseIterable {
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "Register services from Kubernetes manifests (Services without selector with their Endpoints/EndpointSlices, ExternalName Services).")
+            "Register services from Kubernetes manifests (Services without selector with their Endpoints/EndpointSlices, ExternalName Services).",
+        discussion: """
+            What the import leaves out (valid in Kubernetes, but not held by a registration) and \
+            the choices it made are printed on standard error, one `Warning: FIELD: MESSAGE` line \
+            each; --strict refuses such an import instead (exit status 2, one line per field).
+            """)
 
     @Option(name: [.customShort("f"), .customLong("filename")], help: "A YAML or JSON manifest file, or -.", completion: .file())
     var file: String
@@ -196,6 +200,8 @@ struct Import: ParsableCommand {
     var onConflict: String?
     @Option(help: "none, or server: report what would be registered, write nothing.")
     var dryRun: DryRunMode = .none
+    @Flag(help: "Refuse the import (import nothing) if it would leave out anything valid in Kubernetes that a registration cannot hold.")
+    var strict = false
     @Option(name: .shortAndLong, help: "table, yaml or json.")
     var output: AnswerFormat = .table
     @OptionGroup var client: ClientOptions
@@ -213,8 +219,11 @@ struct Import: ParsableCommand {
         if let namespace { query.append(("namespace", namespace)) }
         if let onConflict { query.append(("onConflict", onConflict)) }
         if dryRun == .server { query.append(("dryRun", "true")) }
+        if strict { query.append(("strict", "true")) }
         let suffix = dryRun == .server ? " (server dry run)" : ""
         try runClient {
+            // Each warning (what is left out, choices made) comes as a `Warning` header too:
+            // printed on standard error by the client's warning handler.
             let result = try client.send(
                 "POST", "/v1/import", query: query, headers: [("Content-Type", "application/yaml")], body: Array(text.utf8)
             ).json()

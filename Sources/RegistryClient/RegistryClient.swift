@@ -10,12 +10,47 @@ public struct ClientSettings: Sendable {
     public var token: String?
     public var tls: TLSSettings
     public var timeout: Duration
+    /// Called with the text of each `Warning: 299` header of every answer (client-go's
+    /// `rest.WarningHandler`; kubectl prints them as `Warning: TEXT` on standard error).
+    public var warningHandler: (@Sendable (String) -> Void)?
 
-    public init(server: String, token: String?, tls: TLSSettings = TLSSettings(), timeout: Duration = .seconds(30)) {
+    public init(
+        server: String, token: String?, tls: TLSSettings = TLSSettings(), timeout: Duration = .seconds(30),
+        warningHandler: (@Sendable (String) -> Void)? = nil
+    ) {
         self.server = server.hasSuffix("/") ? String(server.dropLast()) : server
         self.token = token
         self.tls = tls
         self.timeout = timeout
+        self.warningHandler = warningHandler
+    }
+}
+
+/// `Warning` header values (RFC 9111 §5.5: `warn-code SP warn-agent SP warn-text [SP warn-date]`).
+public enum WarningHeader {
+    /// The warn-text of a value with code 299 (the one code the Kubernetes API server sends, and
+    /// the only one client-go reports), its quoted-string unescaped; nil for another code. A value
+    /// that is not in this form is given whole, so that nothing the server says is lost.
+    public static func text(_ value: String) -> String? {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        let parts = trimmed.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
+        guard parts.count == 3, parts[0].count == 3, parts[0].allSatisfy(\.isNumber), parts[2].first == "\"" else { return trimmed }
+        guard parts[0] == "299" else { return nil }
+        var text = ""
+        var escaped = false
+        for character in parts[2].dropFirst() {
+            if escaped {
+                text.append(character)
+                escaped = false
+            } else if character == "\\" {
+                escaped = true
+            } else if character == "\"" {
+                return text
+            } else {
+                text.append(character)
+            }
+        }
+        return trimmed
     }
 }
 
@@ -144,6 +179,11 @@ public struct RegistryClient: Sendable {
             throw .transport("\(method) \(settings.server)\(path): \(error)")
         }
         let answer = ClientResponse(status: response.status, headers: response.headers, body: response.body)
+        if let warningHandler = settings.warningHandler {
+            for header in answer.headers where header.name.lowercased() == "warning" {
+                if let text = WarningHeader.text(header.value) { warningHandler(text) }
+            }
+        }
         if answer.status >= 400 && !accept.contains(answer.status) {
             throw .problem(Problem.decode(answer.body, status: answer.status))
         }

@@ -319,6 +319,30 @@ private let twoServicesFile = """
         #expect(try runCLI(["delete", "svc", "etcd", "--ignore-not-found"], environment: environment).status == 0)
     }
 
+    @Test func theServersWarningsArePrintedOnStandardError() throws {
+        let headless = "name: hl\ntype: Headless\nports: [{port: 80, targetPort: 8080}]\naddresses: [{ip: 10.7.0.1}]\n"
+        let applied = try runCLI(["apply", "-f", "-"], environment: environment, input: headless)
+        #expect(applied.status == 0)
+        #expect(applied.stdout == "service/hl created\n")
+        let lines = applied.stderr.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].hasPrefix("Warning: ports[0]: a Headless service does no port translation: "), "\(applied.stderr)")
+        #expect(!applied.stderr.contains("299"), "the text, not the header value")
+        let dryRun = try runCLI(["apply", "-f", "-", "--dry-run=server"], environment: environment, input: headless + "description: x\n")
+        #expect(dryRun.stdout == "service/hl configured (server dry run)\n")
+        #expect(dryRun.stderr.hasPrefix("Warning: ports[0]: a Headless service does no port translation: "), "\(dryRun.stderr)")
+        // What an import leaves out, in a dry run too; --strict refuses it instead.
+        let manifest = "apiVersion: v1\nkind: Service\nmetadata: {name: db}\nspec: {clusterIP: 10.96.0.9, ports: [{port: 5432}]}\n"
+        let imported = try runCLI(["import", "-f", "-", "--dry-run=server"], environment: environment, input: manifest)
+        #expect(imported.status == 0)
+        #expect(imported.stdout == "service/db created (server dry run) (namespace default)\n")
+        #expect(imported.stderr.hasPrefix("Warning: documents[0].spec.clusterIP: "), "\(imported.stderr)")
+        let strict = try runCLI(["import", "-f", "-", "--strict"], environment: environment, input: manifest)
+        #expect(strict.status == 2)
+        #expect(strict.stdout.isEmpty)
+        #expect(strict.stderr.hasPrefix("error: documents[0].spec.clusterIP: "), "\(strict.stderr)")
+        #expect(try runCLI(["get", "service", "db"], environment: environment).status == 2)
+    }
+
     @Test func exitStatuses() throws {
         #expect(try runCLI(["get", "service", "missing"], environment: environment).status == 2)
         #expect(try runCLI(["get", "pods"], environment: environment).status == 64)
