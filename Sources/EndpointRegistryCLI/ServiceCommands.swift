@@ -102,9 +102,14 @@ struct Status: ParsableCommand {
     }
 }
 
-/// `history NAME`.
+/// `history NAME [--chunk-size N]`.
 struct History: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show every revision of a service, with who changed what.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show every revision of a service, with who changed what.",
+        discussion: """
+            Reads the revisions page by page (--chunk-size per request, following the server's \
+            continue tokens as kubectl's chunked lists do) and prints them all, oldest first.
+            """)
 
     @Argument(help: "The service (NAME or service/NAME).")
     var name: String
@@ -112,15 +117,22 @@ struct History: ParsableCommand {
     var namespace: String?
     @Option(name: .shortAndLong, help: "table, yaml or json.")
     var output: AnswerFormat = .table
+    @Option(help: ArgumentHelp("Revisions per request (1 to 1000).", valueName: "count"))
+    var chunkSize = 500
     @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+        guard (1...1000).contains(chunkSize) else { throw ValidationError("--chunk-size must be from 1 to 1000") }
+    }
 
     func run() throws {
         let name = try ResourceWord.names([name], required: false).first ?? name
         let client = try client.client()
         try runClient {
-            let result = try client.send("GET", RegistryClient.servicePath(namespace ?? "default", name) + "/history").json()
+            let items = try client.listAllPages(RegistryClient.servicePath(namespace ?? "default", name) + "/history", limit: chunkSize)
+            let result = JSONValue.object(JSONObject([("items", .array(items))]))
             show(result, output) {
-                let rows = (result["items"]?.arrayValue ?? []).map { item in
+                let rows = items.map { item in
                     [
                         item["revision"]?.intValue.map(String.init) ?? "", item["change"]?.stringValue ?? "", item["actor"]?.stringValue ?? "",
                         item["time"]?.stringValue ?? "", item["action"]?.stringValue ?? "",

@@ -230,6 +230,31 @@ public struct RegistryClient: Sendable {
         return (items, resourceVersion ?? "0")
     }
 
+    /// Every item of a paged list (`{"items": […], "continue": …}`, as `GET …/history`),
+    /// `limit` per request, following `continue` to the last page as kubectl's chunked lists do.
+    /// A `continue` the server already gave (it would loop) is an `invalidResponse`.
+    public func listAllPages(_ path: String, query: [(String, String)] = [], limit: Int) throws(ClientError) -> [JSONValue] {
+        var items: [JSONValue] = []
+        var continueToken: String? = nil
+        var tokens: Set<String> = []
+        repeat {
+            var pageQuery = query + [("limit", String(limit))]
+            if let continueToken { pageQuery.append(("continue", continueToken)) }
+            let page = try send("GET", path, query: pageQuery).json()
+            guard case .array(let pageItems)? = page["items"] else { throw .invalidResponse("GET \(path) did not answer a list") }
+            items += pageItems
+            if case .string(let next)? = page["continue"], !next.isEmpty {
+                guard tokens.insert(next).inserted else {
+                    throw .invalidResponse("GET \(path) gave the continue token \(next) twice (the pages would never end)")
+                }
+                continueToken = next
+            } else {
+                continueToken = nil
+            }
+        } while continueToken != nil
+        return items
+    }
+
     /// How a watch ended.
     public enum WatchEnd: Sendable, Equatable {
         /// The server ended it (its timeout, or shutdown): watch again from the last version.

@@ -319,6 +319,28 @@ private let twoServicesFile = """
         #expect(try runCLI(["delete", "svc", "etcd", "--ignore-not-found"], environment: environment).status == 0)
     }
 
+    @Test func historyReadsEveryPage() throws {
+        #expect(try runCLI(["apply", "-f", "-"], environment: environment, input: etcdFile).status == 0)
+        let client = try server.client()
+        for round in 2...5 {
+            let body = #"{"description":"round \#(round)"}"#
+            let answer = try client.request("PATCH", "/v1/services/default/etcd", body: Array(body.utf8), contentType: "application/merge-patch+json")
+            #expect(answer.status == 200)
+        }
+        // Pages of two revisions: every one of the five is printed, oldest first, in each format.
+        let table = try runCLI(["history", "etcd", "--chunk-size", "2"], environment: environment)
+        #expect(table.status == 0, "\(table.stderr)")
+        let rows = table.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: " ").first.map(String.init) ?? "" }
+        #expect(rows == ["1", "2", "3", "4", "5"], "\(table.stdout)")
+        let json = try runCLI(["history", "etcd", "--chunk-size", "2", "-o", "json"], environment: environment)
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect((object?["items"] as? [[String: Any]])?.compactMap { $0["revision"] as? Int } == [1, 2, 3, 4, 5])
+        #expect(object?["continue"] == nil)
+        let yaml = try runCLI(["history", "etcd", "--chunk-size", "2", "-o", "yaml"], environment: environment)
+        #expect(yaml.stdout.components(separatedBy: "revision: ").count == 6, "\(yaml.stdout)")
+        #expect(try runCLI(["history", "etcd", "--chunk-size", "0"], environment: environment).status == 64)
+    }
+
     @Test func theServersWarningsArePrintedOnStandardError() throws {
         let headless = "name: hl\ntype: Headless\nports: [{port: 80, targetPort: 8080}]\naddresses: [{ip: 10.7.0.1}]\n"
         let applied = try runCLI(["apply", "-f", "-"], environment: environment, input: headless)
