@@ -156,6 +156,35 @@ private let twoServicesFile = """
         #expect(all.stdout == "service/etcd unchanged\nservice/loose pruned\nservice/other pruned\n")
     }
 
+    @Test func aSelectorFiltersTheRegistrationsApplyReadsAndPrunesAmongThem() throws {
+        let teamB = "name: db\nlabels: {team: b}\nports: [{port: 5432}]\n---\nname: cache\nlabels: {team: b}\nports: [{port: 6379}]\n"
+        let directory = try registrationDirectory(["b.yaml": teamB, "etcd.yaml": etcdFile, "two.yaml": twoServicesFile])
+        let applied = try runCLI(["apply", "-f", directory.path(), "-l", "team=b"], environment: environment)
+        #expect(applied.status == 0, "\(applied.stderr)")
+        #expect(applied.stdout == "service/db created\nservice/cache created\n")
+        let client = try server.client()
+        #expect(try client.request("GET", "/v1/services/default/etcd").status == 404)
+        #expect(try runCLI(["apply", "-f", directory.path()], environment: environment).status == 0)
+        // db's file no longer carries team=b and etcd's changed: only cache is applied, and db,
+        // selected on the server but not applied, is pruned (as kubectl apply -l --prune).
+        try teamB.replacingOccurrences(of: "name: db\nlabels: {team: b}", with: "name: db\nlabels: {team: c}")
+            .write(to: directory.appending(path: "b.yaml"), atomically: true, encoding: .utf8)
+        try etcdFile.replacingOccurrences(of: "port: 2379", with: "port: 2380").write(
+            to: directory.appending(path: "etcd.yaml"), atomically: true, encoding: .utf8)
+        let pruned = try runCLI(["apply", "-f", directory.path(), "--prune", "-l", "team=b"], environment: environment)
+        #expect(pruned.status == 0, "\(pruned.stderr)")
+        #expect(pruned.stdout == "service/cache unchanged\nservice/db pruned\n")
+        #expect(try client.request("GET", "/v1/services/default/etcd").json?["revision"] as? Int == 1)
+        #expect(try client.request("GET", "/v1/services/default/minio").status == 200)
+        // A selector no registration matches applies and prunes nothing.
+        let none = try runCLI(["apply", "-f", directory.path(), "--prune", "-l", "team=x"], environment: environment)
+        #expect(none.status == 2 && none.stdout.isEmpty)
+        #expect(none.stderr == "error: no registration in \(directory.path()) matches -l team=x; nothing was done\n")
+        #expect(try client.request("GET", "/v1/services/default/cache").status == 200)
+        let badSelector = try runCLI(["apply", "-f", directory.path(), "-l", "team in (b"], environment: environment)
+        #expect(badSelector.status == 64, "\(badSelector.stderr)")
+    }
+
     @Test func dryRunChecksEverythingAndWritesNothing() throws {
         let created = try runCLI(["apply", "-f", "-", "--dry-run=server"], environment: environment, input: etcdFile)
         #expect(created.status == 0)
