@@ -13,16 +13,27 @@ public struct ClientSettings: Sendable {
     /// Called with the text of each `Warning: 299` header of every answer (client-go's
     /// `rest.WarningHandler`; kubectl prints them as `Warning: TEXT` on standard error).
     public var warningHandler: (@Sendable (String) -> Void)?
+    /// How many times a request answered 429 or 5xx with `Retry-After: SECONDS` is sent again,
+    /// after that many seconds (at most `maximumRetryAfter`), as client-go's REST client does
+    /// (its default is 10); 0 sends each request once.
+    public var maxRetries: Int
+    /// Called before each such retry with a sentence saying what is tried again and when.
+    public var retryNotice: (@Sendable (String) -> Void)?
+
+    /// The longest wait a `Retry-After` obtains, in seconds.
+    public static let maximumRetryAfter = 30
 
     public init(
         server: String, token: String?, tls: TLSSettings = TLSSettings(), timeout: Duration = .seconds(30),
-        warningHandler: (@Sendable (String) -> Void)? = nil
+        warningHandler: (@Sendable (String) -> Void)? = nil, maxRetries: Int = 0, retryNotice: (@Sendable (String) -> Void)? = nil
     ) {
         self.server = server.hasSuffix("/") ? String(server.dropLast()) : server
         self.token = token
         self.tls = tls
         self.timeout = timeout
         self.warningHandler = warningHandler
+        self.maxRetries = maxRetries
+        self.retryNotice = retryNotice
     }
 }
 
@@ -86,6 +97,12 @@ public struct Problem: Sendable, Equatable {
             detail: string(object["detail"]) ?? "", field: string(object["field"]), errors: errors)
     }
 
+    /// The status for messages: `HTTP 404 Not found` (the title when the body was a problem
+    /// document), as kubectl's `Error from server (NotFound)` names it.
+    public var statusText: String {
+        title == "HTTP \(status)" || title.isEmpty ? "HTTP \(status)" : "HTTP \(status) \(title)"
+    }
+
     /// One line per problem: `FIELD: MESSAGE` for each field error, otherwise the detail (with
     /// its field when the server named one).
     public var lines: [String] {
@@ -107,7 +124,7 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .transport(let message): message
-        case .problem(let problem): problem.lines.joined(separator: "; ")
+        case .problem(let problem): problem.lines.joined(separator: "; ") + " (\(problem.statusText))"
         case .invalidResponse(let message): message
         }
     }
@@ -171,12 +188,23 @@ public struct RegistryClient: Sendable {
         if let token = settings.token { allHeaders.append(("Authorization", "Bearer \(token)")) }
         if !allHeaders.contains(where: { $0.0.lowercased() == "accept" }) { allHeaders.append(("Accept", "application/json")) }
         allHeaders.append(("User-Agent", "endpoint-registry-cli"))
-        let response: KubeResponse
-        do {
-            response = try transport.send(
-                KubeRequest(method: method, url: url, headers: allHeaders, body: body, timeout: settings.timeout), tls: settings.tls)
-        } catch {
-            throw .transport("\(method) \(settings.server)\(path): \(error)")
+        var response: KubeResponse
+        var retries = 0
+        while true {
+            do {
+                response = try transport.send(
+                    KubeRequest(method: method, url: url, headers: allHeaders, body: body, timeout: settings.timeout), tls: settings.tls)
+            } catch {
+                throw .transport("\(method) \(settings.server)\(path): \(error)")
+            }
+            guard retries < settings.maxRetries, let seconds = Self.retryAfter(response) else { break }
+            retries += 1
+            let wait = min(seconds, ClientSettings.maximumRetryAfter)
+            let problem = Problem.decode(response.body, status: response.status)
+            settings.retryNotice?(
+                "\(method) \(settings.server)\(path): \(problem.lines.joined(separator: "; ")) (\(problem.statusText)); "
+                    + "trying again in \(wait) s (retry \(retries) of \(settings.maxRetries))")
+            Thread.sleep(forTimeInterval: Double(wait))
         }
         let answer = ClientResponse(status: response.status, headers: response.headers, body: response.body)
         if let warningHandler = settings.warningHandler {
@@ -188,6 +216,16 @@ public struct RegistryClient: Sendable {
             throw .problem(Problem.decode(answer.body, status: answer.status))
         }
         return answer
+    }
+
+    /// The seconds of the `Retry-After` of a 429 or 5xx answer, when it gives them as an integer
+    /// (client-go's `checkWait`: the only form it honours); nil otherwise.
+    static func retryAfter(_ response: KubeResponse) -> Int? {
+        guard response.status == 429 || response.status >= 500 else { return nil }
+        guard let value = response.headers.last(where: { $0.name.lowercased() == "retry-after" })?.value,
+            let seconds = Int(value.trimmingCharacters(in: .whitespaces)), seconds >= 0
+        else { return nil }
+        return seconds
     }
 
     /// Sends a JSON body.

@@ -50,6 +50,19 @@ final class ScriptedServer: Sendable {
     static func isWatch(_ request: HTTPRequest) -> Bool { request.queryValue("watch") == "true" }
 }
 
+/// A count shared with a server's handler.
+final class Counter: Sendable {
+    private let value = Mutex(0)
+
+    /// Adds one; the new count.
+    func next() -> Int {
+        value.withLock {
+            $0 += 1
+            return $0
+        }
+    }
+}
+
 extension BackgroundCLI {
     /// Waits until the client exits (at most `seconds`); its exit status, or nil if it still runs.
     func exitStatus(within seconds: Int = 20) -> Int32? {
@@ -114,5 +127,49 @@ extension BackgroundCLI {
         #expect(output.first?.contains(said) == true, "\(output)")
         #expect(output.first?.hasSuffix("the server does not answer as the API does") == true, "\(output)")
         #expect(server.requests.count == 2, "\(server.requests)")
+    }
+
+    /// A 429 or 5xx with `Retry-After` is sent again (the body too) after that many seconds, up
+    /// to 10 times, each retry said on standard error, as client-go's REST client does; without
+    /// `Retry-After` it fails at once. Errors name the HTTP status.
+    @Test func busyAnswersWithRetryAfterAreTriedAgain() throws {
+        let busy = #"{"type":"about:blank","title":"Service unavailable","status":503,"detail":"starting"}"#
+        let slowDown = #"{"type":"about:blank","title":"Too many requests","status":429,"detail":"slow down"}"#
+        let puts = Counter()
+        let server = try ScriptedServer { request in
+            switch (request.method, request.path) {
+            case ("GET", "/v1/services/default/nowait"): return ScriptedServer.json(503, busy)
+            case ("GET", "/v1/services/default/limited"): return ScriptedServer.json(429, slowDown, headers: [("Retry-After", "0")])
+            case ("GET", _): return ScriptedServer.json(404, #"{"type":"about:blank","title":"Not found","status":404,"detail":"absent"}"#)
+            default:
+                // The first two writes are refused: busy, come back in 1 s.
+                guard puts.next() > 2, String(decoding: request.body, as: UTF8.self).contains(#""name":"x""#) else {
+                    return ScriptedServer.json(503, busy, headers: [("Retry-After", "1")])
+                }
+                return ScriptedServer.json(201, #"{"name":"x"}"#)
+            }
+        }
+        let environment = ["ENDPOINT_REGISTRY_URL": "http://127.0.0.1:\(server.port)"]
+        let limited = try runCLI(["get", "service", "limited"], environment: environment)
+        #expect(limited.status == 2)
+        let lines = limited.stderr.split(separator: "\n").map(String.init)
+        #expect(lines.count == 11, "\(limited.stderr)")
+        #expect(
+            lines.first
+                == "retrying: GET http://127.0.0.1:\(server.port)/v1/services/default/limited: slow down (HTTP 429 Too many requests); trying again in 0 s (retry 1 of 10)"
+        )
+        #expect(lines.last == "error: slow down (HTTP 429 Too many requests)")
+        #expect(server.requests.filter { $0.hasSuffix("/limited") }.count == 11)
+        let noWait = try runCLI(["get", "service", "nowait"], environment: environment)
+        #expect(noWait.status == 2 && noWait.stderr == "error: starting (HTTP 503 Service unavailable)\n")
+        #expect(server.requests.filter { $0.hasSuffix("/nowait") }.count == 1)
+        // A write is sent again with its body.
+        let applied = try runCLI(["apply", "-f", "-"], environment: environment, input: "name: x\nports: [{port: 1}]\n")
+        #expect(applied.status == 0, "\(applied.stderr)")
+        #expect(applied.stdout == "service/x created\n")
+        #expect(
+            applied.stderr.split(separator: "\n").map { $0.hasSuffix("; trying again in 1 s (retry 1 of 10)") || $0.hasSuffix("(retry 2 of 10)") }
+                == [true, true])
+        #expect(server.requests.filter { $0.hasPrefix("PUT ") }.count == 3)
     }
 }

@@ -344,7 +344,7 @@ private let twoServicesFile = """
         let deleted = try runCLI(["delete", "svc", "etcd"], environment: environment)
         #expect(deleted.stdout == "service/etcd deleted\n")
         let again = try runCLI(["delete", "svc", "etcd"], environment: environment)
-        #expect(again.status == 2 && again.stderr == "error: service/etcd: service default/etcd does not exist\n")
+        #expect(again.status == 2 && again.stderr == "error: service/etcd: service default/etcd does not exist (HTTP 404 Not found)\n")
         #expect(try runCLI(["delete", "svc", "etcd", "--ignore-not-found"], environment: environment).status == 0)
     }
 
