@@ -394,6 +394,20 @@ private let twoServicesFile = """
         #expect(try runCLI(["get", "service", "db"], environment: environment).status == 2)
     }
 
+    @Test func renderExitsAsApplyOnFilesThatAreMissingOrInvalid() throws {
+        let directory = try registrationDirectory(["bad.yaml": "name: Bad_Name\nports: [{port: 80}]\n", "etcd.yaml": etcdFile])
+        let bad = directory.appending(path: "bad.yaml").path()
+        let missing = directory.appending(path: "missing.yaml").path()
+        for (file, said) in [(bad, "error: \(bad) document 0: name: "), (missing, "error: \(missing) does not exist")] {
+            let rendered = try runCLI(["render", file, directory.appending(path: "etcd.yaml").path()])
+            #expect(rendered.status == 2 && rendered.stdout.isEmpty, "\(rendered.stderr)")
+            #expect(rendered.stderr.hasPrefix(said), "\(rendered.stderr)")
+            let applied = try runCLI(["apply", "-f", file], environment: environment)
+            #expect(applied.status == 2 && applied.stderr.hasPrefix(said), "\(applied.stderr)")
+        }
+        #expect(try runCLI(["render", "--format", "xml", bad]).status == 64)
+    }
+
     @Test func exitStatuses() throws {
         #expect(try runCLI(["get", "service", "missing"], environment: environment).status == 2)
         #expect(try runCLI(["get", "pods"], environment: environment).status == 64)
