@@ -20,8 +20,11 @@ struct Apply: ParsableCommand {
             a `revision` in the file is a precondition too. One line per service: \
             service/NAME created|configured|unchanged|pruned. If any file is invalid nothing is \
             sent; if any item fails nothing is pruned; the exit status is then 2.
-            --prune deletes the services matching -l, in the namespaces of the files' services \
-            (and -n), that the files do not contain; --prune-all does so for every service there.
+            -l applies only the files' registrations whose labels match the selector (as \
+            kubectl apply -l); --prune then deletes the services matching it, in the namespaces \
+            of the applied registrations (and -n), that were not applied: a service whose file \
+            no longer carries the selected labels is pruned too. --prune-all deletes every \
+            service there that the files do not contain.
             Examples:
               endpoint-registry apply -f registrations/ -R --prune -l team=storage
               endpoint-registry apply -f etcd.yaml --dry-run=server
@@ -37,7 +40,9 @@ struct Apply: ParsableCommand {
     var prune = false
     @Flag(help: "Delete every service of the namespaces concerned that the files do not contain.")
     var pruneAll = false
-    @Option(name: [.customShort("l"), .long], help: "Label selector of the services --prune may delete.")
+    @Option(
+        name: [.customShort("l"), .long],
+        help: "Apply only the registrations matching this label selector (e.g. team=storage); with --prune, delete only services matching it.")
     var selector: String?
     @Option(help: "none, or server: the server validates and decides, and writes nothing.")
     var dryRun: DryRunMode = .none
@@ -47,10 +52,18 @@ struct Apply: ParsableCommand {
         if files.isEmpty { throw ValidationError("name the registrations with -f FILE, -f DIR or -f -") }
         if prune && pruneAll { throw ValidationError("use --prune -l SELECTOR or --prune-all, not both") }
         if prune && (selector ?? "").isEmpty { throw ValidationError("--prune needs a label selector (-l); --prune-all prunes without one") }
-        if selector != nil && !prune { throw ValidationError("-l only selects what --prune deletes; add --prune") }
+        if selector != nil && pruneAll {
+            throw ValidationError("--prune-all prunes without a selector; use --prune -l SELECTOR to prune the selected services")
+        }
     }
 
     func run() throws {
+        let labelSelector: LabelSelector?
+        do {
+            labelSelector = try selector.map { try LabelSelector(parsing: $0) }
+        } catch {
+            throw ValidationError("-l \(selector ?? ""): \(error)")
+        }
         let loaded = RegistrationFiles.load(files, recursive: recursive, namespace: namespace)
         for problem in loaded.problems { Console.error("error: " + problem) }
         guard loaded.problems.isEmpty else {
@@ -60,12 +73,22 @@ struct Apply: ParsableCommand {
         // As kubectl's "no objects passed to apply": above all, an empty directory or input with
         // --prune-all must not delete every service of the namespace.
         try RegistrationFiles.requireSome(loaded.registrations, files)
+        // -l: only the registrations the selector matches are applied, and they are the set
+        // --prune keeps (kubectl apply -l); none matching prunes nothing and is an error.
+        var registrations = loaded.registrations
+        if let labelSelector, let selector {
+            registrations = registrations.filter { labelSelector.matches($0.input.service.labels) }
+            guard !registrations.isEmpty else {
+                Console.error("error: no registration in \(files.joined(separator: ", ")) matches -l \(selector); nothing was done")
+                throw ExitCode(ClientExit.failed)
+            }
+        }
         let client = try client.client()
         let suffix = dryRun == .server ? " (server dry run)" : ""
         let query: [(String, String)] = dryRun == .server ? [("dryRun", "true")] : []
         try runClient {
             var status = ClientExit.success
-            for registration in loaded.registrations {
+            for registration in registrations {
                 do {
                     let action = try apply(registration, client: client, query: query)
                     Console.out("service/\(registration.name) \(action)\(suffix)\n")
@@ -78,10 +101,10 @@ struct Apply: ParsableCommand {
                 Console.error("error: nothing was pruned, since not every registration was applied")
                 return status
             }
-            var namespaces = Set(loaded.registrations.map(\.namespace))
+            var namespaces = Set(registrations.map(\.namespace))
             if let namespace { namespaces.insert(namespace) }
             if namespaces.isEmpty { namespaces.insert(ExternalService.defaultNamespace) }
-            let kept = Set(loaded.registrations.map { "\($0.namespace)/\($0.name)" })
+            let kept = Set(registrations.map { "\($0.namespace)/\($0.name)" })
             for namespace in namespaces.sorted() {
                 for item in try client.listServices(namespace: namespace, labelSelector: prune ? selector : nil) {
                     guard let name = item["name"]?.stringValue, !kept.contains("\(namespace)/\(name)") else { continue }

@@ -28,6 +28,8 @@ struct ClientOptions: ParsableArguments {
     var requestTimeout: Int = 30
 
     static let defaultServer = "http://127.0.0.1:8478"
+    /// Retries of a request answered 429 or 5xx with `Retry-After` (client-go's default).
+    static let maxRetries = 10
 
     func validate() throws {
         guard requestTimeout > 0 else { throw ValidationError("--request-timeout must be a positive number of seconds") }
@@ -55,7 +57,12 @@ struct ClientOptions: ParsableArguments {
             guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the CA file \(path)") }
             tls.certificateAuthorityPEM = Array(data)
         }
-        return RegistryClient(settings: ClientSettings(server: server, token: token, tls: tls, timeout: .seconds(requestTimeout)))
+        // Every answer's warnings on standard error, as kubectl prints the API server's; a busy
+        // server's 429 or 503 with Retry-After is tried again up to 10 times, as client-go does.
+        return RegistryClient(
+            settings: ClientSettings(
+                server: server, token: token, tls: tls, timeout: .seconds(requestTimeout), warningHandler: { Console.error("Warning: \($0)") },
+                maxRetries: ClientOptions.maxRetries, retryNotice: { Console.error("retrying: \($0)") }))
     }
 }
 
@@ -105,7 +112,7 @@ enum Console {
         }
         switch error {
         case .problem(let problem):
-            for line in problem.lines { Console.error(lead + line) }
+            for line in problem.lines { Console.error(lead + line + " (\(problem.statusText))") }
         default:
             Console.error(lead + error.description)
         }

@@ -19,12 +19,13 @@ struct Get: ParsableCommand {
             (in sync/pushed) and the age. -o yaml gives documents that apply accepts unchanged.
             -w prints the list, then one line (or document) per change as it happens, like \
             kubectl get -w, until interrupted; --watch-only prints only the changes, and \
-            --output-watch-events the kind of each change (ADDED, MODIFIED, DELETED). The watch \
-            resumes from the last change seen when the server ends it (or drops it for \
-            falling behind), and lists again (printing \
-            what differs) when the server no longer keeps that change. A server that does \
-            not answer (restarting) or answers 429, 502, 503 or 504 is tried again after 1, \
-            2, 4... up to 30 seconds, with a line on standard error.
+            --output-watch-events the kind of each change (ADDED, MODIFIED, DELETED). When the \
+            server ends a watch that worked (its timeout), it resumes at once from the last change \
+            seen. When the server drops it (falling behind, busy), no longer keeps that change \
+            (the list is then read again, printing what differs), ends it at once with no change, \
+            does not answer (restarting) or answers 429, 502, 503 or 504, it is tried again after \
+            1, 2, 4... up to 30 seconds, with a line on standard error. An event that is not the \
+            API's (not JSON, an unknown type, not a service) ends it with exit status 3.
             Examples:
               endpoint-registry get services -A
               endpoint-registry get service etcd -o yaml > etcd.yaml
@@ -105,28 +106,30 @@ struct Get: ParsableCommand {
         }
         var version = listing.resourceVersion
         // A watch or list that fails for a reason that passes (no answer: the server restarting;
-        // 429, 502, 503, 504: busy or shutting down) is tried again after 1, 2, 4… up to 30
-        // seconds, as client-go's reflector backs off, with a line on standard error each time.
+        // 429, 502, 503, 504: busy or shutting down), and a watch that ends abnormally (dropped,
+        // its version gone, or ended at once with no event), is tried again after 1, 2, 4… up
+        // to 30 seconds, with a line on standard error each time: client-go's reflector backs
+        // off the same way (and calls a watch that ends within a second with no event "very
+        // short"). A watch that delivered an event or lasted a second sets the wait back to 1 s.
         var delay = 1
-        func retrying<T>(_ body: () throws -> T) throws -> T? {
-            do {
-                let result = try body()
-                delay = 1
-                return result
-            } catch let error as ClientError where Self.passes(error) {
-                Console.error("watch: \(error); trying again in \(delay) s")
-                Thread.sleep(forTimeInterval: Double(delay))
-                delay = min(delay * 2, 30)
-                return nil
-            }
+        func backOff(_ reason: String) {
+            Console.error("watch: \(reason); trying again in \(delay) s")
+            Thread.sleep(forTimeInterval: Double(delay))
+            delay = min(delay * 2, Self.maximumDelay)
         }
         var mustList = false
         while true {
             if mustList {
-                guard let fresh = try retrying({ try client.listServicesWithVersion(namespace: namespace, labelSelector: selector) }) else {
+                let fresh = Result { () throws(ClientError) in try client.listServicesWithVersion(namespace: namespace, labelSelector: selector) }
+                switch fresh {
+                case .success(let fresh):
+                    listing = fresh
+                case .failure(let error) where Self.passes(error):
+                    backOff("\(error)")
                     continue
+                case .failure(let error):
+                    throw error
                 }
-                listing = fresh
                 var items: [String: JSONValue] = [:]
                 for item in listing.items where wanted(item) { items[key(item)] = item }
                 for (name, item) in items.sorted(by: { $0.key < $1.key }) {
@@ -142,8 +145,11 @@ struct Get: ParsableCommand {
                 mustList = false
             }
             var failure: (any Error)? = nil
-            let ended = try retrying {
+            var received = 0
+            let started = ContinuousClock.now
+            let ended = Result { () throws(ClientError) in
                 try client.watchServices(namespace: namespace, labelSelector: selector, resourceVersion: version) { event in
+                    received += 1
                     guard let type = event["type"]?.stringValue, let object = event["object"] else { return true }
                     if let seen = object["metadata"]?["resourceVersion"]?.stringValue { version = seen }
                     guard type != "BOOKMARK", wanted(object) else { return true }
@@ -163,19 +169,32 @@ struct Get: ParsableCommand {
                 }
             }
             if let failure { throw failure }
+            let worked = received > 0 || ContinuousClock.now - started >= .seconds(1)
+            if worked { delay = 1 }
             switch ended {
-            // Not answered: tried again (above).
-            case nil:
-                continue
-            // Dropped for falling behind (a slow terminal or pipe): watch again from the last
-            // change printed, as the server asks; what was missed is sent again.
-            case .closed?, .stopped?, .dropped?:
-                continue
-            case .expired?:
+            case .failure(let error) where Self.passes(error):
+                backOff("\(error)")
+            case .failure(let error):
+                // Refused (401, 403, 400…), or not the API's answer (exit status 3).
+                throw error
+            // The server ended a watch that worked (its timeout, or shutdown): watch again at
+            // once from the last change printed.
+            case .success(.closed), .success(.stopped):
+                if !worked { backOff("the server ended the watch at once, with no event") }
+            // Dropped for falling behind (a slow terminal or pipe) or the server being busy:
+            // watch again from the last change printed; what was missed is sent again.
+            case .success(.dropped(let message)):
+                backOff("the server dropped the watch" + (message.isEmpty ? "" : " (\(message))"))
+            // The server no longer keeps the changes after `version`: list again.
+            case .success(.expired):
+                backOff("the server no longer keeps the changes after version \(version) (410 Gone), so the list is read again")
                 mustList = true
             }
         }
     }
+
+    /// The longest wait between two attempts of `get -w`, in seconds (client-go's reflector: 30 s).
+    static let maximumDelay = 30
 
     /// Whether a failed watch or list is worth trying again: no answer (connection refused or
     /// reset, timeout), or 429, 502, 503, 504.

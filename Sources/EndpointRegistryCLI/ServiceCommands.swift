@@ -102,9 +102,14 @@ struct Status: ParsableCommand {
     }
 }
 
-/// `history NAME`.
+/// `history NAME [--chunk-size N]`.
 struct History: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show every revision of a service, with who changed what.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show every revision of a service, with who changed what.",
+        discussion: """
+            Reads the revisions page by page (--chunk-size per request, following the server's \
+            continue tokens as kubectl's chunked lists do) and prints them all, oldest first.
+            """)
 
     @Argument(help: "The service (NAME or service/NAME).")
     var name: String
@@ -112,15 +117,22 @@ struct History: ParsableCommand {
     var namespace: String?
     @Option(name: .shortAndLong, help: "table, yaml or json.")
     var output: AnswerFormat = .table
+    @Option(help: ArgumentHelp("Revisions per request (1 to 1000).", valueName: "count"))
+    var chunkSize = 500
     @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+        guard (1...1000).contains(chunkSize) else { throw ValidationError("--chunk-size must be from 1 to 1000") }
+    }
 
     func run() throws {
         let name = try ResourceWord.names([name], required: false).first ?? name
         let client = try client.client()
         try runClient {
-            let result = try client.send("GET", RegistryClient.servicePath(namespace ?? "default", name) + "/history").json()
+            let items = try client.listAllPages(RegistryClient.servicePath(namespace ?? "default", name) + "/history", limit: chunkSize)
+            let result = JSONValue.object(JSONObject([("items", .array(items))]))
             show(result, output) {
-                let rows = (result["items"]?.arrayValue ?? []).map { item in
+                let rows = items.map { item in
                     [
                         item["revision"]?.intValue.map(String.init) ?? "", item["change"]?.stringValue ?? "", item["actor"]?.stringValue ?? "",
                         item["time"]?.stringValue ?? "", item["action"]?.stringValue ?? "",
@@ -168,7 +180,6 @@ struct Manifests: ParsableCommand {
                 if let selector { query.append(("labelSelector", selector)) }
             }
             let answer = try client.send("GET", path, query: query, headers: [("Accept", output.format.mediaType)])
-            for warning in answer.headers where warning.name.lowercased() == "warning" { Console.error("warning: \(warning.value)") }
             FileHandle.standardOutput.write(Data(answer.body))
             return ClientExit.success
         }
@@ -186,7 +197,12 @@ enum ManifestOutput: String, ExpressibleByArgument, CaseIterable {
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "Register services from Kubernetes manifests (Services without selector with their Endpoints/EndpointSlices, ExternalName Services).")
+            "Register services from Kubernetes manifests (Services without selector with their Endpoints/EndpointSlices, ExternalName Services).",
+        discussion: """
+            What the import leaves out (valid in Kubernetes, but not held by a registration) and \
+            the choices it made are printed on standard error, one `Warning: FIELD: MESSAGE` line \
+            each; --strict refuses such an import instead (exit status 2, one line per field).
+            """)
 
     @Option(name: [.customShort("f"), .customLong("filename")], help: "A YAML or JSON manifest file, or -.", completion: .file())
     var file: String
@@ -196,6 +212,8 @@ struct Import: ParsableCommand {
     var onConflict: String?
     @Option(help: "none, or server: report what would be registered, write nothing.")
     var dryRun: DryRunMode = .none
+    @Flag(help: "Refuse the import (import nothing) if it would leave out anything valid in Kubernetes that a registration cannot hold.")
+    var strict = false
     @Option(name: .shortAndLong, help: "table, yaml or json.")
     var output: AnswerFormat = .table
     @OptionGroup var client: ClientOptions
@@ -213,8 +231,11 @@ struct Import: ParsableCommand {
         if let namespace { query.append(("namespace", namespace)) }
         if let onConflict { query.append(("onConflict", onConflict)) }
         if dryRun == .server { query.append(("dryRun", "true")) }
+        if strict { query.append(("strict", "true")) }
         let suffix = dryRun == .server ? " (server dry run)" : ""
         try runClient {
+            // Each warning (what is left out, choices made) comes as a `Warning` header too:
+            // printed on standard error by the client's warning handler.
             let result = try client.send(
                 "POST", "/v1/import", query: query, headers: [("Content-Type", "application/yaml")], body: Array(text.utf8)
             ).json()

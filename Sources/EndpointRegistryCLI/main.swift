@@ -108,7 +108,8 @@ struct Render: ParsableCommand {
         abstract: "Render registration files (JSON or YAML in the API's format) to Kubernetes manifests on stdout.",
         discussion: """
             A file holds one registration, several YAML documents, or {"items": [...]}. Invalid \
-            registrations are reported on stderr with their field paths and nothing is printed.
+            registrations (and files that cannot be read) are reported on stderr with their field \
+            paths, nothing is printed, and the exit status is 2.
             Example: endpoint-registry render etcd.yaml | kubectl apply -f -
             """)
 
@@ -129,7 +130,16 @@ struct Render: ParsableCommand {
         var warnings: [String] = []
         var failed = false
         for file in files {
-            let text = try Self.readText(file)
+            // A file that cannot be read is an invalid input (exit status 2, as apply -f), not
+            // wrong usage; every file is still checked.
+            let text: String
+            do {
+                text = try Self.readText(file)
+            } catch {
+                Console.error("error: \(error.message)")
+                failed = true
+                continue
+            }
             let documents: [JSONValue]
             do {
                 documents = try ManifestDocuments.parseYAML(text)
@@ -146,7 +156,7 @@ struct Render: ParsableCommand {
                     if let kind = registration["kind"]?.stringValue, registration["apiVersion"] != nil {
                         FileHandle.standardError.write(
                             Data(
-                                "\(place) is a Kubernetes \(kind) manifest, not a registration; import manifests into a registry with POST /v1/import (see README.md, \"Importing existing manifests\")\n"
+                                "error: \(place) is a Kubernetes \(kind) manifest, not a registration; import manifests into a registry with POST /v1/import (see README.md, \"Importing existing manifests\")\n"
                                     .utf8))
                         failed = true
                         continue
@@ -163,8 +173,9 @@ struct Render: ParsableCommand {
                 }
             }
         }
-        guard !failed else { throw ExitCode(1) }
-        for warning in warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+        // Exit status 2, as apply, diff and import for an invalid file (1 is diff's "differences").
+        guard !failed else { throw ExitCode(ClientExit.failed) }
+        for warning in warnings { Console.error("Warning: \(warning)") }
         FileHandle.standardOutput.write(Data(format.serialize(objects)))
     }
 
@@ -190,7 +201,7 @@ struct Render: ParsableCommand {
 
     private func report(_ place: String, _ violations: [FieldViolation]) {
         for violation in violations {
-            FileHandle.standardError.write(Data("\(place): \(violation.field.isEmpty ? "" : violation.field + ": ")\(violation.message)\n".utf8))
+            Console.error("error: \(place): \(violation.field.isEmpty ? "" : violation.field + ": ")\(violation.message)")
         }
     }
 }

@@ -156,6 +156,35 @@ private let twoServicesFile = """
         #expect(all.stdout == "service/etcd unchanged\nservice/loose pruned\nservice/other pruned\n")
     }
 
+    @Test func aSelectorFiltersTheRegistrationsApplyReadsAndPrunesAmongThem() throws {
+        let teamB = "name: db\nlabels: {team: b}\nports: [{port: 5432}]\n---\nname: cache\nlabels: {team: b}\nports: [{port: 6379}]\n"
+        let directory = try registrationDirectory(["b.yaml": teamB, "etcd.yaml": etcdFile, "two.yaml": twoServicesFile])
+        let applied = try runCLI(["apply", "-f", directory.path(), "-l", "team=b"], environment: environment)
+        #expect(applied.status == 0, "\(applied.stderr)")
+        #expect(applied.stdout == "service/db created\nservice/cache created\n")
+        let client = try server.client()
+        #expect(try client.request("GET", "/v1/services/default/etcd").status == 404)
+        #expect(try runCLI(["apply", "-f", directory.path()], environment: environment).status == 0)
+        // db's file no longer carries team=b and etcd's changed: only cache is applied, and db,
+        // selected on the server but not applied, is pruned (as kubectl apply -l --prune).
+        try teamB.replacingOccurrences(of: "name: db\nlabels: {team: b}", with: "name: db\nlabels: {team: c}")
+            .write(to: directory.appending(path: "b.yaml"), atomically: true, encoding: .utf8)
+        try etcdFile.replacingOccurrences(of: "port: 2379", with: "port: 2380").write(
+            to: directory.appending(path: "etcd.yaml"), atomically: true, encoding: .utf8)
+        let pruned = try runCLI(["apply", "-f", directory.path(), "--prune", "-l", "team=b"], environment: environment)
+        #expect(pruned.status == 0, "\(pruned.stderr)")
+        #expect(pruned.stdout == "service/cache unchanged\nservice/db pruned\n")
+        #expect(try client.request("GET", "/v1/services/default/etcd").json?["revision"] as? Int == 1)
+        #expect(try client.request("GET", "/v1/services/default/minio").status == 200)
+        // A selector no registration matches applies and prunes nothing.
+        let none = try runCLI(["apply", "-f", directory.path(), "--prune", "-l", "team=x"], environment: environment)
+        #expect(none.status == 2 && none.stdout.isEmpty)
+        #expect(none.stderr == "error: no registration in \(directory.path()) matches -l team=x; nothing was done\n")
+        #expect(try client.request("GET", "/v1/services/default/cache").status == 200)
+        let badSelector = try runCLI(["apply", "-f", directory.path(), "-l", "team in (b"], environment: environment)
+        #expect(badSelector.status == 64, "\(badSelector.stderr)")
+    }
+
     @Test func dryRunChecksEverythingAndWritesNothing() throws {
         let created = try runCLI(["apply", "-f", "-", "--dry-run=server"], environment: environment, input: etcdFile)
         #expect(created.status == 0)
@@ -315,8 +344,68 @@ private let twoServicesFile = """
         let deleted = try runCLI(["delete", "svc", "etcd"], environment: environment)
         #expect(deleted.stdout == "service/etcd deleted\n")
         let again = try runCLI(["delete", "svc", "etcd"], environment: environment)
-        #expect(again.status == 2 && again.stderr == "error: service/etcd: service default/etcd does not exist\n")
+        #expect(again.status == 2 && again.stderr == "error: service/etcd: service default/etcd does not exist (HTTP 404 Not found)\n")
         #expect(try runCLI(["delete", "svc", "etcd", "--ignore-not-found"], environment: environment).status == 0)
+    }
+
+    @Test func historyReadsEveryPage() throws {
+        #expect(try runCLI(["apply", "-f", "-"], environment: environment, input: etcdFile).status == 0)
+        let client = try server.client()
+        for round in 2...5 {
+            let body = #"{"description":"round \#(round)"}"#
+            let answer = try client.request("PATCH", "/v1/services/default/etcd", body: Array(body.utf8), contentType: "application/merge-patch+json")
+            #expect(answer.status == 200)
+        }
+        // Pages of two revisions: every one of the five is printed, oldest first, in each format.
+        let table = try runCLI(["history", "etcd", "--chunk-size", "2"], environment: environment)
+        #expect(table.status == 0, "\(table.stderr)")
+        let rows = table.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: " ").first.map(String.init) ?? "" }
+        #expect(rows == ["1", "2", "3", "4", "5"], "\(table.stdout)")
+        let json = try runCLI(["history", "etcd", "--chunk-size", "2", "-o", "json"], environment: environment)
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect((object?["items"] as? [[String: Any]])?.compactMap { $0["revision"] as? Int } == [1, 2, 3, 4, 5])
+        #expect(object?["continue"] == nil)
+        let yaml = try runCLI(["history", "etcd", "--chunk-size", "2", "-o", "yaml"], environment: environment)
+        #expect(yaml.stdout.components(separatedBy: "revision: ").count == 6, "\(yaml.stdout)")
+        #expect(try runCLI(["history", "etcd", "--chunk-size", "0"], environment: environment).status == 64)
+    }
+
+    @Test func theServersWarningsArePrintedOnStandardError() throws {
+        let headless = "name: hl\ntype: Headless\nports: [{port: 80, targetPort: 8080}]\naddresses: [{ip: 10.7.0.1}]\n"
+        let applied = try runCLI(["apply", "-f", "-"], environment: environment, input: headless)
+        #expect(applied.status == 0)
+        #expect(applied.stdout == "service/hl created\n")
+        let lines = applied.stderr.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].hasPrefix("Warning: ports[0]: a Headless service does no port translation: "), "\(applied.stderr)")
+        #expect(!applied.stderr.contains("299"), "the text, not the header value")
+        let dryRun = try runCLI(["apply", "-f", "-", "--dry-run=server"], environment: environment, input: headless + "description: x\n")
+        #expect(dryRun.stdout == "service/hl configured (server dry run)\n")
+        #expect(dryRun.stderr.hasPrefix("Warning: ports[0]: a Headless service does no port translation: "), "\(dryRun.stderr)")
+        // What an import leaves out, in a dry run too; --strict refuses it instead.
+        let manifest = "apiVersion: v1\nkind: Service\nmetadata: {name: db}\nspec: {clusterIP: 10.96.0.9, ports: [{port: 5432}]}\n"
+        let imported = try runCLI(["import", "-f", "-", "--dry-run=server"], environment: environment, input: manifest)
+        #expect(imported.status == 0)
+        #expect(imported.stdout == "service/db created (server dry run) (namespace default)\n")
+        #expect(imported.stderr.hasPrefix("Warning: documents[0].spec.clusterIP: "), "\(imported.stderr)")
+        let strict = try runCLI(["import", "-f", "-", "--strict"], environment: environment, input: manifest)
+        #expect(strict.status == 2)
+        #expect(strict.stdout.isEmpty)
+        #expect(strict.stderr.hasPrefix("error: documents[0].spec.clusterIP: "), "\(strict.stderr)")
+        #expect(try runCLI(["get", "service", "db"], environment: environment).status == 2)
+    }
+
+    @Test func renderExitsAsApplyOnFilesThatAreMissingOrInvalid() throws {
+        let directory = try registrationDirectory(["bad.yaml": "name: Bad_Name\nports: [{port: 80}]\n", "etcd.yaml": etcdFile])
+        let bad = directory.appending(path: "bad.yaml").path()
+        let missing = directory.appending(path: "missing.yaml").path()
+        for (file, said) in [(bad, "error: \(bad) document 0: name: "), (missing, "error: \(missing) does not exist")] {
+            let rendered = try runCLI(["render", file, directory.appending(path: "etcd.yaml").path()])
+            #expect(rendered.status == 2 && rendered.stdout.isEmpty, "\(rendered.stderr)")
+            #expect(rendered.stderr.hasPrefix(said), "\(rendered.stderr)")
+            let applied = try runCLI(["apply", "-f", file], environment: environment)
+            #expect(applied.status == 2 && applied.stderr.hasPrefix(said), "\(applied.stderr)")
+        }
+        #expect(try runCLI(["render", "--format", "xml", bad]).status == 64)
     }
 
     @Test func exitStatuses() throws {

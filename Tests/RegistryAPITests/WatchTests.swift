@@ -635,9 +635,16 @@ final class BackgroundCLI {
             if try dropped() > 0 { break }
         }
         #expect(try dropped() > 0, "no watch was dropped")
-        // Every change is printed once the watch is resumed, and the client goes on watching.
-        let lines = try cli.lines(atLeast: expected.count)
+        // Every change is printed once the watch is resumed (each drop said on standard error),
+        // and the client goes on watching.
+        var lines = try cli.lines(atLeast: expected.count).filter { !$0.hasPrefix("watch: ") }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while Set(lines) != Set(expected) && ContinuousClock.now < deadline && cli.process.isRunning {
+            Thread.sleep(forTimeInterval: 0.1)
+            lines = try cli.lines(atLeast: 0).filter { !$0.hasPrefix("watch: ") }
+        }
         #expect(Set(lines) == Set(expected), "\(lines)")
+        #expect(try cli.lines(atLeast: 0).contains { $0.hasPrefix("watch: the server dropped the watch") })
         #expect(cli.process.isRunning)
         cli.stop()
     }
@@ -706,17 +713,20 @@ final class BackgroundCLI {
         kill(cli.process.processIdentifier, SIGCONT)
         // It lists again and prints what differs from what it had printed: c added, b deleted
         // (after the changes of a received before the drop, and perhaps a's last one).
+        // The drop and the 410 are each said on standard error (`watch: …`).
         var lines = try cli.lines(atLeast: 4)
         let deadline = ContinuousClock.now + .seconds(20)
         while !(lines.contains("ADDED service/c") && lines.contains("DELETED service/b")) && ContinuousClock.now < deadline && cli.process.isRunning {
             Thread.sleep(forTimeInterval: 0.1)
             lines = try cli.lines(atLeast: 0)
         }
-        let tail = lines.filter { $0 != "MODIFIED service/a" }
+        #expect(lines.contains { $0.hasPrefix("watch: the server no longer keeps the changes after version ") })
+        let printed = lines.count
+        let tail = lines.filter { $0 != "MODIFIED service/a" && !$0.hasPrefix("watch: ") }
         #expect(tail == ["ADDED service/a", "ADDED service/b", "ADDED service/c", "DELETED service/b"], "\(lines.suffix(5))")
         // Then it watches from the new list's version.
         #expect(try client.request("POST", "/v1/services", json: service("d")).status == 201)
-        #expect(try cli.lines(atLeast: lines.count + 1).last == "ADDED service/d")
+        #expect(try cli.lines(atLeast: printed + 1).last == "ADDED service/d")
         #expect(cli.process.isRunning, "get -w keeps watching after listing again")
         cli.stop()
     }
