@@ -90,6 +90,13 @@ enum RequestFraming {
             if value.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) {
                 return .failure(.malformed("the value of header \(name) contains a control character"))
             }
+            // Some proxies turn `_` into `-` in field names (CGI's HTTP_X_Y mapping) and others
+            // drop such fields: a `Transfer_Encoding` or `Content_Length` that this server
+            // ignores could frame the request for a proxy in front of it, so the two would not
+            // agree on where it ends. The framing fields spelled with `_` are refused.
+            if name.utf8.contains(UInt8(ascii: "_")), let field = Self.underscoreSpelled(name) {
+                return .failure(.malformed("the header name \"\(printable(name))\" spells \(field) with an underscore; send \(field)"))
+            }
         }
         let hosts = headers.values("Host")
         if hosts.count > 1 { return .failure(.malformed("the request has \(hosts.count) Host headers; exactly one is allowed")) }
@@ -152,6 +159,13 @@ enum RequestFraming {
     /// names and `chunked`; Unicode case mapping would turn the Kelvin sign into `k`).
     static func asciiLowercased(_ text: String) -> String {
         String(decoding: text.utf8.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 | 0x20 : $0 }, as: UTF8.self)
+    }
+
+    /// The framing field (`Transfer-Encoding`, `Content-Length`, `Content-Type`) that `name`
+    /// spells with `_` for `-` (compared ignoring ASCII case), or nil.
+    static func underscoreSpelled(_ name: String) -> String? {
+        let dashed = asciiLowercased(String(decoding: name.utf8.map { $0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0 }, as: UTF8.self))
+        return ["Transfer-Encoding", "Content-Length", "Content-Type"].first { asciiLowercased($0) == dashed }
     }
 
     /// RFC 9110 §5.6.2 tchar.

@@ -273,7 +273,9 @@ public final class RegistryApplication: HTTPHandler {
                     status: 200, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
                     body: metrics.exposition(store: store))
             },
-            Route("POST", "/v1/services", "createService", query: ["dryRun"], permission: .write, handler: services.createService),
+            Route(
+                "POST", "/v1/services", "createService", query: ["dryRun"], permission: .write, evaluatesPreconditions: true,
+                handler: services.createService),
             Route(
                 "GET", "/v1/services", "listServices",
                 query: ["namespace", "labelSelector", "limit", "continue", "watch", "resourceVersion", "allowWatchBookmarks", "timeoutSeconds"],
@@ -307,8 +309,12 @@ public final class RegistryApplication: HTTPHandler {
             Route("GET", "/v1/leader", "getLeader", handler: leader.getLeader),
             Route("GET", "/v1/clusters", "listClusters", query: ["probe"], handler: push.listClusters),
             Route("GET", "/v1/clusters/{name}/status", "getClusterStatus", handler: push.getClusterStatus),
-            Route("POST", "/v1/services/{namespace}/{name}/push", "pushService", query: ["timeout"], permission: .push, handler: push.pushService),
-            Route("POST", "/v1/push", "pushServices", query: ["namespace", "labelSelector", "timeout"], permission: .push, handler: push.pushMany),
+            Route(
+                "POST", "/v1/services/{namespace}/{name}/push", "pushService", query: ["timeout"], permission: .push, evaluatesPreconditions: true,
+                handler: push.pushService),
+            Route(
+                "POST", "/v1/push", "pushServices", query: ["namespace", "labelSelector", "timeout"], permission: .push, evaluatesPreconditions: true,
+                handler: push.pushMany),
             Route("GET", "/v1/services/{namespace}/{name}/status", "getPushStatus", handler: push.getPushStatus),
             Route("GET", "/v1/services/{namespace}/{name}/diff", "getServiceDiff", query: ["cluster", "timeout"], handler: push.getDiff),
             Route(
@@ -316,6 +322,7 @@ public final class RegistryApplication: HTTPHandler {
                 handler: audit.listAudit),
             Route(
                 "POST", "/v1/import", "importManifests", query: ["dryRun", "onConflict", "namespace", "strict"], permission: .write,
+                evaluatesPreconditions: true,
                 handler: manifests.importManifests),
         ]
     }

@@ -56,6 +56,13 @@ private func statusLines(_ text: String) -> [String] {
         ("percent-encoded NUL in the path", "DELETE /a/b%00c HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         ("percent-encoded NUL in the query", "GET /a?namespace=default%00x HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         ("space in the target", "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        // A proxy that maps `_` to `-` would frame these by the field this server ignores.
+        (
+            "transfer coding spelled with an underscore",
+            "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer_Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+            400
+        ),
+        ("content length spelled with an underscore", "POST /a HTTP/1.1\r\nHost: x\r\ncontent_length: 40\r\n\r\nhi", 400),
     ])
     func refusesSmugglingShapes(name: String, raw: String, status: Int) throws {
         let server = try startServer()
@@ -65,6 +72,14 @@ private func statusLines(_ text: String) -> [String] {
         #expect(lines.first?.hasPrefix("HTTP/1.1 \(status)") == true, "\(name): \(answer)")
         #expect(answer.lowercased().contains("connection: close"), "\(name)")
         #expect(!answer.contains("/smuggled"), "\(name)")
+    }
+
+    /// Other field names with `_` are the application's business (only the framing fields
+    /// spelled so are refused).
+    @Test func otherUnderscoreNamesPass() throws {
+        let server = try startServer()
+        let answer = try exchange(server.port, "GET /a HTTP/1.1\r\nHost: x\r\nX_Custom_Field: 1\r\nConnection: close\r\n\r\n")
+        #expect(statusLines(answer) == ["HTTP/1.1 200 OK"], "\(answer)")
     }
 
     /// libmicrohttpd 0.9.75 reads a body as chunked only for a first `Transfer-Encoding` field of

@@ -206,6 +206,16 @@ private let webService = #"{"name":"web","ports":[{"port":80}],"addresses":[{"ip
             "POST", "/v1/import", headers: ["If-Match": "*", "Content-Type": "application/yaml"],
             body: Array("apiVersion: v1\nkind: Service\nmetadata: {name: imp}\nspec: {ports: [{port: 80}]}\n".utf8))
         #expect(imported.status == 412, "\(imported.text)")
+        // What would fail without the preconditions fails first (RFC 9110 §13.2.1, as for PUT):
+        // no body, an invalid one, an unreadable import, an unknown push field.
+        let noBody = try client.request("POST", "/v1/services", headers: ["If-Match": #""x""#, "Content-Type": "application/json"])
+        #expect(noBody.status == 400 || noBody.status == 422, "\(noBody.text)")
+        #expect(try client.request("POST", "/v1/services", headers: ["If-Match": #""x""#], json: #"{"name":"Bad"}"#).status == 422)
+        let badImport = try client.request(
+            "POST", "/v1/import", headers: ["If-Match": "*", "Content-Type": "application/yaml"], body: Array("{".utf8))
+        #expect(badImport.status == 400 || badImport.status == 422, "\(badImport.text)")
+        let badPush = try client.request("POST", "/v1/push", headers: ["If-Match": "*"], json: #"{"nope":1}"#)
+        #expect(badPush.status != 412, "\(badPush.status) \(badPush.text)")
     }
 
     /// A 415 says what would have been accepted: `Accept-Patch` on a PATCH (RFC 5789 §2.2),

@@ -179,6 +179,8 @@ struct ManifestHandlers: Sendable {
         default:
             throw APIError.unsupportedMediaType(got: request.headers["Content-Type"], accepted: ["application/yaml", "application/json"])
         }
+        // RFC 9110 §13.2.1: the preconditions come after what would fail without them.
+        try RequestChecks.checkPreconditionsWithoutEntity(request, hasRepresentation: false)
         let plan: ImportPlan
         switch ManifestImporter.plan(ManifestDocuments.objects(documents), defaultNamespace: defaultNamespace) {
         case .success(let value): plan = value

@@ -92,6 +92,8 @@ struct ServiceHandlers: Sendable {
         let input = try decodeService(try RequestChecks.jsonBodyWithoutNulls(context.request))
         try Self.checkScope(context.principal, input.service.namespace)
         let dryRun = try Self.flag(context.request, "dryRun")
+        // RFC 9110 §13.2.1: the preconditions come after what would fail without them (as for PUT).
+        try RequestChecks.checkPreconditionsWithoutEntity(context.request, hasRepresentation: true)
         // Answered after the commit without holding a worker thread, so that the creates of many
         // connections share one group commit.
         let deferred = DeferredResponse()

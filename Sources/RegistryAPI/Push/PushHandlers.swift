@@ -215,6 +215,8 @@ struct PushHandlers: Sendable {
         let options = try options(context.request)
         guard let record = try store.record(namespace: namespace, name: name) else { throw StoreError.notFound(namespace: namespace, name: name) }
         let targets = try targetNames(record, options)
+        // RFC 9110 §13.2.1: the preconditions come after what would fail without them.
+        try RequestChecks.checkPreconditionsWithoutEntity(context.request, hasRepresentation: false)
         let location = "/v1/services/\(namespace)/\(name)/status"
         let gather = Gather<SyncResult>(expected: targets.count) { results in
             let ordered = targets.compactMap { results[$0] }
@@ -239,6 +241,7 @@ struct PushHandlers: Sendable {
         let namespace = try ServiceHandlers.namespaceFilter(context)
         let selector = try LabelSelector(parsing: context.request.queryValue("labelSelector") ?? "")
         let options = try options(context.request)
+        try RequestChecks.checkPreconditionsWithoutEntity(context.request, hasRepresentation: false)
         let scope = context.principal.scope
         let versions = try store.versions(namespace: namespace, selector: selector, allowed: scope.allows)
         var work: [(record: ServiceRecord, targets: [String])] = []
