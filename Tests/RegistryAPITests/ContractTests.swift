@@ -60,4 +60,23 @@ import Yams
             #expect(query == route.queryParameters, "\(route.method) \(route.template)")
         }
     }
+
+    /// Any request can be malformed before its route matters (an encoded `/` or `\\` in the path,
+    /// a repeated query parameter or singleton header): every operation documents the 400 it can
+    /// then get.
+    @Test func everyOperationDocumentsBadRequestAndPreconditionFailed() throws {
+        let text = try String(contentsOf: Paths.openAPI, encoding: .utf8)
+        let document = try #require(try Yams.load(yaml: text) as? [String: Any])
+        let paths = try #require(document["paths"] as? [String: Any])
+        for (path, item) in paths {
+            for (method, operation) in (item as? [String: Any]) ?? [:] where ["get", "head", "post", "put", "patch", "delete"].contains(method) {
+                let responses = ((operation as? [String: Any])?["responses"] as? [String: Any]) ?? [:]
+                #expect(responses["400"] != nil, "\(method) \(path) does not document 400")
+            }
+        }
+        // One that used to be missing: a backslash encoded in the path of the health route.
+        let server = try TestServer()
+        let answer = try server.client().request("GET", "/v1/services/default/a%5Cb/health")
+        #expect(answer.status == 400)
+    }
 }
