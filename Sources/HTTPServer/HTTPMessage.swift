@@ -17,6 +17,14 @@ public struct HTTPHeaders: Sendable, Sequence {
         return nil
     }
 
+    /// How many fields named `name` there are (compared case-insensitively), without copying
+    /// their values: asked of every request for the singleton fields.
+    public func count(of name: String) -> Int {
+        var count = 0
+        for field in fields where field.name.caseInsensitiveEquals(name) { count += 1 }
+        return count
+    }
+
     /// Every value of `name`, in order.
     public func values(_ name: String) -> [String] {
         fields.filter { $0.name.caseInsensitiveEquals(name) }.map(\.value)

@@ -611,8 +611,7 @@ public final class RegistryApplication: HTTPHandler {
     /// The client's `X-Request-Id` when it sent one, short printable ASCII, otherwise a new one:
     /// a random per-process prefix and a counter (unique, and cheaper than a UUID per request).
     static func requestID(from request: HTTPRequest) -> String {
-        let given = request.headers.values("X-Request-Id")
-        if given.count == 1, let given = given.first, (1...128).contains(given.utf8.count),
+        if request.headers.count(of: "X-Request-Id") == 1, let given = request.headers["X-Request-Id"], (1...128).contains(given.utf8.count),
             given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
         {
             return given

@@ -16,4 +16,11 @@ import Testing
         #expect(headers["ä-x"] == nil)
         #expect(headers["Ä-x"] == "1")
     }
+
+    /// `count(of:)` counts what `values(_:)` returns, case-insensitively, without the copies.
+    @Test func countsFieldsOfAName() {
+        let headers = HTTPHeaders([("X-Request-Id", "a"), ("x-request-id", "b"), ("Host", "h")])
+        #expect(headers.count(of: "X-REQUEST-ID") == 2 && headers.values("X-REQUEST-ID").count == 2)
+        #expect(headers.count(of: "Host") == 1 && headers.count(of: "Accept") == 0)
+    }
 }

@@ -69,7 +69,7 @@ enum RequestChecks {
     /// 400 naming the field when a field of `singletonFields` is sent more than once.
     static func checkSingletonFields(_ request: HTTPRequest) throws(APIError) {
         for name in singletonFields {
-            let count = request.headers.values(name).count
+            let count = request.headers.count(of: name)
             guard count <= 1 else {
                 throw .badRequest("the request has \(count) \(name) headers; \(name) takes one value and may be sent once", field: name)
             }
@@ -85,8 +85,9 @@ enum RequestChecks {
     ///   removes them, so a proxy and the server may see different resources; none is named so.
     /// (A percent-encoded NUL is refused by the transport.)
     static func checkPath(_ request: HTTPRequest) throws(APIError) {
+        // Most paths have neither: checked in place, without copying the path.
+        guard request.rawPath.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: ".") }) else { return }
         let raw = Array(request.rawPath.utf8)
-        guard raw.contains(UInt8(ascii: "%")) || raw.contains(UInt8(ascii: ".")) else { return }
         let shown = request.rawPath.count > 200 ? String(request.rawPath.prefix(200)) + "…" : request.rawPath
         for index in raw.indices.dropLast(2) where raw[index] == UInt8(ascii: "%") {
             let escape = String(decoding: raw[(index + 1)...(index + 2)], as: UTF8.self).uppercased()
