@@ -223,20 +223,23 @@ extension ServiceStore {
         }
     }
 
-    /// Deletes at most `batch` history revisions beyond the newest `keep` of each service name;
-    /// returns how many (0 once none is left to delete). A watch event that names a revision
-    /// about to go gets that revision's document back first; once `maxEventBytes` of such
-    /// documents are written in one call it stops after the revision at hand (deleting fewer
-    /// than `batch`), so that a large service's history (a document of hundreds of KB per
-    /// event) never holds the writer for long: call it again until it returns 0.
-    public func pruneHistory(keep: Int, batch: Int, maxEventBytes: Int = 8 << 20) throws -> Int {
+    /// Takes at most `batch` history revisions beyond the newest `keep` of each service name out
+    /// of the history; returns how many (0 once none is left). A revision that a watch event
+    /// still names (an event of a creation or change stores no document of its own) stays
+    /// stored as it is, marked `pruned`: the history no longer lists it, and `pruneWatchEvents`
+    /// deletes it with the last event that names it. The others are deleted. Either way no
+    /// whole document is written per revision: only the oldest revision left in the history,
+    /// and a row whose patch applied to a deleted one, are stored whole (one per service per
+    /// call, see `deleteRevisions`).
+    public func pruneHistory(keep: Int, batch: Int) throws -> Int {
         try fencedWrite { connection in
-            // The oldest revision kept must not depend on those deleted: kept whole from now on.
+            // The oldest revision kept must not depend on those taken out: kept whole from now on.
             let boundary = try connection.prepare(
                 """
                 SELECT id, namespace, name, depth FROM (
                   SELECT id, namespace, name, depth, patch IS NOT NULL AS patched,
-                         row_number() OVER (PARTITION BY namespace, name ORDER BY id DESC) AS position FROM service_revisions
+                         row_number() OVER (PARTITION BY namespace, name ORDER BY id DESC) AS position
+                  FROM service_revisions WHERE pruned = 0
                 ) AS ranked WHERE position = ? AND patched LIMIT ?
                 """)
             try boundary.bind(.integer(keep), .integer(batch))
@@ -247,15 +250,13 @@ extension ServiceStore {
             connection.resetStatements()
             for row in rows {
                 let document = try ServiceStore.historyDocument(connection, key: row.key, id: row.id, depth: row.depth)
-                try connection.prepare("UPDATE service_revisions SET document = ?, patch = NULL, depth = 0 WHERE id = ?")
-                    .bind(.blob(document), .integer(row.id)).run()
+                try ServiceStore.storeWhole(row.id, document, into: connection)
             }
-            // Newest first, so that a revision still waiting for deletion never outlives the
-            // one its patch applies to.
             let doomed = try connection.prepare(
                 """
                 SELECT id FROM (
-                  SELECT id, row_number() OVER (PARTITION BY namespace, name ORDER BY id DESC) AS position FROM service_revisions
+                  SELECT id, row_number() OVER (PARTITION BY namespace, name ORDER BY id DESC) AS position
+                  FROM service_revisions WHERE pruned = 0
                 ) AS ranked WHERE position > ? ORDER BY id DESC LIMIT ?
                 """)
             try doomed.bind(.integer(keep), .integer(batch))
@@ -264,36 +265,59 @@ extension ServiceStore {
             connection.resetStatements()
             guard !ids.isEmpty else { return 0 }
             let list = ids.map(String.init).joined(separator: ",")
-            // Watch events that name a revision about to go get its document back first.
             let named = try connection.prepare(
                 """
-                SELECT e.resource_version, r.id, r.namespace, r.name, r.depth FROM watch_events e
+                SELECT DISTINCT r.id FROM watch_events e
                 JOIN service_revisions r ON r.namespace = e.namespace AND r.name = e.name AND r.uid = e.uid AND r.revision = e.revision
                 WHERE r.id IN (\(list)) AND length(e.document) = 0 AND (r.document IS NOT NULL OR r.patch IS NOT NULL)
                 """)
-            var events: [(version: Int, id: Int, key: ServiceKey, depth: Int)] = []
-            while try named.step() {
-                events.append((named.int(0), named.int(1), ServiceKey(namespace: named.text(2), name: named.text(3)), named.int(4)))
+            var kept = Set<Int>()
+            while try named.step() { kept.insert(named.int(0)) }
+            connection.resetStatements()
+            if !kept.isEmpty {
+                try connection.prepare("UPDATE service_revisions SET pruned = 1 WHERE id IN (\(kept.map(String.init).joined(separator: ",")))").run()
+            }
+            try ServiceStore.deleteRevisions(ids.filter { !kept.contains($0) }, from: connection)
+            return ids.count
+        }
+    }
+
+    /// Stores history row `id` whole (its document rebuilt by the caller), no longer as a patch.
+    static func storeWhole(_ id: Int, _ document: [UInt8], into connection: any SQLConnection) throws {
+        try connection.prepare("UPDATE service_revisions SET document = ?, patch = NULL, depth = 0 WHERE id = ?")
+            .bind(.blob(document), .integer(id)).run()
+    }
+
+    /// Deletes the history rows `ids`, first storing whole every row left whose patch applies
+    /// to one of them (the row just before it of the same service name), so that every row left
+    /// still rebuilds: following patches back from any of them reaches a whole row before a
+    /// deleted one.
+    static func deleteRevisions(_ ids: [Int], from connection: any SQLConnection) throws {
+        guard !ids.isEmpty else { return }
+        let doomed = Set(ids)
+        let list = ids.map(String.init).joined(separator: ",")
+        let services = try connection.prepare(
+            "SELECT namespace, name, min(id) FROM service_revisions WHERE id IN (\(list)) GROUP BY namespace, name")
+        var firsts: [(key: ServiceKey, id: Int)] = []
+        while try services.step() { firsts.append((ServiceKey(namespace: services.text(0), name: services.text(1)), services.int(2))) }
+        connection.resetStatements()
+        for first in firsts {
+            let rows = try connection.prepare(
+                "SELECT id, patch IS NOT NULL, depth FROM service_revisions WHERE namespace = ? AND name = ? AND id >= ? ORDER BY id")
+            try rows.bind(.text(first.key.namespace), .text(first.key.name), .integer(first.id))
+            var dependents: [(id: Int, depth: Int)] = []
+            var afterDoomed = false
+            while try rows.step() {
+                let id = rows.int(0)
+                if afterDoomed && !doomed.contains(id) && rows.int(1) == 1 { dependents.append((id, rows.int(2))) }
+                afterDoomed = doomed.contains(id)
             }
             connection.resetStatements()
-            // Revisions newest first (the order of `ids`), each with the events naming it; the
-            // older ones wait for the next call once the byte budget is spent.
-            let eventsByID = Dictionary(grouping: events, by: \.id)
-            var deleting: [Int] = []
-            var written = 0
-            for id in ids {
-                for event in eventsByID[id] ?? [] {
-                    let document = try ServiceStore.historyDocument(connection, key: event.key, id: event.id, depth: event.depth)
-                    try connection.prepare("UPDATE watch_events SET document = ?, uid = NULL, revision = NULL WHERE resource_version = ?")
-                        .bind(.blob(document), .integer(event.version)).run()
-                    written += document.count
-                }
-                deleting.append(id)
-                if written >= maxEventBytes { break }
+            for row in dependents {
+                try storeWhole(row.id, try historyDocument(connection, key: first.key, id: row.id, depth: row.depth), into: connection)
             }
-            try connection.prepare("DELETE FROM service_revisions WHERE id IN (\(deleting.map(String.init).joined(separator: ",")))").run()
-            return connection.changes
         }
+        try connection.prepare("DELETE FROM service_revisions WHERE id IN (\(list))").run()
     }
 
     /// Audit lines matching `query`, oldest first; `allowed` filters by namespace (lines without
@@ -370,12 +394,13 @@ extension ServiceStore {
             }
             let columns = "uid, revision, time, actor, action, request_id, document, document IS NULL, id, patch, patch IS NULL, depth"
             let rows = try entries(
-                "SELECT \(columns) FROM service_revisions WHERE namespace = ? AND name = ? AND id > ? ORDER BY id LIMIT ?", .text(namespace),
+                "SELECT \(columns) FROM service_revisions WHERE namespace = ? AND name = ? AND id > ? AND pruned = 0 ORDER BY id LIMIT ?",
+                .text(namespace),
                 .text(name), .integer(afterID), .integer(min(limit, 1 << 30)))
             let previousRow =
                 afterID > 0
                 ? try entries(
-                    "SELECT \(columns) FROM service_revisions WHERE namespace = ? AND name = ? AND id <= ? ORDER BY id DESC LIMIT 1",
+                    "SELECT \(columns) FROM service_revisions WHERE namespace = ? AND name = ? AND id <= ? AND pruned = 0 ORDER BY id DESC LIMIT 1",
                     .text(namespace), .text(name), .integer(afterID)
                 ).first : nil
             // Rows kept as patches get their documents back; the rows are consecutive rows of

@@ -54,7 +54,8 @@ extension ServiceStore {
     /// Appends a change to the change log with the next resource version, in the write's own
     /// transaction (so the version and the event commit or roll back with the change). ADDED
     /// and MODIFIED events name the history revision the same write recorded instead of storing
-    /// the document a second time (see `watchEvents`); DELETED ones store the last document.
+    /// the document a second time (see `watchEvents`); DELETED ones store the last document. The
+    /// history's retention keeps a revision an event names (`pruned`) until the event is pruned.
     static func recordEvent(
         _ type: WatchEventType, record: ServiceRecord, document: [UInt8], previousLabels: [String: String]?, at time: String,
         into connection: any SQLConnection
@@ -193,8 +194,9 @@ extension ServiceStore {
     }
 
     /// Deletes at most `batch` of the oldest events that are beyond the newest `keep` or older
-    /// than `cutoff` (RFC 3339), and moves `compacted` up to the newest one deleted. Returns how
-    /// many were deleted. Called repeatedly in the background, so each call holds the writer briefly.
+    /// than `cutoff` (RFC 3339), and moves `compacted` up to the newest one deleted, with the
+    /// history revisions kept only for them (`pruned`). Returns how many events were deleted.
+    /// Called repeatedly in the background, so each call holds the writer briefly.
     public func pruneWatchEvents(keep: Int, olderThan cutoff: String, batch: Int) throws -> Int {
         try fencedWrite { connection in
             let select = try connection.prepare(
@@ -209,6 +211,27 @@ extension ServiceStore {
             let (newest, count) = (select.int(0), select.int(1))
             connection.resetStatements()
             guard count > 0 else { return 0 }
+            // The history revisions kept only for these events (`pruned`, see `pruneHistory`) go
+            // with them: per service and uid, those up to the newest revision an event deleted
+            // names (a service's events name its revisions in order).
+            let named = try connection.prepare(
+                """
+                SELECT namespace, name, uid, max(revision) FROM watch_events
+                WHERE resource_version <= ? AND uid IS NOT NULL GROUP BY namespace, name, uid
+                """)
+            try named.bind(.integer(newest))
+            var names: [(key: ServiceKey, uid: String, revision: Int)] = []
+            while try named.step() { names.append((ServiceKey(namespace: named.text(0), name: named.text(1)), named.text(2), named.int(3))) }
+            connection.resetStatements()
+            var revisions: [Int] = []
+            for name in names {
+                let pruned = try connection.prepare(
+                    "SELECT id FROM service_revisions WHERE namespace = ? AND name = ? AND uid = ? AND revision <= ? AND pruned = 1")
+                try pruned.bind(.text(name.key.namespace), .text(name.key.name), .text(name.uid), .integer(name.revision))
+                while try pruned.step() { revisions.append(pruned.int(0)) }
+                connection.resetStatements()
+            }
+            try ServiceStore.deleteRevisions(revisions, from: connection)
             try connection.prepare("DELETE FROM watch_events WHERE resource_version <= ?").bind(.integer(newest)).run()
             let deleted = connection.changes
             try connection.prepare("UPDATE watch_state SET compacted = ?1 WHERE id = 1 AND compacted < ?1").bind(.integer(newest)).run()

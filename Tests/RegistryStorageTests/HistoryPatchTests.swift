@@ -106,20 +106,55 @@ import Testing
         try check()
     }
 
-    /// Giving documents back to watch events is bounded per call (`maxEventBytes`): a large
-    /// service's pruning goes in several short transactions, newest doomed revision first, and
-    /// ends with the same events and history as one call would.
-    @Test func documentsGivenBackToEventsAreBoundedPerCall() throws {
+    /// Stored rows of the history, and of them those kept only for the watch log.
+    private func revisionRows(_ store: ServiceStore) throws -> (all: Int, pruned: Int) {
+        let connection = try store.database.connect(readOnly: true)
+        let statement = try connection.prepare("SELECT count(*), coalesce(sum(pruned), 0) FROM service_revisions")
+        _ = try statement.step()
+        return (statement.int(0), statement.int(1))
+    }
+
+    /// Bytes of documents the watch log stores itself (not named through the history).
+    private func eventDocumentBytes(_ store: ServiceStore) throws -> Int {
+        let connection = try store.database.connect(readOnly: true)
+        let statement = try connection.prepare("SELECT coalesce(sum(length(document)), 0) FROM watch_events")
+        _ = try statement.step()
+        return statement.int(0)
+    }
+
+    /// Pruning the history of a large service writes no whole document per revision: the
+    /// revisions the watch log still names stay as they are (patches), out of the history, and
+    /// go with their events; every event and every history revision still reads back exactly.
+    @Test func revisionsNamedByEventsStayUntilTheirEventsGo() throws {
         let store = try store()
         let start = try store.resourceVersionState().current
         var documents = [try store.create(largeService("big", count: 1_000)).document]
-        for index in 0..<10 { documents.append(try store.update(namespace: "default", name: "big", Self.change(index)).document) }
-        var calls: [Int] = []
-        while case let count = try store.pruneHistory(keep: 2, batch: 50, maxEventBytes: 1), count > 0 { calls.append(count) }
-        // 11 revisions, 2 kept: one revision (and its event's document) per call.
-        #expect(calls == Array(repeating: 1, count: 9))
-        #expect(try store.revisions(namespace: "default", name: "big").entries.map(\.revision) == [10, 11])
+        for index in 0..<60 { documents.append(try store.update(namespace: "default", name: "big", Self.change(index)).document) }
+        #expect(try revisionRows(store) == (all: 61, pruned: 0))
+        while try store.pruneHistory(keep: 5, batch: 7) > 0 {}
+        // Out of the history, kept for the events: no event got a document of its own.
+        #expect(try store.revisions(namespace: "default", name: "big").entries.map(\.revision) == Array(57...61))
+        #expect(try revisionRows(store) == (all: 61, pruned: 56))
+        #expect(try eventDocumentBytes(store) == 0)
         #expect(try store.watchEvents(after: start, limit: 100).events.map(\.document) == documents)
+        // The watch log's retention takes the events and the revisions kept for them.
+        var deleted = 0
+        while case let count = try store.pruneWatchEvents(keep: 20, olderThan: "1970-01-01T00:00:00Z", batch: 9), count > 0 {
+            deleted += count
+            let left = try store.watchEvents(after: start + deleted, limit: 100).events
+            #expect(left.map(\.document) == Array(documents.suffix(left.count)))
+            #expect(try store.revisions(namespace: "default", name: "big").entries.map(\.document) == Array(documents.suffix(5)))
+        }
+        #expect(deleted == 41)
+        // Events of revisions 42…61 are left: of the pruned revisions, 42…56 stay.
+        #expect(try revisionRows(store) == (all: 20, pruned: 15))
+        #expect(try store.watchEvents(after: start + deleted, limit: 100).events.map(\.document) == Array(documents.suffix(20)))
+        // Once no event names them, pruning the history deletes the revisions outright.
+        #expect(try store.pruneWatchEvents(keep: 0, olderThan: "1970-01-01T00:00:00Z", batch: 100) == 20)
+        #expect(try revisionRows(store) == (all: 5, pruned: 0))
+        let next = try store.update(namespace: "default", name: "big", Self.change(99)).document
+        #expect(try store.revisions(namespace: "default", name: "big").entries.map(\.document) == Array(documents.suffix(5)) + [next])
+        #expect(try eventDocumentBytes(store) == 0)
     }
 
     @Test func deletionAndRecreationStartAWholeRevision() throws {

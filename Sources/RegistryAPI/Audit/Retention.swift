@@ -5,7 +5,7 @@ import Synchronization
 
 /// Keeps the audit log, the service histories and the watch change log within their bounds:
 /// audit lines older than `auditRetentionDays`, history revisions beyond the newest
-/// `historyLimit` per service, and watch events beyond the newest `watchHistoryEvents` or older
+/// `historyLimit` per service (those a kept watch event names stay until it goes), and watch events beyond the newest `watchHistoryEvents` or older
 /// than `watchHistoryMinutes` are deleted in the background, in batches of `batchSize` so that a writer never waits long, and
 /// the refusal aggregator is flushed. Runs on a thread of its own; `stop()` ends it.
 ///
