@@ -95,6 +95,26 @@ struct IncrementalAddressTests {
         #expect(service.addresses.count > 2_150)
     }
 
+    /// The binary search finds exactly the addresses a pass over all of them would: those of
+    /// the same IP, or for a `host` address the same host, whatever their ports.
+    @Test func sameTargetIndicesAreThoseOfALinearPass() {
+        let (service, random) = Self.service(3_000, seed: 21)
+        var probes = random
+        let registered = service.addresses.indices.filter { $0 % 97 == 0 }.map { service.addresses[$0] }
+        for address in registered + (0..<300).map({ _ in Self.address(&probes) }) + [
+            EndpointAddress(ip: "0.0.0.0"), EndpointAddress(host: "zzz.example"),
+        ] {
+            let expected = service.addresses.indices.filter {
+                address.isUnresolvedHost
+                    ? service.addresses[$0].host == address.host && service.addresses[$0].isUnresolvedHost
+                    : service.addresses[$0].ip == address.ip
+            }
+            let found = service.sameTargetIndices(as: address)
+            #expect(Array(found) == expected, "\(address.host ?? address.ip)")
+        }
+        #expect(registered.allSatisfy { !service.sameTargetIndices(as: $0).isEmpty })
+    }
+
     @Test func splicedDocumentsAreTheWholeEncodingByteForByte() {
         var (service, random) = Self.service(2_000, seed: 7)
         // The splice finds the stored addresses by the lengths they encode to.

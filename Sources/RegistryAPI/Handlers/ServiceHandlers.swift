@@ -460,11 +460,13 @@ struct ServiceHandlers: Sendable {
             case .failure(let failure): throw failure
             }
             try RequestChecks.checkWritePreconditions(context.request, current: current)
-            // Fields read in place (`EndpointAddress.same(_:_:_:)`): copying each stored address
-            // out of the array to compare it cost more than the comparison.
-            if service.addresses.indices.contains(where: { EndpointAddress.same(service.addresses, $0, address) }) { return service }
+            // Only the addresses of the same IP (or host) can be it, found by binary search in
+            // the stored order; fields read in place (`EndpointAddress.same(_:_:_:)`): copying
+            // each stored address out of the array to compare it cost more than the comparison.
+            let sameTarget = service.sameTargetIndices(as: address)
+            if sameTarget.contains(where: { EndpointAddress.same(service.addresses, $0, address) }) { return service }
             let ports = address.backendPorts(for: service.ports)
-            if let index = service.addresses.indices.first(where: {
+            if let index = sameTarget.first(where: {
                 service.addresses[$0].ip == address.ip && service.addresses[$0].host == address.host
                     && service.addresses[$0].backendPorts(for: service.ports) == ports
             }) {
@@ -494,10 +496,13 @@ struct ServiceHandlers: Sendable {
         let rawIP = context.parameter("ip")
         // The path segment is an IP, or the `host` of an address given by DNS name (issue 13).
         let ip: String
+        let target: EndpointAddress
         if let parsed = try? IPAddress(parsing: rawIP) {
             ip = parsed.description
+            target = EndpointAddress(ip: ip)
         } else if ServiceValidator.validateHost(rawIP, path: "ip").isEmpty {
             ip = rawIP
+            target = EndpointAddress(host: ip)
         } else {
             throw APIError.badRequest("\"\(rawIP)\" is neither a valid IPv4 or IPv6 address nor a DNS name (DNS-1123 subdomain)", field: "ip")
         }
@@ -511,10 +516,12 @@ struct ServiceHandlers: Sendable {
         return updateLater(context, dryRun: false) { current in
             guard let current else { throw StoreError.notFound(namespace: namespace, name: name) }
             var service = current.service
-            let matches = service.addresses.indices.filter { index in
-                let address = service.addresses[index]
-                guard address.isUnresolvedHost ? address.host == ip : address.ip == ip else { return false }
-                return port.map { address.backendPorts(for: service.ports).contains($0) } ?? true
+            // The addresses of that IP (or host) are next to each other in the stored order.
+            let matches = service.sameTargetIndices(as: target).filter { index in
+                guard service.addresses[index].isUnresolvedHost ? service.addresses[index].host == ip : service.addresses[index].ip == ip else {
+                    return false
+                }
+                return port.map { service.addresses[index].backendPorts(for: service.ports).contains($0) } ?? true
             }
             guard !matches.isEmpty else {
                 throw APIError.notFound(

@@ -30,7 +30,14 @@ extension ExternalService {
     public var effectiveDNSGraceSeconds: Int { dnsGraceSeconds ?? DNSSettings.defaultGraceSeconds }
 
     /// The DNS names of the addresses given by `host`.
-    public var hosts: Set<String> { Set(addresses.compactMap { $0.isUnresolvedHost ? $0.host : nil }) }
+    /// (Read in place, without copying each address out of the array: it runs on every commit.)
+    public var hosts: Set<String> {
+        var hosts = Set<String>()
+        for index in addresses.indices where addresses[index].isUnresolvedHost {
+            if let host = addresses[index].host { hosts.insert(host) }
+        }
+        return hosts
+    }
 
     /// The service as rendered: every address given by `host` replaced by one address per IP
     /// that `resolved` gives for its name (canonical text, any order), with the address's

@@ -275,12 +275,14 @@ public enum ServiceValidator {
         let path = "addresses[\(service.addresses.count)]"
         let problems = validateAddress(address, path: path, in: service)
         guard problems.isEmpty else { return problems }
-        // `AddressKey`'s identity: the host when there is one, else the IP.
+        // `AddressKey`'s identity: the host when there is one, else the IP; only the addresses
+        // of the same target can share it (found by binary search in the stored order).
         var ports: [Int?]?
-        for (index, other) in service.addresses.enumerated() where other.host == address.host && (address.host != nil || other.ip == address.ip) {
+        for index in service.sameTargetIndices(as: address)
+        where service.addresses[index].host == address.host && (address.host != nil || service.addresses[index].ip == address.ip) {
             let backend = ports ?? address.backendPorts(for: service.ports)
             ports = backend
-            if other.backendPorts(for: service.ports) == backend {
+            if service.addresses[index].backendPorts(for: service.ports) == backend {
                 return [FieldViolation(path, .duplicate, "\(address.host ?? address.ip) with the same backend ports is already addresses[\(index)]")]
             }
         }
