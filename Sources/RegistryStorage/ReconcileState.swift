@@ -164,6 +164,11 @@ extension ServiceStore {
             let statement = try connection.prepare("SELECT namespace, name, document FROM services ORDER BY namespace, name")
             var rows: [(String, String, [UInt8])] = []
             while try statement.step() { rows.append((statement.text(0), statement.text(1), statement.blob(2))) }
+            connection.resetStatements()
+            // Documents kept apart (see `storeDocument`) are rebuilt from their parts.
+            for index in rows.indices where rows[index].2.isEmpty {
+                rows[index].2 = try ServiceStore.apartDocument(connection, key: ServiceKey(namespace: rows[index].0, name: rows[index].1))
+            }
             return rows
         }
         var records: [ServiceRecord] = []

@@ -579,7 +579,8 @@ public final class ServiceStore: Sendable {
             guard try statement.step() else { return nil }
             let revision = statement.int(1)
             let uid = statement.text(2)
-            return StoredDocument(document: statement.blob(0), etag: ServiceRecord.etag(revision: revision, uid: uid), revision: revision, uid: uid)
+            let document = try ServiceStore.document(statement.blob(0), connection, key: key)
+            return StoredDocument(document: document, etag: ServiceRecord.etag(revision: revision, uid: uid), revision: revision, uid: uid)
         }
         if let stored { documentCache?.fill(key, stored, generation: generation) }
         return stored
@@ -645,7 +646,7 @@ public final class ServiceStore: Sendable {
                     if let limit, documents.count == limit {
                         return ServicePage(documents: documents, keys: keys, next: lastKey, resourceVersion: resourceVersion)
                     }
-                    documents.append(statement.blob(3))
+                    documents.append(try ServiceStore.document(statement.blob(3), connection, key: position))
                     keys.append(position)
                     lastKey = position
                 }
@@ -873,7 +874,8 @@ public final class ServiceStore: Sendable {
             if let speculation, let (current, document) = stored, document == speculation.base {
                 // The document it was computed from is still the stored one: the same result.
                 let record = speculation.record
-                try ServiceStore.replace(record, document: speculation.document, into: connection, cache: cache)
+                try ServiceStore.replace(
+                    record, document: speculation.document, previousBytes: document.count, patch: speculation.patch, into: connection, cache: cache)
                 try ServiceStore.recordChange(
                     audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: speculation.document,
                     patch: speculation.patch, status: 200, at: time, into: connection)
@@ -1003,6 +1005,7 @@ public final class ServiceStore: Sendable {
             }
             try check(current)
             try connection.prepare("DELETE FROM services WHERE namespace = ? AND name = ?").bind(.text(namespace), .text(name)).run()
+            try ServiceStore.deleteParts(ServiceKey(namespace: namespace, name: name), from: connection)
             // The health checker's snapshot goes with the service (a new one starts from unknown).
             try connection.prepare("DELETE FROM health_state WHERE namespace = ? AND name = ?").bind(.text(namespace), .text(name)).run()
             cache.remove(ServiceKey(namespace: namespace, name: name))
@@ -1019,7 +1022,9 @@ public final class ServiceStore: Sendable {
 
     private static func insert(_ record: ServiceRecord, document: [UInt8], into connection: any SQLConnection, cache: RecordCache) throws {
         let service = record.service
-        cache.remove(ServiceKey(namespace: service.namespace, name: service.name))
+        let key = ServiceKey(namespace: service.namespace, name: service.name)
+        cache.remove(key)
+        let stored = try storeDocument(document, key: key, revision: 1, previousBytes: nil, patch: nil, into: connection)
         try connection.prepare(
             """
             INSERT INTO services (namespace, name, uid, revision, created_at, updated_at, labels, document, address_count)
@@ -1027,9 +1032,9 @@ public final class ServiceStore: Sendable {
             """
         ).bind(
             .text(service.namespace), .text(service.name), .text(record.uid), .text(record.createdAt), .text(record.updatedAt),
-            .text(labelsJSON(service.labels)), .blob(document), .integer(service.addresses.count)
+            .text(labelsJSON(service.labels)), .blob(stored), .integer(service.addresses.count)
         ).run()
-        cache.put(ServiceKey(namespace: service.namespace, name: service.name), record, document: document)
+        cache.put(key, record, document: document)
     }
 
     /// Stores a new revision of an existing service; returns its document, and with `previous`
@@ -1045,18 +1050,25 @@ public final class ServiceStore: Sendable {
             } else {
                 (ServiceEncoder.bytes(record), nil)
             }
-        try replace(record, document: document, into: connection, cache: cache)
+        try replace(record, document: document, previousBytes: previous?.document.count ?? Int.max, patch: patch, into: connection, cache: cache)
         return (document, patch)
     }
 
-    /// Stores `document`, the encoding of `record`, as the new revision of an existing service.
-    private static func replace(_ record: ServiceRecord, document: [UInt8], into connection: any SQLConnection, cache: RecordCache) throws {
+    /// Stores `document`, the encoding of `record`, as the new revision of an existing service
+    /// whose stored document had `previousBytes` bytes (`Int.max` when not known), `patch` the
+    /// edits from that document to this one when known (see `storeDocument`).
+    private static func replace(
+        _ record: ServiceRecord, document: [UInt8], previousBytes: Int, patch: DocumentPatch?, into connection: any SQLConnection,
+        cache: RecordCache
+    ) throws {
         let key = ServiceKey(namespace: record.service.namespace, name: record.service.name)
         cache.remove(key)
+        let stored = try storeDocument(document, key: key, revision: record.revision, previousBytes: previousBytes, patch: patch, into: connection)
+        // An empty `document` when it is kept apart (see `storeDocument`): the row stays small.
         try connection.prepare(
             "UPDATE services SET revision = ?, updated_at = ?, labels = ?, document = ?, address_count = ? WHERE namespace = ? AND name = ?"
         ).bind(
-            .integer(record.revision), .text(record.updatedAt), .text(labelsJSON(record.service.labels)), .blob(document),
+            .integer(record.revision), .text(record.updatedAt), .text(labelsJSON(record.service.labels)), .blob(stored),
             .integer(record.service.addresses.count), .text(record.service.namespace), .text(record.service.name)
         ).run()
         cache.put(key, record, document: document)
@@ -1102,7 +1114,7 @@ public final class ServiceStore: Sendable {
         let statement = try connection.prepare("SELECT document FROM services WHERE namespace = ? AND name = ?")
         try statement.bind(.text(namespace), .text(name))
         guard try statement.step() else { return nil }
-        let document = statement.blob(0)
+        let document = try ServiceStore.document(statement.blob(0), connection, key: key)
         let record = try decode(document, namespace: namespace, name: name)
         cache.put(key, record, document: document)
         return (record, document)

@@ -93,6 +93,7 @@ public enum StoreCopy {
     /// added there and not here makes every copy refuse (`schemaMismatch`).
     static let tables: [Table] = [
         Table(name: "services", key: ["id"], seeded: nil),
+        Table(name: "service_document_parts", key: ["namespace", "name", "revision"], seeded: nil),
         Table(name: "service_revisions", key: ["id"], seeded: nil),
         Table(name: "watch_state", key: ["id"], seeded: "id = 1 AND resource_version = 1 AND compacted = 1"),
         Table(name: "watch_events", key: ["resource_version"], seeded: nil),

@@ -46,7 +46,13 @@ import Testing
             #expect(try client.request("POST", "/v1/services", json: #"{"name":"\#(name)","ports":[{"port":2379}]}"#).status == 201)
         }
         #expect(try client.request("DELETE", "/v1/services/default/gone").status == 204)
-        let names = ["rgw", "etcd", "gone"]
+        // A large service: its document is kept apart, a whole part and patches (issue 14).
+        let many = (0..<2_500).map { #"{"ip":"10.1.\#($0 / 250).\#($0 % 250 + 1)"}"# }.joined(separator: ",")
+        #expect(try client.request("POST", "/v1/services", json: #"{"name":"big","ports":[{"port":80}],"addresses":[\#(many)]}"#).status == 201)
+        for index in 1...3 {
+            #expect(try client.request("POST", "/v1/services/default/big/addresses", json: #"{"ip":"10.9.0.\#(index)"}"#).status == 201)
+        }
+        let names = ["rgw", "etcd", "gone", "big"]
         let before = try Self.answers(server.port, names: names)
 
         // Over TCP with the password from a file: the password is never printed.
@@ -63,11 +69,15 @@ import Testing
         let lines = result.stdout.split(separator: "\n").map(String.init)
         #expect(lines.first?.hasPrefix("copied \(database) (schema version ") == true, "\(result.stdout)")
         #expect(lines.first?.contains("to \(url) (password from file \(passwordFile)) (schema version ") == true, "\(result.stdout)")
-        for table in ["services", "service_revisions", "watch_state", "watch_events", "audit_log", "push_state", "reconcile_state", "health_state"] {
+        for table in [
+            "services", "service_document_parts", "service_revisions", "watch_state", "watch_events", "audit_log", "push_state", "reconcile_state",
+            "health_state",
+        ] {
             #expect(lines.contains { $0.hasPrefix("\(table): ") && $0.contains(" copied (sha256 ") }, "\(table): \(result.stdout)")
         }
-        #expect(lines.contains { $0.hasPrefix("services: 2 rows copied") }, "\(result.stdout)")
-        #expect(lines.last?.hasPrefix("verified: 8 tables, ") == true, "\(result.stdout)")
+        #expect(lines.contains { $0.hasPrefix("services: 3 rows copied") }, "\(result.stdout)")
+        #expect(lines.contains { $0.hasPrefix("service_document_parts: 4 rows copied") }, "\(result.stdout)")
+        #expect(lines.last?.hasPrefix("verified: 9 tables, ") == true, "\(result.stdout)")
         #expect(!(result.stdout + result.stderr).contains(TestPostgres.password))
 
         // Once more into the same database: refused, nothing changed.
@@ -75,7 +85,7 @@ import Testing
             ["migrate-store", "--from", database, "--to", url], environment: ["ENDPOINT_REGISTRY_DATABASE_PASSWORD_FILE": passwordFile])
         #expect(again.status == 1)
         #expect(
-            again.stderr.hasPrefix("error: the destination \(url) (password from file \(passwordFile)) is not empty (services: 2 rows"),
+            again.stderr.hasPrefix("error: the destination \(url) (password from file \(passwordFile)) is not empty (services: 3 rows"),
             "\(again.stderr)")
         #expect(again.stdout.isEmpty)
 

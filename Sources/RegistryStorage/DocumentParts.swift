@@ -1,0 +1,97 @@
+import RegistryCore
+
+/// Issue 14: a large service's document is kept apart from its `services` row, so that a change
+/// of a few addresses does not rewrite the whole document (~330 KB for 10,000 addresses) in the
+/// database: the row keeps an empty `document`, and `service_document_parts` holds the document
+/// of one revision (`whole` = 1) followed by the byte patches (`DocumentPatch`) of the later
+/// revisions, in revision order (migration 0011). A change appends its patch, a few hundred
+/// bytes; once `maxPatches` patches or patches of a quarter of the document follow the whole
+/// one, the next change writes the document whole again and deletes them, so that reading it
+/// back applies at most `maxPatches` patches. A document of at most `inlineBytes` stays in its row.
+///
+/// The served bytes, ETags and revisions are the same either way: only where the bytes are
+/// stored changes. Reads of a document not cached (`document(namespace:name:)`, lists, the
+/// write path's read-modify-write) rebuild it with `apartDocument`.
+extension ServiceStore {
+    /// Documents of at most this many bytes stay in the `services` row (about 2,000 addresses).
+    static let inlineBytes = 64 << 10
+    /// The most patches that follow the whole document before it is written whole again.
+    static let maxPatches = 32
+
+    /// The document of a service kept apart: the whole part with the patches after it applied.
+    /// Throws `StoreError.unreadable` when the parts do not rebuild (a damaged database).
+    static func apartDocument(_ connection: any SQLConnection, key: ServiceKey) throws -> [UInt8] {
+        let statement = try connection.prepare(
+            "SELECT whole, bytes FROM service_document_parts WHERE namespace = ? AND name = ? ORDER BY revision")
+        try statement.bind(.text(key.namespace), .text(key.name))
+        var document: [UInt8]?
+        var patches: [DocumentPatch] = []
+        while try statement.step() {
+            if statement.int(0) == 1 {
+                document = statement.blob(1)
+                patches = []
+            } else if let patch = DocumentPatch(serialized: statement.blob(1)) {
+                patches.append(patch)
+            } else {
+                throw StoreError.unreadable(namespace: key.namespace, name: key.name)
+            }
+        }
+        guard var document else { throw StoreError.unreadable(namespace: key.namespace, name: key.name) }
+        for patch in patches {
+            guard let next = patch.apply(to: document) else { throw StoreError.unreadable(namespace: key.namespace, name: key.name) }
+            document = next
+        }
+        return document
+    }
+
+    /// `document` as a `services` row stores it (`stored`, possibly empty) resolved to the
+    /// service's document: the row's own bytes, or the parts kept apart when it is empty.
+    static func document(_ stored: [UInt8], _ connection: any SQLConnection, key: ServiceKey) throws -> [UInt8] {
+        stored.isEmpty ? try apartDocument(connection, key: key) : stored
+    }
+
+    /// What the `services` row of revision `revision` stores in its `document` column, after
+    /// writing the parts kept apart: `document` itself when it stays inline (deleting the parts
+    /// of a document that was apart before, when `previous` says it may have been), else an
+    /// empty blob, with `patch` appended to the parts when the document was apart already and
+    /// the patches stay within their bounds, or the document written whole in place of them.
+    ///
+    /// - Parameters:
+    ///   - previousBytes: the byte count of the document this revision replaces: nil for a new
+    ///     service, `Int.max` when not known.
+    ///   - patch: the edits from that document to `document`, when known.
+    static func storeDocument(
+        _ document: [UInt8], key: ServiceKey, revision: Int, previousBytes previous: Int?, patch: DocumentPatch?, into connection: any SQLConnection
+    ) throws -> [UInt8] {
+        guard document.count > inlineBytes else {
+            if let previous, previous > inlineBytes { try deleteParts(key, from: connection) }
+            return document
+        }
+        if let patch, previous != nil {
+            // The patches after the whole part: how many, and their bytes.
+            let parts = try connection.prepare(
+                """
+                SELECT count(*), coalesce(sum(CASE WHEN whole = 0 THEN length(bytes) ELSE 0 END), 0), coalesce(max(whole), 0)
+                FROM service_document_parts WHERE namespace = ? AND name = ?
+                """)
+            try parts.bind(.text(key.namespace), .text(key.name))
+            let (count, patchBytes, apart) = try parts.step() ? (parts.int(0) - 1, parts.int(1), parts.int(2) == 1) : (0, 0, false)
+            connection.resetStatements()
+            let serialized = patch.serialized
+            if apart && count < maxPatches && patchBytes + serialized.count <= document.count / 4 {
+                try connection.prepare("INSERT INTO service_document_parts (namespace, name, revision, whole, bytes) VALUES (?, ?, ?, 0, ?)")
+                    .bind(.text(key.namespace), .text(key.name), .integer(revision), .blob(serialized)).run()
+                return []
+            }
+        }
+        if previous != nil { try deleteParts(key, from: connection) }
+        try connection.prepare("INSERT INTO service_document_parts (namespace, name, revision, whole, bytes) VALUES (?, ?, ?, 1, ?)")
+            .bind(.text(key.namespace), .text(key.name), .integer(revision), .blob(document)).run()
+        return []
+    }
+
+    static func deleteParts(_ key: ServiceKey, from connection: any SQLConnection) throws {
+        try connection.prepare("DELETE FROM service_document_parts WHERE namespace = ? AND name = ?").bind(.text(key.namespace), .text(key.name))
+            .run()
+    }
+}

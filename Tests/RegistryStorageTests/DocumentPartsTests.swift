@@ -1,0 +1,106 @@
+import Foundation
+import RegistryCore
+import Testing
+
+@testable import RegistryStorage
+
+/// Issue 14: a large service's document is kept apart from its row, as a whole part and the
+/// patches of the later revisions (`storeDocument`), so that adding or removing an address does
+/// not rewrite the whole document; what is served (documents, ETags, revisions, lists) stays
+/// byte for byte what the writes answered, read back by another store that caches nothing.
+@Suite struct DocumentPartsTests {
+    /// Adds or removes one address, as the address routes do.
+    private static func change(_ index: Int) -> @Sendable (ServiceRecord?) throws -> ExternalService {
+        { current in
+            guard var service = current?.service else { throw StoreError.notFound(namespace: "default", name: "big") }
+            if index % 3 == 2 {
+                service.addresses.remove(at: (index * 37) % service.addresses.count)
+            } else {
+                service.insertNormalized(EndpointAddress(ip: "10.200.\(index / 250).\(index % 250 + 1)"))
+            }
+            return service
+        }
+    }
+
+    private static func replacing(with service: ExternalService) -> @Sendable (ServiceRecord?) throws -> ExternalService {
+        { _ in service }
+    }
+
+    /// The parts stored for `default/name`: whole ones, patches, and the bytes its row keeps.
+    private func parts(_ store: ServiceStore, _ name: String) throws -> (whole: Int, patches: Int, inline: Int) {
+        let connection = try store.database.connect(readOnly: true)
+        let statement = try connection.prepare(
+            """
+            SELECT coalesce(sum(whole), 0), count(*) - coalesce(sum(whole), 0),
+                   coalesce((SELECT length(document) FROM services WHERE namespace = 'default' AND name = ?1), -1)
+            FROM service_document_parts WHERE namespace = 'default' AND name = ?1
+            """)
+        try statement.bind(.text(name))
+        _ = try statement.step()
+        return (statement.int(0), statement.int(1), statement.int(2))
+    }
+
+    @Test func changesOfALargeServiceAppendPatchesAndReadBackExactly() throws {
+        let database = try TestDatabase.fresh()
+        let store = try database.open()
+        // Another store on the same data caches nothing of it: it reads what is stored.
+        let reader = try database.open()
+        var document = try store.create(largeService("big", count: 3_000)).document
+        #expect(document.count > ServiceStore.inlineBytes)
+        #expect(try parts(store, "big") == (whole: 1, patches: 0, inline: 0))
+        var compactions = 0
+        var last = 0
+        for index in 0..<80 {
+            let result = try store.update(namespace: "default", name: "big", Self.change(index))
+            document = result.document
+            let stored = try parts(store, "big")
+            #expect(stored.whole == 1 && stored.inline == 0)
+            #expect(stored.patches <= ServiceStore.maxPatches)
+            if stored.patches < last { compactions += 1 }
+            last = stored.patches
+            let read = try #require(try reader.document(namespace: "default", name: "big"))
+            #expect(read.document == document)
+            #expect(read.revision == result.record.revision && read.etag == result.record.etag)
+        }
+        #expect(compactions >= 2)
+        #expect(try reader.record(namespace: "default", name: "big")?.service == store.record(namespace: "default", name: "big")?.service)
+        #expect(try reader.list(namespace: nil, selector: .everything, after: nil, limit: nil).documents == [document])
+        #expect(try reader.allRecords().map(\.revision) == [81])
+        // The history and the watch log are those of any service.
+        #expect(try reader.revisions(namespace: "default", name: "big").entries.last?.document == document)
+        // The reader writes too: its read-modify-write starts from the stored parts.
+        let next = try reader.update(namespace: "default", name: "big", Self.change(200)).document
+        #expect(try store.document(namespace: "default", name: "big")?.document == next)
+        #expect(try reader.document(namespace: "default", name: "big")?.document == next)
+
+        // Small again: back in its row, the parts deleted; large again: apart again.
+        let small = try store.update(namespace: "default", name: "big", Self.replacing(with: largeService("big", count: 10))).document
+        #expect(try parts(store, "big") == (whole: 0, patches: 0, inline: small.count))
+        #expect(try reader.document(namespace: "default", name: "big")?.document == small)
+        let large = try store.update(namespace: "default", name: "big", Self.replacing(with: largeService("big", count: 2_500))).document
+        #expect(try parts(store, "big") == (whole: 1, patches: 0, inline: 0))
+        #expect(try reader.document(namespace: "default", name: "big")?.document == large)
+        try store.delete(namespace: "default", name: "big")
+        #expect(try parts(store, "big") == (whole: 0, patches: 0, inline: -1))
+        #expect(try reader.document(namespace: "default", name: "big") == nil)
+    }
+
+    /// A large document stored in its row (as before the parts existed) is read as it is and
+    /// moved apart by its next change.
+    @Test func aLargeDocumentStoredInItsRowMovesApartAtItsNextChange() throws {
+        let database = try TestDatabase.fresh()
+        let store = try database.open()
+        let created = try store.create(largeService("big", count: 3_000)).document
+        let connection = try store.database.connect(readOnly: false)
+        try connection.execute("DELETE FROM service_document_parts")
+        try connection.prepare("UPDATE services SET document = ? WHERE name = 'big'").bind(.blob(created)).run()
+        let reader = try database.open()
+        #expect(try reader.document(namespace: "default", name: "big")?.document == created)
+        let changed = try reader.update(namespace: "default", name: "big", Self.change(0)).document
+        #expect(try parts(reader, "big") == (whole: 1, patches: 0, inline: 0))
+        #expect(try database.open().document(namespace: "default", name: "big")?.document == changed)
+        let again = try reader.update(namespace: "default", name: "big", Self.change(1)).document
+        #expect(try parts(reader, "big") == (whole: 1, patches: 1, inline: 0))
+        #expect(try database.open().document(namespace: "default", name: "big")?.document == again)
+    }
+}
