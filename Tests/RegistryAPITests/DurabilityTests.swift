@@ -1,4 +1,5 @@
 import Foundation
+import RegistryCore
 import RegistryResources
 import RegistryStorage
 import TestSupport
@@ -37,9 +38,28 @@ import Testing
         let database = directory.appending(path: "registry.sqlite").path()
         let (process, port) = try startServer(database: database, durability: durability)
 
+        // A service large enough for its document to be kept apart as a whole part and patches
+        // (issue 14): a fifth writer adds addresses to it, one request each.
+        let setup = try RawHTTPClient(port: port, timeoutSeconds: 30)
+        let many = (0..<2_500).map { #"{"ip":"10.1.\#($0 / 250).\#($0 % 250 + 1)"}"# }.joined(separator: ",")
+        #expect(try setup.request("POST", "/v1/services", json: #"{"name":"big","ports":[{"port":80}],"addresses":[\#(many)]}"#).status == 201)
+
         // Blocking writers run on threads of their own (not the 2-thread cooperative pool).
         let results = Results()
+        let added = Results()
         let finished = DispatchGroup()
+        finished.enter()
+        Thread.detachNewThread {
+            defer { finished.leave() }
+            guard let client = try? RawHTTPClient(port: port, timeoutSeconds: 5) else { return }
+            for index in 0..<60_000 {
+                let ip = "10.50.\(index / 250).\(index % 250 + 1)"
+                guard let response = try? client.request("POST", "/v1/services/default/big/addresses", json: #"{"ip":"\#(ip)"}"#),
+                    response.status == 201
+                else { return }
+                added.append(ip)
+            }
+        }
         for writer in 0..<4 {
             finished.enter()
             Thread.detachNewThread {
@@ -65,7 +85,14 @@ import Testing
         #expect(try store.integrityCheck() == ["ok"])
         let missing = try acknowledged.filter { try store.document(namespace: "default", name: $0) == nil }
         #expect(missing.isEmpty, "acknowledged but lost: \(missing.prefix(10))")
-        #expect(try store.count() >= acknowledged.count)
+        #expect(try store.count() >= acknowledged.count + 1)
+        // Every acknowledged address is in the large service's document, rebuilt from its parts.
+        #expect(added.names.count > 10, "too few addresses were acknowledged to test anything")
+        let big = try #require(try store.record(namespace: "default", name: "big"))
+        let stored = Set(big.service.addresses.map(\.ip))
+        let lost = added.names.filter { !stored.contains($0) }
+        #expect(lost.isEmpty, "acknowledged but lost: \(lost.prefix(10))")
+        #expect(big.revision >= 1 + added.names.count)
     }
 }
 
