@@ -129,10 +129,12 @@ extension ServiceStore {
     /// `patch` (the edits that turn revision `before`'s document into `document`), the revision
     /// is kept as that patch when the history's last row of the service is revision `before` of
     /// the same uid, fewer than `maxPatchDepth` patches follow the last whole document, and the
-    /// patch is smaller than half the document; else whole.
+    /// patch is smaller than half the document; else whole. `eventVersion`: the resource version
+    /// of the watch event the same write recorded (retention keeps the revision while that event
+    /// is kept, see `pruneHistory`).
     static func recordChange(
         _ audit: AuditContext, key: ServiceKey, uid: String, before: Int?, after: Int?, document: [UInt8]?, patch: DocumentPatch? = nil,
-        status: Int, at time: String, into connection: any SQLConnection
+        status: Int, at time: String, eventVersion: Int? = nil, into connection: any SQLConnection
     ) throws {
         try insertAudit(
             AuditEntry(
@@ -157,12 +159,12 @@ extension ServiceStore {
         }
         try connection.prepare(
             """
-            INSERT INTO service_revisions (namespace, name, uid, revision, time, actor, action, request_id, document, patch, depth)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO service_revisions (namespace, name, uid, revision, time, actor, action, request_id, document, patch, depth, event_version)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """
         ).bind(
             .text(key.namespace), .text(key.name), .text(uid), .integer(after ?? before ?? 0), .text(time), .text(audit.actor),
-            .text(audit.action), .text(audit.requestID), stored.document, stored.patch, .integer(depth)
+            .text(audit.action), .text(audit.requestID), stored.document, stored.patch, .integer(depth), eventVersion.map { .integer($0) } ?? .null
         ).run()
     }
 
@@ -224,61 +226,93 @@ extension ServiceStore {
     }
 
     /// Takes at most `batch` history revisions beyond the newest `keep` of each service name out
-    /// of the history; returns how many (0 once none is left). A revision that a watch event
-    /// still names (an event of a creation or change stores no document of its own) stays
-    /// stored as it is, marked `pruned`: the history no longer lists it, and `pruneWatchEvents`
-    /// deletes it with the last event that names it. The others are deleted. Either way no
-    /// whole document is written per revision: only the oldest revision left in the history,
-    /// and a row whose patch applied to a deleted one, are stored whole (one per service per
-    /// call, see `deleteRevisions`).
+    /// of the history (newest first); returns how many (0 once none is left). A revision whose
+    /// watch event is still kept (an event of a creation or change names its revision instead of
+    /// storing the document) stays stored as it is, marked `pruned`: the history no longer lists
+    /// it, and `pruneWatchEvents` deletes it with that event. The others are deleted. No whole
+    /// document is written per revision: only the oldest revision left in the history, and a row
+    /// whose patch applied to a deleted one, are stored whole (see `deleteRevisions`).
+    ///
+    /// The services over the limit are found on a read connection (a scan of the history), so
+    /// that writers do not wait for it; each is then pruned in a short write of its own.
     public func pruneHistory(keep: Int, batch: Int) throws -> Int {
-        try fencedWrite { connection in
-            // The oldest revision kept must not depend on those taken out: kept whole from now on.
-            let boundary = try connection.prepare(
-                """
-                SELECT id, namespace, name, depth FROM (
-                  SELECT id, namespace, name, depth, patch IS NOT NULL AS patched,
-                         row_number() OVER (PARTITION BY namespace, name ORDER BY id DESC) AS position
-                  FROM service_revisions WHERE pruned = 0
-                ) AS ranked WHERE position = ? AND patched LIMIT ?
-                """)
-            try boundary.bind(.integer(keep), .integer(batch))
-            var rows: [(id: Int, key: ServiceKey, depth: Int)] = []
-            while try boundary.step() {
-                rows.append((boundary.int(0), ServiceKey(namespace: boundary.text(1), name: boundary.text(2)), boundary.int(3)))
+        let over: [ServiceKey] = try read { connection in
+            let statement = try connection.prepare(
+                "SELECT namespace, name FROM service_revisions WHERE pruned = 0 GROUP BY namespace, name HAVING count(*) > ? LIMIT ?")
+            try statement.bind(.integer(keep), .integer(batch))
+            var keys: [ServiceKey] = []
+            while try statement.step() { keys.append(ServiceKey(namespace: statement.text(0), name: statement.text(1))) }
+            return keys
+        }
+        // Nothing to prune: a replica that no longer leads is still told so by its fence.
+        guard !over.isEmpty else { return try fencedWrite { _ in 0 } }
+        var taken = 0
+        for key in over where taken < batch {
+            let limit = batch - taken
+            taken += try fencedWrite { connection in try ServiceStore.pruneHistory(of: key, keep: keep, limit: limit, connection) }
+        }
+        return taken
+    }
+
+    /// One service's part of `pruneHistory`: at most `limit` of its revisions beyond the newest
+    /// `keep` in its history, newest first; returns how many.
+    static func pruneHistory(of key: ServiceKey, keep: Int, limit: Int, _ connection: any SQLConnection) throws -> Int {
+        let rows = try connection.prepare(
+            """
+            SELECT id, depth, patch IS NOT NULL, document IS NOT NULL OR patch IS NOT NULL, event_version IS NULL, event_version
+            FROM service_revisions WHERE namespace = ? AND name = ? AND pruned = 0 ORDER BY id DESC LIMIT ? OFFSET ?
+            """)
+        try rows.bind(.text(key.namespace), .text(key.name), .integer(limit + 1), .integer(max(keep - 1, 0)))
+        var found: [(id: Int, depth: Int, patched: Bool, stored: Bool, eventVersion: Int?)] = []
+        while try rows.step() {
+            found.append((rows.int(0), rows.int(1), rows.int(2) == 1, rows.int(3) == 1, rows.int(4) == 1 ? nil : rows.int(5)))
+        }
+        connection.resetStatements()
+        // The first row is the oldest one left in the history: it must not depend on those taken
+        // out, so it is kept whole from now on.
+        guard let boundary = found.first, found.count > 1 else { return 0 }
+        if boundary.patched {
+            try storeWhole(boundary.id, try historyDocument(connection, key: key, id: boundary.id, depth: boundary.depth), into: connection)
+        }
+        let doomed = found.dropFirst()
+        let compacted = try resourceVersionState(connection).compacted
+        var kept: [Int] = []
+        var deleted: [Int] = []
+        var legacy: [Int] = []
+        for row in doomed {
+            switch (row.stored, row.eventVersion) {
+            case (false, _): deleted.append(row.id)  // a deletion: nothing to read back
+            case (true, let version?): if version > compacted { kept.append(row.id) } else { deleted.append(row.id) }
+            case (true, nil): legacy.append(row.id)
             }
-            connection.resetStatements()
-            for row in rows {
-                let document = try ServiceStore.historyDocument(connection, key: row.key, id: row.id, depth: row.depth)
-                try ServiceStore.storeWhole(row.id, document, into: connection)
-            }
-            let doomed = try connection.prepare(
-                """
-                SELECT id FROM (
-                  SELECT id, row_number() OVER (PARTITION BY namespace, name ORDER BY id DESC) AS position
-                  FROM service_revisions WHERE pruned = 0
-                ) AS ranked WHERE position > ? ORDER BY id DESC LIMIT ?
-                """)
-            try doomed.bind(.integer(keep), .integer(batch))
-            var ids: [Int] = []
-            while try doomed.step() { ids.append(doomed.int(0)) }
-            connection.resetStatements()
-            guard !ids.isEmpty else { return 0 }
-            let list = ids.map(String.init).joined(separator: ",")
-            let named = try connection.prepare(
-                """
-                SELECT DISTINCT r.id FROM watch_events e
-                JOIN service_revisions r ON r.namespace = e.namespace AND r.name = e.name AND r.uid = e.uid AND r.revision = e.revision
-                WHERE r.id IN (\(list)) AND length(e.document) = 0 AND (r.document IS NOT NULL OR r.patch IS NOT NULL)
-                """)
-            var kept = Set<Int>()
-            while try named.step() { kept.insert(named.int(0)) }
-            connection.resetStatements()
-            if !kept.isEmpty {
-                try connection.prepare("UPDATE service_revisions SET pruned = 1 WHERE id IN (\(kept.map(String.init).joined(separator: ",")))").run()
-            }
-            try ServiceStore.deleteRevisions(ids.filter { !kept.contains($0) }, from: connection)
-            return ids.count
+        }
+        if !kept.isEmpty {
+            try connection.prepare("UPDATE service_revisions SET pruned = 1 WHERE id IN (\(kept.map(String.init).joined(separator: ",")))").run()
+        }
+        try giveDocumentsBack(to: legacy, connection)
+        try deleteRevisions(deleted + legacy, from: connection)
+        return doomed.count
+    }
+
+    /// Rows written before their event's version was recorded (migration 0010): a watch event
+    /// that names one of them gets its document back before the row is deleted.
+    private static func giveDocumentsBack(to ids: [Int], _ connection: any SQLConnection) throws {
+        guard !ids.isEmpty else { return }
+        let named = try connection.prepare(
+            """
+            SELECT e.resource_version, r.id, r.namespace, r.name, r.depth FROM watch_events e
+            JOIN service_revisions r ON r.namespace = e.namespace AND r.name = e.name AND r.uid = e.uid AND r.revision = e.revision
+            WHERE r.id IN (\(ids.map(String.init).joined(separator: ","))) AND length(e.document) = 0
+            """)
+        var events: [(version: Int, id: Int, key: ServiceKey, depth: Int)] = []
+        while try named.step() {
+            events.append((named.int(0), named.int(1), ServiceKey(namespace: named.text(2), name: named.text(3)), named.int(4)))
+        }
+        connection.resetStatements()
+        for event in events {
+            let document = try historyDocument(connection, key: event.key, id: event.id, depth: event.depth)
+            try connection.prepare("UPDATE watch_events SET document = ?, uid = NULL, revision = NULL WHERE resource_version = ?")
+                .bind(.blob(document), .integer(event.version)).run()
         }
     }
 

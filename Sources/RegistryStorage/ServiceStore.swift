@@ -777,9 +777,11 @@ public final class ServiceStore: Sendable {
             try exists.bind(.text(service.namespace), .text(service.name))
             if try exists.step() { throw StoreError.alreadyExists(namespace: service.namespace, name: service.name) }
             try ServiceStore.insert(record, document: document, into: connection, cache: cache)
+            let eventVersion = try ServiceStore.recordEvent(
+                .added, record: record, document: document, previousLabels: nil, at: time, into: connection)
             try ServiceStore.recordChange(
-                audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: 201, at: time, into: connection)
-            try ServiceStore.recordEvent(.added, record: record, document: document, previousLabels: nil, at: time, into: connection)
+                audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: 201, at: time, eventVersion: eventVersion,
+                into: connection)
             return (record, document)
         }
         return (body, { [self] committed in changed([ServiceChange(key: key, record: committed)]) })
@@ -876,12 +878,12 @@ public final class ServiceStore: Sendable {
                 let record = speculation.record
                 try ServiceStore.replace(
                     record, document: speculation.document, previousBytes: document.count, patch: speculation.patch, into: connection, cache: cache)
-                try ServiceStore.recordChange(
-                    audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: speculation.document,
-                    patch: speculation.patch, status: 200, at: time, into: connection)
-                try ServiceStore.recordEvent(
+                let eventVersion = try ServiceStore.recordEvent(
                     .modified, record: record, document: speculation.document, previousLabels: current.service.labels, at: time,
                     into: connection)
+                try ServiceStore.recordChange(
+                    audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: speculation.document,
+                    patch: speculation.patch, status: 200, at: time, eventVersion: eventVersion, into: connection)
                 return UpdateResult(record: record, document: speculation.document, changed: true, created: false)
             }
             let current = stored?.record
@@ -898,19 +900,21 @@ public final class ServiceStore: Sendable {
                 record.revision += 1
                 record.updatedAt = time
                 let (document, patch) = try ServiceStore.replace(record, previous: (current, document), into: connection, cache: cache)
+                let eventVersion = try ServiceStore.recordEvent(
+                    .modified, record: record, document: document, previousLabels: current.service.labels, at: time, into: connection)
                 try ServiceStore.recordChange(
                     audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: document, patch: patch,
-                    status: 200, at: time, into: connection)
-                try ServiceStore.recordEvent(
-                    .modified, record: record, document: document, previousLabels: current.service.labels, at: time, into: connection)
+                    status: 200, at: time, eventVersion: eventVersion, into: connection)
                 return UpdateResult(record: record, document: document, changed: true, created: false)
             }
             let record = ServiceRecord(service: service, uid: ServiceStore.newUID(), revision: 1, createdAt: time, updatedAt: time)
             let document = ServiceEncoder.bytes(record)
             try ServiceStore.insert(record, document: document, into: connection, cache: cache)
+            let eventVersion = try ServiceStore.recordEvent(
+                .added, record: record, document: document, previousLabels: nil, at: time, into: connection)
             try ServiceStore.recordChange(
-                audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: 201, at: time, into: connection)
-            try ServiceStore.recordEvent(.added, record: record, document: document, previousLabels: nil, at: time, into: connection)
+                audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: 201, at: time, eventVersion: eventVersion,
+                into: connection)
             return UpdateResult(record: record, document: document, changed: true, created: true)
         }
         return (body, { [self] record in changed([ServiceChange(key: key, record: record)]) })
@@ -942,9 +946,11 @@ public final class ServiceStore: Sendable {
                             service: service, uid: ServiceStore.newUID(), revision: 1, createdAt: time, updatedAt: time)
                         let document = ServiceEncoder.bytes(record)
                         try ServiceStore.insert(record, document: document, into: connection, cache: cache)
+                        let eventVersion = try ServiceStore.recordEvent(
+                            .added, record: record, document: document, previousLabels: nil, at: time, into: connection)
                         try ServiceStore.recordChange(
-                            audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: 200, at: time, into: connection)
-                        try ServiceStore.recordEvent(.added, record: record, document: document, previousLabels: nil, at: time, into: connection)
+                            audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: 200, at: time,
+                            eventVersion: eventVersion, into: connection)
                         outcomes.append(ImportOutcome(key: key, action: .created, revision: 1))
                         changes.append(ServiceChange(key: key, record: record))
                         continue
@@ -964,11 +970,11 @@ public final class ServiceStore: Sendable {
                         current.revision += 1
                         current.updatedAt = time
                         let document = try ServiceStore.replace(current, into: connection, cache: cache).document
+                        let eventVersion = try ServiceStore.recordEvent(
+                            .modified, record: current, document: document, previousLabels: previousLabels, at: time, into: connection)
                         try ServiceStore.recordChange(
                             audit, key: key, uid: current.uid, before: current.revision - 1, after: current.revision, document: document,
-                            status: 200, at: time, into: connection)
-                        try ServiceStore.recordEvent(
-                            .modified, record: current, document: document, previousLabels: previousLabels, at: time, into: connection)
+                            status: 200, at: time, eventVersion: eventVersion, into: connection)
                         outcomes.append(ImportOutcome(key: key, action: .updated, revision: current.revision))
                         changes.append(ServiceChange(key: key, record: current))
                     }
@@ -1012,10 +1018,11 @@ public final class ServiceStore: Sendable {
             if keepClusterObjects {
                 try connection.prepare("DELETE FROM reconcile_state WHERE namespace = ? AND name = ?").bind(.text(namespace), .text(name)).run()
             }
+            let eventVersion = try ServiceStore.recordEvent(
+                .deleted, record: current, document: lastDocument, previousLabels: nil, at: time, into: connection)
             try ServiceStore.recordChange(
                 audit, key: ServiceKey(namespace: namespace, name: name), uid: current.uid, before: current.revision, after: nil, document: nil,
-                status: 204, at: time, into: connection)
-            try ServiceStore.recordEvent(.deleted, record: current, document: lastDocument, previousLabels: nil, at: time, into: connection)
+                status: 204, at: time, eventVersion: eventVersion, into: connection)
         }
         if !dryRun { changed([ServiceChange(key: ServiceKey(namespace: namespace, name: name), record: nil)]) }
     }

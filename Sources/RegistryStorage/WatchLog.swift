@@ -56,10 +56,12 @@ extension ServiceStore {
     /// and MODIFIED events name the history revision the same write recorded instead of storing
     /// the document a second time (see `watchEvents`); DELETED ones store the last document. The
     /// history's retention keeps a revision an event names (`pruned`) until the event is pruned.
+    /// Returns the event's resource version.
+    @discardableResult
     static func recordEvent(
         _ type: WatchEventType, record: ServiceRecord, document: [UInt8], previousLabels: [String: String]?, at time: String,
         into connection: any SQLConnection
-    ) throws {
+    ) throws -> Int {
         let next = try connection.prepare("UPDATE watch_state SET resource_version = resource_version + 1 WHERE id = 1 RETURNING resource_version")
         guard try next.step() else {
             throw StoreError.fault(StorageFault(reason: .internal, message: "watch_state has no row; the schema is damaged"))
@@ -77,6 +79,7 @@ extension ServiceStore {
             type == .deleted ? .blob(document) : .blob([]), type == .deleted ? .null : .text(record.uid),
             type == .deleted ? .null : .integer(record.revision)
         ).run()
+        return version
     }
 
     /// The document of the history revision (`uid`, `revision`) of a service name, rebuilt from
@@ -212,25 +215,12 @@ extension ServiceStore {
             connection.resetStatements()
             guard count > 0 else { return 0 }
             // The history revisions kept only for these events (`pruned`, see `pruneHistory`) go
-            // with them: per service and uid, those up to the newest revision an event deleted
-            // names (a service's events name its revisions in order).
-            let named = try connection.prepare(
-                """
-                SELECT namespace, name, uid, max(revision) FROM watch_events
-                WHERE resource_version <= ? AND uid IS NOT NULL GROUP BY namespace, name, uid
-                """)
-            try named.bind(.integer(newest))
-            var names: [(key: ServiceKey, uid: String, revision: Int)] = []
-            while try named.step() { names.append((ServiceKey(namespace: named.text(0), name: named.text(1)), named.text(2), named.int(3))) }
-            connection.resetStatements()
+            // with them: those whose event is among the deleted (an index holds only them).
+            let pruned = try connection.prepare("SELECT id FROM service_revisions WHERE pruned = 1 AND event_version <= ?")
+            try pruned.bind(.integer(newest))
             var revisions: [Int] = []
-            for name in names {
-                let pruned = try connection.prepare(
-                    "SELECT id FROM service_revisions WHERE namespace = ? AND name = ? AND uid = ? AND revision <= ? AND pruned = 1")
-                try pruned.bind(.text(name.key.namespace), .text(name.key.name), .text(name.uid), .integer(name.revision))
-                while try pruned.step() { revisions.append(pruned.int(0)) }
-                connection.resetStatements()
-            }
+            while try pruned.step() { revisions.append(pruned.int(0)) }
+            connection.resetStatements()
             try ServiceStore.deleteRevisions(revisions, from: connection)
             try connection.prepare("DELETE FROM watch_events WHERE resource_version <= ?").bind(.integer(newest)).run()
             let deleted = connection.changes

@@ -157,6 +157,21 @@ import Testing
         #expect(try eventDocumentBytes(store) == 0)
     }
 
+    /// Rows written before their event's version was recorded (migration 0010) are pruned as
+    /// before: an event that names one gets its document back, and every event still reads exactly.
+    @Test func rowsWithoutTheirEventVersionGiveTheirDocumentsBack() throws {
+        let store = try store()
+        let start = try store.resourceVersionState().current
+        var documents = [try store.create(largeService("big", count: 1_000)).document]
+        for index in 0..<12 { documents.append(try store.update(namespace: "default", name: "big", Self.change(index)).document) }
+        try store.database.connect(readOnly: false).execute("UPDATE service_revisions SET event_version = NULL")
+        while try store.pruneHistory(keep: 3, batch: 4) > 0 {}
+        #expect(try revisionRows(store) == (all: 3, pruned: 0))
+        #expect(try eventDocumentBytes(store) == documents.prefix(10).reduce(0) { $0 + $1.count })
+        #expect(try store.watchEvents(after: start, limit: 100).events.map(\.document) == documents)
+        #expect(try store.revisions(namespace: "default", name: "big").entries.map(\.document) == Array(documents.suffix(3)))
+    }
+
     @Test func deletionAndRecreationStartAWholeRevision() throws {
         let store = try store()
         let first = try store.create(largeService("big", count: 300)).document

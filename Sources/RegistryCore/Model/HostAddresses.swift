@@ -33,8 +33,8 @@ extension ExternalService {
     /// (Read in place, without copying each address out of the array: it runs on every commit.)
     public var hosts: Set<String> {
         var hosts = Set<String>()
-        for index in addresses.indices where addresses[index].isUnresolvedHost {
-            if let host = addresses[index].host { hosts.insert(host) }
+        for index in addresses.indices {
+            if let host = addresses[index].host, addresses[index].ip.isEmpty { hosts.insert(host) }
         }
         return hosts
     }
