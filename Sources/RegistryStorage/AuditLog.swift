@@ -230,8 +230,8 @@ extension ServiceStore {
     /// watch event is still kept (an event of a creation or change names its revision instead of
     /// storing the document) stays stored as it is, marked `pruned`: the history no longer lists
     /// it, and `pruneWatchEvents` deletes it with that event. The others are deleted. No whole
-    /// document is written per revision: only the oldest revision left in the history, and a row
-    /// whose patch applied to a deleted one, are stored whole (see `deleteRevisions`).
+    /// document is written per revision: the oldest revision left in the history, and each row
+    /// left whose patch applied to a deleted one, are stored whole (see `deleteRevisions`).
     ///
     /// The services over the limit are found on a read connection (a scan of the history), so
     /// that writers do not wait for it; each is then pruned in a short write of its own.

@@ -5,9 +5,10 @@ import RegistryCore
 /// database: the row keeps an empty `document`, and `service_document_parts` holds the document
 /// of one revision (`whole` = 1) followed by the byte patches (`DocumentPatch`) of the later
 /// revisions, in revision order (migration 0011). A change appends its patch, a few hundred
-/// bytes; once `maxPatches` patches or patches of a quarter of the document follow the whole
-/// one, the next change writes the document whole again and deletes them, so that reading it
-/// back applies at most `maxPatches` patches. A document of at most `inlineBytes` stays in its row.
+/// bytes, unless that would make more than `maxPatches` patches or patches of more than a
+/// quarter of the document: it then writes the document whole again and deletes them, so that
+/// reading it back applies at most `maxPatches` patches. A document of at most `inlineBytes`
+/// stays in its row.
 ///
 /// The served bytes, ETags and revisions are the same either way: only where the bytes are
 /// stored changes. Reads of a document not cached (`document(namespace:name:)`, lists, the

@@ -161,6 +161,12 @@ extension ServiceStore {
     /// Every stored service, decoded (start-up and resync walk them).
     public func allRecords() throws(StoreError) -> [ServiceRecord] {
         let documents: [(String, String, [UInt8])] = try read { connection in
+            // One read transaction: the rows and the parts of the documents kept apart are one snapshot.
+            try connection.beginRead()
+            defer {
+                connection.resetStatements()
+                try? connection.execute("COMMIT")
+            }
             let statement = try connection.prepare("SELECT namespace, name, document FROM services ORDER BY namespace, name")
             var rows: [(String, String, [UInt8])] = []
             while try statement.step() { rows.append((statement.text(0), statement.text(1), statement.blob(2))) }

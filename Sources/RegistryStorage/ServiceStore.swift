@@ -573,14 +573,35 @@ public final class ServiceStore: Sendable {
         case .miss(let current)?: generation = current
         case nil: break
         }
+        let recordCache = self.recordCache
         let stored = try read { connection -> StoredDocument? in
-            let statement = try connection.prepare("SELECT document, revision, uid FROM services WHERE namespace = ? AND name = ?")
-            try statement.bind(.text(namespace), .text(name))
-            guard try statement.step() else { return nil }
-            let revision = statement.int(1)
-            let uid = statement.text(2)
-            let document = try ServiceStore.document(statement.blob(0), connection, key: key)
-            return StoredDocument(document: document, etag: ServiceRecord.etag(revision: revision, uid: uid), revision: revision, uid: uid)
+            func row() throws -> (document: [UInt8], revision: Int, uid: String)? {
+                let statement = try connection.prepare("SELECT document, revision, uid FROM services WHERE namespace = ? AND name = ?")
+                try statement.bind(.text(namespace), .text(name))
+                guard try statement.step() else { return nil }
+                return (statement.blob(0), statement.int(1), statement.text(2))
+            }
+            guard var found = try row() else { return nil }
+            if found.document.isEmpty {
+                // Kept apart (see `storeDocument`): the bytes this process wrote last for that
+                // revision, else the row again and its parts, read in one snapshot.
+                if let cached = recordCache.lookup(key, uid: found.uid, revision: found.revision) {
+                    found.document = cached.document
+                } else {
+                    connection.resetStatements()
+                    try connection.beginRead()
+                    defer {
+                        connection.resetStatements()
+                        try? connection.execute("COMMIT")
+                    }
+                    guard let again = try row() else { return nil }
+                    found = again
+                    found.document = try ServiceStore.document(again.document, connection, key: key)
+                }
+            }
+            return StoredDocument(
+                document: found.document, etag: ServiceRecord.etag(revision: found.revision, uid: found.uid), revision: found.revision,
+                uid: found.uid)
         }
         if let stored { documentCache?.fill(key, stored, generation: generation) }
         return stored

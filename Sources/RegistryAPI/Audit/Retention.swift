@@ -103,8 +103,8 @@ final class Retention: Sendable {
                 if count < policy.batchSize { break }
             }
             while mayContinue {
-                // Fewer than a batch when the documents given back to watch events filled a
-                // call's byte budget: go on until nothing is left.
+                // Revisions taken out of the histories (deleted, or kept only for the watch
+                // log's events): go on until none is left.
                 let count = try store.pruneHistory(keep: policy.historyLimit, batch: policy.batchSize)
                 deleted.history += count
                 if count == 0 || deleted.history >= 100 * policy.batchSize { break }
