@@ -9,19 +9,6 @@ import Testing
 /// not rewrite the whole document; what is served (documents, ETags, revisions, lists) stays
 /// byte for byte what the writes answered, read back by another store that caches nothing.
 @Suite struct DocumentPartsTests {
-    /// Adds or removes one address, as the address routes do.
-    private static func change(_ index: Int) -> @Sendable (ServiceRecord?) throws -> ExternalService {
-        { current in
-            guard var service = current?.service else { throw StoreError.notFound(namespace: "default", name: "big") }
-            if index % 3 == 2 {
-                service.addresses.remove(at: (index * 37) % service.addresses.count)
-            } else {
-                service.insertNormalized(EndpointAddress(ip: "10.200.\(index / 250).\(index % 250 + 1)"))
-            }
-            return service
-        }
-    }
-
     private static func replacing(with service: ExternalService) -> @Sendable (ServiceRecord?) throws -> ExternalService {
         { _ in service }
     }
@@ -51,7 +38,7 @@ import Testing
         var compactions = 0
         var last = 0
         for index in 0..<80 {
-            let result = try store.update(namespace: "default", name: "big", Self.change(index))
+            let result = try store.update(namespace: "default", name: "big", oneAddressChange(index))
             document = result.document
             let stored = try parts(store, "big")
             #expect(stored.whole == 1 && stored.inline == 0)
@@ -69,7 +56,7 @@ import Testing
         // The history and the watch log are those of any service.
         #expect(try reader.revisions(namespace: "default", name: "big").entries.last?.document == document)
         // The reader writes too: its read-modify-write starts from the stored parts.
-        let next = try reader.update(namespace: "default", name: "big", Self.change(200)).document
+        let next = try reader.update(namespace: "default", name: "big", oneAddressChange(200)).document
         #expect(try store.document(namespace: "default", name: "big")?.document == next)
         #expect(try reader.document(namespace: "default", name: "big")?.document == next)
 
@@ -96,10 +83,10 @@ import Testing
         try connection.prepare("UPDATE services SET document = ? WHERE name = 'big'").bind(.blob(created)).run()
         let reader = try database.open()
         #expect(try reader.document(namespace: "default", name: "big")?.document == created)
-        let changed = try reader.update(namespace: "default", name: "big", Self.change(0)).document
+        let changed = try reader.update(namespace: "default", name: "big", oneAddressChange(0)).document
         #expect(try parts(reader, "big") == (whole: 1, patches: 0, inline: 0))
         #expect(try database.open().document(namespace: "default", name: "big")?.document == changed)
-        let again = try reader.update(namespace: "default", name: "big", Self.change(1)).document
+        let again = try reader.update(namespace: "default", name: "big", oneAddressChange(1)).document
         #expect(try parts(reader, "big") == (whole: 1, patches: 1, inline: 0))
         #expect(try database.open().document(namespace: "default", name: "big")?.document == again)
     }

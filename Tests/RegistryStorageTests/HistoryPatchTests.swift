@@ -12,20 +12,6 @@ import Testing
         try freshStore()
     }
 
-    /// Adds (`add`) or removes one address the way the address routes do.
-    private static func change(_ index: Int) -> @Sendable (ServiceRecord?) throws -> ExternalService {
-        { current in
-            guard var service = current?.service else { throw StoreError.notFound(namespace: "default", name: "big") }
-            if index % 3 == 2 {
-                service.addresses.remove(at: (index * 37) % service.addresses.count)
-            } else {
-                service.insertNormalized(EndpointAddress(ip: "10.200.\(index / 250).\(index % 250 + 1)"))
-            }
-            if index == 20 { service.labels["changed"] = "yes" }  // another field: still a (small) patch
-            return service
-        }
-    }
-
     /// Documents stored per history row, counting rows kept as patches.
     private func storedForms(_ store: ServiceStore) throws -> (whole: Int, patches: Int) {
         let connection = try store.database.connect(readOnly: true)
@@ -38,7 +24,7 @@ import Testing
         let store = try store()
         var documents = [try store.create(largeService("big", count: 2_000)).document]
         for index in 0..<80 {
-            let result = try store.update(namespace: "default", name: "big", Self.change(index))
+            let result = try store.update(namespace: "default", name: "big", oneAddressChange(index))
             #expect(result.changed)
             documents.append(result.document)
         }
@@ -62,7 +48,7 @@ import Testing
     @Test func pruningKeepsTheRemainingRevisionsExact() throws {
         let store = try store()
         var documents = [try store.create(largeService("big", count: 500)).document]
-        for index in 0..<50 { documents.append(try store.update(namespace: "default", name: "big", Self.change(index)).document) }
+        for index in 0..<50 { documents.append(try store.update(namespace: "default", name: "big", oneAddressChange(index)).document) }
         var deleted = 0
         while case let count = try store.pruneHistory(keep: 12, batch: 5), count > 0 {
             deleted += count
@@ -75,7 +61,7 @@ import Testing
         #expect(left.map(\.revision) == Array(40...51))
         #expect(left.map(\.document) == Array(documents.suffix(12)))
         // The service goes on from there, its next revisions patches again.
-        let next = try store.update(namespace: "default", name: "big", Self.change(99)).document
+        let next = try store.update(namespace: "default", name: "big", oneAddressChange(99)).document
         #expect(try store.revisions(namespace: "default", name: "big").entries.last?.document == next)
     }
 
@@ -83,7 +69,7 @@ import Testing
         let store = try store()
         let start = try store.resourceVersionState().current
         var documents = [try store.create(largeService("big", count: 1_000)).document]
-        for index in 0..<40 { documents.append(try store.update(namespace: "default", name: "big", Self.change(index)).document) }
+        for index in 0..<40 { documents.append(try store.update(namespace: "default", name: "big", oneAddressChange(index)).document) }
         try store.delete(namespace: "default", name: "big")
         // Stored: the DELETED event alone carries a document.
         let connection = try store.database.connect(readOnly: true)
@@ -129,7 +115,7 @@ import Testing
         let store = try store()
         let start = try store.resourceVersionState().current
         var documents = [try store.create(largeService("big", count: 1_000)).document]
-        for index in 0..<60 { documents.append(try store.update(namespace: "default", name: "big", Self.change(index)).document) }
+        for index in 0..<60 { documents.append(try store.update(namespace: "default", name: "big", oneAddressChange(index)).document) }
         #expect(try revisionRows(store) == (all: 61, pruned: 0))
         while try store.pruneHistory(keep: 5, batch: 7) > 0 {}
         // Out of the history, kept for the events: no event got a document of its own.
@@ -152,7 +138,7 @@ import Testing
         // Once no event names them, pruning the history deletes the revisions outright.
         #expect(try store.pruneWatchEvents(keep: 0, olderThan: "1970-01-01T00:00:00Z", batch: 100) == 20)
         #expect(try revisionRows(store) == (all: 5, pruned: 0))
-        let next = try store.update(namespace: "default", name: "big", Self.change(99)).document
+        let next = try store.update(namespace: "default", name: "big", oneAddressChange(99)).document
         #expect(try store.revisions(namespace: "default", name: "big").entries.map(\.document) == Array(documents.suffix(5)) + [next])
         #expect(try eventDocumentBytes(store) == 0)
     }
@@ -163,7 +149,7 @@ import Testing
         let store = try store()
         let start = try store.resourceVersionState().current
         var documents = [try store.create(largeService("big", count: 1_000)).document]
-        for index in 0..<12 { documents.append(try store.update(namespace: "default", name: "big", Self.change(index)).document) }
+        for index in 0..<12 { documents.append(try store.update(namespace: "default", name: "big", oneAddressChange(index)).document) }
         try store.database.connect(readOnly: false).execute("UPDATE service_revisions SET event_version = NULL")
         while try store.pruneHistory(keep: 3, batch: 4) > 0 {}
         #expect(try revisionRows(store) == (all: 3, pruned: 0))
@@ -175,10 +161,10 @@ import Testing
     @Test func deletionAndRecreationStartAWholeRevision() throws {
         let store = try store()
         let first = try store.create(largeService("big", count: 300)).document
-        let second = try store.update(namespace: "default", name: "big", Self.change(0)).document
+        let second = try store.update(namespace: "default", name: "big", oneAddressChange(0)).document
         try store.delete(namespace: "default", name: "big")
         let again = try store.create(largeService("big", count: 300)).document
-        let more = try store.update(namespace: "default", name: "big", Self.change(1)).document
+        let more = try store.update(namespace: "default", name: "big", oneAddressChange(1)).document
         let history = try store.revisions(namespace: "default", name: "big").entries
         #expect(history.map(\.revision) == [1, 2, 2, 1, 2])
         #expect(history.map(\.document) == [first, second, nil, again, more])

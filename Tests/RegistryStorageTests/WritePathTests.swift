@@ -14,6 +14,21 @@ func largeService(_ name: String, count: Int) -> ExternalService {
     return service
 }
 
+/// A transform of `default/big` that adds or removes one address, as the address routes do
+/// (and at `index` 20 also changes a label: another field, still a small patch).
+func oneAddressChange(_ index: Int) -> @Sendable (ServiceRecord?) throws -> ExternalService {
+    { current in
+        guard var service = current?.service else { throw StoreError.notFound(namespace: "default", name: "big") }
+        if index % 3 == 2 {
+            service.addresses.remove(at: (index * 37) % service.addresses.count)
+        } else {
+            service.insertNormalized(EndpointAddress(ip: "10.200.\(index / 250).\(index % 250 + 1)"))
+        }
+        if index == 20 { service.labels["changed"] = "yes" }
+        return service
+    }
+}
+
 /// The read-modify-write path of a large service: revisions, entity tags and stored documents
 /// stay exact whatever the writer remembers of earlier writes (kept, rolled back or refused).
 @Suite struct WritePathTests {
