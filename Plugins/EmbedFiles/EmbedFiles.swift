@@ -26,8 +26,8 @@ struct EmbedFiles: BuildToolPlugin {
             .buildCommand(
                 displayName: "Embedding migrations, openapi.yaml and the git commit",
                 executable: try context.tool(named: "EmbedFilesTool").url,
-                arguments: [output.path(), commit.hash, openAPI.path()] + migrations.map { $0.path() } + ["--postgresql"]
-                    + postgreSQLMigrations.map { $0.path() },
+                // The tool lists the directories' `.sql` files itself (see EmbedFilesTool).
+                arguments: [output.path(), commit.hash, openAPI.path(), migrationsDirectory.path(), postgreSQLDirectory.path()],
                 inputFiles: [openAPI, migrationsDirectory, postgreSQLDirectory] + migrations + postgreSQLMigrations + commit.files,
                 outputFiles: [output])
         ]
