@@ -131,10 +131,10 @@ extension ServiceStore {
     /// the same uid, fewer than `maxPatchDepth` patches follow the last whole document, and the
     /// patch is smaller than half the document; else whole. `eventVersion`: the resource version
     /// of the watch event the same write recorded (retention keeps the revision while that event
-    /// is kept, see `pruneHistory`).
+    /// is kept, see `pruneHistory`); nil only for a change that records no revision.
     static func recordChange(
         _ audit: AuditContext, key: ServiceKey, uid: String, before: Int?, after: Int?, document: [UInt8]?, patch: DocumentPatch? = nil,
-        status: Int, at time: String, eventVersion: Int? = nil, into connection: any SQLConnection
+        status: Int, at time: String, eventVersion: Int?, into connection: any SQLConnection
     ) throws {
         try insertAudit(
             AuditEntry(
@@ -255,65 +255,45 @@ extension ServiceStore {
     }
 
     /// One service's part of `pruneHistory`: at most `limit` of its revisions beyond the newest
-    /// `keep` in its history, newest first; returns how many.
+    /// `keep` in its history, oldest first (so that those still listed run on without a gap up to
+    /// the newest); returns how many.
     static func pruneHistory(of key: ServiceKey, keep: Int, limit: Int, _ connection: any SQLConnection) throws -> Int {
+        // The oldest revision that stays in the history must not depend on those taken out: it is
+        // kept whole from now on.
+        let last = try connection.prepare(
+            """
+            SELECT id, depth, patch IS NOT NULL FROM service_revisions
+            WHERE namespace = ? AND name = ? AND pruned = 0 ORDER BY id DESC LIMIT 1 OFFSET ?
+            """)
+        try last.bind(.text(key.namespace), .text(key.name), .integer(max(keep - 1, 0)))
+        guard try last.step() else {
+            connection.resetStatements()
+            return 0
+        }
+        let boundary = (id: last.int(0), depth: last.int(1), patched: last.int(2) == 1)
+        connection.resetStatements()
         let rows = try connection.prepare(
             """
-            SELECT id, depth, patch IS NOT NULL, document IS NOT NULL OR patch IS NOT NULL, event_version IS NULL, event_version
-            FROM service_revisions WHERE namespace = ? AND name = ? AND pruned = 0 ORDER BY id DESC LIMIT ? OFFSET ?
+            SELECT id, document IS NOT NULL OR patch IS NOT NULL, event_version FROM service_revisions
+            WHERE namespace = ? AND name = ? AND pruned = 0 AND id < ? ORDER BY id LIMIT ?
             """)
-        try rows.bind(.text(key.namespace), .text(key.name), .integer(limit + 1), .integer(max(keep - 1, 0)))
-        var found: [(id: Int, depth: Int, patched: Bool, stored: Bool, eventVersion: Int?)] = []
-        while try rows.step() {
-            found.append((rows.int(0), rows.int(1), rows.int(2) == 1, rows.int(3) == 1, rows.int(4) == 1 ? nil : rows.int(5)))
-        }
+        try rows.bind(.text(key.namespace), .text(key.name), .integer(boundary.id), .integer(limit))
+        var doomed: [(id: Int, stored: Bool, eventVersion: Int)] = []
+        while try rows.step() { doomed.append((rows.int(0), rows.int(1) == 1, rows.int(2))) }
         connection.resetStatements()
-        // The first row is the oldest one left in the history: it must not depend on those taken
-        // out, so it is kept whole from now on.
-        guard let boundary = found.first, found.count > 1 else { return 0 }
+        guard !doomed.isEmpty else { return 0 }
         if boundary.patched {
             try storeWhole(boundary.id, try historyDocument(connection, key: key, id: boundary.id, depth: boundary.depth), into: connection)
         }
-        let doomed = found.dropFirst()
+        // A revision whose watch event is still kept stays, out of the history; a deletion's row
+        // (nothing to read back) and one whose event is gone are deleted.
         let compacted = try resourceVersionState(connection).compacted
-        var kept: [Int] = []
-        var deleted: [Int] = []
-        var legacy: [Int] = []
-        for row in doomed {
-            switch (row.stored, row.eventVersion) {
-            case (false, _): deleted.append(row.id)  // a deletion: nothing to read back
-            case (true, let version?): if version > compacted { kept.append(row.id) } else { deleted.append(row.id) }
-            case (true, nil): legacy.append(row.id)
-            }
-        }
+        let kept = doomed.filter { $0.stored && $0.eventVersion > compacted }.map(\.id)
         if !kept.isEmpty {
             try connection.prepare("UPDATE service_revisions SET pruned = 1 WHERE id IN (\(kept.map(String.init).joined(separator: ",")))").run()
         }
-        try giveDocumentsBack(to: legacy, connection)
-        try deleteRevisions(deleted + legacy, from: connection)
+        try deleteRevisions(doomed.filter { !($0.stored && $0.eventVersion > compacted) }.map(\.id), from: connection)
         return doomed.count
-    }
-
-    /// Rows written before their event's version was recorded (migration 0010): a watch event
-    /// that names one of them gets its document back before the row is deleted.
-    private static func giveDocumentsBack(to ids: [Int], _ connection: any SQLConnection) throws {
-        guard !ids.isEmpty else { return }
-        let named = try connection.prepare(
-            """
-            SELECT e.resource_version, r.id, r.namespace, r.name, r.depth FROM watch_events e
-            JOIN service_revisions r ON r.namespace = e.namespace AND r.name = e.name AND r.uid = e.uid AND r.revision = e.revision
-            WHERE r.id IN (\(ids.map(String.init).joined(separator: ","))) AND length(e.document) = 0
-            """)
-        var events: [(version: Int, id: Int, key: ServiceKey, depth: Int)] = []
-        while try named.step() {
-            events.append((named.int(0), named.int(1), ServiceKey(namespace: named.text(2), name: named.text(3)), named.int(4)))
-        }
-        connection.resetStatements()
-        for event in events {
-            let document = try historyDocument(connection, key: event.key, id: event.id, depth: event.depth)
-            try connection.prepare("UPDATE watch_events SET document = ?, uid = NULL, revision = NULL WHERE resource_version = ?")
-                .bind(.blob(document), .integer(event.version)).run()
-        }
     }
 
     /// Stores history row `id` whole (its document rebuilt by the caller), no longer as a patch.
@@ -330,26 +310,22 @@ extension ServiceStore {
         guard !ids.isEmpty else { return }
         let doomed = Set(ids)
         let list = ids.map(String.init).joined(separator: ",")
-        let services = try connection.prepare(
-            "SELECT namespace, name, min(id) FROM service_revisions WHERE id IN (\(list)) GROUP BY namespace, name")
-        var firsts: [(key: ServiceKey, id: Int)] = []
-        while try services.step() { firsts.append((ServiceKey(namespace: services.text(0), name: services.text(1)), services.int(2))) }
+        let names = try connection.prepare("SELECT id, namespace, name FROM service_revisions WHERE id IN (\(list))")
+        var rows: [(id: Int, key: ServiceKey)] = []
+        while try names.step() { rows.append((names.int(0), ServiceKey(namespace: names.text(1), name: names.text(2)))) }
         connection.resetStatements()
-        for first in firsts {
-            let rows = try connection.prepare(
-                "SELECT id, patch IS NOT NULL, depth FROM service_revisions WHERE namespace = ? AND name = ? AND id >= ? ORDER BY id")
-            try rows.bind(.text(first.key.namespace), .text(first.key.name), .integer(first.id))
-            var dependents: [(id: Int, depth: Int)] = []
-            var afterDoomed = false
-            while try rows.step() {
-                let id = rows.int(0)
-                if afterDoomed && !doomed.contains(id) && rows.int(1) == 1 { dependents.append((id, rows.int(2))) }
-                afterDoomed = doomed.contains(id)
-            }
+        // The row just after each doomed one (one indexed step each): stored whole when it stays
+        // and is a patch.
+        var dependents: [(id: Int, key: ServiceKey, depth: Int)] = []
+        for row in rows {
+            let next = try connection.prepare(
+                "SELECT id, patch IS NOT NULL, depth FROM service_revisions WHERE namespace = ? AND name = ? AND id > ? ORDER BY id LIMIT 1")
+            try next.bind(.text(row.key.namespace), .text(row.key.name), .integer(row.id))
+            if try next.step(), !doomed.contains(next.int(0)), next.int(1) == 1 { dependents.append((next.int(0), row.key, next.int(2))) }
             connection.resetStatements()
-            for row in dependents {
-                try storeWhole(row.id, try historyDocument(connection, key: first.key, id: row.id, depth: row.depth), into: connection)
-            }
+        }
+        for row in dependents.sorted(by: { $0.id < $1.id }) {
+            try storeWhole(row.id, try historyDocument(connection, key: row.key, id: row.id, depth: row.depth), into: connection)
         }
         try connection.prepare("DELETE FROM service_revisions WHERE id IN (\(list))").run()
     }

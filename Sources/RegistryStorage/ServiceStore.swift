@@ -913,7 +913,7 @@ public final class ServiceStore: Sendable {
                 if service == current.service {
                     try ServiceStore.recordChange(
                         audit, key: key, uid: current.uid, before: current.revision, after: current.revision, document: nil, status: 200, at: time,
-                        into: connection)
+                        eventVersion: nil, into: connection)
                     return UpdateResult(record: current, document: document, changed: false, created: false)
                 }
                 var record = current

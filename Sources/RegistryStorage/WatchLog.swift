@@ -86,19 +86,34 @@ extension ServiceStore {
     /// its patches when kept as one; `known` holds documents of history rows (by id) already
     /// rebuilt, and gets this one (a deletion's row, which has the revision of the last one,
     /// is not it). Throws `StoreError.unreadable` when there is no such revision.
+    ///
+    /// A revision kept only for the watch log (`pruned`) is found by the event's version through
+    /// its index; one still in the history among the newest rows of the name (at most
+    /// `--history-limit` of them come first).
     static func revisionDocument(
-        _ connection: any SQLConnection, key: ServiceKey, uid: String, revision: Int, known: inout [Int: [UInt8]]
+        _ connection: any SQLConnection, key: ServiceKey, uid: String, revision: Int, eventVersion: Int, known: inout [Int: [UInt8]]
     ) throws -> (id: Int, document: [UInt8]) {
-        let row = try connection.prepare(
+        let pruned = try connection.prepare(
             """
             SELECT id, depth, document IS NULL, document FROM service_revisions
-            WHERE namespace = ? AND name = ? AND uid = ? AND revision = ? AND (document IS NOT NULL OR patch IS NOT NULL)
-            ORDER BY id DESC LIMIT 1
+            WHERE pruned = 1 AND event_version = ? AND namespace = ? AND name = ? AND uid = ? AND revision = ?
+              AND (document IS NOT NULL OR patch IS NOT NULL)
             """)
-        try row.bind(.text(key.namespace), .text(key.name), .text(uid), .integer(revision))
-        guard try row.step() else {
+        try pruned.bind(.integer(eventVersion), .text(key.namespace), .text(key.name), .text(uid), .integer(revision))
+        var row = pruned
+        if try !pruned.step() {
             connection.resetStatements()
-            throw StoreError.unreadable(namespace: key.namespace, name: key.name)
+            row = try connection.prepare(
+                """
+                SELECT id, depth, document IS NULL, document FROM service_revisions
+                WHERE namespace = ? AND name = ? AND uid = ? AND revision = ? AND (document IS NOT NULL OR patch IS NOT NULL)
+                ORDER BY id DESC LIMIT 1
+                """)
+            try row.bind(.text(key.namespace), .text(key.name), .text(uid), .integer(revision))
+            guard try row.step() else {
+                connection.resetStatements()
+                throw StoreError.unreadable(namespace: key.namespace, name: key.name)
+            }
         }
         let (id, depth, whole) = (row.int(0), row.int(1), row.int(2) == 0 ? row.blob(3) : nil)
         connection.resetStatements()
@@ -165,7 +180,7 @@ extension ServiceStore {
                 let key = ServiceKey(namespace: event.namespace, name: event.name)
                 if built[key] == nil, let last = cache.last(key) { known[last.id] = last.document }
                 let revision = try ServiceStore.revisionDocument(
-                    connection, key: key, uid: reference.uid, revision: reference.revision, known: &known)
+                    connection, key: key, uid: reference.uid, revision: reference.revision, eventVersion: event.resourceVersion, known: &known)
                 events[reference.index].document = revision.document
                 if revision.id >= built[key]?.id ?? 0 { built[key] = revision }
             }

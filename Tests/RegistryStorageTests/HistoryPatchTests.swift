@@ -143,19 +143,38 @@ import Testing
         #expect(try eventDocumentBytes(store) == 0)
     }
 
-    /// Rows written before their event's version was recorded (migration 0010) are pruned as
-    /// before: an event that names one gets its document back, and every event still reads exactly.
-    @Test func rowsWithoutTheirEventVersionGiveTheirDocumentsBack() throws {
-        let store = try store()
+    /// Migration 0012 gives the rows written before it the version of the event that names them
+    /// (0 when none does), so that retention treats them as any later row.
+    @Test func theMigrationGivesEarlierRowsTheirEventVersions() throws {
+        let database = try TestDatabase.fresh()
+        let store = try database.open()
         let start = try store.resourceVersionState().current
         var documents = [try store.create(largeService("big", count: 1_000)).document]
         for index in 0..<12 { documents.append(try store.update(namespace: "default", name: "big", oneAddressChange(index)).document) }
-        try store.database.connect(readOnly: false).execute("UPDATE service_revisions SET event_version = NULL")
-        while try store.pruneHistory(keep: 3, batch: 4) > 0 {}
-        #expect(try revisionRows(store) == (all: 3, pruned: 0))
-        #expect(try eventDocumentBytes(store) == documents.prefix(10).reduce(0) { $0 + $1.count })
-        #expect(try store.watchEvents(after: start, limit: 100).events.map(\.document) == documents)
-        #expect(try store.revisions(namespace: "default", name: "big").entries.map(\.document) == Array(documents.suffix(3)))
+        try store.delete(namespace: "default", name: "big")
+        while try store.pruneWatchEvents(keep: 11, olderThan: "1970-01-01T00:00:00Z", batch: 100) > 0 {}
+        let connection = try store.database.connect(readOnly: false)
+        func versions() throws -> [Int] {
+            let statement = try connection.prepare("SELECT event_version FROM service_revisions ORDER BY id")
+            var versions: [Int] = []
+            while try statement.step() { versions.append(statement.int(0)) }
+            connection.resetStatements()
+            return versions
+        }
+        let written = try versions()
+        // Revisions 1…13, then the deletion's row (named by no event): their events' versions.
+        #expect(written == Array((start + 1)...(start + 14)))
+        // As the rows were before 0012, then the migration's SQL again.
+        try connection.execute("DROP INDEX service_revisions_pruned")
+        try connection.execute("ALTER TABLE service_revisions DROP COLUMN event_version")
+        let migration = try #require(try database.schemaMigrations().first { $0.version == 12 })
+        try connection.execute(migration.sql)
+        // The events of revisions 1…3 are gone (the newest 11 kept): 0 for them. The deletion's
+        // row has the uid and revision of the last one, whose event it takes (no matter: a
+        // deletion's row is deleted whatever its version).
+        let migrated = try versions()
+        #expect(migrated == [0, 0, 0] + Array((start + 4)...(start + 13)) + [start + 13])
+        #expect(try store.watchEvents(after: start + 3, limit: 100).events.map(\.document) == Array(documents.suffix(10)) + [documents[12]])
     }
 
     @Test func deletionAndRecreationStartAWholeRevision() throws {

@@ -96,12 +96,23 @@ final class Retention: Sendable {
         let cutoff = now.addingTimeInterval(-Double(policy.auditRetentionDays) * 86_400).formatted(.iso8601)
         let watchCutoff = now.addingTimeInterval(-Double(policy.watchHistoryMinutes) * 60).formatted(.iso8601)
         var deleted = (audit: 0, history: 0, watchEvents: 0)
-        do {
+        // Each log on its own: one that fails (a damaged history chain, say) does not keep the
+        // others from being pruned.
+        func attempt(_ what: String, _ body: () throws -> Void) {
+            do {
+                try body()
+            } catch {
+                logger.error("retention of the \(what) failed; it is tried again in the next pass", metadata: ["error": "\(error)"])
+            }
+        }
+        attempt("audit log") {
             while mayContinue {
                 let count = try store.pruneAudit(olderThan: cutoff, batch: policy.batchSize)
                 deleted.audit += count
                 if count < policy.batchSize { break }
             }
+        }
+        attempt("history") {
             while mayContinue {
                 // Revisions taken out of the histories (deleted, or kept only for the watch
                 // log's events): go on until none is left.
@@ -109,13 +120,13 @@ final class Retention: Sendable {
                 deleted.history += count
                 if count == 0 || deleted.history >= 100 * policy.batchSize { break }
             }
+        }
+        attempt("watch log") {
             while mayContinue {
                 let count = try store.pruneWatchEvents(keep: policy.watchHistoryEvents, olderThan: watchCutoff, batch: policy.batchSize)
                 deleted.watchEvents += count
                 if count < policy.batchSize { break }
             }
-        } catch {
-            logger.error("retention pass failed; it is tried again in the next pass", metadata: ["error": "\(error)"])
         }
         if deleted.audit > 0 || deleted.history > 0 || deleted.watchEvents > 0 {
             logger.info(
