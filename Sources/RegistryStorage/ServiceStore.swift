@@ -573,7 +573,6 @@ public final class ServiceStore: Sendable {
         case .miss(let current)?: generation = current
         case nil: break
         }
-        let recordCache = self.recordCache
         let stored = try read { connection -> StoredDocument? in
             func row() throws -> (document: [UInt8], revision: Int, uid: String)? {
                 let statement = try connection.prepare("SELECT document, revision, uid FROM services WHERE namespace = ? AND name = ?")
@@ -585,8 +584,8 @@ public final class ServiceStore: Sendable {
             if found.document.isEmpty {
                 // Kept apart (see `storeDocument`): the bytes this process wrote last for that
                 // revision, else the row again and its parts, read in one snapshot.
-                if let cached = recordCache.lookup(key, uid: found.uid, revision: found.revision) {
-                    found.document = cached.document
+                if let cached = cachedDocument(key, uid: found.uid, revision: found.revision) {
+                    found.document = cached
                 } else {
                     connection.resetStatements()
                     try connection.beginRead()
@@ -605,6 +604,15 @@ public final class ServiceStore: Sendable {
         }
         if let stored { documentCache?.fill(key, stored, generation: generation) }
         return stored
+    }
+
+    /// The document of revision `revision` (of `uid`) of a service, if this process holds it:
+    /// written by its last write (`RecordCache`) or read for a `GET` (`DocumentCache`). Documents
+    /// are deterministic per uid and revision, so either is that revision's stored bytes.
+    func cachedDocument(_ key: ServiceKey, uid: String, revision: Int) -> [UInt8]? {
+        if let written = recordCache.lookup(key, uid: uid, revision: revision) { return written.document }
+        if case .hit(let read)? = documentCache?.lookup(key), read.uid == uid, read.revision == revision { return read.document }
+        return nil
     }
 
     /// One service, decoded.
@@ -649,7 +657,7 @@ public final class ServiceStore: Sendable {
             while true {
                 let statement = try connection.prepare(
                     """
-                    SELECT namespace, name, labels, document FROM services
+                    SELECT namespace, name, labels, document, uid, revision FROM services
                     WHERE (CAST(?1 AS TEXT) IS NULL OR namespace = ?1) AND (namespace, name) > (?2, ?3)
                     ORDER BY namespace, name LIMIT ?4
                     """)
@@ -667,7 +675,14 @@ public final class ServiceStore: Sendable {
                     if let limit, documents.count == limit {
                         return ServicePage(documents: documents, keys: keys, next: lastKey, resourceVersion: resourceVersion)
                     }
-                    documents.append(try ServiceStore.document(statement.blob(3), connection, key: position))
+                    var document = statement.blob(3)
+                    if document.isEmpty {
+                        // Kept apart: cached bytes of that very revision, else rebuilt from its parts.
+                        document =
+                            try cachedDocument(position, uid: statement.text(4), revision: statement.int(5))
+                            ?? ServiceStore.apartDocument(connection, key: position)
+                    }
+                    documents.append(document)
                     keys.append(position)
                     lastKey = position
                 }
