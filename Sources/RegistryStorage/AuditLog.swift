@@ -234,7 +234,7 @@ extension ServiceStore {
     /// left whose patch applied to a deleted one, are stored whole (see `deleteRevisions`).
     ///
     /// The services over the limit are found on a read connection (a scan of the history), so
-    /// that writers do not wait for it; each is then pruned in a short write of its own.
+    /// that writers do not wait for it; they are then pruned in short writes of a few services each.
     public func pruneHistory(keep: Int, batch: Int) throws -> Int {
         let over: [ServiceKey] = try read { connection in
             let statement = try connection.prepare(
@@ -246,13 +246,27 @@ extension ServiceStore {
         }
         // Nothing to prune: a replica that no longer leads is still told so by its fence.
         guard !over.isEmpty else { return try fencedWrite { _ in 0 } }
+        // Up to `servicesPerWrite` services per write: one transaction (and fsync) per service
+        // would cost hundreds per pass when many services each went a little over the limit.
         var taken = 0
-        for key in over where taken < batch {
+        var next = over.startIndex
+        while next < over.endIndex && taken < batch {
+            let services = over[next..<min(next + Self.servicesPerWrite, over.endIndex)]
+            next = services.endIndex
             let limit = batch - taken
-            taken += try fencedWrite { connection in try ServiceStore.pruneHistory(of: key, keep: keep, limit: limit, connection) }
+            taken += try fencedWrite { connection in
+                var done = 0
+                for key in services where done < limit {
+                    done += try ServiceStore.pruneHistory(of: key, keep: keep, limit: limit - done, connection)
+                }
+                return done
+            }
         }
         return taken
     }
+
+    /// The most services `pruneHistory` prunes in one write.
+    static let servicesPerWrite = 32
 
     /// One service's part of `pruneHistory`: at most `limit` of its revisions beyond the newest
     /// `keep` in its history, oldest first (so that those still listed run on without a gap up to

@@ -65,6 +65,28 @@ import Testing
         #expect(try store.pruneHistory(keep: 3, batch: 4) == 0)
     }
 
+    /// More services over the limit than one write takes (`servicesPerWrite`): one call prunes
+    /// them all, a batch's worth, in several short writes.
+    @Test func oneCallPrunesManyServicesInSeveralWrites() throws {
+        let store = try store()
+        let names = (0..<(ServiceStore.servicesPerWrite + 8)).map { "s\($0)" }
+        for name in names {
+            _ = try store.create(sample(name))
+            for index in 0..<3 {
+                _ = try store.update(namespace: "default", name: name) { current in
+                    var service = try #require(current).service
+                    service.description = "revision \(index + 2)"
+                    return service
+                }
+            }
+        }
+        #expect(try store.pruneHistory(keep: 2, batch: 1_000) == 2 * names.count)
+        for name in names {
+            #expect(try store.revisions(namespace: "default", name: name).entries.map(\.revision) == [3, 4])
+        }
+        #expect(try store.pruneHistory(keep: 2, batch: 1_000) == 0)
+    }
+
     @Test func historyPagesCarryTheRevisionBeforeThem() throws {
         let store = try store()
         _ = try store.create(sample("a"))
