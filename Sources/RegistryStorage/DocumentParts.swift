@@ -91,6 +91,7 @@ extension ServiceStore {
         return []
     }
 
+    /// Deletes the parts of `key` (its document is back in its row, or the service is deleted).
     static func deleteParts(_ key: ServiceKey, from connection: any SQLConnection) throws {
         try connection.prepare("DELETE FROM service_document_parts WHERE namespace = ? AND name = ?").bind(.text(key.namespace), .text(key.name))
             .run()
