@@ -226,7 +226,7 @@ extension ServiceStore {
     }
 
     /// Takes at most `batch` history revisions beyond the newest `keep` of each service name out
-    /// of the history (newest first); returns how many (0 once none is left). A revision whose
+    /// of the history (the oldest first); returns how many (0 once none is left). A revision whose
     /// watch event is still kept (an event of a creation or change names its revision instead of
     /// storing the document) stays stored as it is, marked `pruned`: the history no longer lists
     /// it, and `pruneWatchEvents` deletes it with that event. The others are deleted. No whole
