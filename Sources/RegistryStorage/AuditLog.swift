@@ -302,11 +302,15 @@ extension ServiceStore {
         // A revision whose watch event is still kept stays, out of the history; a deletion's row
         // (nothing to read back) and one whose event is gone are deleted.
         let compacted = try resourceVersionState(connection).compacted
-        let kept = doomed.filter { $0.stored && $0.eventVersion > compacted }.map(\.id)
+        var kept: [Int] = []
+        var deleted: [Int] = []
+        for row in doomed {
+            if row.stored && row.eventVersion > compacted { kept.append(row.id) } else { deleted.append(row.id) }
+        }
         if !kept.isEmpty {
             try connection.prepare("UPDATE service_revisions SET pruned = 1 WHERE id IN (\(kept.map(String.init).joined(separator: ",")))").run()
         }
-        try deleteRevisions(doomed.filter { !($0.stored && $0.eventVersion > compacted) }.map(\.id), from: connection)
+        try deleteRevisions(deleted, from: connection)
         return doomed.count
     }
 

@@ -31,6 +31,25 @@ import Testing
         throw ClientError.malformed("server did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
     }
 
+    /// A blocking writer on a thread of its own (not the 2-thread cooperative pool): POSTs
+    /// `request(index)` for each index until one is not answered 201, and collects the name of
+    /// each that was (acknowledged).
+    private func startWriter(
+        port: UInt16, finished: DispatchGroup, into results: Results, count: Int,
+        _ request: @escaping @Sendable (Int) -> (path: String, body: String, name: String)
+    ) {
+        finished.enter()
+        Thread.detachNewThread {
+            defer { finished.leave() }
+            guard let client = try? RawHTTPClient(port: port, timeoutSeconds: 5) else { return }
+            for index in 0..<count {
+                let (path, body, name) = request(index)
+                guard let response = try? client.request("POST", path, json: body), response.status == 201 else { return }
+                results.append(name)
+            }
+        }
+    }
+
     @Test(arguments: ["full", "normal"])
     func everyAcknowledgedWriteSurvivesKill9(durability: String) throws {
         let directory = FileManager.default.temporaryDirectory.appending(path: "registry-kill-\(UUID().uuidString)")
@@ -44,33 +63,18 @@ import Testing
         let many = (0..<2_500).map { #"{"ip":"10.1.\#($0 / 250).\#($0 % 250 + 1)"}"# }.joined(separator: ",")
         #expect(try setup.request("POST", "/v1/services", json: #"{"name":"big","ports":[{"port":80}],"addresses":[\#(many)]}"#).status == 201)
 
-        // Blocking writers run on threads of their own (not the 2-thread cooperative pool).
         let results = Results()
         let added = Results()
         let finished = DispatchGroup()
-        finished.enter()
-        Thread.detachNewThread {
-            defer { finished.leave() }
-            guard let client = try? RawHTTPClient(port: port, timeoutSeconds: 5) else { return }
-            for index in 0..<60_000 {
-                let ip = "10.50.\(index / 250).\(index % 250 + 1)"
-                guard let response = try? client.request("POST", "/v1/services/default/big/addresses", json: #"{"ip":"\#(ip)"}"#),
-                    response.status == 201
-                else { return }
-                added.append(ip)
-            }
+        startWriter(port: port, finished: finished, into: added, count: 60_000) { index in
+            let ip = "10.50.\(index / 250).\(index % 250 + 1)"
+            return (path: "/v1/services/default/big/addresses", body: #"{"ip":"\#(ip)"}"#, name: ip)
         }
         for writer in 0..<4 {
-            finished.enter()
-            Thread.detachNewThread {
-                defer { finished.leave() }
-                guard let client = try? RawHTTPClient(port: port, timeoutSeconds: 5) else { return }
-                for index in 0..<1_000_000 {
-                    let name = "w\(writer)-\(index)"
-                    let body = #"{"name":"\#(name)","ports":[{"port":80}],"addresses":[{"ip":"10.0.\#(writer).1"},{"ip":"10.0.\#(writer).2"}]}"#
-                    guard let response = try? client.request("POST", "/v1/services", json: body), response.status == 201 else { return }
-                    results.append(name)
-                }
+            startWriter(port: port, finished: finished, into: results, count: 1_000_000) { index in
+                let name = "w\(writer)-\(index)"
+                let body = #"{"name":"\#(name)","ports":[{"port":80}],"addresses":[{"ip":"10.0.\#(writer).1"},{"ip":"10.0.\#(writer).2"}]}"#
+                return (path: "/v1/services", body: body, name: name)
             }
         }
         Thread.sleep(forTimeInterval: 1.5)

@@ -43,17 +43,22 @@ import Testing
         #expect(line.action == #"PATCH /x\u0000y"#)
     }
 
+    /// Creates `name` and updates it until it has `count` revisions (its description changed).
+    private func createWithRevisions(_ store: ServiceStore, _ name: String, count: Int) throws {
+        _ = try store.create(sample(name))
+        for revision in 2...count {
+            _ = try store.update(namespace: "default", name: name) { current in
+                var service = try #require(current).service
+                service.description = "revision \(revision)"
+                return service
+            }
+        }
+    }
+
     @Test func historyKeepsTheNewestRevisionsOfEachService() throws {
         let store = try store()
         for name in ["a", "b"] {
-            _ = try store.create(sample(name))
-            for index in 0..<9 {
-                _ = try store.update(namespace: "default", name: name) { current in
-                    var service = try #require(current).service
-                    service.description = "revision \(index + 2)"
-                    return service
-                }
-            }
+            try createWithRevisions(store, name, count: 10)
         }
         #expect(try store.revisions(namespace: "default", name: "a").entries.count == 10)
         var deleted = 0
@@ -71,14 +76,7 @@ import Testing
         let store = try store()
         let names = (0..<(ServiceStore.servicesPerWrite + 8)).map { "s\($0)" }
         for name in names {
-            _ = try store.create(sample(name))
-            for index in 0..<3 {
-                _ = try store.update(namespace: "default", name: name) { current in
-                    var service = try #require(current).service
-                    service.description = "revision \(index + 2)"
-                    return service
-                }
-            }
+            try createWithRevisions(store, name, count: 4)
         }
         #expect(try store.pruneHistory(keep: 2, batch: 1_000) == 2 * names.count)
         for name in names {
