@@ -895,7 +895,7 @@ public final class ServiceStore: Sendable {
         record.service = service
         record.revision += 1
         record.updatedAt = time
-        let (bytes, patch) = ServiceEncoder.bytesAndPatch(record, previous: current, document: document)
+        let (bytes, patch) = ServiceEncoder.bytesAndPatch(&record, previous: current, document: document)
         return Speculation(base: document, record: record, document: bytes, patch: patch)
     }
 
@@ -1086,10 +1086,12 @@ public final class ServiceStore: Sendable {
     private static func replace(
         _ record: ServiceRecord, previous: (record: ServiceRecord, document: [UInt8])? = nil, into connection: any SQLConnection, cache: RecordCache
     ) throws -> (document: [UInt8], patch: DocumentPatch?) {
-        // From the previous document when only a few addresses changed (see `ServiceEncoder`).
+        // From the previous document when only a few addresses changed (see `ServiceEncoder`);
+        // the record cached keeps the sizes the splice measured.
+        var record = record
         let (document, patch): ([UInt8], DocumentPatch?) =
             if let previous {
-                ServiceEncoder.bytesAndPatch(record, previous: previous.record, document: previous.document)
+                ServiceEncoder.bytesAndPatch(&record, previous: previous.record, document: previous.document)
             } else {
                 (ServiceEncoder.bytes(record), nil)
             }

@@ -56,7 +56,7 @@ func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
 func service(_ ips: [String], check: HealthCheck?, ready: [Bool]? = nil) -> ExternalService {
     ExternalService(
         namespace: "default", name: "rgw", ports: [ServicePort(port: 80, targetPort: 8080)],
-        addresses: ips.enumerated().map { EndpointAddress(ip: $1, ready: ready?[$0] ?? true) }, healthCheck: check)
+        addresses: EndpointAddressList(ips.enumerated().map { EndpointAddress(ip: $1, ready: ready?[$0] ?? true) }), healthCheck: check)
 }
 
 @Suite(.serialized) struct HealthCheckerTests {

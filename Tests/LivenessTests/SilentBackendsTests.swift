@@ -89,7 +89,7 @@ final class SilentListeners {
         let check = HealthCheck(type: type, intervalSeconds: 2, timeoutSeconds: 1, unhealthyThreshold: 2)
         let service = ExternalService(
             namespace: "default", name: "zone", ports: [ServicePort(port: 80, targetPort: 8080)],
-            addresses: listeners.ports.map { EndpointAddress(ip: "127.0.0.1", port: $0) }, healthCheck: check)
+            addresses: EndpointAddressList(listeners.ports.map { EndpointAddress(ip: "127.0.0.1", port: $0) }), healthCheck: check)
         checker.start()
         defer { checker.shutdown(deadline: .seconds(5)) }
         let started = ContinuousClock.now
@@ -114,7 +114,7 @@ final class SilentListeners {
         let check = HealthCheck(type: .http, intervalSeconds: 2, timeoutSeconds: 1, unhealthyThreshold: 1)
         let service = ExternalService(
             namespace: "default", name: "zone", ports: [ServicePort(port: 80, targetPort: 8080)],
-            addresses: listeners.ports.map { EndpointAddress(ip: "127.0.0.1", port: $0) }, healthCheck: check)
+            addresses: EndpointAddressList(listeners.ports.map { EndpointAddress(ip: "127.0.0.1", port: $0) }), healthCheck: check)
         checker.start()
         checker.update(namespace: "default", name: "zone", service: service)
         #expect(eventually(10) { checker.inFlight > 0 })

@@ -32,7 +32,8 @@ import Testing
         let store = try ServiceStore(path: try temporaryPath(), migrations: try sqliteMigrations())
         let addresses = (1...60).map { EndpointAddress(ip: "10.1.0.\($0)") }
         _ = try store.create(
-            ExternalService(name: "big", labels: ["app": "big"], ports: [ServicePort(port: 443)], addresses: addresses), audit: audit)
+            ExternalService(name: "big", labels: ["app": "big"], ports: [ServicePort(port: 443)], addresses: EndpointAddressList(addresses)),
+            audit: audit)
         // One address at a time, as the address routes do: the history keeps patches.
         for index in 1...12 {
             _ = try store.update(namespace: "default", name: "big", audit: audit) { current in

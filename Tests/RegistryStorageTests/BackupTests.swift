@@ -10,7 +10,7 @@ import Testing
 private func wide(_ name: String, count: Int = 40) -> ExternalService {
     ExternalService(
         namespace: "default", name: name, ports: [ServicePort(port: 80)],
-        addresses: (0..<count).map { EndpointAddress(ip: "10.1.\($0 / 250).\($0 % 250 + 1)") })
+        addresses: EndpointAddressList((0..<count).map { EndpointAddress(ip: "10.1.\($0 / 250).\($0 % 250 + 1)") }))
 }
 
 /// What the writer thread shares with the test.

@@ -9,7 +9,7 @@ import Testing
 func largeService(_ name: String, count: Int) -> ExternalService {
     var service = ExternalService(
         namespace: "default", name: name, ports: [ServicePort(port: 80)],
-        addresses: (0..<count).map { EndpointAddress(ip: "10.\($0 / 62_500).\($0 / 250 % 250).\($0 % 250 + 1)") })
+        addresses: EndpointAddressList((0..<count).map { EndpointAddress(ip: "10.\($0 / 62_500).\($0 / 250 % 250).\($0 % 250 + 1)") }))
     service.normalize()
     return service
 }

@@ -464,7 +464,7 @@ struct ServiceHandlers: Sendable {
             // the stored order; fields read in place (`EndpointAddress.same(_:_:_:)`): copying
             // each stored address out of the array to compare it cost more than the comparison.
             let sameTarget = service.sameTargetIndices(as: address)
-            if sameTarget.contains(where: { EndpointAddress.same(service.addresses, $0, address) }) { return service }
+            if sameTarget.contains(where: { service.addresses.same(at: $0, as: address) }) { return service }
             let ports = address.backendPorts(for: service.ports)
             if let index = sameTarget.first(where: {
                 service.addresses[$0].ip == address.ip && service.addresses[$0].host == address.host

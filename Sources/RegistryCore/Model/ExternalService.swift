@@ -126,15 +126,8 @@ public struct EndpointAddress: Sendable, Equatable {
             && lhs.ready == rhs.ready && lhs.servedPorts == rhs.servedPorts && lhs.host == rhs.host
     }
 
-    /// `lhs[i] == rhs[j]`, reading the elements' fields in place: copying whole addresses out of
-    /// the arrays (a retain and release per field) cost more than comparing them.
-    public static func same(_ lhs: [EndpointAddress], _ i: Int, _ rhs: [EndpointAddress], _ j: Int) -> Bool {
-        lhs[i].ip == rhs[j].ip && lhs[i].port == rhs[j].port && lhs[i].ready == rhs[j].ready && lhs[i].host == rhs[j].host
-            && lhs[i].ports == rhs[j].ports && lhs[i].hostname == rhs[j].hostname && lhs[i].zone == rhs[j].zone
-            && lhs[i].servedPorts == rhs[j].servedPorts
-    }
-
-    /// `addresses[index] == other`, reading the element's fields in place (see above).
+    /// `addresses[index] == other`, reading the element's fields in place: copying a whole
+    /// address out of the array (a retain and release per field) cost more than comparing it.
     public static func same(_ addresses: [EndpointAddress], _ index: Int, _ other: borrowing EndpointAddress) -> Bool {
         addresses[index].ip == other.ip && addresses[index].port == other.port && addresses[index].ready == other.ready
             && addresses[index].host == other.host && addresses[index].ports == other.ports && addresses[index].hostname == other.hostname
@@ -199,7 +192,7 @@ public struct ExternalService: Sendable, Equatable {
     public var type: ServiceType
     public var externalName: String?
     public var ports: [ServicePort]
-    public var addresses: [EndpointAddress]
+    public var addresses: EndpointAddressList
     public var endpointsMode: EndpointsMode
     /// The clusters (names as in `GET /v1/clusters`) the reconciler keeps this service's
     /// objects in; sorted, without duplicates. Empty: none.
@@ -218,7 +211,7 @@ public struct ExternalService: Sendable, Equatable {
     public init(
         namespace: String = ExternalService.defaultNamespace, name: String, description: String? = nil,
         labels: [String: String] = [:], annotations: [String: String] = [:], type: ServiceType = .clusterIP,
-        externalName: String? = nil, ports: [ServicePort] = [], addresses: [EndpointAddress] = [],
+        externalName: String? = nil, ports: [ServicePort] = [], addresses: EndpointAddressList = [],
         endpointsMode: EndpointsMode = .both, clusters: [String] = [], healthCheck: HealthCheck? = nil
     ) {
         self.namespace = namespace
@@ -243,10 +236,12 @@ extension ExternalService {
     /// that rendering and importing again gives back the same registration.
     public mutating func normalize() {
         let ports = self.ports
-        for index in addresses.indices { addresses[index].normalize(for: ports) }
+        addresses.updateEach { $0.normalize(for: ports) }
         // A stable sort; most lists come in order already, and are then left as they are.
-        if addresses.indices.dropFirst().contains(where: { Self.precedes(addresses[$0], addresses[$0 - 1], ports: ports) }) {
-            addresses.sort { Self.precedes($0, $1, ports: ports) }
+        if !addresses.isSorted(by: { Self.precedes($0, $1, ports: ports) }) {
+            var sorted = Array(addresses)
+            sorted.sort { Self.precedes($0, $1, ports: ports) }
+            addresses = EndpointAddressList(sorted)
         }
         normalizeAllButAddresses()
     }

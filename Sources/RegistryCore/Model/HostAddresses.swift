@@ -33,8 +33,10 @@ extension ExternalService {
     /// (Read in place, without copying each address out of the array: it runs on every commit.)
     public var hosts: Set<String> {
         var hosts = Set<String>()
-        for index in addresses.indices {
-            if let host = addresses[index].host, addresses[index].ip.isEmpty { hosts.insert(host) }
+        for chunk in addresses.chunks {
+            for index in chunk.indices {
+                if let host = chunk[index].host, chunk[index].ip.isEmpty { hosts.insert(host) }
+            }
         }
         return hosts
     }
@@ -68,7 +70,7 @@ extension ExternalService {
             }
         }
         var service = self
-        service.addresses = expanded
+        service.addresses = EndpointAddressList(expanded)
         return service
     }
 }

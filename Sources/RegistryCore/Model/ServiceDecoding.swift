@@ -48,7 +48,7 @@ public enum ServiceDecoder {
         }
         var input = reader.service(object)
         let ports = input.service.ports
-        for index in input.service.addresses.indices { input.service.addresses[index].normalize(for: ports) }
+        input.service.addresses.updateEach { $0.normalize(for: ports) }
         var violations = reader.violations
         violations += ServiceValidator.validate(input.service, skippingTypeErrorsAt: reader.typeErrorPaths)
         guard violations.isEmpty else { return .failure(ValidationFailure(violations, complete: !reader.truncated)) }
@@ -245,9 +245,10 @@ private final class Reader {
             type: enumeration(object, "type", path: "", default: ServiceType.clusterIP),
             externalName: string(object, "externalName", path: ""),
             ports: objects(object, "ports", limit: ServiceValidator.maxPorts).map { port($0.object, path: "ports[\($0.index)]") },
-            addresses: objects(object, "addresses", limit: ServiceValidator.maxAddresses).map {
-                address($0.object, path: "addresses[\($0.index)]")
-            },
+            addresses: EndpointAddressList(
+                objects(object, "addresses", limit: ServiceValidator.maxAddresses).map {
+                    address($0.object, path: "addresses[\($0.index)]")
+                }),
             endpointsMode: enumeration(object, "endpointsMode", path: "", default: EndpointsMode.both),
             clusters: stringList(object, "clusters", path: ""),
             healthCheck: healthCheck(object, "healthCheck"))

@@ -33,7 +33,7 @@ public enum ServiceEncoder {
     /// written out (`sessionAffinity`, the traffic policies, `allocateLoadBalancerNodePorts`), so
     /// that what is read back states what is rendered; `ipFamilyPolicy`/`ipFamilies` only when given.
     @discardableResult
-    static func write(_ record: ServiceRecord, addresses: [EndpointAddress], into out: inout [UInt8]) -> Int {
+    static func write(_ record: ServiceRecord, addresses: EndpointAddressList, into out: inout [UInt8]) -> Int {
         let service = record.service
         var first = true
         // The keys are plain ASCII: quoted without escaping.
@@ -124,9 +124,13 @@ public enum ServiceEncoder {
         key("addresses")
         out.append(UInt8(ascii: "["))
         let cut = out.count
-        for index in addresses.indices {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            write(addresses[index], into: &out)
+        var firstAddress = true
+        for chunk in addresses.chunks {
+            for index in chunk.indices {
+                if !firstAddress { out.append(UInt8(ascii: ",")) }
+                firstAddress = false
+                write(chunk[index], into: &out)
+            }
         }
         out.append(UInt8(ascii: "]"))
         if let healthCheck = service.healthCheck {
@@ -198,49 +202,56 @@ public enum ServiceEncoder {
         out.append(UInt8(ascii: "}"))
     }
 
-    /// Most addresses removed plus added for which `bytes(_:previous:document:)` splices.
-    static let maxSplicedAddresses = 64
+    /// Most chunks of addresses that differ, on either side, for which `bytes(_:previous:document:)`
+    /// splices: one address added or removed changes one chunk, or splits it in two, or merges
+    /// two. Changes further apart are encoded whole.
+    static let maxSplicedChunks = 2
 
     /// `bytes(record)`, computed from `document`, the bytes of `previous` (`bytes(previous)`),
     /// when the two records differ only in a few addresses (one added or removed, as the
     /// address routes do) besides the revision and times: everything around the `addresses`
-    /// array is encoded again from `record` (small), the addresses the two share before and
-    /// after the change are copied from `document`, and only the changed ones are encoded.
-    /// The output is byte for byte `bytes(record)` (the writer is compact and deterministic,
-    /// so an array's bytes are its elements' bytes joined by commas); whenever that cannot be
-    /// shown cheaply (other fields differ, many addresses changed, `document` is not what
-    /// `previous` encodes to around its addresses) the whole record is encoded.
-    public static func bytes(_ record: ServiceRecord, previous: ServiceRecord, document: [UInt8]) -> [UInt8] {
-        spliced(record, previous: previous, document: document)?.bytes ?? bytes(record)
+    /// array is encoded again from `record` (small), the chunks of addresses the two lists
+    /// share (`EndpointAddressList`) are copied from `document`, and only the chunks that differ
+    /// are encoded. The output is byte for byte `bytes(record)` (the writer is compact and
+    /// deterministic, so an array's bytes are its elements' bytes joined by commas); whenever
+    /// that cannot be shown cheaply (other fields differ, addresses changed in more than `maxSplicedChunks` chunks, `document` is
+    /// not what `previous` encodes to around its addresses, or not as long as its addresses
+    /// encode to) the whole record is encoded. `record`'s address list keeps the sizes measured
+    /// (see `EndpointAddressList.encodedSizes`), so that the next splice from it measures only
+    /// the chunks changed since.
+    public static func bytes(_ record: inout ServiceRecord, previous: ServiceRecord, document: [UInt8]) -> [UInt8] {
+        spliced(&record, previous: previous, document: document)?.bytes ?? bytes(record)
     }
 
     /// `bytes(record, previous:document:)` with the patch that turns `document` into the result
     /// (see `DocumentPatch`): the edits of the splice when there was one, else the one edit
     /// between the two documents' common beginning and end.
-    public static func bytesAndPatch(_ record: ServiceRecord, previous: ServiceRecord, document: [UInt8]) -> (bytes: [UInt8], patch: DocumentPatch) {
-        if let spliced = spliced(record, previous: previous, document: document) { return spliced }
+    public static func bytesAndPatch(
+        _ record: inout ServiceRecord, previous: ServiceRecord, document: [UInt8]
+    ) -> (bytes: [UInt8], patch: DocumentPatch) {
+        if let spliced = spliced(&record, previous: previous, document: document) { return spliced }
         let bytes = bytes(record)
         return (bytes, DocumentPatch(between: document, and: bytes))
     }
 
-    static func spliced(_ record: ServiceRecord, previous: ServiceRecord, document: [UInt8]) -> (bytes: [UInt8], patch: DocumentPatch)? {
+    static func spliced(_ record: inout ServiceRecord, previous: ServiceRecord, document: [UInt8]) -> (bytes: [UInt8], patch: DocumentPatch)? {
         let old = previous.service.addresses
-        let new = record.service.addresses
+        var new = record.service.addresses
         var (otherOld, otherNew) = (previous.service, record.service)
         (otherOld.addresses, otherNew.addresses) = ([], [])
         guard otherOld == otherNew else { return nil }
-        // The changed stretch: old[prefix..<old.count - suffix] became new[prefix..<new.count - suffix].
-        var prefix = 0
-        while prefix < old.count && prefix < new.count && EndpointAddress.same(old, prefix, new, prefix) { prefix += 1 }
-        var suffix = 0
-        while suffix < old.count - prefix && suffix < new.count - prefix
-            && EndpointAddress.same(old, old.count - 1 - suffix, new, new.count - 1 - suffix)
-        {
-            suffix += 1
+        // The chunks both lists have at their start (`shared.start`) and end, compared by
+        // identity while they are still shared; the ones between differ.
+        let (oldChunks, newChunks) = (old.chunks, new.chunks)
+        let most = Swift.min(oldChunks.count, newChunks.count)
+        var shared = (start: 0, end: 0)
+        while shared.start < most && oldChunks[shared.start] == newChunks[shared.start] { shared.start += 1 }
+        while shared.end < most - shared.start && oldChunks[oldChunks.count - 1 - shared.end] == newChunks[newChunks.count - 1 - shared.end] {
+            shared.end += 1
         }
-        let removed = old.count - prefix - suffix
-        let inserted = new.count - prefix - suffix
-        guard removed + inserted <= maxSplicedAddresses else { return nil }
+        let oldChanged = shared.start..<(oldChunks.count - shared.end)
+        let newChanged = shared.start..<(newChunks.count - shared.end)
+        guard oldChanged.count <= maxSplicedChunks && newChanged.count <= maxSplicedChunks else { return nil }
         // What surrounds the array: the encoding with an empty one, cut after its `[`.
         func frame(_ record: ServiceRecord) -> (bytes: [UInt8], cut: Int) {
             var bytes: [UInt8] = []
@@ -254,58 +265,59 @@ public enum ServiceEncoder {
             document[(document.count - oldTail)...].elementsEqual(oldFrame.bytes[oldFrame.cut...])
         else { return nil }
         let region = document[oldFrame.cut..<(document.count - oldTail)]
-        // Where the elements of the stored array start (`commas[i]`: the comma before element i).
-        // Where the elements of the stored array start (`commas[i]`: the comma before element
-        // i), from the lengths the addresses encode to, checked against the bytes: each
-        // element the length of its address and opening with `{`, commas between, and the
-        // whole array that long (else the document is not what the addresses encode to).
-        var commas = [region.startIndex]
-        commas.reserveCapacity(old.count)
-        var position = region.startIndex
-        for index in old.indices {
-            if index > 0 {
-                guard position < region.endIndex, region[position] == UInt8(ascii: ",") else { return nil }
-                commas.append(position)
-                position += 1
-            }
-            guard position < region.endIndex, region[position] == UInt8(ascii: "{") else { return nil }
-            position += encodedLength(old, index)
-        }
-        guard position == region.endIndex else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(document.count + 256 * inserted)
-        out.append(contentsOf: newFrame.bytes[..<newFrame.cut])
-        // The bytes kept from the stored array, at its start (`kept.start`) and end.
+        // The stored array's bytes per chunk (measured once per chunk, see `encodedSizes`),
+        // checked against the bytes: the whole array that long, with elements opening with `{`
+        // and commas between them where the shared chunks meet the changed ones.
+        func size(_ chunk: [EndpointAddress]) -> Int { chunk.indices.reduce(0) { $0 + encodedLength(chunk, $1) } }
+        let oldSizes = oldChunks.indices.map { old.encodedSizes[$0] ?? size(oldChunks[$0]) }
+        let total = oldSizes.reduce(0, +) + Swift.max(old.count - 1, 0)
+        guard total == region.count else { return nil }
+        // The bytes kept from the stored array at its start (through the comma after the last
+        // shared chunk) and at its end (from the comma before the first shared chunk there).
+        let startElements = oldChunks[..<shared.start].reduce(0) { $0 + $1.count }
+        let endElements = oldChunks[(oldChunks.count - shared.end)...].reduce(0) { $0 + $1.count }
         var kept = (start: 0, end: 0)
+        if startElements > 0 { kept.start = oldSizes[..<shared.start].reduce(0, +) + startElements }
+        if endElements > 0 { kept.end = oldSizes[(oldChunks.count - shared.end)...].reduce(0, +) + endElements }
+        // Both ends were kept whole and meet: the changed stretch was empty on both sides.
+        if kept.start + kept.end > region.count { return nil }
+        func at(_ offset: Int) -> UInt8? { offset >= 0 && offset < region.count ? region[region.startIndex + offset] : nil }
+        if kept.start > 0 && (at(kept.start - 1) != UInt8(ascii: ",") || at(0) != UInt8(ascii: "{")) { return nil }
+        if kept.end > 0 && (at(region.count - kept.end) != UInt8(ascii: ",") || at(region.count - kept.end + 1) != UInt8(ascii: "{")) {
+            return nil
+        }
+        let newElements = newChanged.reduce(0) { $0 + newChunks[$1].count }
+        // The kept start ends with a comma and the kept end starts with one: without new
+        // elements between them, one of the two goes.
+        var out: [UInt8] = []
+        out.reserveCapacity(document.count + 256 * newElements)
+        out.append(contentsOf: newFrame.bytes[..<newFrame.cut])
+        var keptStart = kept.start
+        if keptStart > 0 && newElements == 0 && kept.end == 0 { keptStart -= 1 }  // ends the array: no comma
+        out.append(contentsOf: region[region.startIndex..<(region.startIndex + keptStart)])
+        let middleStart = out.count
         var first = true
-        func separate() {
-            if !first { out.append(UInt8(ascii: ",")) }
-            first = false
+        for chunk in newChanged {
+            for offset in newChunks[chunk].indices {
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                write(newChunks[chunk][offset], into: &out)
+            }
+            new.encodedSizes[chunk] = size(newChunks[chunk])
         }
-        if prefix > 0 {
-            separate()
-            let end = prefix < old.count ? commas[prefix] : region.endIndex
-            out.append(contentsOf: region[region.startIndex..<end])
-            kept.start = end - region.startIndex
-        }
-        for address in new[prefix..<(new.count - suffix)] {
-            separate()
-            write(address, into: &out)
-        }
-        if suffix > 0 {
-            separate()
-            let start = old.count - suffix == 0 ? region.startIndex : commas[old.count - suffix] + 1
-            out.append(contentsOf: region[start...])
-            kept.end = region.endIndex - start
-        }
-        let middleStart = newFrame.cut + kept.start
-        let middleEnd = out.count - kept.end
+        var keptEnd = kept.end
+        if keptEnd > 0 && first { keptEnd -= 1 }  // nothing before it: no comma
+        let middleEnd = out.count
+        out.append(contentsOf: region[(region.endIndex - keptEnd)...])
         out.append(contentsOf: newFrame.bytes[newFrame.cut...])
+        for chunk in 0..<shared.start { new.encodedSizes[chunk] = oldSizes[chunk] }
+        for back in 0..<shared.end { new.encodedSizes[newChunks.count - 1 - back] = oldSizes[oldChunks.count - 1 - back] }
+        record.service.addresses = new
         let patch = DocumentPatch(
             minimizing: [
                 .init(offset: 0, removed: oldFrame.cut, inserted: Array(newFrame.bytes[..<newFrame.cut])),
                 .init(
-                    offset: oldFrame.cut + kept.start, removed: region.count - kept.start - kept.end, inserted: Array(out[middleStart..<middleEnd])),
+                    offset: oldFrame.cut + keptStart, removed: region.count - keptStart - keptEnd, inserted: Array(out[middleStart..<middleEnd])),
                 .init(offset: document.count - oldTail, removed: oldTail, inserted: Array(newFrame.bytes[newFrame.cut...])),
             ], of: document)
         return (out, patch)

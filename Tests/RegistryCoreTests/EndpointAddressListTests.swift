@@ -1,0 +1,100 @@
+import Testing
+
+@testable import RegistryCore
+
+/// `EndpointAddressList` behaves as an array of addresses whatever its chunks, and keeps them
+/// within their bounds; copies share what they did not change.
+struct EndpointAddressListTests {
+    static func address(_ number: Int) -> EndpointAddress {
+        EndpointAddress(ip: "10.\(number / 65536 % 256).\(number / 256 % 256).\(number % 256)")
+    }
+
+    /// No empty chunk, none over twice the capacity, the sizes measured only for unchanged chunks.
+    static func checkShape(_ list: EndpointAddressList, _ note: Comment) {
+        #expect(list.chunks.allSatisfy { !$0.isEmpty && $0.count <= 2 * EndpointAddressList.chunkCapacity }, note)
+        #expect(list.chunks.reduce(0) { $0 + $1.count } == list.count, note)
+        #expect(list.encodedSizes.count == list.chunks.count, note)
+    }
+
+    @Test func randomEditsMatchAnArray() {
+        var random = SeededGenerator(state: 3)
+        var model: [EndpointAddress] = (0..<1_000).map(Self.address)
+        var list = EndpointAddressList(model)
+        var next = 1_000
+        for step in 0..<3_000 {
+            let before = list
+            let snapshot = model
+            switch Int.random(in: 0..<8, using: &random) {
+            case 0, 1:
+                let index = Int.random(in: 0...model.count, using: &random)
+                model.insert(Self.address(next), at: index)
+                list.insert(Self.address(next), at: index)
+                next += 1
+            case 2 where !model.isEmpty, 3 where !model.isEmpty:
+                let index = Int.random(in: 0..<model.count, using: &random)
+                #expect(model.remove(at: index) == list.remove(at: index))
+            case 4:
+                let lower = Int.random(in: 0...model.count, using: &random)
+                let upper = Int.random(in: lower...Swift.min(model.count, lower + 300), using: &random)
+                let new = (0..<Int.random(in: 0..<300, using: &random)).map { Self.address(next + $0) }
+                next += new.count
+                model.replaceSubrange(lower..<upper, with: new)
+                list.replaceSubrange(lower..<upper, with: new)
+            case 5 where !model.isEmpty:
+                let index = Int.random(in: 0..<model.count, using: &random)
+                model[index].ready.toggle()
+                list[index].ready.toggle()
+            case 6:
+                let cut = Int.random(in: 0..<256, using: &random)
+                model.removeAll { $0.ip.hasSuffix(".\(cut)") }
+                list.removeAll { $0.ip.hasSuffix(".\(cut)") }
+            default:
+                model.append(Self.address(next))
+                list.append(Self.address(next))
+                next += 1
+            }
+            #expect(Array(list) == model, "step \(step)")
+            #expect(list.count == model.count && list.indices == model.indices)
+            if let index = model.indices.randomElement(using: &random) { #expect(list[index] == model[index]) }
+            // The copy taken before the edit still holds what it held.
+            #expect(Array(before) == snapshot, "step \(step)")
+            #expect((before == list) == (snapshot == model))
+            Self.checkShape(list, "step \(step)")
+            if model.count > 20_000 {
+                model.removeSubrange(10_000...)
+                list.removeSubrange(10_000...)
+            }
+        }
+    }
+
+    /// Lists chunked differently compare by their addresses; one edit changes one chunk.
+    @Test func equalityAndSharing() {
+        let addresses = (0..<10_000).map(Self.address)
+        let whole = EndpointAddressList(addresses)
+        var grown = EndpointAddressList(addresses.prefix(5_000))
+        grown.append(contentsOf: addresses[5_000...])
+        #expect(whole == grown)
+        #expect(whole.chunks.count > 100)
+        var edited = whole
+        edited.insert(Self.address(99_999), at: 4_321)
+        #expect(edited != whole)
+        let changed = zip(whole.chunks, edited.chunks).filter { $0 != $1 }
+        #expect(edited.chunks.count - whole.chunks.count <= 1)
+        #expect(changed.count <= 2)
+        edited.remove(at: 4_321)
+        #expect(edited == whole)
+        #expect(EndpointAddressList() == [])
+        #expect(EndpointAddressList([Self.address(1)]) != [])
+    }
+
+    /// An edit forgets the measured size of the chunk it changed, and only that one.
+    @Test func anEditForgetsTheSizeOfItsChunk() {
+        var list = EndpointAddressList((0..<1_000).map(Self.address))
+        list.encodedSizes = list.encodedSizes.indices.map { $0 }
+        list[500].ready = false
+        let changed = list.encodedSizes.indices.filter { list.encodedSizes[$0] == nil }
+        #expect(changed.count == 1)
+        list.updateEach { $0.ready = true }
+        #expect(list.encodedSizes.allSatisfy { $0 == nil })
+    }
+}
