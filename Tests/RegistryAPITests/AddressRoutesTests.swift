@@ -32,6 +32,40 @@ import Testing
         #expect(conflicting.status == 409)
     }
 
+    /// The answer names the address added or removed and the service's new revision (its size
+    /// does not grow with the service); `Prefer: return=representation` (RFC 7240) asks for the
+    /// whole service instead, `return=minimal` for the default, both acknowledged.
+    @Test func answersTheChangedAddressOrTheWholeServiceAsPreferred() throws {
+        let added = try client.request("POST", "/v1/services/default/rgw/addresses", json: #"{"ip":"192.168.7.51","port":8080}"#)
+        #expect(added.status == 201)
+        let body = try #require(added.json)
+        #expect(Set(body.keys) == ["namespace", "name", "uid", "revision", "updatedAt", "added"])
+        #expect(body["revision"] as? Int == 2 && body["name"] as? String == "rgw" && body["namespace"] as? String == "default")
+        #expect(NSDictionary(dictionary: try #require(body["added"] as? [String: Any])) == ["ip": "192.168.7.51", "port": 8080, "ready": true])
+        #expect(added.header("Preference-Applied") == nil)
+        let served = try client.request("GET", "/v1/services/default/rgw")
+        #expect(added.header("ETag") == served.header("ETag") && body["uid"] as? String == served.json?["uid"] as? String)
+        // Stored form: a port equal to the target port is left out.
+        let minimal = try client.request(
+            "POST", "/v1/services/default/rgw/addresses", headers: ["Prefer": "return=minimal"], json: #"{"ip":"192.168.7.60","port":80}"#)
+        #expect(minimal.status == 201 && minimal.header("Preference-Applied") == "return=minimal")
+        #expect(NSDictionary(dictionary: try #require(minimal.json?["added"] as? [String: Any])) == ["ip": "192.168.7.60", "ready": true])
+        let whole = try client.request(
+            "POST", "/v1/services/default/rgw/addresses", headers: ["Prefer": #"respond-async, return="Representation"; x=1"#],
+            json: #"{"ip":"192.168.7.61"}"#)
+        #expect(whole.status == 201 && whole.header("Preference-Applied") == "return=representation")
+        #expect(whole.body == (try client.request("GET", "/v1/services/default/rgw")).body)
+        #expect((whole.json?["addresses"] as? [Any])?.count == 5)
+        let removed = try client.request("DELETE", "/v1/services/default/rgw/addresses/192.168.7.51")
+        #expect(removed.status == 200 && removed.json?["revision"] as? Int == 5)
+        #expect(
+            NSDictionary(dictionary: try #require(removed.json?["removed"] as? [String: Any])) == ["ip": "192.168.7.51", "port": 8080, "ready": true])
+        #expect(removed.header("ETag") == (try client.request("GET", "/v1/services/default/rgw")).header("ETag"))
+        let removedWhole = try client.request(
+            "DELETE", "/v1/services/default/rgw/addresses/192.168.7.60", headers: ["Prefer": "return=representation"])
+        #expect((removedWhole.json?["addresses"] as? [Any])?.count == 3 && removedWhole.json?["revision"] as? Int == 6)
+    }
+
     @Test func canonicalizesAndValidatesTheAddress() throws {
         let ipv6 = try client.request("POST", "/v1/services/default/rgw/addresses", json: #"{"ip":"2001:DB8:0::1"}"#)
         #expect(ipv6.status == 201)

@@ -98,7 +98,8 @@ import Testing
         #expect(try eventually { try renderedIPs() == ["192.0.2.40", "2001:db8::40"] })
         let removed = try client.request("DELETE", "/v1/services/default/db/addresses/db.example.test")
         #expect(removed.status == 200, "\(removed.text)")
-        #expect(addresses(removed.json).count == 1)
+        #expect((removed.json?["removed"] as? [String: Any])?["host"] as? String == "db.example.test")
+        #expect(addresses(try client.request("GET", "/v1/services/default/db").json).count == 1)
         #expect(try eventually { try renderedIPs() == ["192.0.2.40"] })
     }
 }

@@ -57,6 +57,29 @@ enum RequestChecks {
         return body
     }
 
+    /// What the client asked an address route to answer with, by its `Prefer: return=…`
+    /// (RFC 7240 §4.2): `.representation` for the whole service, `.minimal` for the changed
+    /// address; nil when it did not ask (unknown preferences are ignored, as the RFC says;
+    /// the first `return` preference counts).
+    static func returnPreference(_ request: HTTPRequest) -> ReturnPreference? {
+        for field in request.headers.values("Prefer") {
+            for preference in field.split(separator: ",") {
+                let token = preference.split(separator: ";", maxSplits: 1).first ?? ""
+                let parts = token.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2, parts[0].lowercased() == "return" else { continue }
+                let value = parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased()
+                if let preference = ReturnPreference(rawValue: value) { return preference }
+            }
+        }
+        return nil
+    }
+
+    /// `Prefer: return=` values (RFC 7240 §4.2).
+    enum ReturnPreference: String {
+        case minimal
+        case representation
+    }
+
     /// The request fields the API reads whose value is one item, not a list: `Authorization`
     /// (RFC 9110 §11.6.2), `Content-Type` (§8.3), `User-Agent` (§10.1.5) and `X-Request-Id`. RFC
     /// 9110 §5.3: a sender MUST NOT send a field more than once unless its definition allows a

@@ -4,6 +4,7 @@ import Liveness
 import Reconciler
 import RegistryCore
 import RegistryStorage
+import Synchronization
 
 /// Handlers of `/v1/services…`, one per OpenAPI operationId.
 struct ServiceHandlers: Sendable {
@@ -447,6 +448,10 @@ struct ServiceHandlers: Sendable {
     func addAddress(_ context: RequestContext) throws -> HTTPResponse {
         let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
         let body = try RequestChecks.jsonBodyWithoutNulls(context.request)
+        let preference = RequestChecks.returnPreference(context.request)
+        // What the body decodes to, kept for the answer (the transform runs once or twice, on
+        // the same body, to the same address).
+        let decoded = Mutex<EndpointAddress?>(nil)
         // RFC 9110 §13.2.1: the preconditions come after what would fail without them.
         return updateLater(context, dryRun: false) { current in
             guard let current else { throw StoreError.notFound(namespace: namespace, name: name) }
@@ -456,9 +461,10 @@ struct ServiceHandlers: Sendable {
             }
             let address: EndpointAddress
             switch ServiceDecoder.decodeAddress(body, for: service) {
-            case .success(let decoded): address = decoded
+            case .success(let value): address = value
             case .failure(let failure): throw failure
             }
+            decoded.withLock { $0 = address }
             try RequestChecks.checkWritePreconditions(context.request, current: current)
             // Only the addresses of the same IP (or host) can be it, found by binary search in
             // the stored order; fields read in place (`EndpointAddress.same(_:_:_:)`): copying
@@ -482,12 +488,47 @@ struct ServiceHandlers: Sendable {
             service.insertNormalized(address)
             return service
         } respond: { result in
-            Responses.withWarnings(
-                Responses.json(
-                    result.changed ? 201 : 200, result.document, etag: result.record.etag,
-                    location: result.changed ? Self.location(namespace, name) + "/addresses" : nil),
-                ServiceAdvice.warnings(result.record.service))
+            Self.addressAnswer(
+                result, address: .added(decoded.withLock { $0 ?? EndpointAddress(ip: "") }.normalized(for: result.record.service.ports)),
+                preference: preference,
+                status: result.changed ? 201 : 200, location: result.changed ? Self.location(namespace, name) + "/addresses" : nil)
         }
+    }
+
+    /// The answer of an address route: by default (or with `Prefer: return=minimal`) the
+    /// service's identity and new revision with the address added or removed (O(1) in the
+    /// service's size, for services of thousands of addresses changed often); with `Prefer:
+    /// return=representation` the whole service as `GET` serves it. Both carry the service's
+    /// `ETag` and its warnings (`Warning` headers; a `warnings` member in the whole service).
+    static func addressAnswer(
+        _ result: UpdateResult, address: AddressChange, preference: RequestChecks.ReturnPreference?, status: Int, location: String? = nil
+    ) -> HTTPResponse {
+        let warnings = ServiceAdvice.warnings(result.record.service)
+        var response: HTTPResponse
+        if preference == .representation {
+            response = Responses.withWarnings(Responses.json(status, result.document, etag: result.record.etag, location: location), warnings)
+        } else {
+            let record = result.record
+            var members: [(key: String, value: JSONValue)] = [
+                ("namespace", .string(record.service.namespace)), ("name", .string(record.service.name)), ("uid", .string(record.uid)),
+                ("revision", .number(String(record.revision))), ("updatedAt", .string(record.updatedAt)),
+            ]
+            switch address {
+            case .added(let added): members.append(("added", ServiceEncoder.json(added)))
+            case .removed(let removed): members.append(("removed", ServiceEncoder.json(removed)))
+            }
+            if !warnings.isEmpty { members.append(("warnings", .array(warnings.map(JSONValue.string)))) }
+            response = Responses.json(status, JSONWriter.bytes(.object(JSONObject(members))), etag: record.etag, location: location)
+            for warning in warnings { response.headers.add("Warning", Responses.warningValue(warning)) }
+        }
+        if let preference { response.headers.add("Preference-Applied", "return=\(preference.rawValue)") }
+        return response
+    }
+
+    /// The address an address route added (or found registered exactly so) or removed.
+    enum AddressChange {
+        case added(EndpointAddress)
+        case removed(EndpointAddress)
     }
 
     /// - Remark: HTTP `DELETE /v1/services/{namespace}/{name}/addresses/{ip}`
@@ -512,6 +553,9 @@ struct ServiceHandlers: Sendable {
             }
             return value
         }
+        let preference = RequestChecks.returnPreference(context.request)
+        // The address removed, kept for the answer (the transform runs once or twice, to the same one).
+        let removed = Mutex<EndpointAddress?>(nil)
         // RFC 9110 §13.2.1: the preconditions come after what would fail without them.
         return updateLater(context, dryRun: false) { current in
             guard let current else { throw StoreError.notFound(namespace: namespace, name: name) }
@@ -536,10 +580,11 @@ struct ServiceHandlers: Sendable {
                     field: "port")
             }
             try RequestChecks.checkWritePreconditions(context.request, current: current)
-            service.addresses.remove(at: matches[0])
+            let address = service.addresses.remove(at: matches[0])
+            removed.withLock { $0 = address }
             return service
         } respond: { result in
-            Responses.json(200, result.document, etag: result.record.etag)
+            Self.addressAnswer(result, address: .removed(removed.withLock { $0 ?? target }), preference: preference, status: 200)
         }
     }
 }
