@@ -34,6 +34,7 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CAres", pkgConfig: "libcares", providers: [.apt(["libc-ares-dev"])]),
+        .systemLibrary(name: "CMalloc"),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
 
         // MARK: Build-time embedding of migrations/ and openapi.yaml
@@ -85,7 +86,7 @@ let package = Package(
             name: "EndpointRegistryCLI",
             dependencies: [
                 "RegistryAPI", "RegistryCore", "RegistryStorage", "PostgresStorage", "HTTPServer", "RegistryResources", "RegistryClient",
-                "KubernetesClient", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "KubernetesClient", "CMalloc", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings

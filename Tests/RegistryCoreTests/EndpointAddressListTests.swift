@@ -13,7 +13,7 @@ struct EndpointAddressListTests {
     static func checkShape(_ list: EndpointAddressList, _ note: Comment) {
         #expect(list.chunks.allSatisfy { !$0.isEmpty && $0.count <= 2 * EndpointAddressList.chunkCapacity }, note)
         #expect(list.chunks.reduce(0) { $0 + $1.count } == list.count, note)
-        #expect(list.encodedSizes.count == list.chunks.count, note)
+        #expect(list.measures.count == list.chunks.count, note)
     }
 
     @Test func randomEditsMatchAnArray() {
@@ -87,14 +87,17 @@ struct EndpointAddressListTests {
         #expect(EndpointAddressList([Self.address(1)]) != [])
     }
 
-    /// An edit forgets the measured size of the chunk it changed, and only that one.
+    /// An edit forgets the measure of the chunk it changed, and only that one; chunks measured
+    /// without hosts are skipped when looking for them.
     @Test func anEditForgetsTheSizeOfItsChunk() {
         var list = EndpointAddressList((0..<1_000).map(Self.address))
-        list.encodedSizes = list.encodedSizes.indices.map { $0 }
-        list[500].ready = false
-        let changed = list.encodedSizes.indices.filter { list.encodedSizes[$0] == nil }
+        list.measures = list.measures.indices.map { _ in EndpointAddressList.ChunkMeasure(encodedBytes: 1, hasHost: false) }
+        #expect(!list.hasHostAddress && Array(list.chunksWithHosts).isEmpty)
+        list[500].host = "db.example.com"
+        let changed = list.measures.indices.filter { list.measures[$0] == nil }
         #expect(changed.count == 1)
+        #expect(list.hasHostAddress && Array(list.chunksWithHosts).count == 1)
         list.updateEach { $0.ready = true }
-        #expect(list.encodedSizes.allSatisfy { $0 == nil })
+        #expect(list.measures.allSatisfy { $0 == nil })
     }
 }

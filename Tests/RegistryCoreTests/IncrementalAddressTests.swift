@@ -154,10 +154,11 @@ struct IncrementalAddressTests {
             if let splice = ServiceEncoder.spliced(&measured, previous: previous, document: document) {
                 spliced += 1
                 // The sizes it kept are those of the chunks, and the next splice starts from them.
-                for (chunk, size) in zip(measured.service.addresses.chunks, measured.service.addresses.encodedSizes) {
-                    #expect(size == nil || size == chunk.indices.reduce(0) { $0 + ServiceEncoder.encodedLength(chunk, $1) }, "step \(step)")
+                for (chunk, measure) in zip(measured.service.addresses.chunks, measured.service.addresses.measures) {
+                    #expect(measure?.encodedBytes == chunk.indices.reduce(0) { $0 + ServiceEncoder.encodedLength(chunk, $1) }, "step \(step)")
+                    #expect(measure?.hasHost == chunk.contains { $0.host != nil }, "step \(step)")
                 }
-                #expect(measured.service.addresses.encodedSizes.allSatisfy { $0 != nil })
+                #expect(measured.service.addresses.hasHostAddress == measured.service.addresses.contains { $0.host != nil })
                 #expect(measured == record)
                 service.addresses = measured.service.addresses
                 record = measured

@@ -17,18 +17,25 @@ public struct EndpointAddressList: Sendable, Equatable {
     public private(set) var chunks: [[EndpointAddress]]
     /// `ends[i]`: the number of addresses in `chunks[0...i]`.
     private var ends: [Int]
-    /// Per chunk, the bytes `ServiceEncoder` writes for its addresses (without the commas
-    /// between them) once it has measured them, nil until then and again once the chunk
-    /// changes: a change of one address in a copy is spliced into the stored document at
-    /// O(chunks) instead of measuring every address again. Not part of the value (`==`
+    /// Per chunk, what `ServiceEncoder` measured of it, nil until then and again once the
+    /// chunk changes: a change of one address in a copy is spliced into the stored document
+    /// at O(chunks) instead of measuring every address again. Not part of the value (`==`
     /// ignores it).
-    var encodedSizes: [Int?]
+    var measures: [ChunkMeasure?]
+
+    /// What is known of a chunk once measured.
+    struct ChunkMeasure: Sendable, Equatable {
+        /// The bytes `ServiceEncoder` writes for its addresses, without the commas between them.
+        var encodedBytes: Int
+        /// Whether one of its addresses has a `host`.
+        var hasHost: Bool
+    }
 
     /// An empty list.
     public init() {
         chunks = []
         ends = []
-        encodedSizes = []
+        measures = []
     }
 
     /// The addresses of `elements`, in their order.
@@ -39,7 +46,7 @@ public struct EndpointAddressList: Sendable, Equatable {
     private init(chunking elements: [EndpointAddress]) {
         chunks = Self.cut(elements)
         ends = []
-        encodedSizes = Array(repeating: nil, count: chunks.count)
+        measures = Array(repeating: nil, count: chunks.count)
         recountEnds(from: 0)
     }
 
@@ -83,10 +90,24 @@ public struct EndpointAddressList: Sendable, Equatable {
         return EndpointAddress.same(chunks[chunk], offset, other)
     }
 
+    /// Whether an address has a `host` (given by DNS name, or expanded from one): the chunks
+    /// measured without one are skipped.
+    public var hasHostAddress: Bool {
+        chunks.indices.contains { chunk in
+            if let measure = measures[chunk] { return measure.hasHost }
+            return chunks[chunk].indices.contains { chunks[chunk][$0].host != nil }
+        }
+    }
+
+    /// The chunks that may hold an address with a `host` (every chunk not measured without one).
+    public var chunksWithHosts: some Sequence<[EndpointAddress]> {
+        chunks.indices.lazy.filter { measures[$0]?.hasHost != false }.map { chunks[$0] }
+    }
+
     /// Applies `body` to every address in place, chunk by chunk.
     public mutating func updateEach(_ body: (inout EndpointAddress) throws -> Void) rethrows {
         for chunk in chunks.indices {
-            encodedSizes[chunk] = nil
+            measures[chunk] = nil
             for offset in chunks[chunk].indices { try body(&chunks[chunk][offset]) }
         }
     }
@@ -124,7 +145,7 @@ public struct EndpointAddressList: Sendable, Equatable {
             let merged = chunks[left] + chunks[right]
             replaceChunks(left...right, with: merged.count > 2 * Self.chunkCapacity ? Self.cut(merged) : [merged])
         } else {
-            encodedSizes[index] = nil
+            measures[index] = nil
             recountEnds(from: index)
         }
     }
@@ -132,7 +153,7 @@ public struct EndpointAddressList: Sendable, Equatable {
     /// Puts `pieces` (none empty) in place of `chunks[range]`, unmeasured, and recounts the ends.
     private mutating func replaceChunks(_ range: ClosedRange<Int>, with pieces: [[EndpointAddress]]) {
         chunks.replaceSubrange(range, with: pieces)
-        encodedSizes.replaceSubrange(range, with: repeatElement(nil, count: pieces.count))
+        measures.replaceSubrange(range, with: repeatElement(nil, count: pieces.count))
         recountEnds(from: range.lowerBound)
     }
 }
@@ -153,7 +174,7 @@ extension EndpointAddressList: RandomAccessCollection, MutableCollection {
         }
         _modify {
             let (chunk, offset) = locate(position)
-            defer { encodedSizes[chunk] = nil }
+            defer { measures[chunk] = nil }
             yield &chunks[chunk][offset]
         }
     }
@@ -177,7 +198,10 @@ extension EndpointAddressList: RandomAccessCollection, MutableCollection {
 
     /// `Sequence.contains(where:)`, chunk by chunk, the addresses read in place.
     public func contains(where predicate: (EndpointAddress) throws -> Bool) rethrows -> Bool {
-        try chunks.contains { chunk in try chunk.contains(where: predicate) }
+        for chunk in chunks {
+            for index in chunk.indices where try predicate(chunk[index]) { return true }
+        }
+        return false
     }
 }
 

@@ -33,7 +33,7 @@ extension ExternalService {
     /// (Read in place, without copying each address out of the array: it runs on every commit.)
     public var hosts: Set<String> {
         var hosts = Set<String>()
-        for chunk in addresses.chunks {
+        for chunk in addresses.chunksWithHosts {
             for index in chunk.indices {
                 if let host = chunk[index].host, chunk[index].ip.isEmpty { hosts.insert(host) }
             }

@@ -138,7 +138,7 @@ public enum ServiceEncoder {
             JSONWriter.write(json(healthCheck), into: &out)
         }
         // Issue 13: written out (with their defaults) when the service has `host` addresses or sets them.
-        if service.dnsRefreshSeconds != nil || service.dnsGraceSeconds != nil || service.addresses.contains(where: { $0.host != nil }) {
+        if service.dnsRefreshSeconds != nil || service.dnsGraceSeconds != nil || service.addresses.hasHostAddress {
             integer("dnsRefreshSeconds", service.effectiveDNSRefreshSeconds)
             integer("dnsGraceSeconds", service.effectiveDNSGraceSeconds)
         }
@@ -217,7 +217,7 @@ public enum ServiceEncoder {
     /// that cannot be shown cheaply (other fields differ, addresses changed in more than `maxSplicedChunks` chunks, `document` is
     /// not what `previous` encodes to around its addresses, or not as long as its addresses
     /// encode to) the whole record is encoded. `record`'s address list keeps the sizes measured
-    /// (see `EndpointAddressList.encodedSizes`), so that the next splice from it measures only
+    /// (see `EndpointAddressList.measures`), so that the next splice from it measures only
     /// the chunks changed since.
     public static func bytes(_ record: inout ServiceRecord, previous: ServiceRecord, document: [UInt8]) -> [UInt8] {
         spliced(&record, previous: previous, document: document)?.bytes ?? bytes(record)
@@ -252,6 +252,23 @@ public enum ServiceEncoder {
         let oldChanged = shared.start..<(oldChunks.count - shared.end)
         let newChanged = shared.start..<(newChunks.count - shared.end)
         guard oldChanged.count <= maxSplicedChunks && newChanged.count <= maxSplicedChunks else { return nil }
+        // Each chunk measured once (see `EndpointAddressList.measures`): the old list's from
+        // what it knows, the new list's shared chunks from the old ones, its changed ones now.
+        func measure(_ chunk: [EndpointAddress]) -> EndpointAddressList.ChunkMeasure {
+            var measure = EndpointAddressList.ChunkMeasure(encodedBytes: 0, hasHost: false)
+            for index in chunk.indices {
+                measure.encodedBytes += encodedLength(chunk, index)
+                measure.hasHost = measure.hasHost || chunk[index].host != nil
+            }
+            return measure
+        }
+        let oldMeasures = oldChunks.indices.map { old.measures[$0] ?? measure(oldChunks[$0]) }
+        for chunk in newChanged { new.measures[chunk] = measure(newChunks[chunk]) }
+        for chunk in 0..<shared.start { new.measures[chunk] = oldMeasures[chunk] }
+        for back in 0..<shared.end { new.measures[newChunks.count - 1 - back] = oldMeasures[oldChunks.count - 1 - back] }
+        var previous = previous
+        previous.service.addresses.measures = oldMeasures
+        record.service.addresses = new
         // What surrounds the array: the encoding with an empty one, cut after its `[`.
         func frame(_ record: ServiceRecord) -> (bytes: [UInt8], cut: Int) {
             var bytes: [UInt8] = []
@@ -265,11 +282,10 @@ public enum ServiceEncoder {
             document[(document.count - oldTail)...].elementsEqual(oldFrame.bytes[oldFrame.cut...])
         else { return nil }
         let region = document[oldFrame.cut..<(document.count - oldTail)]
-        // The stored array's bytes per chunk (measured once per chunk, see `encodedSizes`),
-        // checked against the bytes: the whole array that long, with elements opening with `{`
-        // and commas between them where the shared chunks meet the changed ones.
-        func size(_ chunk: [EndpointAddress]) -> Int { chunk.indices.reduce(0) { $0 + encodedLength(chunk, $1) } }
-        let oldSizes = oldChunks.indices.map { old.encodedSizes[$0] ?? size(oldChunks[$0]) }
+        // The stored array's bytes per chunk, checked against the bytes: the whole array that
+        // long, with elements opening with `{` and commas between them where the shared chunks
+        // meet the changed ones.
+        let oldSizes = oldMeasures.map(\.encodedBytes)
         let total = oldSizes.reduce(0, +) + Swift.max(old.count - 1, 0)
         guard total == region.count else { return nil }
         // The bytes kept from the stored array at its start (through the comma after the last
@@ -303,16 +319,12 @@ public enum ServiceEncoder {
                 first = false
                 write(newChunks[chunk][offset], into: &out)
             }
-            new.encodedSizes[chunk] = size(newChunks[chunk])
         }
         var keptEnd = kept.end
         if keptEnd > 0 && first { keptEnd -= 1 }  // nothing before it: no comma
         let middleEnd = out.count
         out.append(contentsOf: region[(region.endIndex - keptEnd)...])
         out.append(contentsOf: newFrame.bytes[newFrame.cut...])
-        for chunk in 0..<shared.start { new.encodedSizes[chunk] = oldSizes[chunk] }
-        for back in 0..<shared.end { new.encodedSizes[newChunks.count - 1 - back] = oldSizes[oldChunks.count - 1 - back] }
-        record.service.addresses = new
         let patch = DocumentPatch(
             minimizing: [
                 .init(offset: 0, removed: oldFrame.cut, inserted: Array(newFrame.bytes[..<newFrame.cut])),
