@@ -71,11 +71,12 @@ struct Serve: ParsableCommand {
         }
         let logger = Logger(label: "endpoint-registry")
         // glibc's allocator: blocks of up to 32 MiB (the documents of large services: ~330 KB
-        // for 10,000 addresses, one per change) come from the heap instead of an mmap each,
+        // for 10,000 addresses, one per change) come from the heaps instead of an mmap each,
         // whose pages the kernel zero-fills again on every first touch; free memory at the top
-        // of a heap is given back once 64 MiB of it is free rather than at every free (README,
-        // "How much a service takes").
-        _ = CMalloc_keepBlocksInHeap(32 << 20, 64 << 20)
+        // of a heap is given back once 32 MiB of it is free rather than at every free, in at
+        // most 4 arenas (at most 128 MiB kept free; README, "How much a service takes").
+        let refused = CMalloc_keepBlocksInHeap(32 << 20, 32 << 20, 4)
+        if refused > 0 { logger.warning("glibc refused \(refused) of the allocator settings (mallopt); running with its defaults for them") }
         let service: RegistryService
         do {
             service = try RegistryService(configuration: configuration, logger: logger)

@@ -61,9 +61,14 @@ import Testing
         #expect(
             NSDictionary(dictionary: try #require(removed.json?["removed"] as? [String: Any])) == ["ip": "192.168.7.51", "port": 8080, "ready": true])
         #expect(removed.header("ETag") == (try client.request("GET", "/v1/services/default/rgw")).header("ETag"))
+        // Only the first `return` preference counts (RFC 7240 §2): an unknown one means the default.
+        let unknownFirst = try client.request(
+            "POST", "/v1/services/default/rgw/addresses", headers: ["Prefer": "return=everything, return=representation"],
+            json: #"{"ip":"192.168.7.62"}"#)
+        #expect(unknownFirst.status == 201 && unknownFirst.header("Preference-Applied") == nil && unknownFirst.json?["added"] != nil)
         let removedWhole = try client.request(
             "DELETE", "/v1/services/default/rgw/addresses/192.168.7.60", headers: ["Prefer": "return=representation"])
-        #expect((removedWhole.json?["addresses"] as? [Any])?.count == 3 && removedWhole.json?["revision"] as? Int == 6)
+        #expect((removedWhole.json?["addresses"] as? [Any])?.count == 4 && removedWhole.json?["revision"] as? Int == 7)
     }
 
     @Test func canonicalizesAndValidatesTheAddress() throws {

@@ -58,17 +58,16 @@ enum RequestChecks {
     }
 
     /// What the client asked an address route to answer with, by its `Prefer: return=…`
-    /// (RFC 7240 §4.2): `.representation` for the whole service, `.minimal` for the changed
-    /// address; nil when it did not ask (unknown preferences are ignored, as the RFC says;
-    /// the first `return` preference counts).
+    /// (RFC 7240 §4.2): `.representation` for the stored service, `.minimal` for the changed
+    /// address; nil when it did not ask or gave an unknown value. Only the first `return`
+    /// preference counts (RFC 7240 §2); other preferences are ignored.
     static func returnPreference(_ request: HTTPRequest) -> ReturnPreference? {
         for field in request.headers.values("Prefer") {
             for preference in field.split(separator: ",") {
                 let token = preference.split(separator: ";", maxSplits: 1).first ?? ""
                 let parts = token.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
                 guard parts.count == 2, parts[0].lowercased() == "return" else { continue }
-                let value = parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased()
-                if let preference = ReturnPreference(rawValue: value) { return preference }
+                return ReturnPreference(rawValue: parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased())
             }
         }
         return nil

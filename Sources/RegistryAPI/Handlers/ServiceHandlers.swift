@@ -467,8 +467,8 @@ struct ServiceHandlers: Sendable {
             decoded.withLock { $0 = address }
             try RequestChecks.checkWritePreconditions(context.request, current: current)
             // Only the addresses of the same IP (or host) can be it, found by binary search in
-            // the stored order; fields read in place (`EndpointAddress.same(_:_:_:)`): copying
-            // each stored address out of the array to compare it cost more than the comparison.
+            // the stored order; fields read in place (`EndpointAddressList.same(at:as:)`):
+            // copying each stored address out of its chunk cost more than the comparison.
             let sameTarget = service.sameTargetIndices(as: address)
             if sameTarget.contains(where: { service.addresses.same(at: $0, as: address) }) { return service }
             let ports = address.backendPorts(for: service.ports)
@@ -498,8 +498,8 @@ struct ServiceHandlers: Sendable {
     /// The answer of an address route: by default (or with `Prefer: return=minimal`) the
     /// service's identity and new revision with the address added or removed (O(1) in the
     /// service's size, for services of thousands of addresses changed often); with `Prefer:
-    /// return=representation` the whole service as `GET` serves it. Both carry the service's
-    /// `ETag` and its warnings (`Warning` headers; a `warnings` member in the whole service).
+    /// return=representation` the stored service, as `PUT` answers it. Both carry the service's
+    /// `ETag` and its warnings (`Warning` headers and a `warnings` member).
     static func addressAnswer(
         _ result: UpdateResult, address: AddressChange, preference: RequestChecks.ReturnPreference?, status: Int, location: String? = nil
     ) -> HTTPResponse {

@@ -196,6 +196,16 @@ extension EndpointAddressList: RandomAccessCollection, MutableCollection {
 
     public func makeIterator() -> Iterator { Iterator(chunks: chunks) }
 
+    /// `Collection.map`, chunk by chunk (the default reads each address by index: a search each).
+    public func map<T>(_ transform: (EndpointAddress) throws -> T) rethrows -> [T] {
+        var result: [T] = []
+        result.reserveCapacity(count)
+        for chunk in chunks {
+            for index in chunk.indices { result.append(try transform(chunk[index])) }
+        }
+        return result
+    }
+
     /// `Sequence.contains(where:)`, chunk by chunk, the addresses read in place.
     public func contains(where predicate: (EndpointAddress) throws -> Bool) rethrows -> Bool {
         for chunk in chunks {
@@ -229,6 +239,8 @@ extension EndpointAddressList: RangeReplaceableCollection {
         merged.append(contentsOf: newElements)
         merged.append(contentsOf: chunks[last][(subrange.upperBound - lastBase)...])
         replaceChunks(first...last, with: Self.cut(merged))
+        // What is left of the chunks the range spanned may be small: merged with a neighbour.
+        if first < chunks.count && chunks[first].count < Self.chunkCapacity / 4 { rebalance(first) }
     }
 
     public mutating func reserveCapacity(_ n: Int) {}

@@ -295,7 +295,8 @@ public enum ServiceEncoder {
         var kept = (start: 0, end: 0)
         if startElements > 0 { kept.start = oldSizes[..<shared.start].reduce(0, +) + startElements }
         if endElements > 0 { kept.end = oldSizes[(oldChunks.count - shared.end)...].reduce(0, +) + endElements }
-        // Both ends were kept whole and meet: the changed stretch was empty on both sides.
+        // The kept ends meet (no old address between them, so both counted the one comma
+        // between them): encoded whole (the address routes never get here).
         if kept.start + kept.end > region.count { return nil }
         func at(_ offset: Int) -> UInt8? { offset >= 0 && offset < region.count ? region[region.startIndex + offset] : nil }
         if kept.start > 0 && (at(kept.start - 1) != UInt8(ascii: ",") || at(0) != UInt8(ascii: "{")) { return nil }
@@ -336,7 +337,7 @@ public enum ServiceEncoder {
     }
 
     /// The number of bytes `JSONWriter` writes for `json(address)`, computed without writing
-    /// them (the splice finds the stored addresses with it, and checks what it finds).
+    /// them (the splice finds where the shared chunks lie in the stored document with it).
     static func encodedLength(_ address: EndpointAddress) -> Int {
         encodedLength([address], 0)
     }
