@@ -848,8 +848,10 @@ public final class ServiceStore: Sendable {
     /// depend only on the record it is given and on what it captured (it may run twice: when the
     /// request arrives and at the commit; what it reads of the configuration, such as the known
     /// clusters, is then as the first run saw it, as if the write had committed at that moment).
+    /// `changedStatus` is the HTTP status the audit line of a change records (the address
+    /// routes answer a change with 201).
     public func update(
-        namespace: String, name: String, audit: AuditContext = .unattributed, dryRun: Bool = false,
+        namespace: String, name: String, audit: AuditContext = .unattributed, dryRun: Bool = false, changedStatus: Int = 200,
         _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService,
         completion: @escaping @Sendable (Result<UpdateResult, any Error>) -> Void
     ) {
@@ -862,7 +864,8 @@ public final class ServiceStore: Sendable {
             return counts[key] == 1
         }
         let speculation = alone ? speculate(key, at: time, transform) : nil
-        let (body, committed) = updating(namespace: namespace, name: name, audit: audit, at: time, speculation: speculation, transform)
+        let (body, committed) = updating(
+            namespace: namespace, name: name, audit: audit, at: time, speculation: speculation, changedStatus: changedStatus, transform)
         writeLater(dryRun: dryRun, body, committed: { value in if value.changed { committed(value.record) } }) { [self] result in
             queuedUpdates.withLock { counts in
                 counts[key, default: 1] -= 1
@@ -901,7 +904,7 @@ public final class ServiceStore: Sendable {
 
     /// What an update runs in its transaction, and what follows its commit when it changed the service.
     private func updating(
-        namespace: String, name: String, audit: AuditContext, at time: String? = nil, speculation: Speculation? = nil,
+        namespace: String, name: String, audit: AuditContext, at time: String? = nil, speculation: Speculation? = nil, changedStatus: Int = 200,
         _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService
     ) -> (body: @Sendable (any SQLConnection) throws -> UpdateResult, committed: @Sendable (ServiceRecord) -> Void) {
         let cache = recordCache
@@ -919,7 +922,7 @@ public final class ServiceStore: Sendable {
                     into: connection)
                 try ServiceStore.recordChange(
                     audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: speculation.document,
-                    patch: speculation.patch, status: 200, at: time, eventVersion: eventVersion, into: connection)
+                    patch: speculation.patch, status: changedStatus, at: time, eventVersion: eventVersion, into: connection)
                 return UpdateResult(record: record, document: speculation.document, changed: true, created: false)
             }
             let current = stored?.record
@@ -940,7 +943,7 @@ public final class ServiceStore: Sendable {
                     .modified, record: record, document: document, previousLabels: current.service.labels, at: time, into: connection)
                 try ServiceStore.recordChange(
                     audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: document, patch: patch,
-                    status: 200, at: time, eventVersion: eventVersion, into: connection)
+                    status: changedStatus, at: time, eventVersion: eventVersion, into: connection)
                 return UpdateResult(record: record, document: document, changed: true, created: false)
             }
             let record = ServiceRecord(service: service, uid: ServiceStore.newUID(), revision: 1, createdAt: time, updatedAt: time)

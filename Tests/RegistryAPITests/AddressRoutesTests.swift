@@ -51,7 +51,7 @@ import Testing
         #expect(minimal.status == 201 && minimal.header("Preference-Applied") == "return=minimal")
         #expect(NSDictionary(dictionary: try #require(minimal.json?["added"] as? [String: Any])) == ["ip": "192.168.7.60", "ready": true])
         let whole = try client.request(
-            "POST", "/v1/services/default/rgw/addresses", headers: ["Prefer": #"respond-async, return="Representation"; x=1"#],
+            "POST", "/v1/services/default/rgw/addresses", headers: ["Prefer": #"respond-async, return="representation"; x=1"#],
             json: #"{"ip":"192.168.7.61"}"#)
         #expect(whole.status == 201 && whole.header("Preference-Applied") == "return=representation")
         #expect(whole.body == (try client.request("GET", "/v1/services/default/rgw")).body)
@@ -69,6 +69,30 @@ import Testing
         let removedWhole = try client.request(
             "DELETE", "/v1/services/default/rgw/addresses/192.168.7.60", headers: ["Prefer": "return=representation"])
         #expect((removedWhole.json?["addresses"] as? [Any])?.count == 4 && removedWhole.json?["revision"] as? Int == 7)
+    }
+
+    /// The audit log records what the route answered: 201 for an address added, 200 for one
+    /// already there.
+    @Test func auditsAddsWithTheStatusAnswered() throws {
+        let body = #"{"ip":"192.168.7.70"}"#
+        #expect(try client.request("POST", "/v1/services/default/rgw/addresses", json: body).status == 201)
+        #expect(try client.request("POST", "/v1/services/default/rgw/addresses", json: body).status == 200)
+        let log = try client.request("GET", "/v1/audit?action=addAddress&limit=100")
+        let statuses = ((log.json?["items"] as? [[String: Any]]) ?? []).compactMap { $0["status"] as? Int }
+        #expect(statuses.sorted() == [200, 201], "\(log.text)")
+    }
+
+    /// A refused value is not echoed back whole (nor into the audit log); a port with a leading
+    /// zero is no port.
+    @Test func refusesWithoutEchoingHugeValues() throws {
+        let huge = String(repeating: "z", count: 200_000)
+        let refused = try client.request("POST", "/v1/services/default/rgw/addresses", json: #"{"ip":"192.168.7.71","hostname":"\#(huge)"}"#)
+        #expect(refused.status == 422)
+        #expect(refused.body.count < 8_000, "\(refused.body.count) bytes")
+        #expect(refused.text.contains("bytes left out"))
+        let log = try client.request("GET", "/v1/audit?limit=100")
+        #expect(log.body.count < 50_000)
+        #expect(try client.request("DELETE", "/v1/services/default/rgw/addresses/192.168.7.50?port=08080").status == 400)
     }
 
     @Test func canonicalizesAndValidatesTheAddress() throws {

@@ -59,18 +59,74 @@ enum RequestChecks {
 
     /// What the client asked an address route to answer with, by its `Prefer: return=…`
     /// (RFC 7240 §4.2): `.representation` for the stored service, `.minimal` for the changed
-    /// address; nil when it did not ask or gave an unknown value. Only the first `return`
-    /// preference counts (RFC 7240 §2); other preferences are ignored.
+    /// address; nil when it did not ask or gave another value. Only the first `return`
+    /// preference counts (RFC 7240 §2: names compare case-insensitively, values exactly);
+    /// other preferences, and malformed ones (an unterminated quoted string), are ignored.
     static func returnPreference(_ request: HTTPRequest) -> ReturnPreference? {
         for field in request.headers.values("Prefer") {
-            for preference in field.split(separator: ",") {
-                let token = preference.split(separator: ";", maxSplits: 1).first ?? ""
-                let parts = token.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                guard parts.count == 2, parts[0].lowercased() == "return" else { continue }
-                return ReturnPreference(rawValue: parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased())
+            for preference in preferences(field) where preference.name.lowercased() == "return" {
+                return preference.value.flatMap(ReturnPreference.init(rawValue:))
             }
         }
         return nil
+    }
+
+    /// The preferences of one `Prefer` field value (RFC 7240 §2: `token [BWS "=" BWS word]
+    /// *(OWS ";" [OWS parameter])`, comma-separated, `word` a token or a quoted string): each
+    /// name with its value, quotes removed and `\`-escapes resolved; parameters are skipped.
+    /// Commas and semicolons inside quoted strings separate nothing; an element with an empty
+    /// name or an unterminated quoted string is left out.
+    static func preferences(_ field: String) -> [(name: String, value: String?)] {
+        splitOutsideQuotes(Substring(field), on: ",").compactMap { element in
+            // The preference itself: up to its first `;` (its parameters follow).
+            guard let head = splitOutsideQuotes(element, on: ";").first else { return nil }
+            let parts = head.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = parts[0].trimmingCharacters(in: .whitespaces)
+            guard !name.isEmpty, !name.contains("\"") else { return nil }
+            guard parts.count == 2 else { return (name, nil) }
+            let word = parts[1].trimmingCharacters(in: .whitespaces)
+            guard word.hasPrefix("\"") else { return (name, word.isEmpty ? nil : word) }
+            // A closed quoted string (an unterminated one was left out by the split), nothing after it.
+            guard word.count >= 2, word.hasSuffix("\"") else { return nil }
+            var value = ""
+            var escaped = false
+            for character in word.dropFirst().dropLast() {
+                if !escaped && character == "\\" {
+                    escaped = true
+                } else {
+                    value.append(character)
+                    escaped = false
+                }
+            }
+            return (name, value.isEmpty ? nil : value)
+        }
+    }
+
+    /// `text` split at each `separator` outside quoted strings (`"…"`, with `\`-escapes); the
+    /// last piece is left out when a quoted string in it is not terminated.
+    private static func splitOutsideQuotes(_ text: Substring, on separator: Character) -> [Substring] {
+        var pieces: [Substring] = []
+        var start = text.startIndex
+        var (quoted, escaped) = (false, false)
+        for index in text.indices {
+            let character = text[index]
+            if quoted {
+                if escaped {
+                    escaped = false
+                } else if character == "\\" {
+                    escaped = true
+                } else if character == "\"" {
+                    quoted = false
+                }
+            } else if character == "\"" {
+                quoted = true
+            } else if character == separator {
+                pieces.append(text[start..<index])
+                start = text.index(after: index)
+            }
+        }
+        if !quoted { pieces.append(text[start...]) }
+        return pieces
     }
 
     /// `Prefer: return=` values (RFC 7240 §4.2).

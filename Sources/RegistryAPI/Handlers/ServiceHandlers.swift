@@ -311,12 +311,14 @@ struct ServiceHandlers: Sendable {
     /// (`respond`, or the error's problem) without holding a worker thread meanwhile: the writes
     /// of every connection then share one commit.
     func updateLater(
-        _ context: RequestContext, dryRun: Bool, _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService,
+        _ context: RequestContext, dryRun: Bool, changedStatus: Int = 200,
+        _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService,
         respond: @escaping @Sendable (UpdateResult) -> HTTPResponse
     ) -> HTTPResponse {
         let deferred = DeferredResponse()
         store.update(
-            namespace: context.parameter("namespace"), name: context.parameter("name"), audit: context.audit, dryRun: dryRun, transform
+            namespace: context.parameter("namespace"), name: context.parameter("name"), audit: context.audit, dryRun: dryRun,
+            changedStatus: changedStatus, transform
         ) { result in
             switch result {
             case .success(let update): deferred.complete(respond(update))
@@ -453,7 +455,7 @@ struct ServiceHandlers: Sendable {
         // the same body, to the same address).
         let decoded = Mutex<EndpointAddress?>(nil)
         // RFC 9110 §13.2.1: the preconditions come after what would fail without them.
-        return updateLater(context, dryRun: false) { current in
+        return updateLater(context, dryRun: false, changedStatus: 201) { current in
             guard let current else { throw StoreError.notFound(namespace: namespace, name: name) }
             var service = current.service
             if service.type == .externalName {
@@ -548,8 +550,9 @@ struct ServiceHandlers: Sendable {
             throw APIError.badRequest("\"\(rawIP)\" is neither a valid IPv4 or IPv6 address nor a DNS name (DNS-1123 subdomain)", field: "ip")
         }
         let port = try context.request.queryValue("port").map { text throws(APIError) in
-            guard let value = Int(text), (1...65535).contains(value) else {
-                throw APIError.badRequest("port must be an integer from 1 to 65535, not \"\(text)\"", field: "port")
+            guard let value = Int(text), (1...65535).contains(value), String(value) == text else {
+                throw APIError.badRequest(
+                    "port must be an integer from 1 to 65535 in decimal without sign or leading zeros, not \"\(text)\"", field: "port")
             }
             return value
         }

@@ -17,10 +17,21 @@ public struct FieldViolation: Sendable, Equatable, CustomStringConvertible {
     public var kind: Kind
     public var message: String
 
+    /// Longest message kept whole, in UTF-8 bytes; a longer one (one that quotes a huge value
+    /// back) keeps its first 512 and last 256 characters around a note of what was left out,
+    /// so that a refused 4 MiB value is not echoed into the answer and the audit log.
+    public static let maxMessageBytes = 1024
+
     public init(_ field: String, _ kind: Kind, _ message: String) {
         self.field = field
         self.kind = kind
-        self.message = message
+        if message.utf8.count > Self.maxMessageBytes {
+            let (head, tail) = (message.prefix(512), message.suffix(256))
+            let omitted = message.utf8.count - head.utf8.count - tail.utf8.count
+            self.message = "\(head)…[\(omitted) bytes left out]…\(tail)"
+        } else {
+            self.message = message
+        }
     }
 
     public var description: String { "\(field): \(message)" }
