@@ -3,7 +3,7 @@
 FROM swift:6.1-bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        pkg-config libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev libc-ares-dev libpq-dev \
+        pkg-config libc6-dev libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev libc-ares-dev libpq-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The whole tree is needed even to resolve: the manifest names target folders (Tests/TestSupport,
