@@ -93,10 +93,7 @@ public struct EndpointAddressList: Sendable, Equatable {
     /// Whether an address has a `host` (given by DNS name, or expanded from one): the chunks
     /// measured without one are skipped.
     public var hasHostAddress: Bool {
-        chunks.indices.contains { chunk in
-            if let measure = measures[chunk] { return measure.hasHost }
-            return chunks[chunk].indices.contains { chunks[chunk][$0].host != nil }
-        }
+        chunksWithHosts.contains { chunk in chunk.indices.contains { chunk[$0].host != nil } }
     }
 
     /// The chunks that may hold an address with a `host` (every chunk not measured without one).

@@ -285,16 +285,15 @@ public enum ServiceEncoder {
         // The stored array's bytes per chunk, checked against the bytes: the whole array that
         // long, with elements opening with `{` and commas between them where the shared chunks
         // meet the changed ones.
-        let oldSizes = oldMeasures.map(\.encodedBytes)
-        let total = oldSizes.reduce(0, +) + Swift.max(old.count - 1, 0)
+        let total = oldMeasures.reduce(0) { $0 + $1.encodedBytes } + Swift.max(old.count - 1, 0)
         guard total == region.count else { return nil }
         // The bytes kept from the stored array at its start (through the comma after the last
         // shared chunk) and at its end (from the comma before the first shared chunk there).
         let startElements = oldChunks[..<shared.start].reduce(0) { $0 + $1.count }
         let endElements = oldChunks[(oldChunks.count - shared.end)...].reduce(0) { $0 + $1.count }
         var kept = (start: 0, end: 0)
-        if startElements > 0 { kept.start = oldSizes[..<shared.start].reduce(0, +) + startElements }
-        if endElements > 0 { kept.end = oldSizes[(oldChunks.count - shared.end)...].reduce(0, +) + endElements }
+        if startElements > 0 { kept.start = oldMeasures[..<shared.start].reduce(0) { $0 + $1.encodedBytes } + startElements }
+        if endElements > 0 { kept.end = oldMeasures[(oldChunks.count - shared.end)...].reduce(0) { $0 + $1.encodedBytes } + endElements }
         // The kept ends meet (no old address between them, so both counted the one comma
         // between them): encoded whole (the address routes never get here).
         if kept.start + kept.end > region.count { return nil }
