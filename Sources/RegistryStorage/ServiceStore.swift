@@ -140,9 +140,14 @@ public final class ServiceStore: Sendable {
     private let changeObservers = Mutex<[@Sendable ([ServiceChange]) -> Void]>([])
     /// Decoded records of the last writes, for read-modify-write (see `RecordCache`).
     private let recordCache = RecordCache()
-    /// Queued asynchronous updates per service, not answered yet (see `update(…completion:)`);
-    /// an entry exists only while its count is positive, so it is bounded by the writes in flight.
-    private let queuedUpdates = Mutex<[ServiceKey: Int]>([:])
+    /// Queued asynchronous updates per service, not answered yet (see `update(…completion:)`),
+    /// with the `UpdateChain` their guesses follow; an entry exists only while its count is
+    /// positive, so it is bounded by the writes in flight.
+    private let queuedUpdates = Mutex<[ServiceKey: (count: Int, chain: UpdateChain)]>([:])
+    /// How many asynchronous updates' guesses (`Speculation`) were written as made, and how
+    /// many were found wrong at their commit and computed again there.
+    let guessesKept = Atomic<Int>(0)
+    let guessesRecomputed = Atomic<Int>(0)
     /// Current documents for `document(namespace:name:)` (GET), invalidated by `changed`; only
     /// when `exclusive` (no other process writes the file).
     private let documentCache: DocumentCache?
@@ -154,6 +159,10 @@ public final class ServiceStore: Sendable {
     let rebuiltRevisions = RebuiltRevisions()
     /// Runs the group commits of `writeLater`.
     private let commitQueue = DispatchQueue(label: "endpoint-registry.commit")
+    /// Guesses the asynchronous updates of a service queued behind others of the same service
+    /// (see `UpdateChain`), one after the other, off the request threads and while the commit
+    /// queue commits the ones before.
+    private let speculationQueue = DispatchQueue(label: "endpoint-registry.speculation")
     /// Runs the completions of committed asynchronous writes, batch after batch, while the commit
     /// queue goes on with the next batch (answering a batch does not delay the next commit).
     private let completionQueue = DispatchQueue(label: "endpoint-registry.commit-completion")
@@ -841,9 +850,11 @@ public final class ServiceStore: Sendable {
     /// thread meanwhile (see `writeLater`).
     ///
     /// `transform` and the encoding of the new document run first on the calling thread, from
-    /// the cached record (a `Speculation`); the commit thread, the one writer, then only checks
-    /// that the stored document is still that one and writes the result. When it is not (another
-    /// write came first, or nothing was cached), `transform` runs again on the commit thread,
+    /// the record the service is expected to have when the write commits (a `Speculation`: the
+    /// cached record, or what the update queued just before it is expected to leave, see
+    /// `UpdateChain`); the commit thread, the one writer, then only checks that the stored
+    /// document is still that one and writes the result. When it is not (another write came
+    /// first, or nothing was cached), `transform` runs again on the commit thread,
     /// from the stored record, as if there had been no speculation. `transform` must therefore
     /// depend only on the record it is given and on what it captured (it may run twice: when the
     /// request arrives and at the commit; what it reads of the configuration, such as the known
@@ -855,23 +866,53 @@ public final class ServiceStore: Sendable {
         _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService,
         completion: @escaping @Sendable (Result<UpdateResult, any Error>) -> Void
     ) {
-        let time = ServiceStore.timestamp(now())
         let key = ServiceKey(namespace: namespace, name: name)
-        // Another queued update of the same service would commit first and leave the guess
-        // behind (many writers of one large service): then none is made.
-        let alone = queuedUpdates.withLock { counts in
-            counts[key, default: 0] += 1
-            return counts[key] == 1
+        let cache = recordCache
+        let (chain, alone) = queuedUpdates.withLock { queued in
+            let entry = queued[key].map { ($0.count + 1, $0.chain) } ?? (1, UpdateChain(expected: cache.peek(key)))
+            queued[key] = entry
+            return (entry.1, entry.0 == 1)
         }
-        let speculation = alone ? speculate(key, at: time, transform) : nil
-        let (body, committed) = updating(
-            namespace: namespace, name: name, audit: audit, at: time, speculation: speculation, changedStatus: changedStatus, transform)
-        writeLater(dryRun: dryRun, body, committed: { value in if value.changed { committed(value.record) } }) { [self] result in
-            queuedUpdates.withLock { counts in
-                counts[key, default: 1] -= 1
-                if counts[key] == 0 { counts[key] = nil }
+        // Guessed and queued under the chain's lock, so that the guesses follow each other in
+        // the order of the queue (each from the one before), and the commit thread finds each
+        // one's base stored when its turn comes.
+        let outstanding = self.outstanding
+        outstanding.enter()  // queued from now on for `waitForQueuedWrites`, until `writeLater` counts it
+        let guessAndQueue: @Sendable () -> Void = { [self] in
+            defer { outstanding.leave() }
+            chain.expected.withLock { expected in
+                let time = ServiceStore.timestamp(now())
+                let speculation = expected.flatMap { ServiceStore.speculate(from: $0, at: time, transform) }
+                let (body, committed) = updating(
+                    namespace: namespace, name: name, audit: audit, at: time, speculation: speculation, chain: chain,
+                    changedStatus: changedStatus, transform)
+                writeLater(dryRun: dryRun, body, committed: { value in if value.changed { committed(value.record) } }) { [self] result in
+                    queuedUpdates.withLock { queued in
+                        guard let entry = queued[key] else { return }
+                        queued[key] = entry.count > 1 ? (entry.count - 1, entry.chain) : nil
+                    }
+                    completion(result)
+                }
+                // A guess that failed (`transform` threw) or changed nothing leaves the service
+                // as it was expected; a dry run leaves it as it is.
+                if let speculation, !dryRun { expected = (speculation.record, speculation.document) }
             }
-            completion(result)
+        }
+        // Alone, on the calling thread; behind other updates of the service, on the guessing
+        // queue, so that request threads never wait for each other's guesses.
+        if alone { guessAndQueue() } else { speculationQueue.async(execute: guessAndQueue) }
+    }
+
+    /// What the queued asynchronous updates of one service are expected to leave: the result of
+    /// the last one's guess (`Speculation`), from which the next one guesses; at first the
+    /// cached record. Nil once a guess was found wrong at its commit (another write came
+    /// between, e.g. a synchronous one): the updates queued after it make no guess until the
+    /// service's queue is empty again.
+    final class UpdateChain: Sendable {
+        let expected: Mutex<(record: ServiceRecord, document: [UInt8])?>
+
+        init(expected: (record: ServiceRecord, document: [UInt8])?) {
+            self.expected = Mutex(expected)
         }
     }
 
@@ -884,16 +925,15 @@ public final class ServiceStore: Sendable {
         var patch: DocumentPatch
     }
 
-    /// Runs `transform` on the cached record of `key` and encodes the result, on the calling
-    /// thread. Nil when nothing is cached, when `transform` throws (the commit thread then runs
-    /// it on the stored record and reports that error) or when it changes nothing (that
-    /// path writes no document).
-    private func speculate(
-        _ key: ServiceKey, at time: String, _ transform: @Sendable (ServiceRecord?) throws -> ExternalService
+    /// Runs `transform` on the record `base` (as the service is expected to be when the write
+    /// commits) and encodes the result, on the calling thread. Nil when `transform` throws (the
+    /// commit thread then runs it on the stored record and reports that error) or when it
+    /// changes nothing (that path writes no document).
+    private static func speculate(
+        from base: (record: ServiceRecord, document: [UInt8]), at time: String, _ transform: @Sendable (ServiceRecord?) throws -> ExternalService
     ) -> Speculation? {
-        guard let (current, document) = recordCache.peek(key), let service = try? transform(current), service != current.service else {
-            return nil
-        }
+        let (current, document) = base
+        guard let service = try? transform(current), service != current.service else { return nil }
         var record = current
         record.service = service
         record.revision += 1
@@ -904,15 +944,16 @@ public final class ServiceStore: Sendable {
 
     /// What an update runs in its transaction, and what follows its commit when it changed the service.
     private func updating(
-        namespace: String, name: String, audit: AuditContext, at time: String? = nil, speculation: Speculation? = nil, changedStatus: Int = 200,
-        _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService
+        namespace: String, name: String, audit: AuditContext, at time: String? = nil, speculation: Speculation? = nil, chain: UpdateChain? = nil,
+        changedStatus: Int = 200, _ transform: @escaping @Sendable (ServiceRecord?) throws -> ExternalService
     ) -> (body: @Sendable (any SQLConnection) throws -> UpdateResult, committed: @Sendable (ServiceRecord) -> Void) {
         let cache = recordCache
         let key = ServiceKey(namespace: namespace, name: name)
         let time = time ?? ServiceStore.timestamp(now())
-        let body: @Sendable (any SQLConnection) throws -> UpdateResult = { connection in
+        let body: @Sendable (any SQLConnection) throws -> UpdateResult = { [self] connection in
             let stored = try ServiceStore.stored(connection, namespace: namespace, name: name, cache: cache)
             if let speculation, let (current, document) = stored, document == speculation.base {
+                guessesKept.add(1, ordering: .relaxed)
                 // The document it was computed from is still the stored one: the same result.
                 let record = speculation.record
                 try ServiceStore.replace(
@@ -924,6 +965,11 @@ public final class ServiceStore: Sendable {
                     audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: speculation.document,
                     patch: speculation.patch, status: changedStatus, at: time, eventVersion: eventVersion, into: connection)
                 return UpdateResult(record: record, document: speculation.document, changed: true, created: false)
+            }
+            // The guess was wrong: so are those made from it (see `UpdateChain`).
+            if speculation != nil {
+                guessesRecomputed.add(1, ordering: .relaxed)
+                chain?.expected.withLock { $0 = nil }
             }
             let current = stored?.record
             let service = try transform(current)

@@ -244,6 +244,42 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
         #expect(record.revision == 21 && record.service.description == "queued 19")
     }
 
+    /// Queued updates of one service from several threads, with no other writer: each guess is
+    /// made from the one queued before it (`ServiceStore.UpdateChain`), so every one is written
+    /// as guessed, none computed again on the commit thread, and the revisions and documents
+    /// are exactly those of the updates applied one after the other.
+    @Test func queuedUpdatesOfOneServiceGuessFromEachOther() throws {
+        let store = self.store
+        _ = try store.create(sample("chained"))
+        let answered = Mutex<[Int]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            for index in 0..<25 {
+                store.update(namespace: "default", name: "chained") { current in
+                    guard var service = current?.service else { throw StoreError.notFound(namespace: "default", name: "chained") }
+                    service.addresses.append(EndpointAddress(ip: "10.7.\(worker).\(index + 1)"))
+                    service.normalize()
+                    return service
+                } completion: { result in
+                    if case .success(let update) = result { answered.withLock { $0.append(update.record.revision) } }
+                }
+            }
+        }
+        store.waitForQueuedWrites()
+        #expect(answered.withLock { $0.sorted() } == Array(2...101))
+        #expect(store.guessesKept.load(ordering: .relaxed) == 100)
+        #expect(store.guessesRecomputed.load(ordering: .relaxed) == 0)
+        let record = try #require(try store.record(namespace: "default", name: "chained"))
+        #expect(record.revision == 101 && record.service.addresses.count == 102)
+        #expect(try store.document(namespace: "default", name: "chained")?.document == ServiceEncoder.bytes(record))
+        let history = try store.revisions(namespace: "default", name: "chained")
+        #expect(history.entries.map(\.revision) == Array(1...101))
+        for entry in history.entries {
+            let document = try #require(entry.document)
+            let stored = try #require(ServiceDecoder.storedRecord(try JSONParser.parse(document)))
+            #expect(ServiceEncoder.bytes(stored) == document && stored.service.addresses.count == entry.revision + 1)
+        }
+    }
+
     /// Queued updates computed ahead from the cached record (`ServiceStore.Speculation`) racing
     /// each other and synchronous updates of the same service: a guess whose document another
     /// write replaced before it committed is computed again. Nothing is lost, revisions follow
