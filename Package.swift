@@ -127,7 +127,8 @@ let package = Package(
             name: "RegistryAPITests",
             dependencies: [
                 "RegistryAPI", "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources", "TestSupport",
-                "EndpointRegistryCLI", "KubernetesClient", "Liveness", "Reconciler", "Coordination", .product(name: "Yams", package: "Yams"),
+                "EndpointRegistryCLI", "KubernetesClient", "Liveness", "Reconciler", "Coordination", "CMalloc",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings

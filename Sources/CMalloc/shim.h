@@ -1,6 +1,11 @@
 #ifndef CMALLOC_SHIM_H
 #define CMALLOC_SHIM_H
 
+// `__GLIBC__` comes from <features.h>, which every C library header includes: without it the
+// check below would never see glibc.
+#if __has_include(<features.h>)
+#include <features.h>
+#endif
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
