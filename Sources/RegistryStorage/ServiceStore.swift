@@ -144,8 +144,9 @@ public final class ServiceStore: Sendable {
     /// with the `UpdateChain` their guesses follow; an entry exists only while its count is
     /// positive, so it is bounded by the writes in flight.
     private let queuedUpdates = Mutex<[ServiceKey: (count: Int, chain: UpdateChain)]>([:])
-    /// How many asynchronous updates' guesses (`Speculation`) were written as made, and how
-    /// many were found wrong at their commit and computed again there.
+    /// How many asynchronous updates' guesses (`Speculation`) were found right at their commit
+    /// (and written, unless a dry run's or a failed batch's rollback undid them), and how many
+    /// were found wrong there and computed again.
     let guessesKept = Atomic<Int>(0)
     let guessesRecomputed = Atomic<Int>(0)
     /// Current documents for `document(namespace:name:)` (GET), invalidated by `changed`; only
@@ -159,10 +160,6 @@ public final class ServiceStore: Sendable {
     let rebuiltRevisions = RebuiltRevisions()
     /// Runs the group commits of `writeLater`.
     private let commitQueue = DispatchQueue(label: "endpoint-registry.commit")
-    /// Guesses the asynchronous updates of a service queued behind others of the same service
-    /// (see `UpdateChain`), one after the other, off the request threads and while the commit
-    /// queue commits the ones before.
-    private let speculationQueue = DispatchQueue(label: "endpoint-registry.speculation")
     /// Runs the completions of committed asynchronous writes, batch after batch, while the commit
     /// queue goes on with the next batch (answering a batch does not delay the next commit).
     private let completionQueue = DispatchQueue(label: "endpoint-registry.commit-completion")
@@ -849,10 +846,14 @@ public final class ServiceStore: Sendable {
     /// `update` answered through `completion` after the commit, without holding the calling
     /// thread meanwhile (see `writeLater`).
     ///
-    /// `transform` and the encoding of the new document run first on the calling thread, from
-    /// the record the service is expected to have when the write commits (a `Speculation`: the
-    /// cached record, or what the update queued just before it is expected to leave, see
-    /// `UpdateChain`); the commit thread, the one writer, then only checks that the stored
+    /// `transform` and the encoding of the new document run first, from the record the service
+    /// is expected to have when the write commits (a `Speculation`: the cached record, or what
+    /// the update queued just before it is expected to leave, see `UpdateChain`), on the
+    /// calling thread when no other update of the service is queued, else on the service's
+    /// guessing queue, after those before it; the write is then queued, so the updates of one
+    /// service commit in the order of their calls, but another write called after this one
+    /// (of another service, or a synchronous one) may commit before it. The commit thread, the
+    /// one writer, then only checks that the stored
     /// document is still that one and writes the result. When it is not (another write came
     /// first, or nothing was cached), `transform` runs again on the commit thread,
     /// from the stored record, as if there had been no speculation. `transform` must therefore
@@ -875,18 +876,27 @@ public final class ServiceStore: Sendable {
         }
         // Guessed and queued under the chain's lock, so that the guesses follow each other in
         // the order of the queue (each from the one before), and the commit thread finds each
-        // one's base stored when its turn comes.
+        // one's base stored when its turn comes. Once the chain is broken (a guess was found
+        // wrong) none is made; past `UpdateChain.maxGuessedBytes` of guessed documents waiting
+        // for their commit, a write is queued without its guess (the commit thread computes the
+        // same result again), which the next guesses still follow.
         let outstanding = self.outstanding
         outstanding.enter()  // queued from now on for `waitForQueuedWrites`, until `writeLater` counts it
         let guessAndQueue: @Sendable () -> Void = { [self] in
             defer { outstanding.leave() }
             chain.expected.withLock { expected in
                 let time = ServiceStore.timestamp(now())
-                let speculation = expected.flatMap { ServiceStore.speculate(from: $0, at: time, transform) }
+                let guess = chain.broken.load(ordering: .acquiring) ? nil : expected.flatMap { ServiceStore.speculate(from: $0, at: time, transform) }
+                // A dry run's guess is not followed: it is kept only if the waiting guesses leave room.
+                let held = guess?.document.count ?? 0
+                let keep = held > 0 && chain.guessedBytes.add(held, ordering: .relaxed).newValue <= UpdateChain.maxGuessedBytes
+                if held > 0 && !keep { chain.guessedBytes.subtract(held, ordering: .relaxed) }
+                let speculation = keep ? guess : nil
                 let (body, committed) = updating(
                     namespace: namespace, name: name, audit: audit, at: time, speculation: speculation, chain: chain,
                     changedStatus: changedStatus, transform)
                 writeLater(dryRun: dryRun, body, committed: { value in if value.changed { committed(value.record) } }) { [self] result in
+                    if keep { chain.guessedBytes.subtract(held, ordering: .relaxed) }
                     queuedUpdates.withLock { queued in
                         guard let entry = queued[key] else { return }
                         queued[key] = entry.count > 1 ? (entry.count - 1, entry.chain) : nil
@@ -895,29 +905,41 @@ public final class ServiceStore: Sendable {
                 }
                 // A guess that failed (`transform` threw) or changed nothing leaves the service
                 // as it was expected; a dry run leaves it as it is.
-                if let speculation, !dryRun { expected = (speculation.record, speculation.document) }
+                if let guess, !dryRun { expected = (guess.record, guess.document) }
             }
         }
-        // Alone, on the calling thread; behind other updates of the service, on the guessing
-        // queue, so that request threads never wait for each other's guesses.
-        if alone { guessAndQueue() } else { speculationQueue.async(execute: guessAndQueue) }
+        // Alone, on the calling thread; behind other updates of the service, on its guessing
+        // queue, so that a request thread does not wait for the guesses queued before its own
+        // (the first, alone, may wait for one queued just after it that took the lock first).
+        if alone { guessAndQueue() } else { chain.queue.async(execute: guessAndQueue) }
     }
 
-    /// What the queued asynchronous updates of one service are expected to leave: the result of
-    /// the last one's guess (`Speculation`), from which the next one guesses; at first the
-    /// cached record. Nil once a guess was found wrong at its commit (another write came
-    /// between, e.g. a synchronous one): the updates queued after it make no guess until the
-    /// service's queue is empty again.
+    /// The queued asynchronous updates of one service: what they are expected to leave (the
+    /// result of the last one's guess, `Speculation`, from which the next one guesses; at first
+    /// the cached record), their guessing queue (serial, on the global pool, so that one
+    /// large service's guesses do not hold up another's), and the bytes of guessed documents
+    /// waiting for their commit. `broken` once a guess was found wrong at its commit (another
+    /// write came between, e.g. a synchronous one): the updates queued after it make no guess
+    /// until the service's queue is empty again (set without the lock, which a guess may hold
+    /// while it encodes a large document, so that the commit thread never waits for one).
     final class UpdateChain: Sendable {
+        /// At most this many bytes of guessed documents wait for their commit per service
+        /// (about 100 revisions of a 10,000-address service); the writes past it are queued
+        /// without their guess.
+        static let maxGuessedBytes = 32 << 20
         let expected: Mutex<(record: ServiceRecord, document: [UInt8])?>
+        let broken = Atomic<Bool>(false)
+        let guessedBytes = Atomic<Int>(0)
+        let queue = DispatchQueue(label: "endpoint-registry.guesses", target: .global())
 
         init(expected: (record: ServiceRecord, document: [UInt8])?) {
             self.expected = Mutex(expected)
         }
     }
 
-    /// An update computed ahead of its transaction, from the cached record and document it was
-    /// based on: valid only if the stored document is still `base` when the write runs.
+    /// An update computed ahead of its transaction, from the record and document it was based
+    /// on (see `UpdateChain`): valid only if the stored document is still `base` when the
+    /// write runs.
     struct Speculation: Sendable {
         var base: [UInt8]
         var record: ServiceRecord
@@ -926,7 +948,7 @@ public final class ServiceStore: Sendable {
     }
 
     /// Runs `transform` on the record `base` (as the service is expected to be when the write
-    /// commits) and encodes the result, on the calling thread. Nil when `transform` throws (the
+    /// commits) and encodes the result. Nil when `transform` throws (the
     /// commit thread then runs it on the stored record and reports that error) or when it
     /// changes nothing (that path writes no document).
     private static func speculate(
@@ -969,7 +991,7 @@ public final class ServiceStore: Sendable {
             // The guess was wrong: so are those made from it (see `UpdateChain`).
             if speculation != nil {
                 guessesRecomputed.add(1, ordering: .relaxed)
-                chain?.expected.withLock { $0 = nil }
+                chain?.broken.store(true, ordering: .releasing)
             }
             let current = stored?.record
             let service = try transform(current)
