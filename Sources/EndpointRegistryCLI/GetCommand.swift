@@ -78,7 +78,8 @@ struct Get: ParsableCommand {
                     }
                 }
             }
-            Console.out(try render(items, single: names.count == 1, client: client))
+            // Named services none of which exists: only the errors, as kubectl (no empty list).
+            if names.isEmpty || !items.isEmpty { Console.out(try render(items, single: names.count == 1, client: client)) }
             if names.isEmpty && items.isEmpty && (output == .table || output == .wide) {
                 Console.error(allNamespaces ? "No resources found" : "No resources found in \(namespace ?? "default") namespace.")
             }

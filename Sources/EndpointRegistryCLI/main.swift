@@ -11,8 +11,8 @@ import RegistryResources
 // first thread other than the main one does): blocks of up to 32 MiB (the documents of large
 // services: ~330 KB for 10,000 addresses, one per change) come from the heaps instead of an
 // mmap each, whose pages the kernel zero-fills again on every first touch; free memory at the
-// top of a heap is given back once 32 MiB of it is free rather than at every free, in at most 4
-// arenas (at most 128 MiB kept free; README, "How much a service takes"). `serve` logs a refusal.
+// top of a heap is given back once 32 MiB of it is free rather than at every free; at most 4
+// arenas (README, "How much a service takes"). `serve` logs a refusal.
 let mallocSettingsRefused = CMalloc_keepBlocksInHeap(32 << 20, 32 << 20, 4)
 
 // Installed as `kubectl-registry`, the binary is a kubectl plugin whose root is the client.

@@ -853,10 +853,10 @@ public final class ServiceStore: Sendable {
     /// guessing queue, after those before it; the write is then queued, so the updates of one
     /// service commit in the order of their calls, but another write called after this one
     /// (of another service, or a synchronous one) may commit before it. The commit thread, the
-    /// one writer, then only checks that the stored
-    /// document is still that one and writes the result. When it is not (another write came
-    /// first, or nothing was cached), `transform` runs again on the commit thread,
-    /// from the stored record, as if there had been no speculation. `transform` must therefore
+    /// one writer, then only checks that the stored document is still the one guessed from and
+    /// writes the result. When it is not (another write came first, or nothing was cached),
+    /// `transform` runs again on the commit thread, from the stored record, as if there had
+    /// been no speculation. `transform` must therefore
     /// depend only on the record it is given and on what it captured (it may run twice: when the
     /// request arrives and at the commit; what it reads of the configuration, such as the known
     /// clusters, is then as the first run saw it, as if the write had committed at that moment).
@@ -948,9 +948,9 @@ public final class ServiceStore: Sendable {
     }
 
     /// Runs `transform` on the record `base` (as the service is expected to be when the write
-    /// commits) and encodes the result. Nil when `transform` throws (the
-    /// commit thread then runs it on the stored record and reports that error) or when it
-    /// changes nothing (that path writes no document).
+    /// commits) and encodes the result. Nil when `transform` throws (the commit thread then runs
+    /// it on the stored record and reports that error) or when it changes nothing (that path
+    /// writes no document).
     private static func speculate(
         from base: (record: ServiceRecord, document: [UInt8]), at time: String, _ transform: @Sendable (ServiceRecord?) throws -> ExternalService
     ) -> Speculation? {

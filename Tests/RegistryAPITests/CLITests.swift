@@ -410,6 +410,11 @@ private let twoServicesFile = """
 
     @Test func exitStatuses() throws {
         #expect(try runCLI(["get", "service", "missing"], environment: environment).status == 2)
+        // As kubectl: a named service that does not exist prints its error, not an empty list.
+        for format in ["json", "yaml", "name"] {
+            let missing = try runCLI(["get", "service", "missing", "-o", format], environment: environment)
+            #expect(missing.status == 2 && missing.stdout.isEmpty && missing.stderr.contains("missing"), "\(format): \(missing)")
+        }
         #expect(try runCLI(["get", "pods"], environment: environment).status == 64)
         let unreachable = try runCLI(["get", "services", "--server", "http://127.0.0.1:1"], environment: environment)
         #expect(unreachable.status == 3)
