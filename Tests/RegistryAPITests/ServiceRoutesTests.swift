@@ -276,6 +276,23 @@ private let rgw =
         }
     }
 
+    /// Without `limit`, a list answers a page of 500 (the default page size) and a `continue`
+    /// for the rest; `limit` is at most 10,000.
+    @Test func listsPageByDefault() throws {
+        for index in 0..<501 {
+            #expect(
+                try client.request("POST", "/v1/services", json: #"{"namespace":"many","name":"s\#(index)","ports":[{"port":80}]}"#).status == 201)
+        }
+        let first = try client.request("GET", "/v1/services?namespace=many")
+        #expect((first.json?["items"] as? [Any])?.count == 500)
+        let token = try #require(first.json?["continue"] as? String)
+        let rest = try client.request("GET", "/v1/services?namespace=many&continue=\(token)")
+        #expect((rest.json?["items"] as? [[String: Any]])?.map { $0["name"] as? String } == ["s99"])
+        #expect(rest.json?["continue"] == nil)
+        #expect((try client.request("GET", "/v1/services?namespace=many&limit=10000").json?["items"] as? [Any])?.count == 501)
+        #expect(try client.request("GET", "/v1/services?limit=10001").status == 400)
+    }
+
     @Test func rejectsOversizedBodiesWith413() throws {
         let small = try TestServer(maxBodyBytes: 4096)
         let client = try small.client()

@@ -139,6 +139,11 @@ struct ServiceHandlers: Sendable {
         }
     }
 
+    /// The page size of `GET /v1/services` without `limit` (kubectl's chunk size), and the
+    /// largest `limit` taken; `continue` in the answer names the rest.
+    static let defaultListLimit = 500
+    static let maxListLimit = 10_000
+
     /// - Remark: HTTP `GET /v1/services`
     func listServices(_ context: RequestContext) throws -> HTTPResponse {
         let request = context.request
@@ -156,10 +161,10 @@ struct ServiceHandlers: Sendable {
                 context, namespace: namespace, selector: selector, resourceVersion: resourceVersion, bookmarks: bookmarks,
                 timeoutSeconds: timeoutSeconds)
         }
-        var limit: Int? = nil
+        var limit = Self.defaultListLimit
         if let text = request.queryValue("limit") {
-            guard let value = Int(text), (1...10_000).contains(value) else {
-                throw APIError.badRequest("limit must be an integer from 1 to 10000, not \"\(text)\"", field: "limit")
+            guard let value = Int(text), (1...Self.maxListLimit).contains(value) else {
+                throw APIError.badRequest("limit must be an integer from 1 to \(Self.maxListLimit), not \"\(text)\"", field: "limit")
             }
             limit = value
         }
