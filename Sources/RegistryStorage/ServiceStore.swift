@@ -930,7 +930,16 @@ public final class ServiceStore: Sendable {
         let expected: Mutex<(record: ServiceRecord, document: [UInt8])?>
         let broken = Atomic<Bool>(false)
         let guessedBytes = Atomic<Int>(0)
-        let queue = DispatchQueue(label: "endpoint-registry.guesses", target: .global())
+        /// Made when a second update of the service is queued (most updates are alone).
+        private let madeQueue = Mutex<DispatchQueue?>(nil)
+        var queue: DispatchQueue {
+            madeQueue.withLock { made in
+                if let made { return made }
+                let queue = DispatchQueue(label: "endpoint-registry.guesses", target: .global())
+                made = queue
+                return queue
+            }
+        }
 
         init(expected: (record: ServiceRecord, document: [UInt8])?) {
             self.expected = Mutex(expected)
