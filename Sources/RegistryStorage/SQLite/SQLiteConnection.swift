@@ -70,6 +70,7 @@ final class SQLiteConnection: SQLConnection {
     deinit {
         guard !isClosed else { return }
         if walObserver != nil { sqlite3_wal_hook(handle, nil, nil) }
+        stepped.removeAll()
         statements.removeAll()
         sqlite3_close_v2(handle)
     }
@@ -79,6 +80,7 @@ final class SQLiteConnection: SQLConnection {
     func close() throws(SQLiteError) {
         guard !isClosed else { return }
         if walObserver != nil { sqlite3_wal_hook(handle, nil, nil) }
+        stepped.removeAll()
         statements.removeAll()
         try check(sqlite3_close(handle))
         isClosed = true
@@ -136,8 +138,21 @@ final class SQLiteConnection: SQLConnection {
         }
     }
 
+    /// The transaction statements the store runs over and over (every write of a group commit
+    /// runs `SAVEPOINT write` and `RELEASE write`): `execute` runs them as cached prepared
+    /// statements instead of compiling them again through `sqlite3_exec` each time.
+    static let preparedTransactionStatements: Set<String> = [
+        "BEGIN", "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", "SAVEPOINT write", "RELEASE write", "ROLLBACK TO write",
+    ]
+
     /// Runs one or more statements that return no rows.
     func execute(_ sql: String) throws(SQLiteError) {
+        if Self.preparedTransactionStatements.contains(sql) {
+            let statement = try statement(sql)
+            defer { statement.reset() }
+            while try statement.step() {}
+            return
+        }
         var errorMessage: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(handle, sql, nil, nil, &errorMessage)
         if rc != SQLITE_OK {
@@ -170,11 +185,22 @@ final class SQLiteConnection: SQLConnection {
         return statement
     }
 
-    /// Resets every cached statement. A statement left mid-result keeps its read transaction
+    /// The statements that returned a row or failed since the last `resetStatements` (each
+    /// listed once, see `SQLiteStatement.isListed`): the only ones that can be left mid-result.
+    fileprivate var stepped: [SQLiteStatement] = []
+
+    /// Resets every statement left mid-result. Such a statement keeps its read transaction
     /// open, which in WAL mode pins an old snapshot (stale reads) and blocks checkpoints, so
-    /// owners call this whenever they hand a connection back.
+    /// owners call this whenever they hand a connection back. Only the statements that
+    /// returned a row or failed since the last call are reset (one that ran to its end,
+    /// `SQLITE_DONE`, holds nothing: https://sqlite.org/c3ref/stmt_busy.html), not every
+    /// cached one: the group commit calls this twice per write.
     func resetStatements() {
-        for statement in statements.values { statement.reset() }
+        for statement in stepped {
+            statement.reset()
+            statement.isListed = false
+        }
+        stepped.removeAll(keepingCapacity: true)
     }
 
     /// Runs `body` in a transaction (BEGIN IMMEDIATE takes the write lock up front, so a
@@ -287,6 +313,8 @@ final class SQLiteStatement: SQLStatement {
     private let handle: OpaquePointer
     private unowned let connection: SQLiteConnection
     let sql: String
+    /// Whether the connection lists this statement among those to reset (`resetStatements`).
+    fileprivate var isListed = false
 
     init(_ handle: OpaquePointer, connection: SQLiteConnection, sql: String) {
         self.handle = handle
@@ -328,6 +356,10 @@ final class SQLiteStatement: SQLStatement {
     /// Advances to the next row; false when done.
     func step() throws(SQLiteError) -> Bool {
         let rc = sqlite3_step(handle)
+        if rc != SQLITE_DONE && !isListed {
+            isListed = true
+            connection.stepped.append(self)
+        }
         try connection.check(rc, sql: sql)
         return rc == SQLITE_ROW
     }
