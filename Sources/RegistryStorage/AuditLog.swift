@@ -122,8 +122,9 @@ extension ServiceStore {
     }
 
     /// Most patches in a row in the history before a revision is kept whole again: rebuilding
-    /// one copies the document at most this many times.
-    static let maxPatchDepth = 32
+    /// one applies at most this many patches (in place, see `DocumentPatch.apply(inPlace:)`).
+    /// As `maxPatches` for the current document: each whole revision costs the document's bytes.
+    static let maxPatchDepth = 128
 
     /// Records a change: an audit line and, for the service's history, the new revision. With
     /// `patch` (the edits that turn revision `before`'s document into `document`), the revision
@@ -197,10 +198,9 @@ extension ServiceStore {
         connection.resetStatements()
         guard var document = base else { throw StoreError.unreadable(namespace: key.namespace, name: key.name) }
         for bytes in patches.reversed() {
-            guard let patch = DocumentPatch(serialized: bytes), let next = patch.apply(to: document) else {
+            guard let patch = DocumentPatch(serialized: bytes), patch.apply(inPlace: &document) else {
                 throw StoreError.unreadable(namespace: key.namespace, name: key.name)
             }
-            document = next
         }
         return document
     }

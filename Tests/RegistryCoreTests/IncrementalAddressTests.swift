@@ -165,6 +165,8 @@ struct IncrementalAddressTests {
                 #expect(splice.bytes == whole, "step \(step)")
                 // The patch rebuilds the new document from the old one, and is small.
                 #expect(splice.patch.apply(to: document) == whole, "step \(step)")
+                var inPlace = document
+                #expect(splice.patch.apply(inPlace: &inPlace) && inPlace == whole, "step \(step)")
                 #expect(DocumentPatch(serialized: splice.patch.serialized) == splice.patch)
                 #expect(splice.patch.insertedBytes < 1_000, "step \(step)")
             }
@@ -175,6 +177,27 @@ struct IncrementalAddressTests {
             document = whole
         }
         #expect(spliced > 120)
+    }
+
+    /// In place, a patch of several edits (each growing, shrinking or keeping the bytes it
+    /// replaces) gives what `apply(to:)` gives; one that does not fit leaves the bytes unchanged.
+    @Test func patchesApplyInPlaceAsIntoANewBuffer() {
+        let old = Array("0123456789abcdefghij".utf8)
+        let patch = DocumentPatch(
+            minimizing: [
+                .init(offset: 1, removed: 2, inserted: Array("XYZW".utf8)),
+                .init(offset: 5, removed: 3, inserted: []),
+                .init(offset: 10, removed: 4, inserted: Array("kl".utf8)),
+                .init(offset: 18, removed: 2, inserted: Array("!?".utf8)),
+            ], of: old)
+        #expect(patch.edits.count == 4)
+        var document = old
+        #expect(patch.apply(inPlace: &document))
+        #expect(document == patch.apply(to: old))
+        #expect(String(decoding: document, as: UTF8.self) == "0XYZW3489klefgh!?")
+        var short = Array("0123".utf8)
+        #expect(patch.apply(inPlace: &short) == false && short == Array("0123".utf8))
+        #expect(patch.apply(to: short) == nil)
     }
 
     @Test func splicesFromAndToEmptyAndRefusesAForeignDocument() {

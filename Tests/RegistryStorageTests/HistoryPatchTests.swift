@@ -23,21 +23,23 @@ import Testing
     @Test func revisionsKeptAsPatchesReadBackExactly() throws {
         let store = try store()
         var documents = [try store.create(largeService("big", count: 2_000)).document]
-        for index in 0..<80 {
+        let depth = ServiceStore.maxPatchDepth
+        let changes = 2 * (depth + 1) + 20
+        for index in 0..<changes {
             let result = try store.update(namespace: "default", name: "big", oneAddressChange(index))
             #expect(result.changed)
             documents.append(result.document)
         }
         let forms = try storedForms(store)
         // Whole every `maxPatchDepth + 1` revisions, patches in between.
-        #expect(forms.whole == 3 && forms.patches == 78)
+        #expect(forms.whole == 3 && forms.patches == changes - 2)
         let history = try store.revisions(namespace: "default", name: "big").entries
-        #expect(history.map(\.revision) == Array(1...81))
+        #expect(history.map(\.revision) == Array(1...(changes + 1)))
         #expect(history.map(\.document) == documents)
         // Served bytes: the current document is the last one answered.
         #expect(try store.document(namespace: "default", name: "big")?.document == documents.last)
         // Paged from anywhere: each page, and the revision before it, rebuilt alone.
-        for start in [0, 1, 5, 33, 34, 60] {
+        for start in [0, 1, 5, depth, depth + 1, depth + 2, depth + 40, 2 * depth + 2, changes - 3] {
             let afterID = start == 0 ? 0 : history[start - 1].id
             let page = try store.revisions(namespace: "default", name: "big", afterID: afterID, limit: 7)
             #expect(page.entries.map(\.document) == Array(documents[start..<min(start + 7, documents.count)]))

@@ -64,6 +64,23 @@ public struct DocumentPatch: Sendable, Equatable {
         return out
     }
 
+    /// Applies the edits to `document` in place (the last edit first, so that the offsets of
+    /// the others still hold): no new buffer per patch when a chain of patches rebuilds a large
+    /// document (a one-address change is one edit: one move of the bytes after it). Returns
+    /// false, leaving `document` unchanged, when the edits do not fit it (as `apply(to:)`
+    /// returns nil).
+    public func apply(inPlace document: inout [UInt8]) -> Bool {
+        var position = 0
+        for edit in edits {
+            guard edit.offset >= position, edit.removed >= 0, edit.offset + edit.removed <= document.count else { return false }
+            position = edit.offset + edit.removed
+        }
+        for edit in edits.reversed() {
+            document.replaceSubrange(edit.offset..<(edit.offset + edit.removed), with: edit.inserted)
+        }
+        return true
+    }
+
     /// The stored form: per edit, offset, removed and inserted lengths as 8-byte little-endian
     /// integers, then the inserted bytes.
     public var serialized: [UInt8] {
