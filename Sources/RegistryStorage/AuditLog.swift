@@ -134,7 +134,7 @@ extension ServiceStore {
     /// of the watch event the same write recorded (retention keeps the revision while that event
     /// is kept, see `pruneHistory`); nil only for a change that records no revision.
     static func recordChange(
-        _ audit: AuditContext, key: ServiceKey, uid: String, before: Int?, after: Int?, document: [UInt8]?, patch: DocumentPatch? = nil,
+        _ audit: AuditContext, key: ServiceKey, uid: String, before: Int?, after: Int?, document: DocumentBytes?, patch: DocumentPatch? = nil,
         status: Int, at time: String, eventVersion: Int?, into connection: any SQLConnection
     ) throws {
         try insertAudit(
@@ -144,7 +144,7 @@ extension ServiceStore {
             at: time, into: connection)
         guard before != after else { return }  // unchanged: an audit line, no new revision
         var depth = 0
-        var stored: (document: SQLValue, patch: SQLValue) = (document.map { .blob($0) } ?? .null, .null)
+        var stored: (document: SQLValue, patch: SQLValue) = (.null, .null)
         if let patch, let document, let before, after == before + 1, patch.insertedBytes * 2 < document.count {
             let last = try connection.prepare(
                 """
@@ -158,6 +158,8 @@ extension ServiceStore {
             }
             connection.resetStatements()
         }
+        // Whole (one array) only when not kept as a patch.
+        if stored.patch == .null, let document { stored.document = .blob(document.flattened) }
         try connection.prepare(
             """
             INSERT INTO service_revisions (namespace, name, uid, revision, time, actor, action, request_id, document, patch, depth, event_version)

@@ -64,11 +64,12 @@ extension ServiceStore {
     ///     service, `Int.max` when not known.
     ///   - patch: the edits from that document to `document`, when known.
     static func storeDocument(
-        _ document: [UInt8], key: ServiceKey, revision: Int, previousBytes previous: Int?, patch: DocumentPatch?, into connection: any SQLConnection
+        _ document: DocumentBytes, key: ServiceKey, revision: Int, previousBytes previous: Int?, patch: DocumentPatch?,
+        into connection: any SQLConnection
     ) throws -> [UInt8] {
         guard document.count > inlineBytes else {
             if let previous, previous > inlineBytes { try deleteParts(key, from: connection) }
-            return document
+            return document.flattened
         }
         if let patch, previous != nil {
             // The patches after the whole part: how many, and their bytes.
@@ -89,7 +90,7 @@ extension ServiceStore {
         }
         if previous != nil { try deleteParts(key, from: connection) }
         try connection.prepare("INSERT INTO service_document_parts (namespace, name, revision, whole, bytes) VALUES (?, ?, ?, 1, ?)")
-            .bind(.text(key.namespace), .text(key.name), .integer(revision), .blob(document)).run()
+            .bind(.text(key.namespace), .text(key.name), .integer(revision), .blob(document.flattened)).run()
         return []
     }
 

@@ -19,7 +19,7 @@ final class RecordCache: Sendable {
     static let capacity = 1024
 
     private struct State {
-        var entries: [ServiceKey: (record: ServiceRecord, document: [UInt8])] = [:]
+        var entries: [ServiceKey: (record: ServiceRecord, document: DocumentBytes)] = [:]
         /// Keys put by the writes of the open transaction that were released (kept so far).
         var transaction: Set<ServiceKey> = []
         /// Keys put by the write running in the current savepoint.
@@ -28,7 +28,7 @@ final class RecordCache: Sendable {
 
     private let state = Mutex(State())
 
-    func lookup(_ key: ServiceKey, uid: String, revision: Int) -> (record: ServiceRecord, document: [UInt8])? {
+    func lookup(_ key: ServiceKey, uid: String, revision: Int) -> (record: ServiceRecord, document: DocumentBytes)? {
         state.withLock { state in
             guard let entry = state.entries[key], entry.record.uid == uid, entry.record.revision == revision else { return nil }
             return entry
@@ -38,11 +38,11 @@ final class RecordCache: Sendable {
     /// The entry for `key` as it is now, without checking it against the database: it may be
     /// behind the stored row, or put by a write that is not committed yet. For a guess only
     /// (see `ServiceStore.Speculation`), never for an answer.
-    func peek(_ key: ServiceKey) -> (record: ServiceRecord, document: [UInt8])? {
+    func peek(_ key: ServiceKey) -> (record: ServiceRecord, document: DocumentBytes)? {
         state.withLock { $0.entries[key] }
     }
 
-    func put(_ key: ServiceKey, _ record: ServiceRecord, document: [UInt8]) {
+    func put(_ key: ServiceKey, _ record: ServiceRecord, document: DocumentBytes) {
         state.withLock { state in
             if state.entries.count >= Self.capacity && state.entries[key] == nil { state.entries.removeAll(keepingCapacity: true) }
             state.entries[key] = (record, document)

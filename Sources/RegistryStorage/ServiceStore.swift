@@ -116,7 +116,10 @@ public struct ServiceChange: Sendable {
 /// What an update decided.
 public struct UpdateResult: Sendable {
     public var record: ServiceRecord
-    public var document: [UInt8]
+    /// The service's document after the update, as the store keeps it (see `DocumentBytes`).
+    public var documentBytes: DocumentBytes
+    /// `documentBytes` as one array (a copy when it is kept as segments: read it only to answer).
+    public var document: [UInt8] { documentBytes.flattened }
     /// False when the update changed nothing (the revision was not bumped).
     public var changed: Bool
     /// True when the service did not exist and was created.
@@ -616,7 +619,7 @@ public final class ServiceStore: Sendable {
     /// written by its last write (`RecordCache`) or read for a `GET` (`DocumentCache`). Documents
     /// are deterministic per uid and revision, so either is that revision's stored bytes.
     func cachedDocument(_ key: ServiceKey, uid: String, revision: Int) -> [UInt8]? {
-        if let written = recordCache.lookup(key, uid: uid, revision: revision) { return written.document }
+        if let written = recordCache.lookup(key, uid: uid, revision: revision) { return written.document.flattened }
         if case .hit(let read)? = documentCache?.lookup(key), read.uid == uid, read.revision == revision { return read.document }
         return nil
     }
@@ -628,7 +631,7 @@ public final class ServiceStore: Sendable {
     public func record(namespace: String, name: String) throws(StoreError) -> ServiceRecord? {
         guard let stored = try document(namespace: namespace, name: name) else { return nil }
         if let cached = recordCache.lookup(ServiceKey(namespace: namespace, name: name), uid: stored.uid, revision: stored.revision),
-            cached.document == stored.document
+            cached.document == DocumentBytes(stored.document)
         {
             return cached.record
         }
@@ -818,12 +821,7 @@ public final class ServiceStore: Sendable {
             let exists = try connection.prepare("SELECT 1 FROM services WHERE namespace = ? AND name = ?")
             try exists.bind(.text(service.namespace), .text(service.name))
             if try exists.step() { throw StoreError.alreadyExists(namespace: service.namespace, name: service.name) }
-            try ServiceStore.insert(record, document: document, into: connection, cache: cache)
-            let eventVersion = try ServiceStore.recordEvent(
-                .added, record: record, document: document, previousLabels: nil, at: time, into: connection)
-            try ServiceStore.recordChange(
-                audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: 201, at: time, eventVersion: eventVersion,
-                into: connection)
+            try ServiceStore.insert(record, document: DocumentBytes(document), audit: audit, status: 201, at: time, into: connection, cache: cache)
             return (record, document)
         }
         return (body, { [self] committed in changed([ServiceChange(key: key, record: committed)]) })
@@ -927,7 +925,7 @@ public final class ServiceStore: Sendable {
         /// (about 100 revisions of a 10,000-address service); the writes past it are queued
         /// without their guess.
         static let maxGuessedBytes = 32 << 20
-        let expected: Mutex<(record: ServiceRecord, document: [UInt8])?>
+        let expected: Mutex<(record: ServiceRecord, document: DocumentBytes)?>
         let broken = Atomic<Bool>(false)
         let guessedBytes = Atomic<Int>(0)
         /// Made when a second update of the service is queued (most updates are alone).
@@ -941,7 +939,7 @@ public final class ServiceStore: Sendable {
             }
         }
 
-        init(expected: (record: ServiceRecord, document: [UInt8])?) {
+        init(expected: (record: ServiceRecord, document: DocumentBytes)?) {
             self.expected = Mutex(expected)
         }
     }
@@ -950,9 +948,9 @@ public final class ServiceStore: Sendable {
     /// on (see `UpdateChain`): valid only if the stored document is still `base` when the
     /// write runs.
     struct Speculation: Sendable {
-        var base: [UInt8]
+        var base: DocumentBytes
         var record: ServiceRecord
-        var document: [UInt8]
+        var document: DocumentBytes
         var patch: DocumentPatch
     }
 
@@ -961,7 +959,8 @@ public final class ServiceStore: Sendable {
     /// it on the stored record and reports that error) or when it changes nothing (that path
     /// writes no document).
     private static func speculate(
-        from base: (record: ServiceRecord, document: [UInt8]), at time: String, _ transform: @Sendable (ServiceRecord?) throws -> ExternalService
+        from base: (record: ServiceRecord, document: DocumentBytes), at time: String,
+        _ transform: @Sendable (ServiceRecord?) throws -> ExternalService
     ) -> Speculation? {
         let (current, document) = base
         guard let service = try? transform(current), service != current.service else { return nil }
@@ -969,8 +968,8 @@ public final class ServiceStore: Sendable {
         record.service = service
         record.revision += 1
         record.updatedAt = time
-        let (bytes, patch) = ServiceEncoder.bytesAndPatch(&record, previous: current, document: document)
-        return Speculation(base: document, record: record, document: bytes, patch: patch)
+        let (next, patch) = ServiceEncoder.documentAndPatch(&record, previous: current, document: document)
+        return Speculation(base: document, record: record, document: next, patch: patch)
     }
 
     /// What an update runs in its transaction, and what follows its commit when it changed the service.
@@ -995,7 +994,7 @@ public final class ServiceStore: Sendable {
                 try ServiceStore.recordChange(
                     audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: speculation.document,
                     patch: speculation.patch, status: changedStatus, at: time, eventVersion: eventVersion, into: connection)
-                return UpdateResult(record: record, document: speculation.document, changed: true, created: false)
+                return UpdateResult(record: record, documentBytes: speculation.document, changed: true, created: false)
             }
             // The guess was wrong: so are those made from it (see `UpdateChain`).
             if speculation != nil {
@@ -1009,7 +1008,7 @@ public final class ServiceStore: Sendable {
                     try ServiceStore.recordChange(
                         audit, key: key, uid: current.uid, before: current.revision, after: current.revision, document: nil, status: 200, at: time,
                         eventVersion: nil, into: connection)
-                    return UpdateResult(record: current, document: document, changed: false, created: false)
+                    return UpdateResult(record: current, documentBytes: document, changed: false, created: false)
                 }
                 var record = current
                 record.service = service
@@ -1021,17 +1020,12 @@ public final class ServiceStore: Sendable {
                 try ServiceStore.recordChange(
                     audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: document, patch: patch,
                     status: changedStatus, at: time, eventVersion: eventVersion, into: connection)
-                return UpdateResult(record: record, document: document, changed: true, created: false)
+                return UpdateResult(record: record, documentBytes: document, changed: true, created: false)
             }
             let record = ServiceRecord(service: service, uid: ServiceStore.newUID(), revision: 1, createdAt: time, updatedAt: time)
-            let document = ServiceEncoder.bytes(record)
-            try ServiceStore.insert(record, document: document, into: connection, cache: cache)
-            let eventVersion = try ServiceStore.recordEvent(
-                .added, record: record, document: document, previousLabels: nil, at: time, into: connection)
-            try ServiceStore.recordChange(
-                audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: 201, at: time, eventVersion: eventVersion,
-                into: connection)
-            return UpdateResult(record: record, document: document, changed: true, created: true)
+            let document = DocumentBytes(ServiceEncoder.bytes(record))
+            try ServiceStore.insert(record, document: document, audit: audit, status: 201, at: time, into: connection, cache: cache)
+            return UpdateResult(record: record, documentBytes: document, changed: true, created: true)
         }
         return (body, { [self] record in changed([ServiceChange(key: key, record: record)]) })
     }
@@ -1060,13 +1054,9 @@ public final class ServiceStore: Sendable {
                     guard var current = existing else {
                         let record = ServiceRecord(
                             service: service, uid: ServiceStore.newUID(), revision: 1, createdAt: time, updatedAt: time)
-                        let document = ServiceEncoder.bytes(record)
-                        try ServiceStore.insert(record, document: document, into: connection, cache: cache)
-                        let eventVersion = try ServiceStore.recordEvent(
-                            .added, record: record, document: document, previousLabels: nil, at: time, into: connection)
-                        try ServiceStore.recordChange(
-                            audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: 200, at: time,
-                            eventVersion: eventVersion, into: connection)
+                        try ServiceStore.insert(
+                            record, document: DocumentBytes(ServiceEncoder.bytes(record)), audit: audit, status: 200, at: time, into: connection,
+                            cache: cache)
                         outcomes.append(ImportOutcome(key: key, action: .created, revision: 1))
                         changes.append(ServiceChange(key: key, record: record))
                         continue
@@ -1143,7 +1133,12 @@ public final class ServiceStore: Sendable {
         if !dryRun { changed([ServiceChange(key: ServiceKey(namespace: namespace, name: name), record: nil)]) }
     }
 
-    private static func insert(_ record: ServiceRecord, document: [UInt8], into connection: any SQLConnection, cache: RecordCache) throws {
+    /// Stores a new service (revision 1) with its watch event and its audit line and history
+    /// revision (`status`: what the audit line records).
+    private static func insert(
+        _ record: ServiceRecord, document: DocumentBytes, audit: AuditContext, status: Int, at time: String, into connection: any SQLConnection,
+        cache: RecordCache
+    ) throws {
         let service = record.service
         let key = ServiceKey(namespace: service.namespace, name: service.name)
         cache.remove(key)
@@ -1158,22 +1153,27 @@ public final class ServiceStore: Sendable {
             .text(labelsJSON(service.labels)), .blob(stored), .integer(service.addresses.count)
         ).run()
         cache.put(key, record, document: document)
+        let eventVersion = try recordEvent(.added, record: record, document: document, previousLabels: nil, at: time, into: connection)
+        try recordChange(
+            audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: status, at: time, eventVersion: eventVersion,
+            into: connection)
     }
 
     /// Stores a new revision of an existing service; returns its document, and with `previous`
     /// (the stored record and document it replaces) the patch from that document to it.
     @discardableResult
     private static func replace(
-        _ record: ServiceRecord, previous: (record: ServiceRecord, document: [UInt8])? = nil, into connection: any SQLConnection, cache: RecordCache
-    ) throws -> (document: [UInt8], patch: DocumentPatch?) {
+        _ record: ServiceRecord, previous: (record: ServiceRecord, document: DocumentBytes)? = nil, into connection: any SQLConnection,
+        cache: RecordCache
+    ) throws -> (document: DocumentBytes, patch: DocumentPatch?) {
         // From the previous document when only a few addresses changed (see `ServiceEncoder`);
         // the record cached keeps the sizes the splice measured.
         var record = record
-        let (document, patch): ([UInt8], DocumentPatch?) =
+        let (document, patch): (DocumentBytes, DocumentPatch?) =
             if let previous {
-                ServiceEncoder.bytesAndPatch(&record, previous: previous.record, document: previous.document)
+                ServiceEncoder.documentAndPatch(&record, previous: previous.record, document: previous.document)
             } else {
-                (ServiceEncoder.bytes(record), nil)
+                (DocumentBytes(ServiceEncoder.bytes(record)), nil)
             }
         try replace(record, document: document, previousBytes: previous?.document.count ?? Int.max, patch: patch, into: connection, cache: cache)
         return (document, patch)
@@ -1183,7 +1183,7 @@ public final class ServiceStore: Sendable {
     /// whose stored document had `previousBytes` bytes (`Int.max` when not known), `patch` the
     /// edits from that document to this one when known (see `storeDocument`).
     private static func replace(
-        _ record: ServiceRecord, document: [UInt8], previousBytes: Int, patch: DocumentPatch?, into connection: any SQLConnection,
+        _ record: ServiceRecord, document: DocumentBytes, previousBytes: Int, patch: DocumentPatch?, into connection: any SQLConnection,
         cache: RecordCache
     ) throws {
         let key = ServiceKey(namespace: record.service.namespace, name: record.service.name)
@@ -1229,7 +1229,7 @@ public final class ServiceStore: Sendable {
     private static func stored(
         _ connection: any SQLConnection, namespace: String, name: String, cache: RecordCache
     ) throws
-        -> (record: ServiceRecord, document: [UInt8])?
+        -> (record: ServiceRecord, document: DocumentBytes)?
     {
         let key = ServiceKey(namespace: namespace, name: name)
         let version = try connection.prepare("SELECT uid, revision FROM services WHERE namespace = ? AND name = ?")
@@ -1239,8 +1239,9 @@ public final class ServiceStore: Sendable {
         let statement = try connection.prepare("SELECT document FROM services WHERE namespace = ? AND name = ?")
         try statement.bind(.text(namespace), .text(name))
         guard try statement.step() else { return nil }
-        let document = try ServiceStore.document(statement.blob(0), connection, key: key)
-        let record = try decode(document, namespace: namespace, name: name)
+        let bytes = try ServiceStore.document(statement.blob(0), connection, key: key)
+        let record = try decode(bytes, namespace: namespace, name: name)
+        let document = DocumentBytes(bytes)
         cache.put(key, record, document: document)
         return (record, document)
     }

@@ -59,7 +59,7 @@ extension ServiceStore {
     /// Returns the event's resource version.
     @discardableResult
     static func recordEvent(
-        _ type: WatchEventType, record: ServiceRecord, document: [UInt8], previousLabels: [String: String]?, at time: String,
+        _ type: WatchEventType, record: ServiceRecord, document: DocumentBytes, previousLabels: [String: String]?, at time: String,
         into connection: any SQLConnection
     ) throws -> Int {
         let next = try connection.prepare("UPDATE watch_state SET resource_version = resource_version + 1 WHERE id = 1 RETURNING resource_version")
@@ -76,7 +76,7 @@ extension ServiceStore {
         ).bind(
             .integer(version), .text(type.rawValue), .text(record.service.namespace), .text(record.service.name),
             .text(labelsJSON(record.service.labels)), previousLabels.map { .text(labelsJSON($0)) } ?? .null, .text(time),
-            type == .deleted ? .blob(document) : .blob([]), type == .deleted ? .null : .text(record.uid),
+            type == .deleted ? .blob(document.flattened) : .blob([]), type == .deleted ? .null : .text(record.uid),
             type == .deleted ? .null : .integer(record.revision)
         ).run()
         return version

@@ -24,21 +24,31 @@ public struct DocumentPatch: Sendable, Equatable {
     /// they can be: the bytes an edit leaves unchanged at its ends are dropped, and an edit
     /// that changes nothing with them. The edits must be in order and not overlap.
     public init(minimizing edits: [Edit], of old: [UInt8]) {
-        self.edits = edits.compactMap { edit in
-            let removed = old[edit.offset..<(edit.offset + edit.removed)]
-            var prefix = 0
-            while prefix < removed.count && prefix < edit.inserted.count && removed[edit.offset + prefix] == edit.inserted[prefix] { prefix += 1 }
-            var suffix = 0
-            while suffix < removed.count - prefix && suffix < edit.inserted.count - prefix
-                && removed[edit.offset + removed.count - 1 - suffix] == edit.inserted[edit.inserted.count - 1 - suffix]
-            {
-                suffix += 1
-            }
-            let trimmed = Edit(
-                offset: edit.offset + prefix, removed: removed.count - prefix - suffix,
-                inserted: Array(edit.inserted[prefix..<(edit.inserted.count - suffix)]))
-            return trimmed.removed == 0 && trimmed.inserted.isEmpty ? nil : trimmed
+        self.edits = edits.compactMap { edit in Self.minimized(edit, removing: old[edit.offset..<(edit.offset + edit.removed)]) }
+    }
+
+    /// `init(minimizing:of:)` for a document kept as segments: only the bytes the edits
+    /// remove are read.
+    public init(minimizing edits: [Edit], of old: DocumentBytes) {
+        self.edits = edits.compactMap { edit in Self.minimized(edit, removing: old.bytes(edit.offset..<(edit.offset + edit.removed))[...]) }
+    }
+
+    /// `edit` without the bytes it leaves unchanged at its ends (`removed`: the bytes it
+    /// replaces); nil when it changes nothing.
+    private static func minimized(_ edit: Edit, removing removed: ArraySlice<UInt8>) -> Edit? {
+        let base = removed.startIndex
+        var prefix = 0
+        while prefix < removed.count && prefix < edit.inserted.count && removed[base + prefix] == edit.inserted[prefix] { prefix += 1 }
+        var suffix = 0
+        while suffix < removed.count - prefix && suffix < edit.inserted.count - prefix
+            && removed[base + removed.count - 1 - suffix] == edit.inserted[edit.inserted.count - 1 - suffix]
+        {
+            suffix += 1
         }
+        let trimmed = Edit(
+            offset: edit.offset + prefix, removed: removed.count - prefix - suffix,
+            inserted: Array(edit.inserted[prefix..<(edit.inserted.count - suffix)]))
+        return trimmed.removed == 0 && trimmed.inserted.isEmpty ? nil : trimmed
     }
 
     /// The one edit between `old` and `new`: what lies between their common beginning and end.

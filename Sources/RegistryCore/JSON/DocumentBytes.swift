@@ -1,0 +1,118 @@
+/// The bytes of a stored document, kept as segments that successive revisions share.
+///
+/// A change of one address in a service of 10,000 (a ~330 KB document) is spliced from the
+/// previous document (`ServiceEncoder`): only the chunk of addresses that changed and the few
+/// bytes around the address array are encoded again. As one `[UInt8]`, each revision still
+/// copied the ~330 KB it kept (measured: the largest single cost of such an add). As segments,
+/// the kept bytes are slices of the previous revision's segments (shared buffers, no copy), and
+/// the new document is a list of references. `flattened` gives the bytes as one array where a
+/// caller needs them so (an answer, a whole write to the database); once a document has more
+/// than `maxSegments` segments the next splice writes it as one array again, so that reading it
+/// stays cheap and the old buffers it kept alive are released.
+///
+/// Values are immutable; copies share their segments. Two documents are equal when their bytes
+/// are (copies of one document compare without reading them).
+public struct DocumentBytes: Sendable, Equatable {
+    /// Most segments a splice builds on; beyond, it writes the document as one array.
+    public static let maxSegments = 256
+
+    /// The segments, in order; none is empty.
+    public let segments: [ArraySlice<UInt8>]
+    /// The number of bytes.
+    public let count: Int
+    /// The bytes as one array when the value was made from one (`flattened` then copies nothing).
+    private let whole: [UInt8]?
+    /// Identifies this value and its copies (for `==` without reading the bytes).
+    private let identity: Identity
+
+    private final class Identity: Sendable {}
+
+    /// One segment: `bytes` itself (no copy).
+    public init(_ bytes: [UInt8]) {
+        segments = bytes.isEmpty ? [] : [bytes[...]]
+        count = bytes.count
+        whole = bytes
+        identity = Identity()
+    }
+
+    /// The concatenation of `segments` (the empty ones are dropped).
+    public init(segments: [ArraySlice<UInt8>]) {
+        var kept: [ArraySlice<UInt8>] = []
+        kept.reserveCapacity(segments.count)
+        var count = 0
+        for segment in segments where !segment.isEmpty {
+            kept.append(segment)
+            count += segment.count
+        }
+        self.segments = kept
+        self.count = count
+        whole = nil
+        identity = Identity()
+    }
+
+    public var isEmpty: Bool { count == 0 }
+
+    /// The bytes as one array: the array the value was made from, else a copy of the segments.
+    public var flattened: [UInt8] {
+        if let whole { return whole }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(count)
+        for segment in segments { bytes.append(contentsOf: segment) }
+        return bytes
+    }
+
+    /// The byte at `offset` (`0..<count`).
+    public subscript(offset: Int) -> UInt8 {
+        precondition(offset >= 0 && offset < count, "DocumentBytes offset out of range")
+        var start = 0
+        for segment in segments {
+            if offset < start + segment.count { return segment[segment.startIndex + (offset - start)] }
+            start += segment.count
+        }
+        preconditionFailure("DocumentBytes offset out of range")
+    }
+
+    /// The bytes of `range` (within `0..<count`) as slices of the segments (no copy).
+    public func slices(_ range: Range<Int>) -> [ArraySlice<UInt8>] {
+        precondition(range.lowerBound >= 0 && range.upperBound <= count, "DocumentBytes range out of bounds")
+        guard !range.isEmpty else { return [] }
+        var result: [ArraySlice<UInt8>] = []
+        var start = 0
+        for segment in segments {
+            let end = start + segment.count
+            defer { start = end }
+            if end <= range.lowerBound { continue }
+            if start >= range.upperBound { break }
+            let low = Swift.max(range.lowerBound, start) - start
+            let high = Swift.min(range.upperBound, end) - start
+            result.append(segment[(segment.startIndex + low)..<(segment.startIndex + high)])
+        }
+        return result
+    }
+
+    /// The bytes of `range` as one array (a copy).
+    public func bytes(_ range: Range<Int>) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(range.count)
+        for slice in slices(range) { bytes.append(contentsOf: slice) }
+        return bytes
+    }
+
+    /// Whether the bytes of `range` are `expected`'s.
+    public func bytes<C: Collection<UInt8>>(_ range: Range<Int>, equal expected: C) -> Bool {
+        guard range.lowerBound >= 0, range.upperBound <= count, range.count == expected.count else { return false }
+        var position = expected.startIndex
+        for slice in slices(range) {
+            let end = expected.index(position, offsetBy: slice.count)
+            guard slice.elementsEqual(expected[position..<end]) else { return false }
+            position = end
+        }
+        return true
+    }
+
+    public static func == (lhs: DocumentBytes, rhs: DocumentBytes) -> Bool {
+        if lhs.identity === rhs.identity { return true }
+        guard lhs.count == rhs.count else { return false }
+        return lhs.bytes(0..<lhs.count, equal: rhs.flattened)
+    }
+}
