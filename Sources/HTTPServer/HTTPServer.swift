@@ -121,7 +121,7 @@ public final class HTTPServer: Sendable {
     }
 
     /// Requests that have started and not yet completed.
-    public var requestsInFlight: Int { context.inFlight.withLock { $0 } }
+    public var requestsInFlight: Int { context.inFlight.load(ordering: .relaxed) }
 
     /// Open connections.
     public var connections: Int { context.tracker.count }
@@ -139,7 +139,7 @@ public final class HTTPServer: Sendable {
             context.finishStreams()
             let clock = ContinuousClock()
             let end = clock.now.advanced(by: deadline)
-            while context.inFlight.withLock({ $0 }) > 0, clock.now < end {
+            while context.inFlight.load(ordering: .relaxed) > 0, clock.now < end {
                 Thread.sleep(forTimeInterval: 0.01)
             }
             context.resumeAllSuspended()
@@ -202,7 +202,9 @@ private final class ServerContext: Sendable {
     let budget: BodyBudget
     /// Where libmicrohttpd's messages go (to `handler.libraryMessage`).
     let messages = MessageLogger()
-    let inFlight = Mutex(0)
+    /// Requests being answered (a graceful stop waits for none); an atomic, not a lock: every
+    /// request changes it twice, from every worker thread.
+    let inFlight = Atomic<Int>(0)
     /// Set at shutdown: answers carry `Connection: close`.
     let draining = Atomic<Bool>(false)
     /// Connections waiting for a deferred response; nil once stopping (no more suspensions).
@@ -401,7 +403,7 @@ private let accessHandler: MHD_AccessHandlerCallback = {
         // only refusals answer here; everything else waits for the final call.
         state.started = true
         state.counted = true
-        context.inFlight.withLock { $0 += 1 }
+        context.inFlight.add(1, ordering: .relaxed)
         return intake(state, connection: connection, url: url, method: method, version: version, context: context, tracked: tracked)
     }
 
@@ -546,7 +548,7 @@ private let completedHandler: MHD_RequestCompletedCallback = { cls, connection, 
     let context = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
     let state = Unmanaged<RequestState>.fromOpaque(slot)
     context.budget.release(state.takeUnretainedValue().reserved)
-    if state.takeUnretainedValue().counted { context.inFlight.withLock { $0 -= 1 } }
+    if state.takeUnretainedValue().counted { context.inFlight.subtract(1, ordering: .relaxed) }
     state.release()
     requestSlot.pointee = nil
     if let connection { trackedConnection(connection)?.enter(.idle) }

@@ -886,7 +886,9 @@ public final class ServiceStore: Sendable {
                 let time = ServiceStore.timestamp(now())
                 let guess = chain.broken.load(ordering: .acquiring) ? nil : expected.flatMap { ServiceStore.speculate(from: $0, at: time, transform) }
                 // A dry run's guess is not followed: it is kept only if the waiting guesses leave room.
-                let held = guess?.document.count ?? 0
+                // What the guess adds to memory: its own bytes (a splice shares the rest with
+                // the document it was guessed from, see `DocumentBytes`).
+                let held = guess?.document.ownBytes ?? 0
                 let keep = held > 0 && chain.guessedBytes.add(held, ordering: .relaxed).newValue <= UpdateChain.maxGuessedBytes
                 if held > 0 && !keep { chain.guessedBytes.subtract(held, ordering: .relaxed) }
                 let speculation = keep ? guess : nil
@@ -921,9 +923,10 @@ public final class ServiceStore: Sendable {
     /// until the service's queue is empty again (set without the lock, which a guess may hold
     /// while it encodes a large document, so that the commit thread never waits for one).
     final class UpdateChain: Sendable {
-        /// At most this many bytes of guessed documents wait for their commit per service
-        /// (about 100 revisions of a 10,000-address service); the writes past it are queued
-        /// without their guess.
+        /// At most this many bytes of guessed documents wait for their commit per service,
+        /// counting each one's own bytes (`DocumentBytes.ownBytes`: a few KB for a spliced
+        /// revision, which shares the rest with the one before; ~330 KB for a 10,000-address
+        /// document encoded whole); the writes past it are queued without their guess.
         static let maxGuessedBytes = 32 << 20
         let expected: Mutex<(record: ServiceRecord, document: DocumentBytes)?>
         let broken = Atomic<Bool>(false)

@@ -11,9 +11,10 @@ struct DocumentBytesTests {
         let b: [UInt8] = Array("1,2,3".utf8)
         let c: [UInt8] = Array("]}".utf8)
         let whole = a + b + c
-        let document = DocumentBytes(segments: [a[...], [][...], b[1...], b[..<1], c[...]])
+        let document = DocumentBytes(segments: [a[...], [][...], b[1...], b[..<1], c[...]], ownBytes: 2)
         let reordered: [UInt8] = a + Array(b[1...]) + Array(b[..<1]) + c
         #expect(document.count == reordered.count && document.segments.count == 4)  // the empty one dropped
+        #expect(document.ownBytes == 2 && DocumentBytes(whole).ownBytes == whole.count)
         #expect(document.flattened == reordered)
         #expect((0..<document.count).map { document[$0] } == reordered)
         for range in [0..<0, 0..<3, 2..<9, 5..<reordered.count, 6..<7, 0..<reordered.count] {
@@ -26,6 +27,8 @@ struct DocumentBytesTests {
         // Equal by bytes, whatever the segments; copies without reading them.
         #expect(document == DocumentBytes(reordered))
         #expect(document != DocumentBytes(whole))
+        #expect(document == DocumentBytes(segments: [reordered[..<4], reordered[4...]], ownBytes: 0))
+        #expect(document != DocumentBytes(segments: [reordered[..<4], reordered.dropFirst(4).dropLast()], ownBytes: 0))
         let copy = document
         #expect(copy == document)
         // One array in, the same array out.
@@ -75,6 +78,8 @@ struct DocumentBytesTests {
                 }
             }
             if sharedBytes * 10 > spliced.count * 9 { shared += 1 }
+            // Its own bytes are the few it encoded (unless it was written as one array again).
+            #expect(spliced.segments.count == 1 ? spliced.ownBytes == spliced.count : spliced.ownBytes < 20_000, "step \(step)")
             mostSegments = max(mostSegments, spliced.segments.count)
             record = next
             document = spliced

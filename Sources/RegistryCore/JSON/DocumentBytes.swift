@@ -20,6 +20,10 @@ public struct DocumentBytes: Sendable, Equatable {
     public let segments: [ArraySlice<UInt8>]
     /// The number of bytes.
     public let count: Int
+    /// The bytes this value holds in buffers of its own, not shared with the document it was
+    /// spliced from (all of them for a value made from one array): what keeping it costs
+    /// beyond that document.
+    public let ownBytes: Int
     /// The bytes as one array when the value was made from one (`flattened` then copies nothing).
     private let whole: [UInt8]?
     /// Identifies this value and its copies (for `==` without reading the bytes).
@@ -31,12 +35,14 @@ public struct DocumentBytes: Sendable, Equatable {
     public init(_ bytes: [UInt8]) {
         segments = bytes.isEmpty ? [] : [bytes[...]]
         count = bytes.count
+        ownBytes = bytes.count
         whole = bytes
         identity = Identity()
     }
 
-    /// The concatenation of `segments` (the empty ones are dropped).
-    public init(segments: [ArraySlice<UInt8>]) {
+    /// The concatenation of `segments` (the empty ones are dropped), of which `ownBytes` are in
+    /// buffers made for it (the rest shared with the document it was spliced from).
+    public init(segments: [ArraySlice<UInt8>], ownBytes: Int) {
         var kept: [ArraySlice<UInt8>] = []
         kept.reserveCapacity(segments.count)
         var count = 0
@@ -46,6 +52,7 @@ public struct DocumentBytes: Sendable, Equatable {
         }
         self.segments = kept
         self.count = count
+        self.ownBytes = Swift.min(ownBytes, count)
         whole = nil
         identity = Identity()
     }
@@ -110,9 +117,19 @@ public struct DocumentBytes: Sendable, Equatable {
         return true
     }
 
+    /// Equal bytes: copies of one value at once, others segment by segment (no copy).
     public static func == (lhs: DocumentBytes, rhs: DocumentBytes) -> Bool {
         if lhs.identity === rhs.identity { return true }
         guard lhs.count == rhs.count else { return false }
-        return lhs.bytes(0..<lhs.count, equal: rhs.flattened)
+        var (left, right) = (lhs.segments[...], rhs.segments[...])
+        while var a = left.first, var b = right.first {
+            let length = Swift.min(a.count, b.count)
+            guard a.prefix(length).elementsEqual(b.prefix(length)) else { return false }
+            a = a.dropFirst(length)
+            b = b.dropFirst(length)
+            if a.isEmpty { left = left.dropFirst() } else { left[left.startIndex] = a }
+            if b.isEmpty { right = right.dropFirst() } else { right[right.startIndex] = b }
+        }
+        return left.isEmpty && right.isEmpty
     }
 }

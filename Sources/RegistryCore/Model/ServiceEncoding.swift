@@ -345,7 +345,7 @@ public enum ServiceEncoder {
         segments.append(middle[...])
         segments += keptAfter
         segments.append(newFrame.bytes[newFrame.cut...])
-        var out = DocumentBytes(segments: segments)
+        var out = DocumentBytes(segments: segments, ownBytes: newFrame.bytes.count + middle.count)
         if out.segments.count > DocumentBytes.maxSegments { out = DocumentBytes(out.flattened) }
         let patch = DocumentPatch(
             minimizing: [
