@@ -306,14 +306,20 @@ private final class SuspendedConnection: Sendable {
     }
 
     /// Resumes the connection once, with `response` to send; false if already resumed.
+    ///
+    /// libmicrohttpd is told after the lock is released: it wakes the connection's worker,
+    /// which at once takes the response (`take()`, the same lock) and would otherwise wait for
+    /// this thread to leave `MHD_resume_connection`. The flag set under the lock keeps the call
+    /// to one; the connection stays suspended (and its pointer valid) until that call.
     func resume(with response: HTTPResponse) -> Bool {
-        state.withLock { state in
+        let first = state.withLock { state in
             guard !state.resumed else { return false }
             state.resumed = true
             state.response = response
-            MHD_resume_connection(connection.pointer)
             return true
         }
+        if first { MHD_resume_connection(connection.pointer) }
+        return first
     }
 
     /// The response to send, once resumed.
