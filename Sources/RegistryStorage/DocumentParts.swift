@@ -13,6 +13,17 @@ import RegistryCore
 /// The served bytes, ETags and revisions are the same either way: only where the bytes are
 /// stored changes. Reads of a document not cached (`document(namespace:name:)`, lists, the
 /// write path's read-modify-write) rebuild it with `apartDocument`.
+/// How a service's document is stored after a write (`storeDocument`): in its row, or apart as
+/// a whole part followed by `patches` patches of `patchBytes` bytes in all.
+struct DocumentPartsState: Sendable, Equatable {
+    var apart: Bool
+    var patches: Int
+    var patchBytes: Int
+
+    static let inline = DocumentPartsState(apart: false, patches: 0, patchBytes: 0)
+    static let whole = DocumentPartsState(apart: true, patches: 0, patchBytes: 0)
+}
+
 extension ServiceStore {
     /// Documents of at most this many bytes stay in the `services` row (about 2,000 addresses).
     static let inlineBytes = 64 << 10
@@ -65,33 +76,40 @@ extension ServiceStore {
     ///   - patch: the edits from that document to `document`, when known.
     static func storeDocument(
         _ document: DocumentBytes, key: ServiceKey, revision: Int, previousBytes previous: Int?, patch: DocumentPatch?,
-        into connection: any SQLConnection
-    ) throws -> [UInt8] {
+        known: DocumentPartsState? = nil, into connection: any SQLConnection
+    ) throws -> (stored: [UInt8], parts: DocumentPartsState) {
         guard document.count > inlineBytes else {
             if let previous, previous > inlineBytes { try deleteParts(key, from: connection) }
-            return document.flattened
+            return (document.flattened, .inline)
         }
         if let patch, previous != nil {
-            // The patches after the whole part: how many, and their bytes.
-            let parts = try connection.prepare(
-                """
-                SELECT count(*), coalesce(sum(CASE WHEN whole = 0 THEN length(bytes) ELSE 0 END), 0), coalesce(max(whole), 0)
-                FROM service_document_parts WHERE namespace = ? AND name = ?
-                """)
-            try parts.bind(.text(key.namespace), .text(key.name))
-            let (count, patchBytes, apart) = try parts.step() ? (parts.int(0) - 1, parts.int(1), parts.int(2) == 1) : (0, 0, false)
-            connection.resetStatements()
+            // The patches after the whole part: how many, and their bytes (as the writer left
+            // them, when it knows, see `RecordCache.Entry`; else counted).
+            let state = try known ?? partsState(key, connection)
             let serialized = patch.serialized
-            if apart && count < maxPatches && patchBytes + serialized.count <= document.count / 4 {
+            if state.apart && state.patches < maxPatches && state.patchBytes + serialized.count <= document.count / 4 {
                 try connection.prepare("INSERT INTO service_document_parts (namespace, name, revision, whole, bytes) VALUES (?, ?, ?, 0, ?)")
                     .bind(.text(key.namespace), .text(key.name), .integer(revision), .blob(serialized)).run()
-                return []
+                return ([], DocumentPartsState(apart: true, patches: state.patches + 1, patchBytes: state.patchBytes + serialized.count))
             }
         }
         if previous != nil { try deleteParts(key, from: connection) }
         try connection.prepare("INSERT INTO service_document_parts (namespace, name, revision, whole, bytes) VALUES (?, ?, ?, 1, ?)")
             .bind(.text(key.namespace), .text(key.name), .integer(revision), .blob(document.flattened)).run()
-        return []
+        return ([], .whole)
+    }
+
+    /// How the document of `key` is stored now, counted from its parts.
+    static func partsState(_ key: ServiceKey, _ connection: any SQLConnection) throws -> DocumentPartsState {
+        let parts = try connection.prepare(
+            """
+            SELECT count(*), coalesce(sum(CASE WHEN whole = 0 THEN length(bytes) ELSE 0 END), 0), coalesce(max(whole), 0)
+            FROM service_document_parts WHERE namespace = ? AND name = ?
+            """)
+        try parts.bind(.text(key.namespace), .text(key.name))
+        defer { connection.resetStatements() }
+        guard try parts.step(), parts.int(2) == 1 else { return .inline }
+        return DocumentPartsState(apart: true, patches: parts.int(0) - 1, patchBytes: parts.int(1))
     }
 
     /// Deletes the parts of `key` (its document is back in its row, or the service is deleted).

@@ -18,8 +18,16 @@ import Synchronization
 final class RecordCache: Sendable {
     static let capacity = 1024
 
+    /// A service as the writer stored it: its record, its document and, when known, how the
+    /// document's parts are kept (see `storeDocument`), so that the next change need not count them.
+    struct Entry: Sendable {
+        var record: ServiceRecord
+        var document: DocumentBytes
+        var parts: DocumentPartsState?
+    }
+
     private struct State {
-        var entries: [ServiceKey: (record: ServiceRecord, document: DocumentBytes)] = [:]
+        var entries: [ServiceKey: Entry] = [:]
         /// Keys put by the writes of the open transaction that were released (kept so far).
         var transaction: Set<ServiceKey> = []
         /// Keys put by the write running in the current savepoint.
@@ -28,7 +36,7 @@ final class RecordCache: Sendable {
 
     private let state = Mutex(State())
 
-    func lookup(_ key: ServiceKey, uid: String, revision: Int) -> (record: ServiceRecord, document: DocumentBytes)? {
+    func lookup(_ key: ServiceKey, uid: String, revision: Int) -> Entry? {
         state.withLock { state in
             guard let entry = state.entries[key], entry.record.uid == uid, entry.record.revision == revision else { return nil }
             return entry
@@ -38,14 +46,14 @@ final class RecordCache: Sendable {
     /// The entry for `key` as it is now, without checking it against the database: it may be
     /// behind the stored row, or put by a write that is not committed yet. For a guess only
     /// (see `ServiceStore.Speculation`), never for an answer.
-    func peek(_ key: ServiceKey) -> (record: ServiceRecord, document: DocumentBytes)? {
+    func peek(_ key: ServiceKey) -> Entry? {
         state.withLock { $0.entries[key] }
     }
 
-    func put(_ key: ServiceKey, _ record: ServiceRecord, document: DocumentBytes) {
+    func put(_ key: ServiceKey, _ record: ServiceRecord, document: DocumentBytes, parts: DocumentPartsState? = nil) {
         state.withLock { state in
             if state.entries.count >= Self.capacity && state.entries[key] == nil { state.entries.removeAll(keepingCapacity: true) }
-            state.entries[key] = (record, document)
+            state.entries[key] = Entry(record: record, document: document, parts: parts)
             state.write.insert(key)
         }
     }

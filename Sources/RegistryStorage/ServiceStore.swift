@@ -142,7 +142,7 @@ public final class ServiceStore: Sendable {
     /// Called after every commit that changed, created or deleted services (see `onChange`).
     private let changeObservers = Mutex<[@Sendable ([ServiceChange]) -> Void]>([])
     /// Decoded records of the last writes, for read-modify-write (see `RecordCache`).
-    private let recordCache = RecordCache()
+    let recordCache = RecordCache()
     /// Queued asynchronous updates per service, not answered yet (see `update(…completion:)`),
     /// with the `UpdateChain` their guesses follow; an entry exists only while its count is
     /// positive, so it is bounded by the writes in flight.
@@ -868,7 +868,7 @@ public final class ServiceStore: Sendable {
         let key = ServiceKey(namespace: namespace, name: name)
         let cache = recordCache
         let (chain, alone) = queuedUpdates.withLock { queued in
-            let entry = queued[key].map { ($0.count + 1, $0.chain) } ?? (1, UpdateChain(expected: cache.peek(key)))
+            let entry = queued[key].map { ($0.count + 1, $0.chain) } ?? (1, UpdateChain(expected: cache.peek(key).map { ($0.record, $0.document) }))
             queued[key] = entry
             return (entry.1, entry.0 == 1)
         }
@@ -985,12 +985,13 @@ public final class ServiceStore: Sendable {
         let time = time ?? ServiceStore.timestamp(now())
         let body: @Sendable (any SQLConnection) throws -> UpdateResult = { [self] connection in
             let stored = try ServiceStore.stored(connection, namespace: namespace, name: name, cache: cache)
-            if let speculation, let (current, document) = stored, document == speculation.base {
+            if let speculation, let stored, stored.document == speculation.base {
                 guessesKept.add(1, ordering: .relaxed)
                 // The document it was computed from is still the stored one: the same result.
-                let record = speculation.record
+                let (current, record) = (stored.record, speculation.record)
                 try ServiceStore.replace(
-                    record, document: speculation.document, previousBytes: document.count, patch: speculation.patch, into: connection, cache: cache)
+                    record, document: speculation.document, previousBytes: stored.document.count, patch: speculation.patch, parts: stored.parts,
+                    into: connection, cache: cache)
                 let eventVersion = try ServiceStore.recordEvent(
                     .modified, record: record, document: speculation.document, previousLabels: current.service.labels, at: time,
                     into: connection)
@@ -1004,20 +1005,20 @@ public final class ServiceStore: Sendable {
                 guessesRecomputed.add(1, ordering: .relaxed)
                 chain?.broken.store(true, ordering: .releasing)
             }
-            let current = stored?.record
-            let service = try transform(current)
-            if let (current, document) = stored {
+            let service = try transform(stored?.record)
+            if let stored {
+                let current = stored.record
                 if service == current.service {
                     try ServiceStore.recordChange(
                         audit, key: key, uid: current.uid, before: current.revision, after: current.revision, document: nil, status: 200, at: time,
                         eventVersion: nil, into: connection)
-                    return UpdateResult(record: current, documentBytes: document, changed: false, created: false)
+                    return UpdateResult(record: current, documentBytes: stored.document, changed: false, created: false)
                 }
                 var record = current
                 record.service = service
                 record.revision += 1
                 record.updatedAt = time
-                let (document, patch) = try ServiceStore.replace(record, previous: (current, document), into: connection, cache: cache)
+                let (document, patch) = try ServiceStore.replace(record, previous: stored, into: connection, cache: cache)
                 let eventVersion = try ServiceStore.recordEvent(
                     .modified, record: record, document: document, previousLabels: current.service.labels, at: time, into: connection)
                 try ServiceStore.recordChange(
@@ -1115,9 +1116,10 @@ public final class ServiceStore: Sendable {
         let cache = recordCache
         let time = ServiceStore.timestamp(now())
         try write(dryRun: dryRun) { connection in
-            guard let (current, lastDocument) = try ServiceStore.stored(connection, namespace: namespace, name: name, cache: cache) else {
+            guard let stored = try ServiceStore.stored(connection, namespace: namespace, name: name, cache: cache) else {
                 throw StoreError.notFound(namespace: namespace, name: name)
             }
+            let (current, lastDocument) = (stored.record, stored.document)
             try check(current)
             try connection.prepare("DELETE FROM services WHERE namespace = ? AND name = ?").bind(.text(namespace), .text(name)).run()
             try ServiceStore.deleteParts(ServiceKey(namespace: namespace, name: name), from: connection)
@@ -1145,7 +1147,7 @@ public final class ServiceStore: Sendable {
         let service = record.service
         let key = ServiceKey(namespace: service.namespace, name: service.name)
         cache.remove(key)
-        let stored = try storeDocument(document, key: key, revision: 1, previousBytes: nil, patch: nil, into: connection)
+        let (stored, parts) = try storeDocument(document, key: key, revision: 1, previousBytes: nil, patch: nil, into: connection)
         try connection.prepare(
             """
             INSERT INTO services (namespace, name, uid, revision, created_at, updated_at, labels, document, address_count)
@@ -1155,7 +1157,7 @@ public final class ServiceStore: Sendable {
             .text(service.namespace), .text(service.name), .text(record.uid), .text(record.createdAt), .text(record.updatedAt),
             .text(labelsJSON(service.labels)), .blob(stored), .integer(service.addresses.count)
         ).run()
-        cache.put(key, record, document: document)
+        cache.put(key, record, document: document, parts: parts)
         let eventVersion = try recordEvent(.added, record: record, document: document, previousLabels: nil, at: time, into: connection)
         try recordChange(
             audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: status, at: time, eventVersion: eventVersion,
@@ -1166,8 +1168,7 @@ public final class ServiceStore: Sendable {
     /// (the stored record and document it replaces) the patch from that document to it.
     @discardableResult
     private static func replace(
-        _ record: ServiceRecord, previous: (record: ServiceRecord, document: DocumentBytes)? = nil, into connection: any SQLConnection,
-        cache: RecordCache
+        _ record: ServiceRecord, previous: RecordCache.Entry? = nil, into connection: any SQLConnection, cache: RecordCache
     ) throws -> (document: DocumentBytes, patch: DocumentPatch?) {
         // From the previous document when only a few addresses changed (see `ServiceEncoder`);
         // the record cached keeps the sizes the splice measured.
@@ -1178,20 +1179,24 @@ public final class ServiceStore: Sendable {
             } else {
                 (DocumentBytes(ServiceEncoder.bytes(record)), nil)
             }
-        try replace(record, document: document, previousBytes: previous?.document.count ?? Int.max, patch: patch, into: connection, cache: cache)
+        try replace(
+            record, document: document, previousBytes: previous?.document.count ?? Int.max, patch: patch, parts: previous?.parts, into: connection,
+            cache: cache)
         return (document, patch)
     }
 
     /// Stores `document`, the encoding of `record`, as the new revision of an existing service
     /// whose stored document had `previousBytes` bytes (`Int.max` when not known), `patch` the
-    /// edits from that document to this one when known (see `storeDocument`).
+    /// edits from that document to this one when known, `parts` how that document was stored
+    /// when known (see `storeDocument`).
     private static func replace(
-        _ record: ServiceRecord, document: DocumentBytes, previousBytes: Int, patch: DocumentPatch?, into connection: any SQLConnection,
-        cache: RecordCache
+        _ record: ServiceRecord, document: DocumentBytes, previousBytes: Int, patch: DocumentPatch?, parts: DocumentPartsState?,
+        into connection: any SQLConnection, cache: RecordCache
     ) throws {
         let key = ServiceKey(namespace: record.service.namespace, name: record.service.name)
         cache.remove(key)
-        let stored = try storeDocument(document, key: key, revision: record.revision, previousBytes: previousBytes, patch: patch, into: connection)
+        let (stored, storedParts) = try storeDocument(
+            document, key: key, revision: record.revision, previousBytes: previousBytes, patch: patch, known: parts, into: connection)
         // An empty `document` when it is kept apart (see `storeDocument`): the row stays small.
         try connection.prepare(
             "UPDATE services SET revision = ?, updated_at = ?, labels = ?, document = ?, address_count = ? WHERE namespace = ? AND name = ?"
@@ -1199,7 +1204,7 @@ public final class ServiceStore: Sendable {
             .integer(record.revision), .text(record.updatedAt), .text(labelsJSON(record.service.labels)), .blob(stored),
             .integer(record.service.addresses.count), .text(record.service.namespace), .text(record.service.name)
         ).run()
-        cache.put(key, record, document: document)
+        cache.put(key, record, document: document, parts: storedParts)
     }
 
     /// SQLite: copies the WAL into the database file and truncates it (used at shutdown).
@@ -1232,7 +1237,7 @@ public final class ServiceStore: Sendable {
     private static func stored(
         _ connection: any SQLConnection, namespace: String, name: String, cache: RecordCache
     ) throws
-        -> (record: ServiceRecord, document: DocumentBytes)?
+        -> RecordCache.Entry?
     {
         let key = ServiceKey(namespace: namespace, name: name)
         let version = try connection.prepare("SELECT uid, revision FROM services WHERE namespace = ? AND name = ?")
@@ -1246,7 +1251,7 @@ public final class ServiceStore: Sendable {
         let record = try decode(bytes, namespace: namespace, name: name)
         let document = DocumentBytes(bytes)
         cache.put(key, record, document: document)
-        return (record, document)
+        return RecordCache.Entry(record: record, document: document, parts: nil)
     }
 
     static func labelsJSON(_ labels: [String: String]) -> String {

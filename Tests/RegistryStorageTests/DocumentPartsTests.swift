@@ -44,6 +44,11 @@ import Testing
             let stored = try parts(store, "big")
             #expect(stored.whole == 1 && stored.inline == 0)
             #expect(stored.patches <= ServiceStore.maxPatches)
+            // What the writer remembers of the parts (so that the next change need not count
+            // them) is what they are.
+            let counted = try ServiceStore.partsState(ServiceKey(namespace: "default", name: "big"), try store.database.connect(readOnly: true))
+            let known = store.recordCache.peek(ServiceKey(namespace: "default", name: "big"))?.parts
+            #expect(known == counted && counted.patches == stored.patches, "change \(index)")
             if stored.patches < last { compactions += 1 }
             last = stored.patches
             let read = try #require(try reader.document(namespace: "default", name: "big"))
