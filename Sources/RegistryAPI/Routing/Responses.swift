@@ -48,9 +48,22 @@ enum Responses {
 
     /// A `Warning` header value: code 299, agent `-`, the text quoted (quotes and control
     /// characters replaced, so that the header stays one valid quoted-string).
+    ///
+    /// Byte by byte: the characters replaced are ASCII, and no byte of a multi-byte UTF-8
+    /// sequence is below 0x80 (one per warning per answer: an address added to a service of
+    /// 10,000 addresses carries one, and a `Character` per scalar cost ~11 µs of it).
     static func warningValue(_ text: String) -> String {
-        let cleaned = String(text.unicodeScalars.map { $0 == "\"" ? "'" : ($0.value < 0x20 || $0 == "\\" ? " " : Character($0)) })
-        return "299 - \"\(cleaned)\""
+        var bytes: [UInt8] = Array("299 - \"".utf8)
+        bytes.reserveCapacity(bytes.count + text.utf8.count + 1)
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "'"))
+            case UInt8(ascii: "\\"), 0x00..<0x20: bytes.append(UInt8(ascii: " "))
+            default: bytes.append(byte)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     static func json(_ status: Int, _ value: JSONValue) -> HTTPResponse {
