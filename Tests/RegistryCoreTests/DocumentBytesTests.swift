@@ -88,4 +88,46 @@ struct DocumentBytesTests {
         #expect(shared > 300)
         #expect(mostSegments > 10)
     }
+
+    /// One address added or removed at every kind of place (the first and last address of the
+    /// list and of each chunk, an address given by host) is spliced alone: only it is encoded
+    /// (a few hundred bytes of its own), and the result is byte for byte `bytes(record)`; a
+    /// chunk that splits or merges goes the general way, just as exact.
+    @Test func oneAddressAtEveryPlaceOfAChunkIsSplicedAlone() {
+        var (service, random) = IncrementalAddressTests.service(700, seed: 3)
+        var record = IncrementalAddressTests.record(service, revision: 1)
+        var document = DocumentBytes(ServiceEncoder.bytes(record))
+        var positions: [Int] = []
+        var end = 0
+        for chunk in service.addresses.chunks {
+            positions += [end, end + 1, end + chunk.count - 1]
+            end += chunk.count
+        }
+        var alone = 0
+        for (step, position) in positions.enumerated() {
+            for change in 0..<3 {
+                let previous = record
+                var address = IncrementalAddressTests.address(&random)
+                if step % 4 == 0 { address = EndpointAddress(host: "db-\(step).example.com") }
+                switch change {
+                case 0: service.addresses.insert(address, at: Swift.min(position, service.addresses.count))
+                case 1: service.addresses.remove(at: Swift.min(position, service.addresses.count - 1))
+                default: service.addresses.append(address)  // the list's last chunk, at its end
+                }
+                record = IncrementalAddressTests.record(service, revision: previous.revision + 1)
+                let whole = ServiceEncoder.bytes(record)
+                var next = record
+                let (spliced, patch) = ServiceEncoder.documentAndPatch(&next, previous: previous, document: document)
+                #expect(spliced.flattened == whole, "step \(step) change \(change)")
+                #expect(patch.apply(to: document.flattened) == whole, "step \(step) change \(change)")
+                if previous.service.addresses.chunks.count == record.service.addresses.chunks.count {
+                    #expect(spliced.ownBytes < 1_500, "step \(step) change \(change)")
+                    alone += 1
+                }
+                record = next
+                document = spliced
+            }
+        }
+        #expect(alone > positions.count * 2)
+    }
 }

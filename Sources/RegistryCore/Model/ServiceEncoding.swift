@@ -279,7 +279,21 @@ public enum ServiceEncoder {
             return measure
         }
         let oldMeasures = oldChunks.indices.map { old.measures[$0] ?? measure(oldChunks[$0]) }
-        for chunk in newChanged { new.measures[chunk] = measure(newChunks[chunk]) }
+        // One address added to or removed from one chunk (what the address routes do, unless
+        // the chunk splits or merges): only that address is encoded, and its chunk's size
+        // follows from the old one.
+        let single = oldChanged.count == 1 && newChanged.count == 1 ? singleChange(oldChunks[shared.start], newChunks[shared.start]) : nil
+        if let single {
+            let oldMeasure = oldMeasures[shared.start]
+            let length = encodedLength(single.address)
+            new.measures[shared.start] =
+                single.added
+                ? .init(encodedBytes: oldMeasure.encodedBytes + length, hasHost: oldMeasure.hasHost || single.address.host != nil)
+                : single.address.host == nil
+                    ? .init(encodedBytes: oldMeasure.encodedBytes - length, hasHost: oldMeasure.hasHost) : measure(newChunks[shared.start])
+        } else {
+            for chunk in newChanged { new.measures[chunk] = measure(newChunks[chunk]) }
+        }
         for chunk in 0..<shared.start { new.measures[chunk] = oldMeasures[chunk] }
         for back in 0..<shared.end { new.measures[newChunks.count - 1 - back] = oldMeasures[oldChunks.count - 1 - back] }
         var previous = previous
@@ -321,6 +335,11 @@ public enum ServiceEncoder {
         if kept.end > 0 && (at(region.count - kept.end) != UInt8(ascii: ",") || at(region.count - kept.end + 1) != UInt8(ascii: "{")) {
             return nil
         }
+        if let single {
+            return splicedSingle(
+                single, chunk: oldChunks[shared.start], at: region.lowerBound + kept.start, oldFrame: oldFrame, newFrame: newFrame,
+                document: document)
+        }
         let newElements = newChanged.reduce(0) { $0 + newChunks[$1].count }
         // The kept start ends with a comma and the kept end starts with one: without new
         // elements between them, one of the two goes.
@@ -351,6 +370,67 @@ public enum ServiceEncoder {
             minimizing: [
                 .init(offset: 0, removed: oldFrame.cut, inserted: Array(newFrame.bytes[..<newFrame.cut])),
                 .init(offset: oldFrame.cut + keptStart, removed: region.count - keptStart - keptEnd, inserted: middle),
+                .init(offset: document.count - oldTail, removed: oldTail, inserted: Array(newFrame.bytes[newFrame.cut...])),
+            ], of: document)
+        return (out, patch)
+    }
+
+    /// The one address `new` has more (`added`) or fewer than `old`, at `index` (of the longer
+    /// one), the others equal and in the same order; nil when the two differ otherwise.
+    static func singleChange(_ old: [EndpointAddress], _ new: [EndpointAddress]) -> (index: Int, address: EndpointAddress, added: Bool)? {
+        guard abs(old.count - new.count) == 1 else { return nil }
+        let (longer, shorter) = new.count > old.count ? (new, old) : (old, new)
+        var index = 0
+        while index < shorter.count && shorter[index] == longer[index] { index += 1 }
+        var rest = index
+        while rest < shorter.count && shorter[rest] == longer[rest + 1] { rest += 1 }
+        guard rest == shorter.count else { return nil }
+        return (index, longer[index], new.count > old.count)
+    }
+
+    /// The splice of `single` into `chunk`, whose first address starts at offset `start` of
+    /// `document`: the bytes before and after the address (with the comma next to it) are
+    /// kept, and only the address is encoded (added) or its bytes left out (removed).
+    private static func splicedSingle(
+        _ single: (index: Int, address: EndpointAddress, added: Bool), chunk: [EndpointAddress], at start: Int,
+        oldFrame: (bytes: [UInt8], cut: Int), newFrame: (bytes: [UInt8], cut: Int), document: DocumentBytes
+    ) -> (document: DocumentBytes, patch: DocumentPatch)? {
+        // Where the chunk's address `index` starts: each address before it and its comma.
+        var offset = start
+        for position in 0..<Swift.min(single.index, chunk.count) { offset += encodedLength(chunk, position) + 1 }
+        let oldTail = oldFrame.bytes.count - oldFrame.cut
+        var removed = offset..<offset
+        var inserted: [UInt8] = []
+        if single.added {
+            var address: [UInt8] = []
+            write(single.address, into: &address)
+            if single.index < chunk.count {
+                // Before the address now at `index`: the new one and a comma.
+                guard offset < document.count, document[offset] == UInt8(ascii: "{") else { return nil }
+                inserted = address + [UInt8(ascii: ",")]
+            } else {
+                // After the chunk's last address (the offset counted its comma): a comma and the new one.
+                removed = (offset - 1)..<(offset - 1)
+                inserted = [UInt8(ascii: ",")] + address
+            }
+        } else {
+            let length = encodedLength(single.address)
+            guard chunk.count > 1, offset + length < document.count, document[offset] == UInt8(ascii: "{") else { return nil }
+            // The address and the comma after it, or for the chunk's last one the comma before it.
+            removed = single.index < chunk.count - 1 ? offset..<(offset + length + 1) : (offset - 1)..<(offset + length)
+            guard document[single.index < chunk.count - 1 ? offset + length : offset - 1] == UInt8(ascii: ",") else { return nil }
+        }
+        guard removed.lowerBound >= oldFrame.cut, removed.upperBound <= document.count - oldTail else { return nil }
+        var segments = [newFrame.bytes[..<newFrame.cut]] + document.slices(oldFrame.cut..<removed.lowerBound)
+        segments.append(inserted[...])
+        segments += document.slices(removed.upperBound..<(document.count - oldTail))
+        segments.append(newFrame.bytes[newFrame.cut...])
+        var out = DocumentBytes(segments: segments, ownBytes: newFrame.bytes.count + inserted.count)
+        if out.segments.count > DocumentBytes.maxSegments { out = DocumentBytes(out.flattened) }
+        let patch = DocumentPatch(
+            minimizing: [
+                .init(offset: 0, removed: oldFrame.cut, inserted: Array(newFrame.bytes[..<newFrame.cut])),
+                .init(offset: removed.lowerBound, removed: removed.count, inserted: inserted),
                 .init(offset: document.count - oldTail, removed: oldTail, inserted: Array(newFrame.bytes[newFrame.cut...])),
             ], of: document)
         return (out, patch)
