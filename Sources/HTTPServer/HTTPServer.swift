@@ -253,6 +253,10 @@ private final class ServerContext: Sendable {
         }
         for connection in waiting { _ = connection.resume(with: ServerContext.unavailable) }
         guard !waiting.isEmpty else { return }
+        // Every resume called (here or by the thread that completed the response) has returned:
+        // libmicrohttpd must not stop with a connection still suspended, nor while a resume
+        // still signals the daemon. Not bounded: the call only takes a lock and writes a byte.
+        while waiting.contains(where: { !$0.isToldToResume }) { Thread.sleep(forTimeInterval: 0.001) }
         let end = ContinuousClock.now.advanced(by: .seconds(1))
         while waiting.contains(where: { !$0.sent }), ContinuousClock.now < end { Thread.sleep(forTimeInterval: 0.005) }
     }
@@ -300,6 +304,8 @@ private let messageRelay: CMicroHTTPD_MessageHandler = { cls, message, length, t
 private final class SuspendedConnection: Sendable {
     private let connection: OpaquePointerBox
     private let state = Mutex<(resumed: Bool, response: HTTPResponse?)>((false, nil))
+    /// Set once `MHD_resume_connection` has returned (see `resume(with:)`).
+    private let told = Atomic<Bool>(false)
 
     init(_ connection: OpaquePointer) {
         self.connection = OpaquePointerBox(connection)
@@ -310,7 +316,8 @@ private final class SuspendedConnection: Sendable {
     /// libmicrohttpd is told after the lock is released: it wakes the connection's worker,
     /// which at once takes the response (`take()`, the same lock) and would otherwise wait for
     /// this thread to leave `MHD_resume_connection`. The flag set under the lock keeps the call
-    /// to one; the connection stays suspended (and its pointer valid) until that call.
+    /// to one; the connection stays suspended (and its pointer valid) until that call, and a
+    /// stopping server waits until it has returned (`isToldToResume`) before it stops the daemon.
     func resume(with response: HTTPResponse) -> Bool {
         let first = state.withLock { state in
             guard !state.resumed else { return false }
@@ -318,9 +325,16 @@ private final class SuspendedConnection: Sendable {
             state.response = response
             return true
         }
-        if first { MHD_resume_connection(connection.pointer) }
+        if first {
+            MHD_resume_connection(connection.pointer)
+            told.store(true, ordering: .releasing)
+        }
         return first
     }
+
+    /// Whether `MHD_resume_connection` was called and has returned (it does not block for long:
+    /// it takes libmicrohttpd's lock and wakes the daemon).
+    var isToldToResume: Bool { told.load(ordering: .acquiring) }
 
     /// The response to send, once resumed.
     func take() -> HTTPResponse? {
@@ -331,7 +345,7 @@ private final class SuspendedConnection: Sendable {
     }
 
     /// Resumed and its response handed to libmicrohttpd.
-    var sent: Bool { state.withLock { $0.resumed && $0.response == nil } }
+    var sent: Bool { isToldToResume && state.withLock { $0.resumed && $0.response == nil } }
 }
 
 /// Per-request state kept in libmicrohttpd's `con_cls` slot between the calls of one request,

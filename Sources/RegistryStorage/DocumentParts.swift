@@ -13,17 +13,6 @@ import RegistryCore
 /// The served bytes, ETags and revisions are the same either way: only where the bytes are
 /// stored changes. Reads of a document not cached (`document(namespace:name:)`, lists, the
 /// write path's read-modify-write) rebuild it with `apartDocument`.
-/// How a service's document is stored after a write (`storeDocument`): in its row, or apart as
-/// a whole part followed by `patches` patches of `patchBytes` bytes in all.
-struct DocumentPartsState: Sendable, Equatable {
-    var apart: Bool
-    var patches: Int
-    var patchBytes: Int
-
-    static let inline = DocumentPartsState(apart: false, patches: 0, patchBytes: 0)
-    static let whole = DocumentPartsState(apart: true, patches: 0, patchBytes: 0)
-}
-
 extension ServiceStore {
     /// Documents of at most this many bytes stay in the `services` row (about 2,000 addresses).
     static let inlineBytes = 64 << 10
@@ -117,4 +106,15 @@ extension ServiceStore {
         try connection.prepare("DELETE FROM service_document_parts WHERE namespace = ? AND name = ?").bind(.text(key.namespace), .text(key.name))
             .run()
     }
+}
+
+/// How a service's document is stored after a write (`storeDocument`): in its row, or apart as
+/// a whole part followed by `patches` patches of `patchBytes` bytes in all.
+struct DocumentPartsState: Sendable, Equatable {
+    var apart: Bool
+    var patches: Int
+    var patchBytes: Int
+
+    static let inline = DocumentPartsState(apart: false, patches: 0, patchBytes: 0)
+    static let whole = DocumentPartsState(apart: true, patches: 0, patchBytes: 0)
 }

@@ -868,7 +868,8 @@ public final class ServiceStore: Sendable {
         let key = ServiceKey(namespace: namespace, name: name)
         let cache = recordCache
         let (chain, alone) = queuedUpdates.withLock { queued in
-            let entry = queued[key].map { ($0.count + 1, $0.chain) } ?? (1, UpdateChain(expected: cache.peek(key).map { ($0.record, $0.document) }))
+            let entry =
+                queued[key].map { ($0.count + 1, $0.chain) } ?? (1, UpdateChain(expected: cache.peek(key).map { ($0.record, $0.document, true) }))
             queued[key] = entry
             return (entry.1, entry.0 == 1)
         }
@@ -884,11 +885,14 @@ public final class ServiceStore: Sendable {
             defer { outstanding.leave() }
             chain.expected.withLock { expected in
                 let time = ServiceStore.timestamp(now())
-                let guess = chain.broken.load(ordering: .acquiring) ? nil : expected.flatMap { ServiceStore.speculate(from: $0, at: time, transform) }
+                let guess =
+                    chain.broken.load(ordering: .acquiring)
+                    ? nil : expected.flatMap { ServiceStore.speculate(from: ($0.record, $0.document), at: time, transform) }
                 // A dry run's guess is not followed: it is kept only if the waiting guesses leave room.
-                // What the guess adds to memory: its own bytes (a splice shares the rest with
-                // the document it was guessed from, see `DocumentBytes`).
-                let held = guess?.document.ownBytes ?? 0
+                // What the guess adds to memory: its own bytes when the document it was guessed
+                // from is counted already (a splice shares the rest with it, see
+                // `DocumentBytes`), else all of them.
+                let held = expected?.counted == true ? guess?.document.ownBytes ?? 0 : guess?.document.count ?? 0
                 let keep = held > 0 && chain.guessedBytes.add(held, ordering: .relaxed).newValue <= UpdateChain.maxGuessedBytes
                 if held > 0 && !keep { chain.guessedBytes.subtract(held, ordering: .relaxed) }
                 let speculation = keep ? guess : nil
@@ -905,7 +909,7 @@ public final class ServiceStore: Sendable {
                 }
                 // A guess that failed (`transform` threw) or changed nothing leaves the service
                 // as it was expected; a dry run leaves it as it is.
-                if let guess, !dryRun { expected = (guess.record, guess.document) }
+                if let guess, !dryRun { expected = (guess.record, guess.document, keep) }
             }
         }
         // Alone, on the calling thread; behind other updates of the service, on its guessing
@@ -928,7 +932,10 @@ public final class ServiceStore: Sendable {
         /// revision, which shares the rest with the one before; ~330 KB for a 10,000-address
         /// document encoded whole); the writes past it are queued without their guess.
         static let maxGuessedBytes = 32 << 20
-        let expected: Mutex<(record: ServiceRecord, document: DocumentBytes)?>
+        /// What the last queued update is expected to leave; `counted`: whether its document's
+        /// bytes are held elsewhere already (the record cache's, or a guess counted in
+        /// `guessedBytes`), so that a guess spliced from it counts only its own bytes.
+        let expected: Mutex<(record: ServiceRecord, document: DocumentBytes, counted: Bool)?>
         let broken = Atomic<Bool>(false)
         let guessedBytes = Atomic<Int>(0)
         /// Made when a second update of the service is queued (most updates are alone).
@@ -942,7 +949,7 @@ public final class ServiceStore: Sendable {
             }
         }
 
-        init(expected: (record: ServiceRecord, document: DocumentBytes)?) {
+        init(expected: (record: ServiceRecord, document: DocumentBytes, counted: Bool)?) {
             self.expected = Mutex(expected)
         }
     }

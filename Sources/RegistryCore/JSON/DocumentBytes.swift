@@ -6,9 +6,9 @@
 /// copied the ~330 KB it kept (measured: the largest single cost of such an add). As segments,
 /// the kept bytes are slices of the previous revision's segments (shared buffers, no copy), and
 /// the new document is a list of references. `flattened` gives the bytes as one array where a
-/// caller needs them so (an answer, a whole write to the database); once a document has more
-/// than `maxSegments` segments the next splice writes it as one array again, so that reading it
-/// stays cheap and the old buffers it kept alive are released.
+/// caller needs them so (an answer, a whole write to the database); a splice that would make
+/// more than `maxSegments` segments writes the document as one array instead, so that reading
+/// it stays cheap and the old buffers it kept alive are released.
 ///
 /// Values are immutable; copies share their segments. Two documents are equal when their bytes
 /// are (copies of one document compare without reading them).
