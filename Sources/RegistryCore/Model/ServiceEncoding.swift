@@ -208,9 +208,8 @@ public enum ServiceEncoder {
     static let maxSplicedChunks = 2
 
     /// Documents shorter than this are encoded whole rather than spliced (by `documentAndPatch`):
-    /// measuring, framing and slicing cost more than encoding a few hundred addresses (measured,
-    /// an address added to a 12-address service: ~17 µs spliced, ~11 µs encoded whole with its
-    /// patch).
+    /// measuring, framing and slicing cost more than encoding a few hundred addresses (measured:
+    /// ~17 µs to splice an address into a 12-address document, a few to encode it).
     public static let splicedMinimumBytes = 8 << 10
 
     /// `bytes(record)`, computed from `document`, the bytes of `previous` (`bytes(previous)`),
