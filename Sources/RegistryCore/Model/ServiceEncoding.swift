@@ -207,11 +207,6 @@ public enum ServiceEncoder {
     /// two. Changes further apart are encoded whole.
     static let maxSplicedChunks = 2
 
-    /// Documents shorter than this are encoded whole rather than spliced (by `documentAndPatch`):
-    /// measuring, framing and slicing cost more than encoding a few hundred addresses (measured:
-    /// ~17 µs to splice an address into a 12-address document, a few to encode it).
-    public static let splicedMinimumBytes = 8 << 10
-
     /// `bytes(record)`, computed from `document`, the bytes of `previous` (`bytes(previous)`),
     /// when the two records differ only in a few addresses (one added or removed, as the
     /// address routes do) besides the revision and times: everything around the `addresses`
@@ -243,7 +238,7 @@ public enum ServiceEncoder {
     public static func documentAndPatch(
         _ record: inout ServiceRecord, previous: ServiceRecord, document: DocumentBytes
     ) -> (document: DocumentBytes, patch: DocumentPatch) {
-        if document.count >= splicedMinimumBytes, let spliced = spliced(&record, previous: previous, document: document) { return spliced }
+        if let spliced = spliced(&record, previous: previous, document: document) { return spliced }
         let bytes = bytes(record)
         return (DocumentBytes(bytes), DocumentPatch(between: document.flattened, and: bytes))
     }
