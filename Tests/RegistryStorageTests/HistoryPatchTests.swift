@@ -47,6 +47,28 @@ import Testing
         }
     }
 
+    /// A small service's changes are kept as patches too (its document is spliced like a large
+    /// one's; encoded whole, the one edit from the revision field to the new address was more
+    /// than half of a 12-address document, and every revision was stored whole).
+    @Test func aSmallServiceKeepsPatchesToo() throws {
+        let store = try store()
+        let addresses = (1...12).map { EndpointAddress(ip: "10.1.0.\($0)") }
+        var documents = [
+            try store.create(ExternalService(name: "small", ports: [ServicePort(port: 80)], addresses: EndpointAddressList(addresses))).document
+        ]
+        for index in 1...5 {
+            documents.append(
+                try store.update(namespace: "default", name: "small") { current in
+                    guard var service = current?.service else { throw StoreError.notFound(namespace: "default", name: "small") }
+                    service.insertNormalized(EndpointAddress(ip: "10.2.0.\(index)"))
+                    return service
+                }.document)
+        }
+        let forms = try storedForms(store)
+        #expect(forms.whole == 1 && forms.patches == 5)
+        #expect(try store.revisions(namespace: "default", name: "small").entries.map(\.document) == documents)
+    }
+
     @Test func pruningKeepsTheRemainingRevisionsExact() throws {
         let store = try store()
         var documents = [try store.create(largeService("big", count: 500)).document]
