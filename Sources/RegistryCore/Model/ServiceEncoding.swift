@@ -357,19 +357,28 @@ public enum ServiceEncoder {
         }
         var keptEnd = kept.end
         if keptEnd > 0 && first { keptEnd -= 1 }  // nothing before it: no comma
-        // The kept bytes are the previous document's own (its segments, sliced): not copied.
-        let keptBefore = document.slices(region.lowerBound..<(region.lowerBound + keptStart))
-        let keptAfter = document.slices((region.upperBound - keptEnd)..<region.upperBound)
-        var segments = [newFrame.bytes[..<newFrame.cut]] + keptBefore
-        segments.append(middle[...])
-        segments += keptAfter
+        return replacing(
+            (region.lowerBound + keptStart)..<(region.upperBound - keptEnd), with: middle, in: document, oldFrame: oldFrame, newFrame: newFrame)
+    }
+
+    /// `document` with the bytes `removed` (inside its address array) replaced by `inserted`
+    /// and its frame (what surrounds the array) by `newFrame`, and the patch that does the same:
+    /// the bytes kept are the previous document's own (its segments, sliced), not copied.
+    private static func replacing(
+        _ removed: Range<Int>, with inserted: [UInt8], in document: DocumentBytes, oldFrame: (bytes: [UInt8], cut: Int),
+        newFrame: (bytes: [UInt8], cut: Int)
+    ) -> (document: DocumentBytes, patch: DocumentPatch) {
+        let oldTail = oldFrame.bytes.count - oldFrame.cut
+        var segments = [newFrame.bytes[..<newFrame.cut]] + document.slices(oldFrame.cut..<removed.lowerBound)
+        segments.append(inserted[...])
+        segments += document.slices(removed.upperBound..<(document.count - oldTail))
         segments.append(newFrame.bytes[newFrame.cut...])
-        var out = DocumentBytes(segments: segments, ownBytes: newFrame.bytes.count + middle.count)
+        var out = DocumentBytes(segments: segments, ownBytes: newFrame.bytes.count + inserted.count)
         if out.segments.count > DocumentBytes.maxSegments { out = DocumentBytes(out.flattened) }
         let patch = DocumentPatch(
             minimizing: [
                 .init(offset: 0, removed: oldFrame.cut, inserted: Array(newFrame.bytes[..<newFrame.cut])),
-                .init(offset: oldFrame.cut + keptStart, removed: region.count - keptStart - keptEnd, inserted: middle),
+                .init(offset: removed.lowerBound, removed: removed.count, inserted: inserted),
                 .init(offset: document.count - oldTail, removed: oldTail, inserted: Array(newFrame.bytes[newFrame.cut...])),
             ], of: document)
         return (out, patch)
@@ -421,19 +430,7 @@ public enum ServiceEncoder {
             guard document[single.index < chunk.count - 1 ? offset + length : offset - 1] == UInt8(ascii: ",") else { return nil }
         }
         guard removed.lowerBound >= oldFrame.cut, removed.upperBound <= document.count - oldTail else { return nil }
-        var segments = [newFrame.bytes[..<newFrame.cut]] + document.slices(oldFrame.cut..<removed.lowerBound)
-        segments.append(inserted[...])
-        segments += document.slices(removed.upperBound..<(document.count - oldTail))
-        segments.append(newFrame.bytes[newFrame.cut...])
-        var out = DocumentBytes(segments: segments, ownBytes: newFrame.bytes.count + inserted.count)
-        if out.segments.count > DocumentBytes.maxSegments { out = DocumentBytes(out.flattened) }
-        let patch = DocumentPatch(
-            minimizing: [
-                .init(offset: 0, removed: oldFrame.cut, inserted: Array(newFrame.bytes[..<newFrame.cut])),
-                .init(offset: removed.lowerBound, removed: removed.count, inserted: inserted),
-                .init(offset: document.count - oldTail, removed: oldTail, inserted: Array(newFrame.bytes[newFrame.cut...])),
-            ], of: document)
-        return (out, patch)
+        return replacing(removed, with: inserted, in: document, oldFrame: oldFrame, newFrame: newFrame)
     }
 
     /// The number of bytes `JSONWriter` writes for `json(address)`, computed without writing
