@@ -62,12 +62,9 @@ extension ServiceStore {
         _ type: WatchEventType, record: ServiceRecord, document: DocumentBytes, previousLabels: [String: String]?, at time: String,
         into connection: any SQLConnection
     ) throws -> Int {
-        let next = try connection.prepare("UPDATE watch_state SET resource_version = resource_version + 1 WHERE id = 1 RETURNING resource_version")
-        guard try next.step() else {
+        guard let version = try connection.increment("resource_version", of: "watch_state", where: "id = 1") else {
             throw StoreError.fault(StorageFault(reason: .internal, message: "watch_state has no row; the schema is damaged"))
         }
-        let version = next.int(0)
-        connection.resetStatements()
         try connection.prepare(
             """
             INSERT INTO watch_events (resource_version, type, namespace, name, labels, previous_labels, time, document, uid, revision)

@@ -84,6 +84,12 @@ public protocol SQLConnection: AnyObject {
     func probeWrite() throws
     /// The database's size on disk in bytes (SQLite: the file and its WAL).
     func sizeInBytes() throws -> Int
+    /// Inside a write transaction: adds one to the integer `column` of the row of `table` that
+    /// `condition` (SQL without parameters) selects, and returns the new value; nil when no row
+    /// matches. The default is one `UPDATE … RETURNING` (PostgreSQL: one round trip); SQLite
+    /// runs an UPDATE and a SELECT instead, because its `RETURNING` collects the row in a
+    /// temporary b-tree opened and closed on every run (8 % of a create's commit time).
+    func increment(_ column: String, of table: String, where condition: String) throws -> Int?
     /// The names of the database's tables (SQLite: of the main schema, without SQLite's own
     /// `sqlite_…` tables; PostgreSQL: the base tables of the current schema), sorted.
     func tableNames() throws -> [String]
@@ -106,6 +112,14 @@ public protocol SQLDatabase: Sendable, CustomStringConvertible {
     /// there are concurrent readers, which the server's threads bound). A reader that finds
     /// them all in use waits (see `ConnectionPool`).
     var maximumReadConnections: Int? { get }
+}
+
+extension SQLConnection {
+    public func increment(_ column: String, of table: String, where condition: String) throws -> Int? {
+        let statement = try prepare("UPDATE \(table) SET \(column) = \(column) + 1 WHERE \(condition) RETURNING \(column)")
+        defer { statement.reset() }
+        return try statement.step() ? statement.int(0) : nil
+    }
 }
 
 extension SQLDatabase {

@@ -251,6 +251,17 @@ final class SQLiteConnection: SQLConnection {
         return bytes + ServiceStore.fileSize(path + "-wal")
     }
 
+    /// An UPDATE then a SELECT of the row (see `SQLConnection.increment`): no temporary
+    /// b-tree for a `RETURNING` clause.
+    func increment(_ column: String, of table: String, where condition: String) throws(SQLiteError) -> Int? {
+        let update = try statement("UPDATE \(table) SET \(column) = \(column) + 1 WHERE \(condition)")
+        _ = try update.step()
+        update.reset()
+        let select = try statement("SELECT \(column) FROM \(table) WHERE \(condition)")
+        defer { select.reset() }
+        return try select.step() ? select.int(0) : nil
+    }
+
     /// The tables of the main schema, without SQLite's own (`sqlite_sequence`, `sqlite_stat1`, …).
     func tableNames() throws(SQLiteError) -> [String] {
         let tables = try statement("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")
