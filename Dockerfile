@@ -3,7 +3,7 @@
 FROM swift:6.1-bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        pkg-config libc6-dev libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev libc-ares-dev libpq-dev \
+        pkg-config libc6-dev libgoogle-perftools-dev libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev libc-ares-dev libpq-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The whole tree is needed even to resolve: the manifest names target folders (Tests/TestSupport,
@@ -18,7 +18,7 @@ RUN swift package resolve \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libmicrohttpd12 libsqlite3-0 libcurl4 libc-ares2 libpq5 libstdc++6 ca-certificates tzdata \
+        libtcmalloc-minimal4 libmicrohttpd12 libsqlite3-0 libcurl4 libc-ares2 libpq5 libstdc++6 ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 registry \
  && useradd --system --uid 10001 --gid 10001 --home-dir /data --shell /usr/sbin/nologin registry \

@@ -34,7 +34,7 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CAres", pkgConfig: "libcares", providers: [.apt(["libc-ares-dev"])]),
-        .systemLibrary(name: "CMalloc", providers: [.apt(["libc6-dev"])]),
+        .systemLibrary(name: "CTCMalloc", providers: [.apt(["libgoogle-perftools-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
 
         // MARK: Build-time embedding of migrations/ and openapi.yaml
@@ -86,7 +86,7 @@ let package = Package(
             name: "EndpointRegistryCLI",
             dependencies: [
                 "RegistryAPI", "RegistryCore", "RegistryStorage", "PostgresStorage", "HTTPServer", "RegistryResources", "RegistryClient",
-                "KubernetesClient", "CMalloc", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "KubernetesClient", "CTCMalloc", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings
@@ -127,7 +127,7 @@ let package = Package(
             name: "RegistryAPITests",
             dependencies: [
                 "RegistryAPI", "RegistryCore", "RegistryStorage", "HTTPServer", "RegistryResources", "TestSupport",
-                "EndpointRegistryCLI", "KubernetesClient", "Liveness", "Reconciler", "Coordination", "CMalloc",
+                "EndpointRegistryCLI", "KubernetesClient", "Liveness", "Reconciler", "Coordination",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],

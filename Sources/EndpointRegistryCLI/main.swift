@@ -1,19 +1,11 @@
 import ArgumentParser
-import CMalloc
+import CTCMalloc
 import Dispatch
 import Foundation
 import Logging
 import RegistryAPI
 import RegistryCore
 import RegistryResources
-
-// glibc's allocator, set before any other thread allocates (the arena limit is fixed when the
-// first thread other than the main one does): blocks of up to 32 MiB (the documents of large
-// services: ~330 KB for 10,000 addresses, one per change) come from the heaps instead of an
-// mmap each, whose pages the kernel zero-fills again on every first touch; free memory at the
-// top of a heap is given back once 32 MiB of it is free rather than at every free; at most 4
-// arenas (README, "How much a service takes"). `serve` logs a refusal.
-let mallocSettingsRefused = CMalloc_keepBlocksInHeap(32 << 20, 32 << 20, 4)
 
 // Installed as `kubectl-registry`, the binary is a kubectl plugin whose root is the client.
 if let first = CommandLine.arguments.first, KubectlRegistry.isPluginName(first) {
@@ -78,11 +70,12 @@ struct Serve: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "endpoint-registry")
-        #if os(Linux)
-            if mallocSettingsRefused < 0 { logger.warning("not glibc: the allocator settings (mallopt) were not applied") }
-        #endif
-        if mallocSettingsRefused > 0 {
-            logger.warning("glibc refused \(mallocSettingsRefused) of the allocator settings (mallopt); running with its defaults for them")
+        // The allocator the executable links (`CTCMalloc`), unless something took its place.
+        let allocator = String(cString: CTCMalloc_version())
+        if CTCMalloc_servesMalloc() == 1 {
+            logger.notice("allocator: tcmalloc (\(allocator))")
+        } else {
+            logger.warning("allocator: malloc is not tcmalloc's (\(allocator) is linked; an LD_PRELOAD took its place?)")
         }
         let service: RegistryService
         do {
