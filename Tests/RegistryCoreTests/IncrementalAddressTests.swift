@@ -179,6 +179,28 @@ struct IncrementalAddressTests {
         #expect(spliced > 120)
     }
 
+    /// A small document is encoded whole (`ServiceEncoder.maxEncodedWhole`), its patch still
+    /// small: one edit in the fields before the addresses (revision, time), one at the address.
+    @Test func aSmallDocumentIsEncodedWholeWithASmallPatch() {
+        var service = ExternalService(
+            name: "small", ports: [ServicePort(port: 80)], addresses: EndpointAddressList((1...12).map { EndpointAddress(ip: "10.1.0.\($0)") }))
+        let previous = Self.record(service, revision: 1)
+        let document = ServiceEncoder.bytes(previous)
+        #expect(document.count <= ServiceEncoder.maxEncodedWhole)
+        service.insertNormalized(EndpointAddress(ip: "10.1.0.99"))
+        var record = Self.record(service, revision: 2)
+        let whole = ServiceEncoder.bytes(record)
+        let (result, patch) = ServiceEncoder.documentAndPatch(&record, previous: previous, document: DocumentBytes(document))
+        #expect(result.flattened == whole)
+        #expect(patch.apply(to: document) == whole)
+        #expect(patch.edits.count == 2 && patch.insertedBytes < 128, "\(patch.edits)")
+        // Any other change too (labels here): the patch still rebuilds the document.
+        service.labels = ["team": "storage"]
+        var relabelled = Self.record(service, revision: 3)
+        let (labelled, labelPatch) = ServiceEncoder.documentAndPatch(&relabelled, previous: record, document: result)
+        #expect(labelled.flattened == ServiceEncoder.bytes(relabelled) && labelPatch.apply(to: whole) == labelled.flattened)
+    }
+
     /// In place, a patch of several edits (each growing, shrinking or keeping the bytes it
     /// replaces) gives what `apply(to:)` gives; one that does not fit leaves the bytes unchanged.
     @Test func patchesApplyInPlaceAsIntoANewBuffer() {

@@ -235,13 +235,44 @@ public enum ServiceEncoder {
 
     /// `bytesAndPatch` on a document kept as segments (see `DocumentBytes`): a splice shares
     /// the bytes it keeps with `document` instead of copying them.
+    ///
+    /// A document of at most `maxEncodedWhole` bytes is encoded whole instead (`encodedWhole`):
+    /// for a service of a dozen addresses that costs less than a splice.
     public static func documentAndPatch(
         _ record: inout ServiceRecord, previous: ServiceRecord, document: DocumentBytes
     ) -> (document: DocumentBytes, patch: DocumentPatch) {
+        if document.count <= maxEncodedWhole { return encodedWhole(record, previous: previous, document: document) }
         if let spliced = spliced(&record, previous: previous, document: document) { return spliced }
         let bytes = bytes(record)
         return (DocumentBytes(bytes), DocumentPatch(between: document.flattened, and: bytes))
     }
+
+    /// `documentAndPatch` for a small document: `record` encoded whole, and the patch as two
+    /// edits, one of the fields before the addresses array and one from the array on, so that
+    /// an address added or removed still makes a small patch besides the new revision and time
+    /// (one edit from the revision field to the address would be most of the document).
+    static func encodedWhole(
+        _ record: ServiceRecord, previous: ServiceRecord, document: DocumentBytes
+    ) -> (document: DocumentBytes, patch: DocumentPatch) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(document.count + 256)
+        let cut = write(record, addresses: record.service.addresses, into: &bytes)
+        var frame: [UInt8] = []
+        frame.reserveCapacity(512)
+        // Where the stored document's array opens (any cut makes a right patch; this one a small one).
+        let old = document.flattened
+        let oldCut = Swift.min(write(previous, addresses: [], into: &frame), old.count)
+        let edits = [
+            DocumentPatch.Edit(offset: 0, removed: oldCut, inserted: Array(bytes[..<cut])),
+            DocumentPatch.Edit(offset: oldCut, removed: old.count - oldCut, inserted: Array(bytes[cut...])),
+        ]
+        return (DocumentBytes(bytes), DocumentPatch(minimizing: edits, of: old))
+    }
+
+    /// The largest document `documentAndPatch` encodes whole rather than splices, in bytes
+    /// (about 50 IPv4 addresses; measured: a splice of one address into a 12-address document
+    /// took ~16 µs, its whole encoding ~5 µs).
+    static let maxEncodedWhole = 2048
 
     /// `spliced(_:previous:document:)` on one array, as one array.
     static func spliced(_ record: inout ServiceRecord, previous: ServiceRecord, document: [UInt8]) -> (bytes: [UInt8], patch: DocumentPatch)? {
