@@ -143,19 +143,6 @@ func oneAddressChange(_ index: Int) -> @Sendable (ServiceRecord?) throws -> Exte
         #expect(ServiceStore.newUID(now: Date(timeIntervalSince1970: -5)).hasPrefix("00000000-0000-7"))
     }
 
-    /// Entity tags take the random digits of a uid: two services created in the same
-    /// millisecond (one name deleted and created again) get different ones; a version 4 uid (a
-    /// service stored before version 7) keeps the tag it had, its first eight digits.
-    @Test func entityTagsDifferForUidsOfTheSameMillisecond() {
-        let now = Date()
-        let uids = (0..<200).map { _ in ServiceStore.newUID(now: now) }
-        let tags = Set(uids.map { ServiceRecord.etag(revision: 1, uid: $0) })
-        #expect(tags.count == uids.count)
-        #expect(ServiceRecord.etag(revision: 1, uid: uids[0]) == "\"1-\(uids[0].suffix(8))\"")
-        #expect(ServiceRecord.etag(revision: 3, uid: "0f8fad5b-d9cb-469f-a165-70867728950e") == "\"3-0f8fad5b\"")
-        #expect(ServiceRecord.etag(revision: 2, uid: "not-a-uuid") == "\"2-not-a-uu\"")
-    }
-
     /// Timestamps are written without Foundation's format style: the same text, for times
     /// spread over 1970–2200 (leap years, month and year ends), fractions of a second included.
     @Test func timestampsAreFoundationsISO8601Text() {

@@ -124,7 +124,7 @@ struct ManifestHandlers: Sendable {
             let rendered = try rendered(version, mode: mode, format: format)
         else { throw StoreError.notFound(namespace: namespace, name: name) }
         let etag =
-            "\"\(version.revision)-\(ServiceRecord.uidTag(version.uid))-\(mode?.rawValue ?? "default")-\(format.rawValue)\(Self.epochSuffix(epochs(version.key)))\""
+            "\"\(version.revision)-\(version.uid.prefix(8))-\(mode?.rawValue ?? "default")-\(format.rawValue)\(Self.epochSuffix(epochs(version.key)))\""
         if try RequestChecks.readPreconditions(context.request, etag: etag) { return Responses.notModified(etag: etag) }
         return response(format, [rendered], etag: etag)
     }

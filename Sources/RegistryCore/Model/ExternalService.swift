@@ -377,16 +377,5 @@ public struct ServiceRecord: Sendable, Equatable {
     public var etag: String { ServiceRecord.etag(revision: revision, uid: uid) }
 
     /// The entity tag of a revision of a registration, without decoding it.
-    public static func etag(revision: Int, uid: String) -> String { "\"\(revision)-\(uidTag(uid))\"" }
-
-    /// Eight hex digits of `uid` that differ between two creations of a name, for entity tags:
-    /// random ones. A version 7 uid (RFC 9562, what the store writes since the twelfth session)
-    /// opens with its creation time, the same for every uid made within a minute, so its last
-    /// eight digits (random); any other uid (version 4, all random) its first eight, as the
-    /// entity tags of services stored before were.
-    public static func uidTag(_ uid: String) -> Substring {
-        let utf8 = uid.utf8
-        guard utf8.count == 36, utf8[utf8.index(utf8.startIndex, offsetBy: 14)] == UInt8(ascii: "7") else { return uid.prefix(8) }
-        return uid.suffix(8)
-    }
+    public static func etag(revision: Int, uid: String) -> String { "\"\(revision)-\(uid.prefix(8))\"" }
 }
