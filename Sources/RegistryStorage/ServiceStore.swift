@@ -322,21 +322,16 @@ public final class ServiceStore: Sendable {
     /// ceiling) has run; nil when SQLite's automatic checkpoints are used.
     var checkpointsRun: Int? { checkpointer?.checkpoints.load(ordering: .relaxed) }
 
-    /// A new uid: a version 7 UUID (RFC 9562, section 5.7) in lower case: the Unix time in
-    /// milliseconds (`now`, 48 bits) then 74 random bits from the system generator (`getrandom`,
-    /// two 64-bit draws, one system call each), written out as hex directly.
-    ///
-    /// Time-ordered on purpose: `services.uid` is UNIQUE, and each new uid goes into that index.
-    /// With random (version 4) uids every create dirtied another of the index's pages (written to
-    /// the WAL, then again by the checkpoint): 16 % of the create rate in BENCHMARKS.md
-    /// (twelfth session). Kubernetes gives uids no format (`types.UID`); clients compare them.
-    static func newUID(now: Date = Date()) -> String {
+    /// A new uid: a random (version 4) UUID in lower case, as Kubernetes writes them, from the
+    /// system generator (`getrandom`, without opening a device file per call): two 64-bit draws
+    /// (one system call each; drawing byte by byte made sixteen), written out as hex directly.
+    static func newUID() -> String {
         var generator = SystemRandomNumberGenerator()
-        let milliseconds = UInt64(max(0, (now.timeIntervalSince1970 * 1000).rounded(.down))) & 0xFFFF_FFFF_FFFF
-        // Bytes 0–7 and 8–15 of the UUID, most significant first: unix_ts_ms (48 bits), version
-        // 7 (4 bits), rand_a (12 bits); variant 0b10 (2 bits), rand_b (62 bits).
-        let high = milliseconds << 16 | 0x7000 | generator.next() & 0x0FFF
-        let low = generator.next() & ~(0xC0 << 56) | (0x80 << 56)
+        // Bytes 0–7 and 8–15 of the UUID, most significant first.
+        var high = generator.next()
+        var low = generator.next()
+        high = high & ~(0xF0 << 8) | (0x40 << 8)  // byte 6: version 4
+        low = low & ~(0xC0 << 56) | (0x80 << 56)  // byte 8: RFC 9562 variant
         let digits = Array("0123456789abcdef".utf8)
         var text: [UInt8] = []
         text.reserveCapacity(36)

@@ -117,30 +117,17 @@ func oneAddressChange(_ index: Int) -> @Sendable (ServiceRecord?) throws -> Exte
         #expect(history[4].document == nil ? true : false)
     }
 
-    /// Version 7 UUIDs (RFC 9562): the creation time in milliseconds, then random bits; so a
-    /// later uid sorts after an earlier one (what keeps the UNIQUE index on `services.uid` cheap).
-    @Test func uidsAreTimeOrderedVersion7UUIDsInLowerCase() {
-        let before = UInt64(Date().timeIntervalSince1970 * 1000)
+    @Test func uidsAreRandomVersion4UUIDsInLowerCase() {
         let uids = (0..<200).map { _ in ServiceStore.newUID() }
-        let after = UInt64(Date().timeIntervalSince1970 * 1000)
         #expect(Set(uids).count == uids.count)
         for uid in uids {
             let parts = uid.split(separator: "-").map(\.count)
             #expect(parts == [8, 4, 4, 4, 12])
             #expect(uid == uid.lowercased())
-            #expect(Array(uid)[14] == "7")
+            #expect(Array(uid)[14] == "4")
             #expect("89ab".contains(Array(uid)[19]))
             #expect(uid.utf8.allSatisfy { Array("0123456789abcdef-".utf8).contains($0) })
-            let milliseconds = UInt64(String(uid.prefix(8)) + String(uid.dropFirst(9).prefix(4)), radix: 16) ?? 0
-            #expect(milliseconds >= before && milliseconds <= after, "\(uid)")
         }
-        // Known times: the first 48 bits, big-endian; one millisecond later sorts after.
-        let epoch = ServiceStore.newUID(now: Date(timeIntervalSince1970: 1_767_225_600.123))
-        #expect(epoch.hasPrefix("019b76da-a87b-7"))
-        let earlier = (0..<50).map { _ in ServiceStore.newUID(now: Date(timeIntervalSince1970: 1_800_000_000)) }
-        let later = (0..<50).map { _ in ServiceStore.newUID(now: Date(timeIntervalSince1970: 1_800_000_000.001)) }
-        #expect(earlier.allSatisfy { first in later.allSatisfy { first < $0 } })
-        #expect(ServiceStore.newUID(now: Date(timeIntervalSince1970: -5)).hasPrefix("00000000-0000-7"))
     }
 
     /// Timestamps are written without Foundation's format style: the same text, for times
