@@ -117,6 +117,46 @@ func oneAddressChange(_ index: Int) -> @Sendable (ServiceRecord?) throws -> Exte
         #expect(history[4].document == nil ? true : false)
     }
 
+    /// Migration 0013: `services.uid` is not an index any more (each random uid cost a create a
+    /// random page of it); the names stay unique, and on SQLite, where the table is made again,
+    /// every row comes through the migration as it was, id included.
+    @Test func uidsAreNotIndexedAndTheRebuildKeepsEveryRow() throws {
+        let database = try TestDatabase.fresh()
+        let store = try database.open()
+        let addresses = EndpointAddressList((1...3).map { EndpointAddress(ip: "10.4.0.\($0)") })
+        for name in ["a", "b", "c"] {
+            _ = try store.create(ExternalService(name: name, labels: ["app": name], ports: [ServicePort(port: 80)], addresses: addresses))
+        }
+        try store.delete(namespace: "default", name: "b")
+        let connection = try store.database.connect(readOnly: false)
+        func rows() throws -> [[SQLValue]] {
+            let statement = try connection.prepare(
+                "SELECT id, namespace, name, uid, revision, created_at, updated_at, labels, document, address_count FROM services ORDER BY id")
+            var rows: [[SQLValue]] = []
+            while try statement.step() { rows.append((0..<10).map { statement.value(Int32($0)) }) }
+            connection.resetStatements()
+            return rows
+        }
+        let before = try rows()
+        #expect(before.count == 2)
+        // Another row with the same uid is stored: nothing checks it.
+        try connection.execute(
+            """
+            INSERT INTO services (namespace, name, uid, revision, created_at, updated_at, labels, document, address_count)
+            SELECT namespace, 'copy', uid, revision, created_at, updated_at, labels, document, address_count FROM services WHERE name = 'a'
+            """)
+        try connection.execute("DELETE FROM services WHERE name = 'copy'")
+        if case .sqlite = database {
+            let migration = try #require(try database.schemaMigrations().first { $0.version == 13 })
+            try connection.execute(migration.sql)
+            #expect(try rows() == before)
+        }
+        #expect(throws: StoreError.self) {
+            _ = try store.create(ExternalService(name: "a", ports: [ServicePort(port: 80)], addresses: addresses))
+        }
+        #expect(try store.record(namespace: "default", name: "c")?.service.labels == ["app": "c"])
+    }
+
     @Test func uidsAreRandomVersion4UUIDsInLowerCase() {
         let uids = (0..<200).map { _ in ServiceStore.newUID() }
         #expect(Set(uids).count == uids.count)
