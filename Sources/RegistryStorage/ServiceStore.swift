@@ -1178,7 +1178,8 @@ public final class ServiceStore: Sendable {
         _ record: ServiceRecord, previous: RecordCache.Entry? = nil, into connection: any SQLConnection, cache: RecordCache
     ) throws -> (document: DocumentBytes, patch: DocumentPatch?) {
         // From the previous document when only a few addresses changed (see `ServiceEncoder`);
-        // the record cached keeps the sizes the splice measured.
+        // the record cached keeps the sizes a splice measured (a small document, encoded whole,
+        // measures none: the first splice once it has grown measures its chunks).
         var record = record
         let (document, patch): (DocumentBytes, DocumentPatch?) =
             if let previous {
