@@ -123,30 +123,13 @@ private func kubeconfig(_ cluster: FakeCluster, proxy: String, extra: String = "
         let cluster = try FakeCluster()
         let path = cluster.directory.appending(path: "reach-kubeconfig").path()
         try kubeconfig(cluster, proxy: "1").write(toFile: path, atomically: true, encoding: .utf8)
-        let log = cluster.directory.appending(path: "server.log")
-        _ = FileManager.default.createFile(atPath: log.path(), contents: nil)
-        let process = Process()
-        process.executableURL = Paths.binary
-        process.arguments = [
-            "serve", "--port", "0", "--kubeconfig", path, "--database", cluster.directory.appending(path: "r.sqlite").path(), "--log-level", "debug",
-        ]
-        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ENDPOINT_REGISTRY_") && $0.key != "KUBECONFIG" }
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = try FileHandle(forWritingTo: log)
-        try process.run()
-        defer {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-        func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
-        func waitFor(_ text: String) -> Bool {
-            let deadline = Date().addingTimeInterval(20)
-            while Date() < deadline {
-                if logText().contains(text) { return true }
-                Thread.sleep(forTimeInterval: 0.05)
-            }
-            return false
-        }
+        let server = try LoggedServerProcess(
+            [
+                "serve", "--port", "0", "--kubeconfig", path, "--database", cluster.directory.appending(path: "r.sqlite").path(), "--log-level",
+                "debug",
+            ], log: cluster.directory.appending(path: "server.log"))
+        defer { server.stop() }
+        let (logText, waitFor) = (server.logText, server.waitFor)
         #expect(waitFor("listening on http://127.0.0.1:"))
         let portText = logText().components(separatedBy: "listening on http://127.0.0.1:").last?.prefix { $0.isNumber } ?? ""
         let client = try RawHTTPClient(port: try #require(UInt16(portText)))
@@ -160,7 +143,7 @@ private func kubeconfig(_ cluster: FakeCluster, proxy: String, extra: String = "
         var text = try kubeconfig(cluster, proxy: "1", extra: "- name: extra\n  context: {cluster: direct, user: admin}", without: "leaky")
         text = text.replacingOccurrences(of: "tls-server-name: localhost", with: "tls-server-name: 127.0.0.1")
         try text.write(toFile: path, atomically: true, encoding: .utf8)
-        kill(process.processIdentifier, SIGHUP)
+        kill(server.process.processIdentifier, SIGHUP)
         #expect(waitFor("kubeconfig reloaded"))
         #expect(
             logText().contains("cluster extra added") && logText().contains("cluster named changed") && logText().contains("cluster leaky removed"),
@@ -173,12 +156,12 @@ private func kubeconfig(_ cluster: FakeCluster, proxy: String, extra: String = "
 
         // A broken file: refused, the clusters stay.
         try "clusters: [unclosed".write(toFile: path, atomically: true, encoding: .utf8)
-        kill(process.processIdentifier, SIGHUP)
+        kill(server.process.processIdentifier, SIGHUP)
         #expect(waitFor("kubeconfig not reloaded, the previous 5 clusters stay in force"))
         #expect(try names().sorted() == ["current", "extra", "named", "plugin", "proxied"])
         // A kubeconfig that disappeared: refused too, as at start-up.
         try FileManager.default.removeItem(atPath: path)
-        kill(process.processIdentifier, SIGHUP)
+        kill(server.process.processIdentifier, SIGHUP)
         #expect(waitFor("names \(path), which does not exist"))
         #expect(try names().count == 5)
         responses.append(try client.request("GET", "/v1/clusters").text)

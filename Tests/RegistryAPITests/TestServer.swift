@@ -118,6 +118,45 @@ enum Paths {
     }
 }
 
+/// The real `endpoint-registry` run with `arguments` (its environment without this machine's
+/// `ENDPOINT_REGISTRY_*`, `KUBECONFIG` and `LD_PRELOAD`), its standard error written to `log`;
+/// `stop()` kills it (SIGKILL) and waits for it.
+final class LoggedServerProcess {
+    let process = Process()
+    let log: URL
+
+    init(_ arguments: [String], log: URL) throws {
+        self.log = log
+        _ = FileManager.default.createFile(atPath: log.path(), contents: nil)
+        process.executableURL = Paths.binary
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.filter {
+            !$0.key.hasPrefix("ENDPOINT_REGISTRY_") && $0.key != "KUBECONFIG" && $0.key != "LD_PRELOAD"
+        }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: log)
+        try process.run()
+    }
+
+    /// What the process has logged so far.
+    func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    /// Whether the log shows `text` within 20 s.
+    func waitFor(_ text: String) -> Bool {
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if logText().contains(text) { return true }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return false
+    }
+
+    func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}
+
 extension ClientResponse {
     /// The field paths listed in a problem document's `errors`.
     var problemFields: [String] {
