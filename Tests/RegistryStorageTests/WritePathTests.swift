@@ -157,6 +157,68 @@ func oneAddressChange(_ index: Int) -> @Sendable (ServiceRecord?) throws -> Exte
         #expect(try store.record(namespace: "default", name: "c")?.service.labels == ["app": "c"])
     }
 
+    /// Migration 0014 (SQLite): the rows a write adds besides the service (its audit line, its
+    /// watch event) and the reconciler's states are checked without a temporary b-tree per
+    /// row (an `IN` list of three or more constants is one, `OpenEphemeral` in `EXPLAIN`); the
+    /// same values are allowed and refused, and the rebuild keeps every row.
+    @Test func checkConstraintsNeedNoTemporaryTableAndTheRebuildKeepsEveryRow() throws {
+        let database = try TestDatabase.fresh()
+        guard case .sqlite = database else { return }  // PostgreSQL's twin changes nothing (MigrationTests checks its constraints)
+        let store = try database.open()
+        let addresses = EndpointAddressList((1...3).map { EndpointAddress(ip: "10.5.0.\($0)") })
+        for name in ["a", "b"] {
+            _ = try store.create(ExternalService(name: name, ports: [ServicePort(port: 80)], addresses: addresses))
+        }
+        try store.delete(namespace: "default", name: "b")
+        let connection = try store.database.connect(readOnly: false)
+        try connection.execute(
+            """
+            INSERT INTO reconcile_state (namespace, name, cluster, source, state, attempts, updated_at)
+            VALUES ('default', 'a', 'prod', 'push', 'failing', 3, 't')
+            """)
+        let written = [
+            "INSERT INTO audit_log (time, actor, action, outcome, status, request_id) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO watch_events (resource_version, type, namespace, name, labels, time, document) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO reconcile_state (namespace, name, cluster, state, updated_at) VALUES (?, ?, ?, ?, ?)",
+            "UPDATE reconcile_state SET state = ? WHERE namespace = ? AND name = ? AND cluster = ?",
+        ]
+        for sql in written {
+            let explain = try connection.prepare("EXPLAIN " + sql)
+            var opcodes: [String] = []
+            while try explain.step() { opcodes.append(explain.text(1)) }
+            connection.resetStatements()
+            #expect(!opcodes.isEmpty && !opcodes.contains("OpenEphemeral"), "\(sql)")
+        }
+        func rows(_ table: String, _ columns: Int) throws -> [[SQLValue]] {
+            let statement = try connection.prepare("SELECT * FROM \(table) ORDER BY rowid")
+            var rows: [[SQLValue]] = []
+            while try statement.step() { rows.append((0..<columns).map { statement.value(Int32($0)) }) }
+            connection.resetStatements()
+            return rows
+        }
+        let tables = [("audit_log", 13), ("watch_events", 10), ("reconcile_state", 12)]
+        let before = try tables.map { try rows($0.0, $0.1) }
+        #expect(before.map(\.count) == [3, 3, 1])
+        let migration = try #require(try database.schemaMigrations().first { $0.version == 14 })
+        try connection.execute(migration.sql)
+        #expect(try tables.map { try rows($0.0, $0.1) } == before)
+        let refused = [
+            "INSERT INTO audit_log (time, actor, action, outcome, status, request_id) VALUES ('t', 'a', 'create', 'maybe', 200, 'r')",
+            "INSERT INTO watch_events (resource_version, type, namespace, name, labels, time, document) VALUES (99, 'CHANGED', 'd', 'a', '{}', 't', x'')",
+            "INSERT INTO reconcile_state (namespace, name, cluster, state, updated_at) VALUES ('d', 'a', 'c', 'asleep', 't')",
+            "UPDATE reconcile_state SET state = 'Synced'",
+        ]
+        for sql in refused {
+            #expect(throws: (any Error).self, "\(sql)") { try connection.execute(sql) }
+        }
+        for state in ["synced", "pending", "drifted", "failing", "deleting"] {
+            try connection.execute("UPDATE reconcile_state SET state = '\(state)'")
+        }
+        #expect(try store.record(namespace: "default", name: "a")?.revision == 1)
+        _ = try store.create(ExternalService(name: "c", ports: [ServicePort(port: 80)], addresses: addresses))
+        #expect(try rows("watch_events", 10).count == 4)
+    }
+
     @Test func uidsAreRandomVersion4UUIDsInLowerCase() {
         let uids = (0..<200).map { _ in ServiceStore.newUID() }
         #expect(Set(uids).count == uids.count)
