@@ -201,6 +201,30 @@ struct IncrementalAddressTests {
         #expect(labelled.flattened == ServiceEncoder.bytes(relabelled) && labelPatch.apply(to: whole) == labelled.flattened)
     }
 
+    /// The cut of a stored document is found in its bytes where the encoder put it, whatever
+    /// the fields before the array hold (labels and annotations named or valued like the
+    /// array's key, a description quoting it, ports with names); none in bytes without it.
+    @Test func theAddressesCutIsFoundWhereTheEncoderPutIt() {
+        let addresses = EndpointAddressList((1...3).map { EndpointAddress(ip: "10.2.0.\($0)") })
+        var services = [ExternalService(name: "plain", ports: [ServicePort(port: 80)], addresses: addresses)]
+        var tricky = ExternalService(name: "tricky", ports: [ServicePort(name: "addresses", port: 80)], addresses: addresses)
+        tricky.labels = ["addresses": "[1]", "x": #""addresses":["#]
+        tricky.annotations = ["addresses": #"{"addresses":[]}"#]
+        tricky.description = #"the "addresses":[ key"#
+        services.append(tricky)
+        services.append(ExternalService(name: "empty", ports: [ServicePort(port: 80)], addresses: []))
+        for service in services {
+            let record = Self.record(service, revision: 4)
+            var bytes: [UInt8] = []
+            let cut = ServiceEncoder.write(record, addresses: record.service.addresses, into: &bytes)
+            #expect(ServiceEncoder.addressesCut(in: bytes) == cut, "\(service.name)")
+        }
+        #expect(ServiceEncoder.addressesCut(in: Array(#"{"name":"a","address":["#.utf8)) == nil)
+        #expect(ServiceEncoder.addressesCut(in: Array(#""addresses":"#.utf8)) == nil)
+        #expect(ServiceEncoder.addressesCut(in: Array(#""addresses":["#.utf8)) == 13)
+        #expect(ServiceEncoder.addressesCut(in: []) == nil)
+    }
+
     /// In place, a patch of several edits (each growing, shrinking or keeping the bytes it
     /// replaces) gives what `apply(to:)` gives; one that does not fit leaves the bytes unchanged.
     @Test func patchesApplyInPlaceAsIntoANewBuffer() {

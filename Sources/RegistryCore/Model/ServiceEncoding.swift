@@ -257,17 +257,45 @@ public enum ServiceEncoder {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(document.count + 256)
         let cut = write(record, addresses: record.service.addresses, into: &bytes)
-        var frame: [UInt8] = []
-        frame.reserveCapacity(512)
-        // Where the stored document's array opens (any cut makes a right patch; this one a small one).
+        // Where the stored document's array opens (any cut makes a right patch; this one a small
+        // one): found in its bytes, else where the previous record's fields end.
         let old = document.flattened
-        let oldCut = Swift.min(write(previous, addresses: [], into: &frame), old.count)
+        let oldCut =
+            addressesCut(in: old)
+            ?? {
+                var frame: [UInt8] = []
+                frame.reserveCapacity(512)
+                return Swift.min(write(previous, addresses: [], into: &frame), old.count)
+            }()
         let edits = [
             DocumentPatch.Edit(offset: 0, removed: oldCut, inserted: Array(bytes[..<cut])),
             DocumentPatch.Edit(offset: oldCut, removed: old.count - oldCut, inserted: Array(bytes[cut...])),
         ]
         return (DocumentBytes(bytes), DocumentPatch(minimizing: edits, of: old))
     }
+
+    /// The position just after the `[` that opens the addresses array of a document this
+    /// encoder wrote (what `write(_:addresses:into:)` returns), found as the first
+    /// `"addresses":[` in its bytes: no member before the array can hold it (their keys are
+    /// fixed, and a label, annotation or other string has its `"` escaped inside a value, and is
+    /// followed by `"` as a key). Nil when there is none. Searching reads the bytes once, where
+    /// the alternative encodes the fields before the array again.
+    static func addressesCut(in document: [UInt8]) -> Int? {
+        let marker = addressesMarker
+        guard document.count >= marker.count else { return nil }
+        var index = 0
+        while index <= document.count - marker.count {
+            if document[index] == marker[0] {
+                var matched = 1
+                while matched < marker.count && document[index + matched] == marker[matched] { matched += 1 }
+                if matched == marker.count { return index + matched }
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    private static let addressesMarker = Array(#""addresses":["#.utf8)
 
     /// The largest document `documentAndPatch` encodes whole rather than splices, in bytes
     /// (about 50 IPv4 addresses; measured: a splice of one address into a 12-address document
