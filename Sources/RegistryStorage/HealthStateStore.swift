@@ -16,9 +16,7 @@ extension ServiceStore {
         let time = ServiceStore.timestamp(Date())
         let rows = snapshots.sorted { ($0.key.namespace, $0.key.name) < ($1.key.namespace, $1.key.name) }
         try fencedWrite { connection in
-            guard let version = try connection.increment("health_version", of: "watch_state", where: "id = 1") else {
-                throw StoreError.fault(StorageFault(reason: .internal, message: "watch_state has no row; the schema is damaged"))
-            }
+            let version = try ServiceStore.advance(.healthVersion, on: connection)
             let upsert = try connection.prepare(
                 """
                 INSERT INTO health_state (namespace, name, document, version, updated_at) VALUES (?, ?, ?, ?, ?)

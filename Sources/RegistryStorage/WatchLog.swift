@@ -50,7 +50,23 @@ public struct WatchEventBatch: Sendable {
     public var state: ResourceVersionState
 }
 
+extension SQLCounter {
+    /// The watch log's resource version (`watch_state`'s one row).
+    static let resourceVersion = SQLCounter("resource_version", of: "watch_state", where: "id = 1")
+    /// The version of the stored health verdicts (`HealthStateStore`), in the same row.
+    static let healthVersion = SQLCounter("health_version", of: "watch_state", where: "id = 1")
+}
+
 extension ServiceStore {
+    /// Advances `counter`, one of `watch_state`'s, in the write's transaction and returns its
+    /// new value. Throws `StoreError.fault` when the row is missing (a damaged schema).
+    static func advance(_ counter: SQLCounter, on connection: any SQLConnection) throws -> Int {
+        guard let value = try connection.increment(counter) else {
+            throw StoreError.fault(StorageFault(reason: .internal, message: "watch_state has no row; the schema is damaged"))
+        }
+        return value
+    }
+
     /// Appends a change to the change log with the next resource version, in the write's own
     /// transaction (so the version and the event commit or roll back with the change). ADDED
     /// and MODIFIED events name the history revision the same write recorded instead of storing
@@ -62,9 +78,7 @@ extension ServiceStore {
         _ type: WatchEventType, record: ServiceRecord, document: DocumentBytes, previousLabels: [String: String]?, at time: String,
         into connection: any SQLConnection
     ) throws -> Int {
-        guard let version = try connection.increment("resource_version", of: "watch_state", where: "id = 1") else {
-            throw StoreError.fault(StorageFault(reason: .internal, message: "watch_state has no row; the schema is damaged"))
-        }
+        let version = try advance(.resourceVersion, on: connection)
         try connection.prepare(
             """
             INSERT INTO watch_events (resource_version, type, namespace, name, labels, previous_labels, time, document, uid, revision)

@@ -84,12 +84,12 @@ public protocol SQLConnection: AnyObject {
     func probeWrite() throws
     /// The database's size on disk in bytes (SQLite: the file and its WAL).
     func sizeInBytes() throws -> Int
-    /// Inside a write transaction: adds one to the integer `column` of the row of `table` that
-    /// `condition` (SQL without parameters) selects, and returns the new value; nil when no row
-    /// matches. The default is one `UPDATE … RETURNING` (PostgreSQL: one round trip); SQLite
-    /// runs an UPDATE and a SELECT instead, because its `RETURNING` collects the row in a
-    /// temporary b-tree opened and closed on every run (8 % of a create's commit time).
-    func increment(_ column: String, of table: String, where condition: String) throws -> Int?
+    /// Inside a write transaction: adds one to `counter`'s column in the row it selects, and
+    /// returns the new value; nil when no row matches. The default is one `UPDATE … RETURNING`
+    /// (PostgreSQL: one round trip); SQLite runs an UPDATE and a SELECT instead, because its
+    /// `RETURNING` collects the row in a temporary b-tree opened and closed on every run (8 %
+    /// of a create's commit time).
+    func increment(_ counter: SQLCounter) throws -> Int?
     /// The names of the database's tables (SQLite: of the main schema, without SQLite's own
     /// `sqlite_…` tables; PostgreSQL: the base tables of the current schema), sorted.
     func tableNames() throws -> [String]
@@ -115,10 +115,28 @@ public protocol SQLDatabase: Sendable, CustomStringConvertible {
 }
 
 extension SQLConnection {
-    public func increment(_ column: String, of table: String, where condition: String) throws -> Int? {
-        let statement = try prepare("UPDATE \(table) SET \(column) = \(column) + 1 WHERE \(condition) RETURNING \(column)")
+    public func increment(_ counter: SQLCounter) throws -> Int? {
+        let statement = try prepare(counter.updateReturning)
         defer { statement.reset() }
         return try statement.step() ? statement.int(0) : nil
+    }
+}
+
+/// An integer column of one row that writes advance by one (`SQLConnection.increment`), with
+/// the SQL of its statements written once rather than on every write.
+public struct SQLCounter: Sendable {
+    /// `UPDATE table SET column = column + 1 WHERE condition`.
+    public let update: String
+    /// The same `UPDATE`, `RETURNING column`.
+    public let updateReturning: String
+    /// `SELECT column FROM table WHERE condition`.
+    public let select: String
+
+    /// `condition` is SQL without parameters that selects the row.
+    public init(_ column: String, of table: String, where condition: String) {
+        update = "UPDATE \(table) SET \(column) = \(column) + 1 WHERE \(condition)"
+        updateReturning = update + " RETURNING \(column)"
+        select = "SELECT \(column) FROM \(table) WHERE \(condition)"
     }
 }
 

@@ -253,11 +253,11 @@ final class SQLiteConnection: SQLConnection {
 
     /// An UPDATE then a SELECT of the row (see `SQLConnection.increment`): no temporary
     /// b-tree for a `RETURNING` clause.
-    func increment(_ column: String, of table: String, where condition: String) throws(SQLiteError) -> Int? {
-        let update = try statement("UPDATE \(table) SET \(column) = \(column) + 1 WHERE \(condition)")
+    func increment(_ counter: SQLCounter) throws(SQLiteError) -> Int? {
+        let update = try statement(counter.update)
         _ = try update.step()
         update.reset()
-        let select = try statement("SELECT \(column) FROM \(table) WHERE \(condition)")
+        let select = try statement(counter.select)
         defer { select.reset() }
         return try select.step() ? select.int(0) : nil
     }
