@@ -516,20 +516,48 @@ struct ServiceHandlers: Sendable {
             response = Responses.withWarnings(Responses.json(status, result.document, etag: result.record.etag, location: location), warnings)
         } else {
             let record = result.record
-            var members: [(key: String, value: JSONValue)] = [
-                ("namespace", .string(record.service.namespace)), ("name", .string(record.service.name)), ("uid", .string(record.uid)),
-                ("revision", .number(String(record.revision))), ("updatedAt", .string(record.updatedAt)),
-            ]
-            switch address {
-            case .added(let added): members.append(("added", ServiceEncoder.json(added)))
-            case .removed(let removed): members.append(("removed", ServiceEncoder.json(removed)))
-            }
-            if !warnings.isEmpty { members.append(("warnings", .array(warnings.map(JSONValue.string)))) }
-            response = Responses.json(status, JSONWriter.bytes(.object(JSONObject(members))), etag: record.etag, location: location)
+            response = Responses.json(
+                status, minimalAddressAnswer(record, address: address, warnings: warnings), etag: record.etag, location: location)
             for warning in warnings { response.headers.add("Warning", Responses.warningValue(warning)) }
         }
         if let preference { response.headers.add("Preference-Applied", "return=\(preference.rawValue)") }
         return response
+    }
+
+    /// The minimal answer's body: `{"namespace","name","uid","revision","updatedAt",
+    /// "added"|"removed"[,"warnings"]}` in that order, written straight into bytes (the address
+    /// as the stored document writes it) rather than through a `JSONValue` tree.
+    static func minimalAddressAnswer(_ record: ServiceRecord, address: AddressChange, warnings: [String]) -> [UInt8] {
+        var body: [UInt8] = []
+        body.reserveCapacity(320)
+        body.append(contentsOf: #"{"namespace":"#.utf8)
+        JSONWriter.writeString(record.service.namespace, into: &body)
+        body.append(contentsOf: #","name":"#.utf8)
+        JSONWriter.writeString(record.service.name, into: &body)
+        body.append(contentsOf: #","uid":"#.utf8)
+        JSONWriter.writeString(record.uid, into: &body)
+        body.append(contentsOf: #","revision":"#.utf8)
+        body.append(contentsOf: String(record.revision).utf8)
+        body.append(contentsOf: #","updatedAt":"#.utf8)
+        JSONWriter.writeString(record.updatedAt, into: &body)
+        switch address {
+        case .added(let added):
+            body.append(contentsOf: #","added":"#.utf8)
+            ServiceEncoder.write(added, into: &body)
+        case .removed(let removed):
+            body.append(contentsOf: #","removed":"#.utf8)
+            ServiceEncoder.write(removed, into: &body)
+        }
+        if !warnings.isEmpty {
+            body.append(contentsOf: #","warnings":["#.utf8)
+            for (index, warning) in warnings.enumerated() {
+                if index > 0 { body.append(UInt8(ascii: ",")) }
+                JSONWriter.writeString(warning, into: &body)
+            }
+            body.append(UInt8(ascii: "]"))
+        }
+        body.append(UInt8(ascii: "}"))
+        return body
     }
 
     /// The address an address route added (or found registered exactly so) or removed.
