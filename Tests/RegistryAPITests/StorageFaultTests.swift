@@ -113,16 +113,25 @@ struct StorageFaultTests {
     @Test func damagedDatabaseIsRefusedAtStartUnlessTheCheckIsSkipped() throws {
         let directory = try temporaryDirectory("corrupt")
         let database = directory.appending(path: "registry.sqlite").path()
+        let servicesRoot: Int
         do {
             let store = try ServiceStore(path: database, migrations: try Migration.parse(RegistryResources.migrations))
             for index in 0..<300 {
                 _ = try store.create(try ServiceDecoderFixture.service(name: "s\(index)"))
             }
             try store.checkpoint()
+            // Where the services table starts (migrations that make tables again move it).
+            let connection = try store.database.connect(readOnly: true)
+            let root = try connection.prepare("SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = 'services'")
+            #expect(try root.step())
+            servicesRoot = root.int(0)
+            connection.resetStatements()
         }
-        // Overwrite pages 3 to 8 (4 KiB pages) with garbage, keeping the header page.
+        #expect(servicesRoot > 1)
+        // Overwrite six pages (4 KiB pages) from the services table's root with garbage,
+        // keeping the header page.
         let handle = try #require(FileHandle(forUpdatingAtPath: database))
-        try handle.seek(toOffset: 2 * 4096)
+        try handle.seek(toOffset: UInt64(servicesRoot - 1) * 4096)
         handle.write(Data((0..<(6 * 4096)).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }))
         try handle.close()
 
