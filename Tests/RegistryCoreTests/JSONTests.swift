@@ -84,6 +84,35 @@ import Testing
         #expect(JSONWriter.string(value) == text)
         #expect(try JSONParser.parse(JSONWriter.bytes(value)) == value)
     }
+
+    /// The plain strings' fast path (read from the string's storage) and the escaping path give
+    /// the bytes RFC 8259 §7 asks for, for small (inline) and large strings, non-ASCII text,
+    /// and a string that needs an escape only at its end.
+    @Test(arguments: [
+        ("10.0.0.1", #""10.0.0.1""#),
+        ("", #""""#),
+        ("a-much-longer-label-value-than-fifteen-bytes", #""a-much-longer-label-value-than-fifteen-bytes""#),
+        ("ünïcödé ✓ 🚀", #""ünïcödé ✓ 🚀""#),
+        ("a long plain string that ends with a quote\"", #""a long plain string that ends with a quote\"""#),
+        ("back\\slash", #""back\\slash""#),
+        ("line\nfeed\u{1F}", #""line\nfeed\u001f""#),
+        ("\u{7F} is not a control character for JSON", "\"\u{7F} is not a control character for JSON\""),
+    ])
+    func writeStringEscapesOnlyWhatJSONRequires(text: String, expected: String) throws {
+        var out: [UInt8] = [UInt8(ascii: "[")]
+        JSONWriter.writeString(text, into: &out)
+        #expect(String(decoding: out.dropFirst(), as: UTF8.self) == expected)
+        #expect(try JSONParser.parse(Array(out.dropFirst())) == .string(text))
+    }
+
+    /// `ServiceEncoder.appendDecimal` writes what `String(_:)` does, at both ends of `Int`.
+    @Test func decimalsAreWrittenAsStringWritesThem() {
+        for value in [0, 1, 9, 10, 99, 100, 8080, 65_535, -1, -10, Int.max, Int.min, Int.max - 1, Int.min + 1] {
+            var out: [UInt8] = []
+            ServiceEncoder.appendDecimal(value, to: &out)
+            #expect(String(decoding: out, as: UTF8.self) == String(value))
+        }
+    }
 }
 
 @Suite struct MergePatchTests {

@@ -149,49 +149,41 @@ public enum ServiceEncoder {
     /// Writes an address's JSON into `out` (`host` or `ip`, then `port`, `ports`, `hostname`,
     /// `zone`, `ready` and `servedPorts`), without building a `JSONValue`.
     public static func write(_ address: EndpointAddress, into out: inout [UInt8]) {
-        // The keys are plain ASCII: quoted without escaping.
-        func key(_ name: String, first: Bool = false) {
-            if !first { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: name.utf8)
-            out.append(UInt8(ascii: "\""))
-            out.append(UInt8(ascii: ":"))
-        }
-        out.append(UInt8(ascii: "{"))
+        // The fixed parts are byte arrays made once (appending an array is a copy; appending
+        // a `String`'s `UTF8View` walks it): `{"ip":`, `,"port":`, `,"ready":true`, ….
         if let host = address.host, address.ip.isEmpty {
-            key("host", first: true)
+            out.append(contentsOf: AddressKeys.openHost)
             JSONWriter.writeString(host, into: &out)
         } else {
-            key("ip", first: true)
+            out.append(contentsOf: AddressKeys.openIP)
             JSONWriter.writeString(address.ip, into: &out)
         }
         if let port = address.port {
-            key("port")
-            out.append(contentsOf: String(port).utf8)
+            out.append(contentsOf: AddressKeys.port)
+            appendDecimal(port, to: &out)
         }
         if let ports = address.ports {
-            key("ports")
+            out.append(contentsOf: AddressKeys.ports)
             out.append(UInt8(ascii: "{"))
             for (offset, name) in ports.keys.sorted().enumerated() {
                 if offset > 0 { out.append(UInt8(ascii: ",")) }
                 JSONWriter.writeString(name, into: &out)
                 out.append(UInt8(ascii: ":"))
-                out.append(contentsOf: String(ports[name]!).utf8)
+                appendDecimal(ports[name]!, to: &out)
             }
             out.append(UInt8(ascii: "}"))
         }
         if let hostname = address.hostname {
-            key("hostname")
+            out.append(contentsOf: AddressKeys.hostname)
             JSONWriter.writeString(hostname, into: &out)
         }
         if let zone = address.zone {
-            key("zone")
+            out.append(contentsOf: AddressKeys.zone)
             JSONWriter.writeString(zone, into: &out)
         }
-        key("ready")
-        out.append(contentsOf: (address.ready ? "true" : "false").utf8)
+        out.append(contentsOf: address.ready ? AddressKeys.readyTrue : AddressKeys.readyFalse)
         if let servedPorts = address.servedPorts {
-            key("servedPorts")
+            out.append(contentsOf: AddressKeys.servedPorts)
             out.append(UInt8(ascii: "["))
             for (offset, name) in servedPorts.enumerated() {
                 if offset > 0 { out.append(UInt8(ascii: ",")) }
@@ -200,6 +192,35 @@ public enum ServiceEncoder {
             out.append(UInt8(ascii: "]"))
         }
         out.append(UInt8(ascii: "}"))
+    }
+
+    /// The fixed bytes `write(_:into:)` puts around an address's values.
+    private enum AddressKeys {
+        static let openIP = Array(#"{"ip":"#.utf8)
+        static let openHost = Array(#"{"host":"#.utf8)
+        static let port = Array(#","port":"#.utf8)
+        static let ports = Array(#","ports":"#.utf8)
+        static let hostname = Array(#","hostname":"#.utf8)
+        static let zone = Array(#","zone":"#.utf8)
+        static let readyTrue = Array(#","ready":true"#.utf8)
+        static let readyFalse = Array(#","ready":false"#.utf8)
+        static let servedPorts = Array(#","servedPorts":"#.utf8)
+    }
+
+    /// `value` in decimal, as `String(value)` writes it, without making the string.
+    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+        if value < 0 {
+            out.append(UInt8(ascii: "-"))
+            // `Int.min` has no positive counterpart: its magnitude as unsigned.
+            appendDecimal(value.magnitude, to: &out)
+        } else {
+            appendDecimal(UInt(value), to: &out)
+        }
+    }
+
+    private static func appendDecimal(_ value: UInt, to out: inout [UInt8]) {
+        if value >= 10 { appendDecimal(value / 10, to: &out) }
+        out.append(UInt8(ascii: "0") + UInt8(value % 10))
     }
 
     /// Most chunks of addresses that differ, on either side, for which `bytes(_:previous:document:)`
