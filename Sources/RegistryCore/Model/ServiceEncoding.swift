@@ -51,7 +51,7 @@ public enum ServiceEncoder {
         }
         func integer(_ name: String, _ value: Int) {
             key(name)
-            out.append(contentsOf: String(value).utf8)
+            appendDecimal(value, to: &out)
         }
         func bool(_ name: String, _ value: Bool) {
             key(name)
