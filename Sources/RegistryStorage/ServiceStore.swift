@@ -182,11 +182,13 @@ public final class ServiceStore: Sendable {
     /// - Parameter exclusive: this process is the only one using the file (the server): an
     ///   exclusive `flock` is taken (`StoreError.fault` `.busy` when another process holds it) and
     ///   current documents are cached for reads (`DocumentCache`).
+    /// - Parameter checkpointThreshold: pages not yet copied from the WAL at which the
+    ///   background checkpoint runs (nil: `WALCheckpointer.threshold`, 4,000).
     /// - Throws: `StoreError.fault` when the file cannot be opened or is damaged,
     ///   `StoreError.migration` when its schema cannot be brought up to date.
     public convenience init(
         path: String, durability: Durability = .full, migrations: [Migration], quickCheckTimeout: Duration? = nil,
-        exclusive: Bool = false, now: @escaping @Sendable () -> Date = { Date() }
+        exclusive: Bool = false, checkpointThreshold: Int? = nil, now: @escaping @Sendable () -> Date = { Date() }
     ) throws(StoreError) {
         let exclusiveLock: ExclusiveFileLock?
         do {
@@ -234,7 +236,7 @@ public final class ServiceStore: Sendable {
         // `WALCheckpointer`); if its connection cannot be opened, SQLite's automatic one stays.
         var checkpointer: WALCheckpointer?
         if let own = try? SQLiteConnection(path: path), (try? connection.execute("PRAGMA wal_autocheckpoint=0")) != nil {
-            let background = WALCheckpointer(connection: own)
+            let background = WALCheckpointer(connection: own, threshold: checkpointThreshold ?? WALCheckpointer.threshold)
             connection.observeWAL(background)
             background.start()
             checkpointer = background

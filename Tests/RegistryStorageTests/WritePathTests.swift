@@ -289,7 +289,7 @@ func oneAddressChange(_ index: Int) -> @Sendable (ServiceRecord?) throws -> Exte
     @Test(.enabled(if: TestStore.current == .sqlite, "SQLite's WAL checkpoints: the SQLite pass runs it"))
     func checkpointsRunInTheBackground() throws {
         let path = try temporaryDatabase()
-        let store = try ServiceStore(path: path, durability: .normal, migrations: try projectMigrations())
+        let store = try ServiceStore(path: path, durability: .normal, migrations: try projectMigrations(), checkpointThreshold: 1_000)
         #expect(store.checkpointsRun == 0)
         #expect(try store.integrityCheck() == ["ok"])
         // ~40 KiB per document, written twice (service and history): past 1,000 pages of 4 KiB.
