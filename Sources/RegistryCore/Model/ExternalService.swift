@@ -134,6 +134,14 @@ public struct EndpointAddress: Sendable, Equatable {
             && addresses[index].zone == other.zone && addresses[index].servedPorts == other.servedPorts
     }
 
+    /// `lhs[left] == rhs[right]`, reading both elements' fields in place (see
+    /// `same(_:_:_:)`): for comparing two address lists element by element.
+    public static func same(_ lhs: [EndpointAddress], _ left: Int, _ rhs: [EndpointAddress], _ right: Int) -> Bool {
+        lhs[left].ip == rhs[right].ip && lhs[left].port == rhs[right].port && lhs[left].ready == rhs[right].ready
+            && lhs[left].host == rhs[right].host && lhs[left].ports == rhs[right].ports && lhs[left].hostname == rhs[right].hostname
+            && lhs[left].zone == rhs[right].zone && lhs[left].servedPorts == rhs[right].servedPorts
+    }
+
     /// Whether this is an address given by `host` that has not been expanded to an IP: it
     /// renders nothing by itself.
     public var isUnresolvedHost: Bool { host != nil && ip.isEmpty }
