@@ -115,6 +115,42 @@ struct IncrementalAddressTests {
         #expect(registered.allSatisfy { !service.sameTargetIndices(as: $0).isEmpty })
     }
 
+    /// The comparisons that read addresses in place (`EndpointAddress.same`) agree with `==`
+    /// for addresses that differ in any one field, and so does the one-address change a splice
+    /// looks for (`ServiceEncoder.singleChange`).
+    @Test func inPlaceComparisonsAgreeWithEquality() {
+        let base = EndpointAddress(ip: "10.0.0.1", port: 8080, hostname: "a", zone: "z1", servedPorts: ["http"])
+        var variants = [base]
+        for change in 0..<8 {
+            var other = base
+            switch change {
+            case 0: other.ip = "10.0.0.2"
+            case 1: other.port = 8081
+            case 2: other.ports = ["http": 8080]
+            case 3: other.hostname = "b"
+            case 4: other.zone = "z2"
+            case 5: other.ready = false
+            case 6: other.servedPorts = ["metrics"]
+            default: other.host = "backend.example"
+            }
+            variants.append(other)
+        }
+        for (left, lhs) in variants.enumerated() {
+            for (right, rhs) in variants.enumerated() {
+                #expect(EndpointAddress.same(variants, left, variants, right) == (lhs == rhs))
+                #expect(EndpointAddress.same(variants, left, rhs) == (lhs == rhs))
+            }
+        }
+        for (index, changed) in variants.enumerated().dropFirst() {
+            // `changed` in place of `base` is not one address more or fewer.
+            let old = [base, EndpointAddress(ip: "10.0.0.9")]
+            #expect(
+                ServiceEncoder.singleChange(old, [changed, EndpointAddress(ip: "10.0.0.9"), EndpointAddress(ip: "10.0.0.10")]) == nil, "\(index)")
+            let added = ServiceEncoder.singleChange(old, [base, changed, EndpointAddress(ip: "10.0.0.9")])
+            #expect(added?.index == 1 && added?.added == true && added?.address == changed, "\(index)")
+        }
+    }
+
     @Test func splicedDocumentsAreTheWholeEncodingByteForByte() {
         var (service, random) = Self.service(2_000, seed: 7)
         // The splice finds the stored addresses by the lengths they encode to.
