@@ -183,7 +183,7 @@ public final class ServiceStore: Sendable {
     ///   exclusive `flock` is taken (`StoreError.fault` `.busy` when another process holds it) and
     ///   current documents are cached for reads (`DocumentCache`).
     /// - Parameter checkpointThreshold: pages not yet copied from the WAL at which the
-    ///   background checkpoint runs (nil: `WALCheckpointer.threshold`, 4,000).
+    ///   background checkpoint runs, more than 0 (nil: `WALCheckpointer.threshold`, 4,000).
     /// - Throws: `StoreError.fault` when the file cannot be opened or is damaged,
     ///   `StoreError.migration` when its schema cannot be brought up to date.
     public convenience init(

@@ -27,7 +27,8 @@ final class WALCheckpointer: @unchecked Sendable {
     /// page once however many of its frames the WAL holds, so a longer stretch copies fewer
     /// pages per write: under adds spread over 1,000 services the checkpoint thread used about
     /// half the CPU with 4,000 (46 against 89 ticks for ~90,000 adds), while the `RESTART` at
-    /// the ceiling has at most this many pages left to copy.
+    /// the ceiling usually has at most this many pages left to copy (more only when readers
+    /// of old snapshots held the passive checkpoints back, the case the ceiling is for).
     static let threshold = 4_000
     /// Pages at which writers wait for a checkpoint (64 MiB of WAL at 4 KiB pages).
     static let ceiling = 16_384
@@ -46,6 +47,7 @@ final class WALCheckpointer: @unchecked Sendable {
     let checkpoints = Atomic<Int>(0)
 
     init(connection: any SQLConnection, threshold: Int = WALCheckpointer.threshold) {
+        precondition(threshold > 0, "a checkpoint threshold is a positive number of pages")
         self.connection = ConnectionBox(connection)
         self.threshold = threshold
     }

@@ -237,6 +237,29 @@ struct IncrementalAddressTests {
         #expect(labelled.flattened == ServiceEncoder.bytes(relabelled) && labelPatch.apply(to: whole) == labelled.flattened)
     }
 
+    /// A large document changed in its fields and its addresses at once (as a `PUT` may), which
+    /// the splice refuses, is encoded whole with the patch cut at the addresses array: two
+    /// edits, not one spanning everything between the label and the address.
+    @Test func aChangeTheSpliceRefusesStillMakesASmallPatch() {
+        var service = ExternalService(
+            name: "large", ports: [ServicePort(port: 80)],
+            addresses: EndpointAddressList((1...200).map { EndpointAddress(ip: "10.3.\($0 / 250).\($0 % 250)") }))
+        let previous = Self.record(service, revision: 1)
+        let document = ServiceEncoder.bytes(previous)
+        #expect(document.count > ServiceEncoder.maxEncodedWhole)
+        service.labels = ["team": "storage"]
+        service.insertNormalized(EndpointAddress(ip: "10.3.9.9"))
+        var record = Self.record(service, revision: 2)
+        let whole = ServiceEncoder.bytes(record)
+        let (result, patch) = ServiceEncoder.documentAndPatch(&record, previous: previous, document: DocumentBytes(document))
+        #expect(result.flattened == whole)
+        #expect(patch.apply(to: document) == whole)
+        // The fields from the revision to the label (~300 bytes) and the address: a fraction of
+        // the one edit between the two documents' common ends.
+        let spanning = DocumentPatch(between: document, and: whole)
+        #expect(patch.edits.count == 2 && patch.insertedBytes * 4 < spanning.insertedBytes, "\(patch.insertedBytes) of \(spanning.insertedBytes)")
+    }
+
     /// The cut of a stored document is found in its bytes where the encoder put it, whatever
     /// the fields before the array hold (labels and annotations named or valued like the
     /// array's key, a description quoting it, ports with names); none in bytes without it.

@@ -3,7 +3,7 @@
 /// A change of one address in a service of 10,000 (a ~330 KB document) is spliced from the
 /// previous document (`ServiceEncoder`): only the address added or removed (or the chunks of
 /// addresses that changed) and the few bytes around the address array are encoded again (a
-/// document of at most 2 KiB is encoded whole). As one `[UInt8]`, each revision still copied
+/// document of at most `ServiceEncoder.maxEncodedWhole` bytes is encoded whole). As one `[UInt8]`, each revision still copied
 /// the ~330 KB it kept (measured: the largest single cost of such an add). As segments,
 /// the kept bytes are slices of the previous revision's segments (shared buffers, no copy), and
 /// the new document is a list of references. `flattened` gives the bytes as one array where a

@@ -264,11 +264,12 @@ public enum ServiceEncoder {
     ) -> (document: DocumentBytes, patch: DocumentPatch) {
         if document.count <= maxEncodedWhole { return encodedWhole(record, previous: previous, document: document) }
         if let spliced = spliced(&record, previous: previous, document: document) { return spliced }
-        let bytes = bytes(record)
-        return (DocumentBytes(bytes), DocumentPatch(between: document.flattened, and: bytes))
+        // Encoded whole, its patch cut at the addresses array as a small document's is: a change
+        // of fields and addresses together (a `PUT`) makes two edits, not one spanning both.
+        return encodedWhole(record, previous: previous, document: document)
     }
 
-    /// `documentAndPatch` for a small document: `record` encoded whole, and the patch as two
+    /// `documentAndPatch` for a small document (or one the splice refuses): `record` encoded whole, and the patch as two
     /// edits, one of the fields before the addresses array and one from the array on, so that
     /// an address added or removed still makes a small patch besides the new revision and time
     /// (one edit from the revision field to the address would be most of the document).
