@@ -113,7 +113,7 @@ struct StorageFaultTests {
     @Test func damagedDatabaseIsRefusedAtStartUnlessTheCheckIsSkipped() throws {
         let directory = try temporaryDirectory("corrupt")
         let database = directory.appending(path: "registry.sqlite").path()
-        let servicesRoot: Int
+        let (servicesRoot, pageSize): (Int, Int)
         do {
             let store = try ServiceStore(path: database, migrations: try Migration.parse(RegistryResources.migrations))
             for index in 0..<300 {
@@ -122,17 +122,17 @@ struct StorageFaultTests {
             try store.checkpoint()
             // Where the services table starts (migrations that make tables again move it).
             let connection = try store.database.connect(readOnly: true)
-            let root = try connection.prepare("SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = 'services'")
-            #expect(try root.step())
-            servicesRoot = root.int(0)
+            let root = try connection.prepare(
+                "SELECT rootpage, (SELECT page_size FROM pragma_page_size) FROM sqlite_schema WHERE type = 'table' AND name = 'services'")
+            try #require(try root.step())
+            (servicesRoot, pageSize) = (root.int(0), root.int(1))
             connection.resetStatements()
         }
-        #expect(servicesRoot > 1)
-        // Overwrite six pages (4 KiB pages) from the services table's root with garbage,
-        // keeping the header page.
+        try #require(servicesRoot > 1 && pageSize >= 512)
+        // Overwrite six pages from the services table's root with garbage, keeping the header page.
         let handle = try #require(FileHandle(forUpdatingAtPath: database))
-        try handle.seek(toOffset: UInt64(servicesRoot - 1) * 4096)
-        handle.write(Data((0..<(6 * 4096)).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }))
+        try handle.seek(toOffset: UInt64((servicesRoot - 1) * pageSize))
+        handle.write(Data((0..<(6 * pageSize)).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }))
         try handle.close()
 
         let refused = try ServerProcess([], expectStart: false, database: database)

@@ -200,7 +200,10 @@ func oneAddressChange(_ index: Int) -> @Sendable (ServiceRecord?) throws -> Exte
         let before = try tables.map { try rows($0.0, $0.1) }
         #expect(before.map(\.count) == [3, 3, 1])
         let migration = try #require(try database.schemaMigrations().first { $0.version == 14 })
+        // In one transaction, as `Migrator` runs it.
+        try connection.execute("BEGIN IMMEDIATE")
         try connection.execute(migration.sql)
+        try connection.execute("COMMIT")
         #expect(try tables.map { try rows($0.0, $0.1) } == before)
         let refused = [
             "INSERT INTO audit_log (time, actor, action, outcome, status, request_id) VALUES ('t', 'a', 'create', 'maybe', 200, 'r')",

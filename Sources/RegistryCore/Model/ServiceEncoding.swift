@@ -298,10 +298,12 @@ public enum ServiceEncoder {
 
     /// The position just after the `[` that opens the addresses array of a document this
     /// encoder wrote (what `write(_:addresses:into:)` returns), found as the first
-    /// `"addresses":[` in its bytes: no member before the array can hold it (their keys are
-    /// fixed, and a label, annotation or other string has its `"` escaped inside a value, and is
-    /// followed by `"` as a key). Nil when there is none. Searching reads the bytes once, where
-    /// the alternative encodes the fields before the array again.
+    /// `"addresses":[` in its bytes: no member before the array can hold it (every `"` inside a
+    /// string is escaped, and a string is followed by `:[` only as the top-level `addresses`
+    /// key: a label's or annotation's key is followed by `:"`, a port name is a value). Nil when
+    /// there is none. (A document of another encoder still gets a correct patch, only a larger
+    /// one.) Searching reads the bytes once, where the alternative encodes the fields before
+    /// the array again.
     static func addressesCut(in document: [UInt8]) -> Int? {
         let marker = addressesMarker
         guard document.count >= marker.count else { return nil }
