@@ -215,6 +215,20 @@ struct IncrementalAddressTests {
         #expect(spliced > 120)
     }
 
+    /// `service` as the next revision of `previous` (whose document is `document`), through
+    /// `documentAndPatch`: the record, its whole encoding, the result and the patch, the result
+    /// checked to be the whole encoding and the patch to rebuild it from `document`.
+    static func revised(
+        _ previous: ServiceRecord, document: [UInt8], to service: ExternalService, sourceLocation: SourceLocation = #_sourceLocation
+    ) -> (record: ServiceRecord, whole: [UInt8], result: DocumentBytes, patch: DocumentPatch) {
+        var record = Self.record(service, revision: previous.revision + 1)
+        let whole = ServiceEncoder.bytes(record)
+        let (result, patch) = ServiceEncoder.documentAndPatch(&record, previous: previous, document: DocumentBytes(document))
+        #expect(result.flattened == whole, sourceLocation: sourceLocation)
+        #expect(patch.apply(to: document) == whole, sourceLocation: sourceLocation)
+        return (record, whole, result, patch)
+    }
+
     /// A small document is encoded whole (`ServiceEncoder.maxEncodedWhole`), its patch still
     /// small: one edit in the fields before the addresses (revision, time), one at the address.
     @Test func aSmallDocumentIsEncodedWholeWithASmallPatch() {
@@ -224,11 +238,7 @@ struct IncrementalAddressTests {
         let document = ServiceEncoder.bytes(previous)
         #expect(document.count <= ServiceEncoder.maxEncodedWhole)
         service.insertNormalized(EndpointAddress(ip: "10.1.0.99"))
-        var record = Self.record(service, revision: 2)
-        let whole = ServiceEncoder.bytes(record)
-        let (result, patch) = ServiceEncoder.documentAndPatch(&record, previous: previous, document: DocumentBytes(document))
-        #expect(result.flattened == whole)
-        #expect(patch.apply(to: document) == whole)
+        let (record, whole, result, patch) = Self.revised(previous, document: document, to: service)
         #expect(patch.edits.count == 2 && patch.insertedBytes < 128, "\(patch.edits)")
         // Any other change too (labels here): the patch still rebuilds the document.
         service.labels = ["team": "storage"]
@@ -249,11 +259,7 @@ struct IncrementalAddressTests {
         #expect(document.count > ServiceEncoder.maxEncodedWhole)
         service.labels = ["team": "storage"]
         service.insertNormalized(EndpointAddress(ip: "10.3.9.9"))
-        var record = Self.record(service, revision: 2)
-        let whole = ServiceEncoder.bytes(record)
-        let (result, patch) = ServiceEncoder.documentAndPatch(&record, previous: previous, document: DocumentBytes(document))
-        #expect(result.flattened == whole)
-        #expect(patch.apply(to: document) == whole)
+        let (_, whole, _, patch) = Self.revised(previous, document: document, to: service)
         // The fields from the revision to the label (~300 bytes) and the address: a fraction of
         // the one edit between the two documents' common ends.
         let spanning = DocumentPatch(between: document, and: whole)
