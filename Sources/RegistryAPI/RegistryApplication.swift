@@ -429,7 +429,8 @@ public final class RegistryApplication: HTTPHandler {
         auditFailure(request, response: response, matched: matched, actor: caller?.name ?? "anonymous", requestID: requestID)
         let elapsed = ContinuousClock.now - started
         metrics.recordRequest(
-            operation: matched?.route.template ?? "unmatched", method: matched == nil ? "other" : request.method, status: response.status,
+            route: matched?.route, operation: matched?.route.template ?? "unmatched", method: matched == nil ? "other" : request.method,
+            status: response.status,
             duration: elapsed)
         log(
             request, response: response, route: matched?.route.template, operation: operation, actor: caller?.name ?? "anonymous",
@@ -631,10 +632,13 @@ public final class RegistryApplication: HTTPHandler {
         _ request: HTTPRequest, response: HTTPResponse, route: String?, operation: String, actor: String, requestID: String, elapsed: Duration
     ) {
         guard logger.logLevel <= .info else { return }
+        var path = 0..<0
         var line = LogLine(format: logFormat, level: .info) { bytes in
             LogEscaping.appendPath(request.method, to: &bytes)
             bytes.append(UInt8(ascii: " "))
+            let start = bytes.count
             LogEscaping.appendPath(request.path, to: &bytes)
+            path = start..<bytes.count
             bytes.append(UInt8(ascii: " "))
             StderrLogHandler.appendDecimal(response.status, to: &bytes)
         }
@@ -644,7 +648,7 @@ public final class RegistryApplication: HTTPHandler {
         line.field("method", string: request.method)
         line.field("operation", string: operation)
         // As README says: percent-encoded (a decoded `%41` is written `%2541`, not `%41`).
-        line.field("path", string: LogEscaping.encodedPath(request.path))
+        line.field("path", encodedPathAt: path)
         if !request.remoteAddress.isEmpty { line.field("remoteAddress", string: request.remoteAddress) }
         line.field("requestId", string: requestID)
         line.field("route", string: route ?? "-")

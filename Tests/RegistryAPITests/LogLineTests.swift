@@ -52,6 +52,29 @@ import Testing
         }
     }
 
+    /// The `path` field copied from the message (`field(_:encodedPathAt:)`) reads as the
+    /// general path writes the encoded path as a string, in both formats (quoted in `text` when
+    /// it holds `=`).
+    @Test(arguments: LogFormat.allCases) func pathFieldReadsAsTheEncodedPathWritten(format: LogFormat) throws {
+        for path in ["/v1/services/default/web", "/a=b", "/?x=1&y=2", "/v1/a b/\"%\\\u{1}é", "/"] {
+            var range = 0..<0
+            var line = LogLine(format: format, level: .info) { bytes in
+                bytes.append(contentsOf: "GET ".utf8)
+                let start = bytes.count
+                LogEscaping.appendPath(path, to: &bytes)
+                range = start..<bytes.count
+                bytes.append(contentsOf: " 200".utf8)
+            }
+            line.field("path", encodedPathAt: range)
+            var encoded: [UInt8] = []
+            LogEscaping.appendPath(path, to: &encoded)
+            let expected = StderrLogHandler.line(
+                format: format, level: .info, message: "GET \(String(decoding: encoded, as: UTF8.self)) 200",
+                fields: [("path", .string(String(decoding: encoded, as: UTF8.self)))])
+            #expect(withoutTime(line.finish(), format) == withoutTime(expected, format), "path \(path.debugDescription)")
+        }
+    }
+
     @Test func requestPathsArePercentEncodedAgain() {
         var bytes: [UInt8] = []
         LogEscaping.appendPath("/v1/a b/\"%\\\u{1}é", to: &bytes)

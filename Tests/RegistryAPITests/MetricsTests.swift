@@ -31,6 +31,27 @@ import Testing
         #expect(text.contains(#"http_requests_total{route="/v1/services",method="GET",status="200"}"#))
     }
 
+    /// A route's usual answer is counted through the route (`Route.usualRequestMetrics`), the
+    /// others through the registry's table: every (route, method, status) keeps its own count,
+    /// and HEAD, served by the GET route, is counted apart from GET.
+    @Test func eachStatusAndMethodOfARouteIsCountedApart() throws {
+        let server = try TestServer { $0.openness.metrics = true }
+        let client = try server.client()
+        #expect(try client.request("POST", "/v1/services", json: #"{"name":"m","ports":[{"port":80}]}"#).status == 201)
+        for _ in 0..<3 { #expect(try client.request("GET", "/v1/services/default/m").status == 200) }
+        for _ in 0..<2 { #expect(try client.request("GET", "/v1/services/default/none").status == 404) }
+        #expect(try client.request("HEAD", "/v1/services/default/m").status == 200)
+        #expect(try client.request("GET", "/v1/services/default/m").status == 200)
+        let text = try client.request("GET", "/metrics").text
+        func count(_ method: String, _ status: Int) -> String? {
+            let prefix = #"http_requests_total{route="/v1/services/{namespace}/{name}",method="\#(method)",status="\#(status)"} "#
+            return text.split(separator: "\n").first { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
+        }
+        #expect(count("GET", 200) == "4")
+        #expect(count("GET", 404) == "2")
+        #expect(count("HEAD", 200) == "1")
+    }
+
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool"), "promtool (Debian package prometheus) is not installed"))
     func promtoolAcceptsTheExposition() throws {
         let text = try exposition()

@@ -164,6 +164,19 @@ struct LogLine {
     }
 
     /// An integer, in decimal in both formats (a JSON number).
+    /// The `path` field from the message's path, written once by `LogEscaping.appendPath` at
+    /// `range` of the line: percent-encoded, so that neither format escapes anything in it
+    /// (no `"`, `\`, space or control byte); `text` quotes it when it holds `=`, as
+    /// `field(_:string:)` would.
+    mutating func field(_ key: String, encodedPathAt range: Range<Int>) {
+        self.key(key)
+        let quoted = format == .json || range.isEmpty || bytes[range].contains(UInt8(ascii: "="))
+        if quoted { bytes.append(UInt8(ascii: "\"")) }
+        // Byte by byte: appending `bytes[range]` would share the buffer and copy the whole line.
+        for index in range { bytes.append(bytes[index]) }
+        if quoted { bytes.append(UInt8(ascii: "\"")) }
+    }
+
     mutating func field(_ key: String, integer value: Int) {
         self.key(key)
         StderrLogHandler.appendDecimal(value, to: &bytes)
@@ -273,14 +286,6 @@ enum LogEscaping {
     static func textValue(_ text: String) -> String {
         let needsQuotes = text.isEmpty || text.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" })
         return needsQuotes ? "\"" + escaped(text, quote: true) + "\"" : escaped(text)
-    }
-
-    /// A request path as the log writes it (the message's word and the `path` field): see
-    /// `appendPath(_:to:)`.
-    static func encodedPath(_ path: String) -> String {
-        var bytes: [UInt8] = []
-        appendPath(path, to: &bytes)
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Appends a request path for a log message: bytes that are not visible ASCII, and `"`, `%`

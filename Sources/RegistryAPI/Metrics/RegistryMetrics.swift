@@ -45,8 +45,8 @@ final class RegistryMetrics: ReconcilerObserver, LivenessObserver, DNSObserver, 
     private let probeTimer = Mutex<CoreMetrics.Timer?>(nil)
     private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
     /// Per (route, method, status): the request counter and the route's latency timer, found with
-    /// one lock and one lookup on the hot path.
-    private let requestMetrics = Mutex<[RequestKey: (counter: CoreMetrics.Counter, timer: CoreMetrics.Timer)]>([:])
+    /// one lock and one lookup (a route's usual answer skips even that: see `recordRequest`).
+    private let requestMetrics = Mutex<[RequestKey: RequestMetrics]>([:])
 
     private struct RequestKey: Hashable {
         var operation: String
@@ -85,25 +85,41 @@ final class RegistryMetrics: ReconcilerObserver, LivenessObserver, DNSObserver, 
         }
     }
 
-    func recordRequest(operation: String, method: String, status: Int, duration: Duration) {
+    /// Counts a request in `http_requests_total{route,method,status}` and its `duration` in
+    /// `http_request_duration_seconds{route,method}`; `operation` is the route's template
+    /// (`unmatched` without one). With the matched `route`, its usual answer finds its metrics
+    /// in the route without a lock.
+    func recordRequest(route: Route? = nil, operation: String, method: String, status: Int, duration: Duration) {
+        let metrics: RequestMetrics
+        if let usual = route?.usualRequestMetrics.load(), usual.status == status, usual.method == method {
+            metrics = usual
+        } else {
+            metrics = requestMetrics(operation: operation, method: method, status: status)
+            if let route, (200..<300).contains(status) { _ = route.usualRequestMetrics.storeIfNil(metrics) }
+        }
+        metrics.counter.increment()
+        metrics.timer.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+    }
+
+    /// The request metrics of (route `operation`, `method`, `status`), made once: a new status
+    /// shares the route and method's timer.
+    private func requestMetrics(operation: String, method: String, status: Int) -> RequestMetrics {
         let key = RequestKey(operation: operation, method: method, status: status)
-        let metrics = requestMetrics.withLock { cache in
+        return requestMetrics.withLock { cache in
             if let existing = cache[key] { return existing }
             let timer =
                 cache.first { $0.key.operation == operation && $0.key.method == method }?.value.timer
                 ?? CoreMetrics.Timer(
                     label: "http_request_duration_seconds", dimensions: [("route", operation), ("method", method)], factory: factory)
-            let created = (
+            let created = RequestMetrics(
+                method: method, status: status,
                 counter: CoreMetrics.Counter(
                     label: "http_requests_total", dimensions: [("route", operation), ("method", method), ("status", String(status))],
                     factory: factory),
-                timer: timer
-            )
+                timer: timer)
             cache[key] = created
             return created
         }
-        metrics.counter.increment()
-        metrics.timer.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
     }
 
     /// Counts pushed objects by cluster and action (created, configured, unchanged, deleted, failed, conflict).
@@ -211,5 +227,21 @@ final class RegistryMetrics: ReconcilerObserver, LivenessObserver, DNSObserver, 
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
         return MetricsExposition.annotated(buffer, help: MetricsExposition.help) + MetricsExposition.processMetrics()
+    }
+}
+
+/// One (route, method, status)'s `http_requests_total` counter and the route and method's
+/// `http_request_duration_seconds` timer.
+final class RequestMetrics: Sendable {
+    let method: String
+    let status: Int
+    let counter: CoreMetrics.Counter
+    let timer: CoreMetrics.Timer
+
+    init(method: String, status: Int, counter: CoreMetrics.Counter, timer: CoreMetrics.Timer) {
+        self.method = method
+        self.status = status
+        self.counter = counter
+        self.timer = timer
     }
 }

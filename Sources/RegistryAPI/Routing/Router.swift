@@ -1,5 +1,6 @@
 public import HTTPServer
 import RegistryStorage
+import Synchronization
 
 /// What a handler gets: the request, the path parameters, the request id and who is asking.
 public struct RequestContext: Sendable {
@@ -43,6 +44,10 @@ public final class Route: Sendable {
     /// Whether the path names one service (`/v1/services/{namespace}/{name}…`): its two
     /// parameters are checked before the handler runs (`RegistryApplication.checkServicePath`).
     let namesOneService: Bool
+    /// The request metrics of the first success (method and 2xx status) the route answered,
+    /// set once and then read without a lock (`RegistryMetrics.recordRequest`): most of a
+    /// route's requests get that answer.
+    let usualRequestMetrics = AtomicLazyReference<RequestMetrics>()
 
     enum Segment: Sendable, Equatable {
         case literal(String)
@@ -66,14 +71,19 @@ public final class Route: Sendable {
         }
     }
 
-    /// The route's parameters in `path`'s segments (the path without its leading `/`, split at
-    /// every `/`), or nil when the segments do not fit the template.
-    func match(_ pathSegments: [Substring.UTF8View]) -> PathParameters? {
-        guard pathSegments.count == segments.count else { return nil }
-        // Literals first, so that routes that do not match allocate nothing.
+    /// Whether `path`'s segments (the path without its leading `/`, split at every `/`) fit the
+    /// template: as many segments, and each literal one equal. Allocates nothing, so that
+    /// the routes that do not match (or match with another method) cost no parameters.
+    func fits(_ pathSegments: [Substring.UTF8View]) -> Bool {
+        guard pathSegments.count == segments.count else { return false }
         for (segment, value) in zip(segments, pathSegments) {
-            if case .literal(let literal) = segment, !literal.utf8.elementsEqual(value) { return nil }
+            if case .literal(let literal) = segment, !literal.utf8.elementsEqual(value) { return false }
         }
+        return true
+    }
+
+    /// The `{parameter}` segments of a path that `fits(_:)` the template.
+    func parameters(_ pathSegments: [Substring.UTF8View]) -> PathParameters {
         var parameters = PathParameters()
         for (segment, value) in zip(segments, pathSegments) {
             if case .parameter(let name) = segment { parameters.append(name, String(Substring(value))) }
@@ -137,9 +147,8 @@ public struct Router: Sendable {
         // (the transport leaves the body out).
         let lookup = method == "HEAD" ? "GET" : method
         var allowed: [String] = []
-        for index in bySegmentCount[pathSegments.count] {
-            guard let parameters = routes[index].match(pathSegments) else { continue }
-            if routes[index].method == lookup { return .found(routes[index], parameters) }
+        for index in bySegmentCount[pathSegments.count] where routes[index].fits(pathSegments) {
+            if routes[index].method == lookup { return .found(routes[index], routes[index].parameters(pathSegments)) }
             allowed.append(routes[index].method)
             if routes[index].method == "GET" { allowed.append("HEAD") }
         }
