@@ -646,12 +646,12 @@ public final class RegistryApplication: HTTPHandler {
         line.field("bytes", integer: response.bodyCount)
         line.field("durationMs", milliseconds: elapsed)
         line.field("method", string: request.method)
-        line.field("operation", string: operation)
+        line.field("operation", plainWord: operation)
         // As README says: percent-encoded (a decoded `%41` is written `%2541`, not `%41`).
         line.field("path", encodedPathAt: path)
         if !request.remoteAddress.isEmpty { line.field("remoteAddress", string: request.remoteAddress) }
         line.field("requestId", string: requestID)
-        line.field("route", string: route ?? "-")
+        line.field("route", plainWord: route ?? "-")
         line.field("status", integer: response.status)
         if let agent = request.headers["User-Agent"] { line.field("userAgent", string: agent) }
         LogSink.standardError.append(line.finish())

@@ -101,6 +101,26 @@ import Testing
         #expect(parameters["missing"] == nil)
     }
 
+    /// The path is walked in place: a segment's bytes are taken whole, whatever they hold
+    /// (non-ASCII text, `%`, `:`), and a literal must be equal, not a prefix.
+    @Test func segmentsAreTakenWholeAndLiteralsExactly() throws {
+        guard case .found(_, let parameters) = router.match(method: "DELETE", path: "/v1/services/dé fault/ré%2Fx/addresses/::1") else {
+            Issue.record("no match")
+            return
+        }
+        #expect(parameters == PathParameters(["namespace": "dé fault", "name": "ré%2Fx", "ip": "::1"]))
+        for path in ["/v1/servicesx/default/rgw", "/v1/service/default/rgw", "/v2/services", "/v1/services/a/b/addresses/c/", "/v1/services//"] {
+            guard case .notFound = router.match(method: "GET", path: path) else {
+                Issue.record("\(path) matched")
+                continue
+            }
+        }
+        guard case .notFound = router.match(method: "GET", path: String(repeating: "/x", count: 10_000)) else {
+            Issue.record("a path of 10,000 segments matched")
+            return
+        }
+    }
+
     @Test func otherMethodsAndPathsAreRefused() {
         guard case .methodNotAllowed(let allowed) = router.match(method: "POST", path: "/v1/services/default/rgw") else {
             Issue.record("expected 405")

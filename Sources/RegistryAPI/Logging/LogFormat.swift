@@ -164,6 +164,17 @@ struct LogLine {
     }
 
     /// An integer, in decimal in both formats (a JSON number).
+    /// A value written as it is: a plain word (`LogEscaping.isPlainWord`: visible ASCII without
+    /// `"`, `=` or `\`), which neither format escapes or quotes — a route's template or
+    /// operation id, checked when the route is made.
+    mutating func field(_ key: String, plainWord value: String) {
+        assert(LogEscaping.isPlainWord(value), "not a plain word: \(value)")
+        self.key(key)
+        if format == .json { bytes.append(UInt8(ascii: "\"")) }
+        bytes.append(contentsOf: value.utf8)
+        if format == .json { bytes.append(UInt8(ascii: "\"")) }
+    }
+
     /// The `path` field from the message's path, written once by `LogEscaping.appendPath` at
     /// `range` of the line: percent-encoded, so that neither format escapes anything in it
     /// (no `"`, `\`, space or control byte); `text` quotes it when it holds `=`, as
@@ -259,15 +270,21 @@ enum LogEscaping {
     }
 
     /// Appends `textValue(text)` to `line`.
-    static func appendTextValue(_ text: String, to line: inout [UInt8]) {
-        // One pass for the usual value: visible ASCII without a space, `"`, `=` or a backslash.
+    /// Whether `text` is written as it is in both formats: not empty, visible ASCII without a
+    /// space, `"`, `=` or a backslash.
+    static func isPlainWord(_ text: String) -> Bool {
         var plainWord = !text.isEmpty
         for byte in text.utf8
         where !(byte > 0x20 && byte < 0x7F) || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "=") || byte == UInt8(ascii: "\\") {
             plainWord = false
             break
         }
-        if plainWord {
+        return plainWord
+    }
+
+    static func appendTextValue(_ text: String, to line: inout [UInt8]) {
+        // One pass for the usual value: a plain word.
+        if isPlainWord(text) {
             line.append(contentsOf: text.utf8)
             return
         }

@@ -65,30 +65,47 @@ public final class Route: Sendable {
         self.operationID = operationID
         self.queryParameters = query
         self.handler = handler
+        // Written as they are in every request's log line (`LogLine.field(_:plainWord:)`).
+        precondition(LogEscaping.isPlainWord(template) && LogEscaping.isPlainWord(operationID), "route \(template) \(operationID)")
         self.namesOneService = template.hasPrefix("/v1/services/{namespace}/{name}")
         self.segments = template.split(separator: "/").map { part in
             part.hasPrefix("{") && part.hasSuffix("}") ? .parameter(String(part.dropFirst().dropLast())) : .literal(String(part))
         }
     }
 
-    /// Whether `path`'s segments (the path without its leading `/`, split at every `/`) fit the
-    /// template: as many segments, and each literal one equal. Allocates nothing, so that
-    /// the routes that do not match (or match with another method) cost no parameters.
-    func fits(_ pathSegments: [Substring.UTF8View]) -> Bool {
-        guard pathSegments.count == segments.count else { return false }
-        for (segment, value) in zip(segments, pathSegments) {
-            if case .literal(let literal) = segment, !literal.utf8.elementsEqual(value) { return false }
+    /// Whether `path` (`/` then as many non-empty segments as the template has, separated by
+    /// `/`: what `Router` sends) fits the template: each literal segment equal. Walks the path in
+    /// place (no array of segments, no copies), so that the routes that do not match (or match
+    /// with another method) cost next to nothing.
+    func fits(_ path: String) -> Bool {
+        var fits = true
+        walk(path) { segment, value in
+            if case .literal(let literal) = segment, !literal.utf8.elementsEqual(value) { fits = false }
+            return fits
         }
-        return true
+        return fits
     }
 
     /// The `{parameter}` segments of a path that `fits(_:)` the template.
-    func parameters(_ pathSegments: [Substring.UTF8View]) -> PathParameters {
+    func parameters(_ path: String) -> PathParameters {
         var parameters = PathParameters()
-        for (segment, value) in zip(segments, pathSegments) {
+        walk(path) { segment, value in
             if case .parameter(let name) = segment { parameters.append(name, String(Substring(value))) }
+            return true
         }
         return parameters
+    }
+
+    /// Calls `body` with each of the template's segments and the path's segment at its place,
+    /// while `body` returns true.
+    private func walk(_ path: String, _ body: (Segment, Substring.UTF8View) -> Bool) {
+        let utf8 = Substring(path).utf8
+        var start = utf8.index(after: utf8.startIndex)
+        for segment in segments {
+            let end = utf8[start...].firstIndex(of: UInt8(ascii: "/")) ?? utf8.endIndex
+            guard body(segment, utf8[start..<end]) else { return }
+            start = end == utf8.endIndex ? end : utf8.index(after: end)
+        }
     }
 }
 
@@ -140,15 +157,24 @@ public struct Router: Sendable {
     }
 
     public func match(method: String, path: String) -> Match {
+        // The segments after the leading `/`, counted in place; an empty one matches no route.
         guard path.utf8.first == UInt8(ascii: "/") else { return .notFound }
-        let pathSegments = path.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
-        guard pathSegments.count < bySegmentCount.count, !pathSegments.contains(where: { $0.isEmpty }) else { return .notFound }
+        var count = 1
+        var previous = UInt8(ascii: "/")
+        for byte in path.utf8.dropFirst() {
+            if byte == UInt8(ascii: "/") {
+                guard previous != UInt8(ascii: "/") else { return .notFound }
+                count += 1
+            }
+            previous = byte
+        }
+        guard previous != UInt8(ascii: "/"), count < bySegmentCount.count else { return .notFound }
         // RFC 9110 §9.3.2: HEAD is served wherever GET is, with GET's headers and no body
         // (the transport leaves the body out).
         let lookup = method == "HEAD" ? "GET" : method
         var allowed: [String] = []
-        for index in bySegmentCount[pathSegments.count] where routes[index].fits(pathSegments) {
-            if routes[index].method == lookup { return .found(routes[index], routes[index].parameters(pathSegments)) }
+        for index in bySegmentCount[count] where routes[index].fits(path) {
+            if routes[index].method == lookup { return .found(routes[index], routes[index].parameters(path)) }
             allowed.append(routes[index].method)
             if routes[index].method == "GET" { allowed.append("HEAD") }
         }
