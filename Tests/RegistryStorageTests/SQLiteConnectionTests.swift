@@ -68,4 +68,46 @@ import Testing
         try connection.execute("BEGIN")
         try connection.execute("ROLLBACK")
     }
+
+    /// `increment` counts in memory after a transaction's first run and writes the last value
+    /// once, at `COMMIT`: the row then holds the last value returned; a write rolled back to its
+    /// savepoint leaves its values unused (a gap, never a value taken twice); a transaction
+    /// rolled back leaves the row as it was; outside a transaction every call is written.
+    @Test func countersAdvancedInATransactionAreWrittenAtItsCommit() throws {
+        let connection = try SQLiteConnection(path: try temporaryDatabase())
+        try connection.execute("CREATE TABLE c (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
+        try connection.execute("INSERT INTO c VALUES (1, 10)")
+        let counter = SQLCounter("n", of: "c", where: "id = 1")
+        func stored() throws -> Int {
+            let row = try connection.prepare("SELECT n FROM c WHERE id = 1")
+            defer { row.reset() }
+            return try row.step() ? row.int(0) : -1
+        }
+        try connection.execute("BEGIN IMMEDIATE")
+        #expect(try connection.increment(counter) == 11)
+        #expect(try connection.increment(counter) == 12)
+        try connection.execute("SAVEPOINT write")
+        #expect(try connection.increment(counter) == 13)
+        try connection.execute("ROLLBACK TO write")
+        try connection.execute("RELEASE write")
+        #expect(try connection.increment(counter) == 14)
+        try connection.execute("COMMIT")
+        #expect(try stored() == 14)
+        // The first increment of a write rolled back to its savepoint, and nothing after it.
+        try connection.execute("BEGIN IMMEDIATE")
+        try connection.execute("SAVEPOINT write")
+        #expect(try connection.increment(counter) == 15)
+        try connection.execute("ROLLBACK TO write")
+        try connection.execute("RELEASE write")
+        try connection.execute("COMMIT")
+        #expect(try stored() == 14)
+        try connection.execute("BEGIN IMMEDIATE")
+        #expect(try connection.increment(counter) == 15)
+        #expect(try connection.increment(counter) == 16)
+        try connection.execute("ROLLBACK")
+        #expect(try stored() == 14)
+        #expect(try connection.increment(counter) == 15)  // autocommit: written at once
+        #expect(try stored() == 15)
+        #expect(try connection.increment(SQLCounter("n", of: "c", where: "id = 2")) == nil)
+    }
 }

@@ -94,6 +94,39 @@ import Testing
         #expect(try reopened.watchEvents(after: 0, limit: 10).events.map(\.resourceVersion) == [2, 3])
     }
 
+    /// Writes queued together share group commits, whose transactions advance the version in
+    /// memory after the first write (SQLite) and store it once: every change still gets its own
+    /// version, in commit order, the failed and dry-run writes among them take none that is
+    /// seen, and the stored version is the last event's, after a reopen too.
+    @Test func writesCommittedTogetherTakeOneVersionEach() throws {
+        let database = try TestDatabase.fresh()
+        do {
+            let store = try database.open()
+            for index in 0..<40 {
+                let name = "s\(index % 10)"
+                let fails = index % 7 == 3
+                store.update(namespace: "default", name: name, dryRun: index % 9 == 4) { current in
+                    if fails { throw StoreError.notFound(namespace: "default", name: name) }
+                    var service = current?.service ?? sample(name)
+                    service.labels = ["round": String(index)]
+                    return service
+                } completion: { _ in
+                }
+            }
+            store.waitForQueuedWrites()
+            let batch = try store.watchEvents(after: 0, limit: 100)
+            let versions = batch.events.map(\.resourceVersion)
+            #expect(versions == versions.sorted() && Set(versions).count == versions.count)
+            #expect(versions.count == (0..<40).filter { $0 % 7 != 3 && $0 % 9 != 4 }.count)
+            #expect(batch.state.current == versions.last)
+        }
+        let reopened = try database.open()
+        let last = try reopened.watchEvents(after: 0, limit: 100).events.last?.resourceVersion
+        #expect(try reopened.resourceVersionState().current == last)
+        _ = try reopened.create(sample("after"))
+        #expect(try reopened.watchEvents(after: try #require(last), limit: 10).events.map(\.resourceVersion) == [try #require(last) + 1])
+    }
+
     @Test func pruningKeepsTheNewestEventsAndMovesTheCompactedVersion() throws {
         let store = try store()
         for index in 0..<10 { _ = try store.create(sample("s\(index)")) }

@@ -131,12 +131,16 @@ public struct SQLCounter: Sendable {
     public let updateReturning: String
     /// `SELECT column FROM table WHERE condition`.
     public let select: String
+    /// `UPDATE table SET column = ?1 WHERE condition`: a value kept in memory written back
+    /// (SQLite's `increment` writes a transaction's last value once, before `COMMIT`).
+    public let assign: String
 
     /// `condition` is SQL without parameters that selects the row.
     public init(_ column: String, of table: String, where condition: String) {
         update = "UPDATE \(table) SET \(column) = \(column) + 1 WHERE \(condition)"
         updateReturning = update + " RETURNING \(column)"
         select = "SELECT \(column) FROM \(table) WHERE \(condition)"
+        assign = "UPDATE \(table) SET \(column) = ?1 WHERE \(condition)"
     }
 }
 

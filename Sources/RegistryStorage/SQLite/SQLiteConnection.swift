@@ -24,6 +24,9 @@ public struct SQLiteError: DatabaseError, Sendable, CustomStringConvertible {
 final class SQLiteConnection: SQLConnection {
     private let handle: OpaquePointer
     private var statements: [String: SQLiteStatement] = [:]
+    /// The counters `increment` advanced in the open transaction, by their `update` SQL: the
+    /// last value taken, and whether the row holds it already.
+    private var counters: [String: (counter: SQLCounter, value: Int, written: Bool)] = [:]
     /// The database file.
     let path: String
     /// Most prepared statements kept per connection.
@@ -148,6 +151,12 @@ final class SQLiteConnection: SQLConnection {
     /// Runs one or more statements that return no rows.
     func execute(_ sql: String) throws(SQLiteError) {
         if Self.preparedTransactionStatements.contains(sql) {
+            switch sql {
+            case "COMMIT": try writeCounters()
+            case "BEGIN", "BEGIN IMMEDIATE", "ROLLBACK": counters.removeAll(keepingCapacity: true)
+            default: break
+            }
+            defer { if sql == "COMMIT" && !isInTransaction { counters.removeAll(keepingCapacity: true) } }
             let statement = try statement(sql)
             defer { statement.reset() }
             while try statement.step() {}
@@ -252,14 +261,37 @@ final class SQLiteConnection: SQLConnection {
     }
 
     /// An UPDATE then a SELECT of the row (see `SQLConnection.increment`): no temporary
-    /// b-tree for a `RETURNING` clause.
+    /// b-tree for a `RETURNING` clause. In a transaction, only the first increment of a counter
+    /// runs them: the next ones count in memory (`counters`), and the last value is written
+    /// once, before `COMMIT` — two statements per transaction instead of two per write of a
+    /// group commit. A write rolled back to its savepoint leaves the values it took unused:
+    /// the counter only ever grows, with a gap, as resource versions may.
     func increment(_ counter: SQLCounter) throws(SQLiteError) -> Int? {
+        let inTransaction = isInTransaction
+        if inTransaction, let known = counters[counter.update] {
+            counters[counter.update] = (counter, known.value + 1, false)
+            return known.value + 1
+        }
         let update = try statement(counter.update)
         _ = try update.step()
         update.reset()
         let select = try statement(counter.select)
         defer { select.reset() }
-        return try select.step() ? select.int(0) : nil
+        guard try select.step() else { return nil }
+        let value = select.int(0)
+        if inTransaction { counters[counter.update] = (counter, value, true) }
+        return value
+    }
+
+    /// Writes the counters advanced in memory back to their rows (before `COMMIT`).
+    private func writeCounters() throws(SQLiteError) {
+        for (key, entry) in counters where !entry.written {
+            let assign = try statement(entry.counter.assign)
+            defer { assign.reset() }
+            try assign.bind(at: 1, .integer(entry.value))
+            _ = try assign.step()
+            counters[key]?.written = true
+        }
     }
 
     /// The tables of the main schema, without SQLite's own (`sqlite_sequence`, `sqlite_stat1`, …).
