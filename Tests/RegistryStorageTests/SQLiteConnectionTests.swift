@@ -70,9 +70,10 @@ import Testing
     }
 
     /// `increment` counts in memory after a transaction's first run and writes the last value
-    /// once, at `COMMIT`: the row then holds the last value returned; a write rolled back to its
-    /// savepoint leaves its values unused (a gap, never a value taken twice); a transaction
-    /// rolled back leaves the row as it was; outside a transaction every call is written.
+    /// once, at `COMMIT`: the row then holds the last value kept; a write rolled back to its
+    /// savepoint gives back the values it took (the next write takes them again, and the row
+    /// never holds one only a rolled-back write took); a transaction rolled back leaves the row
+    /// as it was; outside a transaction every call is written.
     @Test func countersAdvancedInATransactionAreWrittenAtItsCommit() throws {
         let connection = try SQLiteConnection(path: try temporaryDatabase())
         try connection.execute("CREATE TABLE c (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
@@ -90,24 +91,33 @@ import Testing
         #expect(try connection.increment(counter) == 13)
         try connection.execute("ROLLBACK TO write")
         try connection.execute("RELEASE write")
+        #expect(try connection.increment(counter) == 13)
+        try connection.execute("SAVEPOINT write")
         #expect(try connection.increment(counter) == 14)
-        try connection.execute("COMMIT")
-        #expect(try stored() == 14)
-        // The first increment of a write rolled back to its savepoint, and nothing after it.
-        try connection.execute("BEGIN IMMEDIATE")
+        try connection.execute("RELEASE write")
+        // The last write of the transaction rolled back: what it took is not stored.
         try connection.execute("SAVEPOINT write")
         #expect(try connection.increment(counter) == 15)
         try connection.execute("ROLLBACK TO write")
         try connection.execute("RELEASE write")
         try connection.execute("COMMIT")
         #expect(try stored() == 14)
+        // The first increment of a transaction (the one that reads the row) rolled back.
         try connection.execute("BEGIN IMMEDIATE")
+        try connection.execute("SAVEPOINT write")
         #expect(try connection.increment(counter) == 15)
-        #expect(try connection.increment(counter) == 16)
-        try connection.execute("ROLLBACK")
-        #expect(try stored() == 14)
-        #expect(try connection.increment(counter) == 15)  // autocommit: written at once
+        try connection.execute("ROLLBACK TO write")
+        try connection.execute("RELEASE write")
+        #expect(try connection.increment(counter) == 15)
+        try connection.execute("COMMIT")
         #expect(try stored() == 15)
+        try connection.execute("BEGIN IMMEDIATE")
+        #expect(try connection.increment(counter) == 16)
+        #expect(try connection.increment(counter) == 17)
+        try connection.execute("ROLLBACK")
+        #expect(try stored() == 15)
+        #expect(try connection.increment(counter) == 16)  // autocommit: written at once
+        #expect(try stored() == 16)
         #expect(try connection.increment(SQLCounter("n", of: "c", where: "id = 2")) == nil)
     }
 }

@@ -163,7 +163,6 @@ struct LogLine {
         }
     }
 
-    /// An integer, in decimal in both formats (a JSON number).
     /// A value written as it is: a plain word (`LogEscaping.isPlainWord`: visible ASCII without
     /// `"`, `=` or `\`), which neither format escapes or quotes — a route's template or
     /// operation id, checked when the route is made.
@@ -188,6 +187,7 @@ struct LogLine {
         if quoted { bytes.append(UInt8(ascii: "\"")) }
     }
 
+    /// An integer, in decimal in both formats (a JSON number).
     mutating func field(_ key: String, integer value: Int) {
         self.key(key)
         StderrLogHandler.appendDecimal(value, to: &bytes)
@@ -269,7 +269,6 @@ enum LogEscaping {
         }
     }
 
-    /// Appends `textValue(text)` to `line`.
     /// Whether `text` is written as it is in both formats: not empty, visible ASCII without a
     /// space, `"`, `=` or a backslash.
     static func isPlainWord(_ text: String) -> Bool {
@@ -282,6 +281,7 @@ enum LogEscaping {
         return plainWord
     }
 
+    /// Appends `textValue(text)` to `line`.
     static func appendTextValue(_ text: String, to line: inout [UInt8]) {
         // One pass for the usual value: a plain word.
         if isPlainWord(text) {

@@ -27,6 +27,9 @@ final class SQLiteConnection: SQLConnection {
     /// The counters `increment` advanced in the open transaction, by their `update` SQL: the
     /// last value taken, and whether the row holds it already.
     private var counters: [String: (counter: SQLCounter, value: Int, written: Bool)] = [:]
+    /// `counters` as each open `SAVEPOINT write` found them, innermost last: a write rolled back
+    /// to its savepoint gives back the values it took (none is stored, none is skipped).
+    private var countersAtSavepoints: [[String: (counter: SQLCounter, value: Int, written: Bool)]] = []
     /// The database file.
     let path: String
     /// Most prepared statements kept per connection.
@@ -151,12 +154,20 @@ final class SQLiteConnection: SQLConnection {
     /// Runs one or more statements that return no rows.
     func execute(_ sql: String) throws(SQLiteError) {
         if Self.preparedTransactionStatements.contains(sql) {
+            // The counters follow the transaction: written back before it commits, forgotten
+            // when it ends, and as they were at a savepoint when a write rolls back to it.
             switch sql {
             case "COMMIT": try writeCounters()
-            case "BEGIN", "BEGIN IMMEDIATE", "ROLLBACK": counters.removeAll(keepingCapacity: true)
+            case "BEGIN",
+                "BEGIN IMMEDIATE" where !isInTransaction:
+                forgetCounters()
+            case "ROLLBACK": forgetCounters()
+            case "SAVEPOINT write": countersAtSavepoints.append(counters)
+            case "ROLLBACK TO write": if let saved = countersAtSavepoints.last { counters = saved }
+            case "RELEASE write": _ = countersAtSavepoints.popLast()
             default: break
             }
-            defer { if sql == "COMMIT" && !isInTransaction { counters.removeAll(keepingCapacity: true) } }
+            defer { if sql == "COMMIT" && !isInTransaction { forgetCounters() } }
             let statement = try statement(sql)
             defer { statement.reset() }
             while try statement.step() {}
@@ -264,8 +275,8 @@ final class SQLiteConnection: SQLConnection {
     /// b-tree for a `RETURNING` clause. In a transaction, only the first increment of a counter
     /// runs them: the next ones count in memory (`counters`), and the last value is written
     /// once, before `COMMIT` — two statements per transaction instead of two per write of a
-    /// group commit. A write rolled back to its savepoint leaves the values it took unused:
-    /// the counter only ever grows, with a gap, as resource versions may.
+    /// group commit. A write rolled back to its savepoint (`ROLLBACK TO write`: a failed or
+    /// dry-run write) gives its values back, as the row's own rollback would.
     func increment(_ counter: SQLCounter) throws(SQLiteError) -> Int? {
         let inTransaction = isInTransaction
         if inTransaction, let known = counters[counter.update] {
@@ -281,6 +292,11 @@ final class SQLiteConnection: SQLConnection {
         let value = select.int(0)
         if inTransaction { counters[counter.update] = (counter, value, true) }
         return value
+    }
+
+    private func forgetCounters() {
+        counters.removeAll(keepingCapacity: true)
+        countersAtSavepoints.removeAll(keepingCapacity: true)
     }
 
     /// Writes the counters advanced in memory back to their rows (before `COMMIT`).
