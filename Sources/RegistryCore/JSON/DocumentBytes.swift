@@ -82,9 +82,16 @@ public struct DocumentBytes: Sendable, Equatable {
 
     /// The bytes of `range` (within `0..<count`) as slices of the segments (no copy).
     public func slices(_ range: Range<Int>) -> [ArraySlice<UInt8>] {
-        precondition(range.lowerBound >= 0 && range.upperBound <= count, "DocumentBytes range out of bounds")
-        guard !range.isEmpty else { return [] }
         var result: [ArraySlice<UInt8>] = []
+        appendSlices(range, to: &result)
+        return result
+    }
+
+    /// `slices(range)` appended to `result` (no array of their own: a splice builds its
+    /// document's segments in one array).
+    public func appendSlices(_ range: Range<Int>, to result: inout [ArraySlice<UInt8>]) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= count, "DocumentBytes range out of bounds")
+        guard !range.isEmpty else { return }
         var start = 0
         for segment in segments {
             let end = start + segment.count
@@ -95,7 +102,6 @@ public struct DocumentBytes: Sendable, Equatable {
             let high = Swift.min(range.upperBound, end) - start
             result.append(segment[(segment.startIndex + low)..<(segment.startIndex + high)])
         }
-        return result
     }
 
     /// The bytes of `range` as one array (a copy).

@@ -33,6 +33,14 @@ public struct DocumentPatch: Sendable, Equatable {
         self.edits = edits.compactMap { edit in Self.minimized(edit, removing: old.bytes(edit.offset..<(edit.offset + edit.removed))[...]) }
     }
 
+    /// `init(minimizing:of:)` with the bytes each edit replaces given (`removed[i]` for
+    /// `edits[i]`, as many as it removes), so that nothing is read or copied from the document:
+    /// a splice knows them (the previous frame's bytes, checked equal to the document's).
+    public init(minimizing edits: [Edit], removing removed: [ArraySlice<UInt8>]) {
+        precondition(edits.count == removed.count && zip(edits, removed).allSatisfy { $0.removed == $1.count }, "removed bytes do not fit the edits")
+        self.edits = zip(edits, removed).compactMap { Self.minimized($0, removing: $1) }
+    }
+
     /// `edit` without the bytes it leaves unchanged at its ends (`removed`: the bytes it
     /// replaces); nil when it changes nothing.
     private static func minimized(_ edit: Edit, removing removed: ArraySlice<UInt8>) -> Edit? {

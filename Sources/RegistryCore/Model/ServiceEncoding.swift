@@ -453,9 +453,12 @@ public enum ServiceEncoder {
         newFrame: (bytes: [UInt8], cut: Int)
     ) -> (document: DocumentBytes, patch: DocumentPatch) {
         let oldTail = oldFrame.bytes.count - oldFrame.cut
-        var segments = [newFrame.bytes[..<newFrame.cut]] + document.slices(oldFrame.cut..<removed.lowerBound)
+        var segments: [ArraySlice<UInt8>] = []
+        segments.reserveCapacity(document.segments.count + 4)
+        segments.append(newFrame.bytes[..<newFrame.cut])
+        document.appendSlices(oldFrame.cut..<removed.lowerBound, to: &segments)
         segments.append(inserted[...])
-        segments += document.slices(removed.upperBound..<(document.count - oldTail))
+        document.appendSlices(removed.upperBound..<(document.count - oldTail), to: &segments)
         segments.append(newFrame.bytes[newFrame.cut...])
         var out = DocumentBytes(segments: segments, ownBytes: newFrame.bytes.count + inserted.count)
         if out.segments.count > DocumentBytes.maxSegments { out = DocumentBytes(out.flattened) }
@@ -464,7 +467,9 @@ public enum ServiceEncoder {
                 .init(offset: 0, removed: oldFrame.cut, inserted: Array(newFrame.bytes[..<newFrame.cut])),
                 .init(offset: removed.lowerBound, removed: removed.count, inserted: inserted),
                 .init(offset: document.count - oldTail, removed: oldTail, inserted: Array(newFrame.bytes[newFrame.cut...])),
-            ], of: document)
+            ],
+            // The frame's bytes are the document's (`spliced` checked them) and need no copy.
+            removing: [oldFrame.bytes[..<oldFrame.cut], document.bytes(removed)[...], oldFrame.bytes[oldFrame.cut...]])
         return (out, patch)
     }
 
