@@ -158,9 +158,7 @@ final class SQLiteConnection: SQLConnection {
             // when it ends, and as they were at a savepoint when a write rolls back to it.
             switch sql {
             case "COMMIT": try writeCounters()
-            case "BEGIN",
-                "BEGIN IMMEDIATE" where !isInTransaction:
-                forgetCounters()
+            case "BEGIN", "BEGIN IMMEDIATE": if !isInTransaction { forgetCounters() }
             case "ROLLBACK": forgetCounters()
             case "SAVEPOINT write": countersAtSavepoints.append(counters)
             case "ROLLBACK TO write": if let saved = countersAtSavepoints.last { counters = saved }
