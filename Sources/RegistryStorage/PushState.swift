@@ -34,23 +34,17 @@ public struct PushedObject: Sendable, Equatable, Hashable {
 
 extension ServiceStore {
     /// Records a push (and its audit line) in one transaction. A failed push never alters the
-    /// registration: only `push_state` and the audit log are written.
+    /// registration: only `push_state` and the audit log are written. A push whose service was
+    /// deleted (or deleted and created again: another `uid`) while it ran is only audited: push
+    /// state is kept for existing services only (`delete` removes theirs).
     public func recordPush(namespace: String, name: String, record: PushRecord, audit: AuditContext, status: Int, detail: String?) throws {
         let time = ServiceStore.timestamp(Date())
         try write { connection in
-            let objects = JSONWriter.string(
-                .array(record.objects.map { .object(JSONObject([("kind", .string($0.kind)), ("name", .string($0.name))])) }))
-            try connection.prepare(
-                """
-                INSERT INTO push_state (namespace, name, cluster, uid, revision, time, outcome, objects) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (namespace, name, cluster) DO UPDATE SET uid = excluded.uid, revision = excluded.revision, time = excluded.time,
-                    outcome = excluded.outcome,
-                    objects = CASE WHEN excluded.outcome = 'success' THEN excluded.objects ELSE push_state.objects END
-                """
-            ).bind(
-                .text(namespace), .text(name), .text(record.cluster), .text(record.uid), .integer(record.revision), .text(time),
-                .text(record.succeeded ? "success" : "failure"), .text(objects)
-            ).run()
+            let current = try connection.prepare("SELECT 1 FROM services WHERE namespace = ? AND name = ? AND uid = ?")
+            try current.bind(.text(namespace), .text(name), .text(record.uid))
+            let exists = try current.step()
+            connection.resetStatements()
+            if exists { try Self.upsertPush(namespace: namespace, name: name, record: record, at: time, into: connection) }
             try ServiceStore.insertAudit(
                 AuditEntry(
                     actor: audit.actor, action: audit.action, namespace: namespace, name: name, revisionBefore: nil,
@@ -60,11 +54,36 @@ extension ServiceStore {
         }
     }
 
-    /// Forgets a service's push state on one cluster (after a cascade deletion there).
-    public func forgetPush(namespace: String, name: String, cluster: String) throws {
-        try write { connection in
-            try connection.prepare("DELETE FROM push_state WHERE namespace = ? AND name = ? AND cluster = ?")
-                .bind(.text(namespace), .text(name), .text(cluster)).run()
+    private static func upsertPush(namespace: String, name: String, record: PushRecord, at time: String, into connection: any SQLConnection) throws {
+        let objects = JSONWriter.string(
+            .array(record.objects.map { .object(JSONObject([("kind", .string($0.kind)), ("name", .string($0.name))])) }))
+        try connection.prepare(
+            """
+            INSERT INTO push_state (namespace, name, cluster, uid, revision, time, outcome, objects) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (namespace, name, cluster) DO UPDATE SET uid = excluded.uid, revision = excluded.revision, time = excluded.time,
+                outcome = excluded.outcome,
+                objects = CASE WHEN excluded.outcome = 'success' THEN excluded.objects ELSE push_state.objects END
+            """
+        ).bind(
+            .text(namespace), .text(name), .text(record.cluster), .text(record.uid), .integer(record.revision), .text(time),
+            .text(record.succeeded ? "success" : "failure"), .text(objects)
+        ).run()
+    }
+
+    /// Deletes at most `batch` rows of push state whose service no longer exists (with the
+    /// `uid` they were pushed for); returns how many. `delete` removes a service's own rows in
+    /// its transaction; this clears those an older version of the registry left behind.
+    public func pruneOrphanedPushState(batch: Int) throws -> Int {
+        try fencedWrite { connection in
+            try connection.prepare(
+                """
+                DELETE FROM push_state WHERE (namespace, name, cluster) IN (
+                    SELECT p.namespace, p.name, p.cluster FROM push_state p
+                    WHERE NOT EXISTS (SELECT 1 FROM services s WHERE s.namespace = p.namespace AND s.name = p.name AND s.uid = p.uid)
+                    LIMIT ?)
+                """
+            ).bind(.integer(batch)).run()
+            return connection.changes
         }
     }
 

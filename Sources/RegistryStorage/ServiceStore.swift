@@ -1134,6 +1134,8 @@ public final class ServiceStore: Sendable {
             try ServiceStore.deleteParts(ServiceKey(namespace: namespace, name: name), from: connection)
             // The health checker's snapshot goes with the service (a new one starts from unknown).
             try connection.prepare("DELETE FROM health_state WHERE namespace = ? AND name = ?").bind(.text(namespace), .text(name)).run()
+            // So does the record of its pushes (a push still running when it is deleted records none).
+            try connection.prepare("DELETE FROM push_state WHERE namespace = ? AND name = ?").bind(.text(namespace), .text(name)).run()
             cache.remove(ServiceKey(namespace: namespace, name: name))
             if keepClusterObjects {
                 try connection.prepare("DELETE FROM reconcile_state WHERE namespace = ? AND name = ?").bind(.text(namespace), .text(name)).run()

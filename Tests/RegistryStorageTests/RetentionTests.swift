@@ -43,6 +43,46 @@ import Testing
         #expect(line.action == #"PATCH /x\u0000y"#)
     }
 
+    /// Push state lives as long as its service: deleted with it, never recorded for a service
+    /// deleted (or re-created) while the push ran, and pruned when an older version left some.
+    @Test func pushStateGoesWithItsService() throws {
+        let store = try store()
+        let audit = AuditContext(actor: "alice", requestID: "r", action: "pushService")
+        func push(_ uid: String, cluster: String = "prod") throws {
+            try store.recordPush(
+                namespace: "default", name: "web",
+                record: PushRecord(cluster: cluster, uid: uid, revision: 1, succeeded: true, objects: [PushedObject(kind: "Service", name: "web")]),
+                audit: audit, status: 200, detail: nil)
+        }
+        let first = try store.create(sample("web"))
+        try push(first.record.uid)
+        #expect(try store.pushRecords(namespace: "default", name: "web").map(\.cluster) == ["prod"])
+        try store.delete(namespace: "default", name: "web")
+        #expect(try store.pushRecords(namespace: "default", name: "web").isEmpty)
+        // A push that finishes after the deletion is audited and leaves no state.
+        try push(first.record.uid, cluster: "staging")
+        #expect(try store.pushRecords(namespace: "default", name: "web").isEmpty)
+        #expect(try store.audit(AuditQuery(action: "pushService", limit: 10)).count == 2)
+        // Nor does one for the deleted service once the name is taken again.
+        let second = try store.create(sample("web"))
+        try push(first.record.uid)
+        #expect(try store.pushRecords(namespace: "default", name: "web").isEmpty)
+        try push(second.record.uid)
+        #expect(try store.pushRecords(namespace: "default", name: "web").map(\.uid) == [second.record.uid])
+        // Rows an older version left for services that are gone are pruned in batches.
+        try store.write { connection in
+            for index in 0..<5 {
+                try connection.prepare(
+                    "INSERT INTO push_state (namespace, name, cluster, uid, revision, time, outcome, objects) VALUES (?, ?, 'prod', 'u', 1, 't', 'success', '[]')"
+                ).bind(.text("default"), .text("gone-\(index)")).run()
+            }
+        }
+        #expect(try store.pruneOrphanedPushState(batch: 3) == 3)
+        #expect(try store.pruneOrphanedPushState(batch: 3) == 2)
+        #expect(try store.pruneOrphanedPushState(batch: 3) == 0)
+        #expect(try store.pushRecords(namespace: "default", name: "web").map(\.uid) == [second.record.uid])
+    }
+
     /// Creates `name` and updates it until it has `count` revisions (its description changed).
     private func createWithRevisions(_ store: ServiceStore, _ name: String, count: Int) throws {
         _ = try store.create(sample(name))

@@ -6,8 +6,8 @@ import Synchronization
 /// Keeps the audit log, the service histories and the watch change log within their bounds:
 /// audit lines older than `auditRetentionDays`, history revisions beyond the newest
 /// `historyLimit` per service (those a kept watch event names stay until it goes), and watch events beyond the newest `watchHistoryEvents` or older
-/// than `watchHistoryMinutes` are deleted in the background, in batches of `batchSize` so that a writer never waits long, and
-/// the refusal aggregator is flushed. Runs on a thread of its own; `stop()` ends it.
+/// than `watchHistoryMinutes`, and push state of services that no longer exist are deleted in the background, in batches of
+/// `batchSize` so that a writer never waits long, and the refusal aggregator is flushed. Runs on a thread of its own; `stop()` ends it.
 ///
 /// Flushing the refusals of this replica's requests runs on every replica; the pruning is
 /// background work that only the leader does (issue 16): `startPruning()` and
@@ -90,12 +90,13 @@ final class Retention: Sendable {
         }
     }
 
-    /// One full pass: prunes until nothing is left to prune. Returns the lines and revisions deleted.
+    /// One full pass: prunes until nothing is left to prune. Returns the lines, revisions,
+    /// events and push states (of services that no longer exist) deleted.
     @discardableResult
-    func runOnce(now: Date = Date()) -> (audit: Int, history: Int, watchEvents: Int) {
+    func runOnce(now: Date = Date()) -> (audit: Int, history: Int, watchEvents: Int, pushStates: Int) {
         let cutoff = now.addingTimeInterval(-Double(policy.auditRetentionDays) * 86_400).formatted(.iso8601)
         let watchCutoff = now.addingTimeInterval(-Double(policy.watchHistoryMinutes) * 60).formatted(.iso8601)
-        var deleted = (audit: 0, history: 0, watchEvents: 0)
+        var deleted = (audit: 0, history: 0, watchEvents: 0, pushStates: 0)
         // Each log on its own: one that fails (a damaged history chain, say) does not keep the
         // others from being pruned.
         func attempt(_ what: String, _ body: () throws -> Void) {
@@ -128,11 +129,19 @@ final class Retention: Sendable {
                 if count < policy.batchSize { break }
             }
         }
-        if deleted.audit > 0 || deleted.history > 0 || deleted.watchEvents > 0 {
+        attempt("push state") {
+            while mayContinue {
+                let count = try store.pruneOrphanedPushState(batch: policy.batchSize)
+                deleted.pushStates += count
+                if count < policy.batchSize { break }
+            }
+        }
+        if deleted.audit > 0 || deleted.history > 0 || deleted.watchEvents > 0 || deleted.pushStates > 0 {
             logger.info(
                 "retention",
                 metadata: [
                     "auditLinesDeleted": "\(deleted.audit)", "revisionsDeleted": "\(deleted.history)", "watchEventsDeleted": "\(deleted.watchEvents)",
+                    "pushStatesDeleted": "\(deleted.pushStates)",
                 ])
         }
         return deleted
