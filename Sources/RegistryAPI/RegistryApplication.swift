@@ -514,19 +514,27 @@ public final class RegistryApplication: HTTPHandler {
     /// Counts refused requests, and failed writes, for the audit log (written in aggregate by
     /// `RefusalAggregator`: no durable write per request). Successful writes are recorded by the
     /// store in the transaction of the change itself.
+    ///
+    /// The line's key holds only values of bounded size, so that no request can make it grow:
+    /// the route's operationId, the client's address, and the target only when its namespace and
+    /// name are valid Kubernetes names and the caller has a known token (a 401 has no target:
+    /// anyone can send one for every name).
     private func auditFailure(
         _ request: HTTPRequest, response: HTTPResponse, matched: (route: Route, parameters: PathParameters)?, actor: String,
         requestID: String
     ) {
         let denied = response.status == 401 || response.status == 403
         let failedWrite = response.status >= 400 && [.write, .push].contains(matched?.route.permission)
-        guard denied || failedWrite else { return }
+        guard denied || failedWrite, let matched else { return }
         // The body is the problem document built just above; only its detail is kept.
         let detail = (try? JSONParser.parse(response.body))?["detail"]?.stringValue
+        var namespace = matched.parameters["namespace"].flatMap { KubernetesNames.dns1123Label($0).isEmpty ? $0 : nil }
+        var name = matched.parameters["name"].flatMap { KubernetesNames.dns1123Label($0).isEmpty ? $0 : nil }
+        if response.status == 401 || namespace == nil { (namespace, name) = (nil, nil) }
         let entry = AuditEntry(
-            actor: actor, action: matched?.route.operationID ?? "\(request.method) \(request.path)",
-            namespace: matched?.parameters["namespace"], name: matched?.parameters["name"], revisionBefore: nil, revisionAfter: nil,
-            outcome: denied ? .denied : .failure, status: response.status, requestID: requestID, detail: detail)
+            actor: actor, action: matched.route.operationID, namespace: namespace, name: name, revisionBefore: nil, revisionAfter: nil,
+            outcome: denied ? .denied : .failure, status: response.status, requestID: requestID, detail: detail,
+            sourceAddress: request.remoteAddress.isEmpty ? nil : request.remoteAddress)
         refusals.record(entry)
     }
 

@@ -38,10 +38,13 @@ public struct AuditEntry: Sendable, Equatable {
     /// How many requests the line stands for: 1 for a change; for refused and failed requests,
     /// how many of them there were in that minute (see `RefusalAggregator`).
     public var count: Int
+    /// The client's IP address, for refused and failed requests (their lines are counted per
+    /// actor and source address); nil for changes.
+    public var sourceAddress: String?
 
     public init(
         id: Int = 0, time: String = "", actor: String, action: String, namespace: String?, name: String?, revisionBefore: Int?,
-        revisionAfter: Int?, outcome: Outcome, status: Int, requestID: String, detail: String?, count: Int = 1
+        revisionAfter: Int?, outcome: Outcome, status: Int, requestID: String, detail: String?, count: Int = 1, sourceAddress: String? = nil
     ) {
         self.id = id
         self.time = time
@@ -56,6 +59,7 @@ public struct AuditEntry: Sendable, Equatable {
         self.requestID = requestID
         self.detail = detail
         self.count = count
+        self.sourceAddress = sourceAddress
     }
 }
 
@@ -99,18 +103,30 @@ public struct RevisionEntry: Sendable {
 }
 
 extension ServiceStore {
-    static func insertAudit(_ entry: AuditEntry, at time: String, into connection: any SQLConnection) throws {
-        try connection.prepare(
+    /// Inserts one audit line; with `returningID`, returns its id (else 0).
+    @discardableResult
+    static func insertAudit(_ entry: AuditEntry, at time: String, returningID: Bool = false, into connection: any SQLConnection) throws -> Int {
+        let statement = try connection.prepare(
             """
-            INSERT INTO audit_log (time, actor, action, namespace, name, revision_before, revision_after, outcome, status, request_id, detail, count)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """
-        ).bind(
+            INSERT INTO audit_log (
+                time, actor, action, namespace, name, revision_before, revision_after, outcome, status, request_id, detail, count, source_address)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """ + (returningID ? " RETURNING id" : "")
+        )
+        try statement.bind(
             .text(time), auditText(entry.actor), auditText(entry.action), entry.namespace.map(auditText) ?? .null,
             entry.name.map(auditText) ?? .null, entry.revisionBefore.map { .integer($0) } ?? .null,
             entry.revisionAfter.map { .integer($0) } ?? .null, .text(entry.outcome.rawValue), .integer(entry.status),
-            auditText(entry.requestID), entry.detail.map(auditText) ?? .null, .integer(entry.count)
-        ).run()
+            auditText(entry.requestID), entry.detail.map(auditText) ?? .null, .integer(entry.count),
+            entry.sourceAddress.map(auditText) ?? .null)
+        guard returningID else {
+            try statement.run()
+            return 0
+        }
+        guard try statement.step() else { return 0 }
+        let id = statement.int(0)
+        connection.resetStatements()
+        return id
     }
 
     /// Audit text quotes what clients sent (a refused value in `detail`), which may hold NUL:
@@ -214,6 +230,32 @@ extension ServiceStore {
         let now = ServiceStore.timestamp(Date())
         try write { connection in
             for entry in entries { try ServiceStore.insertAudit(entry, at: entry.time.isEmpty ? now : entry.time, into: connection) }
+        }
+    }
+
+    /// Adds aggregated lines of refused or failed requests, in one transaction, and returns the
+    /// id of each entry's line: an entry whose `id` names a line that still exists adds its
+    /// `count` to that line (and replaces its request id and detail with the entry's, those of
+    /// the last request counted); any other entry is inserted as a new line.
+    public func accumulateAudit(_ entries: [AuditEntry]) throws -> [Int] {
+        guard !entries.isEmpty else { return [] }
+        let now = ServiceStore.timestamp(Date())
+        return try write { connection in
+            var ids: [Int] = []
+            for entry in entries {
+                if entry.id > 0 {
+                    try connection.prepare("UPDATE audit_log SET count = count + ?, request_id = ?, detail = ? WHERE id = ?").bind(
+                        .integer(entry.count), ServiceStore.auditText(entry.requestID), entry.detail.map(ServiceStore.auditText) ?? .null,
+                        .integer(entry.id)
+                    ).run()
+                    if connection.changes == 1 {
+                        ids.append(entry.id)
+                        continue
+                    }
+                }
+                ids.append(try ServiceStore.insertAudit(entry, at: entry.time.isEmpty ? now : entry.time, returningID: true, into: connection))
+            }
+            return ids
         }
     }
 
@@ -361,7 +403,7 @@ extension ServiceStore {
             let statement = try connection.prepare(
                 """
                 SELECT id, time, actor, action, namespace, name, revision_before, revision_after, outcome, status, request_id, detail,
-                       revision_before IS NULL, revision_after IS NULL, count
+                       revision_before IS NULL, revision_after IS NULL, count, source_address
                 FROM audit_log
                 WHERE id > ?1 AND (CAST(?2 AS TEXT) IS NULL OR namespace = ?2) AND (CAST(?3 AS TEXT) IS NULL OR name = ?3) AND (CAST(?4 AS TEXT) IS NULL OR actor = ?4)
                   AND (CAST(?5 AS TEXT) IS NULL OR action = ?5) AND (CAST(?6 AS TEXT) IS NULL OR time >= ?6)
@@ -382,7 +424,8 @@ extension ServiceStore {
                         revisionBefore: statement.int(12) == 1 ? nil : statement.int(6),
                         revisionAfter: statement.int(13) == 1 ? nil : statement.int(7),
                         outcome: AuditEntry.Outcome(rawValue: statement.text(8)) ?? .failure, status: statement.int(9),
-                        requestID: statement.text(10), detail: statement.text(11).isEmpty ? nil : statement.text(11), count: statement.int(14)))
+                        requestID: statement.text(10), detail: statement.text(11).isEmpty ? nil : statement.text(11), count: statement.int(14),
+                        sourceAddress: statement.text(15).isEmpty ? nil : statement.text(15)))
             }
             return entries
         }

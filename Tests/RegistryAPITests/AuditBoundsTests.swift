@@ -12,13 +12,18 @@ import Testing
         let server = try TestServer { $0.tokensFile = tokens }
         let admin = ["Authorization": "Bearer admin-token-01234567890"]
         let sizeBefore = try databaseBytes(server.databasePath)
-        let flood = 3_000
+        let flood = 10_000
         var refused = 0
         for index in 0..<flood {
             // A refusal closes the connection (no unauthenticated body is read): one per request.
-            let response = try server.client().request(
-                "POST", "/v1/services", headers: index % 2 == 0 ? [:] : ["Authorization": "Bearer wrong-token-0123456789"],
-                json: #"{"name":"x","ports":[{"port":80}]}"#)
+            // Half of them name a distinct 6,000-character target each, which must not become
+            // a distinct line each.
+            let response =
+                index % 2 == 0
+                ? try server.client().request("GET", "/v1/services/ns-\(index)/" + String(repeating: "n", count: 6_000) + "\(index)")
+                : try server.client().request(
+                    "POST", "/v1/services", headers: ["Authorization": "Bearer wrong-token-0123456789"],
+                    json: #"{"name":"x","ports":[{"port":80}]}"#)
             if response.status == 401 { refused += 1 }
         }
         #expect(refused == flood)
@@ -26,11 +31,47 @@ import Testing
         #expect(log.status == 200)
         let items = try #require(log.json?["items"] as? [[String: Any]])
         let denied = items.filter { ($0["outcome"] as? String) == "denied" }
-        // One line per actor, action, status and minute: the flood may straddle a minute.
-        #expect((1...4).contains(denied.count), "\(denied.count) lines")
+        // One line per actor, source address, action, status and minute: two actions, and the
+        // flood may straddle a minute (or two).
+        #expect((2...6).contains(denied.count), "\(denied.count) lines")
         #expect(denied.reduce(0) { $0 + (($1["count"] as? Int) ?? 1) } == flood)
+        #expect(denied.allSatisfy { $0["namespace"] == nil && $0["name"] == nil && ($0["sourceAddress"] as? String) == "127.0.0.1" })
         let growth = try databaseBytes(server.databasePath) - sizeBefore
         #expect(growth < 256 * 1024, "the database grew by \(growth) bytes for \(flood) refused requests")
+    }
+
+    /// A caller with a known token keeps the target of its refusals (a valid name), but no more
+    /// than `maxLinesPerMinute` distinct lines are counted a minute: the rest share one line.
+    @Test func distinctRefusalsBeyondTheMinutesBoundShareAnOverflowLine() throws {
+        let tokens = try writeTokensFile([
+            ("root", "admin", #"["*"]"#, "admin-token-01234567890"), ("watcher", "viewer", #"["*"]"#, "viewer-token-0123456789"),
+        ])
+        let server = try TestServer { $0.tokensFile = tokens }
+        let viewer = ["Authorization": "Bearer viewer-token-0123456789"]
+        let attempts = 1_500
+        for index in 0..<attempts {
+            let response = try server.client().request("DELETE", "/v1/services/team-\(index % 7)/svc-\(index)", headers: viewer)
+            #expect(response.status == 403)
+        }
+        var items: [[String: Any]] = []
+        var target = "/v1/audit?limit=1000&actor=watcher"
+        while true {
+            let page = try server.client().request("GET", target, headers: ["Authorization": "Bearer admin-token-01234567890"])
+            items += (page.json?["items"] as? [[String: Any]]) ?? []
+            guard let next = page.json?["continue"] as? String else { break }
+            target = "/v1/audit?limit=1000&actor=watcher&continue=\(next)"
+        }
+        let overflow =
+            try server.client().request(
+                "GET", "/v1/audit?limit=1000&actor=*", headers: ["Authorization": "Bearer admin-token-01234567890"]
+            ).json?["items"] as? [[String: Any]] ?? []
+        let counted = (items + overflow).reduce(0) { $0 + (($1["count"] as? Int) ?? 1) }
+        #expect(counted == attempts)
+        // Within one minute at most 1,000 lines; the run may straddle a minute.
+        let minutes = Set(items.compactMap { $0["time"] as? String }).count
+        #expect(items.count <= 1_000 * minutes && items.count >= 1_000, "\(items.count) lines in \(minutes) minutes")
+        #expect(!overflow.isEmpty || minutes > 1)
+        #expect(items.allSatisfy { ($0["namespace"] as? String)?.hasPrefix("team-") == true && ($0["name"] as? String)?.hasPrefix("svc-") == true })
     }
 
     @Test func historyIsPaged() throws {
@@ -59,6 +100,17 @@ import Testing
         }
         #expect(revisions == [1, 2, 3, 4, 5])
         #expect(pages == 3)
+        // Its tokens page only this history; row ids are no tokens.
+        #expect(try client.request("POST", "/v1/services", json: #"{"name":"h2","ports":[{"port":80}]}"#).status == 201)
+        let token = try #require(try client.request("GET", "/v1/services/default/h/history?limit=1").json?["continue"] as? String)
+        for other in [
+            "/v1/services/default/h2/history?continue=\(token)", "/v1/audit?continue=\(token)", "/v1/services?continue=\(token)",
+            "/v1/services/default/h/history?continue=1", "/v1/audit?continue=0", "/v1/audit?continue=1",
+        ] {
+            #expect(try client.request("GET", other).status == 400, "\(other)")
+        }
+        #expect(try client.request("GET", "/v1/services/default/nope/history?continue=\(token)").status == 400)
+        #expect(try client.request("GET", "/v1/services/default/nope/history").status == 404)
         #expect(try client.request("GET", "/v1/services/default/h/history?limit=5000").status == 400)
     }
 

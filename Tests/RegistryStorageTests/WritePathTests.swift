@@ -196,14 +196,17 @@ func oneAddressChange(_ index: Int) -> @Sendable (ServiceRecord?) throws -> Exte
             connection.resetStatements()
             return rows
         }
-        let tables = [("audit_log", 13), ("watch_events", 10), ("reconcile_state", 12)]
+        let tables = [("audit_log", 14), ("watch_events", 10), ("reconcile_state", 12)]
         let before = try tables.map { try rows($0.0, $0.1) }
         #expect(before.map(\.count) == [3, 3, 1])
         let migration = try #require(try database.schemaMigrations().first { $0.version == 14 })
-        // In one transaction, as `Migrator` runs it.
+        // In one transaction, as `Migrator` runs it; then the later migrations (their columns).
         try connection.execute("BEGIN IMMEDIATE")
         try connection.execute(migration.sql)
         try connection.execute("COMMIT")
+        for later in try database.schemaMigrations().filter({ $0.version > 14 }).sorted(by: { $0.version < $1.version }) {
+            try connection.execute(later.sql)
+        }
         #expect(try tables.map { try rows($0.0, $0.1) } == before)
         let refused = [
             "INSERT INTO audit_log (time, actor, action, outcome, status, request_id) VALUES ('t', 'a', 'create', 'maybe', 200, 'r')",

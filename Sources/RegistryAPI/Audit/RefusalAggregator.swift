@@ -4,14 +4,21 @@ import RegistryStorage
 import Synchronization
 
 /// Counts refused and failed requests in memory and writes them to the audit log as one line per
-/// (actor, action, target, outcome, status, minute) with their number, every few seconds, so
-/// that a flood of bad requests costs a bounded number of durable writes instead of one each.
+/// (actor, source address, action, target, outcome, status, minute) with their number, every few
+/// seconds, so that a flood of bad requests costs a bounded number of durable writes instead of
+/// one each.
 ///
-/// Bounds: at most `maxKeys` distinct lines wait between two flushes; further ones are counted
-/// in a single overflow line (actor `*`, action `*`), so memory stays bounded too.
+/// Bounds, whatever the requests hold: the caller (`RegistryApplication.auditFailure`) keys them
+/// by values of bounded size (a route's operationId, a target only when it is a valid
+/// Kubernetes name, no target for a request without a known token); `detail` is cut to
+/// `maxDetailBytes`; and at most `maxLinesPerMinute` distinct lines are counted in one minute,
+/// further ones in a single overflow line per outcome and status (actor `*`, action `*`). So
+/// refusals add at most about `maxLinesPerMinute` × 1.5 KiB to the database a minute, and a
+/// flood from one actor or address is one line per action, status and minute.
 final class RefusalAggregator: Sendable {
     struct Key: Hashable, Sendable {
         var actor: String
+        var sourceAddress: String?
         var action: String
         var namespace: String?
         var name: String?
@@ -27,9 +34,25 @@ final class RefusalAggregator: Sendable {
         var detail: String?
     }
 
-    static let maxKeys = 10_000
+    /// What is waiting for the next flush, and how many distinct lines the current minute has
+    /// counted so far (flushed ones included).
+    private struct State: Sendable {
+        var tallies: [Key: Tally] = [:]
+        var minute = ""
+        var linesThisMinute = 0
+        /// The audit line each key of the current minute was written to, so that the next
+        /// flushes of that minute add to it: one line per key and minute, however many flushes.
+        var written: [Key: Int] = [:]
+    }
 
-    private let pending = Mutex<[Key: Tally]>([:])
+    static let maxLinesPerMinute = 1_000
+    /// Bytes of a line's `detail` kept (UTF-8, cut at a character boundary, `…` appended).
+    static let maxDetailBytes = 1_024
+
+    private let pending = Mutex(State())
+    /// Held through a flush (writes included), so that two flushes (the periodic one and one
+    /// before `/v1/audit` is read) do not both insert a line for the same key.
+    private let flushing = Mutex(())
     private let store: ServiceStore
     private let logger: Logger
 
@@ -40,39 +63,73 @@ final class RefusalAggregator: Sendable {
 
     /// Counts one refused or failed request.
     func record(_ entry: AuditEntry, at date: Date = Date()) {
+        let minute = Self.minute(date)
         var key = Key(
-            actor: entry.actor, action: entry.action, namespace: entry.namespace, name: entry.name, outcome: entry.outcome, status: entry.status,
-            minute: Self.minute(date))
-        pending.withLock { tallies in
-            if tallies[key] == nil, tallies.count >= Self.maxKeys {
-                key = Key(actor: "*", action: "*", namespace: nil, name: nil, outcome: entry.outcome, status: entry.status, minute: key.minute)
+            actor: entry.actor, sourceAddress: entry.sourceAddress, action: entry.action, namespace: entry.namespace, name: entry.name,
+            outcome: entry.outcome, status: entry.status, minute: minute)
+        pending.withLock { state in
+            if state.minute != minute {
+                state.minute = minute
+                state.linesThisMinute = 0
             }
-            tallies[key, default: Tally(count: 0, lastRequestID: entry.requestID, detail: nil)].count += 1
-            tallies[key]?.lastRequestID = entry.requestID
-            tallies[key]?.detail = key.actor == "*" ? "more distinct refusals than the audit aggregates per flush" : entry.detail
+            if state.tallies[key] == nil, state.written[key] == nil {
+                if state.linesThisMinute >= Self.maxLinesPerMinute {
+                    key = Key(
+                        actor: "*", sourceAddress: nil, action: "*", namespace: nil, name: nil, outcome: entry.outcome, status: entry.status,
+                        minute: minute)
+                }
+                if state.tallies[key] == nil, state.written[key] == nil { state.linesThisMinute += 1 }
+            }
+            let detail = key.actor == "*" ? "more distinct refusals in this minute than the audit log keeps lines for" : entry.detail
+            state.tallies[key, default: Tally(count: 0, lastRequestID: entry.requestID, detail: nil)].count += 1
+            state.tallies[key]?.lastRequestID = entry.requestID
+            state.tallies[key]?.detail = detail.map(Self.truncated)
         }
     }
 
-    /// Writes what was counted since the last flush, in one transaction. On failure the counts
-    /// are logged (they are not lost silently) and dropped.
+    /// `text` cut to at most `maxDetailBytes` UTF-8 bytes at a character boundary, with `…`.
+    static func truncated(_ text: String) -> String {
+        guard text.utf8.count > maxDetailBytes else { return text }
+        var kept = ""
+        var bytes = 0
+        for character in text {
+            bytes += character.utf8.count
+            if bytes > maxDetailBytes - 3 { break }
+            kept.append(character)
+        }
+        return kept + "…"
+    }
+
+    /// Writes what was counted since the last flush, in one transaction: a key already written
+    /// in this minute adds its count to that line, others get a new line. On failure the
+    /// counts are logged (they are not lost silently) and dropped.
     func flush() {
-        let tallies = pending.withLock { tallies in
-            defer { tallies.removeAll(keepingCapacity: true) }
-            return tallies
-        }
-        guard !tallies.isEmpty else { return }
-        let entries = tallies.sorted { ($0.key.minute, $0.key.actor) < ($1.key.minute, $1.key.actor) }.map { key, tally in
-            AuditEntry(
-                time: key.minute, actor: key.actor, action: key.action, namespace: key.namespace, name: key.name, revisionBefore: nil,
-                revisionAfter: nil, outcome: key.outcome, status: key.status, requestID: tally.lastRequestID, detail: tally.detail,
-                count: tally.count)
-        }
-        do {
-            try store.appendAudit(entries)
-        } catch {
-            logger.error(
-                "could not write refused requests to the audit log",
-                metadata: ["error": "\(error)", "lines": "\(entries.count)", "requests": "\(entries.reduce(0) { $0 + $1.count })"])
+        flushing.withLock { _ in
+            let (tallies, lines) = pending.withLock { state in
+                defer { state.tallies.removeAll(keepingCapacity: true) }
+                // Lines of minutes that are over get no more counts.
+                state.written = state.written.filter { $0.key.minute == state.minute }
+                return (state.tallies, state.written)
+            }
+            guard !tallies.isEmpty else { return }
+            let sorted = tallies.sorted { ($0.key.minute, $0.key.actor) < ($1.key.minute, $1.key.actor) }
+            let keys = sorted.map(\.key)
+            let entries = sorted.map { key, tally in
+                AuditEntry(
+                    id: lines[key] ?? 0, time: key.minute, actor: key.actor, action: key.action, namespace: key.namespace, name: key.name,
+                    revisionBefore: nil, revisionAfter: nil, outcome: key.outcome, status: key.status, requestID: tally.lastRequestID,
+                    detail: tally.detail, count: tally.count, sourceAddress: key.sourceAddress)
+            }
+            do {
+                let ids = try store.accumulateAudit(entries)
+                pending.withLock { state in
+                    for (key, id) in zip(keys, ids) where key.minute == state.minute { state.written[key] = id }
+                }
+            } catch {
+                logger.error(
+                    "could not write refused requests to the audit log",
+                    metadata: ["error": "\(error)", "lines": "\(entries.count)", "requests": "\(entries.reduce(0) { $0 + $1.count })"])
+            }
         }
     }
 

@@ -70,6 +70,7 @@ struct AuditHandlers: Sendable {
         object["requestId"] = .string(entry.requestID)
         if let detail = entry.detail { object["detail"] = .string(detail) }
         if entry.count != 1 { object["count"] = .integer(entry.count) }
+        if let address = entry.sourceAddress { object["sourceAddress"] = .string(address) }
         return .object(object)
     }
 
