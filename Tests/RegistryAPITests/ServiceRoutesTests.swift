@@ -271,6 +271,17 @@ private let rgw =
             target = "/v1/services?limit=2&labelSelector=tier%3Dweb&continue=\(token)"
         }
         #expect(collected == ["a/x1", "b/x1", "b/x3"])
+        // A token pages only the list and filters it came from.
+        let firstPage = try client.request("GET", "/v1/services?limit=2&labelSelector=tier%3Dweb")
+        let token = try #require(firstPage.json?["continue"] as? String)
+        for other in [
+            "/v1/services?limit=2&continue=\(token)", "/v1/services?labelSelector=tier%3Ddb&continue=\(token)",
+            "/v1/services?namespace=a&labelSelector=tier%3Dweb&continue=\(token)", "/v1/services/a/x1/history?continue=\(token)",
+            "/v1/audit?continue=\(token)",
+        ] {
+            let refused = try client.request("GET", other)
+            #expect(refused.status == 400 && refused.text.contains("continue"), "\(other)")
+        }
         for bad in ["limit=0", "limit=abc", "continue=%21%21", "labelSelector=a%20in", "namespace=Bad_NS"] {
             #expect(try client.request("GET", "/v1/services?\(bad)").status == 400, "\(bad)")
         }

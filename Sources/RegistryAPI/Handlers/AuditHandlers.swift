@@ -24,11 +24,9 @@ struct AuditHandlers: Sendable {
             query.since = date.formatted(.iso8601)
         }
         query.limit = try Self.pageSize(request, default: Self.defaultPageSize)
+        let filters = [query.namespace, query.name, query.actor, query.action, query.since]
         if let token = request.queryValue("continue"), !token.isEmpty {
-            guard let after = Int(token), after >= 0 else {
-                throw APIError.badRequest("continue token is not one this server issued", field: "continue")
-            }
-            query.afterID = after
+            query.afterID = try Self.position(ContinueToken.decode(token, list: .audit, filters: filters))
         }
         query.limit += 1
         refusals.flush()
@@ -37,10 +35,16 @@ struct AuditHandlers: Sendable {
         var next: String? = nil
         if entries.count == query.limit {
             entries.removeLast()
-            next = entries.last.map { String($0.id) }
+            next = entries.last.map { ContinueToken.encode(.audit, filters: filters, position: .integer($0.id)) }
         }
         let items = entries.map { JSONWriter.bytes(Self.json($0)) }
         return Responses.json(200, Responses.list(items, continueToken: next))
+    }
+
+    /// The row id a continue token of the audit log or a history names (a positive integer).
+    private static func position(_ value: JSONValue) throws(APIError) -> Int {
+        guard let id = value.intValue, id > 0 else { throw .badRequest("continue token is not one this server issued", field: "continue") }
+        return id
     }
 
     /// Page sizes of the audit log and of a history: 100 unless `limit` says otherwise, at most
@@ -78,19 +82,19 @@ struct AuditHandlers: Sendable {
     func getServiceHistory(_ context: RequestContext) throws -> HTTPResponse {
         let (namespace, name) = (context.parameter("namespace"), context.parameter("name"))
         let limit = try Self.pageSize(context.request, default: Self.defaultPageSize)
+        let filters = [namespace, name]
         var afterID = 0
         if let token = context.request.queryValue("continue"), !token.isEmpty {
-            guard let after = Int(token), after > 0 else {
-                throw APIError.badRequest("continue token is not one this server issued", field: "continue")
-            }
-            afterID = after
+            afterID = try Self.position(ContinueToken.decode(token, list: .history, filters: filters))
         }
         var (revisions, before) = try store.revisions(namespace: namespace, name: name, afterID: afterID, limit: limit + 1)
-        guard !revisions.isEmpty || afterID > 0 else { throw StoreError.notFound(namespace: namespace, name: name) }
+        // A later page of a history is empty when it ended on the page before; a name that has
+        // no history at all (never created, or pruned away) is not found on any page.
+        if revisions.isEmpty, afterID == 0 || before == nil { throw StoreError.notFound(namespace: namespace, name: name) }
         var next: String? = nil
         if revisions.count > limit {
             revisions.removeLast()
-            next = revisions.last.map { String($0.id) }
+            next = revisions.last.map { ContinueToken.encode(.history, filters: filters, position: .integer($0.id)) }
         }
         // Revisions are documents this server wrote; one that does not parse shows no diff.
         var previous: (uid: String, object: JSONObject)? = before.flatMap { entry in

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPServer
 import RegistryCore
@@ -293,21 +294,54 @@ enum RequestChecks {
     }
 }
 
-/// Opaque pagination tokens: base64url of the last item's position.
+/// Opaque pagination tokens: base64url of `{"l": list, "q": filters digest, "p": position}`.
+///
+/// A token names a position in the list it came from: `list` is the route's list and the
+/// filters are what select its items (the namespace filter and label selector, the service of a
+/// history, the audit log's filters). A token given to another list, or with other filters, is
+/// refused (400 naming `continue`), as the Kubernetes API server refuses a continue key outside
+/// the listed prefix; `limit` may change from page to page. The position only says where the
+/// next page starts: what a page holds is still filtered by the caller's rights.
 enum ContinueToken {
-    static func encode(_ namespace: String, _ name: String) -> String {
-        let json = JSONWriter.bytes(.object(JSONObject([("ns", .string(namespace)), ("n", .string(name))])))
+    enum List: String, Sendable {
+        case services, history, audit
+    }
+
+    /// The token for the page after `position` (a JSON value the list decodes again).
+    static func encode(_ list: List, filters: [String?], position: JSONValue) -> String {
+        let json = JSONWriter.bytes(
+            .object(JSONObject([("l", .string(list.rawValue)), ("q", .string(digest(filters))), ("p", position)])))
         return Data(json).base64EncodedString().replacingOccurrences(of: "+", with: "-")
             .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 
-    static func decode(_ token: String) -> (namespace: String, name: String)? {
+    /// The position a token names, when it was issued for `list` with the same `filters`.
+    /// - Throws: `APIError.badRequest` naming `continue`: not a token of this server, or one of
+    ///   another list or other filters.
+    static func decode(_ token: String, list: List, filters: [String?]) throws(APIError) -> JSONValue {
         var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        // A token that does not decode is reported by the caller as an invalid `continue`.
-        guard let data = Data(base64Encoded: base64), let object = try? JSONParser.parse(Array(data)),
-            let namespace = object["ns"]?.stringValue, let name = object["n"]?.stringValue
-        else { return nil }
-        return (namespace, name)
+        guard token.utf8.count <= 4_096, let data = Data(base64Encoded: base64), let object = try? JSONParser.parse(Array(data)),
+            let issuedFor = object["l"]?.stringValue, let query = object["q"]?.stringValue, let position = object["p"]
+        else { throw .badRequest("continue token is not one this server issued", field: "continue") }
+        guard issuedFor == list.rawValue, query == digest(filters) else {
+            throw .badRequest(
+                "continue token was issued for another list or other filters; list again without continue, or with the filters it came with",
+                field: "continue")
+        }
+        return position
+    }
+
+    /// The first 16 hex digits of the SHA-256 of the filters (absent ones told apart from empty).
+    private static func digest(_ filters: [String?]) -> String {
+        var bytes: [UInt8] = []
+        for filter in filters {
+            if let filter {
+                bytes += [1] + Array(filter.utf8) + [0]
+            } else {
+                bytes.append(2)
+            }
+        }
+        return SHA256.hash(data: bytes).prefix(8).map { String(format: "%02x", $0) }.joined()
     }
 }

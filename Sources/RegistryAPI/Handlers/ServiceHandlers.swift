@@ -168,16 +168,22 @@ struct ServiceHandlers: Sendable {
             }
             limit = value
         }
+        // A page goes on only with the filters of the first: its position is in that list.
+        let filters = [namespace, request.queryValue("labelSelector") ?? ""]
         var after: ServiceKey? = nil
         if let token = request.queryValue("continue"), !token.isEmpty {
-            guard let position = ContinueToken.decode(token) else {
-                throw APIError.badRequest("continue token is not one this server issued", field: "continue")
-            }
-            after = ServiceKey(namespace: position.namespace, name: position.name)
+            let position = try ContinueToken.decode(token, list: .services, filters: filters)
+            guard let afterNamespace = position["ns"]?.stringValue, let afterName = position["n"]?.stringValue,
+                namespace == nil || afterNamespace == namespace
+            else { throw APIError.badRequest("continue token is not one this server issued", field: "continue") }
+            after = ServiceKey(namespace: afterNamespace, name: afterName)
         }
         let scope = context.principal.scope
         let page = try store.list(namespace: namespace, selector: selector, after: after, limit: limit, allowed: scope.allows)
-        let token = page.next.map { ContinueToken.encode($0.namespace, $0.name) }
+        let token = page.next.map { key in
+            ContinueToken.encode(
+                .services, filters: filters, position: .object(JSONObject([("ns", .string(key.namespace)), ("n", .string(key.name))])))
+        }
         var body = Responses.list(page.documents, continueToken: token)
         // The entity tag is a digest of the items: every stored document carries its uid and
         // revision, so any write to a listed service, and any creation or deletion in the
