@@ -506,9 +506,10 @@ public final class RegistryApplication: HTTPHandler {
     /// Renders a request the transport refused (malformed framing, limits) as problem+json.
     public func reject(_ request: HTTPRequest, reason: HTTPRejection) -> HTTPResponse {
         let requestID = RegistryApplication.requestID(from: request)
+        let (matched, caller) = identify(request)
         return finish(
-            errorResponse(reason, request: request, requestID: requestID), request: request, requestID: requestID, matched: nil, caller: nil,
-            operation: "-", started: .now)
+            errorResponse(reason, request: request, requestID: requestID), request: request, requestID: requestID, matched: matched,
+            caller: caller, operation: matched?.route.operationID ?? "-", started: .now)
     }
 
     /// Counts refused requests, and failed writes, for the audit log (written in aggregate by
@@ -601,13 +602,24 @@ public final class RegistryApplication: HTTPHandler {
         }
     }
 
+    /// A body over `--max-body-bytes` (413): counted, logged and audited (a write's) as any
+    /// answer of its route.
     public func bodyTooLarge(_ request: HTTPRequest, limit: Int) -> HTTPResponse {
         let requestID = RegistryApplication.requestID(from: request)
-        var response = problemResponse(ErrorMapping.problem(for: APIError.payloadTooLarge(limit: limit)), request: request, requestID: requestID)
-        response.headers.add("X-Request-Id", requestID)
+        var response = errorResponse(APIError.payloadTooLarge(limit: limit), request: request, requestID: requestID)
         response.headers.add("Connection", "close")
-        log(request, response: response, route: nil, operation: "-", actor: "-", requestID: requestID, elapsed: .zero)
-        return response
+        let (matched, caller) = identify(request)
+        return finish(
+            response, request: request, requestID: requestID, matched: matched, caller: caller, operation: matched?.route.operationID ?? "-",
+            started: .now)
+    }
+
+    /// The route and caller of a request the transport answers itself (413, 503 for the body
+    /// budget, a malformed body), for the metrics, log and audit of that answer: nil when no
+    /// route matches, no caller when its token is not valid for the route.
+    private func identify(_ request: HTTPRequest) -> (matched: (route: Route, parameters: PathParameters)?, caller: Principal?) {
+        guard case .found(let route, let parameters) = router.match(method: request.method, path: request.path) else { return (nil, nil) }
+        return ((route, parameters), try? authenticate(request, route: route))
     }
 
     private func problemResponse(_ problem: ProblemDetails, request: HTTPRequest, requestID: String) -> HTTPResponse {

@@ -310,6 +310,12 @@ private let rgw =
         let response = try client.request("POST", "/v1/services", json: String(repeating: " ", count: 10_000))
         #expect(response.status == 413)
         #expect(response.json?["limit"] as? Int == 4096)
+        // Counted under its route, and audited as a failed write, like any other answer.
+        let requestID = try #require(response.header("X-Request-Id"))
+        let metrics = try small.client().request("GET", "/metrics").text
+        #expect(metrics.contains(#"http_requests_total{route="/v1/services",method="POST",status="413"} 1"#))
+        let audit = try small.client().request("GET", "/v1/audit?action=createService").json?["items"] as? [[String: Any]] ?? []
+        #expect(audit.contains { $0["status"] as? Int == 413 && $0["outcome"] as? String == "failure" && $0["requestId"] as? String == requestID })
     }
 
     @Test func echoesOrGeneratesRequestIDs() throws {
