@@ -505,6 +505,8 @@ private func intake(
         query: collectQuery(connection),
         headers: collectHeaders(connection))
     request.remoteAddress = tracked?.address ?? ""
+    // The path as sent, also for a refused target: the decoded one stops at a `%00`.
+    if !state.rawTarget.isEmpty { request.rawPath = String(decoding: state.rawTarget.prefix { $0 != UInt8(ascii: "?") }, as: UTF8.self) }
     let rejection: HTTPRejection?
     switch RequestFraming.target(state.rawTarget) {
     case .failure(let reason):
@@ -513,8 +515,6 @@ private func intake(
         if case .absolute(let encodedPath) = target {
             request.path = RequestFraming.percentDecoded(encodedPath)
             request.rawPath = encodedPath
-        } else {
-            request.rawPath = String(decoding: state.rawTarget.prefix { $0 != UInt8(ascii: "?") }, as: UTF8.self)
         }
         rejection = nil
     }

@@ -657,7 +657,8 @@ public final class RegistryApplication: HTTPHandler {
             LogEscaping.appendPath(request.method, to: &bytes)
             bytes.append(UInt8(ascii: " "))
             let start = bytes.count
-            LogEscaping.appendPath(request.path, to: &bytes)
+            // From the path as sent: the decoded one loses a NUL and bytes that are not UTF-8.
+            LogEscaping.appendDecodedPath(request.rawPath, to: &bytes)
             path = start..<bytes.count
             bytes.append(UInt8(ascii: " "))
             StderrLogHandler.appendDecimal(response.status, to: &bytes)

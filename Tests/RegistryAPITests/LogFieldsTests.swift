@@ -44,4 +44,25 @@ import Testing
         let second = try #require(lines.first { ($0["message"] as? String)?.hasPrefix("GET /b") == true })
         #expect(second["path"] as? String == "/b%22%C3%A9%20c%25")
     }
+
+    /// Every byte of the path sent is in the log and in a problem's `instance`: a byte that is
+    /// not UTF-8 stays `%FF` (not U+FFFD's `%EF%BF%BD`), and a `%00` (refused) truncates neither.
+    @Test func thePathKeepsEveryByteSent() throws {
+        let server = try ServerProcess(["--log-format", "json"])
+        let client = try RawHTTPClient(port: server.port)
+        #expect(try client.request("GET", "/c%FFd/x").status == 404)
+        let refused = try client.request("GET", "/v1/services/a%00b/x")
+        #expect(refused.status == 400)
+        #expect(refused.json?["instance"] as? String == "/v1/services/a%00b/x")
+        server.signal(SIGTERM)
+        server.process.waitUntilExit()
+        let lines = server.logText.split(separator: "\n").compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+        }
+        let invalid = try #require(lines.first { ($0["message"] as? String)?.hasPrefix("GET /c") == true })
+        #expect(invalid["path"] as? String == "/c%FFd/x")
+        let nul = try #require(lines.first { ($0["message"] as? String)?.hasPrefix("GET /v1/services/a") == true })
+        #expect(nul["path"] as? String == "/v1/services/a%00b/x")
+        #expect(nul["status"] as? Int == 400)
+    }
 }

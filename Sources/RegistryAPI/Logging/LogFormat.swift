@@ -308,22 +308,56 @@ enum LogEscaping {
     /// Appends a request path for a log message: bytes that are not visible ASCII, and `"`, `%`
     /// and `\`, percent-encoded again, so the path is one word and reads as it was requested.
     static func appendPath(_ path: String, to line: inout [UInt8]) {
-        func plain(_ byte: UInt8) -> Bool {
-            byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "%") && byte != UInt8(ascii: "\\")
-        }
-        if path.utf8.allSatisfy(plain) {
+        if path.utf8.allSatisfy(plainPathByte) {
             line.append(contentsOf: path.utf8)
             return
         }
-        let hexDigits = Array("0123456789ABCDEF".utf8)
-        for byte in path.utf8 {
-            if plain(byte) {
-                line.append(byte)
+        for byte in path.utf8 { appendPathByte(byte, to: &line) }
+    }
+
+    /// Appends the decoded form of a percent-encoded request path (as sent) the way
+    /// `appendPath` writes a path: every decoded byte kept, a NUL (`%00`) or a byte that is
+    /// not UTF-8 (`%FF`) included, where the server's decoded path (a C string, then a Swift
+    /// string) would stop at the NUL or replace the byte with U+FFFD.
+    static func appendDecodedPath(_ encoded: String, to line: inout [UInt8]) {
+        if encoded.utf8.allSatisfy(plainPathByte) {
+            line.append(contentsOf: encoded.utf8)
+            return
+        }
+        let bytes = Array(encoded.utf8)
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count, let high = hexValue(bytes[index + 1]),
+                let low = hexValue(bytes[index + 2])
+            {
+                appendPathByte(high << 4 | low, to: &line)
+                index += 3
             } else {
-                line.append(UInt8(ascii: "%"))
-                line.append(hexDigits[Int(byte >> 4)])
-                line.append(hexDigits[Int(byte & 0xF)])
+                appendPathByte(bytes[index], to: &line)
+                index += 1
             }
+        }
+    }
+
+    private static func plainPathByte(_ byte: UInt8) -> Bool {
+        byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "%") && byte != UInt8(ascii: "\\")
+    }
+
+    private static func appendPathByte(_ byte: UInt8, to line: inout [UInt8]) {
+        guard !plainPathByte(byte) else { return line.append(byte) }
+        line.append(UInt8(ascii: "%"))
+        line.append(hexDigits[Int(byte >> 4)])
+        line.append(hexDigits[Int(byte & 0xF)])
+    }
+
+    private static let hexDigits = Array("0123456789ABCDEF".utf8)
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
         }
     }
 }
