@@ -68,7 +68,9 @@ final class RefusalAggregator: Sendable {
             actor: entry.actor, sourceAddress: entry.sourceAddress, action: entry.action, namespace: entry.namespace, name: entry.name,
             outcome: entry.outcome, status: entry.status, minute: minute)
         pending.withLock { state in
-            if state.minute != minute {
+            // Only forward: a request whose thread read the clock just before the minute
+            // turned is counted in its minute without starting that minute's count again.
+            if minute > state.minute {
                 state.minute = minute
                 state.linesThisMinute = 0
             }
