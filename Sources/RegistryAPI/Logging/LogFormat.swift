@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 public import Logging
 import RegistryCore
 
@@ -324,19 +325,7 @@ enum LogEscaping {
             line.append(contentsOf: encoded.utf8)
             return
         }
-        let bytes = Array(encoded.utf8)
-        var index = 0
-        while index < bytes.count {
-            if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count, let high = hexValue(bytes[index + 1]),
-                let low = hexValue(bytes[index + 2])
-            {
-                appendPathByte(high << 4 | low, to: &line)
-                index += 3
-            } else {
-                appendPathByte(bytes[index], to: &line)
-                index += 1
-            }
-        }
+        for byte in PercentEncoding.decodedBytes(encoded) { appendPathByte(byte, to: &line) }
     }
 
     private static func plainPathByte(_ byte: UInt8) -> Bool {
@@ -351,13 +340,4 @@ enum LogEscaping {
     }
 
     private static let hexDigits = Array("0123456789ABCDEF".utf8)
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
-    }
 }
