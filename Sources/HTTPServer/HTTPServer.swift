@@ -605,7 +605,9 @@ private func queue(_ response: HTTPResponse, on connection: OpaquePointer, track
     guard let created else { return .NO }
     defer { MHD_destroy_response(created) }
     for (name, value) in response.headers {
-        _ = MHD_add_response_header(created, name, value)
+        // Explicitly: the implicit conversion of a small string (most names and values) to a
+        // C string allocates a copy; `withCString` puts it on the stack.
+        _ = name.withCString { name in value.withCString { value in MHD_add_response_header(created, name, value) } }
     }
     let result = MHD_queue_response(connection, UInt32(response.status), created)
     tracked?.enter(.sending)

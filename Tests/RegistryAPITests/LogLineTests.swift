@@ -140,3 +140,33 @@ import Testing
         #expect(route.template == "/v1/services")
     }
 }
+
+@Suite struct RequestIDTests {
+    /// A request without a usable `X-Request-Id` gets the process's random prefix (11 hex
+    /// digits and a dash) and a counter in lower-case hex, one more per request.
+    @Test func generatedIDsArePrefixAndCounter() throws {
+        let request = HTTPRequest(method: "GET", path: "/v1/services")
+        let ids = (0..<3).map { _ in RegistryApplication.requestID(from: request) }
+        for id in ids {
+            let parts = id.split(separator: "-")
+            #expect(parts.count == 2 && parts[0].count == 11)
+            #expect(id.utf8.allSatisfy { $0 == UInt8(ascii: "-") || (48...57).contains($0) || (97...102).contains($0) })
+        }
+        let counters = try ids.map { try #require(Int($0.split(separator: "-")[1], radix: 16)) }
+        #expect(counters[1] > counters[0] && counters[2] > counters[1])
+        #expect(Set(ids.map { $0.split(separator: "-")[0] }).count == 1)
+        var given = request
+        given.headers.add("X-Request-Id", "trace-7")
+        #expect(RegistryApplication.requestID(from: given) == "trace-7")
+    }
+}
+
+@Suite struct DecimalTests {
+    @Test func writesAsStringDoes() {
+        for number in [0, 7, 9, 10, 99, 100, 101, 1_000_000, -1, -10, -12_345, Int.max, Int.min] {
+            var bytes: [UInt8] = [UInt8(ascii: "x")]
+            StderrLogHandler.appendDecimal(number, to: &bytes)
+            #expect(String(decoding: bytes, as: UTF8.self) == "x" + String(number))
+        }
+    }
+}

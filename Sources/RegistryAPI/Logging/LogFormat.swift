@@ -69,13 +69,14 @@ public struct StderrLogHandler: LogHandler {
     /// Appends `number` in decimal, as `String(number)` would write it.
     static func appendDecimal(_ number: Int, to line: inout [UInt8]) {
         if number < 0 { line.append(UInt8(ascii: "-")) }
-        var magnitude = number.magnitude
-        let start = line.count
+        let magnitude = number.magnitude
+        // Most significant digit first (no reversal of a slice of the line afterwards).
+        var divisor: UInt = 1
+        while divisor <= magnitude / 10 { divisor *= 10 }
         repeat {
-            line.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
-            magnitude /= 10
-        } while magnitude > 0
-        line[start...].reverse()
+            line.append(UInt8(ascii: "0") + UInt8(magnitude / divisor % 10))
+            divisor /= 10
+        } while divisor > 0
     }
 
     /// A metadata value as JSON: numbers and booleans given as `.stringConvertible` stay numbers

@@ -50,7 +50,8 @@ public final class Route: Sendable {
     let usualRequestMetrics = AtomicLazyReference<RequestMetrics>()
 
     enum Segment: Sendable, Equatable {
-        case literal(String)
+        /// The segment's bytes, compared with a request's as they are.
+        case literal([UInt8])
         case parameter(String)
     }
 
@@ -69,68 +70,106 @@ public final class Route: Sendable {
         precondition(LogEscaping.isPlainWord(template) && LogEscaping.isPlainWord(operationID), "route \(template) \(operationID)")
         self.namesOneService = template.hasPrefix("/v1/services/{namespace}/{name}")
         self.segments = template.split(separator: "/").map { part in
-            part.hasPrefix("{") && part.hasSuffix("}") ? .parameter(String(part.dropFirst().dropLast())) : .literal(String(part))
+            part.hasPrefix("{") && part.hasSuffix("}") ? .parameter(String(part.dropFirst().dropLast())) : .literal(Array(part.utf8))
         }
+        precondition(segments.count <= PathSegments.capacity, "route \(template): more than \(PathSegments.capacity) segments")
+        precondition(
+            segments.count(where: { if case .parameter = $0 { true } else { false } }) <= PathParameters.capacity,
+            "route \(template): more than \(PathParameters.capacity) parameters")
     }
 
-    /// Whether `path` (`/` then as many non-empty segments as the template has, separated by
-    /// `/`: what `Router` sends) fits the template: each literal segment equal. Walks the path in
-    /// place (no array of segments, no copies), so that the routes that do not match (or match
-    /// with another method) cost next to nothing.
-    func fits(_ path: String) -> Bool {
-        var fits = true
-        walk(path) { segment, value in
-            if case .literal(let literal) = segment, !literal.utf8.elementsEqual(value) { fits = false }
-            return fits
+    /// Whether the path whose bytes are `path`, cut into `found` (as many segments as the
+    /// template has), fits the template: each literal segment equal, byte for byte.
+    func fits(_ path: borrowing Span<UInt8>, _ found: PathSegments) -> Bool {
+        for (index, segment) in segments.enumerated() {
+            guard case .literal(let literal) = segment else { continue }
+            let range = found[index]
+            guard range.count == literal.count else { return false }
+            for offset in 0..<literal.count where path[range.lowerBound + offset] != literal[offset] { return false }
         }
-        return fits
+        return true
     }
 
-    /// The `{parameter}` segments of a path that `fits(_:)` the template.
-    func parameters(_ path: String) -> PathParameters {
+    /// The `{parameter}` segments of `path`, a path that `fits(_:_:)` the template.
+    func parameters(_ path: String, _ found: PathSegments) -> PathParameters {
         var parameters = PathParameters()
-        walk(path) { segment, value in
-            if case .parameter(let name) = segment { parameters.append(name, String(Substring(value))) }
-            return true
+        let utf8 = path.utf8
+        for (index, segment) in segments.enumerated() {
+            guard case .parameter(let name) = segment else { continue }
+            let range = found[index]
+            let start = utf8.index(utf8.startIndex, offsetBy: range.lowerBound)
+            parameters.append(name, String(Substring(utf8[start..<utf8.index(start, offsetBy: range.count)])))
         }
         return parameters
     }
+}
 
-    /// Calls `body` with each of the template's segments and the path's segment at its place,
-    /// while `body` returns true.
-    private func walk(_ path: String, _ body: (Segment, Substring.UTF8View) -> Bool) {
-        let utf8 = Substring(path).utf8
-        var start = utf8.index(after: utf8.startIndex)
-        for segment in segments {
-            let end = utf8[start...].firstIndex(of: UInt8(ascii: "/")) ?? utf8.endIndex
-            guard body(segment, utf8[start..<end]) else { return }
-            start = end == utf8.endIndex ? end : utf8.index(after: end)
+/// Where a request path's segments lie: byte offsets, after the leading `/`, for at most
+/// `capacity` segments (no route has more), kept inline (no allocation per request).
+struct PathSegments {
+    static let capacity = 8
+    private var ranges = InlineArray<8, Range<Int>>(repeating: 0..<0)
+    private(set) var count = 0
+
+    /// The segments of `path` (`/` then non-empty segments separated by `/`); nil when it is not
+    /// that shape or has more than `capacity` segments (no route matches it).
+    init?(_ path: borrowing Span<UInt8>) {
+        guard path.count > 1, path[0] == UInt8(ascii: "/") else { return nil }
+        var start = 1
+        for index in 1...path.count where index == path.count || path[index] == UInt8(ascii: "/") {
+            guard index > start, count < Self.capacity else { return nil }
+            ranges[count] = start..<index
+            count += 1
+            start = index + 1
         }
     }
+
+    subscript(index: Int) -> Range<Int> { ranges[index] }
 }
 
 /// The `{parameter}` values of a matched path, in template order. A route has at most three, so
-/// they are kept as a list and looked up by a linear scan (cheaper than hashing each name).
+/// they are kept in three slots (no array allocated per request) and looked up by a linear
+/// scan (cheaper than hashing each name).
 public struct PathParameters: Sendable, Equatable {
-    private var pairs: [(name: String, value: String)] = []
+    /// The most parameters a route has (checked when a route is made).
+    static let capacity = 3
+    private var first: (name: String, value: String)?
+    private var second: (name: String, value: String)?
+    private var third: (name: String, value: String)?
 
-    public init() { pairs.reserveCapacity(3) }
+    public init() {}
 
-    /// Parameters from `name: value` pairs (for tests and callers that build a context by hand).
+    /// Parameters from `name: value` pairs (for tests and callers that build a context by hand);
+    /// at most three.
     public init(_ pairs: KeyValuePairs<String, String>) {
-        self.pairs = pairs.map { ($0.key, $0.value) }
+        precondition(pairs.count <= 3, "a route has at most three parameters")
+        for pair in pairs { append(pair.key, pair.value) }
     }
 
-    mutating func append(_ name: String, _ value: String) { pairs.append((name, value)) }
+    mutating func append(_ name: String, _ value: String) {
+        if first == nil {
+            first = (name, value)
+        } else if second == nil {
+            second = (name, value)
+        } else {
+            precondition(third == nil, "a route has at most three parameters")
+            third = (name, value)
+        }
+    }
 
     /// The value of parameter `name`, or nil when the route has no such parameter.
     public subscript(name: String) -> String? {
-        for pair in pairs where pair.name == name { return pair.value }
+        if let first, first.name == name { return first.value }
+        if let second, second.name == name { return second.value }
+        if let third, third.name == name { return third.value }
         return nil
     }
 
     public static func == (lhs: PathParameters, rhs: PathParameters) -> Bool {
-        lhs.pairs.elementsEqual(rhs.pairs) { $0.name == $1.name && $0.value == $1.value }
+        func same(_ a: (name: String, value: String)?, _ b: (name: String, value: String)?) -> Bool {
+            a?.name == b?.name && a?.value == b?.value
+        }
+        return same(lhs.first, rhs.first) && same(lhs.second, rhs.second) && same(lhs.third, rhs.third)
     }
 }
 
@@ -157,24 +196,15 @@ public struct Router: Sendable {
     }
 
     public func match(method: String, path: String) -> Match {
-        // The segments after the leading `/`, counted in place; an empty one matches no route.
-        guard path.utf8.first == UInt8(ascii: "/") else { return .notFound }
-        var count = 1
-        var previous = UInt8(ascii: "/")
-        for byte in path.utf8.dropFirst() {
-            if byte == UInt8(ascii: "/") {
-                guard previous != UInt8(ascii: "/") else { return .notFound }
-                count += 1
-            }
-            previous = byte
-        }
-        guard previous != UInt8(ascii: "/"), count < bySegmentCount.count else { return .notFound }
+        let bytes = path.utf8Span.span
+        // The segments after the leading `/`, found in place; an empty one matches no route.
+        guard let found = PathSegments(bytes), found.count < bySegmentCount.count else { return .notFound }
         // RFC 9110 §9.3.2: HEAD is served wherever GET is, with GET's headers and no body
         // (the transport leaves the body out).
         let lookup = method == "HEAD" ? "GET" : method
         var allowed: [String] = []
-        for index in bySegmentCount[count] where routes[index].fits(path) {
-            if routes[index].method == lookup { return .found(routes[index], routes[index].parameters(path)) }
+        for index in bySegmentCount[found.count] where routes[index].fits(bytes, found) {
+            if routes[index].method == lookup { return .found(routes[index], routes[index].parameters(path, found)) }
             allowed.append(routes[index].method)
             if routes[index].method == "GET" { allowed.append("HEAD") }
         }
