@@ -197,6 +197,11 @@ private func statusLines(_ text: String) -> [String] {
             if index % 2 == 0 { try? client.send(Array("GET /slow HTTP/1.1\r\nHost: x\r\n".utf8)) }
             attackers.append(client)
         }
+        #expect(attackers.count == 40)
+        // Accepted by the server's threads, not only by the kernel: a connection the kernel holds
+        // in the listen backlog is not counted yet, and the next one could be accepted first.
+        let deadline = Date().addingTimeInterval(5)
+        while server.connections < attackers.count && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
         // The attacker's connections beyond its per-client limit are answered 503 (not dropped silently).
         let over = try RawHTTPClient(port: server.port, timeoutSeconds: 5)
         let refused = try over.request("GET", "/x")
