@@ -56,8 +56,25 @@ import Testing
         #expect(object.keys == (0..<40).map { "k\($0)" })
     }
 
-    @Test func rejectsInvalidUTF8() {
+    @Test func rejectsInvalidUTF8() throws {
         #expect(throws: JSONSyntaxError.self) { _ = try JSONParser.parse([0x22, 0xFF, 0x22]) }
+        // Overlong, an encoded surrogate, a truncated sequence: in a value, after an escape (the
+        // slow path), and in a member name.
+        let quote = UInt8(ascii: "\"")
+        for bad: [UInt8] in [[0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xE2, 0x82]] {
+            let documents: [[UInt8]] = [
+                [quote] + bad + [quote], [quote] + Array(#"\n"#.utf8) + bad + [quote], Array(#"{""#.utf8) + bad + Array(#"":1}"#.utf8),
+            ]
+            for document in documents {
+                #expect { _ = try JSONParser.parse(document) } throws: { error in
+                    (error as? JSONSyntaxError)?.message == "string is not valid UTF-8"
+                }
+            }
+        }
+        #expect(try JSONParser.parse(Array(#"["é\n€😀", "\u00e9é"]"#.utf8)) == .array([.string("é\n€😀"), .string("éé")]))
+        for truncated in ["-", "nul", "1.", "1e", #""abc"#, #""\u12"#] {
+            #expect(throws: JSONSyntaxError.self) { _ = try JSONParser.parse(Array(truncated.utf8)) }
+        }
     }
 
     @Test func limitsNestingDepth() {

@@ -12,31 +12,33 @@ public struct JSONSyntaxError: Error, Sendable, Equatable, CustomStringConvertib
 public struct JSONParser {
     public static let defaultMaxDepth = 64
 
-    private let bytes: [UInt8]
     private var index = 0
     private let maxDepth: Int
 
     /// Parses one complete document (surrounding white space allowed).
     public static func parse(_ bytes: [UInt8], maxDepth: Int = defaultMaxDepth) throws(JSONSyntaxError) -> JSONValue {
-        var parser = JSONParser(bytes: bytes, maxDepth: maxDepth)
-        parser.skipWhitespace()
-        let value = try parser.parseValue(depth: 0)
-        parser.skipWhitespace()
-        if parser.index < bytes.count {
-            throw parser.error("unexpected content after the JSON value")
+        // The bytes are read through a `Span` handed to every step: no reference counting and
+        // no slices per value (`Array` slices and their strings retained the buffer each time).
+        let span = bytes.span
+        var parser = JSONParser(maxDepth: maxDepth)
+        parser.skipWhitespace(span)
+        let value = try parser.parseValue(span, depth: 0)
+        parser.skipWhitespace(span)
+        if parser.index < span.count {
+            throw parser.error(span, "unexpected content after the JSON value")
         }
         return value
     }
 
-    private init(bytes: [UInt8], maxDepth: Int) {
-        self.bytes = bytes
+    private init(maxDepth: Int) {
         self.maxDepth = maxDepth
     }
 
-    private func error(_ message: String) -> JSONSyntaxError {
+    private func error(_ bytes: borrowing Span<UInt8>, _ message: String) -> JSONSyntaxError {
         var line = 1
         var column = 1
-        for byte in bytes[..<min(index, bytes.count)] {
+        for position in 0..<min(index, bytes.count) {
+            let byte = bytes[position]
             if byte == UInt8(ascii: "\n") {
                 line += 1
                 column = 1
@@ -47,7 +49,7 @@ public struct JSONParser {
         return JSONSyntaxError(message: message, line: line, column: column)
     }
 
-    private mutating func skipWhitespace() {
+    private mutating func skipWhitespace(_ bytes: borrowing Span<UInt8>) {
         while index < bytes.count {
             switch bytes[index] {
             case 0x20, 0x09, 0x0A, 0x0D: index += 1
@@ -56,23 +58,23 @@ public struct JSONParser {
         }
     }
 
-    private mutating func parseValue(depth: Int) throws(JSONSyntaxError) -> JSONValue {
-        guard index < bytes.count else { throw error("unexpected end of input") }
+    private mutating func parseValue(_ bytes: borrowing Span<UInt8>, depth: Int) throws(JSONSyntaxError) -> JSONValue {
+        guard index < bytes.count else { throw error(bytes, "unexpected end of input") }
         switch bytes[index] {
-        case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
-        case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
-        case UInt8(ascii: "\""): return .string(try parseString())
+        case UInt8(ascii: "{"): return try parseObject(bytes, depth: depth + 1)
+        case UInt8(ascii: "["): return try parseArray(bytes, depth: depth + 1)
+        case UInt8(ascii: "\""): return .string(try parseString(bytes))
         case UInt8(ascii: "t"):
-            try expectLiteral("true")
+            try expectLiteral(bytes, "true")
             return .bool(true)
         case UInt8(ascii: "f"):
-            try expectLiteral("false")
+            try expectLiteral(bytes, "false")
             return .bool(false)
         case UInt8(ascii: "n"):
-            try expectLiteral("null")
+            try expectLiteral(bytes, "null")
             return .null
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
-        default: throw error("unexpected character '\(printable(bytes[index]))'")
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber(bytes)
+        default: throw error(bytes, "unexpected character '\(printable(bytes[index]))'")
         }
     }
 
@@ -80,33 +82,33 @@ public struct JSONParser {
         (0x20..<0x7F).contains(byte) ? String(UnicodeScalar(byte)) : "\\u{\(String(byte, radix: 16))}"
     }
 
-    private mutating func expectLiteral(_ literal: StaticString) throws(JSONSyntaxError) {
-        let count = literal.utf8CodeUnitCount
-        let expected = UnsafeBufferPointer(start: literal.utf8Start, count: count)
-        guard index + count <= bytes.count, bytes[index..<index + count].elementsEqual(expected) else {
-            throw error("invalid literal (expected '\(literal)')")
+    private mutating func expectLiteral(_ bytes: borrowing Span<UInt8>, _ literal: String) throws(JSONSyntaxError) {
+        let count = literal.utf8.count
+        guard index + count <= bytes.count else { throw error(bytes, "invalid literal (expected '\(literal)')") }
+        for (offset, byte) in literal.utf8.enumerated() where bytes[index + offset] != byte {
+            throw error(bytes, "invalid literal (expected '\(literal)')")
         }
         index += count
     }
 
-    private mutating func parseObject(depth: Int) throws(JSONSyntaxError) -> JSONValue {
-        guard depth <= maxDepth else { throw error("nesting deeper than \(maxDepth) levels") }
+    private mutating func parseObject(_ bytes: borrowing Span<UInt8>, depth: Int) throws(JSONSyntaxError) -> JSONValue {
+        guard depth <= maxDepth else { throw error(bytes, "nesting deeper than \(maxDepth) levels") }
         index += 1
         var members: [(key: String, value: JSONValue)] = []
         // Duplicate names: a linear scan while the object is small (most are), a set beyond.
         var seen: Set<String>? = nil
-        skipWhitespace()
+        skipWhitespace(bytes)
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
             return .object(JSONObject(members))
         }
         while true {
-            skipWhitespace()
+            skipWhitespace(bytes)
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
-                throw error("expected a member name in double quotes")
+                throw error(bytes, "expected a member name in double quotes")
             }
             let keyStart = index
-            let key = try parseString()
+            let key = try parseString(bytes)
             let duplicate: Bool
             if members.count < 16 {
                 duplicate = members.contains { $0.key == key }
@@ -117,15 +119,15 @@ public struct JSONParser {
             }
             guard !duplicate else {
                 index = keyStart
-                throw error("duplicate member name \"\(key)\"")
+                throw error(bytes, "duplicate member name \"\(key)\"")
             }
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
+            skipWhitespace(bytes)
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error(bytes, "expected ':'") }
             index += 1
-            skipWhitespace()
-            members.append((key, try parseValue(depth: depth)))
-            skipWhitespace()
-            guard index < bytes.count else { throw error("unexpected end of input, expected ',' or '}'") }
+            skipWhitespace(bytes)
+            members.append((key, try parseValue(bytes, depth: depth)))
+            skipWhitespace(bytes)
+            guard index < bytes.count else { throw error(bytes, "unexpected end of input, expected ',' or '}'") }
             if bytes[index] == UInt8(ascii: ",") {
                 index += 1
                 continue
@@ -134,24 +136,24 @@ public struct JSONParser {
                 index += 1
                 return .object(JSONObject(members))
             }
-            throw error("expected ',' or '}'")
+            throw error(bytes, "expected ',' or '}'")
         }
     }
 
-    private mutating func parseArray(depth: Int) throws(JSONSyntaxError) -> JSONValue {
-        guard depth <= maxDepth else { throw error("nesting deeper than \(maxDepth) levels") }
+    private mutating func parseArray(_ bytes: borrowing Span<UInt8>, depth: Int) throws(JSONSyntaxError) -> JSONValue {
+        guard depth <= maxDepth else { throw error(bytes, "nesting deeper than \(maxDepth) levels") }
         index += 1
         var elements: [JSONValue] = []
-        skipWhitespace()
+        skipWhitespace(bytes)
         if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
             index += 1
             return .array(elements)
         }
         while true {
-            skipWhitespace()
-            elements.append(try parseValue(depth: depth))
-            skipWhitespace()
-            guard index < bytes.count else { throw error("unexpected end of input, expected ',' or ']'") }
+            skipWhitespace(bytes)
+            elements.append(try parseValue(bytes, depth: depth))
+            skipWhitespace(bytes)
+            guard index < bytes.count else { throw error(bytes, "unexpected end of input, expected ',' or ']'") }
             if bytes[index] == UInt8(ascii: ",") {
                 index += 1
                 continue
@@ -160,86 +162,77 @@ public struct JSONParser {
                 index += 1
                 return .array(elements)
             }
-            throw error("expected ',' or ']'")
+            throw error(bytes, "expected ',' or ']'")
         }
     }
 
-    private mutating func parseNumber() throws(JSONSyntaxError) -> JSONValue {
+    private mutating func parseNumber(_ bytes: borrowing Span<UInt8>) throws(JSONSyntaxError) -> JSONValue {
         let start = index
         if bytes[index] == UInt8(ascii: "-") { index += 1 }
-        guard index < bytes.count, isDigit(bytes[index]) else { throw error("invalid number") }
+        guard index < bytes.count, isDigit(bytes[index]) else { throw error(bytes, "invalid number") }
         if bytes[index] == UInt8(ascii: "0") {
             index += 1
-            if index < bytes.count, isDigit(bytes[index]) { throw error("invalid number (leading zero)") }
+            if index < bytes.count, isDigit(bytes[index]) { throw error(bytes, "invalid number (leading zero)") }
         } else {
             while index < bytes.count, isDigit(bytes[index]) { index += 1 }
         }
         if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
             index += 1
-            guard index < bytes.count, isDigit(bytes[index]) else { throw error("invalid number (digit expected after '.')") }
+            guard index < bytes.count, isDigit(bytes[index]) else { throw error(bytes, "invalid number (digit expected after '.')") }
             while index < bytes.count, isDigit(bytes[index]) { index += 1 }
         }
         if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
             index += 1
             if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
-            guard index < bytes.count, isDigit(bytes[index]) else { throw error("invalid number (digit expected in exponent)") }
+            guard index < bytes.count, isDigit(bytes[index]) else { throw error(bytes, "invalid number (digit expected in exponent)") }
             while index < bytes.count, isDigit(bytes[index]) { index += 1 }
         }
-        return .number(String(decoding: bytes[start..<index], as: UTF8.self))
+        return .number(Self.text(bytes, start..<index) ?? "")
     }
 
     private func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
 
-    private mutating func parseString() throws(JSONSyntaxError) -> String {
+    private mutating func parseString(_ bytes: borrowing Span<UInt8>) throws(JSONSyntaxError) -> String {
         index += 1
         let start = index
         // Fast path: no escapes. ASCII needs no validation (the generic validator, unspecialized
         // for array slices, cost more than the rest of the parse).
-        var ascii = true
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                let slice = bytes[start..<index]
-                let text: String
-                if ascii {
-                    text = String(decoding: slice, as: UTF8.self)
-                } else {
-                    guard let validated = String(validating: slice, as: UTF8.self) else { throw error("string is not valid UTF-8") }
-                    text = validated
-                }
+                guard let text = Self.text(bytes, start..<index) else { throw error(bytes, "string is not valid UTF-8") }
                 index += 1
                 return text
             }
             if byte == UInt8(ascii: "\\") { break }
-            if byte < 0x20 { throw error("control character in string (must be escaped)") }
-            if byte >= 0x80 { ascii = false }
+            if byte < 0x20 { throw error(bytes, "control character in string (must be escaped)") }
             index += 1
         }
         var scalars = String.UnicodeScalarView()
-        guard let prefix = String(validating: bytes[start..<index], as: UTF8.self) else {
-            throw error("string is not valid UTF-8")
+        guard let prefix = Self.text(bytes, start..<index) else {
+            throw error(bytes, "string is not valid UTF-8")
         }
         scalars.append(contentsOf: prefix.unicodeScalars)
         var run = index
-        func flush(_ parser: JSONParser) throws(JSONSyntaxError) {
-            guard let text = String(validating: parser.bytes[run..<parser.index], as: UTF8.self) else {
-                throw parser.error("string is not valid UTF-8")
+        func flush(_ parser: JSONParser, _ bytes: borrowing Span<UInt8>) throws(JSONSyntaxError) {
+            guard let text = Self.text(bytes, run..<parser.index) else {
+                throw parser.error(bytes, "string is not valid UTF-8")
             }
             scalars.append(contentsOf: text.unicodeScalars)
         }
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                try flush(self)
+                try flush(self, bytes)
                 index += 1
                 return String(scalars)
             }
-            if byte < 0x20 { throw error("control character in string (must be escaped)") }
+            if byte < 0x20 { throw error(bytes, "control character in string (must be escaped)") }
             if byte != UInt8(ascii: "\\") {
                 index += 1
                 continue
             }
-            try flush(self)
+            try flush(self, bytes)
             index += 1
             guard index < bytes.count else { break }
             let escape = bytes[index]
@@ -254,32 +247,38 @@ public struct JSONParser {
             case UInt8(ascii: "r"): scalars.append("\r")
             case UInt8(ascii: "t"): scalars.append("\t")
             case UInt8(ascii: "u"):
-                let first = try parseHex4()
+                let first = try parseHex4(bytes)
                 if (0xD800...0xDBFF).contains(first) {
                     guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
-                        throw error("unpaired UTF-16 surrogate in \\u escape")
+                        throw error(bytes, "unpaired UTF-16 surrogate in \\u escape")
                     }
                     index += 2
-                    let second = try parseHex4()
-                    guard (0xDC00...0xDFFF).contains(second) else { throw error("unpaired UTF-16 surrogate in \\u escape") }
+                    let second = try parseHex4(bytes)
+                    guard (0xDC00...0xDFFF).contains(second) else { throw error(bytes, "unpaired UTF-16 surrogate in \\u escape") }
                     let value = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
                     scalars.append(UnicodeScalar(value)!)
                 } else if let scalar = UnicodeScalar(first) {
                     scalars.append(scalar)
                 } else {
-                    throw error("unpaired UTF-16 surrogate in \\u escape")
+                    throw error(bytes, "unpaired UTF-16 surrogate in \\u escape")
                 }
             default:
                 index -= 1
-                throw error("invalid escape '\\\(printable(escape))'")
+                throw error(bytes, "invalid escape '\\\(printable(escape))'")
             }
             run = index
         }
-        throw error("unterminated string")
+        throw error(bytes, "unterminated string")
     }
 
-    private mutating func parseHex4() throws(JSONSyntaxError) -> UInt32 {
-        guard index + 4 <= bytes.count else { throw error("invalid \\u escape") }
+    /// The UTF-8 text of `range` of `bytes`; nil when it is not valid UTF-8.
+    private static func text(_ bytes: borrowing Span<UInt8>, _ range: Range<Int>) -> String? {
+        guard let text = try? UTF8Span(validating: bytes.extracting(range)) else { return nil }
+        return String(copying: text)
+    }
+
+    private mutating func parseHex4(_ bytes: borrowing Span<UInt8>) throws(JSONSyntaxError) -> UInt32 {
+        guard index + 4 <= bytes.count else { throw error(bytes, "invalid \\u escape") }
         var value: UInt32 = 0
         for _ in 0..<4 {
             let byte = bytes[index]
@@ -288,7 +287,7 @@ public struct JSONParser {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
             case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
             case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-            default: throw error("invalid \\u escape")
+            default: throw error(bytes, "invalid \\u escape")
             }
             value = value << 4 | UInt32(digit)
             index += 1
