@@ -41,6 +41,12 @@ public struct HTTPHeaders: Sendable, Sequence {
         fields.append((name, value))
     }
 
+    /// Replaces the value of the field at `index` (in order of arrival); nothing when out of range.
+    mutating func replaceValue(at index: Int, with value: String) {
+        guard fields.indices.contains(index) else { return }
+        fields[index].value = value
+    }
+
     public func makeIterator() -> IndexingIterator<[(name: String, value: String)]> {
         fields.makeIterator()
     }

@@ -525,7 +525,12 @@ private func intake(
     if let rejection { return refuse(rejection) }
     let headerSize = CMicroHTTPD_headerSize(connection)
     if headerSize > context.maxHeaderBytes { return refuse(.headerSectionTooLarge(limit: context.maxHeaderBytes)) }
-    if let method, let version, let problem = HeaderSection.check(connection, start: method, size: headerSize, version: version) {
+    var wholeValues: [Int: String] = [:]
+    if let method, let version,
+        let problem = HeaderSection.check(connection, start: method, size: headerSize, version: version, wholeValues: &wholeValues)
+    {
+        for (index, value) in wholeValues { request.headers.replaceValue(at: index, with: value) }
+        state.request = request
         return refuse(problem)
     }
     let body: RequestFraming.Body

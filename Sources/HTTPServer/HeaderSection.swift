@@ -11,8 +11,13 @@ import Foundation
 /// empty line) ends in two NULs and the next line starts right after them, ending at the size
 /// libmicrohttpd reports.
 enum HeaderSection {
+    /// The problem of a malformed section, nil when it is well formed. A field whose value holds
+    /// a NUL (which libmicrohttpd's value stops at) is put in `wholeValues` (by its position
+    /// among the fields) with the rest of its line, so that the refused request is logged with
+    /// what was sent rather than a value cut short.
     static func check(
-        _ connection: OpaquePointer, start: UnsafePointer<CChar>, size: Int, version: UnsafePointer<CChar>
+        _ connection: OpaquePointer, start: UnsafePointer<CChar>, size: Int, version: UnsafePointer<CChar>,
+        wholeValues: inout [Int: String]
     ) -> HTTPRejection? {
         guard size > 0 else { return nil }
         let base = UnsafeRawPointer(start)
@@ -28,7 +33,8 @@ enum HeaderSection {
         let versionEnd = versionStart + strlen(version)
         guard endsLine(versionEnd) else { return malformed }
         var cursor = versionEnd + 2
-        for (name, value) in rawHeaders(connection) {
+        let fields = rawHeaders(connection)
+        for (index, (name, value)) in fields.enumerated() {
             let nameStart = UnsafeRawPointer(name)
             let valueStart = UnsafeRawPointer(value)
             guard nameStart == cursor, valueStart > nameStart, valueStart < end else { return malformed }
@@ -41,7 +47,17 @@ enum HeaderSection {
                 between += 1
             }
             let valueEnd = valueStart + strlen(value)
-            guard endsLine(valueEnd) else { return malformed }
+            guard endsLine(valueEnd) else {
+                // A bare LF ends the line too (as one NUL): then the next field starts right
+                // after it. Otherwise the value went on past a NUL, up to its CRLF.
+                let next = index + 1 < fields.count ? UnsafeRawPointer(fields[index + 1].0) : end
+                if next > valueEnd + 1 {
+                    var lineEnd = valueEnd
+                    while lineEnd + 2 <= next && !endsLine(lineEnd) { lineEnd += 1 }
+                    wholeValues[index] = String(decoding: UnsafeRawBufferPointer(start: valueStart, count: lineEnd - valueStart), as: UTF8.self)
+                }
+                return malformed
+            }
             cursor = valueEnd + 2
         }
         guard endsLine(cursor), cursor + 2 == end else { return malformed }

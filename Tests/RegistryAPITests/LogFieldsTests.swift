@@ -10,9 +10,7 @@ import Testing
         #expect(try client.request("GET", "/v1/services/default/missing", headers: ["User-Agent": "log-test/1"]).status == 404)
         server.signal(SIGTERM)
         server.process.waitUntilExit()
-        let lines = server.logText.split(separator: "\n").compactMap { line in
-            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
-        }
+        let lines = jsonLines(server)
         let request = try #require(lines.first { ($0["message"] as? String)?.hasPrefix("GET /v1/services/default/missing") == true })
         #expect(request["status"] as? Int == 404)
         #expect(request["durationMs"] is Double || request["durationMs"] is Int)
@@ -35,9 +33,7 @@ import Testing
         #expect(try client.request("GET", "/b%22%C3%A9%20c%25").status == 404)
         server.signal(SIGTERM)
         server.process.waitUntilExit()
-        let lines = server.logText.split(separator: "\n").compactMap { line in
-            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
-        }
+        let lines = jsonLines(server)
         let first = try #require(lines.first { ($0["message"] as? String)?.hasPrefix("GET /a") == true })
         #expect(first["path"] as? String == "/a%2541")
         #expect(first["message"] as? String == "GET /a%2541 404")
@@ -56,13 +52,38 @@ import Testing
         #expect(refused.json?["instance"] as? String == "/v1/services/a%00b/x")
         server.signal(SIGTERM)
         server.process.waitUntilExit()
-        let lines = server.logText.split(separator: "\n").compactMap { line in
-            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
-        }
+        let lines = jsonLines(server)
         let invalid = try #require(lines.first { ($0["message"] as? String)?.hasPrefix("GET /c") == true })
         #expect(invalid["path"] as? String == "/c%FFd/x")
         let nul = try #require(lines.first { ($0["message"] as? String)?.hasPrefix("GET /v1/services/a") == true })
         #expect(nul["path"] as? String == "/v1/services/a%00b/x")
         #expect(nul["status"] as? Int == 400)
+    }
+
+    /// A header value with a NUL is refused (400), and logged whole: libmicrohttpd's value
+    /// stops at the NUL, which would hide the rest of what the client sent.
+    @Test func aHeaderValueWithANULIsLoggedWhole() throws {
+        let server = try ServerProcess(["--log-format", "json"])
+        let client = try RawHTTPClient(port: server.port)
+        try client.send(Array("GET /v1/services HTTP/1.1\r\nHost: x\r\nUser-Agent: shown\u{0}hidden/1\r\n\r\n".utf8))
+        #expect(try client.readResponse().status == 400)
+        // A bare LF ends a line (refused too): the field after it is not taken into the value.
+        let other = try RawHTTPClient(port: server.port)
+        try other.send(Array("GET /v1/services/lf HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nUser-Agent: lf/1\nX-Next: 2\r\n\r\n".utf8))
+        #expect(try other.readResponse().status == 400)
+        server.signal(SIGTERM)
+        server.process.waitUntilExit()
+        let line = try #require(jsonLines(server).first { ($0["message"] as? String)?.hasPrefix("GET /v1/services") == true })
+        #expect(line["status"] as? Int == 400)
+        #expect(line["userAgent"] as? String == "shown\u{0}hidden/1")
+        let bareLF = try #require(jsonLines(server).first { ($0["message"] as? String)?.hasPrefix("GET /v1/services/lf") == true })
+        #expect(bareLF["userAgent"] as? String == "lf/1")
+    }
+
+    /// The server's JSON log lines, parsed.
+    private func jsonLines(_ server: ServerProcess) -> [[String: Any]] {
+        server.logText.split(separator: "\n").compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+        }
     }
 }
