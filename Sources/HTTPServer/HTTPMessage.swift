@@ -140,7 +140,8 @@ public enum HTTPRejection: Error, Sendable, Equatable {
     /// 400: the request line or header section breaks HTTP/1.1's message syntax (RFC 9112) in a
     /// way that could make the server and an intermediary read different requests (framing,
     /// line endings, `Host`, control characters, a percent-encoded NUL in the target).
-    case malformed(String)
+    /// `field` names the query parameter or header field at fault, when there is one.
+    case malformed(String, field: String? = nil)
     /// 501: a transfer coding other than `chunked` (RFC 9112 §6.1: "A server that receives a
     /// request message with a transfer coding it does not understand SHOULD respond with 501").
     case unsupportedTransferCoding(String)
@@ -152,6 +153,12 @@ public enum HTTPRejection: Error, Sendable, Equatable {
     case clientConnectionLimit(limit: Int)
     /// 503: the bodies being received use up the budget of `budget` bytes.
     case bodyBudgetExhausted(budget: Int)
+
+    /// The query parameter or header field the rejection is about, when there is one.
+    public var field: String? {
+        if case .malformed(_, let field) = self { return field }
+        return nil
+    }
 
     /// The HTTP status the rejection is answered with.
     public var status: Int {
@@ -174,7 +181,7 @@ public enum HTTPRejection: Error, Sendable, Equatable {
     /// One sentence saying what was wrong, for the problem's `detail`.
     public var detail: String {
         switch self {
-        case .malformed(let reason): reason
+        case .malformed(let reason, _): reason
         case .unsupportedTransferCoding(let coding):
             "Transfer-Encoding \"\(coding)\" is not supported; send the body with Content-Length or Transfer-Encoding: chunked"
         case .headerSectionTooLarge(let limit): "the request line and headers are larger than the limit of \(limit) bytes"

@@ -507,7 +507,7 @@ private func intake(
     request.remoteAddress = tracked?.address ?? ""
     // The path as sent, also for a refused target: the decoded one stops at a `%00`.
     if !state.rawTarget.isEmpty { request.rawPath = String(decoding: state.rawTarget.prefix { $0 != UInt8(ascii: "?") }, as: UTF8.self) }
-    let rejection: HTTPRejection?
+    var rejection: HTTPRejection?
     switch RequestFraming.target(state.rawTarget) {
     case .failure(let reason):
         rejection = reason
@@ -518,6 +518,7 @@ private func intake(
         }
         rejection = nil
     }
+    if rejection == nil { rejection = RequestFraming.method(request.method) }
     state.request = request
     func refuse(_ reason: HTTPRejection) -> MHD_Result {
         queue(closing(context.handler.reject(request, reason: reason)), on: connection, tracked: tracked)

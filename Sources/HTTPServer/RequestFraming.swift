@@ -21,11 +21,25 @@ enum RequestFraming {
         if raw.contains(where: { $0 <= 0x20 || $0 == 0x7F }) {
             return .failure(.malformed("the request target contains a space or a control character"))
         }
+        // RFC 3986 §2: a URI is ASCII; other bytes are sent percent-encoded (a raw one would
+        // reach the path as U+FFFD, so two different targets would name the same resource).
+        if raw.contains(where: { $0 >= 0x80 }) {
+            return .failure(.malformed("the request target contains a byte that is not ASCII; percent-encode it"))
+        }
         for index in raw.indices.dropLast(2)
         where raw[index] == UInt8(ascii: "%") && raw[index + 1] == UInt8(ascii: "0")
             && raw[index + 2] == UInt8(ascii: "0")
         {
-            return .failure(.malformed("the request target contains a percent-encoded NUL (%00)"))
+            // In the query: the parameter it is in is named (its name as sent, decoded).
+            guard let query = raw.firstIndex(of: UInt8(ascii: "?")), query < index else {
+                return .failure(.malformed("the request target contains a percent-encoded NUL (%00)"))
+            }
+            let start = raw[..<index].lastIndex(where: { $0 == UInt8(ascii: "&") || $0 == UInt8(ascii: "?") }).map { $0 + 1 } ?? index
+            let pair = raw[start...].prefix { $0 != UInt8(ascii: "&") }
+            let name = String(
+                decoding: PercentEncoding.decodedBytes(String(decoding: pair.prefix { $0 != UInt8(ascii: "=") }, as: UTF8.self)), as: UTF8.self)
+            return .failure(
+                .malformed("the query parameter \"\(printable(name))\" contains a percent-encoded NUL (%00)", field: printable(name)))
         }
         if raw.first == UInt8(ascii: "/") { return .success(.origin) }
         if raw == [UInt8(ascii: "*")] { return .success(.asterisk) }
@@ -35,11 +49,29 @@ enum RequestFraming {
             let rest = text.dropFirst(scheme.count)
             let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
             guard authorityEnd > rest.startIndex else { return .failure(.malformed("the absolute-form target has no host")) }
+            // RFC 3986 §3.2: userinfo, host (a name, an IPv4 address or a bracketed IP literal)
+            // and port are made of unreserved characters, percent-escapes, sub-delimiters, `:`,
+            // `@`, `[` and `]`; anything else (`"`, `\\`, `<`, `{`…) is not an authority.
+            guard rest[..<authorityEnd].utf8.allSatisfy(isAuthorityCharacter) else {
+                return .failure(.malformed("the absolute-form target's authority contains a character a URI does not allow there"))
+            }
             var path = rest[authorityEnd...].prefix(while: { $0 != "?" })
             if path.isEmpty { path = "/" }
             return .success(.absolute(encodedPath: String(path)))
         }
         return .failure(.malformed("the request target must be a path starting with / or an absolute http(s) URI"))
+    }
+
+    private static func isAuthorityCharacter(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "%"), UInt8(ascii: "!"),
+            UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "*"),
+            UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="), UInt8(ascii: ":"), UInt8(ascii: "@"),
+            UInt8(ascii: "["), UInt8(ascii: "]"):
+            true
+        default: false
+        }
     }
 
     /// Decodes `%XX` escapes of a path (an invalid escape stays as written).
@@ -148,8 +180,20 @@ enum RequestFraming {
     static func isTokenCharacter(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
-        default: Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+            UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            true
+        default: false
         }
+    }
+
+    /// The request method, which RFC 9110 §9.1 makes a token: nil when it is one, else why not
+    /// (a method such as `actor=admin` or one with bytes that are not ASCII would be logged as if
+    /// it were fields of the line).
+    static func method(_ method: String) -> HTTPRejection? {
+        guard method.isEmpty || !method.utf8.allSatisfy(isTokenCharacter) else { return nil }
+        return .malformed("the method \"\(printable(method))\" is not a token")
     }
 
     /// A value safe to quote in a message: control characters and non-ASCII as `\xNN`, at most 64 bytes.

@@ -56,6 +56,10 @@ private func statusLines(_ text: String) -> [String] {
         ("percent-encoded NUL in the path", "DELETE /a/b%00c HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         ("percent-encoded NUL in the query", "GET /a?namespace=default%00x HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         ("space in the target", "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ("raw non-ASCII in the target", "GET /v1/é HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ("a method that is not a token", "actor=admin /a HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ("a method with non-ASCII", "GÉT /a HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ("absolute form with a quote in the authority", "GET http://evil\"\\/a HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         // A proxy that maps `_` to `-` would frame these by the field this server ignores.
         (
             "transfer coding spelled with an underscore",

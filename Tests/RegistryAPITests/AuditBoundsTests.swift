@@ -40,38 +40,71 @@ import Testing
         #expect(growth < 256 * 1024, "the database grew by \(growth) bytes for \(flood) refused requests")
     }
 
-    /// A caller with a known token keeps the target of its refusals (a valid name), but no more
-    /// than `maxLinesPerMinute` distinct lines are counted a minute: the rest share one line.
+    /// A caller with a known token keeps the target of its refusals (a valid name), but one
+    /// client (token and address) gets at most `maxLinesPerClientPerMinute` distinct lines a
+    /// minute: the rest share one line that still names it.
+    @Test func oneClientsDistinctRefusalsShareItsOverflowLine() throws {
+        let tokens = try writeTokensFile([
+            ("root", "admin", #"["*"]"#, "admin-token-01234567890"), ("watcher", "viewer", #"["*"]"#, "viewer-token-0123456789"),
+        ])
+        let server = try TestServer { $0.tokensFile = tokens }
+        let viewer = ["Authorization": "Bearer viewer-token-0123456789"]
+        let attempts = 300
+        for index in 0..<attempts {
+            let response = try server.client().request("DELETE", "/v1/services/team-\(index % 7)/svc-\(index)", headers: viewer)
+            #expect(response.status == 403)
+        }
+        let items = try auditLines(server, filter: "actor=watcher")
+        #expect(items.reduce(0) { $0 + (($1["count"] as? Int) ?? 1) } == attempts)
+        let minutes = Set(items.compactMap { $0["time"] as? String }).count
+        let targeted = items.filter { ($0["action"] as? String) == "deleteService" }
+        let folded = items.filter { ($0["action"] as? String) == "*" }
+        #expect(targeted.count <= 20 * minutes && targeted.count >= 20, "\(targeted.count) lines in \(minutes) minutes")
+        #expect((1...minutes).contains(folded.count))
+        #expect(folded.allSatisfy { $0["namespace"] == nil && $0["name"] == nil && ($0["sourceAddress"] as? String) == "127.0.0.1" })
+        #expect(
+            targeted.allSatisfy { ($0["namespace"] as? String)?.hasPrefix("team-") == true && ($0["name"] as? String)?.hasPrefix("svc-") == true })
+        #expect(try auditLines(server, filter: "actor=*").isEmpty)
+    }
+
+    /// No more than `maxLinesPerMinute` distinct lines are counted a minute, whatever the number
+    /// of clients: the rest share one line.
     @Test func distinctRefusalsBeyondTheMinutesBoundShareAnOverflowLine() throws {
         let tokens = try writeTokensFile([
             ("root", "admin", #"["*"]"#, "admin-token-01234567890"), ("watcher", "viewer", #"["*"]"#, "viewer-token-0123456789"),
         ])
         let server = try TestServer { $0.tokensFile = tokens }
         let viewer = ["Authorization": "Bearer viewer-token-0123456789"]
-        let attempts = 1_500
-        for index in 0..<attempts {
-            let response = try server.client().request("DELETE", "/v1/services/team-\(index % 7)/svc-\(index)", headers: viewer)
-            #expect(response.status == 403)
+        // 60 addresses with 21 lines each (20 with targets, one folded): more than 1,000.
+        let (addresses, perAddress) = (60, 25)
+        for address in 0..<addresses {
+            for index in 0..<perAddress {
+                let client = try RawHTTPClient(port: server.port, source: "127.0.1.\(address + 1)")
+                let response = try client.request("DELETE", "/v1/services/team-\(address)/svc-\(index)", headers: viewer)
+                #expect(response.status == 403)
+            }
         }
-        var items: [[String: Any]] = []
-        var target = "/v1/audit?limit=1000&actor=watcher"
-        while true {
-            let page = try server.client().request("GET", target, headers: ["Authorization": "Bearer admin-token-01234567890"])
-            items += (page.json?["items"] as? [[String: Any]]) ?? []
-            guard let next = page.json?["continue"] as? String else { break }
-            target = "/v1/audit?limit=1000&actor=watcher&continue=\(next)"
-        }
-        let overflow =
-            try server.client().request(
-                "GET", "/v1/audit?limit=1000&actor=*", headers: ["Authorization": "Bearer admin-token-01234567890"]
-            ).json?["items"] as? [[String: Any]] ?? []
+        let items = try auditLines(server, filter: "actor=watcher")
+        let overflow = try auditLines(server, filter: "actor=*")
         let counted = (items + overflow).reduce(0) { $0 + (($1["count"] as? Int) ?? 1) }
-        #expect(counted == attempts)
+        #expect(counted == addresses * perAddress)
         // Within one minute at most 1,000 lines; the run may straddle a minute.
         let minutes = Set(items.compactMap { $0["time"] as? String }).count
         #expect(items.count <= 1_000 * minutes && items.count >= 1_000, "\(items.count) lines in \(minutes) minutes")
         #expect(!overflow.isEmpty || minutes > 1)
-        #expect(items.allSatisfy { ($0["namespace"] as? String)?.hasPrefix("team-") == true && ($0["name"] as? String)?.hasPrefix("svc-") == true })
+    }
+
+    /// Every audit line matching `filter`, all pages.
+    private func auditLines(_ server: TestServer, filter: String) throws -> [[String: Any]] {
+        var items: [[String: Any]] = []
+        var target = "/v1/audit?limit=1000&\(filter)"
+        while true {
+            let page = try server.client().request("GET", target, headers: ["Authorization": "Bearer admin-token-01234567890"])
+            items += (page.json?["items"] as? [[String: Any]]) ?? []
+            guard let next = page.json?["continue"] as? String else { break }
+            target = "/v1/audit?limit=1000&\(filter)&continue=\(next)"
+        }
+        return items
     }
 
     @Test func historyIsPaged() throws {

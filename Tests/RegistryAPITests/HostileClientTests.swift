@@ -87,8 +87,18 @@ private func send(_ port: UInt16, _ raw: String) throws -> (response: ClientResp
         let (deleted, _) = try send(server.port, "DELETE /v1/services/default/ab%00c HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(deleted.status == 400)
         #expect(deleted.json?["detail"] as? String == "the request target contains a percent-encoded NUL (%00)")
-        let (listed, _) = try send(server.port, "GET /v1/services?namespace=default%00x HTTP/1.1\r\nHost: x\r\n\r\n")
+        let (listed, _) = try send(server.port, "GET /v1/services?limit=5&namespace=default%00x HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(listed.status == 400)
+        // In the query, the parameter is named.
+        let errors = listed.json?["errors"] as? [[String: Any]]
+        #expect(errors?.first?["field"] as? String == "namespace")
+        #expect(listed.json?["detail"] as? String == "the query parameter \"namespace\" contains a percent-encoded NUL (%00)")
+        // An unknown parameter's name, however long, is cut in the answer.
+        let long = String(repeating: "q", count: 5_000)
+        let unknown = try server.client().request("GET", "/v1/services?\(long)=1")
+        #expect(unknown.status == 400)
+        #expect((unknown.json?["detail"] as? String)?.utf8.count ?? .max < 400)
+        #expect(((unknown.json?["errors"] as? [[String: Any]])?.first?["field"] as? String)?.hasSuffix("…") == true)
         #expect(try server.client().request("GET", "/v1/services/default/ab").status == 200)
         #expect(try server.client().request("GET", "/v1/services/default/abc").status == 200)
     }

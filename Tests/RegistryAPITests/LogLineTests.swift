@@ -79,6 +79,9 @@ import Testing
         var bytes: [UInt8] = []
         LogEscaping.appendPath("/v1/a b/\"%\\\u{1}é", to: &bytes)
         #expect(String(decoding: bytes, as: UTF8.self) == "/v1/a%20b/%22%25%5C%01%C3%A9")
+        bytes = []
+        LogEscaping.appendPath("/a=b/level=error", to: &bytes)
+        #expect(String(decoding: bytes, as: UTF8.self) == "/a%3Db/level%3Derror")
     }
 }
 

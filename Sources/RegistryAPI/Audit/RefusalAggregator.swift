@@ -11,10 +11,13 @@ import Synchronization
 /// Bounds, whatever the requests hold: the caller (`RegistryApplication.auditFailure`) keys them
 /// by values of bounded size (a route's operationId, a target only when it is a valid
 /// Kubernetes name, no target for a request without a known token); `detail` is cut to
-/// `maxDetailBytes`; and at most `maxLinesPerMinute` distinct lines are counted in one minute,
-/// further ones in a single overflow line per outcome and status (actor `*`, action `*`). So
-/// refusals add at most about `maxLinesPerMinute` × 1.5 KiB to the database a minute, and a
-/// flood from one actor or address is one line per action, status and minute.
+/// `maxDetailBytes`; one client (actor and source address) gets at most
+/// `maxLinesPerClientPerMinute` distinct lines a minute, its further refusals one line per
+/// outcome and status with its actor and address kept (action `*`, no target), so that one
+/// client cannot use up the budget of the others; and at most `maxLinesPerMinute` distinct lines
+/// are counted in one minute, further ones in a single overflow line per outcome and status
+/// (actor `*`, action `*`). So refusals add at most about `maxLinesPerMinute` × 1.5 KiB to the
+/// database a minute, and a flood from one client about `maxLinesPerClientPerMinute` lines.
 final class RefusalAggregator: Sendable {
     struct Key: Hashable, Sendable {
         var actor: String
@@ -34,18 +37,27 @@ final class RefusalAggregator: Sendable {
         var detail: String?
     }
 
+    /// Who a line is about: one token (or `anonymous`) from one address.
+    struct Client: Hashable, Sendable {
+        var actor: String
+        var sourceAddress: String?
+    }
+
     /// What is waiting for the next flush, and how many distinct lines the current minute has
-    /// counted so far (flushed ones included).
+    /// counted so far (flushed ones included), in all and per client.
     private struct State: Sendable {
         var tallies: [Key: Tally] = [:]
         var minute = ""
         var linesThisMinute = 0
+        /// Bounded by `maxLinesPerMinute`: a client is counted only when it gets a line.
+        var linesPerClient: [Client: Int] = [:]
         /// The audit line each key of the current minute was written to, so that the next
         /// flushes of that minute add to it: one line per key and minute, however many flushes.
         var written: [Key: Int] = [:]
     }
 
     static let maxLinesPerMinute = 1_000
+    static let maxLinesPerClientPerMinute = 20
     /// Bytes of a line's `detail` kept (UTF-8, cut at a character boundary, `…` appended).
     static let maxDetailBytes = 1_024
 
@@ -73,16 +85,30 @@ final class RefusalAggregator: Sendable {
             if minute > state.minute {
                 state.minute = minute
                 state.linesThisMinute = 0
+                state.linesPerClient.removeAll(keepingCapacity: true)
             }
-            if state.tallies[key] == nil, state.written[key] == nil {
+            func isNew(_ key: Key) -> Bool { state.tallies[key] == nil && state.written[key] == nil }
+            let client = Client(actor: entry.actor, sourceAddress: entry.sourceAddress)
+            var detail = entry.detail
+            if isNew(key), state.linesPerClient[client, default: 0] >= Self.maxLinesPerClientPerMinute {
+                key = Key(
+                    actor: entry.actor, sourceAddress: entry.sourceAddress, action: "*", namespace: nil, name: nil, outcome: entry.outcome,
+                    status: entry.status, minute: minute)
+                detail =
+                    "more distinct refusals from this client in this minute than the audit log keeps lines for (\(Self.maxLinesPerClientPerMinute))"
+            }
+            if isNew(key) {
                 if state.linesThisMinute >= Self.maxLinesPerMinute {
                     key = Key(
                         actor: "*", sourceAddress: nil, action: "*", namespace: nil, name: nil, outcome: entry.outcome, status: entry.status,
                         minute: minute)
+                    detail = "more distinct refusals in this minute than the audit log keeps lines for"
                 }
-                if state.tallies[key] == nil, state.written[key] == nil { state.linesThisMinute += 1 }
+                if isNew(key) {
+                    state.linesThisMinute += 1
+                    if key.actor != "*" { state.linesPerClient[client, default: 0] += 1 }
+                }
             }
-            let detail = key.actor == "*" ? "more distinct refusals in this minute than the audit log keeps lines for" : entry.detail
             state.tallies[key, default: Tally(count: 0, lastRequestID: entry.requestID, detail: nil)].count += 1
             state.tallies[key]?.lastRequestID = entry.requestID
             state.tallies[key]?.detail = detail.map(Self.truncated)

@@ -115,8 +115,10 @@ enum ErrorMapping {
     /// Requests the transport refused before routing (RFC 9112 framing, connection limits).
     static func problem(for rejection: HTTPRejection) -> ProblemDetails {
         switch rejection {
-        case .malformed:
-            return ProblemDetails(slug: "malformed-request", title: "Malformed request", status: 400, detail: rejection.detail)
+        case .malformed(_, let field):
+            return ProblemDetails(
+                slug: "malformed-request", title: "Malformed request", status: 400, detail: rejection.detail,
+                violations: field.map { [FieldViolation($0, .invalid, rejection.detail)] } ?? [])
         case .unsupportedTransferCoding:
             return ProblemDetails(slug: "unsupported-transfer-coding", title: "Not implemented", status: 501, detail: rejection.detail)
         case .headerSectionTooLarge(let limit):

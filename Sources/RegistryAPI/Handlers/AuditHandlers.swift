@@ -43,7 +43,7 @@ struct AuditHandlers: Sendable {
 
     /// The row id a continue token of the audit log or a history names (a positive integer).
     private static func position(_ value: JSONValue) throws(APIError) -> Int {
-        guard let id = value.intValue, id > 0 else { throw .badRequest("continue token is not one this server issued", field: "continue") }
+        guard let id = value.intValue, id > 0 else { throw .badRequest(RequestChecks.invalidContinueToken, field: "continue") }
         return id
     }
 

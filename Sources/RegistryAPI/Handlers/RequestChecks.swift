@@ -273,22 +273,36 @@ enum RequestChecks {
     /// silently ignored), one given more than once (no parameter of this API is a list:
     /// `?port=8080&port=8081` is not read as either), and one given without a value (`?namespace`
     /// or `?namespace=`, except where an empty value means something: `emptyValueAllowed`).
+    /// The 400's detail for a `continue` that does not page the list asked for. Tokens are not
+    /// secrets (like the API server's, they are the position in the list and its filters):
+    /// one that is malformed or belongs to another list, service or filters is refused.
+    static let invalidContinueToken = "continue token is not a valid one for this list (malformed, or from another list or other filters)"
+
+    /// `text` cut to its first 64 characters, with `…` when it was longer.
+    static func shortened(_ text: String) -> String {
+        text.count > 64 ? text.prefix(64) + "…" : text
+    }
+
     static func checkQuery(_ request: HTTPRequest, allowed: Set<String>) throws(APIError) {
         guard !request.query.isEmpty else { return }
         let unknown = Set(request.query.map(\.name)).subtracting(allowed).sorted()
         guard unknown.isEmpty else {
             let known = allowed.isEmpty ? "this route takes none" : "known: \(allowed.sorted().joined(separator: ", "))"
+            // Names as sent can be any length: each is cut, and at most five are listed, so that
+            // the answer stays small whatever the query.
+            var listed = unknown.prefix(5).map(Self.shortened).joined(separator: ", ")
+            if unknown.count > 5 { listed += " and \(unknown.count - 5) more" }
             throw .badRequest(
-                "unknown query parameter\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")) (\(known))", field: unknown[0])
+                "unknown query parameter\(unknown.count == 1 ? "" : "s") \(listed) (\(known))", field: Self.shortened(unknown[0]))
         }
         var seen: Set<String> = []
         for (name, value) in request.query {
             guard seen.insert(name).inserted else {
                 let count = request.query.filter { $0.name == name }.count
-                throw .badRequest("query parameter \(name) is given \(count) times; it takes one value", field: name)
+                throw .badRequest("query parameter \(Self.shortened(name)) is given \(count) times; it takes one value", field: name)
             }
             if value == nil || (value == "" && !emptyValueAllowed.contains(name)) {
-                throw .badRequest("query parameter \(name) needs a value (\(name)=…)", field: name)
+                throw .badRequest("query parameter \(Self.shortened(name)) needs a value (\(name)=…)", field: name)
             }
         }
     }
@@ -323,7 +337,9 @@ enum ContinueToken {
         base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
         guard token.utf8.count <= 4_096, let data = Data(base64Encoded: base64), let object = try? JSONParser.parse(Array(data)),
             let issuedFor = object["l"]?.stringValue, let query = object["q"]?.stringValue, let position = object["p"]
-        else { throw .badRequest("continue token is not one this server issued", field: "continue") }
+        else {
+            throw .badRequest(RequestChecks.invalidContinueToken, field: "continue")
+        }
         guard issuedFor == list.rawValue, query == digest(filters) else {
             throw .badRequest(
                 "continue token was issued for another list or other filters; list again without continue, or with the filters it came with",

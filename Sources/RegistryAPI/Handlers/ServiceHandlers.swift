@@ -175,7 +175,7 @@ struct ServiceHandlers: Sendable {
             let position = try ContinueToken.decode(token, list: .services, filters: filters)
             guard let afterNamespace = position["ns"]?.stringValue, let afterName = position["n"]?.stringValue,
                 namespace == nil || afterNamespace == namespace
-            else { throw APIError.badRequest("continue token is not one this server issued", field: "continue") }
+            else { throw APIError.badRequest(RequestChecks.invalidContinueToken, field: "continue") }
             after = ServiceKey(namespace: afterNamespace, name: afterName)
         }
         let scope = context.principal.scope

@@ -307,8 +307,8 @@ enum LogEscaping {
         return needsQuotes ? "\"" + escaped(text, quote: true) + "\"" : escaped(text)
     }
 
-    /// Appends a request path for a log message: bytes that are not visible ASCII, and `"`, `%`
-    /// and `\`, percent-encoded again, so the path is one word and reads as it was requested.
+    /// Appends a request path for a log message: bytes that are not visible ASCII, and `"`, `%`,
+    /// `=` and `\`, percent-encoded again, so the path is one word and reads as it was requested.
     static func appendPath(_ path: String, to line: inout [UInt8]) {
         if path.utf8.allSatisfy(plainPathByte) {
             line.append(contentsOf: path.utf8)
@@ -329,8 +329,11 @@ enum LogEscaping {
         for byte in PercentEncoding.decodedBytes(encoded) { appendPathByte(byte, to: &line) }
     }
 
+    /// `=` too: in the text format the message comes before the fields, and a path (or method)
+    /// holding `key=value` would read as one more field to a logfmt parser.
     private static func plainPathByte(_ byte: UInt8) -> Bool {
         byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "%") && byte != UInt8(ascii: "\\")
+            && byte != UInt8(ascii: "=")
     }
 
     private static func appendPathByte(_ byte: UInt8, to line: inout [UInt8]) {
