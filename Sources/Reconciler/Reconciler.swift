@@ -516,11 +516,27 @@ public final class Reconciler: Sendable {
         let result: SyncResult
         if let record, bound || realPush {
             let source: ReconcileState.Source = bound ? .binding : .push
-            result = ClusterSync.ensure(rendered(record.service), client: client, adopt: waiters.contains { $0.adopt }, dryRun: false)
-            settle(key, record: record, previous: state, source: source, result: result)
-        } else if let record, let state, state.source == .push {
+            var previous = state
+            // A first push is tracked before it applies anything: a delete of the service while
+            // it runs then waits for it and has its objects deleted (or, `cascade=false`,
+            // forgets it), instead of not knowing of objects that appear after it answered.
+            if previous == nil {
+                let tracking = ReconcileState(
+                    namespace: key.namespace, name: key.name, cluster: key.cluster, source: source, state: .pending, uid: record.uid,
+                    revision: record.revision)
+                if (try? store.saveReconcileState(tracking, whileServiceHasUID: record.uid)) == true { previous = tracking }
+            }
+            if previous == nil && !bound {
+                result = SyncResult(cluster: key.cluster, error: .serviceGone("\(key.namespace)/\(key.name)"))
+            } else {
+                result = ClusterSync.ensure(rendered(record.service), client: client, adopt: waiters.contains { $0.adopt }, dryRun: false)
+                settle(key, record: record, previous: previous, source: source, result: result)
+            }
+        } else if let record, let state, state.source == .push, state.state != .deleting, state.uid.isEmpty || state.uid == record.uid {
             result = observe(key, record: record, state: state, client: client)
         } else if let state {
+            // The service is gone, unbound, or its pushed objects belong to a registration that
+            // was deleted (and maybe created again under the same name): they are deleted.
             result = remove(key, state: state, client: client)
         } else {
             result = SyncResult(cluster: key.cluster, error: record == nil && realPush ? .serviceGone("\(key.namespace)/\(key.name)") : nil)
@@ -569,7 +585,20 @@ public final class Reconciler: Sendable {
             fail(key, state: &state, error: error, object: result.objects.first { $0.error != nil }.map { "\($0.kind)/\(key.namespace)/\($0.name)" })
             observer?.reconciled(cluster: key.cluster, result: error.reason == "Conflict" ? "conflict" : "failed")
         }
-        save(state)
+        // Only while the registration applied is still the stored one: if it was deleted
+        // meanwhile, its deletion decides (its state was marked for deleting the objects, or
+        // forgotten with `cascade=false`), and this apply leaves nothing behind.
+        do {
+            if try !store.saveReconcileState(state, whileServiceHasUID: record.uid) {
+                logger.info(
+                    "apply finished after its service was deleted or created again; no state kept",
+                    metadata: ["cluster": "\(key.cluster)", "service": "\(key.namespace)/\(key.name)", "uid": "\(record.uid)"])
+            }
+        } catch {
+            logger.error(
+                "could not save reconcile state",
+                metadata: ["cluster": "\(state.cluster)", "service": "\(state.namespace)/\(state.name)", "error": "\(error)"])
+        }
     }
 
     private func fail(_ key: ReconcileKey, state: inout ReconcileState, error: SyncError, object: String?) {

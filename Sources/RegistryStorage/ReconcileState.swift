@@ -60,29 +60,49 @@ extension ServiceStore {
         try saveReconcileStates([state])
     }
 
+    /// Creates or replaces the state of one service in one cluster only if the service still
+    /// exists with `uid` (checked in the same transaction): an apply that finishes after its
+    /// service was deleted (or deleted and created again) must leave no state behind, which
+    /// would make the reconciler act on objects of a registration that is gone. Returns whether
+    /// it was saved.
+    @discardableResult
+    public func saveReconcileState(_ state: ReconcileState, whileServiceHasUID uid: String) throws -> Bool {
+        let time = ServiceStore.timestamp(Date())
+        return try fencedWrite { connection in
+            let current = try connection.prepare("SELECT 1 FROM services WHERE namespace = ? AND name = ? AND uid = ?")
+            try current.bind(.text(state.namespace), .text(state.name), .text(uid))
+            guard try current.step() else { return false }
+            connection.resetStatements()
+            try ServiceStore.upsert(state, at: time, into: connection)
+            return true
+        }
+    }
+
     /// Creates or replaces several states in one transaction.
     public func saveReconcileStates(_ states: [ReconcileState]) throws {
         guard !states.isEmpty else { return }
         let time = ServiceStore.timestamp(Date())
         try fencedWrite { connection in
-            for state in states {
-                try connection.prepare(
-                    """
-                    INSERT INTO reconcile_state (namespace, name, cluster, source, state, uid, revision, last_sync_time, last_error, attempts,
-                        next_attempt_time, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (namespace, name, cluster) DO UPDATE SET source = excluded.source, state = excluded.state, uid = excluded.uid,
-                        revision = excluded.revision, last_sync_time = excluded.last_sync_time, last_error = excluded.last_error,
-                        attempts = excluded.attempts, next_attempt_time = excluded.next_attempt_time, updated_at = excluded.updated_at
-                    """
-                ).bind(
-                    .text(state.namespace), .text(state.name), .text(state.cluster), .text(state.source.rawValue), .text(state.state.rawValue),
-                    .text(state.uid), .integer(state.revision), state.lastSyncTime.map { .text($0) } ?? .null,
-                    state.lastError.map { .text(JSONWriter.string($0)) } ?? .null, .integer(state.attempts),
-                    state.nextAttemptTime.map { .text($0) } ?? .null, .text(time)
-                ).run()
-            }
+            for state in states { try ServiceStore.upsert(state, at: time, into: connection) }
         }
+    }
+
+    private static func upsert(_ state: ReconcileState, at time: String, into connection: any SQLConnection) throws {
+        try connection.prepare(
+            """
+            INSERT INTO reconcile_state (namespace, name, cluster, source, state, uid, revision, last_sync_time, last_error, attempts,
+                next_attempt_time, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (namespace, name, cluster) DO UPDATE SET source = excluded.source, state = excluded.state, uid = excluded.uid,
+                revision = excluded.revision, last_sync_time = excluded.last_sync_time, last_error = excluded.last_error,
+                attempts = excluded.attempts, next_attempt_time = excluded.next_attempt_time, updated_at = excluded.updated_at
+            """
+        ).bind(
+            .text(state.namespace), .text(state.name), .text(state.cluster), .text(state.source.rawValue), .text(state.state.rawValue),
+            .text(state.uid), .integer(state.revision), state.lastSyncTime.map { .text($0) } ?? .null,
+            state.lastError.map { .text(JSONWriter.string($0)) } ?? .null, .integer(state.attempts),
+            state.nextAttemptTime.map { .text($0) } ?? .null, .text(time)
+        ).run()
     }
 
     /// Forgets the state of one service in one cluster (its objects are gone, or kept on purpose).

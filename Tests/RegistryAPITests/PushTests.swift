@@ -2,6 +2,7 @@ import Foundation
 import KubernetesClient
 import RegistryAPI
 import RegistryCore
+import Synchronization
 import TestSupport
 import Testing
 
@@ -223,6 +224,41 @@ private func actions(_ response: ClientResponse, cluster: Int = 0) -> [String] {
         #expect(deleted.status == 204, "\(deleted.text)")
         #expect(try cluster.objects().isEmpty)
         #expect(try client.request("GET", "/v1/services/default/ocs-external-rgw-lb").status == 404)
+    }
+
+    /// A push still applying when its service is deleted: the delete waits for it and deletes
+    /// what it created; with `cascade=false` the objects stay and nothing is left tracked (a
+    /// row left behind made the reconciler delete them at the next start, or showed the old
+    /// push as the status of a service created again under the name).
+    @Test func aDeleteDuringAPushDeletesWhatThePushCreatesOrKeepsItUntracked() throws {
+        for cascade in [true, false] {
+            if !cascade { #expect(try client.request("POST", "/v1/services", json: ceph).status == 201) }
+            // The first write to the cluster waits: the push is still applying when the delete comes.
+            try cluster.call("POST", "/_fake/faults", json: #"[{"method":"PATCH","path":"/services/","delay":1.5,"times":1}]"#)
+            let pushed = Mutex<Int?>(nil)
+            let pushing = Thread { [port = server.port] in
+                let status = try? RawHTTPClient(port: port).request(
+                    "POST", "/v1/services/default/ocs-external-rgw-lb/push?timeout=20", json: #"{"clusters":["token"]}"#
+                ).status
+                pushed.withLock { $0 = status }
+            }
+            pushing.start()
+            Thread.sleep(forTimeInterval: 0.5)
+            let deleted = try client.request("DELETE", "/v1/services/default/ocs-external-rgw-lb" + (cascade ? "" : "?cascade=false"))
+            #expect(deleted.status == (cascade ? 204 : 200), "\(deleted.text)")
+            if !cascade { #expect(deleted.json?["keptIn"] as? [String] == ["token"]) }
+            let deadline = Date().addingTimeInterval(20)
+            while pushed.withLock({ $0 }) == nil && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            #expect(pushed.withLock { $0 } != nil)
+            Thread.sleep(forTimeInterval: 0.5)
+            let left = try cluster.objects().count
+            #expect((left == 0) == cascade, "cascade=\(cascade): \(left) objects")
+            // Created again under the name: no state of the old registration shows.
+            #expect(try client.request("POST", "/v1/services", json: ceph).status == 201)
+            let status = try client.request("GET", "/v1/services/default/ocs-external-rgw-lb/status")
+            #expect((status.json?["items"] as? [[String: Any]])?.isEmpty == true, "\(status.text)")
+            #expect(try client.request("DELETE", "/v1/services/default/ocs-external-rgw-lb?cascade=false").status == 200)
+        }
     }
 
     @Test func pushesManyServicesWithOneSummary() throws {
