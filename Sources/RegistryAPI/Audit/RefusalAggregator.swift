@@ -48,6 +48,9 @@ final class RefusalAggregator: Sendable {
     private struct State: Sendable {
         var tallies: [Key: Tally] = [:]
         var minute = ""
+        /// The minute before `minute`: its lines still take counts (of requests that arrived
+        /// in it and were flushed after the minute turned).
+        var previousMinute = ""
         var linesThisMinute = 0
         /// Bounded by `maxLinesPerMinute`: a client is counted only when it gets a line.
         var linesPerClient: [Client: Int] = [:]
@@ -83,6 +86,7 @@ final class RefusalAggregator: Sendable {
             // Only forward: a request whose thread read the clock just before the minute
             // turned is counted in its minute without starting that minute's count again.
             if minute > state.minute {
+                state.previousMinute = state.minute
                 state.minute = minute
                 state.linesThisMinute = 0
                 state.linesPerClient.removeAll(keepingCapacity: true)
@@ -135,8 +139,9 @@ final class RefusalAggregator: Sendable {
         flushing.withLock { _ in
             let (tallies, lines) = pending.withLock { state in
                 defer { state.tallies.removeAll(keepingCapacity: true) }
-                // Lines of minutes that are over get no more counts.
-                state.written = state.written.filter { $0.key.minute == state.minute }
+                // Lines of minutes before the last two get no more counts (the one just over
+                // still does: its last counts may be flushed after the minute turned).
+                state.written = state.written.filter { $0.key.minute >= state.previousMinute }
                 return (state.tallies, state.written)
             }
             guard !tallies.isEmpty else { return }
@@ -151,7 +156,7 @@ final class RefusalAggregator: Sendable {
             do {
                 let ids = try store.accumulateAudit(entries)
                 pending.withLock { state in
-                    for (key, id) in zip(keys, ids) where key.minute == state.minute { state.written[key] = id }
+                    for (key, id) in zip(keys, ids) where key.minute >= state.previousMinute { state.written[key] = id }
                 }
             } catch {
                 logger.error(
