@@ -335,8 +335,14 @@ public final class RegistryApplication: HTTPHandler {
         var matched: (route: Route, parameters: PathParameters)? = nil
         var caller: Principal? = nil
         do {
-            try RequestChecks.checkSingletonFields(request)
-            try RequestChecks.checkPath(request)
+            do {
+                try RequestChecks.checkSingletonFields(request)
+                try RequestChecks.checkPath(request)
+            } catch {
+                (matched, caller) = attribution(of: request, refusedWith: error)
+                operation = matched?.route.operationID ?? operation
+                throw error
+            }
             switch router.match(method: request.method, path: request.path) {
             case .found(let route, let parameters):
                 operation = route.operationID
@@ -472,9 +478,10 @@ public final class RegistryApplication: HTTPHandler {
             try RequestChecks.checkPath(request)
         } catch {
             let requestID = RegistryApplication.requestID(from: request)
+            let (matched, caller) = attribution(of: request, refusedWith: error)
             return finish(
-                errorResponse(error, request: request, requestID: requestID), request: request, requestID: requestID, matched: nil, caller: nil,
-                operation: "-", started: started)
+                errorResponse(error, request: request, requestID: requestID), request: request, requestID: requestID, matched: matched,
+                caller: caller, operation: matched?.route.operationID ?? "-", started: started)
         }
         // Without a tokens file every caller is anonymous with every right: nothing to refuse.
         guard authenticator != nil else { return nil }
@@ -612,6 +619,17 @@ public final class RegistryApplication: HTTPHandler {
         return finish(
             response, request: request, requestID: requestID, matched: matched, caller: caller, operation: matched?.route.operationID ?? "-",
             started: .now)
+    }
+
+    /// The route and caller of a request refused before routing, for its metrics, log and audit:
+    /// those of its path when the refusal is about its header fields (a repeated singleton
+    /// field), none when it is about the path itself (an encoded `/` or a dot segment: the
+    /// decoded path would name another resource).
+    private func attribution(
+        of request: HTTPRequest, refusedWith error: any Error
+    ) -> (matched: (route: Route, parameters: PathParameters)?, caller: Principal?) {
+        guard case APIError.badRequest(_, let field?) = error, RequestChecks.singletonFields.contains(field) else { return (nil, nil) }
+        return identify(request)
     }
 
     /// The route and caller of a request the transport answers itself (413, 503 for the body

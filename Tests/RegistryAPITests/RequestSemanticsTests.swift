@@ -54,6 +54,12 @@ private let webService = #"{"name":"web","ports":[{"port":80}],"addresses":[{"ip
             #expect(!["one", "two"].contains(response.header("X-Request-Id") ?? ""))
         }
         #expect(try server.client().request("GET", "/v1/services/default/web", headers: adminHeader).status == 404)
+        // Refused before routing, yet counted and audited under the route the path names.
+        let audit = try server.client().request("GET", "/v1/audit?action=createService", headers: adminHeader)
+        let lines = audit.json?["items"] as? [[String: Any]] ?? []
+        #expect(lines.contains { ($0["status"] as? Int) == 400 && ($0["outcome"] as? String) == "failure" }, "\(audit.text)")
+        let metrics = try server.client().request("GET", "/metrics", headers: adminHeader).text
+        #expect(metrics.contains(#"http_requests_total{route="/v1/services",method="POST",status="400"}"#), "\(metrics)")
     }
 
     /// List-valued fields may repeat: their values are combined in order (RFC 9110 §5.3).
