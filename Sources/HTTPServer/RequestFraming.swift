@@ -93,40 +93,43 @@ enum RequestFraming {
     static func body(version: String, headers: HTTPHeaders) -> Result<Body, HTTPRejection> {
         for (name, value) in headers {
             guard !name.isEmpty, name.utf8.allSatisfy(isTokenCharacter) else {
-                return .failure(.malformed("the header name \"\(printable(name))\" is not a token"))
+                return .failure(.malformed("the header name \"\(printable(name))\" is not a token", field: printable(name)))
             }
             if value.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) {
-                return .failure(.malformed("the value of header \(name) contains a control character"))
+                return .failure(.malformed("the value of header \(name) contains a control character", field: name))
             }
             // Some proxies turn `_` into `-` in field names (CGI's HTTP_X_Y mapping) and others
             // drop such fields: a `Transfer_Encoding` or `Content_Length` that this server
             // ignores could frame the request for a proxy in front of it, so the two would not
             // agree on where it ends. The framing fields spelled with `_` are refused.
             if name.utf8.contains(UInt8(ascii: "_")), let field = Self.underscoreSpelled(name) {
-                return .failure(.malformed("the header name \"\(printable(name))\" spells \(field) with an underscore; send \(field)"))
+                return .failure(
+                    .malformed("the header name \"\(printable(name))\" spells \(field) with an underscore; send \(field)", field: printable(name)))
             }
         }
         let hosts = headers.values("Host")
-        if hosts.count > 1 { return .failure(.malformed("the request has \(hosts.count) Host headers; exactly one is allowed")) }
-        if version == "HTTP/1.1" && hosts.isEmpty { return .failure(.malformed("an HTTP/1.1 request needs a Host header")) }
+        if hosts.count > 1 { return .failure(.malformed("the request has \(hosts.count) Host headers; exactly one is allowed", field: "Host")) }
+        if version == "HTTP/1.1" && hosts.isEmpty { return .failure(.malformed("an HTTP/1.1 request needs a Host header", field: "Host")) }
         let lengths = headers.values("Content-Length")
         let codings = headers.values("Transfer-Encoding")
         if !codings.isEmpty {
             if !lengths.isEmpty {
-                return .failure(.malformed("the request has both Content-Length and Transfer-Encoding; send only one"))
+                return .failure(.malformed("the request has both Content-Length and Transfer-Encoding; send only one", field: "Transfer-Encoding"))
             }
             if version != "HTTP/1.1" {
-                return .failure(.malformed("Transfer-Encoding is not defined for \(version) requests"))
+                return .failure(.malformed("Transfer-Encoding is not defined for \(version) requests", field: "Transfer-Encoding"))
             }
             return transferCoding(codings)
         }
         guard let length = lengths.first else { return .success(.none) }
-        if lengths.count > 1 { return .failure(.malformed("the request has \(lengths.count) Content-Length headers; exactly one is allowed")) }
+        if lengths.count > 1 {
+            return .failure(.malformed("the request has \(lengths.count) Content-Length headers; exactly one is allowed", field: "Content-Length"))
+        }
         let digits = length.trimmingWhitespace
         guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
-            return .failure(.malformed("Content-Length \"\(printable(length))\" is not a decimal number of bytes"))
+            return .failure(.malformed("Content-Length \"\(printable(length))\" is not a decimal number of bytes", field: "Content-Length"))
         }
-        guard let value = Int(digits) else { return .failure(.malformed("Content-Length \(digits) is too large")) }
+        guard let value = Int(digits) else { return .failure(.malformed("Content-Length \(digits) is too large", field: "Content-Length")) }
         return .success(value == 0 ? .none : .length(value))
     }
 

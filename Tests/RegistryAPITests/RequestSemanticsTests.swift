@@ -22,6 +22,23 @@ private let webService = #"{"name":"web","ports":[{"port":80}],"addresses":[{"ip
 /// How the API reads what a request says besides its body: repeated header fields, the path as
 /// sent, repeated or empty query parameters, conditional headers.
 @Suite struct RequestSemanticsTests {
+    /// Refusals about a header field name it in the problem's `errors`: framing (two `Host`,
+    /// `Content-Length` with `Transfer-Encoding`, two `Content-Length`), 415, 406 and 412.
+    @Test func headerRefusalsNameTheirField() throws {
+        let server = try TestServer()
+        #expect(try exchange(server.port, "GET /v1/services HTTP/1.1\r\nHost: y").problemFields == ["Host"])
+        #expect(
+            try exchange(server.port, "POST /v1/services HTTP/1.1\r\nTransfer-Encoding: chunked", body: "{}").problemFields == ["Transfer-Encoding"])
+        #expect(try exchange(server.port, "POST /v1/services HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0").problemFields == ["Content-Length"])
+        let wrongType = try exchange(server.port, "POST /v1/services HTTP/1.1\r\nContent-Type: text/plain", body: webService)
+        #expect(wrongType.status == 415 && wrongType.problemFields == ["Content-Type"], "\(wrongType.text)")
+        let unacceptable = try exchange(server.port, "GET /v1/manifests HTTP/1.1\r\nAccept: text/html")
+        #expect(unacceptable.status == 406 && unacceptable.problemFields == ["Accept"], "\(unacceptable.text)")
+        let precondition = try exchange(
+            server.port, "POST /v1/services HTTP/1.1\r\nContent-Type: application/json\r\nIf-Match: \"1-x\"", body: webService)
+        #expect(precondition.status == 412 && precondition.problemFields == ["If-Match"], "\(precondition.text)")
+    }
+
     /// A singleton field sent twice is refused (400 naming it), whichever copy comes first; before
     /// the body on an upload, and whatever a token in either copy would allow.
     @Test func aRepeatedSingletonFieldIsRefusedNamingIt() throws {

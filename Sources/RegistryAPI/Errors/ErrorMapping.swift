@@ -154,9 +154,12 @@ enum ErrorMapping {
             let expected = accepted.joined(separator: " or ")
             return ProblemDetails(
                 slug: "unsupported-media-type", title: "Unsupported media type", status: 415,
-                detail: "Content-Type must be \(expected)" + (got.map { ", not \($0)" } ?? " (it is missing)"))
+                detail: "Content-Type must be \(expected)" + (got.map { ", not \($0)" } ?? " (it is missing)"),
+                violations: [FieldViolation("Content-Type", .notSupported, "must be \(expected)")])
         case .notAcceptable(let detail):
-            return ProblemDetails(slug: "not-acceptable", title: "Not acceptable", status: 406, detail: detail)
+            return ProblemDetails(
+                slug: "not-acceptable", title: "Not acceptable", status: 406, detail: detail,
+                violations: [FieldViolation("Accept", .notSupported, detail)])
         case .payloadTooLarge(let limit):
             var problem = ProblemDetails(
                 slug: "payload-too-large", title: "Payload too large", status: 413,
@@ -168,7 +171,11 @@ enum ErrorMapping {
                 slug: "conflict", title: "Conflict", status: 409, detail: detail,
                 violations: field.map { [FieldViolation($0, .invalid, detail)] } ?? [])
         case .preconditionFailed(let detail):
-            return ProblemDetails(slug: "precondition-failed", title: "Precondition failed", status: 412, detail: detail)
+            // Every 412 is about If-Match or If-None-Match, and its detail starts with which.
+            let field = detail.hasPrefix("If-None-Match") ? "If-None-Match" : "If-Match"
+            return ProblemDetails(
+                slug: "precondition-failed", title: "Precondition failed", status: 412, detail: detail,
+                violations: [FieldViolation(field, .invalid, detail)])
         case .unauthorized(let detail, _):
             return ProblemDetails(slug: "unauthorized", title: "Unauthorized", status: 401, detail: detail)
         case .forbidden(let detail, let missing):
