@@ -145,6 +145,11 @@ import Testing
         #expect(try client.request("GET", "/v1/services/default/nope/history?continue=\(token)").status == 400)
         #expect(try client.request("GET", "/v1/services/default/nope/history").status == 404)
         #expect(try client.request("GET", "/v1/services/default/h/history?limit=5000").status == 400)
+        // Written as an integer is written: no sign, no leading zero.
+        for limit in ["+1", "01", "1.0"] {
+            #expect(try client.request("GET", "/v1/services/default/h/history?limit=\(limit)").status == 400, "\(limit)")
+            #expect(try client.request("GET", "/v1/services?limit=\(limit)").status == 400, "\(limit)")
+        }
     }
 
     @Test func retentionRunsInTheBackgroundFromStartUp() throws {

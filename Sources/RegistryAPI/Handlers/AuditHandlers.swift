@@ -55,7 +55,7 @@ struct AuditHandlers: Sendable {
     /// The `limit` query parameter, checked against `maxPageSize`.
     static func pageSize(_ request: HTTPRequest, default value: Int) throws(APIError) -> Int {
         guard let text = request.queryValue("limit") else { return value }
-        guard let limit = Int(text), (1...maxPageSize).contains(limit) else {
+        guard let limit = Int(text), String(limit) == text, (1...maxPageSize).contains(limit) else {
             throw .badRequest("limit must be an integer from 1 to \(maxPageSize), not \"\(text)\"", field: "limit")
         }
         return limit

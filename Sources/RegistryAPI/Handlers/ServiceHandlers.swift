@@ -163,7 +163,7 @@ struct ServiceHandlers: Sendable {
         }
         var limit = Self.defaultListLimit
         if let text = request.queryValue("limit") {
-            guard let value = Int(text), (1...Self.maxListLimit).contains(value) else {
+            guard let value = Int(text), String(value) == text, (1...Self.maxListLimit).contains(value) else {
                 throw APIError.badRequest("limit must be an integer from 1 to \(Self.maxListLimit), not \"\(text)\"", field: "limit")
             }
             limit = value
@@ -211,7 +211,7 @@ struct ServiceHandlers: Sendable {
     /// `timeoutSeconds`: a positive integer (capped by the server's longest watch), or nil.
     static func timeoutSeconds(_ request: HTTPRequest) throws(APIError) -> Int? {
         guard let text = request.queryValue("timeoutSeconds") else { return nil }
-        guard let value = Int(text), value >= 1 else {
+        guard let value = Int(text), String(value) == text, value >= 1 else {
             throw APIError.badRequest("timeoutSeconds must be a positive integer, not \"\(text)\"", field: "timeoutSeconds")
         }
         return value
