@@ -517,6 +517,7 @@ public final class Reconciler: Sendable {
         if let record, bound || realPush {
             let source: ReconcileState.Source = bound ? .binding : .push
             var previous = state
+            var trackingError: SyncError?
             // A first push is tracked before it applies anything: a delete of the service while
             // it runs then waits for it and has its objects deleted (or, `cascade=false`,
             // forgets it), instead of not knowing of objects that appear after it answered.
@@ -524,10 +525,18 @@ public final class Reconciler: Sendable {
                 let tracking = ReconcileState(
                     namespace: key.namespace, name: key.name, cluster: key.cluster, source: source, state: .pending, uid: record.uid,
                     revision: record.revision)
-                if (try? store.saveReconcileState(tracking, whileServiceHasUID: record.uid)) == true { previous = tracking }
+                do {
+                    if try store.saveReconcileState(tracking, whileServiceHasUID: record.uid) {
+                        previous = tracking
+                    } else {
+                        trackingError = .serviceGone("\(key.namespace)/\(key.name)")
+                    }
+                } catch {
+                    trackingError = .store("\(error)")
+                }
             }
-            if previous == nil && !bound {
-                result = SyncResult(cluster: key.cluster, error: .serviceGone("\(key.namespace)/\(key.name)"))
+            if let trackingError, !bound {
+                result = SyncResult(cluster: key.cluster, error: trackingError)
             } else {
                 result = ClusterSync.ensure(rendered(record.service), client: client, adopt: waiters.contains { $0.adopt }, dryRun: false)
                 settle(key, record: record, previous: previous, source: source, result: result)
