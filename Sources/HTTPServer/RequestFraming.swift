@@ -18,13 +18,15 @@ enum RequestFraming {
     /// value) and forms HTTP/1.1 does not define.
     static func target(_ raw: [UInt8]) -> Result<Target, HTTPRejection> {
         guard !raw.isEmpty else { return .failure(.malformed("the request line has no target")) }
-        if raw.contains(where: { $0 <= 0x20 || $0 == 0x7F }) {
-            return .failure(.malformed("the request target contains a space or a control character"))
-        }
-        // RFC 3986 §2: a URI is ASCII; other bytes are sent percent-encoded (a raw one would
-        // reach the path as U+FFFD, so two different targets would name the same resource).
-        if raw.contains(where: { $0 >= 0x80 }) {
-            return .failure(.malformed("the request target contains a byte that is not ASCII; percent-encode it"))
+        // One pass over the target for both (the usual one has neither): a space or control
+        // character, and, RFC 3986 §2, a byte that is not ASCII (sent raw it would reach the path
+        // as U+FFFD, so two different targets would name the same resource).
+        if let bad = raw.first(where: { $0 <= 0x20 || $0 >= 0x7F }) {
+            return .failure(
+                .malformed(
+                    bad >= 0x80
+                        ? "the request target contains a byte that is not ASCII; percent-encode it"
+                        : "the request target contains a space or a control character"))
         }
         for index in raw.indices.dropLast(2)
         where raw[index] == UInt8(ascii: "%") && raw[index + 1] == UInt8(ascii: "0")
