@@ -35,6 +35,19 @@ import Testing
         }
     }
 
+    @Test func workerThreadsDefaultToTheCoresOnSQLiteAndTwiceThemOnPostgreSQL() throws {
+        #expect(ServerConfiguration.defaultThreads(cores: 1, postgreSQL: false) == 2)
+        #expect(ServerConfiguration.defaultThreads(cores: 8, postgreSQL: false) == 8)
+        #expect(ServerConfiguration.defaultThreads(cores: 1, postgreSQL: true) == 4)
+        #expect(ServerConfiguration.defaultThreads(cores: 8, postgreSQL: true) == 16)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        #expect(try resolve().http.threads == max(2, cores))
+        #expect(try resolve(["--database", "postgres://registry@db/registry"]).http.threads == max(4, 2 * cores))
+        #expect(try resolve(["--database", "postgres://registry@db/registry", "--threads", "3"]).http.threads == 3)
+        #expect(
+            try resolve([], ["ENDPOINT_REGISTRY_THREADS": "5", "ENDPOINT_REGISTRY_DATABASE": "postgres://registry@db/registry"]).http.threads == 5)
+    }
+
     @Test func readsSettingsFromTheEnvironmentWithFlagsWinning() throws {
         let configuration = try resolve(
             ["--port", "9000"],

@@ -92,7 +92,18 @@ public struct ServerConfiguration: Sendable {
     }
 
     public init() {
-        http.threads = max(4, ProcessInfo.processInfo.activeProcessorCount * 2)
+        http.threads = Self.defaultThreads(cores: ProcessInfo.processInfo.activeProcessorCount, postgreSQL: false)
+    }
+
+    /// The worker threads when `--threads` is not given. On SQLite one per core, at least 2:
+    /// a worker never waits on I/O there (reads are in-process, writes are answered after the
+    /// group commit without holding a worker), so more workers than cores only add context
+    /// switches and preempt each other mid-request (measured on 2 cores: 4 workers had a GET p99
+    /// of 7–8 ms at 64 connections, 2 workers 4.5–5.4 ms at the same or a higher rate; see
+    /// BENCHMARKS.md). On PostgreSQL a read holds its worker for a round trip to the database,
+    /// so twice the cores, at least 4.
+    public static func defaultThreads(cores: Int, postgreSQL: Bool) -> Int {
+        postgreSQL ? max(4, cores * 2) : max(2, cores)
     }
 }
 

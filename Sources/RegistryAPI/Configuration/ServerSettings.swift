@@ -112,7 +112,10 @@ public enum ServerSettings {
         ) { raw, configuration throws(SettingValueError) in
             configuration.historyLimit = try integer(raw, in: 1...100_000)
         },
-        setting("threads", "ENDPOINT_REGISTRY_THREADS", .value(placeholder: "count"), "2 x cores, at least 4", "Worker threads answering requests.") {
+        setting(
+            "threads", "ENDPOINT_REGISTRY_THREADS", .value(placeholder: "count"),
+            "cores, at least 2 (PostgreSQL: 2 x cores, at least 4)", "Worker threads answering requests."
+        ) {
             raw, configuration throws(SettingValueError) in
             configuration.http.threads = try integer(raw, in: 1...256)
         },
@@ -338,6 +341,11 @@ public enum ServerSettings {
         // the probes would then be refused).
         let watchersGiven = !(environment["ENDPOINT_REGISTRY_MAX_WATCHERS"] ?? "").isEmpty || parsed.contains { $0.0.name == "max-watchers" }
         if !watchersGiven { configuration.watch.maxWatchers = min(configuration.watch.maxWatchers, configuration.http.connectionLimit / 2) }
+        let threadsGiven = !(environment["ENDPOINT_REGISTRY_THREADS"] ?? "").isEmpty || parsed.contains { $0.0.name == "threads" }
+        if !threadsGiven {
+            configuration.http.threads = ServerConfiguration.defaultThreads(
+                cores: ProcessInfo.processInfo.activeProcessorCount, postgreSQL: configuration.postgresURL != nil)
+        }
         try checkCombinations(configuration)
         return configuration
     }
