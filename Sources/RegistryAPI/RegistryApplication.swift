@@ -688,6 +688,7 @@ public final class RegistryApplication: HTTPHandler {
     ) {
         guard logger.logLevel <= .info else { return }
         var path = 0..<0
+        var pathRest: [UInt8] = []
         var line = LogLine(format: logFormat, level: .info) { bytes in
             LogEscaping.appendPath(request.method, to: &bytes)
             bytes.append(UInt8(ascii: " "))
@@ -695,6 +696,9 @@ public final class RegistryApplication: HTTPHandler {
             // From the path as sent: the decoded one loses a NUL and bytes that are not UTF-8.
             LogEscaping.appendDecodedPath(request.rawPath, to: &bytes)
             path = start..<bytes.count
+            // A long path is written whole once, in the `path` field: the message shows its start.
+            pathRest = LogEscaping.cutForMessage(&bytes, path: &path)
+            if !pathRest.isEmpty { bytes.append(contentsOf: LogEscaping.ellipsis) }
             bytes.append(UInt8(ascii: " "))
             StderrLogHandler.appendDecimal(response.status, to: &bytes)
         }
@@ -704,7 +708,7 @@ public final class RegistryApplication: HTTPHandler {
         line.field("method", string: request.method)
         line.field("operation", plainWord: operation)
         // As README says: percent-encoded (a decoded `%41` is written `%2541`, not `%41`).
-        line.field("path", encodedPathAt: path)
+        line.field("path", encodedPathAt: path, continuedWith: pathRest)
         if !request.remoteAddress.isEmpty { line.field("remoteAddress", string: request.remoteAddress) }
         line.field("requestId", string: requestID)
         line.field("route", plainWord: route ?? "-")

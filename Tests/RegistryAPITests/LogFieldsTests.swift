@@ -60,6 +60,29 @@ import Testing
         #expect(nul["status"] as? Int == 400)
     }
 
+    /// A long path is written whole once per line, in the `path` field; the message shows its
+    /// first 256 bytes and `…` (a 6,000-byte path made a line of twice its size).
+    @Test func aLongPathIsWrittenOncePerLine() throws {
+        let server = try ServerProcess(["--log-format", "json"])
+        let client = try RawHTTPClient(port: server.port)
+        let path = "/v1/services/" + String(repeating: "a", count: 6_000)
+        #expect(try client.request("GET", path).status == 404)
+        let escaped = "/v2/" + String(repeating: "x", count: 250) + "%20" + String(repeating: "b", count: 300)
+        #expect(try client.request("GET", escaped).status == 404)
+        server.signal(SIGTERM)
+        server.process.waitUntilExit()
+        let rawLine = try #require(server.logText.split(separator: "\n").first { $0.contains("GET /v1/services/aaa") })
+        #expect(rawLine.utf8.count < 6_000 + 1_000)
+        let lines = jsonLines(server)
+        let long = try #require(lines.first { ($0["message"] as? String)?.hasPrefix("GET /v1/services/aaa") == true })
+        #expect(long["path"] as? String == path)
+        #expect(long["message"] as? String == "GET " + path.prefix(256) + "… 404")
+        // Never cut inside an escape: `%20` at bytes 254–256 is left out of the message whole.
+        let cut = try #require(lines.first { ($0["message"] as? String)?.hasPrefix("GET /v2/") == true })
+        #expect(cut["path"] as? String == escaped)
+        #expect(cut["message"] as? String == "GET /v2/" + String(repeating: "x", count: 250) + "… 404")
+    }
+
     /// A header value with a NUL is refused (400), and logged whole: libmicrohttpd's value
     /// stops at the NUL, which would hide the rest of what the client sent.
     @Test func aHeaderValueWithANULIsLoggedWhole() throws {

@@ -180,12 +180,18 @@ struct LogLine {
     /// `range` of the line: percent-encoded, so that neither format escapes anything in it
     /// (no `"`, `\`, space or control byte); `text` quotes it when it holds `=`, as
     /// `field(_:string:)` would.
-    mutating func field(_ key: String, encodedPathAt range: Range<Int>) {
+    ///
+    /// `rest`: the path's bytes after `range` that `LogEscaping.cutForMessage` took out of the
+    /// message, written right after it.
+    mutating func field(_ key: String, encodedPathAt range: Range<Int>, continuedWith rest: [UInt8] = []) {
         self.key(key)
-        let quoted = format == .json || range.isEmpty || bytes[range].contains(UInt8(ascii: "="))
+        let quoted =
+            format == .json || (range.isEmpty && rest.isEmpty) || bytes[range].contains(UInt8(ascii: "="))
+            || rest.contains(UInt8(ascii: "="))
         if quoted { bytes.append(UInt8(ascii: "\"")) }
         // Byte by byte: appending `bytes[range]` would share the buffer and copy the whole line.
         for index in range { bytes.append(bytes[index]) }
+        bytes.append(contentsOf: rest)
         if quoted { bytes.append(UInt8(ascii: "\"")) }
     }
 
@@ -327,6 +333,32 @@ enum LogEscaping {
             return
         }
         for byte in PercentEncoding.decodedBytes(encoded) { appendPathByte(byte, to: &line) }
+    }
+
+    /// The most bytes of a path (as `appendPath` writes it) a request line's message shows; the
+    /// `path` field has it whole. A long path (up to the 32 KiB a header section may take) is
+    /// then written once per line, not twice.
+    static let maxMessagePathBytes = 256
+
+    /// `…`, after a path cut short in a message.
+    static let ellipsis = Array("…".utf8)
+
+    /// Cuts the path written at `path` in `line` (its last bytes) to `maxMessagePathBytes`,
+    /// never inside a `%XX` escape, shrinking `path` to match; returns the bytes cut off
+    /// (empty when the path was short enough).
+    static func cutForMessage(_ line: inout [UInt8], path: inout Range<Int>) -> [UInt8] {
+        guard path.count > maxMessagePathBytes else { return [] }
+        var cut = path.lowerBound + maxMessagePathBytes
+        // An escape is `%` and two hex digits: a `%` among the last two kept bytes starts one the cut would split.
+        if line[cut - 1] == UInt8(ascii: "%") {
+            cut -= 1
+        } else if line[cut - 2] == UInt8(ascii: "%") {
+            cut -= 2
+        }
+        let rest = Array(line[cut..<path.upperBound])
+        line.removeSubrange(cut..<path.upperBound)
+        path = path.lowerBound..<cut
+        return rest
     }
 
     /// `=` too: in the text format the message comes before the fields, and a path (or method)
