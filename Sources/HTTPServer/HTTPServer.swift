@@ -506,16 +506,13 @@ private func intake(
         headers: collectHeaders(connection))
     request.remoteAddress = tracked?.address ?? ""
     // The path as sent, also for a refused target: the decoded one stops at a `%00`.
-    if !state.rawTarget.isEmpty { request.rawPath = String(decoding: state.rawTarget.prefix { $0 != UInt8(ascii: "?") }, as: UTF8.self) }
+    if !state.rawTarget.isEmpty { request.rawPath = RequestFraming.pathPart(of: state.rawTarget) }
     var rejection: HTTPRejection?
     switch RequestFraming.target(state.rawTarget) {
     case .failure(let reason):
         rejection = reason
     case .success(let target):
-        if case .absolute(let encodedPath) = target {
-            request.path = RequestFraming.percentDecoded(encodedPath)
-            request.rawPath = encodedPath
-        }
+        if case .absolute(let encodedPath) = target { request.path = RequestFraming.percentDecoded(encodedPath) }
         rejection = nil
     }
     if rejection == nil { rejection = RequestFraming.method(request.method) }

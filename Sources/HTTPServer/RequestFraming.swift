@@ -53,8 +53,12 @@ enum RequestFraming {
             guard authorityEnd > rest.startIndex else { return .failure(.malformed("the absolute-form target has no host")) }
             // RFC 3986 §3.2: userinfo, host (a name, an IPv4 address or a bracketed IP literal)
             // and port are made of unreserved characters, percent-escapes, sub-delimiters, `:`,
-            // `@`, `[` and `]`; anything else (`"`, `\\`, `<`, `{`…) is not an authority.
-            guard rest[..<authorityEnd].utf8.allSatisfy(isAuthorityCharacter) else {
+            // `@`, `[` and `]`; anything else (`"`, `\\`, `<`, `{`…, a `%` not starting an escape)
+            // is not an authority.
+            let authority = Array(rest[..<authorityEnd].utf8)
+            guard authority.allSatisfy(isAuthorityCharacter),
+                authority.indices.allSatisfy({ authority[$0] != UInt8(ascii: "%") || PercentEncoding.escapedByte(authority, at: $0) != nil })
+            else {
                 return .failure(.malformed("the absolute-form target's authority contains a character a URI does not allow there"))
             }
             var path = rest[authorityEnd...].prefix(while: { $0 != "?" })
@@ -74,6 +78,21 @@ enum RequestFraming {
             true
         default: false
         }
+    }
+
+    /// The path of a raw request target as sent, still percent-encoded, without the query: an
+    /// absolute-form target's scheme and authority are left out (also when the target is
+    /// refused, so that a logged path is always a path); any other target is kept up to its `?`.
+    static func pathPart(of raw: [UInt8]) -> String {
+        let target = raw.prefix { $0 != UInt8(ascii: "?") }
+        for scheme in ["http://", "https://"] {
+            let prefix = Array(scheme.utf8)
+            guard target.count >= prefix.count, zip(target, prefix).allSatisfy({ $0 | 0x20 == $1 | 0x20 }) else { continue }
+            let rest = target.dropFirst(prefix.count)
+            let path = rest.drop { $0 != UInt8(ascii: "/") }
+            return path.isEmpty ? "/" : String(decoding: path, as: UTF8.self)
+        }
+        return String(decoding: target, as: UTF8.self)
     }
 
     /// Decodes `%XX` escapes of a path (an invalid escape stays as written).
@@ -235,10 +254,8 @@ public enum PercentEncoding {
         decoded.reserveCapacity(bytes.count)
         var index = 0
         while index < bytes.count {
-            if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count,
-                let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2])
-            {
-                decoded.append(high << 4 | low)
+            if let byte = escapedByte(bytes, at: index) {
+                decoded.append(byte)
                 index += 3
             } else {
                 decoded.append(bytes[index])
@@ -246,6 +263,14 @@ public enum PercentEncoding {
             }
         }
         return decoded
+    }
+
+    /// The byte a valid `%XX` escape at `index` of `bytes` stands for; nil when there is none.
+    public static func escapedByte(_ bytes: [UInt8], at index: Int) -> UInt8? {
+        guard bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count, let high = hexValue(bytes[index + 1]),
+            let low = hexValue(bytes[index + 2])
+        else { return nil }
+        return high << 4 | low
     }
 
     private static func hexValue(_ byte: UInt8) -> UInt8? {

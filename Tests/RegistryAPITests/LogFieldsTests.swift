@@ -83,6 +83,27 @@ import Testing
         #expect(cut["message"] as? String == "GET /v2/" + String(repeating: "x", count: 250) + "… 404")
     }
 
+    /// The logged path is a path: an absolute-form target's scheme and authority are left out,
+    /// also when the target is refused (as in a problem's `instance`); an escaped `/`, `?` or
+    /// `#` stays escaped, so that `/a%2Fb` is not logged as the other path `/a/b`.
+    @Test func theLoggedPathIsThePathAsSent() throws {
+        let server = try ServerProcess(["--log-format", "json"])
+        let client = try RawHTTPClient(port: server.port)
+        let refused = try client.request("GET", "http://example.com:80/v1/q%00r?x=1")
+        #expect(refused.status == 400)
+        #expect(refused.json?["instance"] as? String == "/v1/q%00r")
+        // A refused target closes its connection.
+        #expect(try RawHTTPClient(port: server.port).request("GET", "HTTPS://example.com/v1/s%2Ft%3Fu%23v%41").status == 400)
+        server.signal(SIGTERM)
+        server.process.waitUntilExit()
+        let lines = jsonLines(server)
+        let absolute = try #require(lines.first { ($0["message"] as? String)?.hasPrefix("GET /v1/q") == true })
+        #expect(absolute["path"] as? String == "/v1/q%00r")
+        let escaped = try #require(lines.first { ($0["message"] as? String)?.hasPrefix("GET /v1/s") == true })
+        #expect(escaped["path"] as? String == "/v1/s%2Ft%3Fu%23vA")
+        #expect(!server.logText.contains("example.com"))
+    }
+
     /// A header value with a NUL is refused (400), and logged whole: libmicrohttpd's value
     /// stops at the NUL, which would hide the rest of what the client sent.
     @Test func aHeaderValueWithANULIsLoggedWhole() throws {

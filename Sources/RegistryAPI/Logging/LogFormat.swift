@@ -327,12 +327,29 @@ enum LogEscaping {
     /// `appendPath` writes a path: every decoded byte kept, a NUL (`%00`) or a byte that is
     /// not UTF-8 (`%FF`) included, where the server's decoded path (a C string, then a Swift
     /// string) would stop at the NUL or replace the byte with U+FFFD.
+    ///
+    /// An escaped `/`, `?` or `#` stays an escape (`%2F`, `%3F`, `%23`): decoded, `/a%2Fb` would
+    /// read as the other path `/a/b`, and `/a%3Fb` as a path with a query.
     static func appendDecodedPath(_ encoded: String, to line: inout [UInt8]) {
         if encoded.utf8.allSatisfy(plainPathByte) {
             line.append(contentsOf: encoded.utf8)
             return
         }
-        for byte in PercentEncoding.decodedBytes(encoded) { appendPathByte(byte, to: &line) }
+        let bytes = Array(encoded.utf8)
+        var index = 0
+        while index < bytes.count {
+            guard let byte = PercentEncoding.escapedByte(bytes, at: index) else {
+                appendPathByte(bytes[index], to: &line)
+                index += 1
+                continue
+            }
+            if byte == UInt8(ascii: "/") || byte == UInt8(ascii: "?") || byte == UInt8(ascii: "#") {
+                appendEscape(byte, to: &line)
+            } else {
+                appendPathByte(byte, to: &line)
+            }
+            index += 3
+        }
     }
 
     /// The most bytes of a path (as `appendPath` writes it) a request line's message shows; the
@@ -370,6 +387,10 @@ enum LogEscaping {
 
     private static func appendPathByte(_ byte: UInt8, to line: inout [UInt8]) {
         guard !plainPathByte(byte) else { return line.append(byte) }
+        appendEscape(byte, to: &line)
+    }
+
+    private static func appendEscape(_ byte: UInt8, to line: inout [UInt8]) {
         line.append(UInt8(ascii: "%"))
         line.append(hexDigits[Int(byte >> 4)])
         line.append(hexDigits[Int(byte & 0xF)])
