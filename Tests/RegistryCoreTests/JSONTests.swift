@@ -86,6 +86,28 @@ import Testing
         #expect(throws: Never.self) { _ = try JSONParser.parse(Array(fine.utf8)) }
     }
 
+    /// Where parsing stopped, named as field errors name fields.
+    @Test(arguments: [
+        (#"{"name": "a",}"#, ""),
+        (#"{"ports": [{"port": 80}, }"#, "ports[1]"),
+        (#"{"ports": [{"port": 80}, {"port": 8x}]}"#, "ports[1].port"),
+        (#"{"labels": {"app.kubernetes.io/name": tru}}"#, "labels[app.kubernetes.io/name]"),
+        (#"{"a\"b": {"c": [1, [2, 3, ]]}}"#, #"[a\"b].c[1][2]"#),
+        (#"{"addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2""#, "addresses[1].ip"),
+        (#"{"description": "unterminated"#, "description"),
+        (#"{"ab"#, ""),
+        ("[1, 2", "[1]"),
+        ("nul", ""),
+        ("{\"" + String(repeating: "k", count: 100) + "\": x}", "[" + String(repeating: "k", count: 64) + "…]"),
+    ])
+    func namesTheFieldWhereParsingStopped(document: String, field: String) {
+        #expect {
+            _ = try JSONParser.parse(Array(document.utf8))
+        } throws: { error in
+            (error as? JSONSyntaxError)?.field == field
+        }
+    }
+
     @Test func reportsLineAndColumn() {
         #expect {
             _ = try JSONParser.parse(Array("{\n  \"a\": x\n}".utf8))

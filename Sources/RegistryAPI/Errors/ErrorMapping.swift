@@ -33,7 +33,12 @@ enum ErrorMapping {
         case let rejection as HTTPRejection:
             return problem(for: rejection)
         case let error as JSONSyntaxError:
-            return ProblemDetails(slug: "malformed-json", title: "Malformed JSON", status: 400, detail: "the body is not valid JSON: \(error)")
+            // Named like a field error: where in the document parsing stopped ("" at its top level).
+            var problem = ProblemDetails(
+                slug: "malformed-json", title: "Malformed JSON", status: 400, detail: "the body is not valid JSON: \(error)",
+                violations: [FieldViolation(error.field, .invalid, "not valid JSON: line \(error.line), column \(error.column): \(error.message)")])
+            problem.extensions = [("line", .integer(error.line)), ("column", .integer(error.column))]
+            return problem
         case let error as LabelSelector.ParseError:
             return ProblemDetails(
                 slug: "invalid-query", title: "Invalid query parameter", status: 400, detail: "labelSelector: \(error.message)",

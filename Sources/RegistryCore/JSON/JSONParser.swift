@@ -3,8 +3,19 @@ public struct JSONSyntaxError: Error, Sendable, Equatable, CustomStringConvertib
     public var message: String
     public var line: Int
     public var column: Int
+    /// The member or element being read where parsing stopped, written as field errors name
+    /// fields (`ports[1].port`; a key that is not a plain word in brackets, `labels[app.kubernetes.io/name]`;
+    /// keys cut at 64 bytes); empty at the top level.
+    public var field: String = ""
 
-    public var description: String { "line \(line), column \(column): \(message)" }
+    public init(message: String, line: Int, column: Int, field: String = "") {
+        self.message = message
+        self.line = line
+        self.column = column
+        self.field = field
+    }
+
+    public var description: String { "line \(line), column \(column)\(field.isEmpty ? "" : " (in \(field))"): \(message)" }
 }
 
 /// A strict RFC 8259 parser: no comments, no trailing commas, no duplicate member names, UTF-8
@@ -46,7 +57,71 @@ public struct JSONParser {
                 column += 1
             }
         }
-        return JSONSyntaxError(message: message, line: line, column: column)
+        return JSONSyntaxError(message: message, line: line, column: column, field: Self.field(bytes, before: min(index, bytes.count)))
+    }
+
+    /// The field path at `end` of a document whose bytes before `end` parsed (see
+    /// `JSONSyntaxError.field`): the containers open there, each with its member's key or
+    /// element's index.
+    private static func field(_ bytes: borrowing Span<UInt8>, before end: Int) -> String {
+        enum Level {
+            case object(key: [UInt8]?, readingKey: Bool)
+            case array(index: Int)
+        }
+        var levels: [Level] = []
+        var position = 0
+        while position < end {
+            let byte = bytes[position]
+            position += 1
+            switch byte {
+            case UInt8(ascii: "{"): levels.append(.object(key: nil, readingKey: true))
+            case UInt8(ascii: "["): levels.append(.array(index: 0))
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): _ = levels.popLast()
+            case UInt8(ascii: ":"):
+                if case .object(let key, _)? = levels.last { levels[levels.count - 1] = .object(key: key, readingKey: false) }
+            case UInt8(ascii: ","):
+                switch levels.last {
+                case .object?: levels[levels.count - 1] = .object(key: nil, readingKey: true)
+                case .array(let index)?: levels[levels.count - 1] = .array(index: index + 1)
+                case nil: break
+                }
+            case UInt8(ascii: "\""):
+                // A string: its raw bytes (escapes as written), to its closing quote or `end`.
+                let start = position
+                while position < end && bytes[position] != UInt8(ascii: "\"") {
+                    position += bytes[position] == UInt8(ascii: "\\") ? 2 : 1
+                }
+                if position < end, case .object(nil, true)? = levels.last {
+                    var key: [UInt8] = []
+                    for offset in start..<min(position, start + 64) { key.append(bytes[offset]) }
+                    if position - start > 64 { key += Array("…".utf8) }
+                    levels[levels.count - 1] = .object(key: key, readingKey: true)
+                }
+                position += 1
+            default: break
+            }
+        }
+        var field = ""
+        for level in levels {
+            switch level {
+            case .object(let key?, _):
+                let text = String(decoding: key, as: UTF8.self)
+                let plain = !key.isEmpty && key.allSatisfy { $0 < 0x80 && (isIdentifierByte($0)) }
+                field += plain ? (field.isEmpty ? text : "." + text) : "[\(text)]"
+            case .object(nil, _): break
+            case .array(let index): field += "[\(index)]"
+            }
+        }
+        return field
+    }
+
+    private static func isIdentifierByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "_"):
+            true
+        default: false
+        }
     }
 
     private mutating func skipWhitespace(_ bytes: borrowing Span<UInt8>) {

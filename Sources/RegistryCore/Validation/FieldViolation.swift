@@ -34,5 +34,6 @@ public struct FieldViolation: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var description: String { "\(field): \(message)" }
+    /// `field: message`; the message alone for the document itself (`field` empty).
+    public var description: String { field.isEmpty ? message : "\(field): \(message)" }
 }
