@@ -544,16 +544,23 @@ public final class ServiceStore: Sendable {
     }
 
     /// The last readiness verdict and when it was made, so that `/readyz` probes cost at most
-    /// one write a second.
-    private let readinessCache = Mutex<(StorageFault?, ContinuousClock.Instant)?>(nil)
+    /// one write a second, and whether a check is running.
+    private let readinessCache = Mutex<(last: (verdict: StorageFault?, at: ContinuousClock.Instant)?, checking: Bool)>((nil, false))
 
     /// Whether the database can be read and written now: nil when it can, else the fault.
     /// Reads a row and rewrites the header's `user_version` with its own value (a real write
     /// through the WAL, so a full disk, a read-only file or an I/O error shows); the verdict is
-    /// reused for one second.
+    /// reused for one second. One check runs at a time: a probe arriving meanwhile gets the
+    /// last verdict (a database whose writes hang holds one worker thread, not one per probe),
+    /// or, before any, waits for its own check.
     public func readiness() -> StorageFault? {
         let now = ContinuousClock.now
-        if let (verdict, at) = readinessCache.withLock({ $0 }), now - at < .seconds(1) { return verdict }
+        let reused: (verdict: StorageFault?, found: Bool) = readinessCache.withLock { state in
+            if let last = state.last, now - last.at < .seconds(1) || state.checking { return (last.verdict, true) }
+            state.checking = true
+            return (nil, false)
+        }
+        if reused.found { return reused.verdict }
         let verdict: StorageFault?
         do {
             try ping()
@@ -564,7 +571,7 @@ public final class ServiceStore: Sendable {
         } catch {
             verdict = StorageFault(reason: .internal, message: "\(error)")
         }
-        readinessCache.withLock { $0 = (verdict, now) }
+        readinessCache.withLock { $0 = ((verdict, now), false) }
         return verdict
     }
 

@@ -96,6 +96,28 @@ struct DocumentCacheTests {
         #expect(try store.record(namespace: "default", name: "q")?.service.description == "queued")
     }
 
+    /// One readiness check runs at a time: while it waits for the writer (held here by a slow
+    /// write), other probes get the last verdict at once instead of each holding a worker.
+    @Test func readinessChecksRunOneAtATime() throws {
+        let store = try ServiceStore(path: try temporaryDatabase(), durability: .normal, migrations: try projectMigrations())
+        _ = try store.create(sample("r"))
+        #expect(store.readiness() == nil)
+        Thread.sleep(forTimeInterval: 1.1)  // the verdict is a second old: the next probe checks again
+        store.update(namespace: "default", name: "r") { current in
+            Thread.sleep(forTimeInterval: 1.5)
+            return try #require(current).service
+        } completion: { _ in
+        }
+        Thread.sleep(forTimeInterval: 0.1)
+        let waited = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            let start = ContinuousClock.now
+            #expect(store.readiness() == nil)
+            if ContinuousClock.now - start > .milliseconds(700) { waited.add(1, ordering: .relaxed) }
+        }
+        #expect(waited.load(ordering: .relaxed) == 1)
+    }
+
     /// /proc/locks, read to the end with read(2) (a procfs file reports no size; it spans several
     /// pages when other tests hold locks).
     private static func procLocks() throws -> String {
