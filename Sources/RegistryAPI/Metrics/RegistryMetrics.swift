@@ -91,11 +91,11 @@ final class RegistryMetrics: ReconcilerObserver, LivenessObserver, DNSObserver, 
     /// in the route without a lock.
     func recordRequest(route: Route? = nil, operation: String, method: String, status: Int, duration: Duration) {
         let metrics: RequestMetrics
-        if let usual = route?.usualRequestMetrics.load(), usual.status == status, usual.method == method {
+        if let usual = route?.usualRequestMetrics, usual.status == status, usual.method == method {
             metrics = usual
         } else {
             metrics = requestMetrics(operation: operation, method: method, status: status)
-            if let route, (200..<300).contains(status) { _ = route.usualRequestMetrics.storeIfNil(metrics) }
+            if let route, (200..<300).contains(status) { route.setUsualRequestMetricsIfNil(metrics) }
         }
         metrics.counter.increment()
         metrics.timer.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
