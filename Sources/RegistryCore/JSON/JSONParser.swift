@@ -283,24 +283,28 @@ public struct JSONParser {
             if byte < 0x20 { throw error(bytes, "control character in string (must be escaped)") }
             index += 1
         }
-        var scalars = String.UnicodeScalarView()
-        guard let prefix = Self.text(bytes, start..<index) else {
-            throw error(bytes, "string is not valid UTF-8")
-        }
-        scalars.append(contentsOf: prefix.unicodeScalars)
-        var run = index
+        // With escapes: the UTF-8 bytes gathered in one buffer (each run of plain bytes checked
+        // once, each escape encoded), made a string at the end. Appending to a
+        // `String.UnicodeScalarView` copied the string at every escape (quadratic: a 4 MB body
+        // of `\n` took two minutes).
+        var utf8: [UInt8] = []
+        utf8.reserveCapacity(index - start + 64)
+        var run = start
         func flush(_ parser: JSONParser, _ bytes: borrowing Span<UInt8>) throws(JSONSyntaxError) {
-            guard let text = Self.text(bytes, run..<parser.index) else {
+            guard (try? UTF8Span(validating: bytes.extracting(run..<parser.index))) != nil else {
                 throw parser.error(bytes, "string is not valid UTF-8")
             }
-            scalars.append(contentsOf: text.unicodeScalars)
+            for position in run..<parser.index { utf8.append(bytes[position]) }
+        }
+        func append(_ scalar: Unicode.Scalar) {
+            UTF8.encode(scalar) { utf8.append($0) }
         }
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 try flush(self, bytes)
                 index += 1
-                return String(scalars)
+                return String(decoding: utf8, as: UTF8.self)
             }
             if byte < 0x20 { throw error(bytes, "control character in string (must be escaped)") }
             if byte != UInt8(ascii: "\\") {
@@ -313,14 +317,14 @@ public struct JSONParser {
             let escape = bytes[index]
             index += 1
             switch escape {
-            case UInt8(ascii: "\""): scalars.append("\"")
-            case UInt8(ascii: "\\"): scalars.append("\\")
-            case UInt8(ascii: "/"): scalars.append("/")
-            case UInt8(ascii: "b"): scalars.append("\u{08}")
-            case UInt8(ascii: "f"): scalars.append("\u{0C}")
-            case UInt8(ascii: "n"): scalars.append("\n")
-            case UInt8(ascii: "r"): scalars.append("\r")
-            case UInt8(ascii: "t"): scalars.append("\t")
+            case UInt8(ascii: "\""): utf8.append(UInt8(ascii: "\""))
+            case UInt8(ascii: "\\"): utf8.append(UInt8(ascii: "\\"))
+            case UInt8(ascii: "/"): utf8.append(UInt8(ascii: "/"))
+            case UInt8(ascii: "b"): utf8.append(0x08)
+            case UInt8(ascii: "f"): utf8.append(0x0C)
+            case UInt8(ascii: "n"): utf8.append(0x0A)
+            case UInt8(ascii: "r"): utf8.append(0x0D)
+            case UInt8(ascii: "t"): utf8.append(0x09)
             case UInt8(ascii: "u"):
                 let first = try parseHex4(bytes)
                 if (0xD800...0xDBFF).contains(first) {
@@ -331,9 +335,9 @@ public struct JSONParser {
                     let second = try parseHex4(bytes)
                     guard (0xDC00...0xDFFF).contains(second) else { throw error(bytes, "unpaired UTF-16 surrogate in \\u escape") }
                     let value = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
-                    scalars.append(UnicodeScalar(value)!)
+                    append(UnicodeScalar(value)!)
                 } else if let scalar = UnicodeScalar(first) {
-                    scalars.append(scalar)
+                    append(scalar)
                 } else {
                     throw error(bytes, "unpaired UTF-16 surrogate in \\u escape")
                 }
