@@ -544,20 +544,39 @@ public final class ServiceStore: Sendable {
     }
 
     /// The last readiness verdict and when it was made, so that `/readyz` probes cost at most
-    /// one write a second, and whether a check is running.
-    private let readinessCache = Mutex<(last: (verdict: StorageFault?, at: ContinuousClock.Instant)?, checking: Bool)>((nil, false))
+    /// one write a second, and since when a check has been running.
+    private let readinessCache = Mutex<(last: (verdict: StorageFault?, at: ContinuousClock.Instant)?, checkingSince: ContinuousClock.Instant?)>(
+        (nil, nil))
+
+    /// How long a readiness check may wait for the database before probes answer that it is
+    /// not ready.
+    static let readinessPatience: Duration = .seconds(1)
 
     /// Whether the database can be read and written now: nil when it can, else the fault.
     /// Reads a row and rewrites the header's `user_version` with its own value (a real write
     /// through the WAL, so a full disk, a read-only file or an I/O error shows); the verdict is
     /// reused for one second. One check runs at a time: a probe arriving meanwhile gets the
-    /// last verdict (a database whose writes hang holds one worker thread, not one per probe),
-    /// or, before any, waits for its own check.
+    /// last verdict while the check has run less than `readinessPatience`, and a `busy` fault
+    /// after that (a database whose writes hang holds one worker thread, not one per probe, and
+    /// is not reported ready); before any verdict it runs its own check.
     public func readiness() -> StorageFault? {
         let now = ContinuousClock.now
         let reused: (verdict: StorageFault?, found: Bool) = readinessCache.withLock { state in
-            if let last = state.last, now - last.at < .seconds(1) || state.checking { return (last.verdict, true) }
-            state.checking = true
+            if let since = state.checkingSince {
+                if now - since > Self.readinessPatience {
+                    let waited = (now - since).components.seconds
+                    return (
+                        StorageFault(
+                            reason: .busy,
+                            message: "the readiness check has waited \(waited > 0 ? "\(waited) s" : "over a second") for a database write"),
+                        true
+                    )
+                }
+                if let last = state.last { return (last.verdict, true) }
+            } else if let last = state.last, now - last.at < .seconds(1) {
+                return (last.verdict, true)
+            }
+            if state.checkingSince == nil { state.checkingSince = now }
             return (nil, false)
         }
         if reused.found { return reused.verdict }
@@ -571,7 +590,7 @@ public final class ServiceStore: Sendable {
         } catch {
             verdict = StorageFault(reason: .internal, message: "\(error)")
         }
-        readinessCache.withLock { $0 = ((verdict, now), false) }
+        readinessCache.withLock { $0 = ((verdict, now), nil) }
         return verdict
     }
 

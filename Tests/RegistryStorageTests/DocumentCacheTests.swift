@@ -97,25 +97,40 @@ struct DocumentCacheTests {
     }
 
     /// One readiness check runs at a time: while it waits for the writer (held here by a slow
-    /// write), other probes get the last verdict at once instead of each holding a worker.
+    /// write), other probes get the last verdict at once instead of each holding a worker, and
+    /// once it has waited more than a second, a `busy` fault (not "ready" for as long as the
+    /// database hangs).
     @Test func readinessChecksRunOneAtATime() throws {
         let store = try ServiceStore(path: try temporaryDatabase(), durability: .normal, migrations: try projectMigrations())
         _ = try store.create(sample("r"))
         #expect(store.readiness() == nil)
         Thread.sleep(forTimeInterval: 1.1)  // the verdict is a second old: the next probe checks again
-        store.update(namespace: "default", name: "r") { current in
-            Thread.sleep(forTimeInterval: 1.5)
-            return try #require(current).service
-        } completion: { _ in
-        }
-        Thread.sleep(forTimeInterval: 0.1)
-        let waited = Atomic<Int>(0)
-        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+        // A write that holds the commit thread for 2.5 s.
+        store.writeLater({ _ in Thread.sleep(forTimeInterval: 2.5) }, completion: { _ in })
+        // The check, on a thread of its own: it waits for the slow write.
+        let checked = DispatchSemaphore(value: 0)
+        let checker = Mutex<(verdict: StorageFault?, took: Duration)?>(nil)
+        let started = ContinuousClock.now
+        Thread {
+            let verdict = store.readiness()
+            checker.withLock { $0 = (verdict, ContinuousClock.now - started) }
+            checked.signal()
+        }.start()
+        Thread.sleep(forTimeInterval: 0.3)
+        for _ in 0..<3 {
             let start = ContinuousClock.now
-            #expect(store.readiness() == nil)
-            if ContinuousClock.now - start > .milliseconds(700) { waited.add(1, ordering: .relaxed) }
+            #expect(store.readiness() == nil)  // the last verdict
+            #expect(ContinuousClock.now - start < .milliseconds(500))
         }
-        #expect(waited.load(ordering: .relaxed) == 1)
+        Thread.sleep(forTimeInterval: 1.2)  // the check has now waited about 1.5 s
+        let pending = store.readiness()
+        #expect(pending?.reason == .busy)
+        #expect(pending?.message.contains("the readiness check has waited") == true)
+        checked.wait()
+        let check = try #require(checker.withLock { $0 })
+        #expect(check.verdict == nil)
+        #expect(check.took > .seconds(1))
+        #expect(store.readiness() == nil)
     }
 
     /// /proc/locks, read to the end with read(2) (a procfs file reports no size; it spans several
