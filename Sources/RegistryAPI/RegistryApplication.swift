@@ -34,6 +34,12 @@ public final class RegistryApplication: HTTPHandler {
     /// Campaigns for the leader lease; the leader alone runs the background work (the
     /// reconciler's, the health checks, the DNS refresh, retention). Started by `RegistryService`.
     public let elector: LeaderElector
+    /// Runs the handlers of requests that take long on a worker (see `runsOffWorker`), so that
+    /// they do not hold up the other connections of the worker's event loop.
+    private let offWorkerQueue = DispatchQueue(label: "endpoint-registry.long-requests", attributes: .concurrent)
+    /// Bodies from this size on are handled off the worker thread (decoding 4 MiB takes tens of
+    /// milliseconds, during which a worker's other connections would wait).
+    static let offWorkerBodyBytes = 64 << 10
     /// Whether `startLiveness` has subscribed to the store's commits (once per process).
     private let followsCommits = Atomic<Bool>(false)
     /// Whether every registration was loaded into the health checker and the DNS refresher once.
@@ -322,7 +328,7 @@ public final class RegistryApplication: HTTPHandler {
                 handler: audit.listAudit),
             Route(
                 "POST", "/v1/import", "importManifests", query: ["dryRun", "onConflict", "namespace", "strict"], permission: .write,
-                evaluatesPreconditions: true,
+                evaluatesPreconditions: true, runsOffWorker: true,
                 handler: manifests.importManifests),
         ]
     }
@@ -353,10 +359,26 @@ public final class RegistryApplication: HTTPHandler {
                 try RequestChecks.checkQuery(request, allowed: route.queryParameters)
                 try RegistryApplication.checkServicePath(route, parameters)
                 try checkPreconditionsBeforeHandler(request, route: route)
-                response = try route.handler(
-                    RequestContext(
-                        request: request, parameters: parameters, requestID: requestID, principal: principal, operationID: route.operationID,
-                        application: self))
+                let context = RequestContext(
+                    request: request, parameters: parameters, requestID: requestID, principal: principal, operationID: route.operationID,
+                    application: self)
+                if runsOffWorker(route, request) {
+                    // libmicrohttpd keeps each connection on the worker that accepted it: a long
+                    // handler there would stall every other connection of that worker.
+                    let handled = DeferredResponse()
+                    offWorkerQueue.async { [self] in
+                        var response: HTTPResponse
+                        do {
+                            response = try route.handler(context)
+                        } catch {
+                            response = errorResponse(error, request: request, requestID: requestID)
+                        }
+                        if let inner = response.deferred { inner.whenComplete { handled.complete($0) } } else { handled.complete(response) }
+                    }
+                    response = .deferred(handled)
+                } else {
+                    response = try route.handler(context)
+                }
                 response = try RegistryApplication.applyReadPreconditions(response, request: request)
             case .methodNotAllowed(let allowed):
                 throw APIError.methodNotAllowed(method: request.method, allowed: allowed)
@@ -384,6 +406,12 @@ public final class RegistryApplication: HTTPHandler {
             return .deferred(outer)
         }
         return finish(response, request: request, requestID: requestID, matched: matched, caller: caller, operation: operation, started: started)
+    }
+
+    /// Whether a request's handler runs off the worker thread: an import (its decoding and its
+    /// transaction take long) or a body of `offWorkerBodyBytes` or more.
+    private func runsOffWorker(_ route: Route, _ request: HTTPRequest) -> Bool {
+        route.runsOffWorker || request.body.count >= Self.offWorkerBodyBytes
     }
 
     /// The preconditions of a write whose handler does not evaluate them against an entity tag of

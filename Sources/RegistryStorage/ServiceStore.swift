@@ -1148,9 +1148,34 @@ public final class ServiceStore: Sendable {
         namespace: String, name: String, audit: AuditContext = .unattributed, keepClusterObjects: Bool = false, dryRun: Bool = false,
         _ check: @escaping @Sendable (ServiceRecord) throws -> Void = { _ in }
     ) throws {
+        try write(dryRun: dryRun, deletion(namespace: namespace, name: name, audit: audit, keepClusterObjects: keepClusterObjects, check))
+        if !dryRun { changed([ServiceChange(key: ServiceKey(namespace: namespace, name: name), record: nil)]) }
+    }
+
+    /// `delete`, run in the next group commit without holding the calling thread: `completion`
+    /// gets its outcome (`StoreError.notFound`, what `check` threw, or a storage fault) after the
+    /// commit.
+    public func deleteLater(
+        namespace: String, name: String, audit: AuditContext = .unattributed, keepClusterObjects: Bool = false, dryRun: Bool = false,
+        _ check: @escaping @Sendable (ServiceRecord) throws -> Void = { _ in },
+        completion: @escaping @Sendable (Result<Void, any Error>) -> Void
+    ) {
+        let key = ServiceKey(namespace: namespace, name: name)
+        writeLater(
+            dryRun: dryRun, deletion(namespace: namespace, name: name, audit: audit, keepClusterObjects: keepClusterObjects, check),
+            committed: { [self] _ in changed([ServiceChange(key: key, record: nil)]) }
+        ) { result in
+            completion(result)
+        }
+    }
+
+    /// The write that deletes a service (see `delete`).
+    private func deletion(
+        namespace: String, name: String, audit: AuditContext, keepClusterObjects: Bool, _ check: @escaping @Sendable (ServiceRecord) throws -> Void
+    ) -> @Sendable (any SQLConnection) throws -> Void {
         let cache = recordCache
         let time = ServiceStore.timestamp(now())
-        try write(dryRun: dryRun) { connection in
+        return { connection in
             guard let stored = try ServiceStore.stored(connection, namespace: namespace, name: name, cache: cache) else {
                 throw StoreError.notFound(namespace: namespace, name: name)
             }
@@ -1172,7 +1197,6 @@ public final class ServiceStore: Sendable {
                 audit, key: ServiceKey(namespace: namespace, name: name), uid: current.uid, before: current.revision, after: nil, document: nil,
                 status: 204, at: time, eventVersion: eventVersion, into: connection)
         }
-        if !dryRun { changed([ServiceChange(key: ServiceKey(namespace: namespace, name: name), record: nil)]) }
     }
 
     /// Stores a new service (revision 1) with its watch event and its audit line and history

@@ -1,4 +1,6 @@
 import Foundation
+import HTTPServer
+import Synchronization
 import RegistryAPI
 import RegistryCore
 import RegistryResources
@@ -108,6 +110,52 @@ struct StorageFaultTests {
         #expect(write.header("Retry-After") != nil)
         #expect((write.json?["reason"] as? String) == "readOnly", "\(write.text)")
         #expect(process.logText.contains("cannot be used for writes"))
+    }
+
+    /// Writes waiting for the database (here locked by another process for 3 s) hold no worker
+    /// thread: with one worker, other requests are answered meanwhile, and the writes complete
+    /// once the lock is gone. A `DELETE` is answered after its commit as creates and updates
+    /// are; an import runs off the worker thread.
+    @Test(arguments: ["DELETE", "import"])
+    func aWriteWaitingForTheDatabaseHoldsNoWorker(write: String) throws {
+        let server = try TestServer { $0.http.threads = 1 }
+        let client = try server.client()
+        #expect(try client.request("POST", "/v1/services", json: #"{"name":"gone","ports":[{"port":80}]}"#).status == 201)
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        holder.arguments = [
+            "python3", "-c",
+            "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(3); c.execute('ROLLBACK')",
+            server.databasePath,
+        ]
+        let output = Pipe()
+        holder.standardOutput = output
+        try holder.run()
+        defer { holder.waitUntilExit() }
+        #expect(String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).hasPrefix("locked"))
+        let status = Mutex<Int?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let port = server.port
+        Thread {
+            let answer =
+                write == "DELETE"
+                ? try? RawHTTPClient(port: port).request("DELETE", "/v1/services/default/gone")
+                : try? RawHTTPClient(port: port).request(
+                    "POST", "/v1/import", json: #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"imported"},"spec":{"ports":[{"port":80}]}}"#
+                )
+            status.withLock { $0 = answer?.status }
+            done.signal()
+        }.start()
+        Thread.sleep(forTimeInterval: 0.3)
+        let start = ContinuousClock.now
+        #expect(try client.request("GET", "/healthz").status == 200)
+        #expect(try client.request("GET", "/v1/services/default/gone").status == 200)
+        #expect(ContinuousClock.now - start < .milliseconds(1_500), "answered while the \(write) waits for the database")
+        done.wait()
+        #expect(status.withLock { $0 } == (write == "DELETE" ? 204 : 200))
+        #expect(
+            try client.request("GET", write == "DELETE" ? "/v1/services/default/gone" : "/v1/services/default/imported").status
+                == (write == "DELETE" ? 404 : 200))
     }
 
     @Test func damagedDatabaseIsRefusedAtStartUnlessTheCheckIsSkipped() throws {

@@ -391,16 +391,34 @@ struct ServiceHandlers: Sendable {
                 "token \"\(context.principal.name)\" (role \(context.principal.role.rawValue)) lacks the push permission needed to delete the service's objects in \(tracked.joined(separator: ", ")); ?cascade=false deletes the registration and keeps them there",
                 missing: "permission:push")
         }
-        if try Self.flag(context.request, "dryRun") {
-            try store.delete(namespace: namespace, name: name, audit: context.audit, dryRun: true) { current in
-                try RequestChecks.checkWritePreconditions(context.request, current: current)
-            }
-            return Responses.noContent()
-        }
-        let timeout = try PushHandlers.timeout(context.request)
-        try store.delete(namespace: namespace, name: name, audit: context.audit, keepClusterObjects: !cascade) { current in
+        let dryRun = try Self.flag(context.request, "dryRun")
+        let timeout = dryRun ? .zero : try PushHandlers.timeout(context.request)
+        // Answered after the commit without holding a worker thread (as creates and updates are).
+        let deferred = DeferredResponse()
+        store.deleteLater(namespace: namespace, name: name, audit: context.audit, keepClusterObjects: !cascade && !dryRun, dryRun: dryRun) {
+            current in
             try RequestChecks.checkWritePreconditions(context.request, current: current)
+        } completion: { result in
+            switch result {
+            case .failure(let error):
+                deferred.complete(context.problem(error))
+            case .success:
+                let response =
+                    dryRun
+                    ? Responses.noContent()
+                    : Self.afterDeletion(namespace, name, cascade: cascade, tracked: tracked, timeout: timeout, reconciler: reconciler)
+                if let inner = response.deferred { inner.whenComplete { deferred.complete($0) } } else { deferred.complete(response) }
+            }
         }
+        return .deferred(deferred)
+    }
+
+    /// The answer to a `DELETE` once the registration is gone: `keptIn` for `cascade=false`, else
+    /// 204 at once when no cluster tracks the service, or once every tracking cluster confirmed
+    /// (202 with those still deleting at `timeout`).
+    private static func afterDeletion(
+        _ namespace: String, _ name: String, cascade: Bool, tracked: [String], timeout: Duration, reconciler: Reconciler
+    ) -> HTTPResponse {
         if !cascade {
             return Responses.json(
                 200,

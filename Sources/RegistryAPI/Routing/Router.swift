@@ -39,6 +39,9 @@ public final class Route: Sendable {
     /// evaluated before the handler (`RequestChecks.checkPreconditionsWithoutEntity`), those of
     /// reads against the `ETag` of the answer (`RequestChecks.readPreconditions`).
     public let evaluatesPreconditions: Bool
+    /// Whether the handler always runs off the worker thread (`RegistryApplication`'s long
+    /// requests queue), however small the request: it takes long (an import).
+    let runsOffWorker: Bool
     let handler: @Sendable (RequestContext) throws -> HTTPResponse
     let segments: [Segment]
     /// Whether the path names one service (`/v1/services/{namespace}/{name}…`): its two
@@ -72,9 +75,10 @@ public final class Route: Sendable {
 
     init(
         _ method: String, _ template: String, _ operationID: String, query: Set<String> = [], permission: Permission? = .read,
-        evaluatesPreconditions: Bool = false, handler: @escaping @Sendable (RequestContext) throws -> HTTPResponse
+        evaluatesPreconditions: Bool = false, runsOffWorker: Bool = false, handler: @escaping @Sendable (RequestContext) throws -> HTTPResponse
     ) {
         self.permission = permission
+        self.runsOffWorker = runsOffWorker
         self.evaluatesPreconditions = evaluatesPreconditions
         self.method = method
         self.template = template
