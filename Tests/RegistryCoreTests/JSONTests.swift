@@ -92,13 +92,18 @@ import Testing
         (#"{"ports": [{"port": 80}, }"#, "ports[1]"),
         (#"{"ports": [{"port": 80}, {"port": 8x}]}"#, "ports[1].port"),
         (#"{"labels": {"app.kubernetes.io/name": tru}}"#, "labels[app.kubernetes.io/name]"),
-        (#"{"a\"b": {"c": [1, [2, 3, ]]}}"#, #"[a\"b].c[1][2]"#),
+        (#"{"a\"b": {"c": [1, [2, 3, ]]}}"#, #"["a\"b"].c[1][2]"#),
+        (#"{"\u0070orts": [{"port": x}]}"#, "ports[0].port"),
+        (#"{"labels": {"a].b[c": x}}"#, #"labels["a].b[c"]"#),
+        (#"{"spec": {"a": 1, "a": 2}}"#, "spec.a"),
+        (#"{"a": 1, "a": 2}"#, "a"),
         (#"{"addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2""#, "addresses[1].ip"),
         (#"{"description": "unterminated"#, "description"),
         (#"{"ab"#, ""),
         ("[1, 2", "[1]"),
         ("nul", ""),
-        ("{\"" + String(repeating: "k", count: 100) + "\": x}", "[" + String(repeating: "k", count: 64) + "…]"),
+        ("{\"" + String(repeating: "k", count: 100) + "\": x}", String(repeating: "k", count: 64) + "…"),
+        ("{\"" + String(repeating: "k-", count: 50) + "\": x}", "[" + String(repeating: "k-", count: 32) + "…]"),
     ])
     func namesTheFieldWhereParsingStopped(document: String, field: String) {
         #expect {
@@ -118,6 +123,17 @@ import Testing
             return
         }
         #expect(value == String(repeating: "\né\"x", count: count / 3))
+    }
+
+    /// A duplicate member name is shown cut (a 100,000-character name once made a 100 KB answer).
+    @Test func aDuplicateNameIsShownCut() {
+        let name = String(repeating: "k", count: 100_000)
+        #expect {
+            _ = try JSONParser.parse(Array("{\"\(name)\": 1, \"\(name)\": 2}".utf8))
+        } throws: { error in
+            let syntax = error as? JSONSyntaxError
+            return syntax?.message == "duplicate member name \"\(name.prefix(64))…\"" && syntax?.field == name.prefix(64) + "…"
+        }
     }
 
     @Test func reportsLineAndColumn() {

@@ -3,9 +3,10 @@ public struct JSONSyntaxError: Error, Sendable, Equatable, CustomStringConvertib
     public var message: String
     public var line: Int
     public var column: Int
-    /// The member or element being read where parsing stopped, written as field errors name
-    /// fields (`ports[1].port`; a key that is not a plain word in brackets, `labels[app.kubernetes.io/name]`;
-    /// keys cut at 64 bytes); empty at the top level.
+    /// The member or element being read where parsing stopped (for a duplicate name, that
+    /// member), written as field errors name fields (`ports[1].port`; a name that is not a plain
+    /// word in brackets, `labels[app.kubernetes.io/name]`, JSON-quoted when it holds a bracket,
+    /// quote, backslash or control character; names cut at 64 characters); empty at the top level.
     public var field: String = ""
 
     public init(message: String, line: Int, column: Int, field: String = "") {
@@ -45,6 +46,24 @@ public struct JSONParser {
         self.maxDepth = maxDepth
     }
 
+    /// `error(_:_:)` with `member` (a decoded member name) appended to the field path: the
+    /// member the error is about (a duplicate name).
+    private func error(_ bytes: borrowing Span<UInt8>, _ message: String, member: String?) -> JSONSyntaxError {
+        var error = error(bytes, message)
+        if let member { error.field += Self.segment(member, first: error.field.isEmpty) }
+        return error
+    }
+
+    /// A member name as it ends a field path: `.name` (`name` first) for a plain word, else in
+    /// brackets (`[app.kubernetes.io/name]`), JSON-quoted when it holds a bracket, a quote, a
+    /// backslash or a control character; cut at 64 characters (`…`).
+    static func segment(_ name: String, first: Bool) -> String {
+        let shown = name.count > 64 ? String(name.prefix(64)) + "…" : name
+        if !name.isEmpty && name.utf8.allSatisfy(isIdentifierByte) { return first ? shown : "." + shown }
+        let plainInBrackets = shown.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0 != "[" && $0 != "]" && $0 != "\"" && $0 != "\\" }
+        return plainInBrackets ? "[\(shown)]" : "[\(JSONWriter.string(.string(shown)))]"
+    }
+
     private func error(_ bytes: borrowing Span<UInt8>, _ message: String) -> JSONSyntaxError {
         var line = 1
         var column = 1
@@ -65,7 +84,7 @@ public struct JSONParser {
     /// element's index.
     private static func field(_ bytes: borrowing Span<UInt8>, before end: Int) -> String {
         enum Level {
-            case object(key: [UInt8]?, readingKey: Bool)
+            case object(key: String?, readingKey: Bool)
             case array(index: Int)
         }
         var levels: [Level] = []
@@ -86,16 +105,16 @@ public struct JSONParser {
                 case nil: break
                 }
             case UInt8(ascii: "\""):
-                // A string: its raw bytes (escapes as written), to its closing quote or `end`.
-                let start = position
+                // A string, to its closing quote or `end`; a member name complete before `end`
+                // is decoded (it parsed once already).
+                let start = position - 1
                 while position < end && bytes[position] != UInt8(ascii: "\"") {
                     position += bytes[position] == UInt8(ascii: "\\") ? 2 : 1
                 }
                 if position < end, case .object(nil, true)? = levels.last {
-                    var key: [UInt8] = []
-                    for offset in start..<min(position, start + 64) { key.append(bytes[offset]) }
-                    if position - start > 64 { key += Array("…".utf8) }
-                    levels[levels.count - 1] = .object(key: key, readingKey: true)
+                    var parser = JSONParser(maxDepth: 1)
+                    parser.index = start
+                    levels[levels.count - 1] = .object(key: (try? parser.parseString(bytes)) ?? "", readingKey: true)
                 }
                 position += 1
             default: break
@@ -104,10 +123,7 @@ public struct JSONParser {
         var field = ""
         for level in levels {
             switch level {
-            case .object(let key?, _):
-                let text = String(decoding: key, as: UTF8.self)
-                let plain = !key.isEmpty && key.allSatisfy { $0 < 0x80 && (isIdentifierByte($0)) }
-                field += plain ? (field.isEmpty ? text : "." + text) : "[\(text)]"
+            case .object(let key?, _): field += segment(key, first: field.isEmpty)
             case .object(nil, _): break
             case .array(let index): field += "[\(index)]"
             }
@@ -194,7 +210,8 @@ public struct JSONParser {
             }
             guard !duplicate else {
                 index = keyStart
-                throw error(bytes, "duplicate member name \"\(key)\"")
+                let shown = key.count > 64 ? String(key.prefix(64)) + "…" : key
+                throw error(bytes, "duplicate member name \(JSONWriter.string(.string(shown)))", member: key)
             }
             skipWhitespace(bytes)
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error(bytes, "expected ':'") }
