@@ -53,10 +53,10 @@ enum RequestFraming {
             guard authorityEnd > rest.startIndex else { return .failure(.malformed("the absolute-form target has no host")) }
             // RFC 3986 §3.2: userinfo, host (a name, an IPv4 address or a bracketed IP literal)
             // and port are made of unreserved characters, percent-escapes, sub-delimiters, `:`,
-            // `@`, `[` and `]`; anything else (`"`, `\\`, `<`, `{`…, a `%` not starting an escape)
-            // is not an authority.
+            // one `@` after the userinfo, `[` and `]`; anything else (`"`, `\\`, `<`, `{`…, a `%`
+            // not starting an escape, a second `@`) is not an authority.
             let authority = Array(rest[..<authorityEnd].utf8)
-            guard authority.allSatisfy(isAuthorityCharacter),
+            guard authority.allSatisfy(isAuthorityCharacter), authority.count(where: { $0 == UInt8(ascii: "@") }) <= 1,
                 authority.indices.allSatisfy({ authority[$0] != UInt8(ascii: "%") || PercentEncoding.escapedByte(authority, at: $0) != nil })
             else {
                 return .failure(.malformed("the absolute-form target's authority contains a character a URI does not allow there"))
@@ -83,16 +83,27 @@ enum RequestFraming {
     /// The path of a raw request target as sent, still percent-encoded, without the query: an
     /// absolute-form target's scheme and authority are left out (also when the target is
     /// refused, so that a logged path is always a path); any other target is kept up to its `?`.
+    ///
+    /// Any scheme counts (RFC 3986 §3.1: a letter, then letters, digits, `+`, `-` or `.`, then
+    /// `://`): `ftp://host/x` is refused, and logged as `/x`.
     static func pathPart(of raw: [UInt8]) -> String {
         let target = raw.prefix { $0 != UInt8(ascii: "?") }
-        for scheme in ["http://", "https://"] {
-            let prefix = Array(scheme.utf8)
-            guard target.count >= prefix.count, zip(target, prefix).allSatisfy({ $0 | 0x20 == $1 | 0x20 }) else { continue }
-            let rest = target.dropFirst(prefix.count)
+        let scheme = target.prefix { isSchemeCharacter($0) }
+        if let first = scheme.first, isLetter(first), target.dropFirst(scheme.count).starts(with: Array("://".utf8)) {
+            let rest = target.dropFirst(scheme.count + 3)
             let path = rest.drop { $0 != UInt8(ascii: "/") }
             return path.isEmpty ? "/" : String(decoding: path, as: UTF8.self)
         }
         return String(decoding: target, as: UTF8.self)
+    }
+
+    private static func isLetter(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20)
+    }
+
+    private static func isSchemeCharacter(_ byte: UInt8) -> Bool {
+        isLetter(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")
+            || byte == UInt8(ascii: ".")
     }
 
     /// Decodes `%XX` escapes of a path (an invalid escape stays as written).

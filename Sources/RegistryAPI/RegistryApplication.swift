@@ -718,7 +718,13 @@ public final class RegistryApplication: HTTPHandler {
         var path = 0..<0
         var pathRest: [UInt8] = []
         var line = LogLine(format: logFormat, level: .info) { bytes in
+            var method = bytes.count..<bytes.count
             LogEscaping.appendPath(request.method, to: &bytes)
+            method = method.lowerBound..<bytes.count
+            // A method is a token of any length: a long one is whole in the `method` field only.
+            if !LogEscaping.cutForMessage(&bytes, path: &method, limit: LogEscaping.maxMessageMethodBytes).isEmpty {
+                bytes.append(contentsOf: LogEscaping.ellipsis)
+            }
             bytes.append(UInt8(ascii: " "))
             let start = bytes.count
             // From the path as sent: the decoded one loses a NUL and bytes that are not UTF-8.

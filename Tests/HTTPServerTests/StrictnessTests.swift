@@ -61,6 +61,7 @@ private func statusLines(_ text: String) -> [String] {
         ("a method with non-ASCII", "GÉT /a HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         ("absolute form with a quote in the authority", "GET http://evil\"\\/a HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         ("absolute form with a % that starts no escape in the authority", "GET http://exa%mple/a HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ("absolute form with two @ in the authority", "GET http://a@b@c/a HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         // A proxy that maps `_` to `-` would frame these by the field this server ignores.
         (
             "transfer coding spelled with an underscore",

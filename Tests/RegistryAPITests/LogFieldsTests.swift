@@ -69,6 +69,10 @@ import Testing
         #expect(try client.request("GET", path).status == 404)
         let escaped = "/v2/" + String(repeating: "x", count: 250) + "%20" + String(repeating: "b", count: 300)
         #expect(try client.request("GET", escaped).status == 404)
+        let method = String(repeating: "M", count: 5_000)
+        let refusedMethod = try RawHTTPClient(port: server.port).request(method, "/v1/services")
+        let methodStatus = refusedMethod.status
+        #expect((refusedMethod.json?["detail"] as? String)?.hasPrefix(String(repeating: "M", count: 32) + "… is not allowed here") == true)
         server.signal(SIGTERM)
         server.process.waitUntilExit()
         let rawLine = try #require(server.logText.split(separator: "\n").first { $0.contains("GET /v1/services/aaa") })
@@ -81,6 +85,9 @@ import Testing
         let cut = try #require(lines.first { ($0["message"] as? String)?.hasPrefix("GET /v2/") == true })
         #expect(cut["path"] as? String == escaped)
         #expect(cut["message"] as? String == "GET /v2/" + String(repeating: "x", count: 250) + "… 404")
+        let longMethod = try #require(lines.first { ($0["message"] as? String)?.hasPrefix("MMM") == true })
+        #expect(longMethod["message"] as? String == String(repeating: "M", count: 32) + "… /v1/services \(methodStatus)")
+        #expect(longMethod["method"] as? String == method)
     }
 
     /// The logged path is a path: an absolute-form target's scheme and authority are left out,
@@ -94,6 +101,9 @@ import Testing
         #expect(refused.json?["instance"] as? String == "/v1/q%00r")
         // A refused target closes its connection.
         #expect(try RawHTTPClient(port: server.port).request("GET", "HTTPS://example.com/v1/s%2Ft%3Fu%23v%41").status == 400)
+        let otherScheme = try RawHTTPClient(port: server.port).request("GET", "ftp://example.com/v1/w?x=1")
+        #expect(otherScheme.status == 400)
+        #expect(otherScheme.json?["instance"] as? String == "/v1/w")
         server.signal(SIGTERM)
         server.process.waitUntilExit()
         let lines = jsonLines(server)
@@ -101,6 +111,8 @@ import Testing
         #expect(absolute["path"] as? String == "/v1/q%00r")
         let escaped = try #require(lines.first { ($0["message"] as? String)?.hasPrefix("GET /v1/s") == true })
         #expect(escaped["path"] as? String == "/v1/s%2Ft%3Fu%23vA")
+        let ftp = try #require(lines.first { ($0["message"] as? String)?.hasPrefix("GET /v1/w") == true })
+        #expect(ftp["path"] as? String == "/v1/w")
         #expect(!server.logText.contains("example.com"))
     }
 

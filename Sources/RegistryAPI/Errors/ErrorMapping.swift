@@ -154,7 +154,8 @@ enum ErrorMapping {
         case .methodNotAllowed(let method, let allowed):
             return ProblemDetails(
                 slug: "method-not-allowed", title: "Method not allowed", status: 405,
-                detail: "\(method) is not allowed here; allowed: \(allowed.joined(separator: ", "))")
+                // A method is a token of any length: a long one is not echoed whole.
+                detail: "\(method.count > 32 ? method.prefix(32) + "…" : method) is not allowed here; allowed: \(allowed.joined(separator: ", "))")
         case .unsupportedMediaType(let got, let accepted):
             let expected = accepted.joined(separator: " or ")
             return ProblemDetails(

@@ -357,15 +357,18 @@ enum LogEscaping {
     /// then written once per line, not twice.
     static let maxMessagePathBytes = 256
 
+    /// The most bytes of a method a request line's message shows (the `method` field has it whole).
+    static let maxMessageMethodBytes = 32
+
     /// `…`, after a path cut short in a message.
     static let ellipsis = Array("…".utf8)
 
-    /// Cuts the path written at `path` in `line` (its last bytes) to `maxMessagePathBytes`,
+    /// Cuts the path written at `path` in `line` (its last bytes) to `limit` bytes,
     /// never inside a `%XX` escape, shrinking `path` to match; returns the bytes cut off
     /// (empty when the path was short enough).
-    static func cutForMessage(_ line: inout [UInt8], path: inout Range<Int>) -> [UInt8] {
-        guard path.count > maxMessagePathBytes else { return [] }
-        var cut = path.lowerBound + maxMessagePathBytes
+    static func cutForMessage(_ line: inout [UInt8], path: inout Range<Int>, limit: Int = maxMessagePathBytes) -> [UInt8] {
+        guard path.count > limit else { return [] }
+        var cut = path.lowerBound + limit
         // An escape is `%` and two hex digits: a `%` among the last two kept bytes starts one the cut would split.
         if line[cut - 1] == UInt8(ascii: "%") {
             cut -= 1
