@@ -165,7 +165,7 @@ extension String {
             _ = try ManifestDocuments.parseYAML(yaml)
         } throws: { error in
             let violations = (error as? ValidationFailure)?.violations ?? []
-            return violations.map(\.field) == ["body"] && violations.map(\.message) == ["not valid YAML: " + message]
+            return violations.map(\.field) == [""] && violations.map(\.message) == ["not valid YAML: " + message]
         }
     }
 

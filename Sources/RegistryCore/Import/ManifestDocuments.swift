@@ -23,7 +23,7 @@ public enum ManifestDocuments {
         } catch let failure as ValidationFailure {
             throw failure
         } catch {
-            throw ValidationFailure([FieldViolation("body", .invalid, "not valid YAML: \(YAMLErrorText.describe(error))")])
+            throw ValidationFailure([FieldViolation("", .invalid, "not valid YAML: \(YAMLErrorText.describe(error))")])
         }
     }
 
