@@ -61,9 +61,7 @@ enum RequestFraming {
             else {
                 return .failure(.malformed("the absolute-form target's authority contains a character a URI does not allow there"))
             }
-            var path = rest[authorityEnd...].prefix(while: { $0 != "?" })
-            if path.isEmpty { path = "/" }
-            return .success(.absolute(encodedPath: String(path)))
+            return .success(.absolute(encodedPath: pathPart(of: raw)))
         }
         return .failure(.malformed("the request target must be a path starting with / or an absolute http(s) URI"))
     }

@@ -722,9 +722,7 @@ public final class RegistryApplication: HTTPHandler {
             LogEscaping.appendPath(request.method, to: &bytes)
             method = method.lowerBound..<bytes.count
             // A method is a token of any length: a long one is whole in the `method` field only.
-            if !LogEscaping.cutForMessage(&bytes, path: &method, limit: LogEscaping.maxMessageMethodBytes).isEmpty {
-                bytes.append(contentsOf: LogEscaping.ellipsis)
-            }
+            _ = LogEscaping.cutForMessage(&bytes, path: &method, limit: LogEscaping.maxMessageMethodBytes)
             bytes.append(UInt8(ascii: " "))
             let start = bytes.count
             // From the path as sent: the decoded one loses a NUL and bytes that are not UTF-8.
@@ -732,7 +730,6 @@ public final class RegistryApplication: HTTPHandler {
             path = start..<bytes.count
             // A long path is written whole once, in the `path` field: the message shows its start.
             pathRest = LogEscaping.cutForMessage(&bytes, path: &path)
-            if !pathRest.isEmpty { bytes.append(contentsOf: LogEscaping.ellipsis) }
             bytes.append(UInt8(ascii: " "))
             StderrLogHandler.appendDecimal(response.status, to: &bytes)
         }

@@ -339,10 +339,12 @@ public enum ServerSettings {
         // Each watch holds a connection: without a limit of its own, watches get half of the
         // connection limit at most, so that they can never take every connection (requests and
         // the probes would then be refused).
-        let watchersGiven = !(environment["ENDPOINT_REGISTRY_MAX_WATCHERS"] ?? "").isEmpty || parsed.contains { $0.0.name == "max-watchers" }
-        if !watchersGiven { configuration.watch.maxWatchers = min(configuration.watch.maxWatchers, configuration.http.connectionLimit / 2) }
-        let threadsGiven = !(environment["ENDPOINT_REGISTRY_THREADS"] ?? "").isEmpty || parsed.contains { $0.0.name == "threads" }
-        if !threadsGiven {
+        // Whether a setting was given (by its flag or a non-empty environment variable).
+        func given(_ name: String) -> Bool {
+            parsed.contains { $0.0.name == name } || table.contains { $0.name == name && !(environment[$0.environment] ?? "").isEmpty }
+        }
+        if !given("max-watchers") { configuration.watch.maxWatchers = min(configuration.watch.maxWatchers, configuration.http.connectionLimit / 2) }
+        if !given("threads") {
             configuration.http.threads = ServerConfiguration.defaultThreads(
                 cores: ProcessInfo.processInfo.activeProcessorCount, postgreSQL: configuration.postgresURL != nil)
         }

@@ -12,7 +12,8 @@ public enum APIError: Error, Sendable {
     case notAcceptable(String)
     case payloadTooLarge(limit: Int)
     case conflict(String, field: String? = nil)
-    case preconditionFailed(String)
+    /// 412; `header`: the precondition that failed (`If-Match` or `If-None-Match`), named in `errors`.
+    case preconditionFailed(String, header: String)
     /// No or an unknown bearer token.
     case unauthorized(String, invalidToken: Bool)
     /// The token is known but may not do this; `missing` names the permission or namespace.

@@ -176,12 +176,10 @@ enum ErrorMapping {
             return ProblemDetails(
                 slug: "conflict", title: "Conflict", status: 409, detail: detail,
                 violations: field.map { [FieldViolation($0, .invalid, detail)] } ?? [])
-        case .preconditionFailed(let detail):
-            // Every 412 is about If-Match or If-None-Match, and its detail starts with which.
-            let field = detail.hasPrefix("If-None-Match") ? "If-None-Match" : "If-Match"
+        case .preconditionFailed(let detail, let header):
             return ProblemDetails(
                 slug: "precondition-failed", title: "Precondition failed", status: 412, detail: detail,
-                violations: [FieldViolation(field, .invalid, detail)])
+                violations: [FieldViolation(header, .invalid, detail)])
         case .unauthorized(let detail, _):
             return ProblemDetails(slug: "unauthorized", title: "Unauthorized", status: 401, detail: detail)
         case .forbidden(let detail, let missing):

@@ -54,11 +54,7 @@ struct AuditHandlers: Sendable {
 
     /// The `limit` query parameter, checked against `maxPageSize`.
     static func pageSize(_ request: HTTPRequest, default value: Int) throws(APIError) -> Int {
-        guard let text = request.queryValue("limit") else { return value }
-        guard let limit = Int(text), String(limit) == text, (1...maxPageSize).contains(limit) else {
-            throw .badRequest("limit must be an integer from 1 to \(maxPageSize), not \"\(text)\"", field: "limit")
-        }
-        return limit
+        try RequestChecks.integerQuery(request, "limit", in: 1...maxPageSize) ?? value
     }
 
     static func json(_ entry: AuditEntry) -> JSONValue {

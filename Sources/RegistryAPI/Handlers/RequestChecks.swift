@@ -192,21 +192,42 @@ enum RequestChecks {
         header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
+    /// `text` as a decimal integer written the one way it prints (no sign, no leading zeros, no
+    /// spaces: `+1`, `01` and `1.0` are not `1`); nil otherwise.
+    static func canonicalInteger(_ text: String) -> Int? {
+        guard let value = Int(text), String(value) == text else { return nil }
+        return value
+    }
+
+    /// The query parameter `name` as a canonical integer in `range` (400 naming it otherwise);
+    /// nil when absent. An unbounded range reads "a positive integer" (from 1) in the message.
+    static func integerQuery(_ request: HTTPRequest, _ name: String, in range: ClosedRange<Int>) throws(APIError) -> Int? {
+        guard let text = request.queryValue(name) else { return nil }
+        guard let value = canonicalInteger(text), range.contains(value) else {
+            let expected =
+                range.upperBound == Int.max && range.lowerBound == 1
+                ? "a positive integer" : "an integer from \(range.lowerBound) to \(range.upperBound)"
+            throw .badRequest("\(name) must be \(expected), not \"\(text)\"", field: name)
+        }
+        return value
+    }
+
     /// `If-Match` / `If-None-Match` on a write: 412 when the current state does not satisfy them.
     static func checkWritePreconditions(_ request: HTTPRequest, current: ServiceRecord?) throws(APIError) {
         if let ifMatch = request.headers.list("If-Match") {
             let tags = entityTags(ifMatch)
             guard let current else {
-                throw .preconditionFailed("If-Match is set but the service does not exist")
+                throw .preconditionFailed("If-Match is set but the service does not exist", header: "If-Match")
             }
             guard tags.contains("*") || strongMatch(tags, current.etag) else {
-                throw .preconditionFailed("If-Match \(ifMatch) does not match the current ETag \(current.etag); fetch the service again")
+                throw .preconditionFailed(
+                    "If-Match \(ifMatch) does not match the current ETag \(current.etag); fetch the service again", header: "If-Match")
             }
         }
         if let ifNoneMatch = request.headers.list("If-None-Match"), let current {
             let tags = entityTags(ifNoneMatch).map(weakened)
             if tags.contains("*") || tags.contains(weakened(current.etag)) {
-                throw .preconditionFailed("If-None-Match \(ifNoneMatch) matches the current service (ETag \(current.etag))")
+                throw .preconditionFailed("If-None-Match \(ifNoneMatch) matches the current service (ETag \(current.etag))", header: "If-None-Match")
             }
         }
     }
@@ -231,7 +252,7 @@ enum RequestChecks {
                     case let tag? where tag.hasPrefix("W/"): "the current entity tag \(tag) is weak and never matches"
                     case let tag?: "the current entity tag is \(tag)"
                     }
-                throw .preconditionFailed("If-Match \(ifMatch) does not match (strong comparison): \(current)")
+                throw .preconditionFailed("If-Match \(ifMatch) does not match (strong comparison): \(current)", header: "If-Match")
             }
         }
         guard let header = request.headers.list("If-None-Match") else { return false }
@@ -249,10 +270,10 @@ enum RequestChecks {
         if let ifMatch = request.headers.list("If-Match"), !(hasRepresentation && entityTags(ifMatch).contains("*")) {
             throw .preconditionFailed(
                 "If-Match \(ifMatch) does not match: \(request.rawPath) has no strong entity tag"
-                    + (hasRepresentation ? " (only If-Match: * matches it)" : " and no representation"))
+                    + (hasRepresentation ? " (only If-Match: * matches it)" : " and no representation"), header: "If-Match")
         }
         if hasRepresentation, let ifNoneMatch = request.headers.list("If-None-Match"), entityTags(ifNoneMatch).contains("*") {
-            throw .preconditionFailed("If-None-Match * does not hold: \(request.rawPath) exists")
+            throw .preconditionFailed("If-None-Match * does not hold: \(request.rawPath) exists", header: "If-None-Match")
         }
     }
 

@@ -161,13 +161,7 @@ struct ServiceHandlers: Sendable {
                 context, namespace: namespace, selector: selector, resourceVersion: resourceVersion, bookmarks: bookmarks,
                 timeoutSeconds: timeoutSeconds)
         }
-        var limit = Self.defaultListLimit
-        if let text = request.queryValue("limit") {
-            guard let value = Int(text), String(value) == text, (1...Self.maxListLimit).contains(value) else {
-                throw APIError.badRequest("limit must be an integer from 1 to \(Self.maxListLimit), not \"\(text)\"", field: "limit")
-            }
-            limit = value
-        }
+        let limit = try RequestChecks.integerQuery(request, "limit", in: 1...Self.maxListLimit) ?? Self.defaultListLimit
         // A page goes on only with the filters of the first: its position is in that list.
         let filters = [namespace, request.queryValue("labelSelector") ?? ""]
         var after: ServiceKey? = nil
@@ -210,11 +204,7 @@ struct ServiceHandlers: Sendable {
 
     /// `timeoutSeconds`: a positive integer (capped by the server's longest watch), or nil.
     static func timeoutSeconds(_ request: HTTPRequest) throws(APIError) -> Int? {
-        guard let text = request.queryValue("timeoutSeconds") else { return nil }
-        guard let value = Int(text), String(value) == text, value >= 1 else {
-            throw APIError.badRequest("timeoutSeconds must be a positive integer, not \"\(text)\"", field: "timeoutSeconds")
-        }
-        return value
+        try RequestChecks.integerQuery(request, "timeoutSeconds", in: 1...Int.max)
     }
 
     /// `GET /v1/services?watch=true`: the events after `resourceVersion` (or the current state as
@@ -607,7 +597,7 @@ struct ServiceHandlers: Sendable {
             throw APIError.badRequest("\"\(rawIP)\" is neither a valid IPv4 or IPv6 address nor a DNS name (DNS-1123 subdomain)", field: "ip")
         }
         let port = try context.request.queryValue("port").map { text throws(APIError) in
-            guard let value = Int(text), (1...65535).contains(value), String(value) == text else {
+            guard let value = RequestChecks.canonicalInteger(text), (1...65535).contains(value) else {
                 throw APIError.badRequest(
                     "port must be an integer from 1 to 65535 in decimal without sign or leading zeros, not \"\(text)\"", field: "port")
             }

@@ -361,11 +361,11 @@ enum LogEscaping {
     static let maxMessageMethodBytes = 32
 
     /// `…`, after a path cut short in a message.
-    static let ellipsis = Array("…".utf8)
+    private static let ellipsis = Array("…".utf8)
 
-    /// Cuts the path written at `path` in `line` (its last bytes) to `limit` bytes,
-    /// never inside a `%XX` escape, shrinking `path` to match; returns the bytes cut off
-    /// (empty when the path was short enough).
+    /// Cuts the path written at `path` in `line` (its last bytes) to `limit` bytes, never inside
+    /// a `%XX` escape, shrinking `path` to match and appending `…`; returns the bytes cut off
+    /// (empty, and nothing appended, when the path was short enough).
     static func cutForMessage(_ line: inout [UInt8], path: inout Range<Int>, limit: Int = maxMessagePathBytes) -> [UInt8] {
         guard path.count > limit else { return [] }
         var cut = path.lowerBound + limit
@@ -377,6 +377,7 @@ enum LogEscaping {
         }
         let rest = Array(line[cut..<path.upperBound])
         line.removeSubrange(cut..<path.upperBound)
+        line.append(contentsOf: ellipsis)
         path = path.lowerBound..<cut
         return rest
     }

@@ -58,10 +58,15 @@ public struct JSONParser {
     /// brackets (`[app.kubernetes.io/name]`), JSON-quoted when it holds a bracket, a quote, a
     /// backslash or a control character; cut at 64 characters (`…`).
     static func segment(_ name: String, first: Bool) -> String {
-        let shown = name.count > 64 ? String(name.prefix(64)) + "…" : name
+        let shown = shownName(name)
         if !name.isEmpty && name.utf8.allSatisfy(isIdentifierByte) { return first ? shown : "." + shown }
         let plainInBrackets = shown.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0 != "[" && $0 != "]" && $0 != "\"" && $0 != "\\" }
         return plainInBrackets ? "[\(shown)]" : "[\(JSONWriter.string(.string(shown)))]"
+    }
+
+    /// A member name as errors show it: its first 64 characters, then `…`.
+    private static func shownName(_ name: String) -> String {
+        name.count > 64 ? String(name.prefix(64)) + "…" : name
     }
 
     private func error(_ bytes: borrowing Span<UInt8>, _ message: String) -> JSONSyntaxError {
@@ -210,8 +215,7 @@ public struct JSONParser {
             }
             guard !duplicate else {
                 index = keyStart
-                let shown = key.count > 64 ? String(key.prefix(64)) + "…" : key
-                throw error(bytes, "duplicate member name \(JSONWriter.string(.string(shown)))", member: key)
+                throw error(bytes, "duplicate member name \(JSONWriter.string(.string(Self.shownName(key))))", member: key)
             }
             skipWhitespace(bytes)
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error(bytes, "expected ':'") }
