@@ -154,7 +154,21 @@ import Yams
         #expect(response.status == 422)
         #expect(response.problemFields.contains { $0.hasPrefix("documents[2]") && $0.hasSuffix("name") })
         #expect(try client.request("GET", "/v1/services/default/etcd-supporting-kubernetes").status == 404)
-        #expect(try importYAML(Array("a: 'unterminated\n".utf8)).status == 422)
+        // A body that does not parse is malformed (400), as malformed JSON is, named by position.
+        let malformed = try importYAML(Array("a: 'unterminated\n".utf8))
+        #expect(malformed.status == 400)
+        #expect((malformed.json?["type"] as? String)?.hasSuffix(":malformed-yaml") == true)
+        #expect(malformed.problemFields == [""])
+        #expect(malformed.json?["line"] as? Int == 2 && malformed.json?["column"] as? Int == 1)
+        #expect(
+            malformed.json?["detail"] as? String
+                == "the body is not valid YAML: line 2, column 1: found unexpected end of stream (while scanning a quoted scalar at line 1, column 4)"
+        )
+        let duplicated = try importYAML(Array("apiVersion: v1\nkind: Service\nkind: Service\n".utf8))
+        // Where the key first appears.
+        #expect(duplicated.status == 400 && duplicated.json?["line"] as? Int == 2, "\(duplicated.text)")
+        // What parses but JSON cannot hold stays a field error (422).
+        #expect(try importYAML(Array("? [a, b]\n: c\n".utf8)).status == 422)
         #expect(try client.request("POST", "/v1/import", headers: ["Content-Type": "text/plain"], body: [1]).status == 415)
         let json = try client.request("POST", "/v1/import", json: #"{"apiVersion":"v1","kind":"List","items":[]}"#)
         #expect(json.status == 200)

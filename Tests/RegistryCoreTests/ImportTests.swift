@@ -130,7 +130,12 @@ func randomService(_ random: inout SeededGenerator, index: Int) -> ExternalServi
     }
 
     @Test func rejectsBrokenYAML() {
-        #expect(throws: ValidationFailure.self) { _ = try ManifestDocuments.parseYAML("a: 'unterminated\nb: [1\n") }
+        #expect {
+            _ = try ManifestDocuments.parseYAML("a: 'unterminated\nb: [1\n")
+        } throws: { error in
+            guard case .syntax(let syntax)? = error as? ManifestDocuments.ReadError else { return false }
+            return syntax.line == 3 && syntax.column == 1
+        }
     }
 }
 
@@ -164,8 +169,10 @@ extension String {
         #expect {
             _ = try ManifestDocuments.parseYAML(yaml)
         } throws: { error in
-            let violations = (error as? ValidationFailure)?.violations ?? []
+            guard case .syntax(let syntax)? = error as? ManifestDocuments.ReadError else { return false }
+            let violations = (error as? ManifestDocuments.ReadError)?.violations ?? []
             return violations.map(\.field) == [""] && violations.map(\.message) == ["not valid YAML: " + message]
+                && message.hasPrefix("line \(syntax.line ?? 0), column \(syntax.column ?? 0): ")
         }
     }
 
@@ -177,7 +184,8 @@ extension String {
         #expect {
             _ = try ManifestDocuments.parseYAML(yaml)
         } throws: { error in
-            (error as? ValidationFailure)?.violations.first?.kind == .tooMany
+            guard case .invalid(let failure)? = error as? ManifestDocuments.ReadError else { return false }
+            return failure.violations.first?.kind == .tooMany
         }
     }
 }

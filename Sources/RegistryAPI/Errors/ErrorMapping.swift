@@ -39,6 +39,19 @@ enum ErrorMapping {
                 violations: [FieldViolation(error.field, .invalid, "not valid JSON: line \(error.line), column \(error.column): \(error.message)")])
             problem.extensions = [("line", .integer(error.line)), ("column", .integer(error.column))]
             return problem
+        case let error as ManifestDocuments.ReadError:
+            switch error {
+            case .invalid(let failure): return problem(for: failure, logger: logger)
+            case .syntax(let syntax):
+                // As malformed JSON: a body that does not parse is a 400, named by position.
+                var problem = ProblemDetails(
+                    slug: "malformed-yaml", title: "Malformed YAML", status: 400, detail: "the body is not valid YAML: \(syntax)",
+                    violations: error.violations)
+                if let line = syntax.line, let column = syntax.column {
+                    problem.extensions = [("line", .integer(line)), ("column", .integer(column))]
+                }
+                return problem
+            }
         case let error as LabelSelector.ParseError:
             return ProblemDetails(
                 slug: "invalid-query", title: "Invalid query parameter", status: 400, detail: "labelSelector: \(error.message)",

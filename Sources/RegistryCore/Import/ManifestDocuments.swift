@@ -8,8 +8,25 @@ public enum ManifestDocuments {
         public var value: JSONValue
     }
 
+    /// Why a YAML stream cannot be read: it does not parse (`syntax`, a malformed input), or it
+    /// parses to what JSON cannot hold or past a bound (`invalid`, field errors).
+    public enum ReadError: Error, Sendable {
+        case syntax(YAMLSyntaxError)
+        case invalid(ValidationFailure)
+
+        /// The error as field errors: a syntax error is one on the input itself (field "").
+        public var violations: [FieldViolation] {
+            switch self {
+            case .syntax(let error): [FieldViolation("", .invalid, "not valid YAML: \(error)")]
+            case .invalid(let failure): failure.violations
+            }
+        }
+    }
+
     /// Parses YAML (JSON is YAML too) into JSON values; empty documents are skipped.
-    public static func parseYAML(_ text: String) throws(ValidationFailure) -> [JSONValue] {
+    /// Throws `ReadError.syntax` when the text is not YAML, `ReadError.invalid` when a mapping
+    /// has a key that is not a scalar or the stream expands past `maxNodes`.
+    public static func parseYAML(_ text: String) throws(ReadError) -> [JSONValue] {
         do {
             var documents: [JSONValue] = []
             // Parser.nextRoot() throws on a syntax error; compose_all's lazy sequence would stop silently.
@@ -21,9 +38,9 @@ public enum ManifestDocuments {
             }
             return documents
         } catch let failure as ValidationFailure {
-            throw failure
+            throw .invalid(failure)
         } catch {
-            throw ValidationFailure([FieldViolation("", .invalid, "not valid YAML: \(YAMLErrorText.describe(error))")])
+            throw .syntax(YAMLSyntaxError(error))
         }
     }
 

@@ -26,10 +26,38 @@ public enum YAMLErrorText {
         }
     }
 
+    /// Where a YAML error is: the mark of a scanner, parser or composer error, or of the
+    /// mapping that has duplicate keys; nil for others (a reader error names a byte offset).
+    static func mark(_ error: any Error) -> Mark? {
+        switch error as? YamlError {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): return mark
+        case .duplicatedKeysInMapping(_, let context): return context.mark
+        default: return nil
+        }
+    }
+
     /// The lines of `text` joined by a space, blank ones left out.
     static func oneLine(_ text: String) -> String {
         text.split(whereSeparator: \.isNewline).map { line in
             String(line.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
         }.filter { !$0.isEmpty }.joined(separator: " ")
+    }
+}
+
+/// A YAML stream that does not parse (RFC 9512's `application/yaml`; libyaml's scanner, parser or
+/// composer refused it, or a mapping repeats a key): `description` says where and what in one
+/// line quoting none of the input (`YAMLErrorText`), `line` and `column` (1-based, columns in
+/// Unicode scalars as libyaml counts them) say where when the parser knows.
+public struct YAMLSyntaxError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var line: Int?
+    public var column: Int?
+    public var description: String
+
+    /// The syntax error that Yams threw as `error`.
+    public init(_ error: any Error) {
+        let mark = YAMLErrorText.mark(error)
+        line = mark?.line
+        column = mark?.column
+        description = YAMLErrorText.describe(error)
     }
 }
