@@ -89,6 +89,32 @@ struct DocumentBytesTests {
         #expect(mostSegments > 10)
     }
 
+    /// A small document (at most `maxCopiedWhole` bytes, a service of a few dozen addresses
+    /// changed often) is still spliced but kept as one array: no pass over it pays a reference
+    /// count per segment of a few bytes.
+    @Test func smallSplicedDocumentsAreOneArray() {
+        var (service, random) = IncrementalAddressTests.service(60, seed: 5)
+        var record = IncrementalAddressTests.record(service, revision: 1)
+        var document = DocumentBytes(ServiceEncoder.bytes(record))
+        var steps = 0
+        while document.count < DocumentBytes.maxCopiedWhole - 200 {
+            let previous = record
+            let address = IncrementalAddressTests.address(&random)
+            guard ServiceValidator.validateAdding(address, to: service).isEmpty else { continue }
+            service.insertNormalized(address)
+            record = IncrementalAddressTests.record(service, revision: previous.revision + 1)
+            var next = record
+            let (spliced, patch) = ServiceEncoder.documentAndPatch(&next, previous: previous, document: document)
+            #expect(spliced.flattened == ServiceEncoder.bytes(record), "step \(steps)")
+            #expect(patch.apply(to: document.flattened) == spliced.flattened, "step \(steps)")
+            #expect(spliced.segments.count == 1 && spliced.ownBytes == spliced.count, "step \(steps)")
+            record = next
+            document = spliced
+            steps += 1
+        }
+        #expect(steps > 50)
+    }
+
     /// One address added or removed at every kind of place (the first and last address of the
     /// list and of each chunk, an address given by host) is spliced alone: only it is encoded
     /// (a few hundred bytes of its own), and the result is byte for byte `bytes(record)`; a

@@ -461,7 +461,9 @@ public enum ServiceEncoder {
         document.appendSlices(removed.upperBound..<(document.count - oldTail), to: &segments)
         segments.append(newFrame.bytes[newFrame.cut...])
         var out = DocumentBytes(segments: segments, ownBytes: newFrame.bytes.count + inserted.count)
-        if out.segments.count > DocumentBytes.maxSegments { out = DocumentBytes(out.flattened) }
+        if out.segments.count > DocumentBytes.maxSegments || (out.count <= DocumentBytes.maxCopiedWhole && out.segments.count > 1) {
+            out = DocumentBytes(out.flattened)
+        }
         let patch = DocumentPatch(
             minimizing: [
                 .init(offset: 0, removed: oldFrame.cut, inserted: Array(newFrame.bytes[..<newFrame.cut])),
