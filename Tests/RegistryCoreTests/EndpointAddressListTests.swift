@@ -102,4 +102,32 @@ struct EndpointAddressListTests {
         list.updateEach { $0.ready = true }
         #expect(list.measures.allSatisfy { $0 == nil })
     }
+
+    /// The rarely set fields live in a shared box (`EndpointAddress.RareFields`): an address
+    /// still behaves as a value (a copy's change leaves the original as it was), equality
+    /// compares the fields whatever the boxes, and clearing every field drops the box.
+    @Test func rareFieldsAreValues() {
+        let original = EndpointAddress(ip: "10.0.0.1", ports: ["http": 8080], hostname: "gw-1", zone: "a", servedPorts: ["http"])
+        var copy = original
+        copy.ports?["http"] = 9090
+        copy.zone = nil
+        #expect(original.ports == ["http": 8080] && original.zone == "a" && original.hostname == "gw-1")
+        #expect(copy.ports == ["http": 9090] && copy.zone == nil && copy.hostname == "gw-1" && copy.servedPorts == ["http"])
+        #expect(copy != original)
+        copy.ports = ["http": 8080]
+        copy.zone = "a"
+        #expect(copy == original)  // equal fields in two boxes
+        copy.ports = nil
+        copy.hostname = nil
+        copy.zone = nil
+        copy.servedPorts = nil
+        #expect(copy == EndpointAddress(ip: "10.0.0.1"))
+        var host = EndpointAddress(host: "db.example.com", port: 5432)
+        #expect(host.host == "db.example.com" && host.isUnresolvedHost && host.ip.isEmpty)
+        host.ip = "192.0.2.7"
+        #expect(!host.isUnresolvedHost && host.host == "db.example.com")
+        let list = EndpointAddressList([original, copy, host])
+        #expect(EndpointAddress.same(list.chunks[0], 0, original) && !EndpointAddress.same(list.chunks[0], 1, original))
+        #expect(EndpointAddress.same(list.chunks[0], 2, list.chunks[0], 2) && !EndpointAddress.same(list.chunks[0], 0, list.chunks[0], 2))
+    }
 }

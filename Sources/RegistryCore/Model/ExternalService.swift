@@ -73,17 +73,70 @@ public struct EndpointAddress: Sendable, Equatable {
     public private(set) var parsedIP: Result<IPAddress, IPAddress.ParseError>
     /// Backend port for a single-port service, overriding the port's `targetPort`.
     public var port: Int?
-    /// Backend port per service port name, for multi-port services.
-    public var ports: [String: Int]?
-    public var hostname: String?
-    public var zone: String?
     /// `false` keeps the address registered but drained (not-ready).
     public var ready: Bool
+    /// The fields most addresses leave out, in one shared immutable box (nil when all are nil):
+    /// copying or destroying an address then costs two reference counts (`ip`'s and the box's)
+    /// instead of six. The addresses of a service are copied a chunk at a time when one is
+    /// added or removed (see `EndpointAddressList`), and released as such when a revision is
+    /// dropped: measured, most of the element copies' cost was these fields' reference counts.
+    private var rare: RareFields?
+
+    /// Backend port per service port name, for multi-port services.
+    public var ports: [String: Int]? {
+        get { rare?.values.ports }
+        set { updateRare { $0.ports = newValue } }
+    }
+    public var hostname: String? {
+        get { rare?.values.hostname }
+        set { updateRare { $0.hostname = newValue } }
+    }
+    public var zone: String? {
+        get { rare?.values.zone }
+        set { updateRare { $0.zone = newValue } }
+    }
     /// The names of the service ports this address serves, in any order; nil: every port.
-    public var servedPorts: [String]?
+    public var servedPorts: [String]? {
+        get { rare?.values.servedPorts }
+        set { updateRare { $0.servedPorts = newValue } }
+    }
     /// Issue 13: a DNS-1123 subdomain whose A and AAAA records are the addresses (instead of
     /// `ip`, which is then empty). Rendered as the IPs it currently resolves to.
-    public var host: String?
+    public var host: String? {
+        get { rare?.values.host }
+        set { updateRare { $0.host = newValue } }
+    }
+
+    /// The optional fields besides `port`, all nil by default.
+    struct RareValues: Sendable, Equatable {
+        var ports: [String: Int]?
+        var hostname: String?
+        var zone: String?
+        var servedPorts: [String]?
+        var host: String?
+
+        var isEmpty: Bool { ports == nil && hostname == nil && zone == nil && servedPorts == nil && host == nil }
+    }
+
+    /// `RareValues` behind one reference; never changed once made (a change makes a new box).
+    final class RareFields: Sendable {
+        let values: RareValues
+        init(_ values: RareValues) { self.values = values }
+
+        /// A box for `values`, nil when every field is nil.
+        static func make(_ values: RareValues) -> RareFields? { values.isEmpty ? nil : RareFields(values) }
+    }
+
+    private mutating func updateRare(_ change: (inout RareValues) -> Void) {
+        var values = rare?.values ?? RareValues()
+        change(&values)
+        rare = RareFields.make(values)
+    }
+
+    /// Whether the two addresses' rarely set fields are equal (the same box, or equal values).
+    private static func sameRare(_ lhs: RareFields?, _ rhs: RareFields?) -> Bool {
+        lhs === rhs || (lhs?.values ?? RareValues()) == (rhs?.values ?? RareValues())
+    }
 
     public init(
         ip: String, port: Int? = nil, ports: [String: Int]? = nil, hostname: String? = nil, zone: String? = nil,
@@ -98,12 +151,8 @@ public struct EndpointAddress: Sendable, Equatable {
         case .failure: self.ip = ip
         }
         self.port = port
-        self.ports = ports
-        self.hostname = hostname
-        self.zone = zone
         self.ready = ready
-        self.servedPorts = servedPorts
-        self.host = host
+        self.rare = RareFields.make(RareValues(ports: ports, hostname: hostname, zone: zone, servedPorts: servedPorts, host: host))
     }
 
     /// An address given by DNS name, as registered (no IP yet).
@@ -122,24 +171,21 @@ public struct EndpointAddress: Sendable, Equatable {
 
     /// `==` on borrowed values.
     public static func same(_ lhs: borrowing EndpointAddress, _ rhs: borrowing EndpointAddress) -> Bool {
-        lhs.ip == rhs.ip && lhs.port == rhs.port && lhs.ports == rhs.ports && lhs.hostname == rhs.hostname && lhs.zone == rhs.zone
-            && lhs.ready == rhs.ready && lhs.servedPorts == rhs.servedPorts && lhs.host == rhs.host
+        lhs.ip == rhs.ip && lhs.port == rhs.port && lhs.ready == rhs.ready && sameRare(lhs.rare, rhs.rare)
     }
 
     /// `addresses[index] == other`, reading the element's fields in place: copying a whole
     /// address out of the array (a retain and release per field) cost more than comparing it.
     public static func same(_ addresses: [EndpointAddress], _ index: Int, _ other: borrowing EndpointAddress) -> Bool {
         addresses[index].ip == other.ip && addresses[index].port == other.port && addresses[index].ready == other.ready
-            && addresses[index].host == other.host && addresses[index].ports == other.ports && addresses[index].hostname == other.hostname
-            && addresses[index].zone == other.zone && addresses[index].servedPorts == other.servedPorts
+            && sameRare(addresses[index].rare, other.rare)
     }
 
     /// `lhs[left] == rhs[right]`, reading both elements' fields in place (see
     /// `same(_:_:_:)`): for comparing two address lists element by element.
     public static func same(_ lhs: [EndpointAddress], _ left: Int, _ rhs: [EndpointAddress], _ right: Int) -> Bool {
         lhs[left].ip == rhs[right].ip && lhs[left].port == rhs[right].port && lhs[left].ready == rhs[right].ready
-            && lhs[left].host == rhs[right].host && lhs[left].ports == rhs[right].ports && lhs[left].hostname == rhs[right].hostname
-            && lhs[left].zone == rhs[right].zone && lhs[left].servedPorts == rhs[right].servedPorts
+            && sameRare(lhs[left].rare, rhs[right].rare)
     }
 
     /// Whether this is an address given by `host` that has not been expanded to an IP: it
