@@ -167,6 +167,12 @@ import Yams
         let duplicated = try importYAML(Array("apiVersion: v1\nkind: Service\nkind: Service\n".utf8))
         // Where the key first appears.
         #expect(duplicated.status == 400 && duplicated.json?["line"] as? Int == 2, "\(duplicated.text)")
+        let notUTF8 = try importYAML(Array("apiVersion: v1\nkind: ".utf8) + [0xFF])
+        #expect(notUTF8.status == 400 && (notUTF8.json?["type"] as? String)?.hasSuffix(":malformed-yaml") == true)
+        #expect(notUTF8.json?["line"] as? Int == 2 && notUTF8.json?["column"] as? Int == 7, "\(notUTF8.text)")
+        // A byte order mark is not content.
+        let marked = try importYAML([0xEF, 0xBB, 0xBF] + Array("apiVersion: v1\nkind: List\nitems: []\n".utf8))
+        #expect(marked.status == 200, "\(marked.text)")
         // What parses but JSON cannot hold stays a field error (422).
         #expect(try importYAML(Array("? [a, b]\n: c\n".utf8)).status == 422)
         #expect(try client.request("POST", "/v1/import", headers: ["Content-Type": "text/plain"], body: [1]).status == 415)

@@ -176,6 +176,45 @@ extension String {
         }
     }
 
+    /// Every syntax error names its place: a reader error (a control character) its line and
+    /// column, computed from the byte offset libyaml gives; bytes that are not UTF-8 the first
+    /// such byte; a repeated key that is not a scalar and libyaml's nesting bound in words of
+    /// their own (not Yams' "<uncovertable>" or libyaml's C API).
+    @Test func everySyntaxErrorNamesItsPlace() throws {
+        func syntax(_ body: () throws(ManifestDocuments.ReadError) -> [JSONValue]) -> YAMLSyntaxError? {
+            do {
+                _ = try body()
+                return nil
+            } catch {
+                guard case .syntax(let syntax) = error else { return nil }
+                return syntax
+            }
+        }
+        let control = syntax { () throws(ManifestDocuments.ReadError) in try ManifestDocuments.parseYAML("a: 1\nb: é\u{1}\n") }
+        #expect(control?.line == 2 && control?.column == 5)
+        #expect(control?.description == "line 2, column 5: control characters are not allowed")
+        let crOnly = syntax { () throws(ManifestDocuments.ReadError) in try ManifestDocuments.parseYAML("a: 1\rb: \u{2}") }
+        #expect(crOnly?.line == 2 && crOnly?.column == 4)
+        let notUTF8 = syntax { () throws(ManifestDocuments.ReadError) in
+            try ManifestDocuments.parseYAML(bytes: Array("a: 1\r\nb: ñ".utf8) + [0xC3, 0x28])
+        }
+        #expect(notUTF8?.line == 2 && notUTF8?.column == 5 && notUTF8?.description == "line 2, column 5: not UTF-8 (byte 11)")
+        let scalarKeys = syntax { () throws(ManifestDocuments.ReadError) in try ManifestDocuments.parseYAML("? [a]\n: 1\n? [a]\n: 2\n") }
+        #expect(scalarKeys.map { $0.description.contains("(a key that is not a scalar)") && !$0.description.contains("uncovertable") } == true)
+        let deep = syntax { () throws(ManifestDocuments.ReadError) in
+            try ManifestDocuments.parseYAML(String(repeating: "[", count: 2_000))
+        }
+        #expect(deep.map { $0.description.contains("nested more than 1000 collections deep") && !$0.description.contains("yaml_set") } == true)
+        #expect(deep?.line != nil && deep?.column != nil)
+    }
+
+    /// A byte order mark that starts the stream is not content (YAML 1.2 §5.2).
+    @Test func aByteOrderMarkIsIgnored() throws {
+        let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n"
+        #expect(try ManifestDocuments.parseYAML("\u{FEFF}" + yaml) == ManifestDocuments.parseYAML(yaml))
+        #expect(try ManifestDocuments.parseYAML(bytes: [0xEF, 0xBB, 0xBF] + Array(("---\n" + yaml).utf8)) == ManifestDocuments.parseYAML(yaml))
+    }
+
     @Test func boundsAliasExpansion() {
         var yaml = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
         for level in 1...8 {

@@ -172,10 +172,7 @@ struct ManifestHandlers: Sendable {
         case "application/json":
             documents = [try JSONParser.parse(request.body)]
         case "application/yaml", "application/x-yaml", "text/yaml":
-            guard let text = String(validating: request.body, as: UTF8.self) else {
-                throw APIError.malformedBody("the YAML body is not valid UTF-8")
-            }
-            documents = try ManifestDocuments.parseYAML(text)
+            documents = try ManifestDocuments.parseYAML(bytes: request.body)
         default:
             throw APIError.unsupportedMediaType(got: request.headers["Content-Type"], accepted: ["application/yaml", "application/json"])
         }

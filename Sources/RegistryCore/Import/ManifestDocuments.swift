@@ -23,14 +23,27 @@ public enum ManifestDocuments {
         }
     }
 
-    /// Parses YAML (JSON is YAML too) into JSON values; empty documents are skipped.
-    /// Throws `ReadError.syntax` when the text is not YAML, `ReadError.invalid` when a mapping
-    /// has a key that is not a scalar or the stream expands past `maxNodes`.
+    /// `parseYAML` on the bytes of a request body: `ReadError.syntax` naming the line and
+    /// column of the first byte that is not UTF-8 (YAML 1.2 §5.2: a stream is Unicode; this
+    /// API reads UTF-8, the encoding `application/yaml` defaults to, RFC 9512).
+    public static func parseYAML(bytes: [UInt8]) throws(ReadError) -> [JSONValue] {
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw .syntax(YAMLSyntaxError(invalidUTF8In: bytes)) }
+        return try parseYAML(text)
+    }
+
+    /// Parses YAML (JSON is YAML too) into JSON values; empty documents are skipped, and a byte
+    /// order mark that starts the stream is ignored (YAML 1.2 §5.2; libyaml, given the text
+    /// already decoded, would read it as content). Throws `ReadError.syntax` when the text is
+    /// not YAML, `ReadError.invalid` when a mapping has a key that is not a scalar or the
+    /// stream expands past `maxNodes`.
     public static func parseYAML(_ text: String) throws(ReadError) -> [JSONValue] {
+        let text = text.unicodeScalars.first == "\u{FEFF}" ? String(text.unicodeScalars.dropFirst()) : text
         do {
             var documents: [JSONValue] = []
             // Parser.nextRoot() throws on a syntax error; compose_all's lazy sequence would stop silently.
-            let parser = try Parser(yaml: text)
+            // UTF-8 always (what the reader's byte offsets count; Yams' default follows an
+            // environment variable).
+            let parser = try Parser(yaml: text, encoding: .utf8)
             var budget = maxNodes
             while let node = try parser.nextRoot() {
                 let value = try jsonValue(node, path: "documents[\(documents.count)]", budget: &budget)
@@ -40,7 +53,7 @@ public enum ManifestDocuments {
         } catch let failure as ValidationFailure {
             throw .invalid(failure)
         } catch {
-            throw .syntax(YAMLSyntaxError(error))
+            throw .syntax(YAMLSyntaxError(error, in: text))
         }
     }
 

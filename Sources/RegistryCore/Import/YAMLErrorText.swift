@@ -11,7 +11,10 @@ public enum YAMLErrorText {
         guard let error = error as? YamlError else { return oneLine(String(describing: error)) }
         func at(_ mark: Mark) -> String { "line \(mark.line), column \(mark.column)" }
         func syntax(_ context: YamlError.Context?, _ problem: String, _ mark: Mark) -> String {
-            oneLine("\(at(mark)): \(problem)" + (context.map { " (\($0.text) at \(at($0.mark)))" } ?? ""))
+            // libyaml's text for its nesting bound names its own C API (and leaves a parenthesis open).
+            let problem =
+                problem.hasPrefix("Maximum nesting level reached") ? "nested more than \(maxNestingLevel) collections deep" : problem
+            return oneLine("\(at(mark)): \(problem)" + (context.map { " (\($0.text) at \(at($0.mark)))" } ?? ""))
         }
         switch error {
         case .scanner(let context, let problem, let mark, _): return syntax(context, problem, mark)
@@ -19,12 +22,18 @@ public enum YAMLErrorText {
         case .composer(let context, let problem, let mark, _): return syntax(context, problem, mark)
         case .reader(let problem, let offset, _, _): return oneLine(problem + (offset.map { " at byte \($0)" } ?? ""))
         case .duplicatedKeysInMapping(let duplicates, let context):
-            let keys = duplicates.map { key in oneLine(key.count > 64 ? "\"\(key.prefix(64))…\"" : "\"\(key)\"") }
+            // Yams names a key that is not a scalar "<uncovertable>".
+            let keys = duplicates.map { key in
+                key == "<uncovertable>" ? "(a key that is not a scalar)" : oneLine(key.count > 64 ? "\"\(key.prefix(64))…\"" : "\"\(key)\"")
+            }
             return "\(at(context.mark)): duplicate key\(keys.count == 1 ? "" : "s") \(keys.joined(separator: ", ")) in a mapping"
         default:
             return oneLine(error.description)
         }
     }
+
+    /// libyaml's bound on nested collections (`MAX_NESTING_LEVEL` in its parser.c).
+    static let maxNestingLevel = 1000
 
     /// Where a YAML error is: the mark of a scanner, parser or composer error, or of the
     /// mapping that has duplicate keys; nil for others (a reader error names a byte offset).
@@ -44,20 +53,66 @@ public enum YAMLErrorText {
     }
 }
 
-/// A YAML stream that does not parse (RFC 9512's `application/yaml`; libyaml's scanner, parser or
-/// composer refused it, or a mapping repeats a key): `description` says where and what in one
-/// line quoting none of the input (`YAMLErrorText`), `line` and `column` (1-based, columns in
-/// Unicode scalars as libyaml counts them) say where when the parser knows.
+/// A YAML stream that does not parse (RFC 9512's `application/yaml`; libyaml's reader, scanner,
+/// parser or composer refused it, or a mapping repeats a key): `description` says where and
+/// what in one line, quoting none of the input but the repeated keys, cut at 64 characters
+/// (`YAMLErrorText`); `line` and `column` (1-based, columns in Unicode scalars as libyaml
+/// counts them) say where: where parsing stopped, or for a repeated key where that key first
+/// appears in its mapping. Nil only for an error that names no place.
 public struct YAMLSyntaxError: Error, Sendable, Equatable, CustomStringConvertible {
     public var line: Int?
     public var column: Int?
     public var description: String
 
-    /// The syntax error that Yams threw as `error`.
-    public init(_ error: any Error) {
-        let mark = YAMLErrorText.mark(error)
-        line = mark?.line
-        column = mark?.column
-        description = YAMLErrorText.describe(error)
+    /// The syntax error that Yams threw as `error` while reading `text` (a reader error names
+    /// a byte offset in it, turned into a line and column here).
+    public init(_ error: any Error, in text: String) {
+        if let mark = YAMLErrorText.mark(error) {
+            (line, column) = (mark.line, mark.column)
+            description = YAMLErrorText.describe(error)
+        } else if case .reader(let problem, let offset?, _, _)? = error as? YamlError {
+            let (line, column) = Self.position(ofByte: offset, in: Array(text.utf8))
+            (self.line, self.column) = (line, column)
+            description = YAMLErrorText.oneLine("line \(line), column \(column): \(problem)")
+        } else {
+            description = YAMLErrorText.describe(error)
+        }
+    }
+
+    /// Bytes that are not UTF-8: where the first byte that is not (or starts no complete
+    /// sequence) is.
+    public init(invalidUTF8In bytes: [UInt8]) {
+        var parser = Unicode.UTF8.ForwardParser()
+        var iterator = bytes.makeIterator()
+        var offset = 0
+        scan: while true {
+            switch parser.parseScalar(from: &iterator) {
+            case .valid(let encoded): offset += encoded.count
+            case .error, .emptyInput: break scan
+            }
+        }
+        let (line, column) = Self.position(ofByte: offset, in: bytes)
+        (self.line, self.column) = (line, column)
+        description = "line \(line), column \(column): not UTF-8 (byte \(offset))"
+    }
+
+    /// The 1-based line and column (in Unicode scalars) of byte `offset` of `bytes`, lines
+    /// ending at LF, CR LF or CR (YAML 1.2 §5.4); the scalars before it on its line are read
+    /// as UTF-8 (each byte that is not counts as one).
+    static func position(ofByte offset: Int, in bytes: [UInt8]) -> (line: Int, column: Int) {
+        let end = Swift.min(Swift.max(offset, 0), bytes.count)
+        var line = 1
+        var lineStart = 0
+        var index = 0
+        while index < end {
+            if bytes[index] == 0x0A || (bytes[index] == 0x0D && (index + 1 >= bytes.count || bytes[index + 1] != 0x0A)) {
+                line += 1
+                lineStart = index + 1
+            }
+            index += 1
+        }
+        // Continuation bytes (10xxxxxx) start no scalar.
+        let column = 1 + bytes[lineStart..<end].reduce(0) { $0 + ($1 & 0xC0 == 0x80 ? 0 : 1) }
+        return (line, column)
     }
 }
