@@ -30,6 +30,12 @@ public final class DeferredResponse: Sendable {
         return first
     }
 
+    /// Delivers `response`, or, when it is itself deferred, what it delivers once it does (a
+    /// layer that answered with a deferred response of its own for a handler's answer).
+    public func complete(forwarding response: HTTPResponse) {
+        if let inner = response.deferred { inner.whenComplete { self.complete($0) } } else { complete(response) }
+    }
+
     /// Whether a response was delivered.
     public var isCompleted: Bool { state.withLock { $0.response != nil } }
 

@@ -367,13 +367,13 @@ public final class RegistryApplication: HTTPHandler {
                     // handler there would stall every other connection of that worker.
                     let handled = DeferredResponse()
                     offWorkerQueue.async { [self] in
-                        var response: HTTPResponse
+                        let response: HTTPResponse
                         do {
                             response = try route.handler(context)
                         } catch {
                             response = errorResponse(error, request: request, requestID: requestID)
                         }
-                        if let inner = response.deferred { inner.whenComplete { handled.complete($0) } } else { handled.complete(response) }
+                        handled.complete(forwarding: response)
                     }
                     response = .deferred(handled)
                 } else {

@@ -165,10 +165,12 @@ enum ErrorMapping {
         case .routeNotFound(let path):
             return ProblemDetails(slug: "no-route", title: "Not found", status: 404, detail: "no route matches \(path); see /openapi.yaml")
         case .methodNotAllowed(let method, let allowed):
+            // A method is a token of any length: a long one is not echoed whole (cut where the log's message cuts it).
+            let limit = LogEscaping.maxMessageMethodBytes
+            let shown = method.count > limit ? method.prefix(limit) + "…" : method
             return ProblemDetails(
                 slug: "method-not-allowed", title: "Method not allowed", status: 405,
-                // A method is a token of any length: a long one is not echoed whole.
-                detail: "\(method.count > 32 ? method.prefix(32) + "…" : method) is not allowed here; allowed: \(allowed.joined(separator: ", "))")
+                detail: "\(shown) is not allowed here; allowed: \(allowed.joined(separator: ", "))")
         case .unsupportedMediaType(let got, let accepted):
             let expected = accepted.joined(separator: " or ")
             return ProblemDetails(

@@ -397,7 +397,7 @@ struct ServiceHandlers: Sendable {
                     dryRun
                     ? Responses.noContent()
                     : Self.afterDeletion(namespace, name, cascade: cascade, tracked: tracked, timeout: timeout, reconciler: reconciler)
-                if let inner = response.deferred { inner.whenComplete { deferred.complete($0) } } else { deferred.complete(response) }
+                deferred.complete(forwarding: response)
             }
         }
         return .deferred(deferred)

@@ -210,15 +210,19 @@ public struct EndpointAddress: Sendable, Equatable {
     public mutating func normalize(for servicePorts: [ServicePort]) {
         guard port == nil || ports == nil else { return }  // invalid: left for validation to report
         if servicePorts.count == 1, port == servicePorts[0].targetPort { port = nil }
-        if var ports {
-            for servicePort in servicePorts {
-                if let name = servicePort.name, ports[name] == servicePort.targetPort { ports[name] = nil }
+        guard let values = rare?.values, values.ports != nil || values.servedPorts != nil else { return }
+        // One new box for both fields (most addresses have neither: no box, nothing to do).
+        updateRare { values in
+            if var ports = values.ports {
+                for servicePort in servicePorts {
+                    if let name = servicePort.name, ports[name] == servicePort.targetPort { ports[name] = nil }
+                }
+                values.ports = ports.isEmpty ? nil : ports
             }
-            self.ports = ports.isEmpty ? nil : ports
-        }
-        if let served = servedPorts {
-            let all = Set(servicePorts.compactMap(\.name))
-            servedPorts = Set(served) == all && served.count == all.count && all.count == servicePorts.count ? nil : served.sorted()
+            if let served = values.servedPorts {
+                let all = Set(servicePorts.compactMap(\.name))
+                values.servedPorts = Set(served) == all && served.count == all.count && all.count == servicePorts.count ? nil : served.sorted()
+            }
         }
     }
 
