@@ -41,7 +41,7 @@ final class ConnectionTracker: Sendable {
         self.limits = limits
         let thread = Thread { [weak self] in
             while let tracker = self, !tracker.stopped.load(ordering: .relaxed) {
-                tracker.enforceDeadlines(now: .now)
+                tracker.enforceDeadlines()
                 Thread.sleep(forTimeInterval: 0.1)
             }
         }
@@ -81,10 +81,11 @@ final class ConnectionTracker: Sendable {
     /// Number of open connections.
     var count: Int { state.withLock { $0.connections.count } }
 
-    private func enforceDeadlines(now: ContinuousClock.Instant) {
+    private func enforceDeadlines() {
+        let now = TrackedConnection.coarseNanoseconds()
         state.withLock { registry in
             for connection in registry.connections.values {
-                let (phase, since) = connection.phase.withLock { $0 }
+                let (phase, since) = connection.currentPhase
                 let limit: Duration? =
                     switch phase {
                     case .idle: limits.idleTimeout
@@ -93,7 +94,7 @@ final class ConnectionTracker: Sendable {
                     case .sending: limits.writeTimeout
                     case .handling, .ending: nil
                     }
-                guard let limit, now - since > limit else { continue }
+                guard let limit, Duration.nanoseconds(now - since) > limit else { continue }
                 switch phase {
                 case .idle, .awaitingHeaders, .receivingBody:
                     // The client has sent what the server has not read: the server is behind.
@@ -104,7 +105,7 @@ final class ConnectionTracker: Sendable {
                 case .handling, .ending:
                     continue
                 }
-                connection.phase.withLock { $0 = (.ending, now) }
+                connection.end()
                 _ = shutdown(connection.socket, Int32(SHUT_RDWR))
             }
         }
@@ -112,14 +113,14 @@ final class ConnectionTracker: Sendable {
 }
 
 /// One connection as the tracker sees it. Its phase is set by the worker thread serving it and
-/// read by the watchdog, under `phase`'s lock.
+/// read by the watchdog, both through one atomic word (the phase and when it began).
 final class TrackedConnection: Sendable {
     enum Admission: Sendable {
         case admitted
         case refused(HTTPRejection)
     }
 
-    enum Phase: Sendable {
+    enum Phase: UInt64, Sendable {
         /// After a response on a kept-alive connection, until the next request line.
         case idle
         /// From the accept, or the next request line, until the header section is in.
@@ -135,27 +136,60 @@ final class TrackedConnection: Sendable {
     let socket: Int32
     let address: String
     let admission: Admission
-    let phase: Mutex<(Phase, ContinuousClock.Instant)>
+    /// The phase (low 3 bits) and when it began (`coarseNanoseconds()`, the bits above): read
+    /// and changed without a lock, several times per request.
+    private let phase: Atomic<UInt64>
 
     init(socket: Int32, address: String, admission: Admission) {
         self.socket = socket
         self.address = address
         self.admission = admission
-        phase = Mutex((.awaitingHeaders, .now))
+        phase = Atomic(Self.packed(.awaitingHeaders, at: Self.coarseNanoseconds()))
     }
 
+    /// The phase and when it began (`coarseNanoseconds()`).
+    var currentPhase: (Phase, Int64) { Self.unpacked(phase.load(ordering: .acquiring)) }
+
     func enter(_ next: Phase) {
-        phase.withLock { current in
-            if case .ending = current.0 { return }
-            current = (next, .now)
-        }
+        change { current in current == .ending ? nil : next }
     }
 
     /// A request line arrived: a kept-alive connection starts its header deadline now.
     func requestLineReceived() {
-        phase.withLock { current in
-            if case .idle = current.0 { current = (.awaitingHeaders, .now) }
+        change { current in current == .idle ? .awaitingHeaders : nil }
+    }
+
+    /// Past a deadline: no phase follows.
+    func end() {
+        phase.store(Self.packed(.ending, at: Self.coarseNanoseconds()), ordering: .releasing)
+    }
+
+    /// Sets the phase `next(current)` gives, starting now; nothing when it gives nil.
+    private func change(_ next: (Phase) -> Phase?) {
+        var current = phase.load(ordering: .relaxed)
+        while let phase = next(Self.unpacked(current).0) {
+            let (exchanged, original) = self.phase.compareExchange(
+                expected: current, desired: Self.packed(phase, at: Self.coarseNanoseconds()), ordering: .acquiringAndReleasing)
+            if exchanged { return }
+            current = original
         }
+    }
+
+    private static func packed(_ phase: Phase, at nanoseconds: Int64) -> UInt64 {
+        UInt64(nanoseconds) << 3 | phase.rawValue
+    }
+
+    private static func unpacked(_ word: UInt64) -> (Phase, Int64) {
+        (Phase(rawValue: word & 7) ?? .ending, Int64(word >> 3))
+    }
+
+    /// `CLOCK_MONOTONIC_COARSE` in nanoseconds: a few nanoseconds to read (the phases change
+    /// several times per request), exact to a scheduler tick (1–4 ms), far finer than deadlines
+    /// of seconds checked every 100 ms.
+    static func coarseNanoseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
     }
 }
 

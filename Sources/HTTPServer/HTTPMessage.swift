@@ -8,11 +8,20 @@ public struct HTTPHeaders: Sendable, Sequence {
         self.fields = fields
     }
 
+    /// `fields` with room for `capacity` fields in all: a response's headers built in one
+    /// allocation when the fields added later are known (`ETag`, `X-Request-Id`).
+    public init(_ fields: [(name: String, value: String)], reservingCapacity capacity: Int) {
+        self.fields = []
+        self.fields.reserveCapacity(Swift.max(capacity, fields.count))
+        self.fields.append(contentsOf: fields)
+    }
+
     /// The first value of `name` (compared case-insensitively), if any. For a field defined as a
     /// list use `list(_:)`; a singleton field sent more than once should be refused, not read here.
     public subscript(name: String) -> String? {
-        for field in fields where field.name.caseInsensitiveEquals(name) {
-            return field.value
+        // By index: iterating `fields` copies each pair (two reference counts a field).
+        for index in fields.indices where fields[index].name.caseInsensitiveEquals(name) {
+            return fields[index].value
         }
         return nil
     }
@@ -21,7 +30,7 @@ public struct HTTPHeaders: Sendable, Sequence {
     /// their values: asked of every request for the singleton fields.
     public func count(of name: String) -> Int {
         var count = 0
-        for field in fields where field.name.caseInsensitiveEquals(name) { count += 1 }
+        for index in fields.indices where fields[index].name.caseInsensitiveEquals(name) { count += 1 }
         return count
     }
 
@@ -55,11 +64,22 @@ public struct HTTPHeaders: Sendable, Sequence {
 extension String {
     /// Field names are tokens, compared case-insensitively in ASCII (RFC 9110 §5.1); byte by byte,
     /// without building lower-cased copies.
-    fileprivate func caseInsensitiveEquals(_ other: String) -> Bool {
-        utf8.count == other.utf8.count
-            && utf8.elementsEqual(other.utf8) { a, b in
-                a == b || (a | 0x20 == b | 0x20 && (a | 0x20) >= UInt8(ascii: "a") && (a | 0x20) <= UInt8(ascii: "z"))
-            }
+    func caseInsensitiveEquals(_ other: String) -> Bool {
+        let (left, right) = (utf8Span.span, other.utf8Span.span)
+        guard left.count == right.count else { return false }
+        for index in left.indices {
+            let (a, b) = (left[index], right[index])
+            guard a == b || (a | 0x20 == b | 0x20 && (a | 0x20) >= UInt8(ascii: "a") && (a | 0x20) <= UInt8(ascii: "z")) else { return false }
+        }
+        return true
+    }
+
+    /// Whether every UTF-8 byte satisfies `predicate`, read in place: iterating `utf8` costs
+    /// ten times as much in the checks every request goes through.
+    func utf8BytesAll(_ predicate: (UInt8) -> Bool) -> Bool {
+        let bytes = utf8Span.span
+        for index in bytes.indices where !predicate(bytes[index]) { return false }
+        return true
     }
 }
 
@@ -104,9 +124,10 @@ public struct HTTPRequest: Sendable {
 public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: HTTPHeaders
-    /// The body as consecutive parts. A large body made of buffers kept elsewhere (a cache) is
-    /// sent from those buffers, not copied per response or per connection.
-    public var segments: [[UInt8]]
+    /// The body's first part and the parts after it: most bodies are one array, kept without
+    /// a list around it (no allocation for the list on every response).
+    private var firstSegment: [UInt8]
+    private var laterSegments: [[UInt8]]
     /// Set by `HTTPResponse.deferred(_:)`: the real response comes later (see `DeferredResponse`).
     public var deferred: DeferredResponse? = nil
     /// Set by `HTTPResponse.stream(status:headers:_:)`: the body is written later (see `ResponseStream`).
@@ -115,23 +136,41 @@ public struct HTTPResponse: Sendable {
     public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
         self.status = status
         self.headers = headers
-        self.segments = [body]
+        self.firstSegment = body
+        self.laterSegments = []
     }
 
     public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), segments: [[UInt8]]) {
         self.status = status
         self.headers = headers
-        self.segments = segments
+        self.firstSegment = segments.first ?? []
+        self.laterSegments = Array(segments.dropFirst())
     }
+
+    /// The body as consecutive parts (at least one). A large body made of buffers kept
+    /// elsewhere (a cache) is sent from those buffers, not copied per response or per connection.
+    public var segments: [[UInt8]] {
+        get { [firstSegment] + laterSegments }
+        set {
+            firstSegment = newValue.first ?? []
+            laterSegments = Array(newValue.dropFirst())
+        }
+    }
+
+    /// How many parts the body has (`segments.count`, without building the list).
+    public var segmentCount: Int { 1 + laterSegments.count }
 
     /// The whole body (joined when it has several segments).
     public var body: [UInt8] {
-        get { segments.count == 1 ? segments[0] : Array(segments.joined()) }
-        set { segments = [newValue] }
+        get { laterSegments.isEmpty ? firstSegment : Array(segments.joined()) }
+        set {
+            firstSegment = newValue
+            laterSegments = []
+        }
     }
 
     /// Length of the body in bytes.
-    public var bodyCount: Int { segments.reduce(0) { $0 + $1.count } }
+    public var bodyCount: Int { laterSegments.reduce(firstSegment.count) { $0 + $1.count } }
 }
 
 /// Why the transport refused a request without handing it to `HTTPHandler.handle`. The handler

@@ -498,15 +498,21 @@ private func intake(
     version: UnsafePointer<CChar>?, context: ServerContext, tracked: TrackedConnection?
 ) -> MHD_Result {
     let versionText = version.map { String(cString: $0) } ?? ""
+    let rawFields = HeaderSection.rawFields(connection)
     var request = HTTPRequest(
         method: method.map { String(cString: $0) } ?? "",
         path: url.map { String(cString: $0) } ?? "/",
         version: versionText,
-        query: collectQuery(connection),
-        headers: collectHeaders(connection))
+        // Most requests have no query: no pass over libmicrohttpd's values for one.
+        query: state.rawTarget.isEmpty || state.rawTarget.contains(UInt8(ascii: "?")) ? collectQuery(connection) : [],
+        headers: HTTPHeaders(rawFields.map { (name: String(cString: $0.0), value: String(cString: $0.1)) }))
     request.remoteAddress = tracked?.address ?? ""
     // The path as sent, also for a refused target: the decoded one stops at a `%00`.
-    if !state.rawTarget.isEmpty { request.rawPath = RequestFraming.pathPart(of: state.rawTarget) }
+    if !state.rawTarget.isEmpty {
+        // Most paths have nothing to decode: then the one string serves as both.
+        let rawPath = RequestFraming.pathBytes(of: state.rawTarget)
+        if !RequestFraming.bytes(rawPath, equal: request.path) { request.rawPath = String(decoding: rawPath, as: UTF8.self) }
+    }
     var rejection: HTTPRejection?
     switch RequestFraming.target(state.rawTarget) {
     case .failure(let reason):
@@ -525,7 +531,7 @@ private func intake(
     if headerSize > context.maxHeaderBytes { return refuse(.headerSectionTooLarge(limit: context.maxHeaderBytes)) }
     var wholeValues: [Int: String] = [:]
     if let method, let version,
-        let problem = HeaderSection.check(connection, start: method, size: headerSize, version: version, wholeValues: &wholeValues)
+        let problem = HeaderSection.check(rawFields, start: method, size: headerSize, version: version, wholeValues: &wholeValues)
     {
         for (index, value) in wholeValues { request.headers.replaceValue(at: index, with: value) }
         state.request = request
@@ -596,7 +602,7 @@ private func queue(_ response: HTTPResponse, on connection: OpaquePointer, track
         } else {
             context.register(stream)
         }
-    } else if size > streamingThreshold || response.segments.count > 1 {
+    } else if size > streamingThreshold || response.segmentCount > 1 {
         let box = Unmanaged.passRetained(ResponseBody(response.segments)).toOpaque()
         created = MHD_create_response_from_callback(UInt64(size), 32 << 10, readResponseBody, box, releaseResponseBody)
         if created == nil { Unmanaged<ResponseBody>.fromOpaque(box).release() }
@@ -729,10 +735,6 @@ private func collect(_ connection: OpaquePointer, kind: MHD_ValueKind) -> [(Stri
             return .YES
         }, pointer)
     return withExtendedLifetime(collector) { collector.pairs }
-}
-
-private func collectHeaders(_ connection: OpaquePointer) -> HTTPHeaders {
-    HTTPHeaders(collect(connection, kind: .HEADER_KIND).map { (name: $0.0, value: $0.1 ?? "") })
 }
 
 private func collectQuery(_ connection: OpaquePointer) -> [(name: String, value: String?)] {

@@ -15,8 +15,11 @@ enum HeaderSection {
     /// a NUL (which libmicrohttpd's value stops at) is put in `wholeValues` (by its position
     /// among the fields) with the rest of its line, so that the refused request is logged with
     /// what was sent rather than a value cut short.
+    ///
+    /// `fields`: the header fields' name and value pointers into libmicrohttpd's buffer, in
+    /// order (`RawFields.collect`).
     static func check(
-        _ connection: OpaquePointer, start: UnsafePointer<CChar>, size: Int, version: UnsafePointer<CChar>,
+        _ fields: [(UnsafePointer<CChar>, UnsafePointer<CChar>)], start: UnsafePointer<CChar>, size: Int, version: UnsafePointer<CChar>,
         wholeValues: inout [Int: String]
     ) -> HTTPRejection? {
         guard size > 0 else { return nil }
@@ -33,7 +36,6 @@ enum HeaderSection {
         let versionEnd = versionStart + strlen(version)
         guard endsLine(versionEnd) else { return malformed }
         var cursor = versionEnd + 2
-        let fields = rawHeaders(connection)
         for (index, (name, value)) in fields.enumerated() {
             let nameStart = UnsafeRawPointer(name)
             let valueStart = UnsafeRawPointer(value)
@@ -64,8 +66,9 @@ enum HeaderSection {
         return nil
     }
 
-    /// The header fields' name and value pointers into libmicrohttpd's buffer, in order.
-    private static func rawHeaders(_ connection: OpaquePointer) -> [(UnsafePointer<CChar>, UnsafePointer<CChar>)] {
+    /// The header fields' name and value pointers into libmicrohttpd's buffer, in order: read
+    /// once per request, for this check and for the request's `HTTPHeaders`.
+    static func rawFields(_ connection: OpaquePointer) -> [(UnsafePointer<CChar>, UnsafePointer<CChar>)] {
         let collector = PointerCollector()
         let pointer = Unmanaged.passUnretained(collector).toOpaque()
         _ = MHD_get_connection_values(

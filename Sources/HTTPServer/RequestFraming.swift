@@ -85,14 +85,29 @@ enum RequestFraming {
     /// Any scheme counts (RFC 3986 §3.1: a letter, then letters, digits, `+`, `-` or `.`, then
     /// `://`): `ftp://host/x` is refused, and logged as `/x`.
     static func pathPart(of raw: [UInt8]) -> String {
+        String(decoding: pathBytes(of: raw), as: UTF8.self)
+    }
+
+    /// The bytes of `pathPart(of:)`, found in place.
+    static func pathBytes(of raw: [UInt8]) -> ArraySlice<UInt8> {
         let target = raw.prefix { $0 != UInt8(ascii: "?") }
         let scheme = target.prefix { isSchemeCharacter($0) }
-        if let first = scheme.first, isLetter(first), target.dropFirst(scheme.count).starts(with: Array("://".utf8)) {
+        if let first = scheme.first, isLetter(first), target.dropFirst(scheme.count).starts(with: "://".utf8) {
             let rest = target.dropFirst(scheme.count + 3)
             let path = rest.drop { $0 != UInt8(ascii: "/") }
-            return path.isEmpty ? "/" : String(decoding: path, as: UTF8.self)
+            return path.isEmpty ? slash[...] : path
         }
-        return String(decoding: target, as: UTF8.self)
+        return target
+    }
+
+    private static let slash: [UInt8] = [UInt8(ascii: "/")]
+
+    /// Whether `bytes` are `text`'s UTF-8, compared in place.
+    static func bytes(_ bytes: ArraySlice<UInt8>, equal text: String) -> Bool {
+        let (left, right) = (bytes.span, text.utf8Span.span)
+        guard left.count == right.count else { return false }
+        for index in left.indices where left[index] != right[index] { return false }
+        return true
     }
 
     private static func isLetter(_ byte: UInt8) -> Bool {
@@ -121,11 +136,16 @@ enum RequestFraming {
     /// `Content-Length` made of digits, never together with `Transfer-Encoding`, and
     /// `Transfer-Encoding` only as exactly `chunked` (see `transferCoding(_:)`).
     static func body(version: String, headers: HTTPHeaders) -> Result<Body, HTTPRejection> {
+        // The framing fields, counted in the same pass (no array per field name).
+        var hostCount = 0
+        var lengthCount = 0
+        var firstLength: String?
+        var codingCount = 0
         for (name, value) in headers {
-            guard !name.isEmpty, name.utf8.allSatisfy(isTokenCharacter) else {
+            guard !name.isEmpty, name.utf8BytesAll(isTokenCharacter) else {
                 return .failure(.malformed("the header name \"\(printable(name))\" is not a token", field: printable(name)))
             }
-            if value.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) {
+            if !value.utf8BytesAll({ ($0 >= 0x20 || $0 == 0x09) && $0 != 0x7F }) {
                 return .failure(.malformed("the value of header \(name) contains a control character", field: name))
             }
             // Some proxies turn `_` into `-` in field names (CGI's HTTP_X_Y mapping) and others
@@ -136,24 +156,29 @@ enum RequestFraming {
                 return .failure(
                     .malformed("the header name \"\(printable(name))\" spells \(field) with an underscore; send \(field)", field: printable(name)))
             }
+            if name.caseInsensitiveEquals("Host") {
+                hostCount += 1
+            } else if name.caseInsensitiveEquals("Content-Length") {
+                lengthCount += 1
+                if firstLength == nil { firstLength = value }
+            } else if name.caseInsensitiveEquals("Transfer-Encoding") {
+                codingCount += 1
+            }
         }
-        let hosts = headers.values("Host")
-        if hosts.count > 1 { return .failure(.malformed("the request has \(hosts.count) Host headers; exactly one is allowed", field: "Host")) }
-        if version == "HTTP/1.1" && hosts.isEmpty { return .failure(.malformed("an HTTP/1.1 request needs a Host header", field: "Host")) }
-        let lengths = headers.values("Content-Length")
-        let codings = headers.values("Transfer-Encoding")
-        if !codings.isEmpty {
-            if !lengths.isEmpty {
+        if hostCount > 1 { return .failure(.malformed("the request has \(hostCount) Host headers; exactly one is allowed", field: "Host")) }
+        if version == "HTTP/1.1" && hostCount == 0 { return .failure(.malformed("an HTTP/1.1 request needs a Host header", field: "Host")) }
+        if codingCount > 0 {
+            if lengthCount > 0 {
                 return .failure(.malformed("the request has both Content-Length and Transfer-Encoding; send only one", field: "Transfer-Encoding"))
             }
             if version != "HTTP/1.1" {
                 return .failure(.malformed("Transfer-Encoding is not defined for \(version) requests", field: "Transfer-Encoding"))
             }
-            return transferCoding(codings)
+            return transferCoding(headers.values("Transfer-Encoding"))
         }
-        guard let length = lengths.first else { return .success(.none) }
-        if lengths.count > 1 {
-            return .failure(.malformed("the request has \(lengths.count) Content-Length headers; exactly one is allowed", field: "Content-Length"))
+        guard let length = firstLength else { return .success(.none) }
+        if lengthCount > 1 {
+            return .failure(.malformed("the request has \(lengthCount) Content-Length headers; exactly one is allowed", field: "Content-Length"))
         }
         let digits = length.trimmingWhitespace
         guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {

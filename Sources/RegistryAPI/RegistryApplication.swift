@@ -717,6 +717,7 @@ public final class RegistryApplication: HTTPHandler {
         guard logger.logLevel <= .info else { return }
         var path = 0..<0
         var pathRest: [UInt8] = []
+        var pathAsSent = false
         var line = LogLine(format: logFormat, level: .info) { bytes in
             var method = bytes.count..<bytes.count
             LogEscaping.appendPath(request.method, to: &bytes)
@@ -726,7 +727,7 @@ public final class RegistryApplication: HTTPHandler {
             bytes.append(UInt8(ascii: " "))
             let start = bytes.count
             // From the path as sent: the decoded one loses a NUL and bytes that are not UTF-8.
-            LogEscaping.appendDecodedPath(request.rawPath, to: &bytes)
+            pathAsSent = LogEscaping.appendDecodedPath(request.rawPath, to: &bytes)
             path = start..<bytes.count
             // A long path is written whole once, in the `path` field: the message shows its start.
             pathRest = LogEscaping.cutForMessage(&bytes, path: &path)
@@ -739,7 +740,11 @@ public final class RegistryApplication: HTTPHandler {
         line.field("method", string: request.method)
         line.field("operation", plainWord: operation)
         // As README says: percent-encoded (a decoded `%41` is written `%2541`, not `%41`).
-        line.field("path", encodedPathAt: path, continuedWith: pathRest)
+        if pathAsSent && pathRest.isEmpty {
+            line.field("path", plainPath: request.rawPath, at: path)
+        } else {
+            line.field("path", encodedPathAt: path, continuedWith: pathRest)
+        }
         if !request.remoteAddress.isEmpty { line.field("remoteAddress", string: request.remoteAddress) }
         line.field("requestId", string: requestID)
         line.field("route", plainWord: route ?? "-")

@@ -269,7 +269,10 @@ private func bearer(_ token: String) -> [String: String] { ["Authorization": "Be
 
     @Test(arguments: [
         ("*", "x", true), ("team-*", "team-a", true), ("team-*", "team", false), ("t?am", "team", true), ("a*b*c", "aXbYc", true),
-        ("a*b*c", "aXbY", false), ("prod", "prod", true), ("prod", "prod2", false),
+        ("a*b*c", "aXbY", false), ("prod", "prod", true), ("prod", "prod2", false), ("prod", "Prod", false), ("", "", true),
+        ("", "a", false), ("*", "", true),
+        // Scalar by scalar, as the general case compares: not equal by canonical equivalence.
+        ("\u{E9}", "e\u{301}", false), ("\u{E9}?", "\u{E9}x", true),
     ])
     func globs(pattern: String, namespace: String, expected: Bool) {
         #expect(NamespaceScope([pattern]).allows(namespace) == expected)

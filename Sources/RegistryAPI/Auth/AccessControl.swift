@@ -60,6 +60,12 @@ public struct NamespaceScope: Sendable, Equatable {
     }
 
     static func glob(_ pattern: String, matches text: String) -> Bool {
+        // The usual scopes, `*` and a plain namespace, without copying either string.
+        if pattern == "*" { return true }
+        if !pattern.utf8.contains(where: { $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "?") }) {
+            // Scalar by scalar, as the general case compares (not `==`'s canonical equivalence).
+            return pattern.unicodeScalars.elementsEqual(text.unicodeScalars)
+        }
         let pattern = Array(pattern.unicodeScalars)
         let text = Array(text.unicodeScalars)
         var p = 0

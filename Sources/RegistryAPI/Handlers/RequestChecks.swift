@@ -165,7 +165,7 @@ enum RequestChecks {
     /// (A percent-encoded NUL is refused by the transport.)
     static func checkPath(_ request: HTTPRequest) throws(APIError) {
         // Most paths have neither: checked in place, without copying the path.
-        guard request.rawPath.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: ".") }) else { return }
+        guard request.rawPath.containsUTF8Byte(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: ".") }) else { return }
         let raw = Array(request.rawPath.utf8)
         let shown = request.rawPath.count > 200 ? String(request.rawPath.prefix(200)) + "…" : request.rawPath
         for index in raw.indices.dropLast(2) where raw[index] == UInt8(ascii: "%") {

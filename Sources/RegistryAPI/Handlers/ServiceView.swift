@@ -11,7 +11,7 @@ enum ServiceView {
     /// The stored document with the observations added; the document itself when the service
     /// has neither a health check nor a `host` address (no parsing on that path).
     static func document(_ document: [UInt8], liveness: HealthChecker, dns: DNSRefresher) -> [UInt8] {
-        guard containsKey(document, [hostKey, healthCheckKey]) else { return document }
+        guard containsKey(document, viewKeys) else { return document }
         guard let json = try? JSONParser.parse(document), case .object(var object) = json, let record = ServiceDecoder.storedRecord(json),
             case .array(var addresses)? = object["addresses"], addresses.count == record.service.addresses.count
         else { return document }
@@ -102,6 +102,8 @@ enum ServiceView {
 
     private static let hostKey = Array("\"host\"".utf8)
     private static let healthCheckKey = Array("\"healthCheck\"".utf8)
+    /// The keys whose presence calls for the view's additions (one list, not one per request).
+    private static let viewKeys = [hostKey, healthCheckKey]
 
     /// Whether one of `needles` (which all start with `"` and then the same byte, here `h`)
     /// occurs in `bytes`: one pass of `memchr` to each `h` (rarer in these documents than the

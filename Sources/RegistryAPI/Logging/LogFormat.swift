@@ -185,6 +185,21 @@ struct LogLine {
     /// message, written right after it.
     mutating func field(_ key: String, encodedPathAt range: Range<Int>, continuedWith rest: [UInt8] = []) {
         self.key(key)
+        writePath(at: range, continuedWith: rest)
+    }
+
+    /// `field(_:encodedPathAt:continuedWith:)` for a path written as it was sent
+    /// (`LogEscaping.appendDecodedPath` returned true, and nothing was cut from the message):
+    /// `path`'s bytes are copied again from the string, not byte by byte from the line.
+    mutating func field(_ key: String, plainPath path: String, at range: Range<Int>) {
+        self.key(key)
+        guard path.utf8.count == range.count, !range.isEmpty else { return writePath(at: range, continuedWith: []) }
+        if format == .json { bytes.append(UInt8(ascii: "\"")) }
+        bytes.append(contentsOf: path.utf8)
+        if format == .json { bytes.append(UInt8(ascii: "\"")) }
+    }
+
+    private mutating func writePath(at range: Range<Int>, continuedWith rest: [UInt8]) {
         let quoted =
             format == .json || (range.isEmpty && rest.isEmpty) || bytes[range].contains(UInt8(ascii: "="))
             || rest.contains(UInt8(ascii: "="))
@@ -227,8 +242,9 @@ struct LogLine {
         }
     }
 
-    /// The finished line, newline included.
-    consuming func finish() -> [UInt8] {
+    /// The finished line, newline included. (`mutating`, not `consuming`: a consumed copy of
+    /// the line shared its buffer, so the newline's append copied the whole line.)
+    mutating func finish() -> [UInt8] {
         if format == .json { bytes.append(UInt8(ascii: "}")) }
         bytes.append(UInt8(ascii: "\n"))
         return bytes
@@ -270,7 +286,7 @@ enum LogEscaping {
 
     /// Appends `escaped(text, quote:)` to `line`, copying the bytes when nothing needs escaping.
     static func append(_ text: String, quote: Bool = false, to line: inout [UInt8]) {
-        if text.utf8.allSatisfy({ plain($0, quote: quote) }) {
+        if text.allUTF8Bytes({ plain($0, quote: quote) }) {
             line.append(contentsOf: text.utf8)
         } else {
             line.append(contentsOf: escaped(text, quote: quote).utf8)
@@ -280,13 +296,10 @@ enum LogEscaping {
     /// Whether `text` is written as it is in both formats: not empty, visible ASCII without a
     /// space, `"`, `=` or a backslash.
     static func isPlainWord(_ text: String) -> Bool {
-        var plainWord = !text.isEmpty
-        for byte in text.utf8
-        where !(byte > 0x20 && byte < 0x7F) || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "=") || byte == UInt8(ascii: "\\") {
-            plainWord = false
-            break
-        }
-        return plainWord
+        !text.isEmpty
+            && text.allUTF8Bytes { byte in
+                byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "=") && byte != UInt8(ascii: "\\")
+            }
     }
 
     /// Appends `textValue(text)` to `line`.
@@ -316,7 +329,7 @@ enum LogEscaping {
     /// Appends a request path for a log message: bytes that are not visible ASCII, and `"`, `%`,
     /// `=` and `\`, percent-encoded again, so the path is one word and reads as it was requested.
     static func appendPath(_ path: String, to line: inout [UInt8]) {
-        if path.utf8.allSatisfy(plainPathByte) {
+        if path.allUTF8Bytes(plainPathByte) {
             line.append(contentsOf: path.utf8)
             return
         }
@@ -330,10 +343,13 @@ enum LogEscaping {
     ///
     /// An escaped `/`, `?` or `#` stays an escape (`%2F`, `%3F`, `%23`): decoded, `/a%2Fb` would
     /// read as the other path `/a/b`, and `/a%3Fb` as a path with a query.
-    static func appendDecodedPath(_ encoded: String, to line: inout [UInt8]) {
-        if encoded.utf8.allSatisfy(plainPathByte) {
+    ///
+    /// Returns whether `encoded` was written as it is (nothing in it decoded or escaped).
+    @discardableResult
+    static func appendDecodedPath(_ encoded: String, to line: inout [UInt8]) -> Bool {
+        if encoded.allUTF8Bytes(plainPathByte) {
             line.append(contentsOf: encoded.utf8)
-            return
+            return true
         }
         let bytes = Array(encoded.utf8)
         var index = 0
@@ -350,6 +366,7 @@ enum LogEscaping {
             }
             index += 3
         }
+        return false
     }
 
     /// The most bytes of a path (as `appendPath` writes it) a request line's message shows; the

@@ -7,7 +7,8 @@ enum Responses {
     static let jsonType = "application/json"
 
     static func json(_ status: Int, _ body: [UInt8], etag: String? = nil, location: String? = nil) -> HTTPResponse {
-        var headers = HTTPHeaders([("Content-Type", jsonType)])
+        // Room for the `X-Request-Id` that `RegistryApplication` adds to every response.
+        var headers = HTTPHeaders([("Content-Type", jsonType)], reservingCapacity: 4)
         if let etag { headers.add("ETag", etag) }
         if let location { headers.add("Location", location) }
         return HTTPResponse(status: status, headers: headers, body: body)

@@ -23,11 +23,17 @@ public enum KubernetesNames {
         return bytes.allSatisfy { isLowerAlnum($0) || $0 == UInt8(ascii: "-") }
     }
 
+    /// `isDNSLabelSyntax` of a whole string, read in place (a service's path is checked on every request).
+    private static func isDNSLabelSyntax(_ value: String) -> Bool {
+        guard let first = value.utf8.first, let last = value.utf8.last, isLowerAlnum(first), isLowerAlnum(last) else { return false }
+        return value.allUTF8Bytes { isLowerAlnum($0) || $0 == UInt8(ascii: "-") }
+    }
+
     /// RFC 1123 label: namespaces, port names, hostnames.
     public static func dns1123Label(_ value: String) -> [String] {
         var errors: [String] = []
         if value.utf8.count > 63 { errors.append("must be no more than 63 characters") }
-        if !isDNSLabelSyntax(value.utf8) { errors.append("a lowercase RFC 1123 label " + dns1123LabelMessage) }
+        if !isDNSLabelSyntax(value) { errors.append("a lowercase RFC 1123 label " + dns1123LabelMessage) }
         return errors
     }
 
@@ -36,7 +42,7 @@ public enum KubernetesNames {
         var errors: [String] = []
         if value.utf8.count > 63 { errors.append("must be no more than 63 characters") }
         let startsWithLetter = value.utf8.first.map { $0 >= 0x61 && $0 <= 0x7A } ?? false
-        if !isDNSLabelSyntax(value.utf8) || !startsWithLetter {
+        if !isDNSLabelSyntax(value) || !startsWithLetter {
             errors.append("a DNS-1035 label " + dns1035LabelMessage)
         }
         return errors
