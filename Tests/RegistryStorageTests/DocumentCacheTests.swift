@@ -203,3 +203,74 @@ struct DocumentCacheTests {
     try expectDecoded()
     #expect(try store.record(namespace: "default", name: "d")?.service.description == "real")
 }
+
+/// The per-thread fronts of `DocumentCache` answer only what the shared entries would: an
+/// invalidation makes every front stale before it returns, from any thread.
+@Suite struct DocumentCacheFrontTests {
+    private func document(_ revision: Int) -> StoredDocument {
+        StoredDocument(document: Array("{\"revision\":\(revision)}".utf8), etag: "\"\(revision)\"", revision: revision, uid: "u")
+    }
+
+    private func revision(_ lookup: DocumentCache.Lookup) -> Int? {
+        if case .hit(let stored) = lookup { return stored.revision }
+        return nil
+    }
+
+    @Test func anInvalidationReachesEveryFront() async {
+        let cache = DocumentCache()
+        let key = ServiceKey(namespace: "default", name: "a")
+        guard case .miss(let generation) = cache.lookup(key) else {
+            Issue.record("hit in an empty cache")
+            return
+        }
+        cache.fill(key, document(1), generation: generation)
+        // Twice: the second answer comes from this thread's front.
+        #expect(revision(cache.lookup(key)) == 1 && revision(cache.lookup(key)) == 1)
+        // Fronts on other threads too, then an invalidation from this one.
+        await withTaskGroup(of: Int?.self) { group in
+            for _ in 0..<8 {
+                group.addTask { [cache] in
+                    _ = cache.lookup(key)
+                    return revision(cache.lookup(key))
+                }
+            }
+            for await seen in group { #expect(seen == 1) }
+        }
+        cache.invalidate([key])
+        await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<8 {
+                group.addTask { [cache] in
+                    if case .miss = cache.lookup(key) { return true }
+                    return false
+                }
+            }
+            for await missed in group { #expect(missed) }
+        }
+        guard case .miss(let next) = cache.lookup(key) else {
+            Issue.record("hit after the invalidation")
+            return
+        }
+        cache.fill(key, document(2), generation: next)
+        #expect(revision(cache.lookup(key)) == 2 && revision(cache.lookup(key)) == 2)
+        // Invalidating another service leaves this one's shared entry, read again through the front.
+        cache.invalidate([ServiceKey(namespace: "default", name: "b")])
+        #expect(revision(cache.lookup(key)) == 2)
+    }
+
+    /// A front keeps at most `frontEntryLimit` services: the ones past it are answered from the
+    /// shared entries (all still there), never lost.
+    @Test func aFrontStaysBounded() {
+        let cache = DocumentCache()
+        let keys = (0..<(DocumentCache.frontEntryLimit * 3)).map { ServiceKey(namespace: "default", name: "s\($0)") }
+        for key in keys {
+            guard case .miss(let generation) = cache.lookup(key) else {
+                Issue.record("hit in an empty cache")
+                return
+            }
+            cache.fill(key, document(7), generation: generation)
+        }
+        for _ in 0..<2 {
+            for key in keys { #expect(revision(cache.lookup(key)) == 7) }
+        }
+    }
+}
