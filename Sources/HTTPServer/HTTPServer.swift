@@ -499,12 +499,15 @@ private func intake(
 ) -> MHD_Result {
     let versionText = version.map { String(cString: $0) } ?? ""
     let rawFields = HeaderSection.rawFields(connection)
+    let afterTarget = url.flatMap { url in version.flatMap { HeaderSection.afterTarget(url: url, recorded: state.rawTarget.count, version: $0) } }
     var request = HTTPRequest(
         method: method.map { String(cString: $0) } ?? "",
         path: url.map { String(cString: $0) } ?? "/",
         version: versionText,
-        // Most requests have no query: no pass over libmicrohttpd's values for one.
-        query: state.rawTarget.isEmpty || state.rawTarget.contains(UInt8(ascii: "?")) ? collectQuery(connection) : [],
+        // Most requests have no query: no pass over libmicrohttpd's values for one. (The
+        // recorded target stops at a raw NUL, libmicrohttpd's query does not: read it then.)
+        query: state.rawTarget.isEmpty || state.rawTarget.contains(UInt8(ascii: "?")) || afterTarget != .separatorOnly
+            ? collectQuery(connection) : [],
         headers: HTTPHeaders(rawFields.map { (name: String(cString: $0.0), value: String(cString: $0.1)) }))
     request.remoteAddress = tracked?.address ?? ""
     // The path as sent, also for a refused target: the decoded one stops at a `%00`.
@@ -520,6 +523,11 @@ private func intake(
     case .success(let target):
         if case .absolute(let encodedPath) = target { request.path = RequestFraming.percentDecoded(encodedPath) }
         rejection = nil
+    }
+    if rejection == nil, afterTarget == .nulInTarget {
+        // RFC 9112 §3.2: no NUL in a target (`%00` is refused too); read up to it, the
+        // request would be another one.
+        rejection = .malformed("the request target contains a space or a control character")
     }
     if rejection == nil { rejection = RequestFraming.method(request.method) }
     state.request = request

@@ -66,6 +66,33 @@ enum HeaderSection {
         return nil
     }
 
+    /// What follows the request target as recorded (`recorded` bytes, a C string from
+    /// libmicrohttpd's URI log callback) up to the protocol version, in libmicrohttpd's buffer:
+    /// `separatorOnly` when that is the one separator (the usual request line), `nulInTarget`
+    /// when it holds anything but separators (NUL, space, tab): the target went on past a raw
+    /// NUL, which the recorded C string stopped at, yet libmicrohttpd read past it (it finds
+    /// the query with `memchr` and parses its arguments). Nil when `url` is not in the buffer
+    /// before `version` (nothing to say).
+    static func afterTarget(url: UnsafePointer<CChar>, recorded: Int, version: UnsafePointer<CChar>) -> AfterTarget? {
+        let end = UnsafeRawPointer(version)
+        let start = UnsafeRawPointer(url) + recorded
+        guard UnsafeRawPointer(url) < end, start < end else { return nil }
+        var cursor = start
+        while cursor < end {
+            let byte = cursor.load(as: UInt8.self)
+            if byte != 0 && byte != UInt8(ascii: " ") && byte != UInt8(ascii: "\t") { return .nulInTarget }
+            cursor += 1
+        }
+        return end - start == 1 ? .separatorOnly : .separators
+    }
+
+    enum AfterTarget {
+        case separatorOnly
+        /// More than one separator byte: nothing the target is known to hold.
+        case separators
+        case nulInTarget
+    }
+
     /// The header fields' name and value pointers into libmicrohttpd's buffer, in order: read
     /// once per request, for this check and for the request's `HTTPHeaders`.
     static func rawFields(_ connection: OpaquePointer) -> [(UnsafePointer<CChar>, UnsafePointer<CChar>)] {

@@ -56,6 +56,9 @@ private func statusLines(_ text: String) -> [String] {
         ("percent-encoded NUL in the path", "DELETE /a/b%00c HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         ("percent-encoded NUL in the query", "GET /a?namespace=default%00x HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         ("space in the target", "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        // libmicrohttpd reads the query past a raw NUL; the recorded target stops at it.
+        ("raw NUL before the query", "GET /a\u{0}?namespace=x HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ("raw NUL inside the path", "GET /a\u{0}b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         ("raw non-ASCII in the target", "GET /v1/é HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         ("a method that is not a token", "actor=admin /a HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         ("a method with non-ASCII", "GÉT /a HTTP/1.1\r\nHost: x\r\n\r\n", 400),
