@@ -17,7 +17,7 @@ enum HeaderSection {
     /// what was sent rather than a value cut short.
     ///
     /// `fields`: the header fields' name and value pointers into libmicrohttpd's buffer, in
-    /// order (`RawFields.collect`).
+    /// order (`rawFields(_:)`, read once per request).
     static func check(
         _ fields: [(UnsafePointer<CChar>, UnsafePointer<CChar>)], start: UnsafePointer<CChar>, size: Int, version: UnsafePointer<CChar>,
         wholeValues: inout [Int: String]
