@@ -497,18 +497,18 @@ private func intake(
     _ state: RequestState, connection: OpaquePointer, url: UnsafePointer<CChar>?, method: UnsafePointer<CChar>?,
     version: UnsafePointer<CChar>?, context: ServerContext, tracked: TrackedConnection?
 ) -> MHD_Result {
-    let versionText = version.map { String(cString: $0) } ?? ""
+    let versionText = version.map { KnownStrings.versions.string($0) } ?? ""
     let rawFields = HeaderSection.rawFields(connection)
     let afterTarget = url.flatMap { url in version.flatMap { HeaderSection.afterTarget(url: url, recorded: state.rawTarget.count, version: $0) } }
     var request = HTTPRequest(
-        method: method.map { String(cString: $0) } ?? "",
+        method: method.map { KnownStrings.methods.string($0) } ?? "",
         path: url.map { String(cString: $0) } ?? "/",
         version: versionText,
         // Most requests have no query: no pass over libmicrohttpd's values for one. (The
         // recorded target stops at a raw NUL, libmicrohttpd's query does not: read it then.)
         query: state.rawTarget.isEmpty || state.rawTarget.contains(UInt8(ascii: "?")) || afterTarget != .separatorOnly
             ? collectQuery(connection) : [],
-        headers: HTTPHeaders(rawFields.map { (name: String(cString: $0.0), value: String(cString: $0.1)) }))
+        headers: HTTPHeaders(rawFields.map { (name: KnownStrings.fieldNames.string($0.0), value: String(cString: $0.1)) }))
     request.remoteAddress = tracked?.address ?? ""
     // The path as sent, also for a refused target: the decoded one stops at a `%00`.
     if !state.rawTarget.isEmpty {

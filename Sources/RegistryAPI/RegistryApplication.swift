@@ -334,7 +334,7 @@ public final class RegistryApplication: HTTPHandler {
     }
 
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
-        let started = ContinuousClock.now
+        let started = Stopwatch()
         let requestID = RegistryApplication.requestID(from: request)
         var response: HTTPResponse
         var operation = "-"
@@ -445,6 +445,8 @@ public final class RegistryApplication: HTTPHandler {
         guard route.namesOneService else { return }
         let namespace = parameters["namespace"] ?? ""
         let name = parameters["name"] ?? ""
+        // The usual case, checked without the messages.
+        guard !KubernetesNames.isDNS1123Label(namespace) || !KubernetesNames.isDNS1035Label(name) else { return }
         let violations =
             KubernetesNames.dns1123Label(namespace).map { FieldViolation("namespace", .invalid, "\"\(namespace)\": \($0)") }
             + KubernetesNames.dns1035Label(name).map { FieldViolation("name", .invalid, "\"\(name)\": \($0)") }
@@ -456,16 +458,16 @@ public final class RegistryApplication: HTTPHandler {
     /// Stamps the request id, audits refusals and failed writes, counts and logs the request.
     private func finish(
         _ response: HTTPResponse, request: HTTPRequest, requestID: String, matched: (route: Route, parameters: PathParameters)?,
-        caller: Principal?, operation: String, started: ContinuousClock.Instant
+        caller: Principal?, operation: String, started: Stopwatch
     ) -> HTTPResponse {
         var response = response
         response.headers.add("X-Request-Id", requestID)
         auditFailure(request, response: response, matched: matched, actor: caller?.name ?? "anonymous", requestID: requestID)
-        let elapsed = ContinuousClock.now - started
+        let elapsed = started.elapsedNanoseconds
         metrics.recordRequest(
             route: matched?.route, operation: matched?.route.template ?? "unmatched", method: matched == nil ? "other" : request.method,
             status: response.status,
-            duration: elapsed)
+            nanoseconds: elapsed)
         log(
             request, response: response, route: matched?.route.template, operation: operation, actor: caller?.name ?? "anonymous",
             requestID: requestID, elapsed: elapsed)
@@ -497,7 +499,7 @@ public final class RegistryApplication: HTTPHandler {
     /// (401), or whose token may not use the route or the namespace in its path (403), so that
     /// no unauthenticated body is ever buffered. Other problems wait for the whole request.
     public func admit(_ request: HTTPRequest) -> HTTPResponse? {
-        let started = ContinuousClock.now
+        let started = Stopwatch()
         // A repeated singleton field (two `Authorization` headers) is refused before the body,
         // and before a token is read from it; so is a path that would be routed differently
         // once decoded (`default%2Fweb`), before its namespace is checked against the token.
@@ -544,7 +546,7 @@ public final class RegistryApplication: HTTPHandler {
         let (matched, caller) = identify(request)
         return finish(
             errorResponse(reason, request: request, requestID: requestID), request: request, requestID: requestID, matched: matched,
-            caller: caller, operation: matched?.route.operationID ?? "-", started: .now)
+            caller: caller, operation: matched?.route.operationID ?? "-", started: Stopwatch())
     }
 
     /// Counts refused requests, and failed writes, for the audit log (written in aggregate by
@@ -646,7 +648,7 @@ public final class RegistryApplication: HTTPHandler {
         let (matched, caller) = identify(request)
         return finish(
             response, request: request, requestID: requestID, matched: matched, caller: caller, operation: matched?.route.operationID ?? "-",
-            started: .now)
+            started: Stopwatch())
     }
 
     /// The route and caller of a request refused before routing, for its metrics, log and audit:
@@ -707,12 +709,27 @@ public final class RegistryApplication: HTTPHandler {
     private static let hexDigits = Array("0123456789abcdef".utf8)
     private static let requestCounter = Atomic<Int>(0)
 
+    /// The request line's keys, made once.
+    private enum LogKeys {
+        static let actor = LogLine.Key("actor")
+        static let bytes = LogLine.Key("bytes")
+        static let durationMs = LogLine.Key("durationMs")
+        static let method = LogLine.Key("method")
+        static let operation = LogLine.Key("operation")
+        static let path = LogLine.Key("path")
+        static let remoteAddress = LogLine.Key("remoteAddress")
+        static let requestId = LogLine.Key("requestId")
+        static let route = LogLine.Key("route")
+        static let status = LogLine.Key("status")
+        static let userAgent = LogLine.Key("userAgent")
+    }
+
     /// One line per request: the message for people (`GET /v1/services 200`), typed fields for
     /// machines (numbers stay numbers in the JSON format), in `logFormat`, straight to the log sink.
     /// The line is written field by field, in sorted key order (no metadata dictionary, no array
     /// of fields and no intermediate strings on the request path).
     private func log(
-        _ request: HTTPRequest, response: HTTPResponse, route: String?, operation: String, actor: String, requestID: String, elapsed: Duration
+        _ request: HTTPRequest, response: HTTPResponse, route: String?, operation: String, actor: String, requestID: String, elapsed: Int64
     ) {
         guard logger.logLevel <= .info else { return }
         var path = 0..<0
@@ -732,24 +749,24 @@ public final class RegistryApplication: HTTPHandler {
             // A long path is written whole once, in the `path` field: the message shows its start.
             pathRest = LogEscaping.cutForMessage(&bytes, path: &path)
             bytes.append(UInt8(ascii: " "))
-            StderrLogHandler.appendDecimal(response.status, to: &bytes)
+            bytes.appendDecimal(response.status)
         }
-        line.field("actor", string: actor)
-        line.field("bytes", integer: response.bodyCount)
-        line.field("durationMs", milliseconds: elapsed)
-        line.field("method", string: request.method)
-        line.field("operation", plainWord: operation)
+        line.field(LogKeys.actor, string: actor)
+        line.field(LogKeys.bytes, integer: response.bodyCount)
+        line.field(LogKeys.durationMs, millisecondsFromNanoseconds: elapsed)
+        line.field(LogKeys.method, string: request.method)
+        line.field(LogKeys.operation, plainWord: operation)
         // As README says: percent-encoded (a decoded `%41` is written `%2541`, not `%41`).
         if pathAsSent && pathRest.isEmpty {
-            line.field("path", plainPath: request.rawPath, at: path)
+            line.field(LogKeys.path, plainPath: request.rawPath, at: path)
         } else {
-            line.field("path", encodedPathAt: path, continuedWith: pathRest)
+            line.field(LogKeys.path, encodedPathAt: path, continuedWith: pathRest)
         }
-        if !request.remoteAddress.isEmpty { line.field("remoteAddress", string: request.remoteAddress) }
-        line.field("requestId", string: requestID)
-        line.field("route", plainWord: route ?? "-")
-        line.field("status", integer: response.status)
-        if let agent = request.headers["User-Agent"] { line.field("userAgent", string: agent) }
+        if !request.remoteAddress.isEmpty { line.field(LogKeys.remoteAddress, string: request.remoteAddress) }
+        line.field(LogKeys.requestId, string: requestID)
+        line.field(LogKeys.route, plainWord: route ?? "-")
+        line.field(LogKeys.status, integer: response.status)
+        if let agent = request.headers["User-Agent"] { line.field(LogKeys.userAgent, string: agent) }
         LogSink.standardError.append(line.finish())
     }
 

@@ -171,15 +171,6 @@ import Testing
         #expect(String(decoding: out.dropFirst(), as: UTF8.self) == expected)
         #expect(try JSONParser.parse(Array(out.dropFirst())) == .string(text))
     }
-
-    /// `ServiceEncoder.appendDecimal` writes what `String(_:)` does, at both ends of `Int`.
-    @Test func decimalsAreWrittenAsStringWritesThem() {
-        for value in [0, 1, 9, 10, 99, 100, 8080, 65_535, -1, -10, Int.max, Int.min, Int.max - 1, Int.min + 1] {
-            var out: [UInt8] = []
-            ServiceEncoder.appendDecimal(value, to: &out)
-            #expect(String(decoding: out, as: UTF8.self) == String(value))
-        }
-    }
 }
 
 @Suite struct MergePatchTests {

@@ -9,6 +9,7 @@ import Testing
     ])
     func dns1123Labels(value: String, valid: Bool) {
         #expect(KubernetesNames.dns1123Label(value).isEmpty == valid)
+        #expect(KubernetesNames.isDNS1123Label(value) == valid)
     }
 
     @Test(arguments: [
@@ -17,6 +18,24 @@ import Testing
     ])
     func dns1035Labels(value: String, valid: Bool) {
         #expect(KubernetesNames.dns1035Label(value).isEmpty == valid)
+        #expect(KubernetesNames.isDNS1035Label(value) == valid)
+    }
+
+    /// The predicates a request's path is checked with agree with the functions that give the
+    /// messages, on every short string of the characters that matter.
+    @Test func labelPredicatesAgreeWithTheirMessages() {
+        let alphabet = ["a", "z", "0", "9", "-", "A", ".", "_", "é", " "]
+        var values = [""]
+        var previous = [""]
+        for _ in 1...3 {
+            previous = previous.flatMap { prefix in alphabet.map { prefix + $0 } }
+            values += previous
+        }
+        values += [String(repeating: "a", count: 63), String(repeating: "a", count: 64), "a" + String(repeating: "-", count: 61) + "b"]
+        for value in values {
+            #expect(KubernetesNames.isDNS1123Label(value) == KubernetesNames.dns1123Label(value).isEmpty, "\(value)")
+            #expect(KubernetesNames.isDNS1035Label(value) == KubernetesNames.dns1035Label(value).isEmpty, "\(value)")
+        }
     }
 
     @Test(arguments: [

@@ -47,7 +47,7 @@ public struct StderrLogHandler: LogHandler {
         case .text:
             var line = LogLine(format: .text, level: level) { LogEscaping.append(message, to: &$0) }
             for (key, value) in fields {
-                let key = LogEscaping.escaped(key)
+                let key = LogLine.Key(LogEscaping.escaped(key))
                 switch value {
                 case .string(let string): line.field(key, string: string)
                 case .stringConvertible(let convertible): line.field(key, string: convertible.description)
@@ -64,19 +64,6 @@ public struct StderrLogHandler: LogHandler {
             line.append(UInt8(ascii: "\n"))
             return line
         }
-    }
-
-    /// Appends `number` in decimal, as `String(number)` would write it.
-    static func appendDecimal(_ number: Int, to line: inout [UInt8]) {
-        if number < 0 { line.append(UInt8(ascii: "-")) }
-        let magnitude = number.magnitude
-        // Most significant digit first (no reversal of a slice of the line afterwards).
-        var divisor: UInt = 1
-        while divisor <= magnitude / 10 { divisor *= 10 }
-        repeat {
-            line.append(UInt8(ascii: "0") + UInt8(magnitude / divisor % 10))
-            divisor /= 10
-        } while divisor > 0
     }
 
     /// A metadata value as JSON: numbers and booleans given as `.stringConvertible` stay numbers
@@ -112,7 +99,8 @@ public struct StderrLogHandler: LogHandler {
 /// (text) or `{"time":…,"level":…,"message":…,"key":value…}` (JSON), ending with a newline.
 /// The caller gives each key once, as a plain word (keys are neither escaped nor checked for
 /// repeats): request lines use it directly, with no array of fields and no boxed values on the
-/// request path.
+/// request path. Each field — separator, key and value — is written in room reserved once
+/// (`Array.append(addingCapacity:initializingWith:)`, see `ByteAppending.swift`).
 struct LogLine {
     private var bytes: [UInt8] = []
     private let format: LogFormat
@@ -123,57 +111,80 @@ struct LogLine {
     init(format: LogFormat, level: Logger.Level, message: (inout [UInt8]) -> Void) {
         self.format = format
         bytes.reserveCapacity(384)
-        switch format {
-        case .text:
-            StderrLogHandler.appendTimestamp(to: &bytes)
-            bytes.append(UInt8(ascii: " "))
-            bytes.append(contentsOf: level.rawValue.utf8)
-            bytes.append(UInt8(ascii: " "))
-            message(&bytes)
-        case .json:
-            bytes.append(contentsOf: #"{"time":""#.utf8)
-            StderrLogHandler.appendTimestamp(to: &bytes)
-            bytes.append(contentsOf: #"","level":""#.utf8)
-            bytes.append(contentsOf: level.rawValue.utf8)
-            bytes.append(contentsOf: #"","message":""#.utf8)
-            message(&bytes)
-            bytes.append(UInt8(ascii: "\""))
+        let json = format == .json
+        if json { bytes.appendUTF8(#"{"time":""#) }
+        StderrLogHandler.appendTimestamp(to: &bytes)
+        let name = level.rawValue.utf8Span.span
+        let (before, after) = json ? (#"","level":""#, #"","message":""#) : (" ", " ")
+        bytes.append(addingCapacity: before.utf8.count + name.count + after.utf8.count) { out in
+            out.appendUTF8(before)
+            out.append(copying: name)
+            out.appendUTF8(after)
+        }
+        message(&bytes)
+        if json { bytes.append(UInt8(ascii: "\"")) }
+    }
+
+    /// A field's key with its separators, as each format writes it: ` key=` (text) or
+    /// `,"key":` (JSON). The key is written as it is: callers give plain words
+    /// (`StderrLogHandler.line` escapes the metadata keys it is given first). The request line's
+    /// keys are made once (`RegistryApplication`'s `LogKeys`).
+    struct Key: Sendable {
+        let text: [UInt8]
+        let json: [UInt8]
+
+        init(_ name: String) {
+            text = Array(" \(name)=".utf8)
+            json = Array(",\"\(name)\":".utf8)
         }
     }
 
-    /// `key` is written as it is: callers give plain words (`StderrLogHandler.line` escapes
-    /// the metadata keys it is given first).
-    private mutating func key(_ key: String) {
-        switch format {
-        case .text:
-            bytes.append(UInt8(ascii: " "))
-            bytes.append(contentsOf: key.utf8)
-            bytes.append(UInt8(ascii: "="))
-        case .json:
-            bytes.append(contentsOf: #",""#.utf8)
-            bytes.append(contentsOf: key.utf8)
-            bytes.append(contentsOf: #"":"#.utf8)
+    /// Writes `key`, then lets `value` write at most `valueBytes` bytes.
+    private mutating func field(_ key: Key, valueBytes: Int, _ value: (inout OutputSpan<UInt8>) -> Void) {
+        let prefix = format == .json ? key.json.span : key.text.span
+        bytes.append(addingCapacity: prefix.count + valueBytes) { out in
+            out.append(copying: prefix)
+            value(&out)
         }
+    }
+
+    /// A field whose value is `value` as it is, in double quotes for JSON.
+    private mutating func field(_ key: Key, verbatim value: Span<UInt8>) {
+        let quote = format == .json
+        field(key, valueBytes: value.count + 2) { out in
+            if quote { out.append(UInt8(ascii: "\"")) }
+            out.append(copying: value)
+            if quote { out.append(UInt8(ascii: "\"")) }
+        }
+    }
+
+    /// A field whose value is `value`, already written out.
+    private mutating func field(_ key: Key, written value: [UInt8]) {
+        let bytes = value.span
+        field(key, valueBytes: bytes.count) { $0.append(copying: bytes) }
     }
 
     /// `key=value` (quoted and escaped as `LogEscaping.textValue`) or `"key":"value"`.
-    mutating func field(_ key: String, string value: String) {
-        self.key(key)
+    mutating func field(_ key: Key, string value: String) {
+        let bytes = value.utf8Span.span
+        var written: [UInt8] = []
         switch format {
-        case .text: LogEscaping.appendTextValue(value, to: &bytes)
-        case .json: JSONWriter.writeString(value, into: &bytes)
+        case .text:
+            guard !LogEscaping.isPlainWord(bytes) else { return field(key, verbatim: bytes) }
+            LogEscaping.appendTextValue(value, to: &written)
+        case .json:
+            guard JSONWriter.needsEscape(bytes) else { return field(key, verbatim: bytes) }
+            JSONWriter.writeString(value, into: &written)
         }
+        field(key, written: written)
     }
 
     /// A value written as it is: a plain word (`LogEscaping.isPlainWord`: visible ASCII without
-    /// `"`, `=` or `\`), which neither format escapes or quotes — a route's template or
+    /// `"`, `=` or `\\`), which neither format escapes or quotes — a route's template or
     /// operation id, checked when the route is made.
-    mutating func field(_ key: String, plainWord value: String) {
+    mutating func field(_ key: Key, plainWord value: String) {
         assert(LogEscaping.isPlainWord(value), "not a plain word: \(value)")
-        self.key(key)
-        if format == .json { bytes.append(UInt8(ascii: "\"")) }
-        bytes.append(contentsOf: value.utf8)
-        if format == .json { bytes.append(UInt8(ascii: "\"")) }
+        field(key, verbatim: value.utf8Span.span)
     }
 
     /// The `path` field from the message's path, written once by `LogEscaping.appendPath` at
@@ -183,62 +194,55 @@ struct LogLine {
     ///
     /// `rest`: the path's bytes after `range` that `LogEscaping.cutForMessage` took out of the
     /// message, written right after it.
-    mutating func field(_ key: String, encodedPathAt range: Range<Int>, continuedWith rest: [UInt8] = []) {
-        self.key(key)
-        writePath(at: range, continuedWith: rest)
+    mutating func field(_ key: Key, encodedPathAt range: Range<Int>, continuedWith rest: [UInt8] = []) {
+        let quoted =
+            format == .json || (range.isEmpty && rest.isEmpty) || bytes[range].contains(UInt8(ascii: "="))
+            || rest.contains(UInt8(ascii: "="))
+        var written: [UInt8] = []
+        written.reserveCapacity(range.count + rest.count + 2)
+        if quoted { written.append(UInt8(ascii: "\"")) }
+        written.append(contentsOf: bytes[range])
+        written.append(contentsOf: rest)
+        if quoted { written.append(UInt8(ascii: "\"")) }
+        field(key, written: written)
     }
 
     /// `field(_:encodedPathAt:continuedWith:)` for a path written as it was sent
     /// (`LogEscaping.appendDecodedPath` returned true, and nothing was cut from the message):
-    /// `path`'s bytes are copied again from the string, not byte by byte from the line.
-    mutating func field(_ key: String, plainPath path: String, at range: Range<Int>) {
-        self.key(key)
-        guard path.utf8.count == range.count, !range.isEmpty else { return writePath(at: range, continuedWith: []) }
-        if format == .json { bytes.append(UInt8(ascii: "\"")) }
-        bytes.append(contentsOf: path.utf8)
-        if format == .json { bytes.append(UInt8(ascii: "\"")) }
-    }
-
-    private mutating func writePath(at range: Range<Int>, continuedWith rest: [UInt8]) {
-        let quoted =
-            format == .json || (range.isEmpty && rest.isEmpty) || bytes[range].contains(UInt8(ascii: "="))
-            || rest.contains(UInt8(ascii: "="))
-        if quoted { bytes.append(UInt8(ascii: "\"")) }
-        // Byte by byte: appending `bytes[range]` would share the buffer and copy the whole line.
-        for index in range { bytes.append(bytes[index]) }
-        bytes.append(contentsOf: rest)
-        if quoted { bytes.append(UInt8(ascii: "\"")) }
+    /// `path`'s bytes are copied again from the string, not from the line.
+    mutating func field(_ key: Key, plainPath path: String, at range: Range<Int>) {
+        let bytes = path.utf8Span.span
+        guard bytes.count == range.count, !range.isEmpty else { return field(key, encodedPathAt: range) }
+        field(key, verbatim: bytes)
     }
 
     /// An integer, in decimal in both formats (a JSON number).
-    mutating func field(_ key: String, integer value: Int) {
-        self.key(key)
-        StderrLogHandler.appendDecimal(value, to: &bytes)
+    mutating func field(_ key: Key, integer value: Int) {
+        field(key, valueBytes: OutputSpan<UInt8>.maxDecimalBytes) { $0.appendDecimal(value) }
     }
 
-    /// A duration in milliseconds rounded to the microsecond, written as Swift writes the `Double`
-    /// `microseconds / 1000` (`0.042`, `12.5`, `3.0`), without going through `Double`.
-    mutating func field(_ key: String, milliseconds duration: Duration) {
-        self.key(key)
-        let (seconds, attoseconds) = duration.components
-        var microseconds = seconds * 1_000_000 + (attoseconds + 500_000_000_000) / 1_000_000_000_000
-        if microseconds < 0 {
-            bytes.append(UInt8(ascii: "-"))
-            microseconds = -microseconds
-        }
-        StderrLogHandler.appendDecimal(Int(microseconds / 1000), to: &bytes)
-        bytes.append(UInt8(ascii: "."))
-        var fraction = Int(microseconds % 1000)
-        var width = 3
-        while width > 1 && fraction % 10 == 0 {
-            fraction /= 10
-            width -= 1
-        }
-        var divisor = 1
-        for _ in 1..<width { divisor *= 10 }
-        while divisor > 0 {
-            bytes.append(UInt8(ascii: "0") + UInt8(fraction / divisor % 10))
-            divisor /= 10
+    /// A duration given in nanoseconds, written in milliseconds rounded to the microsecond (a
+    /// half up) as Swift writes the `Double` `microseconds / 1000` (`0.042`, `12.5`, `3.0`),
+    /// without going through `Double`.
+    mutating func field(_ key: Key, millisecondsFromNanoseconds nanoseconds: Int64) {
+        // Rounded on the magnitude, the sign written on its own: `-0.5` has a whole part of zero.
+        let microseconds = Int((nanoseconds.magnitude + 500) / 1000)
+        field(key, valueBytes: OutputSpan<UInt8>.maxDecimalBytes + 5) { out in
+            if nanoseconds < 0 && microseconds > 0 { out.append(UInt8(ascii: "-")) }
+            out.appendDecimal(microseconds / 1000)
+            out.append(UInt8(ascii: "."))
+            var fraction = microseconds % 1000
+            var width = 3
+            while width > 1 && fraction % 10 == 0 {
+                fraction /= 10
+                width -= 1
+            }
+            var divisor = 1
+            for _ in 1..<width { divisor *= 10 }
+            while divisor > 0 {
+                out.append(UInt8(ascii: "0") + UInt8(fraction / divisor % 10))
+                divisor /= 10
+            }
         }
     }
 
@@ -287,7 +291,7 @@ enum LogEscaping {
     /// Appends `escaped(text, quote:)` to `line`, copying the bytes when nothing needs escaping.
     static func append(_ text: String, quote: Bool = false, to line: inout [UInt8]) {
         if text.allUTF8Bytes({ plain($0, quote: quote) }) {
-            line.append(contentsOf: text.utf8)
+            line.appendUTF8(text)
         } else {
             line.append(contentsOf: escaped(text, quote: quote).utf8)
         }
@@ -296,17 +300,26 @@ enum LogEscaping {
     /// Whether `text` is written as it is in both formats: not empty, visible ASCII without a
     /// space, `"`, `=` or a backslash.
     static func isPlainWord(_ text: String) -> Bool {
-        !text.isEmpty
-            && text.allUTF8Bytes { byte in
-                byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "=") && byte != UInt8(ascii: "\\")
+        isPlainWord(text.utf8Span.span)
+    }
+
+    /// `isPlainWord(_:)` of the UTF-8 `bytes`.
+    static func isPlainWord(_ bytes: Span<UInt8>) -> Bool {
+        guard !bytes.isEmpty else { return false }
+        for index in bytes.indices {
+            let byte = bytes[index]
+            guard byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "=") && byte != UInt8(ascii: "\\") else {
+                return false
             }
+        }
+        return true
     }
 
     /// Appends `textValue(text)` to `line`.
     static func appendTextValue(_ text: String, to line: inout [UInt8]) {
         // One pass for the usual value: a plain word.
         if isPlainWord(text) {
-            line.append(contentsOf: text.utf8)
+            line.appendUTF8(text)
             return
         }
         let needsQuotes =
@@ -330,7 +343,7 @@ enum LogEscaping {
     /// `=` and `\`, percent-encoded again, so the path is one word and reads as it was requested.
     static func appendPath(_ path: String, to line: inout [UInt8]) {
         if path.allUTF8Bytes(plainPathByte) {
-            line.append(contentsOf: path.utf8)
+            line.appendUTF8(path)
             return
         }
         for byte in path.utf8 { appendPathByte(byte, to: &line) }
@@ -348,7 +361,7 @@ enum LogEscaping {
     @discardableResult
     static func appendDecodedPath(_ encoded: String, to line: inout [UInt8]) -> Bool {
         if encoded.allUTF8Bytes(plainPathByte) {
-            line.append(contentsOf: encoded.utf8)
+            line.appendUTF8(encoded)
             return true
         }
         let bytes = Array(encoded.utf8)

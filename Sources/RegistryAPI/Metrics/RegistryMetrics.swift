@@ -89,7 +89,7 @@ final class RegistryMetrics: ReconcilerObserver, LivenessObserver, DNSObserver, 
     /// `http_request_duration_seconds{route,method}`; `operation` is the route's template
     /// (`unmatched` without one). With the matched `route`, its usual answer finds its metrics
     /// in the route without a lock.
-    func recordRequest(route: Route? = nil, operation: String, method: String, status: Int, duration: Duration) {
+    func recordRequest(route: Route? = nil, operation: String, method: String, status: Int, nanoseconds: Int64) {
         let metrics: RequestMetrics
         if let usual = route?.usualRequestMetrics, usual.status == status, usual.method == method {
             metrics = usual
@@ -98,7 +98,7 @@ final class RegistryMetrics: ReconcilerObserver, LivenessObserver, DNSObserver, 
             if let route, (200..<300).contains(status) { route.setUsualRequestMetricsIfNil(metrics) }
         }
         metrics.counter.increment()
-        metrics.timer.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        metrics.timer.recordNanoseconds(nanoseconds)
     }
 
     /// The request metrics of (route `operation`, `method`, `status`), made once: a new status

@@ -112,12 +112,11 @@ public final class Route: Sendable {
     /// The `{parameter}` segments of `path`, a path that `fits(_:_:)` the template.
     func parameters(_ path: String, _ found: PathSegments) -> PathParameters {
         var parameters = PathParameters()
-        let utf8 = path.utf8
+        let bytes = path.utf8Span.span
         for (index, segment) in segments.enumerated() {
             guard case .parameter(let name) = segment else { continue }
-            let range = found[index]
-            let start = utf8.index(utf8.startIndex, offsetBy: range.lowerBound)
-            parameters.append(name, String(Substring(utf8[start..<utf8.index(start, offsetBy: range.count)])))
+            // Bytes between two `/` (or the end) of a string: whole scalars, so valid UTF-8.
+            parameters.append(name, String(copying: try! UTF8Span(validating: bytes.extracting(found[index]))))
         }
         return parameters
     }

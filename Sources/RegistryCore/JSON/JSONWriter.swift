@@ -38,48 +38,60 @@ public enum JSONWriter {
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
+    /// Whether `text` holds a byte `writeString` escapes: `"`, `\\` or a control character
+    /// (below U+0020).
+    @inlinable
+    public static func needsEscape(_ text: String) -> Bool {
+        needsEscape(text.utf8Span.span)
+    }
+
+    /// `needsEscape(_:)` of the UTF-8 `bytes`.
+    @inlinable
+    public static func needsEscape(_ bytes: Span<UInt8>) -> Bool {
+        for index in bytes.indices {
+            let byte = bytes[index]
+            if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return true }
+        }
+        return false
+    }
+
     /// Writes `text` as a JSON string: `"`, `\\` and control characters escaped (the short forms
     /// for `\n`, `\r`, `\t`), everything else copied as UTF-8.
     public static func writeString(_ text: String, into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        // Most strings (names, addresses, labels) need no escape: copied byte by byte in one
-        // pass, which stops at the first byte that needs one; the bytes copied so far are then
-        // dropped and the string written escaped. (Measured ~1.5× faster than `allSatisfy`
-        // followed by `append(contentsOf:)` on the `UTF8View` for a document's short strings.)
-        let start = out.count
-        var plain = true
-        for byte in text.utf8 {
-            if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                plain = false
-                break
+        // Most strings (names, addresses, labels) need no escape: checked in place, then copied
+        // in room reserved once (see `ByteAppending.swift`).
+        let bytes = text.utf8Span.span
+        guard needsEscape(bytes) else {
+            out.append(addingCapacity: bytes.count + 2) { out in
+                out.append(UInt8(ascii: "\""))
+                out.append(copying: bytes)
+                out.append(UInt8(ascii: "\""))
             }
-            out.append(byte)
+            return
         }
-        if !plain {
-            out.removeSubrange(start...)
-            for byte in text.utf8 {
-                switch byte {
-                case UInt8(ascii: "\""):
-                    out.append(UInt8(ascii: "\\"))
-                    out.append(UInt8(ascii: "\""))
-                case UInt8(ascii: "\\"):
-                    out.append(UInt8(ascii: "\\"))
-                    out.append(UInt8(ascii: "\\"))
-                case 0x0A:
-                    out.append(UInt8(ascii: "\\"))
-                    out.append(UInt8(ascii: "n"))
-                case 0x0D:
-                    out.append(UInt8(ascii: "\\"))
-                    out.append(UInt8(ascii: "r"))
-                case 0x09:
-                    out.append(UInt8(ascii: "\\"))
-                    out.append(UInt8(ascii: "t"))
-                case 0x00..<0x20:
-                    out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
-                    out.append(hexDigits[Int(byte >> 4)])
-                    out.append(hexDigits[Int(byte & 0xF)])
-                default: out.append(byte)
-                }
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""):
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "\""))
+            case UInt8(ascii: "\\"):
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "\\"))
+            case 0x0A:
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "n"))
+            case 0x0D:
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "r"))
+            case 0x09:
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "t"))
+            case 0x00..<0x20:
+                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
+                out.append(hexDigits[Int(byte >> 4)])
+                out.append(hexDigits[Int(byte & 0xF)])
+            default: out.append(byte)
             }
         }
         out.append(UInt8(ascii: "\""))

@@ -51,7 +51,7 @@ public enum ServiceEncoder {
         }
         func integer(_ name: String, _ value: Int) {
             key(name)
-            appendDecimal(value, to: &out)
+            out.appendDecimal(value)
         }
         func bool(_ name: String, _ value: Bool) {
             key(name)
@@ -160,7 +160,7 @@ public enum ServiceEncoder {
         }
         if let port = address.port {
             out.append(contentsOf: AddressKeys.port)
-            appendDecimal(port, to: &out)
+            out.appendDecimal(port)
         }
         if let ports = address.ports {
             out.append(contentsOf: AddressKeys.ports)
@@ -169,7 +169,7 @@ public enum ServiceEncoder {
                 if offset > 0 { out.append(UInt8(ascii: ",")) }
                 JSONWriter.writeString(name, into: &out)
                 out.append(UInt8(ascii: ":"))
-                appendDecimal(ports[name]!, to: &out)
+                out.appendDecimal(ports[name]!)
             }
             out.append(UInt8(ascii: "}"))
         }
@@ -205,22 +205,6 @@ public enum ServiceEncoder {
         static let readyTrue = Array(#","ready":true"#.utf8)
         static let readyFalse = Array(#","ready":false"#.utf8)
         static let servedPorts = Array(#","servedPorts":"#.utf8)
-    }
-
-    /// `value` in decimal, as `String(value)` writes it, without making the string.
-    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
-        if value < 0 {
-            out.append(UInt8(ascii: "-"))
-            // `Int.min` has no positive counterpart: its magnitude as unsigned.
-            appendDecimal(value.magnitude, to: &out)
-        } else {
-            appendDecimal(UInt(value), to: &out)
-        }
-    }
-
-    private static func appendDecimal(_ value: UInt, to out: inout [UInt8]) {
-        if value >= 10 { appendDecimal(value / 10, to: &out) }
-        out.append(UInt8(ascii: "0") + UInt8(value % 10))
     }
 
     /// Most chunks of addresses that differ, on either side, for which `bytes(_:previous:document:)`

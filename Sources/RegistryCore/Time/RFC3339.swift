@@ -23,30 +23,33 @@ public enum RFC3339 {
         let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
         let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
         guard (0...9999).contains(year) else { return false }
-        // Digit by digit, unrolled (a log line writes one of these per request).
-        let zero = UInt8(ascii: "0")
-        out.append(zero + UInt8(year / 1000))
-        out.append(zero + UInt8(year / 100 % 10))
-        out.append(zero + UInt8(year / 10 % 10))
-        out.append(zero + UInt8(year % 10))
-        twoDigits(month, separatedBy: UInt8(ascii: "-"), to: &out)
-        twoDigits(dayOfMonth, separatedBy: UInt8(ascii: "-"), to: &out)
-        twoDigits(secondOfDay / 3600, separatedBy: UInt8(ascii: "T"), to: &out)
-        twoDigits(secondOfDay / 60 % 60, separatedBy: UInt8(ascii: ":"), to: &out)
-        twoDigits(secondOfDay % 60, separatedBy: UInt8(ascii: ":"), to: &out)
-        if let milliseconds {
-            out.append(UInt8(ascii: "."))
-            out.append(zero + UInt8(milliseconds / 100 % 10))
-            out.append(zero + UInt8(milliseconds / 10 % 10))
-            out.append(zero + UInt8(milliseconds % 10))
+        // Digit by digit, unrolled, in room reserved once (a log line writes one of these per
+        // request).
+        out.append(addingCapacity: milliseconds == nil ? 20 : 24) { out in
+            let zero = UInt8(ascii: "0")
+            out.append(zero + UInt8(year / 1000))
+            out.append(zero + UInt8(year / 100 % 10))
+            out.append(zero + UInt8(year / 10 % 10))
+            out.append(zero + UInt8(year % 10))
+            twoDigits(month, separatedBy: UInt8(ascii: "-"), to: &out)
+            twoDigits(dayOfMonth, separatedBy: UInt8(ascii: "-"), to: &out)
+            twoDigits(secondOfDay / 3600, separatedBy: UInt8(ascii: "T"), to: &out)
+            twoDigits(secondOfDay / 60 % 60, separatedBy: UInt8(ascii: ":"), to: &out)
+            twoDigits(secondOfDay % 60, separatedBy: UInt8(ascii: ":"), to: &out)
+            if let milliseconds {
+                out.append(UInt8(ascii: "."))
+                out.append(zero + UInt8(milliseconds / 100 % 10))
+                out.append(zero + UInt8(milliseconds / 10 % 10))
+                out.append(zero + UInt8(milliseconds % 10))
+            }
+            out.append(UInt8(ascii: "Z"))
         }
-        out.append(UInt8(ascii: "Z"))
         return true
     }
 
     /// `separator`, then `value` (0–99) in two digits.
     @inline(__always)
-    private static func twoDigits(_ value: Int, separatedBy separator: UInt8, to out: inout [UInt8]) {
+    private static func twoDigits(_ value: Int, separatedBy separator: UInt8, to out: inout OutputSpan<UInt8>) {
         out.append(separator)
         out.append(UInt8(ascii: "0") + UInt8(value / 10))
         out.append(UInt8(ascii: "0") + UInt8(value % 10))

@@ -23,17 +23,30 @@ public enum KubernetesNames {
         return bytes.allSatisfy { isLowerAlnum($0) || $0 == UInt8(ascii: "-") }
     }
 
-    /// `isDNSLabelSyntax` of a whole string, read in place (a service's path is checked on every request).
-    private static func isDNSLabelSyntax(_ value: String) -> Bool {
-        guard let first = value.utf8.first, let last = value.utf8.last, isLowerAlnum(first), isLowerAlnum(last) else { return false }
-        return value.allUTF8Bytes { isLowerAlnum($0) || $0 == UInt8(ascii: "-") }
+    /// `isDNSLabelSyntax` of a string's bytes, read in place (a service's path is checked on every request).
+    private static func isDNSLabelSyntax(_ bytes: Span<UInt8>) -> Bool {
+        guard !bytes.isEmpty, isLowerAlnum(bytes[0]), isLowerAlnum(bytes[bytes.count - 1]) else { return false }
+        for index in bytes.indices where !isLowerAlnum(bytes[index]) && bytes[index] != UInt8(ascii: "-") { return false }
+        return true
+    }
+
+    /// Whether `value` is an RFC 1123 label: `dns1123Label(value)` is empty, without its messages.
+    public static func isDNS1123Label(_ value: String) -> Bool {
+        let bytes = value.utf8Span.span
+        return bytes.count <= 63 && isDNSLabelSyntax(bytes)
+    }
+
+    /// Whether `value` is an RFC 1035 label: `dns1035Label(value)` is empty, without its messages.
+    public static func isDNS1035Label(_ value: String) -> Bool {
+        let bytes = value.utf8Span.span
+        return bytes.count <= 63 && isDNSLabelSyntax(bytes) && bytes[0] >= 0x61 && bytes[0] <= 0x7A
     }
 
     /// RFC 1123 label: namespaces, port names, hostnames.
     public static func dns1123Label(_ value: String) -> [String] {
         var errors: [String] = []
         if value.utf8.count > 63 { errors.append("must be no more than 63 characters") }
-        if !isDNSLabelSyntax(value) { errors.append("a lowercase RFC 1123 label " + dns1123LabelMessage) }
+        if !isDNSLabelSyntax(value.utf8Span.span) { errors.append("a lowercase RFC 1123 label " + dns1123LabelMessage) }
         return errors
     }
 
@@ -42,7 +55,7 @@ public enum KubernetesNames {
         var errors: [String] = []
         if value.utf8.count > 63 { errors.append("must be no more than 63 characters") }
         let startsWithLetter = value.utf8.first.map { $0 >= 0x61 && $0 <= 0x7A } ?? false
-        if !isDNSLabelSyntax(value) || !startsWithLetter {
+        if !isDNSLabelSyntax(value.utf8Span.span) || !startsWithLetter {
             errors.append("a DNS-1035 label " + dns1035LabelMessage)
         }
         return errors
