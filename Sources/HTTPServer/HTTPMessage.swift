@@ -42,8 +42,12 @@ public struct HTTPHeaders: Sendable, Sequence {
     /// The values of a list-valued field (`Accept`, `If-Match`, …) combined in order into one
     /// comma-separated value, as RFC 9110 §5.3 lets a recipient do; nil when the field is absent.
     public func list(_ name: String) -> String? {
-        let all = values(name)
-        return all.isEmpty ? nil : all.joined(separator: ", ")
+        // Usually absent, or sent once: then no arrays (asked of every GET, for the preconditions).
+        switch count(of: name) {
+        case 0: return nil
+        case 1: return self[name]
+        default: return values(name).joined(separator: ", ")
+        }
     }
 
     public mutating func add(_ name: String, _ value: String) {
@@ -65,8 +69,9 @@ extension String {
     /// Field names are tokens, compared case-insensitively in ASCII (RFC 9110 §5.1); byte by byte,
     /// without building lower-cased copies.
     func caseInsensitiveEquals(_ other: String) -> Bool {
+        // The length first, without making the spans: most names compared differ in it.
+        guard utf8.count == other.utf8.count else { return false }
         let (left, right) = (utf8Span.span, other.utf8Span.span)
-        guard left.count == right.count else { return false }
         for index in left.indices {
             let (a, b) = (left[index], right[index])
             guard a == b || (a | 0x20 == b | 0x20 && (a | 0x20) >= UInt8(ascii: "a") && (a | 0x20) <= UInt8(ascii: "z")) else { return false }

@@ -18,20 +18,28 @@ enum RequestFraming {
     /// value) and forms HTTP/1.1 does not define.
     static func target(_ raw: [UInt8]) -> Result<Target, HTTPRejection> {
         guard !raw.isEmpty else { return .failure(.malformed("the request line has no target")) }
-        // One pass over the target for both (the usual one has neither): a space or control
-        // character, and, RFC 3986 §2, a byte that is not ASCII (sent raw it would reach the path
-        // as U+FFFD, so two different targets would name the same resource).
-        if let bad = raw.first(where: { $0 <= 0x20 || $0 >= 0x7F }) {
-            return .failure(
-                .malformed(
-                    bad >= 0x80
-                        ? "the request target contains a byte that is not ASCII; percent-encode it"
-                        : "the request target contains a space or a control character"))
+        // One pass over the target, read in place, for both (the usual one has neither): a space
+        // or control character, and, RFC 3986 §2, a byte that is not ASCII (sent raw it would
+        // reach the path as U+FFFD, so two different targets would name the same resource); the
+        // first `%00` is noted on the way.
+        let bytes = raw.span
+        var nulEscape: Int?
+        for index in bytes.indices {
+            let byte = bytes[index]
+            if byte <= 0x20 || byte >= 0x7F {
+                return .failure(
+                    .malformed(
+                        byte >= 0x80
+                            ? "the request target contains a byte that is not ASCII; percent-encode it"
+                            : "the request target contains a space or a control character"))
+            }
+            if byte == UInt8(ascii: "%"), nulEscape == nil, index + 2 < bytes.count, bytes[index + 1] == UInt8(ascii: "0"),
+                bytes[index + 2] == UInt8(ascii: "0")
+            {
+                nulEscape = index
+            }
         }
-        for index in raw.indices.dropLast(2)
-        where raw[index] == UInt8(ascii: "%") && raw[index + 1] == UInt8(ascii: "0")
-            && raw[index + 2] == UInt8(ascii: "0")
-        {
+        if let index = nulEscape {
             // In the query: the parameter it is in is named (its name as sent, decoded).
             guard let query = raw.firstIndex(of: UInt8(ascii: "?")), query < index else {
                 return .failure(.malformed("the request target contains a percent-encoded NUL (%00)"))
@@ -91,6 +99,8 @@ enum RequestFraming {
     /// The bytes of `pathPart(of:)`, found in place.
     static func pathBytes(of raw: [UInt8]) -> ArraySlice<UInt8> {
         let target = raw.prefix { $0 != UInt8(ascii: "?") }
+        // The usual origin form: no scheme to look for.
+        if target.first == UInt8(ascii: "/") { return target }
         let scheme = target.prefix { isSchemeCharacter($0) }
         if let first = scheme.first, isLetter(first), target.dropFirst(scheme.count).starts(with: "://".utf8) {
             let rest = target.dropFirst(scheme.count + 3)
@@ -152,7 +162,7 @@ enum RequestFraming {
             // drop such fields: a `Transfer_Encoding` or `Content_Length` that this server
             // ignores could frame the request for a proxy in front of it, so the two would not
             // agree on where it ends. The framing fields spelled with `_` are refused.
-            if name.utf8.contains(UInt8(ascii: "_")), let field = Self.underscoreSpelled(name) {
+            if !name.utf8BytesAll({ $0 != UInt8(ascii: "_") }), let field = Self.underscoreSpelled(name) {
                 return .failure(
                     .malformed("the header name \"\(printable(name))\" spells \(field) with an underscore; send \(field)", field: printable(name)))
             }
@@ -250,7 +260,7 @@ enum RequestFraming {
     /// (a method such as `actor=admin` or one with bytes that are not ASCII would be logged as if
     /// it were fields of the line).
     static func method(_ method: String) -> HTTPRejection? {
-        guard method.isEmpty || !method.utf8.allSatisfy(isTokenCharacter) else { return nil }
+        guard method.isEmpty || !method.utf8BytesAll(isTokenCharacter) else { return nil }
         return .malformed("the method \"\(printable(method))\" is not a token")
     }
 

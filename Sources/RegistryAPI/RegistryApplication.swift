@@ -457,9 +457,10 @@ public final class RegistryApplication: HTTPHandler {
 
     /// Stamps the request id, audits refusals and failed writes, counts and logs the request.
     private func finish(
-        _ response: HTTPResponse, request: HTTPRequest, requestID: String, matched: (route: Route, parameters: PathParameters)?,
+        _ response: consuming HTTPResponse, request: HTTPRequest, requestID: String, matched: (route: Route, parameters: PathParameters)?,
         caller: Principal?, operation: String, started: Stopwatch
     ) -> HTTPResponse {
+        // Consumed, not copied: the headers' buffer stays unique and takes the field in place.
         var response = response
         response.headers.add("X-Request-Id", requestID)
         auditFailure(request, response: response, matched: matched, actor: caller?.name ?? "anonymous", requestID: requestID)
