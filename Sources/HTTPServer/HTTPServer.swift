@@ -467,7 +467,11 @@ private let accessHandler: MHD_AccessHandlerCallback = {
         if state.overBudget {
             return closing(context.handler.reject(state.request, reason: .bodyBudgetExhausted(budget: context.budget.limit)))
         }
-        return context.handler.handle(state.request)
+        // Not read again: moved out of the state rather than copied (a copy counts a
+        // reference to each of its strings and arrays, and releases them all again).
+        var request = HTTPRequest(method: "", path: "/")
+        swap(&request, &state.request)
+        return context.handler.handle(request)
     }
     let response = respond()
     if let deferred = response.deferred {
@@ -500,7 +504,8 @@ private func intake(
     let versionText = version.map { KnownStrings.versions.string($0) } ?? ""
     let rawFields = HeaderSection.rawFields(connection)
     let afterTarget = url.flatMap { url in version.flatMap { HeaderSection.afterTarget(url: url, recorded: state.rawTarget.count, version: $0) } }
-    var request = HTTPRequest(
+    // Built in the request's state and read from there: no copy of its counted fields.
+    state.request = HTTPRequest(
         method: method.map { KnownStrings.methods.string($0) } ?? "",
         path: url.map { String(cString: $0) } ?? "/",
         version: versionText,
@@ -509,19 +514,19 @@ private func intake(
         query: state.rawTarget.isEmpty || state.rawTarget.contains(UInt8(ascii: "?")) || afterTarget != .separatorOnly
             ? collectQuery(connection) : [],
         headers: HTTPHeaders(rawFields.map { (name: KnownStrings.fieldNames.string($0.0), value: String(cString: $0.1)) }))
-    request.remoteAddress = tracked?.address ?? ""
+    state.request.remoteAddress = tracked?.address ?? ""
     // The path as sent, also for a refused target: the decoded one stops at a `%00`.
     if !state.rawTarget.isEmpty {
         // Most paths have nothing to decode: then the one string serves as both.
         let rawPath = RequestFraming.pathBytes(of: state.rawTarget)
-        if !RequestFraming.bytes(rawPath, equal: request.path) { request.rawPath = String(decoding: rawPath, as: UTF8.self) }
+        if !RequestFraming.bytes(rawPath, equal: state.request.path) { state.request.rawPath = String(decoding: rawPath, as: UTF8.self) }
     }
     var rejection: HTTPRejection?
     switch RequestFraming.target(state.rawTarget) {
     case .failure(let reason):
         rejection = reason
     case .success(let target):
-        if case .absolute(let encodedPath) = target { request.path = RequestFraming.percentDecoded(encodedPath) }
+        if case .absolute(let encodedPath) = target { state.request.path = RequestFraming.percentDecoded(encodedPath) }
         rejection = nil
     }
     if rejection == nil, afterTarget == .nulInTarget {
@@ -529,10 +534,9 @@ private func intake(
         // request would be another one.
         rejection = .malformed("the request target contains a space or a control character")
     }
-    if rejection == nil { rejection = RequestFraming.method(request.method) }
-    state.request = request
+    if rejection == nil { rejection = RequestFraming.method(state.request.method) }
     func refuse(_ reason: HTTPRejection) -> MHD_Result {
-        queue(closing(context.handler.reject(request, reason: reason)), on: connection, tracked: tracked)
+        queue(closing(context.handler.reject(state.request, reason: reason)), on: connection, tracked: tracked)
     }
     if let rejection { return refuse(rejection) }
     let headerSize = CMicroHTTPD_headerSize(connection)
@@ -541,12 +545,11 @@ private func intake(
     if let method, let version,
         let problem = HeaderSection.check(rawFields, start: method, size: headerSize, version: version, wholeValues: &wholeValues)
     {
-        for (index, value) in wholeValues { request.headers.replaceValue(at: index, with: value) }
-        state.request = request
+        for (index, value) in wholeValues { state.request.headers.replaceValue(at: index, with: value) }
         return refuse(problem)
     }
     let body: RequestFraming.Body
-    switch RequestFraming.body(version: versionText, headers: request.headers) {
+    switch RequestFraming.body(version: versionText, headers: state.request.headers) {
     case .failure(let reason): return refuse(reason)
     case .success(let framing): body = framing
     }
@@ -557,12 +560,12 @@ private func intake(
         return .YES
     case .length, .chunked:
         // Who may send comes first (a stranger learns nothing of the limits), then the limits.
-        if let early = context.handler.admit(request) {
+        if let early = context.handler.admit(state.request) {
             return queue(closing(early), on: connection, tracked: tracked)
         }
         if case .length(let length) = body, length > context.maxBodyBytes {
             state.oversized = true
-            return queue(context.handler.bodyTooLarge(request, limit: context.maxBodyBytes), on: connection, tracked: tracked)
+            return queue(context.handler.bodyTooLarge(state.request, limit: context.maxBodyBytes), on: connection, tracked: tracked)
         }
         if case .length(let length) = body {
             guard context.budget.reserve(length) else { return refuse(.bodyBudgetExhausted(budget: context.budget.limit)) }

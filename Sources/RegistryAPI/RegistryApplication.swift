@@ -736,21 +736,24 @@ public final class RegistryApplication: HTTPHandler {
         var path = 0..<0
         var pathRest: [UInt8] = []
         var pathAsSent = false
+        // The two fields the message needs, not the whole request (a closure's copy of it
+        // counts a reference to each of its strings and arrays).
+        let (requestMethod, requestPath, status) = (request.method, request.rawPath, response.status)
         var line = LogLine(format: logFormat, level: .info) { bytes in
             var method = bytes.count..<bytes.count
-            LogEscaping.appendPath(request.method, to: &bytes)
+            LogEscaping.appendPath(requestMethod, to: &bytes)
             method = method.lowerBound..<bytes.count
             // A method is a token of any length: a long one is whole in the `method` field only.
             _ = LogEscaping.cutForMessage(&bytes, path: &method, limit: LogEscaping.maxMessageMethodBytes)
             bytes.append(UInt8(ascii: " "))
             let start = bytes.count
             // From the path as sent: the decoded one loses a NUL and bytes that are not UTF-8.
-            pathAsSent = LogEscaping.appendDecodedPath(request.rawPath, to: &bytes)
+            pathAsSent = LogEscaping.appendDecodedPath(requestPath, to: &bytes)
             path = start..<bytes.count
             // A long path is written whole once, in the `path` field: the message shows its start.
             pathRest = LogEscaping.cutForMessage(&bytes, path: &path)
             bytes.append(UInt8(ascii: " "))
-            bytes.appendDecimal(response.status)
+            bytes.appendDecimal(status)
         }
         line.field(LogKeys.actor, string: actor)
         line.field(LogKeys.bytes, integer: response.bodyCount)
