@@ -710,68 +710,17 @@ public final class RegistryApplication: HTTPHandler {
     private static let hexDigits = Array("0123456789abcdef".utf8)
     private static let requestCounter = Atomic<Int>(0)
 
-    /// The request line's keys, made once.
-    private enum LogKeys {
-        static let actor = LogLine.Key("actor")
-        static let bytes = LogLine.Key("bytes")
-        static let durationMs = LogLine.Key("durationMs")
-        static let method = LogLine.Key("method")
-        static let operation = LogLine.Key("operation")
-        static let path = LogLine.Key("path")
-        static let remoteAddress = LogLine.Key("remoteAddress")
-        static let requestId = LogLine.Key("requestId")
-        static let route = LogLine.Key("route")
-        static let status = LogLine.Key("status")
-        static let userAgent = LogLine.Key("userAgent")
-    }
-
-    /// One line per request: the message for people (`GET /v1/services 200`), typed fields for
-    /// machines (numbers stay numbers in the JSON format), in `logFormat`, straight to the log sink.
-    /// The line is written field by field, in sorted key order (no metadata dictionary, no array
-    /// of fields and no intermediate strings on the request path).
+    /// One line per request (`RequestLogEntry`), in `logFormat`, straight to the log sink: no
+    /// metadata dictionary, no array of fields and no intermediate strings on the request path.
     private func log(
         _ request: HTTPRequest, response: HTTPResponse, route: String?, operation: String, actor: String, requestID: String, elapsed: Int64
     ) {
         guard logger.logLevel <= .info else { return }
-        var path = 0..<0
-        var pathRest: [UInt8] = []
-        var pathAsSent = false
-        // The two fields the message needs, not the whole request (a closure's copy of it
-        // counts a reference to each of its strings and arrays).
-        let (requestMethod, requestPath, status) = (request.method, request.rawPath, response.status)
-        var line = LogLine(format: logFormat, level: .info) { bytes in
-            var method = bytes.count..<bytes.count
-            LogEscaping.appendPath(requestMethod, to: &bytes)
-            method = method.lowerBound..<bytes.count
-            // A method is a token of any length: a long one is whole in the `method` field only.
-            _ = LogEscaping.cutForMessage(&bytes, path: &method, limit: LogEscaping.maxMessageMethodBytes)
-            bytes.append(UInt8(ascii: " "))
-            let start = bytes.count
-            // From the path as sent: the decoded one loses a NUL and bytes that are not UTF-8.
-            pathAsSent = LogEscaping.appendDecodedPath(requestPath, to: &bytes)
-            path = start..<bytes.count
-            // A long path is written whole once, in the `path` field: the message shows its start.
-            pathRest = LogEscaping.cutForMessage(&bytes, path: &path)
-            bytes.append(UInt8(ascii: " "))
-            bytes.appendDecimal(status)
-        }
-        line.field(LogKeys.actor, string: actor)
-        line.field(LogKeys.bytes, integer: response.bodyCount)
-        line.field(LogKeys.durationMs, millisecondsFromNanoseconds: elapsed)
-        line.field(LogKeys.method, string: request.method)
-        line.field(LogKeys.operation, plainWord: operation)
-        // As README says: percent-encoded (a decoded `%41` is written `%2541`, not `%41`).
-        if pathAsSent && pathRest.isEmpty {
-            line.field(LogKeys.path, plainPath: request.rawPath, at: path)
-        } else {
-            line.field(LogKeys.path, encodedPathAt: path, continuedWith: pathRest)
-        }
-        if !request.remoteAddress.isEmpty { line.field(LogKeys.remoteAddress, string: request.remoteAddress) }
-        line.field(LogKeys.requestId, string: requestID)
-        line.field(LogKeys.route, plainWord: route ?? "-")
-        line.field(LogKeys.status, integer: response.status)
-        if let agent = request.headers["User-Agent"] { line.field(LogKeys.userAgent, string: agent) }
-        LogSink.standardError.append(line.finish())
+        let entry = RequestLogEntry(
+            method: request.method, path: request.rawPath, status: response.status, actor: actor, bytes: response.bodyCount,
+            elapsedNanoseconds: elapsed, operation: operation, route: route ?? "-", remoteAddress: request.remoteAddress, requestID: requestID,
+            userAgent: request.headers["User-Agent"])
+        LogSink.standardError.append(entry.line(format: logFormat))
     }
 
 }

@@ -89,9 +89,42 @@ public struct StderrLogHandler: LogHandler {
 
     /// Appends `timestamp()` to `line`, digit by digit (no intermediate strings).
     static func appendTimestamp(to line: inout [UInt8]) {
+        line.append(addingCapacity: RFC3339.maxBytes) { appendTimestamp(to: &$0) }
+    }
+
+    /// `appendTimestamp(to:)` into an output span with room for `RFC3339.maxBytes`.
+    static func appendTimestamp(to out: inout OutputSpan<UInt8>) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        RFC3339.append(seconds: Int(now.tv_sec), milliseconds: Int(now.tv_nsec / 1_000_000), to: &line)
+        RFC3339.append(seconds: Int(now.tv_sec), milliseconds: Int(now.tv_nsec / 1_000_000), to: &out)
+    }
+}
+
+extension OutputSpan where Element == UInt8 {
+    /// The most bytes `appendMilliseconds(fromNanoseconds:)` writes.
+    static var maxMillisecondsBytes: Int { maxDecimalBytes + 5 }
+
+    /// A duration given in nanoseconds, in milliseconds rounded to the microsecond (a half up),
+    /// as Swift writes the `Double` `microseconds / 1000` (`0.042`, `12.5`, `3.0`), without going
+    /// through `Double`.
+    mutating func appendMilliseconds(fromNanoseconds nanoseconds: Int64) {
+        // Rounded on the magnitude, the sign written on its own: `-0.5` has a whole part of zero.
+        let microseconds = Int((nanoseconds.magnitude + 500) / 1000)
+        if nanoseconds < 0 && microseconds > 0 { append(UInt8(ascii: "-")) }
+        appendDecimal(microseconds / 1000)
+        append(UInt8(ascii: "."))
+        var fraction = microseconds % 1000
+        var width = 3
+        while width > 1 && fraction % 10 == 0 {
+            fraction /= 10
+            width -= 1
+        }
+        var divisor = 1
+        for _ in 1..<width { divisor *= 10 }
+        while divisor > 0 {
+            append(UInt8(ascii: "0") + UInt8(fraction / divisor % 10))
+            divisor /= 10
+        }
     }
 }
 
@@ -221,29 +254,9 @@ struct LogLine {
         field(key, valueBytes: OutputSpan<UInt8>.maxDecimalBytes) { $0.appendDecimal(value) }
     }
 
-    /// A duration given in nanoseconds, written in milliseconds rounded to the microsecond (a
-    /// half up) as Swift writes the `Double` `microseconds / 1000` (`0.042`, `12.5`, `3.0`),
-    /// without going through `Double`.
+    /// A duration given in nanoseconds, in milliseconds (`OutputSpan.appendMilliseconds`).
     mutating func field(_ key: Key, millisecondsFromNanoseconds nanoseconds: Int64) {
-        // Rounded on the magnitude, the sign written on its own: `-0.5` has a whole part of zero.
-        let microseconds = Int((nanoseconds.magnitude + 500) / 1000)
-        field(key, valueBytes: OutputSpan<UInt8>.maxDecimalBytes + 5) { out in
-            if nanoseconds < 0 && microseconds > 0 { out.append(UInt8(ascii: "-")) }
-            out.appendDecimal(microseconds / 1000)
-            out.append(UInt8(ascii: "."))
-            var fraction = microseconds % 1000
-            var width = 3
-            while width > 1 && fraction % 10 == 0 {
-                fraction /= 10
-                width -= 1
-            }
-            var divisor = 1
-            for _ in 1..<width { divisor *= 10 }
-            while divisor > 0 {
-                out.append(UInt8(ascii: "0") + UInt8(fraction / divisor % 10))
-                divisor /= 10
-            }
-        }
+        field(key, valueBytes: OutputSpan<UInt8>.maxMillisecondsBytes) { $0.appendMilliseconds(fromNanoseconds: nanoseconds) }
     }
 
     /// The finished line, newline included. (`mutating`, not `consuming`: a consumed copy of
@@ -312,6 +325,12 @@ enum LogEscaping {
                 return false
             }
         }
+        return true
+    }
+
+    /// Whether `appendPath` and `appendDecodedPath` write `bytes` as they are (true for none).
+    static func isPlainPath(_ bytes: Span<UInt8>) -> Bool {
+        for index in bytes.indices where !plainPathByte(bytes[index]) { return false }
         return true
     }
 

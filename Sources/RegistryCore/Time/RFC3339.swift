@@ -9,6 +9,18 @@ public enum RFC3339 {
     /// 0–9999 (which the format cannot hold in four digits).
     @discardableResult
     public static func append(seconds: Int, milliseconds: Int? = nil, to out: inout [UInt8]) -> Bool {
+        var written = false
+        // Room reserved once (a log line writes one of these per request).
+        out.append(addingCapacity: maxBytes) { written = append(seconds: seconds, milliseconds: milliseconds, to: &$0) }
+        return written
+    }
+
+    /// The most bytes `append` writes: `2026-12-01T18:00:00.123Z`.
+    public static var maxBytes: Int { 24 }
+
+    /// `append(seconds:milliseconds:to:)` into an output span with room for `maxBytes`.
+    @discardableResult
+    public static func append(seconds: Int, milliseconds: Int? = nil, to out: inout OutputSpan<UInt8>) -> Bool {
         let (quotient, remainder) = seconds.quotientAndRemainder(dividingBy: 86_400)
         let (day, secondOfDay) = remainder < 0 ? (quotient - 1, remainder + 86_400) : (quotient, remainder)
         // Days since 1970-01-01 to a civil date: Howard Hinnant's `civil_from_days`
@@ -23,27 +35,24 @@ public enum RFC3339 {
         let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
         let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
         guard (0...9999).contains(year) else { return false }
-        // Digit by digit, unrolled, in room reserved once (a log line writes one of these per
-        // request).
-        out.append(addingCapacity: milliseconds == nil ? 20 : 24) { out in
-            let zero = UInt8(ascii: "0")
-            out.append(zero + UInt8(year / 1000))
-            out.append(zero + UInt8(year / 100 % 10))
-            out.append(zero + UInt8(year / 10 % 10))
-            out.append(zero + UInt8(year % 10))
-            twoDigits(month, separatedBy: UInt8(ascii: "-"), to: &out)
-            twoDigits(dayOfMonth, separatedBy: UInt8(ascii: "-"), to: &out)
-            twoDigits(secondOfDay / 3600, separatedBy: UInt8(ascii: "T"), to: &out)
-            twoDigits(secondOfDay / 60 % 60, separatedBy: UInt8(ascii: ":"), to: &out)
-            twoDigits(secondOfDay % 60, separatedBy: UInt8(ascii: ":"), to: &out)
-            if let milliseconds {
-                out.append(UInt8(ascii: "."))
-                out.append(zero + UInt8(milliseconds / 100 % 10))
-                out.append(zero + UInt8(milliseconds / 10 % 10))
-                out.append(zero + UInt8(milliseconds % 10))
-            }
-            out.append(UInt8(ascii: "Z"))
+        // Digit by digit, unrolled.
+        let zero = UInt8(ascii: "0")
+        out.append(zero + UInt8(year / 1000))
+        out.append(zero + UInt8(year / 100 % 10))
+        out.append(zero + UInt8(year / 10 % 10))
+        out.append(zero + UInt8(year % 10))
+        twoDigits(month, separatedBy: UInt8(ascii: "-"), to: &out)
+        twoDigits(dayOfMonth, separatedBy: UInt8(ascii: "-"), to: &out)
+        twoDigits(secondOfDay / 3600, separatedBy: UInt8(ascii: "T"), to: &out)
+        twoDigits(secondOfDay / 60 % 60, separatedBy: UInt8(ascii: ":"), to: &out)
+        twoDigits(secondOfDay % 60, separatedBy: UInt8(ascii: ":"), to: &out)
+        if let milliseconds {
+            out.append(UInt8(ascii: "."))
+            out.append(zero + UInt8(milliseconds / 100 % 10))
+            out.append(zero + UInt8(milliseconds / 10 % 10))
+            out.append(zero + UInt8(milliseconds % 10))
         }
+        out.append(UInt8(ascii: "Z"))
         return true
     }
 
