@@ -405,7 +405,8 @@ public final class RegistryApplication: HTTPHandler {
             }
             return .deferred(outer)
         }
-        return finish(response, request: request, requestID: requestID, matched: matched, caller: caller, operation: operation, started: started)
+        return finish(
+            consume response, request: request, requestID: requestID, matched: matched, caller: caller, operation: operation, started: started)
     }
 
     /// Whether a request's handler runs off the worker thread: an import (its decoding and its

@@ -16,6 +16,9 @@ extension String {
     /// Whether some UTF-8 byte satisfies `predicate`.
     @inlinable
     public func containsUTF8Byte(where predicate: (UInt8) -> Bool) -> Bool {
-        !allUTF8Bytes { !predicate($0) }
+        // Its own loop: through `allUTF8Bytes` the predicate was called through a second closure.
+        let bytes = utf8Span.span
+        for index in bytes.indices where predicate(bytes[index]) { return true }
+        return false
     }
 }
