@@ -131,8 +131,8 @@ extension OutputSpan where Element == UInt8 {
 /// One log line built in place, field by field, in either format: `time level message key=value…`
 /// (text) or `{"time":…,"level":…,"message":…,"key":value…}` (JSON), ending with a newline.
 /// The caller gives each key once, as a plain word (keys are neither escaped nor checked for
-/// repeats): request lines use it directly, with no array of fields and no boxed values on the
-/// request path. Each field — separator, key and value — is written in room reserved once
+/// repeats): request lines that are not written in one piece (`RequestLogEntry.fieldByField`)
+/// use it directly, with no array of fields and no boxed values on the request path. Each field — separator, key and value — is written in room reserved once
 /// (`Array.append(addingCapacity:initializingWith:)`, see `ByteAppending.swift`).
 struct LogLine {
     private var bytes: [UInt8] = []
@@ -161,7 +161,7 @@ struct LogLine {
     /// A field's key with its separators, as each format writes it: ` key=` (text) or
     /// `,"key":` (JSON). The key is written as it is: callers give plain words
     /// (`StderrLogHandler.line` escapes the metadata keys it is given first). The request line's
-    /// keys are made once (`RegistryApplication`'s `LogKeys`).
+    /// keys are made once (`RequestLogEntry.Keys`).
     struct Key: Sendable {
         let text: [UInt8]
         let json: [UInt8]

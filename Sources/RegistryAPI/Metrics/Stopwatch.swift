@@ -1,7 +1,7 @@
-import Glibc
+import Foundation
 
 /// A request's elapsed time: `CLOCK_MONOTONIC` read at the start and at the end, in
-/// nanoseconds.
+/// nanoseconds (as `SuspendingClock` counts: a pause of the whole host is not counted).
 ///
 /// Not `ContinuousClock`: on the request path it cost some 700 instructions a request
 /// (callgrind, `GET /v1/services/{namespace}/{name}`) — its `Instant` is a resilient type of the
