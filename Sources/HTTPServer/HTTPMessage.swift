@@ -43,12 +43,11 @@ public struct HTTPHeaders: Sendable, Sequence {
     /// The values of a list-valued field (`Accept`, `If-Match`, …) combined in order into one
     /// comma-separated value, as RFC 9110 §5.3 lets a recipient do; nil when the field is absent.
     public func list(_ name: String) -> String? {
-        // Usually absent, or sent once: then no arrays (asked of every GET, for the preconditions).
-        switch count(of: name) {
-        case 0: return nil
-        case 1: return self[name]
-        default: return values(name).joined(separator: ", ")
-        }
+        // Usually absent, or sent once: then one pass and no arrays (asked of every GET, for the
+        // preconditions).
+        guard let first = fields.indices.first(where: { fields[$0].name.caseInsensitiveEquals(name) }) else { return nil }
+        guard fields[(first + 1)...].contains(where: { $0.name.caseInsensitiveEquals(name) }) else { return fields[first].value }
+        return values(name).joined(separator: ", ")
     }
 
     public mutating func add(_ name: String, _ value: String) {

@@ -31,6 +31,16 @@ import Testing
         #expect(headers.map { $0.name } == ["Content-Type", "ETag"] && headers["etag"] == "\"1-a\"")
         #expect(HTTPHeaders([("A", "1"), ("B", "2")], reservingCapacity: 1).count(of: "b") == 1)
     }
+
+    /// A list field's values combined in order (RFC 9110 §5.3), names compared in any case; nil
+    /// when absent; one value as it was sent.
+    @Test func listFieldsAreCombinedInOrder() {
+        let headers = HTTPHeaders([("If-None-Match", "\"a\""), ("Host", "x"), ("if-none-match", "\"b\", W/\"c\""), ("If-Match", "*")])
+        #expect(headers.list("If-None-Match") == "\"a\", \"b\", W/\"c\"")
+        #expect(headers.list("IF-MATCH") == "*")
+        #expect(headers.list("Accept") == nil)
+        #expect(HTTPHeaders([("Accept", "")]).list("accept") == "")
+    }
 }
 
 /// A response's body kept as its first segment and the ones after it reads as the list it was given.

@@ -81,12 +81,13 @@ struct RequestLogEntry {
             (1...LogEscaping.maxMessagePathBytes).contains(path.count), LogEscaping.isPlainPath(path)
         else { return nil }
         let (actor, requestID) = (self.actor.utf8Span.span, self.requestID.utf8Span.span)
+        let hasUserAgent = self.userAgent != nil
         let (remoteAddress, userAgent) = (self.remoteAddress.utf8Span.span, (self.userAgent ?? "").utf8Span.span)
         // A string field's value, written as it is: a plain word (text) or nothing a JSON string escapes.
         func verbatim(_ value: Span<UInt8>) -> Bool {
             json ? !JSONWriter.needsEscape(value) : LogEscaping.isPlainWord(value)
         }
-        guard verbatim(actor), verbatim(requestID), remoteAddress.isEmpty || verbatim(remoteAddress), self.userAgent == nil || verbatim(userAgent)
+        guard verbatim(actor), verbatim(requestID), remoteAddress.isEmpty || verbatim(remoteAddress), !hasUserAgent || verbatim(userAgent)
         else { return nil }
         let (operation, route) = (self.operation.utf8Span.span, self.route.utf8Span.span)
         let quote = json ? 2 : 0
@@ -94,9 +95,9 @@ struct RequestLogEntry {
         var room = RFC3339.maxBytes + 2 * OutputSpan<UInt8>.maxDecimalBytes + OutputSpan<UInt8>.maxMillisecondsBytes
         room += Self.fixedBytes + method.count + path.count + OutputSpan<UInt8>.maxDecimalBytes + strings + 6 * quote
         if !remoteAddress.isEmpty { room += Keys.remoteAddress.json.count + remoteAddress.count + quote }
-        if self.userAgent != nil { room += Keys.userAgent.json.count + userAgent.count + quote }
+        if hasUserAgent { room += Keys.userAgent.json.count + userAgent.count + quote }
         // The closure below reads these, not `self` (whose copy would count its strings again).
-        let (status, bytes, elapsed, hasUserAgent) = (self.status, self.bytes, elapsedNanoseconds, self.userAgent != nil)
+        let (status, bytes, elapsed) = (self.status, self.bytes, elapsedNanoseconds)
         var line: [UInt8] = []
         line.append(addingCapacity: room) { out in
             func key(_ key: LogLine.Key) { out.append(copying: json ? key.json.span : key.text.span) }
