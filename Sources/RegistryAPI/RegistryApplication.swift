@@ -48,6 +48,10 @@ public final class RegistryApplication: HTTPHandler {
     private let healthPersister: HealthStatePersister
     /// Shows the leader's stored verdicts while this replica follows (issue 16).
     private let healthFollower: HealthStateFollower
+    /// Gives the health checker the addresses `host` names resolve to after each DNS change.
+    private let targetSync: ResolvedTargetSync
+    /// When a load of the registrations that failed is tried again.
+    private let registrationLoads = RetryTimer(queue: DispatchQueue(label: "registration-loads"))
 
     /// Bounds of the watch (`GET /v1/services?watch=true`).
     public struct WatchLimits: Sendable {
@@ -108,14 +112,10 @@ public final class RegistryApplication: HTTPHandler {
         liveness.onChange { keys in healthFollower.changed(keys) }
         dns.onChange { namespace, name in healthPersister.changed([ServiceKey(namespace: namespace, name: name)]) }
         // A change of resolution: the health checker probes the new IPs, the clusters follow.
+        let targetSync = ResolvedTargetSync(store: store, liveness: liveness, dns: dns, logger: logger)
+        self.targetSync = targetSync
         dns.onChange { [weak reconciler] namespace, name in
-            do {
-                let service = try store.record(namespace: namespace, name: name)?.service
-                liveness.update(namespace: namespace, name: name, service: service.map(dns.resolved))
-            } catch {
-                logger.error(
-                    "health checks not updated after a DNS change", metadata: ["service": "\(namespace)/\(name)", "error": "\(error)"])
-            }
+            targetSync.resolutionChanged(namespace: namespace, name: name)
             reconciler?.effectiveChanged([ServiceKey(namespace: namespace, name: name)])
         }
         let push = PushHandlers(clusters: clusters, reconciler: reconciler, store: store, metrics: metrics, logger: logger)
@@ -168,18 +168,22 @@ public final class RegistryApplication: HTTPHandler {
     /// registrations (other replicas may have changed them) and resumes.
     ///
     /// `resolutionBudget`: how long the names known now are resolved before this returns.
-    public func startLiveness(resolutionBudget: Duration = RegistryApplication.startupResolutionBudget) throws(StoreError) {
+    ///
+    /// When the registrations cannot be read now (the database does not answer), the probes,
+    /// the resolutions and the writes of health state start all the same with the services
+    /// later commits bring, and the load is tried again after a backoff until it succeeds
+    /// (see `loadRegistrationsOrRetry`); the services it then brings start from `unknown`.
+    public func startLiveness(resolutionBudget: Duration = RegistryApplication.startupResolutionBudget) {
         healthFollower.leadingChanged(true)
-        // Probes and resolutions start even when the services cannot be read now (later commits
-        // add them). The names known at start-up are resolved first (for at most
-        // `resolutionBudget`), so that the reconciler's first pass, started after this,
-        // does not render host addresses empty and withdraw them from the clusters.
+        // The names known at start-up are resolved first (for at most `resolutionBudget`), so
+        // that the reconciler's first pass, started after this, does not render host addresses
+        // empty and withdraw them from the clusters.
         defer {
             liveness.start()
             dns.refreshDue(until: ContinuousClock.now.advanced(by: resolutionBudget))
             dns.start()
         }
-        try loadRegistrations()
+        loadRegistrationsOrRetry()
         // Continue from the health the last leader stored (issue 16), before the first probe.
         healthPersister.resume()
     }
@@ -190,20 +194,32 @@ public final class RegistryApplication: HTTPHandler {
     /// which leads) or while leading; `startLiveness` ends it.
     public func followLeader() {
         guard store.database.isShared, healthFollower.mayStart else { return }
-        do {
-            // Once loaded, the checker follows every commit (this replica's and, through the
-            // store's change follower, the others'): a replica that stops leading has them all.
-            if !registrationsLoaded.load(ordering: .sequentiallyConsistent) { try loadRegistrations() }
-        } catch {
-            // Later commits add the services; the stored verdicts apply to those known.
-            logger.warning("the registered services could not be loaded to show their health: \(error)")
-        }
+        // Once loaded, the checker follows every commit (this replica's and, through the
+        // store's change follower, the others'): a replica that stops leading has them all. The
+        // services a late load brings are told to the follower, which reads their verdicts.
+        if !registrationsLoaded.load(ordering: .sequentiallyConsistent) { loadRegistrationsOrRetry() }
         healthFollower.start()
     }
 
-    /// Ends `followLeader` for good (shutdown).
+    /// Ends `followLeader` for good, and every retry of background reads (shutdown).
     public func stopFollowingLeader() {
         healthFollower.close()
+        registrationLoads.stop()
+        targetSync.stop()
+    }
+
+    /// `loadRegistrations()`; when the store cannot be read, logged and tried again after a
+    /// backoff (1 s doubling up to 30 s) until it succeeds or `stopFollowingLeader()`: the
+    /// services registered before would otherwise have no health checks (on a follower: show
+    /// no verdict) until they change. Commits meanwhile are followed already.
+    private func loadRegistrationsOrRetry() {
+        do {
+            try loadRegistrations()
+            registrationLoads.succeeded()
+        } catch {
+            logger.error("the registered services could not be loaded into the health checks; retrying", metadata: ["error": "\(error)"])
+            registrationLoads.failed { [weak self] in self?.loadRegistrationsOrRetry() }
+        }
     }
 
     /// Subscribes the health checker and the DNS refresher to the store's commits (once per

@@ -206,13 +206,9 @@ public final class RegistryService: Sendable {
                 logger.notice("leading: starting the background work", metadata: ["generation": "\(term.generation)"])
                 if store.database.isShared { store.setFence(PostgresDatabase.fence(term: term)) }
                 retention.startPruning()
-                do {
-                    try application.startLiveness(resolutionBudget: resolutionBudget)
-                } catch {
-                    // A database that cannot be read now answers 503 on every route; health
-                    // checks start with the services as they are registered later.
-                    logger.error("health checks could not load the registered services: \(error)")
-                }
+                // A database that cannot be read now answers 503 on every route; the health
+                // checks load the registered services once it can (see `startLiveness`).
+                application.startLiveness(resolutionBudget: resolutionBudget)
                 // After the first resolution of the `host` names (see `startLiveness`).
                 application.reconciler.startBackgroundWork()
             },

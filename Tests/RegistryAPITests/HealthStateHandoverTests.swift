@@ -102,6 +102,7 @@ import Testing
             try eventually {
                 try client.request("GET", "/v1/services/default/db/manifests", headers: ["Accept": "application/json"]).text.contains("192.0.2.20")
             })
-        #expect(try eventually { try Self.states(client, of: "db") == ["192.0.2.20": "unhealthy"] })
+        let unhealthy = try eventually { try Self.states(client, of: "db") == ["192.0.2.20": "unhealthy"] }
+        #expect(unhealthy, "\((try? client.request("GET", "/v1/services/default/db/health").text) ?? "")")
     }
 }

@@ -424,8 +424,7 @@ final class Gather<Value: Sendable>: Sendable {
     /// The deferred response, with its deadline armed.
     func response(deadline: Duration) -> HTTPResponse {
         if expected == 0 { deferred.complete(build([:])) }
-        let nanoseconds = Int(deadline.components.seconds) * 1_000_000_000 + Int(deadline.components.attoseconds / 1_000_000_000)
-        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
+        DispatchQueue.global().asyncAfter(deadline: .now() + deadline.dispatchInterval) { [self] in
             guard !deferred.isCompleted else { return }
             deferred.complete(late?() ?? build(results.withLock { $0 }))
         }

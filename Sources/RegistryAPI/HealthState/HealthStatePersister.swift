@@ -17,8 +17,12 @@ import Synchronization
 /// changed is written on one serial background queue, batched (what changed meanwhile goes in
 /// the next transaction), never on an HTTP thread. The writes are fenced: after the lease is
 /// lost they are refused, which is logged at notice level. `pause()` (leading stopped) writes
-/// what is pending, then stops writing. A write that fails otherwise is logged and retried
-/// with the next change. Probe results that change no state (a refreshed `lastCheck`, a count
+/// what is pending, then stops writing. A write that fails otherwise (the database is
+/// unreachable, a statement timed out) is logged and its services are written again after a
+/// backoff (`firstRetryDelay`, doubled after each failure up to `maxRetryDelay`; one retry
+/// waits at a time), or sooner with the next change: a verdict that stays the same still
+/// reaches the store once it can be written, instead of leaving the followers and the next
+/// leader with an older one. Probe results that change no state (a refreshed `lastCheck`, a count
 /// of consecutive results below a threshold) are not written by themselves: they go with the
 /// service's next change.
 final class HealthStatePersister: Sendable {
@@ -28,20 +32,35 @@ final class HealthStatePersister: Sendable {
         var scheduled = false
     }
 
+    /// Writes a batch: per service, its snapshot or nil to delete it (`ServiceStore.saveHealthStates`).
+    typealias Save = @Sendable ([ServiceKey: [UInt8]?]) throws -> Void
+
     private let store: ServiceStore
+    private let save: Save
     private let liveness: HealthChecker
     private let dns: DNSRefresher
     private let logger: Logger
     private let state = Mutex(State())
-    private let queue = DispatchQueue(label: "health-state-persister")
+    private let queue: DispatchQueue
+    private let retries: RetryTimer
     /// Services written per transaction at most.
     static let batchSize = 500
 
-    init(store: ServiceStore, liveness: HealthChecker, dns: DNSRefresher, logger: Logger) {
+    /// `save`: how a batch is written (default: `store.saveHealthStates`; tests give a failing
+    /// one). `firstRetryDelay`, `maxRetryDelay`: the backoff after failed writes (1 s doubling
+    /// up to 30 s).
+    init(
+        store: ServiceStore, liveness: HealthChecker, dns: DNSRefresher, logger: Logger, save: Save? = nil,
+        firstRetryDelay: Duration = .seconds(1), maxRetryDelay: Duration = .seconds(30)
+    ) {
         self.store = store
+        self.save = save ?? { try store.saveHealthStates($0) }
         self.liveness = liveness
         self.dns = dns
         self.logger = logger
+        let queue = DispatchQueue(label: "health-state-persister")
+        self.queue = queue
+        self.retries = RetryTimer(queue: queue, first: firstRetryDelay, maximum: maxRetryDelay)
     }
 
     /// Restores the stored snapshots into the checker, deletes the stored snapshots of
@@ -71,11 +90,15 @@ final class HealthStatePersister: Sendable {
     /// Stops writing (this replica no longer leads), after writing what is pending: call it once
     /// the probes have stopped, so that a replica handing the lease over (a shutdown) stores its
     /// last verdicts; after an involuntary loss of the lease that write is refused (fenced).
+    /// Once it returns nothing more is written (a write queued meanwhile, or a retry, finds
+    /// this replica not leading) until `resume()`.
     func pause() {
-        queue.sync { flush() }
-        state.withLock {
-            $0.leading = false
-            $0.pending.removeAll()
+        queue.sync {
+            flush()
+            state.withLock {
+                $0.leading = false
+                $0.pending.removeAll()
+            }
         }
     }
 
@@ -93,30 +116,42 @@ final class HealthStatePersister: Sendable {
 
     /// Writes what is pending (on `queue`), in batches of `batchSize` services.
     private func flush() {
-        // Services whose write failed: written again with the next change.
+        // Services whose write failed: written again after the backoff (or with the next change).
         var failed: Set<ServiceKey> = []
+        var wrote = false
         while true {
             let keys: [ServiceKey] = state.withLock { state in
                 guard state.leading, !state.pending.isEmpty else {
                     state.scheduled = false
-                    if state.leading { state.pending.formUnion(failed) }
                     return []
                 }
                 let batch = Array(state.pending.prefix(HealthStatePersister.batchSize))
                 state.pending.subtract(batch)
                 return batch
             }
-            guard !keys.isEmpty else { return }
+            guard !keys.isEmpty else { break }
             var snapshots: [ServiceKey: [UInt8]?] = [:]
             for key in keys { snapshots[key] = .some(StoredLiveness.snapshot(of: key, liveness: liveness, dns: dns)) }
             do {
-                try store.saveHealthStates(snapshots)
+                try save(snapshots)
+                wrote = true
             } catch StoreError.fenced(let reason) {
                 logger.notice("health state not stored: no longer leading", metadata: ["services": "\(keys.count)", "reason": "\(reason)"])
             } catch {
-                logger.error("health state not stored", metadata: ["services": "\(keys.count)", "error": "\(error)"])
+                logger.error("health state not stored; retrying", metadata: ["services": "\(keys.count)", "error": "\(error)"])
                 failed.formUnion(keys)
             }
         }
+        if failed.isEmpty {
+            if wrote { retries.succeeded() }
+            return
+        }
+        // Queued again (unless leading stopped meanwhile) and written by the retry, or sooner
+        // by the next change.
+        let queued = state.withLock { state in
+            if state.leading { state.pending.formUnion(failed) }
+            return state.leading
+        }
+        if queued { retries.failed { [weak self] in self?.changed([]) } }
     }
 }

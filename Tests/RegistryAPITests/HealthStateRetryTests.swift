@@ -1,0 +1,143 @@
+import Foundation
+import Liveness
+import Logging
+import RegistryCore
+import RegistryResources
+import RegistryStorage
+import Synchronization
+import Testing
+
+@testable import RegistryAPI
+
+/// The leader's writes of health state (issue 16) when the database refuses some of them: a
+/// verdict that does not change again must still reach the store, or the followers and the next
+/// leader keep an older one for as long as the address stays as it is.
+@Suite struct HealthStatePersisterTests {
+    static let key = ServiceKey(namespace: "default", name: "rgw")
+
+    /// A store, and a checker that holds one service with a health check on 192.0.2.10 (never
+    /// started: nothing is probed, the address stays `unknown`).
+    static func parts() throws -> (store: ServiceStore, liveness: HealthChecker, dns: DNSRefresher) {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "persister-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let store = try ServiceStore(
+            path: directory.appending(path: "p.sqlite").path(), migrations: try Migration.parse(RegistryResources.migrations))
+        let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+        let liveness = HealthChecker(prober: TableProber(), logger: logger)
+        let service = ExternalService(
+            namespace: key.namespace, name: key.name, ports: [ServicePort(port: 80)],
+            addresses: EndpointAddressList([EndpointAddress(ip: "192.0.2.10")]),
+            healthCheck: HealthCheck(type: .tcp, intervalSeconds: 5, timeoutSeconds: 1))
+        liveness.update(namespace: key.namespace, name: key.name, service: service)
+        return (store, liveness, DNSRefresher(resolver: TableResolver(), logger: logger))
+    }
+
+    /// Counts the writes tried and fails the first `failures` of them like an unreachable database.
+    final class FlakySave: Sendable {
+        let attempts = Atomic<Int>(0)
+        let failures: Int
+        let store: ServiceStore
+
+        init(failures: Int, store: ServiceStore) {
+            self.failures = failures
+            self.store = store
+        }
+
+        func save(_ snapshots: [ServiceKey: [UInt8]?]) throws {
+            let attempt = attempts.add(1, ordering: .sequentiallyConsistent).newValue
+            if attempt <= failures {
+                throw StoreError.fault(StorageFault(reason: .unavailable, message: "the database does not answer (test)"))
+            }
+            try store.saveHealthStates(snapshots)
+        }
+    }
+
+    /// One change, three failed writes: the fourth try (after the backoff, with no further
+    /// change) stores the snapshot, and nothing is written after it.
+    @Test func aFailedWriteIsRetriedWithoutAnotherChange() throws {
+        let (store, liveness, dns) = try Self.parts()
+        let flaky = FlakySave(failures: 3, store: store)
+        let persister = HealthStatePersister(
+            store: store, liveness: liveness, dns: dns, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() },
+            save: { try flaky.save($0) }, firstRetryDelay: .milliseconds(20), maxRetryDelay: .milliseconds(80))
+        persister.resume()
+        persister.changed([Self.key])
+        #expect(eventually(10) { (try? store.healthStates(of: [Self.key]))?[Self.key] != nil })
+        let stored = try #require(try store.healthStates(of: [Self.key])[Self.key])
+        #expect(String(decoding: stored, as: UTF8.self).contains("192.0.2.10"))
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(flaky.attempts.load(ordering: .sequentiallyConsistent) == 4)
+    }
+
+    /// A replica that stops leading drops what failed: no retry writes after `pause()`.
+    @Test func noRetryOnceLeadingStopped() throws {
+        let (store, liveness, dns) = try Self.parts()
+        let flaky = FlakySave(failures: .max, store: store)
+        let persister = HealthStatePersister(
+            store: store, liveness: liveness, dns: dns, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() },
+            save: { try flaky.save($0) }, firstRetryDelay: .milliseconds(50), maxRetryDelay: .milliseconds(50))
+        persister.resume()
+        persister.changed([Self.key])
+        #expect(eventually(10) { flaky.attempts.load(ordering: .sequentiallyConsistent) >= 2 })
+        persister.pause()
+        let attempts = flaky.attempts.load(ordering: .sequentiallyConsistent)
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(flaky.attempts.load(ordering: .sequentiallyConsistent) == attempts)
+    }
+}
+
+/// The health checker's targets after a DNS change when the registration cannot be read at
+/// first: tried again until it can, with what is registered then.
+@Suite struct ResolvedTargetSyncTests {
+    @Test func aFailedReadIsRetriedUntilTheCheckerHasTheTargets() throws {
+        let (_, liveness, dns) = try HealthStatePersisterTests.parts()
+        let key = HealthStatePersisterTests.key
+        let reads = Atomic<Int>(0)
+        let moved = ExternalService(
+            namespace: key.namespace, name: key.name, ports: [ServicePort(port: 80)],
+            addresses: EndpointAddressList([EndpointAddress(ip: "192.0.2.20")]),
+            healthCheck: HealthCheck(type: .tcp, intervalSeconds: 5, timeoutSeconds: 1))
+        let sync = ResolvedTargetSync(
+            store: try HealthStatePersisterTests.parts().store, liveness: liveness, dns: dns,
+            logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() },
+            read: { _ in
+                guard reads.add(1, ordering: .sequentiallyConsistent).newValue > 2 else {
+                    throw StoreError.fault(StorageFault(reason: .unavailable, message: "the database does not answer (test)"))
+                }
+                return moved
+            }, firstRetryDelay: .milliseconds(20), maxRetryDelay: .milliseconds(40))
+        sync.resolutionChanged(namespace: key.namespace, name: key.name)
+        // The first read failed: the checker still has the old address.
+        #expect(String(decoding: liveness.snapshot(of: key) ?? [], as: UTF8.self).contains("192.0.2.10"))
+        #expect(
+            eventually(10) {
+                let snapshot = String(decoding: liveness.snapshot(of: key) ?? [], as: UTF8.self)
+                return snapshot.contains("192.0.2.20") && !snapshot.contains("192.0.2.10")
+            })
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(reads.load(ordering: .sequentiallyConsistent) == 3)
+    }
+}
+
+/// The backoff of background retries.
+@Suite struct RetryTimerTests {
+    /// Failures while a retry waits add none; the delay doubles up to the maximum; a success
+    /// starts it over; after `stop()` nothing runs.
+    @Test func oneRetryWaitsAtATimeAndStopEndsThem() {
+        let timer = RetryTimer(queue: DispatchQueue(label: "test"), first: .milliseconds(30), maximum: .milliseconds(60))
+        let runs = Atomic<Int>(0)
+        let delays = (0..<5).map { _ in timer.failed { runs.add(1, ordering: .sequentiallyConsistent) } }
+        #expect(delays == [.milliseconds(30), .milliseconds(60), .milliseconds(60), .milliseconds(60), .milliseconds(60)])
+        #expect(eventually(5) { runs.load(ordering: .sequentiallyConsistent) == 1 })
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(runs.load(ordering: .sequentiallyConsistent) == 1)
+        timer.succeeded()
+        #expect(timer.failed { runs.add(1, ordering: .sequentiallyConsistent) } == .milliseconds(30))
+        timer.stop()
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(runs.load(ordering: .sequentiallyConsistent) == 1)
+        #expect(timer.failed { runs.add(1, ordering: .sequentiallyConsistent) } == nil)
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(runs.load(ordering: .sequentiallyConsistent) == 1)
+    }
+}
