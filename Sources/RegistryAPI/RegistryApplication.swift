@@ -172,7 +172,8 @@ public final class RegistryApplication: HTTPHandler {
     /// When the registrations cannot be read now (the database does not answer), the probes,
     /// the resolutions and the writes of health state start all the same with the services
     /// later commits bring, and the load is tried again after a backoff until it succeeds
-    /// (see `loadRegistrationsOrRetry`); the services it then brings start from `unknown`.
+    /// (see `loadRegistrationsOrRetry`); the services it then brings continue from their
+    /// stored verdicts too.
     public func startLiveness(resolutionBudget: Duration = RegistryApplication.startupResolutionBudget) {
         healthFollower.leadingChanged(true)
         // The names known at start-up are resolved first (for at most `resolutionBudget`), so
@@ -183,9 +184,9 @@ public final class RegistryApplication: HTTPHandler {
             dns.refreshDue(until: ContinuousClock.now.advanced(by: resolutionBudget))
             dns.start()
         }
-        loadRegistrationsOrRetry()
+        let loaded = loadRegistrationsOrRetry()
         // Continue from the health the last leader stored (issue 16), before the first probe.
-        healthPersister.resume()
+        healthPersister.resume(registrationsLoaded: loaded)
     }
 
     /// On a shared database, while this replica does not lead (issue 16): loads the
@@ -212,13 +213,23 @@ public final class RegistryApplication: HTTPHandler {
     /// backoff (1 s doubling up to 30 s) until it succeeds or `stopFollowingLeader()`: the
     /// services registered before would otherwise have no health checks (on a follower: show
     /// no verdict) until they change. Commits meanwhile are followed already.
-    private func loadRegistrationsOrRetry() {
+    /// A retry goes through `HealthStatePersister.loadingLate`, so that on a leader the
+    /// services it brings continue from their stored verdicts. Returns whether this load
+    /// succeeded.
+    @discardableResult
+    private func loadRegistrationsOrRetry(late: Bool = false) -> Bool {
         do {
-            try loadRegistrations()
+            if late {
+                try healthPersister.loadingLate { () throws(StoreError) in try loadRegistrations() }
+            } else {
+                try loadRegistrations()
+            }
             registrationLoads.succeeded()
+            return true
         } catch {
             logger.error("the registered services could not be loaded into the health checks; retrying", metadata: ["error": "\(error)"])
-            registrationLoads.failed { [weak self] in self?.loadRegistrationsOrRetry() }
+            registrationLoads.failed { [weak self] in self?.loadRegistrationsOrRetry(late: true) }
+            return false
         }
     }
 

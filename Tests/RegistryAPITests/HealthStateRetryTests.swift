@@ -14,6 +14,11 @@ import Testing
 /// leader keep an older one for as long as the address stays as it is.
 @Suite struct HealthStatePersisterTests {
     static let key = ServiceKey(namespace: "default", name: "rgw")
+    /// Probed on 192.0.2.10:80 every second; one failure makes it unhealthy.
+    static let service = ExternalService(
+        namespace: key.namespace, name: key.name, ports: [ServicePort(port: 80)],
+        addresses: EndpointAddressList([EndpointAddress(ip: "192.0.2.10")]),
+        healthCheck: HealthCheck(type: .tcp, intervalSeconds: 1, timeoutSeconds: 1, unhealthyThreshold: 1))
 
     /// A store, and a checker that holds one service with a health check on 192.0.2.10 (never
     /// started: nothing is probed, the address stays `unknown`).
@@ -24,10 +29,6 @@ import Testing
             path: directory.appending(path: "p.sqlite").path(), migrations: try Migration.parse(RegistryResources.migrations))
         let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         let liveness = HealthChecker(prober: TableProber(), logger: logger)
-        let service = ExternalService(
-            namespace: key.namespace, name: key.name, ports: [ServicePort(port: 80)],
-            addresses: EndpointAddressList([EndpointAddress(ip: "192.0.2.10")]),
-            healthCheck: HealthCheck(type: .tcp, intervalSeconds: 5, timeoutSeconds: 1))
         liveness.update(namespace: key.namespace, name: key.name, service: service)
         return (store, liveness, DNSRefresher(resolver: TableResolver(), logger: logger))
     }
@@ -67,6 +68,36 @@ import Testing
         #expect(String(decoding: stored, as: UTF8.self).contains("192.0.2.10"))
         Thread.sleep(forTimeInterval: 0.3)
         #expect(flaky.attempts.load(ordering: .sequentiallyConsistent) == 4)
+    }
+
+    /// A leader whose first load of the registrations failed: the services a late load brings
+    /// continue from their stored verdicts, which no write of `unknown` replaces.
+    @Test func aLateLoadContinuesFromTheStoredVerdicts() throws {
+        let (store, _, dns) = try Self.parts()
+        let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+        // The last leader's verdict: 192.0.2.10 unhealthy.
+        let failing = TableProber()
+        failing.failing.withLock { $0 = [ProbeTarget(ip: "192.0.2.10", port: 80)] }
+        let previous = HealthChecker(prober: failing, logger: logger)
+        previous.update(namespace: Self.key.namespace, name: Self.key.name, service: Self.service)
+        previous.start()
+        defer { previous.shutdown(deadline: .seconds(1)) }
+        #expect(eventually(10) { String(decoding: previous.snapshot(of: Self.key) ?? [], as: UTF8.self).contains(#""unhealthy""#) })
+        try store.saveHealthStates([Self.key: StoredLiveness.snapshot(of: Self.key, liveness: previous, dns: dns)])
+
+        let liveness = HealthChecker(prober: TableProber(), logger: logger)
+        let persister = HealthStatePersister(store: store, liveness: liveness, dns: dns, logger: logger)
+        liveness.onChange { keys in persister.changed(keys) }
+        persister.resume(registrationsLoaded: false)
+        // Kept although the checker does not know the service yet.
+        #expect(try store.healthStates(of: [Self.key])[Self.key] != nil)
+        try persister.loadingLate { () throws(StoreError) in
+            liveness.update(namespace: Self.key.namespace, name: Self.key.name, service: Self.service)
+        }
+        #expect(String(decoding: liveness.snapshot(of: Self.key) ?? [], as: UTF8.self).contains(#""unhealthy""#))
+        Thread.sleep(forTimeInterval: 0.3)
+        let stored = try #require(try store.healthStates(of: [Self.key])[Self.key])
+        #expect(String(decoding: stored, as: UTF8.self).contains(#"unhealthy"#))
     }
 
     /// A replica that stops leading drops what failed: no retry writes after `pause()`.

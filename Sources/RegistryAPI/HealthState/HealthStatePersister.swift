@@ -64,8 +64,9 @@ final class HealthStatePersister: Sendable {
     }
 
     /// Restores the stored snapshots into the checker, deletes the stored snapshots of
-    /// services it does not check, then writes changes from now on.
-    func resume() {
+    /// services it does not check (only when `registrationsLoaded`: otherwise the checker
+    /// lacks services that are still registered), then writes changes from now on.
+    func resume(registrationsLoaded: Bool = true) {
         do {
             let stored = try store.allHealthStates()
             let restored = StoredLiveness.restore(stored, liveness: liveness, dns: dns, logger: logger)
@@ -73,7 +74,7 @@ final class HealthStatePersister: Sendable {
                 logger.info("health state restored", metadata: ["services": "\(restored.count)", "stored": "\(stored.count)"])
             }
             let tracked = StoredLiveness.tracked(liveness: liveness, dns: dns)
-            let stale = stored.keys.filter { !tracked.contains($0) }
+            let stale = registrationsLoaded ? stored.keys.filter { !tracked.contains($0) } : []
             if !stale.isEmpty {
                 var deletions: [ServiceKey: [UInt8]?] = [:]
                 for key in stale { deletions[key] = .some(nil) }
@@ -85,6 +86,32 @@ final class HealthStatePersister: Sendable {
             logger.error("stored health state not restored; health checks start from unknown", metadata: ["error": "\(error)"])
         }
         state.withLock { $0.leading = true }
+    }
+
+    /// Runs `load` (registrations loaded into the checker late: the load before `resume()`
+    /// failed) on the writer's queue and, while leading, restores the stored
+    /// snapshots of the services it brought before any write of theirs: they continue from the
+    /// last leader's verdicts instead of overwriting them with `unknown`. Rethrows `load`'s error.
+    func loadingLate(_ load: () throws(StoreError) -> Void) throws(StoreError) {
+        // Dispatch's `sync` rethrows untyped errors: the load's error comes out as a value.
+        let failure = queue.sync { () -> StoreError? in
+            let before = StoredLiveness.tracked(liveness: liveness, dns: dns)
+            do throws(StoreError) {
+                try load()
+            } catch {
+                return error
+            }
+            guard state.withLock({ $0.leading }) else { return nil }
+            let brought = StoredLiveness.tracked(liveness: liveness, dns: dns).subtracting(before)
+            guard !brought.isEmpty else { return nil }
+            do {
+                StoredLiveness.restore(try store.healthStates(of: brought), liveness: liveness, dns: dns, logger: logger)
+            } catch {
+                logger.error("stored health state not restored; these health checks start from unknown", metadata: ["error": "\(error)"])
+            }
+            return nil
+        }
+        if let failure { throw failure }
     }
 
     /// Stops writing (this replica no longer leads), after writing what is pending: call it once
