@@ -49,6 +49,19 @@ public struct StoredDocument: Sendable {
     public var revision: Int
     /// The service's uid (a re-created service has a new one).
     public var uid: String
+    /// False when the document certainly has neither a `healthCheck` nor a `host` address
+    /// (neither name occurs in it, `JSONKeyScan`), so that a reader with observations to add
+    /// for those (`GET`'s health and resolutions) need not parse it; true when it may have one.
+    /// Found once when the document is read from the database, then kept with it in the cache.
+    public var mayHaveHealthCheckOrHosts: Bool
+
+    public init(document: [UInt8], etag: String, revision: Int, uid: String) {
+        self.document = document
+        self.etag = etag
+        self.revision = revision
+        self.uid = uid
+        mayHaveHealthCheckOrHosts = JSONKeyScan.mentions(document, anyOf: ["healthCheck", "host"])
+    }
 }
 
 /// One page of a listing, in (namespace, name) order.

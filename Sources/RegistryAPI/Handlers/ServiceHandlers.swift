@@ -262,7 +262,7 @@ struct ServiceHandlers: Sendable {
         // health, conditions) are not revisions and leave it unchanged.
         if try RequestChecks.readPreconditions(context.request, etag: stored.etag) { return Responses.notModified(etag: stored.etag) }
         guard let liveness, let dns else { return Responses.json(200, stored.document, etag: stored.etag) }
-        return Responses.json(200, ServiceView.document(stored.document, liveness: liveness, dns: dns), etag: stored.etag)
+        return Responses.json(200, ServiceView.document(stored, liveness: liveness, dns: dns), etag: stored.etag)
     }
 
     /// - Remark: HTTP `PUT /v1/services/{namespace}/{name}`

@@ -9,9 +9,11 @@ import RegistryStorage
 /// registration: they do not change its `revision` or `ETag`, and are ignored when sent back.
 enum ServiceView {
     /// The stored document with the observations added; the document itself when the service
-    /// has neither a health check nor a `host` address (no parsing on that path).
-    static func document(_ document: [UInt8], liveness: HealthChecker, dns: DNSRefresher) -> [UInt8] {
-        guard containsKey(document, viewKeys) else { return document }
+    /// has neither a health check nor a `host` address (no parsing on that path: see
+    /// `StoredDocument.mayHaveHealthCheckOrHosts`).
+    static func document(_ stored: StoredDocument, liveness: HealthChecker, dns: DNSRefresher) -> [UInt8] {
+        let document = stored.document
+        guard stored.mayHaveHealthCheckOrHosts else { return document }
         guard let json = try? JSONParser.parse(document), case .object(var object) = json, let record = ServiceDecoder.storedRecord(json),
             case .array(var addresses)? = object["addresses"], addresses.count == record.service.addresses.count
         else { return document }
@@ -98,31 +100,5 @@ enum ServiceView {
                     ])))
         }
         return conditions
-    }
-
-    private static let hostKey = Array("\"host\"".utf8)
-    private static let healthCheckKey = Array("\"healthCheck\"".utf8)
-    /// The keys whose presence calls for the view's additions (one list, not one per request).
-    private static let viewKeys = [hostKey, healthCheckKey]
-
-    /// Whether one of `needles` (which all start with `"` and then the same byte, here `h`)
-    /// occurs in `bytes`: one pass of `memchr` to each `h` (rarer in these documents than the
-    /// quotes), then `memcmp` around it (this runs on every GET of a service).
-    static func containsKey(_ bytes: [UInt8], _ needles: [[UInt8]]) -> Bool {
-        guard let anchor = needles.first?.dropFirst().first, needles.allSatisfy({ $0.count >= 2 && $0[1] == anchor }) else { return false }
-        return bytes.withUnsafeBytes { haystack in
-            guard let base = haystack.baseAddress, haystack.count >= 2 else { return false }
-            var offset = 1
-            while offset < haystack.count {
-                guard let found = memchr(base + offset, Int32(anchor), haystack.count - offset) else { return false }
-                let position = base.distance(to: UnsafeRawPointer(found))
-                for needle in needles where position - 1 + needle.count <= haystack.count {
-                    let matches = needle.withUnsafeBytes { memcmp(base + position - 1, $0.baseAddress!, needle.count) == 0 }
-                    if matches { return true }
-                }
-                offset = position + 1
-            }
-            return false
-        }
     }
 }

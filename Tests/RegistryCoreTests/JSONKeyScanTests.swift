@@ -1,0 +1,41 @@
+import RegistryCore
+import Testing
+
+@Suite struct JSONKeyScanTests {
+    static let keys = ["healthCheck", "host"]
+
+    /// A member at any depth is found; a document without either name is not (false is exact);
+    /// a name cut off at the end, a longer name or a name without its closing quote are not
+    /// matches; the name inside a string value is (the caller then parses).
+    @Test(arguments: [
+        (#"{"name":"a","addresses":[{"host":"db.example.com"}]}"#, true),
+        (#"{"name":"a","healthCheck":{"type":"tcp"}}"#, true),
+        (#"{"healthCheck":{}}"#, true),
+        (#"{"name":"a","addresses":[{"ip":"192.0.2.10"}]}"#, false),
+        (#"{"hostname":"x","healthChecks":1}"#, false),
+        (#"{"name":"a","x":"host"#, false),
+        (#"{"description":"\"host\""}"#, false),
+        (#"{"description":"see \"host\" and"}"#, false),
+        (#"{"description":"host"}"#, true),
+        ("", false),
+        (#"""#, false),
+    ])
+    func findsQuotedNames(document: String, expected: Bool) {
+        #expect(JSONKeyScan.mentions(Array(document.utf8), anyOf: Self.keys) == expected)
+    }
+
+    /// Every service document the decoder accepts with a health check or a host address is
+    /// found: the scan never skips the parse a service needs.
+    @Test func agreesWithTheDecodedService() throws {
+        let documents = [
+            #"{"namespace":"default","name":"a","ports":[{"port":80}],"addresses":[{"host":"db.example.com"}]}"#,
+            #"{"namespace":"default","name":"b","ports":[{"port":80}],"addresses":[{"ip":"192.0.2.1"}],"healthCheck":{"type":"tcp"}}"#,
+            #"{"namespace":"default","name":"c","ports":[{"port":80}],"addresses":[{"ip":"192.0.2.1"}]}"#,
+        ]
+        for text in documents {
+            let service = try ServiceDecoder.decode(try JSONParser.parse(Array(text.utf8))).get().service
+            let needed = service.healthCheck != nil || !service.hosts.isEmpty
+            #expect(JSONKeyScan.mentions(Array(text.utf8), anyOf: Self.keys) == needed, "\(text)")
+        }
+    }
+}
