@@ -230,7 +230,8 @@ public final class DNSRefresher: Sendable {
         self.now = now
     }
 
-    /// Called (from a refresher thread) when a service's resolved addresses changed.
+    /// Called (off the lock: from a refresher thread, or on the caller's thread for `restore`
+    /// and `refreshDue`) when a service's resolved addresses changed.
     public func onChange(_ subscriber: @escaping @Sendable (_ namespace: String, _ name: String) -> Void) {
         subscribers.withLock { $0.append(subscriber) }
     }

@@ -132,8 +132,10 @@ public final class HealthChecker: Sendable {
         self.now = now
     }
 
-    /// Called (off the lock, on the checker's result queue, never on a prober's event loop) with the services whose rendering may have
-    /// changed: an address crossed a threshold or the fail-open condition flipped.
+    /// Called (off the lock, never on a prober's event loop: on the checker's result queue for
+    /// probe results, on the caller's thread for `update` and `retain`) with the services whose
+    /// rendering may have changed: an address crossed a threshold, the fail-open condition
+    /// flipped, the check or the addresses changed.
     public func onChange(_ subscriber: @escaping @Sendable ([ServiceKey]) -> Void) {
         subscribers.withLock { $0.append(subscriber) }
     }

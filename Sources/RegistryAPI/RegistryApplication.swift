@@ -213,29 +213,45 @@ public final class RegistryApplication: HTTPHandler {
     /// backoff (1 s doubling up to 30 s) until it succeeds or `stopFollowingLeader()`: the
     /// services registered before would otherwise have no health checks (on a follower: show
     /// no verdict) until they change. Commits meanwhile are followed already.
-    /// A retry goes through `HealthStatePersister.loadingLate`, so that on a leader the
-    /// services it brings continue from their stored verdicts. Returns whether this load
-    /// succeeded.
+    /// A retry goes through `HealthStatePersister.loadingLate`: on a leader the services it
+    /// brings continue from their stored verdicts (and the reconciler renders them again), on
+    /// a follower they are read from the leader's stored state at the follower's next pass.
+    /// Returns whether this load completed.
     @discardableResult
     private func loadRegistrationsOrRetry(late: Bool = false) -> Bool {
+        var complete = false
         do {
             if late {
-                try healthPersister.loadingLate { () throws(StoreError) in try loadRegistrations() }
+                let result = healthPersister.loadingLate { stopping throws(StoreError) in
+                    complete = try loadRegistrations(stopping: stopping)
+                }
+                if !result.brought.isEmpty { healthFollower.changed(Array(result.brought)) }
+                if !result.restored.isEmpty { reconciler.effectiveChanged(Array(result.restored)) }
+                if let failure = result.failure { throw failure }
             } else {
-                try loadRegistrations()
+                complete = try loadRegistrations()
             }
-            registrationLoads.succeeded()
-            return true
         } catch {
-            logger.error("the registered services could not be loaded into the health checks; retrying", metadata: ["error": "\(error)"])
+            let retry = registrationLoads.failed { [weak self] in self?.loadRegistrationsOrRetry(late: true) }
+            logger.error(
+                "the registered services could not be loaded into the health checks",
+                metadata: ["error": "\(error)", "retryInSeconds": "\(retry.map { "\($0.components.seconds)" } ?? "never (shutting down)")"])
+            return false
+        }
+        guard complete else {
+            // Stopped between pages for `pause()` (leading ends): loaded again later.
             registrationLoads.failed { [weak self] in self?.loadRegistrationsOrRetry(late: true) }
             return false
         }
+        registrationLoads.succeeded()
+        return true
     }
 
     /// Subscribes the health checker and the DNS refresher to the store's commits (once per
     /// process), then loads every registration with a health check or `host` addresses into them.
-    private func loadRegistrations() throws(StoreError) {
+    /// `stopping` is asked before each page of 500 after the first: when it says so, the load
+    /// ends there and returns false (true: every registration was loaded).
+    private func loadRegistrations(stopping: () -> Bool = { false }) throws(StoreError) -> Bool {
         let liveness = self.liveness
         let dns = self.dns
         if !followsCommits.exchange(true, ordering: .sequentiallyConsistent) {
@@ -248,6 +264,7 @@ public final class RegistryApplication: HTTPHandler {
         }
         var after: ServiceKey? = nil
         repeat {
+            if after != nil && stopping() { return false }
             let page = try store.list(namespace: nil, selector: .everything, after: after, limit: 500)
             for document in page.documents {
                 guard let json = try? JSONParser.parse(document), let record = ServiceDecoder.storedRecord(json) else { continue }
@@ -259,6 +276,7 @@ public final class RegistryApplication: HTTPHandler {
             after = page.next
         } while after != nil
         registrationsLoaded.store(true, ordering: .sequentiallyConsistent)
+        return true
     }
 
     /// Stops the health checks and the DNS refresh (this replica no longer leads), waiting up to

@@ -44,7 +44,7 @@ public enum Durability: String, Sendable, CaseIterable {
 /// A service as stored: its API document (served as is) and the values needed to answer
 /// conditional requests without decoding it.
 public struct StoredDocument: Sendable {
-    public var document: [UInt8]
+    public let document: [UInt8]
     public var etag: String
     public var revision: Int
     /// The service's uid (a re-created service has a new one).
@@ -53,7 +53,7 @@ public struct StoredDocument: Sendable {
     /// (neither name occurs in it, `JSONKeyScan`), so that a reader with observations to add
     /// for those (`GET`'s health and resolutions) need not parse it; true when it may have one.
     /// Found once when the document is read from the database, then kept with it in the cache.
-    public var mayHaveHealthCheckOrHosts: Bool
+    public let mayHaveHealthCheckOrHosts: Bool
 
     public init(document: [UInt8], etag: String, revision: Int, uid: String) {
         self.document = document

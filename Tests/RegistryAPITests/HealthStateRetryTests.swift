@@ -71,8 +71,10 @@ import Testing
     }
 
     /// A leader whose first load of the registrations failed: the services a late load brings
-    /// continue from their stored verdicts, which no write of `unknown` replaces.
-    @Test func aLateLoadContinuesFromTheStoredVerdicts() throws {
+    /// continue from their stored verdicts, which no write of `unknown` replaces — also when the
+    /// late load fails after a first page (`failsPartway`).
+    @Test(arguments: [false, true])
+    func aLateLoadContinuesFromTheStoredVerdicts(failsPartway: Bool) throws {
         let (store, _, dns) = try Self.parts()
         let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         // The last leader's verdict: 192.0.2.10 unhealthy.
@@ -91,11 +93,15 @@ import Testing
         persister.resume(registrationsLoaded: false)
         // Kept although the checker does not know the service yet.
         #expect(try store.healthStates(of: [Self.key])[Self.key] != nil)
-        try persister.loadingLate { () throws(StoreError) in
+        let result = persister.loadingLate { _ throws(StoreError) in
             liveness.update(namespace: Self.key.namespace, name: Self.key.name, service: Self.service)
+            if failsPartway { throw StoreError.fault(StorageFault(reason: .unavailable, message: "the second page failed (test)")) }
         }
+        #expect(result.brought == [Self.key] && result.restored == [Self.key])
+        #expect((result.failure != nil) == failsPartway)
         #expect(String(decoding: liveness.snapshot(of: Self.key) ?? [], as: UTF8.self).contains(#""unhealthy""#))
-        Thread.sleep(forTimeInterval: 0.3)
+        // `pause()` writes what is pending before it returns: the restored verdict.
+        persister.pause()
         let stored = try #require(try store.healthStates(of: [Self.key])[Self.key])
         #expect(String(decoding: stored, as: UTF8.self).contains(#"unhealthy"#))
     }
@@ -121,32 +127,38 @@ import Testing
 /// first: tried again until it can, with what is registered then.
 @Suite struct ResolvedTargetSyncTests {
     @Test func aFailedReadIsRetriedUntilTheCheckerHasTheTargets() throws {
-        let (_, liveness, dns) = try HealthStatePersisterTests.parts()
+        let (store, liveness, dns) = try HealthStatePersisterTests.parts()
         let key = HealthStatePersisterTests.key
         let reads = Atomic<Int>(0)
+        let readable = Atomic<Bool>(false)
         let moved = ExternalService(
             namespace: key.namespace, name: key.name, ports: [ServicePort(port: 80)],
             addresses: EndpointAddressList([EndpointAddress(ip: "192.0.2.20")]),
             healthCheck: HealthCheck(type: .tcp, intervalSeconds: 5, timeoutSeconds: 1))
         let sync = ResolvedTargetSync(
-            store: try HealthStatePersisterTests.parts().store, liveness: liveness, dns: dns,
-            logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() },
+            store: store, liveness: liveness, dns: dns, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() },
             read: { _ in
-                guard reads.add(1, ordering: .sequentiallyConsistent).newValue > 2 else {
+                reads.add(1, ordering: .sequentiallyConsistent)
+                guard readable.load(ordering: .sequentiallyConsistent) else {
                     throw StoreError.fault(StorageFault(reason: .unavailable, message: "the database does not answer (test)"))
                 }
                 return moved
             }, firstRetryDelay: .milliseconds(20), maxRetryDelay: .milliseconds(40))
         sync.resolutionChanged(namespace: key.namespace, name: key.name)
-        // The first read failed: the checker still has the old address.
+        // The read failed: the checker still has the old address, and the read is tried again.
         #expect(String(decoding: liveness.snapshot(of: key) ?? [], as: UTF8.self).contains("192.0.2.10"))
+        #expect(eventually(10) { reads.load(ordering: .sequentiallyConsistent) >= 3 })
+        readable.store(true, ordering: .sequentiallyConsistent)
         #expect(
             eventually(10) {
                 let snapshot = String(decoding: liveness.snapshot(of: key) ?? [], as: UTF8.self)
                 return snapshot.contains("192.0.2.20") && !snapshot.contains("192.0.2.10")
             })
+        // Once it succeeded, nothing more is read.
+        Thread.sleep(forTimeInterval: 0.1)
+        let done = reads.load(ordering: .sequentiallyConsistent)
         Thread.sleep(forTimeInterval: 0.2)
-        #expect(reads.load(ordering: .sequentiallyConsistent) == 3)
+        #expect(reads.load(ordering: .sequentiallyConsistent) == done)
     }
 }
 
@@ -155,16 +167,23 @@ import Testing
     /// Failures while a retry waits add none; the delay doubles up to the maximum; a success
     /// starts it over; after `stop()` nothing runs.
     @Test func oneRetryWaitsAtATimeAndStopEndsThem() {
-        let timer = RetryTimer(queue: DispatchQueue(label: "test"), first: .milliseconds(30), maximum: .milliseconds(60))
+        // The queue is held while the failures are told, so that no retry runs in between
+        // however slow this thread is.
+        let queue = DispatchQueue(label: "test")
+        let timer = RetryTimer(queue: queue, first: .milliseconds(30), maximum: .milliseconds(60))
         let runs = Atomic<Int>(0)
+        queue.suspend()
         let delays = (0..<5).map { _ in timer.failed { runs.add(1, ordering: .sequentiallyConsistent) } }
+        queue.resume()
         #expect(delays == [.milliseconds(30), .milliseconds(60), .milliseconds(60), .milliseconds(60), .milliseconds(60)])
         #expect(eventually(5) { runs.load(ordering: .sequentiallyConsistent) == 1 })
         Thread.sleep(forTimeInterval: 0.2)
         #expect(runs.load(ordering: .sequentiallyConsistent) == 1)
         timer.succeeded()
+        queue.suspend()
         #expect(timer.failed { runs.add(1, ordering: .sequentiallyConsistent) } == .milliseconds(30))
         timer.stop()
+        queue.resume()
         Thread.sleep(forTimeInterval: 0.2)
         #expect(runs.load(ordering: .sequentiallyConsistent) == 1)
         #expect(timer.failed { runs.add(1, ordering: .sequentiallyConsistent) } == nil)

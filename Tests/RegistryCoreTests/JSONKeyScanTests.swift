@@ -31,11 +31,16 @@ import Testing
             #"{"namespace":"default","name":"a","ports":[{"port":80}],"addresses":[{"host":"db.example.com"}]}"#,
             #"{"namespace":"default","name":"b","ports":[{"port":80}],"addresses":[{"ip":"192.0.2.1"}],"healthCheck":{"type":"tcp"}}"#,
             #"{"namespace":"default","name":"c","ports":[{"port":80}],"addresses":[{"ip":"192.0.2.1"}]}"#,
+            #"{"namespace":"default","name":"d","ports":[{"port":80}],"addresses":[{"ip":"192.0.2.1","hostname":"gw-1"}],"description":"host of \"host\""}"#,
+            #"{"namespace":"default","name":"e","ports":[{"port":80}],"addresses":[{"ip":"192.0.2.1"}],"healthCheck":{"type":"http","path":"/","host":"gw.example.com"}}"#,
         ]
         for text in documents {
             let service = try ServiceDecoder.decode(try JSONParser.parse(Array(text.utf8))).get().service
             let needed = service.healthCheck != nil || !service.hosts.isEmpty
             #expect(JSONKeyScan.mentions(Array(text.utf8), anyOf: Self.keys) == needed, "\(text)")
+            // What is scanned in the store is the encoder's document, not the request's text.
+            let stored = ServiceEncoder.bytes(ServiceRecord(service: service, uid: "u", revision: 1, createdAt: "t0", updatedAt: "t0"))
+            #expect(JSONKeyScan.mentions(stored, anyOf: Self.keys) == needed, "\(String(decoding: stored, as: UTF8.self))")
         }
     }
 }

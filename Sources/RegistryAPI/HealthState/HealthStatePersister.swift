@@ -11,7 +11,8 @@ import Synchronization
 ///
 /// `resume()` (when leading starts, after the registrations are loaded into the checker and
 /// before it probes) restores the stored snapshots and deletes those of services with neither
-/// a health check nor a name to resolve. From then on, every service whose health changed (the
+/// a health check nor a name to resolve (not when that load failed: a late load,
+/// `loadingLate`, restores the services it brings, and the stale rows wait for the next term). From then on, every service whose health changed (the
 /// checker's `onChange`: an address crossed a threshold, the fail-open condition flipped, the
 /// check or the addresses changed, the service was deleted) or whose resolved addresses
 /// changed is written on one serial background queue, batched (what changed meanwhile goes in
@@ -43,6 +44,8 @@ final class HealthStatePersister: Sendable {
     private let state = Mutex(State())
     private let queue: DispatchQueue
     private let retries: RetryTimer
+    /// `pause()` waits for the queue (a late load stops at its next page).
+    private let pausing = Atomic<Bool>(false)
     /// Services written per transaction at most.
     static let batchSize = 500
 
@@ -67,6 +70,11 @@ final class HealthStatePersister: Sendable {
     /// services it does not check (only when `registrationsLoaded`: otherwise the checker
     /// lacks services that are still registered), then writes changes from now on.
     func resume(registrationsLoaded: Bool = true) {
+        // On the queue: a late load (`loadingLate`) runs wholly before or after.
+        queue.sync { restoreAndStart(registrationsLoaded: registrationsLoaded) }
+    }
+
+    private func restoreAndStart(registrationsLoaded: Bool) {
         do {
             let stored = try store.allHealthStates()
             let restored = StoredLiveness.restore(stored, liveness: liveness, dns: dns, logger: logger)
@@ -88,30 +96,41 @@ final class HealthStatePersister: Sendable {
         state.withLock { $0.leading = true }
     }
 
+    /// What `loadingLate` did.
+    struct LateLoad {
+        /// The services the load brought into the checker (also when it failed partway).
+        var brought: Set<ServiceKey> = []
+        /// Those of them whose stored verdicts were restored (only while leading).
+        var restored: Set<ServiceKey> = []
+        /// The load's error, if it failed.
+        var failure: StoreError?
+    }
+
     /// Runs `load` (registrations loaded into the checker late: the load before `resume()`
-    /// failed) on the writer's queue and, while leading, restores the stored
-    /// snapshots of the services it brought before any write of theirs: they continue from the
-    /// last leader's verdicts instead of overwriting them with `unknown`. Rethrows `load`'s error.
-    func loadingLate(_ load: () throws(StoreError) -> Void) throws(StoreError) {
-        // Dispatch's `sync` rethrows untyped errors: the load's error comes out as a value.
-        let failure = queue.sync { () -> StoreError? in
+    /// failed) on the writer's queue and, while leading, restores the stored snapshots of the
+    /// services it brought — also when it failed partway — before any write of theirs: they
+    /// continue from the last leader's verdicts instead of overwriting them with `unknown`.
+    /// `load` is handed a test to call between pages: true once `pause()` waits, so that
+    /// losing the lease or shutting down does not wait for a whole load.
+    func loadingLate(_ load: (_ stopping: () -> Bool) throws(StoreError) -> Void) -> LateLoad {
+        queue.sync { () -> LateLoad in
+            var result = LateLoad()
             let before = StoredLiveness.tracked(liveness: liveness, dns: dns)
             do throws(StoreError) {
-                try load()
+                try load { pausing.load(ordering: .sequentiallyConsistent) }
             } catch {
-                return error
+                result.failure = error
             }
-            guard state.withLock({ $0.leading }) else { return nil }
-            let brought = StoredLiveness.tracked(liveness: liveness, dns: dns).subtracting(before)
-            guard !brought.isEmpty else { return nil }
+            result.brought = StoredLiveness.tracked(liveness: liveness, dns: dns).subtracting(before)
+            guard !result.brought.isEmpty, state.withLock({ $0.leading }) else { return result }
             do {
-                StoredLiveness.restore(try store.healthStates(of: brought), liveness: liveness, dns: dns, logger: logger)
+                result.restored = StoredLiveness.restore(
+                    try store.healthStates(of: result.brought), liveness: liveness, dns: dns, logger: logger)
             } catch {
                 logger.error("stored health state not restored; these health checks start from unknown", metadata: ["error": "\(error)"])
             }
-            return nil
+            return result
         }
-        if let failure { throw failure }
     }
 
     /// Stops writing (this replica no longer leads), after writing what is pending: call it once
@@ -120,6 +139,8 @@ final class HealthStatePersister: Sendable {
     /// Once it returns nothing more is written (a write queued meanwhile, or a retry, finds
     /// this replica not leading) until `resume()`.
     func pause() {
+        pausing.store(true, ordering: .sequentiallyConsistent)
+        defer { pausing.store(false, ordering: .sequentiallyConsistent) }
         queue.sync {
             flush()
             state.withLock {

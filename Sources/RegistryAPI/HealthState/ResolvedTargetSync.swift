@@ -15,7 +15,8 @@ import Synchronization
 /// (`RetryTimer`: 1 s doubling up to 30 s) until it succeeds, since the answers may not change
 /// again for a long time: without it the checker would keep probing the old addresses and a
 /// follower would show no verdict for the new ones. Each try reads the registration and the
-/// answers as they are then, so a late retry never brings back an older state.
+/// answers as they are then (a commit meanwhile updates the checker itself, and a retry
+/// after it reads that commit).
 final class ResolvedTargetSync: Sendable {
     /// Reads a service's registration (nil: deleted).
     typealias Read = @Sendable (ServiceKey) throws -> ExternalService?
@@ -60,10 +61,8 @@ final class ResolvedTargetSync: Sendable {
                 failures.insert(key)
             }
         }
-        failed.withLock { failed in
-            failed.subtract(keys)
-            failed.formUnion(failures)
-        }
+        // Only added here (`retry` takes the set): a key a concurrent failure put back stays.
+        if !failures.isEmpty { failed.withLock { $0.formUnion(failures) } }
         if failures.isEmpty {
             retries.succeeded()
         } else {

@@ -2,7 +2,9 @@
 public enum JSONKeyScan {
     /// Whether `bytes` contain one of `keys` as a quoted name (`"key"`): true when the document
     /// has such a member at any depth, and possibly also when a string value holds those
-    /// characters (a caller that then parses finds out; false is always exact: no such member).
+    /// characters (a caller that then parses finds out). False is exact for documents that
+    /// write member names literally, as `JSONWriter` and `ServiceEncoder` do: a name spelt with
+    /// escapes (`"h\u006fst"`) is not found.
     /// `keys`: plain names (no quote or backslash). Reads each byte once and compares the bytes
     /// after each quote; meant for a document read once and kept, not for every request.
     public static func mentions(_ bytes: [UInt8], anyOf keys: [String]) -> Bool {
