@@ -52,15 +52,17 @@ public struct StoredDocument: Sendable {
     /// False when the document certainly has neither a `healthCheck` nor a `host` address
     /// (neither name occurs in it, `JSONKeyScan`), so that a reader with observations to add
     /// for those (`GET`'s health and resolutions) need not parse it; true when it may have one.
-    /// Found once when the document is read from the database, then kept with it in the cache.
+    /// Found once when the document is read from the database: on SQLite then kept with it in
+    /// the document cache, on PostgreSQL (no document cache) on each read.
     public let mayHaveHealthCheckOrHosts: Bool
+    private static let observedNames = JSONKeyScan(names: ["healthCheck", "host"])
 
     public init(document: [UInt8], etag: String, revision: Int, uid: String) {
         self.document = document
         self.etag = etag
         self.revision = revision
         self.uid = uid
-        mayHaveHealthCheckOrHosts = JSONKeyScan.mentions(document, anyOf: ["healthCheck", "host"])
+        mayHaveHealthCheckOrHosts = StoredDocument.observedNames.mentions(document)
     }
 }
 

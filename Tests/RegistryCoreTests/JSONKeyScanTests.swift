@@ -2,7 +2,7 @@ import RegistryCore
 import Testing
 
 @Suite struct JSONKeyScanTests {
-    static let keys = ["healthCheck", "host"]
+    static let scan = JSONKeyScan(names: ["healthCheck", "host"])
 
     /// A member at any depth is found; a document without either name is not (false is exact);
     /// a name cut off at the end, a longer name or a name without its closing quote are not
@@ -21,7 +21,7 @@ import Testing
         (#"""#, false),
     ])
     func findsQuotedNames(document: String, expected: Bool) {
-        #expect(JSONKeyScan.mentions(Array(document.utf8), anyOf: Self.keys) == expected)
+        #expect(Self.scan.mentions(Array(document.utf8)) == expected)
     }
 
     /// Every service document the decoder accepts with a health check or a host address is
@@ -37,10 +37,10 @@ import Testing
         for text in documents {
             let service = try ServiceDecoder.decode(try JSONParser.parse(Array(text.utf8))).get().service
             let needed = service.healthCheck != nil || !service.hosts.isEmpty
-            #expect(JSONKeyScan.mentions(Array(text.utf8), anyOf: Self.keys) == needed, "\(text)")
+            #expect(Self.scan.mentions(Array(text.utf8)) == needed, "\(text)")
             // What is scanned in the store is the encoder's document, not the request's text.
             let stored = ServiceEncoder.bytes(ServiceRecord(service: service, uid: "u", revision: 1, createdAt: "t0", updatedAt: "t0"))
-            #expect(JSONKeyScan.mentions(stored, anyOf: Self.keys) == needed, "\(String(decoding: stored, as: UTF8.self))")
+            #expect(Self.scan.mentions(stored) == needed, "\(String(decoding: stored, as: UTF8.self))")
         }
     }
 }

@@ -12,8 +12,8 @@ import Synchronization
 /// `resume()` (when leading starts, after the registrations are loaded into the checker and
 /// before it probes) restores the stored snapshots and deletes those of services with neither
 /// a health check nor a name to resolve (not when that load failed: a late load,
-/// `loadingLate`, restores the services it brings, and the stale rows wait for the next term). From then on, every service whose health changed (the
-/// checker's `onChange`: an address crossed a threshold, the fail-open condition flipped, the
+/// `loadingLate`, restores the services it brings, and the stale rows wait for the next
+/// term). From then on, every service whose health changed (the checker's `onChange`: an address crossed a threshold, the fail-open condition flipped, the
 /// check or the addresses changed, the service was deleted) or whose resolved addresses
 /// changed is written on one serial background queue, batched (what changed meanwhile goes in
 /// the next transaction), never on an HTTP thread. The writes are fenced: after the lease is
@@ -23,9 +23,9 @@ import Synchronization
 /// backoff (`firstRetryDelay`, doubled after each failure up to `maxRetryDelay`; one retry
 /// waits at a time), or sooner with the next change: a verdict that stays the same still
 /// reaches the store once it can be written, instead of leaving the followers and the next
-/// leader with an older one. Probe results that change no state (a refreshed `lastCheck`, a count
-/// of consecutive results below a threshold) are not written by themselves: they go with the
-/// service's next change.
+/// leader with an older one. Probe results that change no state (a refreshed `lastCheck`, a
+/// count of consecutive results below a threshold) are not written by themselves: they go with
+/// the service's next change.
 final class HealthStatePersister: Sendable {
     private struct State {
         var leading = false

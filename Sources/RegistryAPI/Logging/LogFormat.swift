@@ -132,7 +132,8 @@ extension OutputSpan where Element == UInt8 {
 /// (text) or `{"time":…,"level":…,"message":…,"key":value…}` (JSON), ending with a newline.
 /// The caller gives each key once, as a plain word (keys are neither escaped nor checked for
 /// repeats): request lines that are not written in one piece (`RequestLogEntry.fieldByField`)
-/// use it directly, with no array of fields and no boxed values on the request path. Each field — separator, key and value — is written in room reserved once
+/// use it directly, with no array of fields and no boxed values on the request path. Each
+/// field — separator, key and value — is written in room reserved once
 /// (`Array.append(addingCapacity:initializingWith:)`, see `ByteAppending.swift`).
 struct LogLine {
     private var bytes: [UInt8] = []
