@@ -138,9 +138,9 @@ extension ServiceStore {
     }
 
     /// Most patches in a row in the history before a revision is kept whole again: rebuilding
-    /// one applies at most this many patches (in place, see `DocumentPatch.apply(inPlace:)`).
-    /// As `maxPatches` for the current document: each whole revision costs the document's bytes.
-    static let maxPatchDepth = 128
+    /// one applies at most this many patches (`DocumentPatch.apply(_:to:)`). As `maxPatches`
+    /// for the current document: each whole revision costs the document's bytes.
+    static let maxPatchDepth = 1024
 
     /// Records a change: an audit line and, for the service's history, the new revision. With
     /// `patch` (the edits that turn revision `before`'s document into `document`), the revision
@@ -214,11 +214,9 @@ extension ServiceStore {
             patches.append(statement.blob(1))
         }
         connection.resetStatements()
-        guard var document = base else { throw StoreError.unreadable(namespace: key.namespace, name: key.name) }
-        for bytes in patches.reversed() {
-            guard let patch = DocumentPatch(serialized: bytes), patch.apply(inPlace: &document) else {
-                throw StoreError.unreadable(namespace: key.namespace, name: key.name)
-            }
+        let decoded = patches.reversed().compactMap(DocumentPatch.init(serialized:))
+        guard var document = base, decoded.count == patches.count, DocumentPatch.apply(decoded, to: &document) else {
+            throw StoreError.unreadable(namespace: key.namespace, name: key.name)
         }
         return document
     }

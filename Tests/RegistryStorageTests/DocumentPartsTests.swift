@@ -37,8 +37,13 @@ import Testing
         #expect(try parts(store, "big") == (whole: 1, patches: 0, inline: 0))
         var compactions = 0
         var last = 0
-        let changes = 2 * (ServiceStore.maxPatches + 1) + 10
-        for index in 0..<changes {
+        // Until the parts were written whole twice (the quarter of the document's bytes comes
+        // before `maxPatches` here), and ten changes after.
+        var changes = 0
+        var sinceCompaction = 0
+        while changes < 2 * (ServiceStore.maxPatches + 1) + 10 && (compactions < 2 || sinceCompaction < 10) {
+            let index = changes
+            changes += 1
             let result = try store.update(namespace: "default", name: "big", oneAddressChange(index))
             document = result.document
             let stored = try parts(store, "big")
@@ -49,7 +54,12 @@ import Testing
             let counted = try ServiceStore.partsState(ServiceKey(namespace: "default", name: "big"), try store.database.connect(readOnly: true))
             let known = store.recordCache.peek(ServiceKey(namespace: "default", name: "big"))?.parts
             #expect(known == counted && counted.patches == stored.patches, "change \(index)")
-            if stored.patches < last { compactions += 1 }
+            if stored.patches < last {
+                compactions += 1
+                sinceCompaction = 0
+            } else {
+                sinceCompaction += 1
+            }
             last = stored.patches
             let read = try #require(try reader.document(namespace: "default", name: "big"))
             #expect(read.document == document)
