@@ -189,16 +189,20 @@ extension ServiceStore {
 
     /// The document of the history row `id` of a service name: stored whole, or rebuilt from
     /// the nearest earlier row kept whole and the patches after it (at most `depth` of them).
-    /// Throws `StoreError.unreadable` when the chain is broken (a damaged database).
+    /// `known`: documents of this service name's history rows, by id, already rebuilt; the
+    /// newest of them at or before `id` ends the chain, and no row before it is read (a
+    /// PostgreSQL statement fetches all its rows at once). Throws `StoreError.unreadable` when
+    /// the chain is broken (a damaged database).
     static func historyDocument(
         _ connection: any SQLConnection, key: ServiceKey, id: Int, depth: Int, known: [Int: [UInt8]] = [:]
     ) throws -> [UInt8] {
         let statement = try connection.prepare(
             """
             SELECT document, patch, document IS NULL, patch IS NULL, id FROM service_revisions
-            WHERE namespace = ? AND name = ? AND id <= ? ORDER BY id DESC LIMIT ?
+            WHERE namespace = ? AND name = ? AND id <= ? AND id >= ? ORDER BY id DESC LIMIT ?
             """)
-        try statement.bind(.text(key.namespace), .text(key.name), .integer(id), .integer(depth + 1))
+        let knownBefore = known.keys.reduce(0) { $1 <= id ? max($0, $1) : $0 }
+        try statement.bind(.text(key.namespace), .text(key.name), .integer(id), .integer(knownBefore), .integer(depth + 1))
         var patches: [[UInt8]] = []
         var base: [UInt8]?
         while try statement.step() {

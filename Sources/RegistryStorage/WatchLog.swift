@@ -94,8 +94,8 @@ extension ServiceStore {
     }
 
     /// The document of the history revision (`uid`, `revision`) of a service name, rebuilt from
-    /// its patches when kept as one; `known` holds documents of history rows (by id) already
-    /// rebuilt, and gets this one (a deletion's row, which has the revision of the last one,
+    /// its patches when kept as one; `known` holds documents of that service name's history rows
+    /// (by id) already rebuilt, and gets this one (a deletion's row, which has the revision of the last one,
     /// is not it). Throws `StoreError.unreadable` when there is no such revision.
     ///
     /// A revision kept only for the watch log (`pruned`) is found by the event's version through
@@ -184,14 +184,15 @@ extension ServiceStore {
             // service apply their patches to the one before, also across calls: the last
             // document built per service starts the next call's chain).
             let cache = rebuiltRevisions
-            var known: [Int: [UInt8]] = [:]
+            var known: [ServiceKey: [Int: [UInt8]]] = [:]
             var built: [ServiceKey: (id: Int, document: [UInt8])] = [:]
             for reference in references {
                 let event = events[reference.index]
                 let key = ServiceKey(namespace: event.namespace, name: event.name)
-                if built[key] == nil, let last = cache.last(key) { known[last.id] = last.document }
+                if built[key] == nil, let last = cache.last(key) { known[key, default: [:]][last.id] = last.document }
                 let revision = try ServiceStore.revisionDocument(
-                    connection, key: key, uid: reference.uid, revision: reference.revision, eventVersion: event.resourceVersion, known: &known)
+                    connection, key: key, uid: reference.uid, revision: reference.revision, eventVersion: event.resourceVersion,
+                    known: &known[key, default: [:]])
                 events[reference.index].document = revision.document
                 if revision.id >= built[key]?.id ?? 0 { built[key] = revision }
             }

@@ -108,4 +108,34 @@ import Testing
         #expect(try parts(reader, "big") == (whole: 1, patches: 1, inline: 0))
         #expect(try database.open().document(namespace: "default", name: "big")?.document == again)
     }
+
+    /// Small patches reach the count bound before the quarter of the document's bytes: the
+    /// change after `maxPatches` patches writes the document whole again, and every state in
+    /// between reads back exactly.
+    @Test func theCountOfPatchesIsBoundedToo() throws {
+        let store = try TestDatabase.fresh().open()
+        let connection = try store.database.connect(readOnly: false)
+        let key = ServiceKey(namespace: "default", name: "parts")
+        var document = [UInt8](repeating: UInt8(ascii: "a"), count: 2 * ServiceStore.inlineBytes)
+        var state = try ServiceStore.storeDocument(
+            DocumentBytes(document), key: key, revision: 1, previousBytes: nil, patch: nil, into: connection
+        ).parts
+        #expect(state == .whole)
+        try connection.execute("BEGIN")
+        for revision in 2...(ServiceStore.maxPatches + 3) {
+            var next = document
+            next[revision * 7 % next.count] = UInt8(ascii: "b") + UInt8(revision % 20)
+            let patch = DocumentPatch(between: document, and: next)
+            state = try ServiceStore.storeDocument(
+                DocumentBytes(next), key: key, revision: revision, previousBytes: document.count, patch: patch, known: state, into: connection
+            ).parts
+            document = next
+            // Revision 1 whole, then maxPatches patches, then whole again.
+            #expect(state.patches == (revision <= ServiceStore.maxPatches + 1 ? revision - 1 : revision - ServiceStore.maxPatches - 2))
+            #expect(state == (try ServiceStore.partsState(key, connection)))
+            if revision % 97 == 0 || revision >= ServiceStore.maxPatches { #expect(try ServiceStore.apartDocument(connection, key: key) == document) }
+        }
+        try connection.execute("COMMIT")
+        #expect(try ServiceStore.apartDocument(connection, key: key) == document)
+    }
 }

@@ -104,14 +104,17 @@ public struct DocumentPatch: Sendable, Equatable {
     /// unchanged, when a patch does not fit the document it is applied to (as
     /// `apply(inPlace:)`).
     ///
-    /// A long chain on a large document is applied to the document cut into chunks of about
+    /// A chain of more than three patches is applied to the document cut into chunks of about
     /// `PatchedChunks.chunkBytes` (4 KiB), then joined once: an edit moves the bytes after it
     /// within its chunk only, so rebuilding a 2 MB document through 1,000 one-address patches
-    /// costs about one copy of it instead of 1,000 (`apply(inPlace:)` per patch moves every
-    /// byte after the edit).
+    /// costs a few copies of it (cut, edited chunk by chunk, joined) instead of 1,000
+    /// (`apply(inPlace:)` per patch moves every byte after the edit). By the number of
+    /// patches, not the document's size: a chain that starts from a small document may grow
+    /// it to megabytes (a history revision stays a patch while it inserts less than half of
+    /// the document).
     public static func apply(_ patches: [DocumentPatch], to document: inout [UInt8]) -> Bool {
         if patches.isEmpty { return true }
-        if patches.count < 4 || document.count < 4 * PatchedChunks.chunkBytes {
+        if patches.count < 4 {
             var patched = document
             for patch in patches where !patch.apply(inPlace: &patched) { return false }
             document = patched
