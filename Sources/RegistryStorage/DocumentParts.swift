@@ -19,9 +19,9 @@ extension ServiceStore {
     /// The most patches that follow the whole document before it is written whole again. Each
     /// whole write costs the document's bytes twice (the WAL, then the database file); reading
     /// it back costs one chunk's edit per patch (`DocumentPatch.apply(_:to:)`) and a few copies
-    /// of the document (cut into chunks, joined). Measured on adds to a service of 10,000 addresses: ~25 % faster at 128
-    /// than at 32, and (with the history's `maxPatchDepth` raised alike) ~55 % faster at 1,024
-    /// than at 128.
+    /// of the document (cut into chunks, joined). Measured on adds to a service of 10,000
+    /// addresses: ~25 % faster at 128 than at 32, and (with the history's `maxPatchDepth`
+    /// raised alike) ~55 % faster at 1,024 than at 128.
     static let maxPatches = 1024
 
     /// The document of a service kept apart: the whole part with the patches after it applied.

@@ -94,9 +94,9 @@ extension ServiceStore {
     }
 
     /// The document of the history revision (`uid`, `revision`) of a service name, rebuilt from
-    /// its patches when kept as one; `known` holds documents of that service name's history rows
-    /// (by id) already rebuilt, and gets this one (a deletion's row, which has the revision of the last one,
-    /// is not it). Throws `StoreError.unreadable` when there is no such revision.
+    /// its patches when kept as one; `known` holds documents of that service name's history
+    /// rows (by id) already rebuilt, and gets this one (a deletion's row, which has the revision
+    /// of the last one, is not it). Throws `StoreError.unreadable` when there is no such revision.
     ///
     /// A revision kept only for the watch log (`pruned`) is found by the event's version through
     /// its index; one still in the history among the newest rows of the name (at most

@@ -177,10 +177,13 @@ struct PatchedChunks {
 
     init(_ document: [UInt8]) {
         count = document.count
-        chunks = stride(from: 0, to: max(document.count, 1), by: Self.chunkBytes).map { start in
-            Array(document[start..<min(start + Self.chunkBytes, document.count)])
-        }
+        chunks = document.isEmpty ? [[]] : Self.cut(document)
         lengths = chunks.map(\.count)
+    }
+
+    /// `bytes` (not empty) in pieces of `chunkBytes`, the last one shorter.
+    private static func cut(_ bytes: [UInt8]) -> [[UInt8]] {
+        stride(from: 0, to: bytes.count, by: chunkBytes).map { Array(bytes[$0..<min($0 + chunkBytes, bytes.count)]) }
     }
 
     /// Applies `patch`'s edits (offsets into the document as it is now); false, changing
@@ -222,8 +225,7 @@ struct PatchedChunks {
         lengths[index] += inserted.count
         count += inserted.count - removed
         if lengths[index] > 2 * Self.chunkBytes {
-            let grown = chunks[index]
-            let pieces = stride(from: 0, to: grown.count, by: Self.chunkBytes).map { Array(grown[$0..<min($0 + Self.chunkBytes, grown.count)]) }
+            let pieces = Self.cut(chunks[index])
             chunks.replaceSubrange(index...index, with: pieces)
             lengths.replaceSubrange(index...index, with: pieces.map(\.count))
         }
