@@ -219,6 +219,8 @@ public final class RegistryApplication: HTTPHandler {
     /// Returns whether this load completed.
     @discardableResult
     private func loadRegistrationsOrRetry(late: Bool = false) -> Bool {
+        /// Schedules the next try (nil: not, shutting down); its delay otherwise.
+        func retryLater() -> Duration? { registrationLoads.failed { [weak self] in self?.loadRegistrationsOrRetry(late: true) } }
         var complete = false
         do {
             if late {
@@ -232,7 +234,7 @@ public final class RegistryApplication: HTTPHandler {
                 complete = try loadRegistrations()
             }
         } catch {
-            let retry = registrationLoads.failed { [weak self] in self?.loadRegistrationsOrRetry(late: true) }
+            let retry = retryLater()
             logger.error(
                 "the registered services could not be loaded into the health checks",
                 metadata: ["error": "\(error)", "retryInSeconds": "\(retry.map { "\($0.components.seconds)" } ?? "never (shutting down)")"])
@@ -240,7 +242,7 @@ public final class RegistryApplication: HTTPHandler {
         }
         guard complete else {
             // Stopped between pages for `pause()` (leading ends): loaded again later.
-            registrationLoads.failed { [weak self] in self?.loadRegistrationsOrRetry(late: true) }
+            _ = retryLater()
             return false
         }
         registrationLoads.succeeded()

@@ -13,8 +13,9 @@ import Synchronization
 /// before it probes) restores the stored snapshots and deletes those of services with neither
 /// a health check nor a name to resolve (not when that load failed: a late load,
 /// `loadingLate`, restores the services it brings, and the stale rows wait for the next
-/// term). From then on, every service whose health changed (the checker's `onChange`: an address crossed a threshold, the fail-open condition flipped, the
-/// check or the addresses changed, the service was deleted) or whose resolved addresses
+/// term). From then on, every service whose health changed (the checker's `onChange`: an
+/// address crossed a threshold, the fail-open condition flipped, the check or the addresses
+/// changed, the service was deleted) or whose resolved addresses
 /// changed is written on one serial background queue, batched (what changed meanwhile goes in
 /// the next transaction), never on an HTTP thread. The writes are fenced: after the lease is
 /// lost they are refused, which is logged at notice level. `pause()` (leading stopped) writes
