@@ -198,7 +198,8 @@ public final class ServiceStore: Sendable {
     ///   exclusive `flock` is taken (`StoreError.fault` `.busy` when another process holds it) and
     ///   current documents are cached for reads (`DocumentCache`).
     /// - Parameter checkpointThreshold: pages not yet copied from the WAL at which the
-    ///   background checkpoint runs, more than 0 (nil: `WALCheckpointer.threshold`, 4,000).
+    ///   background checkpoint runs, more than 0 (nil: `WALCheckpointer.thresholdBytes` worth,
+    ///   2,000 pages of 8 KiB).
     /// - Throws: `StoreError.fault` when the file cannot be opened or is damaged,
     ///   `StoreError.migration` when its schema cannot be brought up to date.
     public convenience init(
@@ -232,10 +233,8 @@ public final class ServiceStore: Sendable {
                         ))
                 }
             }
-            try connection.execute(
-                """
-                PRAGMA journal_mode=WAL; PRAGMA synchronous=\(durability == .full ? "FULL" : "NORMAL"); PRAGMA foreign_keys=ON;
-                """)
+            try connection.enableWAL()
+            try connection.execute("PRAGMA synchronous=\(durability == .full ? "FULL" : "NORMAL"); PRAGMA foreign_keys=ON;")
         } catch let error as StoreError {
             throw error
         } catch {
@@ -250,8 +249,10 @@ public final class ServiceStore: Sendable {
         // Checkpoints in the background rather than in the committing thread (see
         // `WALCheckpointer`); if its connection cannot be opened, SQLite's automatic one stays.
         var checkpointer: WALCheckpointer?
-        if let own = try? SQLiteConnection(path: path), (try? connection.execute("PRAGMA wal_autocheckpoint=0")) != nil {
-            let background = WALCheckpointer(connection: own, threshold: checkpointThreshold ?? WALCheckpointer.threshold)
+        if let own = try? SQLiteConnection(path: path), let pageSize = try? connection.pageSize(),
+            (try? connection.execute("PRAGMA wal_autocheckpoint=0")) != nil
+        {
+            let background = WALCheckpointer(connection: own, pageSize: pageSize, threshold: checkpointThreshold)
             connection.observeWAL(background)
             background.start()
             checkpointer = background

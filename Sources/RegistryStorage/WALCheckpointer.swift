@@ -16,25 +16,33 @@ import Synchronization
 /// would run a checkpoint (two fsyncs) after every commit. Readers that keep old snapshots can
 /// make a passive checkpoint fall behind; when the WAL reaches `ceiling` pages, the writer runs
 /// a `RESTART` checkpoint itself before the next transaction (`mustWait`): writers wait rather
-/// than the WAL grow without limit.
+/// than the WAL grow without limit. (Under back-to-back group commits the WAL does not start
+/// over before that either: SQLite starts it over only when a transaction begins with every
+/// frame copied, and the writer begins its next one right after its commit, whose frames no
+/// checkpoint has copied yet. Copying those few itself to start the WAL over earlier was
+/// measured and changed neither the rate nor the p99: BENCHMARKS.md, twenty-fourth session.)
+/// Both bounds are bytes (`thresholdBytes`, `ceilingBytes`) counted in the database's pages.
 ///
 /// Why @unchecked Sendable is safe: NSCondition is a thread-safe lock and condition variable,
 /// the counters are atomics or behind a Mutex, and the connection is used by the checkpoint
 /// thread alone.
 final class WALCheckpointer: @unchecked Sendable {
-    /// Pages (of 4 KiB by default) not yet copied after which the background checkpoint runs
-    /// by default: four times SQLite's default `wal_autocheckpoint`. A checkpoint copies each
-    /// page once however many of its frames the WAL holds, so a longer stretch copies fewer
-    /// pages per write: under adds spread over 1,000 services the checkpoint thread used about
-    /// half the CPU with 4,000 (46 against 89 ticks for ~90,000 adds), while the `RESTART` at
-    /// the ceiling usually has at most this many pages left to copy (more only when readers
-    /// of old snapshots held the passive checkpoints back, the case the ceiling is for).
-    static let threshold = 4_000
-    /// Pages at which writers wait for a checkpoint (64 MiB of WAL at 4 KiB pages).
-    static let ceiling = 16_384
+    /// Bytes of WAL not yet copied after which the background checkpoint runs by default:
+    /// 4,000 pages of 4 KiB (four times SQLite's default `wal_autocheckpoint`), 2,000 of the
+    /// 8 KiB pages of a file this server creates. A checkpoint copies each page once however
+    /// many of its frames the WAL holds, so a longer stretch copies fewer pages per write:
+    /// under adds spread over 1,000 services the checkpoint thread used about half the CPU
+    /// with 4,000 pages of 4 KiB as with 1,000 (46 against 89 ticks for ~90,000 adds), while
+    /// the `RESTART` at the ceiling usually has at most this much left to copy (more only when
+    /// readers of old snapshots held the passive checkpoints back, the case the ceiling is for).
+    static let thresholdBytes = 16_384_000
+    /// Bytes of WAL at which writers wait for a checkpoint (64 MiB).
+    static let ceilingBytes = 64 << 20
 
-    /// This checkpointer's `threshold` (the static one unless given).
+    /// This checkpointer's threshold, in pages (`thresholdBytes` worth unless given).
     let threshold: Int
+    /// This checkpointer's ceiling, in pages (`ceilingBytes` worth, and at least `threshold`).
+    let ceiling: Int
     private let pages = Atomic<Int>(0)
     /// Where the last checkpoint left the WAL: its length then (`log`) and how many of its
     /// pages had been copied into the database file (`copied`). A WAL shorter than `log`
@@ -46,10 +54,23 @@ final class WALCheckpointer: @unchecked Sendable {
     /// Checkpoints run so far (background and at the ceiling), for tests and metrics.
     let checkpoints = Atomic<Int>(0)
 
-    init(connection: any SQLConnection, threshold: Int = WALCheckpointer.threshold) {
-        precondition(threshold > 0, "a checkpoint threshold is a positive number of pages")
+    /// - Parameters:
+    ///   - pageSize: the database's page size in bytes, which turns the bounds into pages.
+    ///   - threshold: pages not yet copied at which the background checkpoint runs, more than
+    ///     0 (nil: `thresholdBytes` worth).
+    init(connection: any SQLConnection, pageSize: Int, threshold: Int? = nil) {
+        let bounds = Self.bounds(pageSize: pageSize, threshold: threshold)
+        precondition(bounds.threshold > 0, "a checkpoint threshold is a positive number of pages")
         self.connection = ConnectionBox(connection)
-        self.threshold = threshold
+        (self.threshold, ceiling) = bounds
+    }
+
+    /// The threshold (`threshold`, else `thresholdBytes` worth) and the ceiling (`ceilingBytes`
+    /// worth, at least the threshold) in pages of `pageSize` bytes.
+    static func bounds(pageSize: Int, threshold: Int? = nil) -> (threshold: Int, ceiling: Int) {
+        let size = max(pageSize, 512)  // SQLite's smallest page
+        let pages = threshold ?? max(1, thresholdBytes / size)
+        return (pages, max(pages, ceilingBytes / size))
     }
 
     /// Starts the background thread (once).
@@ -84,14 +105,14 @@ final class WALCheckpointer: @unchecked Sendable {
     /// (`log`: the WAL's length then, `copied`: the pages it had copied): when at least
     /// `threshold` of its pages are not copied yet. A WAL shorter than `log` has started over
     /// since, so none of its pages is copied.
-    static func isDue(pages: Int, after last: (log: Int, copied: Int), threshold: Int = WALCheckpointer.threshold) -> Bool {
+    static func isDue(pages: Int, after last: (log: Int, copied: Int), threshold: Int) -> Bool {
         let uncopied = pages < last.log ? pages : pages - last.copied
         return uncopied >= threshold
     }
 
     /// Whether the WAL has reached the ceiling: the writer then checkpoints before its next
     /// transaction (`checkpointAtCeiling`).
-    var mustWait: Bool { pages.load(ordering: .relaxed) >= Self.ceiling }
+    var mustWait: Bool { pages.load(ordering: .relaxed) >= ceiling }
 
     /// Run by the writer, holding the writer lock: a `RESTART` checkpoint (waits, within the
     /// busy timeout, for readers of old snapshots), so that the next commit starts the WAL over.

@@ -265,6 +265,48 @@ func oneAddressChange(_ index: Int) -> @Sendable (ServiceRecord?) throws -> Exte
         #expect(WALCheckpointer.isDue(pages: 1_200, after: (1_400, 1_400), threshold: 1_000))
     }
 
+    /// The WAL's bounds are bytes, turned into pages of the database's own size: a file of
+    /// 4 KiB pages checkpoints at 4,000 and makes writers wait at 16,384, as before files got
+    /// 8 KiB pages (2,000 and 8,192).
+    @Test func walBoundsAreBytesWhateverThePageSize() {
+        #expect(WALCheckpointer.bounds(pageSize: 4_096) == (4_000, 16_384))
+        #expect(WALCheckpointer.bounds(pageSize: 8_192) == (2_000, 8_192))
+        #expect(WALCheckpointer.bounds(pageSize: 65_536) == (250, 1_024))
+        // A threshold given in pages is kept; the ceiling is never below it.
+        #expect(WALCheckpointer.bounds(pageSize: 8_192, threshold: 500) == (500, 8_192))
+        #expect(WALCheckpointer.bounds(pageSize: 8_192, threshold: 10_000) == (10_000, 10_000))
+    }
+
+    /// A database file the store creates gets 8 KiB pages; an existing file keeps its own page
+    /// size (SQLite cannot change it once the file has tables) and is served as before.
+    @Test(.enabled(if: TestStore.current == .sqlite, "SQLite's page size: the SQLite pass runs it"))
+    func newFilesGetEightKiBPagesAndOldFilesKeepTheirs() throws {
+        func pageSize(_ path: String) throws -> Int {
+            let connection = try SQLiteConnection(path: path, readOnly: true)
+            defer { try? connection.close() }
+            return try connection.pageSize()
+        }
+        let created = try temporaryDatabase()
+        do {
+            let store = try ServiceStore(path: created, migrations: try projectMigrations())
+            _ = try store.create(largeService("new", count: 300))
+            try store.checkpoint()
+        }
+        #expect(try pageSize(created) == 8_192)
+        let old = try temporaryDatabase()
+        do {
+            // A file made with SQLite's default page size, as by a server before this one.
+            let connection = try SQLiteConnection(path: old)
+            try connection.execute("PRAGMA page_size=4096; PRAGMA journal_mode=WAL; CREATE TABLE before (x)")
+            try connection.close()
+        }
+        let store = try ServiceStore(path: old, migrations: try projectMigrations())
+        _ = try store.create(largeService("kept", count: 300))
+        #expect(try store.record(namespace: "default", name: "kept")?.service.addresses.count == 300)
+        #expect(try store.integrityCheck() == ["ok"])
+        #expect(try pageSize(old) == 4_096)
+    }
+
     /// A writing connection keeps its savepoints' sub-journals in memory (`temp_store=MEMORY`):
     /// on a file, each page a write changes cost two more `pwrite` calls once the sub-journal
     /// passed 64 KiB. A read-only connection keeps SQLite's default.
@@ -295,10 +337,10 @@ func oneAddressChange(_ index: Int) -> @Sendable (ServiceRecord?) throws -> Exte
     @Test(.enabled(if: TestStore.current == .sqlite, "SQLite's WAL checkpoints: the SQLite pass runs it"))
     func checkpointsRunInTheBackground() throws {
         let path = try temporaryDatabase()
-        let store = try ServiceStore(path: path, durability: .normal, migrations: try projectMigrations(), checkpointThreshold: 1_000)
+        let store = try ServiceStore(path: path, durability: .normal, migrations: try projectMigrations(), checkpointThreshold: 500)
         #expect(store.checkpointsRun == 0)
         #expect(try store.integrityCheck() == ["ok"])
-        // ~40 KiB per document, written twice (service and history): past 1,000 pages of 4 KiB.
+        // ~40 KiB per document, written twice (service and history): past 500 pages of 8 KiB.
         for index in 0..<80 { _ = try store.create(largeService("big-\(index)", count: 1_500)) }
         let deadline = ContinuousClock.now.advanced(by: .seconds(30))
         while (store.checkpointsRun ?? 0) == 0 && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }

@@ -16,8 +16,8 @@ public struct SQLiteDatabase: SQLDatabase {
         lock = nil
     }
 
-    /// Opens (creating it if missing) the database at `path` in WAL mode and brings its schema
-    /// up to date, as a server does at start. With `exclusive`, holds the server's exclusive
+    /// Opens (creating it if missing, with `SQLiteConnection.newFilePageSize`-byte pages) the
+    /// database at `path` in WAL mode and brings its schema up to date, as a server does at start. With `exclusive`, holds the server's exclusive
     /// `flock` (see `ExclusiveFileLock`) while the returned value lives: no server serves the
     /// file meanwhile, and one serving it already makes this fail.
     ///
@@ -34,7 +34,7 @@ public struct SQLiteDatabase: SQLDatabase {
         let connection: SQLiteConnection
         do {
             connection = try SQLiteConnection(path: path)
-            try connection.execute("PRAGMA journal_mode=WAL")
+            try connection.enableWAL()
         } catch {
             throw .fault(error.storageFault)
         }
