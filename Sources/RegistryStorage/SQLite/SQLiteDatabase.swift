@@ -17,9 +17,10 @@ public struct SQLiteDatabase: SQLDatabase {
     }
 
     /// Opens (creating it if missing, with `SQLiteConnection.newFilePageSize`-byte pages) the
-    /// database at `path` in WAL mode and brings its schema up to date, as a server does at start. With `exclusive`, holds the server's exclusive
-    /// `flock` (see `ExclusiveFileLock`) while the returned value lives: no server serves the
-    /// file meanwhile, and one serving it already makes this fail.
+    /// database at `path` in WAL mode and brings its schema up to date, as a server does at
+    /// start. With `exclusive`, holds the server's exclusive `flock` (see `ExclusiveFileLock`)
+    /// while the returned value lives: no server serves the file meanwhile, and one serving it
+    /// already makes this fail.
     ///
     /// - Throws: `StoreError.fault` when the file cannot be opened or locked (`.busy`: a server
     ///   serves it), `StoreError.migration` when its schema cannot be brought up to date or is
