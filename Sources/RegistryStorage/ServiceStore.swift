@@ -35,7 +35,8 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
 /// How hard a commit is pushed to disk before it is acknowledged. Both keep every acknowledged
 /// write across a crash of the process (`kill -9`), since the WAL is in the OS's page cache.
 public enum Durability: String, Sendable, CaseIterable {
-    /// `synchronous=FULL`: the WAL is fsynced on every commit; also survives power loss.
+    /// Every acknowledged commit is fsynced (`synchronous=FULL`, or the WAL fsynced beside the
+    /// commit path: `WALSync`); also survives power loss.
     case full
     /// `synchronous=NORMAL`: fsync at checkpoints only; the last commits may be lost on power loss.
     case normal
@@ -174,6 +175,9 @@ public final class ServiceStore: Sendable {
     private let exclusiveLock: ExclusiveFileLock?
     /// Runs WAL checkpoints off the commit path (nil: SQLite's automatic checkpoints).
     private let checkpointer: WALCheckpointer?
+    /// With `Durability.full` on SQLite: fsyncs the WAL off the commit path; writes are answered
+    /// once their commit is durable (nil: SQLite's own fsync in `COMMIT`, or none).
+    private let walSync: WALSync?
     /// The last history document the watch path rebuilt per service (see `RebuiltRevisions`).
     let rebuiltRevisions = RebuiltRevisions()
     /// Runs the group commits of `writeLater`.
@@ -257,9 +261,17 @@ public final class ServiceStore: Sendable {
             background.start()
             checkpointer = background
         }
+        // `full`: the WAL is fsynced beside the commit path rather than inside `COMMIT` (see
+        // `WALSync`); if its file cannot be opened, SQLite's `synchronous=FULL` stays.
+        var walSync: WALSync?
+        if durability == .full, let sync = try? WALSync(walPath: path + "-wal"),
+            (try? connection.execute("PRAGMA synchronous=NORMAL")) != nil
+        {
+            walSync = sync
+        }
         self.init(
-            database: SQLiteDatabase(existing: path), writer: connection, checkpointer: checkpointer, exclusiveLock: exclusiveLock,
-            cacheDocuments: exclusive, now: now)
+            database: SQLiteDatabase(existing: path), writer: connection, checkpointer: checkpointer, walSync: walSync,
+            exclusiveLock: exclusiveLock, cacheDocuments: exclusive, now: now)
     }
 
     /// A store on `database`, whose schema its opener has already brought up to date (e.g.
@@ -275,16 +287,17 @@ public final class ServiceStore: Sendable {
         } catch {
             throw ServiceStore.storeError(error)
         }
-        self.init(database: database, writer: writer, checkpointer: nil, exclusiveLock: nil, cacheDocuments: false, now: now)
+        self.init(database: database, writer: writer, checkpointer: nil, walSync: nil, exclusiveLock: nil, cacheDocuments: false, now: now)
     }
 
     private init(
-        database: any SQLDatabase, writer: any SQLConnection, checkpointer: WALCheckpointer?, exclusiveLock: ExclusiveFileLock?,
-        cacheDocuments: Bool, now: @escaping @Sendable () -> Date
+        database: any SQLDatabase, writer: any SQLConnection, checkpointer: WALCheckpointer?, walSync: WALSync?,
+        exclusiveLock: ExclusiveFileLock?, cacheDocuments: Bool, now: @escaping @Sendable () -> Date
     ) {
         self.database = database
         self.writer = Mutex(ConnectionBox(writer))
         self.checkpointer = checkpointer
+        self.walSync = walSync
         self.exclusiveLock = exclusiveLock
         self.documentCache = cacheDocuments ? DocumentCache() : nil
         self.now = now
@@ -340,6 +353,10 @@ public final class ServiceStore: Sendable {
     /// ceiling) has run; nil when SQLite's automatic checkpoints are used.
     var checkpointsRun: Int? { checkpointer?.checkpoints.load(ordering: .relaxed) }
 
+    /// How many `fdatasync` calls `WALSync` has made; nil when the store has none (`normal`,
+    /// PostgreSQL, or SQLite's own fsync in `COMMIT`).
+    var walSyncsRun: Int? { walSync?.syncs.load(ordering: .relaxed) }
+
     /// A new uid: a random (version 4) UUID in lower case, as Kubernetes writes them, from the
     /// system generator (`getrandom`, without opening a device file per call): two 64-bit draws
     /// (one system call each; drawing byte by byte made sixteen), written out as hex directly.
@@ -382,7 +399,8 @@ public final class ServiceStore: Sendable {
     ///
     /// Group commit: callers queue their work, and whoever holds the writer lock runs everything
     /// queued in one transaction, each piece inside its own savepoint (so one failing piece rolls
-    /// back alone). With `synchronous=FULL` one fsync then covers a whole batch of writes. When
+    /// back alone). With `Durability.full` one fsync then covers a whole batch of writes (or
+    /// several: `WALSync`), and a write returns once it is durable. When
     /// the database itself fails (disk full, I/O error, read-only) every write of the batch gets
     /// that fault, since SQLite may have rolled the whole transaction back, and the next batch
     /// starts clean.
@@ -390,6 +408,13 @@ public final class ServiceStore: Sendable {
         let pending = PendingWrite(body: { connection in try body(connection) }, completion: nil)
         queue.withLock { $0.append(pending) }
         drain()
+        if let walSync, let sequence = pending.commitSequence {
+            do {
+                try walSync.wait(sequence)
+            } catch {
+                throw StoreError.fault(error)
+            }
+        }
         return try ServiceStore.typed(pending.result)
     }
 
@@ -427,26 +452,43 @@ public final class ServiceStore: Sendable {
     /// (batch after batch, while the next one may already be committing: in commit order when the
     /// commit queue commits them; a batch a synchronous writer commits meanwhile may be answered
     /// before the one just before it, whose answers are queued once its observers have run).
+    /// With a `walSync`, the results are handed over once the commit is durable (or with the
+    /// fault of the fsync that failed), while the commit queue goes on with the next batch.
     private func drain() {
-        let batch: [PendingWrite] = writer.withLock { box in
+        let (batch, sequence): ([PendingWrite], UInt64?) = writer.withLock { box in
             let batch = queue.withLock { queued in
                 defer { queued.removeAll() }
                 return queued
             }
-            guard !batch.isEmpty else { return [] }
+            guard !batch.isEmpty else { return ([], nil) }
             if let checkpointer, checkpointer.mustWait { checkpointer.checkpointAtCeiling(box.connection) }
-            ServiceStore.commit(batch, on: box.connection, cache: recordCache)
-            return batch
+            guard ServiceStore.commit(batch, on: box.connection, cache: recordCache) == nil, let walSync else { return (batch, nil) }
+            let sequence = walSync.committed()
+            for pending in batch { pending.commitSequence = sequence }
+            return (batch, sequence)
         }
         for pending in batch {
             if let result = pending.result { pending.committed?(result) }
         }
         guard batch.contains(where: { $0.completion != nil }) else { return }
-        completionQueue.async {
-            for pending in batch {
-                pending.completion?(
-                    pending.result ?? .failure(StoreError.fault(StorageFault(reason: .internal, message: "the write was not executed"))))
+        let completionQueue = completionQueue
+        let answer: @Sendable (StorageFault?) -> Void = { fault in
+            completionQueue.async {
+                for pending in batch {
+                    guard let completion = pending.completion else { continue }
+                    if let fault {
+                        completion(.failure(StoreError.fault(fault)))
+                    } else {
+                        completion(
+                            pending.result ?? .failure(StoreError.fault(StorageFault(reason: .internal, message: "the write was not executed"))))
+                    }
+                }
             }
+        }
+        if let walSync, let sequence {
+            walSync.whenSynced(sequence, answer)
+        } else {
+            answer(nil)
         }
     }
 
@@ -1337,15 +1379,17 @@ public final class ServiceStore: Sendable {
     }
 }
 
-/// One queued write of the group commit. Why @unchecked Sendable is safe: `result` is written
-/// only by the thread holding the writer lock, and read either by the owner after it has taken
-/// that same lock itself, or by the completion queue in a block dispatched after the lock was
-/// released; the lock, or the dispatch, orders the two accesses.
+/// One queued write of the group commit. Why @unchecked Sendable is safe: `result` and
+/// `commitSequence` are written only by the thread holding the writer lock, and read either by
+/// the owner after it has taken that same lock itself, or by the completion queue in a block
+/// dispatched after the lock was released; the lock, or the dispatch, orders the two accesses.
 private final class PendingWrite: @unchecked Sendable {
     let body: @Sendable (any SQLConnection) throws -> any Sendable
     /// Set by the committing thread while it holds the writer lock; read after that thread
     /// released it (by the waiting writer, or on the completion queue for `completion`).
     var result: Result<any Sendable, any Error>?
+    /// The commit's sequence number for `WALSync` (nil without one, or when the batch failed).
+    var commitSequence: UInt64?
     /// For `writeLater`: called with `result` by the thread that committed, once it released the
     /// writer lock (the store's observers).
     let committed: (@Sendable (Result<any Sendable, any Error>) -> Void)?

@@ -14,6 +14,9 @@ public struct StorageFault: Error, Sendable, Equatable, CustomStringConvertible 
         case corrupt
         /// The file cannot be opened (SQLITE_CANTOPEN, SQLITE_PERM, SQLITE_AUTH).
         case cannotOpen
+        /// An fsync of the WAL failed (`WALSync`): commits since the last good one may be
+        /// visible but are not durable, and no write is acknowledged until the server restarts.
+        case notDurable
         /// No usable connection to the database server now (PostgreSQL: the server down or
         /// unreachable, refusing the login, shutting down or out of connections).
         case unavailable
@@ -45,7 +48,7 @@ public struct StorageFault: Error, Sendable, Equatable, CustomStringConvertible 
 
     /// Whether the fault is a condition of the machine that makes the database unusable for
     /// writes until someone acts (as opposed to a passing lock or a bug).
-    public var isCondition: Bool { [.diskFull, .readOnly, .ioError, .corrupt, .cannotOpen, .unavailable].contains(reason) }
+    public var isCondition: Bool { [.diskFull, .readOnly, .ioError, .corrupt, .cannotOpen, .notDurable, .unavailable].contains(reason) }
 
     /// What a person reads in a problem document or in `/readyz`.
     public var summary: String {
@@ -56,6 +59,7 @@ public struct StorageFault: Error, Sendable, Equatable, CustomStringConvertible 
         case .ioError: "the database file could not be read or written (I/O error)"
         case .corrupt: "the database file is damaged"
         case .cannotOpen: "the database file cannot be opened"
+        case .notDurable: "the database's writes could not be made durable (an fsync of the WAL failed)"
         case .unavailable: "no usable connection to the database server"
         case .internal: "the database failed"
         }

@@ -114,6 +114,16 @@ enum ErrorMapping {
             problem.extensions = [("reason", .string(fault.reason.rawValue))]
             problem.retryAfterSeconds = 30
             return problem
+        case .notDurable:
+            // Committed, perhaps seen by readers, but not known to be on disk: neither "nothing
+            // was written" nor a retry that could succeed before a restart.
+            logger.critical("database writes not durable", metadata: ["error": "\(fault.message)"])
+            var problem = ProblemDetails(
+                slug: "storage-unavailable", title: "Service unavailable", status: 503,
+                detail: "\(fault.summary); the write was not acknowledged and may be lost. The server must be restarted")
+            problem.extensions = [("reason", .string(fault.reason.rawValue))]
+            problem.retryAfterSeconds = 30
+            return problem
         case .unavailable:
             // A lost connection may fail after the server committed, so "nothing was written"
             // is not claimed; the revision (GET) tells.
