@@ -12,6 +12,23 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
         addresses: [EndpointAddress(ip: "10.0.0.1"), EndpointAddress(ip: "10.0.0.2", port: 8080)])
 }
 
+/// Queues `count` updates of service `name`'s description (`writeLater`, as request threads
+/// do), waits for them, and returns the revisions they were answered with, in answer order.
+func queueDescriptionUpdates(of name: String, count: Int, on store: ServiceStore) -> [Int] {
+    let answered = Mutex<[Int]>([])
+    for index in 0..<count {
+        store.update(namespace: "default", name: name) { current in
+            var service = try #require(current).service
+            service.description = "queued \(index)"
+            return service
+        } completion: { result in
+            if case .success(let update) = result { answered.withLock { $0.append(update.record.revision) } }
+        }
+    }
+    store.waitForQueuedWrites()
+    return answered.withLock { $0 }
+}
+
 /// The migrator's rules, on the store under test (each database reopened as a new process
 /// would open it).
 @Suite struct MigrationTests {
@@ -228,18 +245,7 @@ func sample(_ name: String, namespace: String = "default", labels: [String: Stri
     @Test func queuedWritesAreCommittedAndAnsweredBeforeTheWaitReturns() throws {
         let store = self.store
         _ = try store.create(sample("q"))
-        let answered = Mutex<[Int]>([])
-        for index in 0..<20 {
-            store.update(namespace: "default", name: "q") { current in
-                var service = try #require(current).service
-                service.description = "queued \(index)"
-                return service
-            } completion: { result in
-                if case .success(let update) = result { answered.withLock { $0.append(update.record.revision) } }
-            }
-        }
-        store.waitForQueuedWrites()
-        #expect(answered.withLock { $0 } == Array(2...21))
+        #expect(queueDescriptionUpdates(of: "q", count: 20, on: store) == Array(2...21))
         let record = try #require(try store.record(namespace: "default", name: "q"))
         #expect(record.revision == 21 && record.service.description == "queued 19")
     }

@@ -83,18 +83,7 @@ import Testing
         _ = try store.create(sample("a"))
         #expect((store.walSyncsRun ?? 0) >= 1)
         let before = store.walSyncsRun ?? 0
-        let answered = Mutex<[Int]>([])
-        for index in 0..<50 {
-            store.update(namespace: "default", name: "a") { current in
-                var service = try #require(current).service
-                service.description = "queued \(index)"
-                return service
-            } completion: { result in
-                if case .success(let update) = result { answered.withLock { $0.append(update.record.revision) } }
-            }
-        }
-        store.waitForQueuedWrites()
-        #expect(answered.withLock { $0 } == Array(2...51))
+        #expect(queueDescriptionUpdates(of: "a", count: 50, on: store) == Array(2...51))
         // Fewer fsyncs than writes: the queued writes were committed and synced in groups.
         let syncs = (store.walSyncsRun ?? 0) - before
         #expect(syncs >= 1 && syncs < 50)

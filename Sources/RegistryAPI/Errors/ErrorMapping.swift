@@ -107,20 +107,18 @@ enum ErrorMapping {
                 detail: "\(fault.summary); nothing was written. Retry once space has been freed")
             problem.retryAfterSeconds = 30
             return problem
-        case .readOnly, .ioError, .corrupt, .cannotOpen:
-            logger.error("database unusable", metadata: ["reason": "\(fault.reason.rawValue)", "error": "\(fault.message)"])
+        case .readOnly, .ioError, .corrupt, .cannotOpen, .notDurable:
+            logger.log(
+                level: fault.reason == .notDurable ? .critical : .error, "database unusable",
+                metadata: ["reason": "\(fault.reason.rawValue)", "error": "\(fault.message)"])
+            // A write that could not be made durable is committed, perhaps seen by readers, but
+            // not known to be on disk: neither "nothing was written" nor a retry that could
+            // succeed before a restart.
+            let consequence =
+                fault.reason == .notDurable
+                ? "the write was not acknowledged and may be lost. The server must be restarted" : "nothing was written"
             var problem = ProblemDetails(
-                slug: "storage-unavailable", title: "Service unavailable", status: 503, detail: "\(fault.summary); nothing was written")
-            problem.extensions = [("reason", .string(fault.reason.rawValue))]
-            problem.retryAfterSeconds = 30
-            return problem
-        case .notDurable:
-            // Committed, perhaps seen by readers, but not known to be on disk: neither "nothing
-            // was written" nor a retry that could succeed before a restart.
-            logger.critical("database writes not durable", metadata: ["error": "\(fault.message)"])
-            var problem = ProblemDetails(
-                slug: "storage-unavailable", title: "Service unavailable", status: 503,
-                detail: "\(fault.summary); the write was not acknowledged and may be lost. The server must be restarted")
+                slug: "storage-unavailable", title: "Service unavailable", status: 503, detail: "\(fault.summary); \(consequence)")
             problem.extensions = [("reason", .string(fault.reason.rawValue))]
             problem.retryAfterSeconds = 30
             return problem
