@@ -48,8 +48,9 @@ public final class RegistryApplication: HTTPHandler {
     private let healthPersister: HealthStatePersister
     /// Shows the leader's stored verdicts while this replica follows (issue 16).
     private let healthFollower: HealthStateFollower
-    /// Gives the health checker the addresses `host` names resolve to after each DNS change.
-    private let targetSync: ResolvedTargetSync
+    /// Sets the health checker's targets and the DNS refresher's names from registrations and
+    /// DNS changes, one view at a time.
+    private let targets: LivenessTargets
     /// When a load of the registrations that failed is tried again.
     private let registrationLoads = RetryTimer(queue: DispatchQueue(label: "registration-loads"))
 
@@ -112,10 +113,10 @@ public final class RegistryApplication: HTTPHandler {
         liveness.onChange { keys in healthFollower.changed(keys) }
         dns.onChange { namespace, name in healthPersister.changed([ServiceKey(namespace: namespace, name: name)]) }
         // A change of resolution: the health checker probes the new IPs, the clusters follow.
-        let targetSync = ResolvedTargetSync(store: store, liveness: liveness, dns: dns, logger: logger)
-        self.targetSync = targetSync
+        let targets = LivenessTargets(store: store, liveness: liveness, dns: dns, logger: logger)
+        self.targets = targets
         dns.onChange { [weak reconciler] namespace, name in
-            targetSync.resolutionChanged(namespace: namespace, name: name)
+            targets.resolutionChanged(namespace: namespace, name: name)
             reconciler?.effectiveChanged([ServiceKey(namespace: namespace, name: name)])
         }
         let push = PushHandlers(clusters: clusters, reconciler: reconciler, store: store, metrics: metrics, logger: logger)
@@ -150,17 +151,6 @@ public final class RegistryApplication: HTTPHandler {
 
     /// How long start-up waits for the first resolution of the registered `host` names.
     public static let startupResolutionBudget: Duration = .seconds(5)
-
-    /// Brings the DNS refresher and the health checker in line with one registration (nil: deleted).
-    private static func follow(_ service: ExternalService?, namespace: String, name: String, liveness: HealthChecker, dns: DNSRefresher) {
-        dns.update(
-            namespace: namespace, name: name, hosts: service?.hosts ?? [],
-            settings: service.map(DNSRefresher.Settings.init)
-                ?? DNSRefresher.Settings(refreshSeconds: DNSSettings.defaultRefreshSeconds, graceSeconds: DNSSettings.defaultGraceSeconds))
-        // Without a health check there is nothing to probe: the checker forgets the service
-        // alike for nil, and the (possibly large) service is not resolved for nothing.
-        liveness.update(namespace: namespace, name: name, service: service?.healthCheck == nil ? nil : service.map(dns.resolved))
-    }
 
     /// Loads every registration into the health checker and the DNS refresher, follows later
     /// commits (subscribed once per process), and starts their threads. Called again after
@@ -206,7 +196,7 @@ public final class RegistryApplication: HTTPHandler {
     public func stopFollowingLeader() {
         healthFollower.close()
         registrationLoads.stop()
-        targetSync.stop()
+        targets.stop()
     }
 
     /// `loadRegistrations()`; when the store cannot be read, logged and tried again after a
@@ -254,28 +244,26 @@ public final class RegistryApplication: HTTPHandler {
     /// `stopping` is asked before each page of 500 after the first: when it says so, the load
     /// ends there and returns false (true: every registration was loaded).
     private func loadRegistrations(stopping: () -> Bool = { false }) throws(StoreError) -> Bool {
-        let liveness = self.liveness
-        let dns = self.dns
+        let (store, targets) = (self.store, self.targets)
         if !followsCommits.exchange(true, ordering: .sequentiallyConsistent) {
             store.onCommit { changes in
-                for change in changes {
-                    RegistryApplication.follow(
-                        change.record?.service, namespace: change.key.namespace, name: change.key.name, liveness: liveness, dns: dns)
-                }
+                for change in changes { targets.follow(change.record?.service, namespace: change.key.namespace, name: change.key.name) }
             }
         }
         var after: ServiceKey? = nil
         repeat {
             if after != nil && stopping() { return false }
-            let page = try store.list(namespace: nil, selector: .everything, after: after, limit: 500)
-            for document in page.documents {
-                guard let json = try? JSONParser.parse(document), let record = ServiceDecoder.storedRecord(json) else { continue }
-                if record.service.healthCheck != nil || !record.service.hosts.isEmpty {
-                    RegistryApplication.follow(
-                        record.service, namespace: record.service.namespace, name: record.service.name, liveness: liveness, dns: dns)
+            // Read and applied in one step: a commit meanwhile is applied after the page.
+            try targets.followAll { () throws(StoreError) -> [ExternalService] in
+                let page = try store.list(namespace: nil, selector: .everything, after: after, limit: 500)
+                after = page.next
+                return page.documents.compactMap { document in
+                    guard let json = try? JSONParser.parse(document), let service = ServiceDecoder.storedRecord(json)?.service,
+                        service.healthCheck != nil || !service.hosts.isEmpty
+                    else { return nil }
+                    return service
                 }
             }
-            after = page.next
         } while after != nil
         registrationsLoaded.store(true, ordering: .sequentiallyConsistent)
         return true

@@ -123,9 +123,10 @@ import Testing
     }
 }
 
-/// The health checker's targets after a DNS change when the registration cannot be read at
-/// first: tried again until it can, with what is registered then.
-@Suite struct ResolvedTargetSyncTests {
+/// The health checker's targets from registrations and DNS changes: a read that fails after a
+/// DNS change is tried again until it can, with what is registered then; a commit and a DNS
+/// change at the same time never leave the checker with the older view.
+@Suite struct LivenessTargetsTests {
     @Test func aFailedReadIsRetriedUntilTheCheckerHasTheTargets() throws {
         let (store, liveness, dns) = try HealthStatePersisterTests.parts()
         let key = HealthStatePersisterTests.key
@@ -135,7 +136,7 @@ import Testing
             namespace: key.namespace, name: key.name, ports: [ServicePort(port: 80)],
             addresses: EndpointAddressList([EndpointAddress(ip: "192.0.2.20")]),
             healthCheck: HealthCheck(type: .tcp, intervalSeconds: 5, timeoutSeconds: 1))
-        let sync = ResolvedTargetSync(
+        let sync = LivenessTargets(
             store: store, liveness: liveness, dns: dns, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() },
             read: { _ in
                 reads.add(1, ordering: .sequentiallyConsistent)
@@ -159,6 +160,49 @@ import Testing
         let done = reads.load(ordering: .sequentiallyConsistent)
         Thread.sleep(forTimeInterval: 0.2)
         #expect(reads.load(ordering: .sequentiallyConsistent) == done)
+    }
+
+    /// A service registered with a `host` address while its first answer arrives: the commit's
+    /// update (with the answers known when it began: none) and the DNS change's update race, in
+    /// every round. However they interleave, the checker ends up probing the resolved IP; were
+    /// the commit's view applied after the change's, no later answer (the same) would bring the
+    /// IP back and it would stay unprobed (seen as `unknown` for as long as the name resolves).
+    /// The service's 2,000 fixed IPs make each update take long enough for the two to overlap.
+    @Test func aCommitRacingTheFirstAnswerNeverTakesTheResolvedIPAway() throws {
+        let (store, _, _) = try HealthStatePersisterTests.parts()
+        let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+        let resolver = TableResolver()
+        let liveness = HealthChecker(prober: TableProber(), logger: logger)
+        let dns = DNSRefresher(resolver: resolver, logger: logger)
+        let registrations = Mutex<[ServiceKey: ExternalService]>([:])
+        let targets = LivenessTargets(store: store, liveness: liveness, dns: dns, logger: logger, read: { key in registrations.withLock { $0[key] } })
+        dns.onChange { namespace, name in targets.resolutionChanged(namespace: namespace, name: name) }
+        let fixed = (0..<2000).map { EndpointAddress(ip: "198.51.\(100 + $0 / 250).\($0 % 250 + 1)") }
+        for round in 0..<100 {
+            let (host, ip) = ("db-\(round).registry.test", "192.0.2.\(round % 250 + 1)")
+            resolver.answers.withLock { $0[host] = .success([ip]) }
+            let service = ExternalService(
+                namespace: "default", name: "db-\(round)", ports: [ServicePort(port: 80)],
+                addresses: EndpointAddressList(fixed + [EndpointAddress(host: host)]),
+                healthCheck: HealthCheck(type: .tcp, intervalSeconds: 5, timeoutSeconds: 1))
+            registrations.withLock { $0[ServiceKey(namespace: service.namespace, name: service.name)] = service }
+            DispatchQueue.concurrentPerform(iterations: 2) { index in
+                if index == 0 {
+                    targets.follow(service, namespace: service.namespace, name: service.name)
+                } else {
+                    // The refresher's side: resolves the name as soon as the commit made it due.
+                    let limit = ContinuousClock.now.advanced(by: .seconds(10))
+                    while dns.resolution(namespace: service.namespace, name: service.name, host: host)?.resolvedAt == nil,
+                        ContinuousClock.now < limit
+                    {
+                        dns.refreshDue()
+                    }
+                }
+            }
+            let probed = liveness.report(namespace: service.namespace, name: service.name)?.addresses.map(\.target.ip) ?? []
+            #expect(probed.count == 2001 && probed.contains(ip), "round \(round): \(probed.count) targets")
+            if !probed.contains(ip) { break }
+        }
     }
 }
 
