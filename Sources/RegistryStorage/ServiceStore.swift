@@ -203,7 +203,7 @@ public final class ServiceStore: Sendable {
     ///   current documents are cached for reads (`DocumentCache`).
     /// - Parameter checkpointThreshold: pages not yet copied from the WAL at which the
     ///   background checkpoint runs, more than 0 (nil: `WALCheckpointer.thresholdBytes` worth,
-    ///   6,000 pages of 8 KiB).
+    ///   2,000 pages of 8 KiB).
     /// - Throws: `StoreError.fault` when the file cannot be opened or is damaged,
     ///   `StoreError.migration` when its schema cannot be brought up to date.
     public convenience init(

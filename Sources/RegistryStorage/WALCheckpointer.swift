@@ -28,18 +28,16 @@ import Synchronization
 /// thread alone.
 final class WALCheckpointer: @unchecked Sendable {
     /// Bytes of WAL not yet copied after which the background checkpoint runs by default:
-    /// 6,000 of the 8 KiB pages of a file this server creates (12,000 pages of 4 KiB, twelve
-    /// times SQLite's default `wal_autocheckpoint`). A checkpoint copies each page once however
+    /// 4,000 pages of 4 KiB (four times SQLite's default `wal_autocheckpoint`), 2,000 of the
+    /// 8 KiB pages of a file this server creates. A checkpoint copies each page once however
     /// many of its frames the WAL holds, so a longer stretch copies fewer pages per write:
     /// under adds spread over 1,000 services the checkpoint thread used about half the CPU
-    /// with 4,000 pages of 4 KiB as with 1,000 (46 against 89 ticks for ~90,000 adds), and
-    /// adds ran ~4 % faster with 6,000 pages of 8 KiB than with 2,000, with less I/O wait
-    /// (BENCHMARKS.md, twenty-sixth session), while the `RESTART` at the ceiling usually has
-    /// at most this much left to copy (more only when readers of old snapshots held the
-    /// passive checkpoints back, the case the ceiling is for).
-    static let thresholdBytes = 49_152_000
-    /// Bytes of WAL at which writers wait for a checkpoint (192 MiB: four times the threshold).
-    static let ceilingBytes = 192 << 20
+    /// with 4,000 pages of 4 KiB as with 1,000 (46 against 89 ticks for ~90,000 adds), while
+    /// the `RESTART` at the ceiling usually has at most this much left to copy (more only when
+    /// readers of old snapshots held the passive checkpoints back, the case the ceiling is for).
+    static let thresholdBytes = 16_384_000
+    /// Bytes of WAL at which writers wait for a checkpoint (64 MiB).
+    static let ceilingBytes = 64 << 20
 
     /// This checkpointer's threshold, in pages (`thresholdBytes` worth unless given).
     let threshold: Int

@@ -266,15 +266,15 @@ func oneAddressChange(_ index: Int) -> @Sendable (ServiceRecord?) throws -> Exte
     }
 
     /// The WAL's bounds are bytes, turned into pages of the database's own size: a file of
-    /// 8 KiB pages checkpoints at 6,000 and makes writers wait at 24,576 (~48 MB and 192 MiB),
-    /// a file of 4 KiB pages at twice as many pages.
+    /// 4 KiB pages checkpoints at 4,000 and makes writers wait at 16,384, as before files got
+    /// 8 KiB pages (2,000 and 8,192).
     @Test func walBoundsAreBytesWhateverThePageSize() {
-        #expect(WALCheckpointer.bounds(pageSize: 4_096) == (12_000, 49_152))
-        #expect(WALCheckpointer.bounds(pageSize: 8_192) == (6_000, 24_576))
-        #expect(WALCheckpointer.bounds(pageSize: 65_536) == (750, 3_072))
+        #expect(WALCheckpointer.bounds(pageSize: 4_096) == (4_000, 16_384))
+        #expect(WALCheckpointer.bounds(pageSize: 8_192) == (2_000, 8_192))
+        #expect(WALCheckpointer.bounds(pageSize: 65_536) == (250, 1_024))
         // A threshold given in pages is kept; the ceiling is never below it.
-        #expect(WALCheckpointer.bounds(pageSize: 8_192, threshold: 500) == (500, 24_576))
-        #expect(WALCheckpointer.bounds(pageSize: 8_192, threshold: 30_000) == (30_000, 30_000))
+        #expect(WALCheckpointer.bounds(pageSize: 8_192, threshold: 500) == (500, 8_192))
+        #expect(WALCheckpointer.bounds(pageSize: 8_192, threshold: 10_000) == (10_000, 10_000))
     }
 
     /// A database file the store creates gets 8 KiB pages; an existing file keeps its own page

@@ -67,7 +67,7 @@ public struct SQLiteBackupError: Error, Sendable, Equatable, CustomStringConvert
 /// has written between two steps: under a steady stream of writes it would never finish.) The
 /// only cost to the server is that its WAL cannot be checkpointed past the snapshot until the
 /// copy ends, so the WAL grows by what is written meanwhile; should it reach the server's
-/// ceiling (192 MiB, `WALCheckpointer.ceilingBytes`) writes wait for the backup, within the busy
+/// ceiling (64 MiB, `WALCheckpointer.ceilingBytes`) writes wait for the backup, within the busy
 /// timeout. The copy proceeds `pagesPerStep` pages at a time.
 ///
 /// **Publishing.** The copy is written to a temporary file in the output's directory, switched
