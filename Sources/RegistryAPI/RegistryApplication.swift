@@ -247,21 +247,21 @@ public final class RegistryApplication: HTTPHandler {
         let (store, targets) = (self.store, self.targets)
         if !followsCommits.exchange(true, ordering: .sequentiallyConsistent) {
             store.onCommit { changes in
-                for change in changes { targets.follow(change.record?.service, namespace: change.key.namespace, name: change.key.name) }
+                for change in changes { targets.follow(change.record, key: change.key) }
             }
         }
         var after: ServiceKey? = nil
         repeat {
             if after != nil && stopping() { return false }
             // Read and applied in one step: a commit meanwhile is applied after the page.
-            try targets.followAll { () throws(StoreError) -> [ExternalService] in
+            try targets.followAll { () throws(StoreError) -> [ServiceRecord] in
                 let page = try store.list(namespace: nil, selector: .everything, after: after, limit: 500)
                 after = page.next
                 return page.documents.compactMap { document in
-                    guard let json = try? JSONParser.parse(document), let service = ServiceDecoder.storedRecord(json)?.service,
-                        service.healthCheck != nil || !service.hosts.isEmpty
+                    guard let json = try? JSONParser.parse(document), let record = ServiceDecoder.storedRecord(json),
+                        record.service.healthCheck != nil || !record.service.hosts.isEmpty
                     else { return nil }
-                    return service
+                    return record
                 }
             }
         } while after != nil

@@ -124,37 +124,54 @@ import Testing
 }
 
 /// The health checker's targets from registrations and DNS changes: a read that fails after a
-/// DNS change is tried again until it can, with what is registered then; a commit and a DNS
-/// change at the same time never leave the checker with the older view.
+/// DNS change is tried again until it can, with what is registered then; commits and DNS changes
+/// in any order never leave the checker with an older view than the newest.
 @Suite struct LivenessTargetsTests {
+    static let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+
+    /// Revision `revision` of `uid` with a TCP check of port 80 on `ips`.
+    static func record(_ uid: String, _ revision: Int, _ ips: [String], name: String = HealthStatePersisterTests.key.name) -> ServiceRecord {
+        ServiceRecord(
+            service: ExternalService(
+                namespace: HealthStatePersisterTests.key.namespace, name: name, ports: [ServicePort(port: 80)],
+                addresses: EndpointAddressList(ips.map { EndpointAddress(ip: $0) }),
+                healthCheck: HealthCheck(type: .tcp, intervalSeconds: 5, timeoutSeconds: 1)),
+            uid: uid, revision: revision, createdAt: "2026-12-05T00:00:00Z", updatedAt: "2026-12-05T00:00:00Z")
+    }
+
+    /// The IPs the checker probes for the service `key`, sorted.
+    static func probed(_ liveness: HealthChecker, _ key: ServiceKey = HealthStatePersisterTests.key) -> [String] {
+        (liveness.report(namespace: key.namespace, name: key.name)?.addresses.map(\.target.ip) ?? []).sorted()
+    }
+
     @Test func aFailedReadIsRetriedUntilTheCheckerHasTheTargets() throws {
         let (store, liveness, dns) = try HealthStatePersisterTests.parts()
         let key = HealthStatePersisterTests.key
         let reads = Atomic<Int>(0)
-        let readable = Atomic<Bool>(false)
-        let moved = ExternalService(
-            namespace: key.namespace, name: key.name, ports: [ServicePort(port: 80)],
-            addresses: EndpointAddressList([EndpointAddress(ip: "192.0.2.20")]),
-            healthCheck: HealthCheck(type: .tcp, intervalSeconds: 5, timeoutSeconds: 1))
+        let readable = Atomic<Bool>(true)
+        // What the store holds: first 192.0.2.10; then (standing for a name that now resolves
+        // elsewhere, the same revision) 192.0.2.20.
+        let stored = Mutex(Self.record("u1", 1, ["192.0.2.10"]))
         let sync = LivenessTargets(
-            store: store, liveness: liveness, dns: dns, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() },
+            store: store, liveness: liveness, dns: dns, logger: Self.logger,
             read: { _ in
                 reads.add(1, ordering: .sequentiallyConsistent)
                 guard readable.load(ordering: .sequentiallyConsistent) else {
                     throw StoreError.fault(StorageFault(reason: .unavailable, message: "the database does not answer (test)"))
                 }
-                return moved
+                return stored.withLock { $0 }
             }, firstRetryDelay: .milliseconds(20), maxRetryDelay: .milliseconds(40))
+        sync.follow(Self.record("u1", 1, ["192.0.2.10"]), key: key)
+        #expect(Self.probed(liveness) == ["192.0.2.10"])
+        stored.withLock { $0 = Self.record("u1", 1, ["192.0.2.20"]) }
+        readable.store(false, ordering: .sequentiallyConsistent)
+        let before = reads.load(ordering: .sequentiallyConsistent)
         sync.resolutionChanged(namespace: key.namespace, name: key.name)
         // The read failed: the checker still has the old address, and the read is tried again.
-        #expect(String(decoding: liveness.snapshot(of: key) ?? [], as: UTF8.self).contains("192.0.2.10"))
-        #expect(eventually(10) { reads.load(ordering: .sequentiallyConsistent) >= 3 })
+        #expect(Self.probed(liveness) == ["192.0.2.10"])
+        #expect(eventually(10) { reads.load(ordering: .sequentiallyConsistent) >= before + 3 })
         readable.store(true, ordering: .sequentiallyConsistent)
-        #expect(
-            eventually(10) {
-                let snapshot = String(decoding: liveness.snapshot(of: key) ?? [], as: UTF8.self)
-                return snapshot.contains("192.0.2.20") && !snapshot.contains("192.0.2.10")
-            })
+        #expect(eventually(10) { Self.probed(liveness) == ["192.0.2.20"] })
         // Once it succeeded, nothing more is read.
         Thread.sleep(forTimeInterval: 0.1)
         let done = reads.load(ordering: .sequentiallyConsistent)
@@ -162,44 +179,90 @@ import Testing
         #expect(reads.load(ordering: .sequentiallyConsistent) == done)
     }
 
+    /// The observers of two commits may run out of order (a synchronous write's run after its
+    /// fsync; an observer's own write runs those of the writes it commits first): an older
+    /// revision is skipped, and a record whose order cannot be told from it (another uid, a
+    /// deletion, a service not followed yet) is checked against the store.
+    @Test func commitsFollowedOutOfOrderLeaveTheNewestApplied() throws {
+        let (store, liveness, dns) = try HealthStatePersisterTests.parts()
+        let key = HealthStatePersisterTests.key
+        liveness.update(namespace: key.namespace, name: key.name, service: nil)
+        let stored = Mutex<ServiceRecord?>(nil)
+        let reads = Atomic<Int>(0)
+        let targets = LivenessTargets(
+            store: store, liveness: liveness, dns: dns, logger: Self.logger,
+            read: { _ in
+                reads.add(1, ordering: .sequentiallyConsistent)
+                return stored.withLock { $0 }
+            })
+        // Created (revision 1), then changed (2): revision 2's observer first.
+        stored.withLock { $0 = Self.record("u1", 2, ["192.0.2.12"]) }
+        targets.follow(Self.record("u1", 2, ["192.0.2.12"]), key: key)
+        targets.follow(Self.record("u1", 1, ["192.0.2.11"]), key: key)
+        #expect(Self.probed(liveness) == ["192.0.2.12"])
+        // Known revisions of the same uid are ordered without a read.
+        let afterCreation = reads.load(ordering: .sequentiallyConsistent)
+        stored.withLock { $0 = Self.record("u1", 3, ["192.0.2.13"]) }
+        targets.follow(Self.record("u1", 3, ["192.0.2.13"]), key: key)
+        #expect(reads.load(ordering: .sequentiallyConsistent) == afterCreation)
+        #expect(Self.probed(liveness) == ["192.0.2.13"])
+        // Deleted and created again (uid u2): the deletion's observer last.
+        stored.withLock { $0 = Self.record("u2", 1, ["192.0.2.21"]) }
+        targets.follow(Self.record("u2", 1, ["192.0.2.21"]), key: key)
+        targets.follow(nil, key: key)
+        #expect(Self.probed(liveness) == ["192.0.2.21"])
+        // Deleted: a change of the deleted registration whose observer comes last is not applied.
+        stored.withLock { $0 = nil }
+        targets.follow(nil, key: key)
+        #expect(Self.probed(liveness).isEmpty)
+        targets.follow(Self.record("u2", 2, ["192.0.2.22"]), key: key)
+        #expect(Self.probed(liveness).isEmpty)
+        #expect(targets.followedCount == 0)
+        // A service with neither a health check nor `host` names is not followed (no entry, no read).
+        var plain = Self.record("u3", 1, ["192.0.2.31"])
+        plain.service.healthCheck = nil
+        let beforePlain = reads.load(ordering: .sequentiallyConsistent)
+        targets.follow(plain, key: key)
+        #expect(reads.load(ordering: .sequentiallyConsistent) == beforePlain && targets.followedCount == 0)
+    }
+
     /// A service registered with a `host` address while its first answer arrives: the commit's
-    /// update (with the answers known when it began: none) and the DNS change's update race, in
-    /// every round. However they interleave, the checker ends up probing the resolved IP; were
-    /// the commit's view applied after the change's, no later answer (the same) would bring the
-    /// IP back and it would stay unprobed (seen as `unknown` for as long as the name resolves).
-    /// The service's 2,000 fixed IPs make each update take long enough for the two to overlap.
+    /// update and the DNS change's update race, in every round. However they interleave, the
+    /// checker ends up probing the resolved IP; were the commit's view (with the answers known
+    /// when it began: none) applied after the change's, no later answer (the same) would bring
+    /// the IP back and it would stay unprobed (seen as `unknown` for as long as the name
+    /// resolves). The service's 2,000 fixed IPs make each update take long enough for the two
+    /// to overlap.
     @Test func aCommitRacingTheFirstAnswerNeverTakesTheResolvedIPAway() throws {
         let (store, _, _) = try HealthStatePersisterTests.parts()
-        let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         let resolver = TableResolver()
-        let liveness = HealthChecker(prober: TableProber(), logger: logger)
-        let dns = DNSRefresher(resolver: resolver, logger: logger)
-        let registrations = Mutex<[ServiceKey: ExternalService]>([:])
-        let targets = LivenessTargets(store: store, liveness: liveness, dns: dns, logger: logger, read: { key in registrations.withLock { $0[key] } })
+        let liveness = HealthChecker(prober: TableProber(), logger: Self.logger)
+        let dns = DNSRefresher(resolver: resolver, logger: Self.logger)
+        let registrations = Mutex<[ServiceKey: ServiceRecord]>([:])
+        let targets = LivenessTargets(
+            store: store, liveness: liveness, dns: dns, logger: Self.logger, read: { key in registrations.withLock { $0[key] } })
         dns.onChange { namespace, name in targets.resolutionChanged(namespace: namespace, name: name) }
         let fixed = (0..<2000).map { EndpointAddress(ip: "198.51.\(100 + $0 / 250).\($0 % 250 + 1)") }
         for round in 0..<100 {
             let (host, ip) = ("db-\(round).registry.test", "192.0.2.\(round % 250 + 1)")
             resolver.answers.withLock { $0[host] = .success([ip]) }
-            let service = ExternalService(
-                namespace: "default", name: "db-\(round)", ports: [ServicePort(port: 80)],
-                addresses: EndpointAddressList(fixed + [EndpointAddress(host: host)]),
-                healthCheck: HealthCheck(type: .tcp, intervalSeconds: 5, timeoutSeconds: 1))
-            registrations.withLock { $0[ServiceKey(namespace: service.namespace, name: service.name)] = service }
+            var registration = Self.record("u\(round)", 1, [], name: "db-\(round)")
+            registration.service.addresses = EndpointAddressList(fixed + [EndpointAddress(host: host)])
+            let record = registration
+            let key = ServiceKey(namespace: record.service.namespace, name: record.service.name)
+            registrations.withLock { $0[key] = record }
             DispatchQueue.concurrentPerform(iterations: 2) { index in
                 if index == 0 {
-                    targets.follow(service, namespace: service.namespace, name: service.name)
+                    targets.follow(record, key: key)
                 } else {
                     // The refresher's side: resolves the name as soon as the commit made it due.
                     let limit = ContinuousClock.now.advanced(by: .seconds(10))
-                    while dns.resolution(namespace: service.namespace, name: service.name, host: host)?.resolvedAt == nil,
-                        ContinuousClock.now < limit
-                    {
+                    while dns.resolution(namespace: key.namespace, name: key.name, host: host)?.resolvedAt == nil, ContinuousClock.now < limit {
                         dns.refreshDue()
                     }
                 }
             }
-            let probed = liveness.report(namespace: service.namespace, name: service.name)?.addresses.map(\.target.ip) ?? []
+            let probed = Self.probed(liveness, key)
             #expect(probed.count == 2001 && probed.contains(ip), "round \(round): \(probed.count) targets")
             if !probed.contains(ip) { break }
         }

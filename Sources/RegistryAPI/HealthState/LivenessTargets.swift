@@ -7,29 +7,44 @@ import RegistryStorage
 import Synchronization
 
 /// The one place where the health checker's probe targets and the DNS refresher's names are set
-/// from registrations: after each commit (`follow`), for every registration at start-up or when
-/// leading starts (`followAll`), and after a `host` name resolved differently (a DNS change
-/// here, or the leader's answers restored from the store on a follower: `resolutionChanged`).
+/// from registrations: after each commit (`follow`), page by page when the registrations are
+/// loaded (`followAll`: at start-up, when leading or following starts, and in late retries), and
+/// after a `host` name resolved differently (a DNS change here, or the leader's answers restored
+/// from the store on a follower: `resolutionChanged`).
 ///
-/// Each of them reads what it applies (the registration, the current DNS answers) and hands it
-/// to the checker under one lock, so that none applies an older view after a newer one. Without
-/// it a commit's update, which puts the answers known when it *began* in place of the names,
-/// could land after the update of a DNS change that came meanwhile and take the new IPs away
-/// again; as further answers are the same, no later change would bring them back, and the
-/// resolved addresses would stay unprobed (`unknown`) for as long as the name resolves alike.
-/// Likewise a DNS change's read of the registration, or a start-up page, taken before a commit
-/// could otherwise be applied after that commit's update. The lock is never held while waiting
-/// for anything but these reads (the subscribers the checker calls only enqueue work or read
-/// the store).
+/// **No older view after a newer one.** Each update puts the registration in place with the DNS
+/// answers known when it is applied, one at a time (under one lock), and the revision applied
+/// last is kept per service (its `uid` and `revision`), so that:
+/// - a commit's record older than the one applied (observers of two commits may run out of
+///   order: a synchronous write's observers run after its fsync, and an observer's own write
+///   runs the observers of the writes it commits first) is skipped;
+/// - a record whose order cannot be told from it (another `uid`: deleted and created again; a
+///   deletion, which carries no `uid`; a service not followed yet that has a health check or
+///   `host` names) is checked against what the store holds now, read under the lock; if the
+///   store cannot be read, the record is applied as it came (the most likely order);
+/// - a DNS change reads the registration first (without the lock) and applies it only if it is
+///   still the one applied: otherwise a commit's update, applied or on its way, carries the new
+///   answers;
+/// - a page of a load is read and applied under the lock, so that no commit lands in between.
+/// Without this, a commit's update (with the answers known when it began) could land after a DNS
+/// change's and take the resolved IPs out of the checker for as long as the name resolves alike.
 ///
-/// A read after a DNS change that fails (the database does not answer) is logged and tried
-/// again after a backoff (`RetryTimer`: 1 s doubling up to 30 s) until it succeeds, since the
-/// answers may not change again for a long time: without it the checker would keep probing the
-/// old addresses and a follower would show no verdict for the new ones. Each try reads the
-/// registration and the answers as they are then.
+/// Services followed: one entry (`uid`, `revision`) per registered service with a health check
+/// or `host` names, removed when it has neither or is deleted.
+///
+/// A DNS change whose read fails (the database does not answer) is logged and tried again after
+/// a backoff (`RetryTimer`: 1 s doubling up to 30 s) until it succeeds, since the answers may not
+/// change again for a long time: without it the checker would keep probing the old addresses
+/// and a follower would show no verdict for the new ones.
 final class LivenessTargets: Sendable {
     /// Reads a service's registration (nil: deleted).
-    typealias Read = @Sendable (ServiceKey) throws -> ExternalService?
+    typealias Read = @Sendable (ServiceKey) throws -> ServiceRecord?
+
+    /// The registration applied last for a service.
+    private struct Applied: Equatable {
+        var uid: String
+        var revision: Int
+    }
 
     private let read: Read
     private let liveness: HealthChecker
@@ -37,34 +52,56 @@ final class LivenessTargets: Sendable {
     private let logger: Logger
     /// Held while a view is read and applied (see the type's description).
     private let applying = NSLock()
+    /// The revision applied last per followed service (only used with `applying` held).
+    private let applied = Mutex<[ServiceKey: Applied]>([:])
     /// The services whose last try after a DNS change failed.
     private let failed = Mutex<Set<ServiceKey>>([])
     private let retries: RetryTimer
 
-    /// `read`: how a registration is read after a DNS change (default: `store.record`; tests
-    /// give a failing one). `firstRetryDelay`, `maxRetryDelay`: the backoff after a failed read.
+    /// `read`: how a registration is read (default: `store.record`; tests give their own).
+    /// `firstRetryDelay`, `maxRetryDelay`: the backoff after a failed read after a DNS change.
     init(
         store: ServiceStore, liveness: HealthChecker, dns: DNSRefresher, logger: Logger, read: Read? = nil,
         firstRetryDelay: Duration = .seconds(1), maxRetryDelay: Duration = .seconds(30)
     ) {
-        self.read = read ?? { try store.record(namespace: $0.namespace, name: $0.name)?.service }
+        self.read = read ?? { try store.record(namespace: $0.namespace, name: $0.name) }
         self.liveness = liveness
         self.dns = dns
         self.logger = logger
         retries = RetryTimer(queue: DispatchQueue(label: "liveness-targets"), first: firstRetryDelay, maximum: maxRetryDelay)
     }
 
+    /// Services followed now (for tests): those with a health check or `host` names.
+    var followedCount: Int { applying.withLock { applied.withLock { $0.count } } }
+
     /// A committed registration (nil: deleted), as the store's commit observer hands it.
-    func follow(_ service: ExternalService?, namespace: String, name: String) {
-        applying.withLock { apply(service, namespace: namespace, name: name) }
+    func follow(_ record: ServiceRecord?, key: ServiceKey) {
+        applying.withLock {
+            let last = applied.withLock { $0[key] }
+            if let record, let last, record.uid == last.uid {
+                if record.revision >= last.revision { apply(record, key: key) }
+                return
+            }
+            let unordered = record.map { last != nil || Self.isFollowed($0.service) } ?? (last != nil)
+            guard unordered else { return apply(record, key: key) }
+            // Which came last cannot be told from the record: the store says.
+            do {
+                apply(try read(key), key: key)
+            } catch {
+                logger.warning(
+                    "health checks and DNS follow a commit as it came: the registration could not be read to order it",
+                    metadata: ["service": "\(key.namespace)/\(key.name)", "error": "\(error)"])
+                apply(record, key: key)
+            }
+        }
     }
 
-    /// Follows every registration `readPage` returns (one page of a full load), read and applied
-    /// with no other update in between. Errors of `readPage` are passed on; nothing is applied then.
-    func followAll<Failure: Error>(_ readPage: () throws(Failure) -> [ExternalService]) throws(Failure) {
+    /// Follows every registration `readPage` returns (one page of a load), read and applied with
+    /// no other update in between. Errors of `readPage` are passed on; nothing is applied then.
+    func followAll<Failure: Error>(_ readPage: () throws(Failure) -> [ServiceRecord]) throws(Failure) {
         applying.lock()
         defer { applying.unlock() }
-        for service in try readPage() { apply(service, namespace: service.namespace, name: service.name) }
+        for record in try readPage() { apply(record, key: ServiceKey(namespace: record.service.namespace, name: record.service.name)) }
     }
 
     /// The DNS refresher's change notification for one service (on the caller's thread: the
@@ -78,24 +115,46 @@ final class LivenessTargets: Sendable {
         retries.stop()
     }
 
-    /// Brings the DNS refresher and the health checker in line with one registration (lock held).
-    private func apply(_ service: ExternalService?, namespace: String, name: String) {
+    /// Whether the health checker or the DNS refresher has anything to do for `service`.
+    private static func isFollowed(_ service: ExternalService) -> Bool {
+        service.healthCheck != nil || !service.hosts.isEmpty
+    }
+
+    /// Brings the DNS refresher and the health checker in line with one registration (nil:
+    /// deleted) and remembers its revision (`applying` held).
+    private func apply(_ record: ServiceRecord?, key: ServiceKey) {
+        let service = record?.service
         dns.update(
-            namespace: namespace, name: name, hosts: service?.hosts ?? [],
+            namespace: key.namespace, name: key.name, hosts: service?.hosts ?? [],
             settings: service.map(DNSRefresher.Settings.init)
                 ?? DNSRefresher.Settings(refreshSeconds: DNSSettings.defaultRefreshSeconds, graceSeconds: DNSSettings.defaultGraceSeconds))
         // Without a health check there is nothing to probe: the checker forgets the service
         // alike for nil, and the (possibly large) service is not resolved for nothing.
-        liveness.update(namespace: namespace, name: name, service: service?.healthCheck == nil ? nil : service.map(dns.resolved))
+        liveness.update(namespace: key.namespace, name: key.name, service: service?.healthCheck == nil ? nil : service.map(dns.resolved))
+        applied.withLock {
+            if let record, Self.isFollowed(record.service) {
+                $0[key] = Applied(uid: record.uid, revision: record.revision)
+            } else {
+                $0[key] = nil
+            }
+        }
     }
 
     private func sync(_ keys: Set<ServiceKey>) {
         var failures: Set<ServiceKey> = []
         for key in keys {
             do {
-                try applying.withLock {
-                    let service = try read(key)
-                    liveness.update(namespace: key.namespace, name: key.name, service: service.map(dns.resolved))
+                let record = try read(key)
+                applying.withLock {
+                    // Another revision than the one applied: a commit's update, applied or on
+                    // its way, puts the new answers in place with it.
+                    let last = applied.withLock { $0[key] }
+                    let read = record.map { Applied(uid: $0.uid, revision: $0.revision) }
+                    // Not followed: nothing was applied, and nothing is on its way unless the
+                    // registration is one to follow.
+                    let unfollowed = last == nil && !(record.map { Self.isFollowed($0.service) } ?? false)
+                    guard last == read || unfollowed else { return }
+                    liveness.update(namespace: key.namespace, name: key.name, service: record.map { dns.resolved($0.service) })
                 }
             } catch {
                 logger.error(
