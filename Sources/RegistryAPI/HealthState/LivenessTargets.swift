@@ -44,6 +44,10 @@ final class LivenessTargets: Sendable {
     private struct Applied: Equatable {
         var uid: String
         var revision: Int
+
+        init(_ record: ServiceRecord) {
+            (uid, revision) = (record.uid, record.revision)
+        }
     }
 
     private let read: Read
@@ -82,17 +86,24 @@ final class LivenessTargets: Sendable {
                 if record.revision >= last.revision { apply(record, key: key) }
                 return
             }
-            let unordered = record.map { last != nil || Self.isFollowed($0.service) } ?? (last != nil)
-            guard unordered else { return apply(record, key: key) }
+            // Neither followed nor to follow: the checker and the refresher know nothing of it,
+            // so the common commit of a service without health check or names updates neither.
+            if last == nil && !(record.map { Self.isFollowed($0.service, hosts: $0.service.hosts) } ?? false) { return }
             // Which came last cannot be told from the record: the store says.
-            do {
-                apply(try read(key), key: key)
-            } catch {
-                logger.warning(
-                    "health checks and DNS follow a commit as it came: the registration could not be read to order it",
-                    metadata: ["service": "\(key.namespace)/\(key.name)", "error": "\(error)"])
-                apply(record, key: key)
-            }
+            applyStored(key, orElse: record)
+        }
+    }
+
+    /// Applies what the store holds for `key` now, or `record` (logged) when the store cannot be
+    /// read (`applying` held).
+    private func applyStored(_ key: ServiceKey, orElse record: ServiceRecord?) {
+        do {
+            apply(try read(key), key: key)
+        } catch {
+            logger.warning(
+                "health checks and DNS follow a commit as it came: the registration could not be read to order it",
+                metadata: ["service": "\(key.namespace)/\(key.name)", "error": "\(error)"])
+            apply(record, key: key)
         }
     }
 
@@ -115,29 +126,26 @@ final class LivenessTargets: Sendable {
         retries.stop()
     }
 
-    /// Whether the health checker or the DNS refresher has anything to do for `service`.
-    private static func isFollowed(_ service: ExternalService) -> Bool {
-        service.healthCheck != nil || !service.hosts.isEmpty
+    /// Whether the health checker or the DNS refresher has anything to do for `service`, whose
+    /// `host` names are `hosts`.
+    private static func isFollowed(_ service: ExternalService, hosts: Set<String>) -> Bool {
+        service.healthCheck != nil || !hosts.isEmpty
     }
 
     /// Brings the DNS refresher and the health checker in line with one registration (nil:
     /// deleted) and remembers its revision (`applying` held).
     private func apply(_ record: ServiceRecord?, key: ServiceKey) {
         let service = record?.service
+        let hosts = service?.hosts ?? []
         dns.update(
-            namespace: key.namespace, name: key.name, hosts: service?.hosts ?? [],
+            namespace: key.namespace, name: key.name, hosts: hosts,
             settings: service.map(DNSRefresher.Settings.init)
                 ?? DNSRefresher.Settings(refreshSeconds: DNSSettings.defaultRefreshSeconds, graceSeconds: DNSSettings.defaultGraceSeconds))
         // Without a health check there is nothing to probe: the checker forgets the service
         // alike for nil, and the (possibly large) service is not resolved for nothing.
         liveness.update(namespace: key.namespace, name: key.name, service: service?.healthCheck == nil ? nil : service.map(dns.resolved))
-        applied.withLock {
-            if let record, Self.isFollowed(record.service) {
-                $0[key] = Applied(uid: record.uid, revision: record.revision)
-            } else {
-                $0[key] = nil
-            }
-        }
+        let followed = service.map { Self.isFollowed($0, hosts: hosts) } ?? false
+        applied.withLock { $0[key] = followed ? record.map(Applied.init) : nil }
     }
 
     private func sync(_ keys: Set<ServiceKey>) {
@@ -148,12 +156,9 @@ final class LivenessTargets: Sendable {
                 applying.withLock {
                     // Another revision than the one applied: a commit's update, applied or on
                     // its way, puts the new answers in place with it.
-                    let last = applied.withLock { $0[key] }
-                    let read = record.map { Applied(uid: $0.uid, revision: $0.revision) }
-                    // Not followed: nothing was applied, and nothing is on its way unless the
-                    // registration is one to follow.
-                    let unfollowed = last == nil && !(record.map { Self.isFollowed($0.service) } ?? false)
-                    guard last == read || unfollowed else { return }
+                    // Not followed: the checker knows nothing of it (a commit's update of a
+                    // registration to follow is on its way).
+                    guard let last = applied.withLock({ $0[key] }), last == record.map(Applied.init) else { return }
                     liveness.update(namespace: key.namespace, name: key.name, service: record.map { dns.resolved($0.service) })
                 }
             } catch {
