@@ -85,6 +85,9 @@ final class PostgresSQLConnection: SQLConnection {
     private var nextAttempt = ContinuousClock.now
     private var translated: [String: String] = [:]
     var changes = 0
+    /// For `changeMark`: rows of statements other than `SELECT`, `execute`s and failed statements.
+    private var changeCount = 0
+    var changeMark: Int? { changeCount }
     static let reconnectBackoff: Duration = .seconds(1)
 
     init(settings: PostgresConnectionSettings, readOnly: Bool) throws(PostgresError) {
@@ -134,6 +137,7 @@ final class PostgresSQLConnection: SQLConnection {
     }
 
     func execute(_ sql: String) throws {
+        changeCount &+= 1
         let result = try perform { connection throws(PostgresError) in try connection.execute(sql) }
         // PostgreSQL answers COMMIT of a failed transaction with a rollback, not an error.
         if sql == "COMMIT" && result.command != "COMMIT" {
@@ -156,8 +160,15 @@ final class PostgresSQLConnection: SQLConnection {
     }
 
     func run(_ sql: String, _ parameters: [PostgresValue]) throws(PostgresError) -> PostgresResult {
-        let result = try perform { connection throws(PostgresError) in try connection.query(sql, parameters) }
+        let result: PostgresResult
+        do {
+            result = try perform { connection throws(PostgresError) in try connection.query(sql, parameters) }
+        } catch {
+            changeCount &+= 1
+            throw error
+        }
         changes = result.affectedRows
+        if !result.command.hasPrefix("SELECT") { changeCount &+= max(1, result.affectedRows) }
         return result
     }
 

@@ -165,7 +165,8 @@ public final class ServiceStore: Sendable {
     private let queuedUpdates = Mutex<[ServiceKey: (count: Int, chain: UpdateChain)]>([:])
     /// How many asynchronous updates' guesses (`Speculation`) were found right at their commit
     /// (and written, unless a dry run's or a failed batch's rollback undid them), and how many
-    /// were found wrong there and computed again.
+    /// were found wrong there and computed again; a write that runs again in its batch (see
+    /// `commit`) counts again.
     let guessesKept = Atomic<Int>(0)
     let guessesRecomputed = Atomic<Int>(0)
     /// Current documents for `document(namespace:name:)` (GET), invalidated by `changed`; only
@@ -398,8 +399,8 @@ public final class ServiceStore: Sendable {
     /// Runs `body` inside a write transaction and returns once it is committed.
     ///
     /// Group commit: callers queue their work, and whoever holds the writer lock runs everything
-    /// queued in one transaction, each piece inside its own savepoint (so one failing piece rolls
-    /// back alone). With `Durability.full` one fsync then covers a whole batch of writes (or
+    /// queued in one transaction, where one failing piece is undone alone (see `commit`). With
+    /// `Durability.full` one fsync then covers a whole batch of writes (or
     /// several: `WALSync`), and a write returns once it is durable. When
     /// the database itself fails (disk full, I/O error, read-only) every write of the batch gets
     /// that fault, since SQLite may have rolled the whole transaction back, and the next batch
@@ -545,16 +546,86 @@ public final class ServiceStore: Sendable {
 
     /// Commits a batch; returns the fault of the database when one made the whole batch fail.
     /// `cache` drops what a write put in it when that write is rolled back (see `RecordCache`).
+    ///
+    /// The writes run one after the other in one transaction, without a savepoint each: a
+    /// savepoint copies the original of every page a write changes into its sub-journal (SQLite:
+    /// a whole page, 8 KiB, for each of the ~9 pages an address added changes; PostgreSQL: two
+    /// more round trips per write), only to drop it at `RELEASE` when the write succeeds, as
+    /// nearly all do. What a failed write leaves decides what happens next:
+    /// - nothing (`SQLConnection.changeMark` as before it: a write refused by its checks or its
+    ///   precondition throws before it writes): the batch goes on;
+    /// - changes (a dry run, a failure half-way) that are the only ones of the transaction so
+    ///   far: the transaction is rolled back, which undoes that write alone, and the rest of the
+    ///   batch runs in a new one;
+    /// - changes after other writes' changes: the transaction is rolled back and the batch runs
+    ///   again from its first write, each write in its own savepoint (`commitWithSavepoints`),
+    ///   so that the failed one rolls back alone. The writes run again see the database as they
+    ///   saw it the first time, and come to the same results.
     @discardableResult
     private static func commit(_ batch: [PendingWrite], on connection: any SQLConnection, cache: RecordCache) -> StorageFault? {
-        if connection.isInTransaction { try? connection.execute("ROLLBACK") }
-        cache.beginTransaction()
-        do {
-            try connection.beginWrite()
-        } catch {
-            batch.forEach { $0.result = .failure(error) }
-            return ServiceStore.fault(of: error)
+        var rest = batch[...]
+        while !rest.isEmpty {
+            switch commitWithoutSavepoints(rest, on: connection, cache: cache) {
+            case .finished(let fault): return fault
+            case .rolledBackAlone(let index): rest = batch[(index + 1)...]
+            case .needsSavepoints: return commitWithSavepoints(rest, on: connection, cache: cache)
+            }
         }
+        return nil
+    }
+
+    /// How `commitWithoutSavepoints` ended.
+    private enum BatchOutcome {
+        /// Committed (nil), or failed as a whole with this fault; every write has its result.
+        case finished(StorageFault?)
+        /// The write at this index failed after it changed something, and no write before it in
+        /// the transaction was kept: the transaction was rolled back, the writes before it have
+        /// their results (failures that changed nothing), and those after it have not run.
+        case rolledBackAlone(Int)
+        /// A write failed after changing something when others' changes were in the
+        /// transaction too: it was rolled back, and no write's result stands.
+        case needsSavepoints
+    }
+
+    /// `commit`'s first way: the batch in one transaction, no savepoints.
+    private static func commitWithoutSavepoints(
+        _ batch: ArraySlice<PendingWrite>, on connection: any SQLConnection, cache: RecordCache
+    ) -> BatchOutcome {
+        if let fault = begin(batch, on: connection, cache: cache) { return .finished(fault) }
+        var kept = false
+        for (index, pending) in zip(batch.indices, batch) {
+            let mark = connection.changeMark
+            do {
+                let value = try pending.body(connection)
+                connection.resetStatements()
+                cache.releaseWrite()
+                pending.result = .success(value)
+                kept = true
+            } catch {
+                connection.resetStatements()
+                if let cause = batchFailure(error, on: connection) { return .finished(fail(batch, cause, on: connection, cache: cache)) }
+                pending.result = .failure(error)
+                if let mark, connection.changeMark == mark {
+                    cache.rollBackWrite()
+                    continue
+                }
+                do {
+                    try connection.execute("ROLLBACK")
+                } catch let rollback {
+                    return .finished(fail(batch, ServiceStore.fault(of: rollback), on: connection, cache: cache))
+                }
+                cache.rollBackTransaction()
+                return kept ? .needsSavepoints : .rolledBackAlone(index)
+            }
+        }
+        return .finished(finish(batch, on: connection, cache: cache))
+    }
+
+    /// `commit`'s second way: each write of the batch in its own savepoint, rolled back alone
+    /// when it fails.
+    private static func commitWithSavepoints(_ batch: ArraySlice<PendingWrite>, on connection: any SQLConnection, cache: RecordCache) -> StorageFault?
+    {
+        if let fault = begin(batch, on: connection, cache: cache) { return fault }
         for pending in batch {
             do {
                 try connection.execute("SAVEPOINT write")
@@ -565,40 +636,61 @@ public final class ServiceStore: Sendable {
                 pending.result = .success(value)
             } catch {
                 connection.resetStatements()
-                let fault = (error as? any DatabaseError)?.storageFault
-                if !connection.isInTransaction || fault?.isCondition == true {
-                    // The transaction is gone (SQLite rolled it back) or the database cannot
-                    // take writes: nothing of this batch is committed, so every write fails.
-                    if connection.isInTransaction { try? connection.execute("ROLLBACK") }
-                    cache.rollBackTransaction()
-                    let cause = fault ?? StorageFault(reason: .internal, message: "the transaction was rolled back: \(error)")
-                    for other in batch { other.result = .failure(StoreError.fault(cause)) }
-                    return cause
-                }
+                if let cause = batchFailure(error, on: connection) { return fail(batch, cause, on: connection, cache: cache) }
                 do {
                     try connection.execute("ROLLBACK TO write")
                     try connection.execute("RELEASE write")
                     cache.rollBackWrite()
                 } catch let rollback {
-                    try? connection.execute("ROLLBACK")
-                    cache.rollBackTransaction()
-                    let cause = ServiceStore.fault(of: rollback)
-                    for other in batch { other.result = .failure(StoreError.fault(cause)) }
-                    return cause
+                    return fail(batch, ServiceStore.fault(of: rollback), on: connection, cache: cache)
                 }
                 pending.result = .failure(error)
             }
         }
+        return finish(batch, on: connection, cache: cache)
+    }
+
+    /// Opens the transaction of `batch` (after rolling back one left open); when it cannot be
+    /// opened every write of `batch` gets the error, and the fault is returned.
+    private static func begin(_ batch: ArraySlice<PendingWrite>, on connection: any SQLConnection, cache: RecordCache) -> StorageFault? {
+        if connection.isInTransaction { try? connection.execute("ROLLBACK") }
+        cache.beginTransaction()
+        do {
+            try connection.beginWrite()
+            return nil
+        } catch {
+            batch.forEach { $0.result = .failure(error) }
+            return ServiceStore.fault(of: error)
+        }
+    }
+
+    /// The fault that fails the whole batch when a write threw `error`, if it does: the
+    /// transaction is gone (SQLite rolled it back), or the database cannot take writes.
+    private static func batchFailure(_ error: any Error, on connection: any SQLConnection) -> StorageFault? {
+        let fault = (error as? any DatabaseError)?.storageFault
+        guard !connection.isInTransaction || fault?.isCondition == true else { return nil }
+        return fault ?? StorageFault(reason: .internal, message: "the transaction was rolled back: \(error)")
+    }
+
+    /// Rolls the transaction back and gives every write of `batch` the fault `cause`: nothing of
+    /// it is committed. Returns `cause`.
+    private static func fail(
+        _ batch: ArraySlice<PendingWrite>, _ cause: StorageFault, on connection: any SQLConnection, cache: RecordCache
+    ) -> StorageFault {
+        if connection.isInTransaction { try? connection.execute("ROLLBACK") }
+        cache.rollBackTransaction()
+        for pending in batch { pending.result = .failure(StoreError.fault(cause)) }
+        return cause
+    }
+
+    /// Commits the transaction of `batch`; when `COMMIT` fails, fails every write of it.
+    private static func finish(_ batch: ArraySlice<PendingWrite>, on connection: any SQLConnection, cache: RecordCache) -> StorageFault? {
         do {
             try connection.execute("COMMIT")
+            return nil
         } catch {
-            if connection.isInTransaction { try? connection.execute("ROLLBACK") }
-            cache.rollBackTransaction()
-            let cause = ServiceStore.fault(of: error)
-            for pending in batch { pending.result = .failure(StoreError.fault(cause)) }
-            return cause
+            return fail(batch, ServiceStore.fault(of: error), on: connection, cache: cache)
         }
-        return nil
     }
 
     /// The last readiness verdict and when it was made, so that `/readyz` probes cost at most

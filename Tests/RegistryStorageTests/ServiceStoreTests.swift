@@ -381,6 +381,84 @@ func queueDescriptionUpdates(of name: String, count: Int, on store: ServiceStore
         #expect(outcomes.filter { $0 }.count == 20)
         #expect(try store.count() == 21)
     }
+
+    /// The writes of one batch run without a savepoint each (`ServiceStore.commit`). A write
+    /// refused before it changed anything, a dry run, and a write that failed after it had
+    /// changed rows, queued in one batch with writes that succeed, in any order, leave exactly
+    /// what the successful writes alone leave: their rows, revisions, audit lines, watch events
+    /// with consecutive resource versions, and a record cache from which the next update of the
+    /// dry-run service starts at its stored revision.
+    @Test(arguments: [
+        ["changedThenFailed", "kept a", "refused", "dry run", "kept c"],
+        ["kept a", "changedThenFailed", "dry run", "refused", "kept c"],
+        ["dry run", "kept a", "refused", "kept c", "changedThenFailed"],
+        ["refused", "dry run", "changedThenFailed", "kept a", "kept c"],
+    ])
+    func failedWritesInABatchLeaveNothingOfTheirOwn(order: [String]) throws {
+        struct ChangedThenFailed: Error {}
+        let store = self.store
+        for name in ["a", "b", "c"] { _ = try store.create(sample(name)) }
+        let before = try store.watchEvents(after: 0, limit: 100).events.last?.resourceVersion ?? 0
+        let results = Mutex<[String: Result<UpdateResult, any Error>]>([:])
+        func describing(_ text: String) -> @Sendable (ServiceRecord?) throws -> ExternalService {
+            { current in
+                guard var service = current?.service else { throw StoreError.notFound(namespace: "default", name: "missing") }
+                service.description = text
+                return service
+            }
+        }
+        // The commit thread holds this write (alone in its batch) until every other one is
+        // queued: they then make up the next batch.
+        let (entered, gate) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
+        store.writeLater(
+            { _ in
+                entered.signal()
+                gate.wait()
+            }, completion: { _ in })
+        entered.wait()
+        let audit = AuditContext(actor: "tester", requestID: "batch", action: "updateService")
+        for write in order {
+            let record: @Sendable (Result<UpdateResult, any Error>) -> Void = { result in results.withLock { $0[write] = result } }
+            switch write {
+            case "kept a": store.update(namespace: "default", name: "a", audit: audit, describing("kept"), completion: record)
+            case "kept c": store.update(namespace: "default", name: "c", audit: audit, describing("kept"), completion: record)
+            case "refused": store.update(namespace: "default", name: "missing", audit: audit, describing("never"), completion: record)
+            case "dry run": store.update(namespace: "default", name: "b", audit: audit, dryRun: true, describing("dry"), completion: record)
+            default:
+                store.writeLater(
+                    { connection -> UpdateResult in
+                        try connection.prepare(
+                            "INSERT INTO audit_log (time, actor, action, outcome, status, request_id, detail) VALUES ('2026-01-01T00:00:00Z', 'tester', 'x', 'success', 200, 'batch', 'never kept')"
+                        ).run()
+                        try connection.prepare("UPDATE services SET revision = revision + 7 WHERE name = 'b'").run()
+                        throw ChangedThenFailed()
+                    }, completion: record)
+            }
+        }
+        gate.signal()
+        store.waitForQueuedWrites()
+
+        let outcome = results.withLock { $0 }
+        #expect(try outcome["kept a"]?.get().record.revision == 2)
+        #expect(try outcome["kept c"]?.get().record.revision == 2)
+        #expect(try outcome["dry run"]?.get().record.service.description == "dry")
+        #expect(throws: StoreError.self) { try outcome["refused"]?.get() }
+        #expect(throws: ChangedThenFailed.self) { try outcome["changedThenFailed"]?.get() }
+        #expect(try store.record(namespace: "default", name: "a")?.service.description == "kept")
+        #expect(try store.record(namespace: "default", name: "c")?.service.description == "kept")
+        let b = try #require(try store.record(namespace: "default", name: "b"))
+        #expect(b.revision == 1 && b.service.description == nil)
+        let events = try store.watchEvents(after: before, limit: 100).events
+        #expect(events.map(\.name).sorted() == ["a", "c"])
+        #expect(events.map(\.resourceVersion) == [before + 1, before + 2])
+        let lines = try store.audit(AuditQuery(actor: "tester"))
+        #expect(lines.filter { $0.outcome == .success }.map { $0.name ?? "" }.sorted() == ["a", "c"])
+        #expect(lines.allSatisfy { $0.detail != "never kept" })
+        // The dry run's record was not kept in the cache: the next update starts from revision 1.
+        let next = try store.update(namespace: "default", name: "b", describing("after"))
+        #expect(next.record.revision == 2 && next.record.service.description == "after")
+        #expect(try store.watchEvents(after: before, limit: 100).events.map(\.resourceVersion) == [before + 1, before + 2, before + 3])
+    }
 }
 
 /// One writer updates a service `writes` times (each acknowledged revision read back at once)

@@ -72,6 +72,15 @@ public protocol SQLConnection: AnyObject {
     var isInTransaction: Bool { get }
     /// Rows changed by the last INSERT, UPDATE or DELETE.
     var changes: Int { get }
+    /// A number that moves whenever the open transaction may have been changed: by a row a
+    /// statement inserted, updated or deleted, a counter advanced (`increment`), or any
+    /// statement `execute` ran; nil when the connection cannot tell. The group commit reads it
+    /// before a write and after that write failed, to know whether there is anything to undo
+    /// (`ServiceStore.commit`). SQLite: `sqlite3_total_changes64`, which counts the rows of
+    /// completed statements only (a statement that fails is undone by SQLite itself) plus the
+    /// changes it does not count; PostgreSQL: the rows of every statement other than a
+    /// `SELECT`, and every failed statement (which fails the whole transaction there).
+    var changeMark: Int? { get }
     /// Starts the transaction of a write and takes the database's write lock at once, so that
     /// writers run one after the other and never fail half-way on a lock (SQLite's `BEGIN
     /// IMMEDIATE`; PostgreSQL: the row of the global resource version, `FOR UPDATE`, which every

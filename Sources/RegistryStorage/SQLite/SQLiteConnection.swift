@@ -30,6 +30,9 @@ final class SQLiteConnection: SQLConnection {
     /// `counters` as each open `SAVEPOINT write` found them, innermost last: a write rolled back
     /// to its savepoint gives back the values it took (none is stored, none is skipped).
     private var countersAtSavepoints: [[String: (counter: SQLCounter, value: Int, written: Bool)]] = []
+    /// Changes `sqlite3_total_changes64` does not count, for `changeMark`: counters advanced in
+    /// memory, and statements run through `sqlite3_exec` (`PRAGMA user_version = …`, DDL).
+    private var uncountedChanges = 0
     /// The database file.
     let path: String
     /// Most prepared statements kept per connection.
@@ -171,6 +174,7 @@ final class SQLiteConnection: SQLConnection {
             while try statement.step() {}
             return
         }
+        uncountedChanges &+= 1
         var errorMessage: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(handle, sql, nil, nil, &errorMessage)
         if rc != SQLITE_OK {
@@ -239,6 +243,7 @@ final class SQLiteConnection: SQLConnection {
 
     /// Rows changed by the last INSERT, UPDATE or DELETE.
     var changes: Int { Int(sqlite3_changes(handle)) }
+    var changeMark: Int? { Int(sqlite3_total_changes64(handle)) &+ uncountedChanges }
 
     /// `BEGIN IMMEDIATE`: the write lock is taken at once.
     func beginWrite() throws(SQLiteError) {
@@ -300,6 +305,7 @@ final class SQLiteConnection: SQLConnection {
     /// group commit. A write rolled back to its savepoint (`ROLLBACK TO write`: a failed or
     /// dry-run write) gives its values back, as the row's own rollback would.
     func increment(_ counter: SQLCounter) throws(SQLiteError) -> Int? {
+        uncountedChanges &+= 1
         let inTransaction = isInTransaction
         if inTransaction, let known = counters[counter.update] {
             counters[counter.update] = (counter, known.value + 1, false)
