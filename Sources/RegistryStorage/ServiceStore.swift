@@ -405,8 +405,10 @@ public final class ServiceStore: Sendable {
     /// the database itself fails (disk full, I/O error, read-only) every write of the batch gets
     /// that fault, since SQLite may have rolled the whole transaction back, and the next batch
     /// starts clean.
-    func write<T: Sendable>(_ body: @escaping @Sendable (any SQLConnection) throws -> T) throws -> T {
-        let pending = PendingWrite(body: { connection in try body(connection) }, completion: nil)
+    /// `inSavepoint`: the write is to be undone (a dry run): it runs in a savepoint of its own
+    /// (see `commit`).
+    func write<T: Sendable>(inSavepoint: Bool = false, _ body: @escaping @Sendable (any SQLConnection) throws -> T) throws -> T {
+        let pending = PendingWrite(body: { connection in try body(connection) }, inSavepoint: inSavepoint, completion: nil)
         queue.withLock { $0.append(pending) }
         drain()
         if let walSync, let sequence = pending.commitSequence {
@@ -428,8 +430,8 @@ public final class ServiceStore: Sendable {
     /// threads that answer later (`DeferredResponse`): writes queue up while no thread waits for
     /// them, so batches grow with the number of connections rather than of worker threads.
     func writeLater<T: Sendable>(
-        _ body: @escaping @Sendable (any SQLConnection) throws -> T, committed: (@Sendable (Result<T, any Error>) -> Void)? = nil,
-        completion: @escaping @Sendable (Result<T, any Error>) -> Void
+        inSavepoint: Bool = false, _ body: @escaping @Sendable (any SQLConnection) throws -> T,
+        committed: (@Sendable (Result<T, any Error>) -> Void)? = nil, completion: @escaping @Sendable (Result<T, any Error>) -> Void
     ) {
         var told: (@Sendable (Result<any Sendable, any Error>) -> Void)? = nil
         if let committed {
@@ -438,7 +440,7 @@ public final class ServiceStore: Sendable {
         let outstanding = self.outstanding
         outstanding.enter()
         let pending = PendingWrite(
-            body: { connection in try body(connection) }, committed: told,
+            body: { connection in try body(connection) }, inSavepoint: inSavepoint, committed: told,
             completion: { result in
                 defer { outstanding.leave() }
                 completion(Result { try ServiceStore.typed(result) })
@@ -512,7 +514,7 @@ public final class ServiceStore: Sendable {
     func write<T: Sendable>(dryRun: Bool, _ body: @escaping @Sendable (any SQLConnection) throws -> T) throws -> T {
         guard dryRun else { return try write(body) }
         do {
-            return try write { (connection) throws -> T in throw RolledBack(value: try body(connection)) }
+            return try write(inSavepoint: true) { (connection) throws -> T in throw RolledBack(value: try body(connection)) }
         } catch let rolledBack as RolledBack<T> {
             return rolledBack.value
         }
@@ -533,7 +535,7 @@ public final class ServiceStore: Sendable {
             }
             return writeLater(body, committed: kept, completion: completion)
         }
-        writeLater({ (connection) throws -> T in throw RolledBack(value: try body(connection)) }) { result in
+        writeLater(inSavepoint: true, { (connection) throws -> T in throw RolledBack(value: try body(connection)) }) { result in
             if case .failure(let rolledBack as RolledBack<T>) = result { return completion(.success(rolledBack.value)) }
             completion(result)
         }
@@ -554,13 +556,15 @@ public final class ServiceStore: Sendable {
     /// nearly all do. What a failed write leaves decides what happens next:
     /// - nothing (`SQLConnection.changeMark` as before it: a write refused by its checks or its
     ///   precondition throws before it writes): the batch goes on;
-    /// - changes (a dry run, a failure half-way) that are the only ones of the transaction so
-    ///   far: the transaction is rolled back, which undoes that write alone, and the rest of the
+    /// - changes (a failure half-way) that are the only ones of the transaction so far: the
+    ///   transaction is rolled back, which undoes that write alone, and the rest of the
     ///   batch runs in a new one;
     /// - changes after other writes' changes: the transaction is rolled back and the batch runs
     ///   again from its first write, each write in its own savepoint (`commitWithSavepoints`),
     ///   so that the failed one rolls back alone. The writes run again see the database as they
     ///   saw it the first time, and come to the same results.
+    /// A write known to be undone (a dry run, `PendingWrite.inSavepoint`) runs in a savepoint of
+    /// its own from the start.
     @discardableResult
     private static func commit(_ batch: [PendingWrite], on connection: any SQLConnection, cache: RecordCache) -> StorageFault? {
         var rest = batch[...]
@@ -594,6 +598,12 @@ public final class ServiceStore: Sendable {
         if let fault = begin(batch, on: connection, cache: cache) { return .finished(fault) }
         var kept = false
         for (index, pending) in zip(batch.indices, batch) {
+            if pending.inSavepoint {
+                if let cause = runInSavepoint(pending, on: connection, cache: cache) {
+                    return .finished(fail(batch, cause, on: connection, cache: cache))
+                }
+                continue
+            }
             let mark = connection.changeMark
             do {
                 let value = try pending.body(connection)
@@ -627,27 +637,34 @@ public final class ServiceStore: Sendable {
     {
         if let fault = begin(batch, on: connection, cache: cache) { return fault }
         for pending in batch {
-            do {
-                try connection.execute("SAVEPOINT write")
-                let value = try pending.body(connection)
-                connection.resetStatements()
-                try connection.execute("RELEASE write")
-                cache.releaseWrite()
-                pending.result = .success(value)
-            } catch {
-                connection.resetStatements()
-                if let cause = batchFailure(error, on: connection) { return fail(batch, cause, on: connection, cache: cache) }
-                do {
-                    try connection.execute("ROLLBACK TO write")
-                    try connection.execute("RELEASE write")
-                    cache.rollBackWrite()
-                } catch let rollback {
-                    return fail(batch, ServiceStore.fault(of: rollback), on: connection, cache: cache)
-                }
-                pending.result = .failure(error)
-            }
+            if let cause = runInSavepoint(pending, on: connection, cache: cache) { return fail(batch, cause, on: connection, cache: cache) }
         }
         return finish(batch, on: connection, cache: cache)
+    }
+
+    /// Runs one write in a savepoint of its own, rolled back to it when the write fails; returns
+    /// the fault that fails the whole batch, if one does (see `batchFailure`).
+    private static func runInSavepoint(_ pending: PendingWrite, on connection: any SQLConnection, cache: RecordCache) -> StorageFault? {
+        do {
+            try connection.execute("SAVEPOINT write")
+            let value = try pending.body(connection)
+            connection.resetStatements()
+            try connection.execute("RELEASE write")
+            cache.releaseWrite()
+            pending.result = .success(value)
+        } catch {
+            connection.resetStatements()
+            if let cause = batchFailure(error, on: connection) { return cause }
+            do {
+                try connection.execute("ROLLBACK TO write")
+                try connection.execute("RELEASE write")
+                cache.rollBackWrite()
+            } catch let rollback {
+                return ServiceStore.fault(of: rollback)
+            }
+            pending.result = .failure(error)
+        }
+        return nil
     }
 
     /// Opens the transaction of `batch` (after rolling back one left open); when it cannot be
@@ -1230,7 +1247,7 @@ public final class ServiceStore: Sendable {
         let cache = recordCache
         let time = ServiceStore.timestamp(now())
         do {
-            let (outcomes, changes) = try write { connection in
+            let (outcomes, changes) = try write(inSavepoint: dryRun) { connection in
                 var outcomes: [ImportOutcome] = []
                 var changes: [ServiceChange] = []
                 var conflicts: [ServiceKey] = []
@@ -1477,6 +1494,8 @@ public final class ServiceStore: Sendable {
 /// dispatched after the lock was released; the lock, or the dispatch, orders the two accesses.
 private final class PendingWrite: @unchecked Sendable {
     let body: @Sendable (any SQLConnection) throws -> any Sendable
+    /// The write is to be undone (a dry run): the group commit runs it in a savepoint of its own.
+    let inSavepoint: Bool
     /// Set by the committing thread while it holds the writer lock; read after that thread
     /// released it (by the waiting writer, or on the completion queue for `completion`).
     var result: Result<any Sendable, any Error>?
@@ -1489,10 +1508,11 @@ private final class PendingWrite: @unchecked Sendable {
     let completion: (@Sendable (Result<any Sendable, any Error>) -> Void)?
 
     init(
-        body: @escaping @Sendable (any SQLConnection) throws -> any Sendable, committed: (@Sendable (Result<any Sendable, any Error>) -> Void)? = nil,
-        completion: (@Sendable (Result<any Sendable, any Error>) -> Void)?
+        body: @escaping @Sendable (any SQLConnection) throws -> any Sendable, inSavepoint: Bool = false,
+        committed: (@Sendable (Result<any Sendable, any Error>) -> Void)? = nil, completion: (@Sendable (Result<any Sendable, any Error>) -> Void)?
     ) {
         self.body = body
+        self.inSavepoint = inSavepoint
         self.committed = committed
         self.completion = completion
     }
