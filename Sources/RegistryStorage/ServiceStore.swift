@@ -602,6 +602,7 @@ public final class ServiceStore: Sendable {
                 if let cause = runInSavepoint(pending, on: connection, cache: cache) {
                     return .finished(fail(batch, cause, on: connection, cache: cache))
                 }
+                if case .success = pending.result { kept = true }
                 continue
             }
             let mark = connection.changeMark
