@@ -80,6 +80,9 @@ public protocol SQLConnection: AnyObject {
     /// completed statements only (a statement that fails is undone by SQLite itself) plus the
     /// changes it does not count; PostgreSQL: the rows of every statement other than a
     /// `SELECT`, and every failed statement (which fails the whole transaction there).
+    /// Write bodies must therefore not use SQLite's `OR FAIL` (it keeps a failed statement's
+    /// partial changes) nor, on PostgreSQL, a statement whose command tag is `SELECT` but which
+    /// writes (`WITH … UPDATE … SELECT`, a writing function): their changes would not move the mark.
     var changeMark: Int? { get }
     /// Starts the transaction of a write and takes the database's write lock at once, so that
     /// writers run one after the other and never fail half-way on a lock (SQLite's `BEGIN
