@@ -1438,9 +1438,22 @@ public final class ServiceStore: Sendable {
     }
 
     /// SQLite: copies the WAL into the database file and truncates it (used at shutdown).
-    /// Nothing to do on other databases.
+    /// Nothing to do on other databases. While the background checkpointer runs one of its own,
+    /// SQLite answers busy at once (one checkpoint at a time, whatever the busy timeout): tried
+    /// again every 10 ms for up to 5 s, after which the WAL is left as it is (the next start
+    /// recovers it).
     public func checkpoint() throws {
-        try writer.withLock { box in try (box.connection as? SQLiteConnection)?.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+        try writer.withLock { box in
+            guard let connection = box.connection as? SQLiteConnection else { return }
+            let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+            while true {
+                let statement = try connection.prepare("PRAGMA wal_checkpoint(TRUNCATE)")
+                let busy = try statement.step() && statement.int(0) != 0
+                statement.reset()
+                guard busy, ContinuousClock.now < deadline else { return }
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+        }
     }
 
     /// SQLite's `PRAGMA integrity_check`: `["ok"]` when the file is sound. Other databases
