@@ -36,6 +36,7 @@ let package = Package(
         .systemLibrary(name: "CAres", pkgConfig: "libcares", providers: [.apt(["libc-ares-dev"])]),
         .systemLibrary(name: "CTCMalloc", providers: [.apt(["libgoogle-perftools-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .target(name: "CSQLiteWALWrites", dependencies: ["CSQLite"]),
 
         // MARK: Build-time embedding of migrations/ and openapi.yaml
         .executableTarget(name: "EmbedFilesTool", swiftSettings: settings),
@@ -46,7 +47,7 @@ let package = Package(
         .target(name: "RegistryCore", dependencies: [.product(name: "Yams", package: "Yams")], swiftSettings: settings),
         .target(
             name: "RegistryStorage",
-            dependencies: ["RegistryCore", "CSQLite", "RegistryResources", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["RegistryCore", "CSQLite", "CSQLiteWALWrites", "RegistryResources", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: settings
         ),
         .target(

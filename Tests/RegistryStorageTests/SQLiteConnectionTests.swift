@@ -120,4 +120,69 @@ import Testing
         #expect(try stored() == 16)
         #expect(try connection.increment(SQLCounter("n", of: "c", where: "id = 2")) == nil)
     }
+
+    /// The WAL is written through `CSQLiteWALWrites`: a commit's frames go in a few `pwrite`
+    /// calls (at most 128 KiB each), not two per frame, and are in the file when the commit
+    /// returns, for another connection to read. Frames written before their commit (a page cache
+    /// too small for the transaction spills them), a transaction rolled back after spilling, a
+    /// savepoint rolled back and pages written again in place: the file stays sound and holds
+    /// exactly what was committed.
+    @Test func walFramesAreWrittenInRunsAndStayExact() throws {
+        let path = try temporaryDatabase()
+        let writer = try SQLiteConnection(path: path)
+        try writer.execute("PRAGMA page_size=8192; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL")
+        try writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, value BLOB)")
+        let reader = try SQLiteConnection(path: path, readOnly: true)
+        func count(_ connection: SQLiteConnection) throws -> Int {
+            let statement = try connection.prepare("SELECT count(*), coalesce(sum(length(value)), 0) FROM t")
+            defer { connection.resetStatements() }
+            #expect(try statement.step())
+            #expect(statement.int(1) == statement.int(0) * 3_000)
+            return statement.int(0)
+        }
+        let rows = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) INSERT INTO t (value) SELECT randomblob(3000) FROM n"
+        let before = SQLiteConnection.walWriteCalls
+        try writer.prepare(rows).bind(.integer(400)).run()  // ~150 pages in one commit
+        let calls = SQLiteConnection.walWriteCalls - before
+        #expect(calls >= 10 && calls <= 20, "\(calls) pwrite calls for ~150 frames of 8 KiB")
+        #expect(try count(reader) == 400)
+        // Commits of 1 to 60 rows: wherever the commit frame falls against the 128 KiB runs,
+        // each is readable as soon as it returns.
+        var total = 400
+        for size in 1...60 {
+            try writer.prepare(rows).bind(.integer(size)).run()
+            total += size
+            #expect(try count(reader) == total)
+        }
+        try writer.execute("DELETE FROM t WHERE id > 400")
+        #expect(try count(reader) == 400)
+        // A cache of 20 pages: the transaction spills frames before its commit, then rolls back.
+        try writer.execute("PRAGMA cache_size=20")
+        try writer.execute("BEGIN IMMEDIATE")
+        try writer.prepare(rows).bind(.integer(600)).run()
+        #expect(try count(writer) == 1_000)
+        #expect(try count(reader) == 400)
+        try writer.execute("ROLLBACK")
+        #expect(try count(reader) == 400)
+        // Spilled, a savepoint rolled back, the same pages changed again, then committed.
+        try writer.execute("BEGIN IMMEDIATE")
+        try writer.prepare(rows).bind(.integer(300)).run()
+        try writer.execute("SAVEPOINT s")
+        try writer.execute("UPDATE t SET value = randomblob(3000) WHERE id % 3 = 0")
+        try writer.prepare(rows).bind(.integer(200)).run()
+        try writer.execute("ROLLBACK TO s")
+        try writer.execute("RELEASE s")
+        try writer.execute("UPDATE t SET value = zeroblob(3000) WHERE id % 5 = 0")
+        try writer.execute("COMMIT")
+        #expect(try count(reader) == 700)
+        let zeroed = try reader.prepare("SELECT count(*) FROM t WHERE value = zeroblob(3000)")
+        #expect(try zeroed.step() && zeroed.int(0) == 140)
+        reader.resetStatements()
+        let check = try reader.prepare("PRAGMA integrity_check")
+        #expect(try check.step() && check.text(0) == "ok")
+        reader.resetStatements()
+        // A new connection reads the same committed rows.
+        let again = try SQLiteConnection(path: path)
+        #expect(try count(again) == 700)
+    }
 }

@@ -1,4 +1,5 @@
 internal import CSQLite
+internal import CSQLiteWALWrites
 import Foundation
 
 /// A failed SQLite call: the extended result code, SQLite's message and the SQL involved.
@@ -40,10 +41,17 @@ final class SQLiteConnection: SQLConnection {
 
     /// Process-wide SQLite settings, made once before the first connection opens: no memory
     /// statistics (they put a global mutex around every allocation SQLite makes; nothing here
-    /// reads them).
+    /// reads them), then the WAL written with one `pwrite` per run of frames instead of two
+    /// per frame (`CSQLiteWALWrites`; registering it initializes SQLite, after which memory
+    /// statistics can no longer be turned off). Should it fail to register, SQLite's own VFS
+    /// writes the WAL as it always does.
     private static let configured: Void = {
         _ = CSQLite_disableMemoryStatistics()
+        _ = CSQLiteWALWrites_register()
     }()
+
+    /// `pwrite` calls made for WAL files through `CSQLiteWALWrites` so far.
+    static var walWriteCalls: Int { Int(CSQLiteWALWrites_writeCalls()) }
 
     /// Bytes SQLite's allocations hold now (`sqlite3_memory_used`): always 0 with the memory
     /// statistics off, which is how the tests see that `configured` took effect.
