@@ -1,21 +1,21 @@
 #include "CSQLiteWALWrites.h"
 
 #include <sqlite3.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 /// A WAL file: the default VFS's file (`real`, allocated right after this struct) and the
-/// writes held back (`pending` bytes from offset `start`).
+/// writes held back (`pending` bytes from offset `start`, in `buffer`, allocated at the first
+/// write).
 typedef struct WALFile {
     sqlite3_file base;
     sqlite3_file *real;
     unsigned char *buffer;
-    int capacity;
     int pending;
     sqlite3_int64 start;
-    /// The last write kept was a commit frame's header: the next one (its page) ends the commit.
-    int commitHeader;
+    /// Where the page of the commit frame whose header was written last starts (its header's
+    /// offset + 24), or -1: a write there of a page ends the commit.
+    sqlite3_int64 commitPage;
 } WALFile;
 
 /// The unix VFS writes at most 128 KiB − 1 bytes per call (`seekAndWriteFd` masks the length
@@ -24,14 +24,18 @@ enum { maxHeld = 0x1ffff, frameHeaderBytes = 24 };
 
 static sqlite3_vfs *defaultVFS;
 static sqlite3_vfs wrapper;
-static atomic_llong writeCalls;
+/// Counted per thread, so that a test sees its own connection's calls only.
+static _Thread_local long long writeCalls;
 
+/// Writes what is held back. On an error the bytes stay held (and the error is returned): the
+/// next write of the buffer tries them again, first, so that no later write is made durable or
+/// published without them.
 static int flush(WALFile *file) {
     if (file->pending == 0) return SQLITE_OK;
-    int n = file->pending;
-    file->pending = 0;
-    atomic_fetch_add_explicit(&writeCalls, 1, memory_order_relaxed);
-    return file->real->pMethods->xWrite(file->real, file->buffer, n, file->start);
+    writeCalls += 1;
+    int rc = file->real->pMethods->xWrite(file->real, file->buffer, file->pending, file->start);
+    if (rc == SQLITE_OK) file->pending = 0;
+    return rc;
 }
 
 static int walClose(sqlite3_file *f) {
@@ -46,36 +50,22 @@ static int walClose(sqlite3_file *f) {
 static int walWrite(sqlite3_file *f, const void *data, int amount, sqlite3_int64 offset) {
     WALFile *file = (WALFile *)f;
     int rc;
+    // The page of the commit frame whose header came just before: the commit's last write.
+    int commitPage = offset == file->commitPage && amount != frameHeaderBytes;
+    file->commitPage = -1;
     if (file->pending > 0 && (offset != file->start + file->pending || file->pending + amount > maxHeld)) {
         if ((rc = flush(file)) != SQLITE_OK) return rc;
     }
     if (amount > maxHeld) {
-        file->commitHeader = 0;
-        atomic_fetch_add_explicit(&writeCalls, 1, memory_order_relaxed);
+        writeCalls += 1;
         return file->real->pMethods->xWrite(file->real, data, amount, offset);
     }
-    if (file->pending + amount > file->capacity) {
-        int capacity = maxHeld;
-        unsigned char *grown = sqlite3_realloc(file->buffer, capacity);
-        if (grown == NULL) {
-            if ((rc = flush(file)) != SQLITE_OK) return rc;
-            file->commitHeader = 0;
-            atomic_fetch_add_explicit(&writeCalls, 1, memory_order_relaxed);
-            return file->real->pMethods->xWrite(file->real, data, amount, offset);
-        }
-        file->buffer = grown;
-        file->capacity = capacity;
-    }
+    if (file->buffer == NULL && (file->buffer = sqlite3_malloc(maxHeld)) == NULL) return SQLITE_NOMEM;
     int startsRun = file->pending == 0;
     if (startsRun) file->start = offset;
     memcpy(file->buffer + file->pending, data, (size_t)amount);
     file->pending += amount;
-    // The page of a commit frame: the commit's last write. (The flag outlives a flush made
-    // above for the buffer's bound: the page must not wait.)
-    if (file->commitHeader) {
-        file->commitHeader = 0;
-        return flush(file);
-    }
+    if (commitPage) return flush(file);
     // A frame header: bytes 4–7 are the database size after the commit, 0 for other frames.
     const unsigned char *bytes = data;
     if (amount == frameHeaderBytes && (bytes[4] | bytes[5] | bytes[6] | bytes[7]) != 0) {
@@ -84,7 +74,7 @@ static int walWrite(sqlite3_file *f, const void *data, int amount, sqlite3_int64
         // `walRewriteChecksums`, after reading its frame, and then publishes the commit) it is
         // written now: it may be the commit's last write.
         if (startsRun && (rc = flush(file)) != SQLITE_OK) return rc;
-        file->commitHeader = 1;
+        file->commitPage = offset + frameHeaderBytes;
     }
     return SQLITE_OK;
 }
@@ -172,6 +162,7 @@ static int wrapperOpen(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f,
     if ((flags & SQLITE_OPEN_WAL) == 0) return defaultVFS->xOpen(defaultVFS, name, f, flags, outFlags);
     WALFile *file = (WALFile *)f;
     memset(file, 0, sizeof(WALFile));
+    file->commitPage = -1;
     file->real = (sqlite3_file *)(file + 1);
     int rc = defaultVFS->xOpen(defaultVFS, name, file->real, flags, outFlags);
     // The methods are set only once the real file is open: SQLite calls xClose only on a file
@@ -200,4 +191,4 @@ int CSQLiteWALWrites_register(void) {
     return sqlite3_vfs_register(&wrapper, 1);
 }
 
-long long CSQLiteWALWrites_writeCalls(void) { return atomic_load_explicit(&writeCalls, memory_order_relaxed); }
+long long CSQLiteWALWrites_writeCalls(void) { return writeCalls; }

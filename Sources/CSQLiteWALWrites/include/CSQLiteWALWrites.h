@@ -21,14 +21,20 @@
 ///   shared memory, close): nothing reads or syncs the file while writes are held back.
 /// Frames that are not a commit's (a page cache spilled in the middle of a transaction) may
 /// wait for their commit: no reader uses them before it, and the connection that wrote them
-/// reads the file only through `xRead`, which writes the buffer first. Other files (the
+/// reads the file only through `xRead`, which writes the buffer first. A write that fails
+/// keeps its bytes held, to be written first by the next write of the buffer. Other files (the
 /// database, journals) are the default VFS's own, untouched.
+///
+/// One connection at a time must write a database's WAL, as the server's one writer connection
+/// (and its file lock) ensures: the frames of a rolled-back transaction that were held back are
+/// written at that connection's next call on the WAL, which would overwrite another
+/// connection's commit made in between.
 ///
 /// Returns SQLITE_OK, or SQLite's error when the default VFS is missing or registering fails.
 /// Call once, before the first connection opens; later calls do nothing and return SQLITE_OK.
 int CSQLiteWALWrites_register(void);
 
-/// The `pwrite` calls made for WAL files through the wrapper so far (for tests).
+/// The `pwrite` calls made for WAL files through the wrapper so far on the calling thread (for tests).
 long long CSQLiteWALWrites_writeCalls(void);
 
 #endif

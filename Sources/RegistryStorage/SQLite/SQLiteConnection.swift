@@ -50,7 +50,7 @@ final class SQLiteConnection: SQLConnection {
         _ = CSQLiteWALWrites_register()
     }()
 
-    /// `pwrite` calls made for WAL files through `CSQLiteWALWrites` so far.
+    /// `pwrite` calls made for WAL files through `CSQLiteWALWrites` so far on this thread.
     static var walWriteCalls: Int { Int(CSQLiteWALWrites_writeCalls()) }
 
     /// Bytes SQLite's allocations hold now (`sqlite3_memory_used`): always 0 with the memory
