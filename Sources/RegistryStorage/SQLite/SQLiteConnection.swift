@@ -72,8 +72,9 @@ final class SQLiteConnection: SQLConnection {
         sqlite3_extended_result_codes(handle, 1)
         sqlite3_busy_timeout(handle, 10_000)
         // A connection that writes keeps its statement sub-journals in memory
-        // (https://sqlite.org/tempfiles.html §2.6): every write of a group commit runs in its
-        // own SAVEPOINT, whose sub-journal holds the original of each page the write changes.
+        // (https://sqlite.org/tempfiles.html §2.6): a dry run, or a batch replayed after a
+        // write failed half-way, runs each write in its own SAVEPOINT, whose sub-journal holds
+        // the original of each page the write changes.
         // With the default temp store it spills to a temporary file after 64 KiB, and from
         // then on each such page costs two more `pwrite` calls (measured: about 19 per
         // create, more than the WAL frames themselves). The sub-journal lives only as long as
