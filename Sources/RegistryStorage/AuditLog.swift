@@ -149,30 +149,42 @@ extension ServiceStore {
     /// patch is smaller than half the document; else whole. `eventVersion`: the resource version
     /// of the watch event the same write recorded (retention keeps the revision while that event
     /// is kept, see `pruneHistory`); nil only for a change that records no revision.
+    /// `lastHistoryDepth`: when the caller knows that the history's last row of the service is
+    /// revision `before` of `uid` (not a deletion), that row's depth (`RecordCache.Entry`), so
+    /// that it is not looked up. Returns the depth of the revision recorded (0: kept whole), nil
+    /// when none was.
+    @discardableResult
     static func recordChange(
         _ audit: AuditContext, key: ServiceKey, uid: String, before: Int?, after: Int?, document: DocumentBytes?, patch: DocumentPatch? = nil,
-        status: Int, at time: String, eventVersion: Int?, into connection: any SQLConnection
-    ) throws {
+        status: Int, at time: String, eventVersion: Int?, lastHistoryDepth: Int? = nil, into connection: any SQLConnection
+    ) throws -> Int? {
         try insertAudit(
             AuditEntry(
                 actor: audit.actor, action: audit.action, namespace: key.namespace, name: key.name, revisionBefore: before,
                 revisionAfter: after, outcome: .success, status: status, requestID: audit.requestID, detail: nil),
             at: time, into: connection)
-        guard before != after else { return }  // unchanged: an audit line, no new revision
+        guard before != after else { return nil }  // unchanged: an audit line, no new revision
         var depth = 0
         var stored: (document: SQLValue, patch: SQLValue) = (.null, .null)
         if let patch, let document, let before, after == before + 1, patch.insertedBytes * 2 < document.count {
-            let last = try connection.prepare(
-                """
-                SELECT uid, revision, depth, document IS NULL AND patch IS NULL FROM service_revisions
-                WHERE namespace = ? AND name = ? ORDER BY id DESC LIMIT 1
-                """)
-            try last.bind(.text(key.namespace), .text(key.name))
-            if try last.step(), last.text(0) == uid, last.int(1) == before, last.int(3) == 0, last.int(2) < maxPatchDepth {
-                depth = last.int(2) + 1
-                stored = (.null, .blob(patch.serialized))
+            if let lastHistoryDepth {
+                if lastHistoryDepth < maxPatchDepth {
+                    depth = lastHistoryDepth + 1
+                    stored = (.null, .blob(patch.serialized))
+                }
+            } else {
+                let last = try connection.prepare(
+                    """
+                    SELECT uid, revision, depth, document IS NULL AND patch IS NULL FROM service_revisions
+                    WHERE namespace = ? AND name = ? ORDER BY id DESC LIMIT 1
+                    """)
+                try last.bind(.text(key.namespace), .text(key.name))
+                if try last.step(), last.text(0) == uid, last.int(1) == before, last.int(3) == 0, last.int(2) < maxPatchDepth {
+                    depth = last.int(2) + 1
+                    stored = (.null, .blob(patch.serialized))
+                }
+                connection.resetStatements()
             }
-            connection.resetStatements()
         }
         // Whole (one array) only when not kept as a patch.
         if stored.patch == .null, let document { stored.document = .blob(document.flattened) }
@@ -185,6 +197,7 @@ extension ServiceStore {
             .text(key.namespace), .text(key.name), .text(uid), .integer(after ?? before ?? 0), .text(time), .text(audit.actor),
             .text(audit.action), .text(audit.requestID), stored.document, stored.patch, .integer(depth), eventVersion.map { .integer($0) } ?? .null
         ).run()
+        return depth
     }
 
     /// The document of the history row `id` of a service name: stored whole, or rebuilt from

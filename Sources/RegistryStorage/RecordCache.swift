@@ -5,7 +5,8 @@ import Synchronization
 /// address added to a large one, say) does not parse its whole document again.
 ///
 /// Exact by construction: an entry is used only when the row read in the same transaction has
-/// the entry's uid and revision, and only committed revisions stay here: the group commit
+/// the entry's uid and revision (or an UPDATE conditioned on them changed it, see
+/// `ServiceStore.replaceIfStored`), and only committed revisions stay here: the group commit
 /// (`ServiceStore.commit`) drops the entries a write put when that write is rolled back (a dry
 /// run, a refused or failed write, a batch that failed as a whole or whose COMMIT failed). An
 /// entry of a rolled-back write would otherwise match the revision that another process then
@@ -20,10 +21,17 @@ final class RecordCache: Sendable {
 
     /// A service as the writer stored it: its record, its document and, when known, how the
     /// document's parts are kept (see `storeDocument`), so that the next change need not count them.
+    /// `historyDepth`, when known: the history's last row of the service is this revision (kept
+    /// whole or as a patch, not a deletion) at that `depth`, so that the next change's revision
+    /// need not look it up (see `recordChange`). Exact as the entry is: the history rows of a
+    /// service are written only with its `services` row, so while that row has the entry's uid
+    /// and revision no other row followed it (retention may since have stored it whole, at depth
+    /// 0; a depth known too high only ends the next chain of patches sooner).
     struct Entry: Sendable {
         var record: ServiceRecord
         var document: DocumentBytes
         var parts: DocumentPartsState?
+        var historyDepth: Int? = nil
     }
 
     private struct State {
@@ -54,6 +62,17 @@ final class RecordCache: Sendable {
         state.withLock { state in
             if state.entries.count >= Self.capacity && state.entries[key] == nil { state.entries.removeAll(keepingCapacity: true) }
             state.entries[key] = Entry(record: record, document: document, parts: parts)
+            state.write.insert(key)
+        }
+    }
+
+    /// Notes on the entry of `key`, when it is revision `revision` of `uid`, the depth of the
+    /// history row its write recorded (`Entry.historyDepth`). Called by the write that put the
+    /// entry, after its history row: a rollback of that write drops both.
+    func noteHistory(_ key: ServiceKey, uid: String, revision: Int, depth: Int) {
+        state.withLock { state in
+            guard let entry = state.entries[key], entry.record.uid == uid, entry.record.revision == revision else { return }
+            state.entries[key]?.historyDepth = depth
             state.write.insert(key)
         }
     }

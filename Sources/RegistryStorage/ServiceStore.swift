@@ -1187,21 +1187,33 @@ public final class ServiceStore: Sendable {
         let key = ServiceKey(namespace: namespace, name: name)
         let time = time ?? ServiceStore.timestamp(now())
         let body: @Sendable (any SQLConnection) throws -> UpdateResult = { [self] connection in
-            let stored = try ServiceStore.stored(connection, namespace: namespace, name: name, cache: cache)
-            if let speculation, let stored, stored.document == speculation.base {
+            // The guess's write, when the document it was computed from is still the stored one:
+            // the same result. Checked by the UPDATE itself when both documents stay in the row
+            // (`replaceIfStored`), else from the row read first.
+            func kept(_ speculation: Speculation, _ stored: RecordCache.Entry) throws -> UpdateResult {
                 guessesKept.add(1, ordering: .relaxed)
-                // The document it was computed from is still the stored one: the same result.
                 let (current, record) = (stored.record, speculation.record)
-                try ServiceStore.replace(
-                    record, document: speculation.document, previousBytes: stored.document.count, patch: speculation.patch, parts: stored.parts,
-                    into: connection, cache: cache)
                 let eventVersion = try ServiceStore.recordEvent(
                     .modified, record: record, document: speculation.document, previousLabels: current.service.labels, at: time,
                     into: connection)
-                try ServiceStore.recordChange(
+                let depth = try ServiceStore.recordChange(
                     audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: speculation.document,
-                    patch: speculation.patch, status: changedStatus, at: time, eventVersion: eventVersion, into: connection)
+                    patch: speculation.patch, status: changedStatus, at: time, eventVersion: eventVersion,
+                    lastHistoryDepth: stored.historyDepth, into: connection)
+                if let depth { cache.noteHistory(key, uid: record.uid, revision: record.revision, depth: depth) }
                 return UpdateResult(record: record, documentBytes: speculation.document, changed: true, created: false)
+            }
+            if let speculation, let entry = cache.peek(key), entry.document == speculation.base,
+                try ServiceStore.replaceIfStored(speculation, base: entry, into: connection, cache: cache)
+            {
+                return try kept(speculation, entry)
+            }
+            let stored = try ServiceStore.stored(connection, namespace: namespace, name: name, cache: cache)
+            if let speculation, let stored, stored.document == speculation.base {
+                try ServiceStore.replace(
+                    speculation.record, document: speculation.document, previousBytes: stored.document.count, patch: speculation.patch,
+                    parts: stored.parts, into: connection, cache: cache)
+                return try kept(speculation, stored)
             }
             // The guess was wrong: so are those made from it (see `UpdateChain`).
             if speculation != nil {
@@ -1224,9 +1236,10 @@ public final class ServiceStore: Sendable {
                 let (document, patch) = try ServiceStore.replace(record, previous: stored, into: connection, cache: cache)
                 let eventVersion = try ServiceStore.recordEvent(
                     .modified, record: record, document: document, previousLabels: current.service.labels, at: time, into: connection)
-                try ServiceStore.recordChange(
+                let depth = try ServiceStore.recordChange(
                     audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: document, patch: patch,
-                    status: changedStatus, at: time, eventVersion: eventVersion, into: connection)
+                    status: changedStatus, at: time, eventVersion: eventVersion, lastHistoryDepth: stored.historyDepth, into: connection)
+                if let depth { cache.noteHistory(key, uid: record.uid, revision: record.revision, depth: depth) }
                 return UpdateResult(record: record, documentBytes: document, changed: true, created: false)
             }
             let record = ServiceRecord(service: service, uid: ServiceStore.newUID(), revision: 1, createdAt: time, updatedAt: time)
@@ -1388,9 +1401,12 @@ public final class ServiceStore: Sendable {
         ).run()
         cache.put(key, record, document: document, parts: parts)
         let eventVersion = try recordEvent(.added, record: record, document: document, previousLabels: nil, at: time, into: connection)
-        try recordChange(
+        if let depth = try recordChange(
             audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: status, at: time, eventVersion: eventVersion,
             into: connection)
+        {
+            cache.noteHistory(key, uid: record.uid, revision: 1, depth: depth)
+        }
     }
 
     /// Stores a new revision of an existing service; returns its document, and with `previous`
@@ -1435,6 +1451,36 @@ public final class ServiceStore: Sendable {
             .integer(record.service.addresses.count), .text(record.service.namespace), .text(record.service.name)
         ).run()
         cache.put(key, record, document: document, parts: storedParts)
+    }
+
+    /// `speculation`'s write when `base` (the cached entry its guess was made from: its document
+    /// is `speculation.base`) is still the stored revision, checked by the UPDATE itself rather
+    /// than by reading the row first: it changes the row only while it has `base`'s uid and
+    /// revision, and `base`, a cache entry, is exact while it does (see `RecordCache`). Only for
+    /// documents that stay in the row before and after (`storeDocument` then writes nothing
+    /// else); false when it changed nothing (not such documents, or another revision stored),
+    /// for the caller to read the row instead.
+    private static func replaceIfStored(
+        _ speculation: Speculation, base: RecordCache.Entry, into connection: any SQLConnection, cache: RecordCache
+    ) throws -> Bool {
+        let (record, document) = (speculation.record, speculation.document)
+        guard document.count <= inlineBytes, base.document.count <= inlineBytes, base.record.uid == record.uid,
+            base.record.revision + 1 == record.revision
+        else { return false }
+        let service = record.service
+        try connection.prepare(
+            """
+            UPDATE services SET revision = ?, updated_at = ?, labels = ?, document = ?, address_count = ?
+            WHERE namespace = ? AND name = ? AND uid = ? AND revision = ?
+            """
+        ).bind(
+            .integer(record.revision), .text(record.updatedAt), .text(labelsJSON(service.labels)), .blob(document.flattened),
+            .integer(service.addresses.count), .text(service.namespace), .text(service.name), .text(base.record.uid),
+            .integer(base.record.revision)
+        ).run()
+        guard connection.changes == 1 else { return false }
+        cache.put(ServiceKey(namespace: service.namespace, name: service.name), record, document: document, parts: .inline)
+        return true
     }
 
     /// SQLite: copies the WAL into the database file and truncates it (used at shutdown).

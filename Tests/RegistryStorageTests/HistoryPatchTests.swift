@@ -1,5 +1,6 @@
 import Foundation
 import RegistryCore
+import Synchronization
 import Testing
 
 @testable import RegistryStorage
@@ -87,6 +88,51 @@ import Testing
         // The service goes on from there, its next revisions patches again.
         let next = try store.update(namespace: "default", name: "big", oneAddressChange(99)).document
         #expect(try store.revisions(namespace: "default", name: "big").entries.last?.document == next)
+    }
+
+    /// The writer remembers the depth of the history row each change recorded (`RecordCache`),
+    /// so the next change of the service chains its patch without reading that row. Retention
+    /// pruning down to one revision between changes stores that row whole behind the writer's
+    /// back: the depth it remembers is then too high, which only ends the chain of patches
+    /// sooner, and every revision left still reads back exactly, queued changes' too.
+    @Test func changesChainPatchesFromTheRememberedDepthThroughPruning() throws {
+        let store = try store()
+        var documents = [try store.create(largeService("big", count: 300)).document]
+        for round in 0..<4 {
+            for index in 0..<5 {
+                documents.append(try store.update(namespace: "default", name: "big", oneAddressChange(round * 10 + index)).document)
+            }
+            let answered = Mutex<[[UInt8]]>([])
+            for index in 5..<8 {
+                store.update(namespace: "default", name: "big", oneAddressChange(round * 10 + index)) { result in
+                    if case .success(let update) = result { answered.withLock { $0.append(update.document) } }
+                }
+            }
+            store.waitForQueuedWrites()
+            documents += answered.withLock { $0 }
+            let left = try store.revisions(namespace: "default", name: "big").entries
+            #expect(left.map(\.document) == left.map { documents[$0.revision - 1] })
+            _ = try store.pruneHistory(keep: 1, batch: 1_000)
+            let last = try store.revisions(namespace: "default", name: "big").entries
+            #expect(last.map(\.revision) == [documents.count])
+            #expect(last.map(\.document) == [documents.last])
+        }
+        // The history's rows (those kept only for watch events aside): whole, then patches.
+        func listed() throws -> [(whole: Bool, depth: Int)] {
+            let connection = try store.database.connect(readOnly: true)
+            let statement = try connection.prepare("SELECT document IS NOT NULL, depth FROM service_revisions WHERE pruned = 0 ORDER BY id")
+            var rows: [(whole: Bool, depth: Int)] = []
+            while try statement.step() { rows.append((statement.int(0) == 1, statement.int(1))) }
+            return rows
+        }
+        #expect(try listed().map(\.whole) == [true])
+        #expect(try listed().first?.depth == 0)
+        documents.append(try store.update(namespace: "default", name: "big", oneAddressChange(99)).document)
+        // A patch, at a depth past the whole row's (remembered from before the pruning).
+        let rows = try listed()
+        #expect(rows.map(\.whole) == [true, false])
+        #expect(rows.last.map { $0.depth >= 1 } == true)
+        #expect(try store.revisions(namespace: "default", name: "big").entries.map(\.document) == Array(documents.suffix(2)))
     }
 
     @Test func watchEventsNameTheirRevisionAndKeepTheirDocumentsThroughPruning() throws {

@@ -337,6 +337,49 @@ func queueDescriptionUpdates(of name: String, count: Int, on store: ServiceStore
         #expect(try store.document(namespace: "default", name: "raced")?.document == ServiceEncoder.bytes(record))
     }
 
+    /// A queued update's guess is written by an UPDATE that checks the stored revision itself
+    /// (`replaceIfStored`) instead of reading the row first: when another store on the database
+    /// (another process on the SQLite file) committed a revision since the guess's base was
+    /// cached, that UPDATE changes nothing and the update is computed again from the stored
+    /// row. Nothing is lost, and the next guess, from the revision just written, is kept.
+    @Test func aGuessFromARevisionAnotherStoreReplacedIsComputedAgain() throws {
+        let database = try TestDatabase.fresh()
+        let first = try database.open()
+        let second = try database.open()
+        _ = try first.create(sample("moved"))
+        @Sendable func adding(_ ip: String) -> @Sendable (ServiceRecord?) throws -> ExternalService {
+            { current in
+                guard var service = current?.service else { throw StoreError.notFound(namespace: "default", name: "moved") }
+                service.insertNormalized(EndpointAddress(ip: ip))
+                return service
+            }
+        }
+        func queued(_ ip: String) -> UpdateResult? {
+            let answer = Mutex<UpdateResult?>(nil)
+            first.update(namespace: "default", name: "moved", adding(ip)) { result in answer.withLock { $0 = try? result.get() } }
+            first.waitForQueuedWrites()
+            return answer.withLock { $0 }
+        }
+        // The first store caches revision 1; the second commits revision 2 behind its back.
+        #expect(try second.update(namespace: "default", name: "moved", adding("10.0.0.3")).record.revision == 2)
+        let recomputed = try #require(queued("10.0.0.4"))
+        #expect(recomputed.record.revision == 3)
+        #expect(recomputed.record.service.addresses.map(\.ip) == ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"])
+        let kept = try #require(queued("10.0.0.5"))
+        #expect(kept.record.revision == 4)
+        #expect(kept.record.service.addresses.map(\.ip) == ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"])
+        if !first.database.isShared {
+            // A shared database (several replicas) caches nothing, so its updates make no guess.
+            #expect(first.guessesRecomputed.load(ordering: .relaxed) == 1)
+            #expect(first.guessesKept.load(ordering: .relaxed) == 1)
+        }
+        #expect(try second.document(namespace: "default", name: "moved")?.document == kept.document)
+        let history = try second.revisions(namespace: "default", name: "moved").entries
+        #expect(history.map(\.revision) == [1, 2, 3, 4])
+        #expect(history.last?.document == kept.document)
+        #expect(history.dropLast().last?.document == recomputed.document)
+    }
+
     @Test func concurrentWritersLoseNothing() async throws {
         let store = self.store
         _ = try store.create(sample("counter"))
