@@ -276,11 +276,27 @@ extension ServiceStore {
 
     /// Deletes at most `batch` audit lines older than `cutoff` (RFC 3339), oldest first; returns
     /// how many. Called repeatedly in the background, so each call holds the writer briefly.
+    /// Their entries in `audit_log_targets` go with them; when the newest lines go too (the log
+    /// emptied, or a late aggregated line with an old time), `audit_state.targets_through`
+    /// comes down to the newest id left, since SQLite numbers the next line after it.
     public func pruneAudit(olderThan cutoff: String, batch: Int) throws -> Int {
         try fencedWrite { connection in
+            try connection.prepare(
+                """
+                DELETE FROM audit_log_targets WHERE (namespace, name, id) IN (
+                    SELECT namespace, name, id FROM audit_log WHERE time < ? ORDER BY time, id LIMIT ?)
+                """
+            ).bind(.text(cutoff), .integer(batch)).run()
             try connection.prepare("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE time < ? ORDER BY time, id LIMIT ?)")
                 .bind(.text(cutoff), .integer(batch)).run()
-            return connection.changes
+            let deleted = connection.changes
+            try connection.prepare(
+                """
+                UPDATE audit_state SET targets_through = (SELECT coalesce(max(id), 0) FROM audit_log)
+                WHERE id = 1 AND targets_through > (SELECT coalesce(max(id), 0) FROM audit_log)
+                """
+            ).run()
+            return deleted
         }
     }
 
@@ -409,22 +425,86 @@ extension ServiceStore {
 
     /// The query of `audit(_:)`, its parameters ?1 to ?6 being the last id seen, namespace,
     /// name, actor, action and earliest time, each filter skipped when nil. With a namespace and
-    /// a name (`byTarget`) the two are plain equalities, so that SQLite reads the lines of that
-    /// service through `audit_log_by_target` (namespace, name, id), in id order, instead of
-    /// scanning the whole log: its planner uses no index for a term `?2 IS NULL OR namespace = ?2`.
-    /// Other filters scan in id order from the last id seen, stopping at a page's worth.
+    /// a name (`byTarget`) the lines of that service are read in id order from
+    /// `audit_log_targets` (namespace, name, id) up to `audit_state.targets_through`, and after
+    /// it (the lines not moved there yet, see `indexAuditTargets`) from the end of the log,
+    /// instead of scanning the whole log (SQLite's planner uses no index for a term
+    /// `?2 IS NULL OR namespace = ?2`). Other filters scan in id order from the last id seen,
+    /// stopping at a page's worth.
     static func auditSQL(byTarget: Bool) -> String {
-        let target =
-            byTarget
-            ? "namespace = ?2 AND name = ?3" : "(CAST(?2 AS TEXT) IS NULL OR namespace = ?2) AND (CAST(?3 AS TEXT) IS NULL OR name = ?3)"
-        return """
-            SELECT id, time, actor, action, namespace, name, revision_before, revision_after, outcome, status, request_id, detail,
-                   revision_before IS NULL, revision_after IS NULL, count, source_address
-            FROM audit_log
-            WHERE id > ?1 AND \(target) AND (CAST(?4 AS TEXT) IS NULL OR actor = ?4)
-              AND (CAST(?5 AS TEXT) IS NULL OR action = ?5) AND (CAST(?6 AS TEXT) IS NULL OR time >= ?6)
-            ORDER BY id
+        // The first column is the id the rows are ordered by: the index's own (`t.id`) where
+        // the lines are read through `audit_log_targets`, so that no sort is needed.
+        func columns(_ id: String) -> String {
             """
+            \(id), a.time, a.actor, a.action, a.namespace, a.name, a.revision_before, a.revision_after, a.outcome, a.status,
+            a.request_id, a.detail, a.revision_before IS NULL, a.revision_after IS NULL, a.count, a.source_address
+            """
+        }
+        let filters = """
+            (CAST(?4 AS TEXT) IS NULL OR a.actor = ?4) AND (CAST(?5 AS TEXT) IS NULL OR a.action = ?5)
+            AND (CAST(?6 AS TEXT) IS NULL OR a.time >= ?6)
+            """
+        guard byTarget else {
+            return """
+                SELECT \(columns("a.id")) FROM audit_log a
+                WHERE a.id > ?1 AND (CAST(?2 AS TEXT) IS NULL OR a.namespace = ?2) AND (CAST(?3 AS TEXT) IS NULL OR a.name = ?3) AND \(filters)
+                ORDER BY a.id
+                """
+        }
+        return """
+            SELECT \(columns("t.id")) FROM audit_log_targets t JOIN audit_log a ON a.id = t.id
+            WHERE t.namespace = ?2 AND t.name = ?3 AND t.id > ?1 AND \(filters)
+            UNION ALL
+            SELECT \(columns("a.id")) FROM audit_log a
+            WHERE a.id > (SELECT CASE WHEN targets_through > ?1 THEN targets_through ELSE ?1 END FROM audit_state WHERE id = 1)
+              AND a.namespace = ?2 AND a.name = ?3 AND \(filters)
+            ORDER BY 1
+            """
+    }
+
+    /// The most writes committed between two moves of the audit lines into `audit_log_targets`
+    /// (`indexAuditTargets`): a query of one service's lines reads the lines of at most these
+    /// writes (and of other replicas' writes since) from the end of the log.
+    static let auditIndexingWrites = 2_048
+
+    /// Moves the audit lines added since the last move (`audit_state.targets_through`) into
+    /// `audit_log_targets`, sorted by service, so that each of its pages is written once per
+    /// move rather than once per line (a line went into a random page of the index it
+    /// replaces, `audit_log_by_target`, with nearly every write); returns how many. Inside a
+    /// write transaction.
+    @discardableResult
+    static func moveAuditTargets(_ connection: any SQLConnection) throws -> Int {
+        try connection.prepare(
+            """
+            INSERT INTO audit_log_targets (namespace, name, id)
+            SELECT namespace, name, id FROM audit_log
+            WHERE id > (SELECT targets_through FROM audit_state WHERE id = 1) AND namespace IS NOT NULL AND name IS NOT NULL
+            ORDER BY namespace, name, id
+            ON CONFLICT DO NOTHING
+            """
+        ).run()
+        let moved = connection.changes
+        try connection.prepare("UPDATE audit_state SET targets_through = (SELECT coalesce(max(id), 0) FROM audit_log) WHERE id = 1").run()
+        return moved
+    }
+
+    /// `moveAuditTargets` in a transaction of its own on `connection`, the writer's, between
+    /// group commits (every `auditIndexingWrites` writes). A failure is left for the next
+    /// time: the lines stay where the query finds them too.
+    static func indexAuditTargets(on connection: any SQLConnection) {
+        do {
+            try connection.beginWrite()
+            try moveAuditTargets(connection)
+            try connection.execute("COMMIT")
+        } catch {
+            connection.resetStatements()
+            if connection.isInTransaction { try? connection.execute("ROLLBACK") }
+        }
+    }
+
+    /// `moveAuditTargets` now, as a write of its own; returns how many lines it moved.
+    public func indexAuditTargets() throws -> Int {
+        try write { connection in try ServiceStore.moveAuditTargets(connection) }
     }
 
     /// Audit lines matching `query`, oldest first; `allowed` filters by namespace (lines without

@@ -169,6 +169,9 @@ public final class ServiceStore: Sendable {
     /// `commit`) counts again.
     let guessesKept = Atomic<Int>(0)
     let guessesRecomputed = Atomic<Int>(0)
+    /// Writes committed since the audit lines were last moved into `audit_log_targets` (see
+    /// `indexAuditTargets`).
+    private let writesSinceAuditIndexing = Atomic<Int>(0)
     /// Current documents for `document(namespace:name:)` (GET), invalidated by `changed`; only
     /// when `exclusive` (no other process writes the file).
     private let documentCache: DocumentCache?
@@ -465,9 +468,13 @@ public final class ServiceStore: Sendable {
             }
             guard !batch.isEmpty else { return ([], nil) }
             if let checkpointer, checkpointer.mustWait { checkpointer.checkpointAtCeiling(box.connection) }
-            guard ServiceStore.commit(batch, on: box.connection, cache: recordCache) == nil, let walSync else { return (batch, nil) }
-            let sequence = walSync.committed()
-            for pending in batch { pending.commitSequence = sequence }
+            guard ServiceStore.commit(batch, on: box.connection, cache: recordCache) == nil else { return (batch, nil) }
+            let sequence = walSync?.committed()
+            if let sequence { for pending in batch { pending.commitSequence = sequence } }
+            if writesSinceAuditIndexing.add(batch.count, ordering: .relaxed).newValue >= ServiceStore.auditIndexingWrites {
+                writesSinceAuditIndexing.store(0, ordering: .relaxed)
+                ServiceStore.indexAuditTargets(on: box.connection)
+            }
             return (batch, sequence)
         }
         for pending in batch {

@@ -64,7 +64,8 @@ public struct StoreCopySummary: Sendable {
 /// - **The destination is written in one transaction** that first takes the store's write lock
 ///   (`SQLConnection.beginWrite`) and is committed only after the verification, so it ends up
 ///   with all of it or, on any failure, none of it. It must be empty: a freshly migrated schema
-///   with no rows but those its migrations insert (`watch_state`'s first row).
+///   with no rows but those its migrations insert (the first rows of `watch_state` and
+///   `audit_state`).
 /// - **Schemas**: each database's applied migrations (`schema_migrations`: versions and
 ///   checksums) must be exactly this binary's for its store, and the tables present in both
 ///   (but `schema_migrations`) exactly `tableNames`, with the same columns. Tables of one store
@@ -98,6 +99,8 @@ public enum StoreCopy {
         Table(name: "watch_state", key: ["id"], seeded: "id = 1 AND resource_version = 1 AND compacted = 1"),
         Table(name: "watch_events", key: ["resource_version"], seeded: nil),
         Table(name: "audit_log", key: ["id"], seeded: nil),
+        Table(name: "audit_log_targets", key: ["namespace", "name", "id"], seeded: nil),
+        Table(name: "audit_state", key: ["id"], seeded: "id = 1 AND targets_through = 0"),
         Table(name: "push_state", key: ["namespace", "name", "cluster"], seeded: nil),
         Table(name: "reconcile_state", key: ["namespace", "name", "cluster"], seeded: nil),
         Table(name: "health_state", key: ["namespace", "name"], seeded: nil),
