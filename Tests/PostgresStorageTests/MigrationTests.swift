@@ -21,7 +21,8 @@ import Testing
         ).rows.map { try $0.text(0) }
         #expect(
             tables == [
-                "audit_log", "audit_log_targets", "audit_state", "health_state", "leader_lease", "push_state", "reconcile_state", "schema_migrations", "service_document_parts",
+                "audit_log", "audit_log_targets", "audit_state", "health_state", "leader_lease", "push_state", "reconcile_state", "schema_migrations",
+                "service_document_parts",
                 "service_revisions", "services",
                 "watch_events", "watch_state",
             ])
