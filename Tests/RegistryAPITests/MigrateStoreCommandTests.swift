@@ -70,14 +70,14 @@ import Testing
         #expect(lines.first?.hasPrefix("copied \(database) (schema version ") == true, "\(result.stdout)")
         #expect(lines.first?.contains("to \(url) (password from file \(passwordFile)) (schema version ") == true, "\(result.stdout)")
         for table in [
-            "services", "service_document_parts", "service_revisions", "watch_state", "watch_events", "audit_log", "push_state", "reconcile_state",
-            "health_state",
+            "services", "service_document_parts", "service_revisions", "watch_state", "watch_events", "audit_log", "audit_log_targets",
+            "audit_state", "push_state", "reconcile_state", "health_state",
         ] {
             #expect(lines.contains { $0.hasPrefix("\(table): ") && $0.contains(" copied (sha256 ") }, "\(table): \(result.stdout)")
         }
         #expect(lines.contains { $0.hasPrefix("services: 3 rows copied") }, "\(result.stdout)")
         #expect(lines.contains { $0.hasPrefix("service_document_parts: 4 rows copied") }, "\(result.stdout)")
-        #expect(lines.last?.hasPrefix("verified: 9 tables, ") == true, "\(result.stdout)")
+        #expect(lines.last?.hasPrefix("verified: 11 tables, ") == true, "\(result.stdout)")
         #expect(!(result.stdout + result.stderr).contains(TestPostgres.password))
 
         // Once more into the same database: refused, nothing changed.
