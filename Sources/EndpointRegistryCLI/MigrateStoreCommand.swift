@@ -14,7 +14,8 @@ struct MigrateStore: ParsableCommand {
             Reads --from in one read transaction (one consistent snapshot; an SQLite file may be \
             served meanwhile, its server's later writes are not copied) and writes --to in one \
             transaction: services, service_document_parts, service_revisions, watch_state, watch_events, audit_log, \
-            push_state, reconcile_state and health_state, with their ids, then moves PostgreSQL's id \
+            audit_log_targets, audit_state, push_state, reconcile_state and health_state, with their ids, then moves \
+            PostgreSQL's id \
             sequences past the largest id. Before committing it verifies every table: the row \
             count and a SHA-256 over every row equal in both databases. --to is created and \
             migrated if needed and must be empty (no services, no history, no audit lines); \

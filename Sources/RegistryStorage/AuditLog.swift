@@ -242,6 +242,7 @@ extension ServiceStore {
     /// changes), in one transaction. An entry without a `time` is stamped now.
     public func appendAudit(_ entries: [AuditEntry]) throws {
         guard !entries.isEmpty else { return }
+        noteAuditLines(entries.count)
         let now = ServiceStore.timestamp(Date())
         try write { connection in
             for entry in entries { try ServiceStore.insertAudit(entry, at: entry.time.isEmpty ? now : entry.time, into: connection) }
@@ -254,6 +255,7 @@ extension ServiceStore {
     /// the last request counted); any other entry is inserted as a new line.
     public func accumulateAudit(_ entries: [AuditEntry]) throws -> [Int] {
         guard !entries.isEmpty else { return [] }
+        noteAuditLines(entries.count)
         let now = ServiceStore.timestamp(Date())
         return try write { connection in
             var ids: [Int] = []
@@ -463,8 +465,9 @@ extension ServiceStore {
     }
 
     /// The most writes committed between two moves of the audit lines into `audit_log_targets`
-    /// (`indexAuditTargets`): a query of one service's lines reads the lines of at most these
-    /// writes (and of other replicas' writes since) from the end of the log.
+    /// (`indexAuditTargets`, also run when the store opens): a query of one service's lines
+    /// reads the lines of at most these writes (and of other replicas' writes since) from the
+    /// end of the log. A write of several lines (an import, aggregated refusals) counts each.
     static let auditIndexingWrites = 2_048
 
     /// Moves the audit lines added since the last move (`audit_state.targets_through`) into

@@ -172,6 +172,13 @@ public final class ServiceStore: Sendable {
     /// Writes committed since the audit lines were last moved into `audit_log_targets` (see
     /// `indexAuditTargets`).
     private let writesSinceAuditIndexing = Atomic<Int>(0)
+
+    /// Counts the audit lines of a write beyond the one `drain` counts for it (an import, a
+    /// batch of aggregated refusals), towards the next move into `audit_log_targets`.
+    func noteAuditLines(_ lines: Int) {
+        if lines > 1 { writesSinceAuditIndexing.add(lines - 1, ordering: .relaxed) }
+    }
+
     /// Current documents for `document(namespace:name:)` (GET), invalidated by `changed`; only
     /// when `exclusive` (no other process writes the file).
     private let documentCache: DocumentCache?
@@ -306,6 +313,10 @@ public final class ServiceStore: Sendable {
         self.documentCache = cacheDocuments ? DocumentCache() : nil
         self.now = now
         readers = ConnectionPool(maximum: database.maximumReadConnections) { try database.connect(readOnly: true) }
+        // The audit lines of the writes since the last move (by this process before it stopped,
+        // or by others) are moved now, so that those at the log's end stay within the writes
+        // of one run of `auditIndexingWrites`.
+        ServiceStore.indexAuditTargets(on: writer)
     }
 
     /// What failed a whole batch: the database's fault, else an internal one naming `error`.
@@ -1210,7 +1221,11 @@ public final class ServiceStore: Sendable {
                 if let depth { cache.noteHistory(key, uid: record.uid, revision: record.revision, depth: depth) }
                 return UpdateResult(record: record, documentBytes: speculation.document, changed: true, created: false)
             }
-            if let speculation, let entry = cache.peek(key), entry.document == speculation.base,
+            // Not on a shared database, where another replica's commit makes that UPDATE change
+            // nothing more often, and PostgreSQL counts such a statement as a change of the
+            // transaction (`SQLConnection.changeMark`): a write that then fails would roll the
+            // batch back to undo nothing.
+            if let speculation, !database.isShared, let entry = cache.peek(key), entry.document == speculation.base,
                 try ServiceStore.replaceIfStored(speculation, base: entry, into: connection, cache: cache)
             {
                 return try kept(speculation, entry)
@@ -1267,6 +1282,7 @@ public final class ServiceStore: Sendable {
     ) throws -> [ImportOutcome] {
         let cache = recordCache
         let time = ServiceStore.timestamp(now())
+        if !dryRun { noteAuditLines(services.count) }
         do {
             let (outcomes, changes) = try write(inSavepoint: dryRun) { connection in
                 var outcomes: [ImportOutcome] = []

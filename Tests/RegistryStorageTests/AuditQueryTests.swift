@@ -143,6 +143,40 @@ import Testing
         #expect(try store.audit(AuditQuery(namespace: "default", name: "q", limit: writes + 10)).count == writes + 1)
     }
 
+    /// The lines a store left at the log's end when it stopped (fewer writes than a move needs)
+    /// are moved when a store opens the database again; a write of many lines (aggregated
+    /// refusals) counts each of them towards the next move.
+    @Test func linesAreMovedAtOpenAndCountedPerLine() throws {
+        let database = try TestDatabase.fresh()
+        let store = try database.open()
+        for round in 1...3 {
+            _ = try store.update(namespace: "default", name: "a", audit: AuditContext(actor: "alice", requestID: "o\(round)", action: "update")) {
+                _ in
+                ExternalService(name: "a", description: "\(round)", ports: [ServicePort(port: 80)], addresses: [EndpointAddress(ip: "10.6.0.6")])
+            }
+        }
+        func counts(_ store: ServiceStore) throws -> (moved: Int, left: Int) {
+            let connection = try store.database.connect(readOnly: true)
+            let statement = try connection.prepare(
+                "SELECT (SELECT count(*) FROM audit_log_targets), (SELECT count(*) FROM audit_log WHERE id > (SELECT targets_through FROM audit_state))"
+            )
+            _ = try statement.step()
+            defer { connection.resetStatements() }
+            return (statement.int(0), statement.int(1))
+        }
+        #expect(try counts(store) == (moved: 0, left: 3))
+        let reopened = try database.open()
+        #expect(try counts(reopened) == (moved: 3, left: 0))
+        let refusals = (0..<(ServiceStore.auditIndexingWrites + 10)).map { index in
+            AuditEntry(
+                actor: "anonymous", action: "replaceService", namespace: "default", name: "r\(index)", revisionBefore: nil, revisionAfter: nil,
+                outcome: .denied, status: 401, requestID: "d\(index)", detail: nil)
+        }
+        try reopened.appendAudit(refusals)
+        #expect(try counts(reopened) == (moved: 3 + refusals.count, left: 0))
+        #expect(try reopened.audit(AuditQuery(namespace: "default", name: "r7")).map(\.requestID) == ["d7"])
+    }
+
     /// Migration 0017 moves the lines already in the log into `audit_log_targets` (lines without
     /// a target stay out) and starts `audit_state` at the newest line: the lines of a service
     /// read the same after it, and the next lines come after that mark.
