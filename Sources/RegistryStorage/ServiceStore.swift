@@ -169,8 +169,8 @@ public final class ServiceStore: Sendable {
     /// `commit`) counts again.
     let guessesKept = Atomic<Int>(0)
     let guessesRecomputed = Atomic<Int>(0)
-    /// Writes committed since the audit lines were last moved into `audit_log_targets` (see
-    /// `indexAuditTargets`).
+    /// Audit lines committed since the last move into `audit_log_targets` (see
+    /// `indexAuditTargets`): one per write `drain` commits, and those `noteAuditLines` adds.
     private let writesSinceAuditIndexing = Atomic<Int>(0)
 
     /// Counts the audit lines of a write beyond the one `drain` counts for it (an import, a
