@@ -431,8 +431,10 @@ extension ServiceStore {
     /// `audit_log_targets` (namespace, name, id) up to `audit_state.targets_through`, and after
     /// it (the lines not moved there yet, see `indexAuditTargets`) from the end of the log,
     /// instead of scanning the whole log (SQLite's planner uses no index for a term
-    /// `?2 IS NULL OR namespace = ?2`). Other filters scan in id order from the last id seen,
-    /// stopping at a page's worth.
+    /// `?2 IS NULL OR namespace = ?2`), at most ?7 of them (a page: every line of one service
+    /// has the same namespace, which the caller's namespace check passes or refuses as a whole;
+    /// PostgreSQL fetches all the rows of a statement at once). Other filters scan in id order
+    /// from the last id seen, stopping at a page's worth.
     static func auditSQL(byTarget: Bool) -> String {
         // The first column is the id the rows are ordered by: the index's own (`t.id`) where
         // the lines are read through `audit_log_targets`, so that no sort is needed.
@@ -461,6 +463,7 @@ extension ServiceStore {
             WHERE a.id > (SELECT CASE WHEN targets_through > ?1 THEN targets_through ELSE ?1 END FROM audit_state WHERE id = 1)
               AND a.namespace = ?2 AND a.name = ?3 AND \(filters)
             ORDER BY 1
+            LIMIT ?7
             """
     }
 
@@ -518,10 +521,12 @@ extension ServiceStore {
         -> [AuditEntry]
     {
         try read { connection in
-            let statement = try connection.prepare(Self.auditSQL(byTarget: query.namespace != nil && query.name != nil))
+            let byTarget = query.namespace != nil && query.name != nil
+            let statement = try connection.prepare(Self.auditSQL(byTarget: byTarget))
             try statement.bind(
                 .integer(query.afterID ?? 0), query.namespace.map { .text($0) } ?? .null, query.name.map { .text($0) } ?? .null,
                 query.actor.map { .text($0) } ?? .null, query.action.map { .text($0) } ?? .null, query.since.map { .text($0) } ?? .null)
+            if byTarget { try statement.bind(at: 7, .integer(max(query.limit, 0))) }
             var entries: [AuditEntry] = []
             while entries.count < query.limit, try statement.step() {
                 let namespace = statement.text(4)

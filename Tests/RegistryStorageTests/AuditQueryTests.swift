@@ -45,6 +45,7 @@ import Testing
         func plan(byTarget: Bool) throws -> String {
             let statement = try connection.prepare("EXPLAIN QUERY PLAN " + ServiceStore.auditSQL(byTarget: byTarget))
             try statement.bind(.integer(0), .text("default"), .text("a"), .null, .null, .null)
+            if byTarget { try statement.bind(at: 7, .integer(100)) }
             var details: [String] = []
             while try statement.step() { details.append(statement.text(3)) }
             connection.resetStatements()
