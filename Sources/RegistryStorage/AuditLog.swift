@@ -434,8 +434,15 @@ extension ServiceStore {
     /// `?2 IS NULL OR namespace = ?2`), at most ?7 of them (a page: every line of one service
     /// has the same namespace, which the caller's namespace check passes or refuses as a whole;
     /// PostgreSQL fetches all the rows of a statement at once). Other filters scan in id order
-    /// from the last id seen, stopping at a page's worth.
+    /// from the last id seen, stopping at a page's worth. Built once per kind.
     static func auditSQL(byTarget: Bool) -> String {
+        byTarget ? auditSQLByTarget : auditSQLScan
+    }
+
+    private static let auditSQLByTarget = makeAuditSQL(byTarget: true)
+    private static let auditSQLScan = makeAuditSQL(byTarget: false)
+
+    private static func makeAuditSQL(byTarget: Bool) -> String {
         // The first column is the id the rows are ordered by: the index's own (`t.id`) where
         // the lines are read through `audit_log_targets`, so that no sort is needed.
         func columns(_ id: String) -> String {
