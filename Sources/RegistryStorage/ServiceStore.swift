@@ -1188,10 +1188,7 @@ public final class ServiceStore: Sendable {
     ) -> Speculation? {
         let (current, document) = base
         guard let service = try? transform(current), service != current.service else { return nil }
-        var record = current
-        record.service = service
-        record.revision += 1
-        record.updatedAt = time
+        var record = current.replacing(service: service, revision: current.revision + 1, updatedAt: time)
         let (next, patch) = ServiceEncoder.documentAndPatch(&record, previous: current, document: document)
         return Speculation(base: document, record: record, document: next, patch: patch)
     }
@@ -1251,10 +1248,7 @@ public final class ServiceStore: Sendable {
                         eventVersion: nil, into: connection)
                     return UpdateResult(record: current, documentBytes: stored.document, changed: false, created: false)
                 }
-                var record = current
-                record.service = service
-                record.revision += 1
-                record.updatedAt = time
+                let record = current.replacing(service: service, revision: current.revision + 1, updatedAt: time)
                 let (document, patch) = try ServiceStore.replace(record, previous: stored, into: connection, cache: cache)
                 let eventVersion = try ServiceStore.recordEvent(
                     .modified, record: record, document: document, previousLabels: current.service.labels, at: time, into: connection)
@@ -1315,9 +1309,7 @@ public final class ServiceStore: Sendable {
                         outcomes.append(ImportOutcome(key: key, action: .skipped, revision: current.revision))
                     case .replace:
                         let previousLabels = current.service.labels
-                        current.service = service
-                        current.revision += 1
-                        current.updatedAt = time
+                        current = current.replacing(service: service, revision: current.revision + 1, updatedAt: time)
                         let document = try ServiceStore.replace(current, into: connection, cache: cache).document
                         let eventVersion = try ServiceStore.recordEvent(
                             .modified, record: current, document: document, previousLabels: previousLabels, at: time, into: connection)

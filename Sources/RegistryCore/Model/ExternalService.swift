@@ -413,22 +413,86 @@ extension ExternalService {
 }
 
 /// A stored service with the fields the server manages.
+///
+/// A value type kept in one copy-on-write box: a record is handed from the HTTP worker to the
+/// commit queue, the record cache, the history and the answer, and each hand-over is a copy; with
+/// its fields behind one reference, a copy is one reference count instead of one per string,
+/// array and dictionary of the service (~30). Reads borrow the boxed field (`_read`), writes
+/// copy the box only when it is shared (`_modify`).
 public struct ServiceRecord: Sendable, Equatable {
-    public var service: ExternalService
+    /// The fields of a record. Mutated only through `ServiceRecord`'s `_modify` accessors after
+    /// `isKnownUniquelyReferenced` has confirmed (or a fresh copy has made) this box the only
+    /// reference: no box reachable from two records, and therefore from two threads, is ever
+    /// written, which is why the `@unchecked Sendable` below is safe (the same rule as the
+    /// standard library's array storage). Every field is itself `Sendable`.
+    private final class Storage: @unchecked Sendable {
+        var service: ExternalService
+        var uid: String
+        var revision: Int
+        var createdAt: String
+        var updatedAt: String
+
+        init(service: ExternalService, uid: String, revision: Int, createdAt: String, updatedAt: String) {
+            self.service = service
+            self.uid = uid
+            self.revision = revision
+            self.createdAt = createdAt
+            self.updatedAt = updatedAt
+        }
+
+        func copy() -> Storage {
+            Storage(service: service, uid: uid, revision: revision, createdAt: createdAt, updatedAt: updatedAt)
+        }
+    }
+
+    private var storage: Storage
+
+    /// The box, made this record's own before a write.
+    private var uniqueStorage: Storage {
+        mutating get {
+            if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+            return storage
+        }
+    }
+
+    public var service: ExternalService {
+        _read { yield storage.service }
+        _modify { yield &uniqueStorage.service }
+    }
     /// Stable identity of this registration (a new one after delete and re-create).
-    public var uid: String
+    public var uid: String {
+        _read { yield storage.uid }
+        _modify { yield &uniqueStorage.uid }
+    }
     /// 1 on creation, +1 on every change.
-    public var revision: Int
+    public var revision: Int {
+        get { storage.revision }
+        _modify { yield &uniqueStorage.revision }
+    }
     /// RFC 3339 UTC timestamps.
-    public var createdAt: String
-    public var updatedAt: String
+    public var createdAt: String {
+        _read { yield storage.createdAt }
+        _modify { yield &uniqueStorage.createdAt }
+    }
+    public var updatedAt: String {
+        _read { yield storage.updatedAt }
+        _modify { yield &uniqueStorage.updatedAt }
+    }
 
     public init(service: ExternalService, uid: String, revision: Int, createdAt: String, updatedAt: String) {
-        self.service = service
-        self.uid = uid
-        self.revision = revision
-        self.createdAt = createdAt
-        self.updatedAt = updatedAt
+        storage = Storage(service: service, uid: uid, revision: revision, createdAt: createdAt, updatedAt: updatedAt)
+    }
+
+    /// The same record with the service, revision and update time of a write: one new box,
+    /// without first copying the fields it replaces.
+    public func replacing(service: ExternalService, revision: Int, updatedAt: String) -> ServiceRecord {
+        ServiceRecord(service: service, uid: uid, revision: revision, createdAt: createdAt, updatedAt: updatedAt)
+    }
+
+    public static func == (lhs: ServiceRecord, rhs: ServiceRecord) -> Bool {
+        if lhs.storage === rhs.storage { return true }
+        return lhs.revision == rhs.revision && lhs.uid == rhs.uid && lhs.createdAt == rhs.createdAt
+            && lhs.updatedAt == rhs.updatedAt && lhs.service == rhs.service
     }
 
     /// Strong entity tag of this revision: changes with every write and across re-creation.
