@@ -320,9 +320,22 @@ struct IncrementalAddressTests {
             var spliced = to
             #expect(ServiceEncoder.spliced(&spliced, previous: from, document: ServiceEncoder.bytes(from))?.bytes == ServiceEncoder.bytes(to))
         }
-        // A document that is not the previous record's encoding is not spliced.
+        // Around the array the result is the new record's own encoding, whatever the stored
+        // document holds there; the array must be where and as long as the previous record's
+        // addresses encode to, or nothing is spliced.
         var other = empty
         other.service.description = "else"
-        #expect(ServiceEncoder.spliced(&one, previous: empty, document: ServiceEncoder.bytes(other)) == nil)
+        var fromOther = one
+        #expect(ServiceEncoder.spliced(&fromOther, previous: empty, document: ServiceEncoder.bytes(other))?.bytes == ServiceEncoder.bytes(one))
+        var longer = empty
+        longer.service.addresses = [EndpointAddress(ip: "192.0.2.1")]
+        var fromLonger = one
+        #expect(ServiceEncoder.spliced(&fromLonger, previous: empty, document: ServiceEncoder.bytes(longer)) == nil)
+        #expect(ServiceEncoder.spliced(&fromLonger, previous: empty, document: DocumentBytes(Array("{}".utf8))) == nil)
+        // A stored document whose first segment ends before its array opens is spliced too.
+        let stored = ServiceEncoder.bytes(empty)
+        var fromSegments = one
+        let segmented = DocumentBytes(segments: [stored[..<5], stored[5...]], ownBytes: 0)
+        #expect(ServiceEncoder.spliced(&fromSegments, previous: empty, document: segmented)?.document.flattened == ServiceEncoder.bytes(one))
     }
 }

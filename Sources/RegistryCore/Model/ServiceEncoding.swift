@@ -213,15 +213,16 @@ public enum ServiceEncoder {
     static let maxSplicedChunks = 2
 
     /// `bytes(record)`, computed from `document`, the bytes of `previous` (`bytes(previous)`),
-    /// when the two records differ only in a few addresses (one added or removed, as the
-    /// address routes do) besides the revision and times: everything around the `addresses`
-    /// array is encoded again from `record` (small), the chunks of addresses the two lists
+    /// when the two address lists differ in a few chunks (one address added or removed, as the
+    /// address routes do): everything around the `addresses` array is encoded again from
+    /// `record` (small, and whatever else changed), the chunks of addresses the two lists
     /// share (`EndpointAddressList`) are copied from `document`, and only the chunks that differ
     /// are encoded. The output is byte for byte `bytes(record)` (the writer is compact and
     /// deterministic, so an array's bytes are its elements' bytes joined by commas); whenever
-    /// that cannot be shown cheaply (other fields differ, addresses changed in more than `maxSplicedChunks` chunks, `document` is
-    /// not what `previous` encodes to around its addresses, or not as long as its addresses
-    /// encode to) the whole record is encoded. `record`'s address list keeps the sizes measured
+    /// that cannot be shown cheaply (addresses changed in more than `maxSplicedChunks` chunks,
+    /// or `document`'s addresses array is not where and as long as `previous`' addresses
+    /// encode to, with `{` and `,` where the kept chunks meet the changed ones) the whole
+    /// record is encoded. `record`'s address list keeps the sizes measured
     /// (see `EndpointAddressList.measures`), so that the next splice from it measures only
     /// the chunks changed since.
     public static func bytes(_ record: inout ServiceRecord, previous: ServiceRecord, document: [UInt8]) -> [UInt8] {
@@ -289,18 +290,32 @@ public enum ServiceEncoder {
     /// one.) Searching reads the bytes once, where the alternative encodes the fields before
     /// the array again.
     static func addressesCut(in document: [UInt8]) -> Int? {
+        addressesCut(in: document[...])
+    }
+
+    /// `addressesCut(in:)` in the bytes of `bytes`, as an offset from its start.
+    static func addressesCut(in bytes: ArraySlice<UInt8>) -> Int? {
         let marker = addressesMarker
-        guard document.count >= marker.count else { return nil }
-        var index = 0
-        while index <= document.count - marker.count {
-            if document[index] == marker[0] {
-                var matched = 1
-                while matched < marker.count && document[index + matched] == marker[matched] { matched += 1 }
-                if matched == marker.count { return index + matched }
+        return bytes.withUnsafeBufferPointer { document -> Int? in
+            guard document.count >= marker.count else { return nil }
+            var index = 0
+            while index <= document.count - marker.count {
+                if document[index] == marker[0] {
+                    var matched = 1
+                    while matched < marker.count && document[index + matched] == marker[matched] { matched += 1 }
+                    if matched == marker.count { return index + matched }
+                }
+                index += 1
             }
-            index += 1
+            return nil
         }
-        return nil
+    }
+
+    /// Where a stored document's addresses array lies: `cut` bytes before it (through its
+    /// `[`), `tail` bytes after it (from its `]`).
+    struct OldFrame {
+        var cut: Int
+        var tail: Int
     }
 
     private static let addressesMarker = Array(#""addresses":["#.utf8)
@@ -321,9 +336,6 @@ public enum ServiceEncoder {
     ) -> (document: DocumentBytes, patch: DocumentPatch)? {
         let old = previous.service.addresses
         var new = record.service.addresses
-        var (otherOld, otherNew) = (previous.service, record.service)
-        (otherOld.addresses, otherNew.addresses) = ([], [])
-        guard otherOld == otherNew else { return nil }
         // The chunks both lists have at their start (`shared.start`) and end, compared by
         // identity while they are still shared; the ones between differ.
         let (oldChunks, newChunks) = (old.chunks, new.chunks)
@@ -364,30 +376,26 @@ public enum ServiceEncoder {
         }
         for chunk in 0..<shared.start { new.measures[chunk] = oldMeasures[chunk] }
         for back in 0..<shared.end { new.measures[newChunks.count - 1 - back] = oldMeasures[oldChunks.count - 1 - back] }
-        var previous = previous
-        // Mapped, not assigned: `[ChunkMeasure]` to `[ChunkMeasure?]` as an implicit upcast
-        // casts each element dynamically (~1.7 % of an add to a 10,000-address service).
-        previous.service.addresses.measures = oldMeasures.map { Optional($0) }
         record.service.addresses = new
-        // What surrounds the array: the encoding with an empty one, cut after its `[`.
-        func frame(_ record: ServiceRecord) -> (bytes: [UInt8], cut: Int) {
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(512)
-            let cut = write(record, addresses: [], into: &bytes)
-            return (bytes, cut)
-        }
-        let (oldFrame, newFrame) = (frame(previous), frame(record))
-        let oldTail = oldFrame.bytes.count - oldFrame.cut
-        guard document.count >= oldFrame.bytes.count, document.bytes(0..<oldFrame.cut, equal: oldFrame.bytes[..<oldFrame.cut]),
-            document.bytes((document.count - oldTail)..<document.count, equal: oldFrame.bytes[oldFrame.cut...])
-        else { return nil }
-        // The stored array's bytes: `region` of `document`.
-        let region = oldFrame.cut..<(document.count - oldTail)
-        // The stored array's bytes per chunk, checked against the bytes: the whole array that
-        // long, with elements opening with `{` and commas between them where the shared chunks
-        // meet the changed ones.
+        // The stored array's bytes, `region` of `document`: from just after its `"addresses":[`
+        // (looked for in the first segment, which holds the fields before the array unless
+        // they are very long: a splice's first segment is its new frame's head) as long as the
+        // measures of `previous`' chunks
+        // say, and closed by a `]` there. What surrounds it is replaced by the new record's
+        // frame whole, so its bytes need no check against `previous`; the array's are checked
+        // below (elements opening with `{`, commas where the shared chunks meet the changed ones).
         let total = oldMeasures.reduce(0) { $0 + $1.encodedBytes } + Swift.max(old.count - 1, 0)
-        guard total == region.count else { return nil }
+        guard let head = document.segments.first,
+            let cut = addressesCut(in: head) ?? (document.segments.count > 1 ? addressesCut(in: document.flattened) : nil),
+            cut + total < document.count,
+            document[cut + total] == UInt8(ascii: "]")
+        else { return nil }
+        let region = cut..<(cut + total)
+        let oldFrame = OldFrame(cut: cut, tail: document.count - region.upperBound)
+        // What surrounds the new array: the new record encoded with an empty one, cut after its `[`.
+        var newFrame: (bytes: [UInt8], cut: Int) = ([], 0)
+        newFrame.bytes.reserveCapacity(cut + oldFrame.tail + 64)
+        newFrame.cut = write(record, addresses: [], into: &newFrame.bytes)
         // The bytes kept from the stored array at its start (through the comma after the last
         // shared chunk) and at its end (from the comma before the first shared chunk there).
         let startElements = oldChunks[..<shared.start].reduce(0) { $0 + $1.count }
@@ -433,10 +441,10 @@ public enum ServiceEncoder {
     /// and its frame (what surrounds the array) by `newFrame`, and the patch that does the same:
     /// the bytes kept are the previous document's own (its segments, sliced), not copied.
     private static func replacing(
-        _ removed: Range<Int>, with inserted: [UInt8], in document: DocumentBytes, oldFrame: (bytes: [UInt8], cut: Int),
+        _ removed: Range<Int>, with inserted: [UInt8], in document: DocumentBytes, oldFrame: OldFrame,
         newFrame: (bytes: [UInt8], cut: Int)
     ) -> (document: DocumentBytes, patch: DocumentPatch) {
-        let oldTail = oldFrame.bytes.count - oldFrame.cut
+        let oldTail = oldFrame.tail
         var segments: [ArraySlice<UInt8>] = []
         segments.reserveCapacity(document.segments.count + 4)
         segments.append(newFrame.bytes[..<newFrame.cut])
@@ -454,8 +462,10 @@ public enum ServiceEncoder {
                 .init(offset: removed.lowerBound, removed: removed.count, inserted: inserted),
                 .init(offset: document.count - oldTail, removed: oldTail, inserted: Array(newFrame.bytes[newFrame.cut...])),
             ],
-            // The frame's bytes are the document's (`spliced` checked them) and need no copy.
-            removing: [oldFrame.bytes[..<oldFrame.cut], document.bytes(removed)[...], oldFrame.bytes[oldFrame.cut...]])
+            removing: [
+                document.bytes(0..<oldFrame.cut)[...], document.bytes(removed)[...],
+                document.bytes((document.count - oldTail)..<document.count)[...],
+            ])
         return (out, patch)
     }
 
@@ -479,12 +489,12 @@ public enum ServiceEncoder {
     /// kept, and only the address is encoded (added) or its bytes left out (removed).
     private static func splicedSingle(
         _ single: (index: Int, address: EndpointAddress, added: Bool), chunk: [EndpointAddress], at start: Int,
-        oldFrame: (bytes: [UInt8], cut: Int), newFrame: (bytes: [UInt8], cut: Int), document: DocumentBytes
+        oldFrame: OldFrame, newFrame: (bytes: [UInt8], cut: Int), document: DocumentBytes
     ) -> (document: DocumentBytes, patch: DocumentPatch)? {
         // Where the chunk's address `index` starts: each address before it and its comma.
         var offset = start
         for position in 0..<Swift.min(single.index, chunk.count) { offset += encodedLength(chunk, position) + 1 }
-        let oldTail = oldFrame.bytes.count - oldFrame.cut
+        let oldTail = oldFrame.tail
         var removed = offset..<offset
         var inserted: [UInt8] = []
         if single.added {
