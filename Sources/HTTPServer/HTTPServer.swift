@@ -257,8 +257,11 @@ private final class ServerContext: Sendable {
         // libmicrohttpd must not stop with a connection still suspended, nor while a resume
         // still signals the daemon. Not bounded: the call only takes a lock and writes a byte.
         while waiting.contains(where: { !$0.isToldToResume }) { Thread.sleep(forTimeInterval: 0.001) }
-        let end = ContinuousClock.now.advanced(by: .seconds(1))
-        while waiting.contains(where: { !$0.sent }), ContinuousClock.now < end { Thread.sleep(forTimeInterval: 0.005) }
+        // Until each 503 has been written (libmicrohttpd reports the request completed), for
+        // at most 5 s: stopping the daemon closes a connection whose answer is still queued,
+        // and on a starved machine (a test suite on two cores) the worker can take a second.
+        let end = ContinuousClock.now.advanced(by: .seconds(5))
+        while waiting.contains(where: { !$0.isCompleted }), ContinuousClock.now < end { Thread.sleep(forTimeInterval: 0.005) }
     }
 
     init(handler: any HTTPHandler, maxBodyBytes: Int, maxHeaderBytes: Int, tracker: ConnectionTracker, budget: BodyBudget) {
@@ -344,8 +347,14 @@ private final class SuspendedConnection: Sendable {
         }
     }
 
-    /// Resumed and its response handed to libmicrohttpd.
-    var sent: Bool { isToldToResume && state.withLock { $0.resumed && $0.response == nil } }
+    /// Set by the request's completion (`completedHandler`): its answer was written, or the
+    /// connection ended first.
+    private let completed = Atomic<Bool>(false)
+
+    func markCompleted() { completed.store(true, ordering: .releasing) }
+
+    /// Resumed, and the request completed since.
+    var isCompleted: Bool { isToldToResume && completed.load(ordering: .acquiring) }
 }
 
 /// Per-request state kept in libmicrohttpd's `con_cls` slot between the calls of one request,
@@ -365,6 +374,8 @@ private final class RequestState {
     var overBudget = false
     /// Set while the connection waits for a deferred response.
     var suspension: SuspendedConnection?
+    /// The suspension the deferred response came through, told when the request completes.
+    var resumedFrom: SuspendedConnection?
 
     init(rawTarget: [UInt8]) {
         self.rawTarget = rawTarget
@@ -457,6 +468,7 @@ private let accessHandler: MHD_AccessHandlerCallback = {
     if let suspension = state.suspension {
         // Resumed: the deferred response has arrived.
         state.suspension = nil
+        state.resumedFrom = suspension
         context.suspended.withLock { _ = $0?.removeValue(forKey: ObjectIdentifier(suspension)) }
         guard let response = suspension.take() else { return .NO }
         return queue(response, on: connection, tracked: tracked, context: context)
@@ -589,6 +601,8 @@ private let completedHandler: MHD_RequestCompletedCallback = { cls, connection, 
     let state = Unmanaged<RequestState>.fromOpaque(slot)
     context.budget.release(state.takeUnretainedValue().reserved)
     if state.takeUnretainedValue().counted { context.inFlight.subtract(1, ordering: .relaxed) }
+    state.takeUnretainedValue().suspension?.markCompleted()
+    state.takeUnretainedValue().resumedFrom?.markCompleted()
     state.release()
     requestSlot.pointee = nil
     if let connection { trackedConnection(connection)?.enter(.idle) }
