@@ -288,6 +288,10 @@ struct IncrementalAddressTests {
         #expect(ServiceEncoder.addressesCut(in: Array(#""addresses":"#.utf8)) == nil)
         #expect(ServiceEncoder.addressesCut(in: Array(#""addresses":["#.utf8)) == 13)
         #expect(ServiceEncoder.addressesCut(in: []) == nil)
+        // In a slice, as an offset from the slice's start; the first of two.
+        let sliced = Array(#"{"ports":[1],"addresses":[],"x":{"addresses":[]}}"#.utf8)[1...]
+        #expect(ServiceEncoder.addressesCut(in: sliced) == 25)
+        #expect(ServiceEncoder.addressesCut(in: Array(#"ddresses":["#.utf8)[...]) == nil)
     }
 
     /// In place, a patch of several edits (each growing, shrinking or keeping the bytes it

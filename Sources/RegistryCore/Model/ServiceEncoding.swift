@@ -293,22 +293,20 @@ public enum ServiceEncoder {
         addressesCut(in: document[...])
     }
 
-    /// `addressesCut(in:)` in the bytes of `bytes`, as an offset from its start.
+    /// `addressesCut(in:)` in the bytes of `bytes`, as an offset from its start. Looks for the
+    /// marker's last byte, `[` (rare in a document: the openings of arrays), and compares the
+    /// bytes before it only there; the first match ends the first occurrence.
     static func addressesCut(in bytes: ArraySlice<UInt8>) -> Int? {
         let marker = addressesMarker
-        return bytes.withUnsafeBufferPointer { document -> Int? in
-            guard document.count >= marker.count else { return nil }
-            var index = 0
-            while index <= document.count - marker.count {
-                if document[index] == marker[0] {
-                    var matched = 1
-                    while matched < marker.count && document[index + matched] == marker[matched] { matched += 1 }
-                    if matched == marker.count { return index + matched }
-                }
-                index += 1
+        let before = marker.count - 1
+        var index = bytes.startIndex + before
+        while index < bytes.endIndex {
+            if bytes[index] == UInt8(ascii: "["), bytes[(index - before)..<index].elementsEqual(marker[..<before]) {
+                return index + 1 - bytes.startIndex
             }
-            return nil
+            index += 1
         }
+        return nil
     }
 
     /// Where a stored document's addresses array lies: `cut` bytes before it (through its
