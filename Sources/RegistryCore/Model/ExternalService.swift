@@ -418,21 +418,23 @@ extension ExternalService {
 /// commit queue, the record cache, the history and the answer, and each hand-over is a copy; with
 /// its fields behind one reference, a copy is one reference count instead of one per string,
 /// array and dictionary of the service (~30). Reads borrow the boxed field (`_read`), writes
-/// copy the box only when it is shared (`_modify`).
+/// copy the box only when it is shared (`_modify`). The accessors are `@inlinable` (and the box
+/// `@usableFromInline`): a call through a non-inlined accessor from another module copied the
+/// whole `ExternalService` out of the box to read one of its fields.
 public struct ServiceRecord: Sendable, Equatable {
     /// The fields of a record. Mutated only through `ServiceRecord`'s `_modify` accessors after
     /// `isKnownUniquelyReferenced` has confirmed (or a fresh copy has made) this box the only
     /// reference: no box reachable from two records, and therefore from two threads, is ever
     /// written, which is why the `@unchecked Sendable` below is safe (the same rule as the
     /// standard library's array storage). Every field is itself `Sendable`.
-    private final class Storage: @unchecked Sendable {
-        var service: ExternalService
-        var uid: String
-        var revision: Int
-        var createdAt: String
-        var updatedAt: String
+    @usableFromInline final class Storage: @unchecked Sendable {
+        @usableFromInline var service: ExternalService
+        @usableFromInline var uid: String
+        @usableFromInline var revision: Int
+        @usableFromInline var createdAt: String
+        @usableFromInline var updatedAt: String
 
-        init(service: ExternalService, uid: String, revision: Int, createdAt: String, updatedAt: String) {
+        @usableFromInline init(service: ExternalService, uid: String, revision: Int, createdAt: String, updatedAt: String) {
             self.service = service
             self.uid = uid
             self.revision = revision
@@ -440,41 +442,41 @@ public struct ServiceRecord: Sendable, Equatable {
             self.updatedAt = updatedAt
         }
 
-        func copy() -> Storage {
+        @usableFromInline func copy() -> Storage {
             Storage(service: service, uid: uid, revision: revision, createdAt: createdAt, updatedAt: updatedAt)
         }
     }
 
-    private var storage: Storage
+    @usableFromInline var storage: Storage
 
     /// The box, made this record's own before a write.
-    private var uniqueStorage: Storage {
+    @inlinable var uniqueStorage: Storage {
         mutating get {
             if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
             return storage
         }
     }
 
-    public var service: ExternalService {
+    @inlinable public var service: ExternalService {
         _read { yield storage.service }
         _modify { yield &uniqueStorage.service }
     }
     /// Stable identity of this registration (a new one after delete and re-create).
-    public var uid: String {
+    @inlinable public var uid: String {
         _read { yield storage.uid }
         _modify { yield &uniqueStorage.uid }
     }
     /// 1 on creation, +1 on every change.
-    public var revision: Int {
+    @inlinable public var revision: Int {
         get { storage.revision }
         _modify { yield &uniqueStorage.revision }
     }
     /// RFC 3339 UTC timestamps.
-    public var createdAt: String {
+    @inlinable public var createdAt: String {
         _read { yield storage.createdAt }
         _modify { yield &uniqueStorage.createdAt }
     }
-    public var updatedAt: String {
+    @inlinable public var updatedAt: String {
         _read { yield storage.updatedAt }
         _modify { yield &uniqueStorage.updatedAt }
     }
