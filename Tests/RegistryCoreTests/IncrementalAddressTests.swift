@@ -336,6 +336,19 @@ struct IncrementalAddressTests {
         var fromLonger = one
         #expect(ServiceEncoder.spliced(&fromLonger, previous: empty, document: ServiceEncoder.bytes(longer)) == nil)
         #expect(ServiceEncoder.spliced(&fromLonger, previous: empty, document: DocumentBytes(Array("{}".utf8))) == nil)
+        // A stored array longer than the previous record's (its first address where the
+        // previous one's only address ends) is not taken for it.
+        var single = empty
+        single.service.addresses = [EndpointAddress(ip: "192.0.2.1")]
+        var twoAddresses = single
+        twoAddresses.service.addresses.append(EndpointAddress(ip: "192.0.2.2"))
+        var addedToSingle = single
+        addedToSingle.service.insertNormalized(EndpointAddress(ip: "192.0.2.3"))
+        addedToSingle.revision = 2
+        var spliceOfSingle = addedToSingle
+        #expect(ServiceEncoder.spliced(&spliceOfSingle, previous: single, document: ServiceEncoder.bytes(twoAddresses)) == nil)
+        let fromSingle = ServiceEncoder.spliced(&spliceOfSingle, previous: single, document: ServiceEncoder.bytes(single))
+        #expect(fromSingle?.bytes == ServiceEncoder.bytes(addedToSingle))
         // A stored document whose first segment ends before its array opens is spliced too.
         let stored = ServiceEncoder.bytes(empty)
         var fromSegments = one

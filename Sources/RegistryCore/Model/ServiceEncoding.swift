@@ -378,15 +378,18 @@ public enum ServiceEncoder {
         // The stored array's bytes, `region` of `document`: from just after its `"addresses":[`
         // (looked for in the first segment, which holds the fields before the array unless
         // they are very long: a splice's first segment is its new frame's head) as long as the
-        // measures of `previous`' chunks
-        // say, and closed by a `]` there. What surrounds it is replaced by the new record's
-        // frame whole, so its bytes need no check against `previous`; the array's are checked
-        // below (elements opening with `{`, commas where the shared chunks meet the changed ones).
+        // measures of `previous`' chunks say. What surrounds it is replaced by the new record's
+        // frame whole, so its bytes need no check against `previous`; the array's are: it opens
+        // with `{` and ends with `}]` followed by `,` or `}` (a `]` inside an address or in a
+        // later member is preceded by `"` or a digit), and below, where the shared chunks meet
+        // the changed ones, elements open with `{` after a comma. A document whose array is
+        // not where or as long as `previous`' addresses encode to is encoded whole instead.
         let total = oldMeasures.reduce(0) { $0 + $1.encodedBytes } + Swift.max(old.count - 1, 0)
         guard let head = document.segments.first,
             let cut = addressesCut(in: head) ?? (document.segments.count > 1 ? addressesCut(in: document.flattened) : nil),
-            cut + total < document.count,
-            document[cut + total] == UInt8(ascii: "]")
+            cut + total + 1 < document.count, document[cut + total] == UInt8(ascii: "]"),
+            document[cut + total + 1] == UInt8(ascii: ",") || document[cut + total + 1] == UInt8(ascii: "}"),
+            old.isEmpty || (document[cut] == UInt8(ascii: "{") && document[cut + total - 1] == UInt8(ascii: "}"))
         else { return nil }
         let region = cut..<(cut + total)
         let oldFrame = OldFrame(cut: cut, tail: document.count - region.upperBound)
