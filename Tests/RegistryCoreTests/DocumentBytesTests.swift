@@ -21,7 +21,11 @@ struct DocumentBytesTests {
             #expect(document.bytes(range) == Array(reordered[range]), "\(range)")
             #expect(document.slices(range).flatMap { $0 } == Array(reordered[range]), "\(range)")
             #expect(document.bytes(range, equal: reordered[range]), "\(range)")
+            #expect(Array(document.contiguousBytes(range)) == Array(reordered[range]), "\(range)")
         }
+        // Within one segment, a slice of it rather than a copy.
+        let inFirst = document.contiguousBytes(1..<4)
+        #expect(inFirst.withUnsafeBufferPointer { $0.baseAddress } == a.withUnsafeBufferPointer { $0.baseAddress.map { $0 + 1 } })
         #expect(!document.bytes(0..<3, equal: Array("{\"b".utf8)))
         #expect(!document.bytes(0..<3, equal: Array("{\"".utf8)))
         // Equal by bytes, whatever the segments; copies without reading them.

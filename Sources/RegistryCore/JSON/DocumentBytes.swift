@@ -112,6 +112,22 @@ public struct DocumentBytes: Sendable, Equatable {
         }
     }
 
+    /// The bytes of `range` (within `0..<count`) as one slice: of the segment that holds them
+    /// all (no copy), else of a copy (`bytes(range)`).
+    public func contiguousBytes(_ range: Range<Int>) -> ArraySlice<UInt8> {
+        precondition(range.lowerBound >= 0 && range.upperBound <= count, "DocumentBytes range out of bounds")
+        var start = 0
+        for segment in segments {
+            let end = start + segment.count
+            if range.lowerBound >= start && range.upperBound <= end {
+                return segment[(segment.startIndex + range.lowerBound - start)..<(segment.startIndex + range.upperBound - start)]
+            }
+            if end > range.lowerBound { break }
+            start = end
+        }
+        return bytes(range)[...]
+    }
+
     /// The bytes of `range` as one array (a copy).
     public func bytes(_ range: Range<Int>) -> [UInt8] {
         var bytes: [UInt8] = []

@@ -35,7 +35,7 @@ public struct DocumentPatch: Sendable, Equatable {
 
     /// `init(minimizing:of:)` with the bytes each edit replaces given (`removed[i]` for
     /// `edits[i]`, as many as it removes), so that nothing is read or copied from the document:
-    /// a splice knows them (the bytes it cut out of the document, copied once).
+    /// a splice knows them (the bytes it cuts out of the document, sliced from its segments).
     public init(minimizing edits: [Edit], removing removed: [ArraySlice<UInt8>]) {
         precondition(edits.count == removed.count && zip(edits, removed).allSatisfy { $0.removed == $1.count }, "removed bytes do not fit the edits")
         self.edits = zip(edits, removed).compactMap { Self.minimized($0, removing: $1) }

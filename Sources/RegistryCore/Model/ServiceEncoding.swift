@@ -464,8 +464,8 @@ public enum ServiceEncoder {
                 .init(offset: document.count - oldTail, removed: oldTail, inserted: Array(newFrame.bytes[newFrame.cut...])),
             ],
             removing: [
-                document.bytes(0..<oldFrame.cut)[...], document.bytes(removed)[...],
-                document.bytes((document.count - oldTail)..<document.count)[...],
+                document.contiguousBytes(0..<oldFrame.cut), document.contiguousBytes(removed),
+                document.contiguousBytes((document.count - oldTail)..<document.count),
             ])
         return (out, patch)
     }
