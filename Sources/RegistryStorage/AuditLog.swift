@@ -143,21 +143,21 @@ extension ServiceStore {
     static let maxPatchDepth = 1024
 
     /// Records a change: an audit line and, for the service's history, the new revision. With
-    /// `patch` (the edits that turn revision `before`'s document into `document`), the revision
-    /// is kept as that patch when the history's last row of the service is revision `before` of
-    /// the same uid, fewer than `maxPatchDepth` patches follow the last whole document, and the
-    /// patch is smaller than half the document; else whole. `eventVersion`: the resource version
-    /// of the watch event the same write recorded (retention keeps the revision while that event
-    /// is kept, see `pruneHistory`); nil only for a change that records no revision.
-    /// `lastHistoryDepth`: when the caller knows that the history's last row of the service is
-    /// revision `before` of `uid` (not a deletion), that row's depth (`RecordCache.Entry`), so
-    /// that it is not looked up. Returns the depth of the revision recorded (0: kept whole), nil
-    /// when none was.
+    /// `patch` (the edits that turn revision `before`'s document into `document`) and
+    /// `lastHistory` (the history's last row of the service, known to be revision `before` of the
+    /// same uid: `RecordCache.Entry.history`), the revision is kept as that patch, naming that
+    /// row in `previous_id`, when fewer than `maxPatchDepth` patches follow the last whole
+    /// document and the patch is smaller than half the document; else whole (also whenever the
+    /// last row is not known: finding it would need an index every revision goes into, see
+    /// migration 0018). `eventVersion`: the resource version of the watch event the same write
+    /// recorded (retention keeps the revision while that event is kept, see `pruneHistory`); nil
+    /// only for a change that records no revision. Returns the history row recorded, nil when
+    /// none was.
     @discardableResult
     static func recordChange(
         _ audit: AuditContext, key: ServiceKey, uid: String, before: Int?, after: Int?, document: DocumentBytes?, patch: DocumentPatch? = nil,
-        status: Int, at time: String, eventVersion: Int?, lastHistoryDepth: Int? = nil, into connection: any SQLConnection
-    ) throws -> Int? {
+        status: Int, at time: String, eventVersion: Int?, lastHistory: HistoryRow? = nil, into connection: any SQLConnection
+    ) throws -> HistoryRow? {
         try insertAudit(
             AuditEntry(
                 actor: audit.actor, action: audit.action, namespace: key.namespace, name: key.name, revisionBefore: before,
@@ -165,57 +165,110 @@ extension ServiceStore {
             at: time, into: connection)
         guard before != after else { return nil }  // unchanged: an audit line, no new revision
         var depth = 0
-        var stored: (document: SQLValue, patch: SQLValue) = (.null, .null)
-        if let patch, let document, let before, after == before + 1, patch.insertedBytes * 2 < document.count {
-            if let lastHistoryDepth {
-                if lastHistoryDepth < maxPatchDepth {
-                    depth = lastHistoryDepth + 1
-                    stored = (.null, .blob(patch.serialized))
-                }
-            } else {
-                let last = try connection.prepare(
-                    """
-                    SELECT uid, revision, depth, document IS NULL AND patch IS NULL FROM service_revisions
-                    WHERE namespace = ? AND name = ? ORDER BY id DESC LIMIT 1
-                    """)
-                try last.bind(.text(key.namespace), .text(key.name))
-                if try last.step(), last.text(0) == uid, last.int(1) == before, last.int(3) == 0, last.int(2) < maxPatchDepth {
-                    depth = last.int(2) + 1
-                    stored = (.null, .blob(patch.serialized))
-                }
-                connection.resetStatements()
-            }
+        var stored: (document: SQLValue, patch: SQLValue, previous: SQLValue) = (.null, .null, .null)
+        if let patch, let document, let before, after == before + 1, patch.insertedBytes * 2 < document.count, let lastHistory,
+            lastHistory.depth < maxPatchDepth
+        {
+            depth = lastHistory.depth + 1
+            stored = (.null, .blob(patch.serialized), .integer(lastHistory.id))
         }
         // Whole (one array) only when not kept as a patch.
         if stored.patch == .null, let document { stored.document = .blob(document.flattened) }
-        try connection.prepare(
+        let id = try connection.insertReturningID(
             """
-            INSERT INTO service_revisions (namespace, name, uid, revision, time, actor, action, request_id, document, patch, depth, event_version)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """
-        ).bind(
-            .text(key.namespace), .text(key.name), .text(uid), .integer(after ?? before ?? 0), .text(time), .text(audit.actor),
-            .text(audit.action), .text(audit.requestID), stored.document, stored.patch, .integer(depth), eventVersion.map { .integer($0) } ?? .null
-        ).run()
-        return depth
+            INSERT INTO service_revisions (
+                namespace, name, uid, revision, time, actor, action, request_id, document, patch, depth, event_version, previous_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                .text(key.namespace), .text(key.name), .text(uid), .integer(after ?? before ?? 0), .text(time), .text(audit.actor),
+                .text(audit.action), .text(audit.requestID), stored.document, stored.patch, .integer(depth),
+                eventVersion.map { .integer($0) } ?? .null, stored.previous,
+            ])
+        return HistoryRow(id: id, depth: depth)
+    }
+
+    /// Reads the history rows of `key` with an id above `afterID` (those of its `filter`, an SQL
+    /// condition on `service_revisions`), oldest first, passing each to `body` (its `columns`
+    /// from 0) until `body` returns false. The rows of a name are its rows kept whole, found
+    /// through `service_revisions_by_service` (partial: `depth` = 0), each followed by the
+    /// patches chained from it (a patch names the row it applies to in `previous_id`, found
+    /// through `service_revisions_patches`): the chain of each whole row runs up to the next
+    /// whole row, as every row's patch applies to the row just before it of the same name. The
+    /// first chain read is that of the newest whole row at or before `afterID`. A row names only
+    /// an earlier one, and a walk follows only such links, so a damaged row cannot make it loop.
+    static func historyRows(
+        _ connection: any SQLConnection, key: ServiceKey, after afterID: Int = 0, filter: String = "TRUE", columns: String,
+        _ body: (any SQLStatement) throws -> Bool
+    ) throws {
+        func wholeRow(_ sql: String, _ id: Int) throws -> Int? {
+            let statement = try connection.prepare(sql)
+            try statement.bind(.text(key.namespace), .text(key.name), .integer(id))
+            let found = try statement.step() ? statement.int(0) : nil
+            connection.resetStatements()
+            return found
+        }
+        let next = "SELECT id FROM service_revisions WHERE namespace = ? AND name = ? AND depth = 0 AND id > ? ORDER BY id LIMIT 1"
+        var head =
+            try afterID > 0
+            ? wholeRow(
+                "SELECT id FROM service_revisions WHERE namespace = ? AND name = ? AND depth = 0 AND id <= ? ORDER BY id DESC LIMIT 1", afterID)
+            : nil
+        if head == nil { head = try wholeRow(next, afterID) }
+        while let start = head {
+            let chain = try connection.prepare(
+                """
+                WITH RECURSIVE chain(row_id) AS (
+                    SELECT CAST(? AS BIGINT)
+                    UNION ALL
+                    SELECT r.id FROM service_revisions r JOIN chain ON r.previous_id = chain.row_id WHERE r.id > chain.row_id
+                )
+                SELECT \(columns) FROM chain JOIN service_revisions ON service_revisions.id = chain.row_id
+                WHERE service_revisions.id > ? AND \(filter) ORDER BY service_revisions.id
+                """)
+            try chain.bind(.integer(start), .integer(afterID))
+            while try chain.step() {
+                guard try body(chain) else {
+                    connection.resetStatements()
+                    return
+                }
+            }
+            connection.resetStatements()
+            head = try wholeRow(next, start)
+        }
+    }
+
+    /// Where a history row is: its id, and how many patches back the nearest row kept whole is
+    /// (0: kept whole).
+    struct HistoryRow: Sendable, Equatable {
+        var id: Int
+        var depth: Int
     }
 
     /// The document of the history row `id` of a service name: stored whole, or rebuilt from
-    /// the nearest earlier row kept whole and the patches after it (at most `depth` of them).
-    /// `known`: documents of this service name's history rows, by id, already rebuilt; the
-    /// newest of them at or before `id` ends the chain, and no row before it is read (a
-    /// PostgreSQL statement fetches all its rows at once). Throws `StoreError.unreadable` when
-    /// the chain is broken (a damaged database).
+    /// the nearest earlier row kept whole and the patches after it (at most `depth` of them),
+    /// each patch's row naming the row it applies to (`previous_id`). `known`: documents of this
+    /// service name's history rows, by id, already rebuilt; the newest of them at or before `id`
+    /// ends the chain, and no row before it is read (a PostgreSQL statement fetches all its rows
+    /// at once). Throws `StoreError.unreadable` when the chain is broken (a damaged database).
     static func historyDocument(
         _ connection: any SQLConnection, key: ServiceKey, id: Int, depth: Int, known: [Int: [UInt8]] = [:]
     ) throws -> [UInt8] {
+        // The row and those its patches apply to, newest first: one step by id each (a row names
+        // only an earlier one, so a damaged row cannot make the walk loop).
         let statement = try connection.prepare(
             """
-            SELECT document, patch, document IS NULL, patch IS NULL, id FROM service_revisions
-            WHERE namespace = ? AND name = ? AND id <= ? AND id >= ? ORDER BY id DESC LIMIT ?
+            WITH RECURSIVE chain(id, n) AS (
+                SELECT CAST(? AS BIGINT), 0
+                UNION ALL
+                SELECT r.previous_id, chain.n + 1 FROM service_revisions r JOIN chain ON r.id = chain.id
+                WHERE r.previous_id IS NOT NULL AND r.previous_id < r.id AND r.previous_id >= ? AND chain.n < ?
+            )
+            SELECT r.document, r.patch, r.document IS NULL, r.patch IS NULL, r.id
+            FROM chain JOIN service_revisions r ON r.id = chain.id ORDER BY chain.n
             """)
         let knownBefore = known.keys.reduce(0) { $1 <= id ? max($0, $1) : $0 }
-        try statement.bind(.text(key.namespace), .text(key.name), .integer(id), .integer(knownBefore), .integer(depth + 1))
+        try statement.bind(.integer(id), .integer(knownBefore), .integer(depth))
         var patches: [[UInt8]] = []
         var base: [UInt8]?
         while try statement.step() {
@@ -349,29 +402,20 @@ extension ServiceStore {
     /// `keep` in its history, oldest first (so that those still listed run on without a gap up to
     /// the newest); returns how many.
     static func pruneHistory(of key: ServiceKey, keep: Int, limit: Int, _ connection: any SQLConnection) throws -> Int {
+        // Every row of the name, oldest first: those listed, and before them those a watch event still names.
+        var rows: [(id: Int, pruned: Bool, depth: Int, patched: Bool, stored: Bool, eventVersion: Int)] = []
+        try historyRows(
+            connection, key: key, columns: "id, pruned, depth, patch IS NOT NULL, document IS NOT NULL OR patch IS NOT NULL, event_version"
+        ) { row in
+            rows.append((row.int(0), row.int(1) == 1, row.int(2), row.int(3) == 1, row.int(4) == 1, row.int(5)))
+            return true
+        }
+        let listed = rows.filter { !$0.pruned }
         // The oldest revision that stays in the history must not depend on those taken out: it is
         // kept whole from now on.
-        let last = try connection.prepare(
-            """
-            SELECT id, depth, patch IS NOT NULL FROM service_revisions
-            WHERE namespace = ? AND name = ? AND pruned = 0 ORDER BY id DESC LIMIT 1 OFFSET ?
-            """)
-        try last.bind(.text(key.namespace), .text(key.name), .integer(max(keep - 1, 0)))
-        guard try last.step() else {
-            connection.resetStatements()
-            return 0
-        }
-        let boundary = (id: last.int(0), depth: last.int(1), patched: last.int(2) == 1)
-        connection.resetStatements()
-        let rows = try connection.prepare(
-            """
-            SELECT id, document IS NOT NULL OR patch IS NOT NULL, event_version FROM service_revisions
-            WHERE namespace = ? AND name = ? AND pruned = 0 AND id < ? ORDER BY id LIMIT ?
-            """)
-        try rows.bind(.text(key.namespace), .text(key.name), .integer(boundary.id), .integer(limit))
-        var doomed: [(id: Int, stored: Bool, eventVersion: Int)] = []
-        while try rows.step() { doomed.append((rows.int(0), rows.int(1) == 1, rows.int(2))) }
-        connection.resetStatements()
+        guard listed.count > max(keep, 1) else { return 0 }
+        let boundary = listed[listed.count - max(keep, 1)]
+        let doomed = listed.prefix { $0.id < boundary.id }.prefix(limit)
         guard !doomed.isEmpty else { return 0 }
         if boundary.patched {
             try storeWhole(boundary.id, try historyDocument(connection, key: key, id: boundary.id, depth: boundary.depth), into: connection)
@@ -391,16 +435,17 @@ extension ServiceStore {
         return doomed.count
     }
 
-    /// Stores history row `id` whole (its document rebuilt by the caller), no longer as a patch.
+    /// Stores history row `id` whole (its document rebuilt by the caller), no longer as a patch:
+    /// it no longer names a row before it, and starts a chain of its own (see `historyRows`).
     static func storeWhole(_ id: Int, _ document: [UInt8], into connection: any SQLConnection) throws {
-        try connection.prepare("UPDATE service_revisions SET document = ?, patch = NULL, depth = 0 WHERE id = ?")
+        try connection.prepare("UPDATE service_revisions SET document = ?, patch = NULL, depth = 0, previous_id = NULL WHERE id = ?")
             .bind(.blob(document), .integer(id)).run()
     }
 
     /// Deletes the history rows `ids`, first storing whole every row left whose patch applies
-    /// to one of them (the row just before it of the same service name), so that every row left
-    /// still rebuilds: following patches back from any of them reaches a whole row before a
-    /// deleted one.
+    /// to one of them (the one that names it in `previous_id`), so that every row left still
+    /// rebuilds, and every row left is still found: following patches back from any of them
+    /// reaches a whole row before a deleted one.
     static func deleteRevisions(_ ids: [Int], from connection: any SQLConnection) throws {
         guard !ids.isEmpty else { return }
         let doomed = Set(ids)
@@ -409,14 +454,15 @@ extension ServiceStore {
         var rows: [(id: Int, key: ServiceKey)] = []
         while try names.step() { rows.append((names.int(0), ServiceKey(namespace: names.text(1), name: names.text(2)))) }
         connection.resetStatements()
-        // The row just after each doomed one (one indexed step each): stored whole when it stays
-        // and is a patch.
+        // The patch that applies to each doomed row, if any (one indexed step each): stored whole
+        // when it stays.
         var dependents: [(id: Int, key: ServiceKey, depth: Int)] = []
         for row in rows {
-            let next = try connection.prepare(
-                "SELECT id, patch IS NOT NULL, depth FROM service_revisions WHERE namespace = ? AND name = ? AND id > ? ORDER BY id LIMIT 1")
-            try next.bind(.text(row.key.namespace), .text(row.key.name), .integer(row.id))
-            if try next.step(), !doomed.contains(next.int(0)), next.int(1) == 1 { dependents.append((next.int(0), row.key, next.int(2))) }
+            let next = try connection.prepare("SELECT id, depth FROM service_revisions WHERE previous_id = ?")
+            try next.bind(.integer(row.id))
+            while try next.step() {
+                if !doomed.contains(next.int(0)) { dependents.append((next.int(0), row.key, next.int(1))) }
+            }
             connection.resetStatements()
         }
         for row in dependents.sorted(by: { $0.id < $1.id }) {
@@ -569,35 +615,49 @@ extension ServiceStore {
                 try? connection.execute("COMMIT")
             }
             let key = ServiceKey(namespace: namespace, name: name)
-            /// Rows, and for those kept as a patch, the patch and its depth.
+            /// A row, and when it is kept as a patch, the patch and its depth.
+            func entry(_ statement: any SQLStatement) -> (entry: RevisionEntry, patch: [UInt8]?, depth: Int) {
+                (
+                    RevisionEntry(
+                        id: statement.int(8), uid: statement.text(0), revision: statement.int(1), time: statement.text(2),
+                        actor: statement.text(3), action: statement.text(4), requestID: statement.text(5),
+                        document: statement.int(7) == 1 ? nil : statement.blob(6)),
+                    statement.int(10) == 1 ? nil : statement.blob(9), statement.int(11)
+                )
+            }
+            /// The rows of a query.
             func entries(_ sql: String, _ values: SQLValue...) throws -> [(entry: RevisionEntry, patch: [UInt8]?, depth: Int)] {
                 let statement = try connection.prepare(sql)
                 for (index, value) in values.enumerated() { try statement.bind(at: Int32(index + 1), value) }
                 var entries: [(entry: RevisionEntry, patch: [UInt8]?, depth: Int)] = []
-                while try statement.step() {
-                    entries.append(
-                        (
-                            RevisionEntry(
-                                id: statement.int(8), uid: statement.text(0), revision: statement.int(1), time: statement.text(2),
-                                actor: statement.text(3), action: statement.text(4), requestID: statement.text(5),
-                                document: statement.int(7) == 1 ? nil : statement.blob(6)),
-                            statement.int(10) == 1 ? nil : statement.blob(9), statement.int(11)
-                        ))
-                }
+                while try statement.step() { entries.append(entry(statement)) }
                 connection.resetStatements()
                 return entries
             }
             let columns = "uid, revision, time, actor, action, request_id, document, document IS NULL, id, patch, patch IS NULL, depth"
-            let rows = try entries(
-                "SELECT \(columns) FROM service_revisions WHERE namespace = ? AND name = ? AND id > ? AND pruned = 0 ORDER BY id LIMIT ?",
-                .text(namespace),
-                .text(name), .integer(afterID), .integer(min(limit, 1 << 30)))
-            let previousRow =
+            var rows: [(entry: RevisionEntry, patch: [UInt8]?, depth: Int)] = []
+            let wanted = min(limit, 1 << 30)
+            if wanted > 0 {
+                try ServiceStore.historyRows(connection, key: key, after: afterID, filter: "pruned = 0", columns: columns) { row in
+                    rows.append(entry(row))
+                    return rows.count < wanted
+                }
+            }
+            // The revision just before the page: the last one of the page before (at `afterID`)
+            // unless retention took it out since; then the newest listed one before it.
+            var previousRow =
                 afterID > 0
                 ? try entries(
-                    "SELECT \(columns) FROM service_revisions WHERE namespace = ? AND name = ? AND id <= ? AND pruned = 0 ORDER BY id DESC LIMIT 1",
-                    .text(namespace), .text(name), .integer(afterID)
+                    "SELECT \(columns) FROM service_revisions WHERE id = ? AND namespace = ? AND name = ? AND pruned = 0",
+                    .integer(afterID), .text(namespace), .text(name)
                 ).first : nil
+            if afterID > 0 && previousRow == nil {
+                try ServiceStore.historyRows(connection, key: key, filter: "pruned = 0", columns: columns) { row in
+                    guard row.int(8) <= afterID else { return false }
+                    previousRow = entry(row)
+                    return true
+                }
+            }
             // Rows kept as patches get their documents back; the rows are consecutive rows of
             // the name, so each patch applies to the document of the one before it.
             var last: [UInt8]?

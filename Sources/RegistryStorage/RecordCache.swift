@@ -21,17 +21,18 @@ final class RecordCache: Sendable {
 
     /// A service as the writer stored it: its record, its document and, when known, how the
     /// document's parts are kept (see `storeDocument`), so that the next change need not count them.
-    /// `historyDepth`, when known: the history's last row of the service is this revision (kept
-    /// whole or as a patch, not a deletion) at that `depth`, so that the next change's revision
-    /// need not look it up (see `recordChange`). Exact as the entry is: the history rows of a
-    /// service are written only with its `services` row, so while that row has the entry's uid
-    /// and revision no other row followed it (retention may since have stored it whole, at depth
-    /// 0; a depth known too high only ends the next chain of patches sooner).
+    /// `history`, when known: the history's last row of the service is this revision (kept
+    /// whole or as a patch, not a deletion), with that id and `depth`, so that the next change's
+    /// revision can be kept as a patch of it (see `recordChange`). Exact as the entry is: the
+    /// history rows of a service are written only with its `services` row, so while that row has
+    /// the entry's uid and revision no other row followed it, and retention keeps the newest row
+    /// of every name (it may since have stored it whole, at depth 0; a depth known too high only
+    /// ends the next chain of patches sooner).
     struct Entry: Sendable {
         var record: ServiceRecord
         var document: DocumentBytes
         var parts: DocumentPartsState?
-        var historyDepth: Int? = nil
+        var history: ServiceStore.HistoryRow? = nil
     }
 
     private struct State {
@@ -66,13 +67,13 @@ final class RecordCache: Sendable {
         }
     }
 
-    /// Notes on the entry of `key`, when it is revision `revision` of `uid`, the depth of the
-    /// history row its write recorded (`Entry.historyDepth`). Called by the write that put the
-    /// entry, after its history row: a rollback of that write drops both.
-    func noteHistory(_ key: ServiceKey, uid: String, revision: Int, depth: Int) {
+    /// Notes on the entry of `key`, when it is revision `revision` of `uid`, the history row its
+    /// write recorded (`Entry.history`). Called by the write that put the entry, after its
+    /// history row: a rollback of that write drops both.
+    func noteHistory(_ key: ServiceKey, uid: String, revision: Int, row: ServiceStore.HistoryRow) {
         state.withLock { state in
             guard let entry = state.entries[key], entry.record.uid == uid, entry.record.revision == revision else { return }
-            state.entries[key]?.historyDepth = depth
+            state.entries[key]?.history = row
             state.write.insert(key)
         }
     }

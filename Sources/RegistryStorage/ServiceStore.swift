@@ -1211,11 +1211,11 @@ public final class ServiceStore: Sendable {
                 let eventVersion = try ServiceStore.recordEvent(
                     .modified, record: record, document: speculation.document, previousLabels: current.service.labels, at: time,
                     into: connection)
-                let depth = try ServiceStore.recordChange(
+                let row = try ServiceStore.recordChange(
                     audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: speculation.document,
-                    patch: speculation.patch, status: changedStatus, at: time, eventVersion: eventVersion,
-                    lastHistoryDepth: stored.historyDepth, into: connection)
-                if let depth { cache.noteHistory(key, uid: record.uid, revision: record.revision, depth: depth) }
+                    patch: speculation.patch, status: changedStatus, at: time, eventVersion: eventVersion, lastHistory: stored.history,
+                    into: connection)
+                if let row { cache.noteHistory(key, uid: record.uid, revision: record.revision, row: row) }
                 return UpdateResult(record: record, documentBytes: speculation.document, changed: true, created: false)
             }
             // Not on a shared database, where another replica's commit makes that UPDATE change
@@ -1252,10 +1252,10 @@ public final class ServiceStore: Sendable {
                 let (document, patch) = try ServiceStore.replace(record, previous: stored, into: connection, cache: cache)
                 let eventVersion = try ServiceStore.recordEvent(
                     .modified, record: record, document: document, previousLabels: current.service.labels, at: time, into: connection)
-                let depth = try ServiceStore.recordChange(
+                let row = try ServiceStore.recordChange(
                     audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: document, patch: patch,
-                    status: changedStatus, at: time, eventVersion: eventVersion, lastHistoryDepth: stored.historyDepth, into: connection)
-                if let depth { cache.noteHistory(key, uid: record.uid, revision: record.revision, depth: depth) }
+                    status: changedStatus, at: time, eventVersion: eventVersion, lastHistory: stored.history, into: connection)
+                if let row { cache.noteHistory(key, uid: record.uid, revision: record.revision, row: row) }
                 return UpdateResult(record: record, documentBytes: document, changed: true, created: false)
             }
             let record = ServiceRecord(service: service, uid: ServiceStore.newUID(), revision: 1, createdAt: time, updatedAt: time)
@@ -1416,11 +1416,11 @@ public final class ServiceStore: Sendable {
         ).run()
         cache.put(key, record, document: document, parts: parts)
         let eventVersion = try recordEvent(.added, record: record, document: document, previousLabels: nil, at: time, into: connection)
-        if let depth = try recordChange(
+        if let row = try recordChange(
             audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: status, at: time, eventVersion: eventVersion,
             into: connection)
         {
-            cache.noteHistory(key, uid: record.uid, revision: 1, depth: depth)
+            cache.noteHistory(key, uid: record.uid, revision: 1, row: row)
         }
     }
 

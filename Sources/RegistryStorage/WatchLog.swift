@@ -98,33 +98,23 @@ extension ServiceStore {
     /// rows (by id) already rebuilt, and gets this one (a deletion's row, which has the revision
     /// of the last one, is not it). Throws `StoreError.unreadable` when there is no such revision.
     ///
-    /// A revision kept only for the watch log (`pruned`) is found by the event's version through
-    /// its index; one still in the history among the newest rows of the name (at most
-    /// `--history-limit` of them come first).
+    /// The revision is found by the event's version (`service_revisions_by_event`), which the
+    /// history row of the same write records, whether it is still listed or kept only for the
+    /// watch log (`pruned`).
     static func revisionDocument(
         _ connection: any SQLConnection, key: ServiceKey, uid: String, revision: Int, eventVersion: Int, known: inout [Int: [UInt8]]
     ) throws -> (id: Int, document: [UInt8]) {
-        let pruned = try connection.prepare(
+        let row = try connection.prepare(
             """
             SELECT id, depth, document IS NULL, document FROM service_revisions
-            WHERE pruned = 1 AND event_version = ? AND namespace = ? AND name = ? AND uid = ? AND revision = ?
+            WHERE event_version = ? AND namespace = ? AND name = ? AND uid = ? AND revision = ?
               AND (document IS NOT NULL OR patch IS NOT NULL)
+            ORDER BY id DESC LIMIT 1
             """)
-        try pruned.bind(.integer(eventVersion), .text(key.namespace), .text(key.name), .text(uid), .integer(revision))
-        var row = pruned
-        if try !pruned.step() {
+        try row.bind(.integer(eventVersion), .text(key.namespace), .text(key.name), .text(uid), .integer(revision))
+        guard try row.step() else {
             connection.resetStatements()
-            row = try connection.prepare(
-                """
-                SELECT id, depth, document IS NULL, document FROM service_revisions
-                WHERE namespace = ? AND name = ? AND uid = ? AND revision = ? AND (document IS NOT NULL OR patch IS NOT NULL)
-                ORDER BY id DESC LIMIT 1
-                """)
-            try row.bind(.text(key.namespace), .text(key.name), .text(uid), .integer(revision))
-            guard try row.step() else {
-                connection.resetStatements()
-                throw StoreError.unreadable(namespace: key.namespace, name: key.name)
-            }
+            throw StoreError.unreadable(namespace: key.namespace, name: key.name)
         }
         let (id, depth, whole) = (row.int(0), row.int(1), row.int(2) == 0 ? row.blob(3) : nil)
         connection.resetStatements()

@@ -234,11 +234,13 @@ import Testing
         let written = try versions()
         // Revisions 1…13, then the deletion's row (named by no event): their events' versions.
         #expect(written == Array((start + 1)...(start + 14)))
-        // As the rows were before 0012, then the migration's SQL again.
+        // As the rows were before 0012, then the migration's SQL again (and 0018's index of the column).
         try connection.execute("DROP INDEX service_revisions_pruned")
+        try connection.execute("DROP INDEX service_revisions_by_event")
         try connection.execute("ALTER TABLE service_revisions DROP COLUMN event_version")
         let migration = try #require(try database.schemaMigrations().first { $0.version == 12 })
         try connection.execute(migration.sql)
+        try connection.execute("CREATE INDEX service_revisions_by_event ON service_revisions (event_version)")
         // The events of revisions 1…3 are gone (the newest 11 kept): 0 for them. The deletion's
         // row has the uid and revision of the last one, whose event it takes (no matter: a
         // deletion's row is deleted whatever its version).
@@ -258,5 +260,73 @@ import Testing
         #expect(history.map(\.revision) == [1, 2, 2, 1, 2])
         #expect(history.map(\.document) == [first, second, nil, again, more])
         #expect(try storedForms(store) == (whole: 2, patches: 2))
+    }
+
+    /// The rows of each history row that `previous_id` links (`SELECT id, previous_id`).
+    private func links(_ connection: any SQLConnection) throws -> [[SQLValue]] {
+        let statement = try connection.prepare("SELECT id, previous_id FROM service_revisions ORDER BY id")
+        var rows: [[SQLValue]] = []
+        while try statement.step() { rows.append([statement.value(0), statement.value(1)]) }
+        connection.resetStatements()
+        return rows
+    }
+
+    /// Migration 0018 gives the patches written before it the row each applies to (the one just
+    /// before it of the same name), so that the history, its pages and the watch log read them
+    /// as before without the index every revision went into.
+    @Test func migration18LinksEarlierPatchesAndKeepsEveryAnswer() throws {
+        let database = try TestDatabase.fresh()
+        let store = try database.open()
+        let start = try store.resourceVersionState().current
+        var documents: [[UInt8]?] = [try store.create(largeService("big", count: 1_000)).document]
+        _ = try store.create(largeService("other", count: 500))
+        // The two services' rows interleave.
+        for index in 0..<6 {
+            documents.append(try store.update(namespace: "default", name: "big", oneAddressChange(index)).document)
+            if index < 3 { _ = try store.update(namespace: "default", name: "other", oneAddressChange(index)) }
+        }
+        try store.delete(namespace: "default", name: "big")
+        documents.append(nil)
+        documents.append(try store.create(largeService("big", count: 1_000)).document)
+        documents.append(try store.update(namespace: "default", name: "big", oneAddressChange(50)).document)
+        let connection = try store.database.connect(readOnly: false)
+        let linked = try links(connection)
+        // Each patch names the row before it of its name (6 + 1 of `big`, 3 of `other`); whole rows and the deletion none.
+        #expect(linked.filter { $0[1] != .null }.count == 10)
+        let history = try store.revisions(namespace: "default", name: "big").entries
+        #expect(history.map(\.document) == documents)
+        let events = try store.watchEvents(after: start, limit: 100).events.map(\.document)
+        // As the rows were before 0018, then its SQL again.
+        for sql in [
+            "DROP INDEX service_revisions_patches", "DROP INDEX service_revisions_by_event", "DROP INDEX service_revisions_by_service",
+            "ALTER TABLE service_revisions DROP COLUMN previous_id",
+            "CREATE INDEX service_revisions_by_service ON service_revisions (namespace, name, id)",
+        ] {
+            try connection.execute(sql)
+        }
+        let migration = try #require(try database.schemaMigrations().first { $0.version == 18 })
+        try connection.execute(migration.sql)
+        #expect(try links(connection) == linked)
+        #expect(try store.revisions(namespace: "default", name: "big").entries.map(\.document) == documents)
+        #expect(try store.watchEvents(after: start, limit: 100).events.map(\.document) == events)
+        // A page that starts inside a chain of patches, and the revision before it.
+        let page = try store.revisions(namespace: "default", name: "big", afterID: history[2].id, limit: 2)
+        #expect(page.entries.map(\.id) == [history[3].id, history[4].id])
+        #expect(page.entries.map(\.document) == Array(documents[3...4]))
+        #expect(page.previous?.document == documents[2])
+    }
+
+    /// A change whose previous history row the writer does not know (a new process: nothing
+    /// cached) is kept whole, and the next one as a patch of it; the history reads both.
+    @Test func aChangeAfterTheCacheIsKeptWholeAndStartsAChain() throws {
+        let database = try TestDatabase.fresh()
+        var documents = [try database.open().create(largeService("big", count: 1_000)).document]
+        let store = try database.open()
+        for index in 0..<3 { documents.append(try store.update(namespace: "default", name: "big", oneAddressChange(index)).document) }
+        #expect(try storedForms(store) == (whole: 2, patches: 2))
+        let connection = try store.database.connect(readOnly: true)
+        let linked = try links(connection)
+        #expect(linked.map { $0[1] } == [.null, .null, linked[1][0], linked[2][0]])
+        #expect(try store.revisions(namespace: "default", name: "big").entries.map(\.document) == documents)
     }
 }

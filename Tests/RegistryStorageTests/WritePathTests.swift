@@ -201,8 +201,14 @@ func oneAddressChange(_ index: Int) -> @Sendable (ServiceRecord?) throws -> Exte
         #expect(before.map(\.count) == [3, 3, 1])
         let migration = try #require(try database.schemaMigrations().first { $0.version == 14 })
         // In one transaction, as `Migrator` runs it; then the later migrations (their columns),
-        // once the tables they create are gone, as they were when migration 14 ran.
+        // once the tables, columns and indexes they create are gone, as they were when migration 14 ran.
         try connection.execute("DROP TABLE audit_log_targets; DROP TABLE audit_state")
+        try connection.execute(
+            """
+            DROP INDEX service_revisions_patches; DROP INDEX service_revisions_by_event; DROP INDEX service_revisions_by_service;
+            ALTER TABLE service_revisions DROP COLUMN previous_id;
+            CREATE INDEX service_revisions_by_service ON service_revisions (namespace, name, id)
+            """)
         try connection.execute("BEGIN IMMEDIATE")
         try connection.execute(migration.sql)
         try connection.execute("COMMIT")

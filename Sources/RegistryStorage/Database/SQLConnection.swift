@@ -102,6 +102,11 @@ public protocol SQLConnection: AnyObject {
     /// `RETURNING` collects the row in a temporary b-tree opened and closed on every run (8 %
     /// of a create's commit time).
     func increment(_ counter: SQLCounter) throws -> Int?
+    /// Runs `sql`, an `INSERT` of one row into a table whose `id` is generated, with `values`
+    /// bound, and returns that row's `id`. The default appends `RETURNING id` (PostgreSQL: one
+    /// round trip); SQLite reads `sqlite3_last_insert_rowid` instead, because its `RETURNING`
+    /// collects the row in a temporary b-tree (see `increment`).
+    func insertReturningID(_ sql: String, _ values: [SQLValue]) throws -> Int
     /// The names of the database's tables (SQLite: of the main schema, without SQLite's own
     /// `sqlite_…` tables; PostgreSQL: the base tables of the current schema), sorted.
     func tableNames() throws -> [String]
@@ -131,6 +136,16 @@ extension SQLConnection {
         let statement = try prepare(counter.updateReturning)
         defer { statement.reset() }
         return try statement.step() ? statement.int(0) : nil
+    }
+
+    public func insertReturningID(_ sql: String, _ values: [SQLValue]) throws -> Int {
+        let statement = try prepare(sql + " RETURNING id")
+        defer { statement.reset() }
+        for (index, value) in values.enumerated() { try statement.bind(at: Int32(index + 1), value) }
+        guard try statement.step() else {
+            throw StoreError.fault(StorageFault(reason: .internal, message: "an INSERT returned no id: \(sql)"))
+        }
+        return statement.int(0)
     }
 }
 

@@ -331,6 +331,14 @@ final class SQLiteConnection: SQLConnection {
         return value
     }
 
+    func insertReturningID(_ sql: String, _ values: [SQLValue]) throws(SQLiteError) -> Int {
+        let insert = try statement(sql)
+        defer { insert.reset() }
+        for (index, value) in values.enumerated() { try insert.bind(at: Int32(index + 1), value) }
+        _ = try insert.step()
+        return Int(sqlite3_last_insert_rowid(handle))
+    }
+
     private func forgetCounters() {
         counters.removeAll(keepingCapacity: true)
         countersAtSavepoints.removeAll(keepingCapacity: true)

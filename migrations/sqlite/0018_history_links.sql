@@ -1,0 +1,21 @@
+-- Issue 14: the history rows of a service were found through `service_revisions_by_service`
+-- (namespace, name, id), an index every revision went into at a random place: one more 8 KiB
+-- page in the WAL, and in the fsync, for almost every write of a group commit. Only the rows
+-- kept whole (`depth` = 0: a service's first revision, a deletion, one after `maxPatchDepth`
+-- patches, one a patch would not shrink, and those retention stored whole) stay in it now, a
+-- partial index. A row kept as a patch names the row its patch applies to, the one just before
+-- it of the same name, in `previous_id` (NULL on a row kept whole), and
+-- `service_revisions_patches` finds the patch that follows a row: its keys are the ids of rows
+-- written a moment before, so each write's entry lands next to the others of the same group
+-- commit. The rows of a name are its whole rows, each followed by the patches that chain from
+-- it (`ServiceStore.historyRows`). `service_revisions_by_event` finds the revision a watch event
+-- names by the event's resource version (increasing, so its entries are appended).
+ALTER TABLE service_revisions ADD COLUMN previous_id INTEGER;
+UPDATE service_revisions SET previous_id = (
+    SELECT max(p.id) FROM service_revisions p
+    WHERE p.namespace = service_revisions.namespace AND p.name = service_revisions.name AND p.id < service_revisions.id
+) WHERE depth > 0;
+CREATE INDEX service_revisions_patches ON service_revisions (previous_id) WHERE previous_id IS NOT NULL;
+CREATE INDEX service_revisions_by_event ON service_revisions (event_version);
+DROP INDEX service_revisions_by_service;
+CREATE INDEX service_revisions_by_service ON service_revisions (namespace, name, id) WHERE depth = 0;
