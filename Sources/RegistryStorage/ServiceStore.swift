@@ -1208,13 +1208,14 @@ public final class ServiceStore: Sendable {
             func kept(_ speculation: Speculation, _ stored: RecordCache.Entry) throws -> UpdateResult {
                 guessesKept.add(1, ordering: .relaxed)
                 let (current, record) = (stored.record, speculation.record)
-                let eventVersion = try ServiceStore.recordEvent(
-                    .modified, record: record, document: speculation.document, previousLabels: current.service.labels, at: time,
-                    into: connection)
+                let eventVersion = try ServiceStore.advance(.resourceVersion, on: connection)
                 let row = try ServiceStore.recordChange(
                     audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: speculation.document,
                     patch: speculation.patch, status: changedStatus, at: time, eventVersion: eventVersion, lastHistory: stored.history,
                     into: connection)
+                try ServiceStore.recordEvent(
+                    .modified, version: eventVersion, revisionID: row?.id, record: record, document: speculation.document,
+                    previousLabels: current.service.labels, at: time, into: connection)
                 if let row { cache.noteHistory(key, uid: record.uid, revision: record.revision, row: row) }
                 return UpdateResult(record: record, documentBytes: speculation.document, changed: true, created: false)
             }
@@ -1250,11 +1251,13 @@ public final class ServiceStore: Sendable {
                 }
                 let record = current.replacing(service: service, revision: current.revision + 1, updatedAt: time)
                 let (document, patch) = try ServiceStore.replace(record, previous: stored, into: connection, cache: cache)
-                let eventVersion = try ServiceStore.recordEvent(
-                    .modified, record: record, document: document, previousLabels: current.service.labels, at: time, into: connection)
+                let eventVersion = try ServiceStore.advance(.resourceVersion, on: connection)
                 let row = try ServiceStore.recordChange(
                     audit, key: key, uid: record.uid, before: current.revision, after: record.revision, document: document, patch: patch,
                     status: changedStatus, at: time, eventVersion: eventVersion, lastHistory: stored.history, into: connection)
+                try ServiceStore.recordEvent(
+                    .modified, version: eventVersion, revisionID: row?.id, record: record, document: document,
+                    previousLabels: current.service.labels, at: time, into: connection)
                 if let row { cache.noteHistory(key, uid: record.uid, revision: record.revision, row: row) }
                 return UpdateResult(record: record, documentBytes: document, changed: true, created: false)
             }
@@ -1311,11 +1314,13 @@ public final class ServiceStore: Sendable {
                         let previousLabels = current.service.labels
                         current = current.replacing(service: service, revision: current.revision + 1, updatedAt: time)
                         let document = try ServiceStore.replace(current, into: connection, cache: cache).document
-                        let eventVersion = try ServiceStore.recordEvent(
-                            .modified, record: current, document: document, previousLabels: previousLabels, at: time, into: connection)
-                        try ServiceStore.recordChange(
+                        let eventVersion = try ServiceStore.advance(.resourceVersion, on: connection)
+                        let row = try ServiceStore.recordChange(
                             audit, key: key, uid: current.uid, before: current.revision - 1, after: current.revision, document: document,
                             status: 200, at: time, eventVersion: eventVersion, into: connection)
+                        try ServiceStore.recordEvent(
+                            .modified, version: eventVersion, revisionID: row?.id, record: current, document: document,
+                            previousLabels: previousLabels, at: time, into: connection)
                         outcomes.append(ImportOutcome(key: key, action: .updated, revision: current.revision))
                         changes.append(ServiceChange(key: key, record: current))
                     }
@@ -1387,11 +1392,13 @@ public final class ServiceStore: Sendable {
             if keepClusterObjects {
                 try connection.prepare("DELETE FROM reconcile_state WHERE namespace = ? AND name = ?").bind(.text(namespace), .text(name)).run()
             }
-            let eventVersion = try ServiceStore.recordEvent(
-                .deleted, record: current, document: lastDocument, previousLabels: nil, at: time, into: connection)
+            let eventVersion = try ServiceStore.advance(.resourceVersion, on: connection)
             try ServiceStore.recordChange(
                 audit, key: ServiceKey(namespace: namespace, name: name), uid: current.uid, before: current.revision, after: nil, document: nil,
                 status: 204, at: time, eventVersion: eventVersion, into: connection)
+            try ServiceStore.recordEvent(
+                .deleted, version: eventVersion, revisionID: nil, record: current, document: lastDocument, previousLabels: nil, at: time,
+                into: connection)
         }
     }
 
@@ -1415,13 +1422,13 @@ public final class ServiceStore: Sendable {
             .text(labelsJSON(service.labels)), .blob(stored), .integer(service.addresses.count)
         ).run()
         cache.put(key, record, document: document, parts: parts)
-        let eventVersion = try recordEvent(.added, record: record, document: document, previousLabels: nil, at: time, into: connection)
-        if let row = try recordChange(
+        let eventVersion = try advance(.resourceVersion, on: connection)
+        let row = try recordChange(
             audit, key: key, uid: record.uid, before: nil, after: 1, document: document, status: status, at: time, eventVersion: eventVersion,
             into: connection)
-        {
-            cache.noteHistory(key, uid: record.uid, revision: 1, row: row)
-        }
+        if let row { cache.noteHistory(key, uid: record.uid, revision: 1, row: row) }
+        try recordEvent(
+            .added, version: eventVersion, revisionID: row?.id, record: record, document: document, previousLabels: nil, at: time, into: connection)
     }
 
     /// Stores a new revision of an existing service; returns its document, and with `previous`

@@ -67,30 +67,29 @@ extension ServiceStore {
         return value
     }
 
-    /// Appends a change to the change log with the next resource version, in the write's own
-    /// transaction (so the version and the event commit or roll back with the change). ADDED
-    /// and MODIFIED events name the history revision the same write recorded instead of storing
-    /// the document a second time (see `watchEvents`); DELETED ones store the last document. The
-    /// history's retention keeps a revision an event names (`pruned`) until the event is pruned.
-    /// Returns the event's resource version.
-    @discardableResult
+    /// Appends a change to the change log with resource version `version` (taken with
+    /// `advance(.resourceVersion)` by the write, which records its history revision with it), in
+    /// the write's own transaction (so the version and the event commit or roll back with the
+    /// change). ADDED and MODIFIED events name the history row the same write recorded
+    /// (`revisionID`) instead of storing the document a second time (see `watchEvents`); DELETED
+    /// ones, and any without such a row, store the document. The history's retention keeps a
+    /// revision an event names (`pruned`) until the event is pruned.
     static func recordEvent(
-        _ type: WatchEventType, record: ServiceRecord, document: DocumentBytes, previousLabels: [String: String]?, at time: String,
-        into connection: any SQLConnection
-    ) throws -> Int {
-        let version = try advance(.resourceVersion, on: connection)
+        _ type: WatchEventType, version: Int, revisionID: Int?, record: ServiceRecord, document: DocumentBytes,
+        previousLabels: [String: String]?, at time: String, into connection: any SQLConnection
+    ) throws {
+        let named = type == .deleted ? nil : revisionID
         try connection.prepare(
             """
-            INSERT INTO watch_events (resource_version, type, namespace, name, labels, previous_labels, time, document, uid, revision)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO watch_events (resource_version, type, namespace, name, labels, previous_labels, time, document, uid, revision, revision_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """
         ).bind(
             .integer(version), .text(type.rawValue), .text(record.service.namespace), .text(record.service.name),
             .text(labelsJSON(record.service.labels)), previousLabels.map { .text(labelsJSON($0)) } ?? .null, .text(time),
-            type == .deleted ? .blob(document.flattened) : .blob([]), type == .deleted ? .null : .text(record.uid),
-            type == .deleted ? .null : .integer(record.revision)
+            named == nil ? .blob(document.flattened) : .blob([]), named == nil ? .null : .text(record.uid),
+            named == nil ? .null : .integer(record.revision), named.map { .integer($0) } ?? .null
         ).run()
-        return version
     }
 
     /// The document of the history revision (`uid`, `revision`) of a service name, rebuilt from
@@ -98,20 +97,17 @@ extension ServiceStore {
     /// rows (by id) already rebuilt, and gets this one (a deletion's row, which has the revision
     /// of the last one, is not it). Throws `StoreError.unreadable` when there is no such revision.
     ///
-    /// The revision is found by the event's version (`service_revisions_by_event`), which the
-    /// history row of the same write records, whether it is still listed or kept only for the
-    /// watch log (`pruned`).
+    /// The revision is the history row `id` the event names (`watch_events.revision_id`),
+    /// whether it is still listed or kept only for the watch log (`pruned`).
     static func revisionDocument(
-        _ connection: any SQLConnection, key: ServiceKey, uid: String, revision: Int, eventVersion: Int, known: inout [Int: [UInt8]]
+        _ connection: any SQLConnection, key: ServiceKey, uid: String, revision: Int, id: Int, known: inout [Int: [UInt8]]
     ) throws -> (id: Int, document: [UInt8]) {
         let row = try connection.prepare(
             """
             SELECT id, depth, document IS NULL, document FROM service_revisions
-            WHERE event_version = ? AND namespace = ? AND name = ? AND uid = ? AND revision = ?
-              AND (document IS NOT NULL OR patch IS NOT NULL)
-            ORDER BY id DESC LIMIT 1
+            WHERE id = ? AND namespace = ? AND name = ? AND uid = ? AND revision = ? AND (document IS NOT NULL OR patch IS NOT NULL)
             """)
-        try row.bind(.integer(eventVersion), .text(key.namespace), .text(key.name), .text(uid), .integer(revision))
+        try row.bind(.integer(id), .text(key.namespace), .text(key.name), .text(uid), .integer(revision))
         guard try row.step() else {
             connection.resetStatements()
             throw StoreError.unreadable(namespace: key.namespace, name: key.name)
@@ -154,14 +150,14 @@ extension ServiceStore {
             let statement = try connection.prepare(
                 """
                 SELECT resource_version, type, namespace, name, labels, previous_labels, previous_labels IS NULL, document,
-                       uid IS NULL OR length(document) > 0, uid, revision
+                       uid IS NULL OR length(document) > 0, uid, revision, coalesce(revision_id, 0)
                 FROM watch_events WHERE resource_version > ? ORDER BY resource_version LIMIT ?
                 """)
             try statement.bind(.integer(after), .integer(limit))
             var events: [WatchEvent] = []
-            var references: [(index: Int, uid: String, revision: Int)] = []
+            var references: [(index: Int, uid: String, revision: Int, id: Int)] = []
             while try statement.step() {
-                if statement.int(8) == 0 { references.append((events.count, statement.text(9), statement.int(10))) }
+                if statement.int(8) == 0 { references.append((events.count, statement.text(9), statement.int(10), statement.int(11))) }
                 events.append(
                     WatchEvent(
                         type: WatchEventType(rawValue: statement.text(1)) ?? .modified, resourceVersion: statement.int(0),
@@ -181,7 +177,7 @@ extension ServiceStore {
                 let key = ServiceKey(namespace: event.namespace, name: event.name)
                 if built[key] == nil, let last = cache.last(key) { known[key, default: [:]][last.id] = last.document }
                 let revision = try ServiceStore.revisionDocument(
-                    connection, key: key, uid: reference.uid, revision: reference.revision, eventVersion: event.resourceVersion,
+                    connection, key: key, uid: reference.uid, revision: reference.revision, id: reference.id,
                     known: &known[key, default: [:]])
                 events[reference.index].document = revision.document
                 if revision.id >= built[key]?.id ?? 0 { built[key] = revision }

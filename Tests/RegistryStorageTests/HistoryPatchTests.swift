@@ -234,13 +234,11 @@ import Testing
         let written = try versions()
         // Revisions 1…13, then the deletion's row (named by no event): their events' versions.
         #expect(written == Array((start + 1)...(start + 14)))
-        // As the rows were before 0012, then the migration's SQL again (and 0018's index of the column).
+        // As the rows were before 0012, then the migration's SQL again.
         try connection.execute("DROP INDEX service_revisions_pruned")
-        try connection.execute("DROP INDEX service_revisions_by_event")
         try connection.execute("ALTER TABLE service_revisions DROP COLUMN event_version")
         let migration = try #require(try database.schemaMigrations().first { $0.version == 12 })
         try connection.execute(migration.sql)
-        try connection.execute("CREATE INDEX service_revisions_by_event ON service_revisions (event_version)")
         // The events of revisions 1…3 are gone (the newest 11 kept): 0 for them. The deletion's
         // row has the uid and revision of the last one, whose event it takes (no matter: a
         // deletion's row is deleted whatever its version).
@@ -272,8 +270,8 @@ import Testing
     }
 
     /// Migration 0018 gives the patches written before it the row each applies to (the one just
-    /// before it of the same name), so that the history, its pages and the watch log read them
-    /// as before without the index every revision went into.
+    /// before it of the same name), and the watch events the row they name, so that the history,
+    /// its pages and the watch log read them as before without the index every revision went into.
     @Test func migration18LinksEarlierPatchesAndKeepsEveryAnswer() throws {
         let database = try TestDatabase.fresh()
         let store = try database.open()
@@ -298,8 +296,8 @@ import Testing
         let events = try store.watchEvents(after: start, limit: 100).events.map(\.document)
         // As the rows were before 0018, then its SQL again.
         for sql in [
-            "DROP INDEX service_revisions_patches", "DROP INDEX service_revisions_by_event", "DROP INDEX service_revisions_by_service",
-            "ALTER TABLE service_revisions DROP COLUMN previous_id",
+            "DROP INDEX service_revisions_patches", "DROP INDEX service_revisions_by_service",
+            "ALTER TABLE service_revisions DROP COLUMN previous_id", "ALTER TABLE watch_events DROP COLUMN revision_id",
             "CREATE INDEX service_revisions_by_service ON service_revisions (namespace, name, id)",
         ] {
             try connection.execute(sql)

@@ -205,8 +205,8 @@ func oneAddressChange(_ index: Int) -> @Sendable (ServiceRecord?) throws -> Exte
         try connection.execute("DROP TABLE audit_log_targets; DROP TABLE audit_state")
         try connection.execute(
             """
-            DROP INDEX service_revisions_patches; DROP INDEX service_revisions_by_event; DROP INDEX service_revisions_by_service;
-            ALTER TABLE service_revisions DROP COLUMN previous_id;
+            DROP INDEX service_revisions_patches; DROP INDEX service_revisions_by_service;
+            ALTER TABLE service_revisions DROP COLUMN previous_id; ALTER TABLE watch_events DROP COLUMN revision_id;
             CREATE INDEX service_revisions_by_service ON service_revisions (namespace, name, id)
             """)
         try connection.execute("BEGIN IMMEDIATE")
