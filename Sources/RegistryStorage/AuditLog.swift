@@ -143,16 +143,15 @@ extension ServiceStore {
     static let maxPatchDepth = 1024
 
     /// Records a change: an audit line and, for the service's history, the new revision. With
-    /// `patch` (the edits that turn revision `before`'s document into `document`) and
-    /// `lastHistory` (the history's last row of the service, known to be revision `before` of the
-    /// same uid: `RecordCache.Entry.history`), the revision is kept as that patch, naming that
-    /// row in `previous_id`, when fewer than `maxPatchDepth` patches follow the last whole
-    /// document and the patch is smaller than half the document; else whole (also whenever the
-    /// last row is not known: finding it would need an index every revision goes into, see
-    /// migration 0018). `eventVersion`: the resource version of the watch event the same write
-    /// recorded (retention keeps the revision while that event is kept, see `pruneHistory`); nil
-    /// only for a change that records no revision. Returns the history row recorded, nil when
-    /// none was.
+    /// `patch` (the edits that turn revision `before`'s document into `document`), the revision
+    /// is kept as that patch, naming the row it applies to in `previous_id`, when the history's
+    /// last row of the service is revision `before` of the same uid, fewer than `maxPatchDepth`
+    /// patches follow the last whole document, and the patch is smaller than half the document;
+    /// else whole. `lastHistory`: that last row, when the caller knows it
+    /// (`RecordCache.Entry.history`), so that it is not looked up (`lastHistoryRow`).
+    /// `eventVersion`: the resource version of the watch event the same write records (retention
+    /// keeps the revision while that event is kept, see `pruneHistory`); nil only for a change
+    /// that records no revision. Returns the history row recorded, nil when none was.
     @discardableResult
     static func recordChange(
         _ audit: AuditContext, key: ServiceKey, uid: String, before: Int?, after: Int?, document: DocumentBytes?, patch: DocumentPatch? = nil,
@@ -166,11 +165,17 @@ extension ServiceStore {
         guard before != after else { return nil }  // unchanged: an audit line, no new revision
         var depth = 0
         var stored: (document: SQLValue, patch: SQLValue, previous: SQLValue) = (.null, .null, .null)
-        if let patch, let document, let before, after == before + 1, patch.insertedBytes * 2 < document.count, let lastHistory,
-            lastHistory.depth < maxPatchDepth
-        {
-            depth = lastHistory.depth + 1
-            stored = (.null, .blob(patch.serialized), .integer(lastHistory.id))
+        if let patch, let document, let before, after == before + 1, patch.insertedBytes * 2 < document.count {
+            var last = lastHistory
+            if last == nil, let found = try lastHistoryRow(connection, key: key), found.uid == uid, found.revision == before,
+                !found.deletion
+            {
+                last = found.row
+            }
+            if let last, last.depth < maxPatchDepth {
+                depth = last.depth + 1
+                stored = (.null, .blob(patch.serialized), .integer(last.id))
+            }
         }
         // Whole (one array) only when not kept as a patch.
         if stored.patch == .null, let document { stored.document = .blob(document.flattened) }
@@ -191,7 +196,7 @@ extension ServiceStore {
     /// Reads the history rows of `key` with an id above `afterID` (those of its `filter`, an SQL
     /// condition on `service_revisions`), oldest first, passing each to `body` (its `columns`
     /// from 0) until `body` returns false. The rows of a name are its rows kept whole, found
-    /// through `service_revisions_by_service` (partial: `depth` = 0), each followed by the
+    /// through `service_revisions_by_service` (`depth` = 0; SQLite's holds only those), each followed by the
     /// patches chained from it (a patch names the row it applies to in `previous_id`, found
     /// through `service_revisions_patches`): the chain of each whole row runs up to the next
     /// whole row, as every row's patch applies to the row just before it of the same name. The
@@ -236,6 +241,29 @@ extension ServiceStore {
             connection.resetStatements()
             head = try wholeRow(next, start)
         }
+    }
+
+    /// The history's last row of `key` and what it is (the uid and revision it records, whether
+    /// it is a deletion's), nil when the name has none: the end of the chain of patches that
+    /// follows the newest row kept whole, since every later row of the name is in that chain
+    /// (see `historyRows`). Reads at most `maxPatchDepth` + 1 rows.
+    static func lastHistoryRow(
+        _ connection: any SQLConnection, key: ServiceKey
+    ) throws -> (row: HistoryRow, uid: String, revision: Int, deletion: Bool)? {
+        let statement = try connection.prepare(
+            """
+            WITH RECURSIVE chain(row_id) AS (
+                SELECT (SELECT id FROM service_revisions WHERE namespace = ? AND name = ? AND depth = 0 ORDER BY id DESC LIMIT 1)
+                UNION ALL
+                SELECT r.id FROM service_revisions r JOIN chain ON r.previous_id = chain.row_id WHERE r.id > chain.row_id
+            )
+            SELECT r.id, r.depth, r.uid, r.revision, r.document IS NULL AND r.patch IS NULL
+            FROM chain JOIN service_revisions r ON r.id = chain.row_id ORDER BY r.id DESC LIMIT 1
+            """)
+        try statement.bind(.text(key.namespace), .text(key.name))
+        defer { connection.resetStatements() }
+        guard try statement.step() else { return nil }
+        return (HistoryRow(id: statement.int(0), depth: statement.int(1)), statement.text(2), statement.int(3), statement.int(4) == 1)
     }
 
     /// Where a history row is: its id, and how many patches back the nearest row kept whole is

@@ -23,11 +23,11 @@ final class RecordCache: Sendable {
     /// document's parts are kept (see `storeDocument`), so that the next change need not count them.
     /// `history`, when known: the history's last row of the service is this revision (kept
     /// whole or as a patch, not a deletion), with that id and `depth`, so that the next change's
-    /// revision can be kept as a patch of it (see `recordChange`). Exact as the entry is: the
-    /// history rows of a service are written only with its `services` row, so while that row has
-    /// the entry's uid and revision no other row followed it, and retention keeps the newest row
-    /// of every name (it may since have stored it whole, at depth 0; a depth known too high only
-    /// ends the next chain of patches sooner).
+    /// revision, kept as a patch of it, need not look it up (see `recordChange`). Exact as the
+    /// entry is: the history rows of a service are written only with its `services` row, so while
+    /// that row has the entry's uid and revision no other row followed it, and retention keeps
+    /// the newest row of every name (it may since have stored it whole, at depth 0; a depth known
+    /// too high only ends the next chain of patches sooner).
     struct Entry: Sendable {
         var record: ServiceRecord
         var document: DocumentBytes

@@ -295,13 +295,18 @@ import Testing
         #expect(history.map(\.document) == documents)
         let events = try store.watchEvents(after: start, limit: 100).events.map(\.document)
         // As the rows were before 0018, then its SQL again.
-        for sql in [
+        var undo = [
             "DROP INDEX service_revisions_patches", "DROP INDEX service_revisions_by_service",
             "ALTER TABLE service_revisions DROP COLUMN previous_id", "ALTER TABLE watch_events DROP COLUMN revision_id",
             "CREATE INDEX service_revisions_by_service ON service_revisions (namespace, name, id)",
-        ] {
-            try connection.execute(sql)
+        ]
+        if case .postgresql = database {
+            undo += [
+                "DROP TRIGGER service_revisions_link_previous ON service_revisions", "DROP FUNCTION service_revisions_link_previous()",
+                "DROP TRIGGER service_revisions_name_in_event ON service_revisions", "DROP FUNCTION service_revisions_name_in_event()",
+            ]
         }
+        for sql in undo { try connection.execute(sql) }
         let migration = try #require(try database.schemaMigrations().first { $0.version == 18 })
         try connection.execute(migration.sql)
         #expect(try links(connection) == linked)
@@ -314,17 +319,59 @@ import Testing
         #expect(page.previous?.document == documents[2])
     }
 
-    /// A change whose previous history row the writer does not know (a new process: nothing
-    /// cached) is kept whole, and the next one as a patch of it; the history reads both.
-    @Test func aChangeAfterTheCacheIsKeptWholeAndStartsAChain() throws {
+    /// A change whose previous history row the writer has not cached (a new process) finds it,
+    /// the end of the chain of patches after the newest whole row, and is kept as a patch of it.
+    @Test func aChangeTheWriterHasNotCachedFindsTheLastRow() throws {
         let database = try TestDatabase.fresh()
-        var documents = [try database.open().create(largeService("big", count: 1_000)).document]
+        let first = try database.open()
+        var documents = [try first.create(largeService("big", count: 1_000)).document]
+        documents.append(try first.update(namespace: "default", name: "big", oneAddressChange(0)).document)
+        for index in 1..<3 {
+            documents.append(try database.open().update(namespace: "default", name: "big", oneAddressChange(index)).document)
+        }
         let store = try database.open()
-        for index in 0..<3 { documents.append(try store.update(namespace: "default", name: "big", oneAddressChange(index)).document) }
-        #expect(try storedForms(store) == (whole: 2, patches: 2))
+        #expect(try storedForms(store) == (whole: 1, patches: 3))
         let connection = try store.database.connect(readOnly: true)
         let linked = try links(connection)
-        #expect(linked.map { $0[1] } == [.null, .null, linked[1][0], linked[2][0]])
+        #expect(linked.map { $0[1] } == [.null, linked[0][0], linked[1][0], linked[2][0]])
         #expect(try store.revisions(namespace: "default", name: "big").entries.map(\.document) == documents)
+    }
+
+    /// PostgreSQL: a replica of a version before migration 0018 may still write while others run
+    /// it (a rolling upgrade). Its event names no history row and comes before the row; its
+    /// patch names no row before it. The migration's triggers link both, so the history and the
+    /// watch log read them.
+    @Test func postgreSQLLinksWhatAnEarlierVersionWrites() throws {
+        let database = try TestDatabase.fresh()
+        guard case .postgresql = database else { return }
+        let store = try database.open()
+        let start = try store.resourceVersionState().current
+        let created = try store.create(largeService("big", count: 1_000))
+        let changed = try store.update(namespace: "default", name: "big", oneAddressChange(0))
+        let connection = try store.database.connect(readOnly: false)
+        // The patch from revision 2 to a revision 3 that adds one address, written as an earlier version would.
+        var next = changed.record.service
+        next.insertNormalized(EndpointAddress(ip: "10.201.0.1"))
+        var record = changed.record.replacing(service: next, revision: 3, updatedAt: changed.record.updatedAt)
+        let (document, patch) = ServiceEncoder.documentAndPatch(&record, previous: changed.record, document: DocumentBytes(changed.document))
+        let version = start + 3
+        try connection.execute("BEGIN")
+        try connection.execute("UPDATE watch_state SET resource_version = \(version) WHERE id = 1")
+        try connection.prepare(
+            """
+            INSERT INTO watch_events (resource_version, type, namespace, name, labels, time, document, uid, revision)
+            VALUES (?, 'MODIFIED', 'default', 'big', '{}', 't', ?, ?, 3)
+            """
+        ).bind(.integer(version), .blob([]), .text(record.uid)).run()
+        try connection.prepare(
+            """
+            INSERT INTO service_revisions (namespace, name, uid, revision, time, actor, action, request_id, patch, depth, event_version)
+            VALUES ('default', 'big', ?, 3, 't', 'a', 'update', 'r', ?, 2, ?)
+            """
+        ).bind(.text(record.uid), .blob(patch.serialized), .integer(version)).run()
+        try connection.execute("COMMIT")
+        let history = try store.revisions(namespace: "default", name: "big").entries
+        #expect(history.map(\.document) == [created.document, changed.document, document.flattened])
+        #expect(try store.watchEvents(after: start, limit: 10).events.map(\.document) == history.compactMap(\.document))
     }
 }
