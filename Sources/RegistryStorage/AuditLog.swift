@@ -246,7 +246,8 @@ extension ServiceStore {
     /// The history's last row of `key` and what it is (the uid and revision it records, whether
     /// it is a deletion's), nil when the name has none: the end of the chain of patches that
     /// follows the newest row kept whole, since every later row of the name is in that chain
-    /// (see `historyRows`). Reads at most `maxPatchDepth` + 1 rows.
+    /// (see `historyRows`). At most `maxPatchDepth` steps through `service_revisions_patches`
+    /// (which holds the ids it needs), then the row itself.
     static func lastHistoryRow(
         _ connection: any SQLConnection, key: ServiceKey
     ) throws -> (row: HistoryRow, uid: String, revision: Int, deletion: Bool)? {
@@ -257,8 +258,8 @@ extension ServiceStore {
                 UNION ALL
                 SELECT r.id FROM service_revisions r JOIN chain ON r.previous_id = chain.row_id WHERE r.id > chain.row_id
             )
-            SELECT r.id, r.depth, r.uid, r.revision, r.document IS NULL AND r.patch IS NULL
-            FROM chain JOIN service_revisions r ON r.id = chain.row_id ORDER BY r.id DESC LIMIT 1
+            SELECT id, depth, uid, revision, document IS NULL AND patch IS NULL FROM service_revisions
+            WHERE id = (SELECT max(row_id) FROM chain)
             """)
         try statement.bind(.text(key.namespace), .text(key.name))
         defer { connection.resetStatements() }
