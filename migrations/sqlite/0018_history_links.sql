@@ -3,12 +3,12 @@
 -- page in the WAL, and in the fsync, for almost every write of a group commit. Only the rows
 -- kept whole (`depth` = 0: a service's first revision, a deletion, one after `maxPatchDepth`
 -- patches, one a patch would not shrink, one whose last row the writer could not find, and
--- those retention stored whole) stay in it now, a partial index. A row kept as a patch names the row its patch applies to, the one just before
--- it of the same name, in `previous_id` (NULL on a row kept whole), and
--- `service_revisions_patches` finds the patch that follows a row: its keys are the ids of rows
--- written a moment before, so each write's entry lands next to the others of the same group
--- commit. The rows of a name are its whole rows, each followed by the patches that chain from
--- it (`ServiceStore.historyRows`).
+-- those retention stored whole) stay in it now, a partial index. A row kept as a patch names
+-- the row its patch applies to, the one just before it of the same name, in `previous_id`
+-- (NULL on a row kept whole), and `service_revisions_patches` finds the patch that follows a
+-- row: its keys are the ids of rows written a moment before, so each write's entry lands next
+-- to the others of the same group commit. The rows of a name are its whole rows, each followed
+-- by the patches that chain from it (`ServiceStore.historyRows`).
 ALTER TABLE service_revisions ADD COLUMN previous_id INTEGER;
 UPDATE service_revisions SET previous_id = (
     SELECT max(p.id) FROM service_revisions p
